@@ -1,0 +1,536 @@
+//! From the file as written to a checked [`Config`]: ranges, references,
+//! duplicates, and the machine's cores.
+//!
+//! Every check reports into one list and carries on, so a file with five
+//! mistakes yields five errors. Only when the list stays empty are the
+//! runtime types assembled.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataplane::settings::RuntimeSettings;
+use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Table};
+use toml::Spanned;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::file::{FileAdmin, FileCluster, FileConfig, FileListener, FileRuntime, Int};
+use super::source::Source;
+use super::{address, duration, render, AdminSettings, Config};
+
+/// Default `idle_timeout` of a listener: long enough for a quiet database
+/// session, short enough that abandoned connections do not pile up.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Default `connect_timeout` of a cluster: a local or same-datacenter
+/// endpoint answers a SYN in well under this.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Smallest and largest `buffer_size`, and the step it must be a multiple of
+/// (a page, so buffers stay page-aligned in the worker's pool).
+const BUFFER_SIZE_MIN: i64 = 4096;
+const BUFFER_SIZE_MAX: i64 = 1 << 20;
+/// Largest `buffer_count`: the kernel's limit on entries in one provided
+/// buffer ring.
+const BUFFER_COUNT_MAX: i64 = 32768;
+
+/// Checks a parsed file. `cores` are the core ids this process may run on,
+/// or `None` where the platform cannot tell.
+pub(crate) fn build(
+    file: &FileConfig,
+    source: &Source<'_>,
+    cores: Option<&[usize]>,
+) -> Result<Config, ConfigErrors> {
+    let mut builder = Builder {
+        source,
+        cores,
+        errors: Vec::new(),
+    };
+    let runtime = builder.runtime(file.runtime.as_ref());
+    let admin = builder.admin(file.admin.as_ref());
+    let clusters = builder.clusters(&file.clusters);
+    let listeners = builder.listeners(&file.listeners, &clusters, admin);
+
+    match (runtime, admin) {
+        (Some((runtime, control_core)), Some(admin)) if builder.errors.is_empty() => Ok(Config {
+            runtime,
+            control_core,
+            admin,
+            table: Table {
+                generation: 1,
+                listeners,
+                clusters: clusters.built,
+            },
+        }),
+        _ => {
+            debug_assert!(!builder.errors.is_empty(), "a part failed without an error");
+            Err(ConfigErrors::new(builder.errors))
+        }
+    }
+}
+
+/// The clusters that passed their checks, and every name given in the file
+/// (first use wins) so listeners can refer to them by index.
+struct Clusters<'f> {
+    built: Vec<Cluster>,
+    names: Vec<&'f str>,
+    index: HashMap<&'f str, usize>,
+}
+
+struct Builder<'a> {
+    source: &'a Source<'a>,
+    cores: Option<&'a [usize]>,
+    errors: Vec<ConfigError>,
+}
+
+impl Builder<'_> {
+    fn runtime(
+        &mut self,
+        runtime: Option<&Spanned<FileRuntime>>,
+    ) -> Option<(RuntimeSettings, Option<usize>)> {
+        let Some(table) = runtime else {
+            self.report(
+                None,
+                "runtime",
+                "missing [runtime] table; it must at least list the worker cores, e.g. worker_cores = [0]",
+            );
+            return None;
+        };
+        let file = table.get_ref();
+        let defaults = RuntimeSettings::default();
+
+        let worker_cores = match &file.worker_cores {
+            None => {
+                self.report(
+                    Some(table.span()),
+                    "runtime.worker_cores",
+                    "missing required key; list the cores to run one worker each on, e.g. worker_cores = [0]",
+                );
+                None
+            }
+            Some(list) => self.worker_cores(list),
+        };
+        let control_core = match &file.control_core {
+            None => Some(None),
+            Some(core) => self.core(core, "runtime.control_core".to_owned()).map(Some),
+        };
+        let drain_timeout = match &file.drain_timeout {
+            None => Some(defaults.drain_timeout),
+            Some(text) => self.check(text, "runtime.drain_timeout", |t| duration::parse(t)),
+        };
+        let buffer_size = match &file.buffer_size {
+            None => Some(defaults.buffer_size),
+            Some(size) => self.check(size, "runtime.buffer_size", |&Int(n)| {
+                match u32::try_from(n) {
+                    Ok(size)
+                        if (BUFFER_SIZE_MIN..=BUFFER_SIZE_MAX).contains(&n)
+                            && n % BUFFER_SIZE_MIN == 0 =>
+                    {
+                        Ok(size)
+                    }
+                    _ => Err(format!(
+                        "buffer size {n} is not a multiple of 4096 from 4096 to 1048576 (1 MiB)"
+                    )),
+                }
+            }),
+        };
+        let buffer_count = match &file.buffer_count {
+            None => Some(defaults.buffer_count),
+            Some(count) => self.check(
+                count,
+                "runtime.buffer_count",
+                |&Int(n)| match u16::try_from(n) {
+                    Ok(count) if n <= BUFFER_COUNT_MAX && count.is_power_of_two() => Ok(count),
+                    _ => Err(format!(
+                        "buffer count {n} is not a power of two from 1 to 32768"
+                    )),
+                },
+            ),
+        };
+
+        Some((
+            RuntimeSettings {
+                worker_cores: worker_cores?,
+                buffer_size: buffer_size?,
+                buffer_count: buffer_count?,
+                drain_timeout: drain_timeout?,
+            },
+            control_core?,
+        ))
+    }
+
+    fn worker_cores(&mut self, list: &Spanned<Vec<Spanned<Int>>>) -> Option<Vec<usize>> {
+        if list.get_ref().is_empty() {
+            self.report(
+                Some(list.span()),
+                "runtime.worker_cores",
+                "no cores listed; list at least one, e.g. worker_cores = [0]",
+            );
+            return None;
+        }
+        let mut cores = Vec::with_capacity(list.get_ref().len());
+        let mut ok = true;
+        for (i, entry) in list.get_ref().iter().enumerate() {
+            let key = format!("runtime.worker_cores[{i}]");
+            match self.core(entry, key.clone()) {
+                Some(core) if cores.contains(&core) => {
+                    self.report(
+                        Some(entry.span()),
+                        key,
+                        format!("core {core} is listed twice; each worker needs a core of its own"),
+                    );
+                    ok = false;
+                }
+                Some(core) => cores.push(core),
+                None => ok = false,
+            }
+        }
+        ok.then_some(cores)
+    }
+
+    fn core(&mut self, value: &Spanned<Int>, key: String) -> Option<usize> {
+        let Int(n) = *value.get_ref();
+        let reason = match (usize::try_from(n), self.cores) {
+            (Err(_), _) => format!("core {n} does not exist: core ids start at 0"),
+            (Ok(core), Some(cores)) if cores.contains(&core) => return Some(core),
+            (Ok(core), Some(cores)) => format!(
+                "core {core} does not exist on this machine (cores: {})",
+                render::core_list(cores)
+            ),
+            (Ok(core), None) => {
+                format!("cannot pin to core {core}: this platform does not report its cores")
+            }
+        };
+        self.report(Some(value.span()), key, reason);
+        None
+    }
+
+    fn admin(&mut self, admin: Option<&Spanned<FileAdmin>>) -> Option<AdminSettings> {
+        match admin.and_then(|a| a.get_ref().address.as_ref()) {
+            None => Some(AdminSettings::default()),
+            Some(text) => {
+                let address = self.check(text, "admin.address", |t| address::parse(t))?;
+                Some(AdminSettings { address })
+            }
+        }
+    }
+
+    fn clusters<'f>(&mut self, files: &'f [Spanned<FileCluster>]) -> Clusters<'f> {
+        let mut clusters = Clusters {
+            built: Vec::with_capacity(files.len()),
+            names: Vec::with_capacity(files.len()),
+            index: HashMap::new(),
+        };
+        let mut first_use: HashMap<&str, Range<usize>> = HashMap::new();
+        for (i, table) in files.iter().enumerate() {
+            let prefix = format!("clusters[{i}]");
+            let file = table.get_ref();
+
+            let name = self.name(
+                table,
+                file.name.as_ref(),
+                &prefix,
+                "cluster",
+                &mut first_use,
+            );
+            if let Some(name) = &file.name {
+                if !clusters.index.contains_key(name.get_ref().as_str()) {
+                    clusters.index.insert(name.get_ref(), i);
+                    clusters.names.push(name.get_ref());
+                }
+            }
+
+            let endpoints = match &file.endpoints {
+                None => {
+                    self.missing(
+                        table,
+                        &prefix,
+                        "endpoints",
+                        "e.g. endpoints = [\"127.0.0.1:8000\"]",
+                    );
+                    None
+                }
+                Some(list) if list.get_ref().is_empty() => {
+                    self.report(
+                        Some(list.span()),
+                        format!("{prefix}.endpoints"),
+                        "no endpoints listed; list at least one ip:port, e.g. [\"127.0.0.1:8000\"]",
+                    );
+                    None
+                }
+                Some(list) => {
+                    let mut endpoints = Vec::with_capacity(list.get_ref().len());
+                    for (j, text) in list.get_ref().iter().enumerate() {
+                        let key = format!("{prefix}.endpoints[{j}]");
+                        if let Some(endpoint) = self.check(text, &key, |t| endpoint(t)) {
+                            endpoints.push(endpoint);
+                        }
+                    }
+                    (endpoints.len() == list.get_ref().len()).then_some(endpoints)
+                }
+            };
+
+            let connect_timeout = match &file.connect_timeout {
+                None => Some(DEFAULT_CONNECT_TIMEOUT),
+                Some(text) => self.check(text, &format!("{prefix}.connect_timeout"), |t| {
+                    duration::parse_nonzero(t)
+                }),
+            };
+
+            if let (Some(name), Some(endpoints), Some(connect_timeout)) =
+                (name, endpoints, connect_timeout)
+            {
+                clusters.built.push(Cluster {
+                    name,
+                    endpoints,
+                    connect_timeout,
+                });
+            }
+        }
+        clusters
+    }
+
+    fn listeners(
+        &mut self,
+        files: &[Spanned<FileListener>],
+        clusters: &Clusters<'_>,
+        admin: Option<AdminSettings>,
+    ) -> Vec<Listener> {
+        let mut listeners = Vec::with_capacity(files.len());
+        let mut first_use: HashMap<&str, Range<usize>> = HashMap::new();
+        // Addresses of earlier listeners, with how to name them in a message.
+        let mut bound: Vec<(SocketAddr, String, usize)> = Vec::new();
+        for (i, table) in files.iter().enumerate() {
+            let prefix = format!("listeners[{i}]");
+            let file = table.get_ref();
+
+            let name = self.name(
+                table,
+                file.name.as_ref(),
+                &prefix,
+                "listener",
+                &mut first_use,
+            );
+
+            let address = match &file.address {
+                None => {
+                    self.missing(
+                        table,
+                        &prefix,
+                        "address",
+                        "e.g. address = \"127.0.0.1:8080\"",
+                    );
+                    None
+                }
+                Some(text) => {
+                    let key = format!("{prefix}.address");
+                    self.check(text, &key, |t| listen_address(t))
+                        .and_then(|address| {
+                            let label = match &file.name {
+                                Some(name) => format!("`{}`", name.get_ref()),
+                                None => prefix.clone(),
+                            };
+                            self.check_overlap(text, &key, address, admin, &bound)?;
+                            bound.push((address, label, self.source.line(&text.span())));
+                            Some(address)
+                        })
+                }
+            };
+
+            let protocol = match &file.protocol {
+                None => {
+                    self.missing(table, &prefix, "protocol", "e.g. protocol = \"tcp\"");
+                    None
+                }
+                Some(text) => self.check(text, &format!("{prefix}.protocol"), |t| protocol(t)),
+            };
+
+            let cluster = match &file.cluster {
+                None => {
+                    self.missing(table, &prefix, "cluster", "name one of the [[clusters]]");
+                    None
+                }
+                Some(text) => self.check(text, &format!("{prefix}.cluster"), |t| {
+                    cluster_id(t.as_str(), clusters)
+                }),
+            };
+
+            let idle_timeout = match &file.idle_timeout {
+                None => Some(DEFAULT_IDLE_TIMEOUT),
+                Some(text) => self.check(text, &format!("{prefix}.idle_timeout"), |t| {
+                    duration::parse_nonzero(t)
+                }),
+            };
+
+            if let (Some(name), Some(address), Some(protocol), Some(cluster), Some(idle_timeout)) =
+                (name, address, protocol, cluster, idle_timeout)
+            {
+                listeners.push(Listener {
+                    name,
+                    address,
+                    protocol,
+                    cluster,
+                    idle_timeout,
+                });
+            }
+        }
+        listeners
+    }
+
+    /// Checks that a listener's address takes no connections meant for an
+    /// earlier listener or for the admin endpoint.
+    fn check_overlap(
+        &mut self,
+        text: &Spanned<String>,
+        key: &str,
+        address: SocketAddr,
+        admin: Option<AdminSettings>,
+        bound: &[(SocketAddr, String, usize)],
+    ) -> Option<()> {
+        let reason = if let Some((other, label, line)) = bound
+            .iter()
+            .find(|(other, _, _)| address::overlaps(address, *other))
+        {
+            if *other == address {
+                format!("address {address} is already used by listener {label} (line {line})")
+            } else {
+                format!("address {address} overlaps listener {label} on {other} (line {line})")
+            }
+        } else if let Some(admin) = admin.filter(|a| address::overlaps(address, a.address)) {
+            format!(
+                "address {address} overlaps the admin address {}",
+                admin.address
+            )
+        } else {
+            return Some(());
+        };
+        self.report(Some(text.span()), key, reason);
+        None
+    }
+
+    /// Checks the name of a listener or cluster: present, well-formed and
+    /// not used by an earlier one of its kind.
+    fn name<'f, T>(
+        &mut self,
+        table: &Spanned<T>,
+        name: Option<&'f Spanned<String>>,
+        prefix: &str,
+        kind: &str,
+        first_use: &mut HashMap<&'f str, Range<usize>>,
+    ) -> Option<Arc<str>> {
+        let Some(name) = name else {
+            self.missing(table, prefix, "name", "e.g. name = \"app\"");
+            return None;
+        };
+        let key = format!("{prefix}.name");
+        let text = name.get_ref().as_str();
+        if let Some(first) = first_use.get(text) {
+            let line = self.source.line(first);
+            self.report(
+                Some(name.span()),
+                key,
+                format!("duplicate {kind} name `{text}`; first defined on line {line}"),
+            );
+            return None;
+        }
+        first_use.insert(text, name.span());
+        self.check(name, &key, |t| valid_name(t))
+    }
+
+    /// Runs `parse` on a value, reporting its error at the value's place.
+    fn check<T, U>(
+        &mut self,
+        value: &Spanned<T>,
+        key: impl Into<String>,
+        parse: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        match parse(value.get_ref()) {
+            Ok(parsed) => Some(parsed),
+            Err(reason) => {
+                self.report(Some(value.span()), key, reason);
+                None
+            }
+        }
+    }
+
+    /// Reports a required key missing from a table, at the table's header.
+    fn missing<T>(&mut self, table: &Spanned<T>, prefix: &str, key: &str, hint: &str) {
+        self.report(
+            Some(table.span()),
+            format!("{prefix}.{key}"),
+            format!("missing required key `{key}`; {hint}"),
+        );
+    }
+
+    fn report(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) {
+        self.errors
+            .push(self.source.error(span, Some(key.into()), reason.into()));
+    }
+}
+
+fn valid_name(name: &str) -> Result<Arc<str>, String> {
+    if name.is_empty() {
+        return Err("name is empty".to_owned());
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if !name.chars().all(allowed) {
+        return Err(format!(
+            "invalid name {name:?}: use only letters, digits, `_`, `.` and `-`"
+        ));
+    }
+    Ok(Arc::from(name))
+}
+
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let address = address::parse(text)?;
+    if address.port() == 0 {
+        // Each worker binds the listener itself; port 0 would hand every
+        // worker a different port.
+        return Err(format!(
+            "invalid address {text:?}: a listener needs a fixed port, not 0"
+        ));
+    }
+    Ok(address)
+}
+
+fn endpoint(text: &str) -> Result<SocketAddr, String> {
+    let address = address::parse(text)?;
+    if address.port() == 0 {
+        return Err(format!(
+            "invalid address {text:?}: port 0 cannot be connected to"
+        ));
+    }
+    Ok(address)
+}
+
+fn protocol(text: &str) -> Result<Protocol, String> {
+    match text {
+        "tcp" => Ok(Protocol::Tcp),
+        other => Err(format!("unknown protocol {other:?} (accepted: tcp)")),
+    }
+}
+
+fn cluster_id(name: &str, clusters: &Clusters<'_>) -> Result<ClusterId, String> {
+    let Some(&index) = clusters.index.get(name) else {
+        return Err(if clusters.names.is_empty() {
+            format!("no cluster named `{name}` (no [[clusters]] are defined)")
+        } else {
+            format!(
+                "no cluster named `{name}` (clusters: {})",
+                clusters.names.join(", ")
+            )
+        });
+    };
+    u32::try_from(index).map(ClusterId).map_err(|_| {
+        format!(
+            "cluster `{name}` is past the limit of {} clusters",
+            u32::MAX
+        )
+    })
+}

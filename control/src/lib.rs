@@ -1,0 +1,7 @@
+//! The control side of ringway: configuration, the agent that turns it into
+//! routing tables, and the command line.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod run;

@@ -1,0 +1,330 @@
+//! The provided buffer ring and the handles that lend its buffers out.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::Waker;
+
+use io_uring::types::BufRingEntry;
+
+/// Why a buffer ring could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BufPoolError {
+    /// `mmap` refused the memory.
+    #[error("cannot map {bytes} bytes for the buffer ring: {source}")]
+    Map {
+        /// Bytes asked for.
+        bytes: usize,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// The kernel refused to register the ring.
+    #[error("cannot register the provided buffer ring (needs Linux 5.19 or later): {0}")]
+    Register(io::Error),
+    /// Count or size out of range.
+    #[error("buffer ring of {count} buffers of {size} bytes is not valid: {reason}")]
+    Shape {
+        /// Buffers asked for.
+        count: u16,
+        /// Bytes per buffer.
+        size: u32,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// One worker's provided buffer ring and the memory of its buffers.
+///
+/// Lives on one thread (it is `!Send` through `Rc`/`Cell`); the kernel is
+/// the only other party, and it only reads ring entries below the tail we
+/// publish and writes into buffers it took from the ring.
+pub struct BufPool {
+    /// Ring of `count` entries, shared with the kernel.
+    ring: NonNull<BufRingEntry>,
+    ring_bytes: usize,
+    /// `count * size` bytes of buffer memory.
+    mem: NonNull<u8>,
+    mem_bytes: usize,
+    count: u16,
+    size: u32,
+    group: u16,
+    /// Our copy of the tail; the kernel reads the one in the ring.
+    tail: Cell<u16>,
+    /// Buffers currently in the ring (not lent out).
+    available: Cell<u32>,
+    /// Tasks waiting for a buffer to come back after `ENOBUFS`.
+    waiters: RefCell<Vec<Waker>>,
+    /// Whether the kernel may still reference the memory (registered).
+    registered: Cell<bool>,
+}
+
+impl fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufPool")
+            .field("group", &self.group)
+            .field("count", &self.count)
+            .field("size", &self.size)
+            .field("available", &self.available.get())
+            .finish()
+    }
+}
+
+impl BufPool {
+    /// Maps memory for `count` buffers of `size` bytes, fills the ring with
+    /// all of them, and registers it with `submitter` as buffer group `group`.
+    pub fn new(
+        submitter: &io_uring::Submitter<'_>,
+        group: u16,
+        count: u16,
+        size: u32,
+    ) -> Result<Rc<Self>, BufPoolError> {
+        if count == 0 || !count.is_power_of_two() || count > 32768 {
+            return Err(BufPoolError::Shape {
+                count,
+                size,
+                reason: "the count must be a power of two between 1 and 32768",
+            });
+        }
+        if size == 0 {
+            return Err(BufPoolError::Shape {
+                count,
+                size,
+                reason: "the size must not be zero",
+            });
+        }
+        let ring_bytes = usize::from(count) * std::mem::size_of::<BufRingEntry>();
+        let mem_bytes = usize::from(count) * size as usize;
+        let ring = map_anonymous(ring_bytes)?.cast::<BufRingEntry>();
+        let mem = match map_anonymous(mem_bytes) {
+            Ok(mem) => mem,
+            Err(e) => {
+                unmap(ring.cast(), ring_bytes);
+                return Err(e);
+            }
+        };
+        let pool = Self {
+            ring,
+            ring_bytes,
+            mem,
+            mem_bytes,
+            count,
+            size,
+            group,
+            tail: Cell::new(0),
+            available: Cell::new(0),
+            waiters: RefCell::new(Vec::new()),
+            registered: Cell::new(false),
+        };
+        for bid in 0..count {
+            pool.push(bid);
+        }
+        pool.publish_tail();
+        pool.available.set(u32::from(count));
+        // SAFETY: the ring is page-aligned (fresh mmap), `count` entries long,
+        // initialised above, and stays mapped until `Drop`, which unregisters
+        // it first (or leaks it, see `Drop`).
+        let registered = unsafe {
+            submitter.register_buf_ring_with_flags(pool.ring.as_ptr() as u64, count, group, 0)
+        };
+        registered.map_err(BufPoolError::Register)?;
+        pool.registered.set(true);
+        Ok(Rc::new(pool))
+    }
+
+    /// The buffer group id to put in recv SQEs.
+    pub fn group(&self) -> u16 {
+        self.group
+    }
+
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> u32 {
+        self.size
+    }
+
+    /// Buffers in the ring right now.
+    pub fn available(&self) -> u32 {
+        self.available.get()
+    }
+
+    /// Total buffers.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Takes ownership of buffer `bid` which the kernel filled with `len`
+    /// bytes, as reported by a completion.
+    ///
+    /// Only the completion path of the reactor calls this, once per buffer
+    /// id the kernel hands out.
+    pub(crate) fn claim(self: &Rc<Self>, bid: u16, len: u32) -> BufHandle {
+        debug_assert!(
+            bid < self.count,
+            "kernel reported buffer id {bid} out of range"
+        );
+        self.available.set(self.available.get().saturating_sub(1));
+        BufHandle {
+            pool: Rc::clone(self),
+            bid,
+            len: len.min(self.size),
+        }
+    }
+
+    /// Registers `waker` to be woken when a buffer returns to the ring.
+    pub fn wait_for_buffer(&self, waker: &Waker) {
+        self.waiters.borrow_mut().push(waker.clone());
+    }
+
+    /// Called by the reactor before it tears the ring down: from now on the
+    /// kernel no longer references our memory.
+    pub(crate) fn unregister(&self, submitter: &io_uring::Submitter<'_>) -> io::Result<()> {
+        if self.registered.get() {
+            submitter.unregister_buf_ring(self.group)?;
+            self.registered.set(false);
+        }
+        Ok(())
+    }
+
+    fn recycle(&self, bid: u16) {
+        self.push(bid);
+        self.publish_tail();
+        self.available.set(self.available.get() + 1);
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Writes entry `bid` at our tail without publishing it.
+    fn push(&self, bid: u16) {
+        let tail = self.tail.get();
+        let index = usize::from(tail & (self.count - 1));
+        // SAFETY: `index < count`, so the entry lies inside the ring mapping.
+        // The kernel only reads entries between its head and the published
+        // tail; this slot is past the published tail, so nobody else reads it
+        // while we write.
+        let entry = unsafe { &mut *self.ring.as_ptr().add(index) };
+        // SAFETY: `bid < count`, so the buffer lies inside `mem`.
+        let addr = unsafe { self.mem.as_ptr().add(usize::from(bid) * self.size as usize) };
+        entry.set_addr(addr as u64);
+        entry.set_len(self.size);
+        entry.set_bid(bid);
+        self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// Makes every pushed entry visible to the kernel.
+    fn publish_tail(&self) {
+        // SAFETY: the ring base is valid and its first entry initialised, so
+        // `tail` points at the ring's tail field, a u16 the kernel reads
+        // concurrently; we only access it atomically.
+        let tail = unsafe { &*BufRingEntry::tail(self.ring.as_ptr()).cast::<AtomicU16>() };
+        tail.store(self.tail.get(), Ordering::Release);
+    }
+
+    /// The bytes of buffer `bid`, `len` long.
+    fn bytes(&self, bid: u16, len: u32) -> &[u8] {
+        // SAFETY: `bid < count` and `len <= size` (enforced in `claim`), so
+        // the slice lies in `mem`. The buffer is lent out through exactly one
+        // `BufHandle`, the kernel finished writing it before posting the
+        // completion we claimed it from, and it is not in the ring, so no one
+        // writes it while the handle lives.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.mem.as_ptr().add(usize::from(bid) * self.size as usize),
+                len as usize,
+            )
+        }
+    }
+}
+
+impl Drop for BufPool {
+    fn drop(&mut self) {
+        if self.registered.get() {
+            // The ring is still registered: an op we lost track of could make
+            // the kernel write here. Leak the memory rather than risk that;
+            // this happens only at worker exit when a drain did not finish.
+            return;
+        }
+        unmap(self.ring.cast(), self.ring_bytes);
+        unmap(self.mem, self.mem_bytes);
+    }
+}
+
+/// A filled buffer lent out of the ring; returns to the ring when dropped.
+pub struct BufHandle {
+    pool: Rc<BufPool>,
+    bid: u16,
+    len: u32,
+}
+
+impl fmt::Debug for BufHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufHandle")
+            .field("bid", &self.bid)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl BufHandle {
+    /// The received bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.pool.bytes(self.bid, self.len)
+    }
+
+    /// Number of received bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether no byte was received.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Buffer id within the ring.
+    pub fn id(&self) -> u16 {
+        self.bid
+    }
+}
+
+impl Drop for BufHandle {
+    fn drop(&mut self) {
+        self.pool.recycle(self.bid);
+    }
+}
+
+fn map_anonymous(bytes: usize) -> Result<NonNull<u8>, BufPoolError> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing aliases nothing; the result is checked before use.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(BufPoolError::Map {
+            bytes,
+            source: io::Error::last_os_error(),
+        });
+    }
+    NonNull::new(ptr.cast()).ok_or(BufPoolError::Map {
+        bytes,
+        source: io::Error::other("mmap returned null"),
+    })
+}
+
+fn unmap(ptr: NonNull<u8>, bytes: usize) {
+    // SAFETY: `ptr`/`bytes` describe a mapping made by `map_anonymous` that
+    // nothing references any more (the caller's invariant).
+    unsafe {
+        libc::munmap(ptr.as_ptr().cast(), bytes);
+    }
+}

@@ -1,0 +1,3 @@
+//! Protocol handling on the forwarding path.
+
+pub mod tcp;

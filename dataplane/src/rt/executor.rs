@@ -1,0 +1,185 @@
+//! A single-threaded executor for connection tasks.
+//!
+//! Tasks are `!Send` futures owned by the thread that spawned them. Wakers
+//! carry only a task key and generation; waking pushes that pair onto this
+//! thread's run queue. Cross-thread wake-ups never happen on a worker (the
+//! control side reaches a worker through its ring), so a waker used on
+//! another thread would only queue a stale key there, which is ignored.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use slab::Slab;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Identifies a spawned task, for [`abort`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskId {
+    key: usize,
+    generation: u32,
+}
+
+struct TaskSlot {
+    generation: u32,
+    /// `None` while the task is being polled.
+    future: Option<BoxFuture>,
+    waker: Waker,
+    aborted: bool,
+}
+
+struct Executor {
+    tasks: RefCell<Slab<TaskSlot>>,
+    queue: RefCell<VecDeque<(usize, u32)>>,
+    next_generation: Cell<u32>,
+    main_woken: Cell<bool>,
+}
+
+thread_local! {
+    static EXECUTOR: Executor = const { Executor {
+        tasks: RefCell::new(Slab::new()),
+        queue: RefCell::new(VecDeque::new()),
+        next_generation: Cell::new(0),
+        main_woken: Cell::new(true),
+    } };
+}
+
+/// Key used by the waker of the future passed to `block_on`.
+const MAIN: usize = usize::MAX;
+
+struct TaskWaker {
+    key: usize,
+    generation: u32,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = EXECUTOR.try_with(|e| {
+            if self.key == MAIN {
+                e.main_woken.set(true);
+            } else {
+                e.queue.borrow_mut().push_back((self.key, self.generation));
+            }
+        });
+    }
+}
+
+/// Runs `future` as a task on this thread's executor.
+pub fn spawn<F: Future<Output = ()> + 'static>(future: F) -> TaskId {
+    EXECUTOR.with(|e| {
+        let generation = e.next_generation.get().wrapping_add(1);
+        e.next_generation.set(generation);
+        let mut tasks = e.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let key = entry.key();
+        entry.insert(TaskSlot {
+            generation,
+            future: Some(Box::pin(future)),
+            waker: Waker::from(Arc::new(TaskWaker { key, generation })),
+            aborted: false,
+        });
+        e.queue.borrow_mut().push_back((key, generation));
+        TaskId { key, generation }
+    })
+}
+
+/// Drops task `id`'s future (cancelling its ops) if it is still running.
+pub fn abort(id: TaskId) {
+    let dropped = EXECUTOR.with(|e| {
+        let mut tasks = e.tasks.borrow_mut();
+        match tasks.get_mut(id.key) {
+            Some(slot) if slot.generation == id.generation => {
+                if slot.future.is_some() {
+                    Some(tasks.remove(id.key))
+                } else {
+                    // Being polled right now: drop it when the poll returns.
+                    slot.aborted = true;
+                    None
+                }
+            }
+            _ => None,
+        }
+    });
+    drop(dropped);
+}
+
+/// Number of live tasks on this thread.
+pub fn task_count() -> usize {
+    EXECUTOR.with(|e| e.tasks.borrow().len())
+}
+
+pub(crate) fn main_waker() -> Waker {
+    Waker::from(Arc::new(TaskWaker {
+        key: MAIN,
+        generation: 0,
+    }))
+}
+
+pub(crate) fn take_main_woken() -> bool {
+    EXECUTOR.with(|e| e.main_woken.replace(false))
+}
+
+pub(crate) fn has_ready() -> bool {
+    EXECUTOR.with(|e| e.main_woken.get() || !e.queue.borrow().is_empty())
+}
+
+/// Polls every task queued now (not those woken while doing so; the ring
+/// gets a turn first).
+pub(crate) fn run_ready() {
+    let n = EXECUTOR.with(|e| e.queue.borrow().len());
+    for _ in 0..n {
+        let Some((key, generation)) = EXECUTOR.with(|e| e.queue.borrow_mut().pop_front()) else {
+            break;
+        };
+        let taken = EXECUTOR.with(|e| {
+            let mut tasks = e.tasks.borrow_mut();
+            match tasks.get_mut(key) {
+                Some(slot) if slot.generation == generation => {
+                    slot.future.take().map(|f| (f, slot.waker.clone()))
+                }
+                _ => None,
+            }
+        });
+        let Some((mut future, waker)) = taken else {
+            continue;
+        };
+        let mut cx = Context::from_waker(&waker);
+        let done = future.as_mut().poll(&mut cx).is_ready();
+        let finished = EXECUTOR.with(|e| {
+            let mut tasks = e.tasks.borrow_mut();
+            let slot = &mut tasks[key];
+            if done || slot.aborted {
+                Some(tasks.remove(key))
+            } else {
+                slot.future = Some(future);
+                None
+            }
+        });
+        // A finished task's slot (and an aborted one's future) drop here,
+        // outside the borrow: their drop may abort or spawn other tasks.
+        drop(finished);
+    }
+}
+
+/// Drops every task (at runtime shutdown).
+pub(crate) fn clear() {
+    let all: Vec<TaskSlot> = EXECUTOR.with(|e| {
+        e.queue.borrow_mut().clear();
+        e.tasks.borrow_mut().drain().collect()
+    });
+    drop(all);
+}
+
+/// Polls `future` once with the main waker.
+pub(crate) fn poll_main<F: Future>(future: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(waker);
+    future.poll(&mut cx)
+}

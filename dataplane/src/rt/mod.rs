@@ -1,0 +1,189 @@
+//! The io_uring runtime of one worker thread.
+//!
+//! [`Runtime`] owns a ring ([`ring`]), the table of in-flight ops
+//! ([`driver`]), a provided buffer ring ([`crate::buf`]) and a
+//! single-threaded executor ([`executor`]). Each loop turn polls the tasks
+//! that were woken, then makes one `io_uring_enter` that submits everything
+//! they queued and, when no task is ready, waits for completions.
+
+pub(crate) mod driver;
+pub mod executor;
+pub mod net;
+pub(crate) mod op;
+pub mod ring;
+pub mod select;
+pub mod time;
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+pub use driver::{Completion, RingStats};
+pub use executor::{abort, spawn, task_count, TaskId};
+pub use ring::{FeatureMode, RingFeatures, UringUnavailable};
+
+use crate::buf::{BufPool, BufPoolError};
+
+/// Buffer group id of the worker's provided buffer ring.
+const BUFFER_GROUP: u16 = 0;
+
+/// How to build a runtime.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeConfig {
+    /// Submission queue entries.
+    pub sq_entries: u32,
+    /// Buffers in the provided buffer ring (a power of two).
+    pub buffer_count: u16,
+    /// Bytes per buffer.
+    pub buffer_size: u32,
+    /// Kernel features to use.
+    pub features: FeatureMode,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            sq_entries: 512,
+            buffer_count: 256,
+            buffer_size: 32 * 1024,
+            features: FeatureMode::Best,
+        }
+    }
+}
+
+/// Why a runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The kernel will not give us a ring.
+    #[error(transparent)]
+    Unavailable(#[from] UringUnavailable),
+    /// The buffer ring could not be set up.
+    #[error(transparent)]
+    Buffers(#[from] BufPoolError),
+    /// `io_uring_enter` failed for a reason that is not the input's fault.
+    #[error("io_uring_enter failed: {0}")]
+    Enter(io::Error),
+}
+
+/// One thread's reactor and executor. Not `Send`: it lives and dies on the
+/// thread that built it.
+#[derive(Debug)]
+pub struct Runtime {
+    _not_send: std::marker::PhantomData<Rc<()>>,
+}
+
+impl Runtime {
+    /// Builds the ring and buffer pool and installs them on this thread.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (ring, features) = ring::build(config.sq_entries, config.features)?;
+        let pool = BufPool::new(
+            &ring.submitter(),
+            BUFFER_GROUP,
+            config.buffer_count,
+            config.buffer_size,
+        )?;
+        driver::install(driver::Driver::new(ring, features, Some(pool)));
+        Ok(Self {
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// Runs `future` and every task it spawns until `future` completes.
+    pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output, RuntimeError> {
+        let mut future = pin!(future);
+        let waker = executor::main_waker();
+        loop {
+            if executor::take_main_woken() {
+                if let Poll::Ready(out) = executor::poll_main(future.as_mut(), &waker) {
+                    return Ok(out);
+                }
+            }
+            executor::run_ready();
+            let wait = !executor::has_ready();
+            let garbage = driver::with(|d| {
+                let r = d.turn(wait);
+                (r, d.take_garbage())
+            });
+            let (result, garbage) = garbage;
+            drop(garbage);
+            result.map_err(RuntimeError::Enter)?;
+        }
+    }
+
+    /// What the ring was built with.
+    pub fn features(&self) -> RingFeatures {
+        driver::with(|d| d.features())
+    }
+
+    /// Counters of this thread's ring.
+    pub fn ring_stats(&self) -> RingStats {
+        driver::with(|d| d.stats())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Drop every task: their ops become orphans and are cancelled.
+        executor::clear();
+        // Wait for the kernel to finish with every op before the buffers and
+        // the ring go away. Cancelled ops complete promptly; the bound only
+        // guards against a kernel that never answers.
+        let _ = driver::with(|d| d.cancel_all());
+        for _ in 0..1000 {
+            let (left, garbage) = driver::with(|d| {
+                let r = if d.in_flight() > 0 {
+                    d.turn(true)
+                } else {
+                    Ok(())
+                };
+                (r.map(|_| d.in_flight()), d.take_garbage())
+            });
+            drop(garbage);
+            match left {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if let Some(mut d) = driver::uninstall() {
+            d.release_buffers();
+            if d.in_flight() > 0 {
+                // The kernel may still touch memory owned by these ops:
+                // leak the driver (ring, slots, buffers) instead of freeing it.
+                std::mem::forget(d);
+            }
+        }
+    }
+}
+
+/// The buffer pool of this thread's runtime.
+pub fn buffers() -> Rc<BufPool> {
+    driver::with(|d| {
+        Rc::clone(
+            d.bufs()
+                .expect("a runtime always has a buffer pool once built"),
+        )
+    })
+}
+
+/// What this thread's ring was built with.
+pub fn features() -> RingFeatures {
+    driver::with(|d| d.features())
+}
+
+/// A clock updated once per loop turn.
+pub fn now() -> std::time::Instant {
+    driver::with(|d| d.now())
+}
+
+/// Counters of this thread's ring.
+pub fn ring_stats() -> RingStats {
+    driver::with(|d| d.stats())
+}
+
+/// Number of ops the kernel has not finished (including orphaned ones).
+pub fn ops_in_flight() -> usize {
+    driver::with(|d| d.in_flight())
+}

@@ -1,0 +1,299 @@
+//! TCP sockets driven through the ring.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use io_uring::{opcode, squeue, types};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::op::{MultiOp, Op};
+use crate::buf::BufHandle;
+
+/// A listening socket bound with `SO_REUSEPORT`, one per worker.
+#[derive(Debug)]
+pub struct TcpListener {
+    socket: Rc<Socket>,
+}
+
+impl TcpListener {
+    /// Binds `addr` with `SO_REUSEPORT`, so that every worker can own a
+    /// listener on the same address and the kernel spreads connections.
+    pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(backlog)?;
+        Ok(Self {
+            socket: Rc::new(socket),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener bound to a non-IP address"))
+    }
+
+    /// A stream of accepted connections (multishot where the kernel has it).
+    pub fn incoming(&self) -> Incoming {
+        Incoming {
+            socket: Rc::clone(&self.socket),
+            multi: None,
+        }
+    }
+}
+
+/// Accepted connections of one listener.
+#[derive(Debug)]
+pub struct Incoming {
+    socket: Rc<Socket>,
+    multi: Option<MultiOp<Rc<Socket>>>,
+}
+
+impl Incoming {
+    /// The next accepted connection.
+    pub async fn next(&mut self) -> io::Result<TcpStream> {
+        if !super::features().multishot_accept {
+            let entry = opcode::Accept::new(
+                types::Fd(self.socket.as_raw_fd()),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+            // SAFETY: the SQE holds no pointer; the listener is kept open by
+            // the `Rc` the op owns.
+            let (completion, _) = unsafe { Op::submit(entry, Rc::clone(&self.socket))? }.await;
+            return completion
+                .io_result()
+                .map(|fd| TcpStream::from_accepted(fd as RawFd));
+        }
+        loop {
+            if self.multi.as_ref().is_none_or(|m| m.is_done()) {
+                let entry = opcode::AcceptMulti::new(types::Fd(self.socket.as_raw_fd()))
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build();
+                // SAFETY: no pointer in the SQE; the op owns an `Rc` of the
+                // listener. Accepted fds are not buffers: no high water.
+                self.multi =
+                    Some(unsafe { MultiOp::submit(entry, Rc::clone(&self.socket), usize::MAX)? });
+            }
+            let multi = self.multi.as_mut().expect("armed just above");
+            match poll_fn(|cx| multi.poll_next(cx)).await {
+                Some(c) => {
+                    return c
+                        .io_result()
+                        .map(|fd| TcpStream::from_accepted(fd as RawFd))
+                }
+                None => {
+                    super::driver::with(|d| d.stats_mut().rearms += 1);
+                }
+            }
+        }
+    }
+}
+
+/// A connected TCP socket.
+#[derive(Debug, Clone)]
+pub struct TcpStream {
+    socket: Rc<Socket>,
+}
+
+impl TcpStream {
+    fn from_accepted(fd: RawFd) -> Self {
+        // SAFETY: `fd` is the result of an accept the kernel just completed
+        // for us; nothing else owns it.
+        let socket = unsafe { Socket::from_raw_fd(fd) };
+        Self {
+            socket: Rc::new(socket),
+        }
+    }
+
+    /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        let sockaddr = Box::new(SockAddr::from(addr));
+        let entry = opcode::Connect::new(
+            types::Fd(socket.as_raw_fd()),
+            sockaddr.as_ptr().cast(),
+            sockaddr.len(),
+        )
+        .build();
+        let socket = Rc::new(socket);
+        // SAFETY: the SQE points at the boxed address, owned by the op.
+        let op =
+            unsafe { Op::submit_with_timeout(entry, (Rc::clone(&socket), sockaddr), timeout)? };
+        let (completion, _) = op.await;
+        match completion.result {
+            0 => Ok(Self { socket }),
+            r if r == -libc::ECANCELED => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {addr} timed out after {timeout:?}"),
+            )),
+            r => Err(io::Error::from_raw_os_error(-r.max(-4095))),
+        }
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Received data, one provided buffer at a time.
+    ///
+    /// At most about `high_water` buffers are held for this socket while the
+    /// consumer is slow: past that the multishot recv is stopped until the
+    /// consumer catches up.
+    pub fn recv_stream(&self, high_water: usize) -> RecvStream {
+        RecvStream {
+            socket: Rc::clone(&self.socket),
+            multi: None,
+            high_water: high_water.max(1),
+        }
+    }
+
+    /// Sends `buf[offset..]`; returns how many bytes went, and the buffer.
+    pub async fn send(&self, buf: BufHandle, offset: usize) -> (io::Result<usize>, BufHandle) {
+        let rest = &buf.as_slice()[offset.min(buf.len())..];
+        let entry = opcode::Send::new(
+            types::Fd(self.socket.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+        // SAFETY: the SQE points into the pool buffer owned by `buf`, which
+        // the op owns; pool memory never moves.
+        let op = match unsafe { Op::submit(entry, (Rc::clone(&self.socket), buf)) } {
+            Ok(op) => op,
+            Err(e) => unreachable_buf(e),
+        };
+        let (completion, (_, buf)) = op.await;
+        (completion.io_result().map(|n| n as usize), buf)
+    }
+
+    /// Sends our FIN: the peer reads end-of-stream, the other direction stays
+    /// open.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.socket.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Shuts both directions: pending recvs on this socket complete.
+    pub fn shutdown_both(&self) -> io::Result<()> {
+        self.socket.shutdown(std::net::Shutdown::Both)
+    }
+
+    /// Makes the close of this socket send a reset instead of a FIN.
+    pub fn reset_on_close(&self) -> io::Result<()> {
+        self.socket.set_linger(Some(Duration::ZERO))
+    }
+}
+
+fn unreachable_buf(e: io::Error) -> ! {
+    // Submission fails only when the ring itself is broken, in which case the
+    // worker cannot go on at all.
+    panic!("io_uring submission failed: {e}")
+}
+
+/// Received buffers of one socket.
+#[derive(Debug)]
+pub struct RecvStream {
+    socket: Rc<Socket>,
+    multi: Option<MultiOp<Rc<Socket>>>,
+    high_water: usize,
+}
+
+impl RecvStream {
+    /// The next buffer of data; `Ok(None)` at end of stream.
+    pub async fn next(&mut self) -> io::Result<Option<BufHandle>> {
+        loop {
+            let completion = if super::features().multishot_recv {
+                if self.multi.as_ref().is_none_or(|m| m.is_done()) {
+                    let group = super::buffers().group();
+                    let entry =
+                        opcode::RecvMulti::new(types::Fd(self.socket.as_raw_fd()), group).build();
+                    // SAFETY: the SQE carries no pointer of ours: the kernel
+                    // picks buffers from the registered ring. The op owns an
+                    // `Rc` of the socket.
+                    self.multi = Some(unsafe {
+                        MultiOp::submit(entry, Rc::clone(&self.socket), self.high_water)?
+                    });
+                }
+                let multi = self.multi.as_mut().expect("armed just above");
+                match poll_fn(|cx| multi.poll_next(cx)).await {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                let group = super::buffers().group();
+                let entry = opcode::Recv::new(
+                    types::Fd(self.socket.as_raw_fd()),
+                    std::ptr::null_mut(),
+                    super::buffers().buffer_size(),
+                )
+                .buf_group(group)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT);
+                // SAFETY: as above, the kernel picks the buffer.
+                let (c, _) = unsafe { Op::submit(entry, Rc::clone(&self.socket))? }.await;
+                c
+            };
+            match completion.result {
+                n if n > 0 => match completion.buf {
+                    Some(buf) => return Ok(Some(buf)),
+                    None => return Err(io::Error::other("recv completed without a buffer")),
+                },
+                0 => {
+                    // With multishot, a zero-length completion may also come
+                    // from a cancel racing the end; only a final one is EOF.
+                    return Ok(None);
+                }
+                r if r == -libc::ENOBUFS => {
+                    wait_for_buffer().await;
+                    super::driver::with(|d| d.stats_mut().rearms += 1);
+                }
+                r if r == -libc::ECANCELED => {
+                    // Our own high-water cancel: re-arm now that the
+                    // consumer is asking for more.
+                    super::driver::with(|d| d.stats_mut().rearms += 1);
+                }
+                r => return Err(io::Error::from_raw_os_error(-r)),
+            }
+        }
+    }
+}
+
+async fn wait_for_buffer() {
+    let pool = super::buffers();
+    poll_fn(|cx| {
+        if pool.available() > 0 {
+            Poll::Ready(())
+        } else {
+            pool.wait_for_buffer(cx.waker());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Reads once from `file` into a fresh buffer of `len` bytes.
+pub async fn read<F: AsRawFd + 'static>(file: Rc<F>, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.as_mut_ptr(), len as u32)
+        .offset(u64::MAX)
+        .build();
+    // SAFETY: the SQE points into the Vec's heap buffer, owned by the op;
+    // moving the Vec does not move its buffer.
+    let (completion, (_, mut buf)) = unsafe { Op::submit(entry, (file, buf))? }.await;
+    let n = completion.io_result()? as usize;
+    buf.truncate(n);
+    Ok(buf)
+}

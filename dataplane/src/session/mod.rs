@@ -1,0 +1,3 @@
+//! Per-connection flows.
+
+pub mod tcp;

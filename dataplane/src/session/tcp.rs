@@ -1,0 +1,139 @@
+//! One proxied TCP connection: connect upstream, copy both ways, end cleanly.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use crate::proto::tcp::{pump, Flow, HIGH_WATER_BUFFERS};
+use crate::rt::net::TcpStream;
+use crate::rt::{self, time::sleep};
+use crate::stats::{self, Counters};
+use crate::table::Table;
+use crate::upstream::balance::RoundRobin;
+use crate::upstream::connect::connect_any;
+
+/// How a proxied connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Both sides closed their sending direction.
+    Closed,
+    /// One side reset or failed; the other was reset too.
+    Reset,
+    /// Nothing moved for the listener's idle timeout.
+    Idle,
+    /// No endpoint of the cluster accepted a connection.
+    NoUpstream,
+}
+
+/// Serves `client`, accepted on listener `listener` of `table`.
+pub async fn serve(
+    table: Arc<Table>,
+    listener: usize,
+    client: TcpStream,
+    rr: &RoundRobin,
+    counters: &Counters,
+) -> Ending {
+    let _ = client.socket().set_tcp_nodelay(true);
+    let listener = &table.listeners[listener];
+    let cluster = table.cluster(listener.cluster);
+    let upstream = match connect_any(listener.cluster, cluster, rr, counters).await {
+        Ok(u) => u,
+        Err(_) => {
+            stats::add(&counters.no_upstream, 1);
+            // A reset, not a FIN: an empty but orderly stream would look
+            // like a successful exchange to the client.
+            let _ = client.reset_on_close();
+            return Ending::NoUpstream;
+        }
+    };
+    relay(client, upstream, listener.idle_timeout, counters).await
+}
+
+/// Copies both directions until both ended, one failed, or the connection
+/// sat idle for `idle_timeout`.
+async fn relay(
+    client: TcpStream,
+    upstream: TcpStream,
+    idle_timeout: Duration,
+    counters: &Counters,
+) -> Ending {
+    let last_activity = Cell::new(rt::now());
+    let mut from_client = client.recv_stream(HIGH_WATER_BUFFERS);
+    let mut from_upstream = upstream.recv_stream(HIGH_WATER_BUFFERS);
+    let mut down = pin!(pump(
+        &mut from_client,
+        &upstream,
+        &last_activity,
+        &counters.bytes_from_clients
+    ));
+    let mut up = pin!(pump(
+        &mut from_upstream,
+        &client,
+        &last_activity,
+        &counters.bytes_from_upstreams
+    ));
+    let mut idle = pin!(idle_watch(&last_activity, idle_timeout));
+    let mut down_done = false;
+    let mut up_done = false;
+    let ending = poll_fn(|cx| {
+        if !down_done {
+            if let Poll::Ready(flow) = down.as_mut().poll(cx) {
+                if let Some(ending) = failed(flow, &client, &upstream, counters) {
+                    return Poll::Ready(ending);
+                }
+                down_done = true;
+            }
+        }
+        if !up_done {
+            if let Poll::Ready(flow) = up.as_mut().poll(cx) {
+                if let Some(ending) = failed(flow, &upstream, &client, counters) {
+                    return Poll::Ready(ending);
+                }
+                up_done = true;
+            }
+        }
+        if down_done && up_done {
+            return Poll::Ready(Ending::Closed);
+        }
+        if idle.as_mut().poll(cx).is_ready() {
+            stats::add(&counters.idle_timeouts, 1);
+            return Poll::Ready(Ending::Idle);
+        }
+        Poll::Pending
+    })
+    .await;
+    // Dropping the pumps cancels their ops; the sockets close when the last
+    // op holding them completes.
+    ending
+}
+
+/// Maps a finished direction to the connection's ending if it failed,
+/// arranging for both sockets to close with a reset.
+fn failed(flow: Flow, source: &TcpStream, dest: &TcpStream, counters: &Counters) -> Option<Ending> {
+    match flow {
+        Flow::Eof => None,
+        Flow::RecvFailed(_) | Flow::SendFailed(_) => {
+            stats::add(&counters.resets, 1);
+            let _ = source.reset_on_close();
+            let _ = dest.reset_on_close();
+            Some(Ending::Reset)
+        }
+    }
+}
+
+/// Completes once nothing moved for `idle_timeout`.
+async fn idle_watch(last_activity: &Cell<Instant>, idle_timeout: Duration) {
+    loop {
+        let deadline = last_activity.get() + idle_timeout;
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        if sleep(deadline - now).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Settings of the worker runtime that are fixed for the life of a process.
+
+use std::time::Duration;
+
+/// How the workers are laid out and sized.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// One pinned worker thread per listed core id.
+    pub worker_cores: Vec<usize>,
+    /// Size in bytes of each buffer of a worker's provided buffer ring.
+    pub buffer_size: u32,
+    /// Number of buffers in each worker's ring; a power of two.
+    pub buffer_count: u16,
+    /// How long open connections may keep going after shutdown begins.
+    pub drain_timeout: std::time::Duration,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            worker_cores: vec![0],
+            // 32 KiB: large enough that a bulk transfer costs few ops per MiB,
+            // small enough that 256 of them (8 MiB of address space, touched
+            // only as traffic needs it) serve hundreds of busy connections.
+            buffer_size: 32 * 1024,
+            buffer_count: 256,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}

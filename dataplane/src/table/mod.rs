@@ -1,0 +1,72 @@
+//! The immutable routing table a worker forwards by.
+//!
+//! The control side builds a [`Table`] once per configuration generation and
+//! hands it to every worker as an `Arc`. A worker never mutates it; it reads
+//! the listeners and clusters through its [`handle::TableHandle`] and adopts a
+//! newer generation only at a connection boundary.
+
+pub mod handle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One configuration generation: listeners and the clusters they send to,
+/// always swapped together.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Monotonic generation number; the first table a process runs is 1.
+    pub generation: u64,
+    /// Listeners, in configuration order.
+    pub listeners: Vec<Listener>,
+    /// Clusters; a [`ClusterId`] indexes into this vector.
+    pub clusters: Vec<Cluster>,
+}
+
+impl Table {
+    /// The cluster a [`ClusterId`] names.
+    ///
+    /// Ids are produced by the compiler of this very table, so an id out of
+    /// range is a bug in that compiler, not bad input.
+    pub fn cluster(&self, id: ClusterId) -> &Cluster {
+        &self.clusters[id.0 as usize]
+    }
+}
+
+/// Index of a cluster within its [`Table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClusterId(pub u32);
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Bytes are forwarded as they come (L4), half-close and resets included.
+    Tcp,
+}
+
+/// A socket address every worker binds with `SO_REUSEPORT`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Operator-given name, used in logs and statistics.
+    pub name: Arc<str>,
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// Protocol spoken on accepted connections.
+    pub protocol: Protocol,
+    /// Where accepted connections are forwarded.
+    pub cluster: ClusterId,
+    /// A connection with no byte moving in either direction for this long is
+    /// closed.
+    pub idle_timeout: Duration,
+}
+
+/// A set of interchangeable upstream endpoints.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Operator-given name.
+    pub name: Arc<str>,
+    /// Endpoints, tried in round-robin order. Never empty.
+    pub endpoints: Vec<SocketAddr>,
+    /// How long a connect may take before the next endpoint is tried.
+    pub connect_timeout: Duration,
+}

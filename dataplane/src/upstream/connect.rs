@@ -1,0 +1,41 @@
+//! Connecting to a cluster: try endpoints in turn until one answers.
+
+use std::io;
+
+use super::balance::RoundRobin;
+use crate::rt::net::TcpStream;
+use crate::stats::{self, Counters};
+use crate::table::{Cluster, ClusterId};
+
+/// Connects to an endpoint of `cluster`, starting at the round-robin pick and
+/// moving on to the next endpoint when one refuses or times out. Nothing has
+/// been sent yet at this point, so moving on is always safe. Returns the
+/// last error when every endpoint failed.
+pub async fn connect_any(
+    id: ClusterId,
+    cluster: &Cluster,
+    rr: &RoundRobin,
+    counters: &Counters,
+) -> io::Result<TcpStream> {
+    let n = cluster.endpoints.len();
+    let first = rr.next(id.0 as usize, n);
+    let mut last_err = io::Error::other(format!("cluster `{}` has no endpoints", cluster.name));
+    for attempt in 0..n {
+        let addr = cluster.endpoints[(first + attempt) % n];
+        match TcpStream::connect(addr, cluster.connect_timeout).await {
+            Ok(stream) => {
+                let _ = stream.socket().set_tcp_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    stats::add(&counters.connect_timeouts, 1);
+                } else {
+                    stats::add(&counters.connect_failures, 1);
+                }
+                last_err = e;
+            }
+        }
+    }
+    Err(last_err)
+}

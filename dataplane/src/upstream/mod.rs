@@ -1,0 +1,4 @@
+//! Choosing and reaching upstream endpoints.
+
+pub mod balance;
+pub mod connect;
