@@ -22,14 +22,16 @@ use super::{address, duration, render, AdminSettings, Config};
 
 /// Default `idle_timeout` of a listener: long enough for a quiet database
 /// session, short enough that abandoned connections do not pile up.
-pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default `connect_timeout` of a cluster: a local or same-datacenter
 /// endpoint answers a SYN in well under this.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Smallest and largest `buffer_size`, and the step it must be a multiple of
-/// (a page, so buffers stay page-aligned in the worker's pool).
+/// Smallest `buffer_size`, and the step it must be a multiple of: one page,
+/// so that every buffer of a contiguous pool starts on a page boundary.
 const BUFFER_SIZE_MIN: i64 = 4096;
+/// Largest `buffer_size`: 1 MiB; bigger buffers only waste memory on
+/// connections that move little data.
 const BUFFER_SIZE_MAX: i64 = 1 << 20;
 /// Largest `buffer_count`: the kernel's limit on entries in one provided
 /// buffer ring.
@@ -273,7 +275,7 @@ impl Builder<'_> {
 
             let connect_timeout = match &file.connect_timeout {
                 None => Some(DEFAULT_CONNECT_TIMEOUT),
-                Some(text) => self.check(text, &format!("{prefix}.connect_timeout"), |t| {
+                Some(text) => self.check(text, format!("{prefix}.connect_timeout"), |t| {
                     duration::parse_nonzero(t)
                 }),
             };
@@ -343,7 +345,7 @@ impl Builder<'_> {
                     self.missing(table, &prefix, "protocol", "e.g. protocol = \"tcp\"");
                     None
                 }
-                Some(text) => self.check(text, &format!("{prefix}.protocol"), |t| protocol(t)),
+                Some(text) => self.check(text, format!("{prefix}.protocol"), |t| protocol(t)),
             };
 
             let cluster = match &file.cluster {
@@ -351,14 +353,14 @@ impl Builder<'_> {
                     self.missing(table, &prefix, "cluster", "name one of the [[clusters]]");
                     None
                 }
-                Some(text) => self.check(text, &format!("{prefix}.cluster"), |t| {
+                Some(text) => self.check(text, format!("{prefix}.cluster"), |t| {
                     cluster_id(t.as_str(), clusters)
                 }),
             };
 
             let idle_timeout = match &file.idle_timeout {
                 None => Some(DEFAULT_IDLE_TIMEOUT),
-                Some(text) => self.check(text, &format!("{prefix}.idle_timeout"), |t| {
+                Some(text) => self.check(text, format!("{prefix}.idle_timeout"), |t| {
                     duration::parse_nonzero(t)
                 }),
             };

@@ -242,8 +242,11 @@ impl Driver {
     /// Submits, optionally waits for at least one completion, and dispatches
     /// every completion available.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
-        let queued = self.ring.submission().len();
-        if wait || queued > 0 {
+        let (queued, taskrun) = {
+            let sq = self.ring.submission();
+            (sq.len(), sq.taskrun() || sq.cq_overflow())
+        };
+        if wait || queued > 0 || taskrun {
             self.stats.enters += 1;
             let want = usize::from(wait);
             match self.ring.submit_and_wait(want) {

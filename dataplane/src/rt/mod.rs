@@ -187,3 +187,21 @@ pub fn ring_stats() -> RingStats {
 pub fn ops_in_flight() -> usize {
     driver::with(|d| d.in_flight())
 }
+
+/// Lets every other ready task and the ring run once before continuing.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -117,6 +117,14 @@ impl TcpStream {
         }
     }
 
+    /// Adopts a connected standard-library socket (blocking mode is fine:
+    /// the ring never blocks on it).
+    pub fn from_std(stream: std::net::TcpStream) -> Self {
+        Self {
+            socket: Rc::new(Socket::from(stream)),
+        }
+    }
+
     /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;

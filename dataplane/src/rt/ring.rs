@@ -84,10 +84,15 @@ pub fn build(entries: u32, mode: FeatureMode) -> Result<(IoUring, RingFeatures),
         let mut builder = IoUring::builder();
         builder.setup_cqsize(cq_entries).setup_clamp();
         if defer {
-            builder.setup_single_issuer().setup_defer_taskrun();
+            // TASKRUN_FLAG: the kernel flags pending completions in the SQ
+            // ring, so a busy loop that does not wait still knows to enter.
+            builder
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
         }
         if coop {
-            builder.setup_coop_taskrun();
+            builder.setup_coop_taskrun().setup_taskrun_flag();
         }
         match builder.build(entries) {
             Ok(ring) => {

@@ -1,0 +1,245 @@
+//! The op life cycle under drop: nothing the kernel may still touch is freed
+//! before the kernel says it is done.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use io_uring::{opcode, types};
+
+use super::net::TcpStream;
+use super::op::Op;
+use super::{buffers, ops_in_flight, yield_now, Runtime, RuntimeConfig};
+
+/// A buffer that records when it is freed.
+struct Tracked {
+    buf: Vec<u8>,
+    freed: Rc<Cell<bool>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.freed.set(true);
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        sq_entries: 64,
+        buffer_count: 16,
+        buffer_size: 4096,
+        ..RuntimeConfig::default()
+    })
+    .expect("io_uring is available on the test machine")
+}
+
+/// Turns the loop until no op is in flight; fails if that never happens.
+async fn settle() {
+    for _ in 0..100_000 {
+        if ops_in_flight() == 0 {
+            return;
+        }
+        yield_now().await;
+    }
+    panic!("{} ops still in flight", ops_in_flight());
+}
+
+/// Polls `fut` once, so that its op is queued, then lets the ring submit it.
+async fn start<F: Future + Unpin>(fut: &mut F) {
+    poll_fn(|cx| {
+        assert!(
+            Pin::new(&mut *fut).poll(cx).is_pending(),
+            "op finished at once"
+        );
+        Poll::Ready(())
+    })
+    .await;
+    yield_now().await;
+}
+
+fn pipe_read(
+    reader: &Rc<std::io::PipeReader>,
+    freed: &Rc<Cell<bool>>,
+) -> Op<(Rc<std::io::PipeReader>, Tracked)> {
+    let mut tracked = Tracked {
+        buf: vec![0u8; 64],
+        freed: Rc::clone(freed),
+    };
+    let entry = opcode::Read::new(
+        types::Fd(reader.as_raw_fd()),
+        tracked.buf.as_mut_ptr(),
+        tracked.buf.len() as u32,
+    )
+    .offset(u64::MAX)
+    .build();
+    // SAFETY: the SQE points into `tracked.buf`'s heap memory, owned by the op.
+    unsafe { Op::submit(entry, (Rc::clone(reader), tracked)) }.expect("submit")
+}
+
+#[test]
+fn dropped_read_keeps_its_buffer_until_the_kernel_is_done() {
+    let rt = runtime();
+    rt.block_on(async {
+        let (reader, mut writer) = std::io::pipe().expect("pipe");
+        let reader = Rc::new(reader);
+        let freed = Rc::new(Cell::new(false));
+        let mut op = pipe_read(&reader, &freed);
+        start(&mut op).await;
+        assert_eq!(ops_in_flight(), 1);
+        drop(op);
+        // The read is in the kernel's hands: its buffer must still be alive.
+        assert!(!freed.get(), "buffer freed while the kernel may write it");
+        // Data arriving now races the cancel; either way the buffer lives
+        // until the completion.
+        writer.write_all(b"late data").expect("write");
+        assert!(!freed.get());
+        settle().await;
+        assert!(freed.get(), "orphaned buffer never freed");
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn completed_but_unpolled_read_frees_on_drop() {
+    let rt = runtime();
+    rt.block_on(async {
+        let (reader, mut writer) = std::io::pipe().expect("pipe");
+        let reader = Rc::new(reader);
+        let freed = Rc::new(Cell::new(false));
+        writer.write_all(b"ready").expect("write");
+        let mut op = pipe_read(&reader, &freed);
+        poll_fn(|cx| {
+            let _ = Pin::new(&mut op).poll(cx);
+            Poll::Ready(())
+        })
+        .await;
+        settle_completion().await;
+        drop(op);
+        assert!(freed.get(), "a finished op's buffer must be freed with it");
+        assert_eq!(ops_in_flight(), 0);
+    })
+    .expect("runtime");
+}
+
+/// A few loop turns, enough for an immediately-ready completion to land.
+async fn settle_completion() {
+    for _ in 0..100 {
+        yield_now().await;
+    }
+}
+
+#[test]
+fn dropped_sleep_is_cancelled_promptly() {
+    let rt = runtime();
+    rt.block_on(async {
+        let mut sleep = Box::pin(super::time::sleep(Duration::from_secs(3600)));
+        start(&mut sleep).await;
+        assert_eq!(ops_in_flight(), 1);
+        drop(sleep);
+        settle().await;
+    })
+    .expect("runtime");
+}
+
+fn connected_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    (client, server)
+}
+
+#[test]
+fn dropped_recv_stream_returns_every_buffer() {
+    let rt = runtime();
+    rt.block_on(async {
+        let pool = buffers();
+        let total = pool.available();
+        let (mut peer, ours) = connected_pair();
+        let ours = TcpStream::from_std(ours);
+        let mut stream = ours.recv_stream(4);
+        peer.write_all(&[7u8; 10_000]).expect("write");
+        let first = stream.next().await.expect("recv").expect("data");
+        assert!(first.as_slice().iter().all(|&b| b == 7));
+        peer.write_all(&[8u8; 20_000]).expect("write");
+        settle_completion().await;
+        drop(stream);
+        settle().await;
+        // Everything except the buffer we still hold is back in the ring.
+        assert_eq!(pool.available(), total - 1);
+        drop(first);
+        assert_eq!(pool.available(), total);
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn slow_consumer_holds_a_bounded_number_of_buffers() {
+    let rt = runtime();
+    rt.block_on(async {
+        let pool = buffers();
+        let total = pool.available();
+        let (mut peer, ours) = connected_pair();
+        let ours = TcpStream::from_std(ours);
+        let high_water = 2;
+        let mut stream = ours.recv_stream(high_water);
+        let sent: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+        let writer = std::thread::spawn(move || {
+            peer.write_all(&sent).expect("write");
+            peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let mut rest = Vec::new();
+            let _ = peer.read_to_end(&mut rest);
+            sent
+        });
+        // Do not consume for a while: the stream must stop at its high water
+        // mark instead of draining the shared ring.
+        for _ in 0..2000 {
+            yield_now().await;
+        }
+        let held = total - pool.available();
+        assert!(
+            held as usize <= high_water + 1,
+            "a stalled consumer holds {held} buffers (high water {high_water})"
+        );
+        let mut got = Vec::new();
+        while let Some(buf) = stream.next().await.expect("recv") {
+            got.extend_from_slice(buf.as_slice());
+        }
+        drop(stream);
+        drop(ours);
+        let sent = writer.join().expect("writer");
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "received bytes differ from sent bytes");
+        settle().await;
+        assert_eq!(pool.available(), total);
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn aborted_task_drops_its_ops() {
+    let rt = runtime();
+    rt.block_on(async {
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let reader = Rc::new(reader);
+        let freed = Rc::new(Cell::new(false));
+        let op = pipe_read(&reader, &freed);
+        let id = super::spawn(async move {
+            let _ = op.await;
+        });
+        yield_now().await;
+        yield_now().await;
+        assert_eq!(ops_in_flight(), 1);
+        super::abort(id);
+        assert!(!freed.get());
+        settle().await;
+        assert!(freed.get());
+        assert_eq!(super::task_count(), 0);
+    })
+    .expect("runtime");
+}
