@@ -16,6 +16,12 @@ pub fn run(config: Config, mode: FeatureMode) -> anyhow::Result<()> {
     // Say plainly, before anything else, when io_uring cannot be used.
     ring::build(8, FeatureMode::Basic).map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    // Two descriptors per proxied connection: lift the soft limit to the hard
+    // one, as every production proxy does, rather than fail at ~500 clients.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("ringway: warning: cannot raise the open-file limit: {e}");
+    }
+
     if let Some(core) = config.control_core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             anyhow::bail!("cannot pin the control thread to core {core}");
