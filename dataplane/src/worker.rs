@@ -205,7 +205,6 @@ struct WorkerCtx {
     table: RefCell<TableHandle>,
     balancer: RefCell<Rc<RoundRobin>>,
     counters: Counters,
-    index: usize,
     /// Woken when `counters.active` drops to zero.
     idle_waker: RefCell<Option<Waker>>,
     draining: Cell<bool>,
@@ -268,7 +267,6 @@ fn run_worker(
         balancer: RefCell::new(Rc::new(RoundRobin::new(&table, config.index))),
         table: RefCell::new(TableHandle::new(table)),
         counters: Counters::default(),
-        index: config.index,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
     });
@@ -356,7 +354,6 @@ async fn connection(ctx: Rc<WorkerCtx>, listener: usize, client: rt::net::TcpStr
     // A connection runs on the table current when it was accepted.
     let table = Arc::clone(ctx.table.borrow().current());
     let balancer = Rc::clone(&ctx.balancer.borrow());
-    let _ = ctx.index;
     session::tcp::serve(table, listener, client, &balancer, &ctx.counters).await;
 }
 

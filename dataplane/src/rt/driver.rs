@@ -242,6 +242,9 @@ impl Driver {
     /// Submits, optionally waits for at least one completion, and dispatches
     /// every completion available.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
+        // Cancels decided while reaping (high-water marks) go out with this
+        // enter.
+        self.issue_cancels()?;
         let (queued, taskrun) = {
             let sq = self.ring.submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
@@ -396,7 +399,12 @@ impl Driver {
         slot.waker = None;
         if !slot.cancel_sent {
             slot.cancel_sent = true;
+            // Queue the cancel SQE now, so the next enter carries it: a loop
+            // that then waits would otherwise wait for a completion that
+            // only the cancel produces. Only a broken ring fails to queue,
+            // and the loop's next enter reports that.
             self.to_cancel.push(user_data);
+            let _ = self.issue_cancels();
         }
     }
 

@@ -12,7 +12,7 @@ use io_uring::{opcode, squeue, types};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::op::{MultiOp, Op};
-use crate::buf::BufHandle;
+use crate::buf::{BufHandle, BufPool};
 
 /// A listening socket bound with `SO_REUSEPORT`, one per worker.
 #[derive(Debug)]
@@ -165,6 +165,8 @@ impl TcpStream {
             socket: Rc::clone(&self.socket),
             multi: None,
             high_water: high_water.max(1),
+            multishot: super::features().multishot_recv,
+            pool: super::buffers(),
         }
     }
 
@@ -217,15 +219,17 @@ pub struct RecvStream {
     socket: Rc<Socket>,
     multi: Option<MultiOp<Rc<Socket>>>,
     high_water: usize,
+    multishot: bool,
+    pool: Rc<BufPool>,
 }
 
 impl RecvStream {
     /// The next buffer of data; `Ok(None)` at end of stream.
     pub async fn next(&mut self) -> io::Result<Option<BufHandle>> {
         loop {
-            let completion = if super::features().multishot_recv {
+            let completion = if self.multishot {
                 if self.multi.as_ref().is_none_or(|m| m.is_done()) {
-                    let group = super::buffers().group();
+                    let group = self.pool.group();
                     let entry =
                         opcode::RecvMulti::new(types::Fd(self.socket.as_raw_fd()), group).build();
                     // SAFETY: the SQE carries no pointer of ours: the kernel
@@ -241,11 +245,11 @@ impl RecvStream {
                     None => continue,
                 }
             } else {
-                let group = super::buffers().group();
+                let group = self.pool.group();
                 let entry = opcode::Recv::new(
                     types::Fd(self.socket.as_raw_fd()),
                     std::ptr::null_mut(),
-                    super::buffers().buffer_size(),
+                    self.pool.buffer_size(),
                 )
                 .buf_group(group)
                 .build()
@@ -265,7 +269,7 @@ impl RecvStream {
                     return Ok(None);
                 }
                 r if r == -libc::ENOBUFS => {
-                    wait_for_buffer().await;
+                    wait_for_buffer(&self.pool).await;
                     super::driver::with(|d| d.stats_mut().rearms += 1);
                 }
                 r if r == -libc::ECANCELED => {
@@ -279,8 +283,7 @@ impl RecvStream {
     }
 }
 
-async fn wait_for_buffer() {
-    let pool = super::buffers();
+async fn wait_for_buffer(pool: &BufPool) {
     poll_fn(|cx| {
         if pool.available() > 0 {
             Poll::Ready(())

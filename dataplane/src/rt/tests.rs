@@ -243,3 +243,29 @@ fn aborted_task_drops_its_ops() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn an_orphans_cancel_goes_out_with_the_next_enter() {
+    // Regression: a cancel queued only after the next reap left a waiting
+    // loop blocked with the orphan's socket open (resets and idle timeouts
+    // never closed the connection).
+    let rt = runtime();
+    rt.block_on(async {
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let reader = Rc::new(reader);
+        let freed = Rc::new(Cell::new(false));
+        let mut op = pipe_read(&reader, &freed);
+        start(&mut op).await;
+        drop(op);
+        // One waiting turn: the sleep's enter must carry the cancel too.
+        super::time::sleep(Duration::from_millis(50))
+            .await
+            .expect("sleep");
+        assert!(
+            freed.get(),
+            "the orphan was not cancelled by the enter that followed"
+        );
+        assert_eq!(ops_in_flight(), 0);
+    })
+    .expect("runtime");
+}

@@ -1,0 +1,145 @@
+//! Client sockets, and the socket tricks the tests need: a blackholed
+//! endpoint, a reset instead of a FIN, enough file descriptors.
+
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::Once;
+use std::time::Duration;
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use socket2::{Domain, SockRef, Socket, Type};
+
+/// How long a client socket waits on one read or write before the test
+/// fails: generous, for a debug build on two busy cores.
+pub const CLIENT_IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connects to `addr` with read and write timeouts of
+/// [`CLIENT_IO_TIMEOUT`], so that no test blocks forever.
+pub fn client(addr: SocketAddr) -> TcpStream {
+    try_client(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"))
+}
+
+/// Like [`client`], but returns a failed connect. A connection the peer
+/// accepts and resets at once may fail here with `ConnectionReset`.
+pub fn try_client(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    set_timeouts(&stream, CLIENT_IO_TIMEOUT);
+    Ok(stream)
+}
+
+/// Sets both read and write timeouts of `stream`.
+pub fn set_timeouts(stream: &TcpStream, timeout: Duration) {
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .unwrap_or_else(|e| panic!("cannot set socket timeouts: {e}"));
+}
+
+/// Closes `stream` with a reset (SO_LINGER 0) instead of a FIN.
+pub fn reset(stream: TcpStream) {
+    SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap_or_else(|e| panic!("cannot set SO_LINGER: {e}"));
+    drop(stream);
+}
+
+/// How a read that expects the connection to end came out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// An orderly end of stream, after this many bytes.
+    Eof(usize),
+    /// The connection was reset, after this many bytes.
+    Reset(usize),
+}
+
+/// Reads until the connection ends: returns how it ended and how many
+/// bytes came first, or the error that came instead (a timeout, say).
+pub fn read_until_closed(stream: &mut TcpStream) -> io::Result<Ended> {
+    let mut total = 0;
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(Ended::Eof(total)),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(Ended::Reset(total)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to the hard limit, once.
+/// Children (the proxy) inherit it.
+pub fn raise_fd_limit() {
+    static RAISE: Once = Once::new();
+    RAISE.call_once(|| {
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+            .unwrap_or_else(|e| panic!("cannot read RLIMIT_NOFILE: {e}"));
+        if soft < hard {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+                .unwrap_or_else(|e| panic!("cannot raise RLIMIT_NOFILE to {hard}: {e}"));
+        }
+    });
+}
+
+/// The hard limit on open files of this process.
+pub fn fd_hard_limit() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .unwrap_or_else(|e| panic!("cannot read RLIMIT_NOFILE: {e}"))
+        .1
+}
+
+/// An address that never answers a SYN: a listener with a backlog of 0
+/// whose accept queue is full of connections nobody accepts, so the kernel
+/// drops further SYNs. A connect to it can only time out.
+#[derive(Debug)]
+pub struct Blackhole {
+    addr: SocketAddr,
+    _listener: Socket,
+    _queued: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    /// Makes one on a fresh loopback port.
+    pub fn new() -> Self {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
+            .and_then(|s| {
+                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+                s.listen(0)?;
+                Ok(s)
+            })
+            .unwrap_or_else(|e| panic!("cannot make the blackhole listener: {e}"));
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or_else(|| panic!("blackhole listener has no address"));
+        // Fill the accept queue until a connect goes unanswered.
+        let mut queued = Vec::new();
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(stream) => queued.push(stream),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Self {
+                        addr,
+                        _listener: listener,
+                        _queued: queued,
+                    }
+                }
+                Err(e) => panic!("filling the blackhole's accept queue: {e}"),
+            }
+        }
+        panic!("the accept queue of a listen(0) socket never filled up");
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Default for Blackhole {
+    fn default() -> Self {
+        Self::new()
+    }
+}

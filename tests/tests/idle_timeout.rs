@@ -1,0 +1,70 @@
+//! The listener's idle timeout: a quiet connection is closed, a busy one is
+//! left alone.
+
+use std::io::{Read, Write};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
+use ringway_tests::origin::{self, Origin};
+use ringway_tests::{client, ProxyConfig, Ringway};
+
+/// "Within a few seconds", for a 500 ms idle timeout.
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+#[test]
+fn idle_connection_is_closed() {
+    let origin = Origin::start(origin::echo);
+    let config = ProxyConfig::new(&[origin.addr()]).idle_timeout("500ms");
+    let proxy = Ringway::start(&config.to_toml());
+
+    let mut stream = client(config.listen);
+    // One exchange, so the connection is surely established end to end.
+    stream.write_all(b"ping").expect("sending");
+    let mut pong = [0u8; 4];
+    stream.read_exact(&mut pong).expect("reading the echo");
+    set_timeouts(&stream, PROMPTLY);
+    let started = Instant::now();
+    let ended = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+
+    let exit = proxy.stop();
+    assert!(
+        matches!(ended, Ok(Ended::Eof(0))),
+        "an idle connection ends with a FIN within {PROMPTLY:?}; got {ended:?} after {waited:?}; \
+         ringway's report:\n{}",
+        exit.stderr
+    );
+    exit.assert_clean();
+    assert_eq!(exit.total("idle_timeouts"), 1);
+}
+
+#[test]
+fn busy_connection_is_not_closed() {
+    let origin = Origin::start(origin::echo);
+    let config = ProxyConfig::new(&[origin.addr()]).idle_timeout("500ms");
+    let proxy = Ringway::start(&config.to_toml());
+
+    let mut stream = client(config.listen);
+    set_timeouts(&stream, PROMPTLY);
+    // Every 100 ms for 2 s: never 500 ms without traffic.
+    for i in 0..20 {
+        let message = format!("tick {i:02}");
+        stream
+            .write_all(message.as_bytes())
+            .unwrap_or_else(|e| panic!("tick {i}: sending: {e}"));
+        let mut echo = vec![0u8; message.len()];
+        stream
+            .read_exact(&mut echo)
+            .unwrap_or_else(|e| panic!("tick {i}: reading the echo: {e}"));
+        assert_eq!(echo, message.as_bytes());
+        thread::sleep(Duration::from_millis(100));
+    }
+    drop(stream);
+    let received = origin.next_ok(PROMPTLY);
+    assert_eq!(received.bytes, 20 * 7);
+
+    let exit = proxy.stop();
+    exit.assert_clean();
+    assert_eq!(exit.total("idle_timeouts"), 0);
+}

@@ -1,0 +1,98 @@
+//! Choosing an upstream: endpoints that refuse or never answer are skipped;
+//! a cluster with no endpoint answering closes the client promptly.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Blackhole, Ended};
+use ringway_tests::origin::{self, Origin};
+use ringway_tests::{client, dead_endpoint, ProxyConfig, Ringway};
+
+/// "Promptly", for things the proxy must do at once.
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+/// Sends a message through the proxy and checks it comes back.
+fn round_trip(config: &ProxyConfig, i: usize) {
+    let mut stream = client(config.listen);
+    let message = format!("round trip {i}\n");
+    stream
+        .write_all(message.as_bytes())
+        .unwrap_or_else(|e| panic!("connection {i}: sending: {e}"));
+    let mut echo = vec![0u8; message.len()];
+    stream
+        .read_exact(&mut echo)
+        .unwrap_or_else(|e| panic!("connection {i}: reading the echo: {e}"));
+    assert_eq!(echo, message.as_bytes(), "connection {i}");
+}
+
+#[test]
+fn dead_first_endpoint_is_skipped() {
+    let origin = Origin::start(origin::echo);
+    let config = ProxyConfig::new(&[dead_endpoint(), origin.addr()]);
+    let proxy = Ringway::start(&config.to_toml());
+
+    for i in 0..6 {
+        round_trip(&config, i);
+    }
+
+    let exit = proxy.stop();
+    exit.assert_clean();
+    assert_eq!(exit.total("no_upstream"), 0);
+    // Round robin starts every other connection on the dead endpoint.
+    assert!(exit.total("connect_failures") >= 1, "{}", exit.stderr);
+}
+
+#[test]
+fn unreachable_cluster_closes_the_client_promptly() {
+    let config = ProxyConfig::new(&[dead_endpoint(), dead_endpoint()]);
+    let proxy = Ringway::start(&config.to_toml());
+
+    for _ in 0..3 {
+        let started = Instant::now();
+        let ended = match try_client(config.listen) {
+            Ok(mut stream) => {
+                set_timeouts(&stream, PROMPTLY);
+                // The request may or may not be taken before the close.
+                let _ = stream.write_all(b"anyone there?\n");
+                read_until_closed(&mut stream)
+                    .unwrap_or_else(|e| panic!("client of an unreachable cluster: {e}"))
+            }
+            // Accepted and reset before connect() even returned.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ended::Reset(0),
+            Err(e) => panic!("connecting to the proxy: {e}"),
+        };
+        assert!(
+            matches!(ended, Ended::Reset(0) | Ended::Eof(0)),
+            "no data, then an end: {ended:?}"
+        );
+        assert!(started.elapsed() < PROMPTLY);
+    }
+
+    let exit = proxy.stop();
+    exit.assert_clean();
+    assert_eq!(exit.total("no_upstream"), 3);
+    assert_eq!(exit.total("connect_failures"), 6);
+}
+
+#[test]
+fn blackholed_endpoint_times_out_and_the_next_one_serves() {
+    let blackhole = Blackhole::new();
+    let origin = Origin::start(origin::echo);
+    let config = ProxyConfig::new(&[blackhole.addr(), origin.addr()]).connect_timeout("300ms");
+    let proxy = Ringway::start(&config.to_toml());
+
+    for i in 0..4 {
+        let started = Instant::now();
+        round_trip(&config, i);
+        assert!(
+            started.elapsed() < PROMPTLY,
+            "connection {i} took {:?}",
+            started.elapsed()
+        );
+    }
+
+    let exit = proxy.stop();
+    exit.assert_clean();
+    assert!(exit.total("connect_timeouts") >= 1, "{}", exit.stderr);
+    assert_eq!(exit.total("no_upstream"), 0);
+}
