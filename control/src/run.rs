@@ -56,6 +56,9 @@ pub fn run(config: Config, mode: FeatureMode) -> anyhow::Result<()> {
     let reports = workers.join();
     for r in &reports {
         eprintln!("ringway: {}", describe(r));
+        if let Some(failure) = &r.failure {
+            eprintln!("ringway: worker {} stopped early: {failure}", r.index);
+        }
     }
     eprintln!("ringway: stopped");
     Ok(())

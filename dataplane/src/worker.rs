@@ -87,6 +87,8 @@ pub struct WorkerReport {
     pub features: RingFeatures,
     /// Connections still open when the drain timeout ended them.
     pub cut_at_drain: u64,
+    /// Why the worker stopped early, if its ring failed.
+    pub failure: Option<String>,
 }
 
 /// The running workers.
@@ -228,6 +230,7 @@ fn run_worker(
             multishot_recv: false,
         },
         cut_at_drain: 0,
+        failure: None,
     };
     let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: config.core });
     if !pinned {
@@ -272,8 +275,10 @@ fn run_worker(
     });
     let _ = ready.send(Ok(()));
     let main = worker_main(Rc::clone(&ctx), listeners, control, config.drain_timeout);
-    let cut = runtime.block_on(main).unwrap_or(0);
-    report.cut_at_drain = cut;
+    match runtime.block_on(main) {
+        Ok(cut) => report.cut_at_drain = cut,
+        Err(e) => report.failure = Some(e.to_string()),
+    }
     report.stats = ctx.counters.snapshot();
     report.ring = runtime.ring_stats();
     drop(runtime);

@@ -46,16 +46,17 @@ pub async fn pump(
         let len = buf.len();
         let mut sent = 0;
         while sent < len {
-            let (result, back) = to.send(buf, sent).await;
-            buf = back;
-            match result {
-                Ok(0) => {
+            match to.send(buf, sent).await {
+                Ok((0, _)) => {
                     return Flow::SendFailed(io::Error::new(
                         io::ErrorKind::WriteZero,
                         "send accepted no byte",
                     ))
                 }
-                Ok(n) => sent += n,
+                Ok((n, back)) => {
+                    sent += n;
+                    buf = back;
+                }
                 Err(e) => return Flow::SendFailed(e),
             }
             last_activity.set(rt::now());

@@ -171,7 +171,10 @@ impl TcpStream {
     }
 
     /// Sends `buf[offset..]`; returns how many bytes went, and the buffer.
-    pub async fn send(&self, buf: BufHandle, offset: usize) -> (io::Result<usize>, BufHandle) {
+    ///
+    /// The buffer is kept by the op until the kernel is done with it, even if
+    /// this future is dropped. On error the buffer goes back to the ring.
+    pub async fn send(&self, buf: BufHandle, offset: usize) -> io::Result<(usize, BufHandle)> {
         let rest = &buf.as_slice()[offset.min(buf.len())..];
         let entry = opcode::Send::new(
             types::Fd(self.socket.as_raw_fd()),
@@ -182,12 +185,9 @@ impl TcpStream {
         .build();
         // SAFETY: the SQE points into the pool buffer owned by `buf`, which
         // the op owns; pool memory never moves.
-        let op = match unsafe { Op::submit(entry, (Rc::clone(&self.socket), buf)) } {
-            Ok(op) => op,
-            Err(e) => unreachable_buf(e),
-        };
+        let op = unsafe { Op::submit(entry, (Rc::clone(&self.socket), buf))? };
         let (completion, (_, buf)) = op.await;
-        (completion.io_result().map(|n| n as usize), buf)
+        Ok((completion.io_result()? as usize, buf))
     }
 
     /// Sends our FIN: the peer reads end-of-stream, the other direction stays
@@ -205,12 +205,6 @@ impl TcpStream {
     pub fn reset_on_close(&self) -> io::Result<()> {
         self.socket.set_linger(Some(Duration::ZERO))
     }
-}
-
-fn unreachable_buf(e: io::Error) -> ! {
-    // Submission fails only when the ring itself is broken, in which case the
-    // worker cannot go on at all.
-    panic!("io_uring submission failed: {e}")
 }
 
 /// Received buffers of one socket.
