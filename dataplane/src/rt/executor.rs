@@ -123,6 +123,11 @@ pub(crate) fn main_waker() -> Waker {
     }))
 }
 
+/// Marks the main future as woken, so that `block_on` polls it first.
+pub(crate) fn wake_main() {
+    EXECUTOR.with(|e| e.main_woken.set(true));
+}
+
 pub(crate) fn take_main_woken() -> bool {
     EXECUTOR.with(|e| e.main_woken.replace(false))
 }

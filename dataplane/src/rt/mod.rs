@@ -94,6 +94,7 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output, RuntimeError> {
         let mut future = pin!(future);
         let waker = executor::main_waker();
+        executor::wake_main();
         loop {
             if executor::take_main_woken() {
                 if let Poll::Ready(out) = executor::poll_main(future.as_mut(), &waker) {

@@ -269,3 +269,19 @@ fn an_orphans_cancel_goes_out_with_the_next_enter() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn a_thread_can_run_one_runtime_after_another() {
+    for round in 0..2 {
+        let rt = runtime();
+        let out = rt
+            .block_on(async move {
+                super::time::sleep(Duration::from_millis(1))
+                    .await
+                    .expect("sleep");
+                round
+            })
+            .expect("runtime");
+        assert_eq!(out, round);
+    }
+}
