@@ -242,9 +242,6 @@ impl Driver {
     /// Submits, optionally waits for at least one completion, and dispatches
     /// every completion available.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
-        // Cancels decided while reaping (high-water marks) go out with this
-        // enter.
-        self.issue_cancels()?;
         let (queued, taskrun) = {
             let sq = self.ring.submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
