@@ -74,6 +74,29 @@ pub fn stream_transfer(len: u64) -> Transfer {
     write_stream(&mut io::sink(), len, |_| {}).unwrap_or_else(|e| panic!("io::sink failed: {e}"))
 }
 
+/// Sends the first `len` bytes of the test stream on `stream` (from a second
+/// thread), then its FIN, while reading what comes back to the end.
+/// Returns `(sent, received)`; the sending side's error, if any, is in
+/// `sent`.
+pub fn round_trip(
+    stream: &std::net::TcpStream,
+    len: u64,
+) -> (io::Result<Transfer>, io::Result<Transfer>) {
+    let mut writer = stream
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot clone the client socket: {e}"));
+    let sender = std::thread::spawn(move || {
+        let sent = write_stream(&mut writer, len, |_| {});
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+        sent
+    });
+    let received = read_to_end_hashed(&mut &*stream);
+    let sent = sender
+        .join()
+        .unwrap_or_else(|_| panic!("the sending thread panicked"));
+    (sent, received)
+}
+
 /// Reads `input` to its end; returns how many bytes came and their checksum.
 pub fn read_to_end_hashed(input: &mut impl Read) -> io::Result<Transfer> {
     read_hashed(input, u64::MAX)

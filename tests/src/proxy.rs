@@ -42,8 +42,16 @@ pub fn binary() -> PathBuf {
 /// Runs `ringway ARGS` to completion and returns its output; panics if it
 /// runs longer than `timeout`.
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(binary())
-        .args(args)
+    let mut command = Command::new(binary());
+    command.args(args);
+    run_command_to_exit(command, timeout)
+}
+
+/// Runs `command` (ringway, or a launcher that execs it) to completion and
+/// returns its output; panics if it runs longer than `timeout`.
+pub fn run_command_to_exit(mut command: Command, timeout: Duration) -> Output {
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

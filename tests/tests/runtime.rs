@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringway_tests::data::{self, read_to_end_hashed, StreamReader};
+use ringway_tests::data::{self, StreamReader};
 use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::{self, Origin};
 use ringway_tests::probe::{online_cores, threads};
@@ -183,14 +183,9 @@ fn exit_report_counts_bytes_and_copies_none() {
     let sizes = [1, 10, 4096, 100_000, MIB, 3 * MIB + 5, 17, 65_536];
     for (i, &len) in sizes.iter().enumerate() {
         let stream = client(config.listen);
-        let mut writer = stream.try_clone().expect("cloning the client socket");
-        let sender = thread::spawn(move || {
-            let sent = data::write_stream(&mut writer, len, |_| {});
-            let _ = writer.shutdown(Shutdown::Write);
-            sent
-        });
-        let echoed = read_to_end_hashed(&mut &stream).expect("reading the echo");
-        let sent = sender.join().expect("sender thread").expect("sending");
+        let (sent, echoed) = data::round_trip(&stream, len);
+        let sent = sent.expect("sending");
+        let echoed = echoed.expect("reading the echo");
         assert_eq!(echoed, sent, "connection {i}");
         assert_eq!(origin.next_ok(PROMPTLY), sent, "connection {i}");
     }

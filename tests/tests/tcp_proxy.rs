@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_tests::data::{self, read_to_end_hashed};
@@ -26,17 +25,9 @@ fn echo_256_mib(args: &[&str]) -> Exit {
 
     let len = 256 * MIB;
     let stream = client(config.listen);
-    let mut writer = stream.try_clone().expect("cloning the client socket");
-    let sender = thread::spawn(move || {
-        let sent = data::write_stream(&mut writer, len, |_| {});
-        let _ = writer.shutdown(Shutdown::Write);
-        sent
-    });
-    let echoed = read_to_end_hashed(&mut &stream).expect("reading the echo");
-    let sent = sender
-        .join()
-        .expect("sender thread")
-        .expect("sending 256 MiB");
+    let (sent, echoed) = data::round_trip(&stream, len);
+    let sent = sent.expect("sending 256 MiB");
+    let echoed = echoed.expect("reading the echo");
     let received = origin.next_ok(BULK_TIMEOUT);
 
     assert_eq!(sent.bytes, len);

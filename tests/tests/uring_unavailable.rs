@@ -1,10 +1,10 @@
 //! When io_uring is refused, `ringway run` exits at once with one line that
 //! names the cause and what to change.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use ringway_tests::proxy::{binary, write_config};
+use ringway_tests::proxy::{binary, run_command_to_exit, write_config};
 
 fn run_denied(errno: &str) -> (Option<i32>, String) {
     let config = write_config(
@@ -21,29 +21,14 @@ name = "app"
 endpoints = ["127.0.0.1:2"]
 "#,
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_deny-io-uring"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deny-io-uring"));
+    command
         .arg(errno)
         .arg(binary())
         .args(["run", "--config"])
-        .arg(config.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ringway under the filter");
-    // ringway must exit on its own; bound the wait so a hang fails the test.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(_status) = child.try_wait().expect("wait") {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ringway kept running although io_uring is refused");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
+        .arg(config.path());
+    // ringway must exit on its own; the bound turns a hang into a failure.
+    let output = run_command_to_exit(command, Duration::from_secs(20));
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

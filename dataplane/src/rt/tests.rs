@@ -38,15 +38,20 @@ fn runtime() -> Runtime {
     .expect("io_uring is available on the test machine")
 }
 
-/// Turns the loop until no op is in flight; fails if that never happens.
-async fn settle() {
+/// Turns the loop until `done` holds; fails if that never happens.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..100_000 {
-        if ops_in_flight() == 0 {
+        if done() {
             return;
         }
         yield_now().await;
     }
-    panic!("{} ops still in flight", ops_in_flight());
+    panic!("never happened: {what}");
+}
+
+/// Turns the loop until no op is in flight.
+async fn settle() {
+    until("every op finished", || ops_in_flight() == 0).await;
 }
 
 /// Polls `fut` once, so that its op is queued, then lets the ring submit it.
@@ -118,19 +123,12 @@ fn completed_but_unpolled_read_frees_on_drop() {
             Poll::Ready(())
         })
         .await;
-        settle_completion().await;
+        until("the read completed", || super::ring_stats().completed >= 1).await;
         drop(op);
         assert!(freed.get(), "a finished op's buffer must be freed with it");
         assert_eq!(ops_in_flight(), 0);
     })
     .expect("runtime");
-}
-
-/// A few loop turns, enough for an immediately-ready completion to land.
-async fn settle_completion() {
-    for _ in 0..100 {
-        yield_now().await;
-    }
 }
 
 #[test]
@@ -167,7 +165,8 @@ fn dropped_recv_stream_returns_every_buffer() {
         let first = stream.next().await.expect("recv").expect("data");
         assert!(first.as_slice().iter().all(|&b| b == 7));
         peer.write_all(&[8u8; 20_000]).expect("write");
-        settle_completion().await;
+        // Let the kernel fill more buffers for the stream before it drops.
+        until("a second buffer filled", || pool.available() < total - 1).await;
         drop(stream);
         settle().await;
         // Everything except the buffer we still hold is back in the ring.
