@@ -1,13 +1,19 @@
-//! The command line: `ringway run`, `ringway check`.
+//! The command line: `ringway run`, `check`, `reload`, `stats`,
+//! `default-config`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dataplane::rt::FeatureMode;
 
+use crate::admin::client;
 use crate::config::{self, Config};
 use crate::run;
+
+/// Where `reload` and `stats` look for the admin API unless told.
+const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
 /// ringway: a thread-per-core service-mesh data plane on io_uring.
 #[derive(Debug, Parser)]
@@ -37,6 +43,25 @@ enum Command {
         #[arg(long)]
         effective: bool,
     },
+    /// Reload the running proxy's configuration file (through the admin
+    /// API, or with SIGHUP given --pid).
+    Reload {
+        /// The running proxy's admin address.
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: SocketAddr,
+        /// Send SIGHUP to this process instead of calling the admin API.
+        #[arg(long)]
+        pid: Option<i32>,
+    },
+    /// Show the running proxy's statistics.
+    Stats {
+        /// The running proxy's admin address.
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: SocketAddr,
+        /// Print the JSON of `GET /stats` as it comes.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the embedded default configuration.
     DefaultConfig,
 }
@@ -52,11 +77,23 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, io_uring } => {
-            let loaded = match &config {
-                Some(path) => config::load(path),
-                None => config::parse(config::DEFAULT_CONFIG, "<embedded default>"),
+            let (source, origin) = match &config {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => (text, path.display().to_string()),
+                    Err(e) => {
+                        let errors = config::ConfigErrors::single(
+                            &path.display().to_string(),
+                            format!("cannot read the file: {e}"),
+                        );
+                        return report_config_errors(&errors);
+                    }
+                },
+                None => (
+                    config::DEFAULT_CONFIG.to_owned(),
+                    "<embedded default>".to_owned(),
+                ),
             };
-            let cfg = match loaded {
+            let cfg = match config::parse(&source, &origin) {
                 Ok(cfg) => cfg,
                 Err(errors) => return report_config_errors(&errors),
             };
@@ -64,7 +101,12 @@ pub fn main() -> ExitCode {
                 Features::Best => FeatureMode::Best,
                 Features::Basic => FeatureMode::Basic,
             };
-            match run::run(cfg, mode) {
+            let start = run::Start {
+                config: cfg,
+                source,
+                path: config,
+            };
+            match run::run(start, mode) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ringway: {e:#}");
@@ -79,6 +121,8 @@ pub fn main() -> ExitCode {
             }
             Err(errors) => report_config_errors(&errors),
         },
+        Command::Reload { admin, pid } => reload(admin, pid),
+        Command::Stats { admin, json } => stats(admin, json),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
@@ -105,4 +149,67 @@ fn report_config_errors(errors: &config::ConfigErrors) -> ExitCode {
         if errors.errors.len() == 1 { "" } else { "s" }
     );
     ExitCode::from(2)
+}
+
+fn reload(admin: SocketAddr, pid: Option<i32>) -> ExitCode {
+    if let Some(pid) = pid {
+        use nix::sys::signal::{kill, Signal};
+        return match kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP) {
+            Ok(()) => {
+                println!("sent SIGHUP to {pid}; its stderr says how the reload went");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringway: cannot signal process {pid}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match client::request(admin, "POST", "/reload", b"") {
+        Ok(reply) => {
+            print!("{}", reply.body);
+            match reply.status {
+                200 | 202 => ExitCode::SUCCESS,
+                400 => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => unreachable_admin(admin, &e),
+    }
+}
+
+fn stats(admin: SocketAddr, json: bool) -> ExitCode {
+    let reply = match client::request(admin, "GET", "/stats", b"") {
+        Ok(reply) if reply.status == 200 => reply,
+        Ok(reply) => {
+            eprintln!(
+                "ringway: {admin} answered {}: {}",
+                reply.status,
+                reply.body.trim()
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => return unreachable_admin(admin, &e),
+    };
+    if json {
+        print!("{}", reply.body);
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<serde_json::Value>(&reply.body) {
+        Ok(v) => {
+            print!("{}", crate::stats_table::render(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringway: {admin} sent statistics that are not JSON: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn unreachable_admin(admin: SocketAddr, e: &std::io::Error) -> ExitCode {
+    eprintln!(
+        "ringway: cannot reach the admin API at {admin}: {e} (is ringway running? is --admin its [admin] address?)"
+    );
+    ExitCode::FAILURE
 }

@@ -2,6 +2,10 @@
 //! routing tables, and the command line.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod reload;
 pub mod run;
+pub mod stats_table;

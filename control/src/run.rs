@@ -1,18 +1,37 @@
-//! `ringway run`: start the workers, wait for a signal, drain, exit.
+//! `ringway run`: start the workers and the control agent, serve until a
+//! signal, drain, exit.
 
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Context;
 use dataplane::rt::{ring, FeatureMode};
 use dataplane::worker::{WorkerReport, Workers};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::LocalSet;
 
+use crate::agent::Agent;
 use crate::config::Config;
+use crate::{admin, reload};
 
-/// Runs the proxy on `config` until SIGTERM or SIGINT, then drains open
-/// connections (bounded by the drain timeout) and returns.
-pub fn run(config: Config, mode: FeatureMode) -> anyhow::Result<()> {
+/// What `ringway run` runs on: the checked configuration, the text it was
+/// parsed from, and the file it was read from (none for the embedded
+/// default).
+#[derive(Debug)]
+pub struct Start {
+    /// The checked configuration.
+    pub config: Config,
+    /// Its text, to tell a reload that changes nothing.
+    pub source: String,
+    /// Its file, watched and re-read on SIGHUP.
+    pub path: Option<PathBuf>,
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, reloading on SIGHUP, file
+/// changes and the admin API; then drains open connections (bounded by the
+/// drain timeout) and returns.
+pub fn run(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
     // Say plainly, before anything else, when io_uring cannot be used.
     ring::build(8, FeatureMode::Basic).map_err(|e| anyhow::anyhow!("{e}"))?;
 
@@ -22,15 +41,42 @@ pub fn run(config: Config, mode: FeatureMode) -> anyhow::Result<()> {
         eprintln!("ringway: warning: cannot raise the open-file limit: {e}");
     }
 
-    if let Some(core) = config.control_core {
+    if let Some(core) = start.config.control_core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             anyhow::bail!("cannot pin the control thread to core {core}");
         }
     }
-    // Register before the workers exist so that no signal is lost.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("ringway-control")
+        .build()
+        .context("cannot start the control agent's event loop")?;
+    LocalSet::new().block_on(&runtime, serve(start, mode))
+}
 
-    let table = Arc::new(config.table);
+async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
+    let Start {
+        config,
+        source,
+        path,
+    } = start;
+    // Register before the workers exist so that no signal is lost.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+
+    let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
+        .await
+        .with_context(|| format!("admin.address {}: cannot listen", config.admin.address))?;
+    let watcher = match &path {
+        Some(path) => Some(
+            reload::watch(path)
+                .with_context(|| format!("cannot watch {} for changes", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let table = Arc::new(config.table.clone());
     let workers = Workers::start(&config.runtime, Arc::clone(&table), mode)?;
     for l in &table.listeners {
         eprintln!(
@@ -41,19 +87,34 @@ pub fn run(config: Config, mode: FeatureMode) -> anyhow::Result<()> {
             table.cluster(l.cluster).name
         );
     }
+    let worker_cores = config.runtime.worker_cores.clone();
+    let drain_timeout = config.runtime.drain_timeout;
+    let admin_address = config.admin.address;
+    let agent = Rc::new(Agent::new(workers, config, source, path));
+    tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
+    let _watcher = watcher.map(|(watcher, changes)| {
+        tokio::task::spawn_local(reload::on_change(Rc::clone(&agent), changes));
+        watcher
+    });
+    eprintln!("ringway: admin on http://{admin_address}");
     eprintln!(
         "ringway: {} worker(s) on cores {:?}; ready",
-        workers.len(),
-        config.runtime.worker_cores
+        worker_cores.len(),
+        worker_cores
     );
 
-    let signal = signals.forever().next();
-    eprintln!(
-        "ringway: received {}, draining (up to {:?})",
-        signal_name(signal),
-        config.runtime.drain_timeout
-    );
-    let reports = workers.join();
+    let name = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => {
+                let result = agent.reload_file();
+                reload::log("SIGHUP", &result);
+            }
+        }
+    };
+    eprintln!("ringway: received {name}, draining (up to {drain_timeout:?})");
+    let reports = agent.stop().await;
     for r in &reports {
         eprintln!("ringway: {}", describe(r));
         if let Some(failure) = &r.failure {
@@ -64,14 +125,6 @@ pub fn run(config: Config, mode: FeatureMode) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn signal_name(signal: Option<i32>) -> &'static str {
-    match signal {
-        Some(SIGTERM) => "SIGTERM",
-        Some(SIGINT) => "SIGINT",
-        _ => "a signal",
-    }
-}
-
 /// One line per worker, in `key=value` form so that tests and operators can
 /// read it.
 fn describe(r: &WorkerReport) -> String {
@@ -79,7 +132,7 @@ fn describe(r: &WorkerReport) -> String {
     format!(
         "worker {} core={} accepted={} active={} bytes_from_clients={} bytes_from_upstreams={} \
          copied_bytes={} connect_failures={} connect_timeouts={} no_upstream={} resets={} \
-         idle_timeouts={} accept_errors={} cut_at_drain={} sqes={} cqes={} enters={} enobufs={} \
+         idle_timeouts={} accept_errors={} drain_cuts={} cut_at_drain={} sqes={} cqes={} enters={} enobufs={} \
          rearms={} defer_taskrun={} multishot_accept={} multishot_recv={}",
         r.index,
         r.core,
@@ -94,6 +147,7 @@ fn describe(r: &WorkerReport) -> String {
         s.resets,
         s.idle_timeouts,
         s.accept_errors,
+        s.drain_cuts,
         r.cut_at_drain,
         r.ring.submitted,
         r.ring.completed,

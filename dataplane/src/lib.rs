@@ -14,6 +14,9 @@
 
 #[allow(unsafe_code)]
 pub mod buf;
+pub mod counter;
+pub mod handoff;
+pub mod link;
 pub mod proto;
 #[allow(unsafe_code)]
 pub mod rt;

@@ -1,10 +1,10 @@
-//! Per-worker counters, kept in plain memory by the worker that owns them.
+//! Per-worker counters, written only by the worker that owns them.
 //!
-//! Only the owning worker writes them; the control side gets copies
-//! ([`WorkerStats`]) and never touches the live ones, so no counter on the
-//! forwarding path is shared between cores.
+//! Each is a [`Counter`]: the owner adds with a plain load and store, and the
+//! control agent reads copies ([`WorkerStats`]) whenever it likes, without a
+//! lock. No counter on the forwarding path is written by two cores.
 
-use std::cell::Cell;
+use crate::counter::Counter;
 
 /// A copy of one worker's counters at one moment.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,22 +32,28 @@ pub struct WorkerStats {
     /// Bytes this worker copied in userspace between buffers. The TCP path
     /// sends from the buffer the kernel received into, so there it stays 0.
     pub copied_bytes: u64,
+    /// Connections of a removed listener closed when its drain timeout ended.
+    pub drain_cuts: u64,
+    /// Listeners a new table added that this worker could not bind.
+    pub bind_failures: u64,
 }
 
 /// The live counters of one worker.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub(crate) accepted: Cell<u64>,
-    pub(crate) active: Cell<u64>,
-    pub(crate) accept_errors: Cell<u64>,
-    pub(crate) connect_failures: Cell<u64>,
-    pub(crate) connect_timeouts: Cell<u64>,
-    pub(crate) no_upstream: Cell<u64>,
-    pub(crate) idle_timeouts: Cell<u64>,
-    pub(crate) resets: Cell<u64>,
-    pub(crate) bytes_from_clients: Cell<u64>,
-    pub(crate) bytes_from_upstreams: Cell<u64>,
-    pub(crate) copied_bytes: Cell<u64>,
+    pub(crate) accepted: Counter,
+    pub(crate) active: Counter,
+    pub(crate) accept_errors: Counter,
+    pub(crate) connect_failures: Counter,
+    pub(crate) connect_timeouts: Counter,
+    pub(crate) no_upstream: Counter,
+    pub(crate) idle_timeouts: Counter,
+    pub(crate) resets: Counter,
+    pub(crate) bytes_from_clients: Counter,
+    pub(crate) bytes_from_upstreams: Counter,
+    pub(crate) copied_bytes: Counter,
+    pub(crate) drain_cuts: Counter,
+    pub(crate) bind_failures: Counter,
 }
 
 impl Counters {
@@ -65,11 +71,8 @@ impl Counters {
             bytes_from_clients: self.bytes_from_clients.get(),
             bytes_from_upstreams: self.bytes_from_upstreams.get(),
             copied_bytes: self.copied_bytes.get(),
+            drain_cuts: self.drain_cuts.get(),
+            bind_failures: self.bind_failures.get(),
         }
     }
-}
-
-/// Adds `n` to a counter.
-pub(crate) fn add(counter: &Cell<u64>, n: u64) {
-    counter.set(counter.get().wrapping_add(n));
 }

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::io;
 use std::time::Instant;
 
+use crate::counter::Counter;
 use crate::rt;
 use crate::rt::net::{RecvStream, TcpStream};
 
@@ -30,7 +31,7 @@ pub async fn pump(
     from: &mut RecvStream,
     to: &TcpStream,
     last_activity: &Cell<Instant>,
-    bytes: &Cell<u64>,
+    bytes: &Counter,
 ) -> Flow {
     loop {
         let mut buf = match from.next().await {
@@ -61,7 +62,7 @@ pub async fn pump(
             }
             last_activity.set(rt::now());
         }
-        bytes.set(bytes.get() + len as u64);
+        bytes.add(len as u64);
         // `buf` drops here and goes back to the ring.
     }
 }

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use slab::Slab;
 
 use super::ring::RingFeatures;
 use crate::buf::{BufHandle, BufPool};
+use crate::counter::Counter;
 
 /// `user_data` of SQEs whose completions nobody waits for (cancels).
 const DETACHED: u64 = u64::MAX;
@@ -66,7 +68,7 @@ pub(crate) struct Slot {
     cancel_sent: bool,
 }
 
-/// Counters of one ring, in plain memory (one thread only).
+/// A copy of one ring's counters at one moment.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RingStats {
     /// SQEs handed to the kernel.
@@ -81,6 +83,30 @@ pub struct RingStats {
     pub rearms: u64,
 }
 
+/// The live counters of one ring: written by its thread only, readable from
+/// any (see [`Counter`]).
+#[derive(Debug, Default)]
+pub struct RingCounters {
+    pub(crate) submitted: Counter,
+    pub(crate) completed: Counter,
+    pub(crate) enters: Counter,
+    pub(crate) enobufs: Counter,
+    pub(crate) rearms: Counter,
+}
+
+impl RingCounters {
+    /// A copy of the counters now.
+    pub fn snapshot(&self) -> RingStats {
+        RingStats {
+            submitted: self.submitted.get(),
+            completed: self.completed.get(),
+            enters: self.enters.get(),
+            enobufs: self.enobufs.get(),
+            rearms: self.rearms.get(),
+        }
+    }
+}
+
 /// The reactor of one thread.
 pub(crate) struct Driver {
     ring: IoUring,
@@ -88,7 +114,7 @@ pub(crate) struct Driver {
     next_generation: u32,
     features: RingFeatures,
     bufs: Option<Rc<BufPool>>,
-    stats: RingStats,
+    stats: Arc<RingCounters>,
     now: Instant,
     /// Things to drop once the driver is no longer borrowed.
     graveyard: Vec<Box<dyn Any>>,
@@ -140,7 +166,7 @@ impl Driver {
             next_generation: 0,
             features,
             bufs,
-            stats: RingStats::default(),
+            stats: Arc::default(),
             now: Instant::now(),
             graveyard: Vec::new(),
             spare_bufs: Vec::new(),
@@ -156,12 +182,8 @@ impl Driver {
         self.bufs.as_ref()
     }
 
-    pub(crate) fn stats(&self) -> RingStats {
-        self.stats
-    }
-
-    pub(crate) fn stats_mut(&mut self) -> &mut RingStats {
-        &mut self.stats
+    pub(crate) fn stats(&self) -> &Arc<RingCounters> {
+        &self.stats
     }
 
     /// Time of the last reap: a cheap clock good to a loop turn.
@@ -228,10 +250,10 @@ impl Driver {
         if queued == 0 {
             return Ok(());
         }
-        self.stats.enters += 1;
+        self.stats.enters.add(1);
         match self.ring.submit() {
             Ok(n) => {
-                self.stats.submitted += n as u64;
+                self.stats.submitted.add(n as u64);
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
@@ -247,10 +269,10 @@ impl Driver {
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
         if wait || queued > 0 || taskrun {
-            self.stats.enters += 1;
+            self.stats.enters.add(1);
             let want = usize::from(wait);
             match self.ring.submit_and_wait(want) {
-                Ok(n) => self.stats.submitted += n as u64,
+                Ok(n) => self.stats.submitted.add(n as u64),
                 // EINTR: a signal; EBUSY: the CQ is full, reap then retry.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
                 Err(e) => return Err(e),
@@ -266,7 +288,7 @@ impl Driver {
         let mut cq = self.ring.completion();
         cq.sync();
         for cqe in &mut cq {
-            self.stats.completed += 1;
+            self.stats.completed.add(1);
             let user_data = cqe.user_data();
             if user_data == DETACHED {
                 continue;
@@ -279,7 +301,7 @@ impl Driver {
                 _ => None,
             };
             if cqe.result() == -libc::ENOBUFS {
-                self.stats.enobufs += 1;
+                self.stats.enobufs.add(1);
             }
             let (key, generation) = decode(user_data);
             let Some(slot) = self.slots.get_mut(key) else {

@@ -7,6 +7,7 @@
 //! they queued and, when no task is ready, waits for completions.
 
 pub(crate) mod driver;
+pub mod eventfd;
 pub mod executor;
 pub mod net;
 pub(crate) mod op;
@@ -20,7 +21,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-pub use driver::{Completion, RingStats};
+pub use driver::{Completion, RingCounters, RingStats};
 pub use executor::{abort, spawn, task_count, TaskId};
 pub use ring::{FeatureMode, RingFeatures, UringUnavailable};
 
@@ -120,7 +121,12 @@ impl Runtime {
 
     /// Counters of this thread's ring.
     pub fn ring_stats(&self) -> RingStats {
-        driver::with(|d| d.stats())
+        driver::with(|d| d.stats().snapshot())
+    }
+
+    /// The live counters of this thread's ring, for readers on other threads.
+    pub fn ring_counters(&self) -> std::sync::Arc<RingCounters> {
+        driver::with(|d| std::sync::Arc::clone(d.stats()))
     }
 }
 
@@ -181,7 +187,7 @@ pub fn now() -> std::time::Instant {
 
 /// Counters of this thread's ring.
 pub fn ring_stats() -> RingStats {
-    driver::with(|d| d.stats())
+    driver::with(|d| d.stats().snapshot())
 }
 
 /// Number of ops the kernel has not finished (including orphaned ones).

@@ -34,6 +34,16 @@ impl TcpListener {
         })
     }
 
+    /// Whether [`TcpListener::bind`] could bind `addr` now: binds a socket
+    /// with the same options but never listens on it (so it receives no
+    /// connection), then closes it.
+    pub fn probe(addr: SocketAddr) -> io::Result<()> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket
@@ -94,7 +104,7 @@ impl Incoming {
                         .map(|fd| TcpStream::from_accepted(fd as RawFd))
                 }
                 None => {
-                    super::driver::with(|d| d.stats_mut().rearms += 1);
+                    super::driver::with(|d| d.stats().rearms.add(1));
                 }
             }
         }
@@ -264,12 +274,12 @@ impl RecvStream {
                 }
                 r if r == -libc::ENOBUFS => {
                     wait_for_buffer(&self.pool).await;
-                    super::driver::with(|d| d.stats_mut().rearms += 1);
+                    super::driver::with(|d| d.stats().rearms.add(1));
                 }
                 r if r == -libc::ECANCELED => {
                     // Our own high-water cancel: re-arm now that the
                     // consumer is asking for more.
-                    super::driver::with(|d| d.stats_mut().rearms += 1);
+                    super::driver::with(|d| d.stats().rearms.add(1));
                 }
                 r => return Err(io::Error::from_raw_os_error(-r)),
             }

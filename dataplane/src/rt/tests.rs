@@ -284,3 +284,35 @@ fn a_thread_can_run_one_runtime_after_another() {
         assert_eq!(out, round);
     }
 }
+
+#[test]
+fn another_thread_wakes_a_waiting_ring_through_its_eventfd() {
+    let (notifier, wakeup) = super::eventfd::eventfd().expect("eventfd");
+    let rt = runtime();
+    let wakeup = wakeup.into_wakeup();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let poker = std::thread::spawn(move || {
+        // Two notifications before the reader reads wake it once.
+        notifier.notify().expect("notify");
+        notifier.notify().expect("notify");
+        sent_tx.send(()).expect("the test waits");
+        notifier
+    });
+    sent_rx.recv().expect("the poker sends");
+    let count = rt.block_on(wakeup.wait()).expect("block_on").expect("read");
+    assert_eq!(count, 2);
+    // The counter was reset: the next wait blocks until the next notify.
+    let notifier = poker.join().expect("poker");
+    let waiting = rt
+        .block_on(async {
+            let wait = wakeup.wait();
+            let mut wait = std::pin::pin!(wait);
+            // Poll once: nothing is pending, so the read must not be ready.
+            let first = poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx).is_ready())).await;
+            notifier.notify().expect("notify");
+            let count = wait.await.expect("read");
+            (first, count)
+        })
+        .expect("block_on");
+    assert_eq!(waiting, (false, 1));
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::proto::tcp::{pump, Flow, HIGH_WATER_BUFFERS};
 use crate::rt::net::TcpStream;
 use crate::rt::{self, time::sleep};
-use crate::stats::{self, Counters};
+use crate::stats::Counters;
 use crate::table::Table;
 use crate::upstream::balance::RoundRobin;
 use crate::upstream::connect::connect_any;
@@ -42,7 +42,7 @@ pub async fn serve(
     let upstream = match connect_any(listener.cluster, cluster, rr, counters).await {
         Ok(u) => u,
         Err(_) => {
-            stats::add(&counters.no_upstream, 1);
+            counters.no_upstream.add(1);
             // A reset, not a FIN: an empty but orderly stream would look
             // like a successful exchange to the client.
             let _ = client.reset_on_close();
@@ -99,7 +99,7 @@ async fn relay(
             return Poll::Ready(Ending::Closed);
         }
         if idle.as_mut().poll(cx).is_ready() {
-            stats::add(&counters.idle_timeouts, 1);
+            counters.idle_timeouts.add(1);
             return Poll::Ready(Ending::Idle);
         }
         Poll::Pending
@@ -116,7 +116,7 @@ fn failed(flow: Flow, source: &TcpStream, dest: &TcpStream, counters: &Counters)
     match flow {
         Flow::Eof => None,
         Flow::RecvFailed(_) | Flow::SendFailed(_) => {
-            stats::add(&counters.resets, 1);
+            counters.resets.add(1);
             let _ = source.reset_on_close();
             let _ = dest.reset_on_close();
             Some(Ending::Reset)

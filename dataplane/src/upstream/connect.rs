@@ -4,7 +4,7 @@ use std::io;
 
 use super::balance::RoundRobin;
 use crate::rt::net::TcpStream;
-use crate::stats::{self, Counters};
+use crate::stats::Counters;
 use crate::table::{Cluster, ClusterId};
 
 /// Connects to an endpoint of `cluster`, starting at the round-robin pick and
@@ -29,9 +29,9 @@ pub async fn connect_any(
             }
             Err(e) => {
                 if e.kind() == io::ErrorKind::TimedOut {
-                    stats::add(&counters.connect_timeouts, 1);
+                    counters.connect_timeouts.add(1);
                 } else {
-                    stats::add(&counters.connect_failures, 1);
+                    counters.connect_failures.add(1);
                 }
                 last_err = e;
             }

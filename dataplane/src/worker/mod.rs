@@ -1,9 +1,15 @@
 //! Worker threads: one per configured core, each with its own ring,
 //! listeners, buffers, balancer state and counters.
+//!
+//! A worker waits on its eventfd between everything else it does; the
+//! control agent writes it after putting a table in the worker's handoff
+//! slot or raising its stop flag (see [`crate::link::WorkerLink`]).
+
+mod listeners;
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -11,19 +17,17 @@ use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::rt::net::{read, TcpListener};
+use self::listeners::ListenerSet;
+use crate::link::WorkerLink;
+use crate::rt::eventfd::{eventfd, Wakeup, WakeupFd};
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
-use crate::rt::{self, FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
-use crate::session;
+use crate::rt::{FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
 use crate::settings::RuntimeSettings;
-use crate::stats::{self, Counters, WorkerStats};
+use crate::stats::{Counters, WorkerStats};
 use crate::table::handle::TableHandle;
 use crate::table::Table;
 use crate::upstream::balance::RoundRobin;
-
-/// Accept backlog of each worker's listener.
-const BACKLOG: i32 = 4096;
 
 /// Why the workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,32 +98,37 @@ pub struct WorkerReport {
 /// The running workers.
 #[derive(Debug)]
 pub struct Workers {
-    threads: Vec<WorkerThread>,
-}
-
-#[derive(Debug)]
-struct WorkerThread {
-    handle: JoinHandle<WorkerReport>,
-    /// Writing a byte (or closing) asks the worker to drain and stop.
-    control: Option<io::PipeWriter>,
+    threads: Vec<JoinHandle<WorkerReport>>,
+    links: Vec<Arc<WorkerLink>>,
 }
 
 impl Workers {
     /// Starts one worker per core of `settings`, each running `table`.
-    /// Returns once every worker has bound its listeners, or the first error.
+    /// Returns once every worker has bound its listeners and acknowledged
+    /// `table`, or the first error.
     pub fn start(
         settings: &RuntimeSettings,
         table: Arc<Table>,
         mode: FeatureMode,
     ) -> Result<Self, StartError> {
-        let mut threads = Vec::new();
+        let mut workers = Self {
+            threads: Vec::new(),
+            links: Vec::new(),
+        };
         let mut pending = Vec::new();
         for (index, &core) in settings.worker_cores.iter().enumerate() {
             let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-            let (control_rx, control_tx) = io::pipe().map_err(|source| StartError::Spawn {
-                worker: index,
-                source,
-            })?;
+            let (notifier, wakeup) = match eventfd() {
+                Ok(pair) => pair,
+                Err(source) => {
+                    workers.stop_and_join();
+                    return Err(StartError::Spawn {
+                        worker: index,
+                        source,
+                    });
+                }
+            };
+            let link = Arc::new(WorkerLink::new(index, core, notifier));
             let config = WorkerConfig {
                 index,
                 core,
@@ -132,20 +141,25 @@ impl Workers {
                 drain_timeout: settings.drain_timeout,
             };
             let table = Arc::clone(&table);
-            let handle = thread::Builder::new()
+            let worker_link = Arc::clone(&link);
+            let spawned = thread::Builder::new()
                 .name(format!("ringway-w{index}"))
-                .spawn(move || run_worker(config, table, control_rx, ready_tx))
-                .map_err(|source| StartError::Spawn {
-                    worker: index,
-                    source,
-                })?;
-            threads.push(WorkerThread {
-                handle,
-                control: Some(control_tx),
-            });
+                .spawn(move || run_worker(config, table, worker_link, wakeup, ready_tx));
+            match spawned {
+                Ok(handle) => {
+                    workers.threads.push(handle);
+                    workers.links.push(link);
+                }
+                Err(source) => {
+                    workers.stop_and_join();
+                    return Err(StartError::Spawn {
+                        worker: index,
+                        source,
+                    });
+                }
+            }
             pending.push((index, ready_rx));
         }
-        let workers = Self { threads };
         for (index, rx) in pending {
             match rx.recv() {
                 Ok(Ok(())) => {}
@@ -162,12 +176,24 @@ impl Workers {
         Ok(workers)
     }
 
+    /// What the agent shares with each worker, in worker order.
+    pub fn links(&self) -> &[Arc<WorkerLink>] {
+        &self.links
+    }
+
+    /// Hands `table` to every worker. Each adopts it at its next loop turn;
+    /// [`WorkerLink::acked`] says when.
+    pub fn publish(&self, table: &Arc<Table>) -> io::Result<()> {
+        for link in &self.links {
+            link.publish(Arc::clone(table))?;
+        }
+        Ok(())
+    }
+
     /// Asks every worker to stop accepting and drain.
-    pub fn shutdown(&mut self) {
-        for t in &mut self.threads {
-            if let Some(mut control) = t.control.take() {
-                let _ = control.write_all(&[1]);
-            }
+    pub fn shutdown(&self) {
+        for link in &self.links {
+            let _ = link.request_stop();
         }
     }
 
@@ -176,11 +202,11 @@ impl Workers {
         self.shutdown();
         self.threads
             .drain(..)
-            .filter_map(|t| t.handle.join().ok())
+            .filter_map(|t| t.join().ok())
             .collect()
     }
 
-    /// Thread ids are not exposed; the number of workers is.
+    /// The number of workers.
     pub fn len(&self) -> usize {
         self.threads.len()
     }
@@ -190,8 +216,11 @@ impl Workers {
         self.threads.is_empty()
     }
 
-    fn stop_and_join(self) {
-        let _ = self.join();
+    fn stop_and_join(&mut self) {
+        self.shutdown();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -204,18 +233,27 @@ struct WorkerConfig {
 
 /// State shared by the tasks of one worker (one thread, no locks).
 struct WorkerCtx {
+    index: usize,
+    link: Arc<WorkerLink>,
     table: RefCell<TableHandle>,
     balancer: RefCell<Rc<RoundRobin>>,
-    counters: Counters,
-    /// Woken when `counters.active` drops to zero.
+    drain_timeout: Duration,
+    /// Woken when the active connection count drops to zero.
     idle_waker: RefCell<Option<Waker>>,
     draining: Cell<bool>,
+}
+
+impl WorkerCtx {
+    fn counters(&self) -> &Counters {
+        self.link.counters()
+    }
 }
 
 fn run_worker(
     config: WorkerConfig,
     table: Arc<Table>,
-    control: io::PipeReader,
+    link: Arc<WorkerLink>,
+    wakeup: WakeupFd,
     ready: mpsc::SyncSender<Result<(), StartError>>,
 ) -> WorkerReport {
     let mut report = WorkerReport {
@@ -252,40 +290,36 @@ fn run_worker(
         }
     };
     report.features = runtime.features();
-    let mut listeners = Vec::new();
-    for (i, l) in table.listeners.iter().enumerate() {
-        match TcpListener::bind(l.address, BACKLOG) {
-            Ok(sock) => listeners.push((i, sock)),
-            Err(e) => {
-                let _ = ready.send(Err(StartError::Bind {
-                    listener: l.name.to_string(),
-                    address: l.address,
-                    reason: bind_reason(&e),
-                }));
-                return report;
-            }
-        }
-    }
+    link.attach_ring(runtime.ring_counters());
     let ctx = Rc::new(WorkerCtx {
+        index: config.index,
         balancer: RefCell::new(Rc::new(RoundRobin::new(&table, config.index))),
-        table: RefCell::new(TableHandle::new(table)),
-        counters: Counters::default(),
+        table: RefCell::new(TableHandle::new(Arc::clone(&table))),
+        link: Arc::clone(&link),
+        drain_timeout: config.drain_timeout,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
     });
+    let mut listeners = ListenerSet::default();
+    if let Err(e) = listeners.bind_all(&table) {
+        let _ = ready.send(Err(e));
+        return report;
+    }
+    let main = worker_main(Rc::clone(&ctx), listeners, wakeup.into_wakeup());
+    link.ack(table.generation);
     let _ = ready.send(Ok(()));
-    let main = worker_main(Rc::clone(&ctx), listeners, control, config.drain_timeout);
     match runtime.block_on(main) {
         Ok(cut) => report.cut_at_drain = cut,
         Err(e) => report.failure = Some(e.to_string()),
     }
-    report.stats = ctx.counters.snapshot();
+    report.stats = ctx.counters().snapshot();
     report.ring = runtime.ring_stats();
     drop(runtime);
     report
 }
 
-fn bind_reason(e: &io::Error) -> String {
+/// A sentence saying why a listening address could not be bound.
+pub fn bind_reason(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) => "the address is in use by another process".to_string(),
         Some(libc::EADDRNOTAVAIL) => "no local interface has this address".to_string(),
@@ -294,34 +328,51 @@ fn bind_reason(e: &io::Error) -> String {
     }
 }
 
-/// Accepts on every listener until told to stop, then drains.
-/// Returns the number of connections the drain timeout cut.
-async fn worker_main(
-    ctx: Rc<WorkerCtx>,
-    listeners: Vec<(usize, TcpListener)>,
-    control: io::PipeReader,
-    drain_timeout: Duration,
-) -> u64 {
-    let acceptors: Vec<_> = listeners
-        .into_iter()
-        .map(|(i, l)| rt::spawn(accept_loop(Rc::clone(&ctx), i, l)))
-        .collect();
-    // Any byte, or the write end closing, means: stop.
-    let _ = read(Rc::new(control), 1).await;
-    ctx.draining.set(true);
-    for id in acceptors {
-        rt::abort(id);
+/// Accepts on every listener and adopts new tables until told to stop, then
+/// drains. Returns the number of connections the drain timeout cut.
+async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wakeup) -> u64 {
+    listeners.start_accepting(&ctx);
+    loop {
+        if let Err(e) = wakeup.wait().await {
+            // Without its eventfd the worker can no longer hear the agent:
+            // stop as if asked, rather than run on deaf.
+            eprintln!("ringway: worker {}: control eventfd failed: {e}", ctx.index);
+            break;
+        }
+        if ctx.link.stop_requested() {
+            break;
+        }
+        if let Some(table) = ctx.link.take_table() {
+            adopt(&ctx, &mut listeners, table);
+        }
     }
-    let drained = select(wait_idle(&ctx), sleep(drain_timeout)).await;
+    ctx.draining.set(true);
+    listeners.stop_accepting();
+    let drained = select(wait_idle(&ctx), sleep(ctx.drain_timeout)).await;
     match drained {
         Either::Left(()) => 0,
-        Either::Right(_) => ctx.counters.active.get(),
+        Either::Right(_) => ctx.counters().active.get(),
     }
+}
+
+/// Switches new connections to `table`: listeners first (so that the new
+/// table's indices are right the moment it is current), then the handle and
+/// the balancer, then the acknowledgement.
+fn adopt(ctx: &Rc<WorkerCtx>, listeners: &mut ListenerSet, table: Arc<Table>) {
+    let running = ctx.table.borrow().current().generation;
+    if table.generation <= running {
+        return;
+    }
+    listeners.reconcile(ctx, &table);
+    *ctx.balancer.borrow_mut() = Rc::new(RoundRobin::new(&table, ctx.index));
+    let generation = table.generation;
+    ctx.table.borrow_mut().adopt(table);
+    ctx.link.ack(generation);
 }
 
 async fn wait_idle(ctx: &WorkerCtx) {
     poll_fn(|cx| {
-        if ctx.counters.active.get() == 0 {
+        if ctx.counters().active.get() == 0 {
             Poll::Ready(())
         } else {
             *ctx.idle_waker.borrow_mut() = Some(cx.waker().clone());
@@ -329,50 +380,4 @@ async fn wait_idle(ctx: &WorkerCtx) {
         }
     })
     .await
-}
-
-async fn accept_loop(ctx: Rc<WorkerCtx>, listener: usize, socket: TcpListener) {
-    let mut incoming = socket.incoming();
-    loop {
-        match incoming.next().await {
-            Ok(client) => {
-                stats::add(&ctx.counters.accepted, 1);
-                stats::add(&ctx.counters.active, 1);
-                rt::spawn(connection(Rc::clone(&ctx), listener, client));
-            }
-            Err(e) => {
-                stats::add(&ctx.counters.accept_errors, 1);
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
-                ) {
-                    // Out of a resource: accepting again at once would spin.
-                    let _ = sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn connection(ctx: Rc<WorkerCtx>, listener: usize, client: rt::net::TcpStream) {
-    let _guard = ActiveGuard(Rc::clone(&ctx));
-    // A connection runs on the table current when it was accepted.
-    let table = Arc::clone(ctx.table.borrow().current());
-    let balancer = Rc::clone(&ctx.balancer.borrow());
-    session::tcp::serve(table, listener, client, &balancer, &ctx.counters).await;
-}
-
-/// Counts a connection as active for as long as it lives.
-struct ActiveGuard(Rc<WorkerCtx>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        let active = &self.0.counters.active;
-        active.set(active.get().saturating_sub(1));
-        if active.get() == 0 && self.0.draining.get() {
-            if let Some(w) = self.0.idle_waker.borrow_mut().take() {
-                w.wake();
-            }
-        }
-    }
 }

@@ -1,0 +1,217 @@
+//! The admin API: health, readiness, configuration, statistics, metrics.
+//! HTTP/1.1 on hyper, served by the agent's single-threaded runtime.
+
+pub mod client;
+
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::agent::render::{self, WorkerFigures};
+use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
+
+/// Largest request body accepted (a configuration with tens of thousands of
+/// clusters fits with room to spare).
+const MAX_BODY: usize = 16 << 20;
+/// A client has this long to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts admin connections until the task is dropped.
+pub async fn serve(listener: TcpListener, agent: Rc<Agent>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors or similar: say so, and do not spin.
+                eprintln!("ringway: admin: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let agent = Rc::clone(&agent);
+        tokio::task::spawn_local(async move {
+            let service = service_fn(move |req| {
+                let agent = Rc::clone(&agent);
+                async move { Ok::<_, Infallible>(handle(&agent, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    match (path.as_str(), &method) {
+        ("/healthz", &Method::GET) => text(StatusCode::OK, "ok\n".into()),
+        ("/ready", &Method::GET) => ready(agent),
+        ("/config", &Method::GET) => {
+            let (toml, generation) = agent.effective_config();
+            let mut reply = text(StatusCode::OK, toml);
+            reply.headers_mut().insert(
+                "x-ringway-generation",
+                HeaderValue::from(generation),
+            );
+            reply
+        }
+        ("/config", &Method::POST) => match body_text(req).await {
+            Ok(body) => {
+                let result = agent.apply(&body, "<POST /config>");
+                crate::reload::log("POST /config", &result);
+                reload_reply(agent, result).await
+            }
+            Err(reply) => reply,
+        },
+        ("/reload", &Method::POST) => {
+            let result = agent.reload_file();
+            crate::reload::log("POST /reload", &result);
+            reload_reply(agent, result).await
+        }
+        ("/stats", &Method::GET) => {
+            let body = render::stats_json(&agent.figures(), &workers(agent));
+            let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
+            text.push('\n');
+            with_type(StatusCode::OK, text, "application/json")
+        }
+        ("/metrics", &Method::GET) => with_type(
+            StatusCode::OK,
+            render::metrics_text(&agent.figures(), &workers(agent)),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        ("/healthz" | "/ready" | "/stats" | "/metrics", _) => {
+            not_allowed(&path, &method, "GET")
+        }
+        ("/config", _) => not_allowed(&path, &method, "GET, POST"),
+        ("/reload", _) => not_allowed(&path, &method, "POST"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /stats, /metrics\n"
+            ),
+        ),
+    }
+}
+
+fn workers(agent: &Agent) -> Vec<WorkerFigures> {
+    agent
+        .links()
+        .iter()
+        .map(|l| WorkerFigures::read(l))
+        .collect()
+}
+
+fn ready(agent: &Agent) -> Reply {
+    let generations: Vec<u64> = agent.links().iter().map(|l| l.acked()).collect();
+    let running = generations.iter().filter(|&&g| g >= 1).count();
+    let total = generations.len();
+    if agent.ready() {
+        text(
+            StatusCode::OK,
+            format!("ready: {running}/{total} workers run a table (generations {generations:?})\n"),
+        )
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: {running}/{total} workers run a table (generations {generations:?}){}\n",
+                if running == total { "; draining" } else { "" }
+            ),
+        )
+    }
+}
+
+async fn reload_reply(agent: &Agent, result: Result<Applied, ReloadError>) -> Reply {
+    match result {
+        Ok(Applied::Published(generation)) => {
+            if agent.acked(generation, ACK_WAIT).await {
+                text(StatusCode::OK, format!("applied generation {generation}\n"))
+            } else {
+                text(
+                    StatusCode::ACCEPTED,
+                    format!(
+                        "published generation {generation}; not every worker runs it yet (see /stats)\n"
+                    ),
+                )
+            }
+        }
+        Ok(Applied::Unchanged(generation)) => text(
+            StatusCode::OK,
+            format!("unchanged: generation {generation} keeps running\n"),
+        ),
+        Err(ReloadError::Refused(errors)) => {
+            let mut body = String::new();
+            for e in &errors.errors {
+                body.push_str(&format!("error: {e}\n"));
+            }
+            body.push_str(&format!(
+                "configuration refused ({} error{}); generation {} keeps running\n",
+                errors.errors.len(),
+                if errors.errors.len() == 1 { "" } else { "s" },
+                agent.effective_config().1
+            ));
+            text(StatusCode::BAD_REQUEST, body)
+        }
+        Err(e @ ReloadError::NoFile) => text(StatusCode::CONFLICT, format!("{e}\n")),
+        Err(e @ ReloadError::Wake(_)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+async fn body_text(req: Request<Incoming>) -> Result<String, Reply> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return Err(if e.is::<http_body_util::LengthLimitError>() {
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than {MAX_BODY} bytes\n"),
+                )
+            } else {
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}\n"),
+                )
+            });
+        }
+    };
+    String::from_utf8(body.to_vec())
+        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("body is not UTF-8: {e}\n")))
+}
+
+fn not_allowed(path: &str, method: &Method, allowed: &'static str) -> Reply {
+    let mut reply = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {path}; use {allowed}\n"),
+    );
+    reply
+        .headers_mut()
+        .insert("allow", HeaderValue::from_static(allowed));
+    reply
+}
+
+fn text(status: StatusCode, body: String) -> Reply {
+    with_type(status, body, "text/plain; charset=utf-8")
+}
+
+fn with_type(status: StatusCode, body: String, content_type: &'static str) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    *reply.status_mut() = status;
+    reply
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    reply
+}

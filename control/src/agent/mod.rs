@@ -1,0 +1,269 @@
+//! The control agent: owns the effective configuration, compiles each new one
+//! into a table, publishes it to the workers and keeps the figures the admin
+//! API shows.
+//!
+//! It lives on the control thread, inside a single-threaded tokio runtime:
+//! the state is behind a `RefCell` and no borrow is held across an `.await`.
+
+pub mod render;
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use dataplane::link::WorkerLink;
+use dataplane::rt::net::TcpListener;
+use dataplane::table::Table;
+use dataplane::worker::{bind_reason, WorkerReport, Workers};
+use hdrhistogram::Histogram;
+
+use crate::config::{self, Config, ConfigErrors};
+
+/// How long a caller of [`Agent::apply`] waits for the workers to take a
+/// table before answering anyway.
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// The control agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// Taken when the agent stops them.
+    workers: RefCell<Option<Workers>>,
+    links: Vec<Arc<WorkerLink>>,
+    /// Shutdown has begun: not ready any more.
+    draining: Cell<bool>,
+    /// The file `ringway run --config` was given, if any.
+    path: Option<PathBuf>,
+    state: RefCell<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The running configuration and the text it came from.
+    config: Config,
+    source: String,
+    /// The newest table handed to the workers.
+    table: Arc<Table>,
+    /// Reloads applied and refused.
+    reloads: u64,
+    reload_failures: u64,
+    /// From handing a table over until the last worker acknowledged it, in
+    /// microseconds.
+    publish_latency: Histogram<u64>,
+    /// Sum of every recorded publish latency, in microseconds.
+    publish_sum_us: u64,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new table was published with this generation.
+    Published(u64),
+    /// The text was the running configuration's: nothing to do.
+    Unchanged(u64),
+}
+
+impl Applied {
+    /// The generation running (or about to run) after the reload.
+    pub fn generation(self) -> u64 {
+        match self {
+            Applied::Published(g) | Applied::Unchanged(g) => g,
+        }
+    }
+}
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration is invalid or changes what cannot change.
+    #[error("configuration refused:\n{0}")]
+    Refused(ConfigErrors),
+    /// `ringway run` got no file; there is nothing to re-read.
+    #[error("ringway runs on the embedded default configuration; there is no file to reload")]
+    NoFile,
+    /// A worker's eventfd could not be written.
+    #[error("cannot wake the workers: {0}")]
+    Wake(io::Error),
+}
+
+impl Agent {
+    /// An agent for `workers`, which run `config` (generation 1) read from
+    /// `source` (the file at `path`, if any).
+    pub fn new(workers: Workers, config: Config, source: String, path: Option<PathBuf>) -> Self {
+        let table = Arc::new(config.table.clone());
+        Self {
+            links: workers.links().to_vec(),
+            workers: RefCell::new(Some(workers)),
+            draining: Cell::new(false),
+            path,
+            state: RefCell::new(State {
+                config,
+                source,
+                table,
+                reloads: 0,
+                reload_failures: 0,
+                // 1 µs to 1 hour, 3 significant digits.
+                publish_latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("static histogram bounds are valid"),
+                publish_sum_us: 0,
+            }),
+        }
+    }
+
+    /// Stops every worker and waits (off the event loop, so the admin API
+    /// keeps answering) until each has drained; returns their reports.
+    pub async fn stop(&self) -> Vec<WorkerReport> {
+        self.draining.set(true);
+        let Some(workers) = self.workers.borrow_mut().take() else {
+            return Vec::new();
+        };
+        workers.shutdown();
+        tokio::task::spawn_blocking(move || workers.join())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// What the agent shares with each worker.
+    pub fn links(&self) -> &[Arc<WorkerLink>] {
+        &self.links
+    }
+
+    /// The config file, if ringway was started with one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The running configuration as TOML, every default filled in, and its
+    /// generation.
+    pub fn effective_config(&self) -> (String, u64) {
+        let state = self.state.borrow();
+        (state.config.to_toml(), state.table.generation)
+    }
+
+    /// The generation of the first table: workers running it or a later one
+    /// make the proxy ready.
+    pub fn ready(&self) -> bool {
+        !self.draining.get() && self.links().iter().all(|l| l.acked() >= 1)
+    }
+
+    /// Validates `text` (named `origin` in errors) as the next configuration,
+    /// compiles and publishes it. On error nothing changes but the failure
+    /// count.
+    pub fn apply(self: &Rc<Self>, text: &str, origin: &str) -> Result<Applied, ReloadError> {
+        let mut state = self.state.borrow_mut();
+        if text == state.source {
+            return Ok(Applied::Unchanged(state.table.generation));
+        }
+        let probe = |addr: SocketAddr| TcpListener::probe(addr).map_err(|e| bind_reason(&e));
+        let next = match config::parse_update(text, origin, &state.config, probe) {
+            Ok(next) => next,
+            Err(errors) => {
+                state.reload_failures += 1;
+                return Err(ReloadError::Refused(errors));
+            }
+        };
+        let generation = state.table.generation + 1;
+        let mut table = next.table.clone();
+        table.generation = generation;
+        let table = Arc::new(table);
+        let published = Instant::now();
+        for link in self.links() {
+            if let Err(e) = link.publish(Arc::clone(&table)) {
+                state.reload_failures += 1;
+                return Err(ReloadError::Wake(e));
+            }
+        }
+        state.config = next;
+        state.config.table.generation = generation;
+        state.source = text.to_owned();
+        state.table = table;
+        state.reloads += 1;
+        drop(state);
+        tokio::task::spawn_local(Rc::clone(self).record_latency(generation, published));
+        Ok(Applied::Published(generation))
+    }
+
+    /// Re-reads the config file and applies it.
+    pub fn reload_file(self: &Rc<Self>) -> Result<Applied, ReloadError> {
+        let Some(path) = &self.path else {
+            return Err(ReloadError::NoFile);
+        };
+        let origin = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.apply(&text, &origin),
+            Err(e) => {
+                self.state.borrow_mut().reload_failures += 1;
+                Err(ReloadError::Refused(ConfigErrors {
+                    errors: vec![config::ConfigError {
+                        origin,
+                        line: None,
+                        column: None,
+                        key: None,
+                        reason: format!("cannot read the file: {e}"),
+                    }],
+                }))
+            }
+        }
+    }
+
+    /// Waits until every worker runs `generation` or a later one, up to
+    /// `timeout`; returns whether they do.
+    pub async fn acked(&self, generation: u64, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.all_acked(generation))
+            .await
+            .is_ok()
+    }
+
+    async fn all_acked(&self, generation: u64) {
+        poll_fn(|cx| {
+            let mut done = true;
+            for link in self.links() {
+                // Register before reading, so an ack between the two wakes us.
+                link.on_ack(cx.waker());
+                done &= link.acked() >= generation;
+            }
+            if done {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    async fn record_latency(self: Rc<Self>, generation: u64, published: Instant) {
+        // A worker that never acknowledges is a dead worker; its report at
+        // exit says why. Stop waiting after a generous bound.
+        if self.acked(generation, Duration::from_secs(60)).await {
+            let micros = published.elapsed().as_micros().max(1);
+            let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+            let micros = micros.min(3_600_000_000);
+            let mut state = self.state.borrow_mut();
+            if state.publish_latency.record(micros).is_ok() {
+                state.publish_sum_us += micros;
+            }
+        }
+    }
+
+    /// The agent's own figures, for `/stats` and `/metrics`.
+    pub fn figures(&self) -> render::AgentFigures {
+        let state = self.state.borrow();
+        let h = &state.publish_latency;
+        render::AgentFigures {
+            generation: state.table.generation,
+            ready: self.ready(),
+            reloads: state.reloads,
+            reload_failures: state.reload_failures,
+            publish_count: h.len(),
+            publish_p50_us: h.value_at_quantile(0.5),
+            publish_p99_us: h.value_at_quantile(0.99),
+            publish_max_us: h.max(),
+            publish_sum_us: state.publish_sum_us,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Checks of a configuration meant to replace the running one: everything
+//! [`super::parse`] checks, plus what cannot change while ringway runs and
+//! whether new listener addresses can be bound.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::file::FileConfig;
+use super::source::Source;
+use super::Config;
+
+/// Parses `text` as the successor of `running`. `can_bind` is asked about
+/// each listener address the running table does not have; it answers why
+/// not, if it cannot be bound.
+pub fn parse_update(
+    text: &str,
+    origin: &str,
+    running: &Config,
+    can_bind: impl Fn(SocketAddr) -> Result<(), String>,
+) -> Result<Config, ConfigErrors> {
+    let cores: Option<Vec<usize>> =
+        core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|core| core.id).collect());
+    let source = Source { origin, text };
+    let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors {
+        errors: vec![source.toml_error(&e)],
+    })?;
+    let next = super::build::build(&file, &source, cores.as_deref())?;
+    let mut errors = Vec::new();
+    fixed_keys(&file, &source, running, &next, &mut errors);
+    new_addresses(&file, &source, running, &next, can_bind, &mut errors);
+    if errors.is_empty() {
+        Ok(next)
+    } else {
+        Err(ConfigErrors::new(errors))
+    }
+}
+
+/// Settings the workers were started with: changing them needs a restart.
+fn fixed_keys(
+    file: &FileConfig,
+    source: &Source<'_>,
+    running: &Config,
+    next: &Config,
+    errors: &mut Vec<ConfigError>,
+) {
+    let runtime = file.runtime.as_ref();
+    let runtime_span = runtime.map(Spanned::span);
+    let file_runtime = runtime.map(Spanned::get_ref);
+    let span_of = |key: Option<Range<usize>>| key.or_else(|| runtime_span.clone());
+    let mut refuse = |span: Option<Range<usize>>, key: &str, was: String, now: String| {
+        errors.push(source.error(
+            span,
+            Some(key.to_owned()),
+            format!("cannot change while ringway runs ({was} -> {now}); restart to apply it"),
+        ));
+    };
+    let (a, b) = (&running.runtime, &next.runtime);
+    if a.worker_cores != b.worker_cores {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.worker_cores.as_ref().map(Spanned::span))),
+            "runtime.worker_cores",
+            format!("{:?}", a.worker_cores),
+            format!("{:?}", b.worker_cores),
+        );
+    }
+    if running.control_core != next.control_core {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.control_core.as_ref().map(Spanned::span))),
+            "runtime.control_core",
+            format!("{:?}", running.control_core),
+            format!("{:?}", next.control_core),
+        );
+    }
+    if a.drain_timeout != b.drain_timeout {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.drain_timeout.as_ref().map(Spanned::span))),
+            "runtime.drain_timeout",
+            humantime::format_duration(a.drain_timeout).to_string(),
+            humantime::format_duration(b.drain_timeout).to_string(),
+        );
+    }
+    if a.buffer_size != b.buffer_size {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.buffer_size.as_ref().map(Spanned::span))),
+            "runtime.buffer_size",
+            a.buffer_size.to_string(),
+            b.buffer_size.to_string(),
+        );
+    }
+    if a.buffer_count != b.buffer_count {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.buffer_count.as_ref().map(Spanned::span))),
+            "runtime.buffer_count",
+            a.buffer_count.to_string(),
+            b.buffer_count.to_string(),
+        );
+    }
+    if running.admin.address != next.admin.address {
+        let admin = file.admin.as_ref();
+        let span = admin
+            .and_then(|a| a.get_ref().address.as_ref().map(Spanned::span))
+            .or_else(|| admin.map(Spanned::span));
+        refuse(
+            span,
+            "admin.address",
+            running.admin.address.to_string(),
+            next.admin.address.to_string(),
+        );
+    }
+}
+
+/// Every listener address the running table does not listen on yet must be
+/// bindable, or the workers would fail to start it.
+fn new_addresses(
+    file: &FileConfig,
+    source: &Source<'_>,
+    running: &Config,
+    next: &Config,
+    can_bind: impl Fn(SocketAddr) -> Result<(), String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (i, l) in next.table.listeners.iter().enumerate() {
+        let known = running
+            .table
+            .listeners
+            .iter()
+            .any(|r| r.address == l.address && r.protocol == l.protocol);
+        if known {
+            continue;
+        }
+        if let Err(reason) = can_bind(l.address) {
+            // The built table keeps the file's listener order.
+            let span = file
+                .listeners
+                .get(i)
+                .and_then(|f| f.get_ref().address.as_ref().map(Spanned::span));
+            errors.push(source.error(
+                span,
+                Some(format!("listeners[{i}].address")),
+                format!("cannot listen on {}: {reason}", l.address),
+            ));
+        }
+    }
+}

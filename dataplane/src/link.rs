@@ -1,0 +1,113 @@
+//! What the control agent and one worker share.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::Waker;
+
+use atomic_waker::AtomicWaker;
+
+use crate::handoff::Handoff;
+use crate::rt::eventfd::Notifier;
+use crate::rt::{RingCounters, RingStats};
+use crate::stats::{Counters, WorkerStats};
+use crate::table::Table;
+
+/// The only memory the control agent and a worker share: the table handoff,
+/// the stop flag, the generation the worker acknowledged, and the worker's
+/// counters (written by the worker alone). The agent writes the handoff and
+/// the flag and then notifies the worker's eventfd; the worker writes the
+/// acknowledgement and wakes the agent's waiter. Nothing here is a lock.
+#[derive(Debug)]
+pub struct WorkerLink {
+    index: usize,
+    core: usize,
+    tables: Handoff<Table>,
+    stop: AtomicBool,
+    wake: Notifier,
+    acked: AtomicU64,
+    ack_waker: AtomicWaker,
+    counters: Counters,
+    ring: OnceLock<Arc<RingCounters>>,
+}
+
+impl WorkerLink {
+    pub(crate) fn new(index: usize, core: usize, wake: Notifier) -> Self {
+        Self {
+            index,
+            core,
+            tables: Handoff::new(),
+            stop: AtomicBool::new(false),
+            wake,
+            acked: AtomicU64::new(0),
+            ack_waker: AtomicWaker::new(),
+            counters: Counters::default(),
+            ring: OnceLock::new(),
+        }
+    }
+
+    /// The worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The core the worker is pinned to.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
+    /// Hands `table` to the worker and wakes it. A table the worker had not
+    /// taken yet is replaced (and freed here, on the agent's thread).
+    pub fn publish(&self, table: Arc<Table>) -> io::Result<()> {
+        drop(self.tables.put(table));
+        self.wake.notify()
+    }
+
+    /// Asks the worker to stop accepting and drain.
+    pub fn request_stop(&self) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify()
+    }
+
+    /// The generation of the table the worker runs (0 before its first).
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+
+    /// Wakes `waker` at the worker's next acknowledgement.
+    pub fn on_ack(&self, waker: &Waker) {
+        self.ack_waker.register(waker);
+    }
+
+    /// A copy of the worker's counters now.
+    pub fn stats(&self) -> WorkerStats {
+        self.counters.snapshot()
+    }
+
+    /// A copy of the worker's ring counters now (zeros before its ring
+    /// exists).
+    pub fn ring_stats(&self) -> RingStats {
+        self.ring.get().map(|r| r.snapshot()).unwrap_or_default()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn attach_ring(&self, ring: Arc<RingCounters>) {
+        let _ = self.ring.set(ring);
+    }
+
+    pub(crate) fn take_table(&self) -> Option<Arc<Table>> {
+        self.tables.take()
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn ack(&self, generation: u64) {
+        self.acked.store(generation, Ordering::Release);
+        self.ack_waker.wake();
+    }
+}

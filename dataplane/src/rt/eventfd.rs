@@ -1,0 +1,67 @@
+//! An eventfd: another thread's way to wake a worker through its ring.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
+
+use super::net::read;
+
+/// The writing end: any thread may call [`Notifier::notify`].
+#[derive(Debug)]
+pub struct Notifier {
+    file: File,
+}
+
+/// The reading end, owned by the thread that waits on it.
+#[derive(Debug)]
+pub struct Wakeup {
+    file: Rc<File>,
+}
+
+/// The reading end on its way to the thread that will wait on it.
+#[derive(Debug)]
+pub struct WakeupFd(File);
+
+/// A new eventfd, as its two ends (two descriptors of one kernel object).
+pub fn eventfd() -> io::Result<(Notifier, WakeupFd)> {
+    // SAFETY: eventfd(2) takes no pointers; a negative result is an error.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let file = File::from(owned);
+    let reader = file.try_clone()?;
+    Ok((Notifier { file }, WakeupFd(reader)))
+}
+
+impl Notifier {
+    /// Adds 1 to the counter, waking the reader if it waits. Several
+    /// notifications before the reader reads wake it once.
+    pub fn notify(&self) -> io::Result<()> {
+        (&self.file).write_all(&1u64.to_ne_bytes())
+    }
+}
+
+impl WakeupFd {
+    /// The reading end, on the thread that waits on it.
+    pub fn into_wakeup(self) -> Wakeup {
+        Wakeup {
+            file: Rc::new(self.0),
+        }
+    }
+}
+
+impl Wakeup {
+    /// Waits (as a ring read) until the counter is non-zero, resets it and
+    /// returns how many notifications it held.
+    pub async fn wait(&self) -> io::Result<u64> {
+        let bytes = read(Rc::clone(&self.file), 8).await?;
+        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "short read from an eventfd")
+        })?;
+        Ok(u64::from_ne_bytes(bytes))
+    }
+}

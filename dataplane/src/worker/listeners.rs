@@ -1,0 +1,241 @@
+//! A worker's listening sockets, kept in step with the table it runs.
+//!
+//! Listeners are matched across tables by address and protocol. A match keeps
+//! its socket, accept op and open connections; only its index into the new
+//! table changes. New ones are bound; removed ones stop accepting at once and
+//! their open connections get the drain timeout to finish.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slab::Slab;
+
+use super::{bind_reason, StartError, WorkerCtx};
+use crate::rt::net::{TcpListener, TcpStream};
+use crate::rt::time::sleep;
+use crate::rt::{self, TaskId};
+use crate::session;
+use crate::table::{Protocol, Table};
+
+/// Accept backlog of each worker's listening sockets.
+const BACKLOG: i32 = 4096;
+
+/// What identifies a listener across tables.
+type ListenerKey = (SocketAddr, Protocol);
+
+/// The listeners of one worker.
+#[derive(Default)]
+pub(super) struct ListenerSet {
+    running: Vec<Running>,
+}
+
+/// A bound listener and, once accepting, its accept task.
+struct Running {
+    key: ListenerKey,
+    state: Rc<ListenerState>,
+    /// Held until the accept task takes it.
+    socket: Option<TcpListener>,
+    acceptor: Option<TaskId>,
+}
+
+/// What a listener's accept task and connections share.
+struct ListenerState {
+    /// The listener's index in the worker's current table.
+    index: Cell<usize>,
+    /// The connection tasks it accepted that are still running.
+    connections: RefCell<Slab<Option<TaskId>>>,
+}
+
+impl ListenerSet {
+    /// Binds every listener of `table` (start-up: a failure stops the start).
+    pub(super) fn bind_all(&mut self, table: &Table) -> Result<(), StartError> {
+        for (index, l) in table.listeners.iter().enumerate() {
+            let socket = TcpListener::bind(l.address, BACKLOG).map_err(|e| StartError::Bind {
+                listener: l.name.to_string(),
+                address: l.address,
+                reason: bind_reason(&e),
+            })?;
+            self.running
+                .push(Running::new((l.address, l.protocol), index, socket));
+        }
+        Ok(())
+    }
+
+    /// Spawns the accept task of every listener that has none yet.
+    pub(super) fn start_accepting(&mut self, ctx: &Rc<WorkerCtx>) {
+        for running in &mut self.running {
+            if let Some(socket) = running.socket.take() {
+                let task = accept_loop(Rc::clone(ctx), Rc::clone(&running.state), socket);
+                running.acceptor = Some(rt::spawn(task));
+            }
+        }
+    }
+
+    /// Makes the running listeners those of `table`: keeps matches, binds and
+    /// starts new ones, stops removed ones (their connections drain).
+    pub(super) fn reconcile(&mut self, ctx: &Rc<WorkerCtx>, table: &Table) {
+        let mut kept = Vec::with_capacity(table.listeners.len());
+        for (index, l) in table.listeners.iter().enumerate() {
+            let key = (l.address, l.protocol);
+            if let Some(pos) = self.running.iter().position(|r| r.key == key) {
+                let running = self.running.swap_remove(pos);
+                running.state.index.set(index);
+                kept.push(running);
+                continue;
+            }
+            match TcpListener::bind(l.address, BACKLOG) {
+                Ok(socket) => kept.push(Running::new(key, index, socket)),
+                Err(e) => {
+                    // The agent test-binds new addresses before publishing,
+                    // so this is a race with another process; the other
+                    // workers and listeners carry on.
+                    ctx.counters().bind_failures.add(1);
+                    eprintln!(
+                        "ringway: worker {}: listener `{}`: cannot bind {}: {}",
+                        ctx.index,
+                        l.name,
+                        l.address,
+                        bind_reason(&e)
+                    );
+                }
+            }
+        }
+        for removed in std::mem::replace(&mut self.running, kept) {
+            removed.retire(ctx);
+        }
+        self.start_accepting(ctx);
+    }
+
+    /// Stops every accept task (shutdown); connections keep running.
+    pub(super) fn stop_accepting(&mut self) {
+        for running in &mut self.running {
+            if let Some(task) = running.acceptor.take() {
+                rt::abort(task);
+            }
+            running.socket = None;
+        }
+    }
+}
+
+impl Running {
+    fn new(key: ListenerKey, index: usize, socket: TcpListener) -> Self {
+        Self {
+            key,
+            state: Rc::new(ListenerState {
+                index: Cell::new(index),
+                connections: RefCell::new(Slab::new()),
+            }),
+            socket: Some(socket),
+            acceptor: None,
+        }
+    }
+
+    /// Closes the socket now; cuts the connections still open after the
+    /// drain timeout.
+    fn retire(mut self, ctx: &Rc<WorkerCtx>) {
+        if let Some(task) = self.acceptor.take() {
+            rt::abort(task);
+        }
+        drop(self.socket.take());
+        if !self.state.connections.borrow().is_empty() {
+            rt::spawn(cut_after(
+                Rc::clone(ctx),
+                Rc::clone(&self.state),
+                ctx.drain_timeout,
+            ));
+        }
+    }
+}
+
+/// Aborts whatever connections of a removed listener outlive `timeout`.
+async fn cut_after(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, timeout: Duration) {
+    let _ = sleep(timeout).await;
+    let tasks: Vec<TaskId> = state
+        .connections
+        .borrow()
+        .iter()
+        .filter_map(|(_, task)| *task)
+        .collect();
+    for task in tasks {
+        ctx.counters().drain_cuts.add(1);
+        // Dropping the task drops its sockets (closing them) and its
+        // `ConnectionGuard`, which updates the counts.
+        rt::abort(task);
+    }
+}
+
+async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: TcpListener) {
+    let mut incoming = socket.incoming();
+    loop {
+        match incoming.next().await {
+            Ok(client) => {
+                ctx.counters().accepted.add(1);
+                ctx.counters().active.add(1);
+                let slot = state.connections.borrow_mut().insert(None);
+                let task = connection(&ctx, &state, slot, client);
+                let id = rt::spawn(task);
+                if let Some(entry) = state.connections.borrow_mut().get_mut(slot) {
+                    *entry = Some(id);
+                }
+            }
+            Err(e) => {
+                ctx.counters().accept_errors.add(1);
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+                ) {
+                    // Out of a resource: accepting again at once would spin.
+                    let _ = sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The task of one accepted connection. The table and the listener's index in
+/// it are taken now, at accept: the connection runs on them to its end, even
+/// if the worker adopts a newer table (or drops this listener) meanwhile.
+fn connection(
+    ctx: &Rc<WorkerCtx>,
+    state: &Rc<ListenerState>,
+    slot: usize,
+    client: TcpStream,
+) -> impl std::future::Future<Output = ()> + 'static {
+    let guard = ConnectionGuard {
+        ctx: Rc::clone(ctx),
+        state: Rc::clone(state),
+        slot,
+    };
+    let table: Arc<Table> = Arc::clone(ctx.table.borrow().current());
+    let listener = state.index.get();
+    let balancer = Rc::clone(&ctx.balancer.borrow());
+    async move {
+        let counters = guard.ctx.counters();
+        session::tcp::serve(table, listener, client, &balancer, counters).await;
+        drop(guard);
+    }
+}
+
+/// Counts a connection as active, and known to its listener, for as long as
+/// its task lives (it ends, or is aborted).
+struct ConnectionGuard {
+    ctx: Rc<WorkerCtx>,
+    state: Rc<ListenerState>,
+    slot: usize,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.state.connections.borrow_mut().try_remove(self.slot);
+        let active = &self.ctx.counters().active;
+        active.sub(1);
+        if active.get() == 0 && self.ctx.draining.get() {
+            if let Some(w) = self.ctx.idle_waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+}
