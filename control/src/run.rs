@@ -78,20 +78,21 @@ async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
 
     let table = Arc::new(config.table.clone());
     let workers = Workers::start(&config.runtime, Arc::clone(&table), mode)?;
-    for l in &table.listeners {
+    for l in &config.table.listeners {
         eprintln!(
             "ringway: listener `{}` on {} ({:?}) -> cluster `{}`",
             l.name,
             l.address,
             l.protocol,
-            table.cluster(l.cluster).name
+            config.table.cluster(l.cluster).name
         );
     }
     let worker_cores = config.runtime.worker_cores.clone();
     let drain_timeout = config.runtime.drain_timeout;
     let admin_address = config.admin.address;
-    let agent = Rc::new(Agent::new(workers, config, source, path));
+    let agent = Rc::new(Agent::new(workers, config, table, source, path));
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
+    tokio::task::spawn_local(sweep_retired(Rc::clone(&agent)));
     let _watcher = watcher.map(|(watcher, changes)| {
         tokio::task::spawn_local(reload::on_change(Rc::clone(&agent), changes));
         watcher
@@ -123,6 +124,16 @@ async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
     }
     eprintln!("ringway: stopped");
     Ok(())
+}
+
+/// Frees, once a second, the old tables whose last connection has ended
+/// (publishing frees them too; this covers the quiet times in between).
+async fn sweep_retired(agent: Rc<Agent>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        agent.sweep_retired();
+    }
 }
 
 /// One line per worker, in `key=value` form so that tests and operators can

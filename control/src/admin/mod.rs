@@ -82,6 +82,29 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
             crate::reload::log("POST /reload", &result);
             reload_reply(agent, result).await
         }
+        (p, &Method::PUT) if cluster_endpoints_path(p).is_some() => {
+            let name = cluster_endpoints_path(p).unwrap_or_default().to_owned();
+            let body = match body_text(req).await {
+                Ok(body) => body,
+                Err(reply) => return reply,
+            };
+            let list: Vec<String> = match serde_json::from_str(&body) {
+                Ok(list) => list,
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "error: the body must be a JSON array of \"ip:port\" strings, e.g. [\"127.0.0.1:8000\"]: {e}\n"
+                        ),
+                    )
+                }
+            };
+            let result = agent.set_endpoints(&name, &list);
+            if result.is_err() {
+                crate::reload::log(&format!("PUT {path}"), &result);
+            }
+            reload_reply(agent, result).await
+        }
         ("/stats", &Method::GET) => {
             let body = render::stats_json(&agent.figures(), &workers(agent));
             let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
@@ -98,13 +121,22 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
         }
         ("/config", _) => not_allowed(&path, &method, "GET, POST"),
         ("/reload", _) => not_allowed(&path, &method, "POST"),
+        (p, _) if cluster_endpoints_path(p).is_some() => not_allowed(&path, &method, "PUT"),
         _ => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /stats, /metrics\n"
+                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /clusters/NAME/endpoints, /stats, /metrics\n"
             ),
         ),
     }
+}
+
+/// The cluster name of `/clusters/{name}/endpoints`.
+fn cluster_endpoints_path(path: &str) -> Option<&str> {
+    let name = path
+        .strip_prefix("/clusters/")?
+        .strip_suffix("/endpoints")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 fn workers(agent: &Agent) -> Vec<WorkerFigures> {
@@ -167,6 +199,14 @@ async fn reload_reply(agent: &Agent, result: Result<Applied, ReloadError>) -> Re
             text(StatusCode::BAD_REQUEST, body)
         }
         Err(e @ ReloadError::NoFile) => text(StatusCode::CONFLICT, format!("{e}\n")),
+        Err(e @ ReloadError::UnknownCluster(_)) => {
+            text(StatusCode::NOT_FOUND, format!("error: {e}\n"))
+        }
+        Err(ReloadError::BadEndpoints(errors)) => {
+            let mut body: String = errors.iter().map(|e| format!("error: {e}\n")).collect();
+            body.push_str("endpoints refused; the running configuration keeps serving\n");
+            text(StatusCode::BAD_REQUEST, body)
+        }
         Err(e @ ReloadError::Wake(_)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }

@@ -49,6 +49,11 @@ struct State {
     source: String,
     /// The newest table handed to the workers.
     table: Arc<Table>,
+    /// Older tables that a worker or a connection may still hold. The agent
+    /// keeps a reference to each until it is the last holder, so that the
+    /// free (thousands of allocations for a large table) happens here, on
+    /// the control core, never on a worker.
+    retired: Vec<Arc<Table>>,
     /// Reloads applied and refused.
     reloads: u64,
     reload_failures: u64,
@@ -86,16 +91,27 @@ pub enum ReloadError {
     /// `ringway run` got no file; there is nothing to re-read.
     #[error("ringway runs on the embedded default configuration; there is no file to reload")]
     NoFile,
+    /// An endpoint update named a cluster the running table does not have.
+    #[error("no cluster named `{0}` in the running configuration")]
+    UnknownCluster(String),
+    /// An endpoint update's list is not valid.
+    #[error("endpoints refused: {}", .0.join("; "))]
+    BadEndpoints(Vec<String>),
     /// A worker's eventfd could not be written.
     #[error("cannot wake the workers: {0}")]
     Wake(io::Error),
 }
 
 impl Agent {
-    /// An agent for `workers`, which run `config` (generation 1) read from
-    /// `source` (the file at `path`, if any).
-    pub fn new(workers: Workers, config: Config, source: String, path: Option<PathBuf>) -> Self {
-        let table = Arc::new(config.table.clone());
+    /// An agent for `workers`, which run `table`, compiled from `config`
+    /// read from `source` (the file at `path`, if any).
+    pub fn new(
+        workers: Workers,
+        config: Config,
+        table: Arc<Table>,
+        source: String,
+        path: Option<PathBuf>,
+    ) -> Self {
         Self {
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
@@ -105,6 +121,7 @@ impl Agent {
                 config,
                 source,
                 table,
+                retired: Vec::new(),
                 reloads: 0,
                 reload_failures: 0,
                 // 1 µs to 1 hour, 3 significant digits.
@@ -167,10 +184,53 @@ impl Agent {
                 return Err(ReloadError::Refused(errors));
             }
         };
+        let source = text.to_owned();
+        self.publish(&mut state, next, source)
+    }
+
+    /// Replaces the endpoints of cluster `name` (service discovery's usual
+    /// update) and publishes the result as a new generation.
+    pub fn set_endpoints(
+        self: &Rc<Self>,
+        name: &str,
+        endpoints: &[String],
+    ) -> Result<Applied, ReloadError> {
+        let mut state = self.state.borrow_mut();
+        let Some(index) = state
+            .config
+            .table
+            .clusters
+            .iter()
+            .position(|c| &*c.name == name)
+        else {
+            state.reload_failures += 1;
+            return Err(ReloadError::UnknownCluster(name.to_owned()));
+        };
+        let endpoints = match config::parse_endpoints(endpoints) {
+            Ok(endpoints) => endpoints,
+            Err(errors) => {
+                state.reload_failures += 1;
+                return Err(ReloadError::BadEndpoints(errors));
+            }
+        };
+        let mut next = state.config.clone();
+        next.table.clusters[index].endpoints = endpoints;
+        // The running configuration no longer matches any text: the next
+        // reload of the file applies whatever it says.
+        self.publish(&mut state, next, String::new())
+    }
+
+    /// Compiles `next` into the next generation, hands it to every worker
+    /// and makes it the running configuration.
+    fn publish(
+        self: &Rc<Self>,
+        state: &mut State,
+        mut next: Config,
+        source: String,
+    ) -> Result<Applied, ReloadError> {
         let generation = state.table.generation + 1;
-        let mut table = next.table.clone();
-        table.generation = generation;
-        let table = Arc::new(table);
+        next.table.generation = generation;
+        let table = Arc::new(next.table.clone());
         let published = Instant::now();
         for link in self.links() {
             if let Err(e) = link.publish(Arc::clone(&table)) {
@@ -179,13 +239,18 @@ impl Agent {
             }
         }
         state.config = next;
-        state.config.table.generation = generation;
-        state.source = text.to_owned();
-        state.table = table;
+        state.source = source;
+        let previous = std::mem::replace(&mut state.table, table);
+        state.retired.push(previous);
+        sweep(&mut state.retired);
         state.reloads += 1;
-        drop(state);
         tokio::task::spawn_local(Rc::clone(self).record_latency(generation, published));
         Ok(Applied::Published(generation))
+    }
+
+    /// Frees the retired tables nobody else holds any more.
+    pub fn sweep_retired(&self) {
+        sweep(&mut self.state.borrow_mut().retired);
     }
 
     /// Re-reads the config file and applies it.
@@ -266,4 +331,11 @@ impl Agent {
             publish_sum_us: state.publish_sum_us,
         }
     }
+}
+
+/// Drops every table of `retired` that only the agent still holds.
+fn sweep(retired: &mut Vec<Arc<Table>>) {
+    // A count of 1 is the agent's own reference: no worker, handoff slot or
+    // connection has it, and none can get it any more.
+    retired.retain(|t| Arc::strong_count(t) > 1);
 }

@@ -166,7 +166,12 @@ const FIELDS: &[Field] = &[
 ];
 
 /// A ring counter: JSON name, metric name, help, getter.
-type RingField = (&'static str, &'static str, &'static str, fn(&RingStats) -> u64);
+type RingField = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&RingStats) -> u64,
+);
 
 const RING_FIELDS: &[RingField] = &[
     (

@@ -501,7 +501,8 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
     Ok(address)
 }
 
-fn endpoint(text: &str) -> Result<SocketAddr, String> {
+/// An upstream endpoint: an `ip:port` that can be connected to.
+pub(crate) fn endpoint(text: &str) -> Result<SocketAddr, String> {
     let address = address::parse(text)?;
     if address.port() == 0 {
         return Err(format!(

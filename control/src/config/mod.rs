@@ -34,7 +34,7 @@ use dataplane::table::Table;
 pub use self::error::{ConfigError, ConfigErrors};
 use self::file::FileConfig;
 use self::source::Source;
-pub use self::update::parse_update;
+pub use self::update::{parse_endpoints, parse_update};
 
 /// The configuration the product runs on when started without a file: one
 /// TCP listener `ingress` on 127.0.0.1:8080 in front of a cluster `app` at

@@ -145,3 +145,29 @@ fn new_addresses(
         }
     }
 }
+
+/// Checks a new endpoint list for one cluster, as `PUT
+/// /clusters/{name}/endpoints` sends it: every entry an `ip:port` that can be
+/// connected to, at least one. Errors name the entry, e.g.
+/// `endpoints[1]: invalid address "x": ...`.
+pub fn parse_endpoints(list: &[String]) -> Result<Vec<SocketAddr>, Vec<String>> {
+    if list.is_empty() {
+        return Err(vec![
+            "endpoints: no endpoints listed; list at least one ip:port, e.g. [\"127.0.0.1:8000\"]"
+                .to_owned(),
+        ]);
+    }
+    let mut endpoints = Vec::with_capacity(list.len());
+    let mut errors = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        match super::build::endpoint(text) {
+            Ok(address) => endpoints.push(address),
+            Err(reason) => errors.push(format!("endpoints[{i}]: {reason}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(endpoints)
+    } else {
+        Err(errors)
+    }
+}
