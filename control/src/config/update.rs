@@ -171,3 +171,6 @@ pub fn parse_endpoints(list: &[String]) -> Result<Vec<SocketAddr>, Vec<String>> 
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests;
