@@ -1,8 +1,14 @@
 //! Config files for the proxy under test: one TCP listener in front of one
-//! cluster, with the knobs the tests turn.
+//! cluster, with the knobs the tests turn, plus optional further listeners
+//! with clusters of their own; and a config file that can be edited the way
+//! editors save.
 
 use std::fmt::Write;
+use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
 
 use crate::ports::free_port;
 
@@ -25,6 +31,20 @@ pub struct ProxyConfig {
     /// `admin.address`: a port of its own, so that proxies of parallel tests
     /// never contend for the default one.
     pub admin: SocketAddr,
+    /// Further listeners, rendered after `ingress`, in order.
+    pub extra_listeners: Vec<ExtraListener>,
+}
+
+/// A listener besides `ingress`, with a cluster of its own that bears the
+/// listener's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraListener {
+    /// The name of both the listener and its cluster.
+    pub name: String,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Its cluster's endpoints, in order.
+    pub endpoints: Vec<SocketAddr>,
 }
 
 impl ProxyConfig {
@@ -39,7 +59,41 @@ impl ProxyConfig {
             idle_timeout: None,
             connect_timeout: None,
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+            extra_listeners: Vec::new(),
         }
+    }
+
+    /// Adds a listener `name` on a fresh loopback port, forwarding to a
+    /// cluster `name` of `endpoints`; [`ProxyConfig::listener_addr`] tells
+    /// its address.
+    pub fn listener(mut self, name: &str, endpoints: &[SocketAddr]) -> Self {
+        self.extra_listeners.push(ExtraListener {
+            name: name.to_owned(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+            endpoints: endpoints.to_vec(),
+        });
+        self
+    }
+
+    /// Removes the extra listener `name` (and its cluster), if present.
+    pub fn without_listener(mut self, name: &str) -> Self {
+        self.extra_listeners.retain(|l| l.name != name);
+        self
+    }
+
+    /// Sets the endpoints of the cluster `app`, behind `ingress`.
+    pub fn endpoints(mut self, endpoints: &[SocketAddr]) -> Self {
+        self.endpoints = endpoints.to_vec();
+        self
+    }
+
+    /// The address of the extra listener `name`; panics if there is none.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        self.extra_listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.listen)
+            .unwrap_or_else(|| panic!("the config has no extra listener `{name}`"))
     }
 
     /// Sets the worker cores.
@@ -90,6 +144,69 @@ impl ProxyConfig {
         if let Some(connect) = &self.connect_timeout {
             let _ = writeln!(text, "connect_timeout = \"{connect}\"");
         }
+        for extra in &self.extra_listeners {
+            let endpoints: Vec<String> =
+                extra.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+            let _ = write!(
+                text,
+                "\n[[listeners]]\nname = \"{name}\"\naddress = \"{listen}\"\nprotocol = \"tcp\"\n\
+                 cluster = \"{name}\"\n\n[[clusters]]\nname = \"{name}\"\nendpoints = [{endpoints}]\n",
+                name = extra.name,
+                listen = extra.listen,
+                endpoints = endpoints.join(", "),
+            );
+        }
         text
+    }
+}
+
+/// A config file alone in a temporary directory (removed on drop), for a
+/// proxy started with `--config` that watches it.
+///
+/// [`ConfigFile::replace`] saves the way most editors do: it writes a new
+/// file beside the old one and renames it over, so the watched path gets a
+/// new inode.
+#[derive(Debug)]
+pub struct ConfigFile {
+    dir: TempDir,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    /// Creates `ringway.toml` holding `text` in a fresh directory.
+    pub fn new(text: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-config-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a config directory: {e}"));
+        let path = dir.path().join("ringway.toml");
+        fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        Self { dir, path }
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path as a string, as ringway names it in its messages.
+    pub fn path_str(&self) -> &str {
+        self.path
+            .to_str()
+            .unwrap_or_else(|| panic!("temp path {} is not UTF-8", self.path.display()))
+    }
+
+    /// Replaces the contents with `text`: writes `.ringway.toml.swp` in the
+    /// same directory, then renames it over `ringway.toml`.
+    pub fn replace(&self, text: &str) {
+        let swap = self.dir.path().join(".ringway.toml.swp");
+        fs::write(&swap, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", swap.display()));
+        fs::rename(&swap, &self.path).unwrap_or_else(|e| {
+            panic!(
+                "cannot rename {} over {}: {e}",
+                swap.display(),
+                self.path.display()
+            )
+        });
     }
 }

@@ -16,6 +16,7 @@
               the harness runs on test threads, where a lock is the simple tool"
 )]
 
+pub mod admin;
 pub mod config;
 pub mod data;
 pub mod net;
@@ -24,7 +25,7 @@ pub mod ports;
 pub mod probe;
 pub mod proxy;
 
-pub use config::ProxyConfig;
+pub use config::{ConfigFile, ProxyConfig};
 pub use data::{Digest, Transfer};
 pub use net::{client, raise_fd_limit};
 pub use origin::Origin;

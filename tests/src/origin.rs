@@ -4,8 +4,9 @@
 //! thread for every connection; each handler's result goes to a queue the
 //! test reads with [`Origin::next_result`]. The handlers the tests share
 //! live here ([`echo`], [`sink`], [`source`], [`reply_after_eof`],
-//! [`half_closing`], [`record`]); a test with a
-//! special peer writes its own closure.
+//! [`half_closing`], [`record`]), and [`counting`] wraps any of them to
+//! count the connections an origin got; a test with a special peer writes
+//! its own closure.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
@@ -203,6 +204,21 @@ pub fn half_closing(len: u64) -> impl Fn(TcpStream) -> HandlerResult<(Transfer, 
         let mut got = Vec::new();
         stream.read_to_end(&mut got)?;
         Ok((sent, got))
+    }
+}
+
+/// Runs `handler`, first adding one to `served`: the count is up to date
+/// as soon as the connection's first byte came back through the proxy.
+pub fn counting<R, F>(
+    served: Arc<AtomicU64>,
+    handler: F,
+) -> impl Fn(TcpStream) -> HandlerResult<R> + Send + Sync + 'static
+where
+    F: Fn(TcpStream) -> HandlerResult<R> + Send + Sync + 'static,
+{
+    move |stream| {
+        served.fetch_add(1, Ordering::SeqCst);
+        handler(stream)
     }
 }
 

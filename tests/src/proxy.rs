@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -82,7 +82,15 @@ pub fn run_command_to_exit(mut command: Command, timeout: Duration) -> Output {
 pub struct Ringway {
     child: Child,
     log: Log,
-    _config: NamedTempFile,
+    /// The config file the harness wrote, if it wrote one.
+    _config: Option<NamedTempFile>,
+}
+
+/// Whether [`Ringway::launch`] waits for the proxy to say it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Await {
+    Ready,
+    Nothing,
 }
 
 impl Ringway {
@@ -96,7 +104,39 @@ impl Ringway {
     /// Like [`Ringway::start`], with extra arguments to `ringway run`, e.g.
     /// `["--io-uring", "basic"]`.
     pub fn start_with(config: &str, args: &[&str]) -> Self {
-        Self::launch(Command::new(binary()), config, args)
+        let file = write_config(config);
+        Self::launch(
+            Command::new(binary()),
+            file.path().to_owned(),
+            Some(file),
+            args,
+            Await::Ready,
+        )
+    }
+
+    /// Starts `ringway run --config PATH` on a file the test owns (and may
+    /// edit while the proxy runs); waits until the proxy says it is ready.
+    pub fn start_file(path: &Path) -> Self {
+        Self::launch(
+            Command::new(binary()),
+            path.to_owned(),
+            None,
+            &[],
+            Await::Ready,
+        )
+    }
+
+    /// Starts `ringway run` on `config` and returns at once, without waiting
+    /// for it to be ready: for tests that watch the start-up themselves.
+    pub fn spawn(config: &str) -> Self {
+        let file = write_config(config);
+        Self::launch(
+            Command::new(binary()),
+            file.path().to_owned(),
+            Some(file),
+            &[],
+            Await::Nothing,
+        )
     }
 
     /// Like [`Ringway::start`], with the proxy's soft limit on open files
@@ -108,15 +148,29 @@ impl Ringway {
             .arg(format!("--nofile={soft}:{hard}"))
             .arg("--")
             .arg(binary());
-        Self::launch(command, config, &[])
+        let file = write_config(config);
+        Self::launch(
+            command,
+            file.path().to_owned(),
+            Some(file),
+            &[],
+            Await::Ready,
+        )
     }
 
-    fn launch(mut command: Command, config: &str, args: &[&str]) -> Self {
-        let file = write_config(config);
+    /// Runs `COMMAND run --config PATH ARGS`, keeping `file` (the config at
+    /// `path`, if the harness wrote it) alive as long as the proxy.
+    fn launch(
+        mut command: Command,
+        path: PathBuf,
+        file: Option<NamedTempFile>,
+        args: &[&str],
+        wait: Await,
+    ) -> Self {
         let mut child = command
             .arg("run")
             .arg("--config")
-            .arg(file.path())
+            .arg(&path)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -129,11 +183,13 @@ impl Ringway {
             log,
             _config: file,
         };
-        if ringway
-            .log
-            .wait_for(READY_TIMEOUT, |line| line.ends_with("; ready"))
-            .is_none()
+        if wait == Await::Ready
+            && ringway
+                .log
+                .wait_for(READY_TIMEOUT, |line| line.ends_with("; ready"))
+                .is_none()
         {
+            let config = std::fs::read_to_string(&path).unwrap_or_default();
             let _ = ringway.child.kill();
             let _ = ringway.child.wait();
             // Let the reader thread take in the last words.
