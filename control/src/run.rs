@@ -68,13 +68,18 @@ async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
     let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
         .await
         .with_context(|| format!("admin.address {}: cannot listen", config.admin.address))?;
-    let watcher = match &path {
-        Some(path) => Some(
-            reload::watch(path)
-                .with_context(|| format!("cannot watch {} for changes", path.display()))?,
-        ),
-        None => None,
-    };
+    // Without a watch (inotify instances exhausted, say) ringway still runs
+    // and reloads on SIGHUP and the admin API; say so rather than refuse.
+    let watcher = path.as_ref().and_then(|path| match reload::watch(path) {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            eprintln!(
+                "ringway: warning: cannot watch {} for changes ({e}); reload with SIGHUP or `ringway reload`",
+                path.display()
+            );
+            None
+        }
+    });
 
     let table = Arc::new(config.table.clone());
     let workers = Workers::start(&config.runtime, Arc::clone(&table), mode)?;
