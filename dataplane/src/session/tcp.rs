@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ pub enum Ending {
 
 /// Serves `client`, accepted on listener `listener` of `table`.
 pub async fn serve(
-    table: Arc<Table>,
+    table: &Table,
     listener: usize,
     client: TcpStream,
     rr: &RoundRobin,

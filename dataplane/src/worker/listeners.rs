@@ -8,7 +8,6 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use slab::Slab;
@@ -209,12 +208,12 @@ fn connection(
         state: Rc::clone(state),
         slot,
     };
-    let table: Arc<Table> = Arc::clone(ctx.table.borrow().current());
+    let local = Rc::clone(ctx.table.borrow().current());
     let listener = state.index.get();
-    let balancer = Rc::clone(&ctx.balancer.borrow());
     async move {
         let counters = guard.ctx.counters();
-        session::tcp::serve(table, listener, client, &balancer, counters).await;
+        let (table, balancer) = (&local.table, &local.balancer);
+        session::tcp::serve(table, listener, client, balancer, counters).await;
         drop(guard);
     }
 }

@@ -27,7 +27,6 @@ use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
 use crate::table::handle::TableHandle;
 use crate::table::Table;
-use crate::upstream::balance::RoundRobin;
 
 /// Why the workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +235,6 @@ struct WorkerCtx {
     index: usize,
     link: Arc<WorkerLink>,
     table: RefCell<TableHandle>,
-    balancer: RefCell<Rc<RoundRobin>>,
     drain_timeout: Duration,
     /// Woken when the active connection count drops to zero.
     idle_waker: RefCell<Option<Waker>>,
@@ -293,8 +291,7 @@ fn run_worker(
     link.attach_ring(runtime.ring_counters());
     let ctx = Rc::new(WorkerCtx {
         index: config.index,
-        balancer: RefCell::new(Rc::new(RoundRobin::new(&table, config.index))),
-        table: RefCell::new(TableHandle::new(Arc::clone(&table))),
+        table: RefCell::new(TableHandle::new(Arc::clone(&table), config.index)),
         link: Arc::clone(&link),
         drain_timeout: config.drain_timeout,
         idle_waker: RefCell::new(None),
@@ -356,17 +353,15 @@ async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wak
 }
 
 /// Switches new connections to `table`: listeners first (so that the new
-/// table's indices are right the moment it is current), then the handle and
-/// the balancer, then the acknowledgement.
+/// table's indices are right the moment it is current), then the handle (with
+/// fresh balancer cursors), then the acknowledgement.
 fn adopt(ctx: &Rc<WorkerCtx>, listeners: &mut ListenerSet, table: Arc<Table>) {
-    let running = ctx.table.borrow().current().generation;
-    if table.generation <= running {
+    if table.generation <= ctx.table.borrow().generation() {
         return;
     }
     listeners.reconcile(ctx, &table);
-    *ctx.balancer.borrow_mut() = Rc::new(RoundRobin::new(&table, ctx.index));
     let generation = table.generation;
-    ctx.table.borrow_mut().adopt(table);
+    ctx.table.borrow_mut().adopt(table, ctx.index);
     ctx.link.ack(generation);
 }
 
