@@ -97,6 +97,7 @@ async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
     let admin_address = config.admin.address;
     let agent = Rc::new(Agent::new(workers, config, table, source, path));
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
+    tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(sweep_retired(Rc::clone(&agent)));
     let _watcher = watcher.map(|(watcher, changes)| {
         tokio::task::spawn_local(reload::on_change(Rc::clone(&agent), changes));

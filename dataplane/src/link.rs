@@ -74,7 +74,9 @@ impl WorkerLink {
         self.acked.load(Ordering::Acquire)
     }
 
-    /// Wakes `waker` at the worker's next acknowledgement.
+    /// Wakes `waker` at the worker's next acknowledgement. There is room for
+    /// one waker: registering replaces the previous one, so only one task
+    /// may wait on a link.
     pub fn on_ack(&self, waker: &Waker) {
         self.ack_waker.register(waker);
     }

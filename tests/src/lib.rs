@@ -3,8 +3,9 @@
 //! The tests drive the real `ringway` binary over real loopback sockets:
 //! [`Ringway`] starts and stops the proxy and reads its exit report,
 //! [`origin`] runs origin servers on plain `std::net` threads, [`data`]
-//! produces and checks the byte streams, [`ports`] hands out listening ports
-//! and [`probe`] looks at the running process through `/proc`.
+//! produces and checks the byte streams, [`ports`] hands out listening ports,
+//! [`probe`] looks at the running process through `/proc` and [`admin`]
+//! talks to its admin API.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does

@@ -22,6 +22,7 @@ use dataplane::rt::net::TcpListener;
 use dataplane::table::Table;
 use dataplane::worker::{bind_reason, WorkerReport, Workers};
 use hdrhistogram::Histogram;
+use tokio::sync::watch;
 
 use crate::config::{self, Config, ConfigErrors};
 
@@ -37,6 +38,10 @@ pub struct Agent {
     links: Vec<Arc<WorkerLink>>,
     /// Shutdown has begun: not ready any more.
     draining: Cell<bool>,
+    /// The oldest generation any worker runs, fed by [`Agent::collect_acks`]:
+    /// the one task that waits on the workers' ack wakers. Everyone else
+    /// waits on this.
+    acks: watch::Sender<u64>,
     /// The file `ringway run --config` was given, if any.
     path: Option<PathBuf>,
     state: RefCell<State>,
@@ -116,6 +121,7 @@ impl Agent {
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
+            acks: watch::Sender::new(0),
             path,
             state: RefCell::new(State {
                 config,
@@ -279,24 +285,27 @@ impl Agent {
     /// Waits until every worker runs `generation` or a later one, up to
     /// `timeout`; returns whether they do.
     pub async fn acked(&self, generation: u64, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.all_acked(generation))
-            .await
-            .is_ok()
+        let mut acks = self.acks.subscribe();
+        let wait = async move { acks.wait_for(|&oldest| oldest >= generation).await.is_ok() };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
-    async fn all_acked(&self, generation: u64) {
+    /// Follows the workers' acknowledgements and publishes the oldest
+    /// generation any of them runs. Each link has room for one waker, so
+    /// exactly one task (this one, spawned once) may wait on them.
+    pub async fn collect_acks(self: Rc<Self>) {
         poll_fn(|cx| {
-            let mut done = true;
+            // Register before reading, so an ack between the two wakes us.
             for link in self.links() {
-                // Register before reading, so an ack between the two wakes us.
                 link.on_ack(cx.waker());
-                done &= link.acked() >= generation;
             }
-            if done {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+            let oldest = self.links().iter().map(|l| l.acked()).min().unwrap_or(0);
+            self.acks.send_if_modified(|current| {
+                let changed = *current != oldest;
+                *current = oldest;
+                changed
+            });
+            Poll::<()>::Pending
         })
         .await
     }
