@@ -1,13 +1,61 @@
-//! `ringway-bench`: the load generator and comparison runner.
+//! `ringway-bench`: benchmarks of ringway that anyone can run on their own
+//! machine.
 //!
-//! Its load generator and `compare` runner are the subject of their own
-//! work item; until then the L4 comparison lives in `scripts/bench-tcp.sh`.
+//! Built so far: `churn`, routing-table churn while traffic flows (see
+//! docs/benchmarks.md). The open-loop load generator (`load`) and the
+//! side-by-side runner (`compare`) are the subject of their own work item;
+//! until then the L4 comparison lives in `scripts/bench-tcp.sh`.
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
+mod churn;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks of ringway.
+#[derive(Debug, Parser)]
+#[command(name = "ringway-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publish routing tables at a fixed rate while TCP traffic flows through
+    /// ringway; compare the worker's throughput and CPU per request with and
+    /// without churn, and report publish latency and request errors.
+    Churn(churn::ChurnArgs),
+    /// Open-loop and closed-loop load generator (not built yet).
+    Load(NotBuilt),
+    /// Side-by-side comparison with nginx and HAProxy (not built yet).
+    Compare(NotBuilt),
+}
+
+/// Whatever was passed to a subcommand that does not exist yet.
+#[derive(Debug, clap::Args)]
+struct NotBuilt {
+    /// Ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Churn(args) => churn::main(&args),
+        Command::Load(_) => not_built("load"),
+        Command::Compare(_) => not_built("compare"),
+    }
+}
+
+/// Says that `name` is not built yet, and what to use meanwhile.
+fn not_built(name: &str) -> ExitCode {
     eprintln!(
-        "ringway-bench: the load generator is not built yet; \
-         for the TCP comparison run scripts/bench-tcp.sh"
+        "ringway-bench {name}: not built yet (issue 5); \
+         for the TCP comparison run scripts/bench-tcp.sh, \
+         for table churn run `ringway-bench churn`"
     );
-    std::process::ExitCode::from(2)
+    ExitCode::from(2)
 }

@@ -1,0 +1,202 @@
+//! CPU time of threads, processes and cores, read from `/proc`.
+
+use std::fs;
+use std::io;
+use std::process::Command;
+
+/// Clock ticks per second of `/proc`'s time fields, as `getconf CLK_TCK`
+/// says; `(ticks, true)` when measured, `(100, false)` when `getconf` could
+/// not answer (100 is what Linux uses on every common architecture).
+pub fn clock_ticks() -> (u64, bool) {
+    let measured = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|&ticks| ticks > 0);
+    match measured {
+        Some(ticks) => (ticks, true),
+        None => (100, false),
+    }
+}
+
+/// `utime + stime` of one thread of `pid`, in clock ticks.
+pub fn thread_ticks(pid: u32, tid: u32) -> io::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))?;
+    parse_stat_ticks(&text)
+}
+
+/// `utime + stime` of the whole process `pid` (every thread, live or
+/// exited), in clock ticks.
+pub fn process_ticks(pid: u32) -> io::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat_ticks(&text)
+}
+
+/// The id of the thread of `pid` whose name (`comm`) is `name`, if any.
+pub fn find_thread(pid: u32, name: &str) -> io::Result<Option<u32>> {
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread may exit between the listing and the read.
+        if let Ok(comm) = fs::read_to_string(entry.path().join("comm")) {
+            if comm.trim_end() == name {
+                return Ok(Some(tid));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The ids of the threads of `pid` whose names start with one of
+/// `prefixes`.
+pub fn threads_named(pid: u32, prefixes: &[&str]) -> io::Result<Vec<u32>> {
+    let mut tids = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        if let Ok(comm) = fs::read_to_string(entry.path().join("comm")) {
+            if prefixes.iter().any(|p| comm.starts_with(p)) {
+                tids.push(tid);
+            }
+        }
+    }
+    Ok(tids)
+}
+
+/// Sets the nice value of threads `tids` with `renice` (the crate forbids
+/// `unsafe`, and `setpriority` has no safe wrapper in our dependencies).
+pub fn renice(tids: &[u32], nice: i32) -> io::Result<()> {
+    if tids.is_empty() {
+        return Ok(());
+    }
+    let out = Command::new("renice")
+        .arg("-n")
+        .arg(nice.to_string())
+        .arg("-p")
+        .args(tids.iter().map(ToString::to_string))
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "renice failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Where one core's time went, in clock ticks since boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoreTimes {
+    /// user + nice + system + irq + softirq.
+    pub busy: u64,
+    /// busy + idle + iowait + steal.
+    pub total: u64,
+}
+
+impl CoreTimes {
+    /// Busy share of the time between `earlier` and `self`, in percent.
+    pub fn busy_pct_since(self, earlier: CoreTimes) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * self.busy.saturating_sub(earlier.busy) as f64 / total as f64
+    }
+}
+
+/// The times of core `core` from `/proc/stat`.
+pub fn core_times(core: usize) -> io::Result<CoreTimes> {
+    let text = fs::read_to_string("/proc/stat")?;
+    parse_core_times(&text, core).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("/proc/stat has no line for cpu{core}"),
+        )
+    })
+}
+
+/// `utime + stime` from the text of a `/proc/.../stat` file.
+fn parse_stat_ticks(text: &str) -> io::Result<u64> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc stat format");
+    // The name (field 2) is in parentheses and may hold spaces or ')':
+    // fields are counted from the last ')'.
+    let rest = &text[text.rfind(')').ok_or_else(bad)? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = fields
+        .get(11)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(bad)?;
+    let stime: u64 = fields
+        .get(12)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(utime + stime)
+}
+
+/// The `cpuN` line of `/proc/stat`, summed into busy and total ticks.
+fn parse_core_times(text: &str, core: usize) -> Option<CoreTimes> {
+    let label = format!("cpu{core}");
+    let line = text
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(label.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = v[..] else {
+        return None;
+    };
+    let busy = user + nice + system + irq + softirq;
+    Some(CoreTimes {
+        busy,
+        total: busy + idle + iowait + steal,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_utime_and_stime_past_a_tricky_name() {
+        let line = "4242 (ringway-w0) x) S 1 4242 4242 0 -1 4194368 100 0 0 0 \
+                    250 75 0 0 20 0 3 0 123 0 0";
+        assert_eq!(parse_stat_ticks(line).expect("a valid line"), 325);
+    }
+
+    #[test]
+    fn refuses_a_truncated_stat() {
+        assert!(parse_stat_ticks("1 (x) S 1 2").is_err());
+    }
+
+    #[test]
+    fn sums_one_core_line() {
+        let text = "cpu  10 0 10 100 0 0 0 0 0 0\n\
+                    cpu0 1 2 3 40 5 6 7 8 0 0\n\
+                    cpu1 100 0 50 10 0 0 20 0 0 0\n";
+        let c1 = parse_core_times(text, 1).expect("cpu1 is there");
+        assert_eq!(c1.busy, 170);
+        assert_eq!(c1.total, 180);
+        let c0 = parse_core_times(text, 0).expect("cpu0 is there");
+        assert_eq!(c0.busy, 1 + 2 + 3 + 6 + 7);
+        assert!(parse_core_times(text, 2).is_none());
+        let half = CoreTimes {
+            busy: 50,
+            total: 100,
+        }
+        .busy_pct_since(CoreTimes::default());
+        assert!((half - 50.0).abs() < 1e-9);
+    }
+}
