@@ -4,6 +4,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
+use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 
@@ -26,6 +27,8 @@ pub struct WorkerLink {
     stop: AtomicBool,
     wake: Notifier,
     acked: AtomicU64,
+    /// When the worker stored `acked`, on the [`clock_ns`] clock.
+    acked_at: AtomicU64,
     ack_waker: AtomicWaker,
     counters: Counters,
     ring: OnceLock<Arc<RingCounters>>,
@@ -40,6 +43,7 @@ impl WorkerLink {
             stop: AtomicBool::new(false),
             wake,
             acked: AtomicU64::new(0),
+            acked_at: AtomicU64::new(0),
             ack_waker: AtomicWaker::new(),
             counters: Counters::default(),
             ring: OnceLock::new(),
@@ -72,6 +76,13 @@ impl WorkerLink {
     /// The generation of the table the worker runs (0 before its first).
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
+    }
+
+    /// When the worker acknowledged [`WorkerLink::acked`], on the
+    /// [`clock_ns`] clock: read after `acked`, it is at least as late as the
+    /// acknowledgement of that generation.
+    pub fn acked_at_ns(&self) -> u64 {
+        self.acked_at.load(Ordering::Acquire)
     }
 
     /// Wakes `waker` at the worker's next acknowledgement. There is room for
@@ -109,7 +120,17 @@ impl WorkerLink {
     }
 
     pub(crate) fn ack(&self, generation: u64) {
+        self.acked_at.store(clock_ns(), Ordering::Release);
         self.acked.store(generation, Ordering::Release);
         self.ack_waker.wake();
     }
+}
+
+/// Nanoseconds on a monotonic clock shared by every thread of the process
+/// (counted from its first use), so that a time the worker stamps and a time
+/// the agent stamps can be subtracted.
+pub fn clock_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let elapsed = EPOCH.get_or_init(Instant::now).elapsed().as_nanos();
+    u64::try_from(elapsed).unwrap_or(u64::MAX)
 }

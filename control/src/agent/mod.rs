@@ -8,6 +8,7 @@
 pub mod render;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -15,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dataplane::link::WorkerLink;
+use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
 use dataplane::table::Table;
 use dataplane::worker::{bind_reason, WorkerReport, Workers};
@@ -42,6 +43,9 @@ pub struct Agent {
     /// the one task that waits on the workers' ack wakers. Everyone else
     /// waits on this.
     acks: watch::Sender<u64>,
+    /// Publications whose last acknowledgement has not been seen yet:
+    /// generation and when it was handed over ([`clock_ns`]).
+    pending: RefCell<VecDeque<(u64, u64)>>,
     /// The file `ringway run --config` was given, if any.
     path: Option<PathBuf>,
     state: RefCell<State>,
@@ -122,6 +126,7 @@ impl Agent {
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
             acks: watch::Sender::new(0),
+            pending: RefCell::new(VecDeque::new()),
             path,
             state: RefCell::new(State {
                 config,
@@ -220,7 +225,9 @@ impl Agent {
             }
         };
         let mut next = state.config.clone();
-        next.table.clusters[index].endpoints = endpoints;
+        let mut cluster = (*next.table.clusters[index]).clone();
+        cluster.endpoints = endpoints;
+        next.table.clusters[index] = Arc::new(cluster);
         // The running configuration no longer matches any text: the next
         // reload of the file applies whatever it says.
         self.publish(&mut state, next, String::new())
@@ -237,7 +244,7 @@ impl Agent {
         let generation = state.table.generation + 1;
         next.table.generation = generation;
         let table = Arc::new(next.table.clone());
-        let published = Instant::now();
+        let published = clock_ns();
         for link in self.links() {
             if let Err(e) = link.publish(Arc::clone(&table)) {
                 state.reload_failures += 1;
@@ -250,7 +257,7 @@ impl Agent {
         state.retired.push(previous);
         sweep(&mut state.retired);
         state.reloads += 1;
-        tokio::task::spawn_local(Rc::clone(self).record_latency(generation, published));
+        self.pending.borrow_mut().push_back((generation, published));
         Ok(Applied::Published(generation))
     }
 
@@ -300,6 +307,7 @@ impl Agent {
                 link.on_ack(cx.waker());
             }
             let oldest = self.links().iter().map(|l| l.acked()).min().unwrap_or(0);
+            self.record_latencies(oldest);
             self.acks.send_if_modified(|current| {
                 let changed = *current != oldest;
                 *current = oldest;
@@ -310,13 +318,21 @@ impl Agent {
         .await
     }
 
-    async fn record_latency(self: Rc<Self>, generation: u64, published: Instant) {
-        // A worker that never acknowledges is a dead worker; its report at
-        // exit says why. Stop waiting after a generous bound.
-        if self.acked(generation, Duration::from_secs(60)).await {
-            let micros = published.elapsed().as_micros().max(1);
-            let micros = u64::try_from(micros).unwrap_or(u64::MAX);
-            let micros = micros.min(3_600_000_000);
+    /// Records the publish latency of every pending publication that all
+    /// workers now run: from handing it over until the last worker's
+    /// acknowledgement, as the workers stamped it. A worker that skipped a
+    /// generation (a newer one arrived first) is counted at its later
+    /// acknowledgement: the figure errs long, never short.
+    fn record_latencies(&self, oldest: u64) {
+        let mut pending = self.pending.borrow_mut();
+        while let Some(&(generation, published)) = pending.front() {
+            if generation > oldest {
+                break;
+            }
+            pending.pop_front();
+            let last_ack = self.links().iter().map(|l| l.acked_at_ns()).max();
+            let micros = last_ack.unwrap_or(published).saturating_sub(published) / 1_000;
+            let micros = micros.clamp(1, 3_600_000_000);
             let mut state = self.state.borrow_mut();
             if state.publish_latency.record(micros).is_ok() {
                 state.publish_sum_us += micros;

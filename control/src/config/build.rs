@@ -75,7 +75,7 @@ pub(crate) fn build(
 /// The clusters that passed their checks, and every name given in the file
 /// (first use wins) so listeners can refer to them by index.
 struct Clusters<'f> {
-    built: Vec<Cluster>,
+    built: Vec<Arc<Cluster>>,
     names: Vec<&'f str>,
     index: HashMap<&'f str, usize>,
 }
@@ -283,11 +283,11 @@ impl Builder<'_> {
             if let (Some(name), Some(endpoints), Some(connect_timeout)) =
                 (name, endpoints, connect_timeout)
             {
-                clusters.built.push(Cluster {
+                clusters.built.push(Arc::new(Cluster {
                     name,
                     endpoints,
                     connect_timeout,
-                });
+                }));
             }
         }
         clusters

@@ -19,8 +19,12 @@ pub struct Table {
     pub generation: u64,
     /// Listeners, in configuration order.
     pub listeners: Vec<Listener>,
-    /// Clusters; a [`ClusterId`] indexes into this vector.
-    pub clusters: Vec<Cluster>,
+    /// Clusters; a [`ClusterId`] indexes into this vector. Each is behind its
+    /// own `Arc` so that the next generation shares every cluster it does
+    /// not change: building, cloning and freeing a table of 10,000 clusters
+    /// then costs 10,000 reference counts, not 10,000 allocations. Only the
+    /// control agent touches these counts; workers read through `&Table`.
+    pub clusters: Vec<Arc<Cluster>>,
 }
 
 impl Table {

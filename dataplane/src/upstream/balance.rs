@@ -57,11 +57,11 @@ mod tests {
         let table = Table {
             generation: 1,
             listeners: vec![],
-            clusters: vec![Cluster {
+            clusters: vec![Arc::new(Cluster {
                 name: Arc::from("c"),
                 endpoints: vec!["127.0.0.1:1".parse().unwrap(); 3],
                 connect_timeout: Duration::from_secs(1),
-            }],
+            })],
         };
         let rr = RoundRobin::new(&table, 1);
         let picks: Vec<usize> = (0..6).map(|_| rr.next(0, 3)).collect();
