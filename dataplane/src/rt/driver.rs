@@ -66,6 +66,10 @@ pub(crate) struct Slot {
     high_water: usize,
     /// A cancel was already requested.
     cancel_sent: bool,
+    /// A successful completion carries a new file descriptor (accept): one
+    /// nobody will take must be closed, or the peer waits on a socket that
+    /// is never served.
+    yields_fds: bool,
 }
 
 /// A copy of one ring's counters at one moment.
@@ -209,8 +213,20 @@ impl Driver {
             orphan: None,
             high_water,
             cancel_sent: false,
+            yields_fds: false,
         });
         encode(key, generation)
+    }
+
+    /// Marks the op of `user_data` as one whose successful completions are
+    /// new file descriptors (see [`Slot::yields_fds`]).
+    pub(crate) fn mark_yields_fds(&mut self, user_data: u64) {
+        let (key, generation) = decode(user_data);
+        if let Some(slot) = self.slots.get_mut(key) {
+            if slot.generation == generation {
+                slot.yields_fds = true;
+            }
+        }
     }
 
     /// Queues `entry` (already carrying its `user_data`).
@@ -315,13 +331,21 @@ impl Driver {
                 if let Some(buf) = buf {
                     self.spare_bufs.push(buf);
                 }
+                if slot.yields_fds {
+                    close_fd(cqe.result());
+                }
                 if last {
                     let slot = self.slots.remove(key);
                     if let Some(orphan) = slot.orphan {
                         self.graveyard.push(orphan);
                     }
-                    self.spare_bufs
-                        .extend(slot.completions.into_iter().filter_map(|c| c.buf));
+                    // `self.ring` is borrowed by the completion queue here.
+                    for c in slot.completions {
+                        if slot.yields_fds {
+                            close_fd(c.result);
+                        }
+                        self.spare_bufs.extend(c.buf);
+                    }
                 }
                 continue;
             }
@@ -407,23 +431,36 @@ impl Driver {
         }
         if slot.finished {
             let slot = self.slots.remove(key);
-            self.spare_bufs
-                .extend(slot.completions.into_iter().filter_map(|c| c.buf));
+            self.drop_completions(slot.completions, slot.yields_fds);
             self.graveyard.push(keep);
             return;
         }
-        self.spare_bufs
-            .extend(slot.completions.drain(..).filter_map(|c| c.buf));
+        let (queued, yields_fds) = (std::mem::take(&mut slot.completions), slot.yields_fds);
         slot.orphan = Some(keep);
         slot.waker = None;
-        if !slot.cancel_sent {
-            slot.cancel_sent = true;
+        let cancel = !slot.cancel_sent;
+        slot.cancel_sent = true;
+        self.drop_completions(queued, yields_fds);
+        if cancel {
             // Queue the cancel SQE now, so the next enter carries it: a loop
             // that then waits would otherwise wait for a completion that
             // only the cancel produces. Only a broken ring fails to queue,
             // and the loop's next enter reports that.
             self.to_cancel.push(user_data);
             let _ = self.issue_cancels();
+        }
+    }
+
+    /// Lets go of completions nobody will take: their buffers go back to the
+    /// ring, and the descriptors of an fd-yielding op are closed.
+    fn drop_completions(&mut self, completions: VecDeque<Completion>, yields_fds: bool) {
+        for c in completions {
+            if yields_fds {
+                close_fd(c.result);
+            }
+            if let Some(buf) = c.buf {
+                self.spare_bufs.push(buf);
+            }
         }
     }
 
@@ -477,6 +514,17 @@ impl Driver {
                 let _ = pool.unregister(&self.ring.submitter());
             }
         }
+    }
+}
+
+/// Closes the descriptor a completion of an fd-yielding op returned, if it
+/// succeeded (`result` is then the new descriptor).
+fn close_fd(result: i32) {
+    if result >= 0 {
+        // SAFETY: a non-negative result of an accept is a descriptor the
+        // kernel just created for this process; its completion was never
+        // handed to anyone, so nothing else owns or will use it.
+        unsafe { libc::close(result) };
     }
 }
 

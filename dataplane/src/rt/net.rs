@@ -81,7 +81,8 @@ impl Incoming {
             .build();
             // SAFETY: the SQE holds no pointer; the listener is kept open by
             // the `Rc` the op owns.
-            let (completion, _) = unsafe { Op::submit(entry, Rc::clone(&self.socket))? }.await;
+            let op = unsafe { Op::submit(entry, Rc::clone(&self.socket))? };
+            let (completion, _) = op.yields_fds().await;
             return completion
                 .io_result()
                 .map(|fd| TcpStream::from_accepted(fd as RawFd));
@@ -93,8 +94,8 @@ impl Incoming {
                     .build();
                 // SAFETY: no pointer in the SQE; the op owns an `Rc` of the
                 // listener. Accepted fds are not buffers: no high water.
-                self.multi =
-                    Some(unsafe { MultiOp::submit(entry, Rc::clone(&self.socket), usize::MAX)? });
+                let op = unsafe { MultiOp::submit(entry, Rc::clone(&self.socket), usize::MAX)? };
+                self.multi = Some(op.yields_fds());
             }
             let multi = self.multi.as_mut().expect("armed just above");
             match poll_fn(|cx| multi.poll_next(cx)).await {

@@ -34,6 +34,13 @@ pub(crate) struct Op<T: 'static> {
 }
 
 impl<T: 'static> Op<T> {
+    /// Declares that a successful completion is a new descriptor, to be
+    /// closed if it is never taken (accept).
+    pub(crate) fn yields_fds(self) -> Self {
+        driver::with(|d| d.mark_yields_fds(self.user_data));
+        self
+    }
+
     /// Queues `entry` (its `user_data` is set here) and takes `data`.
     ///
     /// # Safety
@@ -133,6 +140,13 @@ pub(crate) struct MultiOp<T: 'static> {
 }
 
 impl<T: 'static> MultiOp<T> {
+    /// Declares that successful completions are new descriptors, to be
+    /// closed if they are never taken (accept).
+    pub(crate) fn yields_fds(self) -> Self {
+        driver::with(|d| d.mark_yields_fds(self.user_data));
+        self
+    }
+
     /// Queues multishot `entry` and takes `data`. The driver cancels the op
     /// when `high_water` completions wait unconsumed.
     ///

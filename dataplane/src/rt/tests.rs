@@ -316,3 +316,46 @@ fn another_thread_wakes_a_waiting_ring_through_its_eventfd() {
         .expect("block_on");
     assert_eq!(waiting, (false, 1));
 }
+
+#[test]
+fn connections_accepted_for_a_dropped_acceptor_are_closed_not_leaked() {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    let rt = runtime();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let listener = super::net::TcpListener::bind(addr, 16).expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    // Both connections sit in the backlog before the accept is armed, so
+    // the kernel accepts both as soon as it is: the second lands in the op's
+    // slot (or arrives after the drop), where nobody will take it.
+    let first = std::net::TcpStream::connect(addr).expect("connect");
+    let mut second = std::net::TcpStream::connect(addr).expect("connect");
+    let served = rt
+        .block_on(async {
+            let mut incoming = listener.incoming();
+            let taken = incoming.next().await.expect("accept");
+            // Let any straggling completion in before the acceptor goes.
+            yield_now().await;
+            drop(incoming);
+            taken
+        })
+        .expect("block_on");
+    // The listener stays open: only the ring's handling can end `second`.
+    // Turn the loop until the orphaned accept's cancel has completed.
+    rt.block_on(async {
+        while ops_in_flight() > 0 {
+            yield_now().await;
+        }
+    })
+    .expect("block_on");
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    match second.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the second connection was accepted and then left open: {other:?}"),
+    }
+    drop((first, served, listener));
+}
