@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::LocalSet;
 
 use crate::agent::Agent;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::{admin, reload};
 
 /// What `ringway run` runs on: the checked configuration, the text it was
@@ -41,6 +41,9 @@ pub fn run(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
         eprintln!("ringway: warning: cannot raise the open-file limit: {e}");
     }
 
+    // Read before pinning: once pinned, this thread may only use one core,
+    // and reloads must check worker cores against the process's.
+    let cores = config::available_cores();
     if let Some(core) = start.config.control_core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             anyhow::bail!("cannot pin the control thread to core {core}");
@@ -51,10 +54,10 @@ pub fn run(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
         .thread_name("ringway-control")
         .build()
         .context("cannot start the control agent's event loop")?;
-    LocalSet::new().block_on(&runtime, serve(start, mode))
+    LocalSet::new().block_on(&runtime, serve(start, mode, cores))
 }
 
-async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
+async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> anyhow::Result<()> {
     let Start {
         config,
         source,
@@ -95,7 +98,7 @@ async fn serve(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
     let worker_cores = config.runtime.worker_cores.clone();
     let drain_timeout = config.runtime.drain_timeout;
     let admin_address = config.admin.address;
-    let agent = Rc::new(Agent::new(workers, config, table, source, path));
+    let agent = Rc::new(Agent::new(workers, config, table, source, path, cores));
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(sweep_retired(Rc::clone(&agent)));

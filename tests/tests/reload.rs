@@ -788,3 +788,27 @@ fn endpoint_update_applies_and_a_reload_restores_the_file() {
         exit.stderr
     );
 }
+
+/// With the control thread pinned to a core of its own, reloads still see
+/// every core the workers may use (the pinned thread alone sees one).
+#[test]
+fn reloads_work_with_a_pinned_control_core() {
+    if online_cores() < 2 {
+        eprintln!("skipped: needs 2 cores (workers on core 1, control on core 0)");
+        return;
+    }
+    let a = Counted::start();
+    let b = Counted::start();
+    let mut config = ProxyConfig::new(&[a.addr()]).worker_cores(&[1]);
+    let pinned = |c: &ProxyConfig| {
+        c.to_toml()
+            .replacen("[runtime]\n", "[runtime]\ncontrol_core = 0\n", 1)
+    };
+    let proxy = Ringway::start(&pinned(&config));
+    admin::wait_ready(config.admin, WAIT);
+    config.endpoints = vec![b.addr()];
+    apply(config.admin, &pinned(&config), 2);
+    echo_once(config.listen, 4 * KIB).expect("through the new endpoint");
+    assert!(b.served() > 0, "the reloaded endpoint serves");
+    proxy.stop().assert_clean();
+}

@@ -48,6 +48,9 @@ pub struct Agent {
     pending: RefCell<VecDeque<(u64, u64)>>,
     /// The file `ringway run --config` was given, if any.
     path: Option<PathBuf>,
+    /// The cores the process may use, read before the control thread was
+    /// pinned.
+    cores: Option<Vec<usize>>,
     state: RefCell<State>,
 }
 
@@ -120,8 +123,10 @@ impl Agent {
         table: Arc<Table>,
         source: String,
         path: Option<PathBuf>,
+        cores: Option<Vec<usize>>,
     ) -> Self {
         Self {
+            cores,
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
@@ -188,13 +193,14 @@ impl Agent {
             return Ok(Applied::Unchanged(state.table.generation));
         }
         let probe = |addr: SocketAddr| TcpListener::probe(addr).map_err(|e| bind_reason(&e));
-        let next = match config::parse_update(text, origin, &state.config, probe) {
-            Ok(next) => next,
-            Err(errors) => {
-                state.reload_failures += 1;
-                return Err(ReloadError::Refused(errors));
-            }
-        };
+        let next =
+            match config::parse_update(text, origin, &state.config, self.cores.as_deref(), probe) {
+                Ok(next) => next,
+                Err(errors) => {
+                    state.reload_failures += 1;
+                    return Err(ReloadError::Refused(errors));
+                }
+            };
         let source = text.to_owned();
         self.publish(&mut state, next, source)
     }

@@ -76,9 +76,14 @@ impl Default for AdminSettings {
 ///
 /// Cores are checked against the ones this process may run on.
 pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let cores: Option<Vec<usize>> =
-        core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|core| core.id).collect());
-    parse_with_cores(source, origin, cores.as_deref())
+    parse_with_cores(source, origin, available_cores().as_deref())
+}
+
+/// The cores the calling thread may run on (`None` where the platform cannot
+/// tell). Ask before pinning the thread: afterwards the answer is its one
+/// core.
+pub fn available_cores() -> Option<Vec<usize>> {
+    core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|core| core.id).collect())
 }
 
 /// Reads, parses and checks a configuration file; errors are reported under

@@ -12,22 +12,24 @@ use super::file::FileConfig;
 use super::source::Source;
 use super::Config;
 
-/// Parses `text` as the successor of `running`. `can_bind` is asked about
-/// each listener address the running table does not have; it answers why
-/// not, if it cannot be bound.
+/// Parses `text` as the successor of `running`. `cores` are the cores the
+/// process may use, as [`super::available_cores`] read them before any
+/// thread was pinned (asked later, from the pinned control thread, the
+/// answer would be the control core alone). `can_bind` is asked about each
+/// listener address the running table does not have; it answers why not, if
+/// it cannot be bound.
 pub fn parse_update(
     text: &str,
     origin: &str,
     running: &Config,
+    cores: Option<&[usize]>,
     can_bind: impl Fn(SocketAddr) -> Result<(), String>,
 ) -> Result<Config, ConfigErrors> {
-    let cores: Option<Vec<usize>> =
-        core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|core| core.id).collect());
     let source = Source { origin, text };
     let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors {
         errors: vec![source.toml_error(&e)],
     })?;
-    let next = super::build::build(&file, &source, cores.as_deref())?;
+    let next = super::build::build(&file, &source, cores)?;
     let mut errors = Vec::new();
     fixed_keys(&file, &source, running, &next, &mut errors);
     new_addresses(&file, &source, running, &next, can_bind, &mut errors);

@@ -26,6 +26,10 @@ fn running() -> crate::config::Config {
     parse(RUNNING, "running.toml").expect("the running config is valid")
 }
 
+/// The cores the process may use, as read before the control thread was
+/// pinned.
+const CORES: Option<&[usize]> = Some(&[0, 1]);
+
 fn bind_ok(_: std::net::SocketAddr) -> Result<(), String> {
     Ok(())
 }
@@ -35,7 +39,8 @@ fn endpoints_and_listeners_may_change() {
     let next = RUNNING
         .replace("127.0.0.1:8000", "127.0.0.1:8001")
         .replace("name = \"ingress\"", "name = \"front\"");
-    let config = parse_update(&next, "next.toml", &running(), bind_ok).expect("allowed change");
+    let config =
+        parse_update(&next, "next.toml", &running(), CORES, bind_ok).expect("allowed change");
     assert_eq!(config.table.clusters[0].endpoints[0].port(), 8001);
     assert_eq!(&*config.table.listeners[0].name, "front");
 }
@@ -49,7 +54,7 @@ fn fixed_keys_are_refused_with_their_line() {
         )
         .replace("drain_timeout = \"5s\"", "drain_timeout = \"7s\"")
         .replace("127.0.0.1:9901", "127.0.0.1:9902");
-    let errors = parse_update(&next, "next.toml", &running(), bind_ok)
+    let errors = parse_update(&next, "next.toml", &running(), CORES, bind_ok)
         .expect_err("fixed keys changed")
         .to_string();
     let lines: Vec<&str> = errors.lines().collect();
@@ -76,7 +81,7 @@ fn a_new_listener_that_cannot_be_bound_is_refused_and_a_kept_one_is_not_probed()
         "{RUNNING}\n[[listeners]]\nname = \"extra\"\naddress = \"127.0.0.1:8081\"\nprotocol = \"tcp\"\ncluster = \"app\"\n"
     );
     let probed = std::cell::RefCell::new(Vec::new());
-    let errors = parse_update(&next, "next.toml", &running(), |addr| {
+    let errors = parse_update(&next, "next.toml", &running(), CORES, |addr| {
         probed.borrow_mut().push(addr);
         Err("the address is in use by another process".to_owned())
     })
@@ -102,7 +107,7 @@ fn a_new_listener_that_cannot_be_bound_is_refused_and_a_kept_one_is_not_probed()
 #[test]
 fn ordinary_errors_come_first_and_alone() {
     let next = RUNNING.replace("cluster = \"app\"", "cluster = \"ghost\"");
-    let errors = parse_update(&next, "next.toml", &running(), bind_ok)
+    let errors = parse_update(&next, "next.toml", &running(), CORES, bind_ok)
         .expect_err("unknown cluster")
         .to_string();
     assert!(errors.contains("listeners[0].cluster"), "{errors}");
@@ -122,4 +127,17 @@ fn endpoint_lists_are_checked_entry_by_entry() {
     assert!(errors[0].starts_with("endpoints[1]: invalid address \"nope\""));
     assert!(errors[1].starts_with("endpoints[2]: invalid address \"127.0.0.1:0\": port 0"));
     assert!(parse_endpoints(&[]).is_err());
+}
+
+#[test]
+fn cores_are_checked_against_the_process_not_the_pinned_control_thread() {
+    // A reload arrives on the control thread, pinned to its one core; the
+    // worker cores are still the process's to use.
+    let next = RUNNING.replace("127.0.0.1:8000", "127.0.0.1:8001");
+    parse_update(&next, "next.toml", &running(), Some(&[0, 1]), bind_ok)
+        .expect("core 0 is one of the process's cores");
+    let errors = parse_update(&next, "next.toml", &running(), Some(&[1]), bind_ok)
+        .expect_err("core 0 is not available")
+        .to_string();
+    assert!(errors.contains("runtime.worker_cores[0]"), "{errors}");
 }
