@@ -812,3 +812,34 @@ fn reloads_work_with_a_pinned_control_core() {
     assert!(b.served() > 0, "the reloaded endpoint serves");
     proxy.stop().assert_clean();
 }
+
+/// Frequent endpoint updates must not make round robin restart at the same
+/// endpoint each time: after a publication before every connection, the
+/// endpoints still share the connections evenly.
+#[test]
+fn round_robin_carries_on_across_publications() {
+    let origins = [Counted::start(), Counted::start(), Counted::start()];
+    let endpoints: Vec<SocketAddr> = origins.iter().map(Counted::addr).collect();
+    let config = ProxyConfig::new(&endpoints);
+    let proxy = Ringway::start(&config.to_toml());
+    admin::wait_ready(config.admin, WAIT);
+    let body = format!(
+        "[{}]",
+        endpoints
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for i in 0..30u64 {
+        // The same endpoints each time: every PUT is still a new generation.
+        let response = admin::request(config.admin, "PUT", "/clusters/app/endpoints", Some(&body))
+            .expect("PUT /clusters/app/endpoints");
+        assert_eq!(response.status, 200, "{response:?}");
+        assert!(response.body.contains(&format!("generation {}", i + 2)));
+        echo_once(config.listen, KIB).expect("a connection through the cluster");
+    }
+    let served: Vec<u64> = origins.iter().map(Counted::served).collect();
+    assert_eq!(served, vec![10, 10, 10], "connections per endpoint");
+    proxy.stop().assert_clean();
+}

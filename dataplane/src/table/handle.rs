@@ -53,11 +53,12 @@ impl TableHandle {
     /// Adopts `table` if it is newer than the one running; returns whether it
     /// was adopted.
     pub fn adopt(&mut self, table: Arc<Table>, seed: usize) -> bool {
-        if table.generation > self.generation() {
-            *self = Self::new(table, seed);
-            true
-        } else {
-            false
+        if table.generation <= self.generation() {
+            return false;
         }
+        let current = &self.current;
+        let balancer = RoundRobin::follow(&current.balancer, &current.table, &table, seed);
+        self.current = Rc::new(LocalTable { table, balancer });
+        true
     }
 }

@@ -1,6 +1,7 @@
 //! Load balancing across a cluster's endpoints.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use crate::table::Table;
 
@@ -27,6 +28,31 @@ impl RoundRobin {
                 .map(|c| Cell::new(seed % c.endpoints.len().max(1)))
                 .collect(),
         }
+    }
+
+    /// Cursors for `table` that carry on where `previous` (built for
+    /// `previous_table`) left off, for every cluster at the same position
+    /// under the same name; the others start at `seed`. Without this, a
+    /// worker that adopts tables often (endpoint updates many times a
+    /// second) would restart every cluster at the same endpoint and send it
+    /// nearly all the traffic.
+    pub fn follow(
+        previous: &RoundRobin,
+        previous_table: &Table,
+        table: &Table,
+        seed: usize,
+    ) -> Self {
+        let next = Self::new(table, seed);
+        for (i, cluster) in table.clusters.iter().enumerate() {
+            let same = previous_table
+                .clusters
+                .get(i)
+                .is_some_and(|old| Arc::ptr_eq(old, cluster) || old.name == cluster.name);
+            if let (true, Some(cursor)) = (same, previous.cursors.get(i)) {
+                next.cursors[i].set(cursor.get());
+            }
+        }
+        next
     }
 
     /// The table generation these cursors were built for.
@@ -66,5 +92,35 @@ mod tests {
         let rr = RoundRobin::new(&table, 1);
         let picks: Vec<usize> = (0..6).map(|_| rr.next(0, 3)).collect();
         assert_eq!(picks, vec![1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn a_new_table_carries_on_where_the_old_one_left_off() {
+        let cluster = |name: &str, n: usize| {
+            Arc::new(Cluster {
+                name: Arc::from(name),
+                endpoints: vec!["127.0.0.1:1".parse().unwrap(); n],
+                connect_timeout: Duration::from_secs(1),
+            })
+        };
+        let old = Table {
+            generation: 1,
+            listeners: vec![],
+            clusters: vec![cluster("a", 3), cluster("b", 3)],
+        };
+        let rr = RoundRobin::new(&old, 0);
+        assert_eq!(rr.next(0, 3), 0);
+        assert_eq!(rr.next(1, 3), 0);
+        // `a` keeps its place with a new endpoint list; the cluster now at
+        // position 1 is another one and starts afresh.
+        let new = Table {
+            generation: 2,
+            listeners: vec![],
+            clusters: vec![cluster("a", 4), cluster("c", 3)],
+        };
+        let rr = RoundRobin::follow(&rr, &old, &new, 0);
+        let picks: Vec<usize> = (0..4).map(|_| rr.next(0, 4)).collect();
+        assert_eq!(picks, vec![1, 2, 3, 0]);
+        assert_eq!(rr.next(1, 3), 0);
     }
 }
