@@ -50,7 +50,7 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ADMIN)]
         admin: SocketAddr,
         /// Send SIGHUP to this process instead of calling the admin API.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
         pid: Option<i32>,
     },
     /// Show the running proxy's statistics.

@@ -3,10 +3,9 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Waker;
 use std::time::Instant;
 
-use atomic_waker::AtomicWaker;
+use crossbeam::utils::CachePadded;
 
 use crate::handoff::Handoff;
 use crate::rt::eventfd::Notifier;
@@ -15,10 +14,12 @@ use crate::stats::{Counters, WorkerStats};
 use crate::table::Table;
 
 /// The only memory the control agent and a worker share: the table handoff,
-/// the stop flag, the generation the worker acknowledged, and the worker's
-/// counters (written by the worker alone). The agent writes the handoff and
-/// the flag and then notifies the worker's eventfd; the worker writes the
-/// acknowledgement and wakes the agent's waiter. Nothing here is a lock.
+/// the stop flag, the generation the worker acknowledged, whether it exited,
+/// and the worker's counters (written by the worker alone, on cache lines of
+/// their own). The agent writes the handoff and the flag and then notifies
+/// the worker's eventfd; the worker writes the acknowledgement and notifies
+/// the agent's ack pipe (one for all workers). No lock is taken on either
+/// side: each direction is atomics plus one `write(2)`.
 #[derive(Debug)]
 pub struct WorkerLink {
     index: usize,
@@ -29,13 +30,16 @@ pub struct WorkerLink {
     acked: AtomicU64,
     /// When the worker stored `acked`, on the [`clock_ns`] clock.
     acked_at: AtomicU64,
-    ack_waker: AtomicWaker,
-    counters: Counters,
+    /// Set when the worker thread has ended, for whatever reason.
+    exited: AtomicBool,
+    /// The agent's ack pipe.
+    ack_notify: Notifier,
+    counters: CachePadded<Counters>,
     ring: OnceLock<Arc<RingCounters>>,
 }
 
 impl WorkerLink {
-    pub(crate) fn new(index: usize, core: usize, wake: Notifier) -> Self {
+    pub(crate) fn new(index: usize, core: usize, wake: Notifier, ack_notify: Notifier) -> Self {
         Self {
             index,
             core,
@@ -44,8 +48,9 @@ impl WorkerLink {
             wake,
             acked: AtomicU64::new(0),
             acked_at: AtomicU64::new(0),
-            ack_waker: AtomicWaker::new(),
-            counters: Counters::default(),
+            exited: AtomicBool::new(false),
+            ack_notify,
+            counters: CachePadded::new(Counters::default()),
             ring: OnceLock::new(),
         }
     }
@@ -85,11 +90,10 @@ impl WorkerLink {
         self.acked_at.load(Ordering::Acquire)
     }
 
-    /// Wakes `waker` at the worker's next acknowledgement. There is room for
-    /// one waker: registering replaces the previous one, so only one task
-    /// may wait on a link.
-    pub fn on_ack(&self, waker: &Waker) {
-        self.ack_waker.register(waker);
+    /// Whether the worker thread has ended (after a stop, or because its
+    /// ring failed).
+    pub fn exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
     }
 
     /// A copy of the worker's counters now.
@@ -122,7 +126,14 @@ impl WorkerLink {
     pub(crate) fn ack(&self, generation: u64) {
         self.acked_at.store(clock_ns(), Ordering::Release);
         self.acked.store(generation, Ordering::Release);
-        self.ack_waker.wake();
+        // Only a closed or full pipe refuses; the agent re-reads
+        // every link whenever it wakes, so nothing is lost either way.
+        let _ = self.ack_notify.notify();
+    }
+
+    pub(crate) fn mark_exited(&self) {
+        self.exited.store(true, Ordering::Release);
+        let _ = self.ack_notify.notify();
     }
 }
 

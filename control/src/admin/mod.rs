@@ -5,6 +5,7 @@ pub mod client;
 
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -15,6 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::agent::render::{self, WorkerFigures};
 use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
@@ -24,10 +26,18 @@ use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
 const MAX_BODY: usize = 16 << 20;
 /// A client has this long to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// ...and this long to send its body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Admin connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
 
 /// Accepts admin connections until the task is dropped.
 pub async fn serve(listener: TcpListener, agent: Rc<Agent>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -48,6 +58,7 @@ pub async fn serve(listener: TcpListener, agent: Rc<Agent>) {
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(slot);
         });
     }
 }
@@ -71,16 +82,18 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
         }
         ("/config", &Method::POST) => match body_text(req).await {
             Ok(body) => {
+                let before = bind_failures(agent);
                 let result = agent.apply(&body, "<POST /config>");
                 crate::reload::log("POST /config", &result);
-                reload_reply(agent, result).await
+                reload_reply(agent, result, before).await
             }
             Err(reply) => reply,
         },
         ("/reload", &Method::POST) => {
+            let before = bind_failures(agent);
             let result = agent.reload_file();
             crate::reload::log("POST /reload", &result);
-            reload_reply(agent, result).await
+            reload_reply(agent, result, before).await
         }
         (p, &Method::PUT) if cluster_endpoints_path(p).is_some() => {
             let name = cluster_endpoints_path(p).unwrap_or_default().to_owned();
@@ -103,7 +116,7 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
             if result.is_err() {
                 crate::reload::log(&format!("PUT {path}"), &result);
             }
-            reload_reply(agent, result).await
+            reload_reply(agent, result, 0).await
         }
         ("/stats", &Method::GET) => {
             let body = render::stats_json(&agent.figures(), &workers(agent));
@@ -139,6 +152,11 @@ fn cluster_endpoints_path(path: &str) -> Option<&str> {
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
+/// Listener binds the workers failed, all told.
+fn bind_failures(agent: &Agent) -> u64 {
+    agent.links().iter().map(|l| l.stats().bind_failures).sum()
+}
+
 fn workers(agent: &Agent) -> Vec<WorkerFigures> {
     agent
         .links()
@@ -149,29 +167,54 @@ fn workers(agent: &Agent) -> Vec<WorkerFigures> {
 
 fn ready(agent: &Agent) -> Reply {
     let generations: Vec<u64> = agent.links().iter().map(|l| l.acked()).collect();
-    let running = generations.iter().filter(|&&g| g >= 1).count();
+    let exited: Vec<usize> = agent
+        .links()
+        .iter()
+        .filter(|l| l.exited())
+        .map(|l| l.index())
+        .collect();
+    let running = agent
+        .links()
+        .iter()
+        .filter(|l| !l.exited() && l.acked() >= 1)
+        .count();
     let total = generations.len();
+    let summary = format!("{running}/{total} workers run a table (generations {generations:?})");
     if agent.ready() {
-        text(
-            StatusCode::OK,
-            format!("ready: {running}/{total} workers run a table (generations {generations:?})\n"),
-        )
-    } else {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: {running}/{total} workers run a table (generations {generations:?}){}\n",
-                if running == total { "; draining" } else { "" }
-            ),
-        )
+        return text(StatusCode::OK, format!("ready: {summary}\n"));
     }
+    let why = if !exited.is_empty() {
+        format!("; worker(s) {exited:?} exited (see ringway's stderr)")
+    } else if agent.draining() {
+        "; draining".to_owned()
+    } else {
+        String::new()
+    };
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {summary}{why}\n"),
+    )
 }
 
-async fn reload_reply(agent: &Agent, result: Result<Applied, ReloadError>) -> Reply {
+async fn reload_reply(
+    agent: &Agent,
+    result: Result<Applied, ReloadError>,
+    bind_failures_before: u64,
+) -> Reply {
     match result {
         Ok(Applied::Published(generation)) => {
             if agent.acked(generation, ACK_WAIT).await {
-                text(StatusCode::OK, format!("applied generation {generation}\n"))
+                let mut body = format!("applied generation {generation}\n");
+                let failed = bind_failures(agent).saturating_sub(bind_failures_before);
+                if failed > 0 {
+                    // The agent test-binds new addresses, so this is a race
+                    // with another process; the workers' stderr names them.
+                    body.push_str(&format!(
+                        "warning: {failed} new listener socket(s) could not be bound by the workers; \
+                         see bind_failures in /stats and ringway's stderr\n"
+                    ));
+                }
+                text(StatusCode::OK, body)
             } else {
                 text(
                     StatusCode::ACCEPTED,
@@ -207,12 +250,24 @@ async fn reload_reply(agent: &Agent, result: Result<Applied, ReloadError>) -> Re
             body.push_str("endpoints refused; the running configuration keeps serving\n");
             text(StatusCode::BAD_REQUEST, body)
         }
-        Err(e @ ReloadError::Wake(_)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e @ ReloadError::ShuttingDown) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        }
+        Err(e @ ReloadError::Wake { .. }) => {
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+        }
     }
 }
 
 async fn body_text(req: Request<Incoming>) -> Result<String, Reply> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collect).await else {
+        return Err(text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {BODY_TIMEOUT:?}\n"),
+        ));
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             return Err(if e.is::<http_body_util::LengthLimitError>() {

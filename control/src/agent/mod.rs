@@ -9,13 +9,12 @@ pub mod render;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use dataplane::link::{clock_ns, WorkerLink};
@@ -23,6 +22,7 @@ use dataplane::rt::net::TcpListener;
 use dataplane::table::Table;
 use dataplane::worker::{bind_reason, WorkerReport, Workers};
 use hdrhistogram::Histogram;
+use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 use crate::config::{self, Config, ConfigErrors};
@@ -43,6 +43,8 @@ pub struct Agent {
     /// the one task that waits on the workers' ack wakers. Everyone else
     /// waits on this.
     acks: watch::Sender<u64>,
+    /// The workers' ack pipe, until [`Agent::collect_acks`] takes it.
+    ack_fd: RefCell<Option<OwnedFd>>,
     /// Publications whose last acknowledgement has not been seen yet:
     /// generation and when it was handed over ([`clock_ns`]).
     pending: RefCell<VecDeque<(u64, u64)>>,
@@ -58,7 +60,9 @@ pub struct Agent {
 struct State {
     /// The running configuration and the text it came from.
     config: Config,
-    source: String,
+    /// `None` once an endpoint update made the running configuration
+    /// differ from every text.
+    source: Option<String>,
     /// The newest table handed to the workers.
     table: Arc<Table>,
     /// Older tables that a worker or a connection may still hold. The agent
@@ -109,33 +113,48 @@ pub enum ReloadError {
     /// An endpoint update's list is not valid.
     #[error("endpoints refused: {}", .0.join("; "))]
     BadEndpoints(Vec<String>),
-    /// A worker's eventfd could not be written.
-    #[error("cannot wake the workers: {0}")]
-    Wake(io::Error),
+    /// Shutdown has begun: no new configuration is taken.
+    #[error("ringway is shutting down; the configuration is no longer changed")]
+    ShuttingDown,
+    /// Generation `generation` was handed over, but a worker's eventfd could
+    /// not be written: that worker runs it at its next wake-up.
+    #[error(
+        "generation {generation} was published, but worker {worker} could not be woken: {error}"
+    )]
+    Wake {
+        /// The generation published.
+        generation: u64,
+        /// The worker not woken.
+        worker: usize,
+        /// Why.
+        error: io::Error,
+    },
 }
 
 impl Agent {
     /// An agent for `workers`, which run `table`, compiled from `config`
     /// read from `source` (the file at `path`, if any).
     pub fn new(
-        workers: Workers,
+        mut workers: Workers,
         config: Config,
         table: Arc<Table>,
         source: String,
         path: Option<PathBuf>,
         cores: Option<Vec<usize>>,
     ) -> Self {
+        let ack_fd = workers.take_acks();
         Self {
             cores,
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
             acks: watch::Sender::new(0),
+            ack_fd: RefCell::new(ack_fd),
             pending: RefCell::new(VecDeque::new()),
             path,
             state: RefCell::new(State {
                 config,
-                source,
+                source: Some(source),
                 table,
                 retired: Vec::new(),
                 reloads: 0,
@@ -181,7 +200,12 @@ impl Agent {
     /// The generation of the first table: workers running it or a later one
     /// make the proxy ready.
     pub fn ready(&self) -> bool {
-        !self.draining.get() && self.links().iter().all(|l| l.acked() >= 1)
+        !self.draining.get() && self.links().iter().all(|l| !l.exited() && l.acked() >= 1)
+    }
+
+    /// Shutdown has begun.
+    pub fn draining(&self) -> bool {
+        self.draining.get()
     }
 
     /// Validates `text` (named `origin` in errors) as the next configuration,
@@ -189,7 +213,10 @@ impl Agent {
     /// count.
     pub fn apply(self: &Rc<Self>, text: &str, origin: &str) -> Result<Applied, ReloadError> {
         let mut state = self.state.borrow_mut();
-        if text == state.source {
+        if self.draining.get() {
+            return Err(ReloadError::ShuttingDown);
+        }
+        if state.source.as_deref() == Some(text) {
             return Ok(Applied::Unchanged(state.table.generation));
         }
         let probe = |addr: SocketAddr| TcpListener::probe(addr).map_err(|e| bind_reason(&e));
@@ -201,8 +228,7 @@ impl Agent {
                     return Err(ReloadError::Refused(errors));
                 }
             };
-        let source = text.to_owned();
-        self.publish(&mut state, next, source)
+        self.publish(&mut state, next, Some(text.to_owned()))
     }
 
     /// Replaces the endpoints of cluster `name` (service discovery's usual
@@ -212,6 +238,9 @@ impl Agent {
         name: &str,
         endpoints: &[String],
     ) -> Result<Applied, ReloadError> {
+        if self.draining.get() {
+            return Err(ReloadError::ShuttingDown);
+        }
         let mut state = self.state.borrow_mut();
         let Some(index) = state
             .config
@@ -236,7 +265,7 @@ impl Agent {
         next.table.clusters[index] = Arc::new(cluster);
         // The running configuration no longer matches any text: the next
         // reload of the file applies whatever it says.
-        self.publish(&mut state, next, String::new())
+        self.publish(&mut state, next, None)
     }
 
     /// Compiles `next` into the next generation, hands it to every worker
@@ -245,16 +274,19 @@ impl Agent {
         self: &Rc<Self>,
         state: &mut State,
         mut next: Config,
-        source: String,
+        source: Option<String>,
     ) -> Result<Applied, ReloadError> {
         let generation = state.table.generation + 1;
         next.table.generation = generation;
         let table = Arc::new(next.table.clone());
         let published = clock_ns();
+        // Every slot gets the table before any worker is woken, and the
+        // agent's state follows whatever happens next: a worker that takes
+        // the table must never run a generation the agent does not know.
+        let mut wake_failure = None;
         for link in self.links() {
             if let Err(e) = link.publish(Arc::clone(&table)) {
-                state.reload_failures += 1;
-                return Err(ReloadError::Wake(e));
+                wake_failure.get_or_insert((link.index(), e));
             }
         }
         state.config = next;
@@ -264,7 +296,14 @@ impl Agent {
         sweep(&mut state.retired);
         state.reloads += 1;
         self.pending.borrow_mut().push_back((generation, published));
-        Ok(Applied::Published(generation))
+        match wake_failure {
+            None => Ok(Applied::Published(generation)),
+            Some((worker, error)) => Err(ReloadError::Wake {
+                generation,
+                worker,
+                error,
+            }),
+        }
     }
 
     /// Frees the retired tables nobody else holds any more.
@@ -274,6 +313,9 @@ impl Agent {
 
     /// Re-reads the config file and applies it.
     pub fn reload_file(self: &Rc<Self>) -> Result<Applied, ReloadError> {
+        if self.draining.get() {
+            return Err(ReloadError::ShuttingDown);
+        }
         let Some(path) = &self.path else {
             return Err(ReloadError::NoFile);
         };
@@ -303,25 +345,58 @@ impl Agent {
         tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
-    /// Follows the workers' acknowledgements and publishes the oldest
-    /// generation any of them runs. Each link has room for one waker, so
-    /// exactly one task (this one, spawned once) may wait on them.
+    /// Follows the workers' acknowledgements (and exits) and publishes the
+    /// oldest generation a live worker runs. The workers notify one pipe;
+    /// this task, spawned once, is its only reader.
     pub async fn collect_acks(self: Rc<Self>) {
-        poll_fn(|cx| {
-            // Register before reading, so an ack between the two wakes us.
-            for link in self.links() {
-                link.on_ack(cx.waker());
+        let Some(fd) = self.ack_fd.borrow_mut().take() else {
+            return;
+        };
+        let pipe = match pipe::Receiver::from_owned_fd(fd) {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                eprintln!("ringway: cannot follow the workers' acknowledgements: {e}");
+                return;
             }
-            let oldest = self.links().iter().map(|l| l.acked()).min().unwrap_or(0);
-            self.record_latencies(oldest);
-            self.acks.send_if_modified(|current| {
-                let changed = *current != oldest;
-                *current = oldest;
-                changed
-            });
-            Poll::<()>::Pending
-        })
-        .await
+        };
+        let mut drained = [0u8; 512];
+        loop {
+            // Empty the pipe first, then read the links: an ack that lands
+            // after the read writes to the pipe again and wakes us.
+            loop {
+                match pipe.try_read(&mut drained) {
+                    Ok(0) => return, // every worker's end is closed
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        eprintln!("ringway: reading the workers' ack pipe failed: {e}");
+                        return;
+                    }
+                }
+            }
+            self.take_acks();
+            if pipe.readable().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Reads every link and publishes the oldest generation a live worker
+    /// runs; records the latencies this completes.
+    fn take_acks(&self) {
+        let oldest = self
+            .links()
+            .iter()
+            .filter(|l| !l.exited())
+            .map(|l| l.acked())
+            .min()
+            .unwrap_or(0);
+        self.record_latencies(oldest);
+        self.acks.send_if_modified(|current| {
+            let changed = *current != oldest;
+            *current = oldest;
+            changed
+        });
     }
 
     /// Records the publish latency of every pending publication that all
@@ -336,7 +411,12 @@ impl Agent {
                 break;
             }
             pending.pop_front();
-            let last_ack = self.links().iter().map(|l| l.acked_at_ns()).max();
+            let last_ack = self
+                .links()
+                .iter()
+                .filter(|l| !l.exited())
+                .map(|l| l.acked_at_ns())
+                .max();
             let micros = last_ack.unwrap_or(published).saturating_sub(published) / 1_000;
             let micros = micros.clamp(1, 3_600_000_000);
             let mut state = self.state.borrow_mut();

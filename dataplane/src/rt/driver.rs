@@ -88,8 +88,10 @@ pub struct RingStats {
 }
 
 /// The live counters of one ring: written by its thread only, readable from
-/// any (see [`Counter`]).
+/// any (see [`Counter`]). Aligned to a cache line pair of its own, so that no
+/// other thread's data shares the lines its thread writes.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct RingCounters {
     pub(crate) submitted: Counter,
     pub(crate) completed: Counter,

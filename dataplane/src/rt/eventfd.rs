@@ -1,8 +1,10 @@
-//! An eventfd: another thread's way to wake a worker through its ring.
+//! Cross-thread wake-ups: an eventfd another thread notifies to wake a
+//! worker through its ring, and a non-blocking pipe workers notify to wake
+//! the control agent.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 
 use super::net::read;
@@ -37,11 +39,48 @@ pub fn eventfd() -> io::Result<(Notifier, WakeupFd)> {
     Ok((Notifier { file }, WakeupFd(reader)))
 }
 
+/// A pipe whose writing end never blocks: the way workers wake a reader that
+/// is not a ring (the control agent's event loop, which takes the reading
+/// end as an [`OwnedFd`]). Each notification is 8 bytes; when the pipe is
+/// full the reader has plenty pending and the write is dropped.
+pub fn signal_pipe() -> io::Result<(Notifier, OwnedFd)> {
+    let (reader, writer) = io::pipe()?;
+    let writer = OwnedFd::from(writer);
+    // SAFETY: fcntl(2) on a descriptor this function owns; no pointers.
+    let flags = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((
+        Notifier {
+            file: File::from(writer),
+        },
+        OwnedFd::from(reader),
+    ))
+}
+
 impl Notifier {
+    /// Another writing end of the same eventfd.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            file: self.file.try_clone()?,
+        })
+    }
+
     /// Adds 1 to the counter, waking the reader if it waits. Several
-    /// notifications before the reader reads wake it once.
+    /// notifications before the reader reads wake it once. (A write fails
+    /// only if the counter would overflow: then a wake-up is pending
+    /// anyway.)
     pub fn notify(&self) -> io::Result<()> {
-        (&self.file).write_all(&1u64.to_ne_bytes())
+        match (&self.file).write(&1u64.to_ne_bytes()) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use self::listeners::ListenerSet;
 use crate::link::WorkerLink;
-use crate::rt::eventfd::{eventfd, Wakeup, WakeupFd};
+use crate::rt::eventfd::{eventfd, signal_pipe, Wakeup, WakeupFd};
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::{FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
@@ -99,6 +100,9 @@ pub struct WorkerReport {
 pub struct Workers {
     threads: Vec<JoinHandle<WorkerReport>>,
     links: Vec<Arc<WorkerLink>>,
+    /// The reading end of the pipe every worker notifies when it
+    /// acknowledges a table or exits; the agent takes it.
+    acks: Option<OwnedFd>,
 }
 
 impl Workers {
@@ -110,14 +114,18 @@ impl Workers {
         table: Arc<Table>,
         mode: FeatureMode,
     ) -> Result<Self, StartError> {
+        let (ack_notify, acks) =
+            signal_pipe().map_err(|source| StartError::Spawn { worker: 0, source })?;
         let mut workers = Self {
             threads: Vec::new(),
             links: Vec::new(),
+            acks: Some(acks),
         };
         let mut pending = Vec::new();
         for (index, &core) in settings.worker_cores.iter().enumerate() {
             let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-            let (notifier, wakeup) = match eventfd() {
+            let pair = eventfd().and_then(|(n, w)| Ok((n, w, ack_notify.try_clone()?)));
+            let (notifier, wakeup, ack) = match pair {
                 Ok(pair) => pair,
                 Err(source) => {
                     workers.stop_and_join();
@@ -127,7 +135,7 @@ impl Workers {
                     });
                 }
             };
-            let link = Arc::new(WorkerLink::new(index, core, notifier));
+            let link = Arc::new(WorkerLink::new(index, core, notifier, ack));
             let config = WorkerConfig {
                 index,
                 core,
@@ -173,6 +181,13 @@ impl Workers {
             }
         }
         Ok(workers)
+    }
+
+    /// The reading end of the pipe the workers notify at each
+    /// acknowledgement and when they exit, for the one reader that follows
+    /// them. `None` once taken.
+    pub fn take_acks(&mut self) -> Option<OwnedFd> {
+        self.acks.take()
     }
 
     /// What the agent shares with each worker, in worker order.
@@ -254,6 +269,9 @@ fn run_worker(
     wakeup: WakeupFd,
     ready: mpsc::SyncSender<Result<(), StartError>>,
 ) -> WorkerReport {
+    // However the thread ends (returning, or unwinding from a panic), the
+    // agent learns of it.
+    let _exit = ExitGuard(Arc::clone(&link));
     let mut report = WorkerReport {
         index: config.index,
         core: config.core,
@@ -313,6 +331,15 @@ fn run_worker(
     report.ring = runtime.ring_stats();
     drop(runtime);
     report
+}
+
+/// Marks the worker's link exited when the thread ends.
+struct ExitGuard(Arc<WorkerLink>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.mark_exited();
+    }
 }
 
 /// A sentence saying why a listening address could not be bound.
