@@ -8,7 +8,7 @@ use std::time::Instant;
 use crossbeam::utils::CachePadded;
 
 use crate::handoff::Handoff;
-use crate::rt::eventfd::Notifier;
+use crate::rt::wake::Notifier;
 use crate::rt::{RingCounters, RingStats};
 use crate::stats::{Counters, WorkerStats};
 use crate::table::Table;

@@ -7,13 +7,13 @@
 //! they queued and, when no task is ready, waits for completions.
 
 pub(crate) mod driver;
-pub mod eventfd;
 pub mod executor;
 pub mod net;
 pub(crate) mod op;
 pub mod ring;
 pub mod select;
 pub mod time;
+pub mod wake;
 
 use std::future::Future;
 use std::io;

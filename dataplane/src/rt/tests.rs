@@ -287,7 +287,7 @@ fn a_thread_can_run_one_runtime_after_another() {
 
 #[test]
 fn another_thread_wakes_a_waiting_ring_through_its_eventfd() {
-    let (notifier, wakeup) = super::eventfd::eventfd().expect("eventfd");
+    let (notifier, wakeup) = super::wake::eventfd().expect("eventfd");
     let rt = runtime();
     let wakeup = wakeup.into_wakeup();
     let (sent_tx, sent_rx) = std::sync::mpsc::channel();

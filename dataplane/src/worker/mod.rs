@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use self::listeners::ListenerSet;
 use crate::link::WorkerLink;
-use crate::rt::eventfd::{eventfd, signal_pipe, Wakeup, WakeupFd};
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
+use crate::rt::wake::{eventfd, signal_pipe, Wakeup, WakeupFd};
 use crate::rt::{FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
 use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
