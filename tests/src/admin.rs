@@ -9,8 +9,9 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::wait::poll;
 
 use prometheus_parse::{Sample, Scrape, Value};
 
@@ -19,9 +20,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one read or write may take: more than the 10 s the agent waits
 /// for the workers to acknowledge a table before answering `POST /config`.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause between two polls of a condition.
-const POLL_EVERY: Duration = Duration::from_millis(20);
-
 /// An HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -161,41 +159,19 @@ pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> io::Result<R
     }
 }
 
-/// Polls `GET /ready` every 20 ms until it answers 200 and returns that
-/// response. Refused connections and other answers are retried: the API
-/// may not be up yet. Panics after `timeout`, with the last outcome.
+/// Polls `GET /ready` until it answers 200 and returns that response.
+/// Refused connections and other answers are retried: the API may not be up
+/// yet. Panics after `timeout`, with the last outcome.
 pub fn wait_ready(addr: SocketAddr, timeout: Duration) -> Response {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match request(addr, "GET", "/ready", None) {
-            Ok(response) if response.status == 200 => return response,
-            Ok(response) => format!("{} {:?}", response.status, response.body),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "GET /ready at {addr} did not answer 200 within {timeout:?}; last: {last}"
-        );
-        thread::sleep(POLL_EVERY);
-    }
-}
-
-/// Polls `probe` every 20 ms until it returns `Ok`, and returns that value;
-/// panics after `timeout`, naming `what` and the last `Err` the probe gave.
-/// The bounded way to wait for a condition the proxy reaches soon.
-pub fn poll<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match probe() {
-            Ok(value) => return value,
-            Err(last) => last,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not reached within {timeout:?}; last: {last}"
-        );
-        thread::sleep(POLL_EVERY);
-    }
+    poll(
+        &format!("GET /ready at {addr} answers 200"),
+        timeout,
+        || match request(addr, "GET", "/ready", None) {
+            Ok(response) if response.status == 200 => Ok(response),
+            Ok(response) => Err(format!("{} {:?}", response.status, response.body)),
+            Err(e) => Err(e.to_string()),
+        },
+    )
 }
 
 /// `GET /stats`, checked for a 200 and parsed.

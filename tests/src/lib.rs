@@ -25,6 +25,7 @@ pub mod origin;
 pub mod ports;
 pub mod probe;
 pub mod proxy;
+pub mod wait;
 
 pub use config::{ConfigFile, ProxyConfig};
 pub use data::{Digest, Transfer};

@@ -143,3 +143,16 @@ impl Default for Blackhole {
         Self::new()
     }
 }
+
+/// Connects to `addr` until the connect is refused (a listener closed:
+/// nothing outside the process can see when), for up to `timeout`; the `Err`
+/// says what the last attempt did instead.
+pub fn wait_until_refused(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    crate::wait::until(timeout, || {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
+            Err(e) => Err(format!("connect failed with {e}")),
+            Ok(_) => Err("connect succeeded".to_owned()),
+        }
+    })
+}

@@ -9,12 +9,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use prometheus_parse::Value;
-use ringway_tests::admin::{self, poll, Connection, Metrics};
+use ringway_tests::admin::{self, Connection, Metrics};
 use ringway_tests::data;
 use ringway_tests::net::set_timeouts;
 use ringway_tests::origin::{self, Origin};
 use ringway_tests::probe::online_cores;
 use ringway_tests::proxy::{run_to_exit, write_config};
+use ringway_tests::wait::poll;
 use ringway_tests::{client, ProxyConfig, Ringway};
 
 const MIB: u64 = 1024 * 1024;

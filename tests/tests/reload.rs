@@ -3,7 +3,7 @@
 //! under traffic loses no connection and no byte; a refused one changes
 //! nothing; a removed listener drains; a kept one keeps its connections.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use ringway_tests::admin::{self, poll};
+use ringway_tests::admin;
 use ringway_tests::config::ExtraListener;
 use ringway_tests::data::{self, Transfer};
-use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Ended};
+use ringway_tests::net::{read_until_closed, set_timeouts, try_client, wait_until_refused, Ended};
 use ringway_tests::origin::{self, Origin};
 use ringway_tests::probe::online_cores;
 use ringway_tests::proxy::run_to_exit;
+use ringway_tests::wait::poll;
 use ringway_tests::{client, free_port, ConfigFile, ProxyConfig, Ringway};
 
 const KIB: u64 = 1024;
@@ -133,19 +134,6 @@ fn effective_config(admin_addr: SocketAddr) -> (u16, Option<String>, String) {
     let response = admin::get(admin_addr, "/config");
     let generation = response.header("x-ringway-generation").map(str::to_owned);
     (response.status, generation, response.body)
-}
-
-/// Connects to `addr` until the connect is refused.
-fn wait_until_refused(addr: SocketAddr) {
-    poll(
-        &format!("connects to {addr} are refused"),
-        WAIT,
-        || match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
-            Err(e) => Err(format!("connect failed with {e}")),
-            Ok(_) => Err("connect succeeded".to_owned()),
-        },
-    );
 }
 
 /// Sends `message` on `stream` and reads its echo back.
@@ -590,27 +578,59 @@ fn fixed_settings_cannot_be_reloaded() {
     proxy.stop().assert_clean();
 }
 
+/// A proxy whose listener `extra` was removed by a reload while `open`, a
+/// connection it had accepted (and echoed through), stayed open.
+struct Removed {
+    /// The echo origin behind both listeners.
+    origin: Counted,
+    /// The configuration before the reload (it still has `extra`).
+    config: ProxyConfig,
+    /// Where `extra` listened.
+    extra: SocketAddr,
+    proxy: Ringway,
+    open: TcpStream,
+}
+
+/// Starts a proxy with listeners `ingress` and `extra` and the given drain
+/// timeout, opens a connection on `extra`, then reloads without `extra`
+/// (generation 2).
+fn remove_extra_with_a_connection_open(drain_timeout: &str) -> Removed {
+    let origin = Counted::start();
+    let config = ProxyConfig::new(&[origin.addr()])
+        .listener("extra", &[origin.addr()])
+        .drain_timeout(drain_timeout);
+    let extra = config.listener_addr("extra");
+    let proxy = Ringway::start(&config.to_toml());
+    admin::wait_ready(config.admin, WAIT);
+    let mut open = client(extra);
+    ping(&mut open, b"before the reload");
+    apply(
+        config.admin,
+        &config.clone().without_listener("extra").to_toml(),
+        2,
+    );
+    Removed {
+        origin,
+        config,
+        extra,
+        proxy,
+        open,
+    }
+}
+
 /// A removed listener stops accepting at once, and a connection it had
 /// accepted goes on to its natural end.
 #[test]
 fn removed_listener_stops_accepting_and_lets_open_connections_finish() {
-    let a = Counted::start();
-    let config = ProxyConfig::new(&[a.addr()])
-        .listener("extra", &[a.addr()])
-        .drain_timeout("60s");
-    let extra = config.listener_addr("extra");
-    let proxy = Ringway::start(&config.to_toml());
+    let Removed {
+        origin: _origin,
+        config,
+        extra,
+        proxy,
+        mut open,
+    } = remove_extra_with_a_connection_open("60s");
     let admin_addr = config.admin;
-    admin::wait_ready(admin_addr, WAIT);
-    let mut open = client(extra);
-    ping(&mut open, b"before the reload");
-
-    apply(
-        admin_addr,
-        &config.clone().without_listener("extra").to_toml(),
-        2,
-    );
-    wait_until_refused(extra);
+    wait_until_refused(extra, WAIT).unwrap_or_else(|last| panic!("{extra} still accepts: {last}"));
     echo_once(config.listen, MIB).expect("the kept listener serves");
 
     // The connection accepted before goes on, and ends cleanly.
@@ -636,22 +656,14 @@ fn removed_listener_stops_accepting_and_lets_open_connections_finish() {
 /// `runtime.drain_timeout` runs out is closed by the proxy, and counted.
 #[test]
 fn removed_listener_cuts_connections_after_the_drain_timeout() {
-    let a = Counted::start();
-    let config = ProxyConfig::new(&[a.addr()])
-        .listener("extra", &[a.addr()])
-        .drain_timeout("1s");
-    let extra = config.listener_addr("extra");
-    let proxy = Ringway::start(&config.to_toml());
+    let Removed {
+        origin: _origin,
+        config,
+        proxy,
+        mut open,
+        ..
+    } = remove_extra_with_a_connection_open("1s");
     let admin_addr = config.admin;
-    admin::wait_ready(admin_addr, WAIT);
-    let mut open = client(extra);
-    ping(&mut open, b"still here");
-
-    apply(
-        admin_addr,
-        &config.clone().without_listener("extra").to_toml(),
-        2,
-    );
     set_timeouts(&open, DRAIN_WAIT);
     let ended = read_until_closed(&mut open);
     assert!(

@@ -1,14 +1,14 @@
 //! The process around the proxy: workers pinned to their cores, graceful
 //! drain on SIGTERM, the exit report's counters, start-up failures.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpListener};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ringway_tests::data::{self, StreamReader};
-use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
+use ringway_tests::net::{read_until_closed, set_timeouts, wait_until_refused, Ended};
 use ringway_tests::origin::{self, Origin};
 use ringway_tests::probe::{online_cores, threads};
 use ringway_tests::proxy::{run_to_exit, write_config};
@@ -70,22 +70,6 @@ fn a_single_worker_is_pinned_to_the_core_named() {
     assert_eq!(exit.workers[0].counter("core"), Some(1));
 }
 
-/// Connects until the proxy refuses: its listeners close shortly after the
-/// signal, and nothing tells the outside when. Bounded by `PROMPTLY`.
-fn wait_until_refused(config: &ProxyConfig) -> Result<(), String> {
-    let deadline = Instant::now() + PROMPTLY;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match TcpStream::connect_timeout(&config.listen, Duration::from_secs(1)) {
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Ok(()),
-            Err(e) => last = format!("connect failed with {e}"),
-            Ok(_) => last = "connect succeeded".to_owned(),
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    Err(last)
-}
-
 #[test]
 fn drain_lets_an_open_connection_finish_and_refuses_new_ones() {
     let origin = Origin::start(origin::echo);
@@ -118,7 +102,9 @@ fn drain_lets_an_open_connection_finish_and_refuses_new_ones() {
 
     proxy.terminate();
     proxy.wait_for_stderr("draining", PROMPTLY);
-    let refused = wait_until_refused(&config);
+    // Its listeners close shortly after the signal, and nothing tells the
+    // outside when.
+    let refused = wait_until_refused(config.listen, PROMPTLY);
 
     // The open connection goes on: the second half, and the end.
     go_on.send(()).expect("sender thread");
