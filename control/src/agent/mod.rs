@@ -174,7 +174,7 @@ impl Agent {
         let Some(workers) = self.workers.borrow_mut().take() else {
             return Vec::new();
         };
-        workers.shutdown();
+        // `join` asks every worker to stop, then waits.
         tokio::task::spawn_blocking(move || workers.join())
             .await
             .unwrap_or_default()

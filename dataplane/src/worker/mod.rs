@@ -195,15 +195,6 @@ impl Workers {
         &self.links
     }
 
-    /// Hands `table` to every worker. Each adopts it at its next loop turn;
-    /// [`WorkerLink::acked`] says when.
-    pub fn publish(&self, table: &Arc<Table>) -> io::Result<()> {
-        for link in &self.links {
-            link.publish(Arc::clone(table))?;
-        }
-        Ok(())
-    }
-
     /// Asks every worker to stop accepting and drain.
     pub fn shutdown(&self) {
         for link in &self.links {
@@ -218,16 +209,6 @@ impl Workers {
             .drain(..)
             .filter_map(|t| t.join().ok())
             .collect()
-    }
-
-    /// The number of workers.
-    pub fn len(&self) -> usize {
-        self.threads.len()
-    }
-
-    /// Whether there is no worker.
-    pub fn is_empty(&self) -> bool {
-        self.threads.is_empty()
     }
 
     fn stop_and_join(&mut self) {
