@@ -112,11 +112,12 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
                     )
                 }
             };
+            let before = bind_failures(agent);
             let result = agent.set_endpoints(&name, &list);
             if result.is_err() {
                 crate::reload::log(&format!("PUT {path}"), &result);
             }
-            reload_reply(agent, result, 0).await
+            reload_reply(agent, result, before).await
         }
         ("/stats", &Method::GET) => {
             let body = render::stats_json(&agent.figures(), &workers(agent));
