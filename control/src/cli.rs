@@ -78,15 +78,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, io_uring } => {
             let (source, origin) = match &config {
-                Some(path) => match std::fs::read_to_string(path) {
+                Some(path) => match config::read(path) {
                     Ok(text) => (text, path.display().to_string()),
-                    Err(e) => {
-                        let errors = config::ConfigErrors::single(
-                            &path.display().to_string(),
-                            format!("cannot read the file: {e}"),
-                        );
-                        return report_config_errors(&errors);
-                    }
+                    Err(errors) => return report_config_errors(&errors),
                 },
                 None => (
                     config::DEFAULT_CONFIG.to_owned(),

@@ -319,20 +319,11 @@ impl Agent {
         let Some(path) = &self.path else {
             return Err(ReloadError::NoFile);
         };
-        let origin = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => self.apply(&text, &origin),
-            Err(e) => {
+        match config::read(path) {
+            Ok(text) => self.apply(&text, &path.display().to_string()),
+            Err(errors) => {
                 self.state.borrow_mut().reload_failures += 1;
-                Err(ReloadError::Refused(ConfigErrors {
-                    errors: vec![config::ConfigError {
-                        origin,
-                        line: None,
-                        column: None,
-                        key: None,
-                        reason: format!("cannot read the file: {e}"),
-                    }],
-                }))
+                Err(ReloadError::Refused(errors))
             }
         }
     }

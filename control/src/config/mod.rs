@@ -89,10 +89,19 @@ pub fn available_cores() -> Option<Vec<usize>> {
 /// Reads, parses and checks a configuration file; errors are reported under
 /// the path as given.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::single(&origin, format!("cannot read the file: {e}")))?;
-    parse(&text, &origin)
+    let text = read(path)?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Reads a configuration file's text; a failure is a configuration error
+/// under the path as given.
+pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(
+            &path.display().to_string(),
+            format!("cannot read the file: {e}"),
+        )
+    })
 }
 
 /// [`parse`] against a given set of available cores (`None`: unknown), so
