@@ -88,11 +88,11 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     let workers = Workers::start(&config.runtime, Arc::clone(&table), mode)?;
     for l in &config.table.listeners {
         eprintln!(
-            "ringway: listener `{}` on {} ({:?}) -> cluster `{}`",
+            "ringway: listener `{}` on {} ({:?}) -> {}",
             l.name,
             l.address,
-            l.protocol,
-            config.table.cluster(l.cluster).name
+            l.protocol(),
+            crate::config::describe_target(&config.table, l)
         );
     }
     let worker_cores = config.runtime.worker_cores.clone();

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::settings::RuntimeSettings;
-use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Table};
+use dataplane::table::route::PoolSettings;
+use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
 use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors};
@@ -26,6 +27,10 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default `connect_timeout` of a cluster: a local or same-datacenter
 /// endpoint answers a SYN in well under this.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default idle HTTP connections kept per endpoint per worker.
+const DEFAULT_POOL_MAX_IDLE: usize = 64;
+/// Default time an idle pooled HTTP connection is kept.
+const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Smallest `buffer_size`, and the step it must be a multiple of: one page,
 /// so that every buffer of a contiguous pool starts on a page boundary.
@@ -287,6 +292,10 @@ impl Builder<'_> {
                     name,
                     endpoints,
                     connect_timeout,
+                    pool: PoolSettings {
+                        max_idle: DEFAULT_POOL_MAX_IDLE,
+                        idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+                    },
                 }));
             }
         }
@@ -368,11 +377,14 @@ impl Builder<'_> {
             if let (Some(name), Some(address), Some(protocol), Some(cluster), Some(idle_timeout)) =
                 (name, address, protocol, cluster, idle_timeout)
             {
+                let service = match protocol {
+                    Protocol::Tcp => Service::Tcp { cluster },
+                    Protocol::Http => unreachable!("the protocol parser accepts only tcp for now"),
+                };
                 listeners.push(Listener {
                     name,
                     address,
-                    protocol,
-                    cluster,
+                    service,
                     idle_timeout,
                 });
             }

@@ -33,6 +33,7 @@ use dataplane::table::Table;
 
 pub use self::error::{ConfigError, ConfigErrors};
 use self::file::FileConfig;
+pub use self::render::describe_target;
 use self::source::Source;
 pub use self::update::{parse_endpoints, parse_update};
 

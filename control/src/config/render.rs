@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use dataplane::table::{Listener, Service, Table};
+
 use super::{duration, Config};
 
 impl Config {
@@ -44,8 +46,8 @@ impl Config {
                 "  {} {} {} -> {} (idle timeout {})",
                 listener.name,
                 listener.address,
-                protocol_name(listener.protocol),
-                table.cluster(listener.cluster).name,
+                protocol_name(listener.protocol()),
+                short_target(table, listener),
                 duration::format(listener.idle_timeout)
             );
         }
@@ -84,8 +86,11 @@ impl Config {
                 .map(|l| OutListener {
                     name: &l.name,
                     address: l.address.to_string(),
-                    protocol: protocol_name(l.protocol),
-                    cluster: &table.cluster(l.cluster).name,
+                    protocol: protocol_name(l.protocol()),
+                    cluster: match l.service {
+                        Service::Tcp { cluster } => Some(&table.cluster(cluster).name),
+                        Service::Http(_) => None,
+                    },
                     idle_timeout: duration::format(l.idle_timeout),
                 })
                 .collect(),
@@ -107,10 +112,29 @@ impl Config {
     }
 }
 
+/// Where a listener sends its traffic, in words: `cluster `app`` or
+/// `3 routes`.
+pub fn describe_target(table: &Table, listener: &Listener) -> String {
+    match &listener.service {
+        Service::Tcp { cluster } => format!("cluster `{}`", table.cluster(*cluster).name),
+        Service::Http(http) => format!("{} routes", http.routes.len()),
+    }
+}
+
+/// Where a listener sends its traffic, tersely: the cluster's name, or
+/// `N routes`.
+fn short_target(table: &Table, listener: &Listener) -> String {
+    match &listener.service {
+        Service::Tcp { cluster } => table.cluster(*cluster).name.to_string(),
+        Service::Http(http) => format!("{} routes", http.routes.len()),
+    }
+}
+
 /// The name of a protocol as written in the file.
 fn protocol_name(protocol: dataplane::table::Protocol) -> &'static str {
     match protocol {
         dataplane::table::Protocol::Tcp => "tcp",
+        dataplane::table::Protocol::Http => "http",
     }
 }
 
@@ -174,7 +198,8 @@ struct OutListener<'a> {
     name: &'a str,
     address: String,
     protocol: &'static str,
-    cluster: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
     idle_timeout: String,
 }
 

@@ -48,6 +48,14 @@ name = "unused"
 endpoints = ["127.0.0.1:9999"]
 "#;
 
+/// The cluster a TCP listener sends to.
+fn tcp_cluster(listener: &dataplane::table::Listener) -> dataplane::table::ClusterId {
+    match listener.service {
+        dataplane::table::Service::Tcp { cluster } => cluster,
+        dataplane::table::Service::Http(_) => panic!("listener `{}` is not TCP", listener.name),
+    }
+}
+
 fn parse_ok(text: &str) -> Config {
     match parse_with_cores(text, "ringway.toml", Some(CORES)) {
         Ok(config) => config,
@@ -127,8 +135,8 @@ fn default_config_parses() {
     let ingress = &table.listeners[0];
     assert_eq!(&*ingress.name, "ingress");
     assert_eq!(ingress.address, "127.0.0.1:8080".parse().unwrap());
-    assert_eq!(ingress.protocol, Protocol::Tcp);
-    assert_eq!(&*table.cluster(ingress.cluster).name, "app");
+    assert_eq!(ingress.protocol(), Protocol::Tcp);
+    assert_eq!(&*table.cluster(tcp_cluster(ingress)).name, "app");
     assert_eq!(
         table.clusters[0].endpoints,
         vec!["127.0.0.1:8000".parse().unwrap()]
@@ -167,11 +175,11 @@ fn full_example_parses_to_expected_values() {
     };
     assert_eq!(&*ingress.name, "ingress");
     assert_eq!(ingress.address, "0.0.0.0:8080".parse().unwrap());
-    assert_eq!(ingress.cluster, ClusterId(1));
+    assert_eq!(tcp_cluster(ingress), ClusterId(1));
     assert_eq!(ingress.idle_timeout, Duration::from_secs(300));
     assert_eq!(&*db.name, "db.proxy");
     assert_eq!(db.address, "[::1]:5433".parse().unwrap());
-    assert_eq!(db.cluster, ClusterId(0));
+    assert_eq!(tcp_cluster(db), ClusterId(0));
     assert_eq!(db.idle_timeout, Duration::from_secs(600));
 }
 
@@ -603,8 +611,20 @@ fn to_toml_round_trips() {
         assert_eq!(a.listeners.len(), b.listeners.len());
         for (x, y) in a.listeners.iter().zip(&b.listeners) {
             assert_eq!(
-                (&x.name, x.address, x.protocol, x.cluster, x.idle_timeout),
-                (&y.name, y.address, y.protocol, y.cluster, y.idle_timeout)
+                (
+                    &x.name,
+                    x.address,
+                    x.protocol(),
+                    tcp_cluster(x),
+                    x.idle_timeout
+                ),
+                (
+                    &y.name,
+                    y.address,
+                    y.protocol(),
+                    tcp_cluster(y),
+                    y.idle_timeout
+                )
             );
         }
         assert_eq!(a.clusters.len(), b.clusters.len());

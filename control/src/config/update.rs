@@ -129,7 +129,7 @@ fn new_addresses(
             .table
             .listeners
             .iter()
-            .any(|r| r.address == l.address && r.protocol == l.protocol);
+            .any(|r| r.address == l.address && r.protocol() == l.protocol());
         if known {
             continue;
         }

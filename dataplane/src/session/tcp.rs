@@ -10,7 +10,7 @@ use crate::proto::tcp::{pump, Flow, HIGH_WATER_BUFFERS};
 use crate::rt::net::TcpStream;
 use crate::rt::{self, time::sleep};
 use crate::stats::Counters;
-use crate::table::Table;
+use crate::table::{Service, Table};
 use crate::upstream::balance::RoundRobin;
 use crate::upstream::connect::connect_any;
 
@@ -37,8 +37,11 @@ pub async fn serve(
 ) -> Ending {
     let _ = client.socket().set_tcp_nodelay(true);
     let listener = &table.listeners[listener];
-    let cluster = table.cluster(listener.cluster);
-    let upstream = match connect_any(listener.cluster, cluster, rr, counters).await {
+    let Service::Tcp { cluster: id } = listener.service else {
+        unreachable!("the worker hands a TCP session only TCP listeners");
+    };
+    let cluster = table.cluster(id);
+    let upstream = match connect_any(id, cluster, rr, counters).await {
         Ok(u) => u,
         Err(_) => {
             counters.no_upstream.add(1);

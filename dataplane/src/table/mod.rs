@@ -6,6 +6,7 @@
 //! newer generation only at a connection boundary.
 
 pub mod handle;
+pub mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,10 +43,24 @@ impl Table {
 pub struct ClusterId(pub u32);
 
 /// What a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// Bytes are forwarded as they come (L4), half-close and resets included.
     Tcp,
+    /// HTTP/1.1, routed request by request.
+    Http,
+}
+
+/// What a listener does with its connections.
+#[derive(Debug, Clone)]
+pub enum Service {
+    /// Forwards every connection's bytes to a cluster.
+    Tcp {
+        /// Where connections go.
+        cluster: ClusterId,
+    },
+    /// Parses HTTP/1.1 requests and routes each one.
+    Http(Arc<route::HttpService>),
 }
 
 /// A socket address every worker binds with `SO_REUSEPORT`.
@@ -55,13 +70,22 @@ pub struct Listener {
     pub name: Arc<str>,
     /// Address to bind.
     pub address: SocketAddr,
-    /// Protocol spoken on accepted connections.
-    pub protocol: Protocol,
-    /// Where accepted connections are forwarded.
-    pub cluster: ClusterId,
+    /// What accepted connections get.
+    pub service: Service,
     /// A connection with no byte moving in either direction for this long is
-    /// closed.
+    /// closed (for HTTP: a keep-alive connection waiting this long for its
+    /// next request).
     pub idle_timeout: Duration,
+}
+
+impl Listener {
+    /// The protocol spoken on accepted connections.
+    pub fn protocol(&self) -> Protocol {
+        match self.service {
+            Service::Tcp { .. } => Protocol::Tcp,
+            Service::Http(_) => Protocol::Http,
+        }
+    }
 }
 
 /// A set of interchangeable upstream endpoints.
@@ -73,4 +97,6 @@ pub struct Cluster {
     pub endpoints: Vec<SocketAddr>,
     /// How long a connect may take before the next endpoint is tried.
     pub connect_timeout: Duration,
+    /// Idle HTTP connections kept to each endpoint.
+    pub pool: route::PoolSettings,
 }

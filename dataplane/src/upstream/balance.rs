@@ -87,6 +87,10 @@ mod tests {
                 name: Arc::from("c"),
                 endpoints: vec!["127.0.0.1:1".parse().unwrap(); 3],
                 connect_timeout: Duration::from_secs(1),
+                pool: crate::table::route::PoolSettings {
+                    max_idle: 1,
+                    idle_timeout: Duration::from_secs(1),
+                },
             })],
         };
         let rr = RoundRobin::new(&table, 1);
@@ -101,6 +105,10 @@ mod tests {
                 name: Arc::from(name),
                 endpoints: vec!["127.0.0.1:1".parse().unwrap(); n],
                 connect_timeout: Duration::from_secs(1),
+                pool: crate::table::route::PoolSettings {
+                    max_idle: 1,
+                    idle_timeout: Duration::from_secs(1),
+                },
             })
         };
         let old = Table {

@@ -58,7 +58,7 @@ impl ListenerSet {
                 reason: bind_reason(&e),
             })?;
             self.running
-                .push(Running::new((l.address, l.protocol), index, socket));
+                .push(Running::new((l.address, l.protocol()), index, socket));
         }
         Ok(())
     }
@@ -78,7 +78,7 @@ impl ListenerSet {
     pub(super) fn reconcile(&mut self, ctx: &Rc<WorkerCtx>, table: &Table) {
         let mut kept = Vec::with_capacity(table.listeners.len());
         for (index, l) in table.listeners.iter().enumerate() {
-            let key = (l.address, l.protocol);
+            let key = (l.address, l.protocol());
             if let Some(pos) = self.running.iter().position(|r| r.key == key) {
                 let running = self.running.swap_remove(pos);
                 running.state.index.set(index);

@@ -4,6 +4,8 @@
 //! control agent reads copies ([`WorkerStats`]) whenever it likes, without a
 //! lock. No counter on the forwarding path is written by two cores.
 
+pub mod http;
+
 use crate::counter::Counter;
 
 /// A copy of one worker's counters at one moment.

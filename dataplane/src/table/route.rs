@@ -1,0 +1,243 @@
+//! What an HTTP listener does with a request: its settings and its routes.
+//!
+//! Routes are tried in order; the first whose every condition holds wins.
+//! All strings a route compares against are stored in the form the match
+//! needs (host names and header names lower-cased), so matching a request
+//! costs comparisons only, no allocation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ClusterId;
+use crate::stats::http::HttpTally;
+
+/// An HTTP listener's settings and routes.
+#[derive(Debug)]
+pub struct HttpService {
+    /// Size limits on what a client may send.
+    pub limits: HttpLimits,
+    /// Timeouts of the exchange with the client and the upstream.
+    pub timeouts: HttpTimeouts,
+    /// Whether `X-Forwarded-*` headers that arrive are kept and extended
+    /// (`true`: the client is another proxy we trust) or replaced with what
+    /// this hop saw (`false`).
+    pub trust_forwarded: bool,
+    /// Routes in match order.
+    pub routes: Vec<Route>,
+    /// Counters of requests that ended before a route was chosen (framing
+    /// errors, limits, no matching route), per worker.
+    pub tally: Arc<HttpTally>,
+}
+
+/// Size limits on requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Longest request line (method, target, version), in bytes: 414 past it.
+    pub max_request_line: usize,
+    /// Longest request head (request line and header fields), in bytes: 431
+    /// past it.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request: 431 past it.
+    pub max_headers: usize,
+    /// Largest request body, in bytes; `None` for no limit. 413 past it.
+    pub max_body: Option<u64>,
+}
+
+/// Timeouts of an HTTP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// From the first byte of a request to the end of its head: 408 past it.
+    pub header: Duration,
+    /// From the end of the request head to the end of the response: 504 if
+    /// no response head came by then, otherwise the client connection is
+    /// closed.
+    pub request: Duration,
+    /// How long a send to a client that stopped reading may wait before the
+    /// connection is closed.
+    pub send: Duration,
+    /// How long a keep-alive client connection may wait for its next
+    /// request.
+    pub idle: Duration,
+}
+
+/// One route: conditions, an action, and header edits.
+#[derive(Debug)]
+pub struct Route {
+    /// Operator-given name (unique within its listener), used in metrics.
+    pub name: Arc<str>,
+    /// Conditions, all of which must hold.
+    pub matcher: RouteMatch,
+    /// What to do with a matching request.
+    pub action: RouteAction,
+    /// Edits to the request before it goes upstream.
+    pub request_headers: HeaderEdits,
+    /// Edits to the response before it goes to the client.
+    pub response_headers: HeaderEdits,
+    /// Counters of this route, per worker.
+    pub tally: Arc<HttpTally>,
+}
+
+/// Conditions on a request; an empty matcher matches everything.
+#[derive(Debug, Default)]
+pub struct RouteMatch {
+    /// The `Host` header, port removed, compared case-insensitively.
+    pub host: Option<HostMatch>,
+    /// The path of the request target (before any `?`).
+    pub path: Option<PathMatch>,
+    /// Methods accepted (exact, case-sensitive as RFC 9110 says); empty for
+    /// any.
+    pub methods: Vec<Box<[u8]>>,
+    /// Header conditions, all of which must hold.
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// A condition on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// This host exactly (stored lower-case).
+    Exact(Box<str>),
+    /// Any host ending in this suffix, which starts with a dot: written
+    /// `*.example.com`, stored `.example.com`; it does not match
+    /// `example.com` itself.
+    Suffix(Box<str>),
+}
+
+/// A condition on the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The path is exactly this.
+    Exact(Box<str>),
+    /// The path starts with this (a byte prefix: `/api` matches `/apix`).
+    Prefix(Box<str>),
+}
+
+/// A condition on one header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// Header name, lower-case.
+    pub name: Box<str>,
+    /// What its value must be.
+    pub test: HeaderTest,
+}
+
+/// What a header's value must be. With several fields of the name, one
+/// matching field is enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderTest {
+    /// The header is present, with any value.
+    Present,
+    /// The value is exactly this.
+    Exact(Box<[u8]>),
+    /// The value starts with this.
+    Prefix(Box<[u8]>),
+}
+
+/// What a route does.
+#[derive(Debug)]
+pub enum RouteAction {
+    /// Forward upstream to one of the clusters, picked by weight.
+    Forward(Forward),
+    /// Answer with a redirect.
+    Redirect(Redirect),
+    /// Answer with a fixed response.
+    Direct(DirectResponse),
+}
+
+/// Forwarding upstream.
+#[derive(Debug)]
+pub struct Forward {
+    /// Clusters with their weights; one entry for a plain forward, several
+    /// for a split (canary, gray release). Never empty; weights are not all 0.
+    pub targets: Vec<Target>,
+    /// Sum of the weights.
+    pub total_weight: u32,
+    /// Replaces the matched path prefix with this before forwarding (only
+    /// with a `PathMatch::Prefix` condition).
+    pub rewrite_prefix: Option<Box<str>>,
+}
+
+/// One cluster of a forward and its share.
+#[derive(Debug)]
+pub struct Target {
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// Relative weight.
+    pub weight: u32,
+    /// Counters of requests this route sent to this cluster, per worker.
+    pub tally: Arc<HttpTally>,
+}
+
+impl Forward {
+    /// The target a roll in `0..total_weight` falls on.
+    pub fn pick(&self, roll: u32) -> &Target {
+        let mut left = roll;
+        for target in &self.targets {
+            if left < target.weight {
+                return target;
+            }
+            left -= target.weight;
+        }
+        // Only reached for a roll out of range; the last target is as good
+        // an answer as any.
+        &self.targets[self.targets.len() - 1]
+    }
+}
+
+/// A redirect answer. Parts not given are taken from the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    /// New scheme (`http` or `https`).
+    pub scheme: Option<Box<str>>,
+    /// New host (with an optional port).
+    pub host: Option<Box<str>>,
+    /// New path (the query of the request is kept).
+    pub path: Option<Box<str>>,
+}
+
+/// A fixed answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectResponse {
+    /// The status code.
+    pub status: u16,
+    /// The body, sent with a `Content-Length`.
+    pub body: Arc<[u8]>,
+    /// The `Content-Type` of the body, if any.
+    pub content_type: Option<Box<str>>,
+}
+
+/// Header edits, applied in this order: remove, set, add.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeaderEdits {
+    /// Names to remove (lower-case).
+    pub remove: Vec<Box<str>>,
+    /// Names to set: every existing field of the name is replaced by this one.
+    pub set: Vec<(Box<str>, Box<str>)>,
+    /// Fields to add alongside any existing ones.
+    pub add: Vec<(Box<str>, Box<str>)>,
+}
+
+impl HeaderEdits {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+
+    /// Whether a header of this name (lower-case) arriving must be dropped:
+    /// it is removed, or set (replaced).
+    pub fn drops(&self, name: &str) -> bool {
+        self.remove.iter().any(|n| n.eq_ignore_ascii_case(name))
+            || self.set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Settings of a cluster's per-worker connection pools (one pool per
+/// endpoint per worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most idle connections kept per endpoint per worker.
+    pub max_idle: usize,
+    /// An idle connection unused this long is closed.
+    pub idle_timeout: Duration,
+}
