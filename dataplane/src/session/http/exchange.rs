@@ -184,10 +184,11 @@ pub(super) async fn proxy(
             ..
         } = &mut *conn;
         let limits = service.limits;
-        // Within an exchange the request timeout bounds every send, a
-        // client that stopped reading included: one deadline, no timer per
-        // send (see clock.rs).
-        let send_timeout = None;
+        // The head (with the first body bytes) goes out under the request
+        // deadline alone; each later send of body data also has the send
+        // timeout, a timer per buffer of up to 32 KiB, so small responses
+        // cost no timer at all (see clock.rs).
+        let send_timeout = Some(service.timeouts.send);
         let counters = ctx.counters;
         let edits = &route.response_headers;
         let up_in = &mut up_in;
@@ -220,7 +221,7 @@ pub(super) async fn proxy(
                 if !client_10 {
                     write::interim(out.bytes_mut(), resp, up_in.head_bytes());
                     let head = std::mem::replace(out, Outgoing::with_capacity(0));
-                    match send_all(client, head, None, send_timeout).await {
+                    match send_all(client, head, None, None).await {
                         Ok((head, _)) => *out = head,
                         Err(e) => return Response::Client(e),
                     }
@@ -271,7 +272,7 @@ pub(super) async fn proxy(
             let first_len = first.as_ref().map_or(0, |(_, r)| r.len());
             let first_end = first.as_ref().map_or(0, |(_, r)| r.end);
             let head = std::mem::replace(out, Outgoing::with_capacity(0));
-            match send_all(client, head, first, send_timeout).await {
+            match send_all(client, head, first, None).await {
                 Ok((head, buf)) => {
                     *out = head;
                     counters.bytes_from_upstreams.add(first_len as u64);
