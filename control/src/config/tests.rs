@@ -131,12 +131,16 @@ fn default_config_parses() {
     assert_eq!(config.admin, AdminSettings::default());
     let table = &config.table;
     assert_eq!(table.generation, 1);
-    assert_eq!(table.listeners.len(), 1);
+    assert_eq!(table.listeners.len(), 2);
     let ingress = &table.listeners[0];
     assert_eq!(&*ingress.name, "ingress");
     assert_eq!(ingress.address, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(ingress.protocol(), Protocol::Tcp);
     assert_eq!(&*table.cluster(tcp_cluster(ingress)).name, "app");
+    let web = &table.listeners[1];
+    assert_eq!(&*web.name, "web");
+    assert_eq!(web.address, "127.0.0.1:8081".parse().unwrap());
+    assert_eq!(web.protocol(), Protocol::Http);
     assert_eq!(
         table.clusters[0].endpoints,
         vec!["127.0.0.1:8000".parse().unwrap()]
@@ -692,7 +696,7 @@ fn load_reads_a_file() {
     std::fs::write(&path, DEFAULT_CONFIG).unwrap();
     let loaded = load(&path);
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(loaded.unwrap().table.listeners.len(), 1);
+    assert_eq!(loaded.unwrap().table.listeners.len(), 2);
 }
 
 #[test]
