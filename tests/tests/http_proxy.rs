@@ -446,14 +446,11 @@ fn curl_reuses_its_connection_over_several_urls() {
     let urls: Vec<String> = (0..4)
         .map(|i| format!("http://{}/c/{i}", config.listen))
         .collect();
-    let mut args = vec![
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{num_connects}\\n",
-    ];
-    args.extend(urls.iter().map(String::as_str));
+    let mut args = vec!["-sS", "-w", "%{http_code} %{num_connects}\\n"];
+    // Each `-o` goes with one URL, in order.
+    for url in &urls {
+        args.extend(["-o", "/dev/null", url.as_str()]);
+    }
     let run = curl(&args);
     assert!(run.success, "curl failed: {}", run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();

@@ -200,6 +200,7 @@ pub(super) async fn proxy(
                         |bytes| {
                             resp.parse(bytes, limits.max_header_bytes, limits.max_headers, is_head)
                         },
+                        limits.max_header_bytes,
                         || {},
                     )
                     .await;

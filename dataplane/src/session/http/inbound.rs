@@ -16,6 +16,14 @@ use crate::rt::net::RecvStream;
 /// other side is slow, as for TCP (see `proto::tcp::HIGH_WATER_BUFFERS`).
 pub(super) use crate::proto::tcp::HIGH_WATER_BUFFERS;
 
+/// Whether `bytes` hold a line break followed by an empty line (`\n\r\n`,
+/// or `\n\n`, which the parser rejects but must get to see).
+fn ends_head(bytes: &[u8]) -> bool {
+    bytes.windows(2).enumerate().any(|(i, w)| {
+        w[0] == b'\n' && (w[1] == b'\n' || (w[1] == b'\r' && bytes.get(i + 2) == Some(&b'\n')))
+    })
+}
+
 /// Received bytes of one side of an HTTP exchange.
 #[derive(Debug)]
 pub(super) struct Inbound {
@@ -85,9 +93,17 @@ impl Inbound {
     /// far (the head starts at their first byte) until it says `Complete`.
     /// `on_first_byte` runs when the first byte of the head is there and it
     /// did not complete at once (the header timeout starts then).
+    ///
+    /// A head arriving in many small pieces is not parsed again from its
+    /// start for each piece (that would cost time quadratic in its length, a
+    /// gift to a client trickling bytes): once gathering, `parse` runs only
+    /// when a piece could hold the end of the head (a line break followed by
+    /// an empty line) or when the gathered bytes pass `max_len`, where
+    /// `parse` reports the limit.
     pub(super) async fn read_head(
         &mut self,
         mut parse: impl FnMut(&[u8]) -> Result<Status, HeadError>,
+        max_len: usize,
         mut on_first_byte: impl FnMut(),
     ) -> Result<(), HeadFailure> {
         self.head = HeadAt::Nowhere;
@@ -114,8 +130,14 @@ impl Inbound {
                         }
                     }
                 } else {
+                    let before = self.scratch.len();
                     self.scratch.extend_from_slice(bytes);
-                    if parse(&self.scratch).map_err(HeadFailure::Invalid)? == Status::Complete {
+                    // The end may straddle the pieces: look from a little
+                    // before the new bytes.
+                    let tail = &self.scratch[before.saturating_sub(2)..];
+                    if (ends_head(tail) || self.scratch.len() > max_len)
+                        && parse(&self.scratch).map_err(HeadFailure::Invalid)? == Status::Complete
+                    {
                         self.head = HeadAt::Gathered;
                         return Ok(());
                     }
@@ -153,7 +175,7 @@ impl Inbound {
     }
 
     /// Marks the head just read, `len` bytes long, as used: what follows it
-    /// is the next thing to read.
+    /// is the next thing to read. Once done, later calls do nothing.
     pub(super) fn consume_head(&mut self, len: usize) {
         let Some((buf, start)) = &mut self.pending else {
             return;

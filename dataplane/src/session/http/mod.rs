@@ -188,6 +188,7 @@ impl Conn {
                 let req = &mut self.req;
                 let read = self.inbound.read_head(
                     |bytes| req.parse(bytes, &limits),
+                    limits.max_header_bytes,
                     || clock.enter(Phase::Header, timeouts.header),
                 );
                 let mut read = pin!(read);
@@ -204,7 +205,11 @@ impl Conn {
             let after = match read {
                 Ok(()) => {
                     ctx.listener.requests.add(1);
-                    self.request(ctx, clock).await
+                    let after = self.request(ctx, clock).await;
+                    // Answers written here leave the head unread; the next
+                    // request starts after it either way.
+                    self.inbound.consume_head(self.req.len);
+                    after
                 }
                 Err(HeadFailure::Closed) => After::Close,
                 Err(HeadFailure::Cut | HeadFailure::Failed) => After::Close,

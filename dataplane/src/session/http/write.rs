@@ -74,6 +74,11 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
             Known::XRequestId => has_request_id = true,
             _ => {}
         }
+        if h.kind == Known::ContentLength {
+            // Framing is written below from what was parsed, never copied:
+            // a `Connection: content-length` must not be able to drop it.
+            continue;
+        }
         if !up.edits.is_empty() && drops(up.edits, name) {
             continue;
         }
@@ -115,8 +120,12 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
     if !has_request_id {
         let _ = write!(out, "x-request-id: {:032x}\r\n", up.request_id);
     }
-    if let RequestBody::Chunked = head.body {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match head.body {
+        RequestBody::None => {}
+        RequestBody::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        RequestBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -148,7 +157,9 @@ pub(super) fn response(
     out.extend_from_slice(&buf[head.reason.start as usize..head.reason.end as usize]);
     out.extend_from_slice(b"\r\n");
     for h in &head.headers {
-        if h.hop {
+        // A length that frames the body is written below from what was
+        // parsed; one on a bodiless answer (HEAD, 304) is passed on.
+        if h.hop || (h.kind == Known::ContentLength && head.body != ResponseBody::None) {
             continue;
         }
         let name = h.name(buf);
@@ -158,8 +169,14 @@ pub(super) fn response(
         line(out, name, h.value(buf));
     }
     write_edits(out, edits);
-    if head.body == ResponseBody::Chunked && framing == Framing::Same {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match (head.body, framing) {
+        (ResponseBody::Length(n), _) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        (ResponseBody::Chunked, Framing::Same) => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        _ => {}
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
