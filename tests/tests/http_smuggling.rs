@@ -401,3 +401,27 @@ fn a_chunked_body_growing_past_max_body_is_413() {
         setup.origin.summary()
     );
 }
+
+/// `Connection` may name fields as hop-by-hop, but never the ones that frame
+/// the body: if naming `Content-Length` dropped it on the way upstream, the
+/// body (a whole request here) would reach the origin as a request of its
+/// own. ringway writes the framing from what it parsed instead.
+#[test]
+fn connection_cannot_strip_the_content_length() {
+    let setup = Setup::new(|c| c);
+    let mut conn = HttpConn::open(setup.config.listen);
+    conn.set_timeouts(SOON);
+    let head = format!(
+        "POST /outer HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: {}\r\n\r\n",
+        SMUGGLED.len()
+    );
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(SMUGGLED);
+    conn.send_raw(&bytes);
+    let response = conn.read();
+    assert_eq!(response.status, 200, "{}", setup.origin.summary());
+    let requests = setup.origin.requests();
+    assert_eq!(requests.len(), 1, "{}", setup.origin.summary());
+    assert_eq!(requests[0].target, "/outer");
+    assert_eq!(requests[0].body, SMUGGLED, "{}", setup.origin.summary());
+}
