@@ -12,7 +12,7 @@ use super::body::{self, BodyEnd, Delimit};
 use super::clock::{Clock, Phase};
 use super::inbound::{HeadFailure, Inbound, HIGH_WATER_BUFFERS};
 use super::write::{self, Framing, Upward};
-use super::{send_all, After, Conn, Ctx, HEAD_CAPACITY};
+use super::{send_all, After, Conn, Ctx};
 use crate::proto::h1::request::RequestBody;
 use crate::proto::h1::response::ResponseBody;
 use crate::proto::h1::Version;
@@ -119,40 +119,28 @@ pub(super) async fn proxy(
         }
     };
 
-    // Send the head. A connection from the pool may have been closed by the
-    // upstream an instant ago; if its first send fails outright, no byte of
-    // the request reached it, and it is safe to send again on a new one.
-    write::request(
-        conn.out.bytes_mut(),
-        &conn.req,
-        conn.inbound.head_bytes(),
-        &up,
-    );
-    let out = std::mem::replace(&mut conn.out, Outgoing::with_capacity(0));
-    let mut sent = send_all(&upstream.stream, out, None, None).await;
-    if sent.is_err() && upstream.reused {
-        upstream = match connect_to(ctx, upstream.addr, cluster).await {
-            Ok(u) => u,
-            Err((reason, detail)) => {
-                return conn
-                    .answer_error(ctx, tally, reason, &detail, has_body || !keep_alive)
-                    .await
-            }
-        };
-        conn.out = Outgoing::with_capacity(HEAD_CAPACITY);
-        write::request(
-            conn.out.bytes_mut(),
-            &conn.req,
-            conn.inbound.head_bytes(),
-            &up,
-        );
-        let out = std::mem::replace(&mut conn.out, Outgoing::with_capacity(0));
-        sent = send_all(&upstream.stream, out, None, None).await;
+    write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), &up);
+    let mut sent = send_head(&upstream, conn.out.take()).await;
+    if let Err(Unsent::Nothing) = sent {
+        if upstream.reused {
+            // A connection from the pool that the upstream closed an
+            // instant ago: no byte of the request reached it, so it is safe
+            // to send it again, once, on a new connection.
+            upstream = match connect_to(ctx, upstream.addr, cluster).await {
+                Ok(u) => u,
+                Err((reason, detail)) => {
+                    return conn
+                        .answer_error(ctx, tally, reason, &detail, has_body || !keep_alive)
+                        .await
+                }
+            };
+            write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), &up);
+            sent = send_head(&upstream, conn.out.take()).await;
+        }
     }
     match sent {
-        Ok((out, _)) => conn.out = out,
+        Ok(out) => conn.out.put(out),
         Err(_) => {
-            conn.out = Outgoing::with_capacity(HEAD_CAPACITY);
             return conn
                 .answer_error(
                     ctx,
@@ -220,10 +208,9 @@ pub(super) async fn proxy(
                     break;
                 }
                 if !client_10 {
-                    write::interim(out.bytes_mut(), resp, up_in.head_bytes());
-                    let head = std::mem::replace(out, Outgoing::with_capacity(0));
-                    match send_all(client, head, None, None).await {
-                        Ok((head, _)) => *out = head,
+                    write::interim(out.bytes(), resp, up_in.head_bytes());
+                    match send_all(client, out.take(), 0, None, None).await {
+                        Ok((head, _)) => out.put(head),
                         Err(e) => return Response::Client(e),
                     }
                 }
@@ -240,7 +227,7 @@ pub(super) async fn proxy(
                 Framing::Same
             };
             write::response(
-                out.bytes_mut(),
+                out.bytes(),
                 resp,
                 up_in.head_bytes(),
                 edits,
@@ -272,10 +259,9 @@ pub(super) async fn proxy(
             }
             let first_len = first.as_ref().map_or(0, |(_, r)| r.len());
             let first_end = first.as_ref().map_or(0, |(_, r)| r.end);
-            let head = std::mem::replace(out, Outgoing::with_capacity(0));
-            match send_all(client, head, first, None).await {
+            match send_all(client, out.take(), 0, first, None).await {
                 Ok((head, buf)) => {
-                    *out = head;
+                    out.put(head);
                     counters.bytes_from_upstreams.add(first_len as u64);
                     if let Some(buf) = buf {
                         // Bytes past the body stay for the next read.
@@ -389,6 +375,34 @@ pub(super) async fn proxy(
             }
         }
     }
+}
+
+/// How sending a request head failed.
+enum Unsent {
+    /// The first send failed outright: no byte reached the upstream.
+    Nothing,
+    /// Part of the head went before the failure.
+    Part,
+}
+
+/// Sends a request head whole.
+async fn send_head(upstream: &Upstream, out: Outgoing) -> Result<Outgoing, Unsent> {
+    let len = out.bytes().len();
+    let (n, out, _) = upstream
+        .stream
+        .send_outgoing(out, 0, None, None)
+        .await
+        .map_err(|_| Unsent::Nothing)?;
+    if n == 0 {
+        return Err(Unsent::Nothing);
+    }
+    if n == len {
+        return Ok(out);
+    }
+    send_all(&upstream.stream, out, n, None, None)
+        .await
+        .map(|(out, _)| out)
+        .map_err(|_| Unsent::Part)
 }
 
 /// An upstream connection to an endpoint of `cluster`: the round-robin pick

@@ -140,7 +140,7 @@ pub async fn serve(
         client,
         req: RequestHead::new(),
         resp: ResponseHead::new(),
-        out: Outgoing::with_capacity(HEAD_CAPACITY),
+        out: HeadBuf::default(),
     };
     let clock = Clock::new(service.timeouts.idle);
     let timed_out = match select(conn.run(&ctx, &clock), clock.watchdog()).await {
@@ -159,7 +159,7 @@ struct Conn {
     req: RequestHead,
     resp: ResponseHead,
     /// Heads being written (reused for every request).
-    out: Outgoing,
+    out: HeadBuf,
 }
 
 /// What happens after a request.
@@ -280,7 +280,7 @@ impl Conn {
             RouteAction::Redirect(to) => {
                 let bytes = self.inbound.head_bytes();
                 write::redirect(
-                    self.out.bytes_mut(),
+                    self.out.bytes(),
                     to,
                     &self.req,
                     bytes,
@@ -294,7 +294,7 @@ impl Conn {
             RouteAction::Direct(answer) => {
                 let head_only = self.req.is_head(self.inbound.head_bytes());
                 write::direct(
-                    self.out.bytes_mut(),
+                    self.out.bytes(),
                     answer,
                     &route.response_headers,
                     close,
@@ -321,16 +321,16 @@ impl Conn {
         };
         tally.error(reason);
         tally.response(status);
-        write::error(self.out.bytes_mut(), reason, status, detail, close);
+        write::error(self.out.bytes(), reason, status, detail, close);
         self.send_own(ctx, close).await
     }
 
     /// Sends the answer in `out`; then reads on, or closes.
     async fn send_own(&mut self, ctx: &Ctx<'_>, close: bool) -> After {
-        let out = std::mem::replace(&mut self.out, Outgoing::with_capacity(0));
-        match send_all(&self.client, out, None, Some(ctx.service.timeouts.send)).await {
+        let out = self.out.take();
+        match send_all(&self.client, out, 0, None, Some(ctx.service.timeouts.send)).await {
             Ok((out, _)) => {
-                self.out = out;
+                self.out.put(out);
                 if close {
                     After::Linger
                 } else {
@@ -402,19 +402,46 @@ impl Conn {
     }
 }
 
-/// Sends all of `out`, then all of `body`'s range (the first part of a
-/// body, from the buffer it arrived in), continuing after partial sends.
-/// Gives both buffers back.
+/// A connection's head buffer, lent to each send and given back after it.
+/// Only a failed send loses it; the next use then allocates a new one.
+#[derive(Debug, Default)]
+struct HeadBuf(Option<Outgoing>);
+
+impl HeadBuf {
+    /// The buffer, to write a head into.
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        self.0
+            .get_or_insert_with(|| Outgoing::with_capacity(HEAD_CAPACITY))
+            .bytes_mut()
+    }
+
+    /// Lends the buffer to a send.
+    fn take(&mut self) -> Outgoing {
+        self.0
+            .take()
+            .unwrap_or_else(|| Outgoing::with_capacity(HEAD_CAPACITY))
+    }
+
+    /// Takes the buffer back after a send.
+    fn put(&mut self, out: Outgoing) {
+        self.0 = Some(out);
+    }
+}
+
+/// Sends `out` from byte `from`, then all of `body`'s range (the first part
+/// of a body, from the buffer it arrived in), continuing after partial
+/// sends. Gives both buffers back.
 async fn send_all(
     to: &TcpStream,
     mut out: Outgoing,
+    from: usize,
     body: Option<(BufHandle, Range<usize>)>,
     timeout: Option<Duration>,
 ) -> io::Result<(Outgoing, Option<BufHandle>)> {
     let head_len = out.bytes().len();
     let range = body.as_ref().map(|(_, r)| r.clone());
     let mut body = body;
-    let mut at = 0;
+    let mut at = from;
     loop {
         let (n, back, buf) = to.send_outgoing(out, at, body.take(), timeout).await?;
         out = back;
