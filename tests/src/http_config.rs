@@ -4,7 +4,7 @@
 //! Values are written into the TOML as given (`"\"1s\""`-style quoting is
 //! done here for strings), so a test reads as the config it produces:
 //!
-//! ```ignore
+//! ```text
 //! HttpConfig::new()
 //!     .request_timeout("1s")
 //!     .route(Route::new("api").host("api.example.com").cluster("app"))
