@@ -237,3 +237,18 @@ impl Inbound {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ends_head;
+
+    #[test]
+    fn a_piece_may_end_a_head_only_with_an_empty_line() {
+        assert!(ends_head(b"x: y\r\n\r\n"));
+        assert!(ends_head(b"\n\r\n"));
+        assert!(ends_head(b"x\n\n"));
+        assert!(!ends_head(b"x: y\r\n"));
+        assert!(!ends_head(b"\r\n\r"));
+        assert!(!ends_head(b"GET / HTTP/1.1\r\nHost: a\r"));
+    }
+}

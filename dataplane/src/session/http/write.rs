@@ -338,3 +338,131 @@ pub(super) fn phrase(status: u16) -> &'static str {
         _ => "Status",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::h1::Limits;
+
+    const LIMITS: Limits = Limits {
+        max_request_line: 8192,
+        max_header_bytes: 65536,
+        max_headers: 100,
+    };
+
+    fn parsed(raw: &[u8]) -> RequestHead {
+        let mut head = RequestHead::new();
+        let status = head.parse(raw, &LIMITS).expect("a valid head");
+        assert_eq!(status, crate::proto::h1::Status::Complete);
+        head
+    }
+
+    fn upward<'a>(edits: &'a HeaderEdits, trust: bool) -> Upward<'a> {
+        Upward {
+            edits,
+            rewrite: None,
+            client: "10.0.0.7".parse().expect("an address"),
+            trust_forwarded: trust,
+            request_id: 0xabc,
+        }
+    }
+
+    fn written(raw: &[u8], up: &Upward<'_>) -> String {
+        let head = parsed(raw);
+        let mut out = Vec::new();
+        request(&mut out, &head, raw, up);
+        String::from_utf8(out).expect("a UTF-8 head")
+    }
+
+    #[test]
+    fn hop_by_hop_fields_go_and_framing_is_written_from_the_parse() {
+        let raw = b"POST /a HTTP/1.1\r\nHost: h\r\nConnection: x-hop, content-length\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nContent-Length: 3\r\nX-Keep: 2\r\n\r\n";
+        let edits = HeaderEdits::default();
+        let out = written(raw, &upward(&edits, false));
+        assert_eq!(
+            out,
+            "POST /a HTTP/1.1\r\nhost: h\r\nX-Keep: 2\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: h\r\nx-request-id: 00000000000000000000000000000abc\r\ncontent-length: 3\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn forwarded_fields_are_replaced_unless_trusted() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nX-Forwarded-Proto: https\r\nX-Request-Id: given\r\n\r\n";
+        let edits = HeaderEdits::default();
+        let untrusted = written(raw, &upward(&edits, false));
+        assert!(
+            untrusted.contains("x-forwarded-for: 10.0.0.7\r\n"),
+            "{untrusted}"
+        );
+        assert!(
+            untrusted.contains("x-forwarded-proto: http\r\n"),
+            "{untrusted}"
+        );
+        assert!(!untrusted.contains("https"), "{untrusted}");
+        assert!(untrusted.contains("X-Request-Id: given\r\n"), "{untrusted}");
+        assert!(!untrusted.contains("x-request-id"), "{untrusted}");
+        let trusted = written(raw, &upward(&edits, true));
+        assert!(
+            trusted.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.7\r\n"),
+            "{trusted}"
+        );
+        assert!(
+            trusted.contains("X-Forwarded-Proto: https\r\n"),
+            "{trusted}"
+        );
+        assert!(
+            !trusted.contains("x-forwarded-proto: http\r\n"),
+            "{trusted}"
+        );
+    }
+
+    #[test]
+    fn edits_remove_then_set_then_add_and_the_prefix_is_rewritten() {
+        let raw = b"GET /api/users?id=1 HTTP/1.1\r\nHost: h\r\nX-Internal: secret\r\nX-Env: dev\r\nX-Env: test\r\n\r\n";
+        let edits = HeaderEdits {
+            remove: vec!["x-internal".into()],
+            set: vec![
+                ("x-env".into(), "prod".into()),
+                ("host".into(), "inner".into()),
+            ],
+            add: vec![("x-via".into(), "ringway".into())],
+        };
+        let mut up = upward(&edits, false);
+        up.rewrite = Some(("/api/", "/v2/"));
+        let out = written(raw, &up);
+        assert!(out.starts_with("GET /v2/users?id=1 HTTP/1.1\r\n"), "{out}");
+        assert!(!out.contains("secret"), "{out}");
+        assert_eq!(
+            out.matches("x-env").count() + out.matches("X-Env").count(),
+            1
+        );
+        assert!(
+            out.contains("x-env: prod\r\nhost: inner\r\nx-via: ringway\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("\r\nhost: h\r\n"), "{out}");
+        assert!(out.contains("x-forwarded-host: h\r\n"), "{out}");
+    }
+
+    #[test]
+    fn own_answers_say_why_in_one_line() {
+        let mut out = Vec::new();
+        error(
+            &mut out,
+            Reason::NoRoute,
+            404,
+            "no route matches this request",
+            false,
+        );
+        let text = String::from_utf8(out).expect("UTF-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+        assert!(head.contains("x-ringway-error: no_route"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(body, "ringway: no route matches this request\n");
+    }
+}
