@@ -5,6 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use super::inbound::Inbound;
+use super::send::send_range;
 use crate::buf::BufHandle;
 use crate::counter::Counter;
 use crate::proto::h1::chunked::ChunkedDecoder;
@@ -121,9 +122,8 @@ pub(super) async fn forward(
     }
 }
 
-/// Sends all of `buf[range]`, continuing after partial sends, and counts
-/// the bytes.
-pub(super) async fn send(
+/// Sends all of `buf[range]` and counts the bytes.
+async fn send(
     to: &TcpStream,
     buf: BufHandle,
     range: std::ops::Range<usize>,
@@ -131,29 +131,7 @@ pub(super) async fn send(
     bytes: &Counter,
 ) -> io::Result<BufHandle> {
     let len = range.len();
-    let buf = send_quiet(to, buf, range, timeout).await?;
+    let buf = send_range(to, buf, range, timeout).await?;
     bytes.add(len as u64);
-    Ok(buf)
-}
-
-/// Sends all of `buf[range]`, continuing after partial sends.
-pub(super) async fn send_quiet(
-    to: &TcpStream,
-    mut buf: BufHandle,
-    range: std::ops::Range<usize>,
-    timeout: Option<Duration>,
-) -> io::Result<BufHandle> {
-    let mut at = range.start;
-    while at < range.end {
-        let (n, back) = to.send_range(buf, at..range.end, timeout).await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "send accepted no byte",
-            ));
-        }
-        at += n;
-        buf = back;
-    }
     Ok(buf)
 }

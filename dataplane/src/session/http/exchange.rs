@@ -1,6 +1,7 @@
 //! Proxying one request: pick the target, get an upstream connection, send
 //! the rewritten head, then forward the request body and the response at
-//! the same time.
+//! the same time, and settle what the connection and the upstream
+//! connection do next.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -10,16 +11,17 @@ use std::task::Poll;
 
 use super::body::{self, BodyEnd, Delimit};
 use super::clock::{Clock, Phase};
-use super::inbound::{HeadFailure, Inbound, HIGH_WATER_BUFFERS};
-use super::write::{self, Framing, Upward};
-use super::{send_all, After, Conn, Ctx};
+use super::ctx::{After, Answer, Conn, Ctx};
+use super::inbound::{Inbound, HIGH_WATER_BUFFERS};
+use super::respond::{respond, Response, Sides, Terms};
+use super::send::send_all;
+use super::write::{self, Upward};
 use crate::proto::h1::request::RequestBody;
-use crate::proto::h1::response::ResponseBody;
 use crate::proto::h1::Version;
 use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::stats::http::{HttpCounters, Reason};
-use crate::table::route::{Forward, Route, RouteAction};
+use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::{Cluster, ClusterId};
 use crate::upstream::pool::Upstream;
 
@@ -36,21 +38,9 @@ pub(super) fn target_tally<'a>(
     }
 }
 
-/// How the response side of an exchange ended.
-enum Response {
-    /// Sent whole; `close` if the client connection must close after it,
-    /// `reusable` if the upstream connection may serve another request.
-    Done { close: bool, reusable: bool },
-    /// Failed before the client got a head: ringway answers instead.
-    Before(Reason, &'static str),
-    /// The upstream failed after the client got the head.
-    Aborted,
-    /// Sending to the client failed.
-    Client(io::Error),
-}
-
 /// How the exchange as a whole ended.
 enum Outcome {
+    /// The response half ended (the request body may still be under way).
     Response(Response),
     /// The client closed or failed in the middle of its request body.
     ClientGone,
@@ -59,23 +49,19 @@ enum Outcome {
 }
 
 /// Proxies the request whose head `conn` just read, matched by route
-/// `index` (`route`), which forwards by `forward`.
-pub(super) async fn proxy(
+/// `index` (`route`), which forwards by `forward`. An `Err` is an answer
+/// ringway must write itself.
+pub(super) async fn proxy<'a>(
     conn: &mut Conn,
-    ctx: &Ctx<'_>,
+    ctx: &Ctx<'a>,
     clock: &Clock,
     index: usize,
-    route: &Route,
-    forward: &Forward,
-) -> After {
+    route: &'a Route,
+    forward: &'a Forward,
+) -> Result<After, Answer<'a>> {
     let http = ctx.http;
     let service = ctx.service;
-    let pick = if forward.targets.len() == 1 {
-        0
-    } else {
-        forward.pick((http.random() % u64::from(forward.total_weight.max(1))) as u32)
-    };
-    let target = &forward.targets[pick];
+    let (pick, target) = pick_target(forward, http.random());
     let tally = target.tally.worker(http.worker);
     tally.requests.add(1);
     clock.enter(
@@ -89,16 +75,24 @@ pub(super) async fn proxy(
 
     let req = &conn.req;
     let keep_alive = req.keep_alive;
-    let has_body = !matches!(req.body, RequestBody::None | RequestBody::Length(0));
-    let client_10 = req.version == Version::Http10;
-    let is_head = req.is_head(conn.inbound.head_bytes());
-    let req_delimit = match req.body {
+    let close_on_error =
+        !keep_alive || !matches!(req.body, RequestBody::None | RequestBody::Length(0));
+    let request_body = match req.body {
         RequestBody::None => Delimit::Length(0),
         RequestBody::Length(n) => Delimit::Length(n),
         RequestBody::Chunked => Delimit::Chunked,
     };
+    let terms = Terms {
+        is_head: req.is_head(conn.inbound.head_bytes()),
+        client_10: req.version == Version::Http10,
+        keep_alive,
+        draining: http.draining.get(),
+        edits: &route.response_headers,
+        limits: service.limits,
+        send_timeout: service.timeouts.send,
+    };
     let rewrite = match (&forward.rewrite_prefix, &route.matcher.path) {
-        (Some(to), Some(crate::table::route::PathMatch::Prefix(from))) => Some((&**from, &**to)),
+        (Some(to), Some(PathMatch::Prefix(from))) => Some((&**from, &**to)),
         _ => None,
     };
     let up = Upward {
@@ -110,271 +104,189 @@ pub(super) async fn proxy(
     };
 
     let cluster = ctx.table.cluster(target.cluster);
-    let mut upstream = match connect(ctx, target.cluster, cluster).await {
-        Ok(u) => u,
-        Err((reason, detail)) => {
-            return conn
-                .answer_error(ctx, tally, reason, &detail, has_body || !keep_alive)
-                .await
-        }
-    };
-
-    write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), &up);
-    let mut sent = send_head(&upstream, conn.out.take()).await;
-    if let Err(Unsent::Nothing) = sent {
-        if upstream.reused {
-            // A connection from the pool that the upstream closed an
-            // instant ago: no byte of the request reached it, so it is safe
-            // to send it again, once, on a new connection.
-            upstream = match connect_to(ctx, upstream.addr, cluster).await {
-                Ok(u) => u,
-                Err((reason, detail)) => {
-                    return conn
-                        .answer_error(ctx, tally, reason, &detail, has_body || !keep_alive)
-                        .await
-                }
-            };
-            write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), &up);
-            sent = send_head(&upstream, conn.out.take()).await;
-        }
-    }
-    match sent {
-        Ok(out) => conn.out.put(out),
-        Err(_) => {
-            return conn
-                .answer_error(
-                    ctx,
-                    tally,
-                    Reason::UpstreamReset,
-                    "the upstream connection failed while the request was sent",
-                    has_body || !keep_alive,
-                )
-                .await;
-        }
-    }
-    let head_len = conn.req.len;
-    conn.inbound.consume_head(head_len);
+    let upstream = open(conn, ctx, target.cluster, cluster, &up)
+        .await
+        .map_err(|(reason, detail)| Answer {
+            tally,
+            reason,
+            detail: detail.into(),
+            close: close_on_error,
+        })?;
+    conn.inbound.consume_head(conn.req.len);
 
     let Upstream {
         stream: up_stream,
-        recv: up_recv,
-        addr: up_addr,
+        recv,
+        addr,
         ..
     } = upstream;
-    let mut up_in = Inbound::new(up_recv);
-    let mut body_end: Option<BodyEnd> = None;
-    let outcome = {
-        let Conn {
-            client,
-            inbound,
-            resp,
-            out,
-            ..
-        } = &mut *conn;
-        let limits = service.limits;
-        // The head (with the first body bytes) goes out under the request
-        // deadline alone; each later send of body data also has the send
-        // timeout, a timer per buffer of up to 32 KiB, so small responses
-        // cost no timer at all (see clock.rs).
-        let send_timeout = Some(service.timeouts.send);
-        let counters = ctx.counters;
-        let edits = &route.response_headers;
-        let up_in = &mut up_in;
-        let client = &*client;
-        let response = async move {
-            loop {
-                let read = up_in
-                    .read_head(
-                        |bytes| {
-                            resp.parse(bytes, limits.max_header_bytes, limits.max_headers, is_head)
-                        },
-                        limits.max_header_bytes,
-                        || {},
-                    )
-                    .await;
-                match read {
-                    Ok(()) => {}
-                    Err(HeadFailure::Invalid(e)) => {
-                        return Response::Before(Reason::UpstreamBadResponse, e.detail)
-                    }
-                    Err(_) => {
-                        return Response::Before(
-                            Reason::UpstreamReset,
-                            "the upstream closed the connection before a complete response head",
-                        )
-                    }
-                }
-                if !resp.is_interim() {
-                    break;
-                }
-                if !client_10 {
-                    write::interim(out.bytes(), resp, up_in.head_bytes());
-                    match send_all(client, out.take(), 0, None, None).await {
-                        Ok((head, _)) => out.put(head),
-                        Err(e) => return Response::Client(e),
-                    }
-                }
-                up_in.consume_head(resp.len);
-            }
-            let dechunk = client_10 && resp.body == ResponseBody::Chunked;
-            let close = !keep_alive
-                || resp.body == ResponseBody::UntilClose
-                || dechunk
-                || http.draining.get();
-            let framing = if dechunk {
-                Framing::Dechunked
-            } else {
-                Framing::Same
-            };
-            write::response(
-                out.bytes(),
-                resp,
-                up_in.head_bytes(),
-                edits,
-                framing,
-                close,
-                client_10 && keep_alive && !close,
-            );
-            up_in.consume_head(resp.len);
-            clock.response_started();
-            tally.response(resp.status);
-            let mut delimit = match resp.body {
-                ResponseBody::None => Delimit::Length(0),
-                ResponseBody::Length(n) => Delimit::Length(n),
-                ResponseBody::Chunked if dechunk => Delimit::Dechunk,
-                ResponseBody::Chunked => Delimit::Chunked,
-                ResponseBody::UntilClose => Delimit::UntilClose,
-            };
-            // A length-delimited body that came in behind the head goes out
-            // in the same send as the new head, from its own buffer.
-            let mut first = None;
-            if let Delimit::Length(n) = delimit {
-                if n > 0 {
-                    if let Some((buf, range)) = up_in.take_pending() {
-                        let take = (range.len() as u64).min(n) as usize;
-                        delimit = Delimit::Length(n - take as u64);
-                        first = Some((buf, range.start..range.start + take));
-                    }
-                }
-            }
-            let first_len = first.as_ref().map_or(0, |(_, r)| r.len());
-            let first_end = first.as_ref().map_or(0, |(_, r)| r.end);
-            match send_all(client, out.take(), 0, first, None).await {
-                Ok((head, buf)) => {
-                    out.put(head);
-                    counters.bytes_from_upstreams.add(first_len as u64);
-                    if let Some(buf) = buf {
-                        // Bytes past the body stay for the next read.
-                        up_in.unread(buf, first_end);
-                    }
-                }
-                Err(e) => return Response::Client(e),
-            }
-            let reusable = resp.keep_alive && resp.body != ResponseBody::UntilClose;
-            match body::forward(
-                up_in,
-                client,
-                delimit,
-                None,
-                send_timeout,
-                &counters.bytes_from_upstreams,
-            )
-            .await
-            {
-                BodyEnd::Done => Response::Done { close, reusable },
-                BodyEnd::SinkFailed(e) => Response::Client(e),
-                BodyEnd::Cut | BodyEnd::SourceFailed | BodyEnd::Invalid | BodyEnd::TooLarge => {
-                    Response::Aborted
-                }
-            }
-        };
-        let request_body = body::forward(
-            inbound,
-            &up_stream,
-            req_delimit,
-            limits.max_body,
-            None,
-            &counters.bytes_from_clients,
-        );
-        let mut response = pin!(response);
-        let mut request_body = pin!(request_body);
-        poll_fn(|cx| {
-            if body_end.is_none() {
-                if let Poll::Ready(end) = request_body.as_mut().poll(cx) {
-                    match end {
-                        BodyEnd::Done | BodyEnd::SinkFailed(_) => body_end = Some(end),
-                        BodyEnd::Cut | BodyEnd::SourceFailed => {
-                            return Poll::Ready(Outcome::ClientGone)
-                        }
-                        BodyEnd::Invalid => {
-                            return Poll::Ready(Outcome::BadBody(
-                                Reason::BadRequest,
-                                "the chunked request body is malformed",
-                            ))
-                        }
-                        BodyEnd::TooLarge => {
-                            return Poll::Ready(Outcome::BadBody(
-                                Reason::BodyTooLarge,
-                                "the request body is larger than this listener accepts",
-                            ))
-                        }
-                    }
-                }
-            }
-            match response.as_mut().poll(cx) {
-                Poll::Ready(r) => Poll::Ready(Outcome::Response(r)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    };
-    let body_done = matches!(body_end, Some(BodyEnd::Done));
+    let mut up_in = Inbound::new(recv);
+    let (outcome, body_done) = relay(
+        conn,
+        &mut up_in,
+        &up_stream,
+        request_body,
+        &terms,
+        clock,
+        tally,
+        ctx,
+    )
+    .await;
+
     match outcome {
         Outcome::Response(Response::Done { close, reusable }) => {
             if body_done && reusable && !up_in.has_pending() && !up_in.at_eof() {
                 let upstream = Upstream {
                     stream: up_stream,
                     recv: up_in.into_recv(),
-                    addr: up_addr,
+                    addr,
                     reused: false,
                 };
                 http.pool.put(upstream, cluster.pool, rt::now());
             }
-            if !body_done {
+            Ok(if !body_done {
                 After::Linger
             } else if close {
                 After::Close
             } else {
                 After::Next
-            }
+            })
         }
-        Outcome::Response(Response::Before(reason, detail)) => {
-            conn.answer_error(ctx, tally, reason, detail, !body_done || !keep_alive)
-                .await
-        }
+        Outcome::Response(Response::Before(reason, detail)) => Err(Answer::new(
+            tally,
+            reason,
+            detail,
+            !body_done || !keep_alive,
+        )),
         Outcome::Response(Response::Aborted) => {
             tally.error(Reason::UpstreamAbortedBody);
             let _ = conn.client.reset_on_close();
-            After::Close
+            Ok(After::Close)
         }
         Outcome::Response(Response::Client(e)) => {
             if e.kind() == io::ErrorKind::TimedOut {
                 tally.error(Reason::ClientSendTimeout);
             }
-            After::Close
+            Ok(After::Close)
         }
-        Outcome::ClientGone => After::Close,
+        Outcome::ClientGone => Ok(After::Close),
         Outcome::BadBody(reason, detail) => {
-            let started = matches!(clock.phase(), Phase::Exchange { started: true, .. });
-            if started {
+            if matches!(clock.phase(), Phase::Exchange { started: true, .. }) {
                 tally.error(reason);
                 let _ = conn.client.reset_on_close();
-                After::Close
+                Ok(After::Close)
             } else {
-                conn.answer_error(ctx, tally, reason, detail, true).await
+                Err(Answer::new(tally, reason, detail, true))
             }
         }
     }
+}
+
+/// The target a weighted roll falls on, with its index.
+fn pick_target(forward: &Forward, random: u64) -> (usize, &Target) {
+    let pick = if forward.targets.len() == 1 {
+        0
+    } else {
+        forward.pick((random % u64::from(forward.total_weight.max(1))) as u32)
+    };
+    (pick, &forward.targets[pick])
+}
+
+/// An upstream connection with the request head sent on it.
+async fn open(
+    conn: &mut Conn,
+    ctx: &Ctx<'_>,
+    id: ClusterId,
+    cluster: &Cluster,
+    up: &Upward<'_>,
+) -> Result<Upstream, (Reason, String)> {
+    let mut upstream = connect(ctx, id, cluster).await?;
+    write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), up);
+    let mut sent = send_head(&upstream, conn.out.take()).await;
+    if let (Err(Unsent::Nothing), true) = (&sent, upstream.reused) {
+        // A connection from the pool that the upstream closed an instant
+        // ago: no byte of the request reached it, so it is safe to send it
+        // again, once, on a new connection.
+        upstream = connect_to(ctx, upstream.addr, cluster).await?;
+        write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), up);
+        sent = send_head(&upstream, conn.out.take()).await;
+    }
+    match sent {
+        Ok(out) => {
+            conn.out.put(out);
+            Ok(upstream)
+        }
+        Err(_) => Err((
+            Reason::UpstreamReset,
+            "the upstream connection failed while the request was sent".to_owned(),
+        )),
+    }
+}
+
+/// Forwards the request body and the response at the same time. Returns
+/// how the exchange ended and whether the whole request body went.
+#[allow(clippy::too_many_arguments)]
+async fn relay(
+    conn: &mut Conn,
+    up_in: &mut Inbound,
+    up_stream: &TcpStream,
+    request_body: Delimit,
+    terms: &Terms<'_>,
+    clock: &Clock,
+    tally: &HttpCounters,
+    ctx: &Ctx<'_>,
+) -> (Outcome, bool) {
+    let Conn {
+        client,
+        inbound,
+        resp,
+        out,
+        ..
+    } = conn;
+    let sides = Sides {
+        upstream: up_in,
+        client,
+        head: resp,
+        out,
+    };
+    let mut response = pin!(respond(sides, terms, clock, tally, ctx.counters));
+    let mut request_body = pin!(body::forward(
+        inbound,
+        up_stream,
+        request_body,
+        terms.limits.max_body,
+        None,
+        &ctx.counters.bytes_from_clients,
+    ));
+    let mut body_end: Option<BodyEnd> = None;
+    let outcome = poll_fn(|cx| {
+        if body_end.is_none() {
+            if let Poll::Ready(end) = request_body.as_mut().poll(cx) {
+                match end {
+                    // An upstream that stopped reading may still answer.
+                    BodyEnd::Done | BodyEnd::SinkFailed(_) => body_end = Some(end),
+                    BodyEnd::Cut | BodyEnd::SourceFailed => {
+                        return Poll::Ready(Outcome::ClientGone)
+                    }
+                    BodyEnd::Invalid => {
+                        return Poll::Ready(Outcome::BadBody(
+                            Reason::BadRequest,
+                            "the chunked request body is malformed",
+                        ))
+                    }
+                    BodyEnd::TooLarge => {
+                        return Poll::Ready(Outcome::BadBody(
+                            Reason::BodyTooLarge,
+                            "the request body is larger than this listener accepts",
+                        ))
+                    }
+                }
+            }
+        }
+        response.as_mut().poll(cx).map(Outcome::Response)
+    })
+    .await;
+    (outcome, matches!(body_end, Some(BodyEnd::Done)))
 }
 
 /// How sending a request head failed.

@@ -1,0 +1,245 @@
+//! The request loop of a client connection: read a head, route it, proxy
+//! it or answer it here, and go on, close, or linger.
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::clock::{Clock, Phase};
+use super::ctx::{After, Answer, Conn, Ctx};
+use super::exchange;
+use super::inbound::HeadFailure;
+use super::send::send_all;
+use super::write;
+use crate::proto::h1::request::RequestBody;
+use crate::proto::h1::Limits;
+use crate::rt::select::select;
+use crate::rt::time::sleep;
+use crate::stats::http::Reason;
+use crate::table::route::RouteAction;
+
+/// How long a connection closed after an error answer keeps reading (and
+/// dropping) what the client still sends, so that closing with unread bytes
+/// does not reset the connection before the client read the answer.
+const LINGER: Duration = Duration::from_secs(2);
+/// The most a lingering close reads before giving up: 1 MiB.
+const LINGER_BYTES: usize = 1 << 20;
+
+impl Conn {
+    /// Serves requests until the connection ends.
+    pub(super) async fn run(&mut self, ctx: &Ctx<'_>, clock: &Clock) {
+        let limits = Limits {
+            max_request_line: ctx.service.limits.max_request_line,
+            max_header_bytes: ctx.service.limits.max_header_bytes,
+            max_headers: ctx.service.limits.max_headers,
+        };
+        let timeouts = ctx.service.timeouts;
+        let draining = &ctx.http.draining;
+        loop {
+            clock.enter(Phase::Idle, timeouts.idle);
+            let read = {
+                let req = &mut self.req;
+                let read = self.inbound.read_head(
+                    |bytes| req.parse(bytes, &limits),
+                    limits.max_header_bytes,
+                    || clock.enter(Phase::Header, timeouts.header),
+                );
+                let mut read = pin!(read);
+                // A drain closes a connection waiting for its next request;
+                // one that has begun sending a request gets its answer first.
+                poll_fn(|cx| {
+                    if draining.get() && clock.phase() == Phase::Idle {
+                        return Poll::Ready(Err(HeadFailure::Closed));
+                    }
+                    read.as_mut().poll(cx)
+                })
+                .await
+            };
+            let after = match read {
+                Ok(()) => {
+                    ctx.listener.requests.add(1);
+                    let after = match self.request(ctx, clock).await {
+                        Ok(after) => after,
+                        Err(answer) => self.answer(ctx, answer).await,
+                    };
+                    // Answers written here leave the head unread; the next
+                    // request starts after it either way.
+                    self.inbound.consume_head(self.req.len);
+                    after
+                }
+                Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
+                Err(HeadFailure::Invalid(e)) => {
+                    ctx.listener.requests.add(1);
+                    let answer = Answer::new(ctx.listener, e.reason, e.detail, true);
+                    self.answer(ctx, answer).await
+                }
+            };
+            if !self.next(after).await {
+                return;
+            }
+        }
+    }
+
+    /// Handles one request whose head was just read. An `Err` is an answer
+    /// ringway must write itself.
+    async fn request<'a>(&mut self, ctx: &Ctx<'a>, clock: &Clock) -> Result<After, Answer<'a>> {
+        let service = ctx.service;
+        let has_body = !matches!(self.req.body, RequestBody::None | RequestBody::Length(0));
+        let close = has_body || !self.req.keep_alive;
+        if self.req.upgrade {
+            return Err(Answer::new(
+                ctx.listener,
+                Reason::NotImplemented,
+                "protocol upgrades and CONNECT are not supported",
+                true,
+            ));
+        }
+        if let (RequestBody::Length(n), Some(max)) = (self.req.body, service.limits.max_body) {
+            if n > max {
+                return Err(Answer::new(
+                    ctx.listener,
+                    Reason::BodyTooLarge,
+                    "the request body is larger than this listener accepts",
+                    true,
+                ));
+            }
+        }
+        let found = crate::route::find(&service.routes, &self.req, self.inbound.head_bytes());
+        let Some((index, route)) = found else {
+            return Err(Answer::new(
+                ctx.listener,
+                Reason::NoRoute,
+                "no route matches this request",
+                close,
+            ));
+        };
+        let tally = route.tally.worker(ctx.http.worker);
+        tally.requests.add(1);
+        match &route.action {
+            RouteAction::Forward(forward) => {
+                exchange::proxy(self, ctx, clock, index, route, forward).await
+            }
+            RouteAction::Redirect(to) => {
+                let bytes = self.inbound.head_bytes();
+                let edits = &route.response_headers;
+                write::redirect(self.out.bytes(), to, &self.req, bytes, edits, close);
+                tally.response(to.status);
+                Ok(self.send_own(ctx, close).await)
+            }
+            RouteAction::Direct(answer) => {
+                let head_only = self.req.is_head(self.inbound.head_bytes());
+                let edits = &route.response_headers;
+                write::direct(self.out.bytes(), answer, edits, close, head_only);
+                tally.response(answer.status);
+                Ok(self.send_own(ctx, close).await)
+            }
+        }
+    }
+
+    /// Writes ringway's own answer, counted in its tally.
+    async fn answer(&mut self, ctx: &Ctx<'_>, answer: Answer<'_>) -> After {
+        let Some(status) = answer.reason.status() else {
+            return After::Close;
+        };
+        answer.tally.error(answer.reason);
+        answer.tally.response(status);
+        let close = answer.close;
+        write::error(
+            self.out.bytes(),
+            answer.reason,
+            status,
+            &answer.detail,
+            close,
+        );
+        self.send_own(ctx, close).await
+    }
+
+    /// Sends the answer in the head buffer; then reads on, or closes.
+    async fn send_own(&mut self, ctx: &Ctx<'_>, close: bool) -> After {
+        let timeout = Some(ctx.service.timeouts.send);
+        match send_all(&self.client, self.out.take(), 0, None, timeout).await {
+            Ok((out, _)) => {
+                self.out.put(out);
+                if close {
+                    After::Linger
+                } else {
+                    After::Next
+                }
+            }
+            Err(_) => After::Close,
+        }
+    }
+
+    /// Acts on `after`; returns whether to read the next request.
+    async fn next(&mut self, after: After) -> bool {
+        match after {
+            After::Next => true,
+            After::Close => false,
+            After::Linger => {
+                self.linger().await;
+                false
+            }
+        }
+    }
+
+    /// Ends a connection whose deadline passed.
+    pub(super) async fn timed_out(&mut self, ctx: &Ctx<'_>, clock: &Clock) {
+        let answer = match clock.phase() {
+            Phase::Idle => {
+                ctx.counters.idle_timeouts.add(1);
+                return;
+            }
+            Phase::Header => {
+                ctx.listener.requests.add(1);
+                Answer::new(
+                    ctx.listener,
+                    Reason::HeaderTimeout,
+                    "the request head did not arrive in time",
+                    true,
+                )
+            }
+            Phase::Exchange {
+                route,
+                target,
+                started,
+            } => {
+                let Some(tally) = exchange::target_tally(ctx, route, target) else {
+                    return;
+                };
+                if started {
+                    // The client has part of the response: all it can be
+                    // told is that the response is cut short.
+                    tally.error(Reason::UpstreamTimeout);
+                    let _ = self.client.reset_on_close();
+                    return;
+                }
+                Answer::new(
+                    tally,
+                    Reason::UpstreamTimeout,
+                    "the upstream did not answer in time",
+                    true,
+                )
+            }
+        };
+        let after = self.answer(ctx, answer).await;
+        self.next(after).await;
+    }
+
+    /// Sends our FIN, then reads and drops what the client still sends for a
+    /// while, so unread bytes do not turn the close into a reset that could
+    /// destroy the answer before the client read it.
+    async fn linger(&mut self) {
+        let _ = self.client.shutdown_write();
+        let drain = async {
+            let mut read = 0;
+            while read < LINGER_BYTES {
+                match self.inbound.next().await {
+                    Ok(Some((_, range))) => read += range.len(),
+                    _ => return,
+                }
+            }
+        };
+        let _ = select(drain, sleep(LINGER)).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! A client connection's state, what it shares with the rest of the worker,
+//! and how handling one request ends.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use super::inbound::Inbound;
+use super::send::HeadBuf;
+use super::state::WorkerHttp;
+use crate::proto::h1::request::RequestHead;
+use crate::proto::h1::response::ResponseHead;
+use crate::rt::net::TcpStream;
+use crate::stats::http::{HttpCounters, Reason};
+use crate::stats::Counters;
+use crate::table::route::HttpService;
+use crate::table::Table;
+use crate::upstream::balance::RoundRobin;
+
+/// What a connection shares with the rest of its worker, for its life.
+pub(super) struct Ctx<'a> {
+    /// The table generation the connection was accepted on.
+    pub(super) table: &'a Table,
+    /// Its listener's settings and routes.
+    pub(super) service: &'a HttpService,
+    /// The listener's counters (this worker's block).
+    pub(super) listener: &'a HttpCounters,
+    /// The worker's round-robin cursors for `table`.
+    pub(super) balancer: &'a RoundRobin,
+    /// The worker's connection counters.
+    pub(super) counters: &'a Counters,
+    /// The worker's HTTP state.
+    pub(super) http: &'a WorkerHttp,
+    /// The client's address.
+    pub(super) peer: IpAddr,
+}
+
+/// A client connection's own state, reused from request to request.
+pub(super) struct Conn {
+    /// The client socket.
+    pub(super) client: TcpStream,
+    /// What the client sent and was not used yet.
+    pub(super) inbound: Inbound,
+    /// The request head being handled.
+    pub(super) req: RequestHead,
+    /// The response head being forwarded.
+    pub(super) resp: ResponseHead,
+    /// Heads being written.
+    pub(super) out: HeadBuf,
+}
+
+/// What the connection does after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum After {
+    /// Read the next request.
+    Next,
+    /// Close the connection (what had to be sent was sent).
+    Close,
+    /// Close after reading and dropping what the client still sends.
+    Linger,
+}
+
+/// An answer ringway must write itself instead of a proxied one.
+#[derive(Debug)]
+pub(super) struct Answer<'a> {
+    /// Where it is counted.
+    pub(super) tally: &'a HttpCounters,
+    /// Why.
+    pub(super) reason: Reason,
+    /// The one line the client reads.
+    pub(super) detail: Cow<'static, str>,
+    /// Whether the connection closes after it.
+    pub(super) close: bool,
+}
+
+impl<'a> Answer<'a> {
+    /// An answer with a fixed explanation.
+    pub(super) fn new(
+        tally: &'a HttpCounters,
+        reason: Reason,
+        detail: &'static str,
+        close: bool,
+    ) -> Self {
+        Self {
+            tally,
+            reason,
+            detail: Cow::Borrowed(detail),
+            close,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The response half of an exchange: read the upstream's head (passing
+//! interim answers on), write the client's, and forward the body.
+
+use std::io;
+use std::time::Duration;
+
+use super::body::{self, BodyEnd, Delimit};
+use super::clock::Clock;
+use super::inbound::{HeadFailure, Inbound};
+use super::send::{send_all, HeadBuf};
+use super::write::{self, Framing};
+use crate::proto::h1::response::{ResponseBody, ResponseHead};
+use crate::rt::net::TcpStream;
+use crate::stats::http::{HttpCounters, Reason};
+use crate::stats::Counters;
+use crate::table::route::{HeaderEdits, HttpLimits};
+
+/// How the response half ended.
+#[derive(Debug)]
+pub(super) enum Response {
+    /// Sent whole; `close` if the client connection must close after it,
+    /// `reusable` if the upstream connection may serve another request.
+    Done { close: bool, reusable: bool },
+    /// Failed before the client got a head: ringway answers instead.
+    Before(Reason, &'static str),
+    /// The upstream failed after the client got the head.
+    Aborted,
+    /// Sending to the client failed.
+    Client(io::Error),
+}
+
+/// The sockets and buffers the response half uses.
+pub(super) struct Sides<'a> {
+    /// What the upstream sent.
+    pub(super) upstream: &'a mut Inbound,
+    /// The client socket.
+    pub(super) client: &'a TcpStream,
+    /// The response head, reused.
+    pub(super) head: &'a mut ResponseHead,
+    /// The head buffer, reused.
+    pub(super) out: &'a mut HeadBuf,
+}
+
+/// What the request decided about its response.
+pub(super) struct Terms<'a> {
+    /// The request was HEAD: no body whatever the headers say.
+    pub(super) is_head: bool,
+    /// The client speaks HTTP/1.0: no interim answers, no chunked framing.
+    pub(super) client_10: bool,
+    /// The client keeps the connection open after this exchange.
+    pub(super) keep_alive: bool,
+    /// The worker is draining: the client connection closes after this.
+    pub(super) draining: bool,
+    /// The route's response edits.
+    pub(super) edits: &'a HeaderEdits,
+    /// Limits on the response head (the listener's head limits).
+    pub(super) limits: HttpLimits,
+    /// Bounds each send of body data after the first buffer.
+    pub(super) send_timeout: Duration,
+}
+
+/// Reads the upstream's response and sends it on to the client.
+pub(super) async fn respond(
+    sides: Sides<'_>,
+    terms: &Terms<'_>,
+    clock: &Clock,
+    tally: &HttpCounters,
+    counters: &Counters,
+) -> Response {
+    let Sides {
+        upstream,
+        client,
+        head,
+        out,
+    } = sides;
+    if let Err(failed) = read_final_head(upstream, client, head, out, terms).await {
+        return failed;
+    }
+    let dechunk = terms.client_10 && head.body == ResponseBody::Chunked;
+    let close =
+        !terms.keep_alive || head.body == ResponseBody::UntilClose || dechunk || terms.draining;
+    let framing = if dechunk {
+        Framing::Dechunked
+    } else {
+        Framing::Same
+    };
+    write::response(
+        out.bytes(),
+        head,
+        upstream.head_bytes(),
+        terms.edits,
+        framing,
+        close,
+        terms.client_10 && terms.keep_alive && !close,
+    );
+    upstream.consume_head(head.len);
+    clock.response_started();
+    tally.response(head.status);
+    let mut delimit = match head.body {
+        ResponseBody::None => Delimit::Length(0),
+        ResponseBody::Length(n) => Delimit::Length(n),
+        ResponseBody::Chunked if dechunk => Delimit::Dechunk,
+        ResponseBody::Chunked => Delimit::Chunked,
+        ResponseBody::UntilClose => Delimit::UntilClose,
+    };
+
+    // A length-delimited body that came in behind the head goes out in the
+    // same send as the new head, from its own buffer. This send and the
+    // head go out under the request deadline alone; each later send of body
+    // data also has the send timeout, a timer per buffer of up to 32 KiB,
+    // so a small response costs no timer at all.
+    let mut first = None;
+    if let Delimit::Length(n) = delimit {
+        if let Some((buf, range)) = upstream.take_pending().filter(|_| n > 0) {
+            let take = (range.len() as u64).min(n) as usize;
+            delimit = Delimit::Length(n - take as u64);
+            first = Some((buf, range.start..range.start + take));
+        }
+    }
+    let (first_len, first_end) = first.as_ref().map_or((0, 0), |(_, r)| (r.len(), r.end));
+    match send_all(client, out.take(), 0, first, None).await {
+        Ok((head_buf, buf)) => {
+            out.put(head_buf);
+            counters.bytes_from_upstreams.add(first_len as u64);
+            if let Some(buf) = buf {
+                // Bytes past the body stay for the next read.
+                upstream.unread(buf, first_end);
+            }
+        }
+        Err(e) => return Response::Client(e),
+    }
+
+    let reusable = head.keep_alive && head.body != ResponseBody::UntilClose;
+    let sent = body::forward(
+        upstream,
+        client,
+        delimit,
+        None,
+        Some(terms.send_timeout),
+        &counters.bytes_from_upstreams,
+    )
+    .await;
+    match sent {
+        BodyEnd::Done => Response::Done { close, reusable },
+        BodyEnd::SinkFailed(e) => Response::Client(e),
+        BodyEnd::Cut | BodyEnd::SourceFailed | BodyEnd::Invalid | BodyEnd::TooLarge => {
+            Response::Aborted
+        }
+    }
+}
+
+/// Reads response heads until a final one; interim (1xx) ones go on to an
+/// HTTP/1.1 client as they come.
+async fn read_final_head(
+    upstream: &mut Inbound,
+    client: &TcpStream,
+    head: &mut ResponseHead,
+    out: &mut HeadBuf,
+    terms: &Terms<'_>,
+) -> Result<(), Response> {
+    let limits = terms.limits;
+    loop {
+        let read = upstream
+            .read_head(
+                |bytes| {
+                    head.parse(
+                        bytes,
+                        limits.max_header_bytes,
+                        limits.max_headers,
+                        terms.is_head,
+                    )
+                },
+                limits.max_header_bytes,
+                || {},
+            )
+            .await;
+        match read {
+            Ok(()) => {}
+            Err(HeadFailure::Invalid(e)) => {
+                return Err(Response::Before(Reason::UpstreamBadResponse, e.detail))
+            }
+            Err(_) => {
+                return Err(Response::Before(
+                    Reason::UpstreamReset,
+                    "the upstream closed the connection before a complete response head",
+                ))
+            }
+        }
+        if !head.is_interim() {
+            return Ok(());
+        }
+        if !terms.client_10 {
+            write::interim(out.bytes(), head, upstream.head_bytes());
+            match send_all(client, out.take(), 0, None, None).await {
+                Ok((head_buf, _)) => out.put(head_buf),
+                Err(e) => return Err(Response::Client(e)),
+            }
+        }
+        upstream.consume_head(head.len);
+    }
+}
