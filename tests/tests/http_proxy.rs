@@ -112,6 +112,27 @@ fn an_http_1_0_request_goes_upstream_as_http_1_1() {
     );
 }
 
+/// HTTP/1.0 has no chunked framing: a chunked answer reaches a 1.0 client
+/// as its bare payload, ended by the close of the connection.
+#[test]
+fn a_chunked_answer_reaches_an_http_1_0_client_unchunked_then_closes() {
+    let origin = HttpOrigin::start(|_| Reply::chunked(200, &[b"first ", b"second ", b"third"]));
+    let (_proxy, config) = proxied(&origin);
+
+    let mut conn = HttpConn::open(config.listen);
+    conn.set_timeouts(Duration::from_secs(10));
+    conn.send_raw(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let (bytes, reset) = conn.read_until_closed();
+    assert!(!reset, "the connection was reset");
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body, "first second third");
+}
+
 #[test]
 fn an_arriving_request_id_is_kept() {
     let origin = HttpOrigin::ok("");

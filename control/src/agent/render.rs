@@ -187,14 +187,14 @@ const FIELDS: &[Field] = &[
         json: "bytes_from_clients",
         metric: "ringway_bytes_from_clients_total",
         kind: "counter",
-        help: "Bytes received from clients and sent upstream.",
+        help: "Bytes received from clients and sent upstream (for HTTP, message bodies; heads are rewritten, not forwarded).",
         get: |s| s.bytes_from_clients,
     },
     Field {
         json: "bytes_from_upstreams",
         metric: "ringway_bytes_from_upstreams_total",
         kind: "counter",
-        help: "Bytes received from upstreams and sent to clients.",
+        help: "Bytes received from upstreams and sent to clients (for HTTP, message bodies; heads are rewritten, not forwarded).",
         get: |s| s.bytes_from_upstreams,
     },
     Field {

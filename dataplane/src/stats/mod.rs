@@ -27,9 +27,11 @@ pub struct WorkerStats {
     pub idle_timeouts: u64,
     /// Resets received on one side and passed on to the other.
     pub resets: u64,
-    /// Bytes received from clients and sent upstream.
+    /// Bytes received from clients and sent upstream (for HTTP, message
+    /// bodies: heads are rewritten, not forwarded).
     pub bytes_from_clients: u64,
-    /// Bytes received from upstreams and sent to clients.
+    /// Bytes received from upstreams and sent to clients (for HTTP, message
+    /// bodies).
     pub bytes_from_upstreams: u64,
     /// Bytes this worker copied in userspace between buffers. The TCP path
     /// sends from the buffer the kernel received into, so there it stays 0.
