@@ -224,11 +224,13 @@ impl HeaderEdits {
         self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
 
-    /// Whether a header of this name (lower-case) arriving must be dropped:
+    /// Whether an arriving header named `name` (any case) must be dropped:
     /// it is removed, or set (replaced).
-    pub fn drops(&self, name: &str) -> bool {
-        self.remove.iter().any(|n| n.eq_ignore_ascii_case(name))
-            || self.set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    pub fn drops(&self, name: &[u8]) -> bool {
+        self.remove
+            .iter()
+            .chain(self.set.iter().map(|(n, _)| n))
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 

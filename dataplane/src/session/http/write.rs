@@ -47,7 +47,7 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
         .as_ref()
         .map(|r| &buf[r.start as usize..r.end as usize]);
     if let Some(host) = host {
-        if !up.edits.drops("host") {
+        if !up.edits.drops(b"host") {
             line(out, b"host", host);
         }
     }
@@ -79,7 +79,7 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
             // a `Connection: content-length` must not be able to drop it.
             continue;
         }
-        if !up.edits.is_empty() && drops(up.edits, name) {
+        if !up.edits.is_empty() && up.edits.drops(name) {
             continue;
         }
         line(out, name, h.value(buf));
@@ -163,7 +163,7 @@ pub(super) fn response(
             continue;
         }
         let name = h.name(buf);
-        if !edits.is_empty() && drops(edits, name) {
+        if !edits.is_empty() && edits.drops(name) {
             continue;
         }
         line(out, name, h.value(buf));
@@ -281,15 +281,6 @@ pub(super) fn direct(
     if !head_only {
         out.extend_from_slice(&answer.body);
     }
-}
-
-/// Whether `name` is removed or replaced by `edits`.
-fn drops(edits: &HeaderEdits, name: &[u8]) -> bool {
-    edits
-        .remove
-        .iter()
-        .chain(edits.set.iter().map(|(n, _)| n))
-        .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// The set and add fields of `edits`.
