@@ -82,3 +82,41 @@ fn a_connect_that_never_completes_is_502_upstream_refused() {
         1.0,
     );
 }
+
+/// On SIGTERM a keep-alive connection waiting for its next request is closed
+/// at once, and one whose request is under way gets its answer, marked
+/// `connection: close`, then the close: the drain ends with nothing left to
+/// cut, long before its timeout.
+#[test]
+fn a_drain_closes_idle_keep_alive_connections_and_answers_busy_ones_first() {
+    use ringway_tests::http_origin::Reply;
+    let origin = HttpOrigin::start(|r| {
+        if r.path() == "/slow" {
+            Reply::ok(b"slow").delay(Duration::from_secs(1))
+        } else {
+            Reply::ok(b"quick")
+        }
+    });
+    // The drain timeout is far longer than anything here should take.
+    let config = HttpConfig::forward_all(&[origin.addr()]);
+    let proxy = Ringway::start(&config.to_toml());
+
+    let mut idle = HttpConn::open(config.listen);
+    assert_eq!(idle.exchange(&Req::get("/")).status, 200);
+    let mut busy = HttpConn::open(config.listen);
+    busy.set_timeouts(PROMPTLY);
+    busy.send_raw(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    origin.wait_requests(2, PROMPTLY);
+
+    proxy.terminate();
+    let answer = busy.read();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, b"slow");
+    assert_eq!(answer.header("connection"), Some("close"));
+    busy.assert_closed(PROMPTLY);
+    idle.assert_closed(PROMPTLY);
+
+    let exit = proxy.wait(PROMPTLY);
+    exit.assert_clean();
+    assert_eq!(exit.total("cut_at_drain"), 0, "{}", exit.stderr);
+}

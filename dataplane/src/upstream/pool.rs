@@ -103,6 +103,12 @@ impl Pool {
         left
     }
 
+    /// Closes every idle connection (the worker is stopping: their armed
+    /// receives must be cancelled before the ring goes away).
+    pub fn clear(&self) {
+        self.idle.borrow_mut().clear();
+    }
+
     /// Idle connections kept now.
     pub fn idle_count(&self) -> usize {
         self.idle.borrow().values().map(Vec::len).sum()

@@ -371,6 +371,9 @@ async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wak
     listeners.stop_accepting();
     listeners.wake_connections();
     let drained = select(wait_idle(&ctx), sleep(ctx.drain_timeout)).await;
+    // Pooled upstream connections belong to no task: close them here, so
+    // their receives are cancelled while the ring still runs.
+    ctx.http.pool.clear();
     match drained {
         Either::Left(()) => 0,
         Either::Right(_) => ctx.counters().active.get(),

@@ -86,7 +86,7 @@ pub(super) async fn proxy<'a>(
         is_head: req.is_head(conn.inbound.head_bytes()),
         client_10: req.version == Version::Http10,
         keep_alive,
-        draining: http.draining.get(),
+        draining: &http.draining,
         edits: &route.response_headers,
         limits: service.limits,
         send_timeout: service.timeouts.send,

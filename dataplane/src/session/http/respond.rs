@@ -1,6 +1,7 @@
 //! The response half of an exchange: read the upstream's head (passing
 //! interim answers on), write the client's, and forward the body.
 
+use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
@@ -49,8 +50,9 @@ pub(super) struct Terms<'a> {
     pub(super) client_10: bool,
     /// The client keeps the connection open after this exchange.
     pub(super) keep_alive: bool,
-    /// The worker is draining: the client connection closes after this.
-    pub(super) draining: bool,
+    /// Set once the worker drains: the client connection then closes after
+    /// this response (read when its head is written).
+    pub(super) draining: &'a Cell<bool>,
     /// The route's response edits.
     pub(super) edits: &'a HeaderEdits,
     /// Limits on the response head (the listener's head limits).
@@ -77,8 +79,10 @@ pub(super) async fn respond(
         return failed;
     }
     let dechunk = terms.client_10 && head.body == ResponseBody::Chunked;
-    let close =
-        !terms.keep_alive || head.body == ResponseBody::UntilClose || dechunk || terms.draining;
+    let close = !terms.keep_alive
+        || head.body == ResponseBody::UntilClose
+        || dechunk
+        || terms.draining.get();
     let framing = if dechunk {
         Framing::Dechunked
     } else {
