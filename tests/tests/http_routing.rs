@@ -434,3 +434,35 @@ fn a_90_10_split_lands_within_two_points_and_metrics_agree() {
         REQUESTS as f64
     );
 }
+
+/// A reload reaches a keep-alive connection at its next request: weights
+/// and routes are not frozen into connections that were open before.
+#[test]
+fn a_keep_alive_connection_follows_a_reload_at_its_next_request() {
+    let stable = HttpOrigin::ok("stable");
+    let canary = HttpOrigin::ok("canary");
+    let config = HttpConfig::new()
+        .route(Route::new("app").split(&[("stable", 100), ("canary", 0)]))
+        .cluster("stable", &[stable.addr()])
+        .cluster("canary", &[canary.addr()]);
+    let _proxy = Ringway::start(&config.to_toml());
+
+    let mut conn = HttpConn::open(config.listen);
+    for _ in 0..5 {
+        assert_eq!(conn.exchange(&Req::get("/")).body, b"stable");
+    }
+    let mut moved = HttpConfig::new()
+        .route(Route::new("app").split(&[("stable", 0), ("canary", 100)]))
+        .cluster("stable", &[stable.addr()])
+        .cluster("canary", &[canary.addr()]);
+    (moved.listen, moved.admin) = (config.listen, config.admin);
+    let reply = ringway_tests::admin::post(config.admin, "/config", &moved.to_toml());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // The same connection, after the reload answered 200 (every worker runs
+    // the new table by then).
+    for _ in 0..5 {
+        assert_eq!(conn.exchange(&Req::get("/")).body, b"canary");
+    }
+    assert_eq!(stable.connections().len(), 1);
+}

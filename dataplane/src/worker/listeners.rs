@@ -44,6 +44,9 @@ struct Running {
 struct ListenerState {
     /// The listener's index in the worker's current table.
     index: Cell<usize>,
+    /// Set when a newer table dropped the listener: its connections stay on
+    /// the table they run until they end.
+    retired: Cell<bool>,
     /// The connection tasks it accepted that are still running.
     connections: RefCell<Slab<Option<TaskId>>>,
 }
@@ -137,6 +140,7 @@ impl Running {
             key,
             state: Rc::new(ListenerState {
                 index: Cell::new(index),
+                retired: Cell::new(false),
                 connections: RefCell::new(Slab::new()),
             }),
             socket: Some(socket),
@@ -147,6 +151,7 @@ impl Running {
     /// Closes the socket now; cuts the connections still open after the
     /// drain timeout.
     fn retire(mut self, ctx: &Rc<WorkerCtx>) {
+        self.state.retired.set(true);
         if let Some(task) = self.acceptor.take() {
             rt::abort(task);
         }
@@ -223,15 +228,26 @@ fn connection(
     let local = Rc::clone(ctx.table.borrow().current());
     let listener = state.index.get();
     async move {
-        let counters = guard.ctx.counters();
-        let (table, balancer) = (&local.table, &local.balancer);
-        match table.listeners[listener].service {
+        let ctx = &guard.ctx;
+        let counters = ctx.counters();
+        match local.table.listeners[listener].service {
             Service::Tcp { cluster } => {
+                let (table, balancer) = (&local.table, &local.balancer);
                 session::tcp::serve(table, listener, cluster, client, balancer, counters).await;
             }
             Service::Http(_) => {
-                let http = &guard.ctx.http;
-                session::http::serve(table, listener, client, balancer, counters, http).await;
+                // An HTTP connection moves to a newer table between requests,
+                // so route and weight changes reach keep-alive clients too.
+                let newer = |generation: u64| {
+                    if guard.state.retired.get() {
+                        return None;
+                    }
+                    let handle = ctx.table.borrow();
+                    (handle.generation() > generation)
+                        .then(|| (Rc::clone(handle.current()), guard.state.index.get()))
+                };
+                let http = &ctx.http;
+                session::http::serve(local, listener, client, counters, http, &newer).await;
             }
         }
         drop(guard);

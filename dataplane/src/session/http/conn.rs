@@ -1,13 +1,14 @@
 //! The request loop of a client connection: read a head, route it, proxy
 //! it or answer it here, and go on, close, or linger.
 
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use super::clock::{Clock, Phase};
-use super::ctx::{After, Answer, Conn, Ctx};
+use super::ctx::{After, Answer, Conn, Ctx, Ended, Newer};
 use super::exchange;
 use super::inbound::HeadFailure;
 use super::send::send_all;
@@ -27,8 +28,16 @@ const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 
 impl Conn {
-    /// Serves requests until the connection ends.
-    pub(super) async fn run(&mut self, ctx: &Ctx<'_>, clock: &Clock) {
+    /// Serves requests until the connection ends, or until a request
+    /// arrives once `newer` has a newer table. `head_ready`: the head of the
+    /// first request is read already.
+    pub(super) async fn run(
+        &mut self,
+        ctx: &Ctx<'_>,
+        clock: &Clock,
+        newer: &Newer<'_>,
+        mut head_ready: bool,
+    ) -> Ended {
         let limits = Limits {
             max_request_line: ctx.service.limits.max_request_line,
             max_header_bytes: ctx.service.limits.max_header_bytes,
@@ -37,27 +46,18 @@ impl Conn {
         let timeouts = ctx.service.timeouts;
         let draining = &ctx.http.draining;
         loop {
-            clock.enter(Phase::Idle, timeouts.idle);
-            let read = {
-                let req = &mut self.req;
-                let read = self.inbound.read_head(
-                    |bytes| req.parse(bytes, &limits),
-                    limits.max_header_bytes,
-                    || clock.enter(Phase::Header, timeouts.header),
-                );
-                let mut read = pin!(read);
-                // A drain closes a connection waiting for its next request;
-                // one that has begun sending a request gets its answer first.
-                poll_fn(|cx| {
-                    if draining.get() && clock.phase() == Phase::Idle {
-                        return Poll::Ready(Err(HeadFailure::Closed));
-                    }
-                    read.as_mut().poll(cx)
-                })
-                .await
+            let read = if std::mem::take(&mut head_ready) {
+                Ok(())
+            } else {
+                clock.enter(Phase::Idle, timeouts.idle);
+                self.read_head(&limits, timeouts.header, clock, draining)
+                    .await
             };
             let after = match read {
                 Ok(()) => {
+                    if let Some((table, index)) = newer(ctx.table.generation) {
+                        return Ended::Newer(table, index);
+                    }
                     ctx.listener.requests.add(1);
                     let after = match self.request(ctx, clock).await {
                         Ok(after) => after,
@@ -76,9 +76,35 @@ impl Conn {
                 }
             };
             if !self.next(after).await {
-                return;
+                return Ended::Closed;
             }
         }
+    }
+
+    /// Reads the next request head; a drain ends the wait for one.
+    async fn read_head(
+        &mut self,
+        limits: &Limits,
+        header_timeout: Duration,
+        clock: &Clock,
+        draining: &Cell<bool>,
+    ) -> Result<(), HeadFailure> {
+        let req = &mut self.req;
+        let read = self.inbound.read_head(
+            |bytes| req.parse(bytes, limits),
+            limits.max_header_bytes,
+            || clock.enter(Phase::Header, header_timeout),
+        );
+        let mut read = pin!(read);
+        // A drain closes a connection waiting for its next request; one that
+        // has begun sending a request gets its answer first.
+        poll_fn(|cx| {
+            if draining.get() && clock.phase() == Phase::Idle {
+                return Poll::Ready(Err(HeadFailure::Closed));
+            }
+            read.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// Handles one request whose head was just read. An `Err` is an answer

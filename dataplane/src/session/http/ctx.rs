@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use super::inbound::Inbound;
 use super::send::HeadBuf;
@@ -12,6 +13,7 @@ use crate::proto::h1::response::ResponseHead;
 use crate::rt::net::TcpStream;
 use crate::stats::http::{HttpCounters, Reason};
 use crate::stats::Counters;
+use crate::table::handle::LocalTable;
 use crate::table::route::HttpService;
 use crate::table::Table;
 use crate::upstream::balance::RoundRobin;
@@ -57,6 +59,20 @@ pub(super) enum After {
     Close,
     /// Close after reading and dropping what the client still sends.
     Linger,
+}
+
+/// Finds a table newer than the generation given, with the connection's
+/// listener's index in it; `None` while there is none (or the listener was
+/// dropped, and its connections stay on the table they run).
+pub type Newer<'a> = dyn Fn(u64) -> Option<(Rc<LocalTable>, usize)> + 'a;
+
+/// How a connection's request loop ended.
+pub(super) enum Ended {
+    /// The connection is done.
+    Closed,
+    /// A newer table came; the head of the next request is read, to be
+    /// served on it (at this index of its listener).
+    Newer(Rc<LocalTable>, usize),
 }
 
 /// An answer ringway must write itself instead of a proxied one.

@@ -25,10 +25,13 @@ mod send;
 mod state;
 mod write;
 
+pub use self::ctx::Newer;
 pub use self::state::{sweep_pool, WorkerHttp};
 
+use std::rc::Rc;
+
 use self::clock::Clock;
-use self::ctx::{Conn, Ctx};
+use self::ctx::{Conn, Ctx, Ended};
 use self::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use self::send::HeadBuf;
 use crate::proto::h1::request::RequestHead;
@@ -36,36 +39,25 @@ use crate::proto::h1::response::ResponseHead;
 use crate::rt::net::TcpStream;
 use crate::rt::select::{select, Either};
 use crate::stats::Counters;
-use crate::table::{Service, Table};
-use crate::upstream::balance::RoundRobin;
+use crate::table::handle::LocalTable;
+use crate::table::Service;
 
 /// Serves the client connection `client`, accepted on listener `listener`
-/// of `table` (an HTTP listener).
+/// of `local` (an HTTP listener). Between requests it moves to the table
+/// `newer` finds, so a reload reaches keep-alive connections too.
 pub async fn serve(
-    table: &Table,
-    listener: usize,
+    mut local: Rc<LocalTable>,
+    mut listener: usize,
     client: TcpStream,
-    balancer: &RoundRobin,
     counters: &Counters,
     http: &WorkerHttp,
+    newer: &Newer<'_>,
 ) {
-    let Service::Http(service) = &table.listeners[listener].service else {
-        return;
-    };
     let _ = client.socket().set_tcp_nodelay(true);
     let peer = match client.socket().peer_addr().ok().and_then(|a| a.as_socket()) {
         Some(addr) => addr.ip(),
         // The client is already gone.
         None => return,
-    };
-    let ctx = Ctx {
-        table,
-        service,
-        listener: service.tally.worker(http.worker),
-        balancer,
-        counters,
-        http,
-        peer,
     };
     let mut conn = Conn {
         inbound: Inbound::new(client.recv_stream(HIGH_WATER_BUFFERS)),
@@ -74,8 +66,34 @@ pub async fn serve(
         resp: ResponseHead::new(),
         out: HeadBuf::default(),
     };
-    let clock = Clock::new(service.timeouts.idle);
-    if let Either::Right(()) = select(conn.run(&ctx, &clock), clock.watchdog()).await {
-        conn.timed_out(&ctx, &clock).await;
+    let mut clock: Option<Clock> = None;
+    let mut head_ready = false;
+    loop {
+        let Service::Http(service) = &local.table.listeners[listener].service else {
+            return;
+        };
+        let clock = clock.get_or_insert_with(|| Clock::new(service.timeouts.idle));
+        let ctx = Ctx {
+            table: &local.table,
+            service,
+            listener: service.tally.worker(http.worker),
+            balancer: &local.balancer,
+            counters,
+            http,
+            peer,
+        };
+        let run = conn.run(&ctx, clock, newer, head_ready);
+        let next = match select(run, clock.watchdog()).await {
+            Either::Left(Ended::Closed) => return,
+            Either::Left(Ended::Newer(next, index)) => (next, index),
+            Either::Right(()) => {
+                conn.timed_out(&ctx, clock).await;
+                return;
+            }
+        };
+        // The head of the next request is read; it is served on the newer
+        // table.
+        (local, listener) = next;
+        head_ready = true;
     }
 }
