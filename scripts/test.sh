@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Runs ringway's whole test suite: unit tests of every crate and the
 # end-to-end tests, which drive the real `ringway` binary over real sockets
-# (so the binaries are built first).
+# (so the binaries are built first) with real clients, `curl` among them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The HTTP end-to-end tests drive the system `curl` as a real client.
+if ! command -v curl >/dev/null 2>&1; then
+    echo "test.sh: installing curl (the HTTP tests use it as a client)" >&2
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends curl >/dev/null
+fi
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -18,6 +18,7 @@ pub mod counter;
 pub mod handoff;
 pub mod link;
 pub mod proto;
+pub mod route;
 #[allow(unsafe_code)]
 pub mod rt;
 pub mod session;

@@ -5,7 +5,10 @@
 //! [`origin`] runs origin servers on plain `std::net` threads, [`data`]
 //! produces and checks the byte streams, [`ports`] hands out listening ports,
 //! [`probe`] looks at the running process through `/proc` and [`admin`]
-//! talks to its admin API.
+//! talks to its admin API. For HTTP listeners, [`http_origin`] is a
+//! recording origin, [`http_client`] a byte-exact client and
+//! [`http_config`] builds their configs, on the shared wire reader
+//! [`http_wire`].
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -20,6 +23,10 @@
 pub mod admin;
 pub mod config;
 pub mod data;
+pub mod http_client;
+pub mod http_config;
+pub mod http_origin;
+pub mod http_wire;
 pub mod net;
 pub mod origin;
 pub mod ports;

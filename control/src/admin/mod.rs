@@ -120,14 +120,14 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
             reload_reply(agent, result, before).await
         }
         ("/stats", &Method::GET) => {
-            let body = render::stats_json(&agent.figures(), &workers(agent));
+            let body = render::stats_json(&agent.figures(), &workers(agent), &agent.http_figures());
             let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
             text.push('\n');
             with_type(StatusCode::OK, text, "application/json")
         }
         ("/metrics", &Method::GET) => with_type(
             StatusCode::OK,
-            render::metrics_text(&agent.figures(), &workers(agent)),
+            render::metrics_text(&agent.figures(), &workers(agent), &agent.http_figures()),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         ("/healthz" | "/ready" | "/stats" | "/metrics", _) => {

@@ -259,6 +259,8 @@ impl Agent {
                 return Err(ReloadError::BadEndpoints(errors));
             }
         };
+        // The clone shares every listener's service, HTTP tallies included,
+        // so counters carry on into the new generation.
         let mut next = state.config.clone();
         let mut cluster = (*next.table.clusters[index]).clone();
         cluster.endpoints = endpoints;
@@ -415,6 +417,13 @@ impl Agent {
                 state.publish_sum_us += micros;
             }
         }
+    }
+
+    /// The HTTP counters of the newest table, for `/stats` and `/metrics`.
+    /// Tallies are carried from table to table (see `config::parse_update`),
+    /// so these are cumulative across reloads for every label set kept.
+    pub fn http_figures(&self) -> render::HttpFigures {
+        render::HttpFigures::read(&self.state.borrow().table)
     }
 
     /// The agent's own figures, for `/stats` and `/metrics`.

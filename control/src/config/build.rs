@@ -4,6 +4,11 @@
 //! Every check reports into one list and carries on, so a file with five
 //! mistakes yields five errors. Only when the list stays empty are the
 //! runtime types assembled.
+//!
+//! HTTP listeners' settings are checked in `http`, their routes in `route`.
+
+mod http;
+mod route;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +24,7 @@ use toml::Spanned;
 use super::error::{ConfigError, ConfigErrors};
 use super::file::{FileAdmin, FileCluster, FileConfig, FileListener, FileRuntime, Int};
 use super::source::Source;
+use super::tally::Tallies;
 use super::{address, duration, render, AdminSettings, Config};
 
 /// Default `idle_timeout` of a listener: long enough for a quiet database
@@ -31,6 +37,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_POOL_MAX_IDLE: usize = 64;
 /// Default time an idle pooled HTTP connection is kept.
 const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `pool_max_idle`: each idle connection holds a file descriptor
+/// per worker per endpoint, so more than this is a descriptor leak in
+/// waiting rather than a useful pool.
+const POOL_MAX_IDLE_MAX: i64 = 4096;
 
 /// Smallest `buffer_size`, and the step it must be a multiple of: one page,
 /// so that every buffer of a contiguous pool starts on a page boundary.
@@ -43,11 +53,14 @@ const BUFFER_SIZE_MAX: i64 = 1 << 20;
 const BUFFER_COUNT_MAX: i64 = 32768;
 
 /// Checks a parsed file. `cores` are the core ids this process may run on,
-/// or `None` where the platform cannot tell.
+/// or `None` where the platform cannot tell. `previous` is the running table
+/// when the file is to replace it (its HTTP tallies are carried over, see
+/// [`Tallies`]), `None` for a fresh start.
 pub(crate) fn build(
     file: &FileConfig,
     source: &Source<'_>,
     cores: Option<&[usize]>,
+    previous: Option<&Table>,
 ) -> Result<Config, ConfigErrors> {
     let mut builder = Builder {
         source,
@@ -56,8 +69,12 @@ pub(crate) fn build(
     };
     let runtime = builder.runtime(file.runtime.as_ref());
     let admin = builder.admin(file.admin.as_ref());
+    // Without a valid runtime the table is not built at all; one block is
+    // as good a guess as any for the tallies of routes still being checked.
+    let workers = runtime.as_ref().map_or(1, |(r, _)| r.worker_cores.len());
+    let tallies = Tallies::new(previous, workers);
     let clusters = builder.clusters(&file.clusters);
-    let listeners = builder.listeners(&file.listeners, &clusters, admin);
+    let listeners = builder.listeners(&file.listeners, &clusters, admin, &tallies);
 
     match (runtime, admin) {
         (Some((runtime, control_core)), Some(admin)) if builder.errors.is_empty() => Ok(Config {
@@ -285,16 +302,44 @@ impl Builder<'_> {
                 }),
             };
 
-            if let (Some(name), Some(endpoints), Some(connect_timeout)) =
-                (name, endpoints, connect_timeout)
-            {
+            let pool_max_idle = match &file.pool_max_idle {
+                None => Some(DEFAULT_POOL_MAX_IDLE),
+                Some(count) => self.check(count, format!("{prefix}.pool_max_idle"), |&Int(n)| {
+                    match usize::try_from(n) {
+                        Ok(count) if n <= POOL_MAX_IDLE_MAX => Ok(count),
+                        _ => Err(format!(
+                            "pool_max_idle {n} is out of range: from 0 (no reuse) to {POOL_MAX_IDLE_MAX} idle connections per endpoint per worker"
+                        )),
+                    }
+                }),
+            };
+            let pool_idle_timeout = match &file.pool_idle_timeout {
+                None => Some(DEFAULT_POOL_IDLE_TIMEOUT),
+                Some(text) => self.check(text, format!("{prefix}.pool_idle_timeout"), |t| {
+                    duration::parse_nonzero(t)
+                }),
+            };
+
+            if let (
+                Some(name),
+                Some(endpoints),
+                Some(connect_timeout),
+                Some(max_idle),
+                Some(idle_timeout),
+            ) = (
+                name,
+                endpoints,
+                connect_timeout,
+                pool_max_idle,
+                pool_idle_timeout,
+            ) {
                 clusters.built.push(Arc::new(Cluster {
                     name,
                     endpoints,
                     connect_timeout,
                     pool: PoolSettings {
-                        max_idle: DEFAULT_POOL_MAX_IDLE,
-                        idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+                        max_idle,
+                        idle_timeout,
                     },
                 }));
             }
@@ -307,6 +352,7 @@ impl Builder<'_> {
         files: &[Spanned<FileListener>],
         clusters: &Clusters<'_>,
         admin: Option<AdminSettings>,
+        tallies: &Tallies,
     ) -> Vec<Listener> {
         let mut listeners = Vec::with_capacity(files.len());
         let mut first_use: HashMap<&str, Range<usize>> = HashMap::new();
@@ -351,20 +397,15 @@ impl Builder<'_> {
 
             let protocol = match &file.protocol {
                 None => {
-                    self.missing(table, &prefix, "protocol", "e.g. protocol = \"tcp\"");
+                    self.missing(
+                        table,
+                        &prefix,
+                        "protocol",
+                        "e.g. protocol = \"tcp\" or protocol = \"http\"",
+                    );
                     None
                 }
                 Some(text) => self.check(text, format!("{prefix}.protocol"), |t| protocol(t)),
-            };
-
-            let cluster = match &file.cluster {
-                None => {
-                    self.missing(table, &prefix, "cluster", "name one of the [[clusters]]");
-                    None
-                }
-                Some(text) => self.check(text, format!("{prefix}.cluster"), |t| {
-                    cluster_id(t.as_str(), clusters)
-                }),
             };
 
             let idle_timeout = match &file.idle_timeout {
@@ -374,13 +415,41 @@ impl Builder<'_> {
                 }),
             };
 
-            if let (Some(name), Some(address), Some(protocol), Some(cluster), Some(idle_timeout)) =
-                (name, address, protocol, cluster, idle_timeout)
+            // A listener without a valid name is not built; its routes are
+            // still checked, under a name no listener can have, and the
+            // tallies they get are dropped with them.
+            let key = name.clone().unwrap_or_else(|| Arc::from(""));
+            let service = match protocol {
+                Some(Protocol::Tcp) => self.tcp_service(table, &prefix, clusters),
+                Some(Protocol::Http) => {
+                    let http = self.http_service(table, &prefix, &key, clusters, tallies);
+                    idle_timeout.zip(http).map(|(idle, http)| http.finish(idle))
+                }
+                None => {
+                    // Unknown protocol: check whatever the listener names,
+                    // so that its other mistakes are not hidden.
+                    match (&file.cluster, &file.routes) {
+                        (None, None) => {
+                            self.missing(table, &prefix, "cluster", "name one of the [[clusters]]")
+                        }
+                        (cluster, routes) => {
+                            if let Some(text) = cluster {
+                                self.check(text, format!("{prefix}.cluster"), |t| {
+                                    cluster_id(t.as_str(), clusters)
+                                });
+                            }
+                            if let Some(routes) = routes {
+                                self.routes(routes, &prefix, &key, clusters, tallies);
+                            }
+                        }
+                    }
+                    None
+                }
+            };
+
+            if let (Some(name), Some(address), Some(service), Some(idle_timeout)) =
+                (name, address, service, idle_timeout)
             {
-                let service = match protocol {
-                    Protocol::Tcp => Service::Tcp { cluster },
-                    Protocol::Http => unreachable!("the protocol parser accepts only tcp for now"),
-                };
                 listeners.push(Listener {
                     name,
                     address,
@@ -390,6 +459,27 @@ impl Builder<'_> {
             }
         }
         listeners
+    }
+
+    /// A TCP listener's service: its `cluster`, and none of the HTTP keys.
+    fn tcp_service(
+        &mut self,
+        table: &Spanned<FileListener>,
+        prefix: &str,
+        clusters: &Clusters<'_>,
+    ) -> Option<Service> {
+        let file = table.get_ref();
+        self.refuse_http_keys(file, prefix);
+        let cluster = match &file.cluster {
+            None => {
+                self.missing(table, prefix, "cluster", "name one of the [[clusters]]");
+                None
+            }
+            Some(text) => self.check(text, format!("{prefix}.cluster"), |t| {
+                cluster_id(t.as_str(), clusters)
+            }),
+        };
+        Some(Service::Tcp { cluster: cluster? })
     }
 
     /// Checks that a listener's address takes no connections meant for an
@@ -527,7 +617,8 @@ pub(crate) fn endpoint(text: &str) -> Result<SocketAddr, String> {
 fn protocol(text: &str) -> Result<Protocol, String> {
     match text {
         "tcp" => Ok(Protocol::Tcp),
-        other => Err(format!("unknown protocol {other:?} (accepted: tcp)")),
+        "http" => Ok(Protocol::Http),
+        other => Err(format!("unknown protocol {other:?} (accepted: tcp, http)")),
     }
 }
 

@@ -50,6 +50,114 @@ pub(crate) struct FileListener {
     pub(crate) protocol: Option<Spanned<String>>,
     pub(crate) cluster: Option<Spanned<String>>,
     pub(crate) idle_timeout: Option<Spanned<String>>,
+    pub(crate) header_timeout: Option<Spanned<String>>,
+    pub(crate) request_timeout: Option<Spanned<String>>,
+    pub(crate) send_timeout: Option<Spanned<String>>,
+    pub(crate) max_request_line: Option<Spanned<Int>>,
+    pub(crate) max_header_bytes: Option<Spanned<Int>>,
+    pub(crate) max_headers: Option<Spanned<Int>>,
+    pub(crate) max_body: Option<Spanned<Int>>,
+    pub(crate) trust_forwarded: Option<Spanned<bool>>,
+    /// `[[listeners.routes]]`; `None` when the key is absent, so that
+    /// `routes = []` can be told apart and reported.
+    pub(crate) routes: Option<Vec<Spanned<FileRoute>>>,
+}
+
+/// One `[[listeners.routes]]` entry: conditions, one action, header edits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileRoute {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) path_prefix: Option<Spanned<String>>,
+    pub(crate) methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) headers: Option<Spanned<Vec<Spanned<FileHeaderMatch>>>>,
+    pub(crate) cluster: Option<Spanned<String>>,
+    pub(crate) split: Option<Spanned<Vec<Spanned<FileSplit>>>>,
+    pub(crate) redirect: Option<Spanned<FileRedirect>>,
+    pub(crate) direct: Option<Spanned<FileDirect>>,
+    pub(crate) rewrite_prefix: Option<Spanned<String>>,
+    pub(crate) request_headers: Option<Spanned<FileHeaderEdits>>,
+    pub(crate) response_headers: Option<Spanned<FileHeaderEdits>>,
+}
+
+/// One entry of a route's `headers`: a name and one test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileHeaderMatch {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) exact: Option<Spanned<String>>,
+    pub(crate) prefix: Option<Spanned<String>>,
+    pub(crate) present: Option<Spanned<bool>>,
+}
+
+/// One entry of a route's `split`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileSplit {
+    pub(crate) cluster: Option<Spanned<String>>,
+    pub(crate) weight: Option<Spanned<Int>>,
+}
+
+/// A route's `redirect`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileRedirect {
+    pub(crate) status: Option<Spanned<Int>>,
+    pub(crate) scheme: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
+}
+
+/// A route's `direct` response.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileDirect {
+    pub(crate) status: Option<Spanned<Int>>,
+    pub(crate) body: Option<Spanned<String>>,
+    pub(crate) content_type: Option<Spanned<String>>,
+}
+
+/// A route's `request_headers` or `response_headers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileHeaderEdits {
+    pub(crate) remove: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) set: Option<Spanned<FileHeaderFields>>,
+    pub(crate) add: Option<Spanned<FileHeaderFields>>,
+}
+
+/// A table of header names to values, in the order the file writes them.
+///
+/// The TOML reader hands a table's keys over sorted by name; each key's span
+/// gives the file's order back, which is the order edits are shown in.
+#[derive(Debug)]
+pub(crate) struct FileHeaderFields(pub(crate) Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for FileHeaderFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = FileHeaderFields;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of header names to string values")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields: Vec<(Spanned<String>, Spanned<String>)> = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    fields.push(entry);
+                }
+                fields.sort_by_key(|(name, _)| name.span().start);
+                Ok(FileHeaderFields(fields))
+            }
+        }
+
+        deserializer.deserialize_map(FieldsVisitor)
+    }
 }
 
 /// One `[[clusters]]` entry.
@@ -59,6 +167,8 @@ pub(crate) struct FileCluster {
     pub(crate) name: Option<Spanned<String>>,
     pub(crate) endpoints: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) connect_timeout: Option<Spanned<String>>,
+    pub(crate) pool_max_idle: Option<Spanned<Int>>,
+    pub(crate) pool_idle_timeout: Option<Spanned<String>>,
 }
 
 /// A TOML integer, range-checked later by the builder.

@@ -23,6 +23,7 @@ mod error;
 mod file;
 mod render;
 mod source;
+mod tally;
 mod update;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -116,8 +117,10 @@ pub(crate) fn parse_with_cores(
     let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors {
         errors: vec![source.toml_error(&e)],
     })?;
-    build::build(&file, &source, cores)
+    build::build(&file, &source, cores, None)
 }
 
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,12 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
+use dataplane::table::route::{
+    HeaderEdits, HeaderTest, HostMatch, HttpService, PathMatch, Route, RouteAction,
+};
 use dataplane::table::{Listener, Service, Table};
 
 use super::{duration, Config};
@@ -50,16 +54,23 @@ impl Config {
                 short_target(table, listener),
                 duration::format(listener.idle_timeout)
             );
+            if let Service::Http(http) = &listener.service {
+                for route in &http.routes {
+                    let _ = writeln!(out, "    {}", describe_route(table, route));
+                }
+            }
         }
         let _ = writeln!(out, "clusters: {}", table.clusters.len());
         for cluster in &table.clusters {
             let endpoints: Vec<String> = cluster.endpoints.iter().map(|e| e.to_string()).collect();
             let _ = writeln!(
                 out,
-                "  {} [{}] (connect timeout {})",
+                "  {} [{}] (connect timeout {}, pool {} idle for {})",
                 cluster.name,
                 endpoints.join(", "),
-                duration::format(cluster.connect_timeout)
+                duration::format(cluster.connect_timeout),
+                cluster.pool.max_idle,
+                duration::format(cluster.pool.idle_timeout)
             );
         }
         out
@@ -92,6 +103,10 @@ impl Config {
                         Service::Http(_) => None,
                     },
                     idle_timeout: duration::format(l.idle_timeout),
+                    http: match &l.service {
+                        Service::Tcp { .. } => None,
+                        Service::Http(http) => Some(OutHttp::new(table, http)),
+                    },
                 })
                 .collect(),
             clusters: table
@@ -101,6 +116,8 @@ impl Config {
                     name: &c.name,
                     endpoints: c.endpoints.iter().map(|e| e.to_string()).collect(),
                     connect_timeout: duration::format(c.connect_timeout),
+                    pool_max_idle: c.pool.max_idle,
+                    pool_idle_timeout: duration::format(c.pool.idle_timeout),
                 })
                 .collect(),
         };
@@ -128,6 +145,95 @@ fn short_target(table: &Table, listener: &Listener) -> String {
         Service::Tcp { cluster } => table.cluster(*cluster).name.to_string(),
         Service::Http(http) => format!("{} routes", http.routes.len()),
     }
+}
+
+/// One route in words, for the summary:
+/// `route api: host api.example.com, path prefix /api/ -> split v1 90, v2 10`.
+fn describe_route(table: &Table, route: &Route) -> String {
+    let m = &route.matcher;
+    let mut conditions = Vec::new();
+    match &m.host {
+        Some(HostMatch::Exact(host)) => conditions.push(format!("host {host}")),
+        Some(HostMatch::Suffix(suffix)) => conditions.push(format!("host *{suffix}")),
+        None => {}
+    }
+    match &m.path {
+        Some(PathMatch::Exact(path)) => conditions.push(format!("path {path}")),
+        Some(PathMatch::Prefix(prefix)) => conditions.push(format!("path prefix {prefix}")),
+        None => {}
+    }
+    if !m.methods.is_empty() {
+        let methods: Vec<_> = m
+            .methods
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        conditions.push(format!("methods {}", methods.join(" ")));
+    }
+    for h in &m.headers {
+        conditions.push(match &h.test {
+            HeaderTest::Present => format!("header {} present", h.name),
+            HeaderTest::Exact(v) => format!("header {} = {}", h.name, String::from_utf8_lossy(v)),
+            HeaderTest::Prefix(v) => {
+                format!("header {} prefix {}", h.name, String::from_utf8_lossy(v))
+            }
+        });
+    }
+    let conditions = if conditions.is_empty() {
+        "any request".to_owned()
+    } else {
+        conditions.join(", ")
+    };
+    let action = match &route.action {
+        RouteAction::Forward(f) => {
+            let mut text = match f.targets.as_slice() {
+                [one] if f.total_weight == one.weight => {
+                    format!("cluster {}", table.cluster(one.cluster).name)
+                }
+                targets => {
+                    let parts: Vec<String> = targets
+                        .iter()
+                        .map(|t| format!("{} {}", table.cluster(t.cluster).name, t.weight))
+                        .collect();
+                    format!("split {}", parts.join(", "))
+                }
+            };
+            if let Some(rewrite) = &f.rewrite_prefix {
+                let _ = write!(text, " (prefix rewritten to {rewrite})");
+            }
+            text
+        }
+        RouteAction::Redirect(r) => {
+            let mut parts = Vec::new();
+            if let Some(scheme) = &r.scheme {
+                parts.push(format!("scheme {scheme}"));
+            }
+            if let Some(host) = &r.host {
+                parts.push(format!("host {host}"));
+            }
+            if let Some(path) = &r.path {
+                parts.push(format!("path {path}"));
+            }
+            format!("redirect {} ({})", r.status, parts.join(", "))
+        }
+        RouteAction::Direct(d) => format!("direct {} ({} bytes)", d.status, d.body.len()),
+    };
+    let mut line = format!("route {}: {conditions} -> {action}", route.name);
+    for (what, edits) in [
+        ("request", &route.request_headers),
+        ("response", &route.response_headers),
+    ] {
+        if !edits.is_empty() {
+            let _ = write!(
+                line,
+                "; {what} headers: {} removed, {} set, {} added",
+                edits.remove.len(),
+                edits.set.len(),
+                edits.add.len()
+            );
+        }
+    }
+    line
 }
 
 /// The name of a protocol as written in the file.
@@ -201,6 +307,238 @@ struct OutListener<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a str>,
     idle_timeout: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    http: Option<OutHttp<'a>>,
+}
+
+/// An HTTP listener's own keys.
+#[derive(Serialize)]
+struct OutHttp<'a> {
+    header_timeout: String,
+    request_timeout: String,
+    send_timeout: String,
+    max_request_line: usize,
+    max_header_bytes: usize,
+    max_headers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_body: Option<u64>,
+    trust_forwarded: bool,
+    routes: Vec<OutRoute<'a>>,
+}
+
+impl<'a> OutHttp<'a> {
+    fn new(table: &'a Table, http: &'a HttpService) -> Self {
+        let t = &http.timeouts;
+        let l = &http.limits;
+        Self {
+            header_timeout: duration::format(t.header),
+            request_timeout: duration::format(t.request),
+            send_timeout: duration::format(t.send),
+            max_request_line: l.max_request_line,
+            max_header_bytes: l.max_header_bytes,
+            max_headers: l.max_headers,
+            max_body: l.max_body,
+            trust_forwarded: http.trust_forwarded,
+            routes: http
+                .routes
+                .iter()
+                .map(|r| OutRoute::new(table, r))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OutRoute<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    methods: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<Vec<OutHeaderMatch<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<Vec<OutSplit<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect: Option<OutRedirect<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direct: Option<OutDirect<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rewrite_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_headers: Option<OutEdits<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_headers: Option<OutEdits<'a>>,
+}
+
+impl<'a> OutRoute<'a> {
+    fn new(table: &'a Table, route: &'a Route) -> Self {
+        let m = &route.matcher;
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let mut out = OutRoute {
+            name: &route.name,
+            host: m.host.as_ref().map(|h| match h {
+                HostMatch::Exact(host) => host.to_string(),
+                HostMatch::Suffix(suffix) => format!("*{suffix}"),
+            }),
+            path: match &m.path {
+                Some(PathMatch::Exact(p)) => Some(p),
+                _ => None,
+            },
+            path_prefix: match &m.path {
+                Some(PathMatch::Prefix(p)) => Some(p),
+                _ => None,
+            },
+            methods: (!m.methods.is_empty()).then(|| m.methods.iter().map(|b| text(b)).collect()),
+            headers: (!m.headers.is_empty()).then(|| {
+                m.headers
+                    .iter()
+                    .map(|h| {
+                        let (exact, prefix, present) = match &h.test {
+                            HeaderTest::Exact(v) => (Some(text(v)), None, None),
+                            HeaderTest::Prefix(v) => (None, Some(text(v)), None),
+                            HeaderTest::Present => (None, None, Some(true)),
+                        };
+                        OutHeaderMatch {
+                            name: &h.name,
+                            exact,
+                            prefix,
+                            present,
+                        }
+                    })
+                    .collect()
+            }),
+            cluster: None,
+            split: None,
+            redirect: None,
+            direct: None,
+            rewrite_prefix: None,
+            request_headers: OutEdits::new(&route.request_headers),
+            response_headers: OutEdits::new(&route.response_headers),
+        };
+        match &route.action {
+            RouteAction::Forward(f) => {
+                match f.targets.as_slice() {
+                    // A plain `cluster` builds one target of weight 1; a
+                    // one-entry split of another weight is shown as written.
+                    [one] if one.weight == 1 => {
+                        out.cluster = Some(&table.cluster(one.cluster).name)
+                    }
+                    targets => {
+                        out.split = Some(
+                            targets
+                                .iter()
+                                .map(|t| OutSplit {
+                                    cluster: &table.cluster(t.cluster).name,
+                                    weight: t.weight,
+                                })
+                                .collect(),
+                        )
+                    }
+                }
+                out.rewrite_prefix = f.rewrite_prefix.as_deref();
+            }
+            RouteAction::Redirect(r) => {
+                out.redirect = Some(OutRedirect {
+                    status: r.status,
+                    scheme: r.scheme.as_deref(),
+                    host: r.host.as_deref(),
+                    path: r.path.as_deref(),
+                })
+            }
+            RouteAction::Direct(d) => {
+                out.direct = Some(OutDirect {
+                    status: d.status,
+                    body: String::from_utf8_lossy(&d.body).into_owned(),
+                    content_type: d.content_type.as_deref(),
+                })
+            }
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct OutHeaderMatch<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    present: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct OutSplit<'a> {
+    cluster: &'a str,
+    weight: u32,
+}
+
+#[derive(Serialize)]
+struct OutRedirect<'a> {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheme: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OutDirect<'a> {
+    status: u16,
+    body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OutEdits<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    remove: &'a [Box<str>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    set: Fields<'a>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    add: Fields<'a>,
+}
+
+impl<'a> OutEdits<'a> {
+    fn new(edits: &'a HeaderEdits) -> Option<Self> {
+        (!edits.is_empty()).then_some(OutEdits {
+            remove: &edits.remove,
+            set: Fields(&edits.set),
+            add: Fields(&edits.add),
+        })
+    }
+}
+
+/// Header fields as a TOML table, in their order.
+struct Fields<'a>(&'a [(Box<str>, Box<str>)]);
+
+impl std::ops::Deref for Fields<'_> {
+    type Target = [(Box<str>, Box<str>)];
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -208,6 +546,8 @@ struct OutCluster<'a> {
     name: &'a str,
     endpoints: Vec<String>,
     connect_timeout: String,
+    pool_max_idle: usize,
+    pool_idle_timeout: String,
 }
 
 #[cfg(test)]

@@ -131,12 +131,16 @@ fn default_config_parses() {
     assert_eq!(config.admin, AdminSettings::default());
     let table = &config.table;
     assert_eq!(table.generation, 1);
-    assert_eq!(table.listeners.len(), 1);
+    assert_eq!(table.listeners.len(), 2);
     let ingress = &table.listeners[0];
     assert_eq!(&*ingress.name, "ingress");
     assert_eq!(ingress.address, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(ingress.protocol(), Protocol::Tcp);
     assert_eq!(&*table.cluster(tcp_cluster(ingress)).name, "app");
+    let web = &table.listeners[1];
+    assert_eq!(&*web.name, "web");
+    assert_eq!(web.address, "127.0.0.1:8081".parse().unwrap());
+    assert_eq!(web.protocol(), Protocol::Http);
     assert_eq!(
         table.clusters[0].endpoints,
         vec!["127.0.0.1:8000".parse().unwrap()]
@@ -405,7 +409,7 @@ fn bad_protocol() {
         &error,
         line_of(&text, "udp", 0),
         "listeners[0].protocol",
-        "unknown protocol \"udp\" (accepted: tcp)",
+        "unknown protocol \"udp\" (accepted: tcp, http)",
     );
 }
 
@@ -596,7 +600,12 @@ connect_timeout = "0s"
 
 #[test]
 fn to_toml_round_trips() {
-    for text in [FULL, DEFAULT_CONFIG, &minimal("", "")] {
+    for text in [
+        FULL,
+        DEFAULT_CONFIG,
+        &minimal("", ""),
+        super::http_tests::HTTP_FULL,
+    ] {
         let config = parse_ok(text);
         let dumped = config.to_toml();
         let again = parse_ok(&dumped);
@@ -611,27 +620,18 @@ fn to_toml_round_trips() {
         assert_eq!(a.listeners.len(), b.listeners.len());
         for (x, y) in a.listeners.iter().zip(&b.listeners) {
             assert_eq!(
-                (
-                    &x.name,
-                    x.address,
-                    x.protocol(),
-                    tcp_cluster(x),
-                    x.idle_timeout
-                ),
-                (
-                    &y.name,
-                    y.address,
-                    y.protocol(),
-                    tcp_cluster(y),
-                    y.idle_timeout
-                )
+                (&x.name, x.address, x.protocol(), x.idle_timeout),
+                (&y.name, y.address, y.protocol(), y.idle_timeout)
             );
+            // The service whole: cluster ids, HTTP settings and every route
+            // (tallies are fresh and zero in both).
+            assert_eq!(format!("{:?}", x.service), format!("{:?}", y.service));
         }
         assert_eq!(a.clusters.len(), b.clusters.len());
         for (x, y) in a.clusters.iter().zip(&b.clusters) {
             assert_eq!(
-                (&x.name, &x.endpoints, x.connect_timeout),
-                (&y.name, &y.endpoints, y.connect_timeout)
+                (&x.name, &x.endpoints, x.connect_timeout, x.pool),
+                (&y.name, &y.endpoints, y.connect_timeout, y.pool)
             );
         }
     }
@@ -665,8 +665,8 @@ fn summary_names_everything() {
         "admin: 127.0.0.1:9000",
         "ingress 0.0.0.0:8080 tcp -> app (idle timeout 5m)",
         "db.proxy [::1]:5433 tcp -> db",
-        "app [127.0.0.1:8000, [::1]:8001] (connect timeout 250ms)",
-        "unused [127.0.0.1:9999] (connect timeout 1s)",
+        "app [127.0.0.1:8000, [::1]:8001] (connect timeout 250ms, pool 64 idle for 30s)",
+        "unused [127.0.0.1:9999] (connect timeout 1s, pool 64 idle for 30s)",
     ] {
         assert!(
             summary.contains(expected),
@@ -696,7 +696,7 @@ fn load_reads_a_file() {
     std::fs::write(&path, DEFAULT_CONFIG).unwrap();
     let loaded = load(&path);
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(loaded.unwrap().table.listeners.len(), 1);
+    assert_eq!(loaded.unwrap().table.listeners.len(), 2);
 }
 
 #[test]

@@ -29,7 +29,9 @@ pub fn parse_update(
     let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors {
         errors: vec![source.toml_error(&e)],
     })?;
-    let next = super::build::build(&file, &source, cores)?;
+    // Built as the running table's successor, so that HTTP counters carry on
+    // across the update.
+    let next = super::build::build(&file, &source, cores, Some(&running.table))?;
     let mut errors = Vec::new();
     fixed_keys(&file, &source, running, &next, &mut errors);
     new_addresses(&file, &source, running, &next, can_bind, &mut errors);

@@ -1,3 +1,4 @@
 //! Protocol handling on the forwarding path.
 
+pub mod h1;
 pub mod tcp;

@@ -111,6 +111,12 @@ pub fn abort(id: TaskId) {
     drop(dropped);
 }
 
+/// Polls task `id` again soon, as if its waker was woken (for tasks that
+/// must look at shared state that changed, e.g. a drain beginning).
+pub fn wake(id: TaskId) {
+    EXECUTOR.with(|e| e.queue.borrow_mut().push_back((id.key, id.generation)));
+}
+
 /// Number of live tasks on this thread.
 pub fn task_count() -> usize {
     EXECUTOR.with(|e| e.tasks.borrow().len())

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 pub use driver::{Completion, RingCounters, RingStats};
-pub use executor::{abort, spawn, task_count, TaskId};
+pub use executor::{abort, spawn, task_count, wake, TaskId};
 pub use ring::{FeatureMode, RingFeatures, UringUnavailable};
 
 use crate::buf::{BufPool, BufPoolError};

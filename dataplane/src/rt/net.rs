@@ -1,8 +1,9 @@
 //! TCP sockets driven through the ring.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
 use std::task::Poll;
@@ -201,6 +202,94 @@ impl TcpStream {
         Ok((completion.io_result()? as usize, buf))
     }
 
+    /// Sends `buf[range]`, giving up with `TimedOut` after `timeout` if the
+    /// peer does not make room (a client that stopped reading). Returns how
+    /// many bytes went, and the buffer.
+    pub async fn send_range(
+        &self,
+        buf: BufHandle,
+        range: Range<usize>,
+        timeout: Option<Duration>,
+    ) -> io::Result<(usize, BufHandle)> {
+        let slice = buf.as_slice();
+        let range = range.start.min(slice.len())..range.end.min(slice.len());
+        let rest = &slice[range];
+        let entry = opcode::Send::new(
+            types::Fd(self.socket.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+        let data = (Rc::clone(&self.socket), buf);
+        let op = match timeout {
+            // SAFETY: the SQE points into the pool buffer owned by `data`,
+            // which the op owns; pool memory never moves.
+            Some(t) => unsafe { Op::submit_with_timeout(entry, data, t) },
+            // SAFETY: as above.
+            None => unsafe { Op::submit(entry, data) },
+        };
+        let (completion, (_, buf)) = op?.await;
+        Ok((send_result(completion.result, timeout)?, buf))
+    }
+
+    /// Sends `out`'s bytes from `from`, followed by `body`'s range of a
+    /// received buffer, in one `sendmsg`: a rewritten HTTP head and the body
+    /// bytes that arrived behind the original head go out together, the body
+    /// straight from the buffer it was received into. Returns how many bytes
+    /// went (possibly fewer than offered) and both buffers for reuse.
+    pub async fn send_outgoing(
+        &self,
+        mut out: Outgoing,
+        from: usize,
+        body: Option<(BufHandle, Range<usize>)>,
+        timeout: Option<Duration>,
+    ) -> io::Result<(usize, Outgoing, Option<BufHandle>)> {
+        let g = &mut *out.0;
+        g.body = body;
+        let mut count = 0;
+        let head = &g.head[from.min(g.head.len())..];
+        if !head.is_empty() {
+            g.iov[count] = libc::iovec {
+                iov_base: head.as_ptr() as *mut libc::c_void,
+                iov_len: head.len(),
+            };
+            count += 1;
+        }
+        if let Some((buf, range)) = &g.body {
+            let slice = buf.as_slice();
+            let part = &slice[range.start.min(slice.len())..range.end.min(slice.len())];
+            if !part.is_empty() {
+                g.iov[count] = libc::iovec {
+                    iov_base: part.as_ptr() as *mut libc::c_void,
+                    iov_len: part.len(),
+                };
+                count += 1;
+            }
+        }
+        g.hdr.msg_iov = g.iov.as_mut_ptr();
+        g.hdr.msg_iovlen = count;
+        let hdr_ptr: *const libc::msghdr = &g.hdr;
+        let entry = opcode::SendMsg::new(types::Fd(self.socket.as_raw_fd()), hdr_ptr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build();
+        let data = (Rc::clone(&self.socket), out);
+        let op = match timeout {
+            // SAFETY: the SQE points at the boxed msghdr, whose iovecs point
+            // into the box's own array and from there into the head's heap
+            // buffer and the pool buffer, all owned by the box, which the op
+            // owns; moving a box, a Vec or a pool handle moves none of that
+            // memory.
+            Some(t) => unsafe { Op::submit_with_timeout(entry, data, t) },
+            // SAFETY: as above.
+            None => unsafe { Op::submit(entry, data) },
+        };
+        let (completion, (_, mut out)) = op?.await;
+        let sent = send_result(completion.result, timeout)?;
+        let body = out.0.body.take().map(|(b, _)| b);
+        Ok((sent, out, body))
+    }
+
     /// Sends our FIN: the peer reads end-of-stream, the other direction stays
     /// open.
     pub fn shutdown_write(&self) -> io::Result<()> {
@@ -218,6 +307,67 @@ impl TcpStream {
     }
 }
 
+/// Bytes written fresh (an HTTP head) and the `sendmsg` header that sends
+/// them, with room for part of a received buffer behind them: allocated once
+/// per connection and lent to each send in turn, so a send costs no
+/// allocation.
+pub struct Outgoing(Box<Gather>);
+
+struct Gather {
+    hdr: libc::msghdr,
+    iov: [libc::iovec; 2],
+    head: Vec<u8>,
+    body: Option<(BufHandle, Range<usize>)>,
+}
+
+impl Outgoing {
+    /// An empty buffer with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self(Box::new(Gather {
+            // SAFETY: an all-zero msghdr is its documented empty value
+            // (no name, no iovecs, no control data).
+            hdr: unsafe { std::mem::zeroed() },
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; 2],
+            head: Vec::with_capacity(capacity),
+            body: None,
+        }))
+    }
+
+    /// The bytes to send, for writing.
+    pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0.head
+    }
+
+    /// The bytes to send.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0.head
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("len", &self.0.head.len())
+            .finish()
+    }
+}
+
+/// Maps a send completion to bytes sent; a linked timeout's cancel becomes
+/// `TimedOut`.
+fn send_result(result: i32, timeout: Option<Duration>) -> io::Result<usize> {
+    match result {
+        n if n >= 0 => Ok(n as usize),
+        r if r == -libc::ECANCELED && timeout.is_some() => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer did not read for the send timeout",
+        )),
+        r => Err(io::Error::from_raw_os_error(-r.max(-4095))),
+    }
+}
+
 /// Received buffers of one socket.
 #[derive(Debug)]
 pub struct RecvStream {
@@ -229,6 +379,21 @@ pub struct RecvStream {
 }
 
 impl RecvStream {
+    /// Whether data, an end of stream or an error arrived already, without
+    /// waiting: how an idle pooled connection is checked before reuse (a
+    /// FIN or reset the peer sent while it sat idle is in the queue by now).
+    /// Whatever arrived is dropped; the caller discards such a connection.
+    /// Without multishot recv nothing is armed while idle, so this answers
+    /// `false`.
+    pub fn has_arrived(&mut self) -> bool {
+        if !self.multishot {
+            return false;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let next = std::pin::pin!(self.next());
+        next.poll(&mut cx).is_ready()
+    }
+
     /// The next buffer of data; `Ok(None)` at end of stream.
     pub async fn next(&mut self) -> io::Result<Option<BufHandle>> {
         loop {

@@ -1,3 +1,4 @@
 //! Per-connection flows.
 
+pub mod http;
 pub mod tcp;

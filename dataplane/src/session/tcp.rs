@@ -10,7 +10,7 @@ use crate::proto::tcp::{pump, Flow, HIGH_WATER_BUFFERS};
 use crate::rt::net::TcpStream;
 use crate::rt::{self, time::sleep};
 use crate::stats::Counters;
-use crate::table::{Service, Table};
+use crate::table::{ClusterId, Table};
 use crate::upstream::balance::RoundRobin;
 use crate::upstream::connect::connect_any;
 
@@ -27,19 +27,18 @@ pub enum Ending {
     NoUpstream,
 }
 
-/// Serves `client`, accepted on listener `listener` of `table`.
+/// Serves `client`, accepted on listener `listener` of `table`, which sends
+/// to cluster `id`.
 pub async fn serve(
     table: &Table,
     listener: usize,
+    id: ClusterId,
     client: TcpStream,
     rr: &RoundRobin,
     counters: &Counters,
 ) -> Ending {
     let _ = client.socket().set_tcp_nodelay(true);
     let listener = &table.listeners[listener];
-    let Service::Tcp { cluster: id } = listener.service else {
-        unreachable!("the worker hands a TCP session only TCP listeners");
-    };
     let cluster = table.cluster(id);
     let upstream = match connect_any(id, cluster, rr, counters).await {
         Ok(u) => u,

@@ -168,18 +168,18 @@ pub struct Target {
 }
 
 impl Forward {
-    /// The target a roll in `0..total_weight` falls on.
-    pub fn pick(&self, roll: u32) -> &Target {
+    /// The index of the target a roll in `0..total_weight` falls on.
+    pub fn pick(&self, roll: u32) -> usize {
         let mut left = roll;
-        for target in &self.targets {
+        for (i, target) in self.targets.iter().enumerate() {
             if left < target.weight {
-                return target;
+                return i;
             }
             left -= target.weight;
         }
         // Only reached for a roll out of range; the last target is as good
         // an answer as any.
-        &self.targets[self.targets.len() - 1]
+        self.targets.len() - 1
     }
 }
 

@@ -2,3 +2,4 @@
 
 pub mod balance;
 pub mod connect;
+pub mod pool;

@@ -17,7 +17,7 @@ use crate::rt::net::{TcpListener, TcpStream};
 use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
-use crate::table::{Protocol, Table};
+use crate::table::{Protocol, Service, Table};
 
 /// Accept backlog of each worker's listening sockets.
 const BACKLOG: i32 = 4096;
@@ -106,6 +106,18 @@ impl ListenerSet {
             removed.retire(ctx);
         }
         self.start_accepting(ctx);
+    }
+
+    /// Wakes every connection task, so each can look at a change of worker
+    /// state (a drain beginning: idle HTTP keep-alive connections close).
+    pub(super) fn wake_connections(&self) {
+        for running in &self.running {
+            for (_, task) in running.state.connections.borrow().iter() {
+                if let Some(task) = task {
+                    rt::wake(*task);
+                }
+            }
+        }
     }
 
     /// Stops every accept task (shutdown); connections keep running.
@@ -213,7 +225,15 @@ fn connection(
     async move {
         let counters = guard.ctx.counters();
         let (table, balancer) = (&local.table, &local.balancer);
-        session::tcp::serve(table, listener, client, balancer, counters).await;
+        match table.listeners[listener].service {
+            Service::Tcp { cluster } => {
+                session::tcp::serve(table, listener, cluster, client, balancer, counters).await;
+            }
+            Service::Http(_) => {
+                let http = &guard.ctx.http;
+                session::http::serve(table, listener, client, balancer, counters, http).await;
+            }
+        }
         drop(guard);
     }
 }

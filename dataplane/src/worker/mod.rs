@@ -23,7 +23,8 @@ use crate::link::WorkerLink;
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::wake::{eventfd, signal_pipe, Wakeup, WakeupFd};
-use crate::rt::{FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
+use crate::rt::{self, FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
+use crate::session::{self, http::WorkerHttp};
 use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
 use crate::table::handle::TableHandle;
@@ -235,6 +236,8 @@ struct WorkerCtx {
     /// Woken when the active connection count drops to zero.
     idle_waker: RefCell<Option<Waker>>,
     draining: Cell<bool>,
+    /// Upstream pools and the random source of HTTP listeners.
+    http: Rc<WorkerHttp>,
 }
 
 impl WorkerCtx {
@@ -295,6 +298,7 @@ fn run_worker(
         drain_timeout: config.drain_timeout,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
+        http: Rc::new(WorkerHttp::new(config.index, random_seed(config.index))),
     });
     let mut listeners = ListenerSet::default();
     if let Err(e) = listeners.bind_all(&table) {
@@ -312,6 +316,16 @@ fn run_worker(
     report.ring = runtime.ring_stats();
     drop(runtime);
     report
+}
+
+/// A seed for a worker's random source: differs between workers and runs.
+fn random_seed(worker: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos
+        ^ ((worker as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        ^ u64::from(std::process::id())
 }
 
 /// Marks the worker's link exited when the thread ends.
@@ -337,6 +351,7 @@ pub fn bind_reason(e: &io::Error) -> String {
 /// drains. Returns the number of connections the drain timeout cut.
 async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wakeup) -> u64 {
     listeners.start_accepting(&ctx);
+    rt::spawn(session::http::sweep_pool(Rc::clone(&ctx.http)));
     loop {
         if let Err(e) = wakeup.wait().await {
             // Without its eventfd the worker can no longer hear the agent:
@@ -352,7 +367,9 @@ async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wak
         }
     }
     ctx.draining.set(true);
+    ctx.http.draining.set(true);
     listeners.stop_accepting();
+    listeners.wake_connections();
     let drained = select(wait_idle(&ctx), sleep(ctx.drain_timeout)).await;
     match drained {
         Either::Left(()) => 0,

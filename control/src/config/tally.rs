@@ -1,0 +1,110 @@
+//! HTTP tallies and their carry-over from one table to the next.
+//!
+//! Every HTTP listener, route and route target counts into its own
+//! [`HttpTally`]. Counters are cumulative, so a reload must not reset them:
+//! a table built as the successor of a running one takes over the running
+//! tally of every label set that is still there, matched by name (listener;
+//! listener and route; listener, route and cluster). A label set that is new
+//! (a renamed route, a cluster added to a split) starts from zero, and one
+//! that is gone is dropped with the old table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dataplane::stats::http::HttpTally;
+use dataplane::table::route::RouteAction;
+use dataplane::table::{Service, Table};
+
+/// A route's label set: listener and route name.
+type RouteKey = (Arc<str>, Arc<str>);
+/// A route target's label set: listener, route and cluster name.
+type TargetKey = (Arc<str>, Arc<str>, Arc<str>);
+
+/// Where the builder gets its tallies: the running table's, where the names
+/// match, otherwise fresh ones.
+#[derive(Debug, Default)]
+pub(crate) struct Tallies {
+    /// Workers each fresh tally has a block for.
+    workers: usize,
+    listeners: HashMap<Arc<str>, Arc<HttpTally>>,
+    routes: HashMap<RouteKey, Arc<HttpTally>>,
+    targets: HashMap<TargetKey, Arc<HttpTally>>,
+}
+
+impl Tallies {
+    /// Indexes the tallies of `previous` (the running table, `None` for a
+    /// fresh start) for a table run by `workers` workers.
+    ///
+    /// The running tallies have blocks for the running worker count; an
+    /// update that changes it is refused (`runtime.worker_cores` is fixed),
+    /// so a carried tally always fits.
+    pub(crate) fn new(previous: Option<&Table>, workers: usize) -> Self {
+        let mut tallies = Self {
+            workers,
+            ..Self::default()
+        };
+        let Some(table) = previous else {
+            return tallies;
+        };
+        for listener in &table.listeners {
+            let Service::Http(http) = &listener.service else {
+                continue;
+            };
+            let name = &listener.name;
+            tallies
+                .listeners
+                .insert(Arc::clone(name), Arc::clone(&http.tally));
+            for route in &http.routes {
+                let route_key = (Arc::clone(name), Arc::clone(&route.name));
+                tallies.routes.insert(route_key, Arc::clone(&route.tally));
+                let RouteAction::Forward(forward) = &route.action else {
+                    continue;
+                };
+                for target in &forward.targets {
+                    let cluster = &table.cluster(target.cluster).name;
+                    tallies.targets.insert(
+                        (
+                            Arc::clone(name),
+                            Arc::clone(&route.name),
+                            Arc::clone(cluster),
+                        ),
+                        Arc::clone(&target.tally),
+                    );
+                }
+            }
+        }
+        tallies
+    }
+
+    /// The tally of HTTP listener `listener`.
+    pub(crate) fn listener(&self, listener: &Arc<str>) -> Arc<HttpTally> {
+        self.listeners
+            .get(listener)
+            .map_or_else(|| self.fresh(), Arc::clone)
+    }
+
+    /// The tally of route `route` of listener `listener`.
+    pub(crate) fn route(&self, listener: &Arc<str>, route: &Arc<str>) -> Arc<HttpTally> {
+        self.routes
+            .get(&(Arc::clone(listener), Arc::clone(route)))
+            .map_or_else(|| self.fresh(), Arc::clone)
+    }
+
+    /// The tally of the requests route `route` of listener `listener` sends
+    /// to cluster `cluster`.
+    pub(crate) fn target(
+        &self,
+        listener: &Arc<str>,
+        route: &Arc<str>,
+        cluster: &Arc<str>,
+    ) -> Arc<HttpTally> {
+        let key = (Arc::clone(listener), Arc::clone(route), Arc::clone(cluster));
+        self.targets
+            .get(&key)
+            .map_or_else(|| self.fresh(), Arc::clone)
+    }
+
+    fn fresh(&self) -> Arc<HttpTally> {
+        Arc::new(HttpTally::new(self.workers))
+    }
+}

@@ -1,0 +1,159 @@
+//! Forwarding a message body from one side to the other, from the buffers
+//! it was received into.
+
+use std::io;
+use std::time::Duration;
+
+use super::inbound::Inbound;
+use crate::buf::BufHandle;
+use crate::counter::Counter;
+use crate::proto::h1::chunked::ChunkedDecoder;
+use crate::rt::net::TcpStream;
+
+/// How a body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delimit {
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked; forwarded chunk for chunk as received.
+    Chunked,
+    /// Chunked at the source, sent without its chunk framing (to an HTTP/1.0
+    /// client, which reads to the close).
+    Dechunk,
+    /// Everything until the source closes.
+    UntilClose,
+}
+
+/// How forwarding a body ended.
+#[derive(Debug)]
+pub(super) enum BodyEnd {
+    /// The whole body went.
+    Done,
+    /// The source closed before the end of the body.
+    Cut,
+    /// Receiving from the source failed.
+    SourceFailed,
+    /// Sending to the destination failed (or timed out).
+    SinkFailed(io::Error),
+    /// The chunk framing is invalid.
+    Invalid,
+    /// The body grew past the limit.
+    TooLarge,
+}
+
+/// Forwards a body delimited by `delimit` from `from` to `to`. Bytes after
+/// the body stay in `from` for the next message. `limit` bounds a chunked
+/// payload (a length is checked against it before forwarding starts);
+/// `timeout` bounds each send.
+pub(super) async fn forward(
+    from: &mut Inbound,
+    to: &TcpStream,
+    delimit: Delimit,
+    limit: Option<u64>,
+    timeout: Option<Duration>,
+    bytes: &Counter,
+) -> BodyEnd {
+    let mut left = match delimit {
+        Delimit::Length(0) => return BodyEnd::Done,
+        Delimit::Length(n) => n,
+        _ => u64::MAX,
+    };
+    let mut decoder = ChunkedDecoder::new();
+    loop {
+        let (buf, range) = match from.next().await {
+            Ok(Some(next)) => next,
+            Ok(None) if delimit == Delimit::UntilClose => return BodyEnd::Done,
+            Ok(None) => return BodyEnd::Cut,
+            Err(_) => return BodyEnd::SourceFailed,
+        };
+        match delimit {
+            Delimit::Length(_) | Delimit::UntilClose => {
+                let take = (range.len() as u64).min(left) as usize;
+                let end = range.start + take;
+                left -= take as u64;
+                let buf = match send(to, buf, range.start..end, timeout, bytes).await {
+                    Ok(buf) => buf,
+                    Err(e) => return BodyEnd::SinkFailed(e),
+                };
+                if left == 0 {
+                    from.unread(buf, end);
+                    return BodyEnd::Done;
+                }
+            }
+            Delimit::Chunked | Delimit::Dechunk => {
+                // Walk the chunk framing to find where the body ends; send
+                // the framing too (Chunked) or only the payload (Dechunk).
+                let mut at = range.start;
+                let mut buf = buf;
+                let mut done = false;
+                while at < range.end && !done {
+                    let step = match decoder.feed(&buf.as_slice()[at..range.end]) {
+                        Ok(step) => step,
+                        Err(_) => return BodyEnd::Invalid,
+                    };
+                    if limit.is_some_and(|l| decoder.payload_bytes() > l) {
+                        return BodyEnd::TooLarge;
+                    }
+                    if delimit == Delimit::Dechunk {
+                        if let Some(data) = step.data.clone() {
+                            let data = at + data.start..at + data.end;
+                            buf = match send(to, buf, data, timeout, bytes).await {
+                                Ok(buf) => buf,
+                                Err(e) => return BodyEnd::SinkFailed(e),
+                            };
+                        }
+                    }
+                    at += step.consumed;
+                    done = step.done;
+                }
+                if delimit == Delimit::Chunked && at > range.start {
+                    buf = match send(to, buf, range.start..at, timeout, bytes).await {
+                        Ok(buf) => buf,
+                        Err(e) => return BodyEnd::SinkFailed(e),
+                    };
+                }
+                if done {
+                    from.unread(buf, at);
+                    return BodyEnd::Done;
+                }
+            }
+        }
+    }
+}
+
+/// Sends all of `buf[range]`, continuing after partial sends, and counts
+/// the bytes.
+pub(super) async fn send(
+    to: &TcpStream,
+    buf: BufHandle,
+    range: std::ops::Range<usize>,
+    timeout: Option<Duration>,
+    bytes: &Counter,
+) -> io::Result<BufHandle> {
+    let len = range.len();
+    let buf = send_quiet(to, buf, range, timeout).await?;
+    bytes.add(len as u64);
+    Ok(buf)
+}
+
+/// Sends all of `buf[range]`, continuing after partial sends.
+pub(super) async fn send_quiet(
+    to: &TcpStream,
+    mut buf: BufHandle,
+    range: std::ops::Range<usize>,
+    timeout: Option<Duration>,
+) -> io::Result<BufHandle> {
+    let mut at = range.start;
+    while at < range.end {
+        let (n, back) = to.send_range(buf, at..range.end, timeout).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "send accepted no byte",
+            ));
+        }
+        at += n;
+        buf = back;
+    }
+    Ok(buf)
+}

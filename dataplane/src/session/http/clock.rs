@@ -1,0 +1,122 @@
+//! One deadline per connection, and the watchdog that enforces it.
+//!
+//! A connection is always in one phase (waiting for a request, reading a
+//! head, in an exchange) and each phase has one deadline. Rather than a
+//! timer per phase, the connection keeps the current deadline in a cell and
+//! a single watchdog sleeps until it. A deadline that moves later costs
+//! nothing: the watchdog wakes at the old one, sees the new one and sleeps
+//! again. Only a deadline that moves earlier re-arms the timer. With
+//! back-to-back keep-alive requests that is one timer per timeout period,
+//! not one per request.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::rt::{self, time::sleep};
+
+/// What a connection is doing, for telling what a timeout means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Waiting for the first byte of the next request.
+    Idle,
+    /// Reading a request head.
+    Header,
+    /// Proxying request `route` to target `target`; `started` once the
+    /// response head went to the client.
+    Exchange {
+        /// Index of the route in its listener.
+        route: usize,
+        /// Index of the target in the route's forward.
+        target: usize,
+        /// Whether the client has the response head already.
+        started: bool,
+    },
+}
+
+/// The current phase and its deadline.
+#[derive(Debug)]
+pub(super) struct Clock {
+    phase: Cell<Phase>,
+    deadline: Cell<Instant>,
+}
+
+impl Clock {
+    /// Starts idle, with `idle` to go.
+    pub(super) fn new(idle: Duration) -> Self {
+        Self {
+            phase: Cell::new(Phase::Idle),
+            deadline: Cell::new(rt::now() + idle),
+        }
+    }
+
+    /// Enters `phase`, which must end within `timeout` from now.
+    pub(super) fn enter(&self, phase: Phase, timeout: Duration) {
+        self.phase.set(phase);
+        self.deadline.set(rt::now() + timeout);
+    }
+
+    /// Marks the response of the exchange as started (keeps the deadline).
+    pub(super) fn response_started(&self) {
+        if let Phase::Exchange { route, target, .. } = self.phase.get() {
+            self.phase.set(Phase::Exchange {
+                route,
+                target,
+                started: true,
+            });
+        }
+    }
+
+    /// The phase now.
+    pub(super) fn phase(&self) -> Phase {
+        self.phase.get()
+    }
+
+    /// Completes when the deadline of whatever phase the connection is in
+    /// passes.
+    pub(super) fn watchdog(&self) -> Watchdog<'_> {
+        Watchdog {
+            clock: self,
+            timer: None,
+            armed_for: None,
+        }
+    }
+}
+
+/// See [`Clock::watchdog`].
+pub(super) struct Watchdog<'a> {
+    clock: &'a Clock,
+    timer: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>,
+    armed_for: Option<Instant>,
+}
+
+impl Future for Watchdog<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let deadline = this.clock.deadline.get();
+            let now = rt::now();
+            if now >= deadline {
+                return Poll::Ready(());
+            }
+            if this.armed_for.is_none_or(|armed| armed > deadline) {
+                // Dropping an armed timer cancels it.
+                this.timer = Some(Box::pin(sleep(deadline - now)));
+                this.armed_for = Some(deadline);
+            }
+            let timer = this.timer.as_mut().expect("armed just above");
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(_) => {
+                    this.timer = None;
+                    this.armed_for = None;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! A worker's idle upstream HTTP connections, per endpoint address.
+//!
+//! Keyed by address rather than by cluster, so a pool survives table changes
+//! that keep the endpoint. Connections are reused last-in first-out (the most
+//! recently used one is the least likely to have been closed by the peer).
+//! Each keeps its multishot recv armed while idle, so a FIN or reset the
+//! upstream sends meanwhile is already queued when the connection is asked
+//! for: such a connection is dropped, never handed a request.
+//!
+//! The pool also remembers endpoints whose connect just failed (passive
+//! health): they are held out for [`HOLD_DOWN`] so every request does not pay
+//! for a connect to a dead endpoint.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::rt::net::{RecvStream, TcpStream};
+use crate::table::route::PoolSettings;
+
+/// How long an endpoint whose connect failed is held out on this worker.
+/// Long enough that a dead endpoint costs one failed connect per couple of
+/// seconds rather than one per request; short enough that one that comes
+/// back is used again almost at once. (Active health checks come later.)
+pub const HOLD_DOWN: Duration = Duration::from_secs(2);
+
+/// An upstream connection and its receive side.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The socket.
+    pub stream: TcpStream,
+    /// What it receives.
+    pub recv: RecvStream,
+    /// The endpoint it is connected to.
+    pub addr: SocketAddr,
+    /// Whether it came out of the pool (served an earlier request).
+    pub reused: bool,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: Upstream,
+    since: Instant,
+    timeout: Duration,
+}
+
+/// One worker's pools.
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    down: RefCell<HashMap<SocketAddr, Instant>>,
+}
+
+impl Pool {
+    /// An idle connection to `addr` that is still open, if there is one.
+    pub fn take(&self, addr: SocketAddr, now: Instant) -> Option<Upstream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        while let Some(mut entry) = list.pop() {
+            if now.duration_since(entry.since) >= entry.timeout || entry.conn.recv.has_arrived() {
+                // Expired, or the upstream closed (or spoke out of turn):
+                // dropping it closes the socket.
+                continue;
+            }
+            entry.conn.reused = true;
+            return Some(entry.conn);
+        }
+        None
+    }
+
+    /// Keeps `conn` for reuse, unless its endpoint's pool is full.
+    pub fn put(&self, conn: Upstream, settings: PoolSettings, now: Instant) {
+        if settings.max_idle == 0 {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(conn.addr).or_default();
+        if list.len() >= settings.max_idle {
+            // The oldest goes: it is the likeliest to be closed by the peer.
+            list.remove(0);
+        }
+        list.push(Idle {
+            conn,
+            since: now,
+            timeout: settings.idle_timeout,
+        });
+    }
+
+    /// Closes idle connections past their idle timeout or closed by the
+    /// upstream. Returns how many are left.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut idle = self.idle.borrow_mut();
+        let mut left = 0;
+        idle.retain(|_, list| {
+            list.retain_mut(|e| {
+                now.duration_since(e.since) < e.timeout && !e.conn.recv.has_arrived()
+            });
+            left += list.len();
+            !list.is_empty()
+        });
+        self.down.borrow_mut().retain(|_, until| *until > now);
+        left
+    }
+
+    /// Idle connections kept now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+
+    /// Holds `addr` out until `now + HOLD_DOWN`.
+    pub fn mark_down(&self, addr: SocketAddr, now: Instant) {
+        self.down.borrow_mut().insert(addr, now + HOLD_DOWN);
+    }
+
+    /// Clears a hold on `addr` (a connect to it succeeded).
+    pub fn mark_up(&self, addr: SocketAddr) {
+        let mut down = self.down.borrow_mut();
+        if !down.is_empty() {
+            down.remove(&addr);
+        }
+    }
+
+    /// Whether `addr` is held out now.
+    pub fn is_down(&self, addr: SocketAddr, now: Instant) -> bool {
+        let down = self.down.borrow();
+        !down.is_empty() && down.get(&addr).is_some_and(|until| *until > now)
+    }
+}
