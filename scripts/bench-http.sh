@@ -250,11 +250,13 @@ backend origin
 EOF
 
 cat >"$OUT/ringway.toml" <<EOF
-# ringway for bench-http.sh: one worker on core $PROXY_CORE, the control agent on
-# core $LOAD_CORE, runtime defaults otherwise.
+# ringway for bench-http.sh: one worker on core $PROXY_CORE, runtime defaults
+# otherwise. No control_core: the whole process runs under taskset -c $PROXY_CORE
+# like the peers (ringway refuses a control core outside its affinity), so
+# the control agent, idle during the runs, shares core $PROXY_CORE and its CPU
+# counts in ringway's.
 [runtime]
 worker_cores = [$PROXY_CORE]
-control_core = $LOAD_CORE
 drain_timeout = "2s"
 
 [admin]
@@ -430,8 +432,17 @@ fi
 ringway_rc=""
 if [[ -n $RINGWAY_PID ]]; then
     kill -TERM "$RINGWAY_PID"
-    ringway_rc=0
-    wait "$RINGWAY_PID" || ringway_rc=$?
+    # Its drain_timeout is 2 s: give it 10 s in all, then record the hang.
+    for _ in $(seq 100); do kill -0 "$RINGWAY_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$RINGWAY_PID" 2>/dev/null; then
+        log "ringway still running 10s after SIGTERM: killing it"
+        kill -KILL "$RINGWAY_PID"
+        wait "$RINGWAY_PID" 2>/dev/null || true
+        ringway_rc=-1
+    else
+        ringway_rc=0
+        wait "$RINGWAY_PID" || ringway_rc=$?
+    fi
     forget_pid "$RINGWAY_PID"
 fi
 cleanup

@@ -170,7 +170,7 @@ def main() -> int:
     ap.add_argument("--systems", default="direct ringway nginx haproxy",
                     help="order of the rows (space-separated)")
     ap.add_argument("--ringway-rc", type=int, default=None,
-                    help="exit status of ringway after SIGTERM")
+                    help="exit status of ringway after SIGTERM (-1: it did not exit)")
     ap.add_argument("--proxy-core", default="1")
     ap.add_argument("--load-core", default="0")
     ap.add_argument("--check", metavar="TSV",
@@ -297,7 +297,9 @@ def main() -> int:
         if not lines:
             print("- no per-worker exit line found in ringway.log")
         if args.ringway_rc is not None:
-            print(f"- ringway exit status after SIGTERM: {args.ringway_rc}"
+            rc = ("none: still running 10 s after SIGTERM, killed" if args.ringway_rc == -1
+                  else args.ringway_rc)
+            print(f"- ringway exit status after SIGTERM: {rc}"
                   + ("" if args.ringway_rc == 0 else " (FAIL)"))
             if args.ringway_rc != 0:
                 status = 1
