@@ -85,8 +85,10 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-log() { echo "bench-tcp: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=bench-tcp
+# log, die, PIDS + cleanup on exit, listening, proc_ticks, core_line,
+# wait_quiet, perf_summary
+source "$ROOT/scripts/bench/lib.sh"
 
 if [[ $PROFILE == 1 ]]; then
     command -v perf >/dev/null 2>&1 || die "--profile needs perf (linux-perf)"
@@ -118,38 +120,8 @@ for sys in "${SYSTEMS[@]}"; do
 done
 [[ $SPLICE == 1 ]] && SYSTEMS+=(haproxy-splice)
 
-# --- process bookkeeping: everything started here is stopped on exit ---------
-PIDS=()
+# --- process bookkeeping: everything started here is stopped on exit (lib.sh) --
 RINGWAY_PID="" HAPROXY_PID="" HAPROXY_SPLICE_PID="" IPERF_PID=""
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-listening() { # port -> true once something listens on 127.0.0.1:port
-    local hex
-    hex=$(printf '0100007F:%04X' "$1")
-    grep -q " $hex 00000000:0000 0A " /proc/net/tcp
-}
-wait_listening() { # port pid what
-    for _ in $(seq 100); do
-        listening "$1" && return 0
-        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $OUT)"
-        sleep 0.1
-    done
-    die "$3 not listening on 127.0.0.1:$1 after 10s"
-}
 
 for port in $IPERF_PORT $RINGWAY_PORT $HAPROXY_PORT $HAPROXY_SPLICE_PORT; do
     ! listening "$port" || die "127.0.0.1:$port is already in use"
@@ -249,45 +221,6 @@ pid_of() {
         haproxy) echo "$HAPROXY_PID" ;; haproxy-splice) echo "$HAPROXY_SPLICE_PID" ;;
     esac
 }
-proc_ticks() { # pid -> utime+stime of the whole thread group, in clock ticks
-    [[ -n $1 ]] || { echo NA; return; }
-    local rest
-    rest=$(<"/proc/$1/stat")
-    rest=${rest##*) }          # drop "pid (comm) "; field 1 is now the state
-    awk '{ print $12 + $13 }' <<<"$rest"
-}
-core_line() { # core -> its /proc/stat counters, comma-separated
-    awk -v c="cpu$1" '$1 == c { $1 = ""; sub(/^ /, ""); gsub(/ /, ","); print; exit }' /proc/stat
-}
-
-busy_pct() { # before after (core_line outputs) -> busy percent, integer
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        n = split(a, x, ","); split(b, y, ",")
-        for (i = 1; i <= 8 && i <= n; i++) { d[i] = y[i] - x[i]; t += d[i] }
-        busy = d[1] + d[2] + d[3] + d[6] + d[7]
-        printf "%d\n", (t > 0 ? 100 * busy / t : 0)
-    }'
-}
-wait_quiet() { # waits until both cores idle; prints the seconds waited
-    local waited=0 l0 p0 l1 p1 lb pb
-    while :; do
-        l0=$(core_line "$LOAD_CORE"); p0=$(core_line "$PROXY_CORE")
-        sleep 1
-        l1=$(core_line "$LOAD_CORE"); p1=$(core_line "$PROXY_CORE")
-        lb=$(busy_pct "$l0" "$l1"); pb=$(busy_pct "$p0" "$p1")
-        if (( lb < QUIET_PCT && pb < QUIET_PCT )); then break; fi
-        if (( waited == 0 )); then
-            log "  machine busy (core $LOAD_CORE ${lb}%, core $PROXY_CORE ${pb}%): waiting for quiet"
-        fi
-        waited=$((waited + 1))
-        if (( waited >= QUIET_WAIT )); then
-            log "  still busy after ${QUIET_WAIT}s, running anyway (figures may be skewed)"
-            break
-        fi
-    done
-    echo "$waited"
-}
-
 iperf_args=(-c 127.0.0.1 -P "$PARALLEL" --json)
 [[ $REVERSE == 1 ]] && iperf_args+=(-R)
 
@@ -374,21 +307,7 @@ if [[ $PROFILE == 1 ]]; then
         taskset -c "$LOAD_CORE" perf record -q -e cpu-clock -C "$PROXY_CORE" -g -o "$OUT/perf-$sys.data" \
             -- sleep "$prof_secs" >/dev/null 2>>"$OUT/perf.log" || log "perf record failed (see $OUT/perf.log)"
         wait "$client" || true
-        perf_top() { # lines perf-report-args... (head closing the pipe is fine)
-            local n=$1; shift
-            perf report -i "$OUT/perf-$sys.data" --stdio "$@" 2>/dev/null \
-                | grep -v '^#' | grep '%' | awk -v n="$n" 'NR <= n' || true
-        }
-        {
-            echo "## $sys: core $PROXY_CORE by thread"
-            perf_top 10 --no-children --sort comm -g none
-            echo
-            echo "## $sys: flat profile of core $PROXY_CORE (self time)"
-            perf_top 50 --no-children --sort dso,sym -g none
-            echo
-            echo "## $sys: inclusive (children) time, top entries"
-            perf_top 60 --children --sort sym -g none
-        } >"$OUT/perf-$sys.txt"
+        perf_summary "$OUT/perf-$sys.data" "$sys" "$PROXY_CORE" >"$OUT/perf-$sys.txt"
     done
 fi
 
@@ -396,17 +315,15 @@ fi
 kill -TERM "$RINGWAY_PID"
 ringway_rc=0
 wait "$RINGWAY_PID" || ringway_rc=$?
-rest=()
-for pid in "${PIDS[@]}"; do [[ $pid == "$RINGWAY_PID" ]] || rest+=("$pid"); done
-PIDS=("${rest[@]}")
+forget_pid "$RINGWAY_PID"
 cleanup
 
 {
     echo "# L4 TCP streaming, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
-    echo "machine: $(nproc) cores, kernel $(uname -r), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    machine_line
     echo "versions: $("$RINGWAY" --version 2>/dev/null | awk 'NR==1'), $("$HAPROXY" -v | awk 'NR==1 {print "HAProxy", $3}'), $(iperf3 --version | awk 'NR==1 {print $1, $2}')"
-    echo "tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | awk '{f = f " " $2} END {if (f != "") print ", uncommitted changes in:" f}')"
+    tree_line "$ROOT"
     echo "layout: iperf3 client+server on core $LOAD_CORE; proxy on core $PROXY_CORE; ${DURATION}s x $REPEATS interleaved, -P $PARALLEL$([[ $REVERSE == 1 ]] && echo ', reverse (-R)'), CLK_TCK=$CLK_TCK"
     echo "ringway: worker_cores = [$PROXY_CORE], runtime defaults$( ((${#RINGWAY_RUNTIME[@]})) && printf ' except: %s' "$(IFS=';'; echo "${RINGWAY_RUNTIME[*]}")")"
     echo "haproxy: nbthread 1, cpu-map 1/1 $PROXY_CORE, mode tcp, no log, splicing off$([[ $SPLICE == 1 ]] && echo '; haproxy-splice: splice-request + splice-response on')"

@@ -1,13 +1,16 @@
 //! `ringway-bench`: benchmarks of ringway that anyone can run on their own
 //! machine.
 //!
-//! Built so far: `churn`, routing-table churn while traffic flows (see
+//! Built so far: `churn`, routing-table churn while traffic flows, and
+//! `http`, a closed-loop HTTP/1.1 keep-alive load generator that
+//! `scripts/bench-http.sh` drives against ringway, nginx and HAProxy (see
 //! docs/benchmarks.md). The open-loop load generator (`load`) and the
 //! side-by-side runner (`compare`) are the subject of their own work item;
 //! until then the L4 comparison lives in `scripts/bench-tcp.sh`.
 #![forbid(unsafe_code)]
 
 mod churn;
+mod http;
 
 use std::process::ExitCode;
 
@@ -27,6 +30,10 @@ enum Command {
     /// ringway; compare the worker's throughput and CPU per request with and
     /// without churn, and report publish latency and request errors.
     Churn(churn::ChurnArgs),
+    /// Closed-loop HTTP/1.1 keep-alive load: N connections with one request
+    /// in flight each; checks every response, prints counts, rate and
+    /// latency percentiles as JSON.
+    Http(http::HttpArgs),
     /// Open-loop and closed-loop load generator (not built yet).
     Load(NotBuilt),
     /// Side-by-side comparison with nginx and HAProxy (not built yet).
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Churn(args) => churn::main(&args),
+        Command::Http(args) => http::main(&args),
         Command::Load(_) => not_built("load"),
         Command::Compare(_) => not_built("compare"),
     }
