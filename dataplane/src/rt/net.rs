@@ -234,9 +234,10 @@ impl TcpStream {
     }
 
     /// Sends `out`'s bytes from `from`, followed by `body`'s range of a
-    /// received buffer, in one `sendmsg`: a rewritten HTTP head and the body
-    /// bytes that arrived behind the original head go out together, the body
-    /// straight from the buffer it was received into. Returns how many bytes
+    /// received buffer, in one send (a `sendmsg` when there are two pieces):
+    /// a rewritten HTTP head and the body bytes that arrived behind the
+    /// original head go out together, the body straight from the buffer it
+    /// was received into. Returns how many bytes
     /// went (possibly fewer than offered) and both buffers for reuse.
     pub async fn send_outgoing(
         &self,
@@ -267,19 +268,29 @@ impl TcpStream {
                 count += 1;
             }
         }
-        g.hdr.msg_iov = g.iov.as_mut_ptr();
-        g.hdr.msg_iovlen = count;
-        let hdr_ptr: *const libc::msghdr = &g.hdr;
-        let entry = opcode::SendMsg::new(types::Fd(self.socket.as_raw_fd()), hdr_ptr)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build();
+        let fd = types::Fd(self.socket.as_raw_fd());
+        let entry = if count == 1 {
+            // One piece (a head alone, the usual request): a plain send
+            // spares the kernel importing a msghdr and an iovec array.
+            let iov = g.iov[0];
+            opcode::Send::new(fd, iov.iov_base as *const u8, iov.iov_len as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        } else {
+            g.hdr.msg_iov = g.iov.as_mut_ptr();
+            g.hdr.msg_iovlen = count;
+            let hdr_ptr: *const libc::msghdr = &g.hdr;
+            opcode::SendMsg::new(fd, hdr_ptr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        };
         let data = (Rc::clone(&self.socket), out);
         let op = match timeout {
-            // SAFETY: the SQE points at the boxed msghdr, whose iovecs point
-            // into the box's own array and from there into the head's heap
-            // buffer and the pool buffer, all owned by the box, which the op
-            // owns; moving a box, a Vec or a pool handle moves none of that
-            // memory.
+            // SAFETY: the SQE points at the head's heap buffer (a plain
+            // send) or at the boxed msghdr, whose iovecs point into the box's
+            // own array and from there into the head's heap buffer and the
+            // pool buffer, all owned by the box, which the op owns; moving a
+            // box, a Vec or a pool handle moves none of that memory.
             Some(t) => unsafe { Op::submit_with_timeout(entry, data, t) },
             // SAFETY: as above.
             None => unsafe { Op::submit(entry, data) },
