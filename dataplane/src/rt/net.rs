@@ -394,15 +394,29 @@ impl RecvStream {
     /// waiting: how an idle pooled connection is checked before reuse (a
     /// FIN or reset the peer sent while it sat idle is in the queue by now).
     /// Whatever arrived is dropped; the caller discards such a connection.
-    /// Without multishot recv nothing is armed while idle, so this answers
-    /// `false`.
+    ///
+    /// With multishot recv the armed receive has queued it. Without (or
+    /// when the receive is not armed, e.g. it ran out of buffers) a
+    /// non-blocking peek at the socket asks the kernel: one syscall.
     pub fn has_arrived(&mut self) -> bool {
-        if !self.multishot {
-            return false;
+        if self.multishot {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if std::pin::pin!(self.next()).poll(&mut cx).is_ready() {
+                return true;
+            }
+            if self.multi.as_ref().is_some_and(|m| !m.is_done()) {
+                return false;
+            }
         }
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let next = std::pin::pin!(self.next());
-        next.poll(&mut cx).is_ready()
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        match self
+            .socket
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            // A byte, the end of the stream (0) or an error: not idle.
+            _ => true,
+        }
     }
 
     /// The next buffer of data; `Ok(None)` at end of stream.

@@ -29,6 +29,8 @@ type ListenerKey = (SocketAddr, Protocol);
 #[derive(Default)]
 pub(super) struct ListenerSet {
     running: Vec<Running>,
+    /// Listeners a newer table dropped whose connections are still open.
+    retired: Vec<Rc<ListenerState>>,
 }
 
 /// A bound listener and, once accepting, its accept task.
@@ -106,16 +108,21 @@ impl ListenerSet {
             }
         }
         for removed in std::mem::replace(&mut self.running, kept) {
-            removed.retire(ctx);
+            if let Some(state) = removed.retire(ctx) {
+                self.retired.push(state);
+            }
         }
+        self.retired
+            .retain(|state| !state.connections.borrow().is_empty());
         self.start_accepting(ctx);
     }
 
     /// Wakes every connection task, so each can look at a change of worker
     /// state (a drain beginning: idle HTTP keep-alive connections close).
     pub(super) fn wake_connections(&self) {
-        for running in &self.running {
-            for (_, task) in running.state.connections.borrow().iter() {
+        let states = self.running.iter().map(|r| &r.state).chain(&self.retired);
+        for state in states {
+            for (_, task) in state.connections.borrow().iter() {
                 if let Some(task) = task {
                     rt::wake(*task);
                 }
@@ -149,20 +156,23 @@ impl Running {
     }
 
     /// Closes the socket now; cuts the connections still open after the
-    /// drain timeout.
-    fn retire(mut self, ctx: &Rc<WorkerCtx>) {
+    /// drain timeout. Returns the listener's state while it has
+    /// connections, so a worker drain can still reach them.
+    fn retire(mut self, ctx: &Rc<WorkerCtx>) -> Option<Rc<ListenerState>> {
         self.state.retired.set(true);
         if let Some(task) = self.acceptor.take() {
             rt::abort(task);
         }
         drop(self.socket.take());
-        if !self.state.connections.borrow().is_empty() {
-            rt::spawn(cut_after(
-                Rc::clone(ctx),
-                Rc::clone(&self.state),
-                ctx.drain_timeout,
-            ));
+        if self.state.connections.borrow().is_empty() {
+            return None;
         }
+        rt::spawn(cut_after(
+            Rc::clone(ctx),
+            Rc::clone(&self.state),
+            ctx.drain_timeout,
+        ));
+        Some(self.state)
     }
 }
 

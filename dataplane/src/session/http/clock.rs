@@ -25,6 +25,9 @@ pub(super) enum Phase {
     Idle,
     /// Reading a request head.
     Header,
+    /// Writing an answer of ringway's own, or closing after one: a deadline
+    /// passing here just closes the connection.
+    Answering,
     /// Proxying request `route` to target `target`; `started` once the
     /// response head went to the client.
     Exchange {
@@ -111,10 +114,14 @@ impl Future for Watchdog<'_> {
             }
             let timer = this.timer.as_mut().expect("armed just above");
             match timer.as_mut().poll(cx) {
-                Poll::Ready(_) => {
+                Poll::Ready(Ok(())) => {
                     this.timer = None;
                     this.armed_for = None;
                 }
+                // The ring refused the timer: without it the deadline could
+                // never be kept, so it is treated as passed (the connection
+                // closes) rather than retried in a loop.
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
             }
         }

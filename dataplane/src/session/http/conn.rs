@@ -12,7 +12,7 @@ use super::ctx::{After, Answer, Conn, Ctx, Ended, Newer};
 use super::exchange;
 use super::inbound::HeadFailure;
 use super::send::send_all;
-use super::write;
+use super::write::{self, Persist};
 use crate::proto::h1::request::RequestBody;
 use crate::proto::h1::Limits;
 use crate::rt::select::select;
@@ -61,7 +61,7 @@ impl Conn {
                     ctx.listener.requests.add(1);
                     let after = match self.request(ctx, clock).await {
                         Ok(after) => after,
-                        Err(answer) => self.answer(ctx, answer).await,
+                        Err(answer) => self.answer(ctx, clock, answer).await,
                     };
                     // Answers written here leave the head unread; the next
                     // request starts after it either way.
@@ -72,10 +72,10 @@ impl Conn {
                 Err(HeadFailure::Invalid(e)) => {
                     ctx.listener.requests.add(1);
                     let answer = Answer::new(ctx.listener, e.reason, e.detail, true);
-                    self.answer(ctx, answer).await
+                    self.answer(ctx, clock, answer).await
                 }
             };
-            if !self.next(after).await {
+            if !self.next(clock, after).await {
                 return Ended::Closed;
             }
         }
@@ -149,41 +149,49 @@ impl Conn {
             RouteAction::Redirect(to) => {
                 let bytes = self.inbound.head_bytes();
                 let edits = &route.response_headers;
-                write::redirect(self.out.bytes(), to, &self.req, bytes, edits, close);
+                let persist = Persist::of(close, self.req.version, self.req.keep_alive);
+                write::redirect(self.out.bytes(), to, &self.req, bytes, edits, persist);
                 tally.response(to.status);
-                Ok(self.send_own(ctx, close).await)
+                Ok(self.send_own(ctx, clock, persist.closes()).await)
             }
             RouteAction::Direct(answer) => {
                 let head_only = self.req.is_head(self.inbound.head_bytes());
                 let edits = &route.response_headers;
-                write::direct(self.out.bytes(), answer, edits, close, head_only);
+                let persist = Persist::of(close, self.req.version, self.req.keep_alive);
+                write::direct(self.out.bytes(), answer, edits, persist, head_only);
                 tally.response(answer.status);
-                Ok(self.send_own(ctx, close).await)
+                Ok(self.send_own(ctx, clock, persist.closes()).await)
             }
         }
     }
 
-    /// Writes ringway's own answer, counted in its tally.
-    async fn answer(&mut self, ctx: &Ctx<'_>, answer: Answer<'_>) -> After {
+    /// Writes ringway's own answer, counted in its tally. (The request
+    /// head, if one was parsed, says whether the client keeps the
+    /// connection; answers to heads that failed to parse always close.)
+    async fn answer(&mut self, ctx: &Ctx<'_>, clock: &Clock, answer: Answer<'_>) -> After {
         let Some(status) = answer.reason.status() else {
             return After::Close;
         };
         answer.tally.error(answer.reason);
         answer.tally.response(status);
-        let close = answer.close;
+        let persist = Persist::of(answer.close, self.req.version, self.req.keep_alive);
         write::error(
             self.out.bytes(),
             answer.reason,
             status,
             &answer.detail,
-            close,
+            persist,
         );
-        self.send_own(ctx, close).await
+        self.send_own(ctx, clock, persist.closes()).await
     }
 
     /// Sends the answer in the head buffer; then reads on, or closes.
-    async fn send_own(&mut self, ctx: &Ctx<'_>, close: bool) -> After {
-        let timeout = Some(ctx.service.timeouts.send);
+    async fn send_own(&mut self, ctx: &Ctx<'_>, clock: &Clock, close: bool) -> After {
+        let timeout = ctx.service.timeouts.send;
+        // The send has its own timeout and a linger its own bound: the
+        // request's deadline no longer applies.
+        clock.enter(Phase::Answering, timeout + LINGER);
+        let timeout = Some(timeout);
         match send_all(&self.client, self.out.take(), 0, None, timeout).await {
             Ok((out, _)) => {
                 self.out.put(out);
@@ -198,11 +206,12 @@ impl Conn {
     }
 
     /// Acts on `after`; returns whether to read the next request.
-    async fn next(&mut self, after: After) -> bool {
+    async fn next(&mut self, clock: &Clock, after: After) -> bool {
         match after {
             After::Next => true,
             After::Close => false,
             After::Linger => {
+                clock.enter(Phase::Answering, LINGER * 2);
                 self.linger().await;
                 false
             }
@@ -216,6 +225,9 @@ impl Conn {
                 ctx.counters.idle_timeouts.add(1);
                 return;
             }
+            // Writing an answer of its own, or lingering: nothing more to
+            // say, the connection just closes.
+            Phase::Answering => return,
             Phase::Header => {
                 ctx.listener.requests.add(1);
                 Answer::new(
@@ -248,8 +260,8 @@ impl Conn {
                 )
             }
         };
-        let after = self.answer(ctx, answer).await;
-        self.next(after).await;
+        let after = self.answer(ctx, clock, answer).await;
+        self.next(clock, after).await;
     }
 
     /// Sends our FIN, then reads and drops what the client still sends for a

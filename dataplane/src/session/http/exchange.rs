@@ -3,6 +3,7 @@
 //! the same time, and settle what the connection and the upstream
 //! connection do next.
 
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
@@ -17,7 +18,6 @@ use super::respond::{respond, Response, Sides, Terms};
 use super::send::send_all;
 use super::write::{self, Upward};
 use crate::proto::h1::request::RequestBody;
-use crate::proto::h1::Version;
 use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::stats::http::{HttpCounters, Reason};
@@ -82,11 +82,13 @@ pub(super) async fn proxy<'a>(
         RequestBody::Length(n) => Delimit::Length(n),
         RequestBody::Chunked => Delimit::Chunked,
     };
+    let request_done = Cell::new(false);
     let terms = Terms {
         is_head: req.is_head(conn.inbound.head_bytes()),
-        client_10: req.version == Version::Http10,
+        version: req.version,
         keep_alive,
         draining: &http.draining,
+        request_done: &request_done,
         edits: &route.response_headers,
         limits: service.limits,
         send_timeout: service.timeouts.send,
@@ -201,14 +203,26 @@ async fn open(
     up: &Upward<'_>,
 ) -> Result<Upstream, (Reason, String)> {
     let mut upstream = connect(ctx, id, cluster).await?;
-    write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), up);
+    write::request(
+        conn.out.bytes(),
+        &conn.req,
+        conn.inbound.head_bytes(),
+        up,
+        upstream.addr,
+    );
     let mut sent = send_head(&upstream, conn.out.take()).await;
     if let (Err(Unsent::Nothing), true) = (&sent, upstream.reused) {
         // A connection from the pool that the upstream closed an instant
         // ago: no byte of the request reached it, so it is safe to send it
         // again, once, on a new connection.
         upstream = connect_to(ctx, upstream.addr, cluster).await?;
-        write::request(conn.out.bytes(), &conn.req, conn.inbound.head_bytes(), up);
+        write::request(
+            conn.out.bytes(),
+            &conn.req,
+            conn.inbound.head_bytes(),
+            up,
+            upstream.addr,
+        );
         sent = send_head(&upstream, conn.out.take()).await;
     }
     match sent {
@@ -264,7 +278,11 @@ async fn relay(
             if let Poll::Ready(end) = request_body.as_mut().poll(cx) {
                 match end {
                     // An upstream that stopped reading may still answer.
-                    BodyEnd::Done | BodyEnd::SinkFailed(_) => body_end = Some(end),
+                    BodyEnd::Done => {
+                        terms.request_done.set(true);
+                        body_end = Some(end);
+                    }
+                    BodyEnd::SinkFailed(_) => body_end = Some(end),
                     BodyEnd::Cut | BodyEnd::SourceFailed => {
                         return Poll::Ready(Outcome::ClientGone)
                     }

@@ -9,8 +9,9 @@ use super::body::{self, BodyEnd, Delimit};
 use super::clock::Clock;
 use super::inbound::{HeadFailure, Inbound};
 use super::send::{send_all, HeadBuf};
-use super::write::{self, Framing};
+use super::write::{self, Framing, Persist};
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
+use crate::proto::h1::Version;
 use crate::rt::net::TcpStream;
 use crate::stats::http::{HttpCounters, Reason};
 use crate::stats::Counters;
@@ -46,13 +47,18 @@ pub(super) struct Sides<'a> {
 pub(super) struct Terms<'a> {
     /// The request was HEAD: no body whatever the headers say.
     pub(super) is_head: bool,
-    /// The client speaks HTTP/1.0: no interim answers, no chunked framing.
-    pub(super) client_10: bool,
+    /// The client's HTTP version: no interim answers and no chunked framing
+    /// for 1.0.
+    pub(super) version: Version,
     /// The client keeps the connection open after this exchange.
     pub(super) keep_alive: bool,
     /// Set once the worker drains: the client connection then closes after
     /// this response (read when its head is written).
     pub(super) draining: &'a Cell<bool>,
+    /// Set once the whole request body went upstream. A response that
+    /// starts before then closes the connection after it (what is left of
+    /// the request cannot be told from the next one), and says so.
+    pub(super) request_done: &'a Cell<bool>,
     /// The route's response edits.
     pub(super) edits: &'a HeaderEdits,
     /// Limits on the response head (the listener's head limits).
@@ -78,11 +84,12 @@ pub(super) async fn respond(
     if let Err(failed) = read_final_head(upstream, client, head, out, terms).await {
         return failed;
     }
-    let dechunk = terms.client_10 && head.body == ResponseBody::Chunked;
-    let close = !terms.keep_alive
-        || head.body == ResponseBody::UntilClose
+    let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
+    let close = head.body == ResponseBody::UntilClose
         || dechunk
-        || terms.draining.get();
+        || terms.draining.get()
+        || !terms.request_done.get();
+    let persist = Persist::of(close, terms.version, terms.keep_alive);
     let framing = if dechunk {
         Framing::Dechunked
     } else {
@@ -94,8 +101,7 @@ pub(super) async fn respond(
         upstream.head_bytes(),
         terms.edits,
         framing,
-        close,
-        terms.client_10 && terms.keep_alive && !close,
+        persist,
     );
     upstream.consume_head(head.len);
     clock.response_started();
@@ -114,8 +120,10 @@ pub(super) async fn respond(
     // data also has the send timeout, a timer per buffer of up to 32 KiB,
     // so a small response costs no timer at all.
     let mut first = None;
-    if let Delimit::Length(n) = delimit {
-        if let Some((buf, range)) = upstream.take_pending().filter(|_| n > 0) {
+    if let Delimit::Length(n @ 1..) = delimit {
+        // (Bytes behind a bodiless response stay unread: they mark the
+        // upstream connection as not reusable.)
+        if let Some((buf, range)) = upstream.take_pending() {
             let take = (range.len() as u64).min(n) as usize;
             delimit = Delimit::Length(n - take as u64);
             first = Some((buf, range.start..range.start + take));
@@ -145,7 +153,10 @@ pub(super) async fn respond(
     )
     .await;
     match sent {
-        BodyEnd::Done => Response::Done { close, reusable },
+        BodyEnd::Done => Response::Done {
+            close: persist.closes(),
+            reusable,
+        },
         BodyEnd::SinkFailed(e) => Response::Client(e),
         BodyEnd::Cut | BodyEnd::SourceFailed | BodyEnd::Invalid | BodyEnd::TooLarge => {
             Response::Aborted
@@ -193,7 +204,7 @@ async fn read_final_head(
         if !head.is_interim() {
             return Ok(());
         }
-        if !terms.client_10 {
+        if terms.version == Version::Http11 {
             write::interim(out.bytes(), head, upstream.head_bytes());
             match send_all(client, out.take(), 0, None, None).await {
                 Ok((head_buf, _)) => out.put(head_buf),

@@ -5,11 +5,11 @@
 //! costs no allocation once the buffer has grown to its working size.
 
 use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
-use crate::proto::h1::Known;
+use crate::proto::h1::{Known, Version};
 use crate::stats::http::Reason;
 use crate::table::route::{DirectResponse, HeaderEdits, Redirect};
 
@@ -27,8 +27,16 @@ pub(super) struct Upward<'a> {
     pub request_id: u128,
 }
 
-/// Writes the request head for the upstream into `out`.
-pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Upward<'_>) {
+/// Writes the request head for the upstream into `out`. `fallback_host`
+/// is the `host` of a request that came without one (HTTP/1.0): HTTP/1.1
+/// requires it upstream.
+pub(super) fn request(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    buf: &[u8],
+    up: &Upward<'_>,
+    fallback_host: SocketAddr,
+) {
     out.clear();
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
@@ -46,9 +54,12 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
         .host
         .as_ref()
         .map(|r| &buf[r.start as usize..r.end as usize]);
-    if let Some(host) = host {
-        if !up.edits.drops(b"host") {
-            line(out, b"host", host);
+    if !up.edits.drops(b"host") {
+        match host {
+            Some(host) => line(out, b"host", host),
+            None => {
+                let _ = write!(out, "host: {fallback_host}\r\n");
+            }
         }
     }
     let mut has_forwarded_for = false;
@@ -61,7 +72,10 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
         }
         let name = h.name(buf);
         match h.kind {
-            Known::Host => continue,
+            // Host is written above; framing below, from what was parsed,
+            // never copied: a `Connection: content-length` must not be able
+            // to drop it.
+            Known::Host | Known::ContentLength => continue,
             Known::XForwardedFor => {
                 // Trusted values are joined into one field below, with the
                 // client added; untrusted ones are dropped.
@@ -69,18 +83,16 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
                 continue;
             }
             Known::XForwardedProto | Known::XForwardedHost if !up.trust_forwarded => continue,
+            _ => {}
+        }
+        if !up.edits.is_empty() && up.edits.drops(name) {
+            continue;
+        }
+        match h.kind {
             Known::XForwardedProto => has_proto = true,
             Known::XForwardedHost => has_forwarded_host = true,
             Known::XRequestId => has_request_id = true,
             _ => {}
-        }
-        if h.kind == Known::ContentLength {
-            // Framing is written below from what was parsed, never copied:
-            // a `Connection: content-length` must not be able to drop it.
-            continue;
-        }
-        if !up.edits.is_empty() && up.edits.drops(name) {
-            continue;
         }
         line(out, name, h.value(buf));
     }
@@ -130,6 +142,43 @@ pub(super) fn request(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], up: &Up
     out.extend_from_slice(b"\r\n");
 }
 
+/// What an answer says about the client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Persist {
+    /// It closes after this answer: `connection: close`.
+    Close,
+    /// An HTTP/1.0 client asked to keep it: `connection: keep-alive` (1.0
+    /// closes by default, and would wait for a close that never comes).
+    KeepAlive10,
+    /// It stays open, as HTTP/1.1 does by default: nothing to say.
+    Default,
+}
+
+impl Persist {
+    /// For a client of `version` that asked for `keep_alive`, when the
+    /// connection closes after this answer if `close`.
+    pub(super) fn of(close: bool, version: Version, keep_alive: bool) -> Self {
+        match (close || !keep_alive, version) {
+            (true, _) => Persist::Close,
+            (false, Version::Http10) => Persist::KeepAlive10,
+            (false, Version::Http11) => Persist::Default,
+        }
+    }
+
+    /// Whether the connection closes.
+    pub(super) fn closes(self) -> bool {
+        self == Persist::Close
+    }
+
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
+            Persist::KeepAlive10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
+            Persist::Default => {}
+        }
+    }
+}
+
 /// How the response to the client is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Framing {
@@ -140,17 +189,14 @@ pub(super) enum Framing {
     Dechunked,
 }
 
-/// Writes the response head for the client into `out`. `close` adds
-/// `connection: close`; `keep_alive_10` adds `connection: keep-alive` for an
-/// HTTP/1.0 client that asked for it.
+/// Writes the response head for the client into `out`.
 pub(super) fn response(
     out: &mut Vec<u8>,
     head: &ResponseHead,
     buf: &[u8],
     edits: &HeaderEdits,
     framing: Framing,
-    close: bool,
-    keep_alive_10: bool,
+    persist: Persist,
 ) {
     out.clear();
     let _ = write!(out, "HTTP/1.1 {} ", head.status);
@@ -178,11 +224,7 @@ pub(super) fn response(
         }
         _ => {}
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if keep_alive_10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
-    }
+    persist.write(out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -200,16 +242,23 @@ pub(super) fn interim(out: &mut Vec<u8>, head: &ResponseHead, buf: &[u8]) {
 
 /// Writes ringway's own answer for `reason`: the status, the reason in
 /// `x-ringway-error`, and a one-line body saying what happened.
-pub(super) fn error(out: &mut Vec<u8>, reason: Reason, status: u16, detail: &str, close: bool) {
+pub(super) fn error(
+    out: &mut Vec<u8>,
+    reason: Reason,
+    status: u16,
+    detail: &str,
+    persist: Persist,
+) {
     out.clear();
     let body_len = "ringway: ".len() + detail.len() + 1;
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {}\r\ncontent-type: text/plain; charset=utf-8\r\nx-ringway-error: {}\r\ncontent-length: {body_len}\r\n{}\r\nringway: {detail}\n",
+        "HTTP/1.1 {status} {}\r\ncontent-type: text/plain; charset=utf-8\r\nx-ringway-error: {}\r\ncontent-length: {body_len}\r\n",
         phrase(status),
         reason.name(),
-        if close { "connection: close\r\n" } else { "" },
     );
+    persist.write(out);
+    let _ = write!(out, "\r\nringway: {detail}\n");
 }
 
 /// Writes a redirect for the request `head` (from `buf`).
@@ -219,7 +268,7 @@ pub(super) fn redirect(
     head: &RequestHead,
     buf: &[u8],
     edits: &HeaderEdits,
-    close: bool,
+    persist: Persist,
 ) {
     out.clear();
     let _ = write!(
@@ -248,9 +297,7 @@ pub(super) fn redirect(
     out.extend_from_slice(b"\r\n");
     write_edits(out, edits);
     out.extend_from_slice(b"content-length: 0\r\n");
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
+    persist.write(out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -259,7 +306,7 @@ pub(super) fn direct(
     out: &mut Vec<u8>,
     answer: &DirectResponse,
     edits: &HeaderEdits,
-    close: bool,
+    persist: Persist,
     head_only: bool,
 ) {
     out.clear();
@@ -274,9 +321,7 @@ pub(super) fn direct(
     }
     write_edits(out, edits);
     let _ = write!(out, "content-length: {}\r\n", answer.body.len());
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
+    persist.write(out);
     out.extend_from_slice(b"\r\n");
     if !head_only {
         out.extend_from_slice(&answer.body);
@@ -361,7 +406,13 @@ mod tests {
     fn written(raw: &[u8], up: &Upward<'_>) -> String {
         let head = parsed(raw);
         let mut out = Vec::new();
-        request(&mut out, &head, raw, up);
+        request(
+            &mut out,
+            &head,
+            raw,
+            up,
+            "10.9.9.9:80".parse().expect("an address"),
+        );
         String::from_utf8(out).expect("a UTF-8 head")
     }
 
@@ -443,7 +494,7 @@ mod tests {
             Reason::NoRoute,
             404,
             "no route matches this request",
-            false,
+            Persist::Default,
         );
         let text = String::from_utf8(out).expect("UTF-8");
         let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
