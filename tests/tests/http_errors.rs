@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ringway_tests::http_client::{wait_metric, HttpConn, HttpResponse, Req};
+use ringway_tests::http_client::{metric_sum, wait_metric, HttpConn, HttpResponse, Req};
 use ringway_tests::http_config::{HttpConfig, Route};
 use ringway_tests::http_origin::{Gate, HttpOrigin, Reply};
 use ringway_tests::http_wire::{Framing, Wire, WireError};
@@ -226,5 +226,49 @@ fn a_websocket_upgrade_is_501_not_implemented() {
         ERRORS,
         &[("listener", "web"), ("reason", "not_implemented")],
         1.0,
+    );
+}
+
+/// A head that arrives in two pieces and then turns out bad gets one 400,
+/// counted once: the header deadline still pending while ringway answers
+/// and lingers must not add a 408 (a second answer, a second count).
+#[test]
+fn a_bad_head_in_pieces_is_answered_and_counted_once() {
+    let origin = HttpOrigin::ok("unused");
+    let config = HttpConfig::forward_all(&[origin.addr()]).header_timeout("1s");
+    let _proxy = Ringway::start(&config.to_toml());
+
+    let mut conn = HttpConn::open(config.listen);
+    conn.set_timeouts(Duration::from_secs(10));
+    conn.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    // The pause makes the head arrive in two reads, so the header deadline
+    // is armed when the bad line comes (the scenario, not a wait).
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send_raw(b"Bad Header : y\r\n\r\n");
+    let (bytes, _) = conn.read_until_closed();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    // Keeping our side open keeps ringway lingering (up to 2 s) past the
+    // 1 s header deadline: the scenario, not a wait for a condition.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(conn);
+
+    wait_metric(
+        config.admin,
+        "ringway_http_errors_total",
+        &[("listener", "web"), ("reason", "bad_request")],
+        1.0,
+    );
+    let metrics = ringway_tests::admin::metrics(config.admin);
+    let timeouts = metric_sum(
+        &metrics,
+        "ringway_http_errors_total",
+        &[("reason", "header_timeout")],
+    );
+    assert_eq!(timeouts, 0.0);
+    assert_eq!(
+        metric_sum(&metrics, "ringway_http_requests_total", &[]),
+        1.0
     );
 }

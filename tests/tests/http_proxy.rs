@@ -580,3 +580,54 @@ fn curl_sees_100_continue_then_the_answer() {
         data::read_to_end_hashed(&mut read_file(out.path()).as_slice()).expect("reading a Vec");
     assert_eq!(echoed, data::stream_transfer(len));
 }
+
+/// An HTTP/1.0 client that asks to keep its connection is told it stays
+/// open, also on answers ringway writes itself (1.0 closes by default), and
+/// can send its next request on it.
+#[test]
+fn an_http_1_0_keep_alive_client_keeps_its_connection_through_own_answers() {
+    let origin = HttpOrigin::ok("proxied");
+    let config = HttpConfig::new()
+        .route(
+            ringway_tests::http_config::Route::new("health")
+                .path("/health")
+                .direct(200, "ok\n", None),
+        )
+        .route(ringway_tests::http_config::Route::new("all").cluster("app"))
+        .cluster("app", &[origin.addr()]);
+    let _proxy = Ringway::start(&config.to_toml());
+
+    let mut conn = HttpConn::open(config.listen);
+    conn.set_timeouts(Duration::from_secs(10));
+    let keep = |path: &str| {
+        Req::get(path)
+            .version("HTTP/1.0")
+            .header("Connection", "keep-alive")
+    };
+    let direct = conn.exchange(&keep("/health"));
+    assert_eq!((direct.status, direct.body.as_slice()), (200, &b"ok\n"[..]));
+    assert_eq!(direct.header("connection"), Some("keep-alive"));
+    let proxied = conn.exchange(&keep("/app"));
+    assert_eq!(proxied.body, b"proxied");
+    assert_eq!(proxied.header("connection"), Some("keep-alive"));
+}
+
+/// HTTP/1.1 requires a Host upstream: an HTTP/1.0 request without one goes
+/// up with the endpoint's address as its host.
+#[test]
+fn an_http_1_0_request_without_host_gets_one_upstream() {
+    let origin = HttpOrigin::ok("old");
+    let (_proxy, config) = proxied(&origin);
+
+    let mut conn = HttpConn::open(config.listen);
+    conn.set_timeouts(Duration::from_secs(10));
+    conn.send_raw(b"GET /no-host HTTP/1.0\r\n\r\n");
+    let (bytes, _) = conn.read_until_closed();
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let up = &origin.requests()[0];
+    assert_eq!(up.header("host"), Some(origin.addr().to_string().as_str()));
+}
