@@ -34,6 +34,9 @@ pub struct Upstream {
     pub recv: RecvStream,
     /// The endpoint it is connected to.
     pub addr: SocketAddr,
+    /// Room to gather a response head that spans reads, kept with the
+    /// connection so that reusing it costs no allocation.
+    pub scratch: Vec<u8>,
     /// Whether it came out of the pool (served an earlier request).
     pub reused: bool,
 }

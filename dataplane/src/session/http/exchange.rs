@@ -120,9 +120,10 @@ pub(super) async fn proxy<'a>(
         stream: up_stream,
         recv,
         addr,
+        scratch,
         ..
     } = upstream;
-    let mut up_in = Inbound::new(recv);
+    let mut up_in = Inbound::with_scratch(recv, scratch);
     let (outcome, body_done) = relay(
         conn,
         &mut up_in,
@@ -138,10 +139,12 @@ pub(super) async fn proxy<'a>(
     match outcome {
         Outcome::Response(Response::Done { close, reusable }) => {
             if body_done && reusable && !up_in.has_pending() && !up_in.at_eof() {
+                let (recv, scratch) = up_in.into_parts();
                 let upstream = Upstream {
                     stream: up_stream,
-                    recv: up_in.into_recv(),
+                    recv,
                     addr,
+                    scratch,
                     reused: false,
                 };
                 http.pool.put(upstream, cluster.pool, rt::now());
@@ -387,6 +390,7 @@ async fn connect_to(
                 recv: stream.recv_stream(HIGH_WATER_BUFFERS),
                 stream,
                 addr,
+                scratch: Vec::new(),
                 reused: false,
             })
         }

@@ -65,18 +65,25 @@ pub(super) enum HeadFailure {
 impl Inbound {
     /// Wraps a recv stream.
     pub(super) fn new(recv: RecvStream) -> Self {
+        Self::with_scratch(recv, Vec::new())
+    }
+
+    /// Wraps a recv stream, gathering heads in `scratch` (a buffer kept
+    /// from earlier use).
+    pub(super) fn with_scratch(recv: RecvStream, scratch: Vec<u8>) -> Self {
         Self {
             recv,
             pending: None,
-            scratch: Vec::new(),
+            scratch,
             head: HeadAt::Nowhere,
             eof: false,
         }
     }
 
-    /// Gives the recv stream back (to pool the connection).
-    pub(super) fn into_recv(self) -> RecvStream {
-        self.recv
+    /// Gives the recv stream and the head buffer back (to pool the
+    /// connection).
+    pub(super) fn into_parts(self) -> (RecvStream, Vec<u8>) {
+        (self.recv, self.scratch)
     }
 
     /// Whether received bytes are waiting to be used.
