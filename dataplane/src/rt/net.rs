@@ -187,19 +187,8 @@ impl TcpStream {
     /// The buffer is kept by the op until the kernel is done with it, even if
     /// this future is dropped. On error the buffer goes back to the ring.
     pub async fn send(&self, buf: BufHandle, offset: usize) -> io::Result<(usize, BufHandle)> {
-        let rest = &buf.as_slice()[offset.min(buf.len())..];
-        let entry = opcode::Send::new(
-            types::Fd(self.socket.as_raw_fd()),
-            rest.as_ptr(),
-            rest.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build();
-        // SAFETY: the SQE points into the pool buffer owned by `buf`, which
-        // the op owns; pool memory never moves.
-        let op = unsafe { Op::submit(entry, (Rc::clone(&self.socket), buf))? };
-        let (completion, (_, buf)) = op.await;
-        Ok((completion.io_result()? as usize, buf))
+        let end = buf.len();
+        self.send_range(buf, offset..end, None).await
     }
 
     /// Sends `buf[range]`, giving up with `TimedOut` after `timeout` if the
