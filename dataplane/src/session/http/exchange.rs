@@ -206,37 +206,27 @@ async fn open(
     up: &Upward<'_>,
 ) -> Result<Upstream, (Reason, String)> {
     let mut upstream = connect(ctx, id, cluster).await?;
-    write::request(
-        conn.out.bytes(),
-        &conn.req,
-        conn.inbound.head_bytes(),
-        up,
-        upstream.addr,
-    );
-    let mut sent = send_head(&upstream, conn.out.take()).await;
-    if let (Err(Unsent::Nothing), true) = (&sent, upstream.reused) {
-        // A connection from the pool that the upstream closed an instant
-        // ago: no byte of the request reached it, so it is safe to send it
-        // again, once, on a new connection.
-        upstream = connect_to(ctx, upstream.addr, cluster).await?;
-        write::request(
-            conn.out.bytes(),
-            &conn.req,
-            conn.inbound.head_bytes(),
-            up,
-            upstream.addr,
-        );
-        sent = send_head(&upstream, conn.out.take()).await;
-    }
-    match sent {
-        Ok(out) => {
-            conn.out.put(out);
-            Ok(upstream)
+    loop {
+        let head = conn.inbound.head_bytes();
+        write::request(conn.out.bytes(), &conn.req, head, up, upstream.addr);
+        match send_head(&upstream, conn.out.take()).await {
+            Ok(out) => {
+                conn.out.put(out);
+                return Ok(upstream);
+            }
+            // A connection from the pool that the upstream closed an instant
+            // ago: no byte of the request reached it, so it is safe to send
+            // it again on a new connection (which is not reused: once).
+            Err(Unsent::Nothing) if upstream.reused => {
+                upstream = connect_to(ctx, upstream.addr, cluster).await?;
+            }
+            Err(_) => {
+                return Err((
+                    Reason::UpstreamReset,
+                    "the upstream connection failed while the request was sent".to_owned(),
+                ))
+            }
         }
-        Err(_) => Err((
-            Reason::UpstreamReset,
-            "the upstream connection failed while the request was sent".to_owned(),
-        )),
     }
 }
 
