@@ -249,9 +249,14 @@ fn a_bad_head_in_pieces_is_answered_and_counted_once() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
-    // Keeping our side open keeps ringway lingering (up to 2 s) past the
-    // 1 s header deadline: the scenario, not a wait for a condition.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Our side stays open, so ringway lingers (2 s) past the 1 s header
+    // deadline; the connection ends for ringway only after both.
+    ringway_tests::wait::poll("the connection to end", Duration::from_secs(10), || {
+        match ringway_tests::admin::stats(config.admin).sum("active") {
+            0 => Ok(()),
+            n => Err(format!("{n} connection(s) open")),
+        }
+    });
     drop(conn);
 
     wait_metric(
