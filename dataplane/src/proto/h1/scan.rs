@@ -131,6 +131,15 @@ impl Cursor<'_> {
         self.pos += 1;
         Ok(b)
     }
+
+    /// After a CR: the LF that must follow it; anything else is the fault
+    /// `detail` names.
+    fn lf(&mut self, detail: &'static str) -> Result<(), Stop> {
+        if self.next()? != b'\n' {
+            return bad(detail);
+        }
+        Ok(())
+    }
 }
 
 fn head(c: &mut Cursor<'_>, kind: Kind, bounds: Bounds) -> Result<Scanned, Stop> {
@@ -140,9 +149,7 @@ fn head(c: &mut Cursor<'_>, kind: Kind, bounds: Bounds) -> Result<Scanned, Stop>
         match c.peek()? {
             b'\r' => {
                 c.pos += 1;
-                if c.next()? != b'\n' {
-                    return bad("bare CR in the head");
-                }
+                c.lf("bare CR in the head")?;
             }
             b'\n' => return bad("bare LF line ending"),
             _ => break,
@@ -239,9 +246,7 @@ fn status_line(c: &mut Cursor<'_>) -> Result<First, Stop> {
         _ => return bad("status code is not three digits"),
     }
     let reason = r0..c.pos - 1;
-    if c.next()? != b'\n' {
-        return bad("bare CR in the head");
-    }
+    c.lf("bare CR in the head")?;
     Ok(First::Response {
         minor,
         status,
@@ -266,12 +271,7 @@ fn version(c: &mut Cursor<'_>) -> Result<u8, Stop> {
 /// CRLF; `other` names the fault when something else follows the line.
 fn line_end(c: &mut Cursor<'_>, other: &'static str) -> Result<(), Stop> {
     match c.next()? {
-        b'\r' => {
-            if c.next()? != b'\n' {
-                return bad("bare CR in the head");
-            }
-            Ok(())
-        }
+        b'\r' => c.lf("bare CR in the head"),
         b'\n' => bad("bare LF line ending"),
         _ => bad(other),
     }
@@ -284,10 +284,7 @@ fn fields(c: &mut Cursor<'_>, max: usize) -> Result<(), Stop> {
         match c.peek()? {
             b'\r' => {
                 c.pos += 1;
-                if c.next()? != b'\n' {
-                    return bad("bare CR in the head");
-                }
-                return Ok(());
+                return c.lf("bare CR in the head");
             }
             b'\n' => return bad("bare LF line ending"),
             // A line starting with whitespace continues the previous one
@@ -332,12 +329,7 @@ fn field_line(c: &mut Cursor<'_>) -> Result<(), Stop> {
     }
     loop {
         match c.next()? {
-            b'\r' => {
-                if c.next()? != b'\n' {
-                    return bad("bare CR in a header value");
-                }
-                return Ok(());
-            }
+            b'\r' => return c.lf("bare CR in a header value"),
             b'\n' => return bad("bare LF line ending"),
             0 => return bad("NUL in a header value"),
             b if is_value_byte(b) => {}
