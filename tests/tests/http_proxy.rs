@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use ringway_tests::data;
-use ringway_tests::http_client::{curl, curl_heads, read_file, HttpConn, Req};
+use ringway_tests::http_client::{curl, curl_heads, read_file, CurlRun, HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{ConnEnd, HttpOrigin, Reply};
 use ringway_tests::Ringway;
@@ -486,32 +486,37 @@ fn curl_reuses_its_connection_over_several_urls() {
     assert!(got.iter().all(|r| r.conn == 0), "{}", origin.summary());
 }
 
+/// POSTs `len` bytes of the test stream with curl to `path` through the
+/// proxy at `listen`, `args` added to curl's (`-sS`, the upload, the output
+/// file); returns curl's run, what the echo brought back, and what was sent.
+fn curl_upload(
+    listen: std::net::SocketAddr,
+    path: &str,
+    len: u64,
+    args: &[&str],
+) -> (CurlRun, data::Transfer, data::Transfer) {
+    let upload = upload_file(len);
+    let out = tempfile::NamedTempFile::new().expect("a temporary file");
+    let body_arg = format!("@{}", path_str(upload.path()));
+    let url = format!("http://{listen}{path}");
+    let mut all = vec!["-sS", "-o", path_str(out.path())];
+    all.extend_from_slice(args);
+    all.extend(["--data-binary", body_arg.as_str(), url.as_str()]);
+    let run = curl(&all);
+    assert!(run.success, "curl failed: {}", run.stderr);
+    let echoed =
+        data::read_to_end_hashed(&mut read_file(out.path()).as_slice()).expect("reading a Vec");
+    (run, echoed, data::stream_transfer(len))
+}
+
 #[test]
 fn curl_posts_a_body() {
     let origin = HttpOrigin::echo();
     let (_proxy, config) = proxied(&origin);
 
-    let len = 3 * MIB + 17;
-    let upload = upload_file(len);
-    let out = tempfile::NamedTempFile::new().expect("a temporary file");
-    let body_arg = format!("@{}", path_str(upload.path()));
-    let url = format!("http://{}/post", config.listen);
-    let run = curl(&[
-        "-sS",
-        "-D",
-        "-",
-        "-o",
-        path_str(out.path()),
-        "--data-binary",
-        &body_arg,
-        &url,
-    ]);
-    assert!(run.success, "curl failed: {}", run.stderr);
+    let (run, echoed, sent) = curl_upload(config.listen, "/post", 3 * MIB + 17, &["-D", "-"]);
     let heads = curl_heads(&run.stdout);
     assert_eq!(heads.last().map(|h| h.0), Some(200), "{}", run.stdout);
-    let sent = data::stream_transfer(len);
-    let echoed =
-        data::read_to_end_hashed(&mut read_file(out.path()).as_slice()).expect("reading a Vec");
     assert_eq!(echoed, sent);
     let up = &origin.wait_requests(1, SOON)[0];
     assert_eq!(up.method, "POST");
@@ -523,31 +528,12 @@ fn curl_uploads_chunked() {
     let origin = HttpOrigin::echo();
     let (_proxy, config) = proxied(&origin);
 
-    let len = MIB + 3;
-    let upload = upload_file(len);
-    let out = tempfile::NamedTempFile::new().expect("a temporary file");
-    let body_arg = format!("@{}", path_str(upload.path()));
-    let url = format!("http://{}/chunked", config.listen);
-    let run = curl(&[
-        "-sS",
-        "-o",
-        path_str(out.path()),
-        "-w",
-        "%{http_code}",
-        "-H",
-        "Transfer-Encoding: chunked",
-        "--data-binary",
-        &body_arg,
-        &url,
-    ]);
-    assert!(run.success, "curl failed: {}", run.stderr);
+    let args = ["-w", "%{http_code}", "-H", "Transfer-Encoding: chunked"];
+    let (run, echoed, sent) = curl_upload(config.listen, "/chunked", MIB + 3, &args);
     assert_eq!(run.stdout, "200");
-    let sent = data::stream_transfer(len);
     let up = &origin.wait_requests(1, SOON)[0];
     assert!(up.chunks.is_some(), "the upload did not arrive chunked");
     assert_eq!((up.body_len, up.body_digest), (sent.bytes, sent.digest));
-    let echoed =
-        data::read_to_end_hashed(&mut read_file(out.path()).as_slice()).expect("reading a Vec");
     assert_eq!(echoed, sent);
 }
 
@@ -556,29 +542,11 @@ fn curl_sees_100_continue_then_the_answer() {
     let origin = HttpOrigin::echo();
     let (_proxy, config) = proxied(&origin);
 
-    let len = 64 * 1024;
-    let upload = upload_file(len);
-    let out = tempfile::NamedTempFile::new().expect("a temporary file");
-    let body_arg = format!("@{}", path_str(upload.path()));
-    let url = format!("http://{}/continue", config.listen);
-    let run = curl(&[
-        "-sS",
-        "-D",
-        "-",
-        "-o",
-        path_str(out.path()),
-        "-H",
-        "Expect: 100-continue",
-        "--data-binary",
-        &body_arg,
-        &url,
-    ]);
-    assert!(run.success, "curl failed: {}", run.stderr);
+    let args = ["-D", "-", "-H", "Expect: 100-continue"];
+    let (run, echoed, sent) = curl_upload(config.listen, "/continue", 64 * 1024, &args);
     let statuses: Vec<u16> = curl_heads(&run.stdout).iter().map(|h| h.0).collect();
     assert_eq!(statuses, [100, 200], "{}", run.stdout);
-    let echoed =
-        data::read_to_end_hashed(&mut read_file(out.path()).as_slice()).expect("reading a Vec");
-    assert_eq!(echoed, data::stream_transfer(len));
+    assert_eq!(echoed, sent);
 }
 
 /// An HTTP/1.0 client that asks to keep its connection is told it stays
