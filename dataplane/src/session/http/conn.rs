@@ -111,6 +111,8 @@ impl Conn {
     /// ringway must write itself.
     async fn request<'a>(&mut self, ctx: &Ctx<'a>, clock: &Clock) -> Result<After, Answer<'a>> {
         let service = ctx.service;
+        // An answer ringway writes closes the connection when the request
+        // has a body (it is left unread) or the client does not keep it.
         let has_body = !matches!(self.req.body, RequestBody::None | RequestBody::Length(0));
         let close = has_body || !self.req.keep_alive;
         if self.req.upgrade {
@@ -144,7 +146,7 @@ impl Conn {
         tally.requests.add(1);
         match &route.action {
             RouteAction::Forward(forward) => {
-                exchange::proxy(self, ctx, clock, index, route, forward).await
+                exchange::proxy(self, ctx, clock, index, route, forward, close).await
             }
             RouteAction::Redirect(to) => {
                 let bytes = self.inbound.head_bytes();

@@ -50,7 +50,9 @@ enum Outcome {
 
 /// Proxies the request whose head `conn` just read, matched by route
 /// `index` (`route`), which forwards by `forward`. An `Err` is an answer
-/// ringway must write itself.
+/// ringway must write itself; `close_on_error` says whether the connection
+/// closes after such an answer, as the request loop decided for the
+/// request.
 pub(super) async fn proxy<'a>(
     conn: &mut Conn,
     ctx: &Ctx<'a>,
@@ -58,6 +60,7 @@ pub(super) async fn proxy<'a>(
     index: usize,
     route: &'a Route,
     forward: &'a Forward,
+    close_on_error: bool,
 ) -> Result<After, Answer<'a>> {
     let http = ctx.http;
     let service = ctx.service;
@@ -75,8 +78,6 @@ pub(super) async fn proxy<'a>(
 
     let req = &conn.req;
     let keep_alive = req.keep_alive;
-    let close_on_error =
-        !keep_alive || !matches!(req.body, RequestBody::None | RequestBody::Length(0));
     let request_body = match req.body {
         RequestBody::None => Delimit::Length(0),
         RequestBody::Length(n) => Delimit::Length(n),
