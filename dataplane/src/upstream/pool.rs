@@ -106,17 +106,6 @@ impl Pool {
         left
     }
 
-    /// Closes every idle connection (the worker is stopping: their armed
-    /// receives must be cancelled before the ring goes away).
-    pub fn clear(&self) {
-        self.idle.borrow_mut().clear();
-    }
-
-    /// Idle connections kept now.
-    pub fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
-    }
-
     /// Holds `addr` out until `now + HOLD_DOWN`.
     pub fn mark_down(&self, addr: SocketAddr, now: Instant) {
         self.down.borrow_mut().insert(addr, now + HOLD_DOWN);

@@ -314,6 +314,11 @@ fn run_worker(
     }
     report.stats = ctx.counters().snapshot();
     report.ring = runtime.ring_stats();
+    // Worker state may own ring ops outside any task (idle pooled upstream
+    // connections keep a receive armed): let it go before the runtime, so
+    // the runtime's drop cancels those ops and waits for them with the
+    // tasks' (the tasks hold the last references).
+    drop(ctx);
     drop(runtime);
     report
 }
@@ -371,9 +376,6 @@ async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wak
     listeners.stop_accepting();
     listeners.wake_connections();
     let drained = select(wait_idle(&ctx), sleep(ctx.drain_timeout)).await;
-    // Pooled upstream connections belong to no task: close them here, so
-    // their receives are cancelled while the ring still runs.
-    ctx.http.pool.clear();
     match drained {
         Either::Left(()) => 0,
         Either::Right(_) => ctx.counters().active.get(),
