@@ -1,16 +1,15 @@
 //! `ringway-bench`: benchmarks of ringway that anyone can run on their own
 //! machine.
 //!
-//! Built so far: `churn`, routing-table churn while traffic flows, and
-//! `http`, a closed-loop HTTP/1.1 keep-alive load generator that
-//! `scripts/bench-http.sh` drives against ringway, nginx and HAProxy (see
-//! docs/benchmarks.md). The open-loop load generator (`load`) and the
-//! side-by-side runner (`compare`) are the subject of their own work item;
-//! until then the L4 comparison lives in `scripts/bench-tcp.sh`.
+//! `load` is the load generator (open and closed loop, HTTP/1.1 and TCP
+//! streaming, on io_uring); `churn` measures routing-table churn while
+//! traffic flows; `http` is the older closed-loop generator that
+//! `scripts/bench-http.sh` drives. See docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
 mod churn;
 mod http;
+mod load;
 
 use std::process::ExitCode;
 
@@ -34,8 +33,11 @@ enum Command {
     /// in flight each; checks every response, prints counts, rate and
     /// latency percentiles as JSON.
     Http(http::HttpArgs),
-    /// Open-loop and closed-loop load generator (not built yet).
-    Load(NotBuilt),
+    /// Load generator: closed loop or open loop at a fixed rate (latency
+    /// from each request's intended send time), HTTP/1.1 keep-alive or a new
+    /// connection per request, or TCP streaming; one pinned io_uring thread
+    /// per core; summary or `--json`.
+    Load(load::LoadArgs),
     /// Side-by-side comparison with nginx and HAProxy (not built yet).
     Compare(NotBuilt),
 }
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Churn(args) => churn::main(&args),
         Command::Http(args) => http::main(&args),
-        Command::Load(_) => not_built("load"),
+        Command::Load(args) => load::main(&args),
         Command::Compare(_) => not_built("compare"),
     }
 }

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::parse::{self, FramingError};
+use crate::load::response::{self as parse, FramingError};
 
 /// Highest latency recorded, in µs; longer ones are recorded as this.
 const MAX_LATENCY_US: u64 = 60_000_000;

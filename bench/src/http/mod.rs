@@ -8,7 +8,6 @@
 //! nginx and HAProxy and measures the proxies' CPU around each run.
 
 mod load;
-mod parse;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -1,9 +1,9 @@
-//! Framing of the HTTP/1.1 responses the load generator reads.
+//! Framing of the HTTP/1.1 responses the load generators read.
 //!
-//! Only what a keep-alive benchmark needs: the status, where the response
-//! ends (a `Content-Length` body; the bench asks for a small fixed answer,
-//! so chunked or close-delimited bodies are refused as errors, never
-//! guessed at), and whether the server means to close the connection.
+//! Only what a benchmark needs: the status, where the response ends (a
+//! `Content-Length` body; the servers under test answer fixed-size bodies,
+//! so chunked or close-delimited bodies are refused as errors, never guessed
+//! at), and whether the server means to close the connection.
 
 /// Header lines a response may carry; the proxies under test add a handful.
 const MAX_HEADERS: usize = 32;

@@ -1,0 +1,219 @@
+//! HTTP/1.1 connections of the generator: keep-alive (one request in flight
+//! per connection, the next sent when the answer is complete) or a new
+//! connection per request.
+//!
+//! Buffers are owned and handed to each ring op (tokio-uring's model): the
+//! request bytes and the read buffer go in with the op and come back with its
+//! result, so a warm connection allocates nothing per request.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio_uring::net::TcpStream;
+
+use super::ctx::Ctx;
+use super::record::ErrorKind;
+use super::response::{self, Head};
+
+/// Free room kept in the read buffer before each read: a small answer fits
+/// in one read; a large one grows the buffer to its whole length once.
+const READ_ROOM: usize = 16 * 1024;
+/// Closed loop: pause after a failed connect, so that a dead target is not
+/// hammered in a tight loop (the count of failures matters, not their rate).
+/// An open loop needs none: its schedule paces the attempts.
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// A connection's owned buffers, lent to each op.
+#[derive(Debug)]
+struct Bufs {
+    request: Vec<u8>,
+    read: Vec<u8>,
+}
+
+impl Bufs {
+    fn new(request: &[u8]) -> Self {
+        Self {
+            request: request.to_vec(),
+            read: Vec::with_capacity(READ_ROOM),
+        }
+    }
+}
+
+/// How an exchange failed.
+type Failure = (ErrorKind, String);
+
+/// Opens a connection to the target within the plan's timeout.
+pub async fn connect(ctx: &Ctx) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(ctx.plan.timeout, TcpStream::connect(ctx.plan.target))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    // Requests are single writes: never hold one back.
+    stream.set_nodelay(true)?;
+    ctx.record.borrow_mut().connects += 1;
+    Ok(stream)
+}
+
+/// One keep-alive connection's loop, `first` opened before the run began.
+/// Reconnects after the server closes or an error broke the connection.
+pub async fn keep_alive(ctx: Rc<Ctx>, first: TcpStream) {
+    let mut conn = Some(first);
+    let mut bufs = Bufs::new(&ctx.plan.request);
+    let open_loop = ctx.tickets.is_some();
+    while let Some(intended) = ctx.next_request().await {
+        let stream = match conn.take() {
+            Some(s) => s,
+            None => match connect(&ctx).await {
+                Ok(s) => s,
+                Err(e) => {
+                    ctx.fail(intended, ErrorKind::Connect, || e.to_string());
+                    if !open_loop {
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let sent = Instant::now();
+        let at = if open_loop { intended } else { sent };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(ctx.plan.timeout, exchange(&ctx, &stream, bufs)) => r,
+            () = ctx.until_stopped() => return,
+        };
+        let done = Instant::now();
+        match outcome {
+            Ok((result, back)) => {
+                bufs = back;
+                match result {
+                    Ok(head) => {
+                        answered(&ctx, at, done, head.status);
+                        if !head.close {
+                            conn = Some(stream);
+                        }
+                    }
+                    Err((kind, detail)) => ctx.fail(at, kind, || detail),
+                }
+            }
+            Err(_) => {
+                // The op futures were dropped with the buffers they held.
+                bufs = Bufs::new(&ctx.plan.request);
+                ctx.fail(at, ErrorKind::Timeout, || {
+                    format!("no whole response within {:?}", ctx.plan.timeout)
+                });
+            }
+        }
+    }
+}
+
+/// One request per connection: connect, send, read the whole answer, close.
+/// The connect is part of the request's latency.
+pub async fn one_shot(ctx: Rc<Ctx>) {
+    let mut bufs = Bufs::new(&ctx.plan.request);
+    let open_loop = ctx.tickets.is_some();
+    while let Some(intended) = ctx.next_request().await {
+        let started = Instant::now();
+        let at = if open_loop { intended } else { started };
+        let attempt = async {
+            let stream = connect(&ctx)
+                .await
+                .map_err(|e| (ErrorKind::Connect, e.to_string()));
+            match stream {
+                Ok(stream) => {
+                    let (result, back) = exchange(&ctx, &stream, bufs).await;
+                    (result, back)
+                }
+                Err(failure) => (Err(failure), bufs),
+            }
+        };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(ctx.plan.timeout, attempt) => r,
+            () = ctx.until_stopped() => return,
+        };
+        let done = Instant::now();
+        match outcome {
+            Ok((result, back)) => {
+                bufs = back;
+                match result {
+                    Ok(head) => answered(&ctx, at, done, head.status),
+                    Err((kind, detail)) => {
+                        let pause = kind == ErrorKind::Connect && !open_loop;
+                        ctx.fail(at, kind, || detail);
+                        if pause {
+                            tokio::time::sleep(ERROR_PAUSE).await;
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                bufs = Bufs::new(&ctx.plan.request);
+                ctx.fail(at, ErrorKind::Timeout, || {
+                    format!("no whole response within {:?}", ctx.plan.timeout)
+                });
+            }
+        }
+    }
+}
+
+/// Counts a complete response: 2xx is a success, anything else an error.
+fn answered(ctx: &Ctx, at: Instant, done: Instant, status: u16) {
+    if (200..300).contains(&status) {
+        ctx.ok(at, done);
+    } else {
+        ctx.fail(at, ErrorKind::Non2xx, || format!("status {status}"));
+    }
+}
+
+/// Sends the request and reads one whole response; gives the buffers back.
+async fn exchange(ctx: &Ctx, stream: &TcpStream, mut bufs: Bufs) -> (Result<Head, Failure>, Bufs) {
+    let (written, request) = stream.write_all(bufs.request).await;
+    bufs.request = request;
+    if let Err(e) = written {
+        return (Err((ErrorKind::of_io(&e), e.to_string())), bufs);
+    }
+    {
+        let mut r = ctx.record.borrow_mut();
+        r.sent += 1;
+        r.bytes_sent += bufs.request.len() as u64;
+    }
+    bufs.read.clear();
+    let mut head: Option<Head> = None;
+    loop {
+        let want = head.map_or(READ_ROOM, |h| h.total_len().saturating_sub(bufs.read.len()));
+        if bufs.read.capacity() - bufs.read.len() < want.min(READ_ROOM) {
+            bufs.read.reserve(want.max(READ_ROOM));
+        }
+        let (got, read) = stream.read(bufs.read).await;
+        bufs.read = read;
+        let n = match got {
+            Ok(0) => {
+                let detail = format!(
+                    "the server closed the connection after {} bytes of a response",
+                    bufs.read.len()
+                );
+                return (Err((ErrorKind::Closed, detail)), bufs);
+            }
+            Ok(n) => n,
+            Err(e) => return (Err((ErrorKind::of_io(&e), e.to_string())), bufs),
+        };
+        ctx.record.borrow_mut().bytes_received += n as u64;
+        if head.is_none() {
+            match response::parse_head(&bufs.read) {
+                Ok(h) => head = h,
+                Err(e) => return (Err((ErrorKind::Protocol, e.to_string())), bufs),
+            }
+        }
+        if let Some(h) = head {
+            let total = h.total_len();
+            if bufs.read.len() > total {
+                let detail = format!(
+                    "{} bytes after a {total}-byte response",
+                    bufs.read.len() - total
+                );
+                return (Err((ErrorKind::Protocol, detail)), bufs);
+            }
+            if bufs.read.len() == total {
+                return (Ok(h), bufs);
+            }
+        }
+    }
+}
