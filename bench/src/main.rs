@@ -10,6 +10,7 @@
 mod churn;
 mod http;
 mod load;
+mod origin;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,10 @@ enum Command {
     /// connection per request, or TCP streaming; one pinned io_uring thread
     /// per core; summary or `--json`.
     Load(load::LoadArgs),
+    /// The built-in origin `compare` runs behind every system: HTTP/1.1
+    /// keep-alive answers of a fixed size, or a TCP sink; prints what it
+    /// served as JSON when stopped.
+    Origin(origin::OriginArgs),
     /// Side-by-side comparison with nginx and HAProxy (not built yet).
     Compare(NotBuilt),
 }
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Churn(args) => churn::main(&args),
         Command::Http(args) => http::main(&args),
         Command::Load(args) => load::main(&args),
+        Command::Origin(args) => origin::main(&args),
         Command::Compare(_) => not_built("compare"),
     }
 }
