@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian packages, the peers and tools that ringway's benchmarks
-# and end-to-end tests compare against or drive: HAProxy, nginx, iperf3, and
-# (optional, best effort) linux-perf for profiling.
+# and end-to-end tests compare against or drive: HAProxy, nginx (with its
+# stream module, for the TCP comparison), iperf3, and (optional, best effort)
+# linux-perf for profiling.
 #
 # Idempotent and quiet when everything is already there. Runs as root on a
 # fresh Debian machine; `apt-get update` runs only when something is missing.
@@ -20,14 +21,28 @@ for arg in "$@"; do
     esac
 done
 
-# package -> command it provides (checked, so a half-removed package is redone)
-required=(haproxy:haproxy nginx:nginx iperf3:iperf3 procps:ps util-linux:taskset)
+# package -> command it provides, or (starting with /) file it installs;
+# checked, so a half-removed package is redone. Debian builds nginx with
+# `--with-stream=dynamic`: TCP proxying needs the module from
+# libnginx-mod-stream, which `ringway-bench compare` loads by absolute path.
+required=(haproxy:haproxy nginx:nginx libnginx-mod-stream:/usr/lib/nginx/modules/ngx_stream_module.so
+    iperf3:iperf3 procps:ps util-linux:taskset)
+
+# Whether what `entry` (package:command or package:/file) provides is there.
+provided() {
+    local what=${1#*:}
+    if [[ $what == /* ]]; then
+        [[ -e $what ]]
+    else
+        PATH="$PATH:/usr/sbin:/sbin" command -v "$what" >/dev/null 2>&1
+    fi
+}
 
 missing=()
 for entry in "${required[@]}"; do
-    pkg=${entry%%:*} cmd=${entry#*:}
+    pkg=${entry%%:*}
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-        || ! PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
+        || ! provided "$entry"; then
         missing+=("$pkg")
     fi
 done
@@ -96,8 +111,7 @@ for svc in nginx haproxy; do
 done
 
 for entry in "${required[@]}"; do
-    cmd=${entry#*:}
-    PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 \
-        || { echo "install-peers: $cmd still missing after install" >&2; exit 1; }
+    provided "$entry" \
+        || { echo "install-peers: ${entry#*:} (package ${entry%%:*}) still missing after install" >&2; exit 1; }
 done
 echo "install-peers: done ($(haproxy -v 2>/dev/null | head -1 | awk '{print "haproxy", $3}'), $(nginx -v 2>&1 | sed 's|.*/||;s|^|nginx |'), $(iperf3 --version 2>/dev/null | head -1 | awk '{print $1, $2}'))" >&2

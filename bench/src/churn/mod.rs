@@ -19,16 +19,16 @@
 //! Everything is blocking std threads: the bench's cost is flat and easy to
 //! reason about, and no runtime of its own competes with ringway's.
 
-mod admin;
+pub(crate) mod admin;
 mod config;
 mod describe;
 mod load;
 mod origin;
 mod phase;
-mod procstat;
+pub(crate) mod procstat;
 mod publish;
 mod report;
-mod ringway;
+pub(crate) mod ringway;
 
 use std::fs;
 use std::io;

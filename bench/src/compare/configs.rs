@@ -1,0 +1,620 @@
+//! Equivalent configurations of the proxies under test, as text.
+//!
+//! One [`Layout`] gives every proxy the same job: listen on one address,
+//! forward to one origin, run on one core, hold a given number of client
+//! connections. The generated files then make the same choices for each
+//! proxy, so that a difference in the figures is a difference between the
+//! proxies, not between their settings:
+//!
+//! * one worker (nginx `worker_processes 1`, HAProxy `nbthread 1`, ringway
+//!   `worker_cores = [core]`), pinned to the proxy core by the proxy's own
+//!   setting; the runner also confines the whole process there with
+//!   `taskset`, so helper threads and the master process count on that core;
+//! * HTTP: keep-alive on both sides, no limit on requests per connection,
+//!   idle timeouts of [`IDLE_TIMEOUT_SECS`] everywhere, the same number of
+//!   idle upstream connections kept ([`idle_pool`]), and the same four
+//!   headers added to every request (ringway adds `X-Forwarded-For`,
+//!   `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-ID` by itself);
+//! * no access logs; errors only;
+//! * the same accept backlog ([`BACKLOG`], as ringway's workers use) and
+//!   connection limits sized from [`Layout::max_connections`].
+//!
+//! Every path a proxy writes (pid file, temporary files) is inside
+//! [`Layout::dir`]: the packaged defaults point at directories only root
+//! may write.
+//!
+//! These are pure functions of their inputs; [`super::system`] writes,
+//! checks and runs the results.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Idle timeout, in seconds, of client connections and of pooled upstream
+/// connections, for every proxy: far longer than any run, so that no
+/// connection of the memory run or of a pause between runs is closed by a
+/// timer.
+pub const IDLE_TIMEOUT_SECS: u32 = 300;
+
+/// Accept backlog of every proxy's listener: the value ringway's workers
+/// use (`dataplane::worker::listeners`), so that a burst of connects meets
+/// the same queue everywhere (the kernel caps it at `net.core.somaxconn`).
+pub const BACKLOG: u32 = 4096;
+
+/// Connections granted above [`Layout::max_connections`]: the runner's own
+/// readiness probes, and connections of the previous run the kernel has not
+/// finished closing.
+pub const SPARE_CONNECTIONS: usize = 64;
+
+/// File descriptors a proxy holds besides its connections: listeners, log
+/// files, the admin API, eventfds, rings, pipes.
+pub const SPARE_FILES: u64 = 256;
+
+/// Largest `pool_max_idle` ringway accepts.
+const RINGWAY_MAX_POOL: usize = 4096;
+
+/// What a proxy speaks to its clients and to the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// HTTP/1.1 with keep-alive on both sides.
+    Http,
+    /// Bytes forwarded as they come (L4).
+    Tcp,
+}
+
+impl Mode {
+    /// Both modes.
+    pub const ALL: [Mode; 2] = [Mode::Http, Mode::Tcp];
+
+    /// `"http"` or `"tcp"`: the name in scenario files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where and how a proxy under test runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// HTTP or TCP proxying.
+    pub mode: Mode,
+    /// The one core the proxy runs on.
+    pub proxy_core: usize,
+    /// Where the proxy listens.
+    pub listen: SocketAddr,
+    /// The origin it forwards to.
+    pub origin: SocketAddr,
+    /// ringway's admin API address (only ringway uses it).
+    pub admin: SocketAddr,
+    /// Client connections the proxy must hold at once.
+    pub max_connections: usize,
+    /// The run directory: configs, pid files, temporary files and logs.
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    /// Client connections to allow for: what the run needs plus
+    /// [`SPARE_CONNECTIONS`].
+    fn clients(&self) -> usize {
+        self.max_connections.saturating_add(SPARE_CONNECTIONS)
+    }
+}
+
+/// Idle upstream connections each proxy keeps for reuse: one per client
+/// connection that may be waiting for an answer, capped at what ringway
+/// accepts. nginx (`keepalive`), HAProxy (`pool-max-conn`) and ringway
+/// (`pool_max_idle`) all get this number.
+pub fn idle_pool(layout: &Layout) -> usize {
+    layout.clients().min(RINGWAY_MAX_POOL)
+}
+
+/// Open files a proxy needs for `layout`: a client and an upstream socket
+/// per connection (both modes: HTTP keeps an upstream connection per busy
+/// client), plus [`SPARE_FILES`].
+pub fn open_files(layout: &Layout) -> u64 {
+    let sockets = u64::try_from(layout.clients())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2);
+    sockets.saturating_add(SPARE_FILES)
+}
+
+/// ringway's configuration (TOML) for `layout`.
+pub fn ringway(layout: &Layout) -> String {
+    let core = layout.proxy_core;
+    let mut text = format!(
+        "\
+# ringway under `ringway-bench compare` ({mode}): one worker on core {core}.
+# No control_core: the whole process runs under `taskset -c {core}`, as the
+# peers do, so the control agent (idle during a run) shares the core and its
+# CPU counts in ringway's.
+[runtime]
+worker_cores = [{core}]
+drain_timeout = \"2s\"
+
+[admin]
+address = \"{admin}\"
+
+[[listeners]]
+name = \"bench\"
+address = \"{listen}\"
+idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
+",
+        mode = layout.mode,
+        admin = layout.admin,
+        listen = layout.listen,
+    );
+    match layout.mode {
+        Mode::Http => text.push_str(
+            "\
+protocol = \"http\"
+
+  [[listeners.routes]]
+  name = \"all\"
+  path_prefix = \"/\"
+  cluster = \"origin\"
+",
+        ),
+        Mode::Tcp => text.push_str(
+            "\
+protocol = \"tcp\"
+cluster = \"origin\"
+",
+        ),
+    }
+    text.push_str(&format!(
+        "
+[[clusters]]
+name = \"origin\"
+endpoints = [\"{origin}\"]
+connect_timeout = \"1s\"
+",
+        origin = layout.origin
+    ));
+    if layout.mode == Mode::Http {
+        text.push_str(&format!(
+            "\
+# Every client connection that may wait for an answer keeps its upstream
+# connection, as nginx's `keepalive` and HAProxy's `pool-max-conn` do.
+pool_max_idle = {pool}
+pool_idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
+",
+            pool = idle_pool(layout)
+        ));
+    }
+    text
+}
+
+/// What an nginx configuration needs to know beyond the [`Layout`]: facts
+/// about the binary and the user running it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NginxHost {
+    /// The dynamic stream module to load in TCP mode; `None` when the
+    /// module is built in (or in HTTP mode, where it is not used).
+    pub stream_module: Option<PathBuf>,
+    /// The `user` of the worker processes. Set it when the master runs as
+    /// root: nginx would otherwise run its workers as `nobody`, who cannot
+    /// reach temporary files in a private run directory, and the peers run
+    /// as the invoking user.
+    pub worker_user: Option<String>,
+}
+
+/// nginx's configuration (`nginx.conf`) for `layout`, to be run with
+/// `nginx -p <dir> -c <file>`.
+pub fn nginx(layout: &Layout, host: &NginxHost) -> String {
+    let core = layout.proxy_core;
+    let mut text = String::new();
+    if layout.mode == Mode::Tcp {
+        if let Some(module) = &host.stream_module {
+            // Must come before the `stream` block that needs it.
+            text.push_str(&format!("load_module {};\n", quote(module)));
+        }
+    }
+    text.push_str(&format!(
+        "\
+# nginx under `ringway-bench compare` ({mode}): one worker pinned to core {core}.
+worker_processes 1;
+worker_cpu_affinity {mask};
+daemon off;
+master_process on;
+",
+        mode = layout.mode,
+        mask = affinity_mask(core),
+    ));
+    if let Some(user) = &host.worker_user {
+        text.push_str(&format!("user {user};\n"));
+    }
+    text.push_str(&format!(
+        "\
+pid {pid};
+# To stderr, which the runner sends to the log file it shows on failure.
+error_log stderr warn;
+worker_rlimit_nofile {files};
+
+events {{
+    # Counts upstream connections too: two per client connection.
+    worker_connections {connections};
+}}
+",
+        pid = quote(&layout.dir.join("nginx.pid")),
+        files = open_files(layout),
+        connections = layout.clients().saturating_mul(2),
+    ));
+    match layout.mode {
+        Mode::Http => text.push_str(&nginx_http(layout)),
+        Mode::Tcp => text.push_str(&nginx_stream(layout)),
+    }
+    text
+}
+
+/// The `http {}` block of nginx's configuration.
+fn nginx_http(layout: &Layout) -> String {
+    let mut temp = String::new();
+    for kind in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        let path = layout.dir.join(format!("nginx-{kind}-temp"));
+        temp.push_str(&format!("    {kind}_temp_path {};\n", quote(&path)));
+    }
+    format!(
+        "
+http {{
+    access_log off;
+{temp}    # Keep-alive without a request limit (nginx has no \"unlimited\").
+    keepalive_requests 1000000000;
+    keepalive_timeout {IDLE_TIMEOUT_SECS}s;
+
+    upstream origin {{
+        server {origin};
+        keepalive {pool};
+        keepalive_requests 1000000000;
+        keepalive_timeout {IDLE_TIMEOUT_SECS}s;
+    }}
+
+    server {{
+        listen {listen} backlog={BACKLOG};
+        location / {{
+            proxy_pass http://origin;
+            # Upstream keep-alive needs HTTP/1.1 and no `Connection: close`.
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $http_host;
+            # The headers ringway adds to every request.
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Request-ID $request_id;
+        }}
+    }}
+}}
+",
+        origin = layout.origin,
+        listen = layout.listen,
+        pool = idle_pool(layout),
+    )
+}
+
+/// The `stream {}` block of nginx's configuration.
+fn nginx_stream(layout: &Layout) -> String {
+    format!(
+        "
+stream {{
+    access_log off;
+
+    upstream origin {{
+        server {origin};
+    }}
+
+    server {{
+        listen {listen} backlog={BACKLOG};
+        proxy_pass origin;
+        proxy_connect_timeout 1s;
+        proxy_timeout {IDLE_TIMEOUT_SECS}s;
+    }}
+}}
+",
+        origin = layout.origin,
+        listen = layout.listen,
+    )
+}
+
+/// HAProxy's configuration (`haproxy.cfg`) for `layout`, to be run in the
+/// foreground with `haproxy -db -f <file>`.
+pub fn haproxy(layout: &Layout) -> String {
+    let core = layout.proxy_core;
+    let clients = layout.clients();
+    let mut text = format!(
+        "\
+# HAProxy under `ringway-bench compare` ({mode}): one thread pinned to core {core}.
+global
+    nbthread 1
+    cpu-map 1/1 {core}
+    # HAProxy sizes its open-file limit from this.
+    maxconn {clients}
+    # No `log` line: logging off.
+
+defaults
+    mode {mode}
+    maxconn {clients}
+    backlog {BACKLOG}
+    timeout connect 1s
+    timeout client {IDLE_TIMEOUT_SECS}s
+    timeout server {IDLE_TIMEOUT_SECS}s
+",
+        mode = layout.mode,
+    );
+    let listen = haproxy_address(layout.listen);
+    let origin = haproxy_address(layout.origin);
+    match layout.mode {
+        Mode::Http => text.push_str(&format!(
+            "    option http-keep-alive
+    timeout http-keep-alive {IDLE_TIMEOUT_SECS}s
+    # Idle server connections are shared by every client connection.
+    http-reuse always
+
+frontend bench
+    bind {listen}
+    # The headers ringway adds to every request.
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    unique-id-format %{{+X}}o%Ts-%rt
+    unique-id-header X-Request-ID
+    default_backend origin
+
+backend origin
+    # As many idle connections as ringway and nginx keep, purged no sooner.
+    server origin {origin} pool-max-conn {pool} pool-purge-delay {IDLE_TIMEOUT_SECS}s
+",
+            pool = idle_pool(layout),
+        )),
+        Mode::Tcp => text.push_str(&format!(
+            "
+frontend bench
+    bind {listen}
+    default_backend origin
+
+backend origin
+    server origin {origin}
+"
+        )),
+    }
+    text
+}
+
+/// nginx's `worker_cpu_affinity` mask selecting `core` alone: a `1`
+/// followed by one `0` per lower core.
+fn affinity_mask(core: usize) -> String {
+    let mut mask = String::with_capacity(core + 1);
+    mask.push('1');
+    mask.extend(std::iter::repeat_n('0', core));
+    mask
+}
+
+/// `path` as a double-quoted nginx parameter, so that spaces and `;` in a
+/// run directory do not end it.
+fn quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `addr` as HAProxy spells it: IPv6 with the explicit `ipv6@` prefix, as
+/// HAProxy reads the last colon as the port separator.
+fn haproxy_address(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => v4.to_string(),
+        SocketAddr::V6(v6) => format!("ipv6@{}:{}", v6.ip(), v6.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(mode: Mode) -> Layout {
+        Layout {
+            mode,
+            proxy_core: 1,
+            listen: "127.0.0.1:18080".parse().expect("an address"),
+            origin: "127.0.0.1:18000".parse().expect("an address"),
+            admin: "127.0.0.1:19911".parse().expect("an address"),
+            max_connections: 10_032,
+            dir: PathBuf::from("/tmp/run dir"),
+        }
+    }
+
+    /// Whether `text` has a line that, trimmed, is `line`.
+    fn has_line(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l.trim() == line)
+    }
+
+    fn assert_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(has_line(text, line), "missing `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn limits_grow_with_the_connections() {
+        let l = layout(Mode::Http);
+        assert_eq!(open_files(&l), 2 * (10_032 + 64) + SPARE_FILES);
+        assert_eq!(idle_pool(&l), 4096);
+        let small = Layout {
+            max_connections: 10,
+            ..l
+        };
+        assert_eq!(idle_pool(&small), 74);
+    }
+
+    #[test]
+    fn ringway_http() {
+        let text = ringway(&layout(Mode::Http));
+        assert_lines(
+            &text,
+            &[
+                "worker_cores = [1]",
+                "drain_timeout = \"2s\"",
+                "address = \"127.0.0.1:19911\"",
+                "address = \"127.0.0.1:18080\"",
+                "protocol = \"http\"",
+                "path_prefix = \"/\"",
+                "cluster = \"origin\"",
+                "endpoints = [\"127.0.0.1:18000\"]",
+                "pool_max_idle = 4096",
+                "idle_timeout = \"300s\"",
+                "pool_idle_timeout = \"300s\"",
+            ],
+        );
+        assert!(!text.lines().any(|l| l.starts_with("control_core")));
+    }
+
+    #[test]
+    fn ringway_tcp() {
+        let text = ringway(&layout(Mode::Tcp));
+        assert_lines(
+            &text,
+            &[
+                "worker_cores = [1]",
+                "protocol = \"tcp\"",
+                "cluster = \"origin\"",
+                "endpoints = [\"127.0.0.1:18000\"]",
+            ],
+        );
+        assert!(!text.contains("routes"));
+        assert!(!text.contains("pool_max_idle"), "HTTP-only key:\n{text}");
+    }
+
+    #[test]
+    fn nginx_http_config() {
+        let host = NginxHost {
+            stream_module: Some(PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so")),
+            worker_user: Some("root".into()),
+        };
+        let text = nginx(&layout(Mode::Http), &host);
+        assert_lines(
+            &text,
+            &[
+                "worker_processes 1;",
+                "worker_cpu_affinity 10;",
+                "daemon off;",
+                "user root;",
+                "pid \"/tmp/run dir/nginx.pid\";",
+                "worker_rlimit_nofile 20448;",
+                "worker_connections 20192;",
+                "access_log off;",
+                "proxy_temp_path \"/tmp/run dir/nginx-proxy-temp\";",
+                "keepalive_requests 1000000000;",
+                "keepalive_timeout 300s;",
+                "server 127.0.0.1:18000;",
+                "keepalive 4096;",
+                "listen 127.0.0.1:18080 backlog=4096;",
+                "proxy_http_version 1.1;",
+                "proxy_set_header Connection \"\";",
+                "proxy_set_header X-Forwarded-For $remote_addr;",
+                "proxy_set_header X-Request-ID $request_id;",
+            ],
+        );
+        assert!(!text.contains("load_module"), "HTTP needs no stream module");
+        assert!(!text.contains("stream {"));
+    }
+
+    #[test]
+    fn nginx_tcp_config() {
+        let host = NginxHost {
+            stream_module: Some(PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so")),
+            worker_user: None,
+        };
+        let text = nginx(&layout(Mode::Tcp), &host);
+        assert!(
+            text.starts_with("load_module \"/usr/lib/nginx/modules/ngx_stream_module.so\";\n"),
+            "{text}"
+        );
+        assert_lines(
+            &text,
+            &[
+                "worker_cpu_affinity 10;",
+                "stream {",
+                "access_log off;",
+                "server 127.0.0.1:18000;",
+                "listen 127.0.0.1:18080 backlog=4096;",
+                "proxy_pass origin;",
+                "worker_connections 20192;",
+            ],
+        );
+        assert!(!text.contains("user "));
+        assert!(!text.contains("http {"));
+        let built_in = nginx(&layout(Mode::Tcp), &NginxHost::default());
+        assert!(!built_in.contains("load_module"));
+    }
+
+    #[test]
+    fn nginx_mask_selects_one_core() {
+        assert_eq!(affinity_mask(0), "1");
+        assert_eq!(affinity_mask(3), "1000");
+    }
+
+    #[test]
+    fn nginx_quotes_paths() {
+        assert_eq!(quote(Path::new("/a \"b\"\\c")), "\"/a \\\"b\\\"\\\\c\"");
+    }
+
+    #[test]
+    fn haproxy_http_config() {
+        let text = haproxy(&layout(Mode::Http));
+        assert_lines(
+            &text,
+            &[
+                "nbthread 1",
+                "cpu-map 1/1 1",
+                "maxconn 10096",
+                "mode http",
+                "backlog 4096",
+                "option http-keep-alive",
+                "timeout http-keep-alive 300s",
+                "http-reuse always",
+                "bind 127.0.0.1:18080",
+                "option forwardfor",
+                "unique-id-header X-Request-ID",
+                "server origin 127.0.0.1:18000 pool-max-conn 4096 pool-purge-delay 300s",
+            ],
+        );
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));
+    }
+
+    #[test]
+    fn haproxy_tcp_config() {
+        let text = haproxy(&layout(Mode::Tcp));
+        assert_lines(
+            &text,
+            &[
+                "cpu-map 1/1 1",
+                "maxconn 10096",
+                "mode tcp",
+                "bind 127.0.0.1:18080",
+                "server origin 127.0.0.1:18000",
+            ],
+        );
+        assert!(!text.contains("http-"));
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));
+    }
+
+    #[test]
+    fn haproxy_spells_ipv6() {
+        let addr = "[::1]:80".parse().expect("an address");
+        assert_eq!(haproxy_address(addr), "ipv6@::1:80");
+    }
+}

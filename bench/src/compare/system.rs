@@ -1,0 +1,837 @@
+//! The systems under test: started with a generated configuration on the
+//! proxy core, measured through `/proc`, stopped.
+//!
+//! A system is `direct` (no proxy: the load goes to the origin), `ringway`,
+//! `nginx` or `haproxy`. Each proxy runs as `taskset -c <core> <binary>`
+//! in a process group of its own, so that stopping it reaches every process
+//! it forked (nginx's workers) and a Ctrl-C meant for the runner does not
+//! stop it half-way through a measurement: the runner stops it.
+
+use std::env;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::str::FromStr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{geteuid, Pid};
+
+use super::configs::{self, Layout, Mode, NginxHost};
+use super::procfs;
+use crate::churn::admin::AdminClient;
+use crate::churn::ringway::tail;
+
+/// How long a system may take to accept connections after it was started.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a system may take to exit after it was asked to.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often readiness and exit are polled.
+const POLL: Duration = Duration::from_millis(20);
+/// Timeout of one readiness probe (a connect, or `GET /ready`).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Lines of a system's log quoted in an error.
+const TAIL_LINES: usize = 20;
+/// Directories searched for nginx and HAProxy besides `PATH`: Debian puts
+/// them in `/usr/sbin`, which is not in a normal user's `PATH`.
+const SBIN_DIRS: [&str; 2] = ["/usr/sbin", "/usr/local/sbin"];
+
+/// A system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// No proxy: the load goes straight to the origin (the baseline).
+    Direct,
+    /// ringway.
+    Ringway,
+    /// nginx, one worker.
+    Nginx,
+    /// HAProxy, one thread.
+    Haproxy,
+}
+
+impl Kind {
+    /// Every system, in the order a round runs them.
+    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ringway, Kind::Nginx, Kind::Haproxy];
+
+    /// Its name in scenario files, reports and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Ringway => "ringway",
+            Kind::Nginx => "nginx",
+            Kind::Haproxy => "haproxy",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == s)
+            .ok_or_else(|| UnknownKind(s.to_owned()))
+    }
+}
+
+/// A system name that is not one of [`Kind::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown system `{0}`: expected direct, ringway, nginx or haproxy")]
+pub struct UnknownKind(pub String);
+
+/// Whether nginx can proxy TCP (its `stream` module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NginxStream {
+    /// Compiled in (`--with-stream`): nothing to load.
+    BuiltIn,
+    /// A dynamic module (`--with-stream=dynamic`), loaded from this path.
+    Module(PathBuf),
+    /// Not available; the reason, with what to do about it.
+    Missing(String),
+}
+
+/// The programs the systems run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binaries {
+    /// The ringway binary (it may not exist: see [`missing`]).
+    pub ringway: PathBuf,
+    /// nginx, if found.
+    pub nginx: Option<PathBuf>,
+    /// HAProxy, if found.
+    pub haproxy: Option<PathBuf>,
+    /// Whether nginx can run in TCP mode.
+    pub nginx_stream: NginxStream,
+}
+
+impl Binaries {
+    /// Looks nginx and HAProxy up in `PATH`, `/usr/sbin` and
+    /// `/usr/local/sbin`, and asks nginx (`nginx -V`) how it was built.
+    pub fn find(ringway: PathBuf) -> Self {
+        let nginx = find_program("nginx");
+        let nginx_stream = match &nginx {
+            Some(path) => nginx_stream(path),
+            None => NginxStream::Missing(NGINX_ABSENT.to_owned()),
+        };
+        Self {
+            ringway,
+            nginx,
+            haproxy: find_program("haproxy"),
+            nginx_stream,
+        }
+    }
+
+    /// The program of `kind` (`None` for `direct`, or when not found).
+    fn program(&self, kind: Kind) -> Option<&Path> {
+        match kind {
+            Kind::Direct => None,
+            Kind::Ringway => Some(&self.ringway),
+            Kind::Nginx => self.nginx.as_deref(),
+            Kind::Haproxy => self.haproxy.as_deref(),
+        }
+    }
+}
+
+/// Why nginx cannot run when it was not found.
+const NGINX_ABSENT: &str =
+    "nginx not found in PATH, /usr/sbin or /usr/local/sbin: run scripts/install-peers.sh";
+/// Why HAProxy cannot run when it was not found.
+const HAPROXY_ABSENT: &str =
+    "haproxy not found in PATH, /usr/sbin or /usr/local/sbin: run scripts/install-peers.sh";
+
+/// Why `kind` cannot run in `mode` with `bins`, or `None` if it can, so
+/// that the runner can report a peer it skips.
+pub fn missing(kind: Kind, bins: &Binaries, mode: Mode) -> Option<String> {
+    match kind {
+        Kind::Direct => None,
+        Kind::Ringway if !is_executable(&bins.ringway) => Some(format!(
+            "ringway binary {} not found: build it with \
+             `cargo build --release -p ringway-control`",
+            bins.ringway.display()
+        )),
+        Kind::Ringway => None,
+        Kind::Nginx if bins.nginx.is_none() => Some(NGINX_ABSENT.to_owned()),
+        Kind::Nginx => match (mode, &bins.nginx_stream) {
+            (Mode::Tcp, NginxStream::Missing(why)) => Some(why.clone()),
+            _ => None,
+        },
+        Kind::Haproxy if bins.haproxy.is_none() => Some(HAPROXY_ABSENT.to_owned()),
+        Kind::Haproxy => None,
+    }
+}
+
+/// Why a system could not be started, measured or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// [`missing`] gives a reason.
+    #[error("{kind} cannot run: {reason}")]
+    Unavailable {
+        /// The system.
+        kind: Kind,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The run directory's path is not UTF-8; the generated configs could
+    /// not name files in it.
+    #[error("run directory {0} is not valid UTF-8: pick a directory with a UTF-8 path")]
+    DirNotUtf8(PathBuf),
+    /// A file of the run directory could not be written.
+    #[error("{kind}: cannot write {path}: {source}")]
+    Write {
+        /// The system.
+        kind: Kind,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Something already accepts connections where the system must listen.
+    #[error(
+        "{kind}: {addr} already accepts connections: another process listens there \
+         (a proxy left over from an earlier run?); stop it or pick other ports"
+    )]
+    AddressInUse {
+        /// The system.
+        kind: Kind,
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The open-file limit is too low for the connections asked for, and
+    /// could not be raised.
+    #[error(
+        "{kind} needs {needed} open files for {connections} connections, but the limit is \
+         {soft} (hard limit {hard}) and raising it failed ({source}): raise it before the \
+         run (`ulimit -n {needed}`; above the hard limit only root can) or ask for fewer \
+         connections"
+    )]
+    OpenFiles {
+        /// The system.
+        kind: Kind,
+        /// Open files needed.
+        needed: u64,
+        /// Client connections asked for.
+        connections: usize,
+        /// The current soft limit.
+        soft: u64,
+        /// The current hard limit.
+        hard: u64,
+        /// Why raising failed.
+        source: nix::Error,
+    },
+    /// The config checker could not be run.
+    #[error("{kind}: cannot run `{command}`: {source}")]
+    CheckRun {
+        /// The system.
+        kind: Kind,
+        /// The command line.
+        command: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The system's own checker rejects the generated configuration.
+    #[error("{kind} rejects the generated config {config} (`{command}`):\n{output}")]
+    Rejected {
+        /// The system.
+        kind: Kind,
+        /// The config file.
+        config: PathBuf,
+        /// The check's command line.
+        command: String,
+        /// What the check printed.
+        output: String,
+    },
+    /// The process could not be started.
+    #[error("{kind}: cannot start `taskset -c {core} {program}`: {source} (taskset comes with util-linux)")]
+    Spawn {
+        /// The system.
+        kind: Kind,
+        /// The core.
+        core: usize,
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The process exited while starting.
+    #[error("{kind} exited at start ({status}); its log {log} ends with:\n{tail}")]
+    Exited {
+        /// The system.
+        kind: Kind,
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// It did not become ready in time.
+    #[error(
+        "{kind} not ready after {waited:?} (last probe: {last}); its log {log} ends with:\n{tail}"
+    )]
+    NotReady {
+        /// The system.
+        kind: Kind,
+        /// How long the runner waited.
+        waited: Duration,
+        /// What the last readiness probe saw.
+        last: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// The stop signal could not be sent.
+    #[error("{kind}: cannot send {signal} to pid {pid}: {source}; killed its process group")]
+    Signal {
+        /// The system.
+        kind: Kind,
+        /// The signal.
+        signal: Signal,
+        /// The process.
+        pid: u32,
+        /// Why.
+        source: nix::Error,
+    },
+    /// It did not exit in time after the stop signal.
+    #[error("{kind} did not exit within {waited:?} of the stop signal; killed it", waited = STOP_TIMEOUT)]
+    NoExit {
+        /// The system.
+        kind: Kind,
+    },
+    /// It exited with a failure when asked to stop.
+    #[error("{kind} exited with {status} when stopped; its log {log} ends with:\n{tail}")]
+    BadExit {
+        /// The system.
+        kind: Kind,
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// Waiting for the process failed.
+    #[error("{kind}: cannot wait for its process: {source}")]
+    Wait {
+        /// The system.
+        kind: Kind,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A started system. Dropping it kills the process group.
+#[derive(Debug)]
+pub struct Running {
+    kind: Kind,
+    target: SocketAddr,
+    /// `None` for `direct`, and once stopped.
+    child: Option<Child>,
+    config: Option<PathBuf>,
+    log: Option<PathBuf>,
+}
+
+impl Running {
+    /// Starts `kind` for `layout`: writes its configuration into
+    /// `layout.dir`, has the system check it, starts it under
+    /// `taskset -c <proxy_core>` with its output going to `<kind>.log` in
+    /// the same directory, and waits until it accepts connections
+    /// (ringway: until `/ready` answers 200). `direct` starts nothing.
+    ///
+    /// Raises this process's open-file limit, which the system inherits,
+    /// to what `layout.max_connections` needs.
+    pub fn start(kind: Kind, layout: &Layout, bins: &Binaries) -> Result<Running, SystemError> {
+        if let Some(reason) = missing(kind, bins, layout.mode) {
+            return Err(SystemError::Unavailable { kind, reason });
+        }
+        let Some(spec) = Spec::new(kind, layout, bins) else {
+            // Only `direct` has nothing to run: the load goes to the origin.
+            return Ok(Running {
+                kind,
+                target: layout.origin,
+                child: None,
+                config: None,
+                log: None,
+            });
+        };
+        let dir = &layout.dir;
+        if dir.to_str().is_none() {
+            return Err(SystemError::DirNotUtf8(dir.clone()));
+        }
+        fs::create_dir_all(dir).map_err(|source| SystemError::Write {
+            kind,
+            path: dir.clone(),
+            source,
+        })?;
+        ensure_free(kind, layout.listen)?;
+        if kind == Kind::Ringway {
+            ensure_free(kind, layout.admin)?;
+        }
+        raise_open_files(kind, layout)?;
+        fs::write(&spec.config, &spec.text).map_err(|source| SystemError::Write {
+            kind,
+            path: spec.config.clone(),
+            source,
+        })?;
+        spec.check()?;
+        let log = dir.join(format!("{kind}.log"));
+        let child = spec.spawn(layout.proxy_core, &log)?;
+        let mut running = Running {
+            kind,
+            target: layout.listen,
+            child: Some(child),
+            config: Some(spec.config),
+            log: Some(log),
+        };
+        running.wait_ready(layout)?;
+        Ok(running)
+    }
+
+    /// Which system this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Where the load goes: the proxy's listener, or the origin for
+    /// `direct`.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// The generated configuration file (`None` for `direct`).
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
+    /// The file the system's stdout and stderr go to (`None` for `direct`).
+    pub fn log_path(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
+    /// Every live process of the system now, the started one first (nginx:
+    /// master, then workers); empty for `direct`.
+    pub fn pids(&self) -> Vec<u32> {
+        self.child
+            .as_ref()
+            .map(|child| procfs::process_tree(child.id()))
+            .unwrap_or_default()
+    }
+
+    /// CPU time (`utime + stime`, all threads) of [`Running::pids`], in
+    /// clock ticks ([`procfs::clock_ticks`] a second). A process that
+    /// exits between the listing and the read counts 0.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.pids()
+            .into_iter()
+            .filter_map(|pid| procfs::process_ticks(pid).ok())
+            .sum()
+    }
+
+    /// Resident memory (`VmRSS`) of [`Running::pids`], in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_sum("VmRSS")
+    }
+
+    /// Peak resident memory (`VmHWM`) of [`Running::pids`], in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_sum("VmHWM")
+    }
+
+    /// Asks the system to exit (SIGTERM: nginx's master then stops its
+    /// workers, ringway drains), waits up to 5 s, then kills its process
+    /// group. An exit with a failure status is an error, with the log's
+    /// tail.
+    pub fn stop(mut self) -> Result<(), SystemError> {
+        let kind = self.kind;
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let pid = child.id();
+        let signal = Signal::SIGTERM;
+        if let Err(source) = kill(raw_pid(pid), signal) {
+            kill_group(&mut child);
+            return Err(SystemError::Signal {
+                kind,
+                signal,
+                pid,
+                source,
+            });
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+                Ok(None) => {
+                    kill_group(&mut child);
+                    return Err(SystemError::NoExit { kind });
+                }
+                Err(source) => {
+                    kill_group(&mut child);
+                    return Err(SystemError::Wait { kind, source });
+                }
+            }
+        };
+        // Anything of the group still there (a worker the master did not
+        // wait for) must not outlive the system.
+        let _ = killpg(raw_pid(pid), Signal::SIGKILL);
+        if status.success() || status.signal() == Some(signal as i32) {
+            Ok(())
+        } else {
+            let log = self.log.clone().unwrap_or_default();
+            Err(SystemError::BadExit {
+                kind,
+                status,
+                tail: tail(&log, TAIL_LINES),
+                log,
+            })
+        }
+    }
+
+    /// Polls until the system is ready, it exits, or [`READY_TIMEOUT`].
+    fn wait_ready(&mut self, layout: &Layout) -> Result<(), SystemError> {
+        let kind = self.kind;
+        let log = self.log.clone().unwrap_or_default();
+        let started = Instant::now();
+        let mut admin = AdminClient::new(layout.admin, PROBE_TIMEOUT);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        // Whatever it forked must not outlive it.
+                        let _ = killpg(raw_pid(child.id()), Signal::SIGKILL);
+                        self.child = None;
+                        return Err(SystemError::Exited {
+                            kind,
+                            status,
+                            tail: tail(&log, TAIL_LINES),
+                            log,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(source) => return Err(SystemError::Wait { kind, source }),
+                }
+            }
+            let last = match self.probe(layout, &mut admin) {
+                Ok(()) => return Ok(()),
+                Err(last) => last,
+            };
+            if started.elapsed() >= READY_TIMEOUT {
+                return Err(SystemError::NotReady {
+                    kind,
+                    waited: READY_TIMEOUT,
+                    last,
+                    tail: tail(&log, TAIL_LINES),
+                    log,
+                });
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// `Ok` when the system is ready, else what the probe saw.
+    fn probe(&self, layout: &Layout, admin: &mut AdminClient) -> Result<(), String> {
+        if self.kind == Kind::Ringway {
+            // Once every worker runs the first table, the listeners are
+            // bound; the connect below confirms it.
+            match admin.request("GET", "/ready", b"") {
+                Ok(reply) if reply.status == 200 => {}
+                Ok(reply) => {
+                    return Err(format!(
+                        "GET /ready answered {} {}",
+                        reply.status,
+                        reply.body.trim_end()
+                    ))
+                }
+                Err(e) => return Err(format!("GET /ready on {}: {e}", layout.admin)),
+            }
+        }
+        TcpStream::connect_timeout(&layout.listen, PROBE_TIMEOUT)
+            .map_err(|e| format!("connect to {}: {e}", layout.listen))?;
+        // nginx's master binds the listener before it forks the worker:
+        // until the worker exists, `pids()` would miss it.
+        if self.kind == Kind::Nginx && self.pids().len() < 2 {
+            return Err("nginx's master has not started its worker yet".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The sum of a `kB` field of `/proc/<pid>/status` over the processes.
+    fn status_sum(&self, field: &str) -> u64 {
+        self.pids()
+            .into_iter()
+            .filter_map(|pid| procfs::status_kib(pid, field).ok())
+            .sum()
+    }
+}
+
+impl Drop for Running {
+    /// A system the runner did not stop (it failed half-way) is killed,
+    /// not left running on the proxy core.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child);
+        }
+    }
+}
+
+/// How one proxy is configured, checked and run.
+struct Spec {
+    kind: Kind,
+    program: PathBuf,
+    config: PathBuf,
+    text: String,
+    check_args: Vec<OsString>,
+    run_args: Vec<OsString>,
+}
+
+impl Spec {
+    /// The spec of `kind`; `None` for `direct`, which runs nothing, and
+    /// for a proxy whose binary was not found.
+    fn new(kind: Kind, layout: &Layout, bins: &Binaries) -> Option<Self> {
+        let program = bins.program(kind)?;
+        let dir = &layout.dir;
+        let os = |s: &str| OsString::from(s);
+        let (file, text, check_args, run_args) = match kind {
+            Kind::Direct => return None,
+            Kind::Ringway => {
+                let config = dir.join("ringway.toml");
+                (
+                    config.clone(),
+                    configs::ringway(layout),
+                    vec![os("check"), config.clone().into()],
+                    vec![os("run"), os("--config"), config.into()],
+                )
+            }
+            Kind::Nginx => {
+                let config = dir.join("nginx.conf");
+                let host = NginxHost {
+                    stream_module: match &bins.nginx_stream {
+                        NginxStream::Module(path) => Some(path.clone()),
+                        NginxStream::BuiltIn | NginxStream::Missing(_) => None,
+                    },
+                    worker_user: geteuid().is_root().then(|| "root".to_owned()),
+                };
+                // `-e stderr`: messages from before the config is read go
+                // to the log too, not to the packaged error log path.
+                let common = vec![
+                    os("-e"),
+                    os("stderr"),
+                    os("-p"),
+                    dir.clone().into(),
+                    os("-c"),
+                    config.clone().into(),
+                ];
+                let mut check = vec![os("-t"), os("-q")];
+                check.extend(common.iter().cloned());
+                (config, configs::nginx(layout, &host), check, common)
+            }
+            Kind::Haproxy => {
+                let config = dir.join("haproxy.cfg");
+                // No `-q` on the check: it would hide the alerts that say
+                // what is wrong.
+                (
+                    config.clone(),
+                    configs::haproxy(layout),
+                    vec![os("-c"), os("-f"), config.clone().into()],
+                    // `-db`: stay in the foreground, one process.
+                    vec![os("-db"), os("-f"), config.into()],
+                )
+            }
+        };
+        Some(Self {
+            kind,
+            program: program.to_owned(),
+            config: file,
+            text,
+            check_args,
+            run_args,
+        })
+    }
+
+    /// Runs the system's own config check.
+    fn check(&self) -> Result<(), SystemError> {
+        let command = command_line(&self.program, &self.check_args);
+        let out = Command::new(&self.program)
+            .args(&self.check_args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| SystemError::CheckRun {
+                kind: self.kind,
+                command: command.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        Err(SystemError::Rejected {
+            kind: self.kind,
+            config: self.config.clone(),
+            command,
+            output: output.trim_end().to_owned(),
+        })
+    }
+
+    /// Starts the system on `core`, in a process group of its own.
+    fn spawn(&self, core: usize, log: &Path) -> Result<Child, SystemError> {
+        let write_error = |source| SystemError::Write {
+            kind: self.kind,
+            path: log.to_owned(),
+            source,
+        };
+        let out = File::create(log).map_err(write_error)?;
+        let err = out.try_clone().map_err(write_error)?;
+        Command::new("taskset")
+            .arg("-c")
+            .arg(core.to_string())
+            .arg(&self.program)
+            .args(&self.run_args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|source| SystemError::Spawn {
+                kind: self.kind,
+                core,
+                program: self.program.clone(),
+                source,
+            })
+    }
+}
+
+/// Fails if something already accepts connections on `addr`: the readiness
+/// probe would take it for the system.
+fn ensure_free(kind: Kind, addr: SocketAddr) -> Result<(), SystemError> {
+    match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+        Ok(_) => Err(SystemError::AddressInUse { kind, addr }),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Raises this process's open-file limit (soft, and hard when it is lower)
+/// to what `layout` needs; children inherit it. ringway only lifts its soft
+/// limit to the hard one, so for it the hard limit must be high enough
+/// before it starts; nginx and HAProxy raise their own, which needs root
+/// above the hard limit, so checking here gives every system the same
+/// clear error.
+fn raise_open_files(kind: Kind, layout: &Layout) -> Result<(), SystemError> {
+    let needed = configs::open_files(layout);
+    let error = |soft, hard, source| SystemError::OpenFiles {
+        kind,
+        needed,
+        connections: layout.max_connections,
+        soft,
+        hard,
+        source,
+    };
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| error(0, 0, e))?;
+    if soft >= needed {
+        return Ok(());
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, needed, hard.max(needed)).map_err(|e| error(soft, hard, e))
+}
+
+/// Sends SIGKILL to the process group of `child` and reaps `child`.
+fn kill_group(child: &mut Child) {
+    let _ = killpg(raw_pid(child.id()), Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `pid` as nix takes it (`Child::id` is a positive `i32` on Linux).
+fn raw_pid(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
+}
+
+/// `program args...` for messages.
+fn command_line(program: &Path, args: &[OsString]) -> String {
+    let mut line = program.display().to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
+
+/// The first executable file named `name` in `PATH` or [`SBIN_DIRS`].
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .chain(SBIN_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// Whether `path` is a file someone may execute.
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// How `nginx` (the binary at this path) gets its stream module.
+fn nginx_stream(nginx: &Path) -> NginxStream {
+    // nginx prints its version and configure arguments on stderr.
+    match Command::new(nginx).arg("-V").stdin(Stdio::null()).output() {
+        Ok(out) => {
+            let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+            parse_nginx_stream(&text, |path| path.is_file())
+        }
+        Err(e) => NginxStream::Missing(format!(
+            "cannot ask {} how it was built (`nginx -V`): {e}",
+            nginx.display()
+        )),
+    }
+}
+
+/// How an nginx whose `nginx -V` printed `text` gets its stream module;
+/// `exists` says whether a module file is there.
+fn parse_nginx_stream(text: &str, exists: impl Fn(&Path) -> bool) -> NginxStream {
+    let args: Vec<&str> = text.split_whitespace().collect();
+    let value = |key: &str| args.iter().find_map(|arg| arg.strip_prefix(key));
+    if args.contains(&"--with-stream") {
+        return NginxStream::BuiltIn;
+    }
+    if !args.contains(&"--with-stream=dynamic") {
+        return NginxStream::Missing(
+            "this nginx was built without the stream module (no --with-stream), \
+             which TCP mode needs"
+                .to_owned(),
+        );
+    }
+    // Without `--modules-path`, nginx looks in `<prefix>/modules`.
+    let dir = match (value("--modules-path="), value("--prefix=")) {
+        (Some(path), _) => PathBuf::from(path),
+        (None, Some(prefix)) => Path::new(prefix).join("modules"),
+        (None, None) => PathBuf::from("/usr/local/nginx/modules"),
+    };
+    let module = dir.join("ngx_stream_module.so");
+    if exists(&module) {
+        NginxStream::Module(module)
+    } else {
+        NginxStream::Missing(format!(
+            "nginx's stream module, which TCP mode needs, is not installed ({} is absent): \
+             install package libnginx-mod-stream (scripts/install-peers.sh does)",
+            module.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

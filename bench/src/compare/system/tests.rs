@@ -1,0 +1,449 @@
+//! Starting, measuring and stopping the real systems.
+//!
+//! A proxy whose binary is absent (nginx and HAProxy on CI, ringway when it
+//! was not built with `cargo build -p ringway-control --bin ringway`) is not
+//! run; its test then checks that [`missing`] says why, so that every test
+//! checks something on every machine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+
+use super::*;
+
+/// How long a test client waits for an answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The headers every proxy must add to a request (see `configs`).
+const ADDED_HEADERS: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// The ringway binary next to the test binary's directory
+/// (`<target>/debug/deps/..`), or `$RINGWAY_BIN`.
+fn ringway_binary() -> PathBuf {
+    if let Some(path) = env::var_os("RINGWAY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|debug| debug.join("ringway"))
+        .expect("the test binary lives in <target>/<profile>/deps")
+}
+
+fn binaries() -> Binaries {
+    Binaries::find(ringway_binary())
+}
+
+/// The last core this process may run on.
+fn proxy_core() -> usize {
+    core_affinity::get_core_ids()
+        .and_then(|ids| ids.last().map(|id| id.id))
+        .unwrap_or(0)
+}
+
+/// A loopback address nothing listens on now.
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("a bound address")
+}
+
+fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
+    Layout {
+        mode,
+        proxy_core: proxy_core(),
+        listen: free_addr(),
+        origin,
+        admin: free_addr(),
+        max_connections: 100,
+        dir: dir.to_owned(),
+    }
+}
+
+/// Starts a thread per connection on an ephemeral port, serving `serve`.
+fn origin(serve: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the origin");
+    let addr = listener.local_addr().expect("the origin's address");
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            thread::spawn(move || serve(conn));
+        }
+    });
+    addr
+}
+
+/// An HTTP/1.1 keep-alive origin whose answer body lists the names of the
+/// request's header fields, lower-case, comma-separated.
+fn serve_http(conn: TcpStream) {
+    let Ok(read_half) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut names = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, _)) = line.split_once(':') {
+                names.push(name.to_ascii_lowercase());
+            }
+        }
+        let body = names.join(",");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP origin that sends back what it receives.
+fn serve_echo(mut conn: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let conn = TcpStream::connect(addr).expect("connect to the system");
+    conn.set_read_timeout(Some(CLIENT_TIMEOUT))
+        .expect("set a read timeout");
+    BufReader::new(conn)
+}
+
+/// Sends `GET /` on `conn` and reads the answer: `(status, body)`.
+fn get(conn: &mut BufReader<TcpStream>) -> (u16, String) {
+    conn.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n")
+        .expect("send a request");
+    let mut line = String::new();
+    conn.read_line(&mut line).expect("read the status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a status line, got {line:?}"));
+    let mut length = 0;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).expect("read a header line");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().expect("a numeric content-length");
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).expect("read the body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Sends `data` on `conn` and reads as many bytes back.
+fn echo(conn: &mut BufReader<TcpStream>, data: &[u8]) -> Vec<u8> {
+    conn.get_mut().write_all(data).expect("send to the echo");
+    let mut back = vec![0; data.len()];
+    conn.read_exact(&mut back).expect("read the echo");
+    back
+}
+
+/// Keeps `work` going until `running` has been charged CPU time (ticks are
+/// coarse: a freshly started proxy may show none yet), then checks the
+/// measurements.
+fn check_measures(running: &Running, expected_processes: usize, mut work: impl FnMut()) {
+    let pids = running.pids();
+    assert_eq!(pids.len(), expected_processes, "pids: {pids:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.cpu_ticks() == 0 && Instant::now() < deadline {
+        for _ in 0..200 {
+            work();
+        }
+    }
+    assert!(running.cpu_ticks() > 0, "no CPU time charged to {pids:?}");
+    let rss = running.rss_kib();
+    assert!(rss > 0);
+    assert!(running.peak_rss_kib() >= rss);
+}
+
+/// Stops `running` and checks none of its processes is left.
+fn stop_and_check_gone(running: Running) {
+    let pids = running.pids();
+    assert!(!pids.is_empty());
+    running.stop().expect("the system stops cleanly");
+    for pid in pids {
+        assert!(!procfs::is_running(pid), "process {pid} survived stop()");
+    }
+}
+
+/// If `kind` cannot run here, checks that [`missing`] agrees with what
+/// [`Binaries::find`] found and returns `true` (the caller skips the rest).
+fn absent(kind: Kind, bins: &Binaries, mode: Mode) -> bool {
+    let Some(reason) = missing(kind, bins, mode) else {
+        return false;
+    };
+    match kind {
+        Kind::Direct => panic!("direct always runs, got {reason}"),
+        Kind::Ringway => {
+            assert!(!bins.ringway.exists(), "{reason}");
+            assert!(reason.contains("cargo build"), "{reason}");
+        }
+        Kind::Nginx if bins.nginx.is_some() => {
+            assert_eq!(mode, Mode::Tcp, "{reason}");
+            assert!(
+                matches!(bins.nginx_stream, NginxStream::Missing(_)),
+                "{reason}"
+            );
+        }
+        Kind::Nginx => assert!(reason.contains("install-peers.sh"), "{reason}"),
+        Kind::Haproxy => {
+            assert!(bins.haproxy.is_none(), "{reason}");
+            assert!(reason.contains("install-peers.sh"), "{reason}");
+        }
+    }
+    let err = Running::start(
+        kind,
+        &layout(mode, free_addr(), Path::new("/nonexistent")),
+        bins,
+    )
+    .expect_err("an absent system does not start");
+    assert!(matches!(err, SystemError::Unavailable { .. }), "{err}");
+    eprintln!("{kind} ({mode}) not run: {reason}");
+    true
+}
+
+/// Runs `kind` in HTTP mode in front of a test origin.
+fn http_round_trip(kind: Kind, expected_processes: usize) {
+    let bins = binaries();
+    if absent(kind, &bins, Mode::Http) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a run directory");
+    let layout = layout(Mode::Http, origin(serve_http), dir.path());
+    let running = Running::start(kind, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(running.target(), layout.listen);
+    let config = running.config_path().expect("a proxy has a config");
+    assert!(config.starts_with(dir.path()) && config.is_file());
+    let mut conn = connect(running.target());
+    let (status, body) = get(&mut conn);
+    assert_eq!(status, 200, "body: {body}");
+    let names: Vec<&str> = body.split(',').collect();
+    for header in ADDED_HEADERS {
+        assert!(
+            names.contains(&header),
+            "{kind} did not add {header}: {body}"
+        );
+    }
+    check_measures(&running, expected_processes, || {
+        assert_eq!(get(&mut conn).0, 200);
+    });
+    drop(conn);
+    stop_and_check_gone(running);
+}
+
+/// Runs `kind` in TCP mode in front of an echo origin.
+fn tcp_round_trip(kind: Kind, expected_processes: usize) {
+    let bins = binaries();
+    if absent(kind, &bins, Mode::Tcp) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a run directory");
+    let layout = layout(Mode::Tcp, origin(serve_echo), dir.path());
+    let running = Running::start(kind, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(running.target(), layout.listen);
+    let mut conn = connect(running.target());
+    assert_eq!(echo(&mut conn, b"ping"), b"ping");
+    let chunk = vec![0x5a; 64 * 1024];
+    check_measures(&running, expected_processes, || {
+        assert_eq!(echo(&mut conn, &chunk).len(), chunk.len());
+    });
+    drop(conn);
+    stop_and_check_gone(running);
+}
+
+#[test]
+fn direct_starts_nothing_and_targets_the_origin() {
+    let bins = binaries();
+    let dir = tempfile::tempdir().expect("a run directory");
+    let origin = origin(serve_http);
+    let layout = layout(Mode::Http, origin, dir.path());
+    let running = Running::start(Kind::Direct, &layout, &bins).expect("direct always starts");
+    assert_eq!(running.target(), origin);
+    assert!(running.pids().is_empty());
+    assert_eq!(running.cpu_ticks(), 0);
+    assert_eq!(running.rss_kib(), 0);
+    assert_eq!(running.peak_rss_kib(), 0);
+    assert!(running.config_path().is_none());
+    let mut conn = connect(running.target());
+    assert_eq!(get(&mut conn).0, 200);
+    running.stop().expect("nothing to stop");
+    assert_eq!(
+        fs::read_dir(dir.path()).expect("the run directory").count(),
+        0,
+        "direct writes nothing"
+    );
+}
+
+#[test]
+fn ringway_http() {
+    http_round_trip(Kind::Ringway, 1);
+}
+
+#[test]
+fn ringway_tcp() {
+    tcp_round_trip(Kind::Ringway, 1);
+}
+
+#[test]
+fn nginx_http() {
+    // The master and its one worker.
+    http_round_trip(Kind::Nginx, 2);
+}
+
+#[test]
+fn nginx_tcp() {
+    tcp_round_trip(Kind::Nginx, 2);
+}
+
+#[test]
+fn haproxy_http() {
+    http_round_trip(Kind::Haproxy, 1);
+}
+
+#[test]
+fn haproxy_tcp() {
+    tcp_round_trip(Kind::Haproxy, 1);
+}
+
+#[test]
+fn a_taken_address_is_refused_before_starting() {
+    let bins = binaries();
+    if absent(Kind::Ringway, &bins, Mode::Tcp) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a run directory");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut layout = layout(Mode::Tcp, origin(serve_echo), dir.path());
+    layout.listen = taken.local_addr().expect("an address");
+    let err = Running::start(Kind::Ringway, &layout, &bins).expect_err("the port is taken");
+    assert!(
+        matches!(err, SystemError::AddressInUse { addr, .. } if addr == layout.listen),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rejected_config_shows_the_checker_output() {
+    let bins = binaries();
+    if absent(Kind::Ringway, &bins, Mode::Http) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a run directory");
+    let mut layout = layout(Mode::Http, origin(serve_http), dir.path());
+    // No machine has this core: `ringway check` refuses it.
+    layout.proxy_core = 100_000;
+    let err = Running::start(Kind::Ringway, &layout, &bins).expect_err("no such core");
+    match &err {
+        SystemError::Rejected { output, config, .. } => {
+            assert!(output.contains("100000"), "{output}");
+            assert!(config.is_file());
+        }
+        other => panic!("expected a rejection, got {other}"),
+    }
+}
+
+#[test]
+fn kinds_have_names() {
+    for kind in Kind::ALL {
+        assert_eq!(kind.name().parse::<Kind>(), Ok(kind));
+        assert_eq!(kind.to_string(), kind.name());
+    }
+    let err = "envoy".parse::<Kind>().expect_err("not a system");
+    assert!(err.to_string().contains("envoy"));
+}
+
+#[test]
+fn missing_names_the_fix() {
+    let bins = Binaries {
+        ringway: PathBuf::from("/nonexistent/ringway"),
+        nginx: None,
+        haproxy: None,
+        nginx_stream: NginxStream::Missing(NGINX_ABSENT.to_owned()),
+    };
+    for mode in Mode::ALL {
+        assert_eq!(missing(Kind::Direct, &bins, mode), None);
+        let ringway = missing(Kind::Ringway, &bins, mode).expect("no ringway");
+        assert!(ringway.contains("/nonexistent/ringway") && ringway.contains("cargo build"));
+        let nginx = missing(Kind::Nginx, &bins, mode).expect("no nginx");
+        assert!(nginx.contains("install-peers.sh"), "{nginx}");
+        let haproxy = missing(Kind::Haproxy, &bins, mode).expect("no haproxy");
+        assert!(haproxy.contains("install-peers.sh"), "{haproxy}");
+    }
+    let no_stream = Binaries {
+        nginx: Some(PathBuf::from("/usr/sbin/nginx")),
+        nginx_stream: NginxStream::Missing("no stream module".into()),
+        ..bins
+    };
+    assert_eq!(missing(Kind::Nginx, &no_stream, Mode::Http), None);
+    assert_eq!(
+        missing(Kind::Nginx, &no_stream, Mode::Tcp).as_deref(),
+        Some("no stream module")
+    );
+}
+
+#[test]
+fn reads_how_nginx_was_built() {
+    let debian = "nginx version: nginx/1.22.1\nconfigure arguments: --prefix=/usr/share/nginx \
+                  --modules-path=/usr/lib/nginx/modules --with-stream=dynamic --with-http_ssl_module";
+    let module = PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so");
+    assert_eq!(
+        parse_nginx_stream(debian, |_| true),
+        NginxStream::Module(module)
+    );
+    match parse_nginx_stream(debian, |_| false) {
+        NginxStream::Missing(why) => {
+            assert!(why.contains("libnginx-mod-stream"), "{why}");
+            assert!(why.contains("/usr/lib/nginx/modules/ngx_stream_module.so"));
+        }
+        other => panic!("expected Missing, got {other:?}"),
+    }
+    let prefix_only = "configure arguments: --prefix=/opt/nginx --with-stream=dynamic";
+    assert_eq!(
+        parse_nginx_stream(prefix_only, |_| true),
+        NginxStream::Module(PathBuf::from("/opt/nginx/modules/ngx_stream_module.so"))
+    );
+    let built_in = "configure arguments: --with-stream --with-stream_ssl_module";
+    assert_eq!(
+        parse_nginx_stream(built_in, |_| false),
+        NginxStream::BuiltIn
+    );
+    let without = "configure arguments: --with-stream_ssl_module";
+    assert!(matches!(
+        parse_nginx_stream(without, |_| true),
+        NginxStream::Missing(_)
+    ));
+}
