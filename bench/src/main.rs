@@ -8,8 +8,6 @@
 #![forbid(unsafe_code)]
 
 mod churn;
-// The `compare` runner uses it next; until then only its tests do.
-#[allow(dead_code)]
 mod compare;
 mod http;
 mod load;
@@ -46,16 +44,11 @@ enum Command {
     /// keep-alive answers of a fixed size, or a TCP sink; prints what it
     /// served as JSON when stopped.
     Origin(origin::OriginArgs),
-    /// Side-by-side comparison with nginx and HAProxy (not built yet).
-    Compare(NotBuilt),
-}
-
-/// Whatever was passed to a subcommand that does not exist yet.
-#[derive(Debug, clap::Args)]
-struct NotBuilt {
-    /// Ignored.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Runs a scenario file: ringway, nginx and HAProxy side by side against
+    /// a direct baseline (offered-rate sweep, max throughput, CPU per
+    /// request, memory per idle connection); writes report.md,
+    /// results.json and SVG plots under bench/results/.
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,16 +58,6 @@ fn main() -> ExitCode {
         Command::Http(args) => http::main(&args),
         Command::Load(args) => load::main(&args),
         Command::Origin(args) => origin::main(&args),
-        Command::Compare(_) => not_built("compare"),
+        Command::Compare(args) => compare::main(&args),
     }
-}
-
-/// Says that `name` is not built yet, and what to use meanwhile.
-fn not_built(name: &str) -> ExitCode {
-    eprintln!(
-        "ringway-bench {name}: not built yet (issue 5); \
-         for the TCP comparison run scripts/bench-tcp.sh, \
-         for table churn run `ringway-bench churn`"
-    );
-    ExitCode::from(2)
 }

@@ -64,6 +64,7 @@ pub enum Mode {
 
 impl Mode {
     /// Both modes.
+    #[cfg(test)]
     pub const ALL: [Mode; 2] = [Mode::Http, Mode::Tcp];
 
     /// `"http"` or `"tcp"`: the name in scenario files and reports.

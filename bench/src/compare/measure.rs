@@ -1,0 +1,300 @@
+//! One measured load run against a running system: the `load` child's
+//! result, and what the system and the cores spent meanwhile.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::procfs;
+use super::scenario::{Scenario, ScenarioMode};
+use super::system::Running;
+
+/// One load run's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    /// The system under test.
+    pub system: String,
+    /// The round (0-based); `None` for the load-side ceiling run.
+    pub round: Option<usize>,
+    /// Offered rate (open loop), or `None` for a max-throughput run.
+    pub offered: Option<f64>,
+    /// Requests answered well inside the window.
+    pub ok: u64,
+    /// Requests written, warm-up included: what the system handled while
+    /// its CPU was counted.
+    pub sent: u64,
+    /// Open loop: requests due that no connection could send.
+    pub unsent: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Ok requests per second.
+    pub rps: f64,
+    /// Bytes written per second of the window (TCP mode).
+    pub bytes_per_s: f64,
+    /// Bytes written during the whole run, warm-up included (TCP mode).
+    pub bytes_total: u64,
+    /// Latency percentiles in µs (HTTP mode).
+    pub latency: Option<Latency>,
+    /// (quantile, µs) pairs for the spectrum plot.
+    pub spectrum: Vec<(f64, u64)>,
+    /// utime + stime of every process of the system, in seconds.
+    pub cpu_s: f64,
+    /// Busy time of the proxy's core (softirq included), in seconds.
+    pub proxy_core_busy_s: f64,
+    /// Busy share of the proxy's core during the run (0..1).
+    pub proxy_core_util: f64,
+    /// Busy share of the load cores during the run (0..1, the busiest).
+    pub load_core_util: f64,
+    /// The raw `load --json` file, relative to the results directory.
+    pub raw: String,
+}
+
+/// Latency percentiles in µs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p99_9: u64,
+    /// 99.99th.
+    pub p99_99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Measured {
+    /// The system's CPU per request, µs (process time / requests sent).
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        (self.sent > 0 && self.cpu_s > 0.0).then(|| self.cpu_s * 1e6 / self.sent as f64)
+    }
+
+    /// The proxy core's busy time per request, µs (softirq included: the
+    /// kernel's TCP work on that core counts).
+    pub fn core_us_per_request(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.proxy_core_busy_s * 1e6 / self.sent as f64)
+    }
+
+    /// The system's CPU per GB streamed, seconds (TCP mode).
+    pub fn cpu_s_per_gb(&self) -> Option<f64> {
+        (self.bytes_total > 0 && self.cpu_s > 0.0)
+            .then(|| self.cpu_s / (self.bytes_total as f64 / 1e9))
+    }
+}
+
+/// Where the load runs and what it looks like.
+#[derive(Debug)]
+pub struct Runner<'a> {
+    /// The `ringway-bench` binary (this one).
+    pub bench: &'a Path,
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// The load generator's cores.
+    pub load_cores: &'a [usize],
+    /// The results directory.
+    pub dir: &'a Path,
+}
+
+impl Runner<'_> {
+    /// Runs `load` against `target` (open loop at `rate`, or closed loop)
+    /// while sampling `system`'s CPU and the cores; `name` names the raw
+    /// file.
+    pub fn measure(
+        &self,
+        system: Option<&Running>,
+        label: &str,
+        round: Option<usize>,
+        target: SocketAddr,
+        rate: Option<f64>,
+    ) -> Result<Measured, String> {
+        let s = self.scenario;
+        let mut cmd = Command::new(self.bench);
+        cmd.arg("load")
+            .arg("--target")
+            .arg(target.to_string())
+            .args(["--json", "--progress", "never"])
+            .arg("--cores")
+            .arg(&s.cores.load)
+            .arg("--connections")
+            .arg(s.load.connections.to_string())
+            .arg("--duration")
+            .arg(humantime::format_duration(s.load.duration).to_string())
+            .arg("--warmup")
+            .arg(humantime::format_duration(s.load.warmup).to_string())
+            .arg("--timeout")
+            .arg(humantime::format_duration(s.load.timeout).to_string());
+        match s.mode {
+            ScenarioMode::Tcp => {
+                cmd.args(["--mode", "tcp", "--chunk"])
+                    .arg(s.load.chunk.to_string());
+            }
+            ScenarioMode::Http => {
+                cmd.arg("--method")
+                    .arg(&s.load.method)
+                    .arg("--path")
+                    .arg(&s.load.path)
+                    .arg("--body-size")
+                    .arg(s.load.body_size.to_string());
+                for h in &s.load.headers {
+                    cmd.arg("--header").arg(h);
+                }
+                if s.load.new_connection {
+                    cmd.arg("--new-connection");
+                }
+                if let Some(r) = rate {
+                    cmd.arg("--rate").arg(format!("{r}"));
+                }
+            }
+        }
+        let proxy_core = s.cores.proxy;
+        let before = Sample::take(system, proxy_core, self.load_cores);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bench.display()))?;
+        let after = Sample::take(system, proxy_core, self.load_cores);
+        let raw = format!("raw/{label}.json");
+        std::fs::write(self.dir.join(&raw), &out.stdout)
+            .map_err(|e| format!("cannot write {raw}: {e}"))?;
+        // Exit 1 means some requests failed: the figures still stand and
+        // the errors are counted in them.
+        if !matches!(out.status.code(), Some(0 | 1)) {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(format!(
+                "load run {label} failed ({}): {}",
+                out.status,
+                stderr.trim()
+            ));
+        }
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("load run {label}: unreadable JSON: {e}"))?;
+        let tck = procfs::clock_ticks() as f64;
+        let (pb, pt) = after.proxy_core.delta(before.proxy_core);
+        let load_util = after
+            .load_cores
+            .iter()
+            .zip(&before.load_cores)
+            .map(|(a, b)| {
+                let (busy, total) = a.delta(*b);
+                ratio(busy, total)
+            })
+            .fold(0.0, f64::max);
+        let u = |path: &[&str]| -> u64 {
+            path.iter()
+                .try_fold(&doc, |v, k| v.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let f = |path: &[&str]| -> f64 {
+            path.iter()
+                .try_fold(&doc, |v, k| v.get(k))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+        };
+        let latency = doc
+            .get("latency_us")
+            .filter(|v| !v.is_null())
+            .map(|_| Latency {
+                p50: u(&["latency_us", "p50"]),
+                p90: u(&["latency_us", "p90"]),
+                p99: u(&["latency_us", "p99"]),
+                p99_9: u(&["latency_us", "p99_9"]),
+                p99_99: u(&["latency_us", "p99_99"]),
+                max: u(&["latency_us", "max"]),
+            });
+        let spectrum = doc
+            .get("spectrum")
+            .and_then(Value::as_array)
+            .map(|points| {
+                points
+                    .iter()
+                    .filter_map(|p| {
+                        Some((p.get("quantile")?.as_f64()?, p.get("latency_us")?.as_u64()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let elapsed = f(&["elapsed_s"]);
+        let warm = f(&["warmup_s"]);
+        let bytes_sent = u(&["bytes", "sent"]);
+        // The warm-up's bytes are not in `bytes.sent`; scale by time for
+        // the CPU-per-GB figure, whose CPU covers the warm-up too.
+        let bytes_total = if elapsed > 0.0 {
+            (bytes_sent as f64 * (elapsed + warm) / elapsed) as u64
+        } else {
+            bytes_sent
+        };
+        Ok(Measured {
+            system: system.map_or("direct", |r| r.kind().name()).to_string(),
+            round,
+            offered: rate,
+            ok: u(&["requests", "ok"]),
+            sent: u(&["requests", "sent"]),
+            unsent: u(&["requests", "unsent"]),
+            errors: u(&["errors", "total"]),
+            rps: f(&["requests", "per_second"]),
+            bytes_per_s: f(&["bytes", "sent_per_second"]),
+            bytes_total,
+            latency,
+            spectrum,
+            cpu_s: after.cpu.saturating_sub(before.cpu) as f64 / tck,
+            proxy_core_busy_s: pb as f64 / tck,
+            proxy_core_util: ratio(pb, pt),
+            load_core_util: load_util,
+            raw,
+        })
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Busy and total ticks of one core.
+#[derive(Debug, Clone, Copy, Default)]
+struct CoreTicks {
+    busy: u64,
+    total: u64,
+}
+
+impl CoreTicks {
+    fn read(core: usize) -> Self {
+        // A core that cannot be read counts as idle; the report shows 0%.
+        let (busy, total) = procfs::core_busy_ticks(core).unwrap_or((0, 0));
+        Self { busy, total }
+    }
+
+    fn delta(self, before: CoreTicks) -> (u64, u64) {
+        (
+            self.busy.saturating_sub(before.busy),
+            self.total.saturating_sub(before.total),
+        )
+    }
+}
+
+/// CPU counters at one instant.
+#[derive(Debug)]
+struct Sample {
+    cpu: u64,
+    proxy_core: CoreTicks,
+    load_cores: Vec<CoreTicks>,
+}
+
+impl Sample {
+    fn take(system: Option<&Running>, proxy_core: usize, load_cores: &[usize]) -> Self {
+        Self {
+            cpu: system.map_or(0, Running::cpu_ticks),
+            proxy_core: CoreTicks::read(proxy_core),
+            load_cores: load_cores.iter().map(|&c| CoreTicks::read(c)).collect(),
+        }
+    }
+}
