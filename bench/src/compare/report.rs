@@ -327,7 +327,15 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
             }
         }
         if any_bound {
-            md.push_str("\n**The load side is the bottleneck** in the runs marked so: the load core was saturated while the proxy core was not, or the proxied rate reached what `direct` alone reached. Their max-throughput figures compare the load generator, not the proxies; read CPU per request at the offered rates below instead.\n");
+            let instead = if tcp {
+                "read CPU per GB instead, which does not depend on the rate reached"
+            } else {
+                "read CPU per request at the offered rates below instead"
+            };
+            let _ = writeln!(
+                md,
+                "\n**The load side is the bottleneck** in the runs marked so: the load core was saturated while the proxy core was not, or the proxied rate reached what `direct` alone reached. Their max-throughput figures compare the load generator, not the proxies; {instead}."
+            );
         }
         md.push('\n');
     }
