@@ -8,7 +8,8 @@
 //! talks to its admin API. For HTTP listeners, [`http_origin`] is a
 //! recording origin, [`http_client`] a byte-exact client and
 //! [`http_config`] builds their configs, on the shared wire reader
-//! [`http_wire`].
+//! [`http_wire`]. [`bench`] runs the load generator, `ringway-bench load`,
+//! against servers that count what it sends.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -21,6 +22,7 @@
 )]
 
 pub mod admin;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod http_client;
