@@ -219,16 +219,9 @@ impl Runner<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let elapsed = f(&["elapsed_s"]);
-        let warm = f(&["warmup_s"]);
-        let bytes_sent = u(&["bytes", "sent"]);
-        // The warm-up's bytes are not in `bytes.sent`; scale by time for
-        // the CPU-per-GB figure, whose CPU covers the warm-up too.
-        let bytes_total = if elapsed > 0.0 {
-            (bytes_sent as f64 * (elapsed + warm) / elapsed) as u64
-        } else {
-            bytes_sent
-        };
+        // Every byte written, warm-up included, as the CPU covers the
+        // warm-up too.
+        let bytes_total = u(&["bytes", "sent"]);
         Ok(Measured {
             system: system.map_or("direct", |r| r.kind().name()).to_string(),
             round,

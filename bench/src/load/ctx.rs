@@ -120,6 +120,15 @@ impl Ctx {
         }
     }
 
+    /// Counts `n` bytes whose write completed at `done`.
+    pub fn wrote(&self, n: usize, done: Instant) {
+        let mut r = self.record.borrow_mut();
+        r.bytes_sent += n as u64;
+        if done >= self.window.start && done <= self.window.end {
+            r.window_bytes_sent += n as u64;
+        }
+    }
+
     /// Records a failed request that started at `at`.
     pub fn fail(&self, at: Instant, kind: ErrorKind, detail: impl FnOnce() -> String) {
         let mut r = self.record.borrow_mut();

@@ -170,11 +170,8 @@ async fn exchange(ctx: &Ctx, stream: &TcpStream, mut bufs: Bufs) -> (Result<Head
     if let Err(e) = written {
         return (Err((ErrorKind::of_io(&e), e.to_string())), bufs);
     }
-    {
-        let mut r = ctx.record.borrow_mut();
-        r.sent += 1;
-        r.bytes_sent += bufs.request.len() as u64;
-    }
+    ctx.record.borrow_mut().sent += 1;
+    ctx.wrote(bufs.request.len(), Instant::now());
     bufs.read.clear();
     let mut head: Option<Head> = None;
     loop {

@@ -42,7 +42,7 @@ pub struct LoadArgs {
     pub mode: ModeArg,
     /// Open loop: requests per second in total, on a fixed schedule. Without
     /// it the run is a closed loop (each connection as fast as it can).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Connections in total, split between the threads.
     #[arg(long, default_value_t = 32)]

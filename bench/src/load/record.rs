@@ -63,7 +63,8 @@ impl ErrorKind {
 pub struct Record {
     /// Requests answered with a well-framed 2xx inside the measured window.
     pub ok: u64,
-    /// Requests sent inside the measured window (answered or not).
+    /// Requests written, warm-up and the tail after the window included:
+    /// what the server saw.
     pub sent: u64,
     /// Open loop: requests due inside the window that no connection could
     /// send before the run ended (the target fell behind the offered rate).
@@ -75,10 +76,12 @@ pub struct Record {
     pub errors: [u64; 6],
     /// Connections opened (the first of each connection included).
     pub connects: u64,
-    /// Bytes written inside the window (TCP mode: the payload streamed).
+    /// Bytes written, warm-up and tail included (what the far end read).
     pub bytes_sent: u64,
-    /// Bytes read inside the window.
+    /// Bytes read, warm-up and tail included.
     pub bytes_received: u64,
+    /// Bytes whose write completed inside the window: the throughput.
+    pub window_bytes_sent: u64,
     /// Latency of each ok request, in µs, from its intended send time (open
     /// loop) or its send (closed loop) to its last byte.
     pub latency: Histogram<u64>,
@@ -98,6 +101,7 @@ impl Record {
             connects: 0,
             bytes_sent: 0,
             bytes_received: 0,
+            window_bytes_sent: 0,
             latency: new_histogram(),
             first_errors: Vec::new(),
         }
@@ -136,6 +140,7 @@ impl Record {
         self.connects += other.connects;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.window_bytes_sent += other.window_bytes_sent;
         // Same bounds on both sides: adding cannot fail.
         let _ = self.latency.add(&other.latency);
         for e in &other.first_errors {

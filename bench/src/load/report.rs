@@ -42,7 +42,7 @@ impl Outcome {
     pub fn clean(&self, plan: &Plan) -> bool {
         let did_work = match plan.mode {
             Mode::Http => self.record.ok > 0,
-            Mode::Tcp => self.record.bytes_sent > 0,
+            Mode::Tcp => self.record.window_bytes_sent > 0,
         };
         self.fatal.is_empty() && self.record.error_total() == 0 && did_work
     }
@@ -112,7 +112,7 @@ pub fn json(plan: &Plan, out: &Outcome) -> Value {
         "bytes": {
             "sent": r.bytes_sent,
             "received": r.bytes_received,
-            "sent_per_second": per_second(r.bytes_sent, out.elapsed),
+            "sent_per_second": per_second(r.window_bytes_sent, out.elapsed),
         },
         "connects": r.connects,
         "errors": errors,
@@ -163,9 +163,10 @@ pub fn human(plan: &Plan, out: &Outcome) -> String {
             }
         }
         Mode::Tcp => {
-            let bps = per_second(r.bytes_sent, out.elapsed);
+            let bps = per_second(r.window_bytes_sent, out.elapsed);
             s.push_str(&format!(
-                "  streamed   {} bytes, {:.1} MB/s ({:.2} Gbit/s)\n",
+                "  streamed   {} bytes in the window ({} in all), {:.1} MB/s ({:.2} Gbit/s)\n",
+                r.window_bytes_sent,
                 r.bytes_sent,
                 bps / 1e6,
                 bps * 8.0 / 1e9

@@ -3,7 +3,9 @@
 //!
 //! Writes are never abandoned at the end of the window (only on Ctrl-C or
 //! after `--timeout` without progress): every byte the generator counts was
-//! accepted by the kernel, so the count matches what the far end reads.
+//! accepted by the kernel, so the count (warm-up included) matches what the
+//! far end reads. The throughput counts the writes that completed inside the
+//! window.
 
 use std::net::Shutdown;
 use std::rc::Rc;
@@ -34,11 +36,7 @@ pub async fn stream(ctx: Rc<Ctx>, stream: TcpStream) {
         match outcome {
             Ok((Ok(n), back)) => {
                 chunk = back;
-                if done >= ctx.window.start {
-                    ctx.record.borrow_mut().bytes_sent += n as u64;
-                } else {
-                    ctx.record.borrow_mut().outside += 1;
-                }
+                ctx.wrote(n, done);
                 last = done;
             }
             Ok((Err(e), _)) => {
