@@ -143,6 +143,9 @@ idle_connections = 200
     assert_eq!(raw_files, 7, "the ceiling run and six rounds' runs");
     let origin = read_json(&dir.join("origin.json"));
     assert_eq!(origin["requests"].as_u64().unwrap(), sent + 200, "{origin}");
+    let check = &results["origin_check"];
+    assert_eq!(check["served"].as_u64(), Some(sent + 200), "{check}");
+    assert_eq!(check["sent"].as_u64(), Some(sent + 200), "{check}");
 
     let md = std::fs::read_to_string(report).unwrap();
     for needle in [
@@ -156,6 +159,7 @@ idle_connections = 200
         "## Memory",
         "latency-vs-load.svg",
         "spectrum.svg",
+        "every request reached it exactly once",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }

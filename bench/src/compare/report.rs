@@ -437,6 +437,21 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
                 .unwrap_or_default()
         );
     }
+    if let Some(c) = &r.origin_check {
+        let verdict = if c.served == c.sent {
+            "every request reached it exactly once".to_string()
+        } else {
+            format!(
+                "**{} more than were sent**: requests were repeated or lost on the way",
+                c.served as i64 - c.sent as i64
+            )
+        };
+        let _ = writeln!(
+            md,
+            "The origin answered {} requests; the load runs and the memory runs sent {}: {verdict}.\n",
+            c.served, c.sent
+        );
+    }
     if !r.problems.is_empty() {
         let _ = writeln!(md, "## Problems\n");
         for p in &r.problems {

@@ -53,6 +53,9 @@ pub struct Results {
     /// Routing-table churn during ringway's rounds: configs posted and
     /// refused.
     pub churn: Vec<ChurnTally>,
+    /// Requests the origin answered in all (its own count, read when it
+    /// stopped), against what the load runs and the memory runs sent.
+    pub origin_check: Option<OriginCheck>,
     /// What went wrong along the way (a system that would not start, a
     /// load run that failed).
     pub problems: Vec<String>,
@@ -114,6 +117,15 @@ impl MemoryReading {
             (self.rss_idle_kib as f64 - self.rss_before_kib as f64) * 1024.0 / self.held as f64
         })
     }
+}
+
+/// The origin's count of requests against the generator's.
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginCheck {
+    /// Requests the origin answered.
+    pub served: u64,
+    /// Requests written by every load run plus one per idle connection.
+    pub sent: u64,
 }
 
 /// Routing-table churn of one ringway round.
@@ -223,6 +235,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         runs: Vec::new(),
         memory: Vec::new(),
         churn: Vec::new(),
+        origin_check: None,
         problems: Vec::new(),
     };
 
@@ -321,6 +334,25 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         }
     }
     origin.stop();
+    if mode == Mode::Http {
+        let served = std::fs::read_to_string(dir.join("origin.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("requests").and_then(serde_json::Value::as_u64));
+        let sent = results
+            .ceiling
+            .iter()
+            .chain(&results.runs)
+            .map(|m| m.sent)
+            .sum::<u64>()
+            + results.memory.iter().map(|m| m.held as u64).sum::<u64>();
+        match served {
+            Some(served) => results.origin_check = Some(OriginCheck { served, sent }),
+            None => results
+                .problems
+                .push("the origin did not report what it served".into()),
+        }
+    }
     Ok((results, dir))
 }
 
