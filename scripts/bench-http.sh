@@ -3,7 +3,8 @@
 # connection, side by side in one run, on loopback.
 #
 # Layout (2-core machine): the origin (an nginx answering `200 ok\n` from
-# memory) and the load generator (`ringway-bench http`) on the load core (0);
+# memory) and the load generator (`ringway-bench load`, closed loop, one
+# io_uring thread) on the load core (0);
 # the proxy under test on the proxy core (1), one worker each: ringway's
 # `worker_cores = [1]`, nginx `worker_processes 1` + `worker_cpu_affinity`,
 # HAProxy `nbthread 1` + `cpu-map`, each process also confined by taskset.
@@ -66,7 +67,7 @@ NGINX_PORT=18081
 HAPROXY_PORT=18082
 RINGWAY_ADMIN=127.0.0.1:19911
 
-usage() { sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -338,6 +339,17 @@ pid_of() {
     esac
 }
 conns_of() { [[ $1 == lat ]] && echo 1 || echo "$CONNECTIONS"; }
+as_ms() { # seconds (fractions allowed) -> a `--duration` for `load` (humantime has no fractions)
+    awk -v s="$1" 'BEGIN { printf "%dms\n", s * 1000 }'
+}
+generate() { # port connections seconds -> `ringway-bench load --json` on stdout
+    # Closed loop, one generator thread pinned to the load core (--cores);
+    # taskset also keeps its main thread, which only gathers the result,
+    # off the proxy core. Exit status: 0 clean, 1 errors, 2 bad options.
+    taskset -c "$LOAD_CORE" "$BENCH" load --target "127.0.0.1:$1" \
+        --connections "$2" --duration "$(as_ms "$3")" --cores "$LOAD_CORE" \
+        --json --progress never
+}
 children_cpu() { # times-output-file -> user+sys seconds of this shell's waited children
     awk 'NR == 2 { t = 0
         for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60 + p[2] }
@@ -363,8 +375,7 @@ run_one() { # system kind(lat|tput) rep duration -> appends one line to runs.tsv
         # of this shell, so their difference is the generator's CPU.
         times >"$OUT/.times0"
         rc=0
-        taskset -c "$LOAD_CORE" "$BENCH" http --target "127.0.0.1:$port" \
-            --connections "$(conns_of "$kind")" --duration "$dur" \
+        generate "$port" "$(conns_of "$kind")" "$dur" \
             >"$OUT/$json" 2>>"$OUT/bench-client.log" || rc=$?
         times >"$OUT/.times1"
         t1=$(date +%s%N)
@@ -416,8 +427,7 @@ if [[ $PROFILE == 1 ]]; then
         [[ $sys == direct ]] && continue
         wait_quiet >/dev/null
         log "profiling $sys: perf record -C $PROXY_CORE -g for ${prof_secs}s of a $((prof_secs + 2))s run"
-        taskset -c "$LOAD_CORE" "$BENCH" http --target "127.0.0.1:$(port_of "$sys")" \
-            --connections "$CONNECTIONS" --duration $((prof_secs + 2)) \
+        generate "$(port_of "$sys")" "$CONNECTIONS" $((prof_secs + 2)) \
             >"$OUT/profile-$sys.json" 2>>"$OUT/bench-client.log" &
         client=$!
         sleep 1
@@ -453,7 +463,7 @@ cleanup
     machine_line
     echo "versions: $( ((WANT_RINGWAY)) && "$RINGWAY" --version 2>/dev/null | awk 'NR==1' | sed 's/$/, /')$("$NGINX" -v 2>&1 | awk -F/ 'NR==1 {print "nginx", $2}'), $("$HAPROXY" -v | awk 'NR==1 {print "HAProxy", $3}')"
     tree_line "$ROOT"
-    echo "layout: origin (nginx) + ringway-bench http on core $LOAD_CORE; proxy on core $PROXY_CORE; interleaved x $REPEATS: latency runs 1 connection ${LAT_DURATION}s, throughput runs $CONNECTIONS connections ${DURATION}s; CLK_TCK=$CLK_TCK"
+    echo "layout: origin (nginx) + ringway-bench load (closed loop) on core $LOAD_CORE; proxy on core $PROXY_CORE; interleaved x $REPEATS: latency runs 1 connection ${LAT_DURATION}s, throughput runs $CONNECTIONS connections ${DURATION}s; CLK_TCK=$CLK_TCK"
     echo "configs: $OUT/{ringway.toml,nginx/nginx.conf,haproxy.cfg,origin/nginx.conf}"
     echo
 } >"$OUT/report.md"

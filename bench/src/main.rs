@@ -2,14 +2,13 @@
 //! machine.
 //!
 //! `load` is the load generator (open and closed loop, HTTP/1.1 and TCP
-//! streaming, on io_uring); `churn` measures routing-table churn while
-//! traffic flows; `http` is the older closed-loop generator that
-//! `scripts/bench-http.sh` drives. See docs/benchmarks.md.
+//! streaming, on io_uring; `scripts/bench-http.sh` drives it in closed
+//! loop); `churn` measures routing-table churn while traffic flows. See
+//! docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
 mod churn;
 mod compare;
-mod http;
 mod load;
 mod origin;
 
@@ -31,10 +30,6 @@ enum Command {
     /// ringway; compare the worker's throughput and CPU per request with and
     /// without churn, and report publish latency and request errors.
     Churn(churn::ChurnArgs),
-    /// Closed-loop HTTP/1.1 keep-alive load: N connections with one request
-    /// in flight each; checks every response, prints counts, rate and
-    /// latency percentiles as JSON.
-    Http(http::HttpArgs),
     /// Load generator: closed loop or open loop at a fixed rate (latency
     /// from each request's intended send time), HTTP/1.1 keep-alive or a new
     /// connection per request, or TCP streaming; one pinned io_uring thread
@@ -55,7 +50,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Churn(args) => churn::main(&args),
-        Command::Http(args) => http::main(&args),
         Command::Load(args) => load::main(&args),
         Command::Origin(args) => origin::main(&args),
         Command::Compare(args) => compare::main(&args),

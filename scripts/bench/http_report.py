@@ -3,7 +3,7 @@
 
 Input: the results directory written by bench-http.sh, holding
   runs.tsv        one line per measured run (see COLUMNS below)
-  <system>-<kind>-<rep>.json   `ringway-bench http` output of that run
+  <system>-<kind>-<rep>.json   `ringway-bench load --json` output of that run
   ringway.log     ringway's stderr (its exit report lines are shown)
 
 Output (stdout): the throughput table (CPU per request, medians and min/max
@@ -32,7 +32,7 @@ COLUMNS = [
     "system",      # direct | ringway | nginx | haproxy
     "kind",        # lat (1 connection) | tput (-c connections)
     "rep",         # 1..R
-    "json",        # ringway-bench http output (relative to the results dir)
+    "json",        # ringway-bench load --json output (relative to the results dir)
     "rc",          # its exit status
     "wall_ns",     # wall-clock time of the generator run
     "ticks0",      # proxy utime+stime (clock ticks, nginx workers included) before, or NA
@@ -71,19 +71,34 @@ def load_runs(results: str, clk_tck: int, tsv: str = "runs.tsv") -> list[dict]:
                 run["error"] = doc["error"]
                 runs.append(run)
                 continue
-            reqs = int(doc["requests"])
-            run["requests"] = reqs
-            run["errors"] = int(doc["errors"])
-            if run["rc"] != 0 or run["errors"] or reqs == 0:
-                kinds = {k: v for k, v in doc.get("error_kinds", {}).items() if v}
-                run["error"] = (f"generator exited {run['rc']}, {run['errors']} errors {kinds}, "
-                                f"{reqs} requests; first: {doc.get('first_errors')}")
+            try:
+                reqs = int(doc["requests"]["ok"])
+                outside = int(doc["requests"]["outside"])
+                errors = dict(doc["errors"])
+                error_total = int(errors.pop("total"))
+            except (KeyError, TypeError, ValueError) as e:
+                run["error"] = f"not `ringway-bench load --json` output: {e!r}"
                 runs.append(run)
                 continue
-            run["rps"] = float(doc["rps"])
+            run["requests"] = reqs
+            run["errors"] = error_total
+            if run["rc"] != 0 or run["errors"] or reqs == 0 or doc.get("fatal"):
+                kinds = {k: v for k, v in errors.items() if v}
+                run["error"] = (f"generator exited {run['rc']}, {run['errors']} errors {kinds}, "
+                                f"{reqs} requests; could not run: {doc.get('fatal')}; "
+                                f"first: {doc.get('first_errors')}")
+                runs.append(run)
+                continue
+            run["rps"] = float(doc["requests"]["per_second"])
             lat = doc["latency_us"]
             run["p50"], run["p99"], run["p999"] = lat["p50"], lat["p99"], lat["p99_9"]
-            per_req = 1e6 / reqs  # seconds -> µs per request
+            # The CPU figures cover the generator's whole life: connecting
+            # before the window, the window, and the requests in flight when
+            # it closed, which `load` lets finish but counts as `outside`
+            # (answered or not), not `ok`: at most one per connection. The
+            # proxy served those within the CPU measured, so they are in the
+            # divisor with the others; the rate stays `ok` over the window.
+            per_req = 1e6 / (reqs + outside)  # seconds -> µs per request
             if row["ticks0"] != "NA":
                 run["proc_cpu_s"] = (int(row["ticks1"]) - int(row["ticks0"])) / clk_tck
                 run["proc_us"] = run["proc_cpu_s"] * per_req
@@ -227,7 +242,8 @@ def main() -> int:
                   f"**{r_('core_us')}** | {r_('softirq_us')} | | | | | | |")
     print()
     print("Medians, with (min–max) over the runs. CPU per request = CPU seconds over the run / "
-          "requests answered. Ratio rows: ratio of the medians.")
+          "requests answered (those in flight when the window closed included). "
+          "Ratio rows: ratio of the medians.")
 
     status = 0
     if "ringway" in order:

@@ -1,4 +1,4 @@
-//! Framing of the HTTP/1.1 responses the load generators read.
+//! Framing of the HTTP/1.1 responses that `load` and `compare`'s memory run read.
 //!
 //! Only what a benchmark needs: the status, where the response ends (a
 //! `Content-Length` body; the servers under test answer fixed-size bodies,
