@@ -42,7 +42,8 @@ origin = "0"
 proxy = {proxy_core}
 
 [origin]
-response_size = 100
+# More than one read's worth: answers are framed across reads.
+response_size = 70000
 
 [load]
 connections = 4

@@ -10,6 +10,7 @@ use ringway_tests::bench::{
     load, response, turn, Answer, CountingServer, Load, LoadRun, Sink, Stall, RUN_TIMEOUT,
 };
 use ringway_tests::dead_endpoint;
+use ringway_tests::http_origin::{HttpOrigin, Reply};
 use serde_json::Value;
 
 /// How long a server may take to see the end of every connection after the
@@ -198,6 +199,37 @@ fn requests_carry_the_method_path_headers_and_body() {
     );
     assert_eq!(seen.bytes_in, seen.requests * (head.len() as u64 + 1000));
     assert_eq!(run.count("/bytes/sent"), seen.bytes_in);
+}
+
+/// Answers far larger than one read: the generator must keep what each
+/// read brought and frame the answer across all of them (it once lent the
+/// ring its whole buffer for every read, so each read overwrote the last
+/// and no large answer ever completed).
+#[test]
+fn large_responses_are_read_across_many_reads() {
+    let _turn = turn();
+    const BODY: usize = 256 * 1024;
+    let origin = HttpOrigin::start(|_| Reply::ok(&[b'z'; BODY]));
+    let run = load(
+        origin.addr(),
+        &["--connections", "2", "--duration", "500ms"],
+    );
+    run.assert_exit(0);
+    let ok = run.count("/requests/ok");
+    let sent = run.count("/requests/sent");
+    assert!(ok > 0, "no large answer completed");
+    assert_eq!(run.count("/errors/total"), 0, "{:?}", run.first_errors());
+    assert_eq!(origin.requests().len() as u64, sent);
+    // Every request got its whole answer, body and head.
+    let received = run.count("/bytes/received");
+    assert!(
+        received > sent * BODY as u64,
+        "{received} bytes for {sent} answers"
+    );
+    assert!(
+        received < sent * (BODY as u64 + 1024),
+        "{received} bytes for {sent} answers"
+    );
 }
 
 #[test]

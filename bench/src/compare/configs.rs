@@ -117,13 +117,22 @@ pub fn idle_pool(layout: &Layout) -> usize {
     layout.clients().min(RINGWAY_MAX_POOL)
 }
 
-/// Open files a proxy needs for `layout`: a client and an upstream socket
-/// per connection (both modes: HTTP keeps an upstream connection per busy
-/// client), plus [`SPARE_FILES`].
+/// Upstream connections a proxy may hold at once: in TCP mode one per
+/// client connection; in HTTP mode at most the idle pool (a client
+/// connection only holds an upstream one while its request is under way,
+/// and those come back to the pool).
+pub fn upstreams(layout: &Layout) -> usize {
+    match layout.mode {
+        Mode::Tcp => layout.clients(),
+        Mode::Http => idle_pool(layout),
+    }
+}
+
+/// Open files a proxy needs for `layout`: its client and upstream sockets,
+/// plus [`SPARE_FILES`].
 pub fn open_files(layout: &Layout) -> u64 {
-    let sockets = u64::try_from(layout.clients())
-        .unwrap_or(u64::MAX)
-        .saturating_mul(2);
+    let sockets =
+        u64::try_from(layout.clients().saturating_add(upstreams(layout))).unwrap_or(u64::MAX);
     sockets.saturating_add(SPARE_FILES)
 }
 
@@ -240,13 +249,13 @@ error_log stderr warn;
 worker_rlimit_nofile {files};
 
 events {{
-    # Counts upstream connections too: two per client connection.
+    # Counts upstream connections too.
     worker_connections {connections};
 }}
 ",
         pid = quote(&layout.dir.join("nginx.pid")),
         files = open_files(layout),
-        connections = layout.clients().saturating_mul(2),
+        connections = layout.clients().saturating_add(upstreams(layout)),
     ));
     match layout.mode {
         Mode::Http => text.push_str(&nginx_http(layout)),
@@ -452,8 +461,13 @@ mod tests {
     #[test]
     fn limits_grow_with_the_connections() {
         let l = layout(Mode::Http);
-        assert_eq!(open_files(&l), 2 * (10_032 + 64) + SPARE_FILES);
+        assert_eq!(open_files(&l), (10_032 + 64) + 4096 + SPARE_FILES);
         assert_eq!(idle_pool(&l), 4096);
+        let tcp = Layout {
+            mode: Mode::Tcp,
+            ..l.clone()
+        };
+        assert_eq!(open_files(&tcp), 2 * (10_032 + 64) + SPARE_FILES);
         let small = Layout {
             max_connections: 10,
             ..l

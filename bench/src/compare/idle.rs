@@ -17,7 +17,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn hold(target: SocketAddr, n: usize, http: bool) -> (Vec<TcpStream>, Option<String>) {
     let mut held = Vec::with_capacity(n);
     let request = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: ringway-bench\r\n\r\n";
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = Vec::new();
     for i in 0..n {
         let opened = TcpStream::connect_timeout(&target, IO_TIMEOUT).and_then(|mut s| {
             s.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -36,19 +36,17 @@ pub fn hold(target: SocketAddr, n: usize, http: bool) -> (Vec<TcpStream>, Option
     (held, None)
 }
 
-fn read_answer(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
-    let mut got = 0;
+fn read_answer(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
     loop {
-        if got == buf.len() {
-            return Err(std::io::Error::other("answer larger than 64 KiB"));
-        }
-        let n = s.read(&mut buf[got..])?;
+        let n = s.read(&mut chunk)?;
         if n == 0 {
             return Err(std::io::Error::other("closed before the whole answer"));
         }
-        got += n;
-        match parse_head(&buf[..got]) {
-            Ok(Some(h)) if got >= h.total_len() => {
+        buf.extend_from_slice(&chunk[..n]);
+        match parse_head(buf) {
+            Ok(Some(h)) if buf.len() >= h.total_len() => {
                 return if (200..300).contains(&h.status) {
                     Ok(())
                 } else {

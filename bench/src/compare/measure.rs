@@ -173,6 +173,13 @@ impl Runner<'_> {
         }
         let doc: Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("load run {label}: unreadable JSON: {e}"))?;
+        if let Some(fatal) = doc
+            .get("fatal")
+            .and_then(Value::as_array)
+            .filter(|f| !f.is_empty())
+        {
+            return Err(format!("load run {label} could not run: {fatal:?}"));
+        }
         let tck = procfs::clock_ticks() as f64;
         let (pb, pt) = after.proxy_core.delta(before.proxy_core);
         let load_util = after

@@ -459,7 +459,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         }
         md.push('\n');
     }
-    md.push_str("CPU µs/req (process): utime+stime of every process of the system over the run, divided by the requests it carried (warm-up included). CPU µs/req (core): busy time of the system's core from /proc/stat (softirq included) over the same requests. Ratios divide medians; min–max in brackets. Raw `load` outputs are in `raw/`, generated configs and logs in `systems/`.\n");
+    md.push_str("CPU µs/req (process): utime+stime of every process of the system over the run, divided by the requests it carried (warm-up included). CPU µs/req (core): busy time of the system's core from /proc/stat (softirq included) over the same requests; the kernel fills /proc/stat by sampling at timer ticks, which misses most of the work on a core that is mostly idle, so at low offered rates read the process column. Ratios divide medians; min–max in brackets. Raw `load` outputs are in `raw/`, generated configs and logs in `systems/`.\n");
     md
 }
 

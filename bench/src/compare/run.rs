@@ -163,6 +163,11 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         std::fs::create_dir_all(dir.join(sub))
             .map_err(|e| format!("cannot create {}: {e}", dir.join(sub).display()))?;
     }
+    // Absolute: the systems get paths inside it, and nginx reads a relative
+    // one against its own prefix.
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
     let mode = match s.mode {
         ScenarioMode::Http => Mode::Http,
         ScenarioMode::Tcp => Mode::Tcp,

@@ -10,6 +10,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use super::ctx::Ctx;
@@ -179,8 +180,11 @@ async fn exchange(ctx: &Ctx, stream: &TcpStream, mut bufs: Bufs) -> (Result<Head
         if bufs.read.capacity() - bufs.read.len() < want.min(READ_ROOM) {
             bufs.read.reserve(want.max(READ_ROOM));
         }
-        let (got, read) = stream.read(bufs.read).await;
-        bufs.read = read;
+        // The ring writes at the start of what it is lent: lend the free
+        // tail, so what arrived before stays.
+        let from = bufs.read.len();
+        let (got, read) = stream.read(bufs.read.slice(from..)).await;
+        bufs.read = read.into_inner();
         let n = match got {
             Ok(0) => {
                 let detail = format!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use core_affinity::CoreId;
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 /// How often a thread looks at the stop flag.
@@ -180,8 +181,11 @@ async fn http_conn(stream: TcpStream, response: &'static [u8], counts: Rc<Counts
         if buf.capacity() - buf.len() < READ_SIZE / 4 {
             buf.reserve(READ_SIZE);
         }
-        let (got, back) = stream.read(buf).await;
-        buf = back;
+        // The ring writes at the start of what it is lent: lend the free
+        // tail, so a partial request read before stays.
+        let from = buf.len();
+        let (got, back) = stream.read(buf.slice(from..)).await;
+        buf = back.into_inner();
         match got {
             Ok(0) | Err(_) => return,
             Ok(n) => counts.bytes.set(counts.bytes.get() + n as u64),
@@ -292,6 +296,47 @@ mod tests {
         );
         assert!(parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
         assert!(parse_request(b"\x16\x03\x01").is_err());
+    }
+
+    /// A request head that arrives in two pieces is answered once, whole:
+    /// the second read must not overwrite the first piece.
+    #[test]
+    fn a_head_split_across_reads_is_answered() {
+        use std::io::{Read, Write};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let settings = Settings {
+            listen: port,
+            http: true,
+            response: response(3),
+        };
+        let flag = stop.clone();
+        let server = std::thread::spawn(move || run(&settings, &[], flag));
+        let mut client = loop {
+            match std::net::TcpStream::connect(port) {
+                Ok(c) => break c,
+                Err(_) if !server.is_finished() => std::thread::yield_now(),
+                Err(e) => panic!("the origin did not listen: {e}"),
+            }
+        };
+        client.set_nodelay(true).unwrap();
+        client.write_all(b"GET /a HTTP/1.1\r\nHo").unwrap();
+        // Two segments, so the origin reads the head in two pieces.
+        std::thread::sleep(Duration::from_millis(50));
+        client.write_all(b"st: x\r\n\r\n").unwrap();
+        let want = response(3);
+        let mut got = vec![0u8; want.len()];
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, want);
+        drop(client);
+        stop.store(true, Ordering::Relaxed);
+        let served = server.join().unwrap().unwrap();
+        assert_eq!((served.requests, served.connections), (1, 1));
     }
 
     #[test]
