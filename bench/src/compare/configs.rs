@@ -344,8 +344,12 @@ pub fn haproxy(layout: &Layout) -> String {
 global
     nbthread 1
     cpu-map 1/1 {core}
-    # HAProxy sizes its open-file limit from this.
     maxconn {clients}
+    # HAProxy wants two open files per `maxconn` and, by default, refuses
+    # to start when the hard limit is lower (20,000 on the machines we run
+    # on, for 10,000 idle clients and their one upstream); it needs one
+    # per client and one per upstream connection, as the others do.
+    no strict-limits
     # No `log` line: logging off.
 
 defaults
