@@ -11,6 +11,7 @@ mod churn;
 mod compare;
 mod load;
 mod origin;
+mod spread;
 
 use std::process::ExitCode;
 

@@ -53,23 +53,8 @@ pub fn turn() -> MutexGuard<'static, ()> {
 }
 
 /// Path of the `ringway-bench` binary built beside this test executable.
-///
-/// Test executables live in `target/<profile>/deps/`; the binary is in
-/// `target/<profile>/`. Panics, saying how to build it, when it is missing.
 pub fn binary() -> PathBuf {
-    let exe =
-        std::env::current_exe().unwrap_or_else(|e| panic!("cannot find the test executable: {e}"));
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap_or_else(|| panic!("test executable {} has no target dir", exe.display()));
-    let binary = profile_dir.join("ringway-bench");
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo build -p ringway-bench --bins` before the tests",
-        binary.display()
-    );
-    binary
+    crate::proxy::sibling_binary("ringway-bench")
 }
 
 /// Runs `ringway-bench load --target TARGET ARGS --json --progress never`
@@ -95,8 +80,8 @@ enum Pipe {
 }
 
 impl Load {
-    /// Starts `ringway-bench load --target TARGET ARGS --json --progress
-    /// never`.
+    /// Starts `ringway-bench load --target TARGET ARGS --json`, with
+    /// `--progress never` unless ARGS says otherwise.
     pub fn spawn(target: SocketAddr, args: &[&str]) -> Self {
         let mut all = vec![
             "load".to_string(),
@@ -104,7 +89,10 @@ impl Load {
             target.to_string(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        all.extend(["--json", "--progress", "never"].map(String::from));
+        all.push("--json".to_string());
+        if !args.contains(&"--progress") {
+            all.extend(["--progress", "never"].map(String::from));
+        }
         let mut child = Command::new(binary())
             .args(&all)
             .stdin(Stdio::null())

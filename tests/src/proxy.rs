@@ -20,17 +20,22 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Path of the `ringway` binary built beside this test executable.
-///
-/// Test executables live in `target/<profile>/deps/`; the binary is in
-/// `target/<profile>/`. Panics, saying how to build it, when it is missing.
 pub fn binary() -> PathBuf {
+    sibling_binary("ringway")
+}
+
+/// Path of the workspace binary `name` built beside this test executable.
+///
+/// Test executables live in `target/<profile>/deps/`; the binaries are in
+/// `target/<profile>/`. Panics, saying how to build it, when it is missing.
+pub fn sibling_binary(name: &str) -> PathBuf {
     let exe =
         std::env::current_exe().unwrap_or_else(|e| panic!("cannot find the test executable: {e}"));
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .unwrap_or_else(|| panic!("test executable {} has no target dir", exe.display()));
-    let binary = profile_dir.join("ringway");
+    let binary = profile_dir.join(name);
     assert!(
         binary.is_file(),
         "{} is missing: run `cargo build --workspace --bins` before the tests",

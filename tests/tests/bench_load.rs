@@ -232,6 +232,38 @@ fn large_responses_are_read_across_many_reads() {
     );
 }
 
+/// Off a terminal, `--progress always` prints one progress line per update
+/// (four a second) with the rate and p99 of the last interval.
+#[test]
+fn the_progress_line_shows_the_rate_and_the_p99() {
+    let _turn = turn();
+    let server = CountingServer::start(Answer::Status(200));
+    let run = load(
+        server.addr(),
+        &[
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--progress",
+            "always",
+        ],
+    );
+    run.assert_exit(0);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" req/s  p99 "))
+        .collect();
+    assert!(lines.len() >= 2, "stderr:\n{}", run.stderr);
+    for line in &lines {
+        assert!(
+            line.contains(" s [") && line.ends_with("errors 0"),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn tcp_stream_bytes_match_what_the_sink_read() {
     let _turn = turn();

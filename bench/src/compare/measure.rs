@@ -103,11 +103,12 @@ pub struct Runner<'a> {
 
 impl Runner<'_> {
     /// Runs `load` against `target` (open loop at `rate`, or closed loop)
-    /// while sampling `system`'s CPU and the cores; `name` names the raw
-    /// file.
+    /// while sampling `system`'s CPU and the cores; `name` is the system's
+    /// name in the results, `label` names the raw file.
     pub fn measure(
         &self,
         system: Option<&Running>,
+        name: &str,
         label: &str,
         round: Option<usize>,
         target: SocketAddr,
@@ -230,7 +231,7 @@ impl Runner<'_> {
         // warm-up too.
         let bytes_total = u(&["bytes", "sent"]);
         Ok(Measured {
-            system: system.map_or("direct", |r| r.kind().name()).to_string(),
+            system: name.to_string(),
             round,
             offered: rate,
             ok: u(&["requests", "ok"]),
@@ -269,8 +270,13 @@ struct CoreTicks {
 impl CoreTicks {
     fn read(core: usize) -> Self {
         // A core that cannot be read counts as idle; the report shows 0%.
-        let (busy, total) = procfs::core_busy_ticks(core).unwrap_or((0, 0));
-        Self { busy, total }
+        // Busy is user + nice + system + irq + softirq (the kernel's
+        // loopback work); time the hypervisor stole is not the system's.
+        let t = crate::churn::procstat::core_times(core).unwrap_or_default();
+        Self {
+            busy: t.busy,
+            total: t.total,
+        }
     }
 
     fn delta(self, before: CoreTicks) -> (u64, u64) {

@@ -1,8 +1,8 @@
 //! What `compare` reads from `/proc`: the processes of a system under test,
 //! their CPU time and memory, and how busy a core was.
 //!
-//! CPU time of a process comes from [`crate::churn::procstat`], which the
-//! churn bench reads the same way.
+//! CPU time of a process and of a core come from [`crate::churn::procstat`],
+//! which the churn bench reads the same way.
 
 use std::fs;
 use std::io;
@@ -14,23 +14,6 @@ use crate::churn::procstat;
 /// answer).
 pub fn clock_ticks() -> u64 {
     procstat::clock_ticks().0
-}
-
-/// `(busy, total)` clock ticks of core `core` since boot, from its `cpuN`
-/// line of `/proc/stat`.
-///
-/// Busy is user + nice + system + irq + softirq + steal: on loopback the
-/// kernel's network work lands in softirq time, and time the hypervisor
-/// stole was not idle time the core could have given the proxy. Total adds
-/// idle and iowait.
-pub fn core_busy_ticks(core: usize) -> io::Result<(u64, u64)> {
-    let text = fs::read_to_string("/proc/stat")?;
-    parse_core_line(&text, core).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("/proc/stat has no line for cpu{core} (does the core exist?)"),
-        )
-    })
 }
 
 /// `utime + stime` of process `pid` (all its threads), in clock ticks.
@@ -105,27 +88,6 @@ fn parse_state(text: &str) -> Option<char> {
     text[text.rfind(')')? + 1..].trim_start().chars().next()
 }
 
-/// `(busy, total)` from the `cpuN` line of a `/proc/stat` text.
-fn parse_core_line(text: &str, core: usize) -> Option<(u64, u64)> {
-    let label = format!("cpu{core}");
-    let line = text
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(label.as_str()))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal (guest time is already
-    // inside user and nice).
-    let [user, nice, system, idle, iowait, irq, softirq, steal] = fields[..] else {
-        return None;
-    };
-    let busy = user + nice + system + irq + softirq + steal;
-    Some((busy, busy + idle + iowait))
-}
-
 /// The value of `field` (`VmRSS: 1234 kB`) in a `/proc/<pid>/status` text.
 fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -140,17 +102,6 @@ fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sums_a_core_line_with_steal_as_busy() {
-        let text = "cpu  9 9 9 9 9 9 9 9 0 0\n\
-                    cpu0 1 2 3 40 5 6 7 8 0 0\n\
-                    cpu1 100 0 50 10 0 0 20 0 0 0\n";
-        assert_eq!(parse_core_line(text, 0), Some((1 + 2 + 3 + 6 + 7 + 8, 72)));
-        assert_eq!(parse_core_line(text, 1), Some((170, 180)));
-        assert_eq!(parse_core_line(text, 2), None);
-        assert_eq!(parse_core_line("cpu0 1 2 3\n", 0), None);
-    }
 
     #[test]
     fn reads_memory_fields() {
@@ -173,7 +124,6 @@ mod tests {
         let me = std::process::id();
         assert!(is_running(me));
         assert!(status_kib(me, "VmRSS").expect("own status") > 0);
-        assert!(core_busy_ticks(0).expect("cpu0 exists").1 > 0);
         assert!(clock_ticks() > 0);
         let mut child = std::process::Command::new("sleep")
             .arg("30")

@@ -11,6 +11,7 @@ use std::path::Path;
 use super::measure::Measured;
 use super::plot::{self, Series};
 use super::run::Results;
+use crate::spread::Spread;
 
 /// Writes `results.json`, the plots and `report.md` into `dir`.
 pub fn write(results: &Results, dir: &Path) -> Result<(), String> {
@@ -22,48 +23,11 @@ pub fn write(results: &Results, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot write report.md: {e}"))
 }
 
-/// Median, min and max of some values.
-#[derive(Debug, Clone, Copy)]
-pub struct Spread {
-    /// Median.
-    pub median: f64,
-    /// Smallest.
-    pub min: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Spread {
-    /// `None` for no values.
-    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
-        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Self {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        })
-    }
-
-    fn show(&self, digits: usize) -> String {
-        if (self.max - self.min).abs() < f64::EPSILON {
-            format!("{:.*}", digits, self.median)
-        } else {
-            format!(
-                "{:.*} ({:.*}–{:.*})",
-                digits, self.median, digits, self.min, digits, self.max
-            )
-        }
-    }
+/// The spread of some values; `None` when there are none.
+fn spread_over(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+    let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    let s = Spread::new(&v);
+    (!s.median.is_nan()).then_some(s)
 }
 
 fn show(s: Option<Spread>, digits: usize) -> String {
@@ -96,7 +60,7 @@ fn runs_of<'a>(r: &'a Results, system: &str, offered: Option<f64>) -> Vec<&'a Me
 }
 
 fn spread(runs: &[&Measured], f: impl Fn(&Measured) -> Option<f64>) -> Option<Spread> {
-    Spread::of(runs.iter().filter_map(|m| f(m)))
+    spread_over(runs.iter().filter_map(|m| f(m)))
 }
 
 /// Offered rates present, in order.
@@ -401,7 +365,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
                 continue;
             };
             let sp = |f: &dyn Fn(&super::run::MemoryReading) -> Option<f64>| {
-                Spread::of(ms.iter().filter_map(|m| f(m)))
+                spread_over(ms.iter().filter_map(|m| f(m)))
             };
             let _ = writeln!(
                 md,
@@ -429,7 +393,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         let failed: u64 = r.churn.iter().map(|c| c.failed).sum();
         let _ = writeln!(
             md,
-            "## Routing-table churn\n\nDuring ringway's rounds a new config was posted to its admin API continuously: {applied} applied, {failed} failed{}.\n",
+            "## Routing-table churn\n\nIn each round ringway ran twice: quiet (`ringway`), then with a new config posted to its admin API continuously (`ringway-churn`; a route added, then removed, so every post compiles and publishes a new table): {applied} applied, {failed} failed{}. The tables above set the two side by side.\n",
             r.churn
                 .iter()
                 .find_map(|c| c.first_failure.clone())
@@ -461,20 +425,4 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     }
     md.push_str("CPU µs/req (process): utime+stime of every process of the system over the run, divided by the requests it carried (warm-up included). CPU µs/req (core): busy time of the system's core from /proc/stat (softirq included) over the same requests; the kernel fills /proc/stat by sampling at timer ticks, which misses most of the work on a core that is mostly idle, so at low offered rates read the process column. Ratios divide medians; min–max in brackets. Raw `load` outputs are in `raw/`, generated configs and logs in `systems/`.\n");
     md
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spread_takes_the_median_of_odd_and_even_counts() {
-        let s = Spread::of([3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        let s = Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap();
-        assert_eq!(s.median, 2.5);
-        assert!(Spread::of([f64::NAN]).is_none());
-        assert_eq!(Spread::of([5.0]).unwrap().show(1), "5.0");
-        assert_eq!(Spread::of([1.0, 3.0]).unwrap().show(0), "2 (1–3)");
-    }
 }

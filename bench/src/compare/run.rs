@@ -210,9 +210,19 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         max_connections: s.memory.idle_connections + s.load.connections,
         dir: dir.join("systems").join(kind.name()),
     };
-    let mut ports = Vec::new();
-    for _ in &kinds {
-        ports.push((free_port()?, free_port()?));
+    // What a round runs: each system once, and with churn ringway twice,
+    // quiet then churning, so the report sets the two side by side.
+    let mut entries = Vec::new();
+    for &kind in &kinds {
+        let with_churn = s.churn.is_some() && kind == Kind::Ringway;
+        for churning in [false, true].into_iter().take(1 + usize::from(with_churn)) {
+            entries.push(Entry {
+                kind,
+                churning,
+                listen: free_port()?,
+                admin: free_port()?,
+            });
+        }
     }
     let mut results = Results {
         scenario: s.name.clone(),
@@ -234,7 +244,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             runs: s.runs,
             files: Vec::new(),
         },
-        systems: kinds.iter().map(|k| k.name().to_string()).collect(),
+        systems: entries.iter().map(Entry::name).collect(),
         skipped,
         ceiling: None,
         runs: Vec::new(),
@@ -250,7 +260,14 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         let layout = layout_of(Kind::Direct, origin_addr, origin_addr);
         match Running::start(Kind::Direct, &layout, &bins) {
             Ok(direct) => {
-                match runner.measure(Some(&direct), "ceiling-direct", None, direct.target(), None) {
+                match runner.measure(
+                    Some(&direct),
+                    "direct",
+                    "ceiling-direct",
+                    None,
+                    direct.target(),
+                    None,
+                ) {
                     Ok(m) => results.ceiling = Some(m),
                     Err(e) => results.problems.push(format!("ceiling: {e}")),
                 }
@@ -261,19 +278,21 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     }
 
     for round in 0..s.runs {
-        for (kind, &(listen, admin)) in kinds.iter().zip(&ports) {
-            let layout = layout_of(*kind, listen, admin);
-            eprintln!("compare: round {}/{}: {kind}", round + 1, s.runs);
+        for entry in &entries {
+            let kind = &entry.kind;
+            let name = entry.name();
+            let layout = layout_of(*kind, entry.listen, entry.admin);
+            eprintln!("compare: round {}/{}: {name}", round + 1, s.runs);
             let system = match Running::start(*kind, &layout, &bins) {
                 Ok(r) => r,
                 Err(e) => {
-                    let msg = format!("round {}: {kind} did not start: {e}", round + 1);
+                    let msg = format!("round {}: {name} did not start: {e}", round + 1);
                     eprintln!("compare: {msg}");
                     results.problems.push(msg);
                     continue;
                 }
             };
-            if round == 0 {
+            if round == 0 && !entry.churning {
                 for path in [system.config_path(), system.log_path()]
                     .into_iter()
                     .flatten()
@@ -282,14 +301,15 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
                     results.setup.files.push(shown.display().to_string());
                 }
             }
-            let churn = match (&s.churn, *kind) {
-                (Some(c), Kind::Ringway) => Some(Churner::start(&layout, c.interval)),
+            let churn = match &s.churn {
+                Some(c) if entry.churning => Some(Churner::start(&layout, c.interval)),
                 _ => None,
             };
             for &rate in &s.sweep.rates {
-                let label = format!("r{}-{kind}-rate{rate}", round + 1);
+                let label = format!("r{}-{name}-rate{rate}", round + 1);
                 match runner.measure(
                     Some(&system),
+                    &name,
                     &label,
                     Some(round),
                     system.target(),
@@ -300,8 +320,15 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
                 }
             }
             if s.sweep.max_throughput {
-                let label = format!("r{}-{kind}-max", round + 1);
-                match runner.measure(Some(&system), &label, Some(round), system.target(), None) {
+                let label = format!("r{}-{name}-max", round + 1);
+                match runner.measure(
+                    Some(&system),
+                    &name,
+                    &label,
+                    Some(round),
+                    system.target(),
+                    None,
+                ) {
                     Ok(m) => results.runs.push(m),
                     Err(e) => results.problems.push(e),
                 }
@@ -309,15 +336,15 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             if let Some(c) = churn {
                 results.churn.push(c.stop(round));
             }
-            if s.memory.idle_connections > 0 && *kind != Kind::Direct {
+            // The memory run once per system: a churning ringway is the
+            // same process as the quiet one.
+            if s.memory.idle_connections > 0 && *kind != Kind::Direct && !entry.churning {
                 let before = system.rss_kib();
                 let (held, shortfall) = idle::hold(
                     system.target(),
                     s.memory.idle_connections,
                     mode == Mode::Http,
                 );
-                // Let the system finish its bookkeeping for the last ones.
-                thread::sleep(Duration::from_millis(200));
                 let rss_idle_kib = system.rss_kib();
                 let n = held.len();
                 drop(held);
@@ -334,7 +361,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             if let Err(e) = system.stop() {
                 results
                     .problems
-                    .push(format!("round {}: stopping {kind}: {e}", round + 1));
+                    .push(format!("round {}: stopping {name}: {e}", round + 1));
             }
         }
     }
@@ -359,6 +386,27 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         }
     }
     Ok((results, dir))
+}
+
+/// One system of a round.
+#[derive(Debug)]
+struct Entry {
+    kind: Kind,
+    /// A new routing table is posted while it runs (ringway only).
+    churning: bool,
+    listen: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Entry {
+    /// Its name in the results: the system's, or `ringway-churn`.
+    fn name(&self) -> String {
+        if self.churning {
+            format!("{}-churn", self.kind.name())
+        } else {
+            self.kind.name().to_string()
+        }
+    }
 }
 
 /// The built-in origin, a child process.

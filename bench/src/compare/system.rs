@@ -401,11 +401,6 @@ impl Running {
         Ok(running)
     }
 
-    /// Which system this is.
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// Where the load goes: the proxy's listener, or the origin for
     /// `direct`.
     pub fn target(&self) -> SocketAddr {

@@ -95,13 +95,7 @@ pub async fn keep_alive(ctx: Rc<Ctx>, first: TcpStream) {
                     Err((kind, detail)) => ctx.fail(at, kind, || detail),
                 }
             }
-            Err(_) => {
-                // The op futures were dropped with the buffers they held.
-                bufs = Bufs::new(&ctx.plan.request);
-                ctx.fail(at, ErrorKind::Timeout, || {
-                    format!("no whole response within {:?}", ctx.plan.timeout)
-                });
-            }
+            Err(_) => bufs = timed_out(&ctx, at),
         }
     }
 }
@@ -145,14 +139,18 @@ pub async fn one_shot(ctx: Rc<Ctx>) {
                     }
                 }
             }
-            Err(_) => {
-                bufs = Bufs::new(&ctx.plan.request);
-                ctx.fail(at, ErrorKind::Timeout, || {
-                    format!("no whole response within {:?}", ctx.plan.timeout)
-                });
-            }
+            Err(_) => bufs = timed_out(&ctx, at),
         }
     }
+}
+
+/// Counts a request that got no whole answer within the timeout, and
+/// gives new buffers: the op futures were dropped with the ones they held.
+fn timed_out(ctx: &Ctx, at: Instant) -> Bufs {
+    ctx.fail(at, ErrorKind::Timeout, || {
+        format!("no whole response within {:?}", ctx.plan.timeout)
+    });
+    Bufs::new(&ctx.plan.request)
 }
 
 /// Counts a complete response: 2xx is a success, anything else an error.

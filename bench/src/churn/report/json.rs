@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::super::load::{Counts, ErrorKind};
-use super::{PhaseKind, PhaseResult, RunReport, Spread};
+use super::{spread_of, PhaseKind, PhaseResult, RunReport};
 
 impl RunReport {
     /// The report as JSON.
@@ -39,10 +39,10 @@ impl RunReport {
         let discarded: Vec<Value> = self.discarded.iter().map(phase_json).collect();
         let quiet = self.of_kind(PhaseKind::Quiet);
         let churn = self.of_kind(PhaseKind::Churn);
-        let q_rps = Spread::of(&quiet, |p| p.rps());
-        let c_rps = Spread::of(&churn, |p| p.rps());
-        let q_cpu = Spread::of(&quiet, |p| p.worker_us_per_request(clk));
-        let c_cpu = Spread::of(&churn, |p| p.worker_us_per_request(clk));
+        let q_rps = spread_of(&quiet, |p| p.rps());
+        let c_rps = spread_of(&churn, |p| p.rps());
+        let q_cpu = spread_of(&quiet, |p| p.worker_us_per_request(clk));
+        let c_cpu = spread_of(&churn, |p| p.worker_us_per_request(clk));
         let h = &self.put_rtt;
         json!({
             "header": self.header.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),

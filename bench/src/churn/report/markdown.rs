@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{error_breakdown, thousands, PhaseKind, PhaseResult, RunReport, Spread};
+use super::{error_breakdown, spread_of, thousands, PhaseKind, PhaseResult, RunReport, Spread};
 
 impl RunReport {
     /// The report as Markdown.
@@ -26,8 +26,8 @@ impl RunReport {
         let _ = writeln!(out, "| measure | quiet | churn | churn / quiet |");
         let _ = writeln!(out, "|---|---|---|---|");
         for row in self.summary_rows() {
-            let q = Spread::of(&quiet, |p| (row.value)(p, clk));
-            let c = Spread::of(&churn, |p| (row.value)(p, clk));
+            let q = spread_of(&quiet, |p| (row.value)(p, clk));
+            let c = spread_of(&churn, |p| (row.value)(p, clk));
             let ratio = if row.ratio {
                 format!("**{:.3}x**", c.median / q.median)
             } else {
