@@ -7,10 +7,13 @@
 //! docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod churn;
 mod compare;
 mod load;
+mod logfile;
 mod origin;
+mod procfs;
 mod spread;
 
 use std::process::ExitCode;

@@ -7,7 +7,7 @@
 //! API ([`publish`]). Phases alternate (Q C, C Q, Q C ...) so that slow drift
 //! of the machine hits both kinds alike. Each phase records throughput,
 //! request errors, client latency and the CPU time of ringway's threads and
-//! of the cores ([`procstat`], [`phase`]); a phase during which other
+//! of the cores ([`crate::procfs`], [`phase`]); a phase during which other
 //! processes used the run's cores, or the hypervisor withheld them, is run
 //! again. The end reads ringway's own publish latency from `/stats` and
 //! prints the comparison ([`report`]).
@@ -19,13 +19,11 @@
 //! Everything is blocking std threads: the bench's cost is flat and easy to
 //! reason about, and no runtime of its own competes with ringway's.
 
-pub(crate) mod admin;
 mod config;
 mod describe;
 mod load;
 mod origin;
 mod phase;
-pub(crate) mod procstat;
 mod publish;
 mod report;
 pub(crate) mod ringway;
@@ -46,6 +44,7 @@ use self::origin::Origin;
 use self::phase::{Bench, PhaseMeasure, WORKER_THREAD};
 use self::report::{PhaseKind, PublishLatency, RunReport};
 use self::ringway::{Ringway, RingwayError};
+use crate::procfs;
 
 /// How long ringway may take to become ready with a large table.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -366,7 +365,7 @@ fn check(args: &ChurnArgs) -> Result<Cores, ChurnError> {
 
 fn run(args: &ChurnArgs) -> Result<(RunReport, OutDir), ChurnError> {
     let cores = check(args)?;
-    let (clk_tck, clk_measured) = procstat::clock_ticks();
+    let (clk_tck, clk_measured) = procfs::clock_ticks();
     if !clk_measured {
         eprintln!("ringway-bench churn: warning: `getconf CLK_TCK` did not answer; assuming 100");
     }
@@ -426,7 +425,7 @@ fn run(args: &ChurnArgs) -> Result<(RunReport, OutDir), ChurnError> {
     let pid = ringway.pid();
     let worker_tid = ctx(
         "cannot list ringway's threads",
-        procstat::find_thread(pid, WORKER_THREAD),
+        procfs::find_thread(pid, WORKER_THREAD),
     )?
     .ok_or_else(|| {
         ChurnError::Run(format!(
@@ -462,11 +461,11 @@ fn run(args: &ChurnArgs) -> Result<(RunReport, OutDir), ChurnError> {
     if args.load_nice != 0 {
         let tids = ctx(
             "cannot list the bench's threads",
-            procstat::threads_named(std::process::id(), &["client-", "origin-"]),
+            procfs::threads_named(std::process::id(), &["client-", "origin-"]),
         )?;
         ctx(
             format!("cannot renice the load threads to {}", args.load_nice),
-            procstat::renice(&tids, args.load_nice),
+            procfs::renice(&tids, args.load_nice),
         )?;
     }
     let bench = Bench {

@@ -9,10 +9,10 @@ use core_affinity::CoreId;
 
 use super::config::APP_CLUSTER;
 use super::load::{Load, PhaseLoad};
-use super::procstat::{self, CoreTimes};
 use super::publish::{self, ChurnPlan, ChurnReport};
 use super::report::{CoreBusy, PhaseKind, PhaseResult};
 use super::{ctx, ChurnError, Cores};
+use crate::procfs::{self, CoreTimes};
 
 /// The name of the one worker thread the run measures.
 pub const WORKER_THREAD: &str = "ringway-w0";
@@ -74,25 +74,25 @@ impl Sample {
             .cores
             .distinct()
             .into_iter()
-            .map(|c| ctx("cannot read /proc/stat", procstat::core_times(c)).map(|t| (c, t)))
+            .map(|c| ctx("cannot read /proc/stat", procfs::core_times(c)).map(|t| (c, t)))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             worker: ctx(
                 format!("cannot read the CPU time of {WORKER_THREAD}"),
-                procstat::thread_ticks(bench.pid, bench.worker_tid),
+                procfs::thread_ticks(bench.pid, bench.worker_tid),
             )?,
             // The control agent runs on ringway's main thread.
             control: ctx(
                 "cannot read the CPU time of ringway's main thread",
-                procstat::thread_ticks(bench.pid, bench.pid),
+                procfs::thread_ticks(bench.pid, bench.pid),
             )?,
             process: ctx(
                 "cannot read the CPU time of ringway",
-                procstat::process_ticks(bench.pid),
+                procfs::process_ticks(bench.pid),
             )?,
             bench: ctx(
                 "cannot read the bench's own CPU time",
-                procstat::process_ticks(std::process::id()),
+                procfs::process_ticks(std::process::id()),
             )?,
             cores,
         })

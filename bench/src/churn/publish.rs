@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::admin::AdminClient;
 use super::load::new_histogram;
+use crate::admin::AdminClient;
 
 /// At most this many distinct failure messages are kept for the report.
 const KEPT_FAILURES: usize = 5;

@@ -1,7 +1,7 @@
 //! The ringway process under test: started from its binary, waited for
 //! until ready, stopped with SIGTERM.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::admin::AdminClient;
+use crate::admin::AdminClient;
+use crate::logfile::tail;
 
 /// How often readiness and exit are polled.
 const POLL: Duration = Duration::from_millis(50);
@@ -215,11 +216,4 @@ impl Drop for Ringway {
             let _ = child.wait();
         }
     }
-}
-
-/// The last `lines` lines of the file at `path` (empty if unreadable).
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -8,9 +8,9 @@ use std::process::Command;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::procfs;
 use super::scenario::{Scenario, ScenarioMode};
 use super::system::Running;
+use crate::procfs;
 
 /// One load run's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -181,7 +181,7 @@ impl Runner<'_> {
         {
             return Err(format!("load run {label} could not run: {fatal:?}"));
         }
-        let tck = procfs::clock_ticks() as f64;
+        let tck = procfs::clock_ticks().0 as f64;
         let (pb, pt) = after.proxy_core.delta(before.proxy_core);
         let load_util = after
             .load_cores
@@ -272,7 +272,7 @@ impl CoreTicks {
         // A core that cannot be read counts as idle; the report shows 0%.
         // Busy is user + nice + system + irq + softirq (the kernel's
         // loopback work); time the hypervisor stole is not the system's.
-        let t = crate::churn::procstat::core_times(core).unwrap_or_default();
+        let t = procfs::core_times(core).unwrap_or_default();
         Self {
             busy: t.busy,
             total: t.total,

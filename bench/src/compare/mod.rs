@@ -4,7 +4,7 @@
 //! [`scenario`] reads the file; [`run`] orders the work (origin, load-side
 //! ceiling, interleaved rounds); [`system`] starts, measures and stops each
 //! system under test with the configs [`configs`] writes; [`measure`] runs
-//! one `load` child and samples `/proc` ([`procfs`]) around it; [`idle`]
+//! one `load` child and samples `/proc` around it; [`idle`]
 //! holds the idle connections of the memory run; [`report`] and [`plot`]
 //! write the results. See docs/architecture.md, "The bench harness".
 
@@ -12,7 +12,6 @@ pub mod configs;
 mod idle;
 mod measure;
 pub mod plot;
-pub mod procfs;
 mod report;
 mod run;
 pub mod scenario;

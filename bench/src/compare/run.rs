@@ -19,7 +19,7 @@ use super::idle;
 use super::measure::{Measured, Runner};
 use super::scenario::{Scenario, ScenarioMode};
 use super::system::{missing, Binaries, Kind, Running};
-use crate::churn::admin::AdminClient;
+use crate::admin::AdminClient;
 
 /// Longest wait for the origin to accept connections.
 const ORIGIN_READY: Duration = Duration::from_secs(10);

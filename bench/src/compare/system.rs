@@ -26,9 +26,9 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{geteuid, Pid};
 
 use super::configs::{self, Layout, Mode, NginxHost};
-use super::procfs;
-use crate::churn::admin::AdminClient;
-use crate::churn::ringway::tail;
+use crate::admin::AdminClient;
+use crate::logfile::tail;
+use crate::procfs;
 
 /// How long a system may take to accept connections after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
