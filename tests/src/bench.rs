@@ -394,7 +394,7 @@ pub struct Tally {
 pub struct CountingServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 #[derive(Debug)]
@@ -403,7 +403,6 @@ struct Shared {
     stall: Option<Stall>,
     tally: Watched<Tally>,
     first_request: OnceLock<Instant>,
-    stop: AtomicBool,
 }
 
 impl CountingServer {
@@ -419,45 +418,29 @@ impl CountingServer {
     }
 
     fn launch(answer: Answer, stall: Option<Stall>) -> Self {
-        let listener = listen();
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("the counting server has no address: {e}"));
         let shared = Arc::new(Shared {
             answer,
             stall,
             tally: Watched::default(),
             first_request: OnceLock::new(),
-            stop: AtomicBool::new(false),
         });
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name(format!("counting-{}", addr.port()))
-                .spawn(move || {
-                    for stream in listener.incoming() {
-                        if shared.stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let Ok(stream) = stream else { continue };
-                        shared.tally.update(|t| t.connections += 1);
-                        let conn = Arc::clone(&shared);
-                        let spawned = thread::Builder::new()
-                            .name("counting-conn".into())
-                            .spawn(move || serve(stream, &conn));
-                        if spawned.is_err() {
-                            // Dropping the stream closed it; count it ended so
-                            // that waits for the end of every connection end.
-                            shared.tally.update(|t| t.ended += 1);
-                        }
-                    }
-                })
-                .unwrap_or_else(|e| panic!("cannot start the counting server's thread: {e}"))
-        };
+        let state = Arc::clone(&shared);
+        let acceptor = Acceptor::start("counting", move |stream| {
+            state.tally.update(|t| t.connections += 1);
+            let conn = Arc::clone(&state);
+            let spawned = thread::Builder::new()
+                .name("counting-conn".into())
+                .spawn(move || serve(stream, &conn));
+            if spawned.is_err() {
+                // Dropping the stream closed it; count it ended so that
+                // waits for the end of every connection end.
+                state.tally.update(|t| t.ended += 1);
+            }
+        });
         Self {
-            addr,
+            addr: acceptor.addr,
             shared,
-            acceptor: Some(acceptor),
+            _acceptor: acceptor,
         }
     }
 
@@ -491,17 +474,6 @@ impl CountingServer {
     }
 }
 
-impl Drop for CountingServer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-    }
-}
-
 /// The bytes of a [`CountingServer`] response with `status`, saying
 /// `Connection: close` when `close`.
 pub fn response(status: u16, close: bool) -> Vec<u8> {
@@ -516,6 +488,56 @@ pub fn response(status: u16, close: bool) -> Vec<u8> {
             .into_bytes();
     bytes.resize(bytes.len() + BODY_LEN, b'r');
     bytes
+}
+
+/// A loopback listener whose thread hands every accepted connection to a
+/// handler, until dropped: the test servers' accept loop.
+#[derive(Debug)]
+struct Acceptor {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    /// Listens on a loopback port; `name` names the thread.
+    fn start(name: &str, mut on_conn: impl FnMut(TcpStream) + Send + 'static) -> Self {
+        let listener = listen();
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the {name} server has no address: {e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if flag.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        on_conn(stream);
+                    }
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the {name} server's thread: {e}"));
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the thread with a connection of our own.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn listen() -> TcpListener {
@@ -670,51 +692,35 @@ pub struct Drained {
 pub struct Sink {
     addr: SocketAddr,
     shared: Arc<SinkShared>,
-    acceptor: Option<JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 #[derive(Debug, Default)]
 struct SinkShared {
     /// One entry per accepted connection: `None` until it ends.
     conns: Watched<Vec<Option<Drained>>>,
-    stop: AtomicBool,
 }
 
 impl Sink {
     /// Starts a sink on a loopback port.
     pub fn start() -> Self {
-        let listener = listen();
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("the sink has no address: {e}"));
         let shared = Arc::new(SinkShared::default());
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name(format!("sink-{}", addr.port()))
-                .spawn(move || {
-                    for stream in listener.incoming() {
-                        if shared.stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let Ok(stream) = stream else { continue };
-                        let index = shared.conns.update(|c| {
-                            c.push(None);
-                            c.len() - 1
-                        });
-                        let conn = Arc::clone(&shared);
-                        thread::spawn(move || {
-                            let drained = drain(stream);
-                            conn.conns.update(|c| c[index] = Some(drained));
-                        });
-                    }
-                })
-                .unwrap_or_else(|e| panic!("cannot start the sink's thread: {e}"))
-        };
+        let state = Arc::clone(&shared);
+        let acceptor = Acceptor::start("sink", move |stream| {
+            let index = state.conns.update(|c| {
+                c.push(None);
+                c.len() - 1
+            });
+            let conn = Arc::clone(&state);
+            thread::spawn(move || {
+                let drained = drain(stream);
+                conn.conns.update(|c| c[index] = Some(drained));
+            });
+        });
         Self {
-            addr,
+            addr: acceptor.addr,
             shared,
-            acceptor: Some(acceptor),
+            _acceptor: acceptor,
         }
     }
 
@@ -732,16 +738,6 @@ impl Sink {
             |c| c.len() >= n && c.iter().all(Option::is_some),
         );
         conns.into_iter().flatten().collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! One measured load run against a running system: the `load` child's
 //! result, and what the system and the cores spent meanwhile.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
@@ -102,23 +101,22 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// Runs `load` against `target` (open loop at `rate`, or closed loop)
-    /// while sampling `system`'s CPU and the cores; `name` is the system's
-    /// name in the results, `label` names the raw file.
+    /// Runs `load` against `system` (open loop at `rate`, or closed loop)
+    /// while sampling its CPU and the cores; `name` is the system's name in
+    /// the results, `label` names the raw file.
     pub fn measure(
         &self,
-        system: Option<&Running>,
+        system: &Running,
         name: &str,
         label: &str,
         round: Option<usize>,
-        target: SocketAddr,
         rate: Option<f64>,
     ) -> Result<Measured, String> {
         let s = self.scenario;
         let mut cmd = Command::new(self.bench);
         cmd.arg("load")
             .arg("--target")
-            .arg(target.to_string())
+            .arg(system.target().to_string())
             .args(["--json", "--progress", "never"])
             .arg("--cores")
             .arg(&s.cores.load)
@@ -192,28 +190,18 @@ impl Runner<'_> {
                 ratio(busy, total)
             })
             .fold(0.0, f64::max);
-        let u = |path: &[&str]| -> u64 {
-            path.iter()
-                .try_fold(&doc, |v, k| v.get(k))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
-        let f = |path: &[&str]| -> f64 {
-            path.iter()
-                .try_fold(&doc, |v, k| v.get(k))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-        };
+        let u = |pointer: &str| doc.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+        let f = |pointer: &str| doc.pointer(pointer).and_then(Value::as_f64).unwrap_or(0.0);
         let latency = doc
             .get("latency_us")
             .filter(|v| !v.is_null())
             .map(|_| Latency {
-                p50: u(&["latency_us", "p50"]),
-                p90: u(&["latency_us", "p90"]),
-                p99: u(&["latency_us", "p99"]),
-                p99_9: u(&["latency_us", "p99_9"]),
-                p99_99: u(&["latency_us", "p99_99"]),
-                max: u(&["latency_us", "max"]),
+                p50: u("/latency_us/p50"),
+                p90: u("/latency_us/p90"),
+                p99: u("/latency_us/p99"),
+                p99_9: u("/latency_us/p99_9"),
+                p99_99: u("/latency_us/p99_99"),
+                max: u("/latency_us/max"),
             });
         let spectrum = doc
             .get("spectrum")
@@ -229,17 +217,17 @@ impl Runner<'_> {
             .unwrap_or_default();
         // Every byte written, warm-up included, as the CPU covers the
         // warm-up too.
-        let bytes_total = u(&["bytes", "sent"]);
+        let bytes_total = u("/bytes/sent");
         Ok(Measured {
             system: name.to_string(),
             round,
             offered: rate,
-            ok: u(&["requests", "ok"]),
-            sent: u(&["requests", "sent"]),
-            unsent: u(&["requests", "unsent"]),
-            errors: u(&["errors", "total"]),
-            rps: f(&["requests", "per_second"]),
-            bytes_per_s: f(&["bytes", "sent_per_second"]),
+            ok: u("/requests/ok"),
+            sent: u("/requests/sent"),
+            unsent: u("/requests/unsent"),
+            errors: u("/errors/total"),
+            rps: f("/requests/per_second"),
+            bytes_per_s: f("/bytes/sent_per_second"),
             bytes_total,
             latency,
             spectrum,
@@ -296,9 +284,9 @@ struct Sample {
 }
 
 impl Sample {
-    fn take(system: Option<&Running>, proxy_core: usize, load_cores: &[usize]) -> Self {
+    fn take(system: &Running, proxy_core: usize, load_cores: &[usize]) -> Self {
         Self {
-            cpu: system.map_or(0, Running::cpu_ticks),
+            cpu: system.cpu_ticks(),
             proxy_core: CoreTicks::read(proxy_core),
             load_cores: load_cores.iter().map(|&c| CoreTicks::read(c)).collect(),
         }

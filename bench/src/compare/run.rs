@@ -260,14 +260,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         let layout = layout_of(Kind::Direct, origin_addr, origin_addr);
         match Running::start(Kind::Direct, &layout, &bins) {
             Ok(direct) => {
-                match runner.measure(
-                    Some(&direct),
-                    "direct",
-                    "ceiling-direct",
-                    None,
-                    direct.target(),
-                    None,
-                ) {
+                match runner.measure(&direct, "direct", "ceiling-direct", None, None) {
                     Ok(m) => results.ceiling = Some(m),
                     Err(e) => results.problems.push(format!("ceiling: {e}")),
                 }
@@ -305,30 +298,12 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
                 Some(c) if entry.churning => Some(Churner::start(&layout, c.interval)),
                 _ => None,
             };
-            for &rate in &s.sweep.rates {
-                let label = format!("r{}-{name}-rate{rate}", round + 1);
-                match runner.measure(
-                    Some(&system),
-                    &name,
-                    &label,
-                    Some(round),
-                    system.target(),
-                    Some(rate),
-                ) {
-                    Ok(m) => results.runs.push(m),
-                    Err(e) => results.problems.push(e),
-                }
-            }
-            if s.sweep.max_throughput {
-                let label = format!("r{}-{name}-max", round + 1);
-                match runner.measure(
-                    Some(&system),
-                    &name,
-                    &label,
-                    Some(round),
-                    system.target(),
-                    None,
-                ) {
+            // The sweep's open-loop runs, then the closed-loop max run.
+            let max = s.sweep.max_throughput.then_some(None);
+            for rate in s.sweep.rates.iter().copied().map(Some).chain(max) {
+                let what = rate.map_or_else(|| "max".to_string(), |r| format!("rate{r}"));
+                let label = format!("r{}-{name}-{what}", round + 1);
+                match runner.measure(&system, &name, &label, Some(round), rate) {
                     Ok(m) => results.runs.push(m),
                     Err(e) => results.problems.push(e),
                 }

@@ -6,6 +6,7 @@
 //! request bytes and the read buffer go in with the op and come back with its
 //! result, so a warm connection allocates nothing per request.
 
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -75,27 +76,13 @@ pub async fn keep_alive(ctx: Rc<Ctx>, first: TcpStream) {
                 }
             },
         };
-        let sent = Instant::now();
-        let at = if open_loop { intended } else { sent };
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(ctx.plan.timeout, exchange(&ctx, &stream, bufs)) => r,
-            () = ctx.until_stopped() => return,
+        let at = if open_loop { intended } else { Instant::now() };
+        let Some((back, answer)) = settle(&ctx, at, exchange(&ctx, &stream, bufs)).await else {
+            return;
         };
-        let done = Instant::now();
-        match outcome {
-            Ok((result, back)) => {
-                bufs = back;
-                match result {
-                    Ok(head) => {
-                        answered(&ctx, at, done, head.status);
-                        if !head.close {
-                            conn = Some(stream);
-                        }
-                    }
-                    Err((kind, detail)) => ctx.fail(at, kind, || detail),
-                }
-            }
-            Err(_) => bufs = timed_out(&ctx, at),
+        bufs = back;
+        if answer.is_ok_and(|head| !head.close) {
+            conn = Some(stream);
         }
     }
 }
@@ -106,42 +93,48 @@ pub async fn one_shot(ctx: Rc<Ctx>) {
     let mut bufs = Bufs::new(&ctx.plan.request);
     let open_loop = ctx.tickets.is_some();
     while let Some(intended) = ctx.next_request().await {
-        let started = Instant::now();
-        let at = if open_loop { intended } else { started };
+        let at = if open_loop { intended } else { Instant::now() };
         let attempt = async {
-            let stream = connect(&ctx)
-                .await
-                .map_err(|e| (ErrorKind::Connect, e.to_string()));
-            match stream {
-                Ok(stream) => {
-                    let (result, back) = exchange(&ctx, &stream, bufs).await;
-                    (result, back)
-                }
-                Err(failure) => (Err(failure), bufs),
+            match connect(&ctx).await {
+                Ok(stream) => exchange(&ctx, &stream, bufs).await,
+                Err(e) => (Err((ErrorKind::Connect, e.to_string())), bufs),
             }
         };
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(ctx.plan.timeout, attempt) => r,
-            () = ctx.until_stopped() => return,
+        let Some((back, answer)) = settle(&ctx, at, attempt).await else {
+            return;
         };
-        let done = Instant::now();
-        match outcome {
-            Ok((result, back)) => {
-                bufs = back;
-                match result {
-                    Ok(head) => answered(&ctx, at, done, head.status),
-                    Err((kind, detail)) => {
-                        let pause = kind == ErrorKind::Connect && !open_loop;
-                        ctx.fail(at, kind, || detail);
-                        if pause {
-                            tokio::time::sleep(ERROR_PAUSE).await;
-                        }
-                    }
-                }
-            }
-            Err(_) => bufs = timed_out(&ctx, at),
+        bufs = back;
+        if answer.is_err_and(|kind| kind == ErrorKind::Connect) && !open_loop {
+            tokio::time::sleep(ERROR_PAUSE).await;
         }
     }
+}
+
+/// Runs one request `attempt` under the timeout, against the run's stop,
+/// and counts what came of it. `None` when the run stopped; otherwise the
+/// buffers (new ones after a timeout) and the answer's head, or the kind of
+/// failure.
+async fn settle(
+    ctx: &Ctx,
+    at: Instant,
+    attempt: impl Future<Output = (Result<Head, Failure>, Bufs)>,
+) -> Option<(Bufs, Result<Head, ErrorKind>)> {
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(ctx.plan.timeout, attempt) => r,
+        () = ctx.until_stopped() => return None,
+    };
+    let done = Instant::now();
+    Some(match outcome {
+        Ok((Ok(head), bufs)) => {
+            answered(ctx, at, done, head.status);
+            (bufs, Ok(head))
+        }
+        Ok((Err((kind, detail)), bufs)) => {
+            ctx.fail(at, kind, || detail);
+            (bufs, Err(kind))
+        }
+        Err(_) => (timed_out(ctx, at), Err(ErrorKind::Timeout)),
+    })
 }
 
 /// Counts a request that got no whole answer within the timeout, and
