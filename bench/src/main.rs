@@ -14,6 +14,7 @@ mod load;
 mod logfile;
 mod origin;
 mod procfs;
+mod ring_io;
 mod spread;
 
 use std::process::ExitCode;

@@ -11,12 +11,12 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use super::ctx::Ctx;
 use super::record::ErrorKind;
 use super::response::{self, Head};
+use crate::ring_io::read_more;
 
 /// Free room kept in the read buffer before each read: a small answer fits
 /// in one read; a large one grows the buffer to its whole length once.
@@ -171,11 +171,8 @@ async fn exchange(ctx: &Ctx, stream: &TcpStream, mut bufs: Bufs) -> (Result<Head
         if bufs.read.capacity() - bufs.read.len() < want.min(READ_ROOM) {
             bufs.read.reserve(want.max(READ_ROOM));
         }
-        // The ring writes at the start of what it is lent: lend the free
-        // tail, so what arrived before stays.
-        let from = bufs.read.len();
-        let (got, read) = stream.read(bufs.read.slice(from..)).await;
-        bufs.read = read.into_inner();
+        let (got, read) = read_more(stream, bufs.read).await;
+        bufs.read = read;
         let n = match got {
             Ok(0) => {
                 let detail = format!(

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use core_affinity::CoreId;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
+
+use crate::ring_io::read_more;
 
 /// How often a thread looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -181,11 +182,8 @@ async fn http_conn(stream: TcpStream, response: &'static [u8], counts: Rc<Counts
         if buf.capacity() - buf.len() < READ_SIZE / 4 {
             buf.reserve(READ_SIZE);
         }
-        // The ring writes at the start of what it is lent: lend the free
-        // tail, so a partial request read before stays.
-        let from = buf.len();
-        let (got, back) = stream.read(buf.slice(from..)).await;
-        buf = back.into_inner();
+        let (got, back) = read_more(&stream, buf).await;
+        buf = back;
         match got {
             Ok(0) | Err(_) => return,
             Ok(n) => counts.bytes.set(counts.bytes.get() + n as u64),
