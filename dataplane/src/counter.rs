@@ -28,6 +28,12 @@ impl Counter {
         self.0.store(v.saturating_sub(n), Ordering::Relaxed);
     }
 
+    /// Stores `v` (a gauge). Only the owning thread may call this.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     /// The value now.
     #[inline]
     pub fn get(&self) -> u64 {

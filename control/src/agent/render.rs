@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
+use dataplane::buf::{Group, PoolStats};
 use dataplane::link::WorkerLink;
 use dataplane::rt::RingStats;
 use dataplane::stats::http::{HttpTotals, Reason};
@@ -301,6 +302,72 @@ const RING_FIELDS: &[RingField] = &[
         "Multishot operations re-armed after they ended.",
         |r| r.rearms,
     ),
+    (
+        "enter_retries",
+        "ringway_ring_enter_retries_total",
+        "io_uring_enter calls that met a transient error (EAGAIN, ENOMEM, EBUSY, EINTR) and were retried.",
+        |r| r.enter_retries,
+    ),
+    (
+        "cq_dropped",
+        "ringway_ring_cq_dropped_total",
+        "Completions the kernel dropped because the completion queue overflowed.",
+        |r| r.cq_dropped,
+    ),
+    (
+        "cancel_failures",
+        "ringway_ring_cancel_failures_total",
+        "Cancels of abandoned receives that failed; their sockets were shut down instead.",
+        |r| r.cancel_failures,
+    ),
+];
+
+/// A buffer ring figure: JSON name, metric name, kind, help, getter.
+type PoolField = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PoolStats) -> u64,
+);
+
+/// Per worker and buffer group (`group="client"` or `"upstream"`).
+const POOL_FIELDS: &[PoolField] = &[
+    (
+        "in_use",
+        "ringway_buffers_in_use",
+        "gauge",
+        "Receive buffers lent out of the ring now.",
+        |p| p.in_use,
+    ),
+    (
+        "capacity",
+        "ringway_buffers_capacity",
+        "gauge",
+        "Receive buffers in the ring.",
+        |p| p.capacity,
+    ),
+    (
+        "enobufs",
+        "ringway_buffer_enobufs_total",
+        "counter",
+        "Receives that found the ring empty (ENOBUFS) and were re-armed.",
+        |p| p.enobufs,
+    ),
+    (
+        "copied",
+        "ringway_buffer_copied_total",
+        "counter",
+        "Received buffers copied out because the ring was below its reserve.",
+        |p| p.copied,
+    ),
+    (
+        "copied_bytes",
+        "ringway_buffer_copied_bytes_total",
+        "counter",
+        "Bytes copied out because the ring was below its reserve.",
+        |p| p.copied_bytes,
+    ),
 ];
 
 /// `/stats` as JSON.
@@ -325,6 +392,18 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
                 .map(|(name, _, _, get)| ((*name).to_owned(), json!(get(&w.ring))))
                 .collect();
             obj.insert("ring".into(), Value::Object(ring));
+            let buffers: Map<String, Value> = Group::ALL
+                .iter()
+                .map(|g| {
+                    let stats = &w.ring.pools[usize::from(g.id())];
+                    let fields: Map<String, Value> = POOL_FIELDS
+                        .iter()
+                        .map(|(name, _, _, _, get)| ((*name).to_owned(), json!(get(stats))))
+                        .collect();
+                    (g.name().to_owned(), Value::Object(fields))
+                })
+                .collect();
+            obj.insert("buffers".into(), Value::Object(buffers));
             Value::Object(obj)
         })
         .collect();
@@ -463,6 +542,20 @@ pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &Http
     }
     for (_, metric, help, get) in RING_FIELDS {
         per_worker(&mut out, metric, "counter", help, workers, |w| get(&w.ring));
+    }
+    for (_, name, kind, help, get) in POOL_FIELDS {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for w in workers {
+            for g in Group::ALL {
+                let value = get(&w.ring.pools[usize::from(g.id())]);
+                let _ = writeln!(
+                    out,
+                    "{name}{{worker=\"{}\",group=\"{}\"}} {value}",
+                    w.index,
+                    g.name()
+                );
+            }
+        }
     }
     http_metrics(&mut out, http);
     out

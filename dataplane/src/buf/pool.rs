@@ -1,14 +1,43 @@
-//! The provided buffer ring and the handles that lend its buffers out.
+//! One provided buffer ring: its memory, its entries, and the policy that
+//! keeps it from running dry.
+//!
+//! **Why it cannot be starved.** Two rules bound what any set of
+//! connections can hold:
+//!
+//! - *Fair high water.* A multishot receive stops once it has a number of
+//!   completions waiting that its consumer has not taken (its high water).
+//!   The reactor asks [`BufPool::share`] for that number at each completion:
+//!   the full high water while at least half the ring is free, then
+//!   proportionally less, down to one buffer, so the more connections hold
+//!   buffers, the fewer each may hold.
+//! - *Reserve.* Once fewer than [`BufPool::reserve`] buffers are free, every
+//!   buffer the kernel fills is copied out at once into memory of the exact
+//!   size received and goes straight back to the ring ([`BufPool::claim`]).
+//!   From then on no connection holds a ring buffer for longer than one
+//!   completion takes to reap, however slow its reader: ring buffers held
+//!   before the reserve was reached can only come back, so the ring never
+//!   stays empty and a victim's receive always finds a buffer (at worst
+//!   after one `ENOBUFS` re-arm). A client trickling one byte per segment
+//!   then costs one byte of heap per segment, not a 32 KiB buffer.
+//!
+//! Copying is what the proxy otherwise never does; it happens only under
+//! that pressure and is counted (`copied`, `copied_bytes`), so an operator
+//! sees it and can size the ring (`runtime.buffer_count`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 use std::task::Waker;
 
 use io_uring::types::BufRingEntry;
+
+use super::handle::BufHandle;
+use crate::counter::Counter;
 
 /// Why a buffer ring could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +84,59 @@ pub struct BufPool {
     tail: Cell<u16>,
     /// Buffers currently in the ring (not lent out).
     available: Cell<u32>,
-    /// Tasks waiting for a buffer to come back after `ENOBUFS`.
-    waiters: RefCell<Vec<Waker>>,
+    /// Below this many free buffers, filled buffers are copied out at once.
+    reserve: u32,
+    /// Tasks waiting for a buffer to come back after `ENOBUFS`, oldest
+    /// first, each once.
+    waiters: RefCell<VecDeque<Waker>>,
     /// Whether the kernel may still reference the memory (registered).
     registered: Cell<bool>,
+    /// What the control side reads.
+    counters: Arc<PoolCounters>,
+}
+
+/// The live counters of one ring: written by its worker only, readable from
+/// any thread (see [`Counter`]).
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Buffers lent out now (a gauge).
+    pub(crate) in_use: Counter,
+    /// Buffers in the ring (fixed once built).
+    pub(crate) capacity: Counter,
+    /// Receives that found the ring empty (`ENOBUFS`) and were re-armed.
+    pub(crate) enobufs: Counter,
+    /// Buffers copied out because the ring was below its reserve.
+    pub(crate) copied: Counter,
+    /// Bytes copied out for that reason.
+    pub(crate) copied_bytes: Counter,
+}
+
+/// A copy of one ring's counters at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers lent out.
+    pub in_use: u64,
+    /// Buffers in the ring.
+    pub capacity: u64,
+    /// Receives re-armed after `ENOBUFS`.
+    pub enobufs: u64,
+    /// Buffers copied out under pressure.
+    pub copied: u64,
+    /// Bytes copied out under pressure.
+    pub copied_bytes: u64,
+}
+
+impl PoolCounters {
+    /// A copy of the counters now.
+    pub fn snapshot(&self) -> PoolStats {
+        PoolStats {
+            in_use: self.in_use.get(),
+            capacity: self.capacity.get(),
+            enobufs: self.enobufs.get(),
+            copied: self.copied.get(),
+            copied_bytes: self.copied_bytes.get(),
+        }
+    }
 }
 
 impl fmt::Debug for BufPool {
@@ -68,6 +146,7 @@ impl fmt::Debug for BufPool {
             .field("count", &self.count)
             .field("size", &self.size)
             .field("available", &self.available.get())
+            .field("reserve", &self.reserve)
             .finish()
     }
 }
@@ -75,11 +154,13 @@ impl fmt::Debug for BufPool {
 impl BufPool {
     /// Maps memory for `count` buffers of `size` bytes, fills the ring with
     /// all of them, and registers it with `submitter` as buffer group `group`.
+    /// The pool writes its figures into `counters`.
     pub fn new(
         submitter: &io_uring::Submitter<'_>,
         group: u16,
         count: u16,
         size: u32,
+        counters: Arc<PoolCounters>,
     ) -> Result<Rc<Self>, BufPoolError> {
         if count == 0 || !count.is_power_of_two() || count > 32768 {
             return Err(BufPoolError::Shape {
@@ -115,14 +196,17 @@ impl BufPool {
             group,
             tail: Cell::new(0),
             available: Cell::new(0),
-            waiters: RefCell::new(Vec::new()),
+            reserve: reserve_of(count),
+            waiters: RefCell::new(VecDeque::new()),
             registered: Cell::new(false),
+            counters,
         };
         for bid in 0..count {
             pool.push(bid);
         }
         pool.publish_tail();
         pool.available.set(u32::from(count));
+        pool.counters.capacity.set(u64::from(count));
         // SAFETY: the ring is page-aligned (fresh mmap), `count` entries long,
         // initialised above, and stays mapped until `Drop`, which unregisters
         // it first (or leaks it, see `Drop`).
@@ -154,8 +238,29 @@ impl BufPool {
         self.count
     }
 
+    /// Free buffers below which filled ones are copied out (see the module
+    /// docs).
+    pub fn reserve(&self) -> u32 {
+        self.reserve
+    }
+
+    /// The high water a multishot receive that asked for `wanted` buffers
+    /// may have now: all of them while at least half the ring is free, then
+    /// proportionally fewer as it drains, never less than one.
+    #[inline]
+    pub(crate) fn share(&self, wanted: usize) -> usize {
+        let free = self.available.get() as usize;
+        let half = usize::from(self.count / 2).max(1);
+        if free >= half {
+            wanted
+        } else {
+            (wanted * free / half).max(1)
+        }
+    }
+
     /// Takes ownership of buffer `bid` which the kernel filled with `len`
-    /// bytes, as reported by a completion.
+    /// bytes, as reported by a completion. Below the reserve the bytes are
+    /// copied out and the buffer goes back to the ring at once.
     ///
     /// Only the completion path of the reactor calls this, once per buffer
     /// id the kernel hands out.
@@ -164,17 +269,36 @@ impl BufPool {
             bid < self.count,
             "kernel reported buffer id {bid} out of range"
         );
+        let len = len.min(self.size);
         self.available.set(self.available.get().saturating_sub(1));
-        BufHandle {
-            pool: Rc::clone(self),
-            bid,
-            len: len.min(self.size),
+        self.counters.in_use.add(1);
+        if self.available.get() < self.reserve {
+            let copy: Box<[u8]> = self.bytes(bid, len).into();
+            self.counters.copied.add(1);
+            self.counters.copied_bytes.add(u64::from(len));
+            self.recycle(bid);
+            return BufHandle::copied(copy);
+        }
+        BufHandle::ring(Rc::clone(self), bid, len)
+    }
+
+    /// Registers `waker` to be woken when a buffer returns to the ring. A
+    /// waker already waiting is not queued twice.
+    pub fn wait_for_buffer(&self, waker: &Waker) {
+        let mut waiters = self.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push_back(waker.clone());
         }
     }
 
-    /// Registers `waker` to be woken when a buffer returns to the ring.
-    pub fn wait_for_buffer(&self, waker: &Waker) {
-        self.waiters.borrow_mut().push(waker.clone());
+    /// Counts a receive that found the ring empty.
+    pub(crate) fn count_enobufs(&self) {
+        self.counters.enobufs.add(1);
+    }
+
+    /// Tasks waiting for a buffer.
+    pub fn waiting(&self) -> usize {
+        self.waiters.borrow().len()
     }
 
     /// Called by the reactor before it tears the ring down: from now on the
@@ -187,12 +311,16 @@ impl BufPool {
         Ok(())
     }
 
-    fn recycle(&self, bid: u16) {
+    /// Puts buffer `bid` back in the ring and wakes the task that has waited
+    /// longest for one: one buffer, one waiter (waking them all would have
+    /// every one of them re-arm a receive for a single buffer).
+    pub(super) fn recycle(&self, bid: u16) {
         self.push(bid);
         self.publish_tail();
         self.available.set(self.available.get() + 1);
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for w in waiters {
+        self.counters.in_use.sub(1);
+        let next = self.waiters.borrow_mut().pop_front();
+        if let Some(w) = next {
             w.wake();
         }
     }
@@ -224,7 +352,7 @@ impl BufPool {
     }
 
     /// The bytes of buffer `bid`, `len` long.
-    fn bytes(&self, bid: u16, len: u32) -> &[u8] {
+    pub(super) fn bytes(&self, bid: u16, len: u32) -> &[u8] {
         // SAFETY: `bid < count` and `len <= size` (enforced in `claim`), so
         // the slice lies in `mem`. The buffer is lent out through exactly one
         // `BufHandle`, the kernel finished writing it before posting the
@@ -252,48 +380,12 @@ impl Drop for BufPool {
     }
 }
 
-/// A filled buffer lent out of the ring; returns to the ring when dropped.
-pub struct BufHandle {
-    pool: Rc<BufPool>,
-    bid: u16,
-    len: u32,
-}
-
-impl fmt::Debug for BufHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BufHandle")
-            .field("bid", &self.bid)
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-impl BufHandle {
-    /// The received bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        self.pool.bytes(self.bid, self.len)
-    }
-
-    /// Number of received bytes.
-    pub fn len(&self) -> usize {
-        self.len as usize
-    }
-
-    /// Whether no byte was received.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Buffer id within the ring.
-    pub fn id(&self) -> u16 {
-        self.bid
-    }
-}
-
-impl Drop for BufHandle {
-    fn drop(&mut self) {
-        self.pool.recycle(self.bid);
-    }
+/// The reserve of a ring of `count` buffers: an eighth of it (32 of the
+/// default 256), at least one. Enough that the buffers the kernel fills
+/// between two reaps rarely empty it; small enough that the copying it
+/// triggers starts only when the ring is nearly all lent out.
+fn reserve_of(count: u16) -> u32 {
+    (u32::from(count) / 8).max(1)
 }
 
 fn map_anonymous(bytes: usize) -> Result<NonNull<u8>, BufPoolError> {

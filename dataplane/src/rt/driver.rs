@@ -9,20 +9,34 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use super::ring::RingFeatures;
-use crate::buf::{BufHandle, BufPool};
+use crate::buf::{BufHandle, BufPool, PoolCounters, PoolStats};
 use crate::counter::Counter;
 
-/// `user_data` of SQEs whose completions nobody waits for (cancels).
+/// `user_data` of SQEs whose completions nobody waits for.
 const DETACHED: u64 = u64::MAX;
+
+/// The group byte of a `user_data` whose op selects no provided buffer.
+pub(crate) const NO_GROUP: u8 = 0xff;
+/// The group byte of a cancel's `user_data`: the rest names its target.
+const CANCEL: u8 = 0xfe;
+/// Slot keys fit in 24 bits of `user_data` (16 million ops in flight).
+const KEY_BITS: u32 = 24;
+const KEY_MASK: u64 = (1 << KEY_BITS) - 1;
+
+/// How often in a row a submission may meet a transient error (`EAGAIN`,
+/// `ENOMEM`, `EBUSY`) before the op being submitted is failed: each try
+/// reaps completions first, which is what frees the kernel's resources.
+const SUBMIT_TRIES: u32 = 64;
 
 /// One completion of an op.
 #[derive(Debug)]
@@ -49,6 +63,12 @@ impl Completion {
 /// Bookkeeping of one in-flight op.
 pub(crate) struct Slot {
     generation: u32,
+    /// The buffer group it selects from (`NO_GROUP` if none).
+    group: u8,
+    /// The socket a receive reads: shut down as a last resort if the op is
+    /// orphaned and its cancel fails, so the socket cannot stay open
+    /// forever behind an op nobody ends (-1: none).
+    fd: RawFd,
     /// Multishot ops may post many completions; single ones one.
     multishot: bool,
     /// Completions not yet taken by the owner.
@@ -85,6 +105,17 @@ pub struct RingStats {
     pub enobufs: u64,
     /// Multishot ops re-armed after they ended.
     pub rearms: u64,
+    /// `io_uring_enter` calls that met a transient error (`EAGAIN`,
+    /// `ENOMEM`, `EBUSY`, `EINTR`) and were retried after reaping.
+    pub enter_retries: u64,
+    /// Completions the kernel dropped because the completion queue
+    /// overflowed (their ops' slots are leaked, never reused).
+    pub cq_dropped: u64,
+    /// Cancels that failed for an op nobody owns any more; its socket was
+    /// shut down instead.
+    pub cancel_failures: u64,
+    /// Each buffer group's figures, by [`crate::buf::Group`] id.
+    pub pools: [PoolStats; 2],
 }
 
 /// The live counters of one ring: written by its thread only, readable from
@@ -98,6 +129,11 @@ pub struct RingCounters {
     pub(crate) enters: Counter,
     pub(crate) enobufs: Counter,
     pub(crate) rearms: Counter,
+    pub(crate) enter_retries: Counter,
+    pub(crate) cq_dropped: Counter,
+    pub(crate) cancel_failures: Counter,
+    /// Each buffer group's counters, shared with its pool.
+    pub(crate) pools: [Arc<PoolCounters>; 2],
 }
 
 impl RingCounters {
@@ -109,6 +145,10 @@ impl RingCounters {
             enters: self.enters.get(),
             enobufs: self.enobufs.get(),
             rearms: self.rearms.get(),
+            enter_retries: self.enter_retries.get(),
+            cq_dropped: self.cq_dropped.get(),
+            cancel_failures: self.cancel_failures.get(),
+            pools: [self.pools[0].snapshot(), self.pools[1].snapshot()],
         }
     }
 }
@@ -119,7 +159,8 @@ pub(crate) struct Driver {
     slots: Slab<Slot>,
     next_generation: u32,
     features: RingFeatures,
-    bufs: Option<Rc<BufPool>>,
+    /// The provided buffer rings, by group id.
+    pools: Vec<Rc<BufPool>>,
     stats: Arc<RingCounters>,
     now: Instant,
     /// Things to drop once the driver is no longer borrowed.
@@ -128,6 +169,24 @@ pub(crate) struct Driver {
     spare_bufs: Vec<BufHandle>,
     /// Multishot ops over their high water mark, to cancel.
     to_cancel: Vec<u64>,
+    /// Targets of cancels that failed in the last reap.
+    failed_cancels: Vec<u64>,
+    /// The kernel's count of dropped completions, last seen.
+    cq_dropped_seen: u32,
+    /// Errors to return from the next `io_uring_enter` calls instead of
+    /// entering (tests only).
+    #[cfg(test)]
+    pub(crate) faults: Faults,
+}
+
+/// Faults a test can inject into the driver.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// `errno`s the next enters fail with, in order.
+    pub(crate) enter: VecDeque<i32>,
+    /// Cancels are aimed at no op, so they fail with `ENOENT`.
+    pub(crate) break_cancels: bool,
 }
 
 thread_local! {
@@ -164,19 +223,35 @@ pub(crate) fn uninstall() -> Option<Driver> {
     DRIVER.with(|d| d.borrow_mut().take())
 }
 
+/// Whether this thread has a driver installed.
+pub(crate) fn installed() -> bool {
+    DRIVER.with(|d| d.borrow().is_some())
+}
+
 impl Driver {
-    pub(crate) fn new(ring: IoUring, features: RingFeatures, bufs: Option<Rc<BufPool>>) -> Self {
+    /// A driver for `ring`, whose provided buffer rings are `pools` (by
+    /// group id) and whose figures go to `stats`.
+    pub(crate) fn new(
+        ring: IoUring,
+        features: RingFeatures,
+        pools: Vec<Rc<BufPool>>,
+        stats: Arc<RingCounters>,
+    ) -> Self {
         Self {
             ring,
             slots: Slab::with_capacity(1024),
             next_generation: 0,
             features,
-            bufs,
-            stats: Arc::default(),
+            pools,
+            stats,
             now: Instant::now(),
             graveyard: Vec::new(),
             spare_bufs: Vec::new(),
             to_cancel: Vec::new(),
+            failed_cancels: Vec::new(),
+            cq_dropped_seen: 0,
+            #[cfg(test)]
+            faults: Faults::default(),
         }
     }
 
@@ -184,8 +259,9 @@ impl Driver {
         self.features
     }
 
-    pub(crate) fn bufs(&self) -> Option<&Rc<BufPool>> {
-        self.bufs.as_ref()
+    /// The buffer ring of group `group`.
+    pub(crate) fn pool(&self, group: u16) -> Option<&Rc<BufPool>> {
+        self.pools.get(usize::from(group))
     }
 
     pub(crate) fn stats(&self) -> &Arc<RingCounters> {
@@ -197,17 +273,40 @@ impl Driver {
         self.now
     }
 
-    /// Ops not yet finished (including orphans).
+    /// Ops the kernel has not finished (including orphans). Finished ops
+    /// whose completions wait to be taken do not count: the kernel is done
+    /// with their memory.
     pub(crate) fn in_flight(&self) -> usize {
-        self.slots.len()
+        self.slots.iter().filter(|(_, s)| !s.finished).count()
     }
 
-    /// Registers a slot and returns the `user_data` for its SQE.
-    pub(crate) fn register(&mut self, multishot: bool, high_water: usize) -> u64 {
-        self.next_generation = self.next_generation.wrapping_add(1);
+    /// Entries waiting in the submission queue.
+    #[cfg(test)]
+    pub(crate) fn queued(&mut self) -> usize {
+        self.ring.submission().len()
+    }
+
+    /// Registers a slot and returns the `user_data` for its SQE. `group` is
+    /// the buffer group the op selects from (`NO_GROUP` if none), `fd` the
+    /// socket a receive reads (-1 if none).
+    pub(crate) fn register(
+        &mut self,
+        multishot: bool,
+        high_water: usize,
+        group: u8,
+        fd: RawFd,
+    ) -> u64 {
+        // Generation 0 is never given out, so no live op's `user_data` is
+        // `DETACHED` or 0.
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        if self.next_generation == u32::MAX {
+            self.next_generation = 1;
+        }
         let generation = self.next_generation;
         let key = self.slots.insert(Slot {
             generation,
+            group,
+            fd,
             multishot,
             completions: VecDeque::new(),
             finished: false,
@@ -217,13 +316,17 @@ impl Driver {
             cancel_sent: false,
             yields_fds: false,
         });
-        encode(key, generation)
+        assert!(
+            (key as u64) < KEY_MASK,
+            "more than 16 million io_uring ops in flight on one thread"
+        );
+        encode(key, group, generation)
     }
 
     /// Marks the op of `user_data` as one whose successful completions are
     /// new file descriptors (see [`Slot::yields_fds`]).
     pub(crate) fn mark_yields_fds(&mut self, user_data: u64) {
-        let (key, generation) = decode(user_data);
+        let (key, _, generation) = decode(user_data);
         if let Some(slot) = self.slots.get_mut(key) {
             if slot.generation == generation {
                 slot.yields_fds = true;
@@ -242,11 +345,15 @@ impl Driver {
         unsafe { self.push_many(std::slice::from_ref(entry)) }
     }
 
-    /// Queues entries that must reach the kernel together (a linked chain).
+    /// Queues entries that must reach the kernel together (a linked chain):
+    /// all of them go into the submission queue in one go, or none, so a
+    /// linked op is never submitted in one batch and its timeout in the
+    /// next (the op would then run without it).
     ///
     /// # Safety
     /// As for [`Driver::push`], for every entry.
     pub(crate) unsafe fn push_many(&mut self, entries: &[squeue::Entry]) -> io::Result<()> {
+        let mut tries = 0;
         loop {
             let mut sq = self.ring.submission();
             if sq.capacity() - sq.len() >= entries.len() {
@@ -258,41 +365,56 @@ impl Driver {
                 return Ok(());
             }
             drop(sq);
-            self.submit()?;
+            tries += 1;
+            self.make_room(tries)?;
         }
     }
 
-    /// Hands queued SQEs to the kernel without waiting.
-    pub(crate) fn submit(&mut self) -> io::Result<()> {
-        let queued = self.ring.submission().len();
-        if queued == 0 {
-            return Ok(());
-        }
-        self.stats.enters.add(1);
-        match self.ring.submit() {
-            Ok(n) => {
-                self.stats.submitted.add(n as u64);
+    /// Hands queued SQEs to the kernel to free room in the submission
+    /// queue. A transient refusal reaps completions (which is what the
+    /// kernel waits for on `EBUSY`) and lets the caller try again, up to
+    /// [`SUBMIT_TRIES`] times.
+    fn make_room(&mut self, tries: u32) -> io::Result<()> {
+        match self.enter(0) {
+            Ok(()) => Ok(()),
+            Err(e) if is_transient(&e) && tries < SUBMIT_TRIES => {
+                self.reap();
                 Ok(())
             }
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
+    /// One `io_uring_enter`: submits what is queued and waits for `want`
+    /// completions.
+    fn enter(&mut self, want: usize) -> io::Result<()> {
+        self.stats.enters.add(1);
+        #[cfg(test)]
+        if let Some(errno) = self.faults.enter.pop_front() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        let n = self.ring.submit_and_wait(want)?;
+        self.stats.submitted.add(n as u64);
+        Ok(())
+    }
+
     /// Submits, optionally waits for at least one completion, and dispatches
     /// every completion available.
+    ///
+    /// `EINTR`, `EAGAIN`, `ENOMEM` and `EBUSY` from the kernel are transient
+    /// (a signal, a momentary shortage of kernel memory, a full completion
+    /// queue): the completions already posted are reaped, which frees what
+    /// the kernel waits for, and the next turn tries again. Only other
+    /// errors end the loop.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
         let (queued, taskrun) = {
             let sq = self.ring.submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
         if wait || queued > 0 || taskrun {
-            self.stats.enters.add(1);
-            let want = usize::from(wait);
-            match self.ring.submit_and_wait(want) {
-                Ok(n) => self.stats.submitted.add(n as u64),
-                // EINTR: a signal; EBUSY: the CQ is full, reap then retry.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+            match self.enter(usize::from(wait)) {
+                Ok(()) => {}
+                Err(e) if is_transient(&e) => self.stats.enter_retries.add(1),
                 Err(e) => return Err(e),
             }
         }
@@ -301,18 +423,47 @@ impl Driver {
         self.issue_cancels()
     }
 
+    /// Like [`Driver::turn`] with a wait, but gives up waiting after
+    /// `timeout` (used at shutdown, where a kernel that never answers must
+    /// not hang the thread).
+    pub(crate) fn turn_for(&mut self, timeout: Duration) -> io::Result<()> {
+        let ts = types::Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = types::SubmitArgs::new().timespec(&ts);
+        self.stats.enters.add(1);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(n) => self.stats.submitted.add(n as u64),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) || is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.now = Instant::now();
+        self.reap();
+        self.issue_cancels()
+    }
+
     fn reap(&mut self) {
-        let bufs = self.bufs.clone();
         let mut cq = self.ring.completion();
         cq.sync();
+        let dropped = cq.overflow();
         for cqe in &mut cq {
             self.stats.completed.add(1);
             let user_data = cqe.user_data();
             if user_data == DETACHED {
                 continue;
             }
+            let (key, group, generation) = decode(user_data);
+            if group == CANCEL {
+                // A failed cancel whose target is still running: checked
+                // once every completion of this batch is in.
+                if cqe.result() < 0 && cqe.result() != -libc::EALREADY {
+                    self.failed_cancels.push(user_data);
+                }
+                continue;
+            }
             let flags = cqe.flags();
-            let buf = match (cqueue::buffer_select(flags), &bufs) {
+            let pool = self.pools.get(usize::from(group));
+            let buf = match (cqueue::buffer_select(flags), pool) {
                 (Some(bid), Some(pool)) => {
                     Some(pool.claim(bid, u32::try_from(cqe.result()).unwrap_or(0)))
                 }
@@ -321,7 +472,6 @@ impl Driver {
             if cqe.result() == -libc::ENOBUFS {
                 self.stats.enobufs.add(1);
             }
-            let (key, generation) = decode(user_data);
             let Some(slot) = self.slots.get_mut(key) else {
                 continue;
             };
@@ -357,27 +507,79 @@ impl Driver {
                 buf,
             });
             slot.finished = last;
-            if slot.multishot
-                && !last
-                && !slot.cancel_sent
-                && slot.completions.len() >= slot.high_water
-            {
-                slot.cancel_sent = true;
-                self.to_cancel.push(user_data);
+            if slot.multishot && !last && !slot.cancel_sent {
+                // The pool lowers every stream's high water as it drains.
+                let high_water = match pool {
+                    Some(pool) => pool.share(slot.high_water),
+                    None => slot.high_water,
+                };
+                if slot.completions.len() >= high_water {
+                    slot.cancel_sent = true;
+                    self.to_cancel.push(user_data);
+                }
             }
             if let Some(w) = slot.waker.take() {
                 w.wake();
+            }
+        }
+        drop(cq);
+        if dropped != self.cq_dropped_seen {
+            // Completions lost for good: their ops' slots never finish.
+            // Counted so an operator sees it; the CQ is sized well above
+            // the ops in flight, so this should never move.
+            let lost = dropped.wrapping_sub(self.cq_dropped_seen);
+            self.cq_dropped_seen = dropped;
+            self.stats.cq_dropped.add(u64::from(lost));
+        }
+        self.unstick_failed_cancels();
+    }
+
+    /// For each cancel that failed in the last reap: if its target is an
+    /// orphaned receive that is still running (no final completion came in
+    /// the same batch), shut its socket down. Nobody will read that socket
+    /// again (its owner is gone), and the shutdown is what makes the kernel
+    /// end the receive, so the op completes and the socket closes instead
+    /// of staying open forever.
+    fn unstick_failed_cancels(&mut self) {
+        while let Some(target) = self.failed_cancels.pop() {
+            let (key, _, generation) = decode(target);
+            let Some(slot) = self.slots.get(key) else {
+                continue;
+            };
+            if slot.generation != generation || slot.finished || slot.orphan.is_none() {
+                continue;
+            }
+            self.stats.cancel_failures.add(1);
+            if slot.fd >= 0 {
+                // SAFETY: not memory-related; `fd` is the socket the
+                // orphan keeps open (it owns an `Rc` of it), so it is
+                // still this socket and not a reused number.
+                unsafe { libc::shutdown(slot.fd, libc::SHUT_RDWR) };
             }
         }
     }
 
     fn issue_cancels(&mut self) -> io::Result<()> {
         while let Some(target) = self.to_cancel.pop() {
-            let entry = opcode::AsyncCancel::new(target).build().user_data(DETACHED);
+            let entry = self.cancel_entry(target);
             // SAFETY: a cancel carries no pointer, only the target's id.
             unsafe { self.push(&entry)? };
         }
         Ok(())
+    }
+
+    /// A cancel of `target`, whose completion names it (see `reap`).
+    fn cancel_entry(&self, target: u64) -> squeue::Entry {
+        #[allow(unused_mut)]
+        let mut aim = target;
+        #[cfg(test)]
+        if self.faults.break_cancels {
+            aim = 0;
+        }
+        let (key, _, generation) = decode(target);
+        opcode::AsyncCancel::new(aim)
+            .build()
+            .user_data(encode(key, CANCEL, generation))
     }
 
     /// Takes what must be dropped outside the driver's borrow.
@@ -388,6 +590,27 @@ impl Driver {
         )
     }
 
+    /// Sets the high water of multishot op `user_data`; cancels it at once
+    /// if more completions than that wait already.
+    pub(crate) fn set_high_water(&mut self, user_data: u64, high_water: usize) {
+        let (key, _, generation) = decode(user_data);
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        if slot.generation != generation || slot.high_water == high_water {
+            return;
+        }
+        slot.high_water = high_water;
+        if slot.multishot
+            && !slot.finished
+            && !slot.cancel_sent
+            && slot.completions.len() >= high_water
+        {
+            slot.cancel_sent = true;
+            self.to_cancel.push(user_data);
+        }
+    }
+
     /// Polls slot `user_data` for its next completion; registers `waker`
     /// otherwise. Returns `(completion, finished)`.
     pub(crate) fn poll_slot(
@@ -395,7 +618,7 @@ impl Driver {
         user_data: u64,
         waker: &Waker,
     ) -> Option<(Completion, bool)> {
-        let (key, generation) = decode(user_data);
+        let (key, _, generation) = decode(user_data);
         let slot = self
             .slots
             .get_mut(key)
@@ -422,7 +645,7 @@ impl Driver {
     /// freed now; otherwise `keep` is parked in it until the final
     /// completion and the op is cancelled.
     pub(crate) fn orphan(&mut self, user_data: u64, keep: Box<dyn Any>) {
-        let (key, generation) = decode(user_data);
+        let (key, _, generation) = decode(user_data);
         let Some(slot) = self.slots.get_mut(key) else {
             self.graveyard.push(keep);
             return;
@@ -468,7 +691,7 @@ impl Driver {
 
     /// Frees the slot of an op that never reached the kernel.
     pub(crate) fn discard(&mut self, user_data: u64) {
-        let (key, generation) = decode(user_data);
+        let (key, _, generation) = decode(user_data);
         if self
             .slots
             .get(key)
@@ -484,8 +707,8 @@ impl Driver {
     /// Registers a slot that nobody will ever poll: its completion only frees
     /// `keep` (used for linked timeouts).
     pub(crate) fn register_orphan(&mut self, keep: Box<dyn Any>) -> u64 {
-        let user_data = self.register(false, 0);
-        let (key, _) = decode(user_data);
+        let user_data = self.register(false, 0, NO_GROUP, -1);
+        let (key, _, _) = decode(user_data);
         self.slots[key].orphan = Some(keep);
         // A detached slot must not be cancelled by `orphan` bookkeeping.
         self.slots[key].cancel_sent = true;
@@ -498,10 +721,10 @@ impl Driver {
             .slots
             .iter()
             .filter(|(_, s)| !s.finished)
-            .map(|(k, s)| encode(k, s.generation))
+            .map(|(k, s)| encode(k, s.group, s.generation))
             .collect();
         for t in targets {
-            let entry = opcode::AsyncCancel::new(t).build().user_data(DETACHED);
+            let entry = self.cancel_entry(t);
             // SAFETY: a cancel carries no pointer.
             unsafe { self.push(&entry)? };
         }
@@ -511,8 +734,8 @@ impl Driver {
     /// Ends the buffer ring's registration; after this the kernel no longer
     /// writes into pool memory.
     pub(crate) fn release_buffers(&mut self) {
-        if let Some(pool) = &self.bufs {
-            if self.slots.is_empty() {
+        if self.in_flight() == 0 {
+            for pool in &self.pools {
                 let _ = pool.unregister(&self.ring.submitter());
             }
         }
@@ -530,10 +753,23 @@ fn close_fd(result: i32) {
     }
 }
 
-fn encode(key: usize, generation: u32) -> u64 {
-    (u64::from(generation) << 32) | key as u64
+/// Whether an `io_uring_enter` error is one to reap and retry after.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::ENOMEM | libc::EBUSY)
+    )
 }
 
-fn decode(user_data: u64) -> (usize, u32) {
-    ((user_data & 0xffff_ffff) as usize, (user_data >> 32) as u32)
+/// `user_data`: generation (32 bits), buffer group (8), slot key (24).
+fn encode(key: usize, group: u8, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | (u64::from(group) << KEY_BITS) | (key as u64 & KEY_MASK)
+}
+
+fn decode(user_data: u64) -> (usize, u8, u32) {
+    (
+        (user_data & KEY_MASK) as usize,
+        (user_data >> KEY_BITS) as u8,
+        (user_data >> 32) as u32,
+    )
 }

@@ -1,8 +1,8 @@
 //! The io_uring runtime of one worker thread.
 //!
 //! [`Runtime`] owns a ring ([`ring`]), the table of in-flight ops
-//! ([`driver`]), a provided buffer ring ([`crate::buf`]) and a
-//! single-threaded executor ([`executor`]). Each loop turn polls the tasks
+//! ([`driver`]), two provided buffer rings ([`crate::buf`], one per
+//! [`Group`]) and a single-threaded executor ([`executor`]). Each loop turn polls the tasks
 //! that were woken, then makes one `io_uring_enter` that submits everything
 //! they queued and, when no task is ready, waits for completions.
 
@@ -19,23 +19,29 @@ use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 pub use driver::{Completion, RingCounters, RingStats};
 pub use executor::{abort, spawn, task_count, wake, TaskId};
 pub use ring::{FeatureMode, RingFeatures, UringUnavailable};
 
-use crate::buf::{BufPool, BufPoolError};
+use crate::buf::{BufPool, BufPoolError, Group};
 
-/// Buffer group id of the worker's provided buffer ring.
-const BUFFER_GROUP: u16 = 0;
+/// How long a runtime being dropped waits for the kernel to finish the ops
+/// it cancelled. Cancelled ops complete within a loop turn; the bound only
+/// keeps a kernel that never answers from hanging the thread (the memory
+/// those ops use is then leaked, never freed).
+const DROP_WAIT: Duration = Duration::from_secs(2);
 
 /// How to build a runtime.
 #[derive(Debug, Clone, Copy)]
 pub struct RuntimeConfig {
     /// Submission queue entries.
     pub sq_entries: u32,
-    /// Buffers in the provided buffer ring (a power of two).
+    /// Buffers in each provided buffer ring (a power of two); there is one
+    /// ring per [`Group`].
     pub buffer_count: u16,
     /// Bytes per buffer.
     pub buffer_size: u32,
@@ -66,6 +72,10 @@ pub enum RuntimeError {
     /// `io_uring_enter` failed for a reason that is not the input's fault.
     #[error("io_uring_enter failed: {0}")]
     Enter(io::Error),
+    /// This thread runs a runtime already; a second would replace its
+    /// reactor under the ops in flight.
+    #[error("this thread already runs a ringway runtime")]
+    AlreadyRunning,
 }
 
 /// One thread's reactor and executor. Not `Send`: it lives and dies on the
@@ -78,14 +88,31 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the ring and buffer pool and installs them on this thread.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        if driver::installed() {
+            return Err(RuntimeError::AlreadyRunning);
+        }
         let (ring, features) = ring::build(config.sq_entries, config.features)?;
-        let pool = BufPool::new(
-            &ring.submitter(),
-            BUFFER_GROUP,
-            config.buffer_count,
-            config.buffer_size,
-        )?;
-        driver::install(driver::Driver::new(ring, features, Some(pool)));
+        let stats = Arc::new(RingCounters::default());
+        let mut pools = Vec::with_capacity(Group::ALL.len());
+        for group in Group::ALL {
+            let pool = BufPool::new(
+                &ring.submitter(),
+                group.id(),
+                config.buffer_count,
+                config.buffer_size,
+                Arc::clone(&stats.pools[usize::from(group.id())]),
+            );
+            match pool {
+                Ok(pool) => pools.push(pool),
+                Err(e) => {
+                    for pool in &pools {
+                        let _ = pool.unregister(&ring.submitter());
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        driver::install(driver::Driver::new(ring, features, pools, stats));
         Ok(Self {
             _not_send: std::marker::PhantomData,
         })
@@ -135,23 +162,25 @@ impl Drop for Runtime {
         // Drop every task: their ops become orphans and are cancelled.
         executor::clear();
         // Wait for the kernel to finish with every op before the buffers and
-        // the ring go away. Cancelled ops complete promptly; the bound only
-        // guards against a kernel that never answers.
+        // the ring go away, for at most `DROP_WAIT`.
         let _ = driver::with(|d| d.cancel_all());
-        for _ in 0..1000 {
+        let deadline = Instant::now() + DROP_WAIT;
+        loop {
             let (left, garbage) = driver::with(|d| {
-                let r = if d.in_flight() > 0 {
-                    d.turn(true)
+                let left = d.in_flight();
+                let now = Instant::now();
+                let r = if left > 0 && now < deadline {
+                    d.turn_for(deadline - now).map(|_| d.in_flight())
                 } else {
-                    Ok(())
+                    Ok(left)
                 };
-                (r.map(|_| d.in_flight()), d.take_garbage())
+                (r, d.take_garbage())
             });
             drop(garbage);
             match left {
-                Ok(0) => break,
+                Ok(0) | Err(_) => break,
+                Ok(_) if Instant::now() >= deadline => break,
                 Ok(_) => {}
-                Err(_) => break,
             }
         }
         if let Some(mut d) = driver::uninstall() {
@@ -165,12 +194,12 @@ impl Drop for Runtime {
     }
 }
 
-/// The buffer pool of this thread's runtime.
-pub fn buffers() -> Rc<BufPool> {
+/// The buffer ring of `group` of this thread's runtime.
+pub fn buffers(group: Group) -> Rc<BufPool> {
     driver::with(|d| {
         Rc::clone(
-            d.bufs()
-                .expect("a runtime always has a buffer pool once built"),
+            d.pool(group.id())
+                .expect("a runtime has a buffer ring for every group once built"),
         )
     })
 }
@@ -210,5 +239,7 @@ pub async fn yield_now() {
     .await
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

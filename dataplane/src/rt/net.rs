@@ -12,8 +12,8 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::op::{MultiOp, Op};
-use crate::buf::{BufHandle, BufPool};
+use super::op::{MultiOp, Op, Selects};
+use crate::buf::{BufHandle, BufPool, Group};
 
 /// A listening socket bound with `SO_REUSEPORT`, one per worker.
 #[derive(Debug)]
@@ -95,7 +95,8 @@ impl Incoming {
                     .build();
                 // SAFETY: no pointer in the SQE; the op owns an `Rc` of the
                 // listener. Accepted fds are not buffers: no high water.
-                let op = unsafe { MultiOp::submit(entry, Rc::clone(&self.socket), usize::MAX)? };
+                let op =
+                    unsafe { MultiOp::submit(entry, Rc::clone(&self.socket), usize::MAX, None)? };
                 self.multi = Some(op.yields_fds());
             }
             let multi = self.multi.as_mut().expect("armed just above");
@@ -167,18 +168,18 @@ impl TcpStream {
         &self.socket
     }
 
-    /// Received data, one provided buffer at a time.
+    /// Received data, one provided buffer of `group`'s ring at a time.
     ///
     /// At most about `high_water` buffers are held for this socket while the
-    /// consumer is slow: past that the multishot recv is stopped until the
-    /// consumer catches up.
-    pub fn recv_stream(&self, high_water: usize) -> RecvStream {
+    /// consumer is slow (fewer when the ring runs low): past that the
+    /// multishot recv is stopped until the consumer catches up.
+    pub fn recv_stream(&self, group: Group, high_water: usize) -> RecvStream {
         RecvStream {
             socket: Rc::clone(&self.socket),
             multi: None,
             high_water: high_water.max(1),
             multishot: super::features().multishot_recv,
-            pool: super::buffers(),
+            pool: super::buffers(group),
         }
     }
 
@@ -408,6 +409,27 @@ impl RecvStream {
         }
     }
 
+    /// Sets how many buffers this stream may hold while its consumer is
+    /// slow, from now on (a receive already armed is stopped at once if it
+    /// holds more). No syscall: the reactor enforces it.
+    pub fn set_high_water(&mut self, high_water: usize) {
+        let high_water = high_water.max(1);
+        if high_water != self.high_water {
+            self.high_water = high_water;
+            if let Some(multi) = &self.multi {
+                multi.set_high_water(high_water);
+            }
+        }
+    }
+
+    /// The buffer group this stream receives into.
+    fn selects(&self) -> Option<Selects> {
+        Some(Selects {
+            group: self.pool.group(),
+            fd: self.socket.as_raw_fd(),
+        })
+    }
+
     /// The next buffer of data; `Ok(None)` at end of stream.
     pub async fn next(&mut self) -> io::Result<Option<BufHandle>> {
         loop {
@@ -416,11 +438,12 @@ impl RecvStream {
                     let group = self.pool.group();
                     let entry =
                         opcode::RecvMulti::new(types::Fd(self.socket.as_raw_fd()), group).build();
+                    let selects = self.selects();
                     // SAFETY: the SQE carries no pointer of ours: the kernel
                     // picks buffers from the registered ring. The op owns an
                     // `Rc` of the socket.
                     self.multi = Some(unsafe {
-                        MultiOp::submit(entry, Rc::clone(&self.socket), self.high_water)?
+                        MultiOp::submit(entry, Rc::clone(&self.socket), self.high_water, selects)?
                     });
                 }
                 let multi = self.multi.as_mut().expect("armed just above");
@@ -438,8 +461,10 @@ impl RecvStream {
                 .buf_group(group)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT);
+                let selects = self.selects();
                 // SAFETY: as above, the kernel picks the buffer.
-                let (c, _) = unsafe { Op::submit(entry, Rc::clone(&self.socket))? }.await;
+                let (c, _) =
+                    unsafe { Op::submit_selecting(entry, Rc::clone(&self.socket), selects)? }.await;
                 c
             };
             match completion.result {
@@ -453,6 +478,7 @@ impl RecvStream {
                     return Ok(None);
                 }
                 r if r == -libc::ENOBUFS => {
+                    self.pool.count_enobufs();
                     wait_for_buffer(&self.pool).await;
                     super::driver::with(|d| d.stats().rearms.add(1));
                 }

@@ -22,9 +22,30 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::os::fd::RawFd;
+
 use io_uring::squeue;
 
-use super::driver::{self, Completion};
+use super::driver::{self, Completion, NO_GROUP};
+
+/// What the reactor must know of an op that receives into provided
+/// buffers: the group it selects from and the socket it reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Selects {
+    /// The buffer group id.
+    pub(crate) group: u16,
+    /// The socket read.
+    pub(crate) fd: RawFd,
+}
+
+impl Selects {
+    fn parts(selects: Option<Selects>) -> (u8, RawFd) {
+        match selects {
+            Some(s) => (u8::try_from(s.group).unwrap_or(NO_GROUP), s.fd),
+            None => (NO_GROUP, -1),
+        }
+    }
+}
 
 /// A single-shot op owning `T` until its completion.
 #[derive(Debug)]
@@ -47,8 +68,23 @@ impl<T: 'static> Op<T> {
     /// Every pointer in `entry` must point into memory owned by `data` that
     /// does not move when `data` moves, or into memory that outlives the op.
     pub(crate) unsafe fn submit(entry: squeue::Entry, data: T) -> io::Result<Self> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { Self::submit_selecting(entry, data, None) }
+    }
+
+    /// Like [`Op::submit`] for an op that receives into a provided buffer
+    /// (`selects` names the group and the socket).
+    ///
+    /// # Safety
+    /// As for [`Op::submit`].
+    pub(crate) unsafe fn submit_selecting(
+        entry: squeue::Entry,
+        data: T,
+        selects: Option<Selects>,
+    ) -> io::Result<Self> {
+        let (group, fd) = Selects::parts(selects);
         driver::with(|d| {
-            let user_data = d.register(false, 0);
+            let user_data = d.register(false, 0, group, fd);
             let entry = entry.user_data(user_data);
             // SAFETY: the memory `entry` points into is owned by `data`, which
             // this op keeps until the final completion (orphaned or not).
@@ -83,7 +119,7 @@ impl<T: 'static> Op<T> {
         );
         let ts_ptr: *const io_uring::types::Timespec = &*ts;
         driver::with(|d| {
-            let user_data = d.register(false, 0);
+            let user_data = d.register(false, 0, NO_GROUP, -1);
             let timer_data = d.register_orphan(Box::new(ts));
             let first = entry.user_data(user_data).flags(squeue::Flags::IO_LINK);
             let timer = io_uring::opcode::LinkTimeout::new(ts_ptr)
@@ -148,7 +184,9 @@ impl<T: 'static> MultiOp<T> {
     }
 
     /// Queues multishot `entry` and takes `data`. The driver cancels the op
-    /// when `high_water` completions wait unconsumed.
+    /// when `high_water` completions wait unconsumed (fewer when its buffer
+    /// ring runs low). `selects` names the buffer group and socket of a
+    /// receive.
     ///
     /// # Safety
     /// As for [`Op::submit`].
@@ -156,9 +194,11 @@ impl<T: 'static> MultiOp<T> {
         entry: squeue::Entry,
         data: T,
         high_water: usize,
+        selects: Option<Selects>,
     ) -> io::Result<Self> {
+        let (group, fd) = Selects::parts(selects);
         driver::with(|d| {
-            let user_data = d.register(true, high_water);
+            let user_data = d.register(true, high_water, group, fd);
             let entry = entry.user_data(user_data);
             // SAFETY: forwarded to the caller's contract.
             match unsafe { d.push(&entry) } {
@@ -198,6 +238,13 @@ impl<T: 'static> MultiOp<T> {
     pub(crate) fn is_done(&self) -> bool {
         self.done
     }
+
+    /// Changes the high water of a running op (see [`MultiOp::submit`]).
+    pub(crate) fn set_high_water(&self, high_water: usize) {
+        if !self.done {
+            driver::with(|d| d.set_high_water(self.user_data, high_water));
+        }
+    }
 }
 
 impl<T: 'static> Drop for MultiOp<T> {
@@ -213,12 +260,19 @@ impl<T: 'static> Drop for MultiOp<T> {
 }
 
 fn orphan(user_data: u64, keep: Box<dyn std::any::Any>) {
-    // At thread exit the driver may be gone already; then the ring is gone
-    // too and the kernel has released everything.
+    let mut keep = Some(keep);
     let garbage = driver::try_with(|d| {
-        d.orphan(user_data, keep);
+        if let Some(keep) = keep.take() {
+            d.orphan(user_data, keep);
+        }
         d.take_garbage()
     });
     // Dropped here, outside the driver's borrow.
     drop(garbage);
+    if let Some(keep) = keep {
+        // No driver to park it in (the thread is tearing down, or the
+        // driver is borrowed): the kernel may still write into this memory,
+        // so it is leaked rather than freed.
+        std::mem::forget(keep);
+    }
 }

@@ -15,9 +15,10 @@ use io_uring::{opcode, types};
 use super::net::TcpStream;
 use super::op::Op;
 use super::{buffers, ops_in_flight, yield_now, Runtime, RuntimeConfig};
+use crate::buf::Group;
 
 /// A buffer that records when it is freed.
-struct Tracked {
+pub(super) struct Tracked {
     buf: Vec<u8>,
     freed: Rc<Cell<bool>>,
 }
@@ -28,7 +29,7 @@ impl Drop for Tracked {
     }
 }
 
-fn runtime() -> Runtime {
+pub(super) fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
         sq_entries: 64,
         buffer_count: 16,
@@ -39,7 +40,7 @@ fn runtime() -> Runtime {
 }
 
 /// Turns the loop until `done` holds; fails if that never happens.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..100_000 {
         if done() {
             return;
@@ -50,7 +51,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Turns the loop until no op is in flight.
-async fn settle() {
+pub(super) async fn settle() {
     until("every op finished", || ops_in_flight() == 0).await;
 }
 
@@ -67,7 +68,7 @@ async fn start<F: Future + Unpin>(fut: &mut F) {
     yield_now().await;
 }
 
-fn pipe_read(
+pub(super) fn pipe_read(
     reader: &Rc<std::io::PipeReader>,
     freed: &Rc<Cell<bool>>,
 ) -> Op<(Rc<std::io::PipeReader>, Tracked)> {
@@ -144,7 +145,7 @@ fn dropped_sleep_is_cancelled_promptly() {
     .expect("runtime");
 }
 
-fn connected_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+pub(super) fn connected_pair() -> (std::net::TcpStream, std::net::TcpStream) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let client =
         std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
@@ -156,11 +157,11 @@ fn connected_pair() -> (std::net::TcpStream, std::net::TcpStream) {
 fn dropped_recv_stream_returns_every_buffer() {
     let rt = runtime();
     rt.block_on(async {
-        let pool = buffers();
+        let pool = buffers(Group::Client);
         let total = pool.available();
         let (mut peer, ours) = connected_pair();
         let ours = TcpStream::from_std(ours);
-        let mut stream = ours.recv_stream(4);
+        let mut stream = ours.recv_stream(Group::Client, 4);
         peer.write_all(&[7u8; 10_000]).expect("write");
         let first = stream.next().await.expect("recv").expect("data");
         assert!(first.as_slice().iter().all(|&b| b == 7));
@@ -181,12 +182,12 @@ fn dropped_recv_stream_returns_every_buffer() {
 fn slow_consumer_holds_a_bounded_number_of_buffers() {
     let rt = runtime();
     rt.block_on(async {
-        let pool = buffers();
+        let pool = buffers(Group::Client);
         let total = pool.available();
         let (mut peer, ours) = connected_pair();
         let ours = TcpStream::from_std(ours);
         let high_water = 2;
-        let mut stream = ours.recv_stream(high_water);
+        let mut stream = ours.recv_stream(Group::Client, high_water);
         let sent: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
         let writer = std::thread::spawn(move || {
             peer.write_all(&sent).expect("write");

@@ -6,6 +6,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use crate::buf::Group;
 use crate::proto::tcp::{pump, Flow, HIGH_WATER_BUFFERS};
 use crate::rt::net::TcpStream;
 use crate::rt::{self, time::sleep};
@@ -62,8 +63,8 @@ async fn relay(
     counters: &Counters,
 ) -> Ending {
     let last_activity = Cell::new(rt::now());
-    let mut from_client = client.recv_stream(HIGH_WATER_BUFFERS);
-    let mut from_upstream = upstream.recv_stream(HIGH_WATER_BUFFERS);
+    let mut from_client = client.recv_stream(Group::Client, HIGH_WATER_BUFFERS);
+    let mut from_upstream = upstream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS);
     let mut down = pin!(pump(
         &mut from_client,
         &upstream,

@@ -17,6 +17,7 @@ use super::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use super::respond::{respond, Response, Sides, Terms};
 use super::send::send_all;
 use super::write::{self, Upward};
+use crate::buf::Group;
 use crate::proto::h1::request::RequestBody;
 use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
@@ -125,6 +126,14 @@ pub(super) async fn proxy<'a>(
         ..
     } = upstream;
     let mut up_in = Inbound::with_scratch(recv, scratch);
+    // A request without a body leaves the client nothing to send until the
+    // answer: what it sends anyway (a pipelined request, or bytes meant to
+    // pile up buffers) is held to one buffer until the request loop reads
+    // on, so no set of clients can take the buffers others need.
+    let quiet = matches!(request_body, Delimit::Length(0));
+    if quiet {
+        conn.inbound.set_high_water(1);
+    }
     let (outcome, body_done) = relay(
         conn,
         &mut up_in,
@@ -136,6 +145,9 @@ pub(super) async fn proxy<'a>(
         ctx,
     )
     .await;
+    if quiet {
+        conn.inbound.set_high_water(HIGH_WATER_BUFFERS);
+    }
 
     match outcome {
         Outcome::Response(Response::Done { close, reusable }) => {
@@ -378,7 +390,7 @@ async fn connect_to(
             let _ = stream.socket().set_tcp_nodelay(true);
             ctx.http.pool.mark_up(addr);
             Ok(Upstream {
-                recv: stream.recv_stream(HIGH_WATER_BUFFERS),
+                recv: stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS),
                 stream,
                 addr,
                 scratch: Vec::new(),

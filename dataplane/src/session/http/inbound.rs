@@ -86,6 +86,12 @@ impl Inbound {
         (self.recv, self.scratch)
     }
 
+    /// Sets how many buffers the recv stream may hold unread (see
+    /// [`RecvStream::set_high_water`]).
+    pub(super) fn set_high_water(&mut self, high_water: usize) {
+        self.recv.set_high_water(high_water);
+    }
+
     /// Whether received bytes are waiting to be used.
     pub(super) fn has_pending(&self) -> bool {
         self.pending.is_some()

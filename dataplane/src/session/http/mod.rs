@@ -34,6 +34,7 @@ use self::clock::Clock;
 use self::ctx::{Conn, Ctx, Ended};
 use self::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use self::send::HeadBuf;
+use crate::buf::Group;
 use crate::proto::h1::request::RequestHead;
 use crate::proto::h1::response::ResponseHead;
 use crate::rt::net::TcpStream;
@@ -60,7 +61,7 @@ pub async fn serve(
         None => return,
     };
     let mut conn = Conn {
-        inbound: Inbound::new(client.recv_stream(HIGH_WATER_BUFFERS)),
+        inbound: Inbound::new(client.recv_stream(Group::Client, HIGH_WATER_BUFFERS)),
         client,
         req: RequestHead::new(),
         resp: ResponseHead::new(),
