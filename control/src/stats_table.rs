@@ -88,9 +88,32 @@ pub fn render(v: &Value) -> String {
         let r = &w["ring"];
         let _ = writeln!(
             out,
-            "ring of worker {}: sqes={} cqes={} enters={} enobufs={} rearms={}",
-            w["index"], r["sqes"], r["cqes"], r["enters"], r["enobufs"], r["rearms"]
+            "ring of worker {}: sqes={} cqes={} enters={} enobufs={} rearms={} \
+             enter_retries={} cq_dropped={} cancel_failures={}",
+            w["index"],
+            r["sqes"],
+            r["cqes"],
+            r["enters"],
+            r["enobufs"],
+            r["rearms"],
+            r["enter_retries"],
+            r["cq_dropped"],
+            r["cancel_failures"]
         );
+        if let Some(groups) = w["buffers"].as_object() {
+            for (group, b) in groups {
+                let _ = writeln!(
+                    out,
+                    "buffers of worker {} ({group}): in_use={}/{} enobufs={} copied={} copied_bytes={}",
+                    w["index"],
+                    b["in_use"],
+                    b["capacity"],
+                    b["enobufs"],
+                    b["copied"],
+                    b["copied_bytes"]
+                );
+            }
+        }
     }
     out
 }
