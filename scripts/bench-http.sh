@@ -29,6 +29,10 @@
 #   --systems 'A B ...'  which of direct ringway nginx haproxy (default all)
 #   --ringway PATH   ringway binary (default $CARGO_TARGET_DIR or target/,
 #                 release/ringway); --bench PATH: ringway-bench, likewise
+#   --baseline PATH  a second ringway binary (say, the tree before a change,
+#                 built into another target directory), run as system
+#                 `baseline` with the same config on its own port; the report
+#                 then gives ringway / baseline ratios
 #   --no-build    use the existing release binaries
 #   --out DIR     where raw results go (default target/bench-http/<timestamp>)
 #   --load-core N / --proxy-core N   (defaults 0 / 1)
@@ -65,7 +69,10 @@ ORIGIN_PORT=18000
 RINGWAY_PORT=18080
 NGINX_PORT=18081
 HAPROXY_PORT=18082
+BASELINE_PORT=18083
 RINGWAY_ADMIN=127.0.0.1:19911
+BASELINE_ADMIN=127.0.0.1:19912
+BASELINE=""
 
 usage() { sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -78,6 +85,7 @@ while [[ $# -gt 0 ]]; do
         -w) WARMUP=$2; shift 2 ;;
         --systems) SYSTEMS_ARG=$2; shift 2 ;;
         --ringway) RINGWAY=$2; shift 2 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
         --bench) BENCH=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --out) OUT=$2; shift 2 ;;
@@ -98,10 +106,15 @@ BENCH_NAME=bench-http
 source "$ROOT/scripts/bench/lib.sh"
 
 read -r -a SYSTEMS <<<"$SYSTEMS_ARG"
+if [[ -n $BASELINE ]]; then
+    [[ -x $BASELINE ]] || die "--baseline $BASELINE: not an executable"
+    [[ " ${SYSTEMS[*]} " == *" baseline "* ]] || SYSTEMS+=(baseline)
+fi
 WANT_RINGWAY=0
 for sys in "${SYSTEMS[@]}"; do
     case "$sys" in
         direct|nginx|haproxy) ;;
+        baseline) [[ -n $BASELINE ]] || die "system baseline needs --baseline PATH" ;;
         ringway) WANT_RINGWAY=1 ;;
         *) die "unknown system: $sys" ;;
     esac
@@ -281,6 +294,10 @@ endpoints = ["127.0.0.1:$ORIGIN_PORT"]
 pool_max_idle = 256
 EOF
 
+# The baseline runs the same config on its own port and admin address.
+sed -e "s/127.0.0.1:$RINGWAY_PORT/127.0.0.1:$BASELINE_PORT/" -e "s/$RINGWAY_ADMIN/$BASELINE_ADMIN/" \
+    "$OUT/ringway.toml" >"$OUT/baseline.toml"
+
 "$NGINX" -t -q -p "$OUT/origin" -c "$OUT/origin/nginx.conf" 2>"$OUT/origin/check.log" \
     || die "nginx rejects $OUT/origin/nginx.conf: $(cat "$OUT/origin/check.log")"
 "$NGINX" -t -q -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" 2>"$OUT/nginx/check.log" \
@@ -293,26 +310,34 @@ fi
 
 # --- start everything -------------------------------------------------------------
 log "results in $OUT"
-ORIGIN_PID="" RINGWAY_PID="" NGINX_PID="" HAPROXY_PID=""
+ORIGIN_PID="" RINGWAY_PID="" NGINX_PID="" HAPROXY_PID="" BASELINE_PID=""
 
 taskset -c "$LOAD_CORE" "$NGINX" -p "$OUT/origin" -c "$OUT/origin/nginx.conf" \
     >"$OUT/origin/stdout.log" 2>&1 &
 ORIGIN_PID=$!; PIDS+=("$ORIGIN_PID")
 wait_listening $ORIGIN_PORT "$ORIGIN_PID" "origin nginx"
 
-if ((WANT_RINGWAY)); then
-    taskset -c "$PROXY_CORE" "$RINGWAY" run --config "$OUT/ringway.toml" 2>"$OUT/ringway.log" &
-    RINGWAY_PID=$!; PIDS+=("$RINGWAY_PID")
-    ready=0
+start_ringway() { # binary config log admin port name -> sets STARTED_PID
+    taskset -c "$PROXY_CORE" "$1" run --config "$2" 2>"$3" &
+    STARTED_PID=$!; PIDS+=("$STARTED_PID")
+    local ready=0
     for _ in $(seq 100); do
-        if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$RINGWAY_ADMIN/ready" || true) == 200 ]]; then
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$4/ready" || true) == 200 ]]; then
             ready=1; break
         fi
-        kill -0 "$RINGWAY_PID" 2>/dev/null || { cat "$OUT/ringway.log" >&2; die "ringway exited at start"; }
+        kill -0 "$STARTED_PID" 2>/dev/null || { cat "$3" >&2; die "$6 exited at start"; }
         sleep 0.1
     done
-    ((ready)) || die "ringway not ready (GET /ready) after 10s"
-    wait_listening $RINGWAY_PORT "$RINGWAY_PID" ringway
+    ((ready)) || die "$6 not ready (GET /ready) after 10s"
+    wait_listening "$5" "$STARTED_PID" "$6"
+}
+if ((WANT_RINGWAY)); then
+    start_ringway "$RINGWAY" "$OUT/ringway.toml" "$OUT/ringway.log" "$RINGWAY_ADMIN" $RINGWAY_PORT ringway
+    RINGWAY_PID=$STARTED_PID
+fi
+if [[ -n $BASELINE ]]; then
+    start_ringway "$BASELINE" "$OUT/baseline.toml" "$OUT/baseline.log" "$BASELINE_ADMIN" $BASELINE_PORT baseline
+    BASELINE_PID=$STARTED_PID
 fi
 if [[ " ${SYSTEMS[*]} " == *" nginx "* ]]; then
     taskset -c "$PROXY_CORE" "$NGINX" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" \
@@ -328,13 +353,13 @@ fi
 
 port_of() {
     case "$1" in
-        direct) echo $ORIGIN_PORT ;; ringway) echo $RINGWAY_PORT ;;
+        direct) echo $ORIGIN_PORT ;; ringway) echo $RINGWAY_PORT ;; baseline) echo $BASELINE_PORT ;;
         nginx) echo $NGINX_PORT ;; haproxy) echo $HAPROXY_PORT ;;
     esac
 }
 pid_of() {
     case "$1" in
-        direct) echo "" ;; ringway) echo "$RINGWAY_PID" ;;
+        direct) echo "" ;; ringway) echo "$RINGWAY_PID" ;; baseline) echo "$BASELINE_PID" ;;
         nginx) echo "$NGINX_PID" ;; haproxy) echo "$HAPROXY_PID" ;;
     esac
 }

@@ -50,6 +50,9 @@ COLUMNS = [
 # of each peer's.
 BAR = 0.9
 PEERS = ("nginx", "haproxy")
+# A change may cost at most this share of CPU per request against the tree
+# before it (system `baseline`, from `bench-http.sh --baseline`).
+BASELINE_BAR = 1.02
 
 
 def load_runs(results: str, clk_tck: int, tsv: str = "runs.tsv") -> list[dict]:
@@ -214,6 +217,7 @@ def main() -> int:
     lat = {s: [r for r in ok if r["system"] == s and r["kind"] == "lat"] for s in order}
     pc, lc = args.proxy_core, args.load_core
     peers = [p for p in PEERS if p in order]
+    ratio_peers = peers + (["baseline"] if "baseline" in order else [])
 
     print("### CPU per request (throughput runs)")
     print()
@@ -230,7 +234,7 @@ def main() -> int:
             stat([r["origin_us"] for r in rs]), stat([r["gen_us"] for r in rs]),
             stat([r["p50"] for r in rs], 0), stat([r["p99"] for r in rs], 0)))
     if "ringway" in order:
-        for peer in peers:
+        for peer in ratio_peers:
             a, b = tput["ringway"], tput[peer]
             if not a or not b:
                 continue
@@ -260,6 +264,17 @@ def main() -> int:
             print(f"- ringway / {peer}, CPU per request: proxy process {fmt(proc)}x, core "
                   f"{pc} busy {fmt(core)}x by medians; per round {stat(pp)}x and {stat(pcore)}x "
                   f"over {len(pp)} rounds. Bar (≤ {BAR}x on both): **{verdict}**.")
+        if tput["ringway"] and tput.get("baseline"):
+            proc = ratio_of_medians(tput["ringway"], tput["baseline"], "proc_us")
+            core = ratio_of_medians(tput["ringway"], tput["baseline"], "core_us")
+            pp = paired(ok, "tput", "ringway", "baseline", div("proc_us"))
+            pcore = paired(ok, "tput", "ringway", "baseline", div("core_us"))
+            verdict = "met" if proc is not None and core is not None \
+                and max(proc, core) <= BASELINE_BAR else "NOT met"
+            print(f"- ringway / baseline (the tree before), CPU per request: proxy process "
+                  f"{fmt(proc)}x, core {pc} busy {fmt(core)}x by medians; per round {stat(pp)}x "
+                  f"and {stat(pcore)}x over {len(pp)} rounds. Bar (≤ {BASELINE_BAR}x on both): "
+                  f"**{verdict}**.")
 
     print()
     print("### Latency, 1 connection (latency runs)")
