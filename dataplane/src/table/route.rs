@@ -32,7 +32,8 @@ pub struct HttpService {
 /// Size limits on requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// Longest request line (method, target, version), in bytes: 414 past it.
+    /// Longest request line (method, target, version; its CRLF not
+    /// counted), in bytes: 414 past it.
     pub max_request_line: usize,
     /// Longest request head (request line and header fields), in bytes: 431
     /// past it.

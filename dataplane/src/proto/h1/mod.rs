@@ -129,7 +129,7 @@ pub enum Status {
 /// Size limits on a request head.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Longest request line, its CRLF included (longer: 414).
+    /// Longest request line, its CRLF not counted (longer: 414).
     pub max_request_line: usize,
     /// Largest head, from the first byte to the final CRLF CRLF (larger: 431).
     pub max_header_bytes: usize,

@@ -61,7 +61,7 @@ pub(super) enum Kind {
 /// Limits on one head.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Bounds {
-    /// Longest start line, CRLF included.
+    /// Longest start line, its CRLF not counted.
     pub(super) line: usize,
     /// Largest head.
     pub(super) bytes: usize,
@@ -156,7 +156,8 @@ fn head(c: &mut Cursor<'_>, kind: Kind, bounds: Bounds) -> Result<Scanned, Stop>
         }
     }
     let line_start = c.pos;
-    let limit = line_start.saturating_add(bounds.line);
+    // The limit is on the line itself; its CRLF may follow it.
+    let limit = line_start.saturating_add(bounds.line).saturating_add(2);
     if limit <= c.end {
         c.end = limit;
         c.line_end = Some(limit);

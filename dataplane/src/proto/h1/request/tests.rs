@@ -289,10 +289,26 @@ fn request_line_too_long() {
     let mut h = RequestHead::new();
     let e = h.parse(&long.as_bytes()[..260], &LIMITS).unwrap_err();
     assert_eq!(e.reason, Reason::UriTooLong);
-    // Just at the limit is fine: 256 bytes including CRLF.
-    let fits = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(256 - 16));
-    assert_eq!(fits.find("\r\n"), Some(254));
+    // Just at the limit is fine: 256 bytes, the CRLF not counted.
+    let fits = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(256 - 14));
+    assert_eq!(fits.find("\r\n"), Some(256));
     ok(fits.as_bytes());
+    // One byte more is over: whole, or cut once the line and its CRLF
+    // would have fit.
+    let over = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(256 - 13));
+    assert_eq!(over.find("\r\n"), Some(257));
+    refused(over.as_bytes(), Reason::UriTooLong, "request line longer");
+    for cut in [258, 259, 260] {
+        let e = RequestHead::new()
+            .parse(&over.as_bytes()[..cut], &LIMITS)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::UriTooLong, "cut at {cut}");
+    }
+    // Up to the limit and its CR, the line may still end in time.
+    assert_eq!(
+        RequestHead::new().parse(&fits.as_bytes()[..257], &LIMITS),
+        Ok(Status::Partial)
+    );
 }
 
 #[test]

@@ -1,0 +1,35 @@
+//! What a route sees of the request target, and what goes upstream: the
+//! request line limit counted without its CRLF.
+
+use ringway_tests::http_client::{HttpConn, HttpResponse, Req};
+use ringway_tests::http_config::HttpConfig;
+use ringway_tests::http_origin::HttpOrigin;
+use ringway_tests::Ringway;
+
+/// Sends `request` on a fresh connection.
+fn send(config: &HttpConfig, request: &Req) -> HttpResponse {
+    HttpConn::open(config.listen).exchange(request)
+}
+
+/// The targets the origin received, in order.
+fn targets(origin: &HttpOrigin) -> Vec<String> {
+    origin.requests().into_iter().map(|r| r.target).collect()
+}
+
+#[test]
+fn the_request_line_limit_does_not_count_the_crlf() {
+    const LIMIT: usize = 100;
+    let origin = HttpOrigin::ok("origin");
+    let config = HttpConfig::forward_all(&[origin.addr()])
+        .listener_key("max_request_line", &LIMIT.to_string());
+    let _proxy = Ringway::start(&config.to_toml());
+
+    // "GET " + target + " HTTP/1.1" is the line; its CRLF follows.
+    let target_of = |line_len: usize| format!("/{}", "a".repeat(line_len - 4 - 9 - 1));
+    let at = target_of(LIMIT);
+    assert_eq!(format!("GET {at} HTTP/1.1").len(), LIMIT);
+    assert_eq!(send(&config, &Req::get(&at)).status, 200);
+    let over = target_of(LIMIT + 1);
+    send(&config, &Req::get(&over)).assert_ringway_error(414, "uri_too_long");
+    assert_eq!(targets(&origin), [at]);
+}
