@@ -1,5 +1,5 @@
-//! What a route sees of the request target, and what goes upstream: the
-//! request line limit counted without its CRLF.
+//! What a route sees of the request target, and what goes upstream:
+//! fragments refused, and the request line limit counted without its CRLF.
 
 use ringway_tests::http_client::{HttpConn, HttpResponse, Req};
 use ringway_tests::http_config::HttpConfig;
@@ -14,6 +14,24 @@ fn send(config: &HttpConfig, request: &Req) -> HttpResponse {
 /// The targets the origin received, in order.
 fn targets(origin: &HttpOrigin) -> Vec<String> {
     origin.requests().into_iter().map(|r| r.target).collect()
+}
+
+#[test]
+fn a_fragment_in_the_request_target_is_refused() {
+    let origin = HttpOrigin::ok("origin");
+    let config = HttpConfig::forward_all(&[origin.addr()]);
+    let _proxy = Ringway::start(&config.to_toml());
+
+    for target in ["/a#frag", "/a?q=1#frag", "/#", "http://example.test/x#y"] {
+        let response = send(&config, &Req::get(target));
+        response.assert_ringway_error(400, "bad_request");
+        assert!(
+            response.body_text().contains("fragment"),
+            "target {target}: {}",
+            response.body_text()
+        );
+    }
+    assert!(targets(&origin).is_empty(), "{}", origin.summary());
 }
 
 #[test]

@@ -148,14 +148,10 @@ impl RequestHead {
         slice(buf, &self.path)
     }
 
-    /// The path before the query: `path` up to its '?' (or up to a '#'
-    /// fragment when there is no query).
+    /// The path before the query: `path` up to its '?'.
     pub fn path_only<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         let path = self.path(buf);
-        let end = path
-            .iter()
-            .position(|&b| b == b'?' || b == b'#')
-            .unwrap_or(path.len());
+        let end = path.iter().position(|&b| b == b'?').unwrap_or(path.len());
         &path[..end]
     }
 
@@ -235,7 +231,7 @@ impl RequestHead {
             let rest = &t[scheme..];
             let auth_len = rest
                 .iter()
-                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .position(|&b| matches!(b, b'/' | b'?'))
                 .unwrap_or(rest.len());
             let auth = &rest[..auth_len];
             if !fields::valid_authority(auth, false) {
@@ -246,9 +242,8 @@ impl RequestHead {
             match rest.get(auth_len) {
                 Some(b'/') => self.path = a0 + off(auth_len)..self.target.end,
                 // No path: the "/" it stands for is the second slash of
-                // "//", so the range still points into the buffer. A
-                // fragment is dropped with the empty path.
-                None | Some(b'#') => self.path = a0 - 1..a0,
+                // "//", so the range still points into the buffer.
+                None => self.path = a0 - 1..a0,
                 // "http://h?q" has no contiguous "/?q" to point at; such
                 // targets are vanishingly rare, so refuse them.
                 Some(_) => return Err(bad("absolute-form target with a query but no path")),
@@ -259,7 +254,6 @@ impl RequestHead {
         let path = slice(buf, &self.path);
         self.query_start = path
             .iter()
-            .take_while(|&&b| b != b'#')
             .position(|&b| b == b'?')
             .map(|i| self.path.start + off(i));
         Ok(())

@@ -192,6 +192,11 @@ fn request_line(c: &mut Cursor<'_>) -> Result<First, Stop> {
         match c.next()? {
             b' ' => break,
             b'\r' | b'\n' => return bad("request line without an HTTP version"),
+            // A fragment stays with the client (RFC 9112 §3.2, RFC 9110
+            // §7.1): one in a target is a broken client or a probe for a
+            // server that reads it differently, so it is refused, not
+            // forwarded or cut off.
+            b'#' => return bad("fragment ('#') in the request target; a fragment is never sent"),
             b if (0x21..=0x7e).contains(&b) || b >= 0x80 => {}
             _ => return bad("invalid character in the request target"),
         }

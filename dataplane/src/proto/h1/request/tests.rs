@@ -137,7 +137,7 @@ fn absolute_form() {
 fn absolute_form_without_path_gets_slash() {
     for buf in [
         &b"GET https://h HTTP/1.1\r\nHost: h\r\n\r\n"[..],
-        b"GET http://h#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET HTTP://h HTTP/1.1\r\nHost: h\r\n\r\n",
     ] {
         let h = ok(buf);
         assert_eq!(h.path(buf), b"/");
@@ -182,12 +182,20 @@ fn absolute_form_refusals() {
 }
 
 #[test]
-fn fragment_passes_through() {
-    let buf = b"GET /a#b?c HTTP/1.1\r\nHost: h\r\n\r\n";
-    let h = ok(buf);
-    assert_eq!(h.path(buf), b"/a#b?c");
-    assert_eq!(h.path_only(buf), b"/a");
-    assert_eq!(h.query_start, None);
+fn a_fragment_is_refused_wherever_it_is() {
+    for buf in [
+        &b"GET /a#b?c HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+        b"GET /a?q#f HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET # HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http://h#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http://h/p#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        bad(buf, "fragment ('#') in the request target");
+    }
+    // Refused at the '#', before the rest of the line is judged.
+    bad(b"GET /a#b HTTP/9.9\r\n", "fragment");
+    // A '#' in a header value is no fragment.
+    ok(b"GET /a HTTP/1.1\r\nHost: h\r\nX-Tag: #1\r\n\r\n");
 }
 
 #[test]
