@@ -1,8 +1,9 @@
-//! What a route sees of the request target, and what goes upstream:
-//! fragments refused, and the request line limit counted without its CRLF.
+//! What a route sees of the request, and what goes upstream: the host
+//! without one trailing dot, fragments refused, and the request line limit
+//! counted without its CRLF.
 
 use ringway_tests::http_client::{HttpConn, HttpResponse, Req};
-use ringway_tests::http_config::HttpConfig;
+use ringway_tests::http_config::{HttpConfig, Route};
 use ringway_tests::http_origin::HttpOrigin;
 use ringway_tests::Ringway;
 
@@ -14,6 +15,40 @@ fn send(config: &HttpConfig, request: &Req) -> HttpResponse {
 /// The targets the origin received, in order.
 fn targets(origin: &HttpOrigin) -> Vec<String> {
     origin.requests().into_iter().map(|r| r.target).collect()
+}
+
+#[test]
+fn a_trailing_dot_on_the_host_does_not_sidestep_a_host_route() {
+    let origin = HttpOrigin::ok("origin");
+    let config = HttpConfig::new()
+        .route(
+            Route::new("admin-host")
+                .host("admin.example.com")
+                .direct(403, "guarded\n", None),
+        )
+        .route(
+            Route::new("wild")
+                .host("*.internal.example")
+                .direct(403, "guarded\n", None),
+        )
+        .route(Route::new("rest").cluster("app"))
+        .cluster("app", &[origin.addr()]);
+    let _proxy = Ringway::start(&config.to_toml());
+
+    for host in [
+        "admin.example.com",
+        "admin.example.com.",
+        "ADMIN.example.com.:8080",
+        "a.internal.example.",
+    ] {
+        let response = send(&config, &Req::get("/").host(host));
+        assert_eq!(response.status, 403, "Host: {host}");
+        assert_eq!(response.body_text(), "guarded\n", "Host: {host}");
+    }
+    assert!(targets(&origin).is_empty(), "{}", origin.summary());
+    // Only one dot goes: two is a different (invalid) name.
+    let response = send(&config, &Req::get("/").host("admin.example.com.."));
+    assert_ne!(response.body_text(), "guarded\n");
 }
 
 #[test]
