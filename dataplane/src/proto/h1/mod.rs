@@ -15,6 +15,7 @@
 //! rather than repaired.
 //!
 //! - [`request`]: the request head and its framing.
+//! - [`path`]: the normal form of the request path.
 //! - [`response`]: the response head and its framing.
 //! - [`chunked`]: the chunked body decoder.
 //!
@@ -28,6 +29,7 @@ use std::ops::Range;
 use crate::stats::http::Reason;
 
 pub mod chunked;
+pub mod path;
 pub mod request;
 pub mod response;
 
