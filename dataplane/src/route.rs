@@ -1,8 +1,9 @@
 //! Choosing a route for a request: conditions checked in route order, first
 //! match wins.
 //!
-//! Everything is compared in place against the request head's bytes; no
-//! string is built per request.
+//! Everything is compared in place against the request head's bytes (the
+//! path in its normal form, which the parser wrote only when the path as
+//! sent was not); no string is built per request.
 
 use crate::proto::h1::request::RequestHead;
 use crate::table::route::{HeaderMatch, HeaderTest, HostMatch, PathMatch, Route, RouteMatch};
@@ -11,7 +12,7 @@ use crate::table::route::{HeaderMatch, HeaderTest, HostMatch, PathMatch, Route, 
 /// `head`, parsed from `buf`, with its index; `None` when none matches.
 pub fn find<'t>(routes: &'t [Route], head: &RequestHead, buf: &[u8]) -> Option<(usize, &'t Route)> {
     let host = head.host.as_ref().map(|r| route_host(slice(buf, r)));
-    let path = head.path_only(buf);
+    let path = head.normal_path(buf);
     let method = head.method(buf);
     routes
         .iter()

@@ -26,6 +26,7 @@
 
 use std::ops::Range;
 
+use self::path::PathRules;
 use crate::stats::http::Reason;
 
 pub mod chunked;
@@ -128,7 +129,8 @@ pub enum Status {
     Partial,
 }
 
-/// Size limits on a request head.
+/// What a request head may be: size limits, and the rules its path is
+/// normalized by.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Longest request line, its CRLF not counted (longer: 414).
@@ -137,6 +139,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most header fields (more: 431); at most [`MAX_HEADERS_CAP`] is used.
     pub max_headers: usize,
+    /// How the path is normalized (a path with no normal form: 400).
+    pub path_rules: PathRules,
 }
 
 /// Why a head was refused.
