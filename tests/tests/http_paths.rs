@@ -1,7 +1,7 @@
 //! What a route sees of the request target, and what goes upstream: the
 //! host without one trailing dot, the path normalized (unreserved escapes
 //! decoded, dot segments removed, slashes merged), encoded slashes and
-//! fragments refused, rewrites applied to the normal path, and the request
+//! fragments refused, rewrites kept inside their prefix, and the request
 //! line limit counted without its CRLF.
 //!
 //! Each case pairs a route meant to guard something (a `direct` 403) with a
@@ -11,6 +11,7 @@
 use ringway_tests::http_client::{HttpConn, HttpResponse, Req};
 use ringway_tests::http_config::{HttpConfig, Route};
 use ringway_tests::http_origin::HttpOrigin;
+use ringway_tests::proxy::{run_to_exit, write_config};
 use ringway_tests::Ringway;
 
 /// A guard on `/admin` (prefix) answering 403 itself, then everything else
@@ -219,6 +220,42 @@ fn a_rewrite_never_sends_a_path_outside_its_prefix() {
     assert_eq!(send(&config, &Req::get("/api/%2e%2e/admin")).status, 404);
     assert_eq!(send(&config, &Req::get("/api/x/../y")).status, 200);
     assert_eq!(targets(&origin), ["/v2/y"]);
+}
+
+#[test]
+fn a_rewrite_that_could_escape_its_prefix_is_a_config_error() {
+    // `/api../admin` is a normal path that starts with `/api`; rewritten to
+    // `/v2/` + `../admin` it would leave `/v2/`.
+    let origin = HttpOrigin::ok("origin");
+    let config = HttpConfig::new()
+        .route(
+            Route::new("api")
+                .path_prefix("/api")
+                .rewrite_prefix("/v2/")
+                .cluster("app"),
+        )
+        .cluster("app", &[origin.addr()]);
+    let text = config.to_toml();
+    let file = write_config(&text);
+    let path = file.path().to_str().expect("a UTF-8 temp path");
+    let output = run_to_exit(&["check", path], std::time::Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr:\n{stderr}\n{text}");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("rewrite_prefix"))
+        .expect("the key is in the file");
+    let place = format!("error: {path}:{line}:");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(error.starts_with(&place), "{error}");
+    assert!(
+        error.contains("listeners[0].routes[0].rewrite_prefix: "),
+        "{error}"
+    );
+    assert!(error.contains("escape"), "{error}");
 }
 
 #[test]

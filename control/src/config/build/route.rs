@@ -350,9 +350,10 @@ impl Builder<'_> {
                     );
                     None
                 } else {
+                    let matched = file.path_prefix.as_ref().map(|p| p.get_ref().as_str());
                     self.check(text, key, |t| {
-                        path(t, "rewrite_prefix")
-                            .and_then(|to| normal(to, "rewrite_prefix", Whole::Yes, rules))
+                        let to = path(t, "rewrite_prefix")?;
+                        rewrite_stays_inside(matched.unwrap_or_default(), to, rules)
                     })
                     .map(Some)
                 }
@@ -805,6 +806,33 @@ fn normal(text: Box<str>, key: &str, whole: Whole, rules: &PathRules) -> Result<
         }
     };
     Err(format!("{key} {text:?} is not a normal path: {verdict}"))
+}
+
+/// Checks a `rewrite_prefix` against the `path_prefix` it replaces: the
+/// replacement must be a normal path, and no normal request path that
+/// starts with the prefix may come out with a dot segment (which the
+/// upstream would resolve outside the replacement).
+///
+/// Such a segment can only form where replacement and rest meet. When the
+/// replacement ends in '/' but the prefix does not, the rest starts inside
+/// a segment of the request path: `/api../admin` is normal and starts with
+/// `/api`, and `/v2/` + `../admin` escapes. In every other case the
+/// segment at the seam is the request's own segment, or the replacement's
+/// last one (which is normal) followed by more bytes, and neither is a dot
+/// segment.
+fn rewrite_stays_inside(
+    matched: &str,
+    to: Box<str>,
+    rules: &PathRules,
+) -> Result<Box<str>, String> {
+    let to = normal(to, "rewrite_prefix", Whole::Yes, rules)?;
+    if to.ends_with('/') && !matched.ends_with('/') {
+        return Err(format!(
+            "rewrite_prefix {to:?} ends in '/' but path_prefix {matched:?} does not, so the rewrite could escape it: {matched}../x would go upstream as {to}../x; end path_prefix with '/' too ({:?}), or leave the '/' off rewrite_prefix",
+            format!("{matched}/")
+        ));
+    }
+    Ok(to)
 }
 
 /// A route's `host` condition, lower-cased; `*.example.com` becomes the

@@ -1,6 +1,6 @@
 //! The path keys of an HTTP listener (`merge_slashes`, `encoded_slashes`),
-//! and route paths checked against the normal form requests are matched
-//! in.
+//! route paths checked against the normal form requests are matched in,
+//! and rewrites that could leave their prefix.
 
 use dataplane::proto::h1::path::{EncodedSlashes, PathRules};
 
@@ -138,4 +138,45 @@ fn route_paths_must_be_normal() {
         "merge_slashes = false\nencoded_slashes = \"pass\"\n",
         "path = \"//a%2Fb\"\ncluster = \"app\"",
     ));
+}
+
+#[test]
+fn a_rewrite_must_stay_inside_its_prefix() {
+    let text = one_route(
+        "",
+        "path_prefix = \"/api\"\nrewrite_prefix = \"/v2/\"\ncluster = \"app\"",
+    );
+    assert_only_error(
+        &text,
+        "rewrite_prefix",
+        0,
+        "listeners[0].routes[0].rewrite_prefix",
+        "so the rewrite could escape it: /api../x would go upstream as /v2/../x; end path_prefix with '/' too (\"/api/\")",
+    );
+    let text = one_route(
+        "",
+        "path_prefix = \"/api/\"\nrewrite_prefix = \"/v2/./\"\ncluster = \"app\"",
+    );
+    assert_only_error(
+        &text,
+        "rewrite_prefix",
+        0,
+        "listeners[0].routes[0].rewrite_prefix",
+        "rewrite_prefix \"/v2/./\" is not a normal path",
+    );
+    for (from, to) in [
+        ("/api/", "/v2/"),
+        ("/api/", "/"),
+        ("/api", "/v2"),
+        ("/api", "/"),
+        ("/api/", "/v2"),
+        ("/api/v1", "/v2"),
+    ] {
+        let route = format!("path_prefix = {from:?}\nrewrite_prefix = {to:?}\ncluster = \"app\"");
+        if from == "/api" && to == "/" {
+            assert_eq!(errors(&one_route("", &route)).len(), 1, "{from} -> {to}");
+        } else {
+            parse_ok(&one_route("", &route));
+        }
+    }
 }
