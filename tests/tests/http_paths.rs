@@ -1,8 +1,7 @@
 //! What a route sees of the request target, and what goes upstream: the
 //! host without one trailing dot, the path normalized (unreserved escapes
 //! decoded, dot segments removed, slashes merged), encoded slashes and
-//! fragments refused, rewrites kept inside their prefix, and the request
-//! line limit counted without its CRLF.
+//! fragments refused, and rewrites kept inside their prefix.
 //!
 //! Each case pairs a route meant to guard something (a `direct` 403) with a
 //! recording origin behind a catch-all route: a request that sidesteps the
@@ -274,22 +273,4 @@ fn a_fragment_in_the_request_target_is_refused() {
         );
     }
     assert!(targets(&origin).is_empty(), "{}", origin.summary());
-}
-
-#[test]
-fn the_request_line_limit_does_not_count_the_crlf() {
-    const LIMIT: usize = 100;
-    let origin = HttpOrigin::ok("origin");
-    let config = HttpConfig::forward_all(&[origin.addr()])
-        .listener_key("max_request_line", &LIMIT.to_string());
-    let _proxy = Ringway::start(&config.to_toml());
-
-    // "GET " + target + " HTTP/1.1" is the line; its CRLF follows.
-    let target_of = |line_len: usize| format!("/{}", "a".repeat(line_len - 4 - 9 - 1));
-    let at = target_of(LIMIT);
-    assert_eq!(format!("GET {at} HTTP/1.1").len(), LIMIT);
-    assert_eq!(send(&config, &Req::get(&at)).status, 200);
-    let over = target_of(LIMIT + 1);
-    send(&config, &Req::get(&over)).assert_ringway_error(414, "uri_too_long");
-    assert_eq!(targets(&origin), [at]);
 }
