@@ -1,8 +1,9 @@
 //! Choosing a route for a request: conditions checked in route order, first
 //! match wins.
 //!
-//! Everything is compared in place against the request head's bytes; no
-//! string is built per request.
+//! Everything is compared in place against the request head's bytes (the
+//! path in its normal form, which the parser wrote only when the path as
+//! sent was not); no string is built per request.
 
 use crate::proto::h1::request::RequestHead;
 use crate::table::route::{HeaderMatch, HeaderTest, HostMatch, PathMatch, Route, RouteMatch};
@@ -10,8 +11,8 @@ use crate::table::route::{HeaderMatch, HeaderTest, HostMatch, PathMatch, Route, 
 /// The first route of `routes` whose every condition holds for the request
 /// `head`, parsed from `buf`, with its index; `None` when none matches.
 pub fn find<'t>(routes: &'t [Route], head: &RequestHead, buf: &[u8]) -> Option<(usize, &'t Route)> {
-    let host = head.host.as_ref().map(|r| host_without_port(slice(buf, r)));
-    let path = head.path_only(buf);
+    let host = head.host.as_ref().map(|r| route_host(slice(buf, r)));
+    let path = head.normal_path(buf);
     let method = head.method(buf);
     routes
         .iter()
@@ -70,6 +71,16 @@ fn header_matches(want: &HeaderMatch, head: &RequestHead, buf: &[u8]) -> bool {
     })
 }
 
+/// The host a route compares: `host[:port]` without the port and without
+/// one trailing dot. `admin.example.com.` is the same name as
+/// `admin.example.com` in DNS (the dot marks it fully qualified), so it
+/// must meet the same routes; a second dot makes no valid name and is
+/// left for no route to match.
+pub fn route_host(host: &[u8]) -> &[u8] {
+    let host = host_without_port(host);
+    host.strip_suffix(b".").unwrap_or(host)
+}
+
 /// `host[:port]` without the port; an IPv6 literal keeps its brackets.
 pub fn host_without_port(host: &[u8]) -> &[u8] {
     if host.first() == Some(&b'[') {
@@ -99,6 +110,21 @@ mod tests {
         assert_eq!(host_without_port(b"a.example.com"), b"a.example.com");
         assert_eq!(host_without_port(b"[::1]:80"), b"[::1]");
         assert_eq!(host_without_port(b"[::1]"), b"[::1]");
+    }
+
+    #[test]
+    fn one_trailing_dot_is_not_part_of_the_host() {
+        assert_eq!(route_host(b"admin.example.com."), b"admin.example.com");
+        assert_eq!(route_host(b"admin.example.com.:8443"), b"admin.example.com");
+        assert_eq!(route_host(b"admin.example.com"), b"admin.example.com");
+        assert_eq!(route_host(b"admin.example.com.."), b"admin.example.com.");
+        assert_eq!(route_host(b"[::1]:80"), b"[::1]");
+        assert_eq!(route_host(b"."), b"");
+        let exact = HostMatch::Exact("admin.example.com".into());
+        assert!(host_matches(&exact, route_host(b"ADMIN.example.com.")));
+        let wild = HostMatch::Suffix(".example.com".into());
+        assert!(host_matches(&wild, route_host(b"a.example.com.:80")));
+        assert!(!host_matches(&wild, route_host(b"example.com.")));
     }
 
     #[test]

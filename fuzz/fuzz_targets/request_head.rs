@@ -2,6 +2,7 @@
 //! of the input is Partial or exactly the result of parsing it whole.
 #![no_main]
 
+use dataplane::proto::h1::path::{self, EncodedSlashes, PathRules};
 use dataplane::proto::h1::request::{RequestBody, RequestHead};
 use dataplane::proto::h1::{Limits, Status, Version};
 use libfuzzer_sys::fuzz_target;
@@ -13,11 +14,16 @@ const LIMITS: [Limits; 2] = [
         max_request_line: 64,
         max_header_bytes: 256,
         max_headers: 4,
+        path_rules: PathRules::DEFAULT,
     },
     Limits {
         max_request_line: 8192,
         max_header_bytes: 16384,
         max_headers: 100,
+        path_rules: PathRules {
+            merge_slashes: false,
+            encoded_slashes: EncodedSlashes::Pass,
+        },
     },
 ];
 
@@ -39,6 +45,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(whole.host.is_some() || whole.version == Version::Http10);
         if whole.body == RequestBody::Chunked {
             assert_eq!(whole.version, Version::Http11);
+        }
+        // The path routes see is its own normal form.
+        let normal = whole.normal_path(data);
+        if normal.first() == Some(&b'/') {
+            let mut again = Vec::new();
+            assert_eq!(path::normalize(normal, &limits.path_rules, &mut again), Ok(()));
+            assert_eq!(again, normal);
         }
         // Bytes after the head do not change it.
         let mut again = RequestHead::new();

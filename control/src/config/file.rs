@@ -58,6 +58,8 @@ pub(crate) struct FileListener {
     pub(crate) max_headers: Option<Spanned<Int>>,
     pub(crate) max_body: Option<Spanned<Int>>,
     pub(crate) trust_forwarded: Option<Spanned<bool>>,
+    pub(crate) merge_slashes: Option<Spanned<bool>>,
+    pub(crate) encoded_slashes: Option<Spanned<String>>,
     /// `[[listeners.routes]]`; `None` when the key is absent, so that
     /// `routes = []` can be told apart and reported.
     pub(crate) routes: Option<Vec<Spanned<FileRoute>>>,

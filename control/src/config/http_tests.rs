@@ -11,6 +11,8 @@ use dataplane::table::{ClusterId, Service};
 
 use super::*;
 
+mod paths;
+
 /// The cores the tests pretend this machine has.
 const CORES: &[usize] = &[0, 1, 2, 3];
 

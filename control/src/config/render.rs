@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use dataplane::proto::h1::path::EncodedSlashes;
 use dataplane::table::route::{
     HeaderEdits, HeaderTest, HostMatch, HttpService, PathMatch, Route, RouteAction,
 };
@@ -323,6 +324,8 @@ struct OutHttp<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_body: Option<u64>,
     trust_forwarded: bool,
+    merge_slashes: bool,
+    encoded_slashes: &'static str,
     routes: Vec<OutRoute<'a>>,
 }
 
@@ -339,6 +342,11 @@ impl<'a> OutHttp<'a> {
             max_headers: l.max_headers,
             max_body: l.max_body,
             trust_forwarded: http.trust_forwarded,
+            merge_slashes: http.path_rules.merge_slashes,
+            encoded_slashes: match http.path_rules.encoded_slashes {
+                EncodedSlashes::Reject => "reject",
+                EncodedSlashes::Pass => "pass",
+            },
             routes: http
                 .routes
                 .iter()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ClusterId;
+use crate::proto::h1::path::PathRules;
 use crate::stats::http::HttpTally;
 
 /// An HTTP listener's settings and routes.
@@ -16,6 +17,8 @@ use crate::stats::http::HttpTally;
 pub struct HttpService {
     /// Size limits on what a client may send.
     pub limits: HttpLimits,
+    /// How request paths are normalized before routing.
+    pub path_rules: PathRules,
     /// Timeouts of the exchange with the client and the upstream.
     pub timeouts: HttpTimeouts,
     /// Whether `X-Forwarded-*` headers that arrive are kept and extended
@@ -32,7 +35,8 @@ pub struct HttpService {
 /// Size limits on requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// Longest request line (method, target, version), in bytes: 414 past it.
+    /// Longest request line (method, target, version; its CRLF not
+    /// counted), in bytes: 414 past it.
     pub max_request_line: usize,
     /// Longest request head (request line and header fields), in bytes: 431
     /// past it.
@@ -82,7 +86,8 @@ pub struct Route {
 pub struct RouteMatch {
     /// The `Host` header, port removed, compared case-insensitively.
     pub host: Option<HostMatch>,
-    /// The path of the request target (before any `?`).
+    /// The path of the request target (before any `?`) in its normal form
+    /// (see [`crate::proto::h1::path`]).
     pub path: Option<PathMatch>,
     /// Methods accepted (exact, case-sensitive as RFC 9110 says); empty for
     /// any.
@@ -152,7 +157,8 @@ pub struct Forward {
     /// Sum of the weights.
     pub total_weight: u32,
     /// Replaces the matched path prefix with this before forwarding (only
-    /// with a `PathMatch::Prefix` condition).
+    /// with a `PathMatch::Prefix` condition). The builder only accepts one
+    /// whose result stays a normal path under it, whatever the request.
     pub rewrite_prefix: Option<Box<str>>,
 }
 

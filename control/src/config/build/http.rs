@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataplane::proto::h1::path::{EncodedSlashes, PathRules};
 use dataplane::stats::http::HttpTally;
 use dataplane::table::route::{HttpLimits, HttpService, HttpTimeouts, Route};
 use dataplane::table::Service;
@@ -46,6 +47,7 @@ const MAX_HEADERS: RangeInclusive<i64> = 1..=512;
 /// listeners, checked by the caller) is known.
 pub(super) struct HttpParts {
     limits: HttpLimits,
+    path_rules: PathRules,
     header: Duration,
     request: Duration,
     send: Duration,
@@ -59,6 +61,7 @@ impl HttpParts {
     pub(super) fn finish(self, idle: Duration) -> Service {
         Service::Http(Arc::new(HttpService {
             limits: self.limits,
+            path_rules: self.path_rules,
             timeouts: HttpTimeouts {
                 header: self.header,
                 request: self.request,
@@ -94,6 +97,7 @@ impl Builder<'_> {
                 ),
             );
         }
+        let path_rules = self.path_rules(file, prefix);
         let routes = match &file.routes {
             None => {
                 self.missing(
@@ -112,7 +116,13 @@ impl Builder<'_> {
                 );
                 None
             }
-            Some(routes) => self.routes(routes, prefix, listener, clusters, tallies),
+            Some(routes) => {
+                // Routes are checked against the rules their requests are
+                // normalized by; with a broken rule, against the defaults
+                // (the rule's own error is reported).
+                let rules = path_rules.unwrap_or_default();
+                self.routes_under(routes, prefix, listener, clusters, tallies, &rules)
+            }
         };
 
         let header = self.timeout(&file.header_timeout, prefix, "header_timeout");
@@ -128,6 +138,7 @@ impl Builder<'_> {
 
         let parts = HttpParts {
             limits: limits?,
+            path_rules: path_rules?,
             header: header?,
             request: request?,
             send: send?,
@@ -167,6 +178,14 @@ impl Builder<'_> {
                 "trust_forwarded",
                 file.trust_forwarded.as_ref().map(Spanned::span),
             ),
+            (
+                "merge_slashes",
+                file.merge_slashes.as_ref().map(Spanned::span),
+            ),
+            (
+                "encoded_slashes",
+                file.encoded_slashes.as_ref().map(Spanned::span),
+            ),
         ];
         for (key, span) in spans {
             if let Some(span) = span {
@@ -197,6 +216,30 @@ impl Builder<'_> {
         Some(self.check(text, format!("{prefix}.{key}"), |t| {
             duration::parse_nonzero(t)
         }))
+    }
+
+    /// `merge_slashes` and `encoded_slashes`.
+    fn path_rules(&mut self, file: &FileListener, prefix: &str) -> Option<PathRules> {
+        let merge_slashes = file
+            .merge_slashes
+            .as_ref()
+            .map_or(PathRules::DEFAULT.merge_slashes, |m| *m.get_ref());
+        let encoded_slashes = match &file.encoded_slashes {
+            None => Some(PathRules::DEFAULT.encoded_slashes),
+            Some(text) => self.check(text, format!("{prefix}.encoded_slashes"), |t| {
+                match t.as_str() {
+                    "reject" => Ok(EncodedSlashes::Reject),
+                    "pass" => Ok(EncodedSlashes::Pass),
+                    other => Err(format!(
+                        "unknown encoded_slashes {other:?}; write \"reject\" (refuse %2F, %5C and \\ in paths with 400, the default) or \"pass\" (forward them as they are)"
+                    )),
+                }
+            }),
+        };
+        Some(PathRules {
+            merge_slashes,
+            encoded_slashes: encoded_slashes?,
+        })
     }
 
     fn limits(&mut self, file: &FileListener, prefix: &str) -> Option<HttpLimits> {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use dataplane::proto::h1::path::{self, PathRules};
 use dataplane::table::route::{
     DirectResponse, Forward, HeaderEdits, HeaderMatch, HeaderTest, HostMatch, PathMatch, Redirect,
     Route, RouteAction, RouteMatch, Target,
@@ -48,7 +49,9 @@ enum Direction {
 
 impl Builder<'_> {
     /// Checks the routes of listener `listener` (its name, for the tallies),
-    /// whose key path is `prefix`.
+    /// whose key path is `prefix`, as if its request paths were normalized
+    /// by the default rules (for a listener of unknown protocol, whose
+    /// routes are only checked).
     pub(super) fn routes(
         &mut self,
         files: &[Spanned<FileRoute>],
@@ -57,6 +60,21 @@ impl Builder<'_> {
         clusters: &Clusters<'_>,
         tallies: &Tallies,
     ) -> Option<Vec<Route>> {
+        let rules = PathRules::DEFAULT;
+        self.routes_under(files, prefix, listener, clusters, tallies, &rules)
+    }
+
+    /// Checks the routes of an HTTP listener whose request paths are
+    /// normalized by `rules`; see [`Builder::routes`].
+    pub(super) fn routes_under(
+        &mut self,
+        files: &[Spanned<FileRoute>],
+        prefix: &str,
+        listener: &Arc<str>,
+        clusters: &Clusters<'_>,
+        tallies: &Tallies,
+        rules: &PathRules,
+    ) -> Option<Vec<Route>> {
         let mut routes = Vec::with_capacity(files.len());
         let mut first_use: HashMap<&str, Range<usize>> = HashMap::new();
         for (j, table) in files.iter().enumerate() {
@@ -64,13 +82,17 @@ impl Builder<'_> {
             let file = table.get_ref();
             let name = self.name(table, file.name.as_ref(), &prefix, "route", &mut first_use);
             let route_key = name.clone().unwrap_or_else(|| Arc::from(""));
-            let Some(matcher) = self.route_match(file, &prefix) else {
+            let Some(matcher) = self.route_match(file, &prefix, rules) else {
                 // Still check the rest, for its errors.
-                let _ = self.action(table, &prefix, listener, &route_key, clusters, tallies);
+                let _ = self.action(
+                    table, &prefix, listener, &route_key, clusters, tallies, rules,
+                );
                 let _ = self.edits_of(file, &prefix);
                 continue;
             };
-            let action = self.action(table, &prefix, listener, &route_key, clusters, tallies);
+            let action = self.action(
+                table, &prefix, listener, &route_key, clusters, tallies, rules,
+            );
             let edits = self.edits_of(file, &prefix);
             if let (Some(name), Some(action), Some((request_headers, response_headers))) =
                 (name, action, edits)
@@ -88,7 +110,12 @@ impl Builder<'_> {
         (routes.len() == files.len()).then_some(routes)
     }
 
-    fn route_match(&mut self, file: &FileRoute, prefix: &str) -> Option<RouteMatch> {
+    fn route_match(
+        &mut self,
+        file: &FileRoute,
+        prefix: &str,
+        rules: &PathRules,
+    ) -> Option<RouteMatch> {
         let mut ok = true;
         let host = match &file.host {
             None => None,
@@ -111,13 +138,15 @@ impl Builder<'_> {
                 None
             }
             (Some(exact), None) => {
-                let path = self.check(exact, format!("{prefix}.path"), |t| path(t, "path"));
+                let path = self.check(exact, format!("{prefix}.path"), |t| {
+                    path(t, "path").and_then(|p| normal(p, "path", Whole::Yes, rules))
+                });
                 ok &= path.is_some();
                 path.map(PathMatch::Exact)
             }
             (None, Some(text)) => {
                 let path = self.check(text, format!("{prefix}.path_prefix"), |t| {
-                    path(t, "path_prefix")
+                    path(t, "path_prefix").and_then(|p| normal(p, "path_prefix", Whole::No, rules))
                 });
                 ok &= path.is_some();
                 path.map(PathMatch::Prefix)
@@ -251,6 +280,7 @@ impl Builder<'_> {
     }
 
     /// The route's one action, and its `rewrite_prefix`.
+    #[allow(clippy::too_many_arguments)]
     fn action(
         &mut self,
         table: &Spanned<FileRoute>,
@@ -259,6 +289,7 @@ impl Builder<'_> {
         route: &Arc<str>,
         clusters: &Clusters<'_>,
         tallies: &Tallies,
+        rules: &PathRules,
     ) -> Option<RouteAction> {
         let file = table.get_ref();
         // Each action written is checked, so its mistakes show even when
@@ -319,8 +350,12 @@ impl Builder<'_> {
                     );
                     None
                 } else {
-                    self.check(text, key, |t| path(t, "rewrite_prefix"))
-                        .map(Some)
+                    let matched = file.path_prefix.as_ref().map(|p| p.get_ref().as_str());
+                    self.check(text, key, |t| {
+                        let to = path(t, "rewrite_prefix")?;
+                        rewrite_stays_inside(matched.unwrap_or_default(), to, rules)
+                    })
+                    .map(Some)
                 }
             }
         };
@@ -734,6 +769,70 @@ fn path(text: &str, key: &str) -> Result<Box<str>, String> {
         ));
     }
     Ok(text.into())
+}
+
+/// Whether a route's path is a whole path or a prefix of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Whole {
+    Yes,
+    No,
+}
+
+/// Refuses a route path that no normalized request path can match (or, for
+/// a prefix, start with): requests are matched in their normal form, so a
+/// route written `/%61dmin` or `/x/../admin` would never match anything.
+/// The error gives the form to write.
+fn normal(text: Box<str>, key: &str, whole: Whole, rules: &PathRules) -> Result<Box<str>, String> {
+    // A prefix may end inside a segment ("/api/v" matches "/api/v2"), so
+    // it is judged with a segment's worth more: its last piece must be
+    // able to begin a normal segment, not be one.
+    let probe = match whole {
+        Whole::Yes => text.to_string(),
+        Whole::No => format!("{text}x"),
+    };
+    let mut out = Vec::new();
+    let verdict = match path::normalize(probe.as_bytes(), rules, &mut out) {
+        Ok(()) if out == probe.as_bytes() => return Ok(text),
+        Ok(()) => {
+            let mut form = String::from_utf8_lossy(&out).into_owned();
+            if whole == Whole::No {
+                // The probe's "x" survived as the last byte.
+                form.pop();
+            }
+            format!("it would never match, since request paths are matched in their normal form; write {form:?}")
+        }
+        Err(e) => {
+            format!("it would never match, since every request with such a path is refused: {e}")
+        }
+    };
+    Err(format!("{key} {text:?} is not a normal path: {verdict}"))
+}
+
+/// Checks a `rewrite_prefix` against the `path_prefix` it replaces: the
+/// replacement must be a normal path, and no normal request path that
+/// starts with the prefix may come out with a dot segment (which the
+/// upstream would resolve outside the replacement).
+///
+/// Such a segment can only form where replacement and rest meet. When the
+/// replacement ends in '/' but the prefix does not, the rest starts inside
+/// a segment of the request path: `/api../admin` is normal and starts with
+/// `/api`, and `/v2/` + `../admin` escapes. In every other case the
+/// segment at the seam is the request's own segment, or the replacement's
+/// last one (which is normal) followed by more bytes, and neither is a dot
+/// segment.
+fn rewrite_stays_inside(
+    matched: &str,
+    to: Box<str>,
+    rules: &PathRules,
+) -> Result<Box<str>, String> {
+    let to = normal(to, "rewrite_prefix", Whole::Yes, rules)?;
+    if to.ends_with('/') && !matched.ends_with('/') {
+        return Err(format!(
+            "rewrite_prefix {to:?} ends in '/' but path_prefix {matched:?} does not, so the rewrite could escape it: {matched}../x would go upstream as {to}../x; end path_prefix with '/' too ({:?}), or leave the '/' off rewrite_prefix",
+            format!("{matched}/")
+        ));
+    }
+    Ok(to)
 }
 
 /// A route's `host` condition, lower-cased; `*.example.com` becomes the

@@ -15,6 +15,7 @@
 //! rather than repaired.
 //!
 //! - [`request`]: the request head and its framing.
+//! - [`path`]: the normal form of the request path.
 //! - [`response`]: the response head and its framing.
 //! - [`chunked`]: the chunked body decoder.
 //!
@@ -25,9 +26,11 @@
 
 use std::ops::Range;
 
+use self::path::PathRules;
 use crate::stats::http::Reason;
 
 pub mod chunked;
+pub mod path;
 pub mod request;
 pub mod response;
 
@@ -126,15 +129,18 @@ pub enum Status {
     Partial,
 }
 
-/// Size limits on a request head.
+/// What a request head may be: size limits, and the rules its path is
+/// normalized by.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Longest request line, its CRLF included (longer: 414).
+    /// Longest request line, its CRLF not counted (longer: 414).
     pub max_request_line: usize,
     /// Largest head, from the first byte to the final CRLF CRLF (larger: 431).
     pub max_header_bytes: usize,
     /// Most header fields (more: 431); at most [`MAX_HEADERS_CAP`] is used.
     pub max_headers: usize,
+    /// How the path is normalized (a path with no normal form: 400).
+    pub path_rules: PathRules,
 }
 
 /// Why a head was refused.

@@ -5,6 +5,7 @@
 //! runs in CI in about a second.
 
 use super::chunked::tests::{agree, run};
+use super::path::{EncodedSlashes, PathRules};
 use super::request::{RequestBody, RequestHead};
 use super::response::ResponseHead;
 use super::{Limits, Status};
@@ -75,11 +76,16 @@ const LIMIT_SETS: [Limits; 2] = [
         max_request_line: 64,
         max_header_bytes: 160,
         max_headers: 4,
+        path_rules: PathRules::DEFAULT,
     },
     Limits {
         max_request_line: 1024,
         max_header_bytes: 4096,
         max_headers: 64,
+        path_rules: PathRules {
+            merge_slashes: false,
+            encoded_slashes: EncodedSlashes::Pass,
+        },
     },
 ];
 
@@ -98,6 +104,16 @@ pub(crate) fn check_request(buf: &[u8], limits: &Limits, points: &[usize]) {
             assert!(whole.path.contains(&q));
         }
         assert!(whole.host.is_some() || whole.version == super::Version::Http10);
+        // The path routes see is its own normal form.
+        let normal = whole.normal_path(buf);
+        if normal.first() == Some(&b'/') {
+            let mut again = Vec::new();
+            assert_eq!(
+                super::path::normalize(normal, &limits.path_rules, &mut again),
+                Ok(())
+            );
+            assert_eq!(again, normal, "{buf:?}");
+        }
         if whole.body == RequestBody::Chunked {
             assert_eq!(whole.version, super::Version::Http11);
         }

@@ -4,6 +4,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::fields::{self, Summary};
+use super::path::{self, PathRules};
 use super::scan::{self, Bounds, Fault, First, Kind};
 use super::{off, range, slice, HeadError, Header, Limits, Status, Version, MAX_HEADERS_CAP};
 use crate::stats::http::Reason;
@@ -32,10 +33,11 @@ pub struct RequestHead {
     pub method: Range<u32>,
     /// The request-target as sent.
     pub target: Range<u32>,
-    /// The path and query: the target for origin-form (and for `*` and
-    /// CONNECT's authority-form), the part from the first '/' for
+    /// The path and query as sent: the target for origin-form (and for `*`
+    /// and CONNECT's authority-form), the part from the first '/' for
     /// absolute-form. An absolute-form target with no path gets "/" (the
-    /// second slash of its "//").
+    /// second slash of its "//"). Routes and the upstream see the
+    /// [normal form](RequestHead::normal_path) of its path instead.
     pub path: Range<u32>,
     /// Offset of the '?' that starts the query, if any (inside `path`).
     pub query_start: Option<u32>,
@@ -58,6 +60,10 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// An `Upgrade` field or a CONNECT: the session answers 501.
     pub upgrade: bool,
+    /// The normal form of the path (see [`super::path`]) when it is not the
+    /// path as sent; empty when it is. Kept from one request to the next,
+    /// so rewriting a path allocates only until the buffer has grown.
+    normal: Vec<u8>,
 }
 
 /// Fields a head usually carries; the vector grows past it only for unusual
@@ -81,6 +87,7 @@ impl RequestHead {
             keep_alive: false,
             expect_continue: false,
             upgrade: false,
+            normal: Vec::new(),
         }
     }
 
@@ -128,6 +135,7 @@ impl RequestHead {
         self.target = range(target);
         self.body = self.framing(&s)?;
         self.shape_target(buf)?;
+        self.normalize_path(buf, &limits.path_rules)?;
         self.pick_host(buf, &s)?;
         self.keep_alive = match self.version {
             Version::Http11 => !s.close,
@@ -148,15 +156,30 @@ impl RequestHead {
         slice(buf, &self.path)
     }
 
-    /// The path before the query: `path` up to its '?' (or up to a '#'
-    /// fragment when there is no query).
-    pub fn path_only<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        let path = self.path(buf);
-        let end = path
-            .iter()
-            .position(|&b| b == b'?' || b == b'#')
-            .unwrap_or(path.len());
-        &path[..end]
+    /// The path before the query, as sent.
+    pub fn path_as_sent<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        let end = self.query_start.unwrap_or(self.path.end);
+        slice(buf, &(self.path.start..end))
+    }
+
+    /// The path before the query in its normal form: what routes match and
+    /// what goes upstream. The path as sent when that is already normal
+    /// (most requests: nothing is copied), the rewritten one otherwise.
+    /// `*` and CONNECT's authority are not paths and stay as they are.
+    pub fn normal_path<'a>(&'a self, buf: &'a [u8]) -> &'a [u8] {
+        if self.normal.is_empty() {
+            self.path_as_sent(buf)
+        } else {
+            &self.normal
+        }
+    }
+
+    /// The query with its '?', as sent; empty when there is none.
+    pub fn query<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        match self.query_start {
+            Some(q) => slice(buf, &(q..self.path.end)),
+            None => &[],
+        }
     }
 
     /// Whether the method is HEAD, whose response never has a body.
@@ -235,7 +258,7 @@ impl RequestHead {
             let rest = &t[scheme..];
             let auth_len = rest
                 .iter()
-                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .position(|&b| matches!(b, b'/' | b'?'))
                 .unwrap_or(rest.len());
             let auth = &rest[..auth_len];
             if !fields::valid_authority(auth, false) {
@@ -246,9 +269,8 @@ impl RequestHead {
             match rest.get(auth_len) {
                 Some(b'/') => self.path = a0 + off(auth_len)..self.target.end,
                 // No path: the "/" it stands for is the second slash of
-                // "//", so the range still points into the buffer. A
-                // fragment is dropped with the empty path.
-                None | Some(b'#') => self.path = a0 - 1..a0,
+                // "//", so the range still points into the buffer.
+                None => self.path = a0 - 1..a0,
                 // "http://h?q" has no contiguous "/?q" to point at; such
                 // targets are vanishingly rare, so refuse them.
                 Some(_) => return Err(bad("absolute-form target with a query but no path")),
@@ -259,9 +281,25 @@ impl RequestHead {
         let path = slice(buf, &self.path);
         self.query_start = path
             .iter()
-            .take_while(|&&b| b != b'#')
             .position(|&b| b == b'?')
             .map(|i| self.path.start + off(i));
+        Ok(())
+    }
+
+    /// Sets `normal` when the path is not in its normal form; refuses a
+    /// path that has none. The common case costs one scan of the path.
+    fn normalize_path(&mut self, buf: &[u8], rules: &PathRules) -> Result<(), HeadError> {
+        self.normal.clear();
+        let path = self.path_as_sent(buf);
+        if path.first() != Some(&b'/') || path::is_normal(path, rules) {
+            return Ok(());
+        }
+        path::normalize(path, rules, &mut self.normal).map_err(|e| bad(e.detail()))?;
+        if self.normal == path {
+            // The scan only saw a ';' or an escape that needs no change:
+            // the path as sent serves.
+            self.normal.clear();
+        }
         Ok(())
     }
 

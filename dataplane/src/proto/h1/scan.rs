@@ -61,7 +61,7 @@ pub(super) enum Kind {
 /// Limits on one head.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Bounds {
-    /// Longest start line, CRLF included.
+    /// Longest start line, its CRLF not counted.
     pub(super) line: usize,
     /// Largest head.
     pub(super) bytes: usize,
@@ -156,7 +156,8 @@ fn head(c: &mut Cursor<'_>, kind: Kind, bounds: Bounds) -> Result<Scanned, Stop>
         }
     }
     let line_start = c.pos;
-    let limit = line_start.saturating_add(bounds.line);
+    // The limit is on the line itself; its CRLF may follow it.
+    let limit = line_start.saturating_add(bounds.line).saturating_add(2);
     if limit <= c.end {
         c.end = limit;
         c.line_end = Some(limit);
@@ -191,6 +192,11 @@ fn request_line(c: &mut Cursor<'_>) -> Result<First, Stop> {
         match c.next()? {
             b' ' => break,
             b'\r' | b'\n' => return bad("request line without an HTTP version"),
+            // A fragment stays with the client (RFC 9112 §3.2, RFC 9110
+            // §7.1): one in a target is a broken client or a probe for a
+            // server that reads it differently, so it is refused, not
+            // forwarded or cut off.
+            b'#' => return bad("fragment ('#') in the request target; a fragment is never sent"),
             b if (0x21..=0x7e).contains(&b) || b >= 0x80 => {}
             _ => return bad("invalid character in the request target"),
         }

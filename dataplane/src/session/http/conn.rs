@@ -42,6 +42,7 @@ impl Conn {
             max_request_line: ctx.service.limits.max_request_line,
             max_header_bytes: ctx.service.limits.max_header_bytes,
             max_headers: ctx.service.limits.max_headers,
+            path_rules: ctx.service.path_rules,
         };
         let timeouts = ctx.service.timeouts;
         let draining = &ctx.http.draining;

@@ -40,7 +40,9 @@ pub(super) fn request(
     out.clear();
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
-    let path = head.path(buf);
+    // The normal path, the one the route matched: the upstream must not
+    // resolve a spelling ringway did not route.
+    let path = head.normal_path(buf);
     match up.rewrite {
         Some((prefix, replacement)) if path.starts_with(prefix.as_bytes()) => {
             out.extend_from_slice(replacement.as_bytes());
@@ -48,6 +50,7 @@ pub(super) fn request(
         }
         _ => out.extend_from_slice(path),
     }
+    out.extend_from_slice(head.query(buf));
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let host = head
@@ -284,16 +287,11 @@ pub(super) fn redirect(
         (None, Some(r)) => out.extend_from_slice(&buf[r.start as usize..r.end as usize]),
         (None, None) => {}
     }
-    let path = head.path(buf);
     match &to.path {
-        Some(new) => {
-            out.extend_from_slice(new.as_bytes());
-            if let Some(q) = path.iter().position(|&b| b == b'?') {
-                out.extend_from_slice(&path[q..]);
-            }
-        }
-        None => out.extend_from_slice(path),
+        Some(new) => out.extend_from_slice(new.as_bytes()),
+        None => out.extend_from_slice(head.normal_path(buf)),
     }
+    out.extend_from_slice(head.query(buf));
     out.extend_from_slice(b"\r\n");
     write_edits(out, edits);
     out.extend_from_slice(b"content-length: 0\r\n");
@@ -378,12 +376,14 @@ pub(super) fn phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::h1::path::PathRules;
     use crate::proto::h1::Limits;
 
     const LIMITS: Limits = Limits {
         max_request_line: 8192,
         max_header_bytes: 65536,
         max_headers: 100,
+        path_rules: PathRules::DEFAULT,
     };
 
     fn parsed(raw: &[u8]) -> RequestHead {
@@ -484,6 +484,62 @@ mod tests {
         );
         assert!(!out.contains("\r\nhost: h\r\n"), "{out}");
         assert!(out.contains("x-forwarded-host: h\r\n"), "{out}");
+    }
+
+    #[test]
+    fn the_normal_path_goes_upstream_with_the_query_as_sent() {
+        let edits = HeaderEdits::default();
+        let up = upward(&edits, false);
+        let out = written(
+            b"GET /a/../%62//c?x=/../%2e HTTP/1.1\r\nHost: h\r\n\r\n",
+            &up,
+        );
+        assert!(out.starts_with("GET /b/c?x=/../%2e HTTP/1.1\r\n"), "{out}");
+        let out = written(b"GET http://h//a/./b HTTP/1.1\r\nHost: h\r\n\r\n", &up);
+        assert!(out.starts_with("GET /a/b HTTP/1.1\r\n"), "{out}");
+        let out = written(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &up);
+        assert!(out.starts_with("OPTIONS * HTTP/1.1\r\n"), "{out}");
+    }
+
+    #[test]
+    fn a_rewrite_applies_to_the_normal_path() {
+        let edits = HeaderEdits::default();
+        let mut up = upward(&edits, false);
+        up.rewrite = Some(("/api/", "/v2/"));
+        let out = written(b"GET /api/x/../%79?q HTTP/1.1\r\nHost: h\r\n\r\n", &up);
+        assert!(out.starts_with("GET /v2/y?q HTTP/1.1\r\n"), "{out}");
+        // Normalized first, `/api/../admin` is `/admin`: not the prefix, so
+        // not rewritten (and no route with this prefix would match it).
+        let out = written(b"GET /api/../admin HTTP/1.1\r\nHost: h\r\n\r\n", &up);
+        assert!(out.starts_with("GET /admin HTTP/1.1\r\n"), "{out}");
+    }
+
+    #[test]
+    fn a_redirect_keeps_the_normal_path_and_the_query() {
+        let raw = b"GET /a/./%62?q=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+        let head = parsed(raw);
+        let edits = HeaderEdits::default();
+        let mut to = Redirect {
+            status: 308,
+            scheme: Some("https".into()),
+            host: None,
+            path: None,
+        };
+        let mut out = Vec::new();
+        redirect(&mut out, &to, &head, raw, &edits, Persist::Default);
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(
+            text.contains("\r\nlocation: https://h/a/b?q=1\r\n"),
+            "{text}"
+        );
+        to.path = Some("/new".into());
+        let mut out = Vec::new();
+        redirect(&mut out, &to, &head, raw, &edits, Persist::Default);
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(
+            text.contains("\r\nlocation: https://h/new?q=1\r\n"),
+            "{text}"
+        );
     }
 
     #[test]
