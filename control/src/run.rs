@@ -12,6 +12,7 @@ use tokio::task::LocalSet;
 
 use crate::agent::Agent;
 use crate::config::{self, Config};
+use crate::reload::watch::FileWatch;
 use crate::signals::{Request, Signals};
 use crate::{admin, reload};
 
@@ -71,7 +72,7 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
         .with_context(|| format!("admin.address {}: cannot listen", config.admin.address))?;
     // Without a watch (inotify instances exhausted, say) ringway still runs
     // and reloads on SIGHUP and the admin API; say so rather than refuse.
-    let watcher = path.as_ref().and_then(|path| match reload::watch(path) {
+    let watch = path.as_ref().and_then(|path| match FileWatch::start(path, source.as_bytes()) {
         Ok(watch) => Some(watch),
         Err(e) => {
             eprintln!(
@@ -100,10 +101,9 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(sweep_retired(Rc::clone(&agent)));
-    let _watcher = watcher.map(|(watcher, changes)| {
-        tokio::task::spawn_local(reload::on_change(Rc::clone(&agent), changes));
-        watcher
-    });
+    if let Some(watch) = watch {
+        tokio::task::spawn_local(watch.follow(Rc::clone(&agent)));
+    }
     eprintln!("ringway: admin on http://{admin_address}");
     eprintln!(
         "ringway: {} worker(s) on cores {:?}; ready",
