@@ -33,6 +33,8 @@ pub struct ProxyConfig {
     pub admin: SocketAddr,
     /// Further listeners, rendered after `ingress`, in order.
     pub extra_listeners: Vec<ExtraListener>,
+    /// Further `[admin]` keys and their TOML values, written as given.
+    pub admin_keys: Vec<(String, String)>,
 }
 
 /// A listener besides `ingress`, with a cluster of its own that bears the
@@ -60,6 +62,7 @@ impl ProxyConfig {
             connect_timeout: None,
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
             extra_listeners: Vec::new(),
+            admin_keys: Vec::new(),
         }
     }
 
@@ -96,6 +99,15 @@ impl ProxyConfig {
             .unwrap_or_else(|| panic!("the config has no extra listener `{name}`"))
     }
 
+    /// Sets an `[admin]` key to a TOML value written as is, e.g.
+    /// `("head_timeout", "\"1s\"")`.
+    pub fn admin_key(mut self, key: &str, toml_value: &str) -> Self {
+        self.admin_keys.retain(|(k, _)| k != key);
+        self.admin_keys
+            .push((key.to_owned(), toml_value.to_owned()));
+        self
+    }
+
     /// Sets the worker cores.
     pub fn worker_cores(mut self, cores: &[usize]) -> Self {
         self.worker_cores = cores.to_vec();
@@ -125,12 +137,17 @@ impl ProxyConfig {
         let cores: Vec<String> = self.worker_cores.iter().map(|c| c.to_string()).collect();
         let endpoints: Vec<String> = self.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
         let mut text = format!(
-            "[runtime]\nworker_cores = [{}]\ndrain_timeout = \"{}\"\n\n\
-             [admin]\naddress = \"{}\"\n\n\
-             [[listeners]]\nname = \"ingress\"\naddress = \"{}\"\nprotocol = \"tcp\"\ncluster = \"app\"\n",
+            "[runtime]\nworker_cores = [{}]\ndrain_timeout = \"{}\"\n\n[admin]\naddress = \"{}\"\n",
             cores.join(", "),
             self.drain_timeout,
             self.admin,
+        );
+        for (key, value) in &self.admin_keys {
+            let _ = writeln!(text, "{key} = {value}");
+        }
+        let _ = write!(
+            text,
+            "\n[[listeners]]\nname = \"ingress\"\naddress = \"{}\"\nprotocol = \"tcp\"\ncluster = \"app\"\n",
             self.listen,
         );
         if let Some(idle) = &self.idle_timeout {
