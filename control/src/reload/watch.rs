@@ -18,12 +18,18 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::agent::{Agent, Applied};
 
 /// Events closer together than this are one change: editors and `cp` write
 /// a file in several steps, and reading it half-written would be refused.
 const SETTLE: Duration = Duration::from_millis(100);
+
+/// The longest a burst of events may put off reading the file: a directory
+/// that is never quiet for [`SETTLE`] (a busy shared `/tmp`) must not keep
+/// a change from being applied.
+const MAX_SETTLE: Duration = Duration::from_secs(1);
 
 /// Symlinks followed before giving up on a chain, as the kernel's own limit
 /// for resolving a path (`MAXSYMLINKS`).
@@ -90,8 +96,14 @@ impl FileWatch {
     /// content different from what was read last.
     pub async fn follow(mut self, agent: Rc<Agent>) {
         while self.events.recv().await.is_some() {
+            let latest = Instant::now() + MAX_SETTLE;
             loop {
-                match tokio::time::timeout(SETTLE, self.events.recv()).await {
+                let now = Instant::now();
+                if now >= latest {
+                    break;
+                }
+                match tokio::time::timeout_at((now + SETTLE).min(latest), self.events.recv()).await
+                {
                     Ok(Some(())) => continue,
                     Ok(None) => return,
                     Err(_) => break,
