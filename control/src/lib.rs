@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod reload;
 pub mod run;
+pub mod signals;
 pub mod stats_table;

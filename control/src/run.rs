@@ -8,11 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use dataplane::rt::{ring, FeatureMode};
 use dataplane::worker::{WorkerReport, Workers};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::LocalSet;
 
 use crate::agent::Agent;
 use crate::config::{self, Config};
+use crate::reload::watch::FileWatch;
+use crate::signals::{Request, Signals};
 use crate::{admin, reload};
 
 /// What `ringway run` runs on: the checked configuration, the text it was
@@ -29,7 +30,7 @@ pub struct Start {
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, reloading on SIGHUP, file
-/// changes and the admin API; then drains open connections (bounded by the
+/// changes and the admin API, ignoring SIGUSR1 and SIGUSR2; then drains open connections (bounded by the
 /// drain timeout) and returns.
 pub fn run(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
     // Say plainly, before anything else, when io_uring cannot be used.
@@ -64,16 +65,14 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
         path,
     } = start;
     // Register before the workers exist so that no signal is lost.
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut signals = Signals::register()?;
 
     let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
         .await
         .with_context(|| format!("admin.address {}: cannot listen", config.admin.address))?;
     // Without a watch (inotify instances exhausted, say) ringway still runs
     // and reloads on SIGHUP and the admin API; say so rather than refuse.
-    let watcher = path.as_ref().and_then(|path| match reload::watch(path) {
+    let watch = path.as_ref().and_then(|path| match FileWatch::start(path, source.as_bytes()) {
         Ok(watch) => Some(watch),
         Err(e) => {
             eprintln!(
@@ -102,10 +101,9 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(sweep_retired(Rc::clone(&agent)));
-    let _watcher = watcher.map(|(watcher, changes)| {
-        tokio::task::spawn_local(reload::on_change(Rc::clone(&agent), changes));
-        watcher
-    });
+    if let Some(watch) = watch {
+        tokio::task::spawn_local(watch.follow(Rc::clone(&agent)));
+    }
     eprintln!("ringway: admin on http://{admin_address}");
     eprintln!(
         "ringway: {} worker(s) on cores {:?}; ready",
@@ -114,13 +112,16 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     );
 
     let name = loop {
-        tokio::select! {
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
-            _ = sighup.recv() => {
+        match signals.next().await {
+            Request::Stop(name) => break name,
+            Request::Reload => {
                 let result = agent.reload_file();
                 reload::log("SIGHUP", &result);
             }
+            Request::Ignore(name) => eprintln!(
+                "ringway: received {name}, which ringway gives no meaning; ignored \
+                 (SIGHUP reloads, SIGTERM or SIGINT drains and stops)"
+            ),
         }
     };
     eprintln!("ringway: received {name}, draining (up to {drain_timeout:?})");

@@ -1,7 +1,7 @@
 //! Config files for the proxy under test: one TCP listener in front of one
 //! cluster, with the knobs the tests turn, plus optional further listeners
-//! with clusters of their own; and a config file that can be edited the way
-//! editors save.
+//! with clusters of their own; a config file that can be edited the way
+//! editors save; and one mounted the way Kubernetes mounts a ConfigMap.
 
 use std::fmt::Write;
 use std::fs;
@@ -33,6 +33,8 @@ pub struct ProxyConfig {
     pub admin: SocketAddr,
     /// Further listeners, rendered after `ingress`, in order.
     pub extra_listeners: Vec<ExtraListener>,
+    /// Further `[admin]` keys and their TOML values, written as given.
+    pub admin_keys: Vec<(String, String)>,
 }
 
 /// A listener besides `ingress`, with a cluster of its own that bears the
@@ -60,6 +62,7 @@ impl ProxyConfig {
             connect_timeout: None,
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
             extra_listeners: Vec::new(),
+            admin_keys: Vec::new(),
         }
     }
 
@@ -96,6 +99,15 @@ impl ProxyConfig {
             .unwrap_or_else(|| panic!("the config has no extra listener `{name}`"))
     }
 
+    /// Sets an `[admin]` key to a TOML value written as is, e.g.
+    /// `("head_timeout", "\"1s\"")`.
+    pub fn admin_key(mut self, key: &str, toml_value: &str) -> Self {
+        self.admin_keys.retain(|(k, _)| k != key);
+        self.admin_keys
+            .push((key.to_owned(), toml_value.to_owned()));
+        self
+    }
+
     /// Sets the worker cores.
     pub fn worker_cores(mut self, cores: &[usize]) -> Self {
         self.worker_cores = cores.to_vec();
@@ -125,12 +137,17 @@ impl ProxyConfig {
         let cores: Vec<String> = self.worker_cores.iter().map(|c| c.to_string()).collect();
         let endpoints: Vec<String> = self.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
         let mut text = format!(
-            "[runtime]\nworker_cores = [{}]\ndrain_timeout = \"{}\"\n\n\
-             [admin]\naddress = \"{}\"\n\n\
-             [[listeners]]\nname = \"ingress\"\naddress = \"{}\"\nprotocol = \"tcp\"\ncluster = \"app\"\n",
+            "[runtime]\nworker_cores = [{}]\ndrain_timeout = \"{}\"\n\n[admin]\naddress = \"{}\"\n",
             cores.join(", "),
             self.drain_timeout,
             self.admin,
+        );
+        for (key, value) in &self.admin_keys {
+            let _ = writeln!(text, "{key} = {value}");
+        }
+        let _ = write!(
+            text,
+            "\n[[listeners]]\nname = \"ingress\"\naddress = \"{}\"\nprotocol = \"tcp\"\ncluster = \"app\"\n",
             self.listen,
         );
         if let Some(idle) = &self.idle_timeout {
@@ -208,5 +225,93 @@ impl ConfigFile {
                 self.path.display()
             )
         });
+    }
+}
+
+/// A directory laid out as the kubelet lays out a mounted ConfigMap with one
+/// key, `config.toml` (removed on drop):
+///
+/// ```text
+/// config.toml -> ..data/config.toml
+/// ..data      -> ..2026_01_01_00_00_01.000000001
+/// ..2026_01_01_00_00_01.000000001/config.toml
+/// ```
+///
+/// [`ConfigMapVolume::update`] swaps in new content the way the kubelet
+/// does: the name `config.toml` itself is never written, created or
+/// renamed.
+#[derive(Debug)]
+pub struct ConfigMapVolume {
+    dir: TempDir,
+    /// The timestamped directory `..data` points to now.
+    current: String,
+    updates: u32,
+}
+
+impl ConfigMapVolume {
+    /// The key file as mounted.
+    pub const KEY: &'static str = "config.toml";
+
+    /// A volume whose `config.toml` reads `text`.
+    pub fn new(text: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ringway-configmap-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a volume directory: {e}"));
+        let mut volume = Self {
+            dir,
+            current: String::new(),
+            updates: 0,
+        };
+        volume.update(text);
+        let link = volume.path();
+        std::os::unix::fs::symlink(format!("..data/{}", Self::KEY), &link)
+            .unwrap_or_else(|e| panic!("cannot create the symlink {}: {e}", link.display()));
+        volume
+    }
+
+    /// The path a pod reads: `<volume>/config.toml`.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join(Self::KEY)
+    }
+
+    /// The volume directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Publishes `text` as the kubelet publishes a ConfigMap update: writes
+    /// a new timestamped directory, points a new symlink `..data_tmp` at
+    /// it, renames `..data_tmp` over `..data` (the atomic step), then
+    /// removes the old timestamped directory.
+    pub fn update(&mut self, text: &str) {
+        self.updates += 1;
+        let stamp = format!(
+            "..2026_01_01_00_00_{:02}.{:09}",
+            self.updates % 60,
+            self.updates
+        );
+        let root = self.dir.path();
+        let fresh = root.join(&stamp);
+        fs::create_dir(&fresh).unwrap_or_else(|e| panic!("cannot create {}: {e}", fresh.display()));
+        let file = fresh.join(Self::KEY);
+        fs::write(&file, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+        let tmp = root.join("..data_tmp");
+        std::os::unix::fs::symlink(&stamp, &tmp)
+            .unwrap_or_else(|e| panic!("cannot create the symlink {}: {e}", tmp.display()));
+        let data = root.join("..data");
+        fs::rename(&tmp, &data).unwrap_or_else(|e| {
+            panic!(
+                "cannot rename {} over {}: {e}",
+                tmp.display(),
+                data.display()
+            )
+        });
+        let old = std::mem::replace(&mut self.current, stamp);
+        if !old.is_empty() {
+            let old = root.join(old);
+            fs::remove_dir_all(&old)
+                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", old.display()));
+        }
     }
 }

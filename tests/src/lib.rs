@@ -36,7 +36,7 @@ pub mod probe;
 pub mod proxy;
 pub mod wait;
 
-pub use config::{ConfigFile, ProxyConfig};
+pub use config::{ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};
 pub use net::{client, raise_fd_limit};
 pub use origin::Origin;

@@ -219,19 +219,29 @@ impl Ringway {
 
     /// Sends SIGTERM: the proxy stops accepting and drains.
     pub fn terminate(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Sends `signal` to the proxy.
+    pub fn signal(&self, signal: Signal) {
         let pid = i32::try_from(self.pid()).unwrap_or_else(|_| panic!("pid out of range"));
-        kill(Pid::from_raw(pid), Signal::SIGTERM)
-            .unwrap_or_else(|e| panic!("cannot send SIGTERM to ringway ({pid}): {e}"));
+        kill(Pid::from_raw(pid), signal)
+            .unwrap_or_else(|e| panic!("cannot send {signal} to ringway ({pid}): {e}"));
     }
 
     /// Waits until a stderr line contains `needle`; returns that line, or
-    /// panics after `timeout`.
+    /// panics after `timeout` or as soon as the proxy exits without it.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> String {
         self.log
             .wait_for(timeout, |line| line.contains(needle))
             .unwrap_or_else(|| {
+                let when = if self.log.is_closed() {
+                    "before it exited".to_owned()
+                } else {
+                    format!("within {timeout:?}")
+                };
                 panic!(
-                    "ringway wrote no line containing {needle:?} within {timeout:?}; stderr:\n{}",
+                    "ringway wrote no line containing {needle:?} {when}; stderr:\n{}",
                     self.log.text()
                 )
             })
@@ -399,6 +409,12 @@ impl Log {
             found.is_some() || state.closed
         });
         found
+    }
+
+    /// Whether the pipe has closed (the child exited).
+    fn is_closed(&self) -> bool {
+        let (lock, _) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).closed
     }
 
     /// Waits for the pipe to close (the child exited); false on timeout.

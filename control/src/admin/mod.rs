@@ -1,20 +1,25 @@
 //! The admin API: health, readiness, configuration, statistics, metrics.
 //! HTTP/1.1 on hyper, served by the agent's single-threaded runtime.
+//!
+//! Probes (`/healthz`, `/ready`) must be answered whatever other clients
+//! do: connections are admitted by [`gate`] (a full gate makes room by
+//! closing the connection that has waited longest for a request), each is
+//! served by [`conn`] with short deadlines for a request to come, and the
+//! requests that may take long (they read a body or wait for the workers)
+//! share a few places of their own, [`MAX_CHANGES`].
 
 pub mod client;
+mod conn;
+mod gate;
+mod head;
 
-use std::convert::Infallible;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -24,20 +29,23 @@ use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
 /// Largest request body accepted (a configuration with tens of thousands of
 /// clusters fits with room to spare).
 const MAX_BODY: usize = 16 << 20;
-/// A client has this long to send its request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// ...and this long to send its body.
+/// A client has this long to send a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Admin connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 64;
+/// Admin connections open at once. A waiting connection costs a socket and
+/// a few KiB; beyond this many, the one that has waited longest for a
+/// request is closed to make room (see [`gate`]).
+const MAX_OPEN: usize = 256;
+/// Requests that change the configuration (they read a body of up to
+/// [`MAX_BODY`] or wait up to [`ACK_WAIT`] for the workers) served at once;
+/// more are answered 503. The agent applies changes one at a time anyway,
+/// and this bounds the bodies held in memory to 256 MiB.
+const MAX_CHANGES: usize = 16;
 
 /// Accepts admin connections until the task is dropped.
 pub async fn serve(listener: TcpListener, agent: Rc<Agent>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let gate = gate::Gate::new(MAX_OPEN);
+    let changes = Rc::new(Semaphore::new(MAX_CHANGES));
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -47,27 +55,42 @@ pub async fn serve(listener: TcpListener, agent: Rc<Agent>) {
                 continue;
             }
         };
-        let agent = Rc::clone(&agent);
-        tokio::task::spawn_local(async move {
-            let service = service_fn(move |req| {
-                let agent = Rc::clone(&agent);
-                async move { Ok::<_, Infallible>(handle(&agent, req).await) }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(slot);
-        });
+        match gate.admit() {
+            Some(ticket) => {
+                let (agent, changes) = (Rc::clone(&agent), Rc::clone(&changes));
+                tokio::task::spawn_local(conn::serve(stream, ticket, agent, changes));
+            }
+            None => {
+                let reason = format!(
+                    "the admin API has {MAX_OPEN} connections open, every one with a request \
+                     under way; retry in a moment"
+                );
+                tokio::task::spawn_local(async move {
+                    conn::refuse(stream, StatusCode::SERVICE_UNAVAILABLE, &reason).await;
+                });
+            }
+        }
     }
 }
 
 type Reply = Response<Full<Bytes>>;
 
-async fn handle(agent: &Rc<Agent>, req: Request<Incoming>) -> Reply {
+async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) -> Reply {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    let changing = matches!(
+        (path.as_str(), &method),
+        ("/config", &Method::POST) | ("/reload", &Method::POST)
+    ) || (method == Method::PUT && cluster_endpoints_path(&path).is_some());
+    // Held until the answer is ready.
+    let _place = if changing {
+        match changes.try_acquire() {
+            Ok(place) => Some(place),
+            Err(_) => return busy(),
+        }
+    } else {
+        None
+    };
     match (path.as_str(), &method) {
         ("/healthz", &Method::GET) => text(StatusCode::OK, "ok\n".into()),
         ("/ready", &Method::GET) => ready(agent),
@@ -286,6 +309,21 @@ async fn body_text(req: Request<Incoming>) -> Result<String, Reply> {
     };
     String::from_utf8(body.to_vec())
         .map_err(|e| text(StatusCode::BAD_REQUEST, format!("body is not UTF-8: {e}\n")))
+}
+
+/// Every place for a configuration change is taken.
+fn busy() -> Reply {
+    let mut reply = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "error: {MAX_CHANGES} configuration changes are already under way on the admin API; \
+             retry when one has finished\n"
+        ),
+    );
+    reply
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    reply
 }
 
 fn not_allowed(path: &str, method: &Method, allowed: &'static str) -> Reply {

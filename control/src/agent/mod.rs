@@ -25,7 +25,7 @@ use hdrhistogram::Histogram;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::{self, AdminSettings, Config, ConfigErrors};
 
 /// How long a caller of [`Agent::apply`] waits for the workers to take a
 /// table before answering anyway.
@@ -195,6 +195,12 @@ impl Agent {
     pub fn effective_config(&self) -> (String, u64) {
         let state = self.state.borrow();
         (state.config.to_toml(), state.table.generation)
+    }
+
+    /// The admin endpoint's settings in the running configuration (its
+    /// timeouts may change on reload; its address may not).
+    pub fn admin_settings(&self) -> AdminSettings {
+        self.state.borrow().config.admin
     }
 
     /// The generation of the first table: workers running it or a later one

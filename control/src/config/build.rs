@@ -231,13 +231,29 @@ impl Builder<'_> {
     }
 
     fn admin(&mut self, admin: Option<&Spanned<FileAdmin>>) -> Option<AdminSettings> {
-        match admin.and_then(|a| a.get_ref().address.as_ref()) {
-            None => Some(AdminSettings::default()),
-            Some(text) => {
-                let address = self.check(text, "admin.address", |t| address::parse(t))?;
-                Some(AdminSettings { address })
-            }
-        }
+        let defaults = AdminSettings::default();
+        let Some(file) = admin.map(Spanned::get_ref) else {
+            return Some(defaults);
+        };
+        let address = match &file.address {
+            None => Some(defaults.address),
+            Some(text) => self.check(text, "admin.address", |t| address::parse(t)),
+        };
+        let first_byte_timeout = match &file.first_byte_timeout {
+            None => Some(defaults.first_byte_timeout),
+            Some(text) => self.check(text, "admin.first_byte_timeout", |t| {
+                duration::parse_nonzero(t)
+            }),
+        };
+        let head_timeout = match &file.head_timeout {
+            None => Some(defaults.head_timeout),
+            Some(text) => self.check(text, "admin.head_timeout", |t| duration::parse_nonzero(t)),
+        };
+        Some(AdminSettings {
+            address: address?,
+            first_byte_timeout: first_byte_timeout?,
+            head_timeout: head_timeout?,
+        })
     }
 
     fn clusters<'f>(&mut self, files: &'f [Spanned<FileCluster>]) -> Clusters<'f> {

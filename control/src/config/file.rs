@@ -39,6 +39,8 @@ pub(crate) struct FileRuntime {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(crate) struct FileAdmin {
     pub(crate) address: Option<Spanned<String>>,
+    pub(crate) first_byte_timeout: Option<Spanned<String>>,
+    pub(crate) head_timeout: Option<Spanned<String>>,
 }
 
 /// One `[[listeners]]` entry.

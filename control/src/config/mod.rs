@@ -28,6 +28,7 @@ mod update;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use dataplane::settings::RuntimeSettings;
 use dataplane::table::Table;
@@ -62,13 +63,23 @@ pub struct Config {
 pub struct AdminSettings {
     /// Address the admin endpoint listens on.
     pub address: SocketAddr,
+    /// How long a connection may stay silent when a request is due: after it
+    /// opens, and between requests when kept alive.
+    pub first_byte_timeout: Duration,
+    /// How long a request head may take from its first byte to its end.
+    pub head_timeout: Duration,
 }
 
 impl Default for AdminSettings {
-    /// Loopback port 9901: reachable from the host only.
+    /// Loopback port 9901: reachable from the host only. Probes and
+    /// scrapers send their request the moment they connect, so 2 s of
+    /// silence is far more than any of them takes; 10 s for a head leaves
+    /// room for a person typing one.
     fn default() -> Self {
         Self {
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, 9901)),
+            first_byte_timeout: Duration::from_secs(2),
+            head_timeout: Duration::from_secs(10),
         }
     }
 }

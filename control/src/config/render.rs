@@ -91,6 +91,8 @@ impl Config {
             },
             admin: OutAdmin {
                 address: self.admin.address.to_string(),
+                first_byte_timeout: duration::format(self.admin.first_byte_timeout),
+                head_timeout: duration::format(self.admin.head_timeout),
             },
             listeners: table
                 .listeners
@@ -298,6 +300,8 @@ struct OutRuntime<'a> {
 #[derive(Serialize)]
 struct OutAdmin {
     address: String,
+    first_byte_timeout: String,
+    head_timeout: String,
 }
 
 #[derive(Serialize)]

@@ -188,6 +188,44 @@ fn full_example_parses_to_expected_values() {
 }
 
 #[test]
+fn admin_timeouts_parse_default_and_refuse_zero() {
+    let config = parse_ok(&minimal("", ""));
+    assert_eq!(config.admin, AdminSettings::default());
+    assert_eq!(config.admin.first_byte_timeout, Duration::from_secs(2));
+    assert_eq!(config.admin.head_timeout, Duration::from_secs(10));
+
+    let text = format!(
+        "{}\n[admin]\nfirst_byte_timeout = \"500ms\"\nhead_timeout = \"1m\"\n",
+        minimal("", "")
+    );
+    let config = parse_ok(&text);
+    assert_eq!(config.admin.address, AdminSettings::default().address);
+    assert_eq!(config.admin.first_byte_timeout, Duration::from_millis(500));
+    assert_eq!(config.admin.head_timeout, Duration::from_secs(60));
+    assert_eq!(parse_ok(&config.to_toml()).admin, config.admin);
+
+    let text = format!(
+        "{}\n[admin]\nfirst_byte_timeout = \"0s\"\nhead_timeout = \"soon\"\n",
+        minimal("", "")
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    let line = line_of(&text, "first_byte_timeout", 0);
+    assert_error(
+        &errors[0],
+        line,
+        "admin.first_byte_timeout",
+        "longer than zero",
+    );
+    assert_error(
+        &errors[1],
+        line + 1,
+        "admin.head_timeout",
+        "invalid duration \"soon\"",
+    );
+}
+
+#[test]
 fn defaults_fill_in_optional_keys() {
     let config = parse_ok(&minimal("", ""));
     let defaults = RuntimeSettings::default();

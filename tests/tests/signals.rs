@@ -1,0 +1,60 @@
+//! Signals ringway gives no meaning (docs/admin.md, "Signals"): SIGUSR1 and
+//! SIGUSR2 are logged and ignored, where their default action would end the
+//! process with no drain.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use ringway_tests::admin;
+use ringway_tests::origin::{self, Origin};
+use ringway_tests::{client, ProxyConfig, Ringway};
+
+/// Bound on waits for things the proxy does at once.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// Sends `message` on `stream` and checks the echo.
+fn ping(stream: &mut TcpStream, message: &[u8]) {
+    stream.write_all(message).expect("sending");
+    let mut echo = vec![0u8; message.len()];
+    stream.read_exact(&mut echo).expect("reading the echo");
+    assert_eq!(echo, message);
+}
+
+/// A fresh connection through the proxy echoes.
+fn serves(listen: SocketAddr) {
+    ping(&mut client(listen), b"a new connection");
+}
+
+/// SIGUSR1 and SIGUSR2 each leave one line on stderr and change nothing:
+/// open and new connections carry on, `/ready` says 200; SIGTERM then
+/// drains as usual, letting the open connection finish.
+#[test]
+fn sigusr1_and_sigusr2_are_logged_and_ignored() {
+    let origin = Origin::start(origin::echo);
+    let config = ProxyConfig::new(&[origin.addr()]).drain_timeout("30s");
+    let proxy = Ringway::start(&config.to_toml());
+    admin::wait_ready(config.admin, PROMPTLY);
+    let mut held = client(config.listen);
+    ping(&mut held, b"before the signals");
+
+    for (signal, name) in [(Signal::SIGUSR1, "SIGUSR1"), (Signal::SIGUSR2, "SIGUSR2")] {
+        proxy.signal(signal);
+        let line = proxy.wait_for_stderr(&format!("received {name}"), PROMPTLY);
+        assert!(line.contains("ignored"), "{line}");
+        ping(&mut held, format!("after {name}").as_bytes());
+        serves(config.listen);
+        let ready = admin::get(config.admin, "/ready");
+        assert_eq!(ready.status, 200, "after {name}: {ready:?}");
+    }
+
+    proxy.terminate();
+    proxy.wait_for_stderr("received SIGTERM, draining", PROMPTLY);
+    ping(&mut held, b"during the drain");
+    drop(held);
+    let exit = proxy.wait(Duration::from_secs(40));
+    exit.assert_clean();
+    assert_eq!(exit.total("cut_at_drain"), 0, "{}", exit.stderr);
+    assert_eq!(exit.total("accepted"), 3, "{}", exit.stderr);
+}
