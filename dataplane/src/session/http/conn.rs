@@ -49,12 +49,21 @@ impl Conn {
             let read = if std::mem::take(&mut head_ready) {
                 Ok(())
             } else {
-                clock.enter(Phase::Idle, timeouts.idle);
+                // The first request must begin within the header timeout: a
+                // connection that never sends a byte is not held for the
+                // idle timeout (minutes) meant for keep-alive clients.
+                let wait = if self.served {
+                    timeouts.idle
+                } else {
+                    timeouts.header.min(timeouts.idle)
+                };
+                clock.enter(Phase::Idle, wait);
                 self.read_head(&limits, timeouts.header, clock, draining)
                     .await
             };
             let after = match read {
                 Ok(()) => {
+                    self.served = true;
                     if let Some((table, index)) = newer(ctx.table.generation) {
                         return Ended::Newer(table, index);
                     }
@@ -203,7 +212,11 @@ impl Conn {
                     After::Next
                 }
             }
-            Err(_) => After::Close,
+            Err(_) => {
+                // The answer is cut: say so with a reset.
+                let _ = self.client.reset_on_close();
+                After::Close
+            }
         }
     }
 
@@ -244,22 +257,39 @@ impl Conn {
                 target,
                 started,
             } => {
-                let Some(tally) = exchange::target_tally(ctx, route, target) else {
-                    return;
-                };
-                if started {
-                    // The client has part of the response: all it can be
-                    // told is that the response is cut short.
-                    tally.error(Reason::UpstreamTimeout);
-                    let _ = self.client.reset_on_close();
-                    return;
+                // A client too slow to send its body or to read the response
+                // is the client's fault: counted on the listener, never on
+                // the upstream's cluster.
+                if let Some(reason) = clock.client_fault() {
+                    if started || reason.status().is_none() {
+                        ctx.listener.error(reason);
+                        let _ = self.client.reset_on_close();
+                        return;
+                    }
+                    Answer::new(
+                        ctx.listener,
+                        reason,
+                        "the request body did not arrive in time",
+                        true,
+                    )
+                } else {
+                    let Some(tally) = exchange::target_tally(ctx, route, target) else {
+                        return;
+                    };
+                    if started {
+                        // The client has part of the response: all it can be
+                        // told is that the response is cut short.
+                        tally.error(Reason::UpstreamTimeout);
+                        let _ = self.client.reset_on_close();
+                        return;
+                    }
+                    Answer::new(
+                        tally,
+                        Reason::UpstreamTimeout,
+                        "the upstream did not answer in time",
+                        true,
+                    )
                 }
-                Answer::new(
-                    tally,
-                    Reason::UpstreamTimeout,
-                    "the upstream did not answer in time",
-                    true,
-                )
             }
         };
         let after = self.answer(ctx, clock, answer).await;
