@@ -26,6 +26,8 @@ pub struct HttpConfig {
     /// `runtime.worker_cores`: one worker by default, so per-worker state
     /// (pools, held-out endpoints) is the whole proxy's.
     pub worker_cores: Vec<usize>,
+    /// `runtime.drain_timeout`: 5 s unless set.
+    drain_timeout: String,
     listener: Vec<(String, String)>,
     routes: Vec<Route>,
     clusters: Vec<Cluster>,
@@ -55,6 +57,7 @@ impl HttpConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
             worker_cores: vec![0],
+            drain_timeout: "5s".to_owned(),
             listener: Vec::new(),
             routes: Vec::new(),
             clusters: Vec::new(),
@@ -92,6 +95,17 @@ impl HttpConfig {
         self.listener_key("request_timeout", &quote(timeout))
     }
 
+    /// `send_timeout`.
+    pub fn send_timeout(self, timeout: &str) -> Self {
+        self.listener_key("send_timeout", &quote(timeout))
+    }
+
+    /// `runtime.drain_timeout`, e.g. `"1s"`.
+    pub fn drain_timeout(mut self, timeout: &str) -> Self {
+        self.drain_timeout = timeout.to_owned();
+        self
+    }
+
     /// `max_body`, in bytes.
     pub fn max_body(self, bytes: u64) -> Self {
         self.listener_key("max_body", &bytes.to_string())
@@ -123,10 +137,11 @@ impl HttpConfig {
     pub fn to_toml(&self) -> String {
         let cores: Vec<String> = self.worker_cores.iter().map(|c| c.to_string()).collect();
         let mut text = format!(
-            "[runtime]\nworker_cores = [{}]\ndrain_timeout = \"5s\"\n\n\
+            "[runtime]\nworker_cores = [{}]\ndrain_timeout = {}\n\n\
              [admin]\naddress = \"{}\"\n\n\
              [[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
             cores.join(", "),
+            quote(&self.drain_timeout),
             self.admin,
             self.listen,
         );

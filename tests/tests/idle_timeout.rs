@@ -1,5 +1,6 @@
 //! The listener's idle timeout: a quiet connection is closed, a busy one is
-//! left alone.
+//! left alone, and one holding bytes for a client that stopped reading is
+//! reset.
 
 use std::io::{Read, Write};
 use std::thread;
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{admin, client, wait, ProxyConfig, Ringway};
 
 /// "Within a few seconds", for a 500 ms idle timeout.
 const PROMPTLY: Duration = Duration::from_secs(5);
@@ -67,4 +68,40 @@ fn busy_connection_is_not_closed() {
     let exit = proxy.stop();
     exit.assert_clean();
     assert_eq!(exit.total("idle_timeouts"), 0);
+}
+
+/// A connection whose client stopped reading while the upstream still had
+/// bytes for it sits idle too, but closing it with a FIN would let the
+/// client, once it reads again, take the part it got for the whole
+/// stream: the idle close then resets both sides.
+#[test]
+fn idle_connection_holding_unsent_bytes_is_reset() {
+    let origin = Origin::start(origin::source(1 << 30));
+    let config = ProxyConfig::new(&[origin.addr()]).idle_timeout("500ms");
+    let proxy = Ringway::start(&config.to_toml());
+
+    let mut stream = client(config.listen);
+    // The client reads nothing until the proxy has given up on it.
+    wait::poll("the idle close", PROMPTLY, || {
+        match admin::stats(config.admin).sum("idle_timeouts") {
+            0 => Err("no idle timeout yet".to_owned()),
+            _ => Ok(()),
+        }
+    });
+    set_timeouts(&stream, PROMPTLY);
+    let ended = read_until_closed(&mut stream);
+    let upstream = origin.next_result(PROMPTLY);
+
+    let exit = proxy.stop();
+    assert!(
+        matches!(ended, Ok(Ended::Reset(n)) if n > 0),
+        "a stream cut with bytes still to go ended with {ended:?}, not a reset; ringway's report:\n{}",
+        exit.stderr
+    );
+    assert!(
+        upstream.is_err(),
+        "the upstream's stream ended without an error: {upstream:?}"
+    );
+    exit.assert_clean();
+    assert_eq!(exit.total("idle_timeouts"), 1);
 }

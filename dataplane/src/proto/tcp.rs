@@ -24,13 +24,53 @@ pub enum Flow {
     SendFailed(io::Error),
 }
 
+/// What the directions of one connection share: when a byte last moved,
+/// and how many directions hold received bytes they have not sent yet.
+#[derive(Debug)]
+pub struct Activity {
+    last: Cell<Instant>,
+    holding: Cell<u8>,
+}
+
+impl Activity {
+    /// Activity as of now, nothing held.
+    pub fn new() -> Self {
+        Self {
+            last: Cell::new(rt::now()),
+            holding: Cell::new(0),
+        }
+    }
+
+    /// When a byte last moved either way.
+    pub fn last(&self) -> Instant {
+        self.last.get()
+    }
+
+    /// Whether a direction holds bytes it received and has not sent on (its
+    /// destination is not reading): ending the connection now would drop
+    /// them.
+    pub fn holding(&self) -> bool {
+        self.holding.get() > 0
+    }
+
+    fn moved(&self) {
+        self.last.set(rt::now());
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Copies everything `from` receives to `to`, sending from the very buffer
-/// the kernel received into. Records activity in `last_activity` and counts
+/// the kernel received into. Records activity in `activity` and counts
 /// bytes in `bytes`.
 pub async fn pump(
     from: &mut RecvStream,
     to: &TcpStream,
-    last_activity: &Cell<Instant>,
+    activity: &Activity,
     bytes: &Counter,
 ) -> Flow {
     loop {
@@ -43,7 +83,8 @@ pub async fn pump(
             }
             Err(e) => return Flow::RecvFailed(e),
         };
-        last_activity.set(rt::now());
+        activity.moved();
+        let _held = Held::new(activity);
         let len = buf.len();
         let mut sent = 0;
         while sent < len {
@@ -60,9 +101,26 @@ pub async fn pump(
                 }
                 Err(e) => return Flow::SendFailed(e),
             }
-            last_activity.set(rt::now());
+            activity.moved();
         }
         bytes.add(len as u64);
         // `buf` drops here and goes back to the ring.
+    }
+}
+
+/// Counts a direction as holding unsent bytes for as long as it lives
+/// (however the send ends, or if the pump is dropped in the middle).
+struct Held<'a>(&'a Activity);
+
+impl<'a> Held<'a> {
+    fn new(activity: &'a Activity) -> Self {
+        activity.holding.set(activity.holding.get() + 1);
+        Self(activity)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.holding.set(self.0.holding.get() - 1);
     }
 }

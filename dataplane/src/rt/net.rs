@@ -53,6 +53,11 @@ impl TcpListener {
             .ok_or_else(|| io::Error::other("listener bound to a non-IP address"))
     }
 
+    /// The underlying socket (a worker's drain stops it listening).
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
     /// A stream of accepted connections (multishot where the kernel has it).
     pub fn incoming(&self) -> Incoming {
         Incoming {

@@ -1,15 +1,15 @@
 //! One proxied TCP connection: connect upstream, copy both ways, end cleanly.
 
-use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use super::ResetIfCut;
 use crate::buf::Group;
-use crate::proto::tcp::{pump, Flow, HIGH_WATER_BUFFERS};
+use crate::proto::tcp::{pump, Activity, Flow, HIGH_WATER_BUFFERS};
 use crate::rt::net::TcpStream;
-use crate::rt::{self, time::sleep};
+use crate::rt::time::sleep;
 use crate::stats::Counters;
 use crate::table::{ClusterId, Table};
 use crate::upstream::balance::RoundRobin;
@@ -22,14 +22,18 @@ pub enum Ending {
     Closed,
     /// One side reset or failed; the other was reset too.
     Reset,
-    /// Nothing moved for the listener's idle timeout.
+    /// Nothing moved for the listener's idle timeout. Closed with a FIN
+    /// when neither direction held bytes (nothing was lost), with a reset
+    /// on both sides when one did (its destination had stopped reading).
     Idle,
     /// No endpoint of the cluster accepted a connection.
     NoUpstream,
 }
 
 /// Serves `client`, accepted on listener `listener` of `table`, which sends
-/// to cluster `id`.
+/// to cluster `id`. If the task is dropped before the connection ended (the
+/// drain deadline, a removed listener's cut), both sockets close with a
+/// reset: neither peer may take the cut for the other's orderly end.
 pub async fn serve(
     table: &Table,
     listener: usize,
@@ -41,49 +45,53 @@ pub async fn serve(
     let _ = client.socket().set_tcp_nodelay(true);
     let listener = &table.listeners[listener];
     let cluster = table.cluster(id);
+    let client_cut = ResetIfCut::new(&client);
     let upstream = match connect_any(id, cluster, rr, counters).await {
         Ok(u) => u,
         Err(_) => {
             counters.no_upstream.add(1);
             // A reset, not a FIN: an empty but orderly stream would look
-            // like a successful exchange to the client.
-            let _ = client.reset_on_close();
+            // like a successful exchange to the client. (The guard does it.)
             return Ending::NoUpstream;
         }
     };
-    relay(client, upstream, listener.idle_timeout, counters).await
+    let upstream_cut = ResetIfCut::new(&upstream);
+    let ending = relay(&client, &upstream, listener.idle_timeout, counters).await;
+    client_cut.disarm();
+    upstream_cut.disarm();
+    ending
 }
 
 /// Copies both directions until both ended, one failed, or the connection
 /// sat idle for `idle_timeout`.
 async fn relay(
-    client: TcpStream,
-    upstream: TcpStream,
+    client: &TcpStream,
+    upstream: &TcpStream,
     idle_timeout: Duration,
     counters: &Counters,
 ) -> Ending {
-    let last_activity = Cell::new(rt::now());
+    let activity = Activity::new();
     let mut from_client = client.recv_stream(Group::Client, HIGH_WATER_BUFFERS);
     let mut from_upstream = upstream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS);
     let mut down = pin!(pump(
         &mut from_client,
-        &upstream,
-        &last_activity,
+        upstream,
+        &activity,
         &counters.bytes_from_clients
     ));
     let mut up = pin!(pump(
         &mut from_upstream,
-        &client,
-        &last_activity,
+        client,
+        &activity,
         &counters.bytes_from_upstreams
     ));
-    let mut idle = pin!(idle_watch(&last_activity, idle_timeout));
+    let mut idle = pin!(idle_watch(&activity, idle_timeout));
     let mut down_done = false;
     let mut up_done = false;
     let ending = poll_fn(|cx| {
         if !down_done {
             if let Poll::Ready(flow) = down.as_mut().poll(cx) {
-                if let Some(ending) = failed(flow, &client, &upstream, counters) {
+                if let Some(ending) = failed(flow, client, upstream, counters) {
                     return Poll::Ready(ending);
                 }
                 down_done = true;
@@ -91,7 +99,7 @@ async fn relay(
         }
         if !up_done {
             if let Poll::Ready(flow) = up.as_mut().poll(cx) {
-                if let Some(ending) = failed(flow, &upstream, &client, counters) {
+                if let Some(ending) = failed(flow, upstream, client, counters) {
                     return Poll::Ready(ending);
                 }
                 up_done = true;
@@ -102,6 +110,12 @@ async fn relay(
         }
         if idle.as_mut().poll(cx).is_ready() {
             counters.idle_timeouts.add(1);
+            if activity.holding() {
+                // A destination stopped reading with bytes still to go: a
+                // FIN would let it take what it got for the whole stream.
+                let _ = client.reset_on_close();
+                let _ = upstream.reset_on_close();
+            }
             return Poll::Ready(Ending::Idle);
         }
         Poll::Pending
@@ -127,9 +141,9 @@ fn failed(flow: Flow, source: &TcpStream, dest: &TcpStream, counters: &Counters)
 }
 
 /// Completes once nothing moved for `idle_timeout`.
-async fn idle_watch(last_activity: &Cell<Instant>, idle_timeout: Duration) {
+async fn idle_watch(activity: &Activity, idle_timeout: Duration) {
     loop {
-        let deadline = last_activity.get() + idle_timeout;
+        let deadline = activity.last() + idle_timeout;
         let now = Instant::now();
         if now >= deadline {
             return;

@@ -46,11 +46,14 @@ pub enum Reason {
     UpstreamAbortedBody,
     /// The client stopped reading for longer than the send timeout.
     ClientSendTimeout,
+    /// The client had not sent its whole request (its body) when the
+    /// request timeout passed (408, or a reset once the response began).
+    ClientTimeout,
 }
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::BadRequest,
         Reason::HeaderTooLarge,
         Reason::UriTooLong,
@@ -65,6 +68,7 @@ impl Reason {
         Reason::UpstreamTimeout,
         Reason::UpstreamAbortedBody,
         Reason::ClientSendTimeout,
+        Reason::ClientTimeout,
     ];
 
     /// The label value and `x-ringway-error` value.
@@ -84,6 +88,7 @@ impl Reason {
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamAbortedBody => "upstream_aborted_body",
             Reason::ClientSendTimeout => "client_send_timeout",
+            Reason::ClientTimeout => "client_timeout",
         }
     }
 
@@ -95,7 +100,7 @@ impl Reason {
             Reason::BadRequest => Some(400),
             Reason::HeaderTooLarge => Some(431),
             Reason::UriTooLong => Some(414),
-            Reason::HeaderTimeout => Some(408),
+            Reason::HeaderTimeout | Reason::ClientTimeout => Some(408),
             Reason::BodyTooLarge => Some(413),
             Reason::NotImplemented => Some(501),
             Reason::NoRoute => Some(404),

@@ -4,16 +4,23 @@
 //! its socket, accept op and open connections; only its index into the new
 //! table changes. New ones are bound; removed ones stop accepting at once and
 //! their open connections get the drain timeout to finish.
+//!
+//! A listener stops without leaving a client in between: every connection
+//! whose handshake the kernel completed is served, and no new one completes.
+//! See [`Running::stop`].
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::future::poll_fn;
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use slab::Slab;
 
 use super::{bind_reason, StartError, WorkerCtx};
 use crate::rt::net::{TcpListener, TcpStream};
+use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
@@ -37,8 +44,9 @@ pub(super) struct ListenerSet {
 struct Running {
     key: ListenerKey,
     state: Rc<ListenerState>,
-    /// Held until the accept task takes it.
-    socket: Option<TcpListener>,
+    /// Shared with the accept task; the socket closes when both (and the
+    /// accept op) let go.
+    socket: Rc<TcpListener>,
     acceptor: Option<TaskId>,
 }
 
@@ -49,6 +57,9 @@ struct ListenerState {
     /// Set when a newer table dropped the listener: its connections stay on
     /// the table they run until they end.
     retired: Cell<bool>,
+    /// Set once the listener stopped listening: its accept task takes what
+    /// the kernel accepted already and ends.
+    stopped: Cell<bool>,
     /// The connection tasks it accepted that are still running.
     connections: RefCell<Slab<Option<TaskId>>>,
 }
@@ -71,7 +82,8 @@ impl ListenerSet {
     /// Spawns the accept task of every listener that has none yet.
     pub(super) fn start_accepting(&mut self, ctx: &Rc<WorkerCtx>) {
         for running in &mut self.running {
-            if let Some(socket) = running.socket.take() {
+            if running.acceptor.is_none() && !running.state.stopped.get() {
+                let socket = Rc::clone(&running.socket);
                 let task = accept_loop(Rc::clone(ctx), Rc::clone(&running.state), socket);
                 running.acceptor = Some(rt::spawn(task));
             }
@@ -130,13 +142,11 @@ impl ListenerSet {
         }
     }
 
-    /// Stops every accept task (shutdown); connections keep running.
-    pub(super) fn stop_accepting(&mut self) {
+    /// Stops every listener (shutdown); connections keep running, and
+    /// those the kernel had accepted already are served too.
+    pub(super) fn stop_accepting(&mut self, ctx: &Rc<WorkerCtx>) {
         for running in &mut self.running {
-            if let Some(task) = running.acceptor.take() {
-                rt::abort(task);
-            }
-            running.socket = None;
+            running.stop(ctx);
         }
     }
 }
@@ -148,22 +158,61 @@ impl Running {
             state: Rc::new(ListenerState {
                 index: Cell::new(index),
                 retired: Cell::new(false),
+                stopped: Cell::new(false),
                 connections: RefCell::new(Slab::new()),
             }),
-            socket: Some(socket),
+            socket: Rc::new(socket),
             acceptor: None,
         }
     }
 
-    /// Closes the socket now; cuts the connections still open after the
-    /// drain timeout. Returns the listener's state while it has
-    /// connections, so a worker drain can still reach them.
+    /// Stops listening now, without dropping a client whose connect the
+    /// kernel completed. Closing the socket (or cancelling the accept op
+    /// and letting the socket close when the cancel completes) would reset
+    /// every connection still in the accept queue, and some of those
+    /// clients have written a request already: lost requests. So, in one
+    /// go, before anything else runs on this worker:
+    ///
+    /// 1. accept what waits in the queue (non-blocking) and serve it;
+    /// 2. `shutdown(SHUT_RD)` the listening socket: Linux takes it out of
+    ///    the listening state at once, so from here a connect to this
+    ///    socket is refused (a client that never wrote a byte), and the
+    ///    armed accept op ends;
+    /// 3. wake the accept task, which takes the connections the ring
+    ///    accepted before the shutdown and then ends.
+    ///
+    /// The drain sets the connections' drain flag only after this, so a
+    /// client that reconnects because an answer said `connection: close`
+    /// finds the listener gone rather than a half-open accept queue.
+    fn stop(&mut self, ctx: &Rc<WorkerCtx>) {
+        if self.state.stopped.replace(true) {
+            return;
+        }
+        let socket = self.socket.socket();
+        if socket.set_nonblocking(true).is_ok() {
+            // The queue holds at most the backlog.
+            for _ in 0..BACKLOG {
+                match socket.accept() {
+                    Ok((client, _)) => {
+                        let client = TcpStream::from_std(client.into());
+                        start_connection(ctx, &self.state, client);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = socket.shutdown(Shutdown::Read);
+        if let Some(task) = self.acceptor.take() {
+            rt::wake(task);
+        }
+    }
+
+    /// Stops listening (as [`Running::stop`]); cuts the connections still
+    /// open after the drain timeout. Returns the listener's state while it
+    /// has connections, so a worker drain can still reach them.
     fn retire(mut self, ctx: &Rc<WorkerCtx>) -> Option<Rc<ListenerState>> {
         self.state.retired.set(true);
-        if let Some(task) = self.acceptor.take() {
-            rt::abort(task);
-        }
-        drop(self.socket.take());
+        self.stop(ctx);
         if self.state.connections.borrow().is_empty() {
             return None;
         }
@@ -193,21 +242,24 @@ async fn cut_after(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, timeout: Durati
     }
 }
 
-async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: TcpListener) {
+async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: Rc<TcpListener>) {
     let mut incoming = socket.incoming();
     loop {
-        match incoming.next().await {
-            Ok(client) => {
-                ctx.counters().accepted.add(1);
-                ctx.counters().active.add(1);
-                let slot = state.connections.borrow_mut().insert(None);
-                let task = connection(&ctx, &state, slot, client);
-                let id = rt::spawn(task);
-                if let Some(entry) = state.connections.borrow_mut().get_mut(slot) {
-                    *entry = Some(id);
-                }
+        // What the ring accepted already comes first, even once the
+        // listener stopped: those clients' connects completed.
+        let stopped = poll_fn(|_| {
+            if state.stopped.get() {
+                Poll::Ready(())
+            } else {
+                // `Running::stop` wakes this task.
+                Poll::Pending
             }
-            Err(e) => {
+        });
+        match select(incoming.next(), stopped).await {
+            Either::Left(Ok(client)) => start_connection(&ctx, &state, client),
+            // A stopped listener's accept op ends with an error.
+            Either::Left(Err(_)) if state.stopped.get() => return,
+            Either::Left(Err(e)) => {
                 ctx.counters().accept_errors.add(1);
                 if matches!(
                     e.raw_os_error(),
@@ -217,7 +269,20 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: TcpLi
                     let _ = sleep(Duration::from_millis(50)).await;
                 }
             }
+            Either::Right(()) => return,
         }
+    }
+}
+
+/// Counts an accepted connection and spawns its task.
+fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpStream) {
+    ctx.counters().accepted.add(1);
+    ctx.counters().active.add(1);
+    let slot = state.connections.borrow_mut().insert(None);
+    let task = connection(ctx, state, slot, client);
+    let id = rt::spawn(task);
+    if let Some(entry) = state.connections.borrow_mut().get_mut(slot) {
+        *entry = Some(id);
     }
 }
 

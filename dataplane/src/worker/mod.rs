@@ -372,8 +372,12 @@ async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wak
         }
     }
     ctx.draining.set(true);
+    // Listeners stop first, all of them, before any connection learns of
+    // the drain: an answer saying `connection: close` must never send a
+    // client back to a listener that still completes connects it will not
+    // serve (see `Running::stop`).
+    listeners.stop_accepting(&ctx);
     ctx.http.draining.set(true);
-    listeners.stop_accepting();
     listeners.wake_connections();
     let drained = select(wait_idle(&ctx), sleep(ctx.drain_timeout)).await;
     match drained {

@@ -4,6 +4,7 @@
 use std::io;
 use std::time::Duration;
 
+use super::clock::Clock;
 use super::inbound::Inbound;
 use super::send::send_range;
 use crate::buf::BufHandle;
@@ -23,6 +24,19 @@ pub(super) enum Delimit {
     Dechunk,
     /// Everything until the source closes.
     UntilClose,
+}
+
+/// What forwarding a body tells the connection's clock, so that a deadline
+/// passing in the middle is put down to the right side (a few cell writes
+/// per buffer, no timer).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Watch<'a> {
+    /// The request body: its waits for the client's bytes are noted.
+    Request(&'a Clock),
+    /// The response body: each wait for the upstream's next bytes may take
+    /// this long from when it begins (the response keeps going as long as
+    /// it keeps flowing), and sends to the client are noted.
+    Response(&'a Clock, Duration),
 }
 
 /// How forwarding a body ended.
@@ -45,7 +59,7 @@ pub(super) enum BodyEnd {
 /// Forwards a body delimited by `delimit` from `from` to `to`. Bytes after
 /// the body stay in `from` for the next message. `limit` bounds a chunked
 /// payload (a length is checked against it before forwarding starts);
-/// `timeout` bounds each send.
+/// `timeout` bounds each send; `watch` says what to tell the clock.
 pub(super) async fn forward(
     from: &mut Inbound,
     to: &TcpStream,
@@ -53,6 +67,7 @@ pub(super) async fn forward(
     limit: Option<u64>,
     timeout: Option<Duration>,
     bytes: &Counter,
+    watch: Watch<'_>,
 ) -> BodyEnd {
     let mut left = match delimit {
         Delimit::Length(0) => return BodyEnd::Done,
@@ -61,7 +76,19 @@ pub(super) async fn forward(
     };
     let mut decoder = ChunkedDecoder::new();
     loop {
-        let (buf, range) = match from.next().await {
+        let next = match watch {
+            Watch::Request(clock) => {
+                clock.waiting_for_body(true);
+                let next = from.next().await;
+                clock.waiting_for_body(false);
+                next
+            }
+            Watch::Response(clock, wait) => {
+                clock.extend(wait);
+                from.next().await
+            }
+        };
+        let (buf, range) = match next {
             Ok(Some(next)) => next,
             Ok(None) if delimit == Delimit::UntilClose => return BodyEnd::Done,
             Ok(None) => return BodyEnd::Cut,
@@ -72,7 +99,7 @@ pub(super) async fn forward(
                 let take = (range.len() as u64).min(left) as usize;
                 let end = range.start + take;
                 left -= take as u64;
-                let buf = match send(to, buf, range.start..end, timeout, bytes).await {
+                let buf = match send(to, buf, range.start..end, timeout, bytes, watch).await {
                     Ok(buf) => buf,
                     Err(e) => return BodyEnd::SinkFailed(e),
                 };
@@ -98,7 +125,7 @@ pub(super) async fn forward(
                     if delimit == Delimit::Dechunk {
                         if let Some(data) = step.data.clone() {
                             let data = at + data.start..at + data.end;
-                            buf = match send(to, buf, data, timeout, bytes).await {
+                            buf = match send(to, buf, data, timeout, bytes, watch).await {
                                 Ok(buf) => buf,
                                 Err(e) => return BodyEnd::SinkFailed(e),
                             };
@@ -108,7 +135,7 @@ pub(super) async fn forward(
                     done = step.done;
                 }
                 if delimit == Delimit::Chunked && at > range.start {
-                    buf = match send(to, buf, range.start..at, timeout, bytes).await {
+                    buf = match send(to, buf, range.start..at, timeout, bytes, watch).await {
                         Ok(buf) => buf,
                         Err(e) => return BodyEnd::SinkFailed(e),
                     };
@@ -129,9 +156,21 @@ async fn send(
     range: std::ops::Range<usize>,
     timeout: Option<Duration>,
     bytes: &Counter,
+    watch: Watch<'_>,
 ) -> io::Result<BufHandle> {
     let len = range.len();
-    let buf = send_range(to, buf, range, timeout).await?;
+    let client = match watch {
+        Watch::Response(clock, _) => Some(clock),
+        Watch::Request(_) => None,
+    };
+    if let Some(clock) = client {
+        clock.sending(true);
+    }
+    let buf = send_range(to, buf, range, timeout).await;
+    if let Some(clock) = client {
+        clock.sending(false);
+    }
+    let buf = buf?;
     bytes.add(len as u64);
     Ok(buf)
 }

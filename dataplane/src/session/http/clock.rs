@@ -8,6 +8,12 @@
 //! again. Only a deadline that moves earlier re-arms the timer. With
 //! back-to-back keep-alive requests that is one timer per timeout period,
 //! not one per request.
+//!
+//! In an exchange the clock also notes what the connection is waiting on
+//! (the client's body bytes, or a send to the client), so that a deadline
+//! passing there is put down to the side that held things up: a client
+//! that is slow to send or to read is the client's fault, never the
+//! upstream's.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -17,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::rt::{self, time::sleep};
+use crate::stats::http::Reason;
 
 /// What a connection is doing, for telling what a timeout means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +52,14 @@ pub(super) enum Phase {
 pub(super) struct Clock {
     phase: Cell<Phase>,
     deadline: Cell<Instant>,
+    /// In an exchange: the request body is waiting for the client's bytes.
+    body_wait: Cell<bool>,
+    /// In an exchange: the client is due to send its body (false while an
+    /// `Expect: 100-continue` request has had no interim answer: the
+    /// client is entitled to wait for one).
+    body_due: Cell<bool>,
+    /// In an exchange: a send to the client is under way.
+    sending: Cell<bool>,
 }
 
 impl Clock {
@@ -53,6 +68,9 @@ impl Clock {
         Self {
             phase: Cell::new(Phase::Idle),
             deadline: Cell::new(rt::now() + idle),
+            body_wait: Cell::new(false),
+            body_due: Cell::new(false),
+            sending: Cell::new(false),
         }
     }
 
@@ -60,6 +78,61 @@ impl Clock {
     pub(super) fn enter(&self, phase: Phase, timeout: Duration) {
         self.phase.set(phase);
         self.deadline.set(rt::now() + timeout);
+    }
+
+    /// Enters the exchange of request `route` to target `target`, whose
+    /// response head must come within `timeout`; `body_due`: the client
+    /// is to send its body without waiting for an interim answer.
+    pub(super) fn exchange(&self, route: usize, target: usize, timeout: Duration, body_due: bool) {
+        self.body_wait.set(false);
+        self.sending.set(false);
+        self.body_due.set(body_due);
+        self.enter(
+            Phase::Exchange {
+                route,
+                target,
+                started: false,
+            },
+            timeout,
+        );
+    }
+
+    /// Moves the deadline to `timeout` from now, keeping the phase: a
+    /// response body that goes on flowing is given that long for each next
+    /// piece.
+    pub(super) fn extend(&self, timeout: Duration) {
+        self.deadline.set(rt::now() + timeout);
+    }
+
+    /// Notes whether the request body is waiting for the client's bytes.
+    #[inline]
+    pub(super) fn waiting_for_body(&self, waiting: bool) {
+        self.body_wait.set(waiting);
+    }
+
+    /// Notes that an interim answer went to the client: from now on it
+    /// is due to send its body.
+    pub(super) fn body_now_due(&self) {
+        self.body_due.set(true);
+    }
+
+    /// Notes whether a send to the client is under way.
+    #[inline]
+    pub(super) fn sending(&self, sending: bool) {
+        self.sending.set(sending);
+    }
+
+    /// Why an exchange whose deadline passed is the client's fault, if it
+    /// is: it was not reading what ringway sent it, or ringway was waiting
+    /// for body bytes the client owed.
+    pub(super) fn client_fault(&self) -> Option<Reason> {
+        if self.sending.get() {
+            Some(Reason::ClientSendTimeout)
+        } else if self.body_wait.get() && self.body_due.get() {
+            Some(Reason::ClientTimeout)
+        } else {
+            None
+        }
     }
 
     /// Marks the response of the exchange as started (keeps the deadline).

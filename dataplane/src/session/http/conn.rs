@@ -3,7 +3,9 @@
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -26,6 +28,16 @@ use crate::table::route::RouteAction;
 const LINGER: Duration = Duration::from_secs(2);
 /// The most a lingering close reads before giving up: 1 MiB.
 const LINGER_BYTES: usize = 1 << 20;
+/// How long a drain keeps a connection that waits for its next request.
+/// A client sending requests back to back has the next one on its way (or
+/// written a moment ago) when the drain begins: closing at once would
+/// lose it. Kept open, the connection gets that request, answers it with
+/// `connection: close` and ends cleanly. One that stays quiet this long
+/// is between bursts; closing it then is the ordinary idle close, which
+/// clients handle (they see the FIN before their next use). A second is
+/// hundreds of round trips on any network ringway serves, and short
+/// beside the drain timeout (30 s by default).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 impl Conn {
     /// Serves requests until the connection ends, or until a request
@@ -50,12 +62,21 @@ impl Conn {
             let read = if std::mem::take(&mut head_ready) {
                 Ok(())
             } else {
-                clock.enter(Phase::Idle, timeouts.idle);
+                // The first request must begin within the header timeout: a
+                // connection that never sends a byte is not held for the
+                // idle timeout (minutes) meant for keep-alive clients.
+                let wait = if self.served {
+                    timeouts.idle
+                } else {
+                    timeouts.header.min(timeouts.idle)
+                };
+                clock.enter(Phase::Idle, wait);
                 self.read_head(&limits, timeouts.header, clock, draining)
                     .await
             };
             let after = match read {
                 Ok(()) => {
+                    self.served = true;
                     if let Some((table, index)) = newer(ctx.table.generation) {
                         return Ended::Newer(table, index);
                     }
@@ -82,7 +103,9 @@ impl Conn {
         }
     }
 
-    /// Reads the next request head; a drain ends the wait for one.
+    /// Reads the next request head. Once the worker drains, a connection
+    /// that has received no byte of one is closed after [`DRAIN_GRACE`] of
+    /// quiet, never while a request is arriving or already here.
     async fn read_head(
         &mut self,
         limits: &Limits,
@@ -91,19 +114,36 @@ impl Conn {
         draining: &Cell<bool>,
     ) -> Result<(), HeadFailure> {
         let req = &mut self.req;
+        let client = &self.client;
         let read = self.inbound.read_head(
             |bytes| req.parse(bytes, limits),
             limits.max_header_bytes,
             || clock.enter(Phase::Header, header_timeout),
         );
         let mut read = pin!(read);
-        // A drain closes a connection waiting for its next request; one that
-        // has begun sending a request gets its answer first.
+        let mut grace: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>> = None;
         poll_fn(|cx| {
-            if draining.get() && clock.phase() == Phase::Idle {
-                return Poll::Ready(Err(HeadFailure::Closed));
+            // What was received already is read first: a request that
+            // arrived as the drain began is served, not dropped.
+            if let Poll::Ready(read) = read.as_mut().poll(cx) {
+                return Poll::Ready(read);
             }
-            read.as_mut().poll(cx)
+            if !draining.get() || clock.phase() != Phase::Idle {
+                return Poll::Pending;
+            }
+            loop {
+                let timer = grace.get_or_insert_with(|| Box::pin(sleep(DRAIN_GRACE)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                grace = None;
+                // Bytes the kernel holds that no receive has delivered yet
+                // would turn the close into a reset and lose a request:
+                // wait for them instead (the armed receive brings them).
+                if !bytes_waiting(client) {
+                    return Poll::Ready(Err(HeadFailure::Closed));
+                }
+            }
         })
         .await
     }
@@ -115,7 +155,9 @@ impl Conn {
         // An answer ringway writes closes the connection when the request
         // has a body (it is left unread) or the client does not keep it.
         let has_body = !matches!(self.req.body, RequestBody::None | RequestBody::Length(0));
-        let close = has_body || !self.req.keep_alive;
+        // A draining worker ends each keep-alive connection by saying so on
+        // its next answer (proxied answers look at the flag themselves).
+        let close = has_body || !self.req.keep_alive || ctx.http.draining.get();
         if self.req.upgrade {
             return Err(Answer::new(
                 ctx.listener,
@@ -204,7 +246,11 @@ impl Conn {
                     After::Next
                 }
             }
-            Err(_) => After::Close,
+            Err(_) => {
+                // The answer is cut: say so with a reset.
+                let _ = self.client.reset_on_close();
+                After::Close
+            }
         }
     }
 
@@ -245,22 +291,39 @@ impl Conn {
                 target,
                 started,
             } => {
-                let Some(tally) = exchange::target_tally(ctx, route, target) else {
-                    return;
-                };
-                if started {
-                    // The client has part of the response: all it can be
-                    // told is that the response is cut short.
-                    tally.error(Reason::UpstreamTimeout);
-                    let _ = self.client.reset_on_close();
-                    return;
+                // A client too slow to send its body or to read the response
+                // is the client's fault: counted on the listener, never on
+                // the upstream's cluster.
+                if let Some(reason) = clock.client_fault() {
+                    if started || reason.status().is_none() {
+                        ctx.listener.error(reason);
+                        let _ = self.client.reset_on_close();
+                        return;
+                    }
+                    Answer::new(
+                        ctx.listener,
+                        reason,
+                        "the request body did not arrive in time",
+                        true,
+                    )
+                } else {
+                    let Some(tally) = exchange::target_tally(ctx, route, target) else {
+                        return;
+                    };
+                    if started {
+                        // The client has part of the response: all it can be
+                        // told is that the response is cut short.
+                        tally.error(Reason::UpstreamTimeout);
+                        let _ = self.client.reset_on_close();
+                        return;
+                    }
+                    Answer::new(
+                        tally,
+                        Reason::UpstreamTimeout,
+                        "the upstream did not answer in time",
+                        true,
+                    )
                 }
-                Answer::new(
-                    tally,
-                    Reason::UpstreamTimeout,
-                    "the upstream did not answer in time",
-                    true,
-                )
             }
         };
         let after = self.answer(ctx, clock, answer).await;
@@ -283,4 +346,17 @@ impl Conn {
         };
         let _ = select(drain, sleep(LINGER)).await;
     }
+}
+
+/// Whether the client has sent bytes that no receive has delivered yet: a
+/// non-blocking peek, one syscall, made only when a drain closes an idle
+/// connection.
+fn bytes_waiting(client: &crate::rt::net::TcpStream) -> bool {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    matches!(
+        client
+            .socket()
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT),
+        Ok(n) if n > 0
+    )
 }

@@ -48,6 +48,10 @@ pub(super) struct Conn {
     pub(super) resp: ResponseHead,
     /// Heads being written.
     pub(super) out: HeadBuf,
+    /// Whether a request head was read on this connection: until then the
+    /// wait for one is bounded by the header timeout, after it by the idle
+    /// timeout.
+    pub(super) served: bool,
 }
 
 /// What the connection does after a request.

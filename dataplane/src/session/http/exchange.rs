@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
 
-use super::body::{self, BodyEnd, Delimit};
+use super::body::{self, BodyEnd, Delimit, Watch};
 use super::clock::{Clock, Phase};
 use super::ctx::{After, Answer, Conn, Ctx};
 use super::inbound::{Inbound, HIGH_WATER_BUFFERS};
@@ -21,6 +21,7 @@ use crate::buf::Group;
 use crate::proto::h1::request::RequestBody;
 use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
+use crate::session::ResetIfCut;
 use crate::stats::http::{HttpCounters, Reason};
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::{Cluster, ClusterId};
@@ -68,16 +69,12 @@ pub(super) async fn proxy<'a>(
     let (pick, target) = pick_target(forward, http.random());
     let tally = target.tally.worker(http.worker);
     tally.requests.add(1);
-    clock.enter(
-        Phase::Exchange {
-            route: index,
-            target: pick,
-            started: false,
-        },
-        service.timeouts.request,
-    );
-
     let req = &conn.req;
+    // A client that asked `Expect: 100-continue` may hold its body back
+    // until it hears from the upstream; until then a wait for its body is
+    // not its fault.
+    clock.exchange(index, pick, service.timeouts.request, !req.expect_continue);
+
     let keep_alive = req.keep_alive;
     let request_body = match req.body {
         RequestBody::None => Delimit::Length(0),
@@ -94,6 +91,7 @@ pub(super) async fn proxy<'a>(
         edits: &route.response_headers,
         limits: service.limits,
         send_timeout: service.timeouts.send,
+        request_timeout: service.timeouts.request,
     };
     let rewrite = match (&forward.rewrite_prefix, &route.matcher.path) {
         (Some(to), Some(PathMatch::Prefix(from))) => Some((&**from, &**to)),
@@ -134,6 +132,9 @@ pub(super) async fn proxy<'a>(
     if quiet {
         conn.inbound.set_high_water(1);
     }
+    // Dropped in the middle (a deadline, the drain's cut), the exchange
+    // leaves the upstream with a reset: the request was abandoned.
+    let abandoned = ResetIfCut::new(&up_stream);
     let (outcome, body_done) = relay(
         conn,
         &mut up_in,
@@ -148,6 +149,7 @@ pub(super) async fn proxy<'a>(
     if quiet {
         conn.inbound.set_high_water(HIGH_WATER_BUFFERS);
     }
+    abandoned.disarm();
 
     match outcome {
         Outcome::Response(Response::Done { close, reusable }) => {
@@ -182,9 +184,13 @@ pub(super) async fn proxy<'a>(
             Ok(After::Close)
         }
         Outcome::Response(Response::Client(e)) => {
+            // The client's fault, counted on the listener. The response is
+            // cut: a reset, so that a client that reads again later cannot
+            // take the bytes it had for the whole (a close-delimited body).
             if e.kind() == io::ErrorKind::TimedOut {
-                tally.error(Reason::ClientSendTimeout);
+                ctx.listener.error(Reason::ClientSendTimeout);
             }
+            let _ = conn.client.reset_on_close();
             Ok(After::Close)
         }
         Outcome::ClientGone => Ok(After::Close),
@@ -277,6 +283,7 @@ async fn relay(
         terms.limits.max_body,
         None,
         &ctx.counters.bytes_from_clients,
+        Watch::Request(clock),
     ));
     let mut body_end: Option<BodyEnd> = None;
     let outcome = poll_fn(|cx| {

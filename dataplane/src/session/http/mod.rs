@@ -28,9 +28,10 @@ mod write;
 pub use self::ctx::Newer;
 pub use self::state::{sweep_pool, WorkerHttp};
 
+use std::net::IpAddr;
 use std::rc::Rc;
 
-use self::clock::Clock;
+use self::clock::{Clock, Phase};
 use self::ctx::{Conn, Ctx, Ended};
 use self::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use self::send::HeadBuf;
@@ -45,10 +46,12 @@ use crate::table::Service;
 
 /// Serves the client connection `client`, accepted on listener `listener`
 /// of `local` (an HTTP listener). Between requests it moves to the table
-/// `newer` finds, so a reload reaches keep-alive connections too.
+/// `newer` finds, so a reload reaches keep-alive connections too. If the
+/// task is dropped while a request is in hand (the drain deadline, a
+/// removed listener's cut), the client connection closes with a reset.
 pub async fn serve(
-    mut local: Rc<LocalTable>,
-    mut listener: usize,
+    local: Rc<LocalTable>,
+    listener: usize,
     client: TcpStream,
     counters: &Counters,
     http: &WorkerHttp,
@@ -60,20 +63,44 @@ pub async fn serve(
         // The client is already gone.
         None => return,
     };
-    let mut conn = Conn {
+    let Service::Http(service) = &local.table.listeners[listener].service else {
+        return;
+    };
+    // The request loop sets the first real deadline.
+    let clock = Clock::new(service.timeouts.idle);
+    let cut = CutMidRequest {
+        client: Some(client.clone()),
+        clock: &clock,
+    };
+    let conn = Conn {
         inbound: Inbound::new(client.recv_stream(Group::Client, HIGH_WATER_BUFFERS)),
         client,
         req: RequestHead::new(),
         resp: ResponseHead::new(),
         out: HeadBuf::default(),
+        served: false,
     };
-    let mut clock: Option<Clock> = None;
+    serve_requests(conn, local, listener, &clock, counters, http, newer, peer).await;
+    cut.disarm();
+}
+
+/// The request loop of [`serve`], on one table after another.
+#[allow(clippy::too_many_arguments)]
+async fn serve_requests(
+    mut conn: Conn,
+    mut local: Rc<LocalTable>,
+    mut listener: usize,
+    clock: &Clock,
+    counters: &Counters,
+    http: &WorkerHttp,
+    newer: &Newer<'_>,
+    peer: IpAddr,
+) {
     let mut head_ready = false;
     loop {
         let Service::Http(service) = &local.table.listeners[listener].service else {
             return;
         };
-        let clock = clock.get_or_insert_with(|| Clock::new(service.timeouts.idle));
         let ctx = Ctx {
             table: &local.table,
             service,
@@ -96,5 +123,32 @@ pub async fn serve(
         // table.
         (local, listener) = next;
         head_ready = true;
+    }
+}
+
+/// Resets the client connection if dropped (disarmed when the connection
+/// ends by itself) while a request is in hand: being read, or in an
+/// exchange. A response cut there must not end with a FIN that passes a
+/// close-delimited body off as complete, and a request cut there gets no
+/// answer. A connection cut while it waits for a request, or while it
+/// writes or lingers after an answer of ringway's own (whose length the
+/// client knows), closes as usual.
+struct CutMidRequest<'a> {
+    client: Option<TcpStream>,
+    clock: &'a Clock,
+}
+
+impl CutMidRequest<'_> {
+    fn disarm(mut self) {
+        self.client = None;
+    }
+}
+
+impl Drop for CutMidRequest<'_> {
+    fn drop(&mut self) {
+        let Some(client) = &self.client else { return };
+        if matches!(self.clock.phase(), Phase::Header | Phase::Exchange { .. }) {
+            let _ = client.reset_on_close();
+        }
     }
 }

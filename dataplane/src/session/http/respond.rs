@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
-use super::body::{self, BodyEnd, Delimit};
+use super::body::{self, BodyEnd, Delimit, Watch};
 use super::clock::Clock;
 use super::inbound::{HeadFailure, Inbound};
 use super::send::{send_all, HeadBuf};
@@ -65,6 +65,10 @@ pub(super) struct Terms<'a> {
     pub(super) limits: HttpLimits,
     /// Bounds each send of body data after the first buffer.
     pub(super) send_timeout: Duration,
+    /// Once the response head went, bounds each wait for more of the
+    /// upstream's body (before it, the exchange's deadline bounds the
+    /// wait for the head).
+    pub(super) request_timeout: Duration,
 }
 
 /// Reads the upstream's response and sends it on to the client.
@@ -81,7 +85,7 @@ pub(super) async fn respond(
         head,
         out,
     } = sides;
-    if let Err(failed) = read_final_head(upstream, client, head, out, terms).await {
+    if let Err(failed) = read_final_head(upstream, client, head, out, terms, clock).await {
         return failed;
     }
     let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
@@ -130,7 +134,10 @@ pub(super) async fn respond(
         }
     }
     let (first_len, first_end) = first.as_ref().map_or((0, 0), |(_, r)| (r.len(), r.end));
-    match send_all(client, out.take(), 0, first, None).await {
+    clock.sending(true);
+    let sent = send_all(client, out.take(), 0, first, None).await;
+    clock.sending(false);
+    match sent {
         Ok((head_buf, buf)) => {
             out.put(head_buf);
             counters.bytes_from_upstreams.add(first_len as u64);
@@ -150,6 +157,7 @@ pub(super) async fn respond(
         None,
         Some(terms.send_timeout),
         &counters.bytes_from_upstreams,
+        Watch::Response(clock, terms.request_timeout),
     )
     .await;
     match sent {
@@ -172,6 +180,7 @@ async fn read_final_head(
     head: &mut ResponseHead,
     out: &mut HeadBuf,
     terms: &Terms<'_>,
+    clock: &Clock,
 ) -> Result<(), Response> {
     let limits = terms.limits;
     loop {
@@ -206,10 +215,15 @@ async fn read_final_head(
         }
         if terms.version == Version::Http11 {
             write::interim(out.bytes(), head, upstream.head_bytes());
-            match send_all(client, out.take(), 0, None, None).await {
+            clock.sending(true);
+            let sent = send_all(client, out.take(), 0, None, None).await;
+            clock.sending(false);
+            match sent {
                 Ok((head_buf, _)) => out.put(head_buf),
                 Err(e) => return Err(Response::Client(e)),
             }
+            // A client that waited for a `100 Continue` has it now.
+            clock.body_now_due();
         }
         upstream.consume_head(head.len);
     }

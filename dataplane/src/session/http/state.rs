@@ -15,8 +15,10 @@ pub struct WorkerHttp {
     pub worker: usize,
     /// Idle upstream connections.
     pub pool: Pool,
-    /// Set when the worker begins to drain: idle client connections close,
-    /// busy ones close after their current response.
+    /// Set when the worker begins to drain (after its listeners stopped):
+    /// every answer from then on says `connection: close`, and a
+    /// connection waiting for its next request closes after a short grace
+    /// unless one arrives.
     pub draining: Cell<bool>,
     rng: Cell<u64>,
 }
