@@ -19,7 +19,9 @@ pub async fn connect_any(
 ) -> io::Result<TcpStream> {
     let n = cluster.endpoints.len();
     let first = rr.next(id.0 as usize, n);
-    let mut last_err = io::Error::other(format!("cluster `{}` has no endpoints", cluster.name));
+    // Built only when every endpoint failed: a connect that succeeds (the
+    // usual case) formats and allocates nothing.
+    let mut last_err = None;
     for attempt in 0..n {
         let addr = cluster.endpoints[(first + attempt) % n];
         match TcpStream::connect(addr, cluster.connect_timeout).await {
@@ -33,9 +35,11 @@ pub async fn connect_any(
                 } else {
                     counters.connect_failures.add(1);
                 }
-                last_err = e;
+                last_err = Some(e);
             }
         }
     }
-    Err(last_err)
+    Err(last_err.unwrap_or_else(|| {
+        io::Error::other(format!("cluster `{}` has no endpoints", cluster.name))
+    }))
 }
