@@ -12,7 +12,7 @@ use crate::rt::{self, time::sleep};
 use crate::stats::Counters;
 use crate::table::{ClusterId, Table};
 use crate::upstream::balance::RoundRobin;
-use crate::upstream::connect::connect_any;
+use crate::upstream::connect::{connect_any, ConnectError};
 
 /// How a proxied connection ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub enum Ending {
     Idle,
     /// No endpoint of the cluster accepted a connection.
     NoUpstream,
+    /// This host ran short of a resource of its own (descriptors, memory)
+    /// before an upstream connection could be made.
+    LocalShortage,
 }
 
 /// Serves `client`, accepted on listener `listener` of `table`, which sends
@@ -42,12 +45,18 @@ pub async fn serve(
     let cluster = table.cluster(id);
     let upstream = match connect_any(id, cluster, rr, counters).await {
         Ok(u) => u,
-        Err(_) => {
-            counters.no_upstream.add(1);
+        Err(e) => {
             // A reset, not a FIN: an empty but orderly stream would look
-            // like a successful exchange to the client.
+            // like a successful exchange to the client. (A local shortage
+            // is counted where it was met, not as a cluster out of reach.)
             let _ = client.reset_on_close();
-            return Ending::NoUpstream;
+            return match e {
+                ConnectError::Local(_) => Ending::LocalShortage,
+                ConnectError::Unreachable(_) => {
+                    counters.no_upstream.add(1);
+                    Ending::NoUpstream
+                }
+            };
         }
     };
     relay(client, upstream, listener.idle_timeout, counters).await

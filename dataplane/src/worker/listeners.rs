@@ -17,6 +17,7 @@ use crate::rt::net::{TcpListener, TcpStream};
 use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
+use crate::stats::shortage;
 use crate::table::{Protocol, Service, Table};
 
 /// Accept backlog of each worker's listening sockets.
@@ -193,13 +194,31 @@ async fn cut_after(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, timeout: Durati
     }
 }
 
+/// How long an accept loop pauses after a shortage (out of descriptors or
+/// memory): accepting again at once would fail again at once, spinning the
+/// worker, while the connection waits in the backlog either way. Short
+/// enough that a descriptor freed is used within a blink.
+const SHORTAGE_PAUSE: Duration = Duration::from_millis(50);
+
 async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: TcpListener) {
     let mut incoming = socket.incoming();
+    let cap = u64::try_from(ctx.max_connections).unwrap_or(u64::MAX);
     loop {
         match incoming.next().await {
             Ok(client) => {
-                ctx.counters().accepted.add(1);
-                ctx.counters().active.add(1);
+                let counters = ctx.counters();
+                if counters.active.get() >= cap {
+                    // This worker holds its share of runtime.max_connections:
+                    // the descriptors left are for the connections it
+                    // serves (their upstream sockets) and the admin API.
+                    // Closed with a reset, so the client learns at once that
+                    // it was turned away rather than waiting for an answer.
+                    counters.refused.add(1);
+                    let _ = client.reset_on_close();
+                    continue;
+                }
+                counters.accepted.add(1);
+                counters.active.add(1);
                 let slot = state.connections.borrow_mut().insert(None);
                 let task = connection(&ctx, &state, slot, client);
                 let id = rt::spawn(task);
@@ -209,12 +228,12 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: TcpLi
             }
             Err(e) => {
                 ctx.counters().accept_errors.add(1);
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
-                ) {
-                    // Out of a resource: accepting again at once would spin.
-                    let _ = sleep(Duration::from_millis(50)).await;
+                if shortage::is_local(&e) {
+                    let at = socket
+                        .local_addr()
+                        .map_or_else(|_| "?".into(), |a| a.to_string());
+                    shortage::report(format_args!("accepting on {at}"), &e);
+                    let _ = sleep(SHORTAGE_PAUSE).await;
                 }
             }
         }
