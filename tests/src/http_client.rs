@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::admin::{scalar, Metrics};
 use crate::http_wire::{body_framing, parse_field, split_head, Framing, Piece, Wire, WireError};
-use crate::net::{client, set_timeouts};
+use crate::net::{client, set_timeouts, try_client};
 
 /// Longest response head the client reads.
 const MAX_HEAD: usize = 1024 * 1024;
@@ -233,6 +233,14 @@ impl HttpConn {
         Self {
             wire: Wire::new(client(addr)),
         }
+    }
+
+    /// Like [`HttpConn::open`], but returns a failed connect (a proxy that
+    /// refuses connections may reset one before `connect` returns).
+    pub fn try_open(addr: SocketAddr) -> io::Result<Self> {
+        Ok(Self {
+            wire: Wire::new(try_client(addr)?),
+        })
     }
 
     /// The socket.
