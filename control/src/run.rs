@@ -157,7 +157,7 @@ fn describe(r: &WorkerReport) -> String {
     format!(
         "worker {} core={} accepted={} active={} bytes_from_clients={} bytes_from_upstreams={} \
          copied_bytes={} connect_failures={} connect_timeouts={} connect_local_failures={} \
-         no_upstream={} resets={} idle_timeouts={} accept_errors={} refused={} \
+         no_upstream={} resets={} idle_timeouts={} accept_errors={} refused={} pool_unsolicited={} \
          drain_cuts={} cut_at_drain={} sqes={} cqes={} enters={} enobufs={} \
          rearms={} defer_taskrun={} multishot_accept={} multishot_recv={}",
         r.index,
@@ -175,6 +175,7 @@ fn describe(r: &WorkerReport) -> String {
         s.idle_timeouts,
         s.accept_errors,
         s.refused,
+        s.pool_unsolicited,
         s.drain_cuts,
         r.cut_at_drain,
         r.ring.submitted,

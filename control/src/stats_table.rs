@@ -23,6 +23,7 @@ const ERRORS: &[&str] = &[
     "connect_failures",
     "connect_timeouts",
     "connect_local_failures",
+    "pool_unsolicited",
     "no_upstream",
     "resets",
     "idle_timeouts",

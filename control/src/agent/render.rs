@@ -240,6 +240,13 @@ const FIELDS: &[Field] = &[
         get: |s| s.connect_local_failures,
     },
     Field {
+        json: "pool_unsolicited",
+        metric: "ringway_upstream_pool_unsolicited_total",
+        kind: "counter",
+        help: "Idle pooled upstream connections closed because the upstream sent bytes no request asked for.",
+        get: |s| s.pool_unsolicited,
+    },
+    Field {
         json: "no_upstream",
         metric: "ringway_no_upstream_total",
         kind: "counter",

@@ -28,6 +28,9 @@ pub struct WorkerStats {
     /// Upstream connects that failed for want of a local resource (file
     /// descriptors, memory, local ports): not counted against the endpoint.
     pub connect_local_failures: u64,
+    /// Idle pooled upstream connections closed because the upstream sent
+    /// bytes that no request asked for.
+    pub pool_unsolicited: u64,
     /// Client connections closed because no endpoint of the cluster answered.
     pub no_upstream: u64,
     /// Connections closed by the idle timeout.
@@ -59,6 +62,7 @@ pub struct Counters {
     pub(crate) connect_failures: Counter,
     pub(crate) connect_timeouts: Counter,
     pub(crate) connect_local_failures: Counter,
+    pub(crate) pool_unsolicited: Counter,
     pub(crate) no_upstream: Counter,
     pub(crate) idle_timeouts: Counter,
     pub(crate) resets: Counter,
@@ -80,6 +84,7 @@ impl Counters {
             connect_failures: self.connect_failures.get(),
             connect_timeouts: self.connect_timeouts.get(),
             connect_local_failures: self.connect_local_failures.get(),
+            pool_unsolicited: self.pool_unsolicited.get(),
             no_upstream: self.no_upstream.get(),
             idle_timeouts: self.idle_timeouts.get(),
             resets: self.resets.get(),

@@ -380,7 +380,10 @@ pub fn bind_reason(e: &io::Error) -> String {
 /// drains. Returns the number of connections the drain timeout cut.
 async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wakeup) -> u64 {
     listeners.start_accepting(&ctx);
-    rt::spawn(session::http::sweep_pool(Rc::clone(&ctx.http)));
+    rt::spawn(session::http::sweep_pool(
+        Rc::clone(&ctx.http),
+        Arc::clone(&ctx.link),
+    ));
     loop {
         if let Err(e) = wakeup.wait().await {
             // Without its eventfd the worker can no longer hear the agent:

@@ -349,7 +349,7 @@ async fn connect(
         if pool.is_down(addr, now) {
             continue;
         }
-        if let Some(conn) = pool.take(addr, now) {
+        if let Some(conn) = pool.take(addr, now, ctx.counters) {
             return Ok(conn);
         }
         match connect_to(ctx, addr, cluster).await {
