@@ -85,6 +85,11 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
 
     let table = Arc::new(config.table.clone());
     let workers = Workers::start(&config.runtime, Arc::clone(&table), mode)?;
+    let budget = workers.budget();
+    if let Some(warning) = budget.warning() {
+        eprintln!("ringway: warning: {warning}");
+    }
+    eprintln!("ringway: {budget}");
     for l in &config.table.listeners {
         eprintln!(
             "ringway: listener `{}` on {} ({:?}) -> {}",
@@ -152,8 +157,9 @@ fn describe(r: &WorkerReport) -> String {
     let s = &r.stats;
     format!(
         "worker {} core={} accepted={} active={} bytes_from_clients={} bytes_from_upstreams={} \
-         copied_bytes={} connect_failures={} connect_timeouts={} no_upstream={} resets={} \
-         idle_timeouts={} accept_errors={} drain_cuts={} cut_at_drain={} sqes={} cqes={} enters={} enobufs={} \
+         copied_bytes={} connect_failures={} connect_timeouts={} connect_local_failures={} \
+         no_upstream={} resets={} idle_timeouts={} accept_errors={} refused={} pool_unsolicited={} \
+         drain_cuts={} cut_at_drain={} sqes={} cqes={} enters={} enobufs={} \
          rearms={} defer_taskrun={} multishot_accept={} multishot_recv={}",
         r.index,
         r.core,
@@ -164,10 +170,13 @@ fn describe(r: &WorkerReport) -> String {
         s.copied_bytes,
         s.connect_failures,
         s.connect_timeouts,
+        s.connect_local_failures,
         s.no_upstream,
         s.resets,
         s.idle_timeouts,
         s.accept_errors,
+        s.refused,
+        s.pool_unsolicited,
         s.drain_cuts,
         r.cut_at_drain,
         r.ring.submitted,

@@ -19,8 +19,11 @@ const COLUMNS: &[(&str, &str)] = &[
 /// Counters shown only when they are not zero.
 const ERRORS: &[&str] = &[
     "accept_errors",
+    "refused",
     "connect_failures",
     "connect_timeouts",
+    "connect_local_failures",
+    "pool_unsolicited",
     "no_upstream",
     "resets",
     "idle_timeouts",

@@ -13,6 +13,10 @@ pub struct RuntimeSettings {
     pub buffer_count: u16,
     /// How long open connections may keep going after shutdown begins.
     pub drain_timeout: std::time::Duration,
+    /// Most client connections open at once over all workers, each worker
+    /// taking an equal share; `None` derives it from the open-file limit
+    /// at start-up (see `worker::budget`).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for RuntimeSettings {
@@ -25,6 +29,7 @@ impl Default for RuntimeSettings {
             buffer_size: 32 * 1024,
             buffer_count: 256,
             drain_timeout: Duration::from_secs(30),
+            max_connections: None,
         }
     }
 }

@@ -147,7 +147,13 @@ impl Ringway {
     /// Like [`Ringway::start`], with the proxy's soft limit on open files
     /// set to `soft` (through `prlimit`, which then runs the proxy itself).
     pub fn start_with_fd_limit(config: &str, soft: u64) -> Self {
-        let hard = crate::net::fd_hard_limit();
+        Self::start_with_fd_limits(config, soft, crate::net::fd_hard_limit())
+    }
+
+    /// Like [`Ringway::start`], with the proxy's soft and hard limits on
+    /// open files set (through `prlimit`). With `hard` low too, the proxy
+    /// cannot raise its limit: it has to live with `soft` descriptors.
+    pub fn start_with_fd_limits(config: &str, soft: u64, hard: u64) -> Self {
         let mut command = Command::new("prlimit");
         command
             .arg(format!("--nofile={soft}:{hard}"))

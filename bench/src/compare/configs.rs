@@ -148,6 +148,10 @@ pub fn ringway(layout: &Layout) -> String {
 [runtime]
 worker_cores = [{core}]
 drain_timeout = \"2s\"
+# The clients the run needs, as HAProxy's `maxconn`: ringway would
+# otherwise derive its cap from the open-file limit at two files per
+# client, fewer than the memory run's idle keep-alive clients.
+max_connections = {clients}
 
 [admin]
 address = \"{admin}\"
@@ -160,6 +164,7 @@ idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
         mode = layout.mode,
         admin = layout.admin,
         listen = layout.listen,
+        clients = layout.clients(),
     );
     match layout.mode {
         Mode::Http => text.push_str(
@@ -487,6 +492,7 @@ mod tests {
             &[
                 "worker_cores = [1]",
                 "drain_timeout = \"2s\"",
+                "max_connections = 10096",
                 "address = \"127.0.0.1:19911\"",
                 "address = \"127.0.0.1:18080\"",
                 "protocol = \"http\"",

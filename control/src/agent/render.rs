@@ -213,6 +213,13 @@ const FIELDS: &[Field] = &[
         get: |s| s.accept_errors,
     },
     Field {
+        json: "refused",
+        metric: "ringway_connections_refused_total",
+        kind: "counter",
+        help: "Client connections closed on accept because the worker held its share of runtime.max_connections.",
+        get: |s| s.refused,
+    },
+    Field {
         json: "connect_failures",
         metric: "ringway_upstream_connect_failures_total",
         kind: "counter",
@@ -225,6 +232,20 @@ const FIELDS: &[Field] = &[
         kind: "counter",
         help: "Upstream connects that hit the cluster's connect timeout.",
         get: |s| s.connect_timeouts,
+    },
+    Field {
+        json: "connect_local_failures",
+        metric: "ringway_upstream_connect_local_failures_total",
+        kind: "counter",
+        help: "Upstream connects that failed for want of a local resource (file descriptors, memory, local ports); not counted against the endpoint.",
+        get: |s| s.connect_local_failures,
+    },
+    Field {
+        json: "pool_unsolicited",
+        metric: "ringway_upstream_pool_unsolicited_total",
+        kind: "counter",
+        help: "Idle pooled upstream connections closed because the upstream sent bytes no request asked for.",
+        get: |s| s.pool_unsolicited,
     },
     Field {
         json: "no_upstream",

@@ -51,6 +51,9 @@ const BUFFER_SIZE_MAX: i64 = 1 << 20;
 /// Largest `buffer_count`: the kernel's limit on entries in one provided
 /// buffer ring.
 const BUFFER_COUNT_MAX: i64 = 32768;
+/// Largest `max_connections`: the kernel's own ceiling on open files per
+/// process (`fs.nr_open` cannot go past 2^30), two per connection.
+const MAX_CONNECTIONS_MAX: i64 = 1 << 29;
 
 /// Checks a parsed file. `cores` are the core ids this process may run on,
 /// or `None` where the platform cannot tell. `previous` is the running table
@@ -172,6 +175,21 @@ impl Builder<'_> {
                 },
             ),
         };
+        let max_connections = match &file.max_connections {
+            None => Some(None),
+            Some(count) => self
+                .check(
+                    count,
+                    "runtime.max_connections",
+                    |&Int(n)| match usize::try_from(n) {
+                        Ok(count) if (1..=MAX_CONNECTIONS_MAX).contains(&n) => Ok(count),
+                        _ => Err(format!(
+                            "max connections {n} is not from 1 to {MAX_CONNECTIONS_MAX}"
+                        )),
+                    },
+                )
+                .map(Some),
+        };
 
         Some((
             RuntimeSettings {
@@ -179,6 +197,7 @@ impl Builder<'_> {
                 buffer_size: buffer_size?,
                 buffer_count: buffer_count?,
                 drain_timeout: drain_timeout?,
+                max_connections: max_connections?,
             },
             control_core?,
         ))

@@ -32,6 +32,7 @@ pub(crate) struct FileRuntime {
     pub(crate) drain_timeout: Option<Spanned<String>>,
     pub(crate) buffer_size: Option<Spanned<Int>>,
     pub(crate) buffer_count: Option<Spanned<Int>>,
+    pub(crate) max_connections: Option<Spanned<Int>>,
 }
 
 /// `[admin]`.

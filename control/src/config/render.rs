@@ -42,6 +42,10 @@ impl Config {
             "drain timeout: {}",
             duration::format(runtime.drain_timeout)
         );
+        let _ = match runtime.max_connections {
+            Some(n) => writeln!(out, "max connections: {n}"),
+            None => writeln!(out, "max connections: from the open-file limit at start-up"),
+        };
 
         let table = &self.table;
         let _ = writeln!(out, "listeners: {}", table.listeners.len());
@@ -88,6 +92,7 @@ impl Config {
                 drain_timeout: duration::format(self.runtime.drain_timeout),
                 buffer_size: self.runtime.buffer_size,
                 buffer_count: self.runtime.buffer_count,
+                max_connections: self.runtime.max_connections,
             },
             admin: OutAdmin {
                 address: self.admin.address.to_string(),
@@ -295,6 +300,10 @@ struct OutRuntime<'a> {
     drain_timeout: String,
     buffer_size: u32,
     buffer_count: u16,
+    // Left out when derived: it is a figure of the running process, not of
+    // the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
 }
 
 #[derive(Serialize)]

@@ -479,6 +479,31 @@ fn buffer_count_not_power_of_two() {
 }
 
 #[test]
+fn max_connections_is_optional_and_positive() {
+    assert_eq!(parse_ok(&minimal("", "")).runtime.max_connections, None);
+    let text = minimal("", "").replace(
+        "worker_cores = [0]",
+        "worker_cores = [0]\nmax_connections = 5000",
+    );
+    let config = parse_ok(&text);
+    assert_eq!(config.runtime.max_connections, Some(5000));
+    assert!(config.to_toml().contains("max_connections = 5000"));
+    for bad in ["0", "-1", "1073741824"] {
+        let text = minimal("", "").replace(
+            "worker_cores = [0]",
+            &format!("worker_cores = [0]\nmax_connections = {bad}"),
+        );
+        let error = only_error(&text);
+        assert_error(
+            &error,
+            line_of(&text, "max_connections", 0),
+            "runtime.max_connections",
+            &format!("max connections {bad} is not from 1 to 536870912"),
+        );
+    }
+}
+
+#[test]
 fn buffer_size_range_and_step() {
     for bad in ["4095", "5000", "0", "-4096", "2097152"] {
         let text = minimal("", "").replace(
@@ -692,6 +717,8 @@ fn to_toml_fills_in_defaults() {
         );
     }
     assert!(!dumped.contains("control_core"), "{dumped}");
+    // Derived from the open-file limit of the process that runs it.
+    assert!(!dumped.contains("max_connections"), "{dumped}");
 }
 
 #[test]

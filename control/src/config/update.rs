@@ -102,6 +102,15 @@ fn fixed_keys(
             b.buffer_count.to_string(),
         );
     }
+    if a.max_connections != b.max_connections {
+        let show = |n: Option<usize>| n.map_or_else(|| "derived".to_owned(), |n| n.to_string());
+        refuse(
+            span_of(file_runtime.and_then(|r| r.max_connections.as_ref().map(Spanned::span))),
+            "runtime.max_connections",
+            show(a.max_connections),
+            show(b.max_connections),
+        );
+    }
     if running.admin.address != next.admin.address {
         let admin = file.admin.as_ref();
         let span = admin

@@ -275,3 +275,61 @@ fn a_ring_below_its_reserve_copies_out_and_never_runs_dry() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn an_idle_receive_that_met_an_empty_ring_still_hears_what_came() {
+    use super::net::Heard;
+    // Hold all but the reserve (2 of 16), then have four idle sockets
+    // receive at once: the kernel fills two and ends the other two
+    // receives with ENOBUFS, leaving their bytes in the socket.
+    let rt = runtime();
+    rt.block_on(async {
+        let pool = buffers(Group::Upstream);
+        let mut held = Vec::new();
+        let mut keep = Vec::new();
+        while pool.available() > pool.reserve() {
+            let (mut peer, ours) = connected_pair();
+            let ours = TcpStream::from_std(ours);
+            let mut stream = ours.recv_stream(Group::Upstream, 8);
+            peer.write_all(b"h").expect("write");
+            held.push(stream.next().await.expect("recv").expect("data"));
+            keep.push((peer, ours, stream));
+        }
+        assert!(held.iter().all(|b| b.holds_ring_buffer()));
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            let (peer, ours) = connected_pair();
+            let ours = TcpStream::from_std(ours);
+            let mut stream = ours.recv_stream(Group::Upstream, 8);
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(std::pin::pin!(stream.next()).poll(&mut cx).is_pending());
+            idle.push((peer, ours, stream));
+        }
+        // The receives go to the kernel.
+        yield_now().await;
+        for (peer, _, _) in &mut idle {
+            peer.write_all(b"stray").expect("write");
+        }
+        // One entry: the kernel runs the four receives together.
+        yield_now().await;
+        let quiet = {
+            let (_peer, ours) = connected_pair();
+            let ours = TcpStream::from_std(ours);
+            let mut stream = ours.recv_stream(Group::Upstream, 8);
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(std::pin::pin!(stream.next()).poll(&mut cx).is_pending());
+            yield_now().await;
+            stream.heard()
+        };
+        assert_eq!(quiet, Heard::Nothing);
+        for (i, (_, _, stream)) in idle.iter_mut().enumerate() {
+            assert_eq!(stream.heard(), Heard::Bytes, "idle socket {i}");
+        }
+        assert!(
+            ring_stats().pools[1].enobufs >= 1,
+            "no receive met the empty ring: the test proved nothing"
+        );
+        drop(held);
+    })
+    .expect("runtime");
+}

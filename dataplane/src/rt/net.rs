@@ -182,6 +182,7 @@ impl TcpStream {
         RecvStream {
             socket: Rc::clone(&self.socket),
             multi: None,
+            arms: 0,
             high_water: high_water.max(1),
             multishot: super::features().multishot_recv,
             pool: super::buffers(group),
@@ -374,33 +375,59 @@ fn send_result(result: i32, timeout: Option<Duration>) -> io::Result<usize> {
     }
 }
 
+/// What an idle socket received while nobody read it ([`RecvStream::heard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Nothing.
+    Nothing,
+    /// An end of stream or an error: the peer closed it.
+    Closed,
+    /// Bytes.
+    Bytes,
+}
+
 /// Received buffers of one socket.
 #[derive(Debug)]
 pub struct RecvStream {
     socket: Rc<Socket>,
     multi: Option<MultiOp<Rc<Socket>>>,
+    /// Multishot receives armed so far (tells [`RecvStream::heard`] whether
+    /// the one waiting is the one that was waiting before).
+    arms: u32,
     high_water: usize,
     multishot: bool,
     pool: Rc<BufPool>,
 }
 
 impl RecvStream {
-    /// Whether data, an end of stream or an error arrived already, without
-    /// waiting: how an idle pooled connection is checked before reuse (a
-    /// FIN or reset the peer sent while it sat idle is in the queue by now).
-    /// Whatever arrived is dropped; the caller discards such a connection.
+    /// What arrived on this socket while nobody read it, without waiting:
+    /// how an idle pooled connection is checked before reuse (a FIN, a
+    /// reset or stray bytes the peer sent meanwhile). Whatever arrived is
+    /// consumed; the caller discards a socket that heard anything.
     ///
-    /// With multishot recv the armed receive has queued it. Without (or
-    /// when the receive is not armed, e.g. it ran out of buffers) a
-    /// non-blocking peek at the socket asks the kernel: one syscall.
-    pub fn has_arrived(&mut self) -> bool {
+    /// With multishot recv, the armed receive has queued whatever came. If
+    /// it is still the receive that was waiting, nothing came: no syscall.
+    /// If it had ended meanwhile (the buffer ring was empty when bytes came,
+    /// or a high-water stop) and polling it only re-armed it, the bytes may
+    /// sit in the socket with no completion: then, and without multishot
+    /// recv, a non-blocking peek asks the kernel (one syscall).
+    ///
+    /// Left open: bytes that reached the socket during the current loop
+    /// turn, whose completion the kernel posts at the next ring entry
+    /// (deferred task running). That is the same race as bytes arriving
+    /// just after the check, which no proxy can tell from an answer.
+    pub fn heard(&mut self) -> Heard {
         if self.multishot {
+            let waiting = self.multi.as_ref().is_some_and(|m| !m.is_done());
+            let arms = self.arms;
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if std::pin::pin!(self.next()).poll(&mut cx).is_ready() {
-                return true;
+            match std::pin::pin!(self.next()).poll(&mut cx) {
+                Poll::Ready(Ok(Some(_))) => return Heard::Bytes,
+                Poll::Ready(_) => return Heard::Closed,
+                Poll::Pending => {}
             }
-            if self.multi.as_ref().is_some_and(|m| !m.is_done()) {
-                return false;
+            if waiting && self.arms == arms {
+                return Heard::Nothing;
             }
         }
         let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
@@ -408,9 +435,10 @@ impl RecvStream {
             .socket
             .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
         {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            // A byte, the end of the stream (0) or an error: not idle.
-            _ => true,
+            Ok(0) => Heard::Closed,
+            Ok(_) => Heard::Bytes,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Heard::Nothing,
+            Err(_) => Heard::Closed,
         }
     }
 
@@ -450,6 +478,7 @@ impl RecvStream {
                     self.multi = Some(unsafe {
                         MultiOp::submit(entry, Rc::clone(&self.socket), self.high_water, selects)?
                     });
+                    self.arms = self.arms.wrapping_add(1);
                 }
                 let multi = self.multi.as_mut().expect("armed just above");
                 match poll_fn(|cx| multi.poll_next(cx)).await {

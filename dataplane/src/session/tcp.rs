@@ -13,7 +13,7 @@ use crate::rt::time::sleep;
 use crate::stats::Counters;
 use crate::table::{ClusterId, Table};
 use crate::upstream::balance::RoundRobin;
-use crate::upstream::connect::connect_any;
+use crate::upstream::connect::{connect_any, ConnectError};
 
 /// How a proxied connection ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub enum Ending {
     Idle,
     /// No endpoint of the cluster accepted a connection.
     NoUpstream,
+    /// This host ran short of a resource of its own (descriptors, memory)
+    /// before an upstream connection could be made.
+    LocalShortage,
 }
 
 /// Serves `client`, accepted on listener `listener` of `table`, which sends
@@ -48,11 +51,18 @@ pub async fn serve(
     let client_cut = ResetIfCut::new(&client);
     let upstream = match connect_any(id, cluster, rr, counters).await {
         Ok(u) => u,
-        Err(_) => {
-            counters.no_upstream.add(1);
+        Err(e) => {
             // A reset, not a FIN: an empty but orderly stream would look
-            // like a successful exchange to the client. (The guard does it.)
-            return Ending::NoUpstream;
+            // like a successful exchange to the client (the guard does it).
+            // A local shortage is counted where it was met, not as a
+            // cluster out of reach.
+            return match e {
+                ConnectError::Local(_) => Ending::LocalShortage,
+                ConnectError::Unreachable(_) => {
+                    counters.no_upstream.add(1);
+                    Ending::NoUpstream
+                }
+            };
         }
     };
     let upstream_cut = ResetIfCut::new(&upstream);

@@ -33,6 +33,10 @@ pub enum Reason {
     NoRoute,
     /// The cluster has no endpoint that accepted a connection (503).
     NoEndpoint,
+    /// This process ran short of a resource of its own (file descriptors,
+    /// memory, local ports) before it could reach the upstream (503). The
+    /// endpoint is not blamed for it.
+    LocalResources,
     /// The upstream refused or failed the connection (502).
     UpstreamRefused,
     /// The upstream reset or closed before a complete response head (502).
@@ -53,7 +57,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::BadRequest,
         Reason::HeaderTooLarge,
         Reason::UriTooLong,
@@ -62,6 +66,7 @@ impl Reason {
         Reason::NotImplemented,
         Reason::NoRoute,
         Reason::NoEndpoint,
+        Reason::LocalResources,
         Reason::UpstreamRefused,
         Reason::UpstreamReset,
         Reason::UpstreamBadResponse,
@@ -82,6 +87,7 @@ impl Reason {
             Reason::NotImplemented => "not_implemented",
             Reason::NoRoute => "no_route",
             Reason::NoEndpoint => "no_endpoint",
+            Reason::LocalResources => "local_resources",
             Reason::UpstreamRefused => "upstream_refused",
             Reason::UpstreamReset => "upstream_reset",
             Reason::UpstreamBadResponse => "upstream_bad_response",
@@ -104,7 +110,7 @@ impl Reason {
             Reason::BodyTooLarge => Some(413),
             Reason::NotImplemented => Some(501),
             Reason::NoRoute => Some(404),
-            Reason::NoEndpoint => Some(503),
+            Reason::NoEndpoint | Reason::LocalResources => Some(503),
             Reason::UpstreamRefused | Reason::UpstreamReset | Reason::UpstreamBadResponse => {
                 Some(502)
             }

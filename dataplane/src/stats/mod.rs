@@ -5,6 +5,7 @@
 //! lock. No counter on the forwarding path is written by two cores.
 
 pub mod http;
+pub mod shortage;
 
 use crate::counter::Counter;
 
@@ -17,10 +18,19 @@ pub struct WorkerStats {
     pub active: u64,
     /// Accepts that failed (for example out of file descriptors).
     pub accept_errors: u64,
+    /// Client connections closed at once on accept because the worker held
+    /// its share of `runtime.max_connections`.
+    pub refused: u64,
     /// Upstream connects refused, unreachable or otherwise failed.
     pub connect_failures: u64,
     /// Upstream connects that hit the cluster's connect timeout.
     pub connect_timeouts: u64,
+    /// Upstream connects that failed for want of a local resource (file
+    /// descriptors, memory, local ports): not counted against the endpoint.
+    pub connect_local_failures: u64,
+    /// Idle pooled upstream connections closed because the upstream sent
+    /// bytes that no request asked for.
+    pub pool_unsolicited: u64,
     /// Client connections closed because no endpoint of the cluster answered.
     pub no_upstream: u64,
     /// Connections closed by the idle timeout.
@@ -48,8 +58,11 @@ pub struct Counters {
     pub(crate) accepted: Counter,
     pub(crate) active: Counter,
     pub(crate) accept_errors: Counter,
+    pub(crate) refused: Counter,
     pub(crate) connect_failures: Counter,
     pub(crate) connect_timeouts: Counter,
+    pub(crate) connect_local_failures: Counter,
+    pub(crate) pool_unsolicited: Counter,
     pub(crate) no_upstream: Counter,
     pub(crate) idle_timeouts: Counter,
     pub(crate) resets: Counter,
@@ -67,8 +80,11 @@ impl Counters {
             accepted: self.accepted.get(),
             active: self.active.get(),
             accept_errors: self.accept_errors.get(),
+            refused: self.refused.get(),
             connect_failures: self.connect_failures.get(),
             connect_timeouts: self.connect_timeouts.get(),
+            connect_local_failures: self.connect_local_failures.get(),
+            pool_unsolicited: self.pool_unsolicited.get(),
             no_upstream: self.no_upstream.get(),
             idle_timeouts: self.idle_timeouts.get(),
             resets: self.resets.get(),

@@ -3,9 +3,15 @@
 //! Keyed by address rather than by cluster, so a pool survives table changes
 //! that keep the endpoint. Connections are reused last-in first-out (the most
 //! recently used one is the least likely to have been closed by the peer).
-//! Each keeps its multishot recv armed while idle, so a FIN or reset the
-//! upstream sends meanwhile is already queued when the connection is asked
-//! for: such a connection is dropped, never handed a request.
+//!
+//! An idle connection must hear nothing: a FIN or reset means the upstream
+//! closed it, and a byte means the upstream wrote something no request asked
+//! for. Sent a request, such a connection would hand those bytes to the
+//! client as the response (another client's bytes, or garbage) and its real
+//! answer, if any, to the next client. So a connection is checked when it is
+//! taken (in the same loop turn as its request's send is queued) and at
+//! every sweep, and dropped if it heard anything ([`RecvStream::heard`]);
+//! bytes are counted in `pool_unsolicited`.
 //!
 //! The pool also remembers endpoints whose connect just failed (passive
 //! health): they are held out for [`HOLD_DOWN`] so every request does not pay
@@ -16,7 +22,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::rt::net::{RecvStream, TcpStream};
+use crate::rt::net::{Heard, RecvStream, TcpStream};
+use crate::stats::Counters;
 use crate::table::route::PoolSettings;
 
 /// How long an endpoint whose connect failed is held out on this worker.
@@ -48,6 +55,21 @@ struct Idle {
     timeout: Duration,
 }
 
+impl Idle {
+    /// Whether the connection heard nothing while idle; counts bytes it
+    /// heard.
+    fn still_quiet(&mut self, counters: &Counters) -> bool {
+        match self.conn.recv.heard() {
+            Heard::Nothing => true,
+            Heard::Closed => false,
+            Heard::Bytes => {
+                counters.pool_unsolicited.add(1);
+                false
+            }
+        }
+    }
+}
+
 /// One worker's pools.
 #[derive(Debug, Default)]
 pub struct Pool {
@@ -56,14 +78,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// An idle connection to `addr` that is still open, if there is one.
-    pub fn take(&self, addr: SocketAddr, now: Instant) -> Option<Upstream> {
+    /// An idle connection to `addr` that is still open and heard nothing,
+    /// if there is one. Those expired or that heard anything are dropped
+    /// (closing them) on the way.
+    pub fn take(&self, addr: SocketAddr, now: Instant, counters: &Counters) -> Option<Upstream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         while let Some(mut entry) = list.pop() {
-            if now.duration_since(entry.since) >= entry.timeout || entry.conn.recv.has_arrived() {
-                // Expired, or the upstream closed (or spoke out of turn):
-                // dropping it closes the socket.
+            if now.duration_since(entry.since) >= entry.timeout || !entry.still_quiet(counters) {
                 continue;
             }
             entry.conn.reused = true;
@@ -90,15 +112,13 @@ impl Pool {
         });
     }
 
-    /// Closes idle connections past their idle timeout or closed by the
-    /// upstream. Returns how many are left.
-    pub fn sweep(&self, now: Instant) -> usize {
+    /// Closes idle connections past their idle timeout, closed by the
+    /// upstream or that heard bytes. Returns how many are left.
+    pub fn sweep(&self, now: Instant, counters: &Counters) -> usize {
         let mut idle = self.idle.borrow_mut();
         let mut left = 0;
         idle.retain(|_, list| {
-            list.retain_mut(|e| {
-                now.duration_since(e.since) < e.timeout && !e.conn.recv.has_arrived()
-            });
+            list.retain_mut(|e| now.duration_since(e.since) < e.timeout && e.still_quiet(counters));
             left += list.len();
             !list.is_empty()
         });

@@ -24,6 +24,7 @@ use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
+use crate::stats::shortage;
 use crate::table::{Protocol, Service, Table};
 
 /// Accept backlog of each worker's listening sockets.
@@ -242,6 +243,12 @@ async fn cut_after(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, timeout: Durati
     }
 }
 
+/// How long an accept loop pauses after a shortage (out of descriptors or
+/// memory): accepting again at once would fail again at once, spinning the
+/// worker, while the connection waits in the backlog either way. Short
+/// enough that a descriptor freed is used within a blink.
+const SHORTAGE_PAUSE: Duration = Duration::from_millis(50);
+
 async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: Rc<TcpListener>) {
     let mut incoming = socket.incoming();
     loop {
@@ -261,12 +268,12 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: Rc<Tc
             Either::Left(Err(_)) if state.stopped.get() => return,
             Either::Left(Err(e)) => {
                 ctx.counters().accept_errors.add(1);
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
-                ) {
-                    // Out of a resource: accepting again at once would spin.
-                    let _ = sleep(Duration::from_millis(50)).await;
+                if shortage::is_local(&e) {
+                    let at = socket
+                        .local_addr()
+                        .map_or_else(|_| "?".into(), |a| a.to_string());
+                    shortage::report(format_args!("accepting on {at}"), &e);
+                    let _ = sleep(SHORTAGE_PAUSE).await;
                 }
             }
             Either::Right(()) => return,
@@ -274,10 +281,22 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: Rc<Tc
     }
 }
 
-/// Counts an accepted connection and spawns its task.
+/// Counts an accepted connection and spawns its task, or turns it away when
+/// this worker holds its share of `runtime.max_connections`.
 fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpStream) {
-    ctx.counters().accepted.add(1);
-    ctx.counters().active.add(1);
+    let counters = ctx.counters();
+    let cap = u64::try_from(ctx.max_connections).unwrap_or(u64::MAX);
+    if counters.active.get() >= cap {
+        // The descriptors left are for the connections this worker serves
+        // (their upstream sockets) and the admin API. Closed with a reset,
+        // so the client learns at once that it was turned away rather than
+        // waiting for an answer.
+        counters.refused.add(1);
+        let _ = client.reset_on_close();
+        return;
+    }
+    counters.accepted.add(1);
+    counters.active.add(1);
     let slot = state.connections.borrow_mut().insert(None);
     let task = connection(ctx, state, slot, client);
     let id = rt::spawn(task);

@@ -5,7 +5,10 @@
 //! control agent writes it after putting a table in the worker's handoff
 //! slot or raising its stop flag (see [`crate::link::WorkerLink`]).
 
+mod budget;
 mod listeners;
+
+pub use self::budget::ConnectionBudget;
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -104,6 +107,8 @@ pub struct Workers {
     /// The reading end of the pipe every worker notifies when it
     /// acknowledges a table or exits; the agent takes it.
     acks: Option<OwnedFd>,
+    /// The client connections the workers take.
+    budget: ConnectionBudget,
 }
 
 impl Workers {
@@ -115,12 +120,20 @@ impl Workers {
         table: Arc<Table>,
         mode: FeatureMode,
     ) -> Result<Self, StartError> {
+        // Counted before the workers open anything: the budget adds what
+        // each of them will.
+        let budget = ConnectionBudget::plan(
+            settings.max_connections,
+            settings.worker_cores.len(),
+            table.listeners.len(),
+        );
         let (ack_notify, acks) =
             signal_pipe().map_err(|source| StartError::Spawn { worker: 0, source })?;
         let mut workers = Self {
             threads: Vec::new(),
             links: Vec::new(),
             acks: Some(acks),
+            budget,
         };
         let mut pending = Vec::new();
         for (index, &core) in settings.worker_cores.iter().enumerate() {
@@ -147,6 +160,7 @@ impl Workers {
                     features: mode,
                 },
                 drain_timeout: settings.drain_timeout,
+                max_connections: budget.per_worker,
             };
             let table = Arc::clone(&table);
             let worker_link = Arc::clone(&link);
@@ -191,6 +205,11 @@ impl Workers {
         self.acks.take()
     }
 
+    /// The client connections the workers take, and where that came from.
+    pub fn budget(&self) -> ConnectionBudget {
+        self.budget
+    }
+
     /// What the agent shares with each worker, in worker order.
     pub fn links(&self) -> &[Arc<WorkerLink>] {
         &self.links
@@ -225,6 +244,7 @@ struct WorkerConfig {
     core: usize,
     runtime: RuntimeConfig,
     drain_timeout: Duration,
+    max_connections: usize,
 }
 
 /// State shared by the tasks of one worker (one thread, no locks).
@@ -233,6 +253,9 @@ struct WorkerCtx {
     link: Arc<WorkerLink>,
     table: RefCell<TableHandle>,
     drain_timeout: Duration,
+    /// Client connections this worker holds at most; past it, new ones are
+    /// closed on accept.
+    max_connections: usize,
     /// Woken when the active connection count drops to zero.
     idle_waker: RefCell<Option<Waker>>,
     draining: Cell<bool>,
@@ -296,6 +319,7 @@ fn run_worker(
         table: RefCell::new(TableHandle::new(Arc::clone(&table), config.index)),
         link: Arc::clone(&link),
         drain_timeout: config.drain_timeout,
+        max_connections: config.max_connections,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
         http: Rc::new(WorkerHttp::new(config.index, random_seed(config.index))),
@@ -356,7 +380,10 @@ pub fn bind_reason(e: &io::Error) -> String {
 /// drains. Returns the number of connections the drain timeout cut.
 async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wakeup) -> u64 {
     listeners.start_accepting(&ctx);
-    rt::spawn(session::http::sweep_pool(Rc::clone(&ctx.http)));
+    rt::spawn(session::http::sweep_pool(
+        Rc::clone(&ctx.http),
+        Arc::clone(&ctx.link),
+    ));
     loop {
         if let Err(e) = wakeup.wait().await {
             // Without its eventfd the worker can no longer hear the agent:

@@ -76,6 +76,24 @@ fn fixed_keys_are_refused_with_their_line() {
 }
 
 #[test]
+fn max_connections_is_fixed_while_running() {
+    let next = RUNNING.replace(
+        "worker_cores = [0]",
+        "worker_cores = [0]\nmax_connections = 100",
+    );
+    let errors = parse_update(&next, "next.toml", &running(), CORES, bind_ok)
+        .expect_err("max_connections changed")
+        .to_string();
+    assert!(
+        errors.starts_with(
+            "next.toml:4:19: runtime.max_connections: cannot change while ringway runs \
+             (derived -> 100)"
+        ),
+        "{errors}"
+    );
+}
+
+#[test]
 fn a_new_listener_that_cannot_be_bound_is_refused_and_a_kept_one_is_not_probed() {
     let next = format!(
         "{RUNNING}\n[[listeners]]\nname = \"extra\"\naddress = \"127.0.0.1:8081\"\nprotocol = \"tcp\"\ncluster = \"app\"\n"

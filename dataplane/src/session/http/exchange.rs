@@ -23,6 +23,7 @@ use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::session::ResetIfCut;
 use crate::stats::http::{HttpCounters, Reason};
+use crate::stats::shortage;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::{Cluster, ClusterId};
 use crate::upstream::pool::Upstream;
@@ -350,7 +351,8 @@ async fn send_head(upstream: &Upstream, out: Outgoing) -> Result<Outgoing, Unsen
 
 /// An upstream connection to an endpoint of `cluster`: the round-robin pick
 /// first, then the others; idle pooled connections before new ones;
-/// endpoints whose connect failed lately are skipped.
+/// endpoints whose connect failed lately are skipped. A local shortage ends
+/// the search at once: every other endpoint would meet it too.
 async fn connect(
     ctx: &Ctx<'_>,
     id: ClusterId,
@@ -366,11 +368,12 @@ async fn connect(
         if pool.is_down(addr, now) {
             continue;
         }
-        if let Some(conn) = pool.take(addr, now) {
+        if let Some(conn) = pool.take(addr, now, ctx.counters) {
             return Ok(conn);
         }
         match connect_to(ctx, addr, cluster).await {
             Ok(conn) => return Ok(conn),
+            Err(e) if e.0 == Reason::LocalResources => return Err(e),
             Err(e) => failure = Some(e),
         }
     }
@@ -386,7 +389,10 @@ async fn connect(
     }))
 }
 
-/// A new connection to `addr`; a failure holds the endpoint out.
+/// A new connection to `addr`. A failure holds the endpoint out, unless it
+/// was this host's own shortage (descriptors, memory, local ports): that is
+/// no sign of the endpoint's health, so it is neither counted against the
+/// endpoint nor held against it.
 async fn connect_to(
     ctx: &Ctx<'_>,
     addr: SocketAddr,
@@ -403,6 +409,14 @@ async fn connect_to(
                 scratch: Vec::new(),
                 reused: false,
             })
+        }
+        Err(e) if shortage::is_local(&e) => {
+            ctx.counters.connect_local_failures.add(1);
+            shortage::report(format_args!("connecting to {addr}"), &e);
+            Err((
+                Reason::LocalResources,
+                format!("out of a local resource, no upstream connection can be made now ({e})"),
+            ))
         }
         Err(e) => {
             if e.kind() == io::ErrorKind::TimedOut {

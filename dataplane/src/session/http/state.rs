@@ -2,8 +2,10 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::link::WorkerLink;
 use crate::rt::{self, time::sleep};
 use crate::upstream::pool::Pool;
 
@@ -47,13 +49,14 @@ impl WorkerHttp {
     }
 }
 
-/// Closes the worker's idle upstream connections that expired or that the
-/// upstream closed, once a second, for as long as the worker runs.
-pub async fn sweep_pool(http: Rc<WorkerHttp>) {
+/// Closes the worker's idle upstream connections that expired, that the
+/// upstream closed or that heard bytes, once a second, for as long as the
+/// worker runs; `link` holds the worker's counters.
+pub async fn sweep_pool(http: Rc<WorkerHttp>, link: Arc<WorkerLink>) {
     loop {
         if sleep(Duration::from_secs(1)).await.is_err() {
             return;
         }
-        http.pool.sweep(rt::now());
+        http.pool.sweep(rt::now(), link.counters());
     }
 }
