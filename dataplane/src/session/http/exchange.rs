@@ -28,6 +28,14 @@ use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::{Cluster, ClusterId};
 use crate::upstream::pool::Upstream;
 
+/// Buffers a client's receive may hold during the exchange of a request
+/// without a body. Two, not one: a keep-alive client that got its answer
+/// often sends its next request before the worker has seen the answer's
+/// send complete, and that one segment must not stop and re-arm the
+/// receive (a cancel and a new receive: measured at about 2% of requests
+/// under closed-loop load with a high water of one).
+const QUIET_HIGH_WATER: usize = 2;
+
 /// The tally of target `target` of route `route` of the connection's
 /// listener, if the route still forwards there.
 pub(super) fn target_tally<'a>(
@@ -126,12 +134,13 @@ pub(super) async fn proxy<'a>(
     } = upstream;
     let mut up_in = Inbound::with_scratch(recv, scratch);
     // A request without a body leaves the client nothing to send until the
-    // answer: what it sends anyway (a pipelined request, or bytes meant to
-    // pile up buffers) is held to one buffer until the request loop reads
-    // on, so no set of clients can take the buffers others need.
+    // answer: what it sends anyway (bytes meant to pile up buffers, or a
+    // pipelined request) is held to `QUIET_HIGH_WATER` buffers until the
+    // request loop reads on, so no set of clients can take the buffers
+    // others need.
     let quiet = matches!(request_body, Delimit::Length(0));
     if quiet {
-        conn.inbound.set_high_water(1);
+        conn.inbound.set_high_water(QUIET_HIGH_WATER);
     }
     // Dropped in the middle (a deadline, the drain's cut), the exchange
     // leaves the upstream with a reset: the request was abandoned.
