@@ -6,6 +6,7 @@
 //! that were woken, then makes one `io_uring_enter` that submits everything
 //! they queued and, when no task is ready, waits for completions.
 
+mod counters;
 pub(crate) mod driver;
 pub mod executor;
 pub mod net;
