@@ -25,6 +25,7 @@ use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
 use crate::stats::shortage;
+use crate::table::handle::LocalTable;
 use crate::table::{Protocol, Service, Table};
 
 /// Accept backlog of each worker's listening sockets.
@@ -58,6 +59,11 @@ struct ListenerState {
     /// Set when a newer table dropped the listener: its connections stay on
     /// the table they run until they end.
     retired: Cell<bool>,
+    /// The last table that had this listener, set when it was retired:
+    /// connections its accept task still hands out (the kernel accepted
+    /// them before the listener stopped) run on it, since the worker's
+    /// current table no longer has the listener at `index`.
+    last_table: RefCell<Option<Rc<LocalTable>>>,
     /// Set once the listener stopped listening: its accept task takes what
     /// the kernel accepted already and ends.
     stopped: Cell<bool>,
@@ -159,6 +165,7 @@ impl Running {
             state: Rc::new(ListenerState {
                 index: Cell::new(index),
                 retired: Cell::new(false),
+                last_table: RefCell::new(None),
                 stopped: Cell::new(false),
                 connections: RefCell::new(Slab::new()),
             }),
@@ -213,6 +220,9 @@ impl Running {
     /// has connections, so a worker drain can still reach them.
     fn retire(mut self, ctx: &Rc<WorkerCtx>) -> Option<Rc<ListenerState>> {
         self.state.retired.set(true);
+        // The worker still runs the table that has this listener (it adopts
+        // the new one after reconciling).
+        *self.state.last_table.borrow_mut() = Some(Rc::clone(ctx.table.borrow().current()));
         self.stop(ctx);
         if self.state.connections.borrow().is_empty() {
             return None;
@@ -319,7 +329,10 @@ fn connection(
         state: Rc::clone(state),
         slot,
     };
-    let local = Rc::clone(ctx.table.borrow().current());
+    let local = match &*state.last_table.borrow() {
+        Some(table) => Rc::clone(table),
+        None => Rc::clone(ctx.table.borrow().current()),
+    };
     let listener = state.index.get();
     async move {
         let ctx = &guard.ctx;
