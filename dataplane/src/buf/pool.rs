@@ -8,7 +8,7 @@
 //!   completions waiting that its consumer has not taken (its high water).
 //!   The reactor asks [`BufPool::share`] for that number at each completion:
 //!   the full high water while at least half the ring is free, then
-//!   proportionally less, down to one buffer, so the more connections hold
+//!   proportionally less, down to two buffers, so the more connections hold
 //!   buffers, the fewer each may hold.
 //! - *Reserve.* Once fewer than [`BufPool::reserve`] buffers are free, every
 //!   buffer the kernel fills is copied out at once into memory of the exact
@@ -246,7 +246,11 @@ impl BufPool {
 
     /// The high water a multishot receive that asked for `wanted` buffers
     /// may have now: all of them while at least half the ring is free, then
-    /// proportionally fewer as it drains, never less than one.
+    /// proportionally fewer as it drains, never less than two (or `wanted`,
+    /// if less). Not one: a receive stops once that many completions wait,
+    /// so a high water of one would stop and re-arm every stream after each
+    /// buffer, victims that keep up included, at a cancel, a re-arm and a
+    /// loop turn a buffer.
     #[inline]
     pub(crate) fn share(&self, wanted: usize) -> usize {
         let free = self.available.get() as usize;
@@ -254,7 +258,7 @@ impl BufPool {
         if free >= half {
             wanted
         } else {
-            (wanted * free / half).max(1)
+            (wanted * free / half).max(wanted.min(2))
         }
     }
 
@@ -311,16 +315,20 @@ impl BufPool {
         Ok(())
     }
 
-    /// Puts buffer `bid` back in the ring and wakes the task that has waited
-    /// longest for one: one buffer, one waiter (waking them all would have
-    /// every one of them re-arm a receive for a single buffer).
+    /// Puts buffer `bid` back in the ring and wakes as many of the tasks
+    /// that have waited longest as there are free buffers: waking them all
+    /// would have every one of them re-arm a receive for one buffer, and
+    /// waking just one could hand the wake to a task that no longer waits
+    /// (dropped, or gone on through a timer), stranding a real waiter while
+    /// buffers sit free.
     pub(super) fn recycle(&self, bid: u16) {
         self.push(bid);
         self.publish_tail();
         self.available.set(self.available.get() + 1);
         self.counters.in_use.sub(1);
-        let next = self.waiters.borrow_mut().pop_front();
-        if let Some(w) = next {
+        for _ in 0..self.available.get() {
+            let next = self.waiters.borrow_mut().pop_front();
+            let Some(w) = next else { break };
             w.wake();
         }
     }

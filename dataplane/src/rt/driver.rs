@@ -474,11 +474,14 @@ impl Driver {
     }
 
     /// For each cancel that failed in the last reap: if its target is an
-    /// orphaned receive that is still running (no final completion came in
-    /// the same batch), shut its socket down. Nobody will read that socket
-    /// again (its owner is gone), and the shutdown is what makes the kernel
-    /// end the receive, so the op completes and the socket closes instead
-    /// of staying open forever.
+    /// orphaned multishot receive that is still running (no final
+    /// completion came in the same batch), shut its socket's reading side
+    /// down. Its stream is gone, and a stream is dropped only when its
+    /// socket is done being read (a connection's end, a pool dropping a
+    /// connection); one-shot receives, which a dropped `next` future can
+    /// orphan on a live connection, register no socket here. The shutdown
+    /// is what makes the kernel end the receive, so the op completes and
+    /// the socket closes instead of staying open forever.
     fn unstick_failed_cancels(&mut self) {
         while let Some(target) = self.failed_cancels.pop() {
             let (key, _, generation) = decode(target);
@@ -492,8 +495,10 @@ impl Driver {
             if slot.fd >= 0 {
                 // SAFETY: not memory-related; `fd` is the socket the
                 // orphan keeps open (it owns an `Rc` of it), so it is
-                // still this socket and not a reused number.
-                unsafe { libc::shutdown(slot.fd, libc::SHUT_RDWR) };
+                // still this socket and not a reused number. Only the
+                // reading side: it ends the receive, and sends nothing, so
+                // a reset the owner asked for on close still goes out.
+                unsafe { libc::shutdown(slot.fd, libc::SHUT_RD) };
             }
         }
     }
@@ -659,7 +664,10 @@ impl Driver {
         let targets: Vec<u64> = self
             .slots
             .iter()
-            .filter(|(_, s)| !s.finished)
+            // Not those cancelled already (high-water stops, orphans) nor
+            // linked timeouts (a cancel cannot find them; their op's end
+            // ends them).
+            .filter(|(_, s)| !s.finished && !s.cancel_sent)
             .map(|(k, s)| encode(k, s.group, s.generation))
             .collect();
         for t in targets {

@@ -204,7 +204,7 @@ impl Wake for Count {
 }
 
 #[test]
-fn a_returned_buffer_wakes_one_waiter_and_a_waiter_waits_once() {
+fn a_returned_buffer_wakes_each_waiter_once() {
     let rt = runtime();
     rt.block_on(async {
         let pool = buffers(Group::Client);
@@ -217,7 +217,8 @@ fn a_returned_buffer_wakes_one_waiter_and_a_waiter_waits_once() {
         pool.wait_for_buffer(&wa);
         pool.wait_for_buffer(&wb);
         assert_eq!(pool.waiting(), 2, "a waker polled twice waits once");
-        // One buffer comes back: the oldest waiter alone is woken.
+        // One buffer comes back, with many free: both waiters may go on,
+        // each woken once, oldest first.
         let (mut peer, ours) = connected_pair();
         let ours = TcpStream::from_std(ours);
         let mut stream = ours.recv_stream(Group::Client, 1);
@@ -225,8 +226,8 @@ fn a_returned_buffer_wakes_one_waiter_and_a_waiter_waits_once() {
         let buf = stream.next().await.expect("recv").expect("data");
         drop(buf);
         assert_eq!(a.0.load(Ordering::Relaxed), 1);
-        assert_eq!(b.0.load(Ordering::Relaxed), 0);
-        assert_eq!(pool.waiting(), 1);
+        assert_eq!(b.0.load(Ordering::Relaxed), 1);
+        assert_eq!(pool.waiting(), 0);
     })
     .expect("runtime");
 }
@@ -265,7 +266,7 @@ fn a_ring_below_its_reserve_copies_out_and_never_runs_dry() {
         assert!(stats.in_use as usize <= total);
         // The high water each stream may have shrinks with the free count.
         let free = pool.available() as usize;
-        assert_eq!(pool.share(8), (8 * free / (total / 2)).max(1));
+        assert_eq!(pool.share(8), (8 * free / (total / 2)).max(2));
         assert!(pool.share(8) <= 2);
         // A victim still receives.
         echo(2).await;

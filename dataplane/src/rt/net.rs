@@ -1,6 +1,6 @@
 //! TCP sockets driven through the ring.
 
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -182,7 +182,6 @@ impl TcpStream {
         RecvStream {
             socket: Rc::clone(&self.socket),
             multi: None,
-            arms: 0,
             high_water: high_water.max(1),
             multishot: super::features().multishot_recv,
             pool: super::buffers(group),
@@ -391,9 +390,6 @@ pub enum Heard {
 pub struct RecvStream {
     socket: Rc<Socket>,
     multi: Option<MultiOp<Rc<Socket>>>,
-    /// Multishot receives armed so far (tells [`RecvStream::heard`] whether
-    /// the one waiting is the one that was waiting before).
-    arms: u32,
     high_water: usize,
     multishot: bool,
     pool: Rc<BufPool>,
@@ -405,12 +401,13 @@ impl RecvStream {
     /// reset or stray bytes the peer sent meanwhile). Whatever arrived is
     /// consumed; the caller discards a socket that heard anything.
     ///
-    /// With multishot recv, the armed receive has queued whatever came. If
-    /// it is still the receive that was waiting, nothing came: no syscall.
-    /// If it had ended meanwhile (the buffer ring was empty when bytes came,
-    /// or a high-water stop) and polling it only re-armed it, the bytes may
-    /// sit in the socket with no completion: then, and without multishot
-    /// recv, a non-blocking peek asks the kernel (one syscall).
+    /// With multishot recv, the armed receive has queued whatever came: if
+    /// it is still waiting, nothing came, and no syscall is made. If it
+    /// ended meanwhile without taking the bytes (the buffer ring was empty
+    /// when they came, or a high-water stop), they may sit in the socket
+    /// with no completion: then, and without multishot recv, a non-blocking
+    /// peek asks the kernel (one syscall). This never re-arms the receive
+    /// nor waits for a buffer: the next [`RecvStream::next`] does.
     ///
     /// Left open: bytes that reached the socket during the current loop
     /// turn, whose completion the kernel posts at the next ring entry
@@ -418,16 +415,22 @@ impl RecvStream {
     /// just after the check, which no proxy can tell from an answer.
     pub fn heard(&mut self) -> Heard {
         if self.multishot {
-            let waiting = self.multi.as_ref().is_some_and(|m| !m.is_done());
-            let arms = self.arms;
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            match std::pin::pin!(self.next()).poll(&mut cx) {
-                Poll::Ready(Ok(Some(_))) => return Heard::Bytes,
-                Poll::Ready(_) => return Heard::Closed,
-                Poll::Pending => {}
-            }
-            if waiting && self.arms == arms {
-                return Heard::Nothing;
+            if let Some(multi) = self.multi.as_mut().filter(|m| !m.is_done()) {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match multi.poll_next(&mut cx) {
+                    Poll::Ready(Some(c)) => match c.result {
+                        n if n > 0 => return Heard::Bytes,
+                        0 => return Heard::Closed,
+                        // The receive ended without taking what came (no
+                        // buffer, or our high-water stop): ask the socket.
+                        r if r == -libc::ENOBUFS => self.pool.count_enobufs(),
+                        r if r == -libc::ECANCELED => {}
+                        _ => return Heard::Closed,
+                    },
+                    Poll::Ready(None) => {}
+                    // Still the receive that was waiting: nothing came.
+                    Poll::Pending => return Heard::Nothing,
+                }
             }
         }
         let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
@@ -478,7 +481,6 @@ impl RecvStream {
                     self.multi = Some(unsafe {
                         MultiOp::submit(entry, Rc::clone(&self.socket), self.high_water, selects)?
                     });
-                    self.arms = self.arms.wrapping_add(1);
                 }
                 let multi = self.multi.as_mut().expect("armed just above");
                 match poll_fn(|cx| multi.poll_next(cx)).await {
@@ -495,7 +497,10 @@ impl RecvStream {
                 .buf_group(group)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT);
-                let selects = self.selects();
+                // No socket to shut down should its cancel fail: a one-shot
+                // receive dropped by a `next` future (a select that went the
+                // other way) leaves the connection alive and read again.
+                let selects = self.selects().map(|s| Selects { fd: -1, ..s });
                 // SAFETY: as above, the kernel picks the buffer.
                 let (c, _) =
                     unsafe { Op::submit_selecting(entry, Rc::clone(&self.socket), selects)? }.await;
