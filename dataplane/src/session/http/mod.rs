@@ -18,6 +18,7 @@ mod body;
 mod clock;
 mod conn;
 mod ctx;
+mod digits;
 mod exchange;
 mod inbound;
 mod respond;

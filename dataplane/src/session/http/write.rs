@@ -7,6 +7,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use super::digits;
 use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::{Known, Version};
@@ -123,7 +124,8 @@ pub(super) fn request(
             out.extend_from_slice(b", ");
         }
     }
-    let _ = write!(out, "{}\r\n", up.client);
+    digits::push_ip(out, up.client);
+    out.extend_from_slice(b"\r\n");
     if !has_proto {
         out.extend_from_slice(b"x-forwarded-proto: http\r\n");
     }
@@ -133,12 +135,16 @@ pub(super) fn request(
         }
     }
     if !has_request_id {
-        let _ = write!(out, "x-request-id: {:032x}\r\n", up.request_id);
+        out.extend_from_slice(b"x-request-id: ");
+        digits::push_hex_u128(out, up.request_id);
+        out.extend_from_slice(b"\r\n");
     }
     match head.body {
         RequestBody::None => {}
         RequestBody::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            digits::push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
         }
         RequestBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
@@ -202,7 +208,9 @@ pub(super) fn response(
     persist: Persist,
 ) {
     out.clear();
-    let _ = write!(out, "HTTP/1.1 {} ", head.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    digits::push_u64(out, u64::from(head.status));
+    out.push(b' ');
     out.extend_from_slice(&buf[head.reason.start as usize..head.reason.end as usize]);
     out.extend_from_slice(b"\r\n");
     for h in &head.headers {
@@ -220,7 +228,9 @@ pub(super) fn response(
     write_edits(out, edits);
     match (head.body, framing) {
         (ResponseBody::Length(n), _) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            digits::push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
         }
         (ResponseBody::Chunked, Framing::Same) => {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -234,7 +244,9 @@ pub(super) fn response(
 /// Writes an interim (1xx) response for the client.
 pub(super) fn interim(out: &mut Vec<u8>, head: &ResponseHead, buf: &[u8]) {
     out.clear();
-    let _ = write!(out, "HTTP/1.1 {} ", head.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    digits::push_u64(out, u64::from(head.status));
+    out.push(b' ');
     out.extend_from_slice(&buf[head.reason.start as usize..head.reason.end as usize]);
     out.extend_from_slice(b"\r\n");
     for h in head.headers.iter().filter(|h| !h.hop) {
