@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dataplane::rt::{ring, FeatureMode};
+use dataplane::stats::shortage;
 use dataplane::worker::{WorkerReport, Workers};
 use tokio::task::LocalSet;
 
@@ -105,7 +106,7 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     let agent = Rc::new(Agent::new(workers, config, table, source, path, cores));
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
-    tokio::task::spawn_local(sweep_retired(Rc::clone(&agent)));
+    tokio::task::spawn_local(housekeeping(Rc::clone(&agent)));
     if let Some(watch) = watch {
         tokio::task::spawn_local(watch.follow(Rc::clone(&agent)));
     }
@@ -141,13 +142,22 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     Ok(())
 }
 
-/// Frees, once a second, the old tables whose last connection has ended
-/// (publishing frees them too; this covers the quiet times in between).
-async fn sweep_retired(agent: Rc<Agent>) {
+/// Once a second: frees the old tables whose last connection has ended
+/// (publishing frees them too; this covers the quiet times in between),
+/// and writes the line about the local shortages workers met, which they
+/// only count (a worker never writes to stderr on its own path).
+async fn housekeeping(agent: Rc<Agent>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut shortages = shortage::Reporter::default();
     loop {
         tick.tick().await;
         agent.sweep_retired();
+        let now = std::time::Instant::now();
+        for link in agent.links() {
+            if let Some(line) = shortages.line(link.index(), &link.stats(), now) {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

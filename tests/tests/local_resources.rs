@@ -365,6 +365,8 @@ fn connects_short_of_descriptors_answer_local_resources() {
         local > 0,
         "no connect met the shortage: the test tests nothing; outcomes: {outcomes:?}"
     );
+    // The control thread writes the line within a second of the burst.
+    proxy.wait_for_stderr("out of a local resource", Duration::from_secs(10));
     let lines = proxy
         .stderr()
         .lines()

@@ -28,6 +28,12 @@ pub struct WorkerStats {
     /// Upstream connects that failed for want of a local resource (file
     /// descriptors, memory, local ports): not counted against the endpoint.
     pub connect_local_failures: u64,
+    /// Shortages of a local resource met, connecting or accepting (see
+    /// [`shortage`]).
+    pub shortages: u64,
+    /// The last of them: what the worker was doing (high 32 bits, a
+    /// [`shortage::Doing`]) and the errno (low 32 bits).
+    pub last_shortage: u64,
     /// Idle pooled upstream connections closed because the upstream sent
     /// bytes that no request asked for.
     pub pool_unsolicited: u64,
@@ -62,6 +68,8 @@ pub struct Counters {
     pub(crate) connect_failures: Counter,
     pub(crate) connect_timeouts: Counter,
     pub(crate) connect_local_failures: Counter,
+    pub(crate) shortages: Counter,
+    pub(crate) last_shortage: Counter,
     pub(crate) pool_unsolicited: Counter,
     pub(crate) no_upstream: Counter,
     pub(crate) idle_timeouts: Counter,
@@ -84,6 +92,8 @@ impl Counters {
             connect_failures: self.connect_failures.get(),
             connect_timeouts: self.connect_timeouts.get(),
             connect_local_failures: self.connect_local_failures.get(),
+            shortages: self.shortages.get(),
+            last_shortage: self.last_shortage.get(),
             pool_unsolicited: self.pool_unsolicited.get(),
             no_upstream: self.no_upstream.get(),
             idle_timeouts: self.idle_timeouts.get(),

@@ -3,18 +3,21 @@
 //!
 //! A connect or an accept that fails for one of these says nothing about
 //! the peer: the caller counts it apart (never as an endpoint's failure,
-//! never holding an endpoint out) and reports it here. They come in bursts
-//! (every request of a busy worker meets the same empty descriptor table),
-//! so a worker writes at most one line per [`REPORT_EVERY`], carrying the
-//! number of those it kept quiet since the last line.
+//! never holding an endpoint out) and notes it here, in the worker's
+//! counters ([`note`]): how many, and the last one's errno and what it
+//! was doing. A worker never writes the line itself (stderr is a lock and
+//! a write that can block). The control agent reads the counters once a
+//! second and writes, per worker, at most one line per [`REPORT_EVERY`]
+//! ([`Reporter`]), carrying the number met since the last line: a burst of
+//! thousands costs one line.
 
-use std::cell::Cell;
-use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Least time between two lines about shortages from one worker: a burst
-/// of thousands costs one line, and a shortage that lasts still shows up
+use super::{Counters, WorkerStats};
+
+/// Least time between two lines about one worker's shortages: a burst of
+/// thousands costs one line, and a shortage that lasts still shows up
 /// every few seconds.
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -29,63 +32,81 @@ pub fn is_local(e: &io::Error) -> bool {
     )
 }
 
-/// What a worker thread has said lately.
-#[derive(Clone, Copy)]
+/// What a worker was doing when it met a shortage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Doing {
+    /// Connecting upstream.
+    Connecting = 1,
+    /// Accepting a client.
+    Accepting = 2,
+}
+
+/// Records shortage `e`, met while `doing`, in the worker's counters (for
+/// the agent's [`Reporter`]). Plain stores: nothing formatted, no syscall.
+pub(crate) fn note(counters: &Counters, doing: Doing, e: &io::Error) {
+    let errno = e.raw_os_error().map_or(0, |n| u64::from(n.unsigned_abs()));
+    counters.shortages.add(1);
+    counters.last_shortage.set(((doing as u64) << 32) | errno);
+}
+
+/// The agent's side: what it last said about each worker.
+#[derive(Debug, Default)]
+pub struct Reporter {
+    said: Vec<Said>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
 struct Said {
-    /// When it last wrote a line.
+    /// When the last line about this worker was written.
     at: Option<Instant>,
-    /// Shortages since then that it kept quiet.
-    held: u64,
+    /// The worker's shortage count then.
+    count: u64,
 }
 
-thread_local! {
-    // Per thread, so per worker: no lock, and each worker speaks for itself.
-    static SAID: Cell<Said> = const { Cell::new(Said { at: None, held: 0 }) };
-}
-
-/// Reports a shortage `e` met while `doing` something ("connecting to
-/// 10.0.0.1:80"): writes a line on stderr unless this thread wrote one in
-/// the last [`REPORT_EVERY`], in which case it only counts it for the next
-/// line. Nothing is formatted when the line is held back.
-pub fn report(doing: fmt::Arguments<'_>, e: &io::Error) {
-    let now = Instant::now();
-    let said = SAID.get();
-    if said
-        .at
-        .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
-    {
-        SAID.set(Said {
-            held: said.held + 1,
-            ..said
-        });
-        return;
+impl Reporter {
+    /// The line to write about worker `index` whose counters are `stats`,
+    /// if it met shortages since the last line and the last line is at
+    /// least [`REPORT_EVERY`] old.
+    pub fn line(&mut self, index: usize, stats: &WorkerStats, now: Instant) -> Option<String> {
+        if self.said.len() <= index {
+            self.said.resize(index + 1, Said::default());
+        }
+        let said = &mut self.said[index];
+        let new = stats.shortages.saturating_sub(said.count);
+        if new == 0
+            || said
+                .at
+                .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
+        {
+            return None;
+        }
+        *said = Said {
+            at: Some(now),
+            count: stats.shortages,
+        };
+        let errno = (stats.last_shortage & 0xffff_ffff) as i32;
+        let doing = match stats.last_shortage >> 32 {
+            2 => "accepting a client",
+            _ => "connecting upstream",
+        };
+        let e = io::Error::from_raw_os_error(errno);
+        Some(format!(
+            "ringway: worker {index}: out of a local resource {new} time(s) since the last \
+             report, the last while {doing}: {e}; {}; no peer is blamed for it",
+            advice(errno)
+        ))
     }
-    SAID.set(Said {
-        at: Some(now),
-        held: 0,
-    });
-    let thread = std::thread::current();
-    let who = thread.name().unwrap_or("worker");
-    let more = if said.held > 0 {
-        format!(" ({} more since the last report)", said.held)
-    } else {
-        String::new()
-    };
-    eprintln!(
-        "ringway: {who}: out of a local resource while {doing}: {e}{more}; {}; \
-         no peer is blamed for it",
-        advice(e)
-    );
 }
 
-/// What an operator can do about shortage `e`.
-fn advice(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::EMFILE) => {
+/// What an operator can do about a shortage of `errno`.
+fn advice(errno: i32) -> &'static str {
+    match errno {
+        libc::EMFILE => {
             "raise the open-file limit (ulimit -n, systemd LimitNOFILE) or lower runtime.max_connections"
         }
-        Some(libc::ENFILE) => "the system's file table is full (sysctl fs.file-max)",
-        Some(libc::EADDRNOTAVAIL) => {
+        libc::ENFILE => "the system's file table is full (sysctl fs.file-max)",
+        libc::EADDRNOTAVAIL => {
             "no local port is free for a connect (sysctl net.ipv4.ip_local_port_range)"
         }
         _ => "the kernel is short of memory",
@@ -121,19 +142,34 @@ mod tests {
 
     #[test]
     fn a_burst_is_one_line_then_counted() {
+        let counters = Counters::default();
         let e = io::Error::from_raw_os_error(libc::EMFILE);
-        std::thread::spawn(move || {
-            report(format_args!("testing"), &e);
-            let first = SAID.get();
-            assert!(first.at.is_some());
-            for _ in 0..5 {
-                report(format_args!("testing"), &e);
-            }
-            let later = SAID.get();
-            assert_eq!(later.at, first.at, "no second line within the period");
-            assert_eq!(later.held, 5);
-        })
-        .join()
-        .expect("the reporting thread panicked");
+        let mut reporter = Reporter::default();
+        let start = Instant::now();
+        assert_eq!(reporter.line(0, &counters.snapshot(), start), None);
+        for _ in 0..3 {
+            note(&counters, Doing::Connecting, &e);
+        }
+        let first = reporter
+            .line(0, &counters.snapshot(), start)
+            .expect("a first line");
+        assert!(first.contains("3 time(s)"), "{first}");
+        assert!(first.contains("connecting upstream"), "{first}");
+        assert!(first.contains("ulimit -n"), "{first}");
+        for _ in 0..5 {
+            note(&counters, Doing::Accepting, &e);
+        }
+        let soon = start + REPORT_EVERY / 2;
+        assert_eq!(reporter.line(0, &counters.snapshot(), soon), None);
+        let later = start + REPORT_EVERY;
+        let second = reporter
+            .line(0, &counters.snapshot(), later)
+            .expect("a second line once the period passed");
+        assert!(second.contains("5 time(s)"), "{second}");
+        assert!(second.contains("accepting a client"), "{second}");
+        assert_eq!(
+            reporter.line(0, &counters.snapshot(), later + REPORT_EVERY),
+            None
+        );
     }
 }

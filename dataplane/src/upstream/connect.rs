@@ -43,7 +43,7 @@ pub async fn connect_any(
             }
             Err(e) if shortage::is_local(&e) => {
                 counters.connect_local_failures.add(1);
-                shortage::report(format_args!("connecting to {addr}"), &e);
+                shortage::note(counters, shortage::Doing::Connecting, &e);
                 return Err(ConnectError::Local(e));
             }
             Err(e) => {

@@ -279,10 +279,7 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: Rc<Tc
             Either::Left(Err(e)) => {
                 ctx.counters().accept_errors.add(1);
                 if shortage::is_local(&e) {
-                    let at = socket
-                        .local_addr()
-                        .map_or_else(|_| "?".into(), |a| a.to_string());
-                    shortage::report(format_args!("accepting on {at}"), &e);
+                    shortage::note(ctx.counters(), shortage::Doing::Accepting, &e);
                     let _ = sleep(SHORTAGE_PAUSE).await;
                 }
             }

@@ -421,7 +421,7 @@ async fn connect_to(
         }
         Err(e) if shortage::is_local(&e) => {
             ctx.counters.connect_local_failures.add(1);
-            shortage::report(format_args!("connecting to {addr}"), &e);
+            shortage::note(ctx.counters, shortage::Doing::Connecting, &e);
             Err((
                 Reason::LocalResources,
                 format!("out of a local resource, no upstream connection can be made now ({e})"),
