@@ -240,6 +240,19 @@ fn wait_idle(admin: SocketAddr) {
     );
 }
 
+/// Once every connection of the burst has ended, the endpoint is not held
+/// out: the first request after the burst is served by it.
+fn http_served_after_the_burst(config: &HttpConfig, proxy: &Ringway) {
+    wait_idle(config.admin);
+    let after = HttpConn::open(config.listen).exchange(&Req::get("/after"));
+    assert_eq!(
+        (after.status, after.body_text().as_str()),
+        (200, "fine"),
+        "the first request after the burst: {after:?}\nringway's stderr:\n{}",
+        proxy.stderr()
+    );
+}
+
 #[test]
 fn http_fd_shortage_is_not_blamed_on_the_upstream() {
     raise_fd_limit();
@@ -251,16 +264,7 @@ fn http_fd_shortage_is_not_blamed_on_the_upstream() {
     let (outcomes, during) = burst(config.admin, move |_| http_client(listen));
     assert_burst(&outcomes, &during, &proxy);
 
-    // The endpoint was not held out: the first request after the burst is
-    // served by it.
-    wait_idle(config.admin);
-    let after = HttpConn::open(config.listen).exchange(&Req::get("/after"));
-    assert_eq!(
-        (after.status, after.body_text().as_str()),
-        (200, "fine"),
-        "the first request after the burst: {after:?}\nringway's stderr:\n{}",
-        proxy.stderr()
-    );
+    http_served_after_the_burst(&config, &proxy);
     let stats = admin::stats(config.admin);
     assert_eq!(
         stats.sum("connect_failures"),
@@ -341,14 +345,7 @@ fn connects_short_of_descriptors_answer_local_resources() {
         proxy.stderr()
     );
 
-    wait_idle(config.admin);
-    let after = HttpConn::open(config.listen).exchange(&Req::get("/after"));
-    assert_eq!(
-        (after.status, after.body_text().as_str()),
-        (200, "fine"),
-        "the first request after the burst: {after:?}\nringway's stderr:\n{}",
-        proxy.stderr()
-    );
+    http_served_after_the_burst(&config, &proxy);
     let stats = admin::stats(config.admin);
     assert_eq!(stats.sum("connect_failures"), 0, "{}", stats.json);
     let local = stats.sum("connect_local_failures");

@@ -78,8 +78,9 @@ fn config(admin: u16, listeners: &[String], clusters: &[(&str, SocketAddr)]) -> 
 }
 
 /// Sends a request, then nine one-byte segments 30 ms apart while the
-/// answer is held back; returns the answer's status.
-fn http_attacker(addr: SocketAddr) -> JoinHandle<u16> {
+/// answer is held back (the pace is the attack's), counting itself in
+/// `trickled` once the last is sent; returns the answer's status.
+fn http_attacker(addr: SocketAddr, trickled: Arc<AtomicU64>) -> JoinHandle<u16> {
     thread::spawn(move || {
         let mut conn = HttpConn::open(addr);
         conn.set_timeouts(Duration::from_secs(120));
@@ -89,8 +90,22 @@ fn http_attacker(addr: SocketAddr) -> JoinHandle<u16> {
             thread::sleep(Duration::from_millis(30));
             conn.send_raw(b"x");
         }
+        trickled.fetch_add(1, Ordering::SeqCst);
         conn.read().status
     })
+}
+
+/// Waits until `count` reaches `want`, for at most a minute.
+fn wait_count(count: &AtomicU64, want: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::SeqCst) < want as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} {what}",
+            count.load(Ordering::SeqCst)
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -119,19 +134,18 @@ fn trickling_http_clients_of_one_listener_do_not_starve_another() {
     let slow_addr = SocketAddr::from(([127, 0, 0, 1], slow_port));
     let fast_addr = SocketAddr::from(([127, 0, 0, 1], fast_port));
 
-    let attackers: Vec<_> = (0..ATTACKERS).map(|_| http_attacker(slow_addr)).collect();
-    // Every attacker's request reached the slow origin, which holds them.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while arrived.load(Ordering::SeqCst) < ATTACKERS as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} attackers' requests reached the origin",
-            arrived.load(Ordering::SeqCst)
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    // Let the trickle finish (nine segments, 30 ms apart): the scenario.
-    thread::sleep(Duration::from_millis(600));
+    let trickled = Arc::new(AtomicU64::new(0));
+    let attackers: Vec<_> = (0..ATTACKERS)
+        .map(|_| http_attacker(slow_addr, Arc::clone(&trickled)))
+        .collect();
+    // Every attacker's request reached the slow origin, which holds them,
+    // and every attacker has sent its whole trickle.
+    wait_count(
+        &arrived,
+        ATTACKERS,
+        "attackers' requests reached the origin",
+    );
+    wait_count(&trickled, ATTACKERS, "attackers sent their trickle");
 
     let mut victim = HttpConn::open(fast_addr);
     victim.set_timeouts(VICTIM_PATIENCE);
