@@ -18,7 +18,8 @@ pub mod counter;
 pub mod handoff;
 pub mod link;
 pub mod proto;
-pub mod route;
+pub mod request;
+pub mod routing;
 #[allow(unsafe_code)]
 pub mod rt;
 pub mod session;

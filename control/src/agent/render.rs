@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use dataplane::buf::{Group, PoolStats};
 use dataplane::link::WorkerLink;
+use dataplane::request::Reason;
 use dataplane::rt::RingStats;
-use dataplane::stats::http::{HttpTotals, Reason};
 use dataplane::stats::WorkerStats;
 use dataplane::table::route::RouteAction;
+use dataplane::table::tally::HttpTotals;
 use dataplane::table::{Service, Table};
 use serde_json::{json, Map, Value};
 

@@ -17,7 +17,7 @@
 //! in ([`Config::to_toml`]).
 
 mod address;
-mod build;
+mod compile;
 mod duration;
 mod error;
 mod file;
@@ -128,7 +128,7 @@ pub(crate) fn parse_with_cores(
     let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors {
         errors: vec![source.toml_error(&e)],
     })?;
-    build::build(&file, &source, cores, None)
+    compile::compile(&file, &source, cores, None)
 }
 
 #[cfg(test)]

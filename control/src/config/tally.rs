@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dataplane::stats::http::HttpTally;
 use dataplane::table::route::RouteAction;
+use dataplane::table::tally::HttpTally;
 use dataplane::table::{Service, Table};
 
 /// A route's label set: listener and route name.

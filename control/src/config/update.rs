@@ -31,7 +31,7 @@ pub fn parse_update(
     })?;
     // Built as the running table's successor, so that HTTP counters carry on
     // across the update.
-    let next = super::build::build(&file, &source, cores, Some(&running.table))?;
+    let next = super::compile::compile(&file, &source, cores, Some(&running.table))?;
     let mut errors = Vec::new();
     fixed_keys(&file, &source, running, &next, &mut errors);
     new_addresses(&file, &source, running, &next, can_bind, &mut errors);
@@ -173,7 +173,7 @@ pub fn parse_endpoints(list: &[String]) -> Result<Vec<SocketAddr>, Vec<String>> 
     let mut endpoints = Vec::with_capacity(list.len());
     let mut errors = Vec::new();
     for (i, text) in list.iter().enumerate() {
-        match super::build::endpoint(text) {
+        match super::compile::endpoint(text) {
             Ok(address) => endpoints.push(address),
             Err(reason) => errors.push(format!("endpoints[{i}]: {reason}")),
         }

@@ -1,6 +1,7 @@
 //! Per-connection flows.
 
 pub mod http;
+pub mod relay;
 pub mod tcp;
 
 use crate::rt::net::TcpStream;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::ResetIfCut;
 use crate::buf::Group;
-use crate::proto::tcp::{pump, Activity, Flow, HIGH_WATER_BUFFERS};
 use crate::rt::net::TcpStream;
 use crate::rt::time::sleep;
+use crate::session::relay::{pump, Activity, Flow, HIGH_WATER_BUFFERS};
 use crate::stats::Counters;
 use crate::table::{ClusterId, Table};
 use crate::upstream::balance::RoundRobin;

@@ -4,7 +4,6 @@
 //! control agent reads copies ([`WorkerStats`]) whenever it likes, without a
 //! lock. No counter on the forwarding path is written by two cores.
 
-pub mod http;
 pub mod shortage;
 
 use crate::counter::Counter;

@@ -7,6 +7,7 @@
 
 pub mod handle;
 pub mod route;
+pub mod tally;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::ClusterId;
 use crate::proto::h1::path::PathRules;
-use crate::stats::http::HttpTally;
+use crate::table::tally::HttpTally;
 
 /// An HTTP listener's settings and routes.
 #[derive(Debug)]

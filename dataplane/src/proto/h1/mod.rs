@@ -27,7 +27,6 @@
 use std::ops::Range;
 
 use self::path::PathRules;
-use crate::stats::http::Reason;
 
 pub mod chunked;
 pub mod path;
@@ -143,18 +142,41 @@ pub struct Limits {
     pub path_rules: PathRules,
 }
 
+/// Which limit or rule a refused head broke; the session maps it to the
+/// answer the peer gets and the counter that is bumped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed or ambiguous framing.
+    Malformed,
+    /// The head is over its size or field-count limit.
+    TooLarge,
+    /// The request line is over its limit.
+    LineTooLong,
+}
+
+impl Refusal {
+    /// A short name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::TooLarge => "too_large",
+            Refusal::LineTooLong => "line_too_long",
+        }
+    }
+}
+
 /// Why a head was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadError {
-    /// The answer the peer gets, and the counter that is bumped.
-    pub reason: Reason,
+    /// The rule broken.
+    pub kind: Refusal,
     /// A one-line explanation for logs, e.g. "obsolete line folding".
     pub detail: &'static str,
 }
 
 impl std::fmt::Display for HeadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.reason.name(), self.detail)
+        write!(f, "{}: {}", self.kind.name(), self.detail)
     }
 }
 

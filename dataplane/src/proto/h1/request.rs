@@ -6,8 +6,9 @@ use std::ops::Range;
 use super::fields::{self, Summary};
 use super::path::{self, PathRules};
 use super::scan::{self, Bounds, Fault, First, Kind};
-use super::{off, range, slice, HeadError, Header, Limits, Status, Version, MAX_HEADERS_CAP};
-use crate::stats::http::Reason;
+use super::{
+    off, range, slice, HeadError, Header, Limits, Refusal, Status, Version, MAX_HEADERS_CAP,
+};
 
 #[cfg(test)]
 pub(super) mod tests;
@@ -106,11 +107,11 @@ impl RequestHead {
             Ok(None) => return Ok(Status::Partial),
             Err(Fault::LineTooLong) => {
                 return Err(err(
-                    Reason::UriTooLong,
+                    Refusal::LineTooLong,
                     "request line longer than the limit",
                 ))
             }
-            Err(Fault::TooLarge(d)) => return Err(err(Reason::HeaderTooLarge, d)),
+            Err(Fault::TooLarge(d)) => return Err(err(Refusal::TooLarge, d)),
             Err(Fault::Bad(d)) => return Err(bad(d)),
         };
         let First::Request {
@@ -345,10 +346,10 @@ fn absolute_scheme(t: &[u8]) -> Option<usize> {
     })
 }
 
-fn err(reason: Reason, detail: &'static str) -> HeadError {
-    HeadError { reason, detail }
+fn err(kind: Refusal, detail: &'static str) -> HeadError {
+    HeadError { kind, detail }
 }
 
 fn bad(detail: &'static str) -> HeadError {
-    err(Reason::BadRequest, detail)
+    err(Refusal::Malformed, detail)
 }

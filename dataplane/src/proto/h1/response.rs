@@ -5,8 +5,7 @@ use std::ops::Range;
 
 use super::fields::{self, Summary};
 use super::scan::{self, Bounds, Fault, First, Kind};
-use super::{range, HeadError, Header, Status, Version, MAX_HEADERS_CAP};
-use crate::stats::http::Reason;
+use super::{range, HeadError, Header, Refusal, Status, Version, MAX_HEADERS_CAP};
 
 #[cfg(test)]
 pub(super) mod tests;
@@ -164,7 +163,7 @@ impl Default for ResponseHead {
 
 fn bad(detail: &'static str) -> HeadError {
     HeadError {
-        reason: Reason::UpstreamBadResponse,
+        kind: Refusal::Malformed,
         detail,
     }
 }

@@ -22,8 +22,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::request::Reason;
 use crate::rt::{self, time::sleep};
-use crate::stats::http::Reason;
 
 /// What a connection is doing, for telling what a timeout means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,9 +17,9 @@ use super::send::send_all;
 use super::write::{self, Persist};
 use crate::proto::h1::request::RequestBody;
 use crate::proto::h1::Limits;
+use crate::request::Reason;
 use crate::rt::select::select;
 use crate::rt::time::sleep;
-use crate::stats::http::Reason;
 use crate::table::route::RouteAction;
 
 /// How long a connection closed after an error answer keeps reading (and
@@ -93,7 +93,12 @@ impl Conn {
                 Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
                 Err(HeadFailure::Invalid(e)) => {
                     ctx.listener.requests.add(1);
-                    let answer = Answer::new(ctx.listener, e.reason, e.detail, true);
+                    let answer = Answer::new(
+                        ctx.listener,
+                        Reason::of_request_head(e.kind),
+                        e.detail,
+                        true,
+                    );
                     self.answer(ctx, clock, answer).await
                 }
             };
@@ -176,7 +181,7 @@ impl Conn {
                 ));
             }
         }
-        let found = crate::route::find(&service.routes, &self.req, self.inbound.head_bytes());
+        let found = crate::routing::find(&service.routes, &self.req, self.inbound.head_bytes());
         let Some((index, route)) = found else {
             return Err(Answer::new(
                 ctx.listener,

@@ -10,11 +10,12 @@ use super::send::HeadBuf;
 use super::state::WorkerHttp;
 use crate::proto::h1::request::RequestHead;
 use crate::proto::h1::response::ResponseHead;
+use crate::request::Reason;
 use crate::rt::net::TcpStream;
-use crate::stats::http::{HttpCounters, Reason};
 use crate::stats::Counters;
 use crate::table::handle::LocalTable;
 use crate::table::route::HttpService;
+use crate::table::tally::HttpCounters;
 use crate::table::Table;
 use crate::upstream::balance::RoundRobin;
 

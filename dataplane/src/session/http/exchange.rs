@@ -19,12 +19,13 @@ use super::send::send_all;
 use super::write::{self, Upward};
 use crate::buf::Group;
 use crate::proto::h1::request::RequestBody;
+use crate::request::Reason;
 use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::session::ResetIfCut;
-use crate::stats::http::{HttpCounters, Reason};
 use crate::stats::shortage;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
+use crate::table::tally::HttpCounters;
 use crate::table::{Cluster, ClusterId};
 use crate::upstream::pool::Upstream;
 

@@ -14,7 +14,7 @@ use crate::rt::net::RecvStream;
 
 /// High water of a side's multishot recv: 8 x 32 KiB buffers held while the
 /// other side is slow, as for TCP (see `proto::tcp::HIGH_WATER_BUFFERS`).
-pub(super) use crate::proto::tcp::HIGH_WATER_BUFFERS;
+pub(super) use crate::session::relay::HIGH_WATER_BUFFERS;
 
 /// Whether `bytes` hold a line break followed by an empty line (`\n\r\n`,
 /// or `\n\n`, which the parser rejects but must get to see).

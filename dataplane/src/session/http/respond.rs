@@ -12,10 +12,11 @@ use super::send::{send_all, HeadBuf};
 use super::write::{self, Framing, Persist};
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::Version;
+use crate::request::Reason;
 use crate::rt::net::TcpStream;
-use crate::stats::http::{HttpCounters, Reason};
 use crate::stats::Counters;
 use crate::table::route::{HeaderEdits, HttpLimits};
+use crate::table::tally::HttpCounters;
 
 /// How the response half ended.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use super::digits;
 use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::{Known, Version};
-use crate::stats::http::Reason;
+use crate::request::Reason;
 use crate::table::route::{DirectResponse, HeaderEdits, Redirect};
 
 /// What the request head going upstream needs besides the request itself.

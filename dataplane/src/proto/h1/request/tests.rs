@@ -1,5 +1,5 @@
 use super::*;
-use crate::proto::h1::{Known, Limits};
+use crate::proto::h1::{Known, Limits, Refusal};
 
 const LIMITS: Limits = Limits {
     max_request_line: 256,
@@ -23,18 +23,18 @@ fn ok(buf: &[u8]) -> RequestHead {
     }
 }
 
-fn refused(buf: &[u8], reason: Reason, detail: &str) {
+fn refused(buf: &[u8], reason: Refusal, detail: &str) {
     match try_parse(buf) {
         Ok(_) => panic!("accepted: {:?}", String::from_utf8_lossy(buf)),
         Err(e) => {
-            assert_eq!(e.reason, reason, "{e}: {:?}", String::from_utf8_lossy(buf));
+            assert_eq!(e.kind, reason, "{e}: {:?}", String::from_utf8_lossy(buf));
             assert!(e.detail.contains(detail), "{e} lacks {detail:?}");
         }
     }
 }
 
 fn bad(buf: &[u8], detail: &str) {
-    refused(buf, Reason::BadRequest, detail)
+    refused(buf, Refusal::Malformed, detail)
 }
 
 fn s<'a>(buf: &'a [u8], r: &Range<u32>) -> &'a str {
@@ -293,11 +293,11 @@ fn expect_continue() {
 #[test]
 fn request_line_too_long() {
     let long = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(300));
-    refused(long.as_bytes(), Reason::UriTooLong, "request line longer");
+    refused(long.as_bytes(), Refusal::LineTooLong, "request line longer");
     // Incomplete, but already past the limit without a line end.
     let mut h = RequestHead::new();
     let e = h.parse(&long.as_bytes()[..260], &LIMITS).unwrap_err();
-    assert_eq!(e.reason, Reason::UriTooLong);
+    assert_eq!(e.kind, Refusal::LineTooLong);
     // Just at the limit is fine: 256 bytes, the CRLF not counted.
     let fits = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(256 - 14));
     assert_eq!(fits.find("\r\n"), Some(256));
@@ -306,12 +306,12 @@ fn request_line_too_long() {
     // would have fit.
     let over = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(256 - 13));
     assert_eq!(over.find("\r\n"), Some(257));
-    refused(over.as_bytes(), Reason::UriTooLong, "request line longer");
+    refused(over.as_bytes(), Refusal::LineTooLong, "request line longer");
     for cut in [258, 259, 260] {
         let e = RequestHead::new()
             .parse(&over.as_bytes()[..cut], &LIMITS)
             .unwrap_err();
-        assert_eq!(e.reason, Reason::UriTooLong, "cut at {cut}");
+        assert_eq!(e.kind, Refusal::LineTooLong, "cut at {cut}");
     }
     // Up to the limit and its CR, the line may still end in time.
     assert_eq!(
@@ -326,14 +326,10 @@ fn header_block_too_large() {
         "GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n",
         "b".repeat(1000)
     );
-    refused(
-        big.as_bytes(),
-        Reason::HeaderTooLarge,
-        "larger than the limit",
-    );
+    refused(big.as_bytes(), Refusal::TooLarge, "larger than the limit");
     let mut h = RequestHead::new();
     let e = h.parse(&big.as_bytes()[..1024], &LIMITS).unwrap_err();
-    assert_eq!(e.reason, Reason::HeaderTooLarge);
+    assert_eq!(e.kind, Refusal::TooLarge);
     assert_eq!(
         h.parse(&big.as_bytes()[..1023], &LIMITS),
         Ok(Status::Partial)
@@ -361,7 +357,7 @@ fn header_block_split_across_calls_hits_the_limit() {
             Ok(Status::Partial) => assert!(buf.len() < 1024),
             Ok(Status::Complete) => panic!("no end was sent"),
             Err(e) => {
-                assert_eq!(e.reason, Reason::HeaderTooLarge);
+                assert_eq!(e.kind, Refusal::TooLarge);
                 break;
             }
         }
@@ -380,7 +376,7 @@ fn header_block_split_across_calls_hits_the_limit() {
     assert_eq!(
         e,
         HeadError {
-            reason: Reason::HeaderTooLarge,
+            kind: Refusal::TooLarge,
             detail: "more header fields than the limit"
         }
     );
@@ -400,7 +396,7 @@ fn max_headers_is_capped() {
     }
     buf.extend_from_slice(b"\r\n");
     let e = RequestHead::new().parse(&buf, &limits).unwrap_err();
-    assert_eq!(e.reason, Reason::HeaderTooLarge);
+    assert_eq!(e.kind, Refusal::TooLarge);
 }
 
 #[test]
@@ -712,7 +708,7 @@ fn reuse_does_not_reallocate() {
 #[test]
 fn head_error_displays() {
     let e = try_parse(b"GET / HTTP/1.1\r\n\r\n").unwrap_err();
-    assert_eq!(e.to_string(), "bad_request: missing Host header");
+    assert_eq!(e.to_string(), "malformed: missing Host header");
 }
 
 #[test]

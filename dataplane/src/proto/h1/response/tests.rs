@@ -22,7 +22,7 @@ fn bad(buf: &[u8], detail: &str) {
     match try_parse(buf, false) {
         Ok(_) => panic!("accepted: {:?}", String::from_utf8_lossy(buf)),
         Err(e) => {
-            assert_eq!(e.reason, Reason::UpstreamBadResponse, "{e}");
+            assert_eq!(e.kind, Refusal::Malformed, "{e}");
             assert!(e.detail.contains(detail), "{e} lacks {detail:?}");
         }
     }
@@ -202,7 +202,7 @@ fn limits() {
     let e = h
         .parse(big.as_bytes(), MAX_BYTES, MAX_FIELDS, false)
         .unwrap_err();
-    assert_eq!(e.reason, Reason::UpstreamBadResponse);
+    assert_eq!(e.kind, Refusal::Malformed);
     assert_eq!(
         h.parse(
             &big.as_bytes()[..MAX_BYTES - 1],

@@ -1,4 +1,4 @@
-//! L4 copy: move bytes from one socket to another without copying them.
+//! The L4 relay: move bytes from one socket to another without copying them.
 
 use std::cell::Cell;
 use std::io;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::proto::h1::path::{EncodedSlashes, PathRules};
-use dataplane::stats::http::HttpTally;
 use dataplane::table::route::{HttpLimits, HttpService, HttpTimeouts, Route};
+use dataplane::table::tally::HttpTally;
 use dataplane::table::Service;
 use toml::Spanned;
 

@@ -59,7 +59,7 @@ const MAX_CONNECTIONS_MAX: i64 = 1 << 29;
 /// or `None` where the platform cannot tell. `previous` is the running table
 /// when the file is to replace it (its HTTP tallies are carried over, see
 /// [`Tallies`]), `None` for a fresh start.
-pub(crate) fn build(
+pub(crate) fn compile(
     file: &FileConfig,
     source: &Source<'_>,
     cores: Option<&[usize]>,

@@ -1,0 +1,91 @@
+//! The HTTP counters a table carries, one block per label set (listener,
+//! route, cluster).
+//!
+//! The control agent creates one [`HttpTally`] per label set when it compiles
+//! a table (and carries it over to the next table while the labels stay), so
+//! it knows every label set without asking the workers. A tally holds one
+//! block of [`Counter`]s per worker, each on cache lines of its own: a worker
+//! writes only its own block, the agent sums them.
+
+use crossbeam::utils::CachePadded;
+
+use crate::counter::Counter;
+use crate::request::Reason;
+
+/// One worker's counters for one label set.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Requests counted at this label set.
+    pub requests: Counter,
+    /// Final responses sent to clients by status class: index 0 for 1xx
+    /// (never final, kept for shape) up to 4 for 5xx.
+    pub responses: [Counter; 5],
+    /// Errors by [`Reason`].
+    pub errors: [Counter; Reason::ALL.len()],
+}
+
+impl HttpCounters {
+    /// Counts a final response of `status`.
+    #[inline]
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].add(1);
+    }
+
+    /// Counts an error.
+    #[inline]
+    pub fn error(&self, reason: Reason) {
+        self.errors[reason as usize].add(1);
+    }
+}
+
+/// A sum of [`HttpCounters`] over workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTotals {
+    /// Requests.
+    pub requests: u64,
+    /// Responses by class, 1xx to 5xx.
+    pub responses: [u64; 5],
+    /// Errors by [`Reason`] (indexed as [`Reason::ALL`]).
+    pub errors: [u64; Reason::ALL.len()],
+}
+
+/// The counters of one label set, one block per worker.
+#[derive(Debug)]
+pub struct HttpTally {
+    workers: Box<[CachePadded<HttpCounters>]>,
+}
+
+impl HttpTally {
+    /// Zeroed counters for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers.max(1))
+                .map(|_| CachePadded::new(HttpCounters::default()))
+                .collect(),
+        }
+    }
+
+    /// The block worker `worker` writes. The agent builds every table for
+    /// the running worker count; an index past it would share the last block
+    /// (a count could then be lost) rather than panic.
+    #[inline]
+    pub fn worker(&self, worker: usize) -> &HttpCounters {
+        &self.workers[worker.min(self.workers.len() - 1)]
+    }
+
+    /// The sum over every worker.
+    pub fn totals(&self) -> HttpTotals {
+        let mut t = HttpTotals::default();
+        for w in self.workers.iter() {
+            t.requests += w.requests.get();
+            for (sum, c) in t.responses.iter_mut().zip(&w.responses) {
+                *sum += c.get();
+            }
+            for (sum, c) in t.errors.iter_mut().zip(&w.errors) {
+                *sum += c.get();
+            }
+        }
+        t
+    }
+}
