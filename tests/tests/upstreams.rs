@@ -11,6 +11,9 @@ use ringway_tests::{client, dead_endpoint, ProxyConfig, Ringway};
 /// "Promptly", for things the proxy must do at once.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
+/// How long the proxy holds out an endpoint whose connect failed.
+const HOLD_DOWN: Duration = Duration::from_secs(2);
+
 /// Sends a message through the proxy and checks it comes back.
 fn round_trip(config: &ProxyConfig, i: usize) {
     let mut stream = client(config.listen);
@@ -47,6 +50,7 @@ fn unreachable_cluster_closes_the_client_promptly() {
     let config = ProxyConfig::new(&[dead_endpoint(), dead_endpoint()]);
     let proxy = Ringway::start(&config.to_toml());
 
+    let first = Instant::now();
     for _ in 0..3 {
         let started = Instant::now();
         let ended = match try_client(config.listen) {
@@ -67,11 +71,21 @@ fn unreachable_cluster_closes_the_client_promptly() {
         );
         assert!(started.elapsed() < PROMPTLY);
     }
+    let all_within_hold_down = first.elapsed() < HOLD_DOWN;
 
     let exit = proxy.stop();
     exit.assert_clean();
     assert_eq!(exit.total("no_upstream"), 3);
-    assert_eq!(exit.total("connect_failures"), 6);
+    // The first client tries both endpoints; both are then held out, so the
+    // others are closed without a connect (unless a slow machine spread
+    // them past the hold-down: then each endpoint is tried at most once
+    // per client).
+    let failures = exit.total("connect_failures");
+    if all_within_hold_down {
+        assert_eq!(failures, 2);
+    } else {
+        assert!((2..=6).contains(&failures), "{failures}");
+    }
 }
 
 #[test]

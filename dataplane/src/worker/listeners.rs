@@ -25,8 +25,8 @@ use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
 use crate::stats::shortage;
-use crate::table::handle::LocalTable;
 use crate::table::{Protocol, Service, Table};
+use crate::upstream::LocalTable;
 
 /// Accept backlog of each worker's listening sockets.
 const BACKLOG: i32 = 4096;
@@ -336,8 +336,7 @@ fn connection(
         let counters = ctx.counters();
         match local.table.listeners[listener].service {
             Service::Tcp { cluster } => {
-                let (table, balancer) = (&local.table, &local.balancer);
-                session::tcp::serve(table, listener, cluster, client, balancer, counters).await;
+                session::tcp::serve(&local, listener, cluster, client, counters).await;
             }
             Service::Http(_) => {
                 // An HTTP connection moves to a newer table between requests,

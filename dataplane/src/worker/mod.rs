@@ -27,11 +27,11 @@ use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::wake::{eventfd, signal_pipe, Wakeup, WakeupFd};
 use crate::rt::{self, FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
-use crate::session::{self, http::WorkerHttp};
+use crate::session::http::WorkerHttp;
 use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
-use crate::table::handle::TableHandle;
 use crate::table::Table;
+use crate::upstream::{TableHandle, Upstreams};
 
 /// Why the workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -259,8 +259,8 @@ struct WorkerCtx {
     /// Woken when the active connection count drops to zero.
     idle_waker: RefCell<Option<Waker>>,
     draining: Cell<bool>,
-    /// Upstream pools and the random source of HTTP listeners.
-    http: Rc<WorkerHttp>,
+    /// The drain flag and the random source of HTTP listeners.
+    http: WorkerHttp,
 }
 
 impl WorkerCtx {
@@ -316,13 +316,17 @@ fn run_worker(
     link.attach_ring(runtime.ring_counters());
     let ctx = Rc::new(WorkerCtx {
         index: config.index,
-        table: RefCell::new(TableHandle::new(Arc::clone(&table), config.index)),
+        table: RefCell::new(TableHandle::new(
+            Arc::clone(&table),
+            config.index,
+            Rc::new(Upstreams::default()),
+        )),
         link: Arc::clone(&link),
         drain_timeout: config.drain_timeout,
         max_connections: config.max_connections,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
-        http: Rc::new(WorkerHttp::new(config.index, random_seed(config.index))),
+        http: WorkerHttp::new(config.index, random_seed(config.index)),
     });
     let mut listeners = ListenerSet::default();
     if let Err(e) = listeners.bind_all(&table) {
@@ -380,10 +384,8 @@ pub fn bind_reason(e: &io::Error) -> String {
 /// drains. Returns the number of connections the drain timeout cut.
 async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wakeup) -> u64 {
     listeners.start_accepting(&ctx);
-    rt::spawn(session::http::sweep_pool(
-        Rc::clone(&ctx.http),
-        Arc::clone(&ctx.link),
-    ));
+    let upstreams = Rc::clone(&ctx.table.borrow().current().upstreams);
+    rt::spawn(sweep_upstreams(upstreams, Arc::clone(&ctx.link)));
     loop {
         if let Err(e) = wakeup.wait().await {
             // Without its eventfd the worker can no longer hear the agent:
@@ -424,6 +426,18 @@ fn adopt(ctx: &Rc<WorkerCtx>, listeners: &mut ListenerSet, table: Arc<Table>) {
     let generation = table.generation;
     ctx.table.borrow_mut().adopt(table, ctx.index);
     ctx.link.ack(generation);
+}
+
+/// Closes the worker's idle upstream connections that expired, that the
+/// upstream closed or that heard bytes, and forgets endpoint holds that
+/// ended, once a second, for as long as the worker runs.
+async fn sweep_upstreams(upstreams: Rc<Upstreams>, link: Arc<WorkerLink>) {
+    loop {
+        if sleep(Duration::from_secs(1)).await.is_err() {
+            return;
+        }
+        upstreams.sweep(rt::now(), link.counters());
+    }
 }
 
 async fn wait_idle(ctx: &WorkerCtx) {

@@ -13,11 +13,10 @@ use crate::proto::h1::response::ResponseHead;
 use crate::request::Reason;
 use crate::rt::net::TcpStream;
 use crate::stats::Counters;
-use crate::table::handle::LocalTable;
 use crate::table::route::HttpService;
 use crate::table::tally::HttpCounters;
 use crate::table::Table;
-use crate::upstream::balance::RoundRobin;
+use crate::upstream::LocalTable;
 
 /// What a connection shares with the rest of its worker, for its life.
 pub(super) struct Ctx<'a> {
@@ -27,8 +26,9 @@ pub(super) struct Ctx<'a> {
     pub(super) service: &'a HttpService,
     /// The listener's counters (this worker's block).
     pub(super) listener: &'a HttpCounters,
-    /// The worker's round-robin cursors for `table`.
-    pub(super) balancer: &'a RoundRobin,
+    /// `table` as the worker runs it: its balancer, endpoint health and
+    /// idle upstream connections.
+    pub(super) upstream: &'a LocalTable,
     /// The worker's connection counters.
     pub(super) counters: &'a Counters,
     /// The worker's HTTP state.

@@ -27,7 +27,7 @@ mod state;
 mod write;
 
 pub use self::ctx::Newer;
-pub use self::state::{sweep_pool, WorkerHttp};
+pub use self::state::WorkerHttp;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -42,8 +42,8 @@ use crate::proto::h1::response::ResponseHead;
 use crate::rt::net::TcpStream;
 use crate::rt::select::{select, Either};
 use crate::stats::Counters;
-use crate::table::handle::LocalTable;
 use crate::table::Service;
+use crate::upstream::LocalTable;
 
 /// Serves the client connection `client`, accepted on listener `listener`
 /// of `local` (an HTTP listener). Between requests it moves to the table
@@ -106,7 +106,7 @@ async fn serve_requests(
             table: &local.table,
             service,
             listener: service.tally.worker(http.worker),
-            balancer: &local.balancer,
+            upstream: &local,
             counters,
             http,
             peer,
