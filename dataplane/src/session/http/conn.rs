@@ -71,8 +71,11 @@ impl Conn {
                     timeouts.header.min(timeouts.idle)
                 };
                 clock.enter(Phase::Idle, wait);
-                self.read_head(&limits, timeouts.header, clock, draining)
-                    .await
+                let read = self
+                    .read_head(&limits, timeouts.header, clock, draining)
+                    .await;
+                ctx.counters.copied_bytes.add(self.inbound.take_copied());
+                read
             };
             let after = match read {
                 Ok(()) => {

@@ -36,6 +36,9 @@ pub(super) struct Inbound {
     head: HeadAt,
     /// Whether the peer ended its stream.
     eof: bool,
+    /// Bytes copied into `scratch` and not yet counted (see
+    /// [`Inbound::take_copied`]).
+    copied: u64,
 }
 
 /// Where the head last read lies, and where the bytes after it start.
@@ -77,6 +80,7 @@ impl Inbound {
             scratch,
             head: HeadAt::Nowhere,
             eof: false,
+            copied: 0,
         }
     }
 
@@ -139,12 +143,14 @@ impl Inbound {
                         }
                         Status::Partial => {
                             self.scratch.extend_from_slice(bytes);
+                            self.copied += bytes.len() as u64;
                             gathered = true;
                         }
                     }
                 } else {
                     let before = self.scratch.len();
                     self.scratch.extend_from_slice(bytes);
+                    self.copied += bytes.len() as u64;
                     // The end may straddle the pieces: look from a little
                     // before the new bytes.
                     let tail = &self.scratch[before.saturating_sub(2)..];
@@ -175,6 +181,14 @@ impl Inbound {
                 Err(_) => return Err(HeadFailure::Failed),
             }
         }
+    }
+
+    /// Bytes copied since the last call: a head that arrived in pieces is
+    /// gathered into one buffer, the one userspace copy of received bytes
+    /// outside the buffer rings' own (the worker counts it in
+    /// `copied_bytes`).
+    pub(super) fn take_copied(&mut self) -> u64 {
+        std::mem::take(&mut self.copied)
     }
 
     /// The bytes of the head just read, from its first byte (they may run

@@ -86,7 +86,9 @@ pub(super) async fn respond(
         head,
         out,
     } = sides;
-    if let Err(failed) = read_final_head(upstream, client, head, out, terms, clock).await {
+    let read = read_final_head(upstream, client, head, out, terms, clock).await;
+    counters.copied_bytes.add(upstream.take_copied());
+    if let Err(failed) = read {
         return failed;
     }
     let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
