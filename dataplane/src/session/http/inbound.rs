@@ -9,6 +9,7 @@ use std::io;
 use std::ops::Range;
 
 use crate::buf::BufHandle;
+use crate::counter::Counter;
 use crate::proto::h1::{HeadError, Status};
 use crate::rt::net::RecvStream;
 
@@ -36,9 +37,6 @@ pub(super) struct Inbound {
     head: HeadAt,
     /// Whether the peer ended its stream.
     eof: bool,
-    /// Bytes copied into `scratch` and not yet counted (see
-    /// [`Inbound::take_copied`]).
-    copied: u64,
 }
 
 /// Where the head last read lies, and where the bytes after it start.
@@ -80,7 +78,6 @@ impl Inbound {
             scratch,
             head: HeadAt::Nowhere,
             eof: false,
-            copied: 0,
         }
     }
 
@@ -117,11 +114,16 @@ impl Inbound {
     /// when a piece could hold the end of the head (a line break followed by
     /// an empty line) or when the gathered bytes pass `max_len`, where
     /// `parse` reports the limit.
+    ///
+    /// Gathering copies the pieces into one buffer, the one userspace copy
+    /// of received bytes outside the buffer rings' own: each is counted in
+    /// `copied` (the worker's `copied_bytes`) as it is made.
     pub(super) async fn read_head(
         &mut self,
         mut parse: impl FnMut(&[u8]) -> Result<Status, HeadError>,
         max_len: usize,
         mut on_first_byte: impl FnMut(),
+        copied: &Counter,
     ) -> Result<(), HeadFailure> {
         self.head = HeadAt::Nowhere;
         self.scratch.clear();
@@ -143,14 +145,14 @@ impl Inbound {
                         }
                         Status::Partial => {
                             self.scratch.extend_from_slice(bytes);
-                            self.copied += bytes.len() as u64;
+                            copied.add(bytes.len() as u64);
                             gathered = true;
                         }
                     }
                 } else {
                     let before = self.scratch.len();
                     self.scratch.extend_from_slice(bytes);
-                    self.copied += bytes.len() as u64;
+                    copied.add(bytes.len() as u64);
                     // The end may straddle the pieces: look from a little
                     // before the new bytes.
                     let tail = &self.scratch[before.saturating_sub(2)..];
@@ -181,14 +183,6 @@ impl Inbound {
                 Err(_) => return Err(HeadFailure::Failed),
             }
         }
-    }
-
-    /// Bytes copied since the last call: a head that arrived in pieces is
-    /// gathered into one buffer, the one userspace copy of received bytes
-    /// outside the buffer rings' own (the worker counts it in
-    /// `copied_bytes`).
-    pub(super) fn take_copied(&mut self) -> u64 {
-        std::mem::take(&mut self.copied)
     }
 
     /// The bytes of the head just read, from its first byte (they may run
