@@ -5,7 +5,7 @@
 //! ([`WorkerStats`]) whenever it likes, without a lock. No counter on the
 //! forwarding path is written by two cores.
 //!
-//! Every counter is declared once, in the [`counters!`] list below (and
+//! Every counter is declared once, in the `counters!` list below (and
 //! the ring's and buffer pools' in theirs); the views the agent writes
 //! read the names from the declaration ([`vocabulary`]).
 
