@@ -12,11 +12,12 @@ use crate::rt::wake::Notifier;
 use crate::rt::{RingCounters, RingStats};
 use crate::stats::{Counters, WorkerStats};
 use crate::table::Table;
+use crate::worker::log::{Line, LogWriter};
 
 /// The only memory the control agent and a worker share: the table handoff,
 /// the stop flag, the generation the worker acknowledged, whether it exited,
-/// and the worker's counters (written by the worker alone, on cache lines of
-/// their own). The agent writes the handoff and the flag and then notifies
+/// the worker's counters (written by the worker alone, on cache lines of
+/// their own) and the writing end of its log queue. The agent writes the handoff and the flag and then notifies
 /// the worker's eventfd; the worker writes the acknowledgement and notifies
 /// the agent's ack pipe (one for all workers). No lock is taken on either
 /// side: each direction is atomics plus one `write(2)`.
@@ -36,10 +37,18 @@ pub struct WorkerLink {
     ack_notify: Notifier,
     counters: CachePadded<Counters>,
     ring: OnceLock<Arc<RingCounters>>,
+    /// Where the worker's log lines go (see [`crate::worker::log`]).
+    log: LogWriter,
 }
 
 impl WorkerLink {
-    pub(crate) fn new(index: usize, core: usize, wake: Notifier, ack_notify: Notifier) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        core: usize,
+        wake: Notifier,
+        ack_notify: Notifier,
+        log: LogWriter,
+    ) -> Self {
         Self {
             index,
             core,
@@ -52,6 +61,7 @@ impl WorkerLink {
             ack_notify,
             counters: CachePadded::new(Counters::default()),
             ring: OnceLock::new(),
+            log,
         }
     }
 
@@ -111,6 +121,15 @@ impl WorkerLink {
         &self.counters
     }
 
+    /// Queues `line` for the control thread to write; counts it in
+    /// `log_dropped` instead when the queue is full. Only the worker calls
+    /// this (the queue has one writer, and so has the counter).
+    pub(crate) fn log(&self, line: Line) {
+        if self.log.push(line).is_err() {
+            self.counters.log_dropped.add(1);
+        }
+    }
+
     pub(crate) fn attach_ring(&self, ring: Arc<RingCounters>) {
         let _ = self.ring.set(ring);
     }
@@ -144,4 +163,35 @@ pub fn clock_ns() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let elapsed = EPOCH.get_or_init(Instant::now).elapsed().as_nanos();
     u64::try_from(elapsed).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rt::wake::eventfd;
+    use crate::worker::log::{WorkerLogs, CAPACITY};
+
+    #[test]
+    fn a_full_log_queue_drops_and_counts() {
+        let (wake, _wakeup) = eventfd().expect("an eventfd");
+        let (ack, _acks) = eventfd().expect("an eventfd");
+        let mut logs = WorkerLogs::default();
+        let link = WorkerLink::new(0, 0, wake, ack, logs.open());
+        let line = |n: i32| Line::WakeupFailed(io::Error::from_raw_os_error(n));
+        for n in 0..CAPACITY as i32 + 3 {
+            link.log(line(n));
+        }
+        assert_eq!(link.stats().log_dropped, 3);
+        let mut kept = Vec::new();
+        logs.drain(|index, line| {
+            assert_eq!(index, 0);
+            if let Line::WakeupFailed(e) = line {
+                kept.extend(e.raw_os_error());
+            }
+        });
+        // The first lines are kept, the overflow is what is dropped.
+        assert_eq!(kept, (0..CAPACITY as i32).collect::<Vec<_>>());
+        link.log(line(1));
+        assert_eq!(link.stats().log_dropped, 3, "room again once drained");
+    }
 }

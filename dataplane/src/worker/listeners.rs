@@ -13,11 +13,13 @@ use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use slab::Slab;
 
+use super::log::Line;
 use super::{bind_reason, StartError, WorkerCtx};
 use crate::rt::net::{TcpListener, TcpStream};
 use crate::rt::select::{select, Either};
@@ -116,13 +118,11 @@ impl ListenerSet {
                     // so this is a race with another process; the other
                     // workers and listeners carry on.
                     ctx.counters().bind_failures.add(1);
-                    eprintln!(
-                        "ringway: worker {}: listener `{}`: cannot bind {}: {}",
-                        ctx.index,
-                        l.name,
-                        l.address,
-                        bind_reason(&e)
-                    );
+                    ctx.link.log(Line::BindFailed {
+                        listener: Arc::clone(&l.name),
+                        address: l.address,
+                        error: e,
+                    });
                 }
             }
         }

@@ -7,6 +7,7 @@
 
 mod budget;
 mod listeners;
+pub mod log;
 
 pub use self::budget::ConnectionBudget;
 
@@ -22,6 +23,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use self::listeners::ListenerSet;
+use self::log::{Line, WorkerLogs};
 use crate::link::WorkerLink;
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
@@ -112,13 +114,15 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts one worker per core of `settings`, each running `table`.
-    /// Returns once every worker has bound its listeners and acknowledged
-    /// `table`, or the first error.
+    /// Starts one worker per core of `settings`, each running `table` and
+    /// queueing its log lines in a queue it adds to `logs` (empty: worker
+    /// `i` gets queue `i`; the caller drains them, also after an error). Returns once every worker has bound its
+    /// listeners and acknowledged `table`, or the first error.
     pub fn start(
         settings: &RuntimeSettings,
         table: Arc<Table>,
         mode: FeatureMode,
+        logs: &mut WorkerLogs,
     ) -> Result<Self, StartError> {
         // Counted before the workers open anything: the budget adds what
         // each of them will.
@@ -149,7 +153,7 @@ impl Workers {
                     });
                 }
             };
-            let link = Arc::new(WorkerLink::new(index, core, notifier, ack));
+            let link = Arc::new(WorkerLink::new(index, core, notifier, ack, logs.open()));
             let config = WorkerConfig {
                 index,
                 core,
@@ -390,7 +394,7 @@ async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wak
         if let Err(e) = wakeup.wait().await {
             // Without its eventfd the worker can no longer hear the agent:
             // stop as if asked, rather than run on deaf.
-            eprintln!("ringway: worker {}: control eventfd failed: {e}", ctx.index);
+            ctx.link.log(Line::WakeupFailed(e));
             break;
         }
         if ctx.link.stop_requested() {

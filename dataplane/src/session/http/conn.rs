@@ -15,6 +15,7 @@ use super::exchange;
 use super::inbound::HeadFailure;
 use super::send::send_all;
 use super::write::{self, Persist};
+use crate::counter::Counter;
 use crate::proto::h1::request::RequestBody;
 use crate::proto::h1::Limits;
 use crate::request::Reason;
@@ -71,7 +72,8 @@ impl Conn {
                     timeouts.header.min(timeouts.idle)
                 };
                 clock.enter(Phase::Idle, wait);
-                self.read_head(&limits, timeouts.header, clock, draining)
+                let copied = &ctx.counters.copied_bytes;
+                self.read_head(&limits, timeouts.header, clock, draining, copied)
                     .await
             };
             let after = match read {
@@ -117,6 +119,7 @@ impl Conn {
         header_timeout: Duration,
         clock: &Clock,
         draining: &Cell<bool>,
+        copied: &Counter,
     ) -> Result<(), HeadFailure> {
         let req = &mut self.req;
         let client = &self.client;
@@ -124,6 +127,7 @@ impl Conn {
             |bytes| req.parse(bytes, limits),
             limits.max_header_bytes,
             || clock.enter(Phase::Header, header_timeout),
+            copied,
         );
         let mut read = pin!(read);
         let mut grace: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>> = None;

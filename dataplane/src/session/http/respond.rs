@@ -10,6 +10,7 @@ use super::clock::Clock;
 use super::inbound::{HeadFailure, Inbound};
 use super::send::{send_all, HeadBuf};
 use super::write::{self, Framing, Persist};
+use crate::counter::Counter;
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::Version;
 use crate::request::Reason;
@@ -86,7 +87,8 @@ pub(super) async fn respond(
         head,
         out,
     } = sides;
-    if let Err(failed) = read_final_head(upstream, client, head, out, terms, clock).await {
+    let copied = &counters.copied_bytes;
+    if let Err(failed) = read_final_head(upstream, client, head, out, terms, clock, copied).await {
         return failed;
     }
     let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
@@ -182,6 +184,7 @@ async fn read_final_head(
     out: &mut HeadBuf,
     terms: &Terms<'_>,
     clock: &Clock,
+    copied: &Counter,
 ) -> Result<(), Response> {
     let limits = terms.limits;
     loop {
@@ -197,6 +200,7 @@ async fn read_final_head(
                 },
                 limits.max_header_bytes,
                 || {},
+                copied,
             )
             .await;
         match read {

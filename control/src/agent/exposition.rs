@@ -1,14 +1,19 @@
-//! `/stats` (JSON) and `/metrics` (Prometheus text format 0.0.4) from the
-//! agent's figures, copies of every worker's counters and the sums of the
-//! HTTP tallies of the agent's current table.
+//! The exposition of the agent's figures: `/stats` (JSON) and `/metrics`
+//! (Prometheus text format 0.0.4), from copies of every worker's counters
+//! and the sums of the HTTP tallies of the agent's current table.
+//!
+//! Every per-worker series (the worker's, its ring's, its buffer pools')
+//! is written from its declaration ([`dataplane::stats::vocabulary`]): its
+//! names, help and type are never spelled out here.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
-use dataplane::buf::{Group, PoolStats};
+use dataplane::buf::Group;
 use dataplane::link::WorkerLink;
 use dataplane::request::Reason;
 use dataplane::rt::RingStats;
+use dataplane::stats::vocabulary::Declared;
 use dataplane::stats::WorkerStats;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::HttpTotals;
@@ -159,244 +164,11 @@ impl HttpFigures {
 /// Label values of `HttpTotals::responses`, in index order.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// Every per-worker counter: its JSON name, metric name, metric type, help
-/// text and how to read it. One list, so that `/stats` and `/metrics` can
-/// never disagree on what they show.
-struct Field {
-    json: &'static str,
-    metric: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    get: fn(&WorkerStats) -> u64,
-}
-
-const FIELDS: &[Field] = &[
-    Field {
-        json: "accepted",
-        metric: "ringway_connections_accepted_total",
-        kind: "counter",
-        help: "Client connections accepted.",
-        get: |s| s.accepted,
-    },
-    Field {
-        json: "active",
-        metric: "ringway_connections_active",
-        kind: "gauge",
-        help: "Client connections open now.",
-        get: |s| s.active,
-    },
-    Field {
-        json: "bytes_from_clients",
-        metric: "ringway_bytes_from_clients_total",
-        kind: "counter",
-        help: "Bytes received from clients and sent upstream (for HTTP, message bodies; heads are rewritten, not forwarded).",
-        get: |s| s.bytes_from_clients,
-    },
-    Field {
-        json: "bytes_from_upstreams",
-        metric: "ringway_bytes_from_upstreams_total",
-        kind: "counter",
-        help: "Bytes received from upstreams and sent to clients (for HTTP, message bodies; heads are rewritten, not forwarded).",
-        get: |s| s.bytes_from_upstreams,
-    },
-    Field {
-        json: "copied_bytes",
-        metric: "ringway_copied_bytes_total",
-        kind: "counter",
-        help: "Bytes copied in userspace between buffers (0 on the TCP path).",
-        get: |s| s.copied_bytes,
-    },
-    Field {
-        json: "accept_errors",
-        metric: "ringway_accept_errors_total",
-        kind: "counter",
-        help: "Accepts that failed, e.g. out of file descriptors.",
-        get: |s| s.accept_errors,
-    },
-    Field {
-        json: "refused",
-        metric: "ringway_connections_refused_total",
-        kind: "counter",
-        help: "Client connections closed on accept because the worker held its share of runtime.max_connections.",
-        get: |s| s.refused,
-    },
-    Field {
-        json: "connect_failures",
-        metric: "ringway_upstream_connect_failures_total",
-        kind: "counter",
-        help: "Upstream connects refused or otherwise failed.",
-        get: |s| s.connect_failures,
-    },
-    Field {
-        json: "connect_timeouts",
-        metric: "ringway_upstream_connect_timeouts_total",
-        kind: "counter",
-        help: "Upstream connects that hit the cluster's connect timeout.",
-        get: |s| s.connect_timeouts,
-    },
-    Field {
-        json: "connect_local_failures",
-        metric: "ringway_upstream_connect_local_failures_total",
-        kind: "counter",
-        help: "Upstream connects that failed for want of a local resource (file descriptors, memory, local ports); not counted against the endpoint.",
-        get: |s| s.connect_local_failures,
-    },
-    Field {
-        json: "pool_unsolicited",
-        metric: "ringway_upstream_pool_unsolicited_total",
-        kind: "counter",
-        help: "Idle pooled upstream connections closed because the upstream sent bytes no request asked for.",
-        get: |s| s.pool_unsolicited,
-    },
-    Field {
-        json: "no_upstream",
-        metric: "ringway_no_upstream_total",
-        kind: "counter",
-        help: "Client connections reset because no endpoint answered.",
-        get: |s| s.no_upstream,
-    },
-    Field {
-        json: "resets",
-        metric: "ringway_resets_total",
-        kind: "counter",
-        help: "Resets received on one side and passed on to the other.",
-        get: |s| s.resets,
-    },
-    Field {
-        json: "idle_timeouts",
-        metric: "ringway_idle_timeouts_total",
-        kind: "counter",
-        help: "Connections closed by the idle timeout.",
-        get: |s| s.idle_timeouts,
-    },
-    Field {
-        json: "drain_cuts",
-        metric: "ringway_drain_cuts_total",
-        kind: "counter",
-        help: "Connections of a removed listener closed at its drain timeout.",
-        get: |s| s.drain_cuts,
-    },
-    Field {
-        json: "bind_failures",
-        metric: "ringway_listener_bind_failures_total",
-        kind: "counter",
-        help: "Listeners of a new table a worker could not bind.",
-        get: |s| s.bind_failures,
-    },
-];
-
-/// A ring counter: JSON name, metric name, help, getter.
-type RingField = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&RingStats) -> u64,
-);
-
-const RING_FIELDS: &[RingField] = &[
-    (
-        "sqes",
-        "ringway_ring_sqes_total",
-        "Submission queue entries handed to the kernel.",
-        |r| r.submitted,
-    ),
-    (
-        "cqes",
-        "ringway_ring_cqes_total",
-        "Completion queue entries reaped.",
-        |r| r.completed,
-    ),
-    (
-        "enters",
-        "ringway_ring_enters_total",
-        "io_uring_enter calls.",
-        |r| r.enters,
-    ),
-    (
-        "enobufs",
-        "ringway_ring_enobufs_total",
-        "Receives that found the buffer ring empty.",
-        |r| r.enobufs,
-    ),
-    (
-        "rearms",
-        "ringway_ring_rearms_total",
-        "Multishot operations re-armed after they ended.",
-        |r| r.rearms,
-    ),
-    (
-        "enter_retries",
-        "ringway_ring_enter_retries_total",
-        "io_uring_enter calls that met a transient error (EAGAIN, ENOMEM, EBUSY, EINTR) and were retried.",
-        |r| r.enter_retries,
-    ),
-    (
-        "cq_dropped",
-        "ringway_ring_cq_dropped_total",
-        "Completions the kernel dropped because the completion queue overflowed.",
-        |r| r.cq_dropped,
-    ),
-    (
-        "cancel_failures",
-        "ringway_ring_cancel_failures_total",
-        "Cancels of abandoned receives that failed; their sockets were shut down instead.",
-        |r| r.cancel_failures,
-    ),
-];
-
-/// A buffer ring figure: JSON name, metric name, kind, help, getter.
-type PoolField = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&PoolStats) -> u64,
-);
-
-/// Per worker and buffer group (`group="client"` or `"upstream"`).
-const POOL_FIELDS: &[PoolField] = &[
-    (
-        "in_use",
-        "ringway_buffers_in_use",
-        "gauge",
-        "Receive buffers lent out of the ring now.",
-        |p| p.in_use,
-    ),
-    (
-        "capacity",
-        "ringway_buffers_capacity",
-        "gauge",
-        "Receive buffers in the ring.",
-        |p| p.capacity,
-    ),
-    (
-        "enobufs",
-        "ringway_buffer_enobufs_total",
-        "counter",
-        "Receives that found the ring empty (ENOBUFS) and were re-armed.",
-        |p| p.enobufs,
-    ),
-    (
-        "copied",
-        "ringway_buffer_copied_total",
-        "counter",
-        "Received buffers copied out because the ring was below its reserve.",
-        |p| p.copied,
-    ),
-    (
-        "copied_bytes",
-        "ringway_buffer_copied_bytes_total",
-        "counter",
-        "Bytes copied out because the ring was below its reserve.",
-        |p| p.copied_bytes,
-    ),
-];
-
 /// `/stats` as JSON.
 pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFigures) -> Value {
     let mut totals = Map::new();
-    for f in FIELDS {
-        let sum: u64 = workers.iter().map(|w| (f.get)(&w.stats)).sum();
+    for f in WorkerStats::FIELDS {
+        let sum: u64 = workers.iter().map(|w| f.read(&w.stats)).sum();
         totals.insert(f.json.to_owned(), json!(sum));
     }
     let workers: Vec<Value> = workers
@@ -406,23 +178,13 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
             obj.insert("index".into(), json!(w.index));
             obj.insert("core".into(), json!(w.core));
             obj.insert("generation".into(), json!(w.generation));
-            for f in FIELDS {
-                obj.insert(f.json.into(), json!((f.get)(&w.stats)));
-            }
-            let ring: Map<String, Value> = RING_FIELDS
-                .iter()
-                .map(|(name, _, _, get)| ((*name).to_owned(), json!(get(&w.ring))))
-                .collect();
-            obj.insert("ring".into(), Value::Object(ring));
+            obj.extend(fields_json(&w.stats));
+            obj.insert("ring".into(), Value::Object(fields_json(&w.ring)));
             let buffers: Map<String, Value> = Group::ALL
                 .iter()
                 .map(|g| {
-                    let stats = &w.ring.pools[usize::from(g.id())];
-                    let fields: Map<String, Value> = POOL_FIELDS
-                        .iter()
-                        .map(|(name, _, _, _, get)| ((*name).to_owned(), json!(get(stats))))
-                        .collect();
-                    (g.name().to_owned(), Value::Object(fields))
+                    let pool = &w.ring.pools[usize::from(g.id())];
+                    (g.name().to_owned(), Value::Object(fields_json(pool)))
                 })
                 .collect();
             obj.insert("buffers".into(), Value::Object(buffers));
@@ -444,6 +206,14 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         "workers": workers,
         "http": http_json(http),
     })
+}
+
+/// Every declared series of `stats`, by JSON name.
+fn fields_json<S: Declared>(stats: &S) -> Map<String, Value> {
+    S::FIELDS
+        .iter()
+        .map(|f| (f.json.to_owned(), json!(f.read(stats))))
+        .collect()
 }
 
 /// The `http` section of `/stats`: listeners, their routes and each
@@ -557,22 +327,17 @@ pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &Http
         workers,
         |w| w.generation,
     );
-    for f in FIELDS {
-        per_worker(&mut out, f.metric, f.kind, f.help, workers, |w| {
-            (f.get)(&w.stats)
-        });
-    }
-    for (_, metric, help, get) in RING_FIELDS {
-        per_worker(&mut out, metric, "counter", help, workers, |w| get(&w.ring));
-    }
-    for (_, name, kind, help, get) in POOL_FIELDS {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    declared_per_worker(&mut out, workers, |w| &w.stats);
+    declared_per_worker(&mut out, workers, |w| &w.ring);
+    for f in dataplane::buf::PoolStats::FIELDS {
+        help_and_type(&mut out, f.metric, f.kind.name(), f.help);
         for w in workers {
             for g in Group::ALL {
-                let value = get(&w.ring.pools[usize::from(g.id())]);
+                let value = f.read(&w.ring.pools[usize::from(g.id())]);
                 let _ = writeln!(
                     out,
-                    "{name}{{worker=\"{}\",group=\"{}\"}} {value}",
+                    "{}{{worker=\"{}\",group=\"{}\"}} {value}",
+                    f.metric,
                     w.index,
                     g.name()
                 );
@@ -692,6 +457,11 @@ fn escape(value: &str) -> String {
     out
 }
 
+/// A family's `# HELP` and `# TYPE` lines.
+fn help_and_type(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
 fn per_worker(
     out: &mut String,
     name: &str,
@@ -700,9 +470,23 @@ fn per_worker(
     workers: &[WorkerFigures],
     value: impl Fn(&WorkerFigures) -> u64,
 ) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    help_and_type(out, name, kind, help);
     for w in workers {
         let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.index, value(w));
+    }
+}
+
+/// One family per declared series of the copy `pick` takes from each
+/// worker's figures, one sample per worker.
+fn declared_per_worker<S: Declared>(
+    out: &mut String,
+    workers: &[WorkerFigures],
+    pick: impl Fn(&WorkerFigures) -> &S,
+) {
+    for f in S::FIELDS {
+        per_worker(out, f.metric, f.kind.name(), f.help, workers, |w| {
+            f.read(pick(w))
+        });
     }
 }
 
@@ -711,9 +495,126 @@ fn seconds(us: u64) -> String {
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
+/// Figures of worker `index` in which every declared series holds a value
+/// of its own (worker `i`'s `k`-th series of the worker, the ring and the
+/// client and upstream pools: `(i + 1) * 1_000_000 + {1, 2, 3, 4} * 1000
+/// + k`), so that a view showing the wrong series, or none, is caught.
+#[cfg(test)]
+pub(crate) fn numbered(index: usize) -> WorkerFigures {
+    use dataplane::buf::PoolStats;
+    use dataplane::stats::vocabulary::Field;
+
+    fn counting<S>(base: u64, block: u64) -> impl FnMut(&Field<S>) -> u64 {
+        let mut k = 0;
+        move |_| {
+            k += 1;
+            base + block * 1000 + k
+        }
+    }
+    let base = (index as u64 + 1) * 1_000_000;
+    let mut ring = RingStats::from_values(counting(base, 2));
+    for g in Group::ALL {
+        ring.pools[usize::from(g.id())] =
+            PoolStats::from_values(counting(base, 3 + u64::from(g.id())));
+    }
+    WorkerFigures {
+        index,
+        core: index + 10,
+        generation: 3,
+        stats: WorkerStats::from_values(counting(base, 1)),
+        ring,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use dataplane::buf::PoolStats;
+    use dataplane::stats::vocabulary::{Cli, Kind};
+
     use super::*;
+
+    /// Every declared series, in `/metrics` and `/stats` (per worker, and
+    /// the worker's in the totals) and in `ringway stats`, with its value:
+    /// a counter declared once cannot be missing from one of them.
+    #[test]
+    fn every_declared_series_is_in_every_view() {
+        let workers = [numbered(0), numbered(1)];
+        let text = metrics_text(&AgentFigures::default(), &workers, &HttpFigures::default());
+        let json = stats_json(&AgentFigures::default(), &workers, &HttpFigures::default());
+        let table = crate::stats_table::render(&json);
+        let family = |metric: &str, kind: Kind, help: &str| {
+            let head = format!("# HELP {metric} {help}\n# TYPE {metric} {}\n", kind.name());
+            assert!(text.contains(&head), "{head:?} missing from\n{text}");
+        };
+        for f in WorkerStats::FIELDS {
+            family(f.metric, f.kind, f.help);
+            let mut total = 0;
+            for w in &workers {
+                let value = f.read(&w.stats);
+                total += value;
+                let sample = format!("{}{{worker=\"{}\"}} {value}\n", f.metric, w.index);
+                assert!(text.contains(&sample), "{sample:?} missing from\n{text}");
+                assert_eq!(json["workers"][w.index][f.json], value, "{}", f.json);
+                if let Cli::Column(header) = f.cli {
+                    assert!(table.contains(header), "{header} missing from\n{table}");
+                    assert!(
+                        table.contains(&value.to_string()),
+                        "{value} missing from\n{table}"
+                    );
+                }
+            }
+            assert_eq!(json["totals"][f.json], total, "{}", f.json);
+            match f.cli {
+                Cli::Column(_) => assert!(
+                    table.contains(&total.to_string()),
+                    "{total} missing from\n{table}"
+                ),
+                Cli::Listed => assert!(
+                    table.contains(&format!(" {}={total}", f.json)),
+                    "{}={total} missing from\n{table}",
+                    f.json
+                ),
+            }
+        }
+        for f in RingStats::FIELDS {
+            family(f.metric, f.kind, f.help);
+            for w in &workers {
+                let value = f.read(&w.ring);
+                let sample = format!("{}{{worker=\"{}\"}} {value}\n", f.metric, w.index);
+                assert!(text.contains(&sample), "{sample:?} missing from\n{text}");
+                assert_eq!(
+                    json["workers"][w.index]["ring"][f.json], value,
+                    "{}",
+                    f.json
+                );
+                let listed = format!(" {}={value}", f.json);
+                assert!(table.contains(&listed), "{listed} missing from\n{table}");
+            }
+        }
+        for f in PoolStats::FIELDS {
+            family(f.metric, f.kind, f.help);
+            for w in &workers {
+                for g in Group::ALL {
+                    let value = f.read(&w.ring.pools[usize::from(g.id())]);
+                    let sample = format!(
+                        "{}{{worker=\"{}\",group=\"{}\"}} {value}\n",
+                        f.metric,
+                        w.index,
+                        g.name()
+                    );
+                    assert!(text.contains(&sample), "{sample:?} missing from\n{text}");
+                    assert_eq!(
+                        json["workers"][w.index]["buffers"][g.name()][f.json],
+                        value,
+                        "{}",
+                        f.json
+                    );
+                    let listed = format!(" {}={value}", f.json);
+                    assert!(table.contains(&listed), "{listed} missing from\n{table}");
+                }
+            }
+        }
+    }
 
     fn worker(index: usize, accepted: u64) -> WorkerFigures {
         WorkerFigures {
