@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dataplane::buf::Group;
+use dataplane::counter::vocabulary::Declared;
+use dataplane::link::log::WorkerLogs;
 use dataplane::rt::{ring, FeatureMode};
 use dataplane::stats::shortage;
-use dataplane::stats::vocabulary::Declared;
-use dataplane::worker::log::WorkerLogs;
 use dataplane::worker::{WorkerReport, Workers};
 use tokio::task::LocalSet;
 

@@ -1,7 +1,7 @@
 //! `ringway stats`: the JSON of `/stats` as a table for a terminal.
 //!
 //! What it shows comes from the counters' declarations
-//! ([`dataplane::stats::vocabulary`]): the worker's series marked as
+//! ([`dataplane::counter::vocabulary`]): the worker's series marked as
 //! columns make the table, the rest are listed on the `errors:` line once
 //! they are not zero, and the ring's and buffer pools' series are listed
 //! per worker.
@@ -9,8 +9,8 @@
 use std::fmt::Write;
 
 use dataplane::buf::PoolStats;
+use dataplane::counter::vocabulary::{Cli, Declared};
 use dataplane::rt::RingStats;
-use dataplane::stats::vocabulary::{Cli, Declared};
 use dataplane::stats::WorkerStats;
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
-//! The per-worker counters as declared (`dataplane::stats::vocabulary`):
+//! The per-worker counters as declared (`dataplane::counter::vocabulary`):
 //! every declared series is served by `/metrics` and `/stats`, shown by
 //! `ringway stats` and written in the exit report, under its declared
 //! names; and `copied_bytes` counts what is copied.
@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use dataplane::buf::{Group, PoolStats};
+use dataplane::counter::vocabulary::{Cli, Declared, Field};
 use dataplane::rt::RingStats;
-use dataplane::stats::vocabulary::{Cli, Declared, Field};
 use dataplane::stats::WorkerStats;
 use ringway_tests::admin::{self, Metrics};
 use ringway_tests::data;

@@ -3,17 +3,17 @@
 //! and the sums of the HTTP tallies of the agent's current table.
 //!
 //! Every per-worker series (the worker's, its ring's, its buffer pools')
-//! is written from its declaration ([`dataplane::stats::vocabulary`]): its
+//! is written from its declaration ([`dataplane::counter::vocabulary`]): its
 //! names, help and type are never spelled out here.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use dataplane::buf::Group;
+use dataplane::counter::vocabulary::Declared;
 use dataplane::link::WorkerLink;
 use dataplane::request::Reason;
 use dataplane::rt::RingStats;
-use dataplane::stats::vocabulary::Declared;
 use dataplane::stats::WorkerStats;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::HttpTotals;
@@ -502,7 +502,7 @@ fn seconds(us: u64) -> String {
 #[cfg(test)]
 pub(crate) fn numbered(index: usize) -> WorkerFigures {
     use dataplane::buf::PoolStats;
-    use dataplane::stats::vocabulary::Field;
+    use dataplane::counter::vocabulary::Field;
 
     fn counting<S>(base: u64, block: u64) -> impl FnMut(&Field<S>) -> u64 {
         let mut k = 0;
@@ -529,7 +529,7 @@ pub(crate) fn numbered(index: usize) -> WorkerFigures {
 #[cfg(test)]
 mod tests {
     use dataplane::buf::PoolStats;
-    use dataplane::stats::vocabulary::{Cli, Kind};
+    use dataplane::counter::vocabulary::{Cli, Kind};
 
     use super::*;
 

@@ -18,11 +18,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataplane::link::log::bind_reason;
+use dataplane::link::log::WorkerLogs;
 use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
 use dataplane::table::Table;
-use dataplane::worker::log::WorkerLogs;
-use dataplane::worker::{bind_reason, WorkerReport, Workers};
+use dataplane::worker::{WorkerReport, Workers};
 use hdrhistogram::Histogram;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;

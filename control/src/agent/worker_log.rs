@@ -1,10 +1,10 @@
-//! Writing what the workers queued (see [`dataplane::worker::log`]): each
+//! Writing what the workers queued (see [`dataplane::link::log`]): each
 //! line as `ringway: worker N: ...`, and one line for each worker whose
 //! queue overflowed since the last time, with how many lines it lost.
 
 use std::io::{self, Write};
 
-use dataplane::worker::log::WorkerLogs;
+use dataplane::link::log::WorkerLogs;
 
 /// What the agent has said about the workers' dropped lines so far.
 #[derive(Debug, Default)]
@@ -53,7 +53,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::sync::Arc;
 
-    use dataplane::worker::log::Line;
+    use dataplane::link::log::Line;
 
     use super::*;
 

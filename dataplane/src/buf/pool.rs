@@ -37,8 +37,8 @@ use std::task::Waker;
 use io_uring::types::BufRingEntry;
 
 use super::handle::BufHandle;
-use crate::stats::counters;
-use crate::stats::vocabulary::Cli::Listed;
+use crate::counter::counters;
+use crate::counter::vocabulary::Cli::Listed;
 
 /// Why a buffer ring could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ counters! {
     pub struct PoolStats;
     /// The live counters of one buffer ring: written by its worker only,
     /// readable from any thread (see [`crate::counter::Counter`]).
-    /// Declared once, like the worker's (see [`crate::stats::vocabulary`]);
+    /// Declared once, like the worker's (see [`crate::counter::vocabulary`]);
     /// shown per worker and [`Group`](super::Group).
     pub struct PoolCounters;
     exposed {

@@ -1,12 +1,12 @@
 //! The counters of one ring: written by its worker thread, read by the
 //! control agent (see [`crate::counter::Counter`]). Declared once, like the
-//! worker's (see [`crate::stats::vocabulary`]).
+//! worker's (see [`crate::counter::vocabulary`]).
 
 use std::sync::Arc;
 
 use crate::buf::{PoolCounters, PoolStats};
-use crate::stats::counters;
-use crate::stats::vocabulary::Cli::Listed;
+use crate::counter::counters;
+use crate::counter::vocabulary::Cli::Listed;
 
 counters! {
     /// A copy of one ring's counters at one moment.

@@ -7,13 +7,12 @@
 //!
 //! Every counter is declared once, in the `counters!` list below (and
 //! the ring's and buffer pools' in theirs); the views the agent writes
-//! read the names from the declaration ([`vocabulary`]).
+//! read the names from the declaration ([`crate::counter::vocabulary`]).
 
 pub mod shortage;
-pub mod vocabulary;
 
-pub(crate) use self::vocabulary::counters;
-use self::vocabulary::Cli::{Column, Listed};
+use crate::counter::counters;
+use crate::counter::vocabulary::Cli::{Column, Listed};
 
 counters! {
     /// A copy of one worker's counters at one moment.
@@ -85,7 +84,7 @@ counters! {
         bind_failures: Counter, "bind_failures", "ringway_listener_bind_failures_total", Listed,
             "Listeners of a new table a worker could not bind.";
         /// Log lines the worker could not queue because its log queue was
-        /// full (see [`crate::worker::log`]).
+        /// full (see [`crate::link::log`]).
         log_dropped: Counter, "log_dropped", "ringway_log_dropped_total", Listed,
             "Worker log lines dropped because the worker's log queue was full.";
     }

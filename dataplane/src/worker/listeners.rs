@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use super::log::Line;
-use super::{bind_reason, StartError, WorkerCtx};
+use super::{StartError, WorkerCtx};
+use crate::link::log::bind_reason;
+use crate::link::log::Line;
 use crate::rt::net::{TcpListener, TcpStream};
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;

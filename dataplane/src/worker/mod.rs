@@ -7,7 +7,6 @@
 
 mod budget;
 mod listeners;
-pub mod log;
 
 pub use self::budget::ConnectionBudget;
 
@@ -23,7 +22,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use self::listeners::ListenerSet;
-use self::log::{Line, WorkerLogs};
+use crate::link::log::{Line, WorkerLogs};
 use crate::link::WorkerLink;
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
@@ -371,16 +370,6 @@ struct ExitGuard(Arc<WorkerLink>);
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         self.0.mark_exited();
-    }
-}
-
-/// A sentence saying why a listening address could not be bound.
-pub fn bind_reason(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => "the address is in use by another process".to_string(),
-        Some(libc::EADDRNOTAVAIL) => "no local interface has this address".to_string(),
-        Some(libc::EACCES) => "permission denied (ports below 1024 need privileges)".to_string(),
-        _ => e.to_string(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! What the control agent and one worker share.
 
+pub mod log;
+
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -7,12 +9,12 @@ use std::time::Instant;
 
 use crossbeam::utils::CachePadded;
 
+use self::log::{Line, LogWriter};
 use crate::handoff::Handoff;
 use crate::rt::wake::Notifier;
 use crate::rt::{RingCounters, RingStats};
 use crate::stats::{Counters, WorkerStats};
 use crate::table::Table;
-use crate::worker::log::{Line, LogWriter};
 
 /// The only memory the control agent and a worker share: the table handoff,
 /// the stop flag, the generation the worker acknowledged, whether it exited,
@@ -37,7 +39,7 @@ pub struct WorkerLink {
     ack_notify: Notifier,
     counters: CachePadded<Counters>,
     ring: OnceLock<Arc<RingCounters>>,
-    /// Where the worker's log lines go (see [`crate::worker::log`]).
+    /// Where the worker's log lines go (see [`crate::link::log`]).
     log: LogWriter,
 }
 
@@ -168,8 +170,8 @@ pub fn clock_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::log::{WorkerLogs, CAPACITY};
     use crate::rt::wake::eventfd;
-    use crate::worker::log::{WorkerLogs, CAPACITY};
 
     #[test]
     fn a_full_log_queue_drops_and_counts() {

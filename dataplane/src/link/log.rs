@@ -18,8 +18,6 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use super::bind_reason;
-
 /// Lines one worker's queue holds before it drops: far more than a worker
 /// says between two drains (a second apart); a burst past it is a storm
 /// that the count describes as well as the lines would.
@@ -95,6 +93,16 @@ impl LogWriter {
     /// blocks, never allocates.
     pub fn push(&self, line: Line) -> Result<(), Line> {
         self.0.push(line)
+    }
+}
+
+/// A sentence saying why a listening address could not be bound.
+pub fn bind_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => "the address is in use by another process".to_string(),
+        Some(libc::EADDRNOTAVAIL) => "no local interface has this address".to_string(),
+        Some(libc::EACCES) => "permission denied (ports below 1024 need privileges)".to_string(),
+        _ => e.to_string(),
     }
 }
 

@@ -1,4 +1,9 @@
-//! A counter written by one thread and read by any.
+//! A counter written by one thread and read by any, and the vocabulary
+//! every per-worker counter is declared in ([`vocabulary`]).
+
+pub mod vocabulary;
+
+pub(crate) use self::vocabulary::counters;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

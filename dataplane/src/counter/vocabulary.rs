@@ -168,10 +168,10 @@ macro_rules! counters {
             /// A copy whose exposed series hold `value(field)` (the rest
             /// zero): for tests of the views.
             pub fn from_values(
-                mut value: impl FnMut(&$crate::stats::vocabulary::Field<Self>) -> u64,
+                mut value: impl FnMut(&$crate::counter::vocabulary::Field<Self>) -> u64,
             ) -> Self {
                 let mut stats = Self::default();
-                let mut fields = <Self as $crate::stats::vocabulary::Declared>::FIELDS.iter();
+                let mut fields = <Self as $crate::counter::vocabulary::Declared>::FIELDS.iter();
                 $(
                     if let Some(field) = fields.next() {
                         stats.$field = value(field);
@@ -181,14 +181,14 @@ macro_rules! counters {
             }
         }
 
-        impl $crate::stats::vocabulary::Declared for $Stats {
-            const FIELDS: &'static [$crate::stats::vocabulary::Field<Self>] = &[
+        impl $crate::counter::vocabulary::Declared for $Stats {
+            const FIELDS: &'static [$crate::counter::vocabulary::Field<Self>] = &[
                 $(
-                    $crate::stats::vocabulary::Field {
+                    $crate::counter::vocabulary::Field {
                         json: $json,
                         metric: $metric,
                         help: $help,
-                        kind: $crate::stats::vocabulary::Kind::$kind,
+                        kind: $crate::counter::vocabulary::Kind::$kind,
                         cli: $cli,
                         read: |s: &$Stats| s.$field,
                     },
