@@ -1,156 +1,106 @@
 //! The origin's threads and connections.
 
-use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
+use std::net::TcpListener as StdListener;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use core_affinity::CoreId;
-use socket2::{Domain, Protocol, Socket, Type};
+use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
+use super::{Counts, Mode, Settings};
 use crate::ring_io::read_more;
 
 /// How often a thread looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(20);
-/// Read buffer per connection: a few requests' heads.
+/// Read buffer per HTTP connection: a few requests' heads.
 const READ_SIZE: usize = 16 * 1024;
+/// Read buffer per TCP connection: large reads keep the origin's syscall
+/// count per byte low.
+const STREAM_READ_SIZE: usize = 256 * 1024;
 /// Header lines a request may carry.
 const MAX_HEADERS: usize = 64;
-/// Pending connections per listener: the memory run connects thousands in
-/// a burst.
-const BACKLOG: i32 = 4096;
 
-/// What the origin serves.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Listening address.
-    pub listen: SocketAddr,
-    /// HTTP (answer requests) or TCP (sink).
-    pub http: bool,
-    /// The whole answer to every request, formatted once.
-    pub response: &'static [u8],
-}
-
-/// What was served, all threads together.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Served {
-    /// Requests answered.
-    pub requests: u64,
-    /// Bytes read from clients.
-    pub bytes_received: u64,
-    /// Connections accepted.
-    pub connections: u64,
-}
-
-/// The answer to every request: formatted once and kept for the life of the
-/// process, so each write lends the ring a `'static` slice.
-pub fn response(body: usize) -> &'static [u8] {
-    let mut r = format!(
-        "HTTP/1.1 200 OK\r\nServer: ringway-bench\r\nContent-Type: application/octet-stream\r\nContent-Length: {body}\r\n\r\n"
-    )
-    .into_bytes();
-    r.resize(r.len() + body, b'o');
-    r.leak()
-}
-
-/// Serves on one thread per core (one unpinned thread when `cores` is
-/// empty) until `stop` is set.
-pub fn run(settings: &Settings, cores: &[usize], stop: Arc<AtomicBool>) -> io::Result<Served> {
-    let threads = cores.len().max(1);
-    // Bind every listener first, so a busy port fails before anything runs.
-    let mut listeners = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        listeners.push(bind(settings.listen)?);
-    }
+/// Serves `listeners`, one thread each, until `stop` is set; thread `t`
+/// counts into `counts[t]` and is pinned to `cores[t]` when there is one.
+pub(super) fn run(
+    listeners: Vec<StdListener>,
+    settings: Settings,
+    cores: &[usize],
+    counts: &[Arc<Counts>],
+    stop: &Arc<AtomicBool>,
+) -> io::Result<()> {
     let handles: Vec<_> = listeners
         .into_iter()
+        .zip(counts)
         .enumerate()
-        .map(|(t, listener)| {
-            let settings = settings.clone();
+        .map(|(t, (listener, counts))| {
             let core = cores.get(t).copied();
-            let stop = stop.clone();
+            let (stop, counts) = (stop.clone(), counts.clone());
             std::thread::Builder::new()
                 .name(format!("origin-{t}"))
-                .spawn(move || serve_thread(&settings, core, listener, &stop))
+                .spawn(move || serve_thread(settings, core, listener, counts, &stop))
         })
         .collect();
-    let mut served = Served::default();
-    for h in handles {
-        let done = h?
-            .join()
-            .map_err(|_| io::Error::other("an origin thread panicked"))??;
-        served.requests += done.requests;
-        served.bytes_received += done.bytes_received;
-        served.connections += done.connections;
+    let mut first_error = None;
+    for handle in handles {
+        let outcome = handle.and_then(|h| {
+            h.join()
+                .map_err(|_| io::Error::other("an origin thread panicked"))?
+        });
+        if let Err(e) = outcome {
+            // The others must stop too before the error is reported.
+            stop.store(true, Ordering::Relaxed);
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(served)
-}
-
-fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
-}
-
-/// Per-thread counters (the thread's tasks share them; nothing crosses
-/// threads until the end).
-#[derive(Debug, Default)]
-struct Counts {
-    requests: Cell<u64>,
-    bytes: Cell<u64>,
-    connections: Cell<u64>,
+    first_error.map_or(Ok(()), Err)
 }
 
 fn serve_thread(
-    settings: &Settings,
+    settings: Settings,
     core: Option<usize>,
-    listener: std::net::TcpListener,
+    listener: StdListener,
+    counts: Arc<Counts>,
     stop: &AtomicBool,
-) -> io::Result<Served> {
+) -> io::Result<()> {
     if let Some(core) = core {
         if !core_affinity::set_for_current(CoreId { id: core }) {
             return Err(io::Error::other(format!("cannot pin to core {core}")));
         }
     }
-    let counts = Rc::new(Counts::default());
-    let c = counts.clone();
-    let settings = settings.clone();
     tokio_uring::start(async move {
         let listener = Rc::new(TcpListener::from_std(listener));
-        let accepting = tokio_uring::spawn(accept_loop(listener, settings, c));
+        let accepting = tokio_uring::spawn(accept_loop(listener, settings, counts));
         while !stop.load(Ordering::Relaxed) {
             tokio::time::sleep(STOP_POLL).await;
         }
         accepting.abort();
     });
-    Ok(Served {
-        requests: counts.requests.get(),
-        bytes_received: counts.bytes.get(),
-        connections: counts.connections.get(),
-    })
+    Ok(())
 }
 
-async fn accept_loop(listener: Rc<TcpListener>, settings: Settings, counts: Rc<Counts>) {
+async fn accept_loop(listener: Rc<TcpListener>, settings: Settings, counts: Arc<Counts>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                counts.connections.set(counts.connections.get() + 1);
+                Counts::add(&counts.connections, 1);
                 let counts = counts.clone();
-                if settings.http {
-                    let _ = stream.set_nodelay(true);
-                    tokio_uring::spawn(http_conn(stream, settings.response, counts));
-                } else {
-                    tokio_uring::spawn(sink(stream, counts));
-                }
+                tokio_uring::spawn(async move {
+                    match settings.mode {
+                        Mode::Http => {
+                            let _ = stream.set_nodelay(true);
+                            http_conn(&stream, settings.response, &counts).await;
+                        }
+                        Mode::Sink => sink(&stream, &counts).await,
+                        Mode::Echo => echo(&stream, &counts).await,
+                    }
+                    drop(stream);
+                    Counts::add(&counts.ended, 1);
+                });
             }
             // Out of descriptors or a connection reset before it was
             // taken: keep serving the others.
@@ -160,21 +110,41 @@ async fn accept_loop(listener: Rc<TcpListener>, settings: Settings, counts: Rc<C
 }
 
 /// Reads and counts until the peer closes.
-async fn sink(stream: TcpStream, counts: Rc<Counts>) {
-    let mut buf = vec![0u8; 256 * 1024];
+async fn sink(stream: &TcpStream, counts: &Counts) {
+    let mut buf = vec![0u8; STREAM_READ_SIZE];
     loop {
         let (got, back) = stream.read(buf).await;
         buf = back;
         match got {
             Ok(0) | Err(_) => return,
-            Ok(n) => counts.bytes.set(counts.bytes.get() + n as u64),
+            Ok(n) => Counts::add(&counts.bytes_received, n as u64),
         }
+    }
+}
+
+/// Sends back what it reads, until the peer closes.
+async fn echo(stream: &TcpStream, counts: &Counts) {
+    let mut buf = vec![0u8; STREAM_READ_SIZE];
+    loop {
+        let (got, back) = stream.read(buf).await;
+        buf = back;
+        let n = match got {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        Counts::add(&counts.bytes_received, n as u64);
+        let (written, back) = stream.write_all(buf.slice(..n)).await;
+        buf = back.into_inner();
+        if written.is_err() {
+            return;
+        }
+        Counts::add(&counts.bytes_sent, n as u64);
     }
 }
 
 /// Answers every request on the connection, in order, until the client
 /// closes, asks to close, or sends something that is not HTTP/1.1.
-async fn http_conn(stream: TcpStream, response: &'static [u8], counts: Rc<Counts>) {
+async fn http_conn(stream: &TcpStream, response: &'static [u8], counts: &Counts) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE);
     // Body bytes of the current request still to be read and dropped.
     let mut body_left = 0usize;
@@ -182,11 +152,11 @@ async fn http_conn(stream: TcpStream, response: &'static [u8], counts: Rc<Counts
         if buf.capacity() - buf.len() < READ_SIZE / 4 {
             buf.reserve(READ_SIZE);
         }
-        let (got, back) = read_more(&stream, buf).await;
+        let (got, back) = read_more(stream, buf).await;
         buf = back;
         match got {
             Ok(0) | Err(_) => return,
-            Ok(n) => counts.bytes.set(counts.bytes.get() + n as u64),
+            Ok(n) => Counts::add(&counts.bytes_received, n as u64),
         }
         let mut at = 0;
         let mut answers = 0usize;
@@ -220,7 +190,8 @@ async fn http_conn(stream: TcpStream, response: &'static [u8], counts: Rc<Counts
             if written.is_err() {
                 return;
             }
-            counts.requests.set(counts.requests.get() + 1);
+            Counts::add(&counts.requests, 1);
+            Counts::add(&counts.bytes_sent, response.len() as u64);
         }
         if close {
             return;
@@ -275,7 +246,33 @@ fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, ()> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream as StdStream;
+
+    use super::super::{response, CountingOrigin, Served, Settings};
     use super::*;
+    use crate::wait::poll;
+
+    const SOON: Duration = Duration::from_secs(10);
+
+    fn connect(origin: &CountingOrigin) -> StdStream {
+        let client = StdStream::connect(origin.addr()).expect("the origin listens");
+        client.set_nodelay(true).expect("nodelay");
+        client.set_read_timeout(Some(SOON)).expect("a read timeout");
+        client
+    }
+
+    /// Waits until every connection the origin accepted has ended.
+    fn settled(origin: &CountingOrigin, connections: u64) -> Served {
+        poll("the origin's connections end", SOON, || {
+            let served = origin.served();
+            if served.connections == connections && served.ended == connections {
+                Ok(served)
+            } else {
+                Err(format!("{served:?}"))
+            }
+        })
+    }
 
     #[test]
     fn frames_requests_with_and_without_bodies() {
@@ -300,41 +297,65 @@ mod tests {
     /// the second read must not overwrite the first piece.
     #[test]
     fn a_head_split_across_reads_is_answered() {
-        use std::io::{Read, Write};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let settings = Settings {
-            listen: port,
-            http: true,
-            response: response(3),
-        };
-        let flag = stop.clone();
-        let server = std::thread::spawn(move || run(&settings, &[], flag));
-        let mut client = loop {
-            match std::net::TcpStream::connect(port) {
-                Ok(c) => break c,
-                Err(_) if !server.is_finished() => std::thread::yield_now(),
-                Err(e) => panic!("the origin did not listen: {e}"),
-            }
-        };
-        client.set_nodelay(true).unwrap();
+        let origin = CountingOrigin::start(Settings::http(3), &[]).expect("the origin starts");
+        let mut client = connect(&origin);
         client.write_all(b"GET /a HTTP/1.1\r\nHo").unwrap();
         // Two segments, so the origin reads the head in two pieces.
         std::thread::sleep(Duration::from_millis(50));
         client.write_all(b"st: x\r\n\r\n").unwrap();
         let want = response(3);
         let mut got = vec![0u8; want.len()];
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
         client.read_exact(&mut got).unwrap();
         assert_eq!(got, want);
         drop(client);
-        stop.store(true, Ordering::Relaxed);
-        let served = server.join().unwrap().unwrap();
-        assert_eq!((served.requests, served.connections), (1, 1));
+        let served = settled(&origin, 1);
+        assert_eq!(served.requests, 1);
+        assert_eq!(served.bytes_sent, want.len() as u64);
+        assert_eq!(origin.stop().expect("a clean stop"), served);
+    }
+
+    #[test]
+    fn answers_pipelined_requests_and_honours_close() {
+        let origin = CountingOrigin::start(Settings::http(2), &[]).expect("the origin starts");
+        let mut client = connect(&origin);
+        let requests = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody\
+                         GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        client.write_all(requests).unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, [response(2), response(2)].concat());
+        let served = settled(&origin, 1);
+        assert_eq!(served.requests, 2);
+        assert_eq!(served.bytes_received, requests.len() as u64);
+    }
+
+    #[test]
+    fn sinks_and_echoes_tcp_streams_on_two_threads() {
+        let sink = CountingOrigin::start(Settings::sink(), &[0, 0]).expect("the sink starts");
+        for _ in 0..4 {
+            let mut client = connect(&sink);
+            client.write_all(&[7u8; 100_000]).unwrap();
+        }
+        let served = settled(&sink, 4);
+        assert_eq!(served.bytes_received, 400_000);
+        assert_eq!((served.requests, served.bytes_sent), (0, 0));
+
+        let echo = CountingOrigin::start(Settings::echo(), &[]).expect("the echo starts");
+        let mut client = connect(&echo);
+        let data: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let mut writer = client.try_clone().unwrap();
+        let sent = data.clone();
+        let sender = std::thread::spawn(move || {
+            writer.write_all(&sent).unwrap();
+            writer.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).unwrap();
+        sender.join().unwrap();
+        assert_eq!(back, data);
+        let served = settled(&echo, 1);
+        assert_eq!(served.bytes_received, data.len() as u64);
+        assert_eq!(served.bytes_sent, data.len() as u64);
     }
 
     #[test]
