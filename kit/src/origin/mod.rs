@@ -86,7 +86,10 @@ pub struct Served {
     /// Connections that have ended (the peer closed, asked to close, sent
     /// something that is not HTTP/1.1, or an error).
     pub ended: u64,
-    /// HTTP requests answered.
+    /// HTTP requests received whole (head and body).
+    pub received: u64,
+    /// HTTP requests answered (the answer goes out once the head is in,
+    /// before the body).
     pub requests: u64,
     /// Bytes read from clients.
     pub bytes_received: u64,
@@ -221,6 +224,7 @@ impl Drop for CountingOrigin {
 struct Counts {
     connections: AtomicU64,
     ended: AtomicU64,
+    received: AtomicU64,
     requests: AtomicU64,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
@@ -236,6 +240,7 @@ impl Counts {
         Served {
             connections: self.connections.load(Ordering::Relaxed),
             ended: self.ended.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             bytes_received: self.bytes_received.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
@@ -249,6 +254,7 @@ fn total(counts: &[Arc<Counts>]) -> Served {
         Served {
             connections: sum.connections + c.connections,
             ended: sum.ended + c.ended,
+            received: sum.received + c.received,
             requests: sum.requests + c.requests,
             bytes_received: sum.bytes_received + c.bytes_received,
             bytes_sent: sum.bytes_sent + c.bytes_sent,

@@ -169,15 +169,20 @@ async fn http_conn(stream: &TcpStream, response: &'static [u8], counts: &Counts)
                 if body_left > 0 {
                     break;
                 }
+                Counts::add(&counts.received, 1);
+            }
+            if close {
+                break;
             }
             match parse_request(&buf[at..]) {
                 Ok(Some(req)) => {
                     at += req.head_len;
-                    body_left = req.body_len;
                     answers += 1;
-                    close |= req.close;
-                    if close {
-                        break;
+                    close = req.close;
+                    if req.body_len == 0 {
+                        Counts::add(&counts.received, 1);
+                    } else {
+                        body_left = req.body_len;
                     }
                 }
                 Ok(None) => break,
@@ -309,7 +314,7 @@ mod tests {
         assert_eq!(got, want);
         drop(client);
         let served = settled(&origin, 1);
-        assert_eq!(served.requests, 1);
+        assert_eq!((served.received, served.requests), (1, 1));
         assert_eq!(served.bytes_sent, want.len() as u64);
         assert_eq!(origin.stop().expect("a clean stop"), served);
     }
@@ -325,8 +330,35 @@ mod tests {
         client.read_to_end(&mut got).unwrap();
         assert_eq!(got, [response(2), response(2)].concat());
         let served = settled(&origin, 1);
-        assert_eq!(served.requests, 2);
+        assert_eq!((served.received, served.requests), (2, 2));
         assert_eq!(served.bytes_received, requests.len() as u64);
+    }
+
+    /// The answer goes out once the head is in; the request counts as
+    /// received once its body is complete.
+    #[test]
+    fn a_request_counts_as_received_with_its_whole_body() {
+        let origin = CountingOrigin::start(Settings::http(0), &[]).expect("the origin starts");
+        let mut client = connect(&origin);
+        client
+            .write_all(b"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+            .unwrap();
+        let mut got = vec![0u8; response(0).len()];
+        client.read_exact(&mut got).unwrap();
+        // The count follows the write's completion, which the client may
+        // see first.
+        poll("the answer is counted", SOON, || match origin.served() {
+            s if s.requests == 1 => Ok(()),
+            s => Err(format!("{s:?}")),
+        });
+        assert_eq!(origin.served().received, 0);
+        client.write_all(b"def").unwrap();
+        poll("the body completes the request", SOON, || {
+            match origin.served().received {
+                1 => Ok(()),
+                n => Err(format!("{n} received")),
+            }
+        });
     }
 
     #[test]
