@@ -10,7 +10,7 @@
 //! threads, [`http_origin`] is a recording HTTP/1.1 origin and
 //! [`http_client`] a byte-exact client, on the shared wire reader
 //! [`http_wire`]; [`data`] produces and checks the byte streams, [`net`]
-//! holds client sockets and socket tricks. [`bench`] runs the load
+//! holds client sockets and socket tricks. [`mod@bench`] runs the load
 //! generator, `ringway-bench load`, against servers that count what it
 //! sends.
 //!
@@ -42,7 +42,7 @@ pub use origin::Origin;
 /// import it by.
 pub use ringway_kit::ports::dead_endpoint;
 
-/// The kit's launcher functions under the path [`bench`] and the bench
+/// The kit's launcher functions under the path [`mod@bench`] and the bench
 /// tests use.
 pub mod proxy {
     pub use ringway_kit::launcher::{binary, run_command_to_exit, sibling_binary};
