@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::ports::free_port;
+use ringway_kit::ports::free_port;
 
 /// A one-listener, one-cluster configuration; [`ProxyConfig::to_toml`]
 /// renders it.

@@ -22,7 +22,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 
 use crate::data::Digest;
 use crate::http_wire::{
@@ -150,12 +150,7 @@ impl std::fmt::Debug for HttpOrigin {
 impl HttpOrigin {
     /// Starts an origin that answers every request as `handler` says.
     pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                s.listen(BACKLOG)?;
-                Ok(TcpListener::from(s))
-            })
+        let listener = ringway_kit::ports::loopback_listener(BACKLOG)
             .unwrap_or_else(|e| panic!("cannot start an HTTP origin: {e}"));
         let addr = listener
             .local_addr()

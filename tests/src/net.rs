@@ -1,13 +1,11 @@
 //! Client sockets, and the socket tricks the tests need: a blackholed
-//! endpoint, a reset instead of a FIN, enough file descriptors.
+//! endpoint, a reset instead of a FIN.
 
 use std::io::{self, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::Once;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 
 /// How long a client socket waits on one read or write before the test
 /// fails: generous, for a debug build on two busy cores.
@@ -68,52 +66,24 @@ pub fn read_until_closed(stream: &mut TcpStream) -> io::Result<Ended> {
     }
 }
 
-/// Raises this process's soft limit on open files to the hard limit, once.
-/// Children (the proxy) inherit it.
-pub fn raise_fd_limit() {
-    static RAISE: Once = Once::new();
-    RAISE.call_once(|| {
-        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
-            .unwrap_or_else(|e| panic!("cannot read RLIMIT_NOFILE: {e}"));
-        if soft < hard {
-            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-                .unwrap_or_else(|e| panic!("cannot raise RLIMIT_NOFILE to {hard}: {e}"));
-        }
-    });
-}
-
-/// The hard limit on open files of this process.
-pub fn fd_hard_limit() -> u64 {
-    getrlimit(Resource::RLIMIT_NOFILE)
-        .unwrap_or_else(|e| panic!("cannot read RLIMIT_NOFILE: {e}"))
-        .1
-}
-
 /// An address that never answers a SYN: a listener with a backlog of 0
 /// whose accept queue is full of connections nobody accepts, so the kernel
 /// drops further SYNs. A connect to it can only time out.
 #[derive(Debug)]
 pub struct Blackhole {
     addr: SocketAddr,
-    _listener: Socket,
+    _listener: TcpListener,
     _queued: Vec<TcpStream>,
 }
 
 impl Blackhole {
     /// Makes one on a fresh loopback port.
     pub fn new() -> Self {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                s.listen(0)?;
-                Ok(s)
-            })
+        let listener = ringway_kit::ports::loopback_listener(0)
             .unwrap_or_else(|e| panic!("cannot make the blackhole listener: {e}"));
         let addr = listener
             .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .unwrap_or_else(|| panic!("blackhole listener has no address"));
+            .unwrap_or_else(|e| panic!("blackhole listener has no address: {e}"));
         // Fill the accept queue until a connect goes unanswered.
         let mut queued = Vec::new();
         for _ in 0..16 {
@@ -148,7 +118,7 @@ impl Default for Blackhole {
 /// nothing outside the process can see when), for up to `timeout`; the `Err`
 /// says what the last attempt did instead.
 pub fn wait_until_refused(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    crate::wait::until(timeout, || {
+    ringway_kit::wait::until(timeout, || {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
             Err(e) => Err(format!("connect failed with {e}")),

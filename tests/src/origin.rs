@@ -9,7 +9,7 @@
 //! its own closure.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use socket2::{Domain, Socket, Type};
 
 use crate::data::{self, Digest, Transfer};
 use crate::net::set_timeouts;
@@ -49,12 +48,7 @@ impl<R: Send + 'static> Origin<R> {
     where
         F: Fn(TcpStream) -> HandlerResult<R> + Send + Sync + 'static,
     {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                s.listen(BACKLOG)?;
-                Ok(std::net::TcpListener::from(s))
-            })
+        let listener = ringway_kit::ports::loopback_listener(BACKLOG)
             .unwrap_or_else(|e| panic!("cannot start an origin: {e}"));
         let addr = listener
             .local_addr()

@@ -9,14 +9,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use prometheus_parse::Value;
-use ringway_tests::admin::{self, Connection, Metrics};
+use ringway_kit::admin::{self, Connection, Metrics};
+use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::procfs::online_cores;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::data;
 use ringway_tests::net::set_timeouts;
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::online_cores;
-use ringway_tests::proxy::{run_to_exit, write_config};
-use ringway_tests::wait::poll;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// Bound on waits for things the proxy does soon.

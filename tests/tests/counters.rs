@@ -10,16 +10,17 @@ use dataplane::buf::{Group, PoolStats};
 use dataplane::counter::vocabulary::{Cli, Declared, Field};
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
-use ringway_tests::admin::{self, Metrics};
+use ringway_kit::admin::{self, Metrics};
+use ringway_kit::launcher::run_to_exit;
+use ringway_kit::procfs::online_cores;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::data;
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{HttpOrigin, Reply};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::online_cores;
-use ringway_tests::proxy::run_to_exit;
-use ringway_tests::wait::poll;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for things the proxy does soon.
 const WAIT: Duration = Duration::from_secs(10);

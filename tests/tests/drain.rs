@@ -10,14 +10,15 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use ringway_kit::wait;
+use ringway_kit::Ringway;
 use ringway_tests::bench::{Answer, CountingServer, BODY_LEN};
 use ringway_tests::http_client::{curl, HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_wire::find;
 use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::Origin;
-use ringway_tests::wait;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// "Promptly", for a 1 s drain deadline on a debug build.
 const PROMPTLY: Duration = Duration::from_secs(15);

@@ -7,11 +7,13 @@ use std::fs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::ports::dead_endpoint;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{fetch, Req};
 use ringway_tests::http_config::{HttpConfig, Route};
-use ringway_tests::wait::poll;
-use ringway_tests::{dead_endpoint, ConfigMapVolume, Ringway};
+use ringway_tests::ConfigMapVolume;
 
 /// Bound on waits for a reload to be applied.
 const WAIT: Duration = Duration::from_secs(10);

@@ -6,9 +6,10 @@ use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringway_kit::{admin, wait, Ringway};
 use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{admin, client, wait, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// "Within a few seconds", for a 500 ms idle timeout.
 const PROMPTLY: Duration = Duration::from_secs(5);

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::wait::poll;
-use ringway_tests::{ProxyConfig, Ringway};
+use ringway_tests::ProxyConfig;
 
 /// Longest wait for a reload to reach the worker.
 const WAIT: Duration = Duration::from_secs(20);

@@ -12,15 +12,17 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::launcher::run_to_exit;
+use ringway_kit::ports::free_port;
+use ringway_kit::procfs::online_cores;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::config::ExtraListener;
 use ringway_tests::data::{self, Transfer};
 use ringway_tests::net::{read_until_closed, set_timeouts, try_client, wait_until_refused, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::online_cores;
-use ringway_tests::proxy::run_to_exit;
-use ringway_tests::wait::poll;
-use ringway_tests::{client, free_port, ConfigFile, ProxyConfig, Ringway};
+use ringway_tests::{client, ConfigFile, ProxyConfig};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

@@ -7,12 +7,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::ports::free_port;
+use ringway_kit::procfs::{online_cores, threads};
+use ringway_kit::Ringway;
 use ringway_tests::data::{self, StreamReader};
 use ringway_tests::net::{read_until_closed, set_timeouts, wait_until_refused, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::{online_cores, threads};
-use ringway_tests::proxy::{run_to_exit, write_config};
-use ringway_tests::{client, free_port, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// "Promptly", for things the proxy must do at once.
@@ -202,7 +204,7 @@ fn exit_report_counts_bytes_and_copies_none() {
 fn listener_address_in_use_fails_the_start() {
     // Bound without SO_REUSEPORT: the proxy's workers cannot share it.
     let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, free_port())).expect("binding a port");
-    let mut config = ProxyConfig::new(&[ringway_tests::dead_endpoint()]);
+    let mut config = ProxyConfig::new(&[ringway_kit::ports::dead_endpoint()]);
     config.listen = taken.local_addr().expect("bound address");
     let file = write_config(&config.to_toml());
     let path = file.path().to_str().expect("a UTF-8 temp path");

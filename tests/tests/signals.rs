@@ -7,9 +7,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::Ringway;
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for things the proxy does at once.
 const PROMPTLY: Duration = Duration::from_secs(10);

@@ -10,11 +10,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::wait;
+use ringway_kit::Ringway;
 use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::wait;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 use socket2::{Domain, Socket, Type};
 
 /// How long the proxy holds out an endpoint whose connect failed

@@ -5,10 +5,12 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
+use ringway_kit::limits::raise_fd_limit;
+use ringway_kit::{Exit, Ringway};
 use ringway_tests::data::{self, read_to_end_hashed};
 use ringway_tests::net::{read_until_closed, reset, try_client, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, raise_fd_limit, Exit, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// Long enough for hundreds of MiB through a debug build on two cores.

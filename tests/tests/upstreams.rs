@@ -4,9 +4,11 @@
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
+use ringway_kit::ports::dead_endpoint;
+use ringway_kit::Ringway;
 use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Blackhole, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, dead_endpoint, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// "Promptly", for things the proxy must do at once.
 const PROMPTLY: Duration = Duration::from_secs(5);

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ringway_tests::proxy::{binary, run_command_to_exit, write_config};
+use ringway_kit::launcher::{binary, run_command_to_exit, write_config};
 
 fn run_denied(errno: &str) -> (Option<i32>, String) {
     let config = write_config(

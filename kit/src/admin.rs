@@ -1,25 +1,36 @@
-//! A client of the proxy's admin API (docs/admin.md): a small blocking
+//! The client of ringway's admin API (docs/admin.md): a small blocking
 //! HTTP/1.1 client on `std::net`, a wait for `/ready`, and readers of
 //! `/stats` (JSON) and `/metrics` (Prometheus text format).
 //!
-//! The client is deliberately tiny: one request per connection with
-//! `Connection: close` ([`request`]), or several on one kept-alive
-//! connection ([`Connection`]). Responses are read by `Content-Length`,
-//! by chunks, or to end of stream, whichever the head announces.
+//! Three ways to send requests, one wire format:
+//! - [`request`] (and [`get`], [`post`]): one request on a connection of its
+//!   own, sent with `Connection: close`.
+//! - [`Connection`]: several requests on one kept-alive connection, exactly
+//!   as written (a test of keep-alive sees the server close it).
+//! - [`AdminClient`]: a connection kept alive between requests and opened
+//!   again when the server closed it while idle, so that a hundred PUTs a
+//!   second cost one connection, not a hundred.
+//!
+//! Responses are read by `Content-Length`, by chunks, or to the end of the
+//! stream, whichever the head announces; interim (1xx) responses are
+//! skipped.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::wait::poll;
-
 use prometheus_parse::{Sample, Scrape, Value};
 
+use crate::wait::poll;
+
 /// How long a connect to the admin API may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one read or write may take: more than the 10 s the agent waits
 /// for the workers to acknowledge a table before answering `POST /config`.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response body read, far above what the admin API sends.
+const MAX_BODY: usize = 64 << 20;
+
 /// An HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -38,6 +49,19 @@ impl Response {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the server keeps the connection open after this response:
+    /// no `Connection: close`, and a body whose end was not the stream's.
+    fn keeps_alive(&self) -> bool {
+        let closes = self
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let framed = self.header("content-length").is_some()
+            || self.header("transfer-encoding").is_some()
+            || self.status == 204
+            || self.status == 304;
+        !closes && framed
     }
 }
 
@@ -72,11 +96,18 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, with bounded connect, read and write times.
+    /// Connects within [`CONNECT_TIMEOUT`]; reads and writes may take
+    /// [`IO_TIMEOUT`].
     pub fn open(addr: SocketAddr) -> io::Result<Self> {
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        Self::open_with(addr, CONNECT_TIMEOUT, IO_TIMEOUT)
+    }
+
+    /// Connects within `connect`; every read or write may take `io`.
+    pub fn open_with(addr: SocketAddr, connect: Duration, io: Duration) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, connect)?;
+        stream.set_read_timeout(Some(io))?;
+        stream.set_write_timeout(Some(io))?;
+        stream.set_nodelay(true)?;
         Ok(Self {
             addr,
             reader: BufReader::new(stream),
@@ -92,19 +123,146 @@ impl Connection {
         body: Option<&str>,
         close: bool,
     ) -> io::Result<Response> {
+        self.exchange(method, path, body.map(str::as_bytes), close)
+            .map_err(Failure::into_io)
+    }
+
+    /// Writes the request and reads the response, telling apart a failure
+    /// before any byte of the response came (see [`Failure`]).
+    fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        close: bool,
+    ) -> Result<Response, Failure> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
         if close {
             head.push_str("Connection: close\r\n");
         }
         if let Some(body) = body {
-            head.push_str("Content-Type: application/toml\r\n");
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
         let mut message = head.into_bytes();
-        message.extend_from_slice(body.unwrap_or_default().as_bytes());
-        self.reader.get_mut().write_all(&message)?;
-        read_response(&mut self.reader, method == "HEAD")
+        message.extend_from_slice(body.unwrap_or_default());
+        self.reader
+            .get_mut()
+            .write_all(&message)
+            .map_err(Failure::of_io)?;
+        // Past the first byte of the response, an error is a real one.
+        match self.reader.fill_buf() {
+            Ok([]) => {
+                return Err(Failure::Stale(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the admin API closed the connection without answering",
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Failure::of_io(e)),
+        }
+        read_response(&mut self.reader, method == "HEAD").map_err(Failure::Failed)
+    }
+}
+
+/// A connection to the admin API kept alive between requests, opened on
+/// first use and again when the server closed it.
+#[derive(Debug)]
+pub struct AdminClient {
+    addr: SocketAddr,
+    timeout: Duration,
+    conn: Option<Connection>,
+}
+
+impl AdminClient {
+    /// A client of the admin API at `addr`; every connect, read and write
+    /// gives up after `timeout`.
+    pub fn new(addr: SocketAddr, timeout: Duration) -> Self {
+        Self {
+            addr,
+            timeout,
+            conn: None,
+        }
+    }
+
+    /// Sends one request (with a `Content-Length`, 0 for an empty `body`)
+    /// and reads its response.
+    ///
+    /// When a reused connection turns out to be closed before any byte of
+    /// the response came (the server dropped it while idle), the request is
+    /// sent once more on a new connection: the server cannot have acted on
+    /// it.
+    pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+        let reused = self.conn.is_some();
+        match self.exchange(method, path, body) {
+            Err(Failure::Stale(_)) if reused => {
+                self.exchange(method, path, body).map_err(Failure::into_io)
+            }
+            result => result.map_err(Failure::into_io),
+        }
+    }
+
+    /// `GET /stats`, checked for a 200 and parsed.
+    pub fn stats(&mut self) -> io::Result<serde_json::Value> {
+        let response = self.request("GET", "/stats", b"")?;
+        if response.status != 200 {
+            return Err(io::Error::other(format!(
+                "GET /stats answered {}: {}",
+                response.status,
+                response.body.trim_end()
+            )));
+        }
+        serde_json::from_str(&response.body)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    fn exchange(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Response, Failure> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with(self.addr, self.timeout, self.timeout)
+                    .map_err(Failure::Failed)?;
+                self.conn.insert(conn)
+            }
+        };
+        let result = conn.exchange(method, path, Some(body), false);
+        match &result {
+            Ok(response) if response.keeps_alive() => {}
+            // Closed by the server, or in an unknown state after an error.
+            _ => self.conn = None,
+        }
+        result
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+enum Failure {
+    /// Before any byte of the response came: on a reused connection this
+    /// may mean the server had closed it, and the request can be sent
+    /// again.
+    Stale(io::Error),
+    /// Anything else: never retried.
+    Failed(io::Error),
+}
+
+impl Failure {
+    /// A closed or reset connection is stale; a timeout is not (the server
+    /// may be working on the request).
+    fn of_io(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Failure::Stale(e),
+            _ => Failure::Failed(e),
+        }
+    }
+
+    fn into_io(self) -> io::Error {
+        match self {
+            Failure::Stale(e) | Failure::Failed(e) => e,
+        }
     }
 }
 
@@ -146,12 +304,15 @@ pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> io::Result<R
             let length: usize = length
                 .parse()
                 .map_err(|e| invalid(format!("bad content-length {length:?}: {e}")))?;
+            if length > MAX_BODY {
+                return Err(invalid(format!("a body of {length} bytes is too large")));
+            }
             let mut body = vec![0u8; length];
             reader.read_exact(&mut body)?;
             body
         } else {
             let mut body = Vec::new();
-            reader.read_to_end(&mut body)?;
+            reader.take(MAX_BODY as u64).read_to_end(&mut body)?;
             body
         };
         response.body = String::from_utf8_lossy(&body).into_owned();
@@ -316,6 +477,9 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
             while !read_line(reader)?.is_empty() {}
             return Ok(body);
         }
+        if body.len() + size > MAX_BODY {
+            return Err(invalid("a chunked body too large".to_owned()));
+        }
         let start = body.len();
         body.resize(start + size, 0);
         reader.read_exact(&mut body[start..])?;
@@ -331,6 +495,9 @@ fn invalid(message: String) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
     use super::*;
 
     fn parse(raw: &str) -> Response {
@@ -345,6 +512,7 @@ mod tests {
         assert_eq!(response.status, 200);
         assert_eq!(response.header("content-type"), Some("text/plain"));
         assert_eq!(response.body, "ok\n");
+        assert!(response.keeps_alive());
     }
 
     #[test]
@@ -363,15 +531,37 @@ mod tests {
         let response = parse("HTTP/1.0 404 Not Found\r\n\r\nnot found\n");
         assert_eq!(response.status, 404);
         assert_eq!(response.body, "not found\n");
+        assert!(!response.keeps_alive());
     }
 
     #[test]
-    fn refuses_a_garbled_head() {
+    fn reads_two_responses_from_one_stream() {
+        let mut raw = "HTTP/1.1 200 OK\r\nContent-Length: 23\r\n\r\napplied generation 42\n\n\
+                       HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\nconnection: close\r\n\r\nno\n"
+            .as_bytes();
+        let first = read_response(&mut raw, false).expect("a first response");
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body, "applied generation 42\n\n");
+        assert!(first.keeps_alive());
+        let second = read_response(&mut raw, false).expect("a second response");
+        assert_eq!(second.status, 404);
+        assert_eq!(second.body, "no\n");
+        assert!(!second.keeps_alive());
+    }
+
+    #[test]
+    fn refuses_a_garbled_or_truncated_response() {
         let err =
             read_response(&mut "SSH-2.0-OpenSSH\r\n\r\n".as_bytes(), false).expect_err("not HTTP");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         let err = read_response(&mut "HTTP/1.1 200 OK\r\nX: 1\r\n".as_bytes(), false)
             .expect_err("cut short");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let err = read_response(
+            &mut "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".as_bytes(),
+            false,
+        )
+        .expect_err("a truncated body");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
@@ -388,5 +578,75 @@ mod tests {
         assert_eq!(metrics.sum("a_total"), 7.0);
         assert_eq!(metrics.sum("g"), 1.0);
         assert_eq!(metrics.try_sum("missing"), None);
+    }
+
+    /// Reads one request head from `conn`; false at end of stream.
+    fn read_request(conn: &mut BufReader<TcpStream>) -> bool {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match conn.read_line(&mut line).expect("a request line") {
+                0 => return false,
+                1..=2 => return true,
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_reconnects_when_the_server_closed_an_idle_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        let addr = listener.local_addr().expect("a bound address");
+        let server = thread::spawn(move || {
+            // Each connection: one answer, then closed while idle.
+            for answer in ["first", "second"] {
+                let (stream, _) = listener.accept().expect("a connection");
+                let mut conn = BufReader::new(stream);
+                assert!(read_request(&mut conn));
+                let body = format!("{answer}\n");
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                conn.get_mut()
+                    .write_all(format!("{head}{body}").as_bytes())
+                    .expect("the answer is sent");
+            }
+        });
+        let mut client = AdminClient::new(addr, Duration::from_secs(5));
+        let first = client
+            .request("GET", "/healthz", b"")
+            .expect("a first answer");
+        assert_eq!(first.body, "first\n");
+        let second = client
+            .request("GET", "/healthz", b"")
+            .expect("a second answer");
+        assert_eq!(second.body, "second\n");
+        server.join().expect("the server thread ends");
+    }
+
+    #[test]
+    fn a_connection_does_not_reconnect() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+        let addr = listener.local_addr().expect("a bound address");
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("a connection");
+            let mut conn = BufReader::new(stream);
+            assert!(read_request(&mut conn));
+            conn.get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+                .expect("the answer is sent");
+            // Closed while idle; a second connection would be accepted and
+            // answered, which the client must not try.
+            drop(conn);
+            let (stream, _) = listener.accept().expect("the probe connection");
+            let mut conn = BufReader::new(stream);
+            read_request(&mut conn)
+        });
+        let mut conn = Connection::open(addr).expect("connected");
+        let first = conn.send("GET", "/healthz", None, false).expect("answered");
+        assert_eq!(first.body, "ok\n");
+        assert!(conn.send("GET", "/healthz", None, false).is_err());
+        // Unblock the server's second accept with a connection that sends
+        // nothing.
+        drop(TcpStream::connect(addr).expect("the probe connects"));
+        assert!(!server.join().expect("the server thread ends"));
     }
 }
