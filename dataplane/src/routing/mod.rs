@@ -33,7 +33,7 @@ pub fn find<'t, F: HeaderFields>(
     }
     let host = req.authority().map(route_host);
     let mut best = usize::MAX;
-    index.candidates(host, req.path(), |ids| {
+    index.candidates(host, req.path(), |ids, host_holds| {
         for &id in ids {
             let id = id as usize;
             // Each list is in file order: past the best so far, nothing
@@ -41,10 +41,15 @@ pub fn find<'t, F: HeaderFields>(
             if id >= best {
                 break;
             }
-            if routes
-                .get(id)
-                .is_some_and(|route| matches(&route.matcher, host, req))
-            {
+            // The index compared the host already for most lists.
+            let holds = |m: &RouteMatch| {
+                if host_holds {
+                    others_hold(m, req)
+                } else {
+                    matches(m, host, req)
+                }
+            };
+            if routes.get(id).is_some_and(|route| holds(&route.matcher)) {
                 best = id;
                 break;
             }
@@ -69,6 +74,7 @@ pub fn find_linear<'t, F: HeaderFields>(
 
 /// Whether every condition of `m` holds for `req`, whose host (as
 /// [`route_host`] leaves it) is `host`.
+#[inline(always)]
 fn matches<F: HeaderFields>(m: &RouteMatch, host: Option<&[u8]>, req: &RequestView<'_, F>) -> bool {
     if let Some(want) = &m.host {
         match host {
@@ -76,6 +82,12 @@ fn matches<F: HeaderFields>(m: &RouteMatch, host: Option<&[u8]>, req: &RequestVi
             _ => return false,
         }
     }
+    others_hold(m, req)
+}
+
+/// Whether every condition of `m` but its host holds for `req`.
+#[inline(always)]
+fn others_hold<F: HeaderFields>(m: &RouteMatch, req: &RequestView<'_, F>) -> bool {
     if let Some(want) = &m.path {
         let path = req.path();
         let ok = match want {
@@ -93,6 +105,7 @@ fn matches<F: HeaderFields>(m: &RouteMatch, host: Option<&[u8]>, req: &RequestVi
     m.headers.iter().all(|h| header_matches(h, req))
 }
 
+#[inline(always)]
 fn host_matches(want: &HostMatch, host: &[u8]) -> bool {
     match want {
         HostMatch::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),

@@ -125,12 +125,12 @@ impl RouteIndex {
         for (key, ids) in &exact {
             exact_groups.push((&key[..], index.group(routes, ids, few_max)));
         }
-        index.exact = KeyMap::new(exact_groups, Direction::Backward);
+        index.exact = KeyMap::new(exact_groups, Keyed::Words);
         let mut suffix_groups = Vec::with_capacity(suffix.len());
         for (key, ids) in &suffix {
             suffix_groups.push((&key[..], index.group(routes, ids, few_max)));
         }
-        index.suffix = KeyMap::new(suffix_groups, Direction::Backward);
+        index.suffix = KeyMap::new(suffix_groups, Keyed::Suffixes);
         index.ids.shrink_to_fit();
         index
     }
@@ -142,13 +142,21 @@ impl RouteIndex {
 
     /// Calls `visit` with every list of routes that may match a request to
     /// `host` (port and trailing dot already removed; `None` for a request
-    /// without one) and `path` (normal form, before the query). Each list
-    /// is in file order; a route that matches is in at least one of them.
-    /// Allocates nothing. Of no use on a [linear](Self::is_linear) index.
-    pub fn candidates(&self, host: Option<&[u8]>, path: &[u8], mut visit: impl FnMut(&[u32])) {
+    /// without one) and `path` (normal form, before the query), and whether
+    /// the host condition of every route in the list is known to hold. Each
+    /// list is in file order; a route that matches is in at least one of
+    /// them. Allocates nothing. Of no use on a [linear](Self::is_linear)
+    /// index.
+    pub fn candidates(
+        &self,
+        host: Option<&[u8]>,
+        path: &[u8],
+        mut visit: impl FnMut(&[u32], bool),
+    ) {
+        // Routes without a host condition: it holds, trivially.
         self.visit_group(&self.any_host, path, &mut visit);
         if self.other.len > 0 {
-            visit(self.list(self.other));
+            visit(self.list(self.other), false);
         }
         if let Some(host) = host {
             self.visit_host(host, path, &mut visit);
@@ -172,78 +180,71 @@ impl RouteIndex {
             + groups(&self.suffix)
     }
 
-    /// The groups of `host`'s exact entry and of every suffix it ends in,
-    /// found in one walk from its last byte.
-    fn visit_host(&self, host: &[u8], path: &[u8], visit: &mut impl FnMut(&[u32])) {
+    /// The groups of `host`'s exact entry and of every suffix it ends in
+    /// (found in one walk from its last byte). The lookup compares the
+    /// host with the key, so the host condition of their routes holds.
+    fn visit_host(&self, host: &[u8], path: &[u8], visit: &mut impl FnMut(&[u32], bool)) {
         let n = host.len();
-        let exact = self.exact.could_hold(n);
         // A suffix matches only a longer host: it needs a label in front.
-        let walk = if exact {
-            n
-        } else {
-            self.suffix.max_len.min(n.saturating_sub(1))
-        };
-        let mut hash = Hash::new();
+        let walk = self.suffix.max_len.min(n.saturating_sub(1));
+        let mut hash = Stream::new();
         for j in 1..=walk {
             let b = host[n - j];
             hash.push(b);
-            if b == b'.' && j < n && self.suffix.lens.has(j) {
+            if b == b'.' && self.suffix.lens.has(j) {
                 let tail = &host[n - j..];
                 if let Some(group) = self
                     .suffix
-                    .get(hash.finish(j), |key| key.eq_ignore_ascii_case(tail))
+                    .get(hash.finish(j), |key| eq_ignore_ascii_case(key, tail))
                 {
                     self.visit_group(group, path, visit);
                 }
             }
         }
-        if exact {
+        if self.exact.could_hold(n) {
             if let Some(group) = self
                 .exact
-                .get(hash.finish(n), |key| key.eq_ignore_ascii_case(host))
+                .get(words(host), |key| eq_ignore_ascii_case(key, host))
             {
                 self.visit_group(group, path, visit);
             }
         }
     }
 
-    /// The lists of `group` that may match `path`.
-    fn visit_group(&self, group: &Group, path: &[u8], visit: &mut impl FnMut(&[u32])) {
+    /// The lists of `group` that may match `path`; `group` is one whose
+    /// routes' host condition holds.
+    fn visit_group(&self, group: &Group, path: &[u8], visit: &mut impl FnMut(&[u32], bool)) {
         let paths = match group {
             Group::Few(span) => {
                 if span.len > 0 {
-                    visit(self.list(*span));
+                    visit(self.list(*span), true);
                 }
                 return;
             }
             Group::Paths(paths) => paths,
         };
         if paths.any.len > 0 {
-            visit(self.list(paths.any));
+            visit(self.list(paths.any), true);
         }
         let n = path.len();
-        let exact = paths.exact.could_hold(n);
-        let walk = if exact {
-            n
-        } else {
-            paths.prefix.max_len.min(n)
-        };
-        let mut hash = Hash::new();
         let prefixes = &paths.prefix;
-        for k in 0..=walk {
-            if k > 0 {
-                hash.push(path[k - 1]);
-            }
-            if prefixes.lens.has(k) {
-                let head = &path[..k];
-                if let Some(span) = prefixes.get(hash.finish(k), |key| key == head) {
-                    visit(self.list(*span));
+        if !prefixes.entries.is_empty() {
+            let mut hash = Stream::new();
+            for k in 0..=prefixes.max_len.min(n) {
+                if k > 0 {
+                    hash.push(path[k - 1]);
+                }
+                if prefixes.lens.has(k) {
+                    let head = &path[..k];
+                    if let Some(span) = prefixes.get(hash.finish(k), |key| key == head) {
+                        visit(self.list(*span), true);
+                    }
                 }
             }
         }
-        if exact {
-            if let Some(span) = paths.exact.get(hash.finish(n), |key| key == path) {
-                visit(self.list(*span));
+        if paths.exact.could_hold(n) {
+            if let Some(span) = paths.exact.get(words(path), |key| key == path) {
+                visit(self.list(*span), true);
             }
         }
     }
@@ -275,8 +276,8 @@ impl RouteIndex {
             .collect();
         Group::Paths(Box::new(PathIndex {
             any,
-            exact: KeyMap::new(exact, Direction::Forward),
-            prefix: KeyMap::new(prefix, Direction::Forward),
+            exact: KeyMap::new(exact, Keyed::Words),
+            prefix: KeyMap::new(prefix, Keyed::Prefixes),
         }))
     }
 
@@ -321,12 +322,16 @@ impl Group {
     }
 }
 
-/// Which end of a key its hash starts from: hosts are walked from their
-/// end (to meet every suffix), paths from their start (every prefix).
+/// How a map's keys are hashed: whole, or streamed from the end a lookup
+/// walks from.
 #[derive(Clone, Copy)]
-enum Direction {
-    Forward,
-    Backward,
+enum Keyed {
+    /// Exact keys: [`words`].
+    Words,
+    /// Path prefixes: [`Stream`] from the first byte.
+    Prefixes,
+    /// Host suffixes: [`Stream`] from the last byte.
+    Suffixes,
 }
 
 /// An open-addressing hash map from byte strings to `V`, for keys hashed
@@ -368,7 +373,7 @@ impl<V> Default for KeyMap<V> {
 
 impl<V> KeyMap<V> {
     /// A map of `pairs`, whose keys are distinct.
-    fn new(pairs: Vec<(&[u8], V)>, direction: Direction) -> Self {
+    fn new(pairs: Vec<(&[u8], V)>, keyed: Keyed) -> Self {
         if pairs.is_empty() {
             return Self::default();
         }
@@ -382,9 +387,10 @@ impl<V> KeyMap<V> {
         };
         let mask = size - 1;
         for (key, value) in pairs {
-            let hash = match direction {
-                Direction::Forward => Hash::of(key.iter().copied()),
-                Direction::Backward => Hash::of(key.iter().rev().copied()),
+            let hash = match keyed {
+                Keyed::Words => words(key),
+                Keyed::Prefixes => Stream::of(key.iter().copied()),
+                Keyed::Suffixes => Stream::of(key.iter().rev().copied()),
             };
             let start = u32::try_from(map.bytes.len()).expect("route keys under 4 GiB");
             map.bytes.extend_from_slice(key);
@@ -464,15 +470,15 @@ impl LenSet {
     }
 }
 
-/// A streaming hash of a byte string (FNV-1a, then a finalizer that mixes
-/// in the length and spreads the bits over the low ones the map masks).
-/// ASCII case is folded in (bit 0x20 set on every byte), so that names
-/// equal but for case hash alike; a key compared case-sensitively pays at
-/// most a collision for it.
+/// A streaming hash of a byte string, one byte at a time (FNV-1a), so that
+/// a walk over a string has the hash of every prefix (or, walked from the
+/// end, suffix) on its way. ASCII case is folded in (bit 0x20 set on every
+/// byte), so that names equal but for case hash alike; a key compared
+/// case-sensitively pays at most a collision for it.
 #[derive(Clone, Copy)]
-struct Hash(u64);
+struct Stream(u64);
 
-impl Hash {
+impl Stream {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -498,10 +504,154 @@ impl Hash {
     /// The hash of the `len` bytes pushed so far.
     #[inline]
     fn finish(self, len: usize) -> u64 {
-        // splitmix64's finalizer.
-        let mut z = self.0 ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        mix(self.0, len)
+    }
+}
+
+/// The hash of a whole byte string, eight bytes at a step (a multiply per
+/// word where [`Stream`] has one per byte), case folded as [`Stream`] does.
+#[inline]
+fn words(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ (w | FOLD)).wrapping_mul(K);
+    let n = bytes.len();
+    let mut h = 0u64;
+    if n < 8 {
+        h = step(h, short(bytes));
+    } else {
+        let mut i = 0;
+        while i + 8 <= n {
+            h = step(h, load(bytes, i));
+            i += 8;
+        }
+        if i < n {
+            // The last eight bytes, overlapping the word before: the
+            // length is mixed in, so this stays a function of the bytes.
+            h = step(h, load(bytes, n - 8));
+        }
+    }
+    mix(h, n)
+}
+
+/// Mixes the length into a hash and spreads its bits over the low ones a
+/// map masks (splitmix64's finalizer).
+#[inline]
+fn mix(h: u64, len: usize) -> u64 {
+    let mut z = h ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Whether `a` and `b` are equal but for ASCII case, as
+/// `<[u8]>::eq_ignore_ascii_case` says, eight bytes at a step: host names
+/// are mostly shorter than the 16 bytes where the standard library's
+/// version starts to work by words.
+#[inline]
+fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return lower(short(a)) == lower(short(b));
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        if lower(load(a, i)) != lower(load(b, i)) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last eight bytes, overlapping the word before.
+    i == n || lower(load(a, n - 8)) == lower(load(b, n - 8))
+}
+
+/// The eight bytes of `bytes` from `at` as a little-endian word (a plain
+/// load: the copy has a fixed size). `at + 8` is within `bytes`.
+#[inline]
+fn load(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// A string of fewer than eight bytes as a word, each byte in the lane of
+/// its position (or of a position holding the same byte), built from
+/// fixed-size loads that may overlap: for strings of one length, equal
+/// words mean equal strings, and lanes stay bytes for [`lower`].
+#[inline]
+fn short(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    if n >= 4 {
+        let mut lo = [0; 4];
+        let mut hi = [0; 4];
+        lo.copy_from_slice(&bytes[..4]);
+        hi.copy_from_slice(&bytes[n - 4..]);
+        u64::from(u32::from_le_bytes(lo)) | (u64::from(u32::from_le_bytes(hi)) << ((n - 4) * 8))
+    } else if n > 0 {
+        u64::from(bytes[0]) | (u64::from(bytes[n / 2]) << 8) | (u64::from(bytes[n - 1]) << 16)
+    } else {
+        0
+    }
+}
+
+/// Each byte of `w` in ASCII lower case: `A`..=`Z` get bit 0x20, every
+/// other byte (non-ASCII ones included) stays.
+#[inline]
+fn lower(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low = w & LOW7;
+    // Per byte, the high bit says: at least 'A' (0x41), above 'Z' (0x5a);
+    // no sum carries into the next byte (0x7f + 0x3f < 0x100).
+    let at_least_a = low + ONES * (0x80 - 0x41);
+    let above_z = low + ONES * (0x80 - 0x5b);
+    let upper = at_least_a & !above_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caseless_equality_is_the_standard_one() {
+        // Every pair of bytes, at every position of strings of the lengths
+        // around a word's.
+        for len in [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17] {
+            for at in [0, len / 2, len - 1] {
+                for x in 0..=255u8 {
+                    for y in 0..=255u8 {
+                        let mut a = vec![b'q'; len];
+                        let mut b = a.clone();
+                        a[at] = x;
+                        b[at] = y;
+                        assert_eq!(
+                            eq_ignore_ascii_case(&a, &b),
+                            a.eq_ignore_ascii_case(&b),
+                            "{a:?} {b:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(eq_ignore_ascii_case(b"", b""));
+        assert!(!eq_ignore_ascii_case(b"a", b"a\0"));
+        assert!(eq_ignore_ascii_case(
+            b"H9999.Example.COM",
+            b"h9999.example.com"
+        ));
+    }
+
+    #[test]
+    fn names_equal_but_for_case_hash_alike() {
+        let (a, b) = (&b"Api.Example.COM"[..], &b"api.example.com"[..]);
+        assert_eq!(words(a), words(b));
+        assert_eq!(Stream::of(a.iter().copied()), Stream::of(b.iter().copied()));
+        // The length is part of the hash: padding does not collide.
+        assert_ne!(words(b"ab"), words(b"ab\0"));
     }
 }
