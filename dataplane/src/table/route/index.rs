@@ -14,11 +14,13 @@
 //! lowest index that matches (see [`crate::routing`]). Method and header
 //! conditions are never indexed.
 //!
-//! Both maps hash their keys with a streaming hash (one byte at a time), so
-//! that one walk over the request's host (from its end) or path (from its
-//! start) yields the hash of every suffix or prefix on the way: a lookup
-//! costs one pass over the bytes plus one probe per length some key has,
-//! whatever the number of routes.
+//! Exact hosts and paths are hashed a word (eight bytes) at a step. Suffixes
+//! and prefixes are hashed one byte at a time, so that one walk over the
+//! request's host (from its end) or path (from its start) has the hash of
+//! every suffix or prefix on its way: a lookup costs one pass over the
+//! bytes plus one probe per length some key has, whatever the number of
+//! routes. Hashes fold ASCII case; host keys are compared without regard
+//! to it, path keys exactly.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,8 +28,10 @@ use std::mem::size_of;
 
 use super::{HostMatch, PathMatch, Route};
 
-/// A table of at most this many routes is scanned rather than looked up:
-/// checking a handful of routes in place costs less than hashing the host.
+/// A table of at most this many routes is scanned rather than looked up.
+/// Measured with host routes: a scan of 9 costs 47 ns for the last one and
+/// 23 ns for a catch-all after them, a lookup 36 and 20 ns; below that the
+/// scan catches up, and a table of one route keeps the path it always had.
 const LINEAR_MAX: usize = 8;
 /// A host group of at most this many routes is a plain list, checked route
 /// by route; a larger one gets a path index. A list of this size costs a
@@ -41,7 +45,7 @@ pub struct RouteIndex {
     linear: bool,
     /// Routes without a host condition.
     any_host: Group,
-    /// Exact hosts, lower-case, hashed from their last byte to their first.
+    /// Exact hosts, lower-case.
     exact: KeyMap<Group>,
     /// Wildcard suffixes (each starting with '.'), lower-case, hashed from
     /// their last byte to their first.
