@@ -2,5 +2,7 @@
 //! own answers and the exchange work on, whatever the wire version.
 
 mod reason;
+mod view;
 
 pub use self::reason::Reason;
+pub use self::view::{HeaderFields, RequestView};

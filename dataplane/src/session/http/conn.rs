@@ -185,7 +185,8 @@ impl Conn {
                 ));
             }
         }
-        let found = crate::routing::find(&service.routes, &self.req, self.inbound.head_bytes());
+        let view = crate::routing::h1::view(&self.req, self.inbound.head_bytes());
+        let found = crate::routing::find(&service.routes, &view);
         let Some((index, route)) = found else {
             return Err(Answer::new(
                 ctx.listener,
