@@ -53,46 +53,6 @@ pub fn find_thread(pid: u32, name: &str) -> io::Result<Option<u32>> {
     Ok(None)
 }
 
-/// The ids of the threads of `pid` whose names start with one of
-/// `prefixes`.
-pub fn threads_named(pid: u32, prefixes: &[&str]) -> io::Result<Vec<u32>> {
-    let mut tids = Vec::new();
-    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
-        let entry = entry?;
-        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        if let Ok(comm) = fs::read_to_string(entry.path().join("comm")) {
-            if prefixes.iter().any(|p| comm.starts_with(p)) {
-                tids.push(tid);
-            }
-        }
-    }
-    Ok(tids)
-}
-
-/// Sets the nice value of threads `tids` with `renice` (the crate forbids
-/// `unsafe`, and `setpriority` has no safe wrapper in our dependencies).
-pub fn renice(tids: &[u32], nice: i32) -> io::Result<()> {
-    if tids.is_empty() {
-        return Ok(());
-    }
-    let out = Command::new("renice")
-        .arg("-n")
-        .arg(nice.to_string())
-        .arg("-p")
-        .args(tids.iter().map(ToString::to_string))
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "renice failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
 /// Where one core's time went, in clock ticks since boot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CoreTimes {
