@@ -100,6 +100,9 @@ pub struct Layout {
     pub admin: SocketAddr,
     /// Client connections the proxy must hold at once.
     pub max_connections: usize,
+    /// Of those, how many may wait for an answer at the same time (the
+    /// load's connections).
+    pub concurrent: usize,
     /// The run directory: configs, pid files, temporary files and logs.
     pub dir: PathBuf,
     /// ringway's table beyond the one route to the origins.
@@ -177,11 +180,17 @@ fn quoted(addrs: &[SocketAddr]) -> String {
 }
 
 /// Idle upstream connections each proxy keeps for reuse: one per client
-/// connection that may be waiting for an answer, capped at what ringway
-/// accepts. nginx (`keepalive`), HAProxy (`pool-max-conn`) and ringway
-/// (`pool_max_idle`) all get this number.
+/// connection that may be waiting for an answer at once (the load's
+/// connections, and [`SPARE_CONNECTIONS`]; the memory run's idle clients
+/// send one request at a time), capped at what ringway accepts. nginx
+/// (`keepalive`), HAProxy (`pool-max-conn`) and ringway (`pool_max_idle`)
+/// all get this number.
 pub fn idle_pool(layout: &Layout) -> usize {
-    layout.clients().min(RINGWAY_MAX_POOL)
+    layout
+        .concurrent
+        .saturating_add(SPARE_CONNECTIONS)
+        .min(layout.clients())
+        .min(RINGWAY_MAX_POOL)
 }
 
 /// Upstream connections a proxy may hold at once: in TCP mode one per
@@ -592,6 +601,7 @@ mod tests {
             origins: vec!["127.0.0.1:18000".parse().expect("an address")],
             admin: "127.0.0.1:19911".parse().expect("an address"),
             max_connections: 10_032,
+            concurrent: 32,
             dir: PathBuf::from("/tmp/run dir"),
             table: Table::default(),
             splice: false,
@@ -612,18 +622,25 @@ mod tests {
     #[test]
     fn limits_grow_with_the_connections() {
         let l = layout(Mode::Http);
-        assert_eq!(open_files(&l), (10_032 + 64) + 4096 + SPARE_FILES);
-        assert_eq!(idle_pool(&l), 4096);
+        // The pool: the load's 32 connections and the spare 64.
+        assert_eq!(open_files(&l), (10_032 + 64) + 96 + SPARE_FILES);
+        assert_eq!(idle_pool(&l), 96);
         let tcp = Layout {
             mode: Mode::Tcp,
             ..l.clone()
         };
         assert_eq!(open_files(&tcp), 2 * (10_032 + 64) + SPARE_FILES);
         let small = Layout {
-            max_connections: 10,
+            max_connections: 4,
+            concurrent: 4,
+            ..l.clone()
+        };
+        assert_eq!(idle_pool(&small), 68);
+        let busy = Layout {
+            concurrent: 10_000,
             ..l
         };
-        assert_eq!(idle_pool(&small), 74);
+        assert_eq!(idle_pool(&busy), 4096, "capped at ringway's largest pool");
     }
 
     #[test]
@@ -641,7 +658,7 @@ mod tests {
                 "path_prefix = \"/\"",
                 "cluster = \"origin\"",
                 "endpoints = [\"127.0.0.1:18000\"]",
-                "pool_max_idle = 4096",
+                "pool_max_idle = 96",
                 "idle_timeout = \"300s\"",
                 "pool_idle_timeout = \"300s\"",
             ],
@@ -680,14 +697,14 @@ mod tests {
                 "daemon off;",
                 "user root;",
                 "pid \"/tmp/run dir/nginx.pid\";",
-                "worker_rlimit_nofile 14448;",
-                "worker_connections 14192;",
+                "worker_rlimit_nofile 10448;",
+                "worker_connections 10192;",
                 "access_log off;",
                 "proxy_temp_path \"/tmp/run dir/nginx-proxy-temp\";",
                 "keepalive_requests 1000000000;",
                 "keepalive_timeout 300s;",
                 "server 127.0.0.1:18000;",
-                "keepalive 4096;",
+                "keepalive 96;",
                 "listen 127.0.0.1:18080 backlog=4096;",
                 "proxy_http_version 1.1;",
                 "proxy_set_header Connection \"\";",
@@ -756,7 +773,7 @@ mod tests {
                 "bind 127.0.0.1:18080",
                 "option forwardfor",
                 "unique-id-header X-Request-ID",
-                "server origin0 127.0.0.1:18000 pool-max-conn 4096 pool-purge-delay 300s",
+                "server origin0 127.0.0.1:18000 pool-max-conn 96 pool-purge-delay 300s",
             ],
         );
         assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));

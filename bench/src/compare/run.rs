@@ -27,7 +27,7 @@ use super::system::{missing, Binaries, Kind, Running};
 
 /// Open files this process needs besides the idle connections it holds:
 /// the admin clients, logs, pipes to its children.
-const OWN_SPARE_FILES: u64 = 1024;
+const OWN_SPARE_FILES: u64 = 256;
 
 /// Options from the command line that reach the run.
 #[derive(Debug, Clone)]
@@ -317,6 +317,7 @@ impl Ctx<'_> {
             origins: self.origins.clone(),
             admin: entry.admin,
             max_connections: idle + self.s.load.connections,
+            concurrent: self.s.load.connections,
             dir: self.dir.join("systems").join(&entry.name),
             table: entry.table,
             splice: entry.splice,
@@ -399,6 +400,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         origins: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
         admin: SocketAddr::from(([127, 0, 0, 1], 0)),
         max_connections: n + conns,
+        concurrent: conns,
         dir: PathBuf::new(),
         table: Table::default(),
         splice: false,
@@ -417,8 +419,8 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         if n < asked {
             notes.push(format!(
                 "{asked} {what} were asked for, but the open-file limit is {limit} (the hard \
-                 RLIMIT_NOFILE, which only root may raise) and each system needs {} files for \
-                 them: the memory run held at most {n}",
+                 RLIMIT_NOFILE, which only a process with CAP_SYS_RESOURCE may raise) and each \
+                 system needs {} files for them: the memory run held at most {n}",
                 files(mode)(asked)
             ));
         }

@@ -62,6 +62,7 @@ fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
         origins: vec![origin],
         admin: free_addr(),
         max_connections: 100,
+        concurrent: 4,
         dir: dir.to_owned(),
         table: configs::Table::default(),
         splice: false,
