@@ -64,6 +64,7 @@ struct Ctx<'a> {
     s: &'a Scenario,
     opts: &'a Options,
     bins: Binaries,
+    mode: Mode,
     dir: PathBuf,
     origins: Vec<SocketAddr>,
     run_cores: Vec<usize>,
@@ -117,6 +118,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     let ctx = Ctx {
         s,
         opts,
+        mode,
         dir: dir.clone(),
         origins: origins.addrs().to_vec(),
         run_cores,
@@ -183,17 +185,13 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         let layout = ctx.layout(&entries[0], mode, 0);
         match Running::start(Kind::Direct, &layout, &ctx.bins) {
             Ok(direct) => {
-                results.ceiling = guarded(
-                    &ctx,
-                    &runner,
-                    &direct,
-                    "direct",
-                    "ceiling-direct",
-                    None,
-                    None,
-                    None,
-                    &mut results,
-                );
+                let run = Run {
+                    name: "direct",
+                    label: "ceiling-direct",
+                    round: None,
+                    rate: None,
+                };
+                results.ceiling = guarded(&ctx, &runner, &direct, &run, None, &mut results);
                 let _ = direct.stop();
             }
             Err(e) => results.problems.push(format!("direct: {e}")),
@@ -210,74 +208,9 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         .collect();
     for round in 0..s.runs {
         for entry in &entries {
-            let name = &entry.name;
-            eprintln!("compare: round {}/{}: {name}", round + 1, s.runs);
-            let layout = ctx.layout(entry, mode, ctx.idle);
+            eprintln!("compare: round {}/{}: {}", round + 1, s.runs, entry.name);
             if !rates.is_empty() || (ctx.idle > 0 && entry.kind != Kind::Direct) {
-                let Some(system) = start(&ctx, entry, &layout, round, &mut results) else {
-                    continue;
-                };
-                let mut book = entry.churn.as_ref().map(|c| {
-                    let plan = ChurnPlan {
-                        admin: entry.admin,
-                        mode: c.mode,
-                        interval: c.interval,
-                        config: configs::ringway(&layout),
-                        origins: ctx.origins.clone(),
-                        core: ctx.load_cores.first().copied(),
-                    };
-                    ChurnBook::new(plan, name, round)
-                });
-                let errors_before: u64 = results.runs.iter().map(|m| m.errors).sum();
-                for &rate in &rates {
-                    let what = rate.map_or_else(|| "max".to_string(), |r| format!("rate{r}"));
-                    let label = format!("r{}-{name}-{what}", round + 1);
-                    if let Some(m) = guarded(
-                        &ctx,
-                        &runner,
-                        &system,
-                        name,
-                        &label,
-                        Some(round),
-                        rate,
-                        book.as_mut(),
-                        &mut results,
-                    ) {
-                        results.runs.push(m);
-                    }
-                }
-                if let (Some(perf), true) = (&opts.perf, round + 1 == s.runs) {
-                    if entry.kind != Kind::Direct && s.sweep.max_throughput {
-                        let (p, sent) =
-                            profile_run(&ctx, &runner, &system, entry, perf, book.as_mut());
-                        unmeasured_sent += sent;
-                        results.profiles.push(p);
-                    }
-                }
-                if let Some(book) = book {
-                    let churn = book.finish();
-                    results.problems.extend(churn.problems());
-                    let errors: u64 =
-                        results.runs.iter().map(|m| m.errors).sum::<u64>() - errors_before;
-                    if errors > 0 {
-                        results.problems.push(format!(
-                            "round {}: {name}: {errors} request errors while its table churned",
-                            round + 1
-                        ));
-                    }
-                    results.churn.push(churn);
-                }
-                // The memory run, except for churning systems: the same
-                // process as their quiet counterpart.
-                if ctx.idle > 0 && entry.kind != Kind::Direct && entry.churn.is_none() {
-                    // Over HTTP each connection carries one request first;
-                    // a TCP scenario's origin is a sink that never answers.
-                    let request = (mode == Mode::Http).then_some(ctx.request.as_slice());
-                    results.memory.push(memory_reading(
-                        &system, name, mode, round, ctx.idle, request,
-                    ));
-                }
-                stop(system, name, round, &mut results);
+                unmeasured_sent += round_of(&ctx, &runner, entry, round, &rates, &mut results);
             }
             if ctx.pairs > 0 && entry.kind != Kind::Direct && entry.churn.is_none() {
                 tcp_pairs(&ctx, entry, round, &mut results);
@@ -304,6 +237,95 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     }
     results.ratios = report::ratio_tables(&results, &ratio_pairs(s, &results));
     Ok((results, dir))
+}
+
+/// One system's turn in a round, in the scenario's mode: started, swept,
+/// run at max throughput (and profiled in the last round), its table
+/// churned during each run if it churns, its memory read, stopped. Returns
+/// the requests of runs that are not in the results (the profile run).
+fn round_of(
+    ctx: &Ctx<'_>,
+    runner: &Runner<'_>,
+    entry: &Entry,
+    round: usize,
+    rates: &[Option<f64>],
+    results: &mut Results,
+) -> u64 {
+    let name = &entry.name;
+    let mode = ctx.mode;
+    let layout = ctx.layout(entry, mode, ctx.idle);
+    let Some(system) = start(ctx, entry, &layout, round, results) else {
+        return 0;
+    };
+    let mut book = entry.churn.as_ref().map(|c| {
+        let plan = ChurnPlan {
+            admin: entry.admin,
+            mode: c.mode,
+            interval: c.interval,
+            config: configs::ringway(&layout),
+            origins: ctx.origins.clone(),
+            core: ctx.load_cores.first().copied(),
+        };
+        ChurnBook::new(plan, name, round)
+    });
+    let errors_before: u64 = results.runs.iter().map(|m| m.errors).sum();
+    for &rate in rates {
+        let what = rate.map_or_else(|| "max".to_string(), |r| format!("rate{r}"));
+        let label = format!("r{}-{name}-{what}", round + 1);
+        let run = Run {
+            name,
+            label: &label,
+            round: Some(round),
+            rate,
+        };
+        if let Some(m) = guarded(ctx, runner, &system, &run, book.as_mut(), results) {
+            results.runs.push(m);
+        }
+    }
+    let mut unmeasured_sent = 0;
+    if let (Some(perf), true) = (&ctx.opts.perf, round + 1 == ctx.s.runs) {
+        if entry.kind != Kind::Direct && ctx.s.sweep.max_throughput {
+            let (p, sent) = profile_run(ctx, runner, &system, entry, perf, book.as_mut());
+            unmeasured_sent = sent;
+            results.profiles.push(p);
+        }
+    }
+    if let Some(book) = book {
+        let churn = book.finish();
+        results.problems.extend(churn.problems());
+        let errors: u64 = results.runs.iter().map(|m| m.errors).sum::<u64>() - errors_before;
+        if errors > 0 {
+            results.problems.push(format!(
+                "round {}: {name}: {errors} request errors while its table churned",
+                round + 1
+            ));
+        }
+        results.churn.push(churn);
+    }
+    // The memory run, except for churning systems: the same process as
+    // their quiet counterpart.
+    if ctx.idle > 0 && entry.kind != Kind::Direct && entry.churn.is_none() {
+        // Over HTTP each connection carries one request first; a TCP
+        // scenario's origin is a sink that never answers.
+        let request = (mode == Mode::Http).then_some(ctx.request.as_slice());
+        results.memory.push(memory_reading(
+            &system, name, mode, round, ctx.idle, request,
+        ));
+    }
+    stop(system, name, round, results);
+    unmeasured_sent
+}
+
+/// What names a load run.
+struct Run<'a> {
+    /// The system's name in the results.
+    name: &'a str,
+    /// The raw file's name.
+    label: &'a str,
+    /// The round, or `None` for the ceiling run.
+    round: Option<usize>,
+    /// Offered rate, or `None` for max throughput.
+    rate: Option<f64>,
 }
 
 impl Ctx<'_> {
@@ -480,18 +502,20 @@ fn stop(system: Running, name: &str, round: usize, results: &mut Results) {
 /// One load run under the guard: waits for quiet cores, runs (with the
 /// table churning, for a churning system), and runs again while the guard
 /// finds the run disturbed and retries are left.
-#[allow(clippy::too_many_arguments)]
 fn guarded(
     ctx: &Ctx<'_>,
     runner: &Runner<'_>,
     system: &Running,
-    name: &str,
-    label: &str,
-    round: Option<usize>,
-    rate: Option<f64>,
+    run: &Run<'_>,
     mut book: Option<&mut ChurnBook>,
     results: &mut Results,
 ) -> Option<Measured> {
+    let Run {
+        name,
+        label,
+        round,
+        rate,
+    } = *run;
     let g = &ctx.opts.guard;
     for attempt in 1..=1 + g.retries {
         let quiet = guard::wait_quiet(&ctx.run_cores, g);

@@ -186,7 +186,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     let st = &r.setup;
     let _ = writeln!(
         md,
-        "- command: `{}`\n- machine: {} CPUs, Linux {}\n- versions: {}\n- layout: load generator on cores {}, origin on cores {}, system under test on core {}; {} connections, {} s measured after {} s warm-up, {} interleaved rounds; origin answers {} body bytes",
+        "- command: `{}`\n- machine: {} CPUs, Linux {}\n- versions: {}\n- layout: load generator on cores {}, origin on cores {}, system under test on core {}; {}, {} interleaved rounds; origin answers {} body bytes",
         r.command,
         st.cpus,
         st.kernel,
@@ -194,9 +194,14 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         st.load_cores,
         st.origin_cores,
         st.proxy_core,
-        st.connections,
-        st.duration_s,
-        st.warmup_s,
+        if r.runs.is_empty() && r.ceiling.is_none() {
+            "no load runs".to_owned()
+        } else {
+            format!(
+                "{} connections, {} s measured after {} s warm-up",
+                st.connections, st.duration_s, st.warmup_s
+            )
+        },
         st.runs,
         st.response_size
     );

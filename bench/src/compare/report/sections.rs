@@ -331,6 +331,9 @@ pub fn profiles(md: &mut String, r: &Results) {
 
 /// `## Quiet-machine guard`.
 pub fn guard(md: &mut String, r: &Results) {
+    if r.ceiling.is_none() && r.runs.is_empty() && r.discarded.is_empty() {
+        return;
+    }
     let g = &r.setup.guard;
     let all = || r.ceiling.iter().chain(&r.runs).chain(&r.discarded);
     let waited: f64 = all().filter_map(|m| m.quiet.map(|q| q.waited_s)).sum();
