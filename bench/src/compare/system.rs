@@ -2,6 +2,7 @@
 //! proxy core, measured through `/proc`, stopped.
 //!
 //! A system is `direct` (no proxy: the load goes to the origin), `ringway`,
+//! `baseline` (a second ringway binary, say the tree before a change),
 //! `nginx` or `haproxy`. Each proxy runs as `taskset -c <core> <binary>`
 //! in a process group of its own, so that stopping it reaches every process
 //! it forked (nginx's workers) and a Ctrl-C meant for the runner does not
@@ -11,12 +12,11 @@ use std::env;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
-use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,14 +30,20 @@ use crate::admin::AdminClient;
 use crate::logfile::tail;
 use crate::procfs;
 
-/// How long a system may take to accept connections after it was started.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+pub use self::error::SystemError;
+
+/// How long a system may take to accept connections after it was started:
+/// a debug-built ringway compiling a table of 10,000 routes and clusters
+/// takes seconds.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a system may take to exit after it was asked to.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often readiness and exit are polled.
 const POLL: Duration = Duration::from_millis(20);
 /// Timeout of one readiness probe (a connect, or `GET /ready`).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The name of ringway's first worker thread.
+const WORKER_THREAD: &str = "ringway-w0";
 /// Lines of a system's log quoted in an error.
 const TAIL_LINES: usize = 20;
 /// Directories searched for nginx and HAProxy besides `PATH`: Debian puts
@@ -51,6 +57,8 @@ pub enum Kind {
     Direct,
     /// ringway.
     Ringway,
+    /// A second ringway binary, run with the same configs as `ringway`.
+    Baseline,
     /// nginx, one worker.
     Nginx,
     /// HAProxy, one thread.
@@ -59,16 +67,28 @@ pub enum Kind {
 
 impl Kind {
     /// Every system, in the order a round runs them.
-    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ringway, Kind::Nginx, Kind::Haproxy];
+    pub const ALL: [Kind; 5] = [
+        Kind::Direct,
+        Kind::Ringway,
+        Kind::Baseline,
+        Kind::Nginx,
+        Kind::Haproxy,
+    ];
 
     /// Its name in scenario files, reports and file names.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Direct => "direct",
             Kind::Ringway => "ringway",
+            Kind::Baseline => "baseline",
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
         }
+    }
+
+    /// Whether it is a ringway binary (admin API, worker threads).
+    pub fn is_ringway(self) -> bool {
+        matches!(self, Kind::Ringway | Kind::Baseline)
     }
 }
 
@@ -91,7 +111,7 @@ impl FromStr for Kind {
 
 /// A system name that is not one of [`Kind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown system `{0}`: expected direct, ringway, nginx or haproxy")]
+#[error("unknown system `{0}`: expected direct, ringway, baseline, nginx or haproxy")]
 pub struct UnknownKind(pub String);
 
 /// Whether nginx can proxy TCP (its `stream` module).
@@ -110,6 +130,8 @@ pub enum NginxStream {
 pub struct Binaries {
     /// The ringway binary (it may not exist: see [`missing`]).
     pub ringway: PathBuf,
+    /// The baseline's ringway binary (`--baseline`), if given.
+    pub baseline: Option<PathBuf>,
     /// nginx, if found.
     pub nginx: Option<PathBuf>,
     /// HAProxy, if found.
@@ -121,7 +143,7 @@ pub struct Binaries {
 impl Binaries {
     /// Looks nginx and HAProxy up in `PATH`, `/usr/sbin` and
     /// `/usr/local/sbin`, and asks nginx (`nginx -V`) how it was built.
-    pub fn find(ringway: PathBuf) -> Self {
+    pub fn find(ringway: PathBuf, baseline: Option<PathBuf>) -> Self {
         let nginx = find_program("nginx");
         let nginx_stream = match &nginx {
             Some(path) => nginx_stream(path),
@@ -129,6 +151,7 @@ impl Binaries {
         };
         Self {
             ringway,
+            baseline,
             nginx,
             haproxy: find_program("haproxy"),
             nginx_stream,
@@ -140,6 +163,7 @@ impl Binaries {
         match kind {
             Kind::Direct => None,
             Kind::Ringway => Some(&self.ringway),
+            Kind::Baseline => self.baseline.as_deref(),
             Kind::Nginx => self.nginx.as_deref(),
             Kind::Haproxy => self.haproxy.as_deref(),
         }
@@ -164,6 +188,18 @@ pub fn missing(kind: Kind, bins: &Binaries, mode: Mode) -> Option<String> {
             bins.ringway.display()
         )),
         Kind::Ringway => None,
+        Kind::Baseline => match &bins.baseline {
+            None => Some(
+                "no baseline binary: give one with `--baseline PATH` (a ringway built from \
+                 the tree to compare against, in its own target directory)"
+                    .to_owned(),
+            ),
+            Some(path) if !is_executable(path) => Some(format!(
+                "baseline binary {} not found or not executable",
+                path.display()
+            )),
+            Some(_) => None,
+        },
         Kind::Nginx if bins.nginx.is_none() => Some(NGINX_ABSENT.to_owned()),
         Kind::Nginx => match (mode, &bins.nginx_stream) {
             (Mode::Tcp, NginxStream::Missing(why)) => Some(why.clone()),
@@ -172,166 +208,6 @@ pub fn missing(kind: Kind, bins: &Binaries, mode: Mode) -> Option<String> {
         Kind::Haproxy if bins.haproxy.is_none() => Some(HAPROXY_ABSENT.to_owned()),
         Kind::Haproxy => None,
     }
-}
-
-/// Why a system could not be started, measured or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum SystemError {
-    /// [`missing`] gives a reason.
-    #[error("{kind} cannot run: {reason}")]
-    Unavailable {
-        /// The system.
-        kind: Kind,
-        /// Why, and what to do.
-        reason: String,
-    },
-    /// The run directory's path is not UTF-8; the generated configs could
-    /// not name files in it.
-    #[error("run directory {0} is not valid UTF-8: pick a directory with a UTF-8 path")]
-    DirNotUtf8(PathBuf),
-    /// A file of the run directory could not be written.
-    #[error("{kind}: cannot write {path}: {source}")]
-    Write {
-        /// The system.
-        kind: Kind,
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// Something already accepts connections where the system must listen.
-    #[error(
-        "{kind}: {addr} already accepts connections: another process listens there \
-         (a proxy left over from an earlier run?); stop it or pick other ports"
-    )]
-    AddressInUse {
-        /// The system.
-        kind: Kind,
-        /// The address.
-        addr: SocketAddr,
-    },
-    /// The open-file limit is too low for the connections asked for, and
-    /// could not be raised.
-    #[error(
-        "{kind} needs {needed} open files for {connections} connections, but the limit is \
-         {soft} (hard limit {hard}) and raising it failed ({source}): raise it before the \
-         run (`ulimit -n {needed}`; above the hard limit only root can) or ask for fewer \
-         connections"
-    )]
-    OpenFiles {
-        /// The system.
-        kind: Kind,
-        /// Open files needed.
-        needed: u64,
-        /// Client connections asked for.
-        connections: usize,
-        /// The current soft limit.
-        soft: u64,
-        /// The current hard limit.
-        hard: u64,
-        /// Why raising failed.
-        source: nix::Error,
-    },
-    /// The config checker could not be run.
-    #[error("{kind}: cannot run `{command}`: {source}")]
-    CheckRun {
-        /// The system.
-        kind: Kind,
-        /// The command line.
-        command: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// The system's own checker rejects the generated configuration.
-    #[error("{kind} rejects the generated config {config} (`{command}`):\n{output}")]
-    Rejected {
-        /// The system.
-        kind: Kind,
-        /// The config file.
-        config: PathBuf,
-        /// The check's command line.
-        command: String,
-        /// What the check printed.
-        output: String,
-    },
-    /// The process could not be started.
-    #[error("{kind}: cannot start `taskset -c {core} {program}`: {source} (taskset comes with util-linux)")]
-    Spawn {
-        /// The system.
-        kind: Kind,
-        /// The core.
-        core: usize,
-        /// The program.
-        program: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The process exited while starting.
-    #[error("{kind} exited at start ({status}); its log {log} ends with:\n{tail}")]
-    Exited {
-        /// The system.
-        kind: Kind,
-        /// Its exit status.
-        status: ExitStatus,
-        /// Its log file.
-        log: PathBuf,
-        /// The last lines of the log.
-        tail: String,
-    },
-    /// It did not become ready in time.
-    #[error(
-        "{kind} not ready after {waited:?} (last probe: {last}); its log {log} ends with:\n{tail}"
-    )]
-    NotReady {
-        /// The system.
-        kind: Kind,
-        /// How long the runner waited.
-        waited: Duration,
-        /// What the last readiness probe saw.
-        last: String,
-        /// Its log file.
-        log: PathBuf,
-        /// The last lines of the log.
-        tail: String,
-    },
-    /// The stop signal could not be sent.
-    #[error("{kind}: cannot send {signal} to pid {pid}: {source}; killed its process group")]
-    Signal {
-        /// The system.
-        kind: Kind,
-        /// The signal.
-        signal: Signal,
-        /// The process.
-        pid: u32,
-        /// Why.
-        source: nix::Error,
-    },
-    /// It did not exit in time after the stop signal.
-    #[error("{kind} did not exit within {waited:?} of the stop signal; killed it", waited = STOP_TIMEOUT)]
-    NoExit {
-        /// The system.
-        kind: Kind,
-    },
-    /// It exited with a failure when asked to stop.
-    #[error("{kind} exited with {status} when stopped; its log {log} ends with:\n{tail}")]
-    BadExit {
-        /// The system.
-        kind: Kind,
-        /// Its exit status.
-        status: ExitStatus,
-        /// Its log file.
-        log: PathBuf,
-        /// The last lines of the log.
-        tail: String,
-    },
-    /// Waiting for the process failed.
-    #[error("{kind}: cannot wait for its process: {source}")]
-    Wait {
-        /// The system.
-        kind: Kind,
-        /// Why.
-        source: io::Error,
-    },
 }
 
 /// A started system. Dropping it kills the process group.
@@ -362,7 +238,7 @@ impl Running {
             // Only `direct` has nothing to run: the load goes to the origin.
             return Ok(Running {
                 kind,
-                target: layout.origin,
+                target: layout.origins[0],
                 child: None,
                 config: None,
                 log: None,
@@ -378,7 +254,7 @@ impl Running {
             source,
         })?;
         ensure_free(kind, layout.listen)?;
-        if kind == Kind::Ringway {
+        if kind.is_ringway() {
             ensure_free(kind, layout.admin)?;
         }
         raise_open_files(kind, layout)?;
@@ -389,7 +265,7 @@ impl Running {
         })?;
         spec.check()?;
         let log = dir.join(format!("{kind}.log"));
-        let child = spec.spawn(layout.proxy_core, &log)?;
+        let child = spec.spawn(&layout.cores(kind.is_ringway()), &log)?;
         let mut running = Running {
             kind,
             target: layout.listen,
@@ -434,6 +310,17 @@ impl Running {
             .into_iter()
             .filter_map(|pid| procfs::process_ticks(pid).ok())
             .sum()
+    }
+
+    /// CPU time of ringway's first worker thread (`ringway-w0`), in clock
+    /// ticks; `None` for other systems or when the thread is not found.
+    pub fn worker_ticks(&self) -> Option<u64> {
+        if !self.kind.is_ringway() {
+            return None;
+        }
+        let pid = self.child.as_ref()?.id();
+        let tid = procfs::find_thread(pid, WORKER_THREAD).ok()??;
+        procfs::thread_ticks(pid, tid).ok()
     }
 
     /// Resident memory (`VmRSS`) of [`Running::pids`], in KiB.
@@ -540,7 +427,7 @@ impl Running {
 
     /// `Ok` when the system is ready, else what the probe saw.
     fn probe(&self, layout: &Layout, admin: &mut AdminClient) -> Result<(), String> {
-        if self.kind == Kind::Ringway {
+        if self.kind.is_ringway() {
             // Once every worker runs the first table, the listeners are
             // bound; the connect below confirms it.
             match admin.request("GET", "/ready", b"") {
@@ -603,8 +490,8 @@ impl Spec {
         let os = |s: &str| OsString::from(s);
         let (file, text, check_args, run_args) = match kind {
             Kind::Direct => return None,
-            Kind::Ringway => {
-                let config = dir.join("ringway.toml");
+            Kind::Ringway | Kind::Baseline => {
+                let config = dir.join(format!("{kind}.toml"));
                 (
                     config.clone(),
                     configs::ringway(layout),
@@ -683,8 +570,10 @@ impl Spec {
         })
     }
 
-    /// Starts the system on `core`, in a process group of its own.
-    fn spawn(&self, core: usize, log: &Path) -> Result<Child, SystemError> {
+    /// Starts the system on `cores`, in a process group of its own.
+    fn spawn(&self, cores: &[usize], log: &Path) -> Result<Child, SystemError> {
+        let cores: Vec<String> = cores.iter().map(ToString::to_string).collect();
+        let cores = cores.join(",");
         let write_error = |source| SystemError::Write {
             kind: self.kind,
             path: log.to_owned(),
@@ -694,7 +583,7 @@ impl Spec {
         let err = out.try_clone().map_err(write_error)?;
         Command::new("taskset")
             .arg("-c")
-            .arg(core.to_string())
+            .arg(&cores)
             .arg(&self.program)
             .args(&self.run_args)
             .stdin(Stdio::null())
@@ -704,7 +593,7 @@ impl Spec {
             .spawn()
             .map_err(|source| SystemError::Spawn {
                 kind: self.kind,
-                core,
+                cores: cores.clone(),
                 program: self.program.clone(),
                 source,
             })
@@ -828,5 +717,6 @@ fn parse_nginx_stream(text: &str, exists: impl Fn(&Path) -> bool) -> NginxStream
     }
 }
 
+mod error;
 #[cfg(test)]
 mod tests;

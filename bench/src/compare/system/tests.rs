@@ -35,7 +35,8 @@ fn ringway_binary() -> PathBuf {
 }
 
 fn binaries() -> Binaries {
-    Binaries::find(ringway_binary())
+    // The baseline is ringway itself: the same code under a second name.
+    Binaries::find(ringway_binary(), Some(ringway_binary()))
 }
 
 /// The last core this process may run on.
@@ -45,21 +46,26 @@ fn proxy_core() -> usize {
         .unwrap_or(0)
 }
 
-/// A loopback address nothing listens on now.
+/// A loopback address for a system to listen on: from this process's
+/// block of ports, off the ephemeral range, so that no test's connection
+/// and no `bind(:0)` can take it before the system binds it.
 fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("a bound address")
+    super::super::ports::next().expect("a port of this process's block")
 }
 
 fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
     Layout {
         mode,
         proxy_core: proxy_core(),
+        control_core: None,
         listen: free_addr(),
-        origin,
+        origins: vec![origin],
         admin: free_addr(),
         max_connections: 100,
+        concurrent: 4,
         dir: dir.to_owned(),
+        table: configs::Table::default(),
+        splice: false,
     }
 }
 
@@ -212,6 +218,7 @@ fn absent(kind: Kind, bins: &Binaries, mode: Mode) -> bool {
             assert!(!bins.ringway.exists(), "{reason}");
             assert!(reason.contains("cargo build"), "{reason}");
         }
+        Kind::Baseline => assert!(reason.contains("baseline"), "{reason}"),
         Kind::Nginx if bins.nginx.is_some() => {
             assert_eq!(mode, Mode::Tcp, "{reason}");
             assert!(
@@ -319,6 +326,50 @@ fn ringway_tcp() {
 }
 
 #[test]
+fn baseline_http() {
+    http_round_trip(Kind::Baseline, 1);
+}
+
+#[test]
+fn ringway_with_its_own_control_core_and_a_large_table() {
+    let bins = binaries();
+    if absent(Kind::Ringway, &bins, Mode::Http) {
+        return;
+    }
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let dir = tempfile::tempdir().expect("a run directory");
+    let mut layout = layout(Mode::Http, origin(serve_http), dir.path());
+    layout.control_core = cores.first().copied();
+    layout.table = configs::Table {
+        routes: 50,
+        clusters: 10,
+    };
+    let running = Running::start(Kind::Ringway, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = connect(running.target());
+    // Only the last route matches this request.
+    conn.get_mut()
+        .write_all(b"GET /r0/x HTTP/1.1\r\nHost: h0.example.com\r\n\r\n")
+        .expect("send a request");
+    let mut status = String::new();
+    conn.read_line(&mut status).expect("read the status line");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut other = connect(running.target());
+    other
+        .get_mut()
+        .write_all(b"GET /r0/x HTTP/1.1\r\nHost: h1.example.com\r\n\r\n")
+        .expect("send a request");
+    status.clear();
+    other.read_line(&mut status).expect("read the status line");
+    // h1's route goes to a cluster whose endpoints nobody listens on.
+    assert!(!status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(running.worker_ticks().is_some(), "ringway-w0 was found");
+    drop((conn, other));
+    stop_and_check_gone(running);
+}
+
+#[test]
 fn nginx_http() {
     // The master and its one worker.
     http_round_trip(Kind::Nginx, 2);
@@ -346,7 +397,7 @@ fn a_taken_address_is_refused_before_starting() {
         return;
     }
     let dir = tempfile::tempdir().expect("a run directory");
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = TcpListener::bind(free_addr()).expect("bind");
     let mut layout = layout(Mode::Tcp, origin(serve_echo), dir.path());
     layout.listen = taken.local_addr().expect("an address");
     let err = Running::start(Kind::Ringway, &layout, &bins).expect_err("the port is taken");
@@ -390,6 +441,7 @@ fn kinds_have_names() {
 fn missing_names_the_fix() {
     let bins = Binaries {
         ringway: PathBuf::from("/nonexistent/ringway"),
+        baseline: None,
         nginx: None,
         haproxy: None,
         nginx_stream: NginxStream::Missing(NGINX_ABSENT.to_owned()),
@@ -402,7 +454,15 @@ fn missing_names_the_fix() {
         assert!(nginx.contains("install-peers.sh"), "{nginx}");
         let haproxy = missing(Kind::Haproxy, &bins, mode).expect("no haproxy");
         assert!(haproxy.contains("install-peers.sh"), "{haproxy}");
+        let baseline = missing(Kind::Baseline, &bins, mode).expect("no baseline");
+        assert!(baseline.contains("--baseline PATH"), "{baseline}");
     }
+    let absent_baseline = Binaries {
+        baseline: Some(PathBuf::from("/nonexistent/old-ringway")),
+        ..bins.clone()
+    };
+    let why = missing(Kind::Baseline, &absent_baseline, Mode::Http).expect("not there");
+    assert!(why.contains("/nonexistent/old-ringway"), "{why}");
     let no_stream = Binaries {
         nginx: Some(PathBuf::from("/usr/sbin/nginx")),
         nginx_stream: NginxStream::Missing("no stream module".into()),

@@ -1,17 +1,22 @@
 //! `report.md`, `results.json` and the plots of a comparison.
 //!
 //! Each figure is the median over the rounds with the min and max beside
-//! it; ratios divide medians. Proxy-added latency is the system's median
-//! minus `direct`'s at the same offered rate.
+//! it; ratios divide medians, and the ratio tables also give the median of
+//! the per-round ratios (the rounds interleave the systems, so a ratio
+//! within one round cancels slow drift of the machine). Proxy-added latency
+//! is the system's median minus `direct`'s at the same offered rate.
 
-use std::collections::BTreeMap;
+mod sections;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::measure::Measured;
 use super::plot::{self, Series};
-use super::run::Results;
+use super::results::Results;
 use crate::spread::Spread;
+
+pub use self::sections::{ratio_tables, RatioTable, BASELINE_BAR};
 
 /// Writes `results.json`, the plots and `report.md` into `dir`.
 pub fn write(results: &Results, dir: &Path) -> Result<(), String> {
@@ -181,7 +186,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     let st = &r.setup;
     let _ = writeln!(
         md,
-        "- command: `{}`\n- machine: {} CPUs, Linux {}\n- versions: {}\n- layout: load generator on cores {}, origin on cores {}, system under test on core {}; {} connections, {} s measured after {} s warm-up, {} interleaved rounds; origin answers {} body bytes",
+        "- command: `{}`\n- machine: {} CPUs, Linux {}\n- versions: {}\n- layout: load generator on cores {}, origin on cores {}, system under test on core {}; {}, {} interleaved rounds; origin answers {} body bytes",
         r.command,
         st.cpus,
         st.kernel,
@@ -189,9 +194,14 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         st.load_cores,
         st.origin_cores,
         st.proxy_core,
-        st.connections,
-        st.duration_s,
-        st.warmup_s,
+        if r.runs.is_empty() && r.ceiling.is_none() {
+            "no load runs".to_owned()
+        } else {
+            format!(
+                "{} connections, {} s measured after {} s warm-up",
+                st.connections, st.duration_s, st.warmup_s
+            )
+        },
         st.runs,
         st.response_size
     );
@@ -206,8 +216,22 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
                 .join(", ")
         );
     }
+    let _ = writeln!(md, "- tree: {}", st.tree);
+    if let Some(c) = st.control_core {
+        let _ = writeln!(md, "- ringway's control agent on core {c}");
+    }
+    if st.origins > 1 {
+        let _ = writeln!(
+            md,
+            "- {} origins, every system forwarding to all of them",
+            st.origins
+        );
+    }
     for (sys, why) in &r.skipped {
         let _ = writeln!(md, "- **skipped {sys}**: {why}");
+    }
+    for note in &r.notes {
+        let _ = writeln!(md, "- **note**: {note}");
     }
     md.push('\n');
     let tcp = r.mode == "tcp";
@@ -352,55 +376,11 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         );
     }
 
-    // Memory.
-    if !r.memory.is_empty() {
-        let _ = writeln!(md, "## Memory\n");
-        md.push_str("| system | RSS, no client (KiB) | RSS with idle connections (KiB) | idle connections held | bytes per idle connection | peak RSS of the round (KiB) |\n|---|---|---|---|---|---|\n");
-        let mut by_sys: BTreeMap<&str, Vec<&super::run::MemoryReading>> = BTreeMap::new();
-        for m in &r.memory {
-            by_sys.entry(&m.system).or_default().push(m);
-        }
-        for sys in &r.systems {
-            let Some(ms) = by_sys.get(sys.as_str()) else {
-                continue;
-            };
-            let sp = |f: &dyn Fn(&super::run::MemoryReading) -> Option<f64>| {
-                spread_over(ms.iter().filter_map(|m| f(m)))
-            };
-            let _ = writeln!(
-                md,
-                "| {sys} | {} | {} | {} | {} | {} |",
-                show(sp(&|m| Some(m.rss_before_kib as f64)), 0),
-                show(sp(&|m| Some(m.rss_idle_kib as f64)), 0),
-                show(sp(&|m| Some(m.held as f64)), 0),
-                show(sp(&|m| m.bytes_per_connection()), 0),
-                show(sp(&|m| Some(m.peak_rss_kib as f64)), 0),
-            );
-            for m in ms.iter().filter(|m| m.shortfall.is_some()) {
-                let _ = writeln!(
-                    md,
-                    "\n{sys}, round {}: held {} connections: {}",
-                    m.round + 1,
-                    m.held,
-                    m.shortfall.as_deref().unwrap_or("")
-                );
-            }
-        }
-        md.push('\n');
-    }
-    if !r.churn.is_empty() {
-        let applied: u64 = r.churn.iter().map(|c| c.applied).sum();
-        let failed: u64 = r.churn.iter().map(|c| c.failed).sum();
-        let _ = writeln!(
-            md,
-            "## Routing-table churn\n\nIn each round ringway ran twice: quiet (`ringway`), then with a new config posted to its admin API continuously (`ringway-churn`; a route added, then removed, so every post compiles and publishes a new table): {applied} applied, {failed} failed{}. The tables above set the two side by side.\n",
-            r.churn
-                .iter()
-                .find_map(|c| c.first_failure.clone())
-                .map(|f| format!(" (first: {f})"))
-                .unwrap_or_default()
-        );
-    }
+    sections::ratios(&mut md, r);
+    sections::churn(&mut md, r);
+    sections::memory(&mut md, r);
+    sections::profiles(&mut md, r);
+    sections::guard(&mut md, r);
     if let Some(c) = &r.origin_check {
         let verdict = if c.served == c.sent {
             "every request reached it exactly once".to_string()
