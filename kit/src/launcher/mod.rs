@@ -599,10 +599,12 @@ mod tests {
         } else {
             ""
         };
+        // The trap comes first: the test sends SIGTERM as soon as it reads
+        // the first lines.
         let text = format!(
-            "echo \"ringway: args $*\" >&2\n\
+            "trap 'echo \"ringway: worker 0 core=0 accepted=3\" >&2; echo \"ringway: stopped\" >&2; exit 0' TERM\n\
+             echo \"ringway: args $*\" >&2\n\
              {ready_line}\n\
-             trap 'echo \"ringway: worker 0 core=0 accepted=3\" >&2; echo \"ringway: stopped\" >&2; exit 0' TERM\n\
              while :; do sleep 0.05; done\n"
         );
         std::fs::write(&script, text).expect("the script is written");
