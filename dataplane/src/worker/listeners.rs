@@ -278,9 +278,9 @@ async fn cut_after(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, timeout: Durati
     }
 }
 
-/// How long an accept loop pauses after an accept failed (out of
-/// descriptors or memory): accepting again at once would fail again at
-/// once, spinning the worker, while the connection waits in the backlog
+/// How long an accept loop pauses after a shortage (out of descriptors or
+/// memory) or a refused accept op: accepting again at once would fail again
+/// at once, spinning the worker, while the connection waits in the backlog
 /// either way. Short enough that a descriptor freed is used within a blink.
 const SHORTAGE_PAUSE: Duration = Duration::from_millis(50);
 
@@ -293,30 +293,46 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, mut acceptor:
             // end with an error.
             if !state.stopped.get() {
                 if let Err(e) = acceptor.arm() {
-                    return Poll::Ready(Some(Err(e)));
+                    return Poll::Ready(Err(e));
                 }
             }
             // `Running::stop` wakes this task, so that it stops arming.
-            acceptor.poll_accepted(cx)
+            acceptor.poll_accepted(cx).map(Ok)
         });
-        match next.await {
-            Some(Ok(client)) => start_connection(&ctx, &state, client),
-            Some(Err(_)) if state.stopped.get() => {}
-            Some(Err(e)) => {
+        let pause = match next.await {
+            Ok(Some(Ok(client))) => {
+                start_connection(&ctx, &state, client);
+                false
+            }
+            Ok(Some(Err(_))) if state.stopped.get() => false,
+            Ok(Some(Err(e))) => {
                 ctx.counters().accept_errors.add(1);
-                if shortage::is_local(&e) {
-                    shortage::note(ctx.counters(), shortage::Doing::Accepting, &e);
-                }
-                // Accepting again at once would most likely fail again at
-                // once (a shortage, a ring that refused the accept),
-                // spinning the worker; the connection waits in the backlog
-                // either way.
-                let _ = sleep(SHORTAGE_PAUSE).await;
+                note_shortage(&ctx, &e)
+            }
+            // The ring refused the accept op: arming again at once would
+            // most likely fail again at once.
+            Err(e) => {
+                ctx.counters().accept_errors.add(1);
+                note_shortage(&ctx, &e);
+                true
             }
             // Stopped, and every accept in flight came back.
-            None => return,
+            Ok(None) => return,
+        };
+        if pause {
+            let _ = sleep(SHORTAGE_PAUSE).await;
         }
     }
+}
+
+/// Notes `e` if it is a shortage of a local resource; returns whether it
+/// was.
+fn note_shortage(ctx: &WorkerCtx, e: &io::Error) -> bool {
+    let local = shortage::is_local(e);
+    if local {
+        shortage::note(ctx.counters(), shortage::Doing::Accepting, e);
+    }
+    local
 }
 
 /// A listener's accepts in flight: one always armed while it listens, and
