@@ -145,7 +145,7 @@ async fn relay(
 fn failed(flow: Flow, source: &TcpStream, dest: &TcpStream, counters: &Counters) -> Option<Ending> {
     match flow {
         Flow::Eof => None,
-        Flow::RecvFailed(_) | Flow::SendFailed(_) => {
+        Flow::RecvFailed | Flow::SendFailed => {
             counters.resets.add(1);
             let _ = source.reset_on_close();
             let _ = dest.reset_on_close();

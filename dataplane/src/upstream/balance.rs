@@ -24,7 +24,6 @@ use crate::table::{ClusterId, Table};
 /// turn.
 #[derive(Debug)]
 pub struct Balancer {
-    generation: u64,
     cursors: Vec<Cell<usize>>,
 }
 
@@ -33,7 +32,6 @@ impl Balancer {
     /// their index so that they do not all start on the same endpoint).
     pub fn new(table: &Table, seed: usize) -> Self {
         Self {
-            generation: table.generation,
             cursors: table
                 .clusters
                 .iter()
@@ -60,11 +58,6 @@ impl Balancer {
             }
         }
         next
-    }
-
-    /// The table generation these cursors were built for.
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 
     /// The endpoint index to try first for cluster `cluster`, which has
