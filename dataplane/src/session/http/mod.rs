@@ -199,7 +199,7 @@ mod sizes {
     #[test]
     fn a_connection_future_stays_within_its_bounds() {
         let sizes = [
-            ("serve", serve_size(), 7_200),
+            ("serve", serve_size(), 4_144),
             ("Conn::run", run_size(), 2_976),
             ("Conn", size_of::<super::ctx::Conn>(), 368),
             ("Clock", size_of::<super::clock::Clock>(), 48),
