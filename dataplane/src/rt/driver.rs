@@ -20,6 +20,7 @@ use slab::Slab;
 
 pub use super::counters::{RingCounters, RingStats};
 use super::ring::RingFeatures;
+use super::timer::Timers;
 use crate::buf::{BufHandle, BufPool};
 
 /// The group byte of a `user_data` whose op selects no provided buffer.
@@ -69,7 +70,7 @@ pub(crate) struct Slot {
     /// Multishot ops may post many completions; single ones one.
     multishot: bool,
     /// Completions not yet taken by the owner.
-    completions: VecDeque<Completion>,
+    completions: Queue,
     /// The final completion arrived (no `IORING_CQE_F_MORE`).
     finished: bool,
     /// Who to wake on the next completion.
@@ -99,6 +100,8 @@ pub(crate) struct Driver {
     pools: Vec<Rc<BufPool>>,
     stats: Arc<RingCounters>,
     now: Instant,
+    /// The deadlines tasks wait for; the loop's wait ends at the first.
+    timers: Timers,
     /// Things to drop once the driver is no longer borrowed.
     graveyard: Vec<Box<dyn Any>>,
     /// Buffers reaped for orphaned ops; recycled after the borrow ends.
@@ -173,6 +176,7 @@ impl Driver {
         pools: Vec<Rc<BufPool>>,
         stats: Arc<RingCounters>,
     ) -> Self {
+        let now = Instant::now();
         Self {
             ring,
             slots: Slab::with_capacity(1024),
@@ -180,7 +184,8 @@ impl Driver {
             features,
             pools,
             stats,
-            now: Instant::now(),
+            now,
+            timers: Timers::new(now),
             graveyard: Vec::new(),
             spare_bufs: Vec::new(),
             to_cancel: Vec::new(),
@@ -207,6 +212,11 @@ impl Driver {
     /// Time of the last reap: a cheap clock good to a loop turn.
     pub(crate) fn now(&self) -> Instant {
         self.now
+    }
+
+    /// This thread's timers.
+    pub(crate) fn timers(&mut self) -> &mut Timers {
+        &mut self.timers
     }
 
     /// Ops the kernel has not finished (including orphans). Finished ops
@@ -241,7 +251,7 @@ impl Driver {
             group,
             fd,
             multishot,
-            completions: VecDeque::new(),
+            completions: Queue::default(),
             finished: false,
             waker: None,
             orphan: None,
@@ -321,12 +331,29 @@ impl Driver {
     /// One `io_uring_enter`: submits what is queued and waits for `want`
     /// completions.
     fn enter(&mut self, want: usize) -> io::Result<()> {
+        self.enter_until(want, None)
+    }
+
+    /// Like [`Driver::enter`], but a wait gives up after `timeout` (which
+    /// is not an error).
+    fn enter_until(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
         self.stats.enters.add(1);
         #[cfg(test)]
         if let Some(errno) = self.faults.enter.pop_front() {
             return Err(io::Error::from_raw_os_error(errno));
         }
-        let n = self.ring.submit_and_wait(want)?;
+        let n = match timeout {
+            Some(timeout) if want > 0 => {
+                let ts = types::Timespec::from(timeout);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                match self.ring.submitter().submit_with_args(want, &args) {
+                    Ok(n) => n,
+                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => 0,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => self.ring.submit_and_wait(want)?,
+        };
         self.stats.submitted.add(n as u64);
         Ok(())
     }
@@ -339,13 +366,26 @@ impl Driver {
     /// queue): the completions already posted are reaped, which frees what
     /// the kernel waits for, and the next turn tries again. Only other
     /// errors end the loop.
+    ///
+    /// A wait lasts at most until the earliest timer's deadline.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
         let (queued, taskrun) = {
             let sq = self.ring.submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
+        let mut timeout = None;
+        let mut wait = wait;
+        if wait {
+            if let Some(deadline) = self.timers.next_deadline() {
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => timeout = Some(left),
+                    // Due already: the turn only submits and reaps.
+                    _ => wait = false,
+                }
+            }
+        }
         if wait || queued > 0 || taskrun {
-            match self.enter(usize::from(wait)) {
+            match self.enter_until(usize::from(wait), timeout) {
                 Ok(()) => {}
                 Err(e) if is_transient(&e) => self.stats.enter_retries.add(1),
                 Err(e) => return Err(e),
@@ -353,6 +393,7 @@ impl Driver {
         }
         self.now = Instant::now();
         self.reap();
+        self.timers.expire(self.now);
         self.issue_cancels()
     }
 
@@ -372,6 +413,7 @@ impl Driver {
         }
         self.now = Instant::now();
         self.reap();
+        self.timers.expire(self.now);
         self.issue_cancels()
     }
 
@@ -613,7 +655,7 @@ impl Driver {
 
     /// Lets go of completions nobody will take: their buffers go back to the
     /// ring, and the descriptors of an fd-yielding op are closed.
-    fn drop_completions(&mut self, completions: VecDeque<Completion>, yields_fds: bool) {
+    fn drop_completions(&mut self, completions: Queue, yields_fds: bool) {
         for c in completions {
             if yields_fds {
                 close_fd(c.result);
@@ -677,6 +719,64 @@ impl Driver {
                 let _ = pool.unregister(&self.ring.submitter());
             }
         }
+    }
+}
+
+/// An op's completions not yet taken. Most ops have one at a time (a
+/// single-shot op's only one, a receive whose consumer keeps up), kept in
+/// place; more (a consumer behind a multishot op) go in a deque made only
+/// then and freed once it is emptied, so an op that once had a burst does
+/// not keep the deque's memory for the rest of its life (a keep-alive
+/// connection's receive lives as long as the connection).
+#[derive(Default)]
+struct Queue {
+    first: Option<Completion>,
+    // Boxed: a pointer in every slot instead of an empty deque's four words
+    // (a slot per open connection); the box is made only with the deque.
+    #[allow(clippy::box_collection)]
+    more: Option<Box<VecDeque<Completion>>>,
+}
+
+impl Queue {
+    fn push_back(&mut self, c: Completion) {
+        if self.first.is_none() {
+            self.first = Some(c);
+        } else {
+            self.more.get_or_insert_default().push_back(c);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Completion> {
+        let first = self.first.take()?;
+        if let Some(more) = &mut self.more {
+            self.first = more.pop_front();
+            if more.is_empty() {
+                self.more = None;
+            }
+        }
+        Some(first)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.as_ref().map_or(0, |m| m.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl IntoIterator for Queue {
+    type Item = Completion;
+    type IntoIter = std::iter::Chain<
+        std::option::IntoIter<Completion>,
+        std::iter::Flatten<std::option::IntoIter<VecDeque<Completion>>>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first
+            .into_iter()
+            .chain(self.more.map(|m| *m).into_iter().flatten())
     }
 }
 

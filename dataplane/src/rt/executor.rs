@@ -1,17 +1,18 @@
 //! A single-threaded executor for connection tasks.
 //!
 //! Tasks are `!Send` futures owned by the thread that spawned them. Wakers
-//! carry only a task key and generation; waking pushes that pair onto this
-//! thread's run queue. Cross-thread wake-ups never happen on a worker (the
-//! control side reaches a worker through its ring), so a waker used on
-//! another thread would only queue a stale key there, which is ignored.
+//! carry only a task key and generation, packed into the waker's data word
+//! (no allocation, no reference count: cloning one copies two words);
+//! waking pushes that pair onto this thread's run queue. Cross-thread
+//! wake-ups never happen on a worker (the control side reaches a worker
+//! through its ring), so a waker used on another thread would only queue a
+//! key there that names no task, or polls one for nothing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use slab::Slab;
 
@@ -28,7 +29,6 @@ struct TaskSlot {
     generation: u32,
     /// `None` while the task is being polled.
     future: Option<BoxFuture>,
-    waker: Waker,
     aborted: bool,
 }
 
@@ -49,27 +49,40 @@ thread_local! {
 }
 
 /// Key used by the waker of the future passed to `block_on`.
-const MAIN: usize = usize::MAX;
+const MAIN: usize = u32::MAX as usize;
 
-struct TaskWaker {
-    key: usize,
-    generation: u32,
+// The waker's data word holds a key and a generation side by side.
+const _: () = assert!(usize::BITS == 64, "ringway runs on 64-bit targets");
+
+/// The waker of task `key` in its `generation`.
+fn task_waker(key: usize, generation: u32) -> Waker {
+    debug_assert!(key <= MAIN);
+    let data = std::ptr::without_provenance::<()>((key << 32) | generation as usize);
+    // SAFETY: the vtable's functions only read the data word as an integer
+    // (it is never dereferenced), hold no resource (drop does nothing, clone
+    // copies the word) and are sound on any thread: waking reaches the
+    // calling thread's executor through a thread-local, or nothing.
+    unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
 }
 
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
+static VTABLE: RawWakerVTable = RawWakerVTable::new(
+    |data| RawWaker::new(data, &VTABLE),
+    wake_word,
+    wake_word,
+    |_| {},
+);
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        let _ = EXECUTOR.try_with(|e| {
-            if self.key == MAIN {
-                e.main_woken.set(true);
-            } else {
-                e.queue.borrow_mut().push_back((self.key, self.generation));
-            }
-        });
-    }
+/// Queues the task a waker's data word names.
+fn wake_word(data: *const ()) {
+    let word = data.addr();
+    let (key, generation) = (word >> 32, word as u32);
+    let _ = EXECUTOR.try_with(|e| {
+        if key == MAIN {
+            e.main_woken.set(true);
+        } else {
+            e.queue.borrow_mut().push_back((key, generation));
+        }
+    });
 }
 
 /// Runs `future` as a task on this thread's executor.
@@ -80,10 +93,10 @@ pub fn spawn<F: Future<Output = ()> + 'static>(future: F) -> TaskId {
         let mut tasks = e.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
+        assert!(key < MAIN, "fewer than 4 billion tasks on one thread");
         entry.insert(TaskSlot {
             generation,
             future: Some(Box::pin(future)),
-            waker: Waker::from(Arc::new(TaskWaker { key, generation })),
             aborted: false,
         });
         e.queue.borrow_mut().push_back((key, generation));
@@ -123,10 +136,7 @@ pub fn task_count() -> usize {
 }
 
 pub(crate) fn main_waker() -> Waker {
-    Waker::from(Arc::new(TaskWaker {
-        key: MAIN,
-        generation: 0,
-    }))
+    task_waker(MAIN, 0)
 }
 
 /// Marks the main future as woken, so that `block_on` polls it first.
@@ -154,7 +164,7 @@ pub(crate) fn run_ready() {
             let mut tasks = e.tasks.borrow_mut();
             match tasks.get_mut(key) {
                 Some(slot) if slot.generation == generation => {
-                    slot.future.take().map(|f| (f, slot.waker.clone()))
+                    slot.future.take().map(|f| (f, task_waker(key, generation)))
                 }
                 _ => None,
             }

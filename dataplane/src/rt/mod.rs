@@ -2,9 +2,11 @@
 //!
 //! [`Runtime`] owns a ring ([`ring`]), the table of in-flight ops
 //! ([`driver`]), two provided buffer rings ([`crate::buf`], one per
-//! [`Group`]) and a single-threaded executor ([`executor`]). Each loop turn polls the tasks
-//! that were woken, then makes one `io_uring_enter` that submits everything
-//! they queued and, when no task is ready, waits for completions.
+//! [`Group`]), the thread's timers ([`timer`]) and a single-threaded
+//! executor ([`executor`]). Each loop turn polls the tasks that were woken,
+//! then makes one `io_uring_enter` that submits everything they queued and,
+//! when no task is ready, waits for completions, at most until the earliest
+//! timer's deadline.
 
 mod counters;
 pub(crate) mod driver;
@@ -14,6 +16,7 @@ pub(crate) mod op;
 pub mod ring;
 pub mod select;
 pub mod time;
+pub(crate) mod timer;
 pub mod wake;
 
 use std::future::Future;
@@ -223,6 +226,11 @@ pub fn ring_stats() -> RingStats {
 /// Number of ops the kernel has not finished (including orphaned ones).
 pub fn ops_in_flight() -> usize {
     driver::with(|d| d.in_flight())
+}
+
+/// Number of timers waiting for their deadline on this thread.
+pub fn timers_armed() -> usize {
+    driver::with(|d| d.timers().armed())
 }
 
 /// Lets every other ready task and the ring run once before continuing.

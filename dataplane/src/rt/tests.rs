@@ -138,8 +138,9 @@ fn dropped_sleep_is_cancelled_promptly() {
     rt.block_on(async {
         let mut sleep = Box::pin(super::time::sleep(Duration::from_secs(3600)));
         start(&mut sleep).await;
-        assert_eq!(ops_in_flight(), 1);
+        assert_eq!(super::timers_armed(), 1);
         drop(sleep);
+        assert_eq!(super::timers_armed(), 0);
         settle().await;
     })
     .expect("runtime");
@@ -397,4 +398,70 @@ fn a_listener_gives_up_no_more_connections_than_accepts_are_armed() {
     let left = std::iter::from_fn(|| socket.accept().ok()).count();
     assert_eq!(left, 3);
     drop((clients, taken));
+}
+
+#[test]
+fn sleeps_end_in_deadline_order_and_take_no_op() {
+    let rt = runtime();
+    let order = rt
+        .block_on(async {
+            let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+            for ms in [30u64, 10, 20] {
+                let order = Rc::clone(&order);
+                super::spawn(async move {
+                    super::time::sleep(Duration::from_millis(ms))
+                        .await
+                        .expect("sleep");
+                    order.borrow_mut().push(ms);
+                });
+            }
+            yield_now().await;
+            assert_eq!(ops_in_flight(), 0, "a sleep is no ring op");
+            assert_eq!(super::timers_armed(), 3);
+            let started = std::time::Instant::now();
+            // Turns the loop until the sleeps end: a count of turns would
+            // race the clock (a fast machine turns 100,000 times in less
+            // than the 30 ms the last sleep takes).
+            while order.borrow().len() < 3 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the sleeps never ended: {:?}",
+                    order.borrow()
+                );
+                yield_now().await;
+            }
+            assert!(started.elapsed() >= Duration::from_millis(20));
+            assert_eq!(super::timers_armed(), 0);
+            let order = order.borrow().clone();
+            order
+        })
+        .expect("runtime");
+    assert_eq!(order, [10, 20, 30]);
+}
+
+#[test]
+fn an_alarm_whose_deadline_moves_later_waits_for_the_later_one() {
+    let rt = runtime();
+    rt.block_on(async {
+        let begin = std::time::Instant::now();
+        let deadline = Cell::new(begin + Duration::from_millis(10));
+        let mut alarm = super::time::Alarm::new();
+        let mut moved = false;
+        poll_fn(|cx| {
+            if !moved && super::now() >= begin + Duration::from_millis(5) {
+                // Later: the armed timer stays; it wakes the task at 10 ms
+                // and the alarm is set again for 40 ms.
+                deadline.set(begin + Duration::from_millis(40));
+                moved = true;
+            }
+            if !moved {
+                cx.waker().wake_by_ref();
+            }
+            alarm.poll_until(deadline.get(), cx)
+        })
+        .await;
+        assert!(begin.elapsed() >= Duration::from_millis(40));
+        assert_eq!(super::timers_armed(), 0);
+    })
+    .expect("runtime");
 }

@@ -1,26 +1,95 @@
-//! Timers as ring ops.
+//! Waiting for a deadline: [`Alarm`], and [`sleep`] built on it.
+//!
+//! Both use the worker's timers ([`super::timer`]): no ring op and no
+//! allocation per wait. Time is the ring clock ([`super::now`], read once
+//! per loop turn), so a deadline counts as passed once the turn that
+//! notices it began at or after it.
 
+use std::future::Future;
 use std::io;
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use io_uring::{opcode, types};
+use super::driver;
+use super::timer::TimerKey;
 
-use super::op::Op;
+/// One timer of this thread's, re-armed lazily: polled with a deadline, it
+/// makes sure its task is woken by then, and moving the deadline later
+/// costs nothing until the earlier one passes (the task is woken once
+/// then, finds the deadline moved, and the alarm is set again). A deadline
+/// that moves earlier brings the timer forward.
+///
+/// Dropping it takes its timer out.
+#[derive(Debug, Default)]
+pub struct Alarm {
+    key: Option<TimerKey>,
+}
 
-/// Completes after `duration`.
-pub async fn sleep(duration: Duration) -> io::Result<()> {
-    let ts = Box::new(
-        types::Timespec::new()
-            .sec(duration.as_secs())
-            .nsec(duration.subsec_nanos()),
-    );
-    let entry = opcode::Timeout::new(&*ts).build();
-    // SAFETY: the SQE points at the boxed timespec, owned by the op (a move
-    // of the box does not move the timespec).
-    let (completion, _ts) = unsafe { Op::submit(entry, ts)? }.await;
-    match completion.result {
-        r if r == -libc::ETIME => Ok(()),
-        r if r < 0 => Err(io::Error::from_raw_os_error(-r)),
-        _ => Ok(()),
+impl Alarm {
+    /// An alarm not set yet.
+    pub const fn new() -> Self {
+        Self { key: None }
+    }
+
+    /// Ready once `deadline` has passed (the alarm is then cleared);
+    /// otherwise the task of `cx` is woken when it passes, or earlier.
+    pub fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        driver::with(|d| {
+            if d.now() >= deadline {
+                if let Some(key) = self.key.take() {
+                    d.timers().remove(key);
+                }
+                return Poll::Ready(());
+            }
+            let timers = d.timers();
+            let at = timers.ticks(deadline);
+            match self.key {
+                Some(key) if timers.arm(key, at, cx.waker()) => {}
+                _ => self.key = Some(timers.insert(at, cx.waker())),
+            }
+            Poll::Pending
+        })
+    }
+
+    /// Takes the timer out, if set.
+    pub fn clear(&mut self) {
+        if let Some(key) = self.key.take() {
+            driver::try_with(|d| d.timers().remove(key));
+        }
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// Completes after `duration` (from now).
+///
+/// It never fails; the `io::Result` is what sleeps returned when they were
+/// ring ops, which the ring could refuse, and callers still read it so.
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        deadline: Instant::now() + duration,
+        alarm: Alarm::new(),
+    }
+}
+
+/// See [`sleep`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    alarm: Alarm,
+}
+
+impl Future for Sleep {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.alarm.poll_until(this.deadline, cx).map(Ok)
     }
 }

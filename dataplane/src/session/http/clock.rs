@@ -3,11 +3,11 @@
 //! A connection is always in one phase (waiting for a request, reading a
 //! head, in an exchange) and each phase has one deadline. Rather than a
 //! timer per phase, the connection keeps the current deadline in a cell and
-//! a single watchdog sleeps until it. A deadline that moves later costs
-//! nothing: the watchdog wakes at the old one, sees the new one and sleeps
-//! again. Only a deadline that moves earlier re-arms the timer. With
-//! back-to-back keep-alive requests that is one timer per timeout period,
-//! not one per request.
+//! a single watchdog waits for it with one [`Alarm`]. A deadline that moves
+//! later costs nothing: the alarm wakes at the old one, sees the new one
+//! and is set again. Only a deadline that moves earlier moves the timer.
+//! With back-to-back keep-alive requests that is one timer per timeout
+//! period, not one per request.
 //!
 //! In an exchange the clock also notes what the connection is waiting on
 //! (the client's body bytes, or a send to the client), so that a deadline
@@ -17,13 +17,12 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::request::Reason;
-use crate::rt::{self, time::sleep};
+use crate::rt::{self, time::Alarm};
 
 /// What a connection is doing, for telling what a timeout means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,8 +155,7 @@ impl Clock {
     pub(super) fn watchdog(&self) -> Watchdog<'_> {
         Watchdog {
             clock: self,
-            timer: None,
-            armed_for: None,
+            alarm: Alarm::new(),
         }
     }
 }
@@ -165,8 +163,7 @@ impl Clock {
 /// See [`Clock::watchdog`].
 pub(super) struct Watchdog<'a> {
     clock: &'a Clock,
-    timer: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>,
-    armed_for: Option<Instant>,
+    alarm: Alarm,
 }
 
 impl Future for Watchdog<'_> {
@@ -174,29 +171,6 @@ impl Future for Watchdog<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        loop {
-            let deadline = this.clock.deadline.get();
-            let now = rt::now();
-            if now >= deadline {
-                return Poll::Ready(());
-            }
-            if this.armed_for.is_none_or(|armed| armed > deadline) {
-                // Dropping an armed timer cancels it.
-                this.timer = Some(Box::pin(sleep(deadline - now)));
-                this.armed_for = Some(deadline);
-            }
-            let timer = this.timer.as_mut().expect("armed just above");
-            match timer.as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => {
-                    this.timer = None;
-                    this.armed_for = None;
-                }
-                // The ring refused the timer: without it the deadline could
-                // never be kept, so it is treated as passed (the connection
-                // closes) rather than retried in a loop.
-                Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        this.alarm.poll_until(this.clock.deadline.get(), cx)
     }
 }

@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::io;
 use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::task::Poll;
@@ -20,7 +19,7 @@ use crate::proto::h1::request::RequestBody;
 use crate::proto::h1::Limits;
 use crate::request::Reason;
 use crate::rt::select::select;
-use crate::rt::time::sleep;
+use crate::rt::time::{sleep, Sleep};
 use crate::table::route::RouteAction;
 
 /// How long a connection closed after an error answer keeps reading (and
@@ -130,7 +129,7 @@ impl Conn {
             copied,
         );
         let mut read = pin!(read);
-        let mut grace: Option<Pin<Box<dyn Future<Output = io::Result<()>>>>> = None;
+        let mut grace: Option<Sleep> = None;
         poll_fn(|cx| {
             // What was received already is read first: a request that
             // arrived as the drain began is served, not dropped.
@@ -141,8 +140,8 @@ impl Conn {
                 return Poll::Pending;
             }
             loop {
-                let timer = grace.get_or_insert_with(|| Box::pin(sleep(DRAIN_GRACE)));
-                if timer.as_mut().poll(cx).is_pending() {
+                let timer = grace.get_or_insert_with(|| sleep(DRAIN_GRACE));
+                if Pin::new(timer).poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 grace = None;

@@ -153,3 +153,63 @@ impl Drop for CutMidRequest<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    //! Footprint probes: how many bytes a connection's future takes.
+
+    use std::mem::size_of;
+
+    fn serve_size() -> usize {
+        fn probe<'a, F, Fut>(_: F) -> usize
+        where
+            F: FnOnce(
+                std::rc::Rc<crate::upstream::LocalTable>,
+                usize,
+                crate::rt::net::TcpStream,
+                &'a crate::stats::Counters,
+                &'a super::WorkerHttp,
+                &'a super::Newer<'a>,
+            ) -> Fut,
+        {
+            size_of::<Fut>()
+        }
+        probe(super::serve)
+    }
+
+    fn run_size() -> usize {
+        fn probe<'a, F, Fut>(_: F) -> usize
+        where
+            F: FnOnce(
+                &'a mut super::ctx::Conn,
+                &'a super::ctx::Ctx<'a>,
+                &'a super::clock::Clock,
+                &'a super::Newer<'a>,
+                bool,
+            ) -> Fut,
+        {
+            size_of::<Fut>()
+        }
+        probe(super::ctx::Conn::run)
+    }
+
+    /// What an HTTP connection's future takes, printed (`cargo test sizes
+    /// -- --nocapture`) and bounded, so that growth is noticed: sizes are
+    /// fixed at compile time, the same in every run.
+    #[test]
+    fn a_connection_future_stays_within_its_bounds() {
+        let sizes = [
+            ("serve", serve_size(), 4_176),
+            ("Conn::run", run_size(), 3_040),
+            ("Conn", size_of::<super::ctx::Conn>(), 368),
+            ("Clock", size_of::<super::clock::Clock>(), 48),
+            ("Inbound", size_of::<super::inbound::Inbound>(), 144),
+        ];
+        for (what, size, bound) in sizes {
+            eprintln!("{what}: {size} B (bound {bound} B)");
+        }
+        for (what, size, bound) in sizes {
+            assert!(size <= bound, "{what} grew to {size} B, past {bound} B");
+        }
+    }
+}
