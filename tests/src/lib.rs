@@ -45,5 +45,5 @@ pub use ringway_kit::ports::dead_endpoint;
 /// The kit's launcher functions under the path [`mod@bench`] and the bench
 /// tests use.
 pub mod proxy {
-    pub use ringway_kit::launcher::{binary, run_command_to_exit, sibling_binary};
+    pub use ringway_kit::launcher::{binary, run_program_to_exit, sibling_binary, Program};
 }
