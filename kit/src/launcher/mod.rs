@@ -436,6 +436,12 @@ impl Ringway {
         &self.process
     }
 
+    /// Its process, for what the tests and benches do with any program
+    /// (wait for one more condition, say).
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
     /// The config file it runs on.
     pub fn config_path(&self) -> &Path {
         &self.config_path
