@@ -1,8 +1,11 @@
-//! Client sockets, and the socket tricks the tests need: a blackholed
-//! endpoint, a reset instead of a FIN.
+//! Client sockets, the accept loop of the tests' servers, and the socket
+//! tricks the tests need: a blackholed endpoint, a reset instead of a FIN.
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -39,6 +42,71 @@ pub fn reset(stream: TcpStream) {
         .set_linger(Some(Duration::ZERO))
         .unwrap_or_else(|e| panic!("cannot set SO_LINGER: {e}"));
     drop(stream);
+}
+
+/// A loopback listener whose thread hands every connection it accepts to
+/// a handler, with read and write timeouts set, until dropped: the accept
+/// loop of the tests' thread-per-connection servers.
+#[derive(Debug)]
+pub struct Acceptor {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    /// Listens on a loopback port the kernel picks, with an accept queue
+    /// of `backlog`; `name` names the thread. Every accepted connection
+    /// gets `io_timeout` on its reads and writes, then goes to `on_conn`.
+    pub fn start(
+        name: &str,
+        backlog: i32,
+        io_timeout: Duration,
+        mut on_conn: impl FnMut(TcpStream) + Send + 'static,
+    ) -> Self {
+        let listener = ringway_kit::ports::loopback_listener(backlog)
+            .unwrap_or_else(|e| panic!("cannot start the {name} server: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the {name} server has no address: {e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    set_timeouts(&stream, io_timeout);
+                    on_conn(stream);
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the {name} server's thread: {e}"));
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Acceptor {
+    /// Stops accepting; connections already handed over go on.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the thread with a connection of our own.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// How a read that expects the connection to end came out.

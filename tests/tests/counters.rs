@@ -12,6 +12,7 @@ use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
 use ringway_kit::admin::{self, Metrics};
 use ringway_kit::launcher::run_to_exit;
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::procfs::online_cores;
 use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
@@ -19,7 +20,6 @@ use ringway_tests::data;
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{HttpOrigin, Reply};
-use ringway_tests::origin::{self, Origin};
 use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for things the proxy does soon.
@@ -86,7 +86,7 @@ fn assert_family<S>(metrics: &Metrics, f: &Field<S>, labels: &BTreeSet<Vec<Strin
 /// `ringway stats` and in the exit report.
 #[test]
 fn every_declared_series_is_in_every_view() {
-    let origin: Origin<data::Transfer> = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&cores());
     let proxy = Ringway::start(&config.to_toml());
     admin::wait_ready(config.admin, WAIT);

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::{admin, wait, Ringway};
 use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::{self, Origin};
@@ -16,7 +17,7 @@ const PROMPTLY: Duration = Duration::from_secs(5);
 
 #[test]
 fn idle_connection_is_closed() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).idle_timeout("500ms");
     let proxy = Ringway::start(&config.to_toml());
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ringway_kit::admin;
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::Ringway;
-use ringway_tests::origin::{self, Origin};
 use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for things the proxy does at once.
@@ -33,7 +33,7 @@ fn serves(listen: SocketAddr) {
 /// drains as usual, letting the open connection finish.
 #[test]
 fn sigusr1_and_sigusr2_are_logged_and_ignored() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).drain_timeout("30s");
     let proxy = Ringway::start(&config.to_toml());
     admin::wait_ready(config.admin, PROMPTLY);

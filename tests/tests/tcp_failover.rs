@@ -11,10 +11,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_kit::admin;
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::wait;
 use ringway_kit::Ringway;
 use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Ended};
-use ringway_tests::origin::{self, Origin};
 use ringway_tests::{client, ProxyConfig};
 use socket2::{Domain, Socket, Type};
 
@@ -80,7 +80,7 @@ fn connect_failures(config: &ProxyConfig) -> u64 {
 #[test]
 fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     let dead = Refusing::new();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     // One worker: its round robin alternates between the two endpoints, so
     // of any two connections in a row exactly one starts on the dead one.
     let config = ProxyConfig::new(&[dead.addr, origin.addr()]);

@@ -4,10 +4,10 @@
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::ports::dead_endpoint;
 use ringway_kit::Ringway;
 use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Blackhole, Ended};
-use ringway_tests::origin::{self, Origin};
 use ringway_tests::{client, ProxyConfig};
 
 /// "Promptly", for things the proxy must do at once.
@@ -32,7 +32,7 @@ fn round_trip(config: &ProxyConfig, i: usize) {
 
 #[test]
 fn dead_first_endpoint_is_skipped() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[dead_endpoint(), origin.addr()]);
     let proxy = Ringway::start(&config.to_toml());
 
@@ -93,7 +93,7 @@ fn unreachable_cluster_closes_the_client_promptly() {
 #[test]
 fn blackholed_endpoint_times_out_and_the_next_one_serves() {
     let blackhole = Blackhole::new();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[blackhole.addr(), origin.addr()]).connect_timeout("300ms");
     let proxy = Ringway::start(&config.to_toml());
 
