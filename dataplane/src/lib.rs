@@ -26,5 +26,7 @@ pub mod session;
 pub mod settings;
 pub mod stats;
 pub mod table;
+#[cfg(test)]
+mod test_rng;
 pub mod upstream;
 pub mod worker;
