@@ -34,7 +34,7 @@ pub mod http_wire;
 pub mod net;
 pub mod origin;
 
-pub use config::{ConfigFile, ConfigMapVolume, ProxyConfig};
+pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};
 pub use net::client;
 pub use origin::Origin;

@@ -1,7 +1,7 @@
 //! Client sockets, the accept loop of the tests' servers, and the socket
 //! tricks the tests need: a blackholed endpoint, a reset instead of a FIN.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -107,6 +107,29 @@ impl Drop for Acceptor {
             let _ = thread.join();
         }
     }
+}
+
+/// Connects to a proxy listener whose cluster has no endpoint that
+/// answers, writes a line, and checks that the proxy closes the
+/// connection (a reset, or an end of stream) without a byte; each read
+/// waits at most `timeout`.
+pub fn assert_closed_without_a_byte(addr: SocketAddr, timeout: Duration) {
+    let ended = match try_client(addr) {
+        Ok(mut stream) => {
+            set_timeouts(&stream, timeout);
+            // The request may or may not be taken before the close.
+            let _ = stream.write_all(b"anyone there?\n");
+            read_until_closed(&mut stream)
+                .unwrap_or_else(|e| panic!("client of an unreachable cluster: {e}"))
+        }
+        // Accepted and reset before connect() even returned.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ended::Reset(0),
+        Err(e) => panic!("connecting to the proxy: {e}"),
+    };
+    assert!(
+        matches!(ended, Ended::Reset(0) | Ended::Eof(0)),
+        "no data, then an end: {ended:?}"
+    );
 }
 
 /// How a read that expects the connection to end came out.

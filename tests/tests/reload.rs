@@ -22,6 +22,7 @@ use ringway_tests::config::ExtraListener;
 use ringway_tests::data::{self, Transfer};
 use ringway_tests::net::{read_until_closed, set_timeouts, try_client, wait_until_refused, Ended};
 use ringway_tests::origin::{self, Origin};
+use ringway_tests::up_to_two_cores as cores;
 use ringway_tests::{client, ConfigFile, ProxyConfig};
 
 const KIB: u64 = 1024;
@@ -54,15 +55,6 @@ impl Counted {
 
     fn served(&self) -> u64 {
         self.origin.accepted()
-    }
-}
-
-/// Two workers when the machine has two cores, else one.
-fn cores() -> Vec<usize> {
-    if online_cores() >= 2 {
-        vec![0, 1]
-    } else {
-        vec![0]
     }
 }
 
@@ -114,19 +106,7 @@ fn apply(admin_addr: SocketAddr, config: &str, generation: u64) {
 /// Waits until `/stats` shows `generation` published and run by every
 /// worker.
 fn wait_generation(admin_addr: SocketAddr, generation: u64) {
-    poll(
-        &format!("every worker runs generation {generation}"),
-        WAIT,
-        || {
-            let stats = admin::stats(admin_addr);
-            let workers = stats.worker_generations();
-            if stats.generation() == generation && workers.iter().all(|&g| g == generation) {
-                Ok(())
-            } else {
-                Err(stats.json.to_string())
-            }
-        },
-    );
+    admin::wait_generation(admin_addr, generation, WAIT);
 }
 
 /// `GET /config`: its status, the generation header and the body (not the

@@ -5,7 +5,7 @@
 //! cluster whose every endpoint is held out closes the client without
 //! trying any.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use ringway_kit::admin;
 use ringway_kit::origin::CountingOrigin;
 use ringway_kit::wait;
 use ringway_kit::Ringway;
-use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Ended};
+use ringway_tests::net::assert_closed_without_a_byte;
 use ringway_tests::{client, ProxyConfig};
 use socket2::{Domain, Socket, Type};
 
@@ -145,28 +145,6 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     assert_eq!(exit.total("connect_failures"), failures + 1);
 }
 
-/// Connects through the proxy to a cluster none of whose endpoints answers:
-/// the proxy closes the connection (a reset, or an end of stream) without
-/// a byte.
-fn refused_through_the_proxy(config: &ProxyConfig) {
-    let ended = match try_client(config.listen) {
-        Ok(mut stream) => {
-            set_timeouts(&stream, SOON);
-            // The request may or may not be taken before the close.
-            let _ = stream.write_all(b"anyone there?\n");
-            read_until_closed(&mut stream)
-                .unwrap_or_else(|e| panic!("client of an unreachable cluster: {e}"))
-        }
-        // Accepted and reset before connect() even returned.
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => Ended::Reset(0),
-        Err(e) => panic!("connecting to the proxy: {e}"),
-    };
-    assert!(
-        matches!(ended, Ended::Reset(0) | Ended::Eof(0)),
-        "no data, then an end: {ended:?}"
-    );
-}
-
 /// The counters `no_upstream` and `connect_failures` once `no_upstream`
 /// reached `expected`.
 fn after_no_upstream(config: &ProxyConfig, expected: u64) -> (u64, u64) {
@@ -189,12 +167,12 @@ fn a_cluster_held_out_whole_closes_the_client_without_a_connect() {
 
     // The first client's connect is refused: the endpoint is held out.
     let started = Instant::now();
-    refused_through_the_proxy(&config);
+    assert_closed_without_a_byte(config.listen, SOON);
     assert_eq!(after_no_upstream(&config, 1), (1, 1));
 
     // Within the hold-down the next client finds no endpoint to try: it is
     // closed all the same, and no connect is made.
-    refused_through_the_proxy(&config);
+    assert_closed_without_a_byte(config.listen, SOON);
     let (no_upstream, failures) = after_no_upstream(&config, 2);
     assert_eq!(no_upstream, 2);
     if started.elapsed() < HOLD_DOWN {

@@ -332,7 +332,6 @@ mod tests {
 
     use super::super::{response, response_with, CountingOrigin, Served, Settings, Stall};
     use super::*;
-    use crate::wait::poll;
 
     const SOON: Duration = Duration::from_secs(10);
 
@@ -345,14 +344,9 @@ mod tests {
 
     /// Waits until every connection the origin accepted has ended.
     fn settled(origin: &CountingOrigin, connections: u64) -> Served {
-        poll("the origin's connections end", SOON, || {
-            let served = origin.served();
-            if served.connections == connections && served.ended == connections {
-                Ok(served)
-            } else {
-                Err(format!("{served:?}"))
-            }
-        })
+        let served = origin.wait_ended(connections, SOON);
+        assert_eq!(served.connections, connections, "{served:?}");
+        served
     }
 
     #[test]
@@ -423,18 +417,10 @@ mod tests {
         client.read_exact(&mut got).unwrap();
         // The count follows the write's completion, which the client may
         // see first.
-        poll("the answer is counted", SOON, || match origin.served() {
-            s if s.requests == 1 => Ok(()),
-            s => Err(format!("{s:?}")),
-        });
+        origin.wait_until("the answer is counted", SOON, |s| s.requests == 1);
         assert_eq!(origin.served().received, 0);
         client.write_all(b"def").unwrap();
-        poll("the body completes the request", SOON, || {
-            match origin.served().received {
-                1 => Ok(()),
-                n => Err(format!("{n} received")),
-            }
-        });
+        origin.wait_received(1, SOON);
     }
 
     #[test]
@@ -517,12 +503,7 @@ mod tests {
         let origin = CountingOrigin::serving(Settings::answering(Answer::Never));
         let mut client = connect(&origin);
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        poll("the request arrives", SOON, || {
-            match origin.served().received {
-                1 => Ok(()),
-                n => Err(format!("{n} received")),
-            }
-        });
+        origin.wait_received(1, SOON);
         drop(client);
         let served = settled(&origin, 1);
         assert_eq!((served.requests, served.bytes_sent), (0, 0));
@@ -562,12 +543,7 @@ mod tests {
         let sink = CountingOrigin::serving(Settings::sink());
         let mut client = connect(&sink);
         client.write_all(b"some bytes").unwrap();
-        poll("the bytes arrive", SOON, || {
-            match sink.served().bytes_received {
-                10 => Ok(()),
-                n => Err(format!("{n} bytes")),
-            }
-        });
+        sink.wait_until("the bytes arrive", SOON, |s| s.bytes_received == 10);
         socket2::SockRef::from(&client)
             .set_linger(Some(Duration::ZERO))
             .unwrap();
