@@ -202,24 +202,6 @@ impl AdminClient {
         }
     }
 
-    /// Polls `/stats` until `generation` is the newest published one and every
-    /// worker runs it, and returns those stats; panics after `timeout`.
-    pub fn wait_generation(addr: SocketAddr, generation: u64, timeout: Duration) -> Stats {
-        poll(
-            &format!("every worker runs generation {generation}"),
-            timeout,
-            || {
-                let stats = stats(addr);
-                let workers = stats.worker_generations();
-                if stats.generation() == generation && workers.iter().all(|&g| g == generation) {
-                    Ok(stats)
-                } else {
-                    Err(stats.json.to_string())
-                }
-            },
-        )
-    }
-
     /// `GET /stats`, checked for a 200 and parsed.
     pub fn stats(&mut self) -> io::Result<serde_json::Value> {
         let response = self.request("GET", "/stats", b"")?;

@@ -109,6 +109,26 @@ impl Drop for Acceptor {
     }
 }
 
+/// Sends `message` on `stream`, to an echoing origin behind the proxy,
+/// and checks that it comes back whole.
+pub fn ping(stream: &mut TcpStream, message: &[u8]) {
+    let shown = String::from_utf8_lossy(message);
+    stream
+        .write_all(message)
+        .unwrap_or_else(|e| panic!("sending {shown:?}: {e}"));
+    let mut echo = vec![0u8; message.len()];
+    stream
+        .read_exact(&mut echo)
+        .unwrap_or_else(|e| panic!("reading the echo of {shown:?}: {e}"));
+    assert_eq!(echo, message, "the echo of {shown:?}");
+}
+
+/// Sends line `i` on a new connection to the proxy listener at `addr`, to
+/// an echoing origin, and checks that it comes back: the client was served.
+pub fn assert_echoed(addr: SocketAddr, i: usize) {
+    ping(&mut client(addr), format!("connection {i}\n").as_bytes());
+}
+
 /// Connects to a proxy listener whose cluster has no endpoint that
 /// answers, writes a line, and checks that the proxy closes the
 /// connection (a reset, or an end of stream) without a byte; each read

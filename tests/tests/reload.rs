@@ -3,7 +3,6 @@
 //! under traffic loses no connection and no byte; a refused one changes
 //! nothing; a removed listener drains; a kept one keeps its connections.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +19,9 @@ use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
 use ringway_tests::config::ExtraListener;
 use ringway_tests::data::{self, Transfer};
-use ringway_tests::net::{read_until_closed, set_timeouts, try_client, wait_until_refused, Ended};
+use ringway_tests::net::{
+    ping, read_until_closed, set_timeouts, try_client, wait_until_refused, Ended,
+};
 use ringway_tests::origin::{self, Origin};
 use ringway_tests::up_to_two_cores as cores;
 use ringway_tests::{client, ConfigFile, ProxyConfig};
@@ -115,14 +116,6 @@ fn effective_config(admin_addr: SocketAddr) -> (u16, Option<String>, String) {
     let response = admin::get(admin_addr, "/config");
     let generation = response.header("x-ringway-generation").map(str::to_owned);
     (response.status, generation, response.body)
-}
-
-/// Sends `message` on `stream` and reads its echo back.
-fn ping(stream: &mut TcpStream, message: &[u8]) {
-    stream.write_all(message).expect("sending");
-    let mut echo = vec![0u8; message.len()];
-    stream.read_exact(&mut echo).expect("reading the echo");
-    assert_eq!(echo, message);
 }
 
 /// What one client thread of [`reload_under_traffic_loses_nothing`] did.

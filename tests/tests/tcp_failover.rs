@@ -5,7 +5,6 @@
 //! cluster whose every endpoint is held out closes the client without
 //! trying any.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,8 +13,8 @@ use ringway_kit::admin;
 use ringway_kit::origin::CountingOrigin;
 use ringway_kit::wait;
 use ringway_kit::Ringway;
-use ringway_tests::net::assert_closed_without_a_byte;
-use ringway_tests::{client, ProxyConfig};
+use ringway_tests::net::{assert_closed_without_a_byte, assert_echoed};
+use ringway_tests::ProxyConfig;
 use socket2::{Domain, Socket, Type};
 
 /// How long the proxy holds out an endpoint whose connect failed
@@ -58,21 +57,6 @@ impl Refusing {
     }
 }
 
-/// Sends a message through the proxy and checks it comes back: the client
-/// was served.
-fn round_trip(config: &ProxyConfig, i: usize) {
-    let mut stream = client(config.listen);
-    let message = format!("connection {i}\n");
-    stream
-        .write_all(message.as_bytes())
-        .unwrap_or_else(|e| panic!("connection {i}: sending: {e}"));
-    let mut echo = vec![0u8; message.len()];
-    stream
-        .read_exact(&mut echo)
-        .unwrap_or_else(|e| panic!("connection {i}: reading the echo: {e}"));
-    assert_eq!(echo, message.as_bytes(), "connection {i}");
-}
-
 fn connect_failures(config: &ProxyConfig) -> u64 {
     admin::stats(config.admin).sum("connect_failures")
 }
@@ -89,8 +73,8 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     // (a) Both connections are served; the one that started on the dead
     // endpoint failed over to the live one, after one refused connect.
     let started = Instant::now();
-    round_trip(&config, 0);
-    round_trip(&config, 1);
+    assert_echoed(config.listen, 0);
+    assert_echoed(config.listen, 1);
     let first_failed_by = Instant::now();
     assert_eq!(connect_failures(&config), 1, "{}", proxy.stderr());
 
@@ -98,7 +82,7 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     // half of these connections start on it: each goes straight to the live
     // one.
     for i in 2..8 {
-        round_trip(&config, i);
+        assert_echoed(config.listen, i);
     }
     let phase_ended = Instant::now();
     let failures = connect_failures(&config);
@@ -130,8 +114,8 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     };
     let resume = last_failure_by + HOLD_DOWN + SLACK;
     thread::sleep(resume.saturating_duration_since(Instant::now()));
-    round_trip(&config, 8);
-    round_trip(&config, 9);
+    assert_echoed(config.listen, 8);
+    assert_echoed(config.listen, 9);
     assert_eq!(
         connect_failures(&config),
         failures + 1,

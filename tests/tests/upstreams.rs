@@ -1,34 +1,19 @@
 //! Choosing an upstream: endpoints that refuse or never answer are skipped;
 //! a cluster with no endpoint answering closes the client promptly.
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use ringway_kit::origin::CountingOrigin;
 use ringway_kit::ports::dead_endpoint;
 use ringway_kit::Ringway;
-use ringway_tests::net::{assert_closed_without_a_byte, Blackhole};
-use ringway_tests::{client, ProxyConfig};
+use ringway_tests::net::{assert_closed_without_a_byte, assert_echoed, Blackhole};
+use ringway_tests::ProxyConfig;
 
 /// "Promptly", for things the proxy must do at once.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
 /// How long the proxy holds out an endpoint whose connect failed.
 const HOLD_DOWN: Duration = Duration::from_secs(2);
-
-/// Sends a message through the proxy and checks it comes back.
-fn round_trip(config: &ProxyConfig, i: usize) {
-    let mut stream = client(config.listen);
-    let message = format!("round trip {i}\n");
-    stream
-        .write_all(message.as_bytes())
-        .unwrap_or_else(|e| panic!("connection {i}: sending: {e}"));
-    let mut echo = vec![0u8; message.len()];
-    stream
-        .read_exact(&mut echo)
-        .unwrap_or_else(|e| panic!("connection {i}: reading the echo: {e}"));
-    assert_eq!(echo, message.as_bytes(), "connection {i}");
-}
 
 #[test]
 fn dead_first_endpoint_is_skipped() {
@@ -37,7 +22,7 @@ fn dead_first_endpoint_is_skipped() {
     let proxy = Ringway::start(&config.to_toml());
 
     for i in 0..6 {
-        round_trip(&config, i);
+        assert_echoed(config.listen, i);
     }
 
     let exit = proxy.stop();
@@ -84,7 +69,7 @@ fn blackholed_endpoint_times_out_and_the_next_one_serves() {
 
     for i in 0..4 {
         let started = Instant::now();
-        round_trip(&config, i);
+        assert_echoed(config.listen, i);
         assert!(
             started.elapsed() < PROMPTLY,
             "connection {i} took {:?}",
