@@ -1,4 +1,7 @@
-//! A recording HTTP/1.1 origin server on `std::net` threads.
+//! A recording HTTP/1.1 origin server on `std::net` threads: the tests'
+//! scripted, fault-injecting origin. Where a test only needs answers
+//! counted (the load generator's tests, a drain under load), the kit's
+//! counting origin ([`ringway_kit::origin`]) serves instead.
 //!
 //! [`HttpOrigin`] accepts on a loopback port and serves every connection on
 //! a thread of its own, keep-alive by default. It parses each request with
