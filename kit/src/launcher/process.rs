@@ -327,8 +327,13 @@ impl Process {
                 self.log.wait_closed(LAST_WORDS);
                 return Err(StopError::NoExit(timeout));
             }
-            // Its stderr closes when it exits: that wakes this wait early.
-            self.log.wait_closed(left.min(EXIT_POLL));
+            if self.log.is_closed() {
+                // It closed stderr and lives on: poll.
+                thread::sleep(left.min(EXIT_POLL));
+            } else {
+                // Its stderr closes when it exits: that wakes this wait early.
+                self.log.wait_closed(left.min(EXIT_POLL));
+            }
         };
         // What it forked and left behind would hold stderr open.
         self.reap_group();
