@@ -9,13 +9,9 @@
 //! docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
-mod admin;
 mod compare;
 mod load;
-mod logfile;
 mod origin;
-mod procfs;
-mod ring_io;
 mod spread;
 
 use std::process::ExitCode;

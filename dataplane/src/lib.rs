@@ -26,5 +26,7 @@ pub(crate) mod session;
 pub mod settings;
 pub mod stats;
 pub mod table;
+#[cfg(test)]
+mod test_rng;
 pub(crate) mod upstream;
 pub mod worker;

@@ -49,6 +49,24 @@ pub fn wait_ready(addr: SocketAddr, timeout: Duration) -> Response {
     )
 }
 
+/// Polls `/stats` until `generation` is the newest published one and every
+/// worker runs it, and returns those stats; panics after `timeout`.
+pub fn wait_generation(addr: SocketAddr, generation: u64, timeout: Duration) -> Stats {
+    poll(
+        &format!("every worker runs generation {generation}"),
+        timeout,
+        || {
+            let stats = stats(addr);
+            let workers = stats.worker_generations();
+            if stats.generation() == generation && workers.iter().all(|&g| g == generation) {
+                Ok(stats)
+            } else {
+                Err(stats.json.to_string())
+            }
+        },
+    )
+}
+
 /// `GET /stats`, checked for a 200 and parsed.
 pub fn stats(addr: SocketAddr) -> Stats {
     let response = get(addr, "/stats");

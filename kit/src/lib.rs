@@ -4,15 +4,26 @@
 //! - [`admin`]: the client of the admin API (one request per connection, a
 //!   kept-alive [`admin::Connection`], a reconnecting [`admin::AdminClient`]),
 //!   with readers of `/stats` and `/metrics`.
-//! - [`launcher`]: starts the real `ringway` binary on a config, waits until
-//!   it is ready, collects its stderr (and tees it to a log file when asked),
-//!   stops it with SIGTERM and parses its exit report.
+//! - [`launcher`]: starts, watches and stops programs — any program
+//!   ([`launcher::Program`]: a wrapper such as `taskset` or `prlimit`, stderr
+//!   kept in memory and teed to a log file, its own process group, a
+//!   readiness probe, a stop signal), and the real `ringway` binary on a
+//!   config on top of it ([`Launch`]: ready on its `; ready` line or on
+//!   `/ready`, its exit report parsed). The benches start ringway, the
+//!   baseline, nginx, HAProxy, their origins and the load generator with it.
 //! - [`procfs`]: what `/proc` tells about a process: CPU time of a process
 //!   or thread, resident memory, threads and their cores, per-core busy
 //!   time, process trees.
 //! - [`origin`]: the counting origin, an HTTP/1.1 keep-alive, TCP sink or
 //!   TCP echo server on io_uring threads that counts connections, requests
-//!   and bytes.
+//!   and bytes; for tests of clients, it can also cut answers short, never
+//!   answer, hold answers during a stall, and record request heads. The
+//!   end-to-end tests keep two scripted peers of their own, which are a
+//!   different tool: `ringway_tests::http_origin`, an HTTP origin that
+//!   records every request whole and misbehaves on purpose (bad framing,
+//!   resets, partial bodies) for the error tests, and
+//!   `ringway_tests::origin`, TCP peers whose handlers return what each
+//!   connection carried (digests, half-closes).
 //! - [`ports`]: how a test gives a server its port without a race: bind and
 //!   hand over, or a port from a block this process owns, outside the
 //!   kernel's ephemeral range.

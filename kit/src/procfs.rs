@@ -64,16 +64,6 @@ pub fn find_thread(pid: u32, name: &str) -> io::Result<Option<u32>> {
         .find_map(|(tid, comm)| (comm == name).then_some(tid)))
 }
 
-/// The ids of the threads of `pid` whose names start with one of
-/// `prefixes`.
-pub fn threads_named(pid: u32, prefixes: &[&str]) -> io::Result<Vec<u32>> {
-    Ok(thread_names(pid)?
-        .into_iter()
-        .filter(|(_, comm)| prefixes.iter().any(|p| comm.starts_with(p)))
-        .map(|(tid, _)| tid)
-        .collect())
-}
-
 /// One thread of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadInfo {
@@ -108,28 +98,6 @@ pub fn threads(pid: u32) -> Vec<ThreadInfo> {
 /// Number of cores the kernel reports online.
 pub fn online_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Sets the nice value of threads `tids` with `renice` (the crate forbids
-/// `unsafe`, and `setpriority` has no safe wrapper in our dependencies).
-pub fn renice(tids: &[u32], nice: i32) -> io::Result<()> {
-    if tids.is_empty() {
-        return Ok(());
-    }
-    let out = Command::new("renice")
-        .arg("-n")
-        .arg(nice.to_string())
-        .arg("-p")
-        .args(tids.iter().map(ToString::to_string))
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "renice failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
 }
 
 /// Where one core's time went, in clock ticks since boot.

@@ -4,15 +4,16 @@
 //! What they share with the benches lives in the kit, `ringway_kit`: the
 //! launcher ([`ringway_kit::Ringway`]), the admin API client
 //! ([`ringway_kit::admin`]), the `/proc` readers ([`ringway_kit::procfs`]),
-//! the counting origin and the test ports ([`ringway_kit::ports`]). What is
+//! the counting origin ([`ringway_kit::origin`], the echo and sink behind
+//! most TCP tests) and the test ports ([`ringway_kit::ports`]). What is
 //! particular to the tests lives here: [`config`] and [`http_config`] build
 //! their configs, [`origin`] runs scripted TCP peers on plain `std::net`
-//! threads, [`http_origin`] is a recording HTTP/1.1 origin and
-//! [`http_client`] a byte-exact client, on the shared wire reader
-//! [`http_wire`]; [`data`] produces and checks the byte streams, [`net`]
-//! holds client sockets and socket tricks. [`mod@bench`] runs the load
-//! generator, `ringway-bench load`, against servers that count what it
-//! sends.
+//! threads, [`http_origin`] is a recording HTTP/1.1 origin that misbehaves
+//! on purpose for the error tests, and [`http_client`] a byte-exact client,
+//! on the shared wire reader [`http_wire`]; [`data`] produces and checks the
+//! byte streams, [`net`] holds client sockets, the scripted peers' accept
+//! loop and socket tricks. [`mod@bench`] runs the load generator,
+//! `ringway-bench load`, against the kit's counting origin.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -34,7 +35,7 @@ pub mod http_wire;
 pub mod net;
 pub mod origin;
 
-pub use config::{ConfigFile, ConfigMapVolume, ProxyConfig};
+pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};
 pub use net::client;
 pub use origin::Origin;
@@ -45,5 +46,5 @@ pub use ringway_kit::ports::dead_endpoint;
 /// The kit's launcher functions under the path [`mod@bench`] and the bench
 /// tests use.
 pub mod proxy {
-    pub use ringway_kit::launcher::{binary, run_command_to_exit, sibling_binary};
+    pub use ringway_kit::launcher::{binary, run_program_to_exit, sibling_binary, Program};
 }

@@ -9,12 +9,13 @@
 //! which is what the guard exists to refuse. Comparisons take turns
 //! ([`bench::turn`]): each one loads both cores.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use ringway_tests::bench;
-use ringway_tests::proxy;
+use ringway_tests::proxy::{self, Program};
 use serde_json::Value;
 
 /// The whole comparison takes a few seconds; this only guards a hang.
@@ -47,17 +48,14 @@ fn compare(work: &Path, scenario: &str, args: &[&str]) -> Compared {
     let file = work.join("scenario.toml");
     std::fs::write(&file, scenario).expect("write the scenario");
     let out_dir = work.join("results");
-    let mut cmd = Command::new(bench::binary());
-    cmd.arg("compare")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--ringway")
-        .arg(proxy::binary())
+    let run = Program::new(&bench::binary())
+        .args(&[OsStr::new("compare"), file.as_os_str()])
+        .args(&[OsStr::new("--out"), out_dir.as_os_str()])
+        .args(&[OsStr::new("--ringway"), proxy::binary().as_os_str()])
         .args(args);
     let output = {
         let _turn = bench::turn();
-        proxy::run_command_to_exit(cmd, COMPARE_TIMEOUT)
+        proxy::run_program_to_exit(&run, COMPARE_TIMEOUT)
     };
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let report = Path::new(stdout.trim());

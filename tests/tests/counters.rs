@@ -12,14 +12,14 @@ use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
 use ringway_kit::admin::{self, Metrics};
 use ringway_kit::launcher::run_to_exit;
-use ringway_kit::procfs::online_cores;
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
 use ringway_tests::data;
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{HttpOrigin, Reply};
-use ringway_tests::origin::{self, Origin};
+use ringway_tests::up_to_two_cores as cores;
 use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for things the proxy does soon.
@@ -27,15 +27,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Bound on a run of `ringway stats`: more than the stats client's own
 /// 30 s wait for an answer.
 const CLI_WAIT: Duration = Duration::from_secs(40);
-
-/// Two workers when the machine has two cores, else one.
-fn cores() -> Vec<usize> {
-    if online_cores() >= 2 {
-        vec![0, 1]
-    } else {
-        vec![0]
-    }
-}
 
 /// The `# HELP` text and `# TYPE` of every family of an exposition.
 fn families(text: &str) -> BTreeMap<String, (String, String)> {
@@ -86,7 +77,7 @@ fn assert_family<S>(metrics: &Metrics, f: &Field<S>, labels: &BTreeSet<Vec<Strin
 /// `ringway stats` and in the exit report.
 #[test]
 fn every_declared_series_is_in_every_view() {
-    let origin: Origin<data::Transfer> = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&cores());
     let proxy = Ringway::start(&config.to_toml());
     admin::wait_ready(config.admin, WAIT);

@@ -8,6 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::ports::free_port;
 use ringway_kit::procfs::{online_cores, threads};
 use ringway_kit::Ringway;
@@ -38,7 +39,7 @@ fn workers_are_pinned_to_their_cores() {
         "this test needs two cores; the machine has {}",
         online_cores()
     );
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&[0, 1]);
     let proxy = Ringway::start(&config.to_toml());
 
@@ -60,7 +61,7 @@ fn a_single_worker_is_pinned_to_the_core_named() {
         "this test needs two cores; the machine has {}",
         online_cores()
     );
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&[1]);
     let proxy = Ringway::start(&config.to_toml());
 
@@ -137,7 +138,7 @@ fn drain_lets_an_open_connection_finish_and_refuses_new_ones() {
 
 #[test]
 fn drain_timeout_cuts_a_connection_that_stays_open() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).drain_timeout("1s");
     let proxy = Ringway::start(&config.to_toml());
 

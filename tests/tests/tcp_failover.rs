@@ -5,17 +5,16 @@
 //! cluster whose every endpoint is held out closes the client without
 //! trying any.
 
-use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_kit::admin;
+use ringway_kit::origin::CountingOrigin;
 use ringway_kit::wait;
 use ringway_kit::Ringway;
-use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Ended};
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, ProxyConfig};
+use ringway_tests::net::{assert_closed_without_a_byte, assert_echoed};
+use ringway_tests::ProxyConfig;
 use socket2::{Domain, Socket, Type};
 
 /// How long the proxy holds out an endpoint whose connect failed
@@ -58,21 +57,6 @@ impl Refusing {
     }
 }
 
-/// Sends a message through the proxy and checks it comes back: the client
-/// was served.
-fn round_trip(config: &ProxyConfig, i: usize) {
-    let mut stream = client(config.listen);
-    let message = format!("connection {i}\n");
-    stream
-        .write_all(message.as_bytes())
-        .unwrap_or_else(|e| panic!("connection {i}: sending: {e}"));
-    let mut echo = vec![0u8; message.len()];
-    stream
-        .read_exact(&mut echo)
-        .unwrap_or_else(|e| panic!("connection {i}: reading the echo: {e}"));
-    assert_eq!(echo, message.as_bytes(), "connection {i}");
-}
-
 fn connect_failures(config: &ProxyConfig) -> u64 {
     admin::stats(config.admin).sum("connect_failures")
 }
@@ -80,7 +64,7 @@ fn connect_failures(config: &ProxyConfig) -> u64 {
 #[test]
 fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     let dead = Refusing::new();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     // One worker: its round robin alternates between the two endpoints, so
     // of any two connections in a row exactly one starts on the dead one.
     let config = ProxyConfig::new(&[dead.addr, origin.addr()]);
@@ -89,8 +73,8 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     // (a) Both connections are served; the one that started on the dead
     // endpoint failed over to the live one, after one refused connect.
     let started = Instant::now();
-    round_trip(&config, 0);
-    round_trip(&config, 1);
+    assert_echoed(config.listen, 0);
+    assert_echoed(config.listen, 1);
     let first_failed_by = Instant::now();
     assert_eq!(connect_failures(&config), 1, "{}", proxy.stderr());
 
@@ -98,7 +82,7 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     // half of these connections start on it: each goes straight to the live
     // one.
     for i in 2..8 {
-        round_trip(&config, i);
+        assert_echoed(config.listen, i);
     }
     let phase_ended = Instant::now();
     let failures = connect_failures(&config);
@@ -130,8 +114,8 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     };
     let resume = last_failure_by + HOLD_DOWN + SLACK;
     thread::sleep(resume.saturating_duration_since(Instant::now()));
-    round_trip(&config, 8);
-    round_trip(&config, 9);
+    assert_echoed(config.listen, 8);
+    assert_echoed(config.listen, 9);
     assert_eq!(
         connect_failures(&config),
         failures + 1,
@@ -143,28 +127,6 @@ fn a_refused_endpoint_is_failed_over_held_out_then_tried_again() {
     assert_eq!(exit.total("no_upstream"), 0);
     assert_eq!(exit.total("connect_timeouts"), 0);
     assert_eq!(exit.total("connect_failures"), failures + 1);
-}
-
-/// Connects through the proxy to a cluster none of whose endpoints answers:
-/// the proxy closes the connection (a reset, or an end of stream) without
-/// a byte.
-fn refused_through_the_proxy(config: &ProxyConfig) {
-    let ended = match try_client(config.listen) {
-        Ok(mut stream) => {
-            set_timeouts(&stream, SOON);
-            // The request may or may not be taken before the close.
-            let _ = stream.write_all(b"anyone there?\n");
-            read_until_closed(&mut stream)
-                .unwrap_or_else(|e| panic!("client of an unreachable cluster: {e}"))
-        }
-        // Accepted and reset before connect() even returned.
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => Ended::Reset(0),
-        Err(e) => panic!("connecting to the proxy: {e}"),
-    };
-    assert!(
-        matches!(ended, Ended::Reset(0) | Ended::Eof(0)),
-        "no data, then an end: {ended:?}"
-    );
 }
 
 /// The counters `no_upstream` and `connect_failures` once `no_upstream`
@@ -189,12 +151,12 @@ fn a_cluster_held_out_whole_closes_the_client_without_a_connect() {
 
     // The first client's connect is refused: the endpoint is held out.
     let started = Instant::now();
-    refused_through_the_proxy(&config);
+    assert_closed_without_a_byte(config.listen, SOON);
     assert_eq!(after_no_upstream(&config, 1), (1, 1));
 
     // Within the hold-down the next client finds no endpoint to try: it is
     // closed all the same, and no connect is made.
-    refused_through_the_proxy(&config);
+    assert_closed_without_a_byte(config.listen, SOON);
     let (no_upstream, failures) = after_no_upstream(&config, 2);
     assert_eq!(no_upstream, 2);
     if started.elapsed() < HOLD_DOWN {

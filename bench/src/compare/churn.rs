@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::scenario::ChurnMode;
-use crate::admin::AdminClient;
+use ringway_kit::admin::AdminClient;
 
 /// How long a post may take: the agent answers once every worker runs the
 /// table, or after 10 s; wait a little longer than that.
@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn a_dead_admin_api_is_counted_not_fatal() {
         // A port of this process's block nothing listens on.
-        let admin = super::super::ports::next().unwrap();
+        let admin = ringway_kit::ports::free_addr();
         let plan = ChurnPlan {
             admin,
             mode: ChurnMode::Endpoints,

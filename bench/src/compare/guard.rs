@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::results::GuardSettings;
-use crate::procfs::{self, CoreTimes};
+use ringway_kit::procfs::{self, CoreTimes};
 
 /// How long one look at the cores lasts.
 const SAMPLE: Duration = Duration::from_secs(1);

@@ -14,7 +14,7 @@ use super::guard::{self, Counters, Disturbance, Quiet};
 use super::origins::Origins;
 use super::scenario::{Scenario, ScenarioMode};
 use super::system::Running;
-use crate::procfs;
+use ringway_kit::procfs;
 
 /// One load run's figures.
 #[derive(Debug, Clone, Serialize)]

@@ -18,7 +18,6 @@ mod idle;
 mod measure;
 mod origins;
 pub mod plot;
-mod ports;
 mod profile;
 mod report;
 mod results;

@@ -4,20 +4,23 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use ringway_kit::launcher::{NotReady, Process, Program};
+use ringway_kit::procfs;
 
 use super::scenario::{Scenario, ScenarioMode};
-use crate::procfs;
 
 /// Longest wait for an origin to accept connections.
 const ORIGIN_READY: Duration = Duration::from_secs(10);
+/// Longest wait for an origin to exit and report once asked to.
+const ORIGIN_STOP: Duration = Duration::from_secs(10);
 
 /// The running origins.
 #[derive(Debug)]
 pub struct Origins {
-    children: Vec<Child>,
+    processes: Vec<Process>,
     addrs: Vec<SocketAddr>,
     reports: Vec<PathBuf>,
 }
@@ -31,59 +34,51 @@ impl Origins {
         dir: &Path,
     ) -> Result<Self, String> {
         let mut origins = Self {
-            children: Vec::new(),
+            processes: Vec::new(),
             addrs: Vec::new(),
             reports: Vec::new(),
         };
+        let mode = match s.mode {
+            ScenarioMode::Http => "http",
+            ScenarioMode::Tcp => "tcp",
+        };
+        let size = s.origin.response_size.to_string();
         for (i, &addr) in addrs.iter().enumerate() {
             let stem = if i == 0 {
                 "origin".to_owned()
             } else {
                 format!("origin-{i}")
             };
-            let file = |ext: &str| {
-                let path = dir.join(format!("{stem}.{ext}"));
-                std::fs::File::create(&path)
-                    .map(|f| (f, path.clone()))
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))
-            };
-            let (json, json_path) = file("json")?;
-            let (log, log_path) = file("log")?;
-            let mode = match s.mode {
-                ScenarioMode::Http => "http",
-                ScenarioMode::Tcp => "tcp",
-            };
-            let mut child = Command::new(bench)
-                .arg("origin")
-                .arg("--listen")
-                .arg(addr.to_string())
-                .args(["--mode", mode, "--response-size"])
-                .arg(s.origin.response_size.to_string())
-                .arg("--cores")
-                .arg(&s.cores.origin)
-                .stdin(Stdio::null())
-                .stdout(json)
-                .stderr(log)
+            let json = dir.join(format!("{stem}.json"));
+            let listen = addr.to_string();
+            let mut process = Program::new(bench)
+                .args(&["origin", "--listen", &listen, "--mode", mode])
+                .args(&["--response-size", &size, "--cores", &s.cores.origin])
+                .stdout_file(&json)
+                .log_file(&dir.join(format!("{stem}.log")))
                 .spawn()
-                .map_err(|e| format!("cannot start the origin: {e}"))?;
-            let since = Instant::now();
-            while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+                .map_err(|e| format!("the origin: {e}"))?;
+            let listening = process.wait_ready(ORIGIN_READY, |_| {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
+            match listening {
+                Ok(()) => {}
+                Err(NotReady::Exited(status)) => {
+                    let said = process.stderr();
                     return Err(format!("the origin exited ({status}): {}", said.trim()));
                 }
-                if since.elapsed() > ORIGIN_READY {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                Err(NotReady::TimedOut(_)) => {
                     return Err(format!(
                         "the origin did not listen on {addr} in {ORIGIN_READY:?}"
-                    ));
+                    ))
                 }
-                thread::sleep(Duration::from_millis(20));
+                Err(NotReady::Wait(e)) => return Err(format!("cannot wait for the origin: {e}")),
             }
-            origins.children.push(child);
+            origins.processes.push(process);
             origins.addrs.push(addr);
-            origins.reports.push(json_path);
+            origins.reports.push(json);
         }
         Ok(origins)
     }
@@ -95,25 +90,26 @@ impl Origins {
 
     /// CPU time of every origin so far, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        self.children
+        self.processes
             .iter()
-            .filter_map(|c| procfs::process_ticks(c.id()).ok())
+            .filter_map(|p| procfs::process_ticks(p.pid()).ok())
             .sum()
     }
 
     /// SIGTERM to each, then their reports: the requests they answered in
     /// all, or `None` when one did not report.
     pub fn stop(&mut self) -> Option<u64> {
-        for child in &mut self.children {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
-                let _ = child.kill();
+        for process in &mut self.processes {
+            if process.signal(Signal::SIGTERM).is_err() {
+                process.kill();
             }
         }
-        for child in &mut self.children {
-            let _ = child.wait();
+        for process in &mut self.processes {
+            // One that does not exit in time is killed, and its report
+            // is missing.
+            let _ = process.wait_exit(ORIGIN_STOP);
         }
-        self.children.clear();
+        self.processes.clear();
         self.reports
             .iter()
             .map(|path| {
@@ -123,16 +119,5 @@ impl Origins {
                     .and_then(|v| v.get("requests").and_then(serde_json::Value::as_u64))
             })
             .sum()
-    }
-}
-
-impl Drop for Origins {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
     }
 }

@@ -12,13 +12,14 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use ringway_kit::ports::free_addr;
+
 use super::churn::{ChurnBook, ChurnPlan};
 use super::configs::{self, Layout, Mode, Table};
 use super::guard;
 use super::idle;
 use super::measure::{Measured, Runner};
 use super::origins::Origins;
-use super::ports;
 use super::profile::{self, Profile};
 use super::report;
 use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup};
@@ -102,10 +103,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     let bins = Binaries::find(opts.ringway.clone(), opts.baseline.clone());
     let (entries, skipped) = entries(s, &bins, mode)?;
     let bench = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let port = || ports::next().map_err(|e| format!("no port for the run: {e}"));
-    let origin_addrs = (0..s.origin.count)
-        .map(|_| port())
-        .collect::<Result<_, _>>()?;
+    let origin_addrs = (0..s.origin.count).map(|_| free_addr()).collect();
     let mut run_cores: Vec<usize> = load_cores.iter().chain(&origin_cores).copied().collect();
     run_cores.push(s.cores.proxy);
     run_cores.extend(s.cores.control);
@@ -128,7 +126,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         request: crate::load::plan::http_request("GET", &s.load.path, &s.load.host, &[], 0, true),
         bins,
     };
-    let clk_tck = crate::procfs::clock_ticks().0;
+    let clk_tck = ringway_kit::procfs::clock_ticks().0;
     let runner = Runner {
         bench: &bench,
         scenario: s,
@@ -368,7 +366,6 @@ fn entries(
             skipped.push((name.clone(), why));
             continue;
         }
-        let port = || ports::next().map_err(|e| format!("no port for {name}: {e}"));
         entries.push(Entry {
             name: name.clone(),
             kind,
@@ -378,8 +375,8 @@ fn entries(
             },
             splice: variant.is_some_and(|v| v.splice),
             churn: variant.and_then(|v| v.churn.clone()),
-            listen: port()?,
-            admin: port()?,
+            listen: free_addr(),
+            admin: free_addr(),
         });
     }
     // `direct` first: every other figure is read against it.

@@ -7,32 +7,7 @@
 
 use super::tests::{route, List, SHAPES};
 use super::*;
-
-/// xorshift64: tiny, deterministic, good enough to draw cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
-        &from[self.below(from.len())]
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-}
+use crate::test_rng::Rng;
 
 /// Host names routes and requests share (one mixed-case, which a file
 /// never stores but the data plane must still match alike).

@@ -29,8 +29,15 @@ impl Log {
         };
         let writer = log.clone();
         thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
+            let mut reader = BufReader::new(pipe);
+            let mut raw = Vec::new();
+            // Lines are read as bytes: a child that writes something that
+            // is not UTF-8 must still have its pipe drained to the end.
+            while matches!(reader.read_until(b'\n', &mut raw), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&raw);
+                let line = text.strip_suffix('\n').unwrap_or(&text);
+                let line = line.strip_suffix('\r').unwrap_or(line).to_owned();
+                raw.clear();
                 if let Some(file) = &mut tee {
                     // The log file is a copy for people; the lines in
                     // memory are what the harness reads.
@@ -101,9 +108,7 @@ impl Log {
     pub(crate) fn text(&self) -> String {
         let (lock, _) = &*self.shared;
         let state = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut text = state.lines.join("\n");
-        text.push('\n');
-        text
+        state.lines.iter().map(|line| format!("{line}\n")).collect()
     }
 }
 
@@ -127,5 +132,13 @@ mod tests {
         assert_eq!(log.text(), "one\ntwo; ready\nthree\n");
         let teed = std::fs::read_to_string(&path).expect("the log file reads");
         assert_eq!(teed, "one\ntwo; ready\nthree\n");
+    }
+
+    #[test]
+    fn reads_past_bytes_that_are_not_text() {
+        let log = Log::capture(&b"a\xff\r\nb"[..], None);
+        assert!(log.wait_closed(Duration::from_secs(10)));
+        assert_eq!(log.text(), "a\u{fffd}\nb\n");
+        assert_eq!(Log::capture(&b""[..], None).text(), "");
     }
 }

@@ -1,33 +1,35 @@
-//! The one ringway launcher: start `ringway run` on a config, wait until it
-//! is ready, watch its stderr, stop it with SIGTERM and read its exit
-//! report.
+//! The one launcher: ringway on a config, and any other program a test
+//! or a bench runs beside it.
 //!
-//! [`Launch`] says how (binary, config text or file, extra arguments, a
-//! wrapper such as `prlimit`, how to tell it is ready, a log file) and
-//! returns errors as values, for the benches; [`Ringway::start`] and its
-//! siblings are the tests' shorthands, which panic with ringway's stderr
-//! and config when the proxy does not come up. stderr is always read
-//! through a pipe into memory (and copied into the log file when one is
-//! given), so a test can wait for a line and a bench can quote the end.
+//! [`Program`] and [`Process`] start, watch and stop any program (nginx,
+//! HAProxy, the bench's origins and load generator): a wrapper such as
+//! `taskset`, stderr read into memory and teed to a log file, a process
+//! group of its own when asked, a readiness probe, a stop signal. [`Launch`]
+//! is ringway's way in on top of them: `ringway run --config PATH` on a
+//! config text or file, waited for until it is ready (its `; ready` line,
+//! or `/ready` on the admin API), with its exit report parsed when it
+//! stops ([`Exit`]). `Launch` returns errors as values, for the benches;
+//! [`Ringway::start`] and its siblings are the tests' shorthands, which
+//! panic with ringway's stderr and config when the proxy does not come up.
 
 mod exit;
 mod log;
+mod process;
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{ExitStatus, Output};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tempfile::NamedTempFile;
 
 pub use self::exit::{Exit, WorkerLine};
-use self::log::Log;
+use self::process::LAST_WORDS;
+pub use self::process::{NotReady, Process, Program, SpawnError, StopError};
 use crate::admin::AdminClient;
 
 /// How long the proxy may take to be ready, unless the launch says.
@@ -35,12 +37,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long [`Ringway::stop`] waits for the proxy to exit after SIGTERM:
 /// more than the 5 s drain the tests' configs ask for.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often [`Ready::Admin`] asks `/ready`.
-const READY_POLL: Duration = Duration::from_millis(20);
 /// Timeout of one `/ready` probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a launch that failed waits for the last words on stderr.
-const LAST_WORDS: Duration = Duration::from_secs(5);
 
 /// Path of the `ringway` binary built beside this test executable.
 pub fn binary() -> PathBuf {
@@ -70,38 +68,29 @@ pub fn sibling_binary(name: &str) -> PathBuf {
 /// Runs `ringway ARGS` to completion and returns its output; panics if it
 /// runs longer than `timeout`.
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> Output {
-    let mut command = Command::new(binary());
-    command.args(args);
-    run_command_to_exit(command, timeout)
+    run_program_to_exit(&Program::new(&binary()).args(args), timeout)
 }
 
-/// Runs `command` (ringway, or a launcher that execs it) to completion and
-/// returns its output; panics if it runs longer than `timeout`.
-pub fn run_command_to_exit(mut command: Command, timeout: Duration) -> Output {
-    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+/// Runs `program` (ringway, a launcher that execs it, a bench) to
+/// completion and returns its output; panics if it cannot start or runs
+/// longer than `timeout`.
+pub fn run_program_to_exit(program: &Program, timeout: Duration) -> Output {
+    let line = program.command_line();
+    let mut process = program
+        .clone()
+        .capture_stdout()
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start ringway {args:?}: {e}"));
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = Log::capture(piped(child.stderr.take()), None);
-    if !stderr.wait_closed(timeout) {
-        let _ = child.kill();
-        let _ = child.wait();
+        .unwrap_or_else(|e| panic!("`{line}`: {e}"));
+    let status = process.wait_exit(timeout).unwrap_or_else(|e| {
         panic!(
-            "ringway {args:?} still running after {timeout:?}; stderr:\n{}",
-            stderr.text()
-        );
-    }
-    let status = child
-        .wait()
-        .unwrap_or_else(|e| panic!("cannot wait for ringway: {e}"));
+            "`{line}`: {e} (after {timeout:?}); stderr:\n{}",
+            process.stderr()
+        )
+    });
     Output {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.text().into_bytes(),
+        stdout: process.take_stdout(),
+        stderr: process.stderr().into_bytes(),
     }
 }
 
@@ -151,6 +140,7 @@ pub struct Launch {
     ready: Ready,
     ready_timeout: Duration,
     log_file: Option<PathBuf>,
+    own_group: bool,
 }
 
 impl Launch {
@@ -173,6 +163,7 @@ impl Launch {
             ready: Ready::Line,
             ready_timeout: READY_TIMEOUT,
             log_file: None,
+            own_group: false,
         }
     }
 
@@ -184,7 +175,7 @@ impl Launch {
     }
 
     /// Runs ringway through `command`, which execs the binary named after
-    /// it (`["prlimit", "--nofile=64:64", "--"]`).
+    /// it (`["prlimit", "--nofile=64:64", "--"]`, `["taskset", "-c", "1"]`).
     pub fn wrapped<S: AsRef<OsStr>>(mut self, command: &[S]) -> Self {
         self.wrapper = command.iter().map(|s| s.as_ref().to_owned()).collect();
         self
@@ -215,6 +206,12 @@ impl Launch {
         self
     }
 
+    /// Runs it in a process group of its own ([`Program::own_process_group`]).
+    pub fn own_process_group(mut self) -> Self {
+        self.own_group = true;
+        self
+    }
+
     /// Starts it and waits as [`Launch::ready`] says. On failure, the
     /// process is killed and the error carries its stderr and config.
     pub fn spawn(self) -> Result<Ringway, LaunchError> {
@@ -226,43 +223,22 @@ impl Launch {
             }
             ConfigSource::File(path) => (path.clone(), None),
         };
-        let (stdout, tee) = match &self.log_file {
-            Some(log) => {
-                let error = |source| LaunchError::Log {
-                    path: log.clone(),
-                    source,
-                };
-                let out = File::create(log).map_err(error)?;
-                let tee = out.try_clone().map_err(error)?;
-                (Stdio::from(out), Some(tee))
-            }
-            None => (Stdio::null(), None),
-        };
-        let mut command = match self.wrapper.split_first() {
-            Some((wrapper, wrapper_args)) => {
-                let mut command = Command::new(wrapper);
-                command.args(wrapper_args).arg(&program);
-                command
-            }
-            None => Command::new(&program),
-        };
-        let mut child = command
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| LaunchError::Spawn {
-                program: self.wrapper.first().map_or(program, PathBuf::from),
-                source,
-            })?;
-        let log = Log::capture(piped(child.stderr.take()), tee);
+        let mut run = Program::new(&program)
+            .wrapped(&self.wrapper)
+            .args(&[OsStr::new("run"), OsStr::new("--config"), path.as_os_str()])
+            .args(&self.args);
+        if let Some(log) = &self.log_file {
+            run = run.log_file(log);
+        }
+        if self.own_group {
+            run = run.own_process_group();
+        }
+        let process = run.spawn().map_err(|e| match e {
+            SpawnError::File { path, source } => LaunchError::Log { path, source },
+            SpawnError::Start { program, source } => LaunchError::Spawn { program, source },
+        })?;
         let mut ringway = Ringway {
-            child,
-            log,
+            process,
             config_path: path,
             _config: file,
         };
@@ -344,8 +320,7 @@ pub enum LaunchError {
 /// A running `ringway run`; killed when dropped.
 #[derive(Debug)]
 pub struct Ringway {
-    child: Child,
-    log: Log,
+    process: Process,
     config_path: PathBuf,
     /// The config file the launcher wrote, if it wrote one.
     _config: Option<NamedTempFile>,
@@ -398,64 +373,73 @@ impl Ringway {
     /// Waits as `ready` says; on failure kills the proxy and returns what
     /// it said.
     fn wait_ready(&mut self, ready: Ready, timeout: Duration) -> Result<(), LaunchError> {
-        let last = match ready {
+        let failed = match ready {
             Ready::Nothing => return Ok(()),
-            Ready::Line => match self.log.wait_for(timeout, |line| line.ends_with("; ready")) {
-                Some(_) => return Ok(()),
-                None => "no `; ready` line on stderr".to_owned(),
-            },
-            Ready::Admin(addr) => match self.poll_admin(addr, timeout) {
-                Ok(()) => return Ok(()),
-                Err(last) => last,
-            },
+            Ready::Line => {
+                let line = self
+                    .process
+                    .wait_for_line(timeout, |line| line.ends_with("; ready"));
+                match line {
+                    Some(_) => return Ok(()),
+                    // stderr closes when the process exits.
+                    None if self.process.has_exited() => match self.process.wait_exit(LAST_WORDS) {
+                        Ok(status) => NotReady::Exited(status),
+                        Err(e) => NotReady::Wait(io::Error::other(e)),
+                    },
+                    None => NotReady::TimedOut("no `; ready` line on stderr".to_owned()),
+                }
+            }
+            Ready::Admin(addr) => {
+                let mut client = AdminClient::new(addr, PROBE_TIMEOUT);
+                let polled = self.process.wait_ready(timeout, |_| {
+                    match client.request("GET", "/ready", b"") {
+                        Ok(reply) if reply.status == 200 => Ok(()),
+                        Ok(reply) => Err(format!("{} {}", reply.status, reply.body.trim_end())),
+                        Err(e) => Err(e.to_string()),
+                    }
+                });
+                match polled {
+                    Ok(()) => return Ok(()),
+                    Err(NotReady::TimedOut(last)) => {
+                        NotReady::TimedOut(format!("GET /ready on {addr}: {last}"))
+                    }
+                    Err(other) => other,
+                }
+            }
         };
-        // stderr closes when the process exits.
-        let exited = self.log.is_closed() || matches!(self.child.try_wait(), Ok(Some(_)));
-        let _ = self.child.kill();
-        let status = self.child.wait().map_err(LaunchError::Wait)?;
-        // Let the reader thread take in the last words.
-        self.log.wait_closed(LAST_WORDS);
-        let stderr = self.log.text();
+        self.process.kill();
+        let stderr = self.process.stderr();
         let config = std::fs::read_to_string(&self.config_path).unwrap_or_default();
-        Err(if exited {
-            LaunchError::Exited {
+        Err(match failed {
+            NotReady::Exited(status) => LaunchError::Exited {
                 status,
                 stderr,
                 config,
-            }
-        } else {
-            LaunchError::NotReady {
+            },
+            NotReady::TimedOut(last) => LaunchError::NotReady {
                 waited: timeout,
                 last,
                 stderr,
                 config,
-            }
+            },
+            NotReady::Wait(e) => LaunchError::Wait(e),
         })
-    }
-
-    /// Asks `GET /ready` until it answers 200, the process exits, or
-    /// `timeout` passes; the `Err` says what the last try saw.
-    fn poll_admin(&mut self, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        let mut client = AdminClient::new(addr, PROBE_TIMEOUT);
-        let mut last = String::from("no answer yet");
-        while Instant::now() < deadline {
-            if self.log.is_closed() || matches!(self.child.try_wait(), Ok(Some(_))) {
-                return Err("it exited".to_owned());
-            }
-            match client.request("GET", "/ready", b"") {
-                Ok(reply) if reply.status == 200 => return Ok(()),
-                Ok(reply) => last = format!("{} {}", reply.status, reply.body.trim_end()),
-                Err(e) => last = e.to_string(),
-            }
-            thread::sleep(READY_POLL);
-        }
-        Err(format!("GET /ready on {addr}: {last}"))
     }
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
+    }
+
+    /// Its process, for what the tests and benches read of any program.
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// Its process, for what the tests and benches do with any program
+    /// (wait for one more condition, say).
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 
     /// The config file it runs on.
@@ -465,7 +449,7 @@ impl Ringway {
 
     /// Everything it wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.log.text()
+        self.process.stderr()
     }
 
     /// Sends SIGTERM: the proxy stops accepting and drains.
@@ -480,29 +464,29 @@ impl Ringway {
 
     /// Sends `signal` to the proxy.
     pub fn try_signal(&self, signal: Signal) -> Result<(), LaunchError> {
-        let pid = self.pid();
-        let raw = i32::try_from(pid).unwrap_or(i32::MAX);
-        kill(Pid::from_raw(raw), signal).map_err(|source| LaunchError::Signal {
-            signal,
-            pid,
-            source,
-        })
+        self.process
+            .signal(signal)
+            .map_err(|source| LaunchError::Signal {
+                signal,
+                pid: self.pid(),
+                source,
+            })
     }
 
     /// Waits until a stderr line contains `needle`; returns that line, or
     /// panics after `timeout` or as soon as the proxy exits without it.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> String {
-        self.log
-            .wait_for(timeout, |line| line.contains(needle))
+        self.process
+            .wait_for_line(timeout, |line| line.contains(needle))
             .unwrap_or_else(|| {
-                let when = if self.log.is_closed() {
+                let when = if self.process.stderr_closed() {
                     "before it exited".to_owned()
                 } else {
                     format!("within {timeout:?}")
                 };
                 panic!(
                     "ringway wrote no line containing {needle:?} {when}; stderr:\n{}",
-                    self.log.text()
+                    self.stderr()
                 )
             })
     }
@@ -516,38 +500,29 @@ impl Ringway {
     /// Sends SIGTERM and waits up to `timeout` for the exit (draining
     /// included); kills the proxy if it does not exit in time.
     pub fn try_stop(mut self, timeout: Duration) -> Result<Exit, LaunchError> {
-        if let Err(e) = self.try_signal(Signal::SIGTERM) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return Err(e);
-        }
-        if !self.log.wait_closed(timeout) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            self.log.wait_closed(LAST_WORDS);
-            return Err(LaunchError::NoExit {
+        let pid = self.pid();
+        match self.process.stop(Signal::SIGTERM, timeout) {
+            Ok(status) => Ok(Exit::new(status, self.process.stderr())),
+            Err(StopError::Signal { signal, source, .. }) => Err(LaunchError::Signal {
+                signal,
+                pid,
+                source,
+            }),
+            Err(StopError::NoExit(timeout)) => Err(LaunchError::NoExit {
                 timeout,
-                stderr: self.log.text(),
-            });
+                stderr: self.process.stderr(),
+            }),
+            Err(StopError::Wait(e)) => Err(LaunchError::Wait(e)),
         }
-        let status = self.child.wait().map_err(LaunchError::Wait)?;
-        Ok(Exit::new(status, self.log.text()))
     }
 
     /// Waits for the proxy to exit by itself (after [`Ringway::terminate`]);
     /// panics after `timeout`.
     pub fn wait(mut self, timeout: Duration) -> Exit {
-        if !self.log.wait_closed(timeout) {
-            panic!(
-                "ringway did not exit within {timeout:?}; stderr:\n{}",
-                self.log.text()
-            );
+        match self.process.wait_exit(timeout) {
+            Ok(status) => Exit::new(status, self.process.stderr()),
+            Err(e) => panic!("ringway {e}; stderr:\n{}", self.process.stderr()),
         }
-        let status = self
-            .child
-            .wait()
-            .unwrap_or_else(|e| panic!("cannot wait for ringway: {e}"));
-        Exit::new(status, self.log.text())
     }
 }
 
@@ -555,12 +530,9 @@ impl Drop for Ringway {
     /// A ringway nobody stopped (a test or a bench failed half-way) is
     /// killed, not left running; in a panicking thread its stderr is shown.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.kill();
         if thread::panicking() {
-            eprintln!("--- ringway stderr ---\n{}", self.log.text());
+            eprintln!("--- ringway stderr ---\n{}", self.process.stderr());
         }
     }
 }
@@ -568,19 +540,6 @@ impl Drop for Ringway {
 /// The tests' way with a launch error: panic with all it says.
 fn expect_started(launched: Result<Ringway, LaunchError>) -> Ringway {
     launched.unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn piped<R: Read + Send + 'static>(pipe: Option<R>) -> R {
-    pipe.unwrap_or_else(|| panic!("the child's output was not piped"))
-}
-
-fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-    let mut pipe = piped(pipe);
-    thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = pipe.read_to_end(&mut out);
-        out
-    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use ringway_kit::launcher::StopError;
 
-use super::{Kind, STOP_TIMEOUT};
+use super::Kind;
 
 /// Why a system could not be started, measured or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -130,23 +130,14 @@ pub enum SystemError {
         /// The last lines of the log.
         tail: String,
     },
-    /// The stop signal could not be sent.
-    #[error("{kind}: cannot send {signal} to pid {pid}: {source}; killed its process group")]
-    Signal {
+    /// It could not be stopped cleanly (the signal could not be sent, or
+    /// it did not exit in time): its process group was killed.
+    #[error("{kind}: {source}")]
+    Stop {
         /// The system.
         kind: Kind,
-        /// The signal.
-        signal: Signal,
-        /// The process.
-        pid: u32,
-        /// Why.
-        source: nix::Error,
-    },
-    /// It did not exit in time after the stop signal.
-    #[error("{kind} did not exit within {waited:?} of the stop signal; killed it", waited = STOP_TIMEOUT)]
-    NoExit {
-        /// The system.
-        kind: Kind,
+        /// What went wrong.
+        source: StopError,
     },
     /// It exited with a failure when asked to stop.
     #[error("{kind} exited with {status} when stopped; its log {log} ends with:\n{tail}")]
@@ -159,13 +150,5 @@ pub enum SystemError {
         log: PathBuf,
         /// The last lines of the log.
         tail: String,
-    },
-    /// Waiting for the process failed.
-    #[error("{kind}: cannot wait for its process: {source}")]
-    Wait {
-        /// The system.
-        kind: Kind,
-        /// Why.
-        source: io::Error,
     },
 }
