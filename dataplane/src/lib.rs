@@ -26,5 +26,6 @@ pub mod session;
 pub mod settings;
 pub mod stats;
 pub mod table;
+pub mod transport;
 pub mod upstream;
 pub mod worker;

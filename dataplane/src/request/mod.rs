@@ -1,6 +1,10 @@
 //! The protocol-neutral request layer: what routing, header edits, ringway's
 //! own answers and the exchange work on, whatever the wire version.
 
+pub mod answer;
+pub mod outcome;
 mod reason;
 
+pub use self::answer::Answer;
+pub use self::outcome::Outcome;
 pub use self::reason::Reason;
