@@ -28,5 +28,6 @@ pub mod stats;
 pub mod table;
 #[cfg(test)]
 mod test_rng;
+pub(crate) mod transport;
 pub(crate) mod upstream;
 pub mod worker;

@@ -113,6 +113,13 @@ impl Reason {
 }
 
 impl Reason {
+    /// Whether the client held the request up (it stopped reading, or did
+    /// not send what it owed): such an error is the client's, counted on
+    /// the listener, even in an exchange whose upstream was picked.
+    pub fn is_clients(self) -> bool {
+        matches!(self, Reason::ClientTimeout | Reason::ClientSendTimeout)
+    }
+
     /// The reason a refused request head is answered with.
     pub fn of_request_head(refusal: crate::proto::h1::Refusal) -> Reason {
         use crate::proto::h1::Refusal;

@@ -27,6 +27,13 @@ use crate::buf::{BufHandle, BufPool};
 pub(crate) const NO_GROUP: u8 = 0xff;
 /// The group byte of a cancel's `user_data`: the rest names its target.
 const CANCEL: u8 = 0xfe;
+/// The group byte of the worker's timer op (the ring timeout set for the
+/// earliest timer) and of the updates that move it.
+const TIMER_OP: u8 = 0xfd;
+/// The `user_data` of the timer op.
+const TIMER_FIRES: u64 = (TIMER_OP as u64) << KEY_BITS;
+/// The `user_data` of an update that moves the timer op.
+const TIMER_MOVES: u64 = TIMER_FIRES | 1;
 /// Slot keys fit in 24 bits of `user_data` (16 million ops in flight).
 const KEY_BITS: u32 = 24;
 const KEY_MASK: u64 = (1 << KEY_BITS) - 1;
@@ -100,8 +107,16 @@ pub(crate) struct Driver {
     pools: Vec<Rc<BufPool>>,
     stats: Arc<RingCounters>,
     now: Instant,
-    /// The deadlines tasks wait for; the loop's wait ends at the first.
+    /// The deadlines tasks wait for.
     timers: Timers,
+    /// When the timer op is set to fire, while it is in flight: one ring
+    /// timeout for the earliest timer, so that a wait ends in time. It is
+    /// set anew only when a timer earlier than it appears or when it
+    /// fired: in steady state, not once per request nor per wait.
+    timer_op_at: Option<Instant>,
+    /// The timespec the timer op's SQE (or its update's) points at; the
+    /// kernel copies it when it takes the SQE, at the next enter.
+    timer_spec: Box<types::Timespec>,
     /// Things to drop once the driver is no longer borrowed.
     graveyard: Vec<Box<dyn Any>>,
     /// Buffers reaped for orphaned ops; recycled after the borrow ends.
@@ -185,7 +200,9 @@ impl Driver {
             pools,
             stats,
             now,
-            timers: Timers::new(now),
+            timers: Timers::default(),
+            timer_op_at: None,
+            timer_spec: Box::new(types::Timespec::new()),
             graveyard: Vec::new(),
             spare_bufs: Vec::new(),
             to_cancel: Vec::new(),
@@ -331,61 +348,33 @@ impl Driver {
     /// One `io_uring_enter`: submits what is queued and waits for `want`
     /// completions.
     fn enter(&mut self, want: usize) -> io::Result<()> {
-        self.enter_until(want, None)
-    }
-
-    /// Like [`Driver::enter`], but a wait gives up after `timeout` (which
-    /// is not an error).
-    fn enter_until(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
         self.stats.enters.add(1);
         #[cfg(test)]
         if let Some(errno) = self.faults.enter.pop_front() {
             return Err(io::Error::from_raw_os_error(errno));
         }
-        let n = match timeout {
-            Some(timeout) if want > 0 => {
-                let ts = types::Timespec::from(timeout);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                match self.ring.submitter().submit_with_args(want, &args) {
-                    Ok(n) => n,
-                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => 0,
-                    Err(e) => return Err(e),
-                }
-            }
-            _ => self.ring.submit_and_wait(want)?,
-        };
+        let n = self.ring.submit_and_wait(want)?;
         self.stats.submitted.add(n as u64);
         Ok(())
     }
 
     /// Submits, optionally waits for at least one completion, and dispatches
-    /// every completion available.
+    /// every completion available; then wakes the tasks whose timers are
+    /// due.
     ///
     /// `EINTR`, `EAGAIN`, `ENOMEM` and `EBUSY` from the kernel are transient
     /// (a signal, a momentary shortage of kernel memory, a full completion
     /// queue): the completions already posted are reaped, which frees what
     /// the kernel waits for, and the next turn tries again. Only other
     /// errors end the loop.
-    ///
-    /// A wait lasts at most until the earliest timer's deadline.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
+        self.set_timer_op()?;
         let (queued, taskrun) = {
             let sq = self.ring.submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
-        let mut timeout = None;
-        let mut wait = wait;
-        if wait {
-            if let Some(deadline) = self.timers.next_deadline() {
-                match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => timeout = Some(left),
-                    // Due already: the turn only submits and reaps.
-                    _ => wait = false,
-                }
-            }
-        }
         if wait || queued > 0 || taskrun {
-            match self.enter_until(usize::from(wait), timeout) {
+            match self.enter(usize::from(wait)) {
                 Ok(()) => {}
                 Err(e) if is_transient(&e) => self.stats.enter_retries.add(1),
                 Err(e) => return Err(e),
@@ -395,6 +384,41 @@ impl Driver {
         self.reap();
         self.timers.expire(self.now);
         self.issue_cancels()
+    }
+
+    /// Makes sure the timer op fires no later than the earliest timer: sets
+    /// it if none is in flight, moves it if a timer earlier than it came.
+    ///
+    /// A wait could instead carry a timeout of its own
+    /// (`IORING_ENTER_EXT_ARG`), but the kernel then arms and cancels a
+    /// high-resolution timer at every wait, which cost several percent of
+    /// a small request's CPU in a profile; this op is set about once per
+    /// timeout period.
+    fn set_timer_op(&mut self) -> io::Result<()> {
+        let Some(deadline) = self.timers.next_deadline() else {
+            return Ok(());
+        };
+        if self.timer_op_at.is_some_and(|at| at <= deadline) {
+            return Ok(());
+        }
+        // From the clock of this turn (no second clock read): a timer may
+        // fire a turn's length late, never early.
+        *self.timer_spec = types::Timespec::from(deadline.saturating_duration_since(self.now));
+        let spec: *const types::Timespec = &*self.timer_spec;
+        let entry = match self.timer_op_at {
+            None => opcode::Timeout::new(spec).build().user_data(TIMER_FIRES),
+            Some(_) => opcode::TimeoutUpdate::new(TIMER_FIRES, spec)
+                .build()
+                .user_data(TIMER_MOVES),
+        };
+        // SAFETY: the SQE points at `timer_spec`, a box the driver owns
+        // for its life; the kernel reads it when it takes the SQE (both
+        // ops copy their timespec as they are prepared), and it is written
+        // again only for the next SQE, after this one was handed over (one
+        // per turn, before the turn's enter).
+        unsafe { self.push(&entry)? };
+        self.timer_op_at = Some(deadline);
+        Ok(())
     }
 
     /// Like [`Driver::turn`] with a wait, but gives up waiting after
@@ -425,6 +449,16 @@ impl Driver {
             self.stats.completed.add(1);
             let user_data = cqe.user_data();
             let (key, group, generation) = decode(user_data);
+            if group == TIMER_OP {
+                // The timer op fired (or ended some other way: it is set
+                // again at the next turn if a timer still waits). A failed
+                // move means it had fired already; its own completion says
+                // so.
+                if user_data == TIMER_FIRES {
+                    self.timer_op_at = None;
+                }
+                continue;
+            }
             if group == CANCEL {
                 // A failed cancel whose target is still running: checked
                 // once every completion of this batch is in.

@@ -13,6 +13,7 @@ pub(crate) mod driver;
 pub mod executor;
 pub mod net;
 pub(crate) mod op;
+pub mod reuse;
 pub mod ring;
 pub mod select;
 pub mod time;

@@ -202,8 +202,9 @@ impl TcpStream {
     pub fn recv_stream(&self, group: Group, high_water: usize) -> RecvStream {
         RecvStream {
             socket: Rc::clone(&self.socket),
-            multi: None,
-            high_water: high_water.max(1),
+            armed: Armed::Not,
+            short_of_buffers: false,
+            high_water: u32::try_from(high_water.max(1)).unwrap_or(u32::MAX),
             multishot: super::features().multishot_recv,
             pool: super::buffers(group),
         }
@@ -406,12 +407,29 @@ pub enum Heard {
     Bytes,
 }
 
+/// A stream's receive op.
+#[derive(Debug)]
+enum Armed {
+    /// None yet.
+    Not,
+    /// A multishot receive (it may have ended: see [`MultiOp::is_done`]).
+    Multi(MultiOp<Rc<Socket>>),
+    /// A single receive in flight (without multishot recv).
+    Single(Op<Rc<Socket>>),
+}
+
 /// Received buffers of one socket.
 #[derive(Debug)]
 pub struct RecvStream {
     socket: Rc<Socket>,
-    multi: Option<MultiOp<Rc<Socket>>>,
-    high_water: usize,
+    /// The receive op, kept here rather than in a future: a caller that
+    /// stops waiting (a select that went the other way) leaves it armed for
+    /// the next call, and an idle stream costs no future.
+    armed: Armed,
+    /// The last receive found the buffer ring empty: the next one is armed
+    /// once a buffer came back.
+    short_of_buffers: bool,
+    high_water: u32,
     multishot: bool,
     pool: Rc<BufPool>,
 }
@@ -435,8 +453,24 @@ impl RecvStream {
     /// (deferred task running). That is the same race as bytes arriving
     /// just after the check, which no proxy can tell from an answer.
     pub fn heard(&mut self) -> Heard {
-        if self.multishot {
-            if let Some(multi) = self.multi.as_mut().filter(|m| !m.is_done()) {
+        if let Armed::Single(op) = &mut self.armed {
+            // A receive left armed by a caller that stopped waiting: what it
+            // got is what the socket heard.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::pin::Pin::new(op).poll(&mut cx) {
+                Poll::Ready((c, _)) => {
+                    self.armed = Armed::Not;
+                    match c.result {
+                        n if n > 0 => return Heard::Bytes,
+                        r if r == -libc::ENOBUFS => self.pool.count_enobufs(),
+                        _ => return Heard::Closed,
+                    }
+                }
+                Poll::Pending => return Heard::Nothing,
+            }
+        }
+        if let Armed::Multi(multi) = &mut self.armed {
+            if !multi.is_done() {
                 let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
                 match multi.poll_next(&mut cx) {
                     Poll::Ready(Some(c)) => match c.result {
@@ -470,11 +504,11 @@ impl RecvStream {
     /// slow, from now on (a receive already armed is stopped at once if it
     /// holds more). No syscall: the reactor enforces it.
     pub fn set_high_water(&mut self, high_water: usize) {
-        let high_water = high_water.max(1);
+        let high_water = u32::try_from(high_water.max(1)).unwrap_or(u32::MAX);
         if high_water != self.high_water {
             self.high_water = high_water;
-            if let Some(multi) = &self.multi {
-                multi.set_high_water(high_water);
+            if let Armed::Multi(multi) = &self.armed {
+                multi.set_high_water(high_water as usize);
             }
         }
     }
@@ -489,9 +523,23 @@ impl RecvStream {
 
     /// The next buffer of data; `Ok(None)` at end of stream.
     pub async fn next(&mut self) -> io::Result<Option<BufHandle>> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Polls for the next buffer of data ([`RecvStream::next`] as a poll,
+    /// for callers that keep no future: every state lives in the stream).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<BufHandle>>> {
         loop {
+            if self.short_of_buffers {
+                if self.pool.available() == 0 {
+                    self.pool.wait_for_buffer(cx.waker());
+                    return Poll::Pending;
+                }
+                self.short_of_buffers = false;
+                super::driver::with(|d| d.stats().rearms.add(1));
+            }
             let completion = if self.multishot {
-                if self.multi.as_ref().is_none_or(|m| m.is_done()) {
+                if !matches!(&self.armed, Armed::Multi(m) if !m.is_done()) {
                     let group = self.pool.group();
                     let entry =
                         opcode::RecvMulti::new(types::Fd(self.socket.as_raw_fd()), group).build();
@@ -499,70 +547,84 @@ impl RecvStream {
                     // SAFETY: the SQE carries no pointer of ours: the kernel
                     // picks buffers from the registered ring. The op owns an
                     // `Rc` of the socket.
-                    self.multi = Some(unsafe {
-                        MultiOp::submit(entry, Rc::clone(&self.socket), self.high_water, selects)?
-                    });
+                    let op = unsafe {
+                        MultiOp::submit(
+                            entry,
+                            Rc::clone(&self.socket),
+                            self.high_water as usize,
+                            selects,
+                        )
+                    };
+                    match op {
+                        Ok(op) => self.armed = Armed::Multi(op),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
                 }
-                let multi = self.multi.as_mut().expect("armed just above");
-                match poll_fn(|cx| multi.poll_next(cx)).await {
-                    Some(c) => c,
-                    None => continue,
+                let Armed::Multi(multi) = &mut self.armed else {
+                    unreachable!("armed just above")
+                };
+                match multi.poll_next(cx) {
+                    Poll::Ready(Some(c)) => c,
+                    Poll::Ready(None) => continue,
+                    Poll::Pending => return Poll::Pending,
                 }
             } else {
-                let group = self.pool.group();
-                let entry = opcode::Recv::new(
-                    types::Fd(self.socket.as_raw_fd()),
-                    std::ptr::null_mut(),
-                    self.pool.buffer_size(),
-                )
-                .buf_group(group)
-                .build()
-                .flags(squeue::Flags::BUFFER_SELECT);
-                // No socket to shut down should its cancel fail: a one-shot
-                // receive dropped by a `next` future (a select that went the
-                // other way) leaves the connection alive and read again.
-                let selects = self.selects().map(|s| Selects { fd: -1, ..s });
-                // SAFETY: as above, the kernel picks the buffer.
-                let (c, _) =
-                    unsafe { Op::submit_selecting(entry, Rc::clone(&self.socket), selects)? }.await;
-                c
+                if !matches!(self.armed, Armed::Single(_)) {
+                    let group = self.pool.group();
+                    let entry = opcode::Recv::new(
+                        types::Fd(self.socket.as_raw_fd()),
+                        std::ptr::null_mut(),
+                        self.pool.buffer_size(),
+                    )
+                    .buf_group(group)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT);
+                    // No socket to shut down should its cancel fail: the
+                    // op is orphaned only with the stream, and the stream's
+                    // owner decides what becomes of the socket.
+                    let selects = self.selects().map(|s| Selects { fd: -1, ..s });
+                    // SAFETY: as above, the kernel picks the buffer.
+                    let op =
+                        unsafe { Op::submit_selecting(entry, Rc::clone(&self.socket), selects) };
+                    match op {
+                        Ok(op) => self.armed = Armed::Single(op),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                let Armed::Single(op) = &mut self.armed else {
+                    unreachable!("armed just above")
+                };
+                match std::pin::Pin::new(op).poll(cx) {
+                    Poll::Ready((c, _)) => {
+                        self.armed = Armed::Not;
+                        c
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
             };
             match completion.result {
-                n if n > 0 => match completion.buf {
-                    Some(buf) => return Ok(Some(buf)),
-                    None => return Err(io::Error::other("recv completed without a buffer")),
-                },
-                0 => {
-                    // With multishot, a zero-length completion may also come
-                    // from a cancel racing the end; only a final one is EOF.
-                    return Ok(None);
+                n if n > 0 => {
+                    return Poll::Ready(match completion.buf {
+                        Some(buf) => Ok(Some(buf)),
+                        None => Err(io::Error::other("recv completed without a buffer")),
+                    })
                 }
+                // With multishot, a zero-length completion may also come
+                // from a cancel racing the end; only a final one is EOF.
+                0 => return Poll::Ready(Ok(None)),
                 r if r == -libc::ENOBUFS => {
                     self.pool.count_enobufs();
-                    wait_for_buffer(&self.pool).await;
-                    super::driver::with(|d| d.stats().rearms.add(1));
+                    self.short_of_buffers = true;
                 }
                 r if r == -libc::ECANCELED => {
                     // Our own high-water cancel: re-arm now that the
                     // consumer is asking for more.
                     super::driver::with(|d| d.stats().rearms.add(1));
                 }
-                r => return Err(io::Error::from_raw_os_error(-r)),
+                r => return Poll::Ready(Err(io::Error::from_raw_os_error(-r))),
             }
         }
     }
-}
-
-async fn wait_for_buffer(pool: &BufPool) {
-    poll_fn(|cx| {
-        if pool.available() > 0 {
-            Poll::Ready(())
-        } else {
-            pool.wait_for_buffer(cx.waker());
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Reads once from `file` into a fresh buffer of `len` bytes.

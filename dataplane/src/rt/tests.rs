@@ -405,32 +405,28 @@ fn sleeps_end_in_deadline_order_and_take_no_op() {
     let rt = runtime();
     let order = rt
         .block_on(async {
-            let order = Rc::new(std::cell::RefCell::new(Vec::new()));
-            for ms in [30u64, 10, 20] {
-                let order = Rc::clone(&order);
-                super::spawn(async move {
+            let order = std::cell::RefCell::new(Vec::new());
+            let nap = |ms: u64| {
+                let order = &order;
+                async move {
                     super::time::sleep(Duration::from_millis(ms))
                         .await
                         .expect("sleep");
                     order.borrow_mut().push(ms);
-                });
-            }
-            yield_now().await;
+                }
+            };
+            let started = std::time::Instant::now();
+            let all = super::select::join(super::select::join(nap(30), nap(10)), nap(20));
+            let mut all = std::pin::pin!(all);
+            poll_fn(|cx| {
+                let _ = all.as_mut().poll(cx);
+                Poll::Ready(())
+            })
+            .await;
             assert_eq!(ops_in_flight(), 0, "a sleep is no ring op");
             assert_eq!(super::timers_armed(), 3);
-            let started = std::time::Instant::now();
-            // Turns the loop until the sleeps end: a count of turns would
-            // race the clock (a fast machine turns 100,000 times in less
-            // than the 30 ms the last sleep takes).
-            while order.borrow().len() < 3 {
-                assert!(
-                    started.elapsed() < Duration::from_secs(10),
-                    "the sleeps never ended: {:?}",
-                    order.borrow()
-                );
-                yield_now().await;
-            }
-            assert!(started.elapsed() >= Duration::from_millis(20));
+            all.await;
+            assert!(started.elapsed() >= Duration::from_millis(30));
             assert_eq!(super::timers_armed(), 0);
             let order = order.borrow().clone();
             order

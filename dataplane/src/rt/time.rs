@@ -20,40 +20,65 @@ use super::timer::TimerKey;
 /// then, finds the deadline moved, and the alarm is set again). A deadline
 /// that moves earlier brings the timer forward.
 ///
+/// An alarm belongs to the task that polls it, as the future holding it
+/// does: while its timer is set for a deadline no later than the one asked
+/// for, a poll only compares the two, without looking at the waker again.
+///
 /// Dropping it takes its timer out.
 #[derive(Debug, Default)]
 pub struct Alarm {
     key: Option<TimerKey>,
+    /// The deadline its timer is set for, until it fires.
+    armed: Option<Instant>,
 }
 
 impl Alarm {
     /// An alarm not set yet.
     pub const fn new() -> Self {
-        Self { key: None }
+        Self {
+            key: None,
+            armed: None,
+        }
     }
 
     /// Ready once `deadline` has passed (the alarm is then cleared);
     /// otherwise the task of `cx` is woken when it passes, or earlier.
     pub fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
         driver::with(|d| {
-            if d.now() >= deadline {
+            let now = d.now();
+            if now >= deadline {
+                self.armed = None;
                 if let Some(key) = self.key.take() {
                     d.timers().remove(key);
                 }
                 return Poll::Ready(());
             }
-            let timers = d.timers();
-            let at = timers.ticks(deadline);
-            match self.key {
-                Some(key) if timers.arm(key, at, cx.waker()) => {}
-                _ => self.key = Some(timers.insert(at, cx.waker())),
+            // Set for this deadline or an earlier one that has not come:
+            // it wakes the task in time.
+            if self
+                .armed
+                .is_some_and(|armed| armed <= deadline && armed > now)
+            {
+                return Poll::Pending;
             }
+            let timers = d.timers();
+            match self.key {
+                Some(key) if timers.arm(key, deadline, cx.waker()) => {}
+                _ => self.key = Some(timers.insert(deadline, cx.waker())),
+            }
+            // `arm` leaves a timer set earlier as it is: that earlier
+            // deadline is the one it wakes at.
+            self.armed = Some(match self.armed {
+                Some(armed) if armed > now => armed.min(deadline),
+                _ => deadline,
+            });
             Poll::Pending
         })
     }
 
     /// Takes the timer out, if set.
     pub fn clear(&mut self) {
+        self.armed = None;
         if let Some(key) = self.key.take() {
             driver::try_with(|d| d.timers().remove(key));
         }

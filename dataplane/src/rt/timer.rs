@@ -30,8 +30,7 @@ const OFF_HEAP: u32 = u32::MAX;
 /// A deadline in the heap.
 #[derive(Debug, Clone, Copy)]
 struct Node {
-    /// Nanoseconds since [`Timers::epoch`].
-    at: u64,
+    at: Instant,
     key: TimerKey,
 }
 
@@ -45,33 +44,16 @@ struct Entry {
 }
 
 /// The timers of one thread.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Timers {
-    epoch: Instant,
     heap: Vec<Node>,
     entries: Slab<Entry>,
 }
 
 impl Timers {
-    /// No timer yet; deadlines are measured from `epoch`.
-    pub(crate) fn new(epoch: Instant) -> Self {
-        Self {
-            epoch,
-            heap: Vec::new(),
-            entries: Slab::new(),
-        }
-    }
-
-    /// `deadline` as the heap stores it (earlier than the epoch: 0).
-    pub(crate) fn ticks(&self, deadline: Instant) -> u64 {
-        let nanos = deadline.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(nanos).unwrap_or(u64::MAX)
-    }
-
     /// The earliest deadline, if any timer is armed.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let at = self.heap.first()?.at;
-        Some(self.epoch + std::time::Duration::from_nanos(at))
+        Some(self.heap.first()?.at)
     }
 
     /// Timers waiting for their deadline.
@@ -79,8 +61,8 @@ impl Timers {
         self.heap.len()
     }
 
-    /// Arms a new timer for `at` (see [`Timers::ticks`]).
-    pub(crate) fn insert(&mut self, at: u64, waker: &Waker) -> TimerKey {
+    /// Arms a new timer for `at`.
+    pub(crate) fn insert(&mut self, at: Instant, waker: &Waker) -> TimerKey {
         let key = self.entries.insert(Entry {
             waker: Some(waker.clone()),
             pos: OFF_HEAP,
@@ -94,7 +76,7 @@ impl Timers {
     /// fired timer, brings an armed one forward if it was set later, and
     /// leaves one set earlier as it is (it wakes early; the owner then arms
     /// it again). Returns `false` if `key` names no timer.
-    pub(crate) fn arm(&mut self, key: TimerKey, at: u64, waker: &Waker) -> bool {
+    pub(crate) fn arm(&mut self, key: TimerKey, at: Instant, waker: &Waker) -> bool {
         let Some(entry) = self.entries.get_mut(key as usize) else {
             return false;
         };
@@ -134,7 +116,6 @@ impl Timers {
     /// owner and takes it out of the heap (its record stays, for the owner
     /// to re-arm or remove).
     pub(crate) fn expire(&mut self, now: Instant) {
-        let now = self.ticks(now);
         while let Some(first) = self.heap.first() {
             if first.at > now {
                 break;
@@ -248,14 +229,18 @@ mod tests {
         }
     }
 
+    fn at(epoch: Instant, nanos: u64) -> Instant {
+        epoch + Duration::from_nanos(nanos)
+    }
+
     #[test]
     fn timers_fire_in_deadline_order_whatever_the_order_armed() {
         let epoch = Instant::now();
-        let mut t = Timers::new(epoch);
+        let mut t = Timers::default();
         let (count, waker) = counter();
         // A scrambled order of 200 deadlines, some equal.
         let keys: Vec<_> = (0..200u64)
-            .map(|i| t.insert((i * 7919) % 101, &waker))
+            .map(|i| t.insert(at(epoch, (i * 7919) % 101), &waker))
             .collect();
         check(&t);
         let mut last = 0;
@@ -266,7 +251,7 @@ mod tests {
             assert!(fired >= last);
             last = fired;
             if let Some(next) = t.next_deadline() {
-                assert!(t.ticks(next) > step);
+                assert!(next > at(epoch, step));
             }
         }
         assert_eq!(last, 200);
@@ -277,28 +262,30 @@ mod tests {
     #[test]
     fn removal_and_rearming_keep_the_heap_whole() {
         let epoch = Instant::now();
-        let mut t = Timers::new(epoch);
+        let mut t = Timers::default();
         let (count, waker) = counter();
-        let keys: Vec<_> = (0..64u64).map(|i| t.insert(1000 + i * 3, &waker)).collect();
+        let keys: Vec<_> = (0..64u64)
+            .map(|i| t.insert(at(epoch, 1000 + i * 3), &waker))
+            .collect();
         for k in keys.iter().step_by(3) {
             t.remove(*k);
             check(&t);
         }
         // Later deadlines leave an armed timer where it is; an earlier one
         // brings it forward.
-        assert!(t.arm(keys[1], 5000, &waker));
-        assert!(t.arm(keys[2], 10, &waker));
+        assert!(t.arm(keys[1], at(epoch, 5000), &waker));
+        assert!(t.arm(keys[2], at(epoch, 10), &waker));
         check(&t);
-        assert_eq!(t.next_deadline().map(|d| t.ticks(d)), Some(10));
+        assert_eq!(t.next_deadline(), Some(at(epoch, 10)));
         t.expire(epoch + Duration::from_nanos(10));
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert!(!t.is_armed(keys[2]));
         // A fired timer is armed again by `arm`.
-        assert!(t.arm(keys[2], 20_000, &waker));
+        assert!(t.arm(keys[2], at(epoch, 20_000), &waker));
         assert!(t.is_armed(keys[2]));
         check(&t);
         t.remove(keys[2]);
-        assert!(!t.arm(keys[2], 1, &waker));
+        assert!(!t.arm(keys[2], at(epoch, 1), &waker));
         check(&t);
         assert_eq!(t.armed(), 64 - 22 - 1);
     }

@@ -28,7 +28,7 @@ use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
 use crate::stats::shortage;
-use crate::table::{Protocol, Service, Table};
+use crate::table::{ClusterId, Protocol, Service, Table};
 use crate::upstream::LocalTable;
 
 /// Accept backlog of each worker's listening sockets.
@@ -397,54 +397,74 @@ fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpS
     counters.accepted.add(1);
     counters.active.add(1);
     let slot = state.connections.borrow_mut().insert(None);
-    let task = connection(ctx, state, slot, client);
-    let id = rt::spawn(task);
-    if let Some(entry) = state.connections.borrow_mut().get_mut(slot) {
-        *entry = Some(id);
-    }
-}
-
-/// The task of one accepted connection. The table and the listener's index in
-/// it are taken now, at accept: the connection runs on them to its end, even
-/// if the worker adopts a newer table (or drops this listener) meanwhile.
-fn connection(
-    ctx: &Rc<WorkerCtx>,
-    state: &Rc<ListenerState>,
-    slot: usize,
-    client: TcpStream,
-) -> impl std::future::Future<Output = ()> + 'static {
     let guard = ConnectionGuard {
         ctx: Rc::clone(ctx),
         state: Rc::clone(state),
         slot,
     };
+    // The table and the listener's index in it are taken now, at accept:
+    // the connection runs on them to its end, even if the worker adopts a
+    // newer table (or drops this listener) meanwhile.
     let local = match &*state.last_table.borrow() {
         Some(table) => Rc::clone(table),
         None => Rc::clone(ctx.table.borrow().current()),
     };
     let listener = state.index.get();
+    // One task type per protocol: a task's future is as large as its
+    // largest state, and an idle HTTP keep-alive connection must not be
+    // sized by the TCP relay's (nor a TCP pair by an HTTP exchange's).
+    let id = match local.table.listeners[listener].service {
+        Service::Tcp { cluster } => {
+            rt::spawn(tcp_connection(guard, local, listener, cluster, client))
+        }
+        Service::Http(_) => rt::spawn(http_connection(guard, local, listener, client)),
+    };
+    if let Some(entry) = state.connections.borrow_mut().get_mut(slot) {
+        *entry = Some(id);
+    }
+}
+
+/// The task of one accepted TCP connection (written as a block, not an
+/// async fn: an async fn would keep its arguments twice).
+// Not an async fn: that would keep the arguments twice (rust#62958).
+#[allow(clippy::manual_async_fn)]
+fn tcp_connection(
+    guard: ConnectionGuard,
+    local: Rc<LocalTable>,
+    listener: usize,
+    cluster: ClusterId,
+    client: TcpStream,
+) -> impl std::future::Future<Output = ()> + 'static {
+    async move {
+        let counters = guard.ctx.counters();
+        session::tcp::serve(&local, listener, cluster, client, counters).await;
+        drop(guard);
+    }
+}
+
+/// The task of one accepted HTTP connection. It moves to a newer table
+/// between requests, so route and weight changes reach keep-alive clients
+/// too.
+// Not an async fn: that would keep the arguments twice (rust#62958).
+#[allow(clippy::manual_async_fn)]
+fn http_connection(
+    guard: ConnectionGuard,
+    local: Rc<LocalTable>,
+    listener: usize,
+    client: TcpStream,
+) -> impl std::future::Future<Output = ()> + 'static {
     async move {
         let ctx = &guard.ctx;
-        let counters = ctx.counters();
-        match local.table.listeners[listener].service {
-            Service::Tcp { cluster } => {
-                session::tcp::serve(&local, listener, cluster, client, counters).await;
+        let newer = |generation: u64| {
+            if guard.state.retired.get() {
+                return None;
             }
-            Service::Http(_) => {
-                // An HTTP connection moves to a newer table between requests,
-                // so route and weight changes reach keep-alive clients too.
-                let newer = |generation: u64| {
-                    if guard.state.retired.get() {
-                        return None;
-                    }
-                    let handle = ctx.table.borrow();
-                    (handle.generation() > generation)
-                        .then(|| (Rc::clone(handle.current()), guard.state.index.get()))
-                };
-                let http = &ctx.http;
-                session::http::serve(local, listener, client, counters, http, &newer).await;
-            }
-        }
+            let handle = ctx.table.borrow();
+            (handle.generation() > generation)
+                .then(|| (Rc::clone(handle.current()), guard.state.index.get()))
+        };
+        let (counters, http) = (ctx.counters(), &ctx.http);
+        session::http::serve(local, listener, client, counters, http, &newer).await;
         drop(guard);
     }
 }

@@ -1,16 +1,17 @@
 //! Forwarding a message body from one side to the other, from the buffers
 //! it was received into.
 
+use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
-use super::clock::Clock;
+use super::deadline::Deadline;
 use super::inbound::Inbound;
 use super::send::send_range;
 use crate::buf::BufHandle;
 use crate::counter::Counter;
 use crate::proto::h1::chunked::ChunkedDecoder;
-use crate::rt::net::TcpStream;
+use crate::transport::Sender;
 
 /// How a body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,17 +27,36 @@ pub(super) enum Delimit {
     UntilClose,
 }
 
-/// What forwarding a body tells the connection's clock, so that a deadline
+/// What forwarding a body tells the exchange's deadline, so that a deadline
 /// passing in the middle is put down to the right side (a few cell writes
 /// per buffer, no timer).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Watch<'a> {
     /// The request body: its waits for the client's bytes are noted.
-    Request(&'a Clock),
+    Request(&'a Deadline),
     /// The response body: each wait for the upstream's next bytes may take
     /// this long from when it begins (the response keeps going as long as
     /// it keeps flowing), and sends to the client are noted.
-    Response(&'a Clock, Duration),
+    Response(&'a Deadline, Duration),
+}
+
+/// Where the bytes a body moves are counted: the worker's counter and the
+/// exchange's own.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tally<'a> {
+    /// The worker's counter of this direction.
+    pub(super) worker: &'a Counter,
+    /// The exchange's count of this direction.
+    pub(super) exchange: &'a Cell<u64>,
+}
+
+impl Tally<'_> {
+    /// Counts `n` bytes moved.
+    #[inline]
+    pub(super) fn add(&self, n: u64) {
+        self.worker.add(n);
+        self.exchange.set(self.exchange.get() + n);
+    }
 }
 
 /// How forwarding a body ended.
@@ -59,14 +79,14 @@ pub(super) enum BodyEnd {
 /// Forwards a body delimited by `delimit` from `from` to `to`. Bytes after
 /// the body stay in `from` for the next message. `limit` bounds a chunked
 /// payload (a length is checked against it before forwarding starts);
-/// `timeout` bounds each send; `watch` says what to tell the clock.
+/// `timeout` bounds each send; `watch` says what to tell the deadline.
 pub(super) async fn forward(
     from: &mut Inbound,
-    to: &TcpStream,
+    to: &Sender,
     delimit: Delimit,
     limit: Option<u64>,
     timeout: Option<Duration>,
-    bytes: &Counter,
+    bytes: Tally<'_>,
     watch: Watch<'_>,
 ) -> BodyEnd {
     let mut left = match delimit {
@@ -77,14 +97,14 @@ pub(super) async fn forward(
     let mut decoder = ChunkedDecoder::new();
     loop {
         let next = match watch {
-            Watch::Request(clock) => {
-                clock.waiting_for_body(true);
+            Watch::Request(deadline) => {
+                deadline.waiting_for_body(true);
                 let next = from.next().await;
-                clock.waiting_for_body(false);
+                deadline.waiting_for_body(false);
                 next
             }
-            Watch::Response(clock, wait) => {
-                clock.extend(wait);
+            Watch::Response(deadline, wait) => {
+                deadline.extend(wait);
                 from.next().await
             }
         };
@@ -151,24 +171,24 @@ pub(super) async fn forward(
 
 /// Sends all of `buf[range]` and counts the bytes.
 async fn send(
-    to: &TcpStream,
+    to: &Sender,
     buf: BufHandle,
     range: std::ops::Range<usize>,
     timeout: Option<Duration>,
-    bytes: &Counter,
+    bytes: Tally<'_>,
     watch: Watch<'_>,
 ) -> io::Result<BufHandle> {
     let len = range.len();
     let client = match watch {
-        Watch::Response(clock, _) => Some(clock),
+        Watch::Response(deadline, _) => Some(deadline),
         Watch::Request(_) => None,
     };
-    if let Some(clock) = client {
-        clock.sending(true);
+    if let Some(deadline) = client {
+        deadline.sending(true);
     }
     let buf = send_range(to, buf, range, timeout).await;
-    if let Some(clock) = client {
-        clock.sending(false);
+    if let Some(deadline) = client {
+        deadline.sending(false);
     }
     let buf = buf?;
     bytes.add(len as u64);

@@ -1,26 +1,37 @@
-//! The request loop of a client connection: read a head, route it, proxy
-//! it or answer it here, and go on, close, or linger.
+//! The HTTP/1 connection driver: wait for a request, read its head, route
+//! it, answer it here or hand it to an exchange, settle its outcome, and go
+//! on, close, or linger.
+//!
+//! A connection between requests holds only its transport, its unread
+//! bytes and a few cells. Everything a request needs comes when its first
+//! byte does and goes back when it is over: the heads and head buffers
+//! from the worker's free list ([`Lent`]), and the futures of every step,
+//! the exchange's included, in a block of the worker's
+//! ([`crate::rt::reuse`]).
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::mem::MaybeUninit;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use super::clock::{Clock, Phase};
-use super::ctx::{After, Answer, Conn, Ctx, Ended, Newer};
+use super::ctx::{After, Conn, Ctx, Ended, Failure, Newer};
 use super::exchange;
 use super::inbound::HeadFailure;
-use super::send::send_all;
+use super::parts::{Lent, Parts};
+use super::send::{send_all, HeadBuf};
 use super::write::{self, Persist};
-use crate::counter::Counter;
-use crate::proto::h1::request::RequestBody;
+use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::Limits;
-use crate::request::Reason;
+use crate::request::answer::{Answer, Location};
+use crate::request::{Outcome, Reason};
+use crate::rt;
+use crate::rt::reuse::recycled;
 use crate::rt::select::select;
 use crate::rt::time::{sleep, Sleep};
-use crate::table::route::RouteAction;
+use crate::table::route::{HeaderEdits, Redirect, RouteAction};
+use crate::transport::Scheme;
 
 /// How long a connection closed after an error answer keeps reading (and
 /// dropping) what the client still sends, so that closing with unread bytes
@@ -39,105 +50,78 @@ const LINGER_BYTES: usize = 1 << 20;
 /// beside the drain timeout (30 s by default).
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
+/// How one request's turn on the connection ended.
+enum Turn {
+    /// Wait for the next request.
+    Next,
+    /// The connection is done.
+    Closed,
+    /// A newer table came: the head just read is to be served on it.
+    Newer(std::rc::Rc<crate::upstream::LocalTable>, usize),
+}
+
 impl Conn {
     /// Serves requests until the connection ends, or until a request
-    /// arrives once `newer` has a newer table. `head_ready`: the head of the
-    /// first request is read already.
-    pub(super) async fn run(
-        &mut self,
-        ctx: &Ctx<'_>,
-        clock: &Clock,
-        newer: &Newer<'_>,
-        mut head_ready: bool,
-    ) -> Ended {
-        let limits = Limits {
-            max_request_line: ctx.service.limits.max_request_line,
-            max_header_bytes: ctx.service.limits.max_header_bytes,
-            max_headers: ctx.service.limits.max_headers,
-            path_rules: ctx.service.path_rules,
-        };
-        let timeouts = ctx.service.timeouts;
-        let draining = &ctx.http.draining;
-        loop {
-            let read = if std::mem::take(&mut head_ready) {
-                Ok(())
-            } else {
-                // The first request must begin within the header timeout: a
-                // connection that never sends a byte is not held for the
-                // idle timeout (minutes) meant for keep-alive clients.
-                let wait = if self.served {
-                    timeouts.idle
-                } else {
-                    timeouts.header.min(timeouts.idle)
-                };
-                clock.enter(Phase::Idle, wait);
-                let copied = &ctx.counters.copied_bytes;
-                self.read_head(&limits, timeouts.header, clock, draining, copied)
-                    .await
-            };
-            let after = match read {
-                Ok(()) => {
-                    self.served = true;
-                    if let Some((table, index)) = newer(ctx.table.generation) {
-                        return Ended::Newer(table, index);
-                    }
-                    ctx.listener.requests.add(1);
-                    let after = match self.request(ctx, clock).await {
-                        Ok(after) => after,
-                        Err(answer) => self.answer(ctx, clock, answer).await,
+    /// arrives once `newer` has a newer table (a request held in
+    /// [`Conn::held`] is served first).
+    // Not an async fn: that would keep the arguments twice (rust#62958).
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn run<'a>(
+        &'a mut self,
+        ctx: &'a Ctx<'a>,
+        clock: &'a Clock,
+        newer: &'a Newer<'a>,
+    ) -> impl Future<Output = Ended> + 'a {
+        // A block, not an async fn, which would keep its arguments twice:
+        // this future is in every connection's, idle or not.
+        async move {
+            loop {
+                if self.held.is_none() {
+                    // The first request must begin within the header
+                    // timeout: a connection that never sends a byte is not
+                    // held for the idle timeout (minutes) meant for
+                    // keep-alive clients.
+                    let timeouts = &ctx.service.timeouts;
+                    let wait = if self.served {
+                        timeouts.idle
+                    } else {
+                        timeouts.header.min(timeouts.idle)
                     };
-                    // Answers written here leave the head unread; the next
-                    // request starts after it either way.
-                    self.inbound.consume_head(self.req.len);
-                    after
+                    clock.enter(Phase::Idle, wait);
+                    if !self.await_request(&ctx.http.draining).await {
+                        return Ended::Closed;
+                    }
                 }
-                Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
-                Err(HeadFailure::Invalid(e)) => {
-                    ctx.listener.requests.add(1);
-                    let answer = Answer::new(
-                        ctx.listener,
-                        Reason::of_request_head(e.kind),
-                        e.detail,
-                        true,
-                    );
-                    self.answer(ctx, clock, answer).await
+                // From the first byte of a request to its end, everything
+                // runs in a block of the worker's, not in this future.
+                match recycled(|| self.turn(ctx, clock, newer)).await {
+                    Turn::Next => {}
+                    Turn::Closed => return Ended::Closed,
+                    Turn::Newer(table, index) => return Ended::Newer(table, index),
                 }
-            };
-            if !self.next(clock, after).await {
-                return Ended::Closed;
             }
         }
     }
 
-    /// Reads the next request head. Once the worker drains, a connection
-    /// that has received no byte of one is closed after [`DRAIN_GRACE`] of
-    /// quiet, never while a request is arriving or already here.
-    async fn read_head(
-        &mut self,
-        limits: &Limits,
-        header_timeout: Duration,
-        clock: &Clock,
-        draining: &Cell<bool>,
-        copied: &Counter,
-    ) -> Result<(), HeadFailure> {
-        let req = &mut self.req;
+    /// Waits until the client sends something (or closes). Once the worker
+    /// drains, a connection that has received no byte of a request is
+    /// closed after [`DRAIN_GRACE`] of quiet, never while one is arriving
+    /// or already here. Completes with whether to read a request.
+    fn await_request<'a>(
+        &'a mut self,
+        draining: &'a Cell<bool>,
+    ) -> impl Future<Output = bool> + 'a {
+        self.inbound.release_scratch();
         let client = &self.client;
-        let read = self.inbound.read_head(
-            |bytes| req.parse(bytes, limits),
-            limits.max_header_bytes,
-            || clock.enter(Phase::Header, header_timeout),
-            copied,
-        );
-        let mut read = pin!(read);
+        let inbound = &mut self.inbound;
         let mut grace: Option<Sleep> = None;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             // What was received already is read first: a request that
             // arrived as the drain began is served, not dropped.
-            if let Poll::Ready(read) = read.as_mut().poll(cx) {
-                return Poll::Ready(read);
-            }
-            if !draining.get() || clock.phase() != Phase::Idle {
-                return Poll::Pending;
+            match inbound.poll_ready(cx) {
+                Poll::Ready(ready) => return Poll::Ready(ready.is_ok()),
+                Poll::Pending if !draining.get() => return Poll::Pending,
+                Poll::Pending => {}
             }
             loop {
                 let timer = grace.get_or_insert_with(|| sleep(DRAIN_GRACE));
@@ -148,107 +132,203 @@ impl Conn {
                 // Bytes the kernel holds that no receive has delivered yet
                 // would turn the close into a reset and lose a request:
                 // wait for them instead (the armed receive brings them).
-                if !bytes_waiting(client) {
-                    return Poll::Ready(Err(HeadFailure::Closed));
+                if !client.bytes_waiting() {
+                    return Poll::Ready(false);
                 }
             }
         })
-        .await
+    }
+
+    /// One request, from its first byte (or its held head) to its end.
+    async fn turn(&mut self, ctx: &Ctx<'_>, clock: &Clock, newer: &Newer<'_>) -> Turn {
+        let (mut parts, read) = match self.held.take() {
+            Some(parts) => (parts, Ok(())),
+            None => {
+                let mut parts = Lent::take();
+                self.inbound.swap_scratch(&mut parts.scratch);
+                let read = self.read_head(ctx, clock, &mut parts.req).await;
+                (parts, read)
+            }
+        };
+        let after = match read {
+            Ok(()) => {
+                self.served = true;
+                if let Some((table, index)) = newer(ctx.table.generation) {
+                    self.held = Some(parts);
+                    return Turn::Newer(table, index);
+                }
+                ctx.listener.requests.add(1);
+                let mut outcome = Outcome::new(rt::now());
+                outcome.received = parts.req.len as u64;
+                let after = match self.request(ctx, clock, &mut parts, &mut outcome).await {
+                    Ok(after) => after,
+                    Err(failure) => {
+                        self.answer(ctx, clock, &mut parts, &mut outcome, failure)
+                            .await
+                    }
+                };
+                // Answers written here leave the head unread; the next
+                // request starts after it either way.
+                self.inbound.consume_head(parts.req.len);
+                settle(ctx, &mut outcome);
+                after
+            }
+            Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
+            Err(HeadFailure::Invalid(e)) => {
+                ctx.listener.requests.add(1);
+                let mut outcome = Outcome::new(rt::now());
+                let failure = Failure::new(Reason::of_request_head(e.kind), e.detail, true);
+                let after = self
+                    .answer(ctx, clock, &mut parts, &mut outcome, failure)
+                    .await;
+                settle(ctx, &mut outcome);
+                after
+            }
+        };
+        self.inbound.swap_scratch(&mut parts.scratch);
+        drop(parts);
+        if self.next(clock, after).await {
+            Turn::Next
+        } else {
+            Turn::Closed
+        }
+    }
+
+    /// Reads the next request head into `req`; the header timeout runs from
+    /// its first byte if it does not arrive whole at once.
+    async fn read_head(
+        &mut self,
+        ctx: &Ctx<'_>,
+        clock: &Clock,
+        req: &mut RequestHead,
+    ) -> Result<(), HeadFailure> {
+        let service = ctx.service;
+        let limits = Limits {
+            max_request_line: service.limits.max_request_line,
+            max_header_bytes: service.limits.max_header_bytes,
+            max_headers: service.limits.max_headers,
+            path_rules: service.path_rules,
+        };
+        let header_timeout = service.timeouts.header;
+        self.inbound
+            .read_head(
+                |bytes| req.parse(bytes, &limits),
+                limits.max_header_bytes,
+                || clock.enter(Phase::Header, header_timeout),
+                &ctx.counters.copied_bytes,
+            )
+            .await
     }
 
     /// Handles one request whose head was just read. An `Err` is an answer
     /// ringway must write itself.
-    async fn request<'a>(&mut self, ctx: &Ctx<'a>, clock: &Clock) -> Result<After, Answer<'a>> {
+    async fn request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        clock: &Clock,
+        parts: &mut Parts,
+        outcome: &mut Outcome,
+    ) -> Result<After, Failure> {
         let service = ctx.service;
+        let req = &parts.req;
         // An answer ringway writes closes the connection when the request
         // has a body (it is left unread) or the client does not keep it.
-        let has_body = !matches!(self.req.body, RequestBody::None | RequestBody::Length(0));
+        let has_body = !matches!(req.body, RequestBody::None | RequestBody::Length(0));
         // A draining worker ends each keep-alive connection by saying so on
         // its next answer (proxied answers look at the flag themselves).
-        let close = has_body || !self.req.keep_alive || ctx.http.draining.get();
-        if self.req.upgrade {
-            return Err(Answer::new(
-                ctx.listener,
+        let close = has_body || !req.keep_alive || ctx.http.draining.get();
+        if req.upgrade {
+            return Err(Failure::new(
                 Reason::NotImplemented,
                 "protocol upgrades and CONNECT are not supported",
                 true,
             ));
         }
-        if let (RequestBody::Length(n), Some(max)) = (self.req.body, service.limits.max_body) {
+        if let (RequestBody::Length(n), Some(max)) = (req.body, service.limits.max_body) {
             if n > max {
-                return Err(Answer::new(
-                    ctx.listener,
+                return Err(Failure::new(
                     Reason::BodyTooLarge,
                     "the request body is larger than this listener accepts",
                     true,
                 ));
             }
         }
-        let view = crate::routing::h1::view(&self.req, self.inbound.head_bytes());
+        let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes());
         let found = crate::routing::find(&service.routes, &view);
         let Some((index, route)) = found else {
-            return Err(Answer::new(
-                ctx.listener,
+            return Err(Failure::new(
                 Reason::NoRoute,
                 "no route matches this request",
                 close,
             ));
         };
-        let tally = route.tally.worker(ctx.http.worker);
-        tally.requests.add(1);
-        match &route.action {
+        outcome.route = Some(index);
+        route.tally.worker(ctx.http.worker).requests.add(1);
+        let persist = Persist::of(close, req.version, req.keep_alive);
+        let fields = fields(&route.response_headers);
+        let answer = match &route.action {
             RouteAction::Forward(forward) => {
-                exchange::proxy(self, ctx, clock, index, route, forward, close).await
+                return exchange::proxy(self, parts, ctx, clock, route, forward, close, outcome)
+                    .await;
             }
             RouteAction::Redirect(to) => {
                 let bytes = self.inbound.head_bytes();
-                let edits = &route.response_headers;
-                let persist = Persist::of(close, self.req.version, self.req.keep_alive);
-                write::redirect(self.out.bytes(), to, &self.req, bytes, edits, persist);
-                tally.response(to.status);
-                Ok(self.send_own(ctx, clock, persist.closes()).await)
+                let location = location(to, self.client.scheme(), req, bytes);
+                Answer::redirect(to.status, location, fields)
             }
-            RouteAction::Direct(answer) => {
-                let head_only = self.req.is_head(self.inbound.head_bytes());
-                let edits = &route.response_headers;
-                let persist = Persist::of(close, self.req.version, self.req.keep_alive);
-                write::direct(self.out.bytes(), answer, edits, persist, head_only);
-                tally.response(answer.status);
-                Ok(self.send_own(ctx, clock, persist.closes()).await)
+            RouteAction::Direct(direct) => {
+                let head_only = req.is_head(self.inbound.head_bytes());
+                let content_type = direct.content_type.as_deref();
+                Answer::direct(direct.status, content_type, &direct.body, fields, head_only)
             }
-        }
+        };
+        outcome.answered(answer.status);
+        write::answer(parts.out.bytes(), &answer, persist);
+        Ok(self
+            .send_own(ctx, clock, &mut parts.out, persist.closes(), outcome)
+            .await)
     }
 
-    /// Writes ringway's own answer, counted in its tally. (The request
+    /// Writes ringway's own answer to a request that failed. (The request
     /// head, if one was parsed, says whether the client keeps the
     /// connection; answers to heads that failed to parse always close.)
-    async fn answer(&mut self, ctx: &Ctx<'_>, clock: &Clock, answer: Answer<'_>) -> After {
-        let Some(status) = answer.reason.status() else {
+    async fn answer(
+        &mut self,
+        ctx: &Ctx<'_>,
+        clock: &Clock,
+        parts: &mut Parts,
+        outcome: &mut Outcome,
+        failure: Failure,
+    ) -> After {
+        let Some(answer) = Answer::failure(failure.reason, &failure.detail) else {
             return After::Close;
         };
-        answer.tally.error(answer.reason);
-        answer.tally.response(status);
-        let persist = Persist::of(answer.close, self.req.version, self.req.keep_alive);
-        write::error(
-            self.out.bytes(),
-            answer.reason,
-            status,
-            &answer.detail,
-            persist,
-        );
-        self.send_own(ctx, clock, persist.closes()).await
+        outcome.failed(failure.reason);
+        outcome.answered(answer.status);
+        let persist = Persist::of(failure.close, parts.req.version, parts.req.keep_alive);
+        write::answer(parts.out.bytes(), &answer, persist);
+        self.send_own(ctx, clock, &mut parts.out, persist.closes(), outcome)
+            .await
     }
 
     /// Sends the answer in the head buffer; then reads on, or closes.
-    async fn send_own(&mut self, ctx: &Ctx<'_>, clock: &Clock, close: bool) -> After {
+    async fn send_own(
+        &mut self,
+        ctx: &Ctx<'_>,
+        clock: &Clock,
+        out: &mut HeadBuf,
+        close: bool,
+        outcome: &mut Outcome,
+    ) -> After {
         let timeout = ctx.service.timeouts.send;
         // The send has its own timeout and a linger its own bound: the
         // request's deadline no longer applies.
         clock.enter(Phase::Answering, timeout + LINGER);
-        let timeout = Some(timeout);
-        match send_all(&self.client, self.out.take(), 0, None, timeout).await {
-            Ok((out, _)) => {
-                self.out.put(out);
+        let len = out.bytes().len() as u64;
+        match send_all(&self.client, out.take(), 0, None, Some(timeout)).await {
+            Ok((sent, _)) => {
+                out.put(sent);
+                outcome.sent += len;
                 if close {
                     After::Linger
                 } else {
@@ -276,67 +356,30 @@ impl Conn {
         }
     }
 
-    /// Ends a connection whose deadline passed.
+    /// Ends a connection whose deadline passed (an exchange keeps its own).
     pub(super) async fn timed_out(&mut self, ctx: &Ctx<'_>, clock: &Clock) {
-        let answer = match clock.phase() {
-            Phase::Idle => {
-                ctx.counters.idle_timeouts.add(1);
-                return;
-            }
+        match clock.phase() {
+            Phase::Idle => ctx.counters.idle_timeouts.add(1),
             // Writing an answer of its own, or lingering: nothing more to
             // say, the connection just closes.
-            Phase::Answering => return,
+            Phase::Answering | Phase::Exchange => {}
             Phase::Header => {
                 ctx.listener.requests.add(1);
-                Answer::new(
-                    ctx.listener,
+                let mut parts = Lent::take();
+                let mut outcome = Outcome::new(rt::now());
+                let failure = Failure::new(
                     Reason::HeaderTimeout,
                     "the request head did not arrive in time",
                     true,
-                )
+                );
+                let after = self
+                    .answer(ctx, clock, &mut parts, &mut outcome, failure)
+                    .await;
+                settle(ctx, &mut outcome);
+                drop(parts);
+                self.next(clock, after).await;
             }
-            Phase::Exchange {
-                route,
-                target,
-                started,
-            } => {
-                // A client too slow to send its body or to read the response
-                // is the client's fault: counted on the listener, never on
-                // the upstream's cluster.
-                if let Some(reason) = clock.client_fault() {
-                    if started || reason.status().is_none() {
-                        ctx.listener.error(reason);
-                        let _ = self.client.reset_on_close();
-                        return;
-                    }
-                    Answer::new(
-                        ctx.listener,
-                        reason,
-                        "the request body did not arrive in time",
-                        true,
-                    )
-                } else {
-                    let Some(tally) = exchange::target_tally(ctx, route, target) else {
-                        return;
-                    };
-                    if started {
-                        // The client has part of the response: all it can be
-                        // told is that the response is cut short.
-                        tally.error(Reason::UpstreamTimeout);
-                        let _ = self.client.reset_on_close();
-                        return;
-                    }
-                    Answer::new(
-                        tally,
-                        Reason::UpstreamTimeout,
-                        "the upstream did not answer in time",
-                        true,
-                    )
-                }
-            }
-        };
-        let after = self.answer(ctx, clock, answer).await;
-        self.next(clock, after).await;
+        }
     }
 
     /// Sends our FIN, then reads and drops what the client still sends for a
@@ -357,15 +400,130 @@ impl Conn {
     }
 }
 
-/// Whether the client has sent bytes that no receive has delivered yet: a
-/// non-blocking peek, one syscall, made only when a drain closes an idle
-/// connection.
-fn bytes_waiting(client: &crate::rt::net::TcpStream) -> bool {
-    let mut byte = [MaybeUninit::<u8>::uninit()];
-    matches!(
-        client
-            .socket()
-            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT),
-        Ok(n) if n > 0
-    )
+/// Counts a request that is over from its outcome: its error on the
+/// target's tally (on the listener's when the client held things up, or
+/// when no target was picked), the final status on the target's tally for
+/// a proxied response, on the error's for ringway's own answer to a failed
+/// request, on the route's for a redirect or a direct response.
+fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome) {
+    outcome.end(rt::now());
+    let listener = ctx.listener;
+    let target = outcome
+        .route
+        .zip(outcome.target)
+        .and_then(|(route, target)| exchange::target_tally(ctx, route, target));
+    let blamed = match (outcome.reason, target) {
+        (Some(reason), Some(target)) if !reason.is_clients() => target,
+        _ => listener,
+    };
+    if let Some(reason) = outcome.reason {
+        blamed.error(reason);
+    }
+    let Some(status) = outcome.status else {
+        return;
+    };
+    let tally = if !outcome.own_answer {
+        target.unwrap_or(listener)
+    } else if outcome.reason.is_some() {
+        blamed
+    } else {
+        outcome
+            .route
+            .and_then(|r| ctx.service.routes.get(r))
+            .map_or(listener, |r| r.tally.worker(ctx.http.worker))
+    };
+    tally.response(status);
+}
+
+/// The fields a route sets and adds on the answers it gives.
+fn fields(edits: &HeaderEdits) -> [&[crate::request::answer::Field]; 2] {
+    [&edits.set, &edits.add]
+}
+
+/// Where redirect `to` sends the request `req` (parsed from `buf`), which
+/// arrived with `scheme`: what the route names, the request's own scheme,
+/// host and normal path otherwise, and its query as sent.
+fn location<'a>(
+    to: &'a Redirect,
+    scheme: Scheme,
+    req: &'a RequestHead,
+    buf: &'a [u8],
+) -> Location<'a> {
+    let host: &[u8] = match (&to.host, &req.host) {
+        (Some(host), _) => host.as_bytes(),
+        (None, Some(r)) => buf.get(r.start as usize..r.end as usize).unwrap_or(&[]),
+        (None, None) => &[],
+    };
+    Location {
+        scheme: to.scheme.as_deref().unwrap_or(scheme.as_str()),
+        host,
+        path: to
+            .path
+            .as_deref()
+            .map_or_else(|| req.normal_path(buf), str::as_bytes),
+        query: req.query(buf),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::h1::path::PathRules;
+    use crate::proto::h1::Status;
+
+    fn redirected(raw: &[u8], to: &Redirect, scheme: Scheme) -> String {
+        let limits = Limits {
+            max_request_line: 8192,
+            max_header_bytes: 65536,
+            max_headers: 100,
+            path_rules: PathRules::DEFAULT,
+        };
+        let mut head = RequestHead::new();
+        let parsed = head.parse(raw, &limits).expect("a valid head");
+        assert_eq!(parsed, Status::Complete);
+        let answer = Answer::redirect(to.status, location(to, scheme, &head, raw), [&[], &[]]);
+        let mut out = Vec::new();
+        write::answer(&mut out, &answer, Persist::Default);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_redirect_keeps_the_normal_path_and_the_query() {
+        let raw = b"GET /a/./%62?q=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+        let mut to = Redirect {
+            status: 308,
+            scheme: Some("https".into()),
+            host: None,
+            path: None,
+        };
+        let text = redirected(raw, &to, Scheme::Http);
+        assert!(
+            text.contains("\r\nlocation: https://h/a/b?q=1\r\n"),
+            "{text}"
+        );
+        to.path = Some("/new".into());
+        let text = redirected(raw, &to, Scheme::Http);
+        assert!(
+            text.contains("\r\nlocation: https://h/new?q=1\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_redirect_without_a_scheme_keeps_the_transports() {
+        let raw = b"GET /x HTTP/1.1\r\nHost: h:8080\r\n\r\n";
+        let to = Redirect {
+            status: 301,
+            scheme: None,
+            host: None,
+            path: None,
+        };
+        let text = redirected(raw, &to, Scheme::Http);
+        assert!(text.contains("\r\nlocation: http://h:8080/x\r\n"), "{text}");
+        let text = redirected(raw, &to, Scheme::Https);
+        assert!(
+            text.contains("\r\nlocation: https://h:8080/x\r\n"),
+            "{text}"
+        );
+    }
 }

@@ -6,16 +6,14 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use super::inbound::Inbound;
-use super::send::HeadBuf;
+use super::parts::Lent;
 use super::state::WorkerHttp;
-use crate::proto::h1::request::RequestHead;
-use crate::proto::h1::response::ResponseHead;
 use crate::request::Reason;
-use crate::rt::net::TcpStream;
 use crate::stats::Counters;
 use crate::table::route::HttpService;
 use crate::table::tally::HttpCounters;
 use crate::table::Table;
+use crate::transport::Sender;
 use crate::upstream::LocalTable;
 
 /// What a connection shares with the rest of its worker, for its life.
@@ -37,22 +35,20 @@ pub(super) struct Ctx<'a> {
     pub(super) peer: IpAddr,
 }
 
-/// A client connection's own state, reused from request to request.
+/// A client connection's own state: what it keeps between requests.
 pub(super) struct Conn {
-    /// The client socket.
-    pub(super) client: TcpStream,
+    /// The client connection's sending half.
+    pub(super) client: Sender,
     /// What the client sent and was not used yet.
     pub(super) inbound: Inbound,
-    /// The request head being handled.
-    pub(super) req: RequestHead,
-    /// The response head being forwarded.
-    pub(super) resp: ResponseHead,
-    /// Heads being written.
-    pub(super) out: HeadBuf,
     /// Whether a request head was read on this connection: until then the
     /// wait for one is bounded by the header timeout, after it by the idle
     /// timeout.
     pub(super) served: bool,
+    /// The parts of a request whose head is read but which is to be served
+    /// on a newer table (the connection moves to it first); otherwise a
+    /// request's parts live with the request.
+    pub(super) held: Option<Lent>,
 }
 
 /// What the connection does after a request.
@@ -80,29 +76,21 @@ pub(super) enum Ended {
     Newer(Rc<LocalTable>, usize),
 }
 
-/// An answer ringway must write itself instead of a proxied one.
+/// Why a request gets an answer of ringway's own instead of a proxied one.
 #[derive(Debug)]
-pub(super) struct Answer<'a> {
-    /// Where it is counted.
-    pub(super) tally: &'a HttpCounters,
+pub(super) struct Failure {
     /// Why.
     pub(super) reason: Reason,
     /// The one line the client reads.
     pub(super) detail: Cow<'static, str>,
-    /// Whether the connection closes after it.
+    /// Whether the connection closes after the answer.
     pub(super) close: bool,
 }
 
-impl<'a> Answer<'a> {
-    /// An answer with a fixed explanation.
-    pub(super) fn new(
-        tally: &'a HttpCounters,
-        reason: Reason,
-        detail: &'static str,
-        close: bool,
-    ) -> Self {
+impl Failure {
+    /// A failure with a fixed explanation.
+    pub(super) fn new(reason: Reason, detail: &'static str, close: bool) -> Self {
         Self {
-            tally,
             reason,
             detail: Cow::Borrowed(detail),
             close,

@@ -1,7 +1,9 @@
-//! Proxying one request: pick the target, get an upstream connection, send
-//! the rewritten head, then forward the request body and the response at
-//! the same time, and settle what the connection and the upstream
-//! connection do next.
+//! Proxying one request, an exchange: pick the target, connect or reuse an
+//! upstream connection, send the rewritten head, relay the request body and
+//! the response at the same time, and settle what the client connection and
+//! the upstream connection do next. An exchange has its own deadline (see
+//! [`Deadline`]) and ends with what its request's outcome records: the
+//! target, the upstream, the attempts, the status, the bytes, the times.
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -10,22 +12,26 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
 
-use super::body::{self, BodyEnd, Delimit, Watch};
-use super::clock::{Clock, Phase};
-use super::ctx::{After, Answer, Conn, Ctx};
+use super::body::{self, BodyEnd, Delimit, Tally, Watch};
+use super::clock::Clock;
+use super::ctx::{After, Conn, Ctx, Failure};
+use super::deadline::Deadline;
 use super::inbound::{Inbound, HIGH_WATER_BUFFERS};
-use super::respond::{respond, Response, Sides, Terms};
+use super::parts::Parts;
+use super::respond::{respond, Progress, Response, Sides, Terms};
 use super::send::send_all;
 use super::write::{self, Upward};
 use crate::buf::Group;
 use crate::proto::h1::request::RequestBody;
-use crate::request::Reason;
+use crate::request::{Outcome, Reason};
 use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
+use crate::rt::select::{select, Either};
 use crate::session::ResetIfCut;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::tally::HttpCounters;
 use crate::table::{Cluster, ClusterId};
+use crate::transport::{Sender, Transport};
 use crate::upstream;
 use crate::upstream::connect::{connect_or_reuse, ConnectError, Reached};
 use crate::upstream::health::HOLD_DOWN;
@@ -52,8 +58,8 @@ pub(super) fn target_tally<'a>(
     }
 }
 
-/// How the exchange as a whole ended.
-enum Outcome {
+/// How the relay of an exchange ended.
+enum Relayed {
     /// The response half ended (the request body may still be under way).
     Response(Response),
     /// The client closed or failed in the middle of its request body.
@@ -62,31 +68,109 @@ enum Outcome {
     BadBody(Reason, &'static str),
 }
 
-/// Proxies the request whose head `conn` just read, matched by route
-/// `index` (`route`), which forwards by `forward`. An `Err` is an answer
-/// ringway must write itself; `close_on_error` says whether the connection
-/// closes after such an answer, as the request loop decided for the
-/// request.
+/// One exchange's route and target, and what the request decided for it.
+struct Plan<'a> {
+    route: &'a Route,
+    forward: &'a Forward,
+    target: &'a Target,
+    /// Whether the connection closes after an answer of ringway's own, as
+    /// the request loop decided for the request.
+    close_on_error: bool,
+}
+
+/// Proxies the request whose head is in `parts`, matched by route `index`
+/// (`route`), which forwards by `forward`. An `Err` is an answer ringway
+/// must write itself; `close_on_error` says whether the connection closes
+/// after such an answer. What happened goes into `outcome`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn proxy<'a>(
     conn: &mut Conn,
+    parts: &mut Parts,
     ctx: &Ctx<'a>,
     clock: &Clock,
-    index: usize,
     route: &'a Route,
     forward: &'a Forward,
     close_on_error: bool,
-) -> Result<After, Answer<'a>> {
+    outcome: &mut Outcome,
+) -> Result<After, Failure> {
+    let http = ctx.http;
+    let (pick, target) = pick_target(forward, http.random());
+    target.tally.worker(http.worker).requests.add(1);
+    outcome.target = Some(pick);
+    // The exchange keeps its own deadline: the connection's has none while
+    // it runs. A client that asked `Expect: 100-continue` may hold its body
+    // back until it hears from the upstream; until then a wait for its
+    // body is not its fault.
+    clock.enter_exchange();
+    let deadline = Deadline::new(ctx.service.timeouts.request, !parts.req.expect_continue);
+    let progress = Progress::default();
+    let plan = Plan {
+        route,
+        forward,
+        target,
+        close_on_error,
+    };
+    let run = exchange(conn, parts, ctx, &plan, &deadline, &progress, outcome);
+    let ended = match select(run, deadline.passed()).await {
+        Either::Left(ended) => ended,
+        Either::Right(()) => expired(&conn.client, &deadline, outcome),
+    };
+    outcome.received += progress.received.get();
+    outcome.sent += progress.sent.get();
+    outcome.timings.first_byte = progress.first_byte.get();
+    if let Some(status) = progress.status.get() {
+        outcome.responded(status);
+    }
+    ended
+}
+
+/// What the exchange's deadline passing means: the client's fault if it
+/// was holding things up, else the upstream's; an answer if the client has
+/// no part of the response yet, else a reset.
+fn expired(client: &Sender, deadline: &Deadline, outcome: &mut Outcome) -> Result<After, Failure> {
+    // A client too slow to send its body or to read the response is the
+    // client's fault: counted on the listener, never on the upstream's
+    // cluster.
+    if let Some(reason) = deadline.client_fault() {
+        if deadline.started() || reason.status().is_none() {
+            outcome.failed(reason);
+            let _ = client.reset_on_close();
+            return Ok(After::Close);
+        }
+        return Err(Failure::new(
+            reason,
+            "the request body did not arrive in time",
+            true,
+        ));
+    }
+    if deadline.started() {
+        // The client has part of the response: all it can be told is that
+        // the response is cut short.
+        outcome.failed(Reason::UpstreamTimeout);
+        let _ = client.reset_on_close();
+        return Ok(After::Close);
+    }
+    Err(Failure::new(
+        Reason::UpstreamTimeout,
+        "the upstream did not answer in time",
+        true,
+    ))
+}
+
+/// The exchange, up to its end or its deadline.
+async fn exchange(
+    conn: &mut Conn,
+    parts: &mut Parts,
+    ctx: &Ctx<'_>,
+    plan: &Plan<'_>,
+    deadline: &Deadline,
+    progress: &Progress,
+    outcome: &mut Outcome,
+) -> Result<After, Failure> {
     let http = ctx.http;
     let service = ctx.service;
-    let (pick, target) = pick_target(forward, http.random());
-    let tally = target.tally.worker(http.worker);
-    tally.requests.add(1);
-    let req = &conn.req;
-    // A client that asked `Expect: 100-continue` may hold its body back
-    // until it hears from the upstream; until then a wait for its body is
-    // not its fault.
-    clock.exchange(index, pick, service.timeouts.request, !req.expect_continue);
-
+    let (route, forward, target) = (plan.route, plan.forward, plan.target);
+    let req = &parts.req;
     let keep_alive = req.keep_alive;
     let request_body = match req.body {
         RequestBody::None => Delimit::Length(0),
@@ -104,6 +188,7 @@ pub(super) async fn proxy<'a>(
         limits: service.limits,
         send_timeout: service.timeouts.send,
         request_timeout: service.timeouts.request,
+        progress,
     };
     let rewrite = match (&forward.rewrite_prefix, &route.matcher.path) {
         (Some(to), Some(PathMatch::Prefix(from))) => Some((&**from, &**to)),
@@ -113,29 +198,30 @@ pub(super) async fn proxy<'a>(
         edits: &route.request_headers,
         rewrite,
         client: ctx.peer,
+        proto: conn.client.scheme().as_str(),
         trust_forwarded: service.trust_forwarded,
         request_id: (u128::from(http.random()) << 64) | u128::from(http.random()),
     };
 
     let cluster = ctx.table.cluster(target.cluster);
-    let upstream = open(conn, ctx, target.cluster, cluster, &up)
+    let upstream = open(conn, parts, ctx, target.cluster, cluster, &up, outcome)
         .await
-        .map_err(|(reason, detail)| Answer {
-            tally,
+        .map_err(|(reason, detail)| Failure {
             reason,
             detail: detail.into(),
-            close: close_on_error,
+            close: plan.close_on_error,
         })?;
-    conn.inbound.consume_head(conn.req.len);
+    conn.inbound.consume_head(parts.req.len);
 
     let Upstream {
-        stream: up_stream,
+        stream,
         recv,
         addr,
         scratch,
         ..
     } = upstream;
-    let mut up_in = Inbound::with_scratch(recv, scratch);
+    let Transport { rx, tx: up_tx } = Transport::from_plain(stream, recv);
+    let mut up_in = Inbound::with_scratch(rx, scratch);
     // A request without a body leaves the client nothing to send until the
     // answer: what it sends anyway (bytes meant to pile up buffers, or a
     // pipelined request) is held to `QUIET_HIGH_WATER` buffers until the
@@ -145,17 +231,17 @@ pub(super) async fn proxy<'a>(
     if quiet {
         conn.inbound.set_high_water(QUIET_HIGH_WATER);
     }
-    // Dropped in the middle (a deadline, the drain's cut), the exchange
+    // Dropped in the middle (the deadline, the drain's cut), the exchange
     // leaves the upstream with a reset: the request was abandoned.
-    let abandoned = ResetIfCut::new(&up_stream);
-    let (outcome, body_done) = relay(
+    let abandoned = ResetIfCut::new(up_tx.stream());
+    let (relayed, body_done) = relay(
         conn,
+        parts,
         &mut up_in,
-        &up_stream,
+        &up_tx,
         request_body,
         &terms,
-        clock,
-        tally,
+        deadline,
         ctx,
     )
     .await;
@@ -164,12 +250,13 @@ pub(super) async fn proxy<'a>(
     }
     abandoned.disarm();
 
-    match outcome {
-        Outcome::Response(Response::Done { close, reusable }) => {
+    match relayed {
+        Relayed::Response(Response::Done { close, reusable }) => {
             if body_done && reusable && !up_in.has_pending() && !up_in.at_eof() {
-                let (recv, scratch) = up_in.into_parts();
+                let (rx, scratch) = up_in.into_parts();
+                let (stream, recv) = Transport { rx, tx: up_tx }.into_plain();
                 let upstream = Upstream {
-                    stream: up_stream,
+                    stream,
                     recv,
                     addr,
                     scratch,
@@ -186,35 +273,32 @@ pub(super) async fn proxy<'a>(
                 After::Next
             })
         }
-        Outcome::Response(Response::Before(reason, detail)) => Err(Answer::new(
-            tally,
-            reason,
-            detail,
-            !body_done || !keep_alive,
-        )),
-        Outcome::Response(Response::Aborted) => {
-            tally.error(Reason::UpstreamAbortedBody);
+        Relayed::Response(Response::Before(reason, detail)) => {
+            Err(Failure::new(reason, detail, !body_done || !keep_alive))
+        }
+        Relayed::Response(Response::Aborted) => {
+            outcome.failed(Reason::UpstreamAbortedBody);
             let _ = conn.client.reset_on_close();
             Ok(After::Close)
         }
-        Outcome::Response(Response::Client(e)) => {
+        Relayed::Response(Response::Client(e)) => {
             // The client's fault, counted on the listener. The response is
             // cut: a reset, so that a client that reads again later cannot
             // take the bytes it had for the whole (a close-delimited body).
             if e.kind() == io::ErrorKind::TimedOut {
-                ctx.listener.error(Reason::ClientSendTimeout);
+                outcome.failed(Reason::ClientSendTimeout);
             }
             let _ = conn.client.reset_on_close();
             Ok(After::Close)
         }
-        Outcome::ClientGone => Ok(After::Close),
-        Outcome::BadBody(reason, detail) => {
-            if matches!(clock.phase(), Phase::Exchange { started: true, .. }) {
-                tally.error(reason);
+        Relayed::ClientGone => Ok(After::Close),
+        Relayed::BadBody(reason, detail) => {
+            if deadline.started() {
+                outcome.failed(reason);
                 let _ = conn.client.reset_on_close();
                 Ok(After::Close)
             } else {
-                Err(Answer::new(tally, reason, detail, true))
+                Err(Failure::new(reason, detail, true))
             }
         }
     }
@@ -233,18 +317,23 @@ fn pick_target(forward: &Forward, random: u64) -> (usize, &Target) {
 /// An upstream connection with the request head sent on it.
 async fn open(
     conn: &mut Conn,
+    parts: &mut Parts,
     ctx: &Ctx<'_>,
     id: ClusterId,
     cluster: &Cluster,
     up: &Upward<'_>,
+    outcome: &mut Outcome,
 ) -> Result<Upstream, (Reason, String)> {
     let mut upstream = connect(ctx, id, cluster).await?;
     loop {
+        outcome.upstream = Some(upstream.addr);
+        outcome.timings.connected = Some(rt::now());
+        outcome.attempts += 1;
         let head = conn.inbound.head_bytes();
-        write::request(conn.out.bytes(), &conn.req, head, up, upstream.addr);
-        match send_head(&upstream, conn.out.take()).await {
+        write::request(parts.out.bytes(), &parts.req, head, up, upstream.addr);
+        match send_head(&upstream, parts.out.take()).await {
             Ok(out) => {
-                conn.out.put(out);
+                parts.out.put(out);
                 return Ok(upstream);
             }
             // A connection from the pool that the upstream closed an instant
@@ -268,39 +357,38 @@ async fn open(
 #[allow(clippy::too_many_arguments)]
 async fn relay(
     conn: &mut Conn,
+    parts: &mut Parts,
     up_in: &mut Inbound,
-    up_stream: &TcpStream,
+    up_tx: &Sender,
     request_body: Delimit,
     terms: &Terms<'_>,
-    clock: &Clock,
-    tally: &HttpCounters,
+    deadline: &Deadline,
     ctx: &Ctx<'_>,
-) -> (Outcome, bool) {
+) -> (Relayed, bool) {
     let Conn {
-        client,
-        inbound,
-        resp,
-        out,
-        ..
+        client, inbound, ..
     } = conn;
     let sides = Sides {
         upstream: up_in,
         client,
-        head: resp,
-        out,
+        head: &mut parts.resp,
+        out: &mut parts.out,
     };
-    let mut response = pin!(respond(sides, terms, clock, tally, ctx.counters));
+    let mut response = pin!(respond(sides, terms, deadline, ctx.counters));
     let mut request_body = pin!(body::forward(
         inbound,
-        up_stream,
+        up_tx,
         request_body,
         terms.limits.max_body,
         None,
-        &ctx.counters.bytes_from_clients,
-        Watch::Request(clock),
+        Tally {
+            worker: &ctx.counters.bytes_from_clients,
+            exchange: &terms.progress.received,
+        },
+        Watch::Request(deadline),
     ));
     let mut body_end: Option<BodyEnd> = None;
-    let outcome = poll_fn(|cx| {
+    let relayed = poll_fn(|cx| {
         if body_end.is_none() {
             if let Poll::Ready(end) = request_body.as_mut().poll(cx) {
                 match end {
@@ -311,16 +399,16 @@ async fn relay(
                     }
                     BodyEnd::SinkFailed(_) => body_end = Some(end),
                     BodyEnd::Cut | BodyEnd::SourceFailed => {
-                        return Poll::Ready(Outcome::ClientGone)
+                        return Poll::Ready(Relayed::ClientGone)
                     }
                     BodyEnd::Invalid => {
-                        return Poll::Ready(Outcome::BadBody(
+                        return Poll::Ready(Relayed::BadBody(
                             Reason::BadRequest,
                             "the chunked request body is malformed",
                         ))
                     }
                     BodyEnd::TooLarge => {
-                        return Poll::Ready(Outcome::BadBody(
+                        return Poll::Ready(Relayed::BadBody(
                             Reason::BodyTooLarge,
                             "the request body is larger than this listener accepts",
                         ))
@@ -328,10 +416,10 @@ async fn relay(
                 }
             }
         }
-        response.as_mut().poll(cx).map(Outcome::Response)
+        response.as_mut().poll(cx).map(Relayed::Response)
     })
     .await;
-    (outcome, matches!(body_end, Some(BodyEnd::Done)))
+    (relayed, matches!(body_end, Some(BodyEnd::Done)))
 }
 
 /// How sending a request head failed.
@@ -356,7 +444,8 @@ async fn send_head(upstream: &Upstream, out: Outgoing) -> Result<Outgoing, Unsen
     if n == len {
         return Ok(out);
     }
-    send_all(&upstream.stream, out, n, None, None)
+    let to = Sender::Plain(upstream.stream.clone());
+    send_all(&to, out, n, None, None)
         .await
         .map(|(out, _)| out)
         .map_err(|_| Unsent::Part)

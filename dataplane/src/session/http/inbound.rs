@@ -5,16 +5,18 @@
 //! that spans buffers is gathered into `scratch` (head bytes only: the body
 //! bytes behind it are used from the last buffer, which is kept).
 
+use std::future::poll_fn;
 use std::io;
 use std::ops::Range;
+use std::task::{Context, Poll};
 
 use crate::buf::BufHandle;
 use crate::counter::Counter;
 use crate::proto::h1::{HeadError, Status};
-use crate::rt::net::RecvStream;
+use crate::transport::Receiver;
 
 /// High water of a side's multishot recv: 8 x 32 KiB buffers held while the
-/// other side is slow, as for TCP (see `proto::tcp::HIGH_WATER_BUFFERS`).
+/// other side is slow, as for TCP (see `session::relay::HIGH_WATER_BUFFERS`).
 pub(super) use crate::session::relay::HIGH_WATER_BUFFERS;
 
 /// Whether `bytes` hold a line break followed by an empty line (`\n\r\n`,
@@ -28,7 +30,7 @@ fn ends_head(bytes: &[u8]) -> bool {
 /// Received bytes of one side of an HTTP exchange.
 #[derive(Debug)]
 pub(super) struct Inbound {
-    recv: RecvStream,
+    rx: Receiver,
     /// A received buffer and the offset of its first unused byte.
     pending: Option<(BufHandle, usize)>,
     /// A head gathered across buffers.
@@ -44,8 +46,9 @@ pub(super) struct Inbound {
 enum HeadAt {
     /// No head read.
     Nowhere,
-    /// In `pending`'s buffer from `start`, `len` bytes long.
-    InPlace { start: usize, len: usize },
+    /// In `pending`'s buffer from `start`, `len` bytes long (a buffer is
+    /// far shorter than 4 GiB).
+    InPlace { start: u32, len: u32 },
     /// In `scratch`, whose last part is all of `pending` from its offset.
     Gathered,
 }
@@ -64,16 +67,16 @@ pub(super) enum HeadFailure {
 }
 
 impl Inbound {
-    /// Wraps a recv stream.
-    pub(super) fn new(recv: RecvStream) -> Self {
-        Self::with_scratch(recv, Vec::new())
+    /// Wraps a transport's receiving half.
+    pub(super) fn new(rx: Receiver) -> Self {
+        Self::with_scratch(rx, Vec::new())
     }
 
-    /// Wraps a recv stream, gathering heads in `scratch` (a buffer kept
-    /// from earlier use).
-    pub(super) fn with_scratch(recv: RecvStream, scratch: Vec<u8>) -> Self {
+    /// Wraps a transport's receiving half, gathering heads in `scratch` (a
+    /// buffer kept from earlier use).
+    pub(super) fn with_scratch(rx: Receiver, scratch: Vec<u8>) -> Self {
         Self {
-            recv,
+            rx,
             pending: None,
             scratch,
             head: HeadAt::Nowhere,
@@ -81,16 +84,60 @@ impl Inbound {
         }
     }
 
-    /// Gives the recv stream and the head buffer back (to pool the
+    /// Gives the receiving half and the head buffer back (to pool the
     /// connection).
-    pub(super) fn into_parts(self) -> (RecvStream, Vec<u8>) {
-        (self.recv, self.scratch)
+    pub(super) fn into_parts(self) -> (Receiver, Vec<u8>) {
+        (self.rx, self.scratch)
     }
 
-    /// Sets how many buffers the recv stream may hold unread (see
-    /// [`RecvStream::set_high_water`]).
+    /// Exchanges the buffer heads are gathered in with `scratch`: a
+    /// connection lends its request's buffer while the request lasts and
+    /// takes it back after, so that an idle connection holds none.
+    pub(super) fn swap_scratch(&mut self, scratch: &mut Vec<u8>) {
+        debug_assert!(
+            !matches!(self.head, HeadAt::Gathered),
+            "a gathered head moves"
+        );
+        std::mem::swap(&mut self.scratch, scratch);
+    }
+
+    /// Frees the head buffer, if one is held (a request cut while its head
+    /// was gathered left it here).
+    pub(super) fn release_scratch(&mut self) {
+        if self.scratch.capacity() > 0 && !matches!(self.head, HeadAt::Gathered) {
+            self.scratch = Vec::new();
+        }
+    }
+
+    /// Sets how many buffers the receiving half may hold unread (see
+    /// [`Receiver::set_high_water`]).
     pub(super) fn set_high_water(&mut self, high_water: usize) {
-        self.recv.set_high_water(high_water);
+        self.rx.set_high_water(high_water);
+    }
+
+    /// Ready once there is something to look at: received bytes not yet
+    /// used, or the end of the stream; `Err` if receiving failed.
+    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        if self.pending.is_some() || self.eof {
+            return Poll::Ready(Ok(()));
+        }
+        match self.rx.poll_next(cx) {
+            Poll::Ready(Ok(Some(buf))) => {
+                self.pending = Some((buf, 0));
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(None)) => {
+                self.eof = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The next buffer the receiving half delivers.
+    async fn receive(&mut self) -> io::Result<Option<BufHandle>> {
+        poll_fn(|cx| self.rx.poll_next(cx)).await
     }
 
     /// Whether received bytes are waiting to be used.
@@ -138,8 +185,8 @@ impl Inbound {
                             // `parse` filled in the head's length; the caller
                             // tells us through `consume_head`.
                             self.head = HeadAt::InPlace {
-                                start: *start,
-                                len: bytes.len(),
+                                start: *start as u32,
+                                len: bytes.len() as u32,
                             };
                             return Ok(());
                         }
@@ -176,7 +223,7 @@ impl Inbound {
                     HeadFailure::Closed
                 });
             }
-            match self.recv.next().await {
+            match self.receive().await {
                 Ok(Some(buf)) => self.pending = Some((buf, 0)),
                 Ok(None) => self.eof = true,
                 Err(_) if gathered => return Err(HeadFailure::Cut),
@@ -189,7 +236,10 @@ impl Inbound {
     /// past its end: the head's own length says where it stops).
     pub(super) fn head_bytes(&self) -> &[u8] {
         match (self.head, &self.pending) {
-            (HeadAt::InPlace { start, len }, Some((buf, _))) => &buf.as_slice()[start..start + len],
+            (HeadAt::InPlace { start, len }, Some((buf, _))) => {
+                let start = start as usize;
+                &buf.as_slice()[start..start + len as usize]
+            }
             (HeadAt::Gathered, _) => &self.scratch,
             _ => &[],
         }
@@ -202,7 +252,7 @@ impl Inbound {
             return;
         };
         let next = match self.head {
-            HeadAt::InPlace { start: s, .. } => s + len,
+            HeadAt::InPlace { start: s, .. } => s as usize + len,
             HeadAt::Gathered => {
                 // The head ends in the last buffer gathered, which is
                 // `pending`, appended in full from `start`.
@@ -229,7 +279,7 @@ impl Inbound {
         if self.eof {
             return Ok(None);
         }
-        match self.recv.next().await? {
+        match self.receive().await? {
             Some(buf) => {
                 let end = buf.len();
                 Ok(Some((buf, 0..end)))

@@ -5,22 +5,27 @@
 //! The data flow is drawn in docs/architecture.md ("Data flow of an HTTP/1.1
 //! request"). The pieces, from the connection down:
 //!
-//! - [`conn`]: the request loop (read a head, route, answer or proxy);
-//! - [`exchange`]: one proxied request (target, upstream, both halves);
+//! - [`conn`]: the connection driver (wait for a request, read its head,
+//!   route, answer or proxy, settle its outcome);
+//! - [`exchange`]: one proxied request (target, upstream, both halves),
+//!   with its own [`deadline`];
 //! - [`respond`]: the response half of an exchange;
 //! - [`body`]: forwarding a body from the buffers it arrived in;
 //! - [`inbound`]: one side's received bytes, and reading heads;
 //! - [`write`]: writing heads; [`send`]: sending them whole;
 //! - [`clock`]: the connection's one deadline;
+//! - [`parts`]: what a request needs, lent from the worker's free list;
 //! - [`ctx`]: the connection's state; [`state`]: the worker's.
 
 mod body;
 mod clock;
 mod conn;
 mod ctx;
+mod deadline;
 mod digits;
 mod exchange;
 mod inbound;
+mod parts;
 mod respond;
 mod send;
 mod state;
@@ -29,20 +34,19 @@ mod write;
 pub use self::ctx::Newer;
 pub use self::state::WorkerHttp;
 
-use std::net::IpAddr;
+use std::future::Future;
 use std::rc::Rc;
 
 use self::clock::{Clock, Phase};
 use self::ctx::{Conn, Ctx, Ended};
 use self::inbound::{Inbound, HIGH_WATER_BUFFERS};
-use self::send::HeadBuf;
 use crate::buf::Group;
-use crate::proto::h1::request::RequestHead;
-use crate::proto::h1::response::ResponseHead;
 use crate::rt::net::TcpStream;
+use crate::rt::reuse::recycled;
 use crate::rt::select::{select, Either};
 use crate::stats::Counters;
 use crate::table::Service;
+use crate::transport::{Sender, Transport};
 use crate::upstream::LocalTable;
 
 /// Serves the client connection `client`, accepted on listener `listener`
@@ -50,80 +54,67 @@ use crate::upstream::LocalTable;
 /// `newer` finds, so a reload reaches keep-alive connections too. If the
 /// task is dropped while a request is in hand (the drain deadline, a
 /// removed listener's cut), the client connection closes with a reset.
-pub async fn serve(
+///
+/// An idle connection is this future and what it owns (see [`conn`]); its
+/// size is bounded by a test (`sizes`).
+// Not an async fn: that would keep the arguments twice (rust#62958).
+#[allow(clippy::manual_async_fn)]
+pub fn serve<'a>(
     local: Rc<LocalTable>,
     listener: usize,
     client: TcpStream,
-    counters: &Counters,
-    http: &WorkerHttp,
-    newer: &Newer<'_>,
-) {
-    let _ = client.socket().set_tcp_nodelay(true);
-    let peer = match client.socket().peer_addr().ok().and_then(|a| a.as_socket()) {
-        Some(addr) => addr.ip(),
-        // The client is already gone.
-        None => return,
-    };
-    let Service::Http(service) = &local.table.listeners[listener].service else {
-        return;
-    };
-    // The request loop sets the first real deadline.
-    let clock = Clock::new(service.timeouts.idle);
-    let cut = CutMidRequest {
-        client: Some(client.clone()),
-        clock: &clock,
-    };
-    let conn = Conn {
-        inbound: Inbound::new(client.recv_stream(Group::Client, HIGH_WATER_BUFFERS)),
-        client,
-        req: RequestHead::new(),
-        resp: ResponseHead::new(),
-        out: HeadBuf::default(),
-        served: false,
-    };
-    serve_requests(conn, local, listener, &clock, counters, http, newer, peer).await;
-    cut.disarm();
-}
-
-/// The request loop of [`serve`], on one table after another.
-#[allow(clippy::too_many_arguments)]
-async fn serve_requests(
-    mut conn: Conn,
-    mut local: Rc<LocalTable>,
-    mut listener: usize,
-    clock: &Clock,
-    counters: &Counters,
-    http: &WorkerHttp,
-    newer: &Newer<'_>,
-    peer: IpAddr,
-) {
-    let mut head_ready = false;
-    loop {
+    counters: &'a Counters,
+    http: &'a WorkerHttp,
+    newer: &'a Newer<'a>,
+) -> impl Future<Output = ()> + 'a {
+    // A block, not an async fn, which would keep its arguments twice.
+    async move {
+        let _ = client.socket().set_tcp_nodelay(true);
+        let peer = match client.socket().peer_addr().ok().and_then(|a| a.as_socket()) {
+            Some(addr) => addr.ip(),
+            // The client is already gone.
+            None => return,
+        };
         let Service::Http(service) = &local.table.listeners[listener].service else {
             return;
         };
-        let ctx = Ctx {
-            table: &local.table,
-            service,
-            listener: service.tally.worker(http.worker),
-            upstream: &local,
-            counters,
-            http,
-            peer,
+        // The request loop sets the first real deadline.
+        let clock = Clock::new(service.timeouts.idle);
+        let Transport { rx, tx } = Transport::plain(client, Group::Client, HIGH_WATER_BUFFERS);
+        let cut = CutMidRequest {
+            client: Some(tx.clone()),
+            clock: &clock,
         };
-        let run = conn.run(&ctx, clock, newer, head_ready);
-        let next = match select(run, clock.watchdog()).await {
-            Either::Left(Ended::Closed) => return,
-            Either::Left(Ended::Newer(next, index)) => (next, index),
-            Either::Right(()) => {
-                conn.timed_out(&ctx, clock).await;
-                return;
+        let mut conn = Conn {
+            client: tx,
+            inbound: Inbound::new(rx),
+            served: false,
+            held: None,
+        };
+        // The request loop, on one table after another.
+        let (mut local, mut listener) = (local, listener);
+        while let Service::Http(service) = &local.table.listeners[listener].service {
+            let ctx = Ctx {
+                table: &local.table,
+                service,
+                listener: service.tally.worker(http.worker),
+                upstream: &local,
+                counters,
+                http,
+                peer,
+            };
+            match select(conn.run(&ctx, &clock, newer), clock.watchdog()).await {
+                Either::Left(Ended::Closed) => break,
+                // The head of the next request is read; it is served on the
+                // newer table.
+                Either::Left(Ended::Newer(next, index)) => (local, listener) = (next, index),
+                Either::Right(()) => {
+                    recycled(|| conn.timed_out(&ctx, &clock)).await;
+                    break;
+                }
             }
-        };
-        // The head of the next request is read; it is served on the newer
-        // table.
-        (local, listener) = next;
-        head_ready = true;
+        }
+        cut.disarm();
     }
 }
 
@@ -135,7 +126,7 @@ async fn serve_requests(
 /// writes or lingers after an answer of ringway's own (whose length the
 /// client knows), closes as usual.
 struct CutMidRequest<'a> {
-    client: Option<TcpStream>,
+    client: Option<Sender>,
     clock: &'a Clock,
 }
 
@@ -148,7 +139,7 @@ impl CutMidRequest<'_> {
 impl Drop for CutMidRequest<'_> {
     fn drop(&mut self) {
         let Some(client) = &self.client else { return };
-        if matches!(self.clock.phase(), Phase::Header | Phase::Exchange { .. }) {
+        if matches!(self.clock.phase(), Phase::Header | Phase::Exchange) {
             let _ = client.reset_on_close();
         }
     }
@@ -185,7 +176,6 @@ mod sizes {
                 &'a super::ctx::Ctx<'a>,
                 &'a super::clock::Clock,
                 &'a super::Newer<'a>,
-                bool,
             ) -> Fut,
         {
             size_of::<Fut>()
@@ -193,17 +183,20 @@ mod sizes {
         probe(super::ctx::Conn::run)
     }
 
-    /// What an HTTP connection's future takes, printed (`cargo test sizes
-    /// -- --nocapture`) and bounded, so that growth is noticed: sizes are
-    /// fixed at compile time, the same in every run.
+    /// What an idle HTTP connection's future takes, printed (`cargo test
+    /// sizes -- --nocapture`) and bounded, so that growth is noticed:
+    /// sizes are fixed at compile time, the same in every run. (The task
+    /// adds the worker's guard, the table and the listener index to
+    /// `serve`; everything a request needs comes and goes with it.)
     #[test]
-    fn a_connection_future_stays_within_its_bounds() {
+    fn an_idle_connection_stays_within_its_bounds() {
         let sizes = [
-            ("serve", serve_size(), 4_176),
-            ("Conn::run", run_size(), 3_040),
-            ("Conn", size_of::<super::ctx::Conn>(), 368),
-            ("Clock", size_of::<super::clock::Clock>(), 48),
-            ("Inbound", size_of::<super::inbound::Inbound>(), 144),
+            ("serve", serve_size(), 528),
+            ("Conn::run", run_size(), 112),
+            ("Conn", size_of::<super::ctx::Conn>(), 152),
+            ("Clock", size_of::<super::clock::Clock>(), 24),
+            ("Inbound", size_of::<super::inbound::Inbound>(), 120),
+            ("Receiver", size_of::<crate::transport::Receiver>(), 48),
         ];
         for (what, size, bound) in sizes {
             eprintln!("{what}: {size} B (bound {bound} B)");

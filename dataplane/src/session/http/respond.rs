@@ -3,10 +3,10 @@
 
 use std::cell::Cell;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::body::{self, BodyEnd, Delimit, Watch};
-use super::clock::Clock;
+use super::body::{self, BodyEnd, Delimit, Tally, Watch};
+use super::deadline::Deadline;
 use super::inbound::{HeadFailure, Inbound};
 use super::send::{send_all, HeadBuf};
 use super::write::{self, Framing, Persist};
@@ -14,10 +14,10 @@ use crate::counter::Counter;
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::Version;
 use crate::request::Reason;
-use crate::rt::net::TcpStream;
+use crate::rt;
 use crate::stats::Counters;
 use crate::table::route::{HeaderEdits, HttpLimits};
-use crate::table::tally::HttpCounters;
+use crate::transport::Sender;
 
 /// How the response half ended.
 #[derive(Debug)]
@@ -37,8 +37,8 @@ pub(super) enum Response {
 pub(super) struct Sides<'a> {
     /// What the upstream sent.
     pub(super) upstream: &'a mut Inbound,
-    /// The client socket.
-    pub(super) client: &'a TcpStream,
+    /// The client connection's sending half.
+    pub(super) client: &'a Sender,
     /// The response head, reused.
     pub(super) head: &'a mut ResponseHead,
     /// The head buffer, reused.
@@ -71,14 +71,29 @@ pub(super) struct Terms<'a> {
     /// upstream's body (before it, the exchange's deadline bounds the
     /// wait for the head).
     pub(super) request_timeout: Duration,
+    /// What the exchange's outcome will say of the response.
+    pub(super) progress: &'a Progress,
+}
+
+/// What the response half has done so far, for the exchange's outcome
+/// (cells: the request half runs at the same time).
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    /// The status of the final response head, once it is committed to go.
+    pub(super) status: Cell<Option<u16>>,
+    /// When the upstream's first response head arrived.
+    pub(super) first_byte: Cell<Option<Instant>>,
+    /// Bytes sent to the client.
+    pub(super) sent: Cell<u64>,
+    /// Bytes of the request body sent upstream.
+    pub(super) received: Cell<u64>,
 }
 
 /// Reads the upstream's response and sends it on to the client.
 pub(super) async fn respond(
     sides: Sides<'_>,
     terms: &Terms<'_>,
-    clock: &Clock,
-    tally: &HttpCounters,
+    deadline: &Deadline,
     counters: &Counters,
 ) -> Response {
     let Sides {
@@ -88,7 +103,8 @@ pub(super) async fn respond(
         out,
     } = sides;
     let copied = &counters.copied_bytes;
-    if let Err(failed) = read_final_head(upstream, client, head, out, terms, clock, copied).await {
+    if let Err(failed) = read_final_head(upstream, client, head, out, terms, deadline, copied).await
+    {
         return failed;
     }
     let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
@@ -111,8 +127,8 @@ pub(super) async fn respond(
         persist,
     );
     upstream.consume_head(head.len);
-    clock.response_started();
-    tally.response(head.status);
+    deadline.response_started();
+    terms.progress.status.set(Some(head.status));
     let mut delimit = match head.body {
         ResponseBody::None => Delimit::Length(0),
         ResponseBody::Length(n) => Delimit::Length(n),
@@ -137,13 +153,20 @@ pub(super) async fn respond(
         }
     }
     let (first_len, first_end) = first.as_ref().map_or((0, 0), |(_, r)| (r.len(), r.end));
-    clock.sending(true);
+    let tally = Tally {
+        worker: &counters.bytes_from_upstreams,
+        exchange: &terms.progress.sent,
+    };
+    let head_len = out.bytes().len() as u64;
+    deadline.sending(true);
     let sent = send_all(client, out.take(), 0, first, None).await;
-    clock.sending(false);
+    deadline.sending(false);
     match sent {
         Ok((head_buf, buf)) => {
             out.put(head_buf);
-            counters.bytes_from_upstreams.add(first_len as u64);
+            tally.add(first_len as u64);
+            let progress = &terms.progress.sent;
+            progress.set(progress.get() + head_len);
             if let Some(buf) = buf {
                 // Bytes past the body stay for the next read.
                 upstream.unread(buf, first_end);
@@ -159,8 +182,8 @@ pub(super) async fn respond(
         delimit,
         None,
         Some(terms.send_timeout),
-        &counters.bytes_from_upstreams,
-        Watch::Response(clock, terms.request_timeout),
+        tally,
+        Watch::Response(deadline, terms.request_timeout),
     )
     .await;
     match sent {
@@ -179,11 +202,11 @@ pub(super) async fn respond(
 /// HTTP/1.1 client as they come.
 async fn read_final_head(
     upstream: &mut Inbound,
-    client: &TcpStream,
+    client: &Sender,
     head: &mut ResponseHead,
     out: &mut HeadBuf,
     terms: &Terms<'_>,
-    clock: &Clock,
+    deadline: &Deadline,
     copied: &Counter,
 ) -> Result<(), Response> {
     let limits = terms.limits;
@@ -204,7 +227,11 @@ async fn read_final_head(
             )
             .await;
         match read {
-            Ok(()) => {}
+            Ok(()) => {
+                if terms.progress.first_byte.get().is_none() {
+                    terms.progress.first_byte.set(Some(rt::now()));
+                }
+            }
             Err(HeadFailure::Invalid(e)) => {
                 return Err(Response::Before(Reason::UpstreamBadResponse, e.detail))
             }
@@ -220,15 +247,20 @@ async fn read_final_head(
         }
         if terms.version == Version::Http11 {
             write::interim(out.bytes(), head, upstream.head_bytes());
-            clock.sending(true);
+            let head_len = out.bytes().len() as u64;
+            deadline.sending(true);
             let sent = send_all(client, out.take(), 0, None, None).await;
-            clock.sending(false);
+            deadline.sending(false);
             match sent {
-                Ok((head_buf, _)) => out.put(head_buf),
+                Ok((head_buf, _)) => {
+                    out.put(head_buf);
+                    let sent = &terms.progress.sent;
+                    sent.set(sent.get() + head_len);
+                }
                 Err(e) => return Err(Response::Client(e)),
             }
             // A client that waited for a `100 Continue` has it now.
-            clock.body_now_due();
+            deadline.body_now_due();
         }
         upstream.consume_head(head.len);
     }

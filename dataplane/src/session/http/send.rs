@@ -5,7 +5,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use crate::buf::BufHandle;
-use crate::rt::net::{Outgoing, TcpStream};
+use crate::rt::net::Outgoing;
+use crate::transport::Sender;
 
 /// Starting size of a connection's head buffer: a typical rewritten head
 /// fits; a bigger one grows it once and it stays grown.
@@ -41,7 +42,7 @@ impl HeadBuf {
 /// of a body, from the buffer it arrived in), continuing after partial
 /// sends. Gives both buffers back.
 pub(super) async fn send_all(
-    to: &TcpStream,
+    to: &Sender,
     mut out: Outgoing,
     from: usize,
     body: Option<(BufHandle, Range<usize>)>,
@@ -76,7 +77,7 @@ pub(super) async fn send_all(
 
 /// Sends all of `buf[range]`, continuing after partial sends.
 pub(super) async fn send_range(
-    to: &TcpStream,
+    to: &Sender,
     mut buf: BufHandle,
     range: Range<usize>,
     timeout: Option<Duration>,

@@ -1,7 +1,8 @@
-//! Writing heads: the request as it goes upstream, the response as it goes
-//! to the client, and the answers ringway gives itself.
+//! Writing HTTP/1 heads: the request as it goes upstream, the response as
+//! it goes to the client, and ringway's own answers (described as data in
+//! [`crate::request::answer`]).
 //!
-//! Heads are written into a buffer the connection reuses, so a request
+//! Heads are written into a buffer the request's parts keep, so a request
 //! costs no allocation once the buffer has grown to its working size.
 
 use std::io::Write as _;
@@ -11,8 +12,8 @@ use super::digits;
 use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::{Known, Version};
-use crate::request::Reason;
-use crate::table::route::{DirectResponse, HeaderEdits, Redirect};
+use crate::request::answer::{Answer, Body, Field};
+use crate::table::route::HeaderEdits;
 
 /// What the request head going upstream needs besides the request itself.
 pub(super) struct Upward<'a> {
@@ -22,6 +23,9 @@ pub(super) struct Upward<'a> {
     pub rewrite: Option<(&'a str, &'a str)>,
     /// The client's address.
     pub client: IpAddr,
+    /// The scheme the request arrived with (from the client's transport):
+    /// the `x-forwarded-proto` written when the request carries none kept.
+    pub proto: &'a str,
     /// Keep and extend arriving `X-Forwarded-*`.
     pub trust_forwarded: bool,
     /// A fresh request id, used when the request has none.
@@ -127,7 +131,7 @@ pub(super) fn request(
     digits::push_ip(out, up.client);
     out.extend_from_slice(b"\r\n");
     if !has_proto {
-        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
+        line(out, b"x-forwarded-proto", up.proto.as_bytes());
     }
     if !has_forwarded_host {
         if let Some(host) = host {
@@ -255,94 +259,61 @@ pub(super) fn interim(out: &mut Vec<u8>, head: &ResponseHead, buf: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes ringway's own answer for `reason`: the status, the reason in
-/// `x-ringway-error`, and a one-line body saying what happened.
-pub(super) fn error(
-    out: &mut Vec<u8>,
-    reason: Reason,
-    status: u16,
-    detail: &str,
-    persist: Persist,
-) {
+/// Writes one of ringway's own answers: the status line, then its
+/// location, media type, `x-ringway-error` and the route's fields, then its
+/// framing and the body (none after a HEAD request).
+pub(super) fn answer(out: &mut Vec<u8>, answer: &Answer<'_>, persist: Persist) {
     out.clear();
-    let body_len = "ringway: ".len() + detail.len() + 1;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\ncontent-type: text/plain; charset=utf-8\r\nx-ringway-error: {}\r\ncontent-length: {body_len}\r\n",
-        phrase(status),
-        reason.name(),
-    );
-    persist.write(out);
-    let _ = write!(out, "\r\nringway: {detail}\n");
-}
-
-/// Writes a redirect for the request `head` (from `buf`).
-pub(super) fn redirect(
-    out: &mut Vec<u8>,
-    to: &Redirect,
-    head: &RequestHead,
-    buf: &[u8],
-    edits: &HeaderEdits,
-    persist: Persist,
-) {
-    out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nlocation: ",
-        to.status,
-        phrase(to.status)
-    );
-    out.extend_from_slice(to.scheme.as_deref().unwrap_or("http").as_bytes());
-    out.extend_from_slice(b"://");
-    match (&to.host, &head.host) {
-        (Some(host), _) => out.extend_from_slice(host.as_bytes()),
-        (None, Some(r)) => out.extend_from_slice(&buf[r.start as usize..r.end as usize]),
-        (None, None) => {}
-    }
-    match &to.path {
-        Some(new) => out.extend_from_slice(new.as_bytes()),
-        None => out.extend_from_slice(head.normal_path(buf)),
-    }
-    out.extend_from_slice(head.query(buf));
+    out.extend_from_slice(b"HTTP/1.1 ");
+    digits::push_u64(out, u64::from(answer.status));
+    out.push(b' ');
+    out.extend_from_slice(phrase(answer.status).as_bytes());
     out.extend_from_slice(b"\r\n");
-    write_edits(out, edits);
-    out.extend_from_slice(b"content-length: 0\r\n");
-    persist.write(out);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Writes a direct response.
-pub(super) fn direct(
-    out: &mut Vec<u8>,
-    answer: &DirectResponse,
-    edits: &HeaderEdits,
-    persist: Persist,
-    head_only: bool,
-) {
-    out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\n",
-        answer.status,
-        phrase(answer.status)
-    );
-    if let Some(ct) = &answer.content_type {
+    if let Some(to) = &answer.location {
+        out.extend_from_slice(b"location: ");
+        out.extend_from_slice(to.scheme.as_bytes());
+        out.extend_from_slice(b"://");
+        out.extend_from_slice(to.host);
+        out.extend_from_slice(to.path);
+        out.extend_from_slice(to.query);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(ct) = answer.content_type {
         line(out, b"content-type", ct.as_bytes());
     }
-    write_edits(out, edits);
-    let _ = write!(out, "content-length: {}\r\n", answer.body.len());
+    if let Some(reason) = answer.error {
+        line(out, b"x-ringway-error", reason.name().as_bytes());
+    }
+    write_fields(out, answer.fields);
+    out.extend_from_slice(b"content-length: ");
+    digits::push_u64(out, answer.body.len() as u64);
+    out.extend_from_slice(b"\r\n");
     persist.write(out);
     out.extend_from_slice(b"\r\n");
-    if !head_only {
-        out.extend_from_slice(&answer.body);
+    if answer.head_only {
+        return;
+    }
+    match answer.body {
+        Body::Empty => {}
+        Body::Bytes(bytes) => out.extend_from_slice(bytes),
+        Body::Explained(detail) => {
+            out.extend_from_slice(Body::EXPLAINED_PREFIX.as_bytes());
+            out.extend_from_slice(detail.as_bytes());
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Fields to write as they are: the set ones, then the added ones.
+fn write_fields(out: &mut Vec<u8>, fields: [&[Field]; 2]) {
+    for (name, value) in fields.into_iter().flatten() {
+        line(out, name.as_bytes(), value.as_bytes());
     }
 }
 
 /// The set and add fields of `edits`.
 fn write_edits(out: &mut Vec<u8>, edits: &HeaderEdits) {
-    for (name, value) in edits.set.iter().chain(&edits.add) {
-        line(out, name.as_bytes(), value.as_bytes());
-    }
+    write_fields(out, [&edits.set, &edits.add]);
 }
 
 /// One header field.
@@ -390,6 +361,7 @@ mod tests {
     use super::*;
     use crate::proto::h1::path::PathRules;
     use crate::proto::h1::Limits;
+    use crate::request::Reason;
 
     const LIMITS: Limits = Limits {
         max_request_line: 8192,
@@ -410,6 +382,7 @@ mod tests {
             edits,
             rewrite: None,
             client: "10.0.0.7".parse().expect("an address"),
+            proto: "http",
             trust_forwarded: trust,
             request_id: 0xabc,
         }
@@ -527,43 +500,50 @@ mod tests {
     }
 
     #[test]
-    fn a_redirect_keeps_the_normal_path_and_the_query() {
-        let raw = b"GET /a/./%62?q=1 HTTP/1.1\r\nHost: h\r\n\r\n";
-        let head = parsed(raw);
+    fn the_forwarded_proto_is_the_transports() {
         let edits = HeaderEdits::default();
-        let mut to = Redirect {
-            status: 308,
-            scheme: Some("https".into()),
-            host: None,
-            path: None,
+        let mut up = upward(&edits, false);
+        up.proto = "https";
+        let out = written(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", &up);
+        assert!(out.contains("\r\nx-forwarded-proto: https\r\n"), "{out}");
+    }
+
+    #[test]
+    fn a_redirect_is_its_location_the_routes_fields_and_no_body() {
+        use crate::request::answer::Location;
+        let fields: Vec<Field> = vec![("x-a".into(), "1".into())];
+        let to = Location {
+            scheme: "https",
+            host: b"h",
+            path: b"/a/b",
+            query: b"?q=1",
         };
         let mut out = Vec::new();
-        redirect(&mut out, &to, &head, raw, &edits, Persist::Default);
-        let text = String::from_utf8(out).expect("UTF-8");
-        assert!(
-            text.contains("\r\nlocation: https://h/a/b?q=1\r\n"),
-            "{text}"
+        let redirect = Answer::redirect(308, to, [&fields, &[]]);
+        answer(&mut out, &redirect, Persist::Default);
+        assert_eq!(
+            String::from_utf8(out).expect("UTF-8"),
+            "HTTP/1.1 308 Permanent Redirect\r\nlocation: https://h/a/b?q=1\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n"
         );
-        to.path = Some("/new".into());
+    }
+
+    #[test]
+    fn a_direct_response_to_head_says_its_length_without_its_body() {
         let mut out = Vec::new();
-        redirect(&mut out, &to, &head, raw, &edits, Persist::Default);
-        let text = String::from_utf8(out).expect("UTF-8");
-        assert!(
-            text.contains("\r\nlocation: https://h/new?q=1\r\n"),
-            "{text}"
+        let direct = Answer::direct(200, Some("text/plain"), b"hello", [&[], &[]], true);
+        answer(&mut out, &direct, Persist::Close);
+        assert_eq!(
+            String::from_utf8(out).expect("UTF-8"),
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"
         );
     }
 
     #[test]
     fn own_answers_say_why_in_one_line() {
         let mut out = Vec::new();
-        error(
-            &mut out,
-            Reason::NoRoute,
-            404,
-            "no route matches this request",
-            Persist::Default,
-        );
+        let failure = Answer::failure(Reason::NoRoute, "no route matches this request")
+            .expect("no_route has an answer");
+        answer(&mut out, &failure, Persist::Default);
         let text = String::from_utf8(out).expect("UTF-8");
         let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
         assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");

@@ -1,0 +1,115 @@
+//! What a request needs and an idle connection does not: the request and
+//! response heads (each with its field vector), the buffer heads are
+//! written into, and room to gather a head that spans reads. A connection
+//! takes a set from its worker's free list when a request begins and gives
+//! it back when the request is over, so the sets in use are the requests in
+//! flight, not the connections open, and a set keeps the capacity it grew
+//! to: in steady state a request allocates none of it.
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+
+use super::send::HeadBuf;
+use crate::proto::h1::request::RequestHead;
+use crate::proto::h1::response::ResponseHead;
+
+/// Spare sets kept per worker; past it a set given back is freed. Spares
+/// are the peak of requests in flight minus those in flight now: this
+/// bounds what a past burst keeps (256 sets of about 3 KiB).
+const MAX_SPARE: usize = 256;
+
+/// One request's parts.
+#[derive(Debug)]
+pub(super) struct Parts {
+    /// The request head being handled.
+    pub(super) req: RequestHead,
+    /// The response head being forwarded.
+    pub(super) resp: ResponseHead,
+    /// Heads being written.
+    pub(super) out: HeadBuf,
+    /// Room to gather a request head that spans reads, lent to the
+    /// client's receive side while the head is read.
+    pub(super) scratch: Vec<u8>,
+}
+
+thread_local! {
+    /// The worker's spare sets. Boxed: a set is lent as one pointer (a
+    /// connection holds a `Lent` between a head and a newer table), and
+    /// lending and giving back move no more than that.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Parts>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A set of parts lent from the free list; dropping it gives it back.
+#[derive(Debug)]
+pub(super) struct Lent(Option<Box<Parts>>);
+
+impl Lent {
+    /// A spare set, or a new one.
+    pub(super) fn take() -> Self {
+        let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
+        Self(Some(spare.unwrap_or_else(|| {
+            Box::new(Parts {
+                req: RequestHead::new(),
+                resp: ResponseHead::new(),
+                out: HeadBuf::default(),
+                scratch: Vec::new(),
+            })
+        })))
+    }
+}
+
+impl Deref for Lent {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        self.0
+            .as_deref()
+            .expect("a lent set is there until dropped")
+    }
+}
+
+impl DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut Parts {
+        self.0
+            .as_deref_mut()
+            .expect("a lent set is there until dropped")
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let Some(parts) = self.0.take() else { return };
+        let _ = SPARE.try_with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < MAX_SPARE {
+                spare.push(parts);
+            }
+        });
+    }
+}
+
+/// Spare sets on this thread.
+#[cfg(test)]
+pub(super) fn spare() -> usize {
+    SPARE.with(|s| s.borrow().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_given_back_is_the_next_one_lent() {
+        let before = spare();
+        let mut a = Lent::take();
+        a.scratch.reserve(100);
+        let addr = &*a as *const Parts as usize;
+        drop(a);
+        assert_eq!(spare(), before + 1);
+        let b = Lent::take();
+        assert_eq!(&*b as *const Parts as usize, addr);
+        assert!(b.scratch.capacity() >= 100, "a set keeps what it grew to");
+        assert_eq!(spare(), before);
+    }
+}
