@@ -215,8 +215,28 @@ impl TcpStream {
     /// The buffer is kept by the op until the kernel is done with it, even if
     /// this future is dropped. On error the buffer goes back to the ring.
     pub async fn send(&self, buf: BufHandle, offset: usize) -> io::Result<(usize, BufHandle)> {
-        let end = buf.len();
-        self.send_range(buf, offset..end, None).await
+        self.start_send(buf, offset)?.await
+    }
+
+    /// Starts sending `buf[offset..]`, as [`TcpStream::send`] does, and
+    /// returns the send in flight: a future of a type that can be named, no
+    /// larger than the op, for callers that keep their state in a struct of
+    /// their own (the TCP relay, whose idle pairs must stay small). Fails
+    /// only if the ring refused the op (the buffer then goes back).
+    pub fn start_send(&self, buf: BufHandle, offset: usize) -> io::Result<Sending> {
+        let slice = buf.as_slice();
+        let rest = &slice[offset.min(slice.len())..];
+        let entry = opcode::Send::new(
+            types::Fd(self.socket.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+        // SAFETY: the SQE points into the pool buffer owned by the op's
+        // data; pool memory never moves.
+        let op = unsafe { Op::submit(entry, (Rc::clone(&self.socket), buf))? };
+        Ok(Sending(op))
     }
 
     /// Sends `buf[range]`, giving up with `TimedOut` after `timeout` if the
@@ -332,6 +352,23 @@ impl TcpStream {
     /// Makes the close of this socket send a reset instead of a FIN.
     pub fn reset_on_close(&self) -> io::Result<()> {
         self.socket.set_linger(Some(Duration::ZERO))
+    }
+}
+
+/// A send in flight ([`TcpStream::start_send`]): how many bytes went, and
+/// the buffer back. Dropped before it completed, the op keeps the buffer
+/// until the kernel is done with it. Not to be polled again once it
+/// returned `Ready`.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Sending(Op<(Rc<Socket>, BufHandle)>);
+
+impl Future for Sending {
+    type Output = io::Result<(usize, BufHandle)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (completion, (_, buf)) = std::task::ready!(Pin::new(&mut self.get_mut().0).poll(cx));
+        Poll::Ready(send_result(completion.result, None).map(|n| (n, buf)))
     }
 }
 

@@ -1,16 +1,17 @@
 //! One proxied TCP connection: connect upstream, copy both ways, end cleanly.
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::ResetIfCut;
 use crate::buf::Group;
 use crate::rt;
 use crate::rt::net::TcpStream;
-use crate::rt::time::sleep;
-use crate::session::relay::{pump, Activity, Flow, HIGH_WATER_BUFFERS};
+use crate::rt::reuse::recycled;
+use crate::rt::time::Alarm;
+use crate::session::relay::{Activity, Flow, Pump, HIGH_WATER_BUFFERS};
 use crate::stats::Counters;
 use crate::table::ClusterId;
 use crate::upstream::connect::{connect, ConnectError};
@@ -40,91 +41,129 @@ pub enum Ending {
 /// `upstream::connect`). If the task is dropped before the connection ended
 /// (the drain deadline, a removed listener's cut), both sockets close with a
 /// reset: neither peer may take the cut for the other's orderly end.
-pub async fn serve(
-    local: &LocalTable,
+// Not an async fn: that would keep the arguments twice (rust#62958), for
+// as long as the connection is open.
+#[allow(clippy::manual_async_fn)]
+pub fn serve<'a>(
+    local: &'a LocalTable,
     listener: usize,
     id: ClusterId,
     client: TcpStream,
-    counters: &Counters,
-) -> Ending {
-    let _ = client.socket().set_tcp_nodelay(true);
-    let table = &*local.table;
-    let listener = &table.listeners[listener];
-    let cluster = table.cluster(id);
-    let client_cut = ResetIfCut::new(&client);
-    let pick = local.pick(id, rt::now());
-    let upstream = match connect(pick, cluster, counters).await {
-        Ok((stream, _)) => stream,
-        Err(e) => {
-            // A reset, not a FIN: an empty but orderly stream would look
-            // like a successful exchange to the client (the guard does it).
-            // A local shortage is counted where it was met, not as a
-            // cluster out of reach.
-            return match e {
-                ConnectError::Local(_) => Ending::LocalShortage,
-                ConnectError::Unreachable(_) | ConnectError::AllHeldOut => {
-                    counters.no_upstream.add(1);
-                    Ending::NoUpstream
-                }
-            };
-        }
-    };
-    let upstream_cut = ResetIfCut::new(&upstream);
-    let ending = relay(&client, &upstream, listener.idle_timeout, counters).await;
-    client_cut.disarm();
-    upstream_cut.disarm();
-    ending
+    counters: &'a Counters,
+) -> impl Future<Output = Ending> + 'a {
+    async move {
+        let _ = client.socket().set_tcp_nodelay(true);
+        let table = &*local.table;
+        let idle_timeout = table.listeners[listener].idle_timeout;
+        let cluster = table.cluster(id);
+        let client_cut = ResetIfCut::new(&client);
+        let pick = local.pick(id, rt::now());
+        // In a recycled block: the connect's state (hundreds of bytes) is
+        // held by connections connecting, not by every open one.
+        let upstream = match recycled(|| connect(pick, cluster, counters)).await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // A reset, not a FIN: an empty but orderly stream would look
+                // like a successful exchange to the client (the guard does
+                // it). A local shortage is counted where it was met, not as
+                // a cluster out of reach.
+                return match e {
+                    ConnectError::Local(_) => Ending::LocalShortage,
+                    ConnectError::Unreachable(_) | ConnectError::AllHeldOut => {
+                        counters.no_upstream.add(1);
+                        Ending::NoUpstream
+                    }
+                };
+            }
+        };
+        // The relay guards both sockets from here.
+        client_cut.disarm();
+        Relay::new(client, upstream, idle_timeout, counters).await
+    }
 }
 
 /// Copies both directions until both ended, one failed, or the connection
-/// sat idle for `idle_timeout`.
-async fn relay(
-    client: &TcpStream,
-    upstream: &TcpStream,
+/// sat idle for `idle_timeout`; owns both sockets.
+///
+/// A struct polled by hand rather than an async fn: it is what an idle
+/// pair holds for as long as it is open, and a struct holds each field
+/// once, where an async fn keeps its arguments twice and room for the
+/// futures of its largest state.
+///
+/// Dropped before it ended (the task cut), it closes both sockets with a
+/// reset; either way its pumps' ops are cancelled as it goes, and each
+/// socket closes when the last op holding it completes.
+struct Relay<'a> {
+    client: TcpStream,
+    upstream: TcpStream,
+    counters: &'a Counters,
     idle_timeout: Duration,
-    counters: &Counters,
-) -> Ending {
-    let activity = Activity::new();
-    let mut from_client = client.recv_stream(Group::Client, HIGH_WATER_BUFFERS);
-    let mut from_upstream = upstream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS);
-    let mut down = pin!(pump(
-        &mut from_client,
-        upstream,
-        &activity,
-        &counters.bytes_from_clients
-    ));
-    let mut up = pin!(pump(
-        &mut from_upstream,
-        client,
-        &activity,
-        &counters.bytes_from_upstreams
-    ));
-    let mut idle = pin!(idle_watch(&activity, idle_timeout));
-    let mut down_done = false;
-    let mut up_done = false;
-    let ending = poll_fn(|cx| {
-        if !down_done {
-            if let Poll::Ready(flow) = down.as_mut().poll(cx) {
+    activity: Activity,
+    /// Client to upstream, until it ended.
+    down: Option<Pump>,
+    /// Upstream to client, until it ended.
+    up: Option<Pump>,
+    /// Wakes the task once nothing may have moved for `idle_timeout`.
+    idle: Alarm,
+    /// It returned how the connection ended.
+    ended: bool,
+}
+
+impl<'a> Relay<'a> {
+    fn new(
+        client: TcpStream,
+        upstream: TcpStream,
+        idle_timeout: Duration,
+        counters: &'a Counters,
+    ) -> Self {
+        let down = Pump::new(client.recv_stream(Group::Client, HIGH_WATER_BUFFERS));
+        let up = Pump::new(upstream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS));
+        Self {
+            client,
+            upstream,
+            counters,
+            idle_timeout,
+            activity: Activity::new(),
+            down: Some(down),
+            up: Some(up),
+            idle: Alarm::new(),
+            ended: false,
+        }
+    }
+
+    fn poll_ending(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
+        let (client, upstream, counters) = (&self.client, &self.upstream, self.counters);
+        if let Some(down) = &mut self.down {
+            let bytes = &counters.bytes_from_clients;
+            if let Poll::Ready(flow) = down.poll_copy(upstream, &self.activity, bytes, cx) {
                 if let Some(ending) = failed(flow, client, upstream, counters) {
                     return Poll::Ready(ending);
                 }
-                down_done = true;
+                self.down = None;
             }
         }
-        if !up_done {
-            if let Poll::Ready(flow) = up.as_mut().poll(cx) {
+        if let Some(up) = &mut self.up {
+            let bytes = &counters.bytes_from_upstreams;
+            if let Poll::Ready(flow) = up.poll_copy(client, &self.activity, bytes, cx) {
                 if let Some(ending) = failed(flow, upstream, client, counters) {
                     return Poll::Ready(ending);
                 }
-                up_done = true;
+                self.up = None;
             }
         }
-        if down_done && up_done {
+        if self.down.is_none() && self.up.is_none() {
             return Poll::Ready(Ending::Closed);
         }
-        if idle.as_mut().poll(cx).is_ready() {
+        // A timeout too long to add up never comes.
+        let Some(deadline) = self.activity.last().checked_add(self.idle_timeout) else {
+            return Poll::Pending;
+        };
+        if self.idle.poll_until(deadline, cx).is_ready() {
             counters.idle_timeouts.add(1);
-            if activity.holding() {
+            let holding = [&self.down, &self.up]
+                .into_iter()
+                .any(|pump| pump.as_ref().is_some_and(Pump::holding));
+            if holding {
                 // A destination stopped reading with bytes still to go: a
                 // FIN would let it take what it got for the whole stream.
                 let _ = client.reset_on_close();
@@ -133,11 +172,27 @@ async fn relay(
             return Poll::Ready(Ending::Idle);
         }
         Poll::Pending
-    })
-    .await;
-    // Dropping the pumps cancels their ops; the sockets close when the last
-    // op holding them completes.
-    ending
+    }
+}
+
+impl Future for Relay<'_> {
+    type Output = Ending;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ending> {
+        let this = self.get_mut();
+        let ending = std::task::ready!(this.poll_ending(cx));
+        this.ended = true;
+        Poll::Ready(ending)
+    }
+}
+
+impl Drop for Relay<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.client.reset_on_close();
+            let _ = self.upstream.reset_on_close();
+        }
+    }
 }
 
 /// Maps a finished direction to the connection's ending if it failed,
@@ -154,16 +209,48 @@ fn failed(flow: Flow, source: &TcpStream, dest: &TcpStream, counters: &Counters)
     }
 }
 
-/// Completes once nothing moved for `idle_timeout`.
-async fn idle_watch(activity: &Activity, idle_timeout: Duration) {
-    loop {
-        let deadline = activity.last() + idle_timeout;
-        let now = Instant::now();
-        if now >= deadline {
-            return;
+#[cfg(test)]
+mod sizes {
+    //! Footprint probes: how many bytes an open TCP pair's future takes.
+
+    use std::mem::size_of;
+
+    fn serve_size() -> usize {
+        fn probe<'a, F, Fut>(_: F) -> usize
+        where
+            F: FnOnce(
+                &'a crate::upstream::LocalTable,
+                usize,
+                crate::table::ClusterId,
+                crate::rt::net::TcpStream,
+                &'a crate::stats::Counters,
+            ) -> Fut,
+        {
+            size_of::<Fut>()
         }
-        if sleep(deadline - now).await.is_err() {
-            return;
+        probe(super::serve)
+    }
+
+    /// What an open pair's future takes, printed (`cargo test sizes --
+    /// --nocapture`) and bounded, so that growth is noticed: sizes are
+    /// fixed at compile time, the same in every run. (`serve` is the relay
+    /// and the arguments; the connect is in a recycled block, held only
+    /// while connecting. The task adds the worker's guard and the table:
+    /// see `worker::listeners`.)
+    #[test]
+    fn an_idle_pair_stays_within_its_bounds() {
+        let sizes = [
+            ("serve", serve_size(), 336),
+            ("Relay", size_of::<super::Relay<'_>>(), 280),
+            ("Pump", size_of::<crate::session::relay::Pump>(), 96),
+            ("RecvStream", size_of::<crate::rt::net::RecvStream>(), 48),
+            ("Sending", size_of::<crate::rt::net::Sending>(), 40),
+        ];
+        for (what, size, bound) in sizes {
+            eprintln!("{what}: {size} B (bound {bound} B)");
+        }
+        for (what, size, bound) in sizes {
+            assert!(size <= bound, "{what} grew to {size} B, past {bound} B");
         }
     }
 }

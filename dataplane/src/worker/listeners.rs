@@ -489,3 +489,32 @@ impl Drop for ConnectionGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    /// What an idle TCP pair's task holds, printed (`cargo test sizes --
+    /// --nocapture`) and bounded, so that growth is noticed: the session's
+    /// future (see `session::tcp`'s probes) and what the task keeps beside
+    /// it.
+    #[test]
+    fn a_tcp_task_stays_within_its_bound() {
+        fn probe<F, Fut>(_: F) -> usize
+        where
+            F: FnOnce(
+                super::ConnectionGuard,
+                std::rc::Rc<crate::upstream::LocalTable>,
+                usize,
+                crate::table::ClusterId,
+                crate::rt::net::TcpStream,
+            ) -> Fut,
+        {
+            std::mem::size_of::<Fut>()
+        }
+        let (size, bound) = (probe(super::tcp_connection), 392);
+        eprintln!("tcp_connection: {size} B (bound {bound} B)");
+        assert!(
+            size <= bound,
+            "the TCP task grew to {size} B, past {bound} B"
+        );
+    }
+}
