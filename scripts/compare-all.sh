@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The full side-by-side comparison: builds ringway and ringway-bench
-# (release), installs the peers (nginx, HAProxy) when missing, and runs
-# `ringway-bench compare` on every scenario in bench/scenarios/ (or on the
-# ones named), one after the other. Each writes
+# Runs `ringway-bench compare`, the one bench harness, on every scenario in
+# bench/scenarios/ (or on the ones named), one after the other: builds
+# ringway and ringway-bench (release) and installs the peers (nginx,
+# HAProxy; perf too with --profile) when missing. Each scenario writes
 # bench/results/<name>-<timestamp>/ (report.md, results.json, plots); the
-# report paths are printed at the end.
+# report paths are printed at the end. docs/benchmarks.md describes the
+# method and every scenario.
 #
 # Usage: scripts/compare-all.sh [--no-install] [scenario.toml ...] [-- compare options]
 #   e.g. scripts/compare-all.sh -- --runs 1 --duration 2s
+#        scripts/compare-all.sh bench/scenarios/small-keepalive.toml -- \
+#            --systems direct,ringway --baseline ../before/target/release/ringway --profile
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -19,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-install) install=0; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) scenarios+=("$1"); shift ;;
     esac
 done
@@ -27,7 +30,11 @@ if [[ ${#scenarios[@]} -eq 0 ]]; then
     scenarios=(bench/scenarios/*.toml)
 fi
 if [[ $install == 1 ]]; then
-    scripts/install-peers.sh --no-perf
+    if [[ " ${extra[*]} " == *" --profile "* ]]; then
+        scripts/install-peers.sh
+    else
+        scripts/install-peers.sh --no-perf
+    fi
 fi
 cargo build --release -q -p ringway-bench -p ringway-control
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs, from Debian packages, the peers and tools that ringway's benchmarks
-# and end-to-end tests compare against or drive: HAProxy, nginx (with its
-# stream module, for the TCP comparison), iperf3, and (optional, best effort)
-# linux-perf for profiling.
+# Installs, from Debian packages, the peers and tools that ringway's benchmark
+# (`ringway-bench compare`) and end-to-end tests compare against or drive:
+# HAProxy, nginx (with its stream module, for the TCP comparison), taskset,
+# and (optional, best effort) linux-perf for `compare --profile`.
 #
 # Idempotent and quiet when everything is already there. Runs as root on a
 # fresh Debian machine; `apt-get update` runs only when something is missing.
@@ -26,7 +26,7 @@ done
 # `--with-stream=dynamic`: TCP proxying needs the module from
 # libnginx-mod-stream, which `ringway-bench compare` loads by absolute path.
 required=(haproxy:haproxy nginx:nginx libnginx-mod-stream:/usr/lib/nginx/modules/ngx_stream_module.so
-    iperf3:iperf3 procps:ps util-linux:taskset)
+    procps:ps util-linux:taskset)
 
 # Whether what `entry` (package:command or package:/file) provides is there.
 provided() {
@@ -114,4 +114,4 @@ for entry in "${required[@]}"; do
     provided "$entry" \
         || { echo "install-peers: ${entry#*:} (package ${entry%%:*}) still missing after install" >&2; exit 1; }
 done
-echo "install-peers: done ($(haproxy -v 2>/dev/null | head -1 | awk '{print "haproxy", $3}'), $(nginx -v 2>&1 | sed 's|.*/||;s|^|nginx |'), $(iperf3 --version 2>/dev/null | head -1 | awk '{print $1, $2}'))" >&2
+echo "install-peers: done ($(haproxy -v 2>/dev/null | head -1 | awk '{print "haproxy", $3}'), $(nginx -v 2>&1 | sed 's|.*/||;s|^|nginx |'))" >&2

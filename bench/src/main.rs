@@ -1,20 +1,17 @@
 //! `ringway-bench`: benchmarks of ringway that anyone can run on their own
 //! machine.
 //!
-//! `load` is the load generator (open and closed loop, HTTP/1.1 and TCP
-//! streaming, on io_uring; `scripts/bench-http.sh` drives it in closed
-//! loop); `churn` measures routing-table churn while traffic flows. See
+//! `compare` is the one harness: it runs a scenario file (ringway beside
+//! nginx, HAProxy, variants of itself and a baseline build, table churn,
+//! memory per idle connection, profiles); `load` is its load generator
+//! (open and closed loop, HTTP/1.1 and TCP streaming, on io_uring) and
+//! `origin` the origin it puts behind every system. See
 //! docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
-mod admin;
-mod churn;
 mod compare;
 mod load;
-mod logfile;
 mod origin;
-mod procfs;
-mod ring_io;
 mod spread;
 
 use std::process::ExitCode;
@@ -31,10 +28,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Publish routing tables at a fixed rate while TCP traffic flows through
-    /// ringway; compare the worker's throughput and CPU per request with and
-    /// without churn, and report publish latency and request errors.
-    Churn(churn::ChurnArgs),
     /// Load generator: closed loop or open loop at a fixed rate (latency
     /// from each request's intended send time), HTTP/1.1 keep-alive or a new
     /// connection per request, or TCP streaming; one pinned io_uring thread
@@ -44,17 +37,18 @@ enum Command {
     /// keep-alive answers of a fixed size, or a TCP sink; prints what it
     /// served as JSON when stopped.
     Origin(origin::OriginArgs),
-    /// Runs a scenario file: ringway, nginx and HAProxy side by side against
-    /// a direct baseline (offered-rate sweep, max throughput, CPU per
-    /// request, memory per idle connection); writes report.md,
-    /// results.json and SVG plots under bench/results/.
+    /// Runs a scenario file: ringway, nginx, HAProxy, variants of ringway
+    /// (large tables, table churn) and a baseline build side by side
+    /// against a direct baseline (offered-rate sweep, max throughput, CPU
+    /// per request or per GB and their ratios, memory per idle connection,
+    /// perf profiles), on a quiet machine; writes report.md, results.json
+    /// and SVG plots under bench/results/.
     Compare(compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Churn(args) => churn::main(&args),
         Command::Load(args) => load::main(&args),
         Command::Origin(args) => origin::main(&args),
         Command::Compare(args) => compare::main(&args),

@@ -159,7 +159,7 @@ fn reload(admin: SocketAddr, pid: Option<i32>) -> ExitCode {
             }
         };
     }
-    match client::request(admin, "POST", "/reload", b"") {
+    match client::request(admin, "POST", "/reload", Some("")) {
         Ok(reply) => {
             print!("{}", reply.body);
             match reply.status {
@@ -173,7 +173,7 @@ fn reload(admin: SocketAddr, pid: Option<i32>) -> ExitCode {
 }
 
 fn stats(admin: SocketAddr, json: bool) -> ExitCode {
-    let reply = match client::request(admin, "GET", "/stats", b"") {
+    let reply = match client::request(admin, "GET", "/stats", None) {
         Ok(reply) if reply.status == 200 => reply,
         Ok(reply) => {
             eprintln!(

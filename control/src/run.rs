@@ -6,11 +6,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dataplane::buf::Group;
+use dataplane::counter::vocabulary::Declared;
+use dataplane::link::log::WorkerLogs;
 use dataplane::rt::{ring, FeatureMode};
 use dataplane::stats::shortage;
 use dataplane::worker::{WorkerReport, Workers};
 use tokio::task::LocalSet;
 
+use crate::agent::worker_log::LogTail;
 use crate::agent::Agent;
 use crate::config::{self, Config};
 use crate::reload::watch::FileWatch;
@@ -85,7 +89,16 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     });
 
     let table = Arc::new(config.table.clone());
-    let workers = Workers::start(&config.runtime, Arc::clone(&table), mode)?;
+    let mut logs = WorkerLogs::default();
+    let workers = match Workers::start(&config.runtime, Arc::clone(&table), mode, &mut logs) {
+        Ok(workers) => workers,
+        Err(e) => {
+            // The workers that started may have queued lines before they
+            // were stopped: they go out before the error.
+            let _ = LogTail::default().write(&logs, &[], &mut std::io::stderr().lock());
+            return Err(e.into());
+        }
+    };
     let budget = workers.budget();
     if let Some(warning) = budget.warning() {
         eprintln!("ringway: warning: {warning}");
@@ -103,7 +116,9 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     let worker_cores = config.runtime.worker_cores.clone();
     let drain_timeout = config.runtime.drain_timeout;
     let admin_address = config.admin.address;
-    let agent = Rc::new(Agent::new(workers, config, table, source, path, cores));
+    let agent = Rc::new(Agent::new(
+        workers, logs, config, table, source, path, cores,
+    ));
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(housekeeping(Rc::clone(&agent)));
@@ -132,6 +147,9 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     };
     eprintln!("ringway: received {name}, draining (up to {drain_timeout:?})");
     let reports = agent.stop().await;
+    // The workers have exited: what they queued last goes out before the
+    // report.
+    agent.write_worker_logs();
     for r in &reports {
         eprintln!("ringway: {}", describe(r));
         if let Some(failure) = &r.failure {
@@ -144,14 +162,16 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
 
 /// Once a second: frees the old tables whose last connection has ended
 /// (publishing frees them too; this covers the quiet times in between),
-/// and writes the line about the local shortages workers met, which they
-/// only count (a worker never writes to stderr on its own path).
+/// writes the lines the workers queued and the line about the local
+/// shortages they met, which they only count (a worker never writes to
+/// stderr on its own path).
 async fn housekeeping(agent: Rc<Agent>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut shortages = shortage::Reporter::default();
     loop {
         tick.tick().await;
         agent.sweep_retired();
+        agent.write_worker_logs();
         let now = std::time::Instant::now();
         for link in agent.links() {
             if let Some(line) = shortages.line(link.index(), &link.stats(), now) {
@@ -162,40 +182,94 @@ async fn housekeeping(agent: Rc<Agent>) {
 }
 
 /// One line per worker, in `key=value` form so that tests and operators can
-/// read it.
+/// read it: every declared series of the worker, its ring and its buffer
+/// pools (these as `<group>_<name>`), and what the drain cut and the ring
+/// was built with.
 fn describe(r: &WorkerReport) -> String {
-    let s = &r.stats;
-    format!(
-        "worker {} core={} accepted={} active={} bytes_from_clients={} bytes_from_upstreams={} \
-         copied_bytes={} connect_failures={} connect_timeouts={} connect_local_failures={} \
-         no_upstream={} resets={} idle_timeouts={} accept_errors={} refused={} pool_unsolicited={} \
-         drain_cuts={} cut_at_drain={} sqes={} cqes={} enters={} enobufs={} \
-         rearms={} defer_taskrun={} multishot_accept={} multishot_recv={}",
-        r.index,
-        r.core,
-        s.accepted,
-        s.active,
-        s.bytes_from_clients,
-        s.bytes_from_upstreams,
-        s.copied_bytes,
-        s.connect_failures,
-        s.connect_timeouts,
-        s.connect_local_failures,
-        s.no_upstream,
-        s.resets,
-        s.idle_timeouts,
-        s.accept_errors,
-        s.refused,
-        s.pool_unsolicited,
-        s.drain_cuts,
-        r.cut_at_drain,
-        r.ring.submitted,
-        r.ring.completed,
-        r.ring.enters,
-        r.ring.enobufs,
-        r.ring.rearms,
-        r.features.defer_taskrun,
-        r.features.multishot_accept,
-        r.features.multishot_recv,
-    )
+    let mut line = format!("worker {} core={}", r.index, r.core);
+    pairs(&mut line, "", &r.stats);
+    line.push_str(&format!(" cut_at_drain={}", r.cut_at_drain));
+    pairs(&mut line, "", &r.ring);
+    for g in Group::ALL {
+        pairs(
+            &mut line,
+            &format!("{}_", g.name()),
+            &r.ring.pools[usize::from(g.id())],
+        );
+    }
+    line.push_str(&format!(
+        " defer_taskrun={} multishot_accept={} multishot_recv={}",
+        r.features.defer_taskrun, r.features.multishot_accept, r.features.multishot_recv,
+    ));
+    line
+}
+
+/// Appends ` <prefix><name>=<value>` for every declared series of `stats`.
+fn pairs<S: Declared>(line: &mut String, prefix: &str, stats: &S) {
+    for f in S::FIELDS {
+        line.push_str(&format!(" {prefix}{}={}", f.json, f.read(stats)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dataplane::buf::PoolStats;
+    use dataplane::rt::{RingFeatures, RingStats};
+    use dataplane::stats::WorkerStats;
+
+    use super::*;
+    use crate::agent::exposition::{numbered, WorkerFigures};
+
+    #[test]
+    fn the_exit_report_has_every_declared_series() {
+        let WorkerFigures { stats, ring, .. } = numbered(1);
+        let report = WorkerReport {
+            index: 1,
+            core: 3,
+            stats,
+            ring,
+            features: RingFeatures {
+                defer_taskrun: true,
+                coop_taskrun: false,
+                multishot_accept: true,
+                multishot_recv: false,
+            },
+            cut_at_drain: 7,
+            failure: None,
+        };
+        let line = describe(&report);
+        let words: Vec<&str> = line.split(' ').collect();
+        assert_eq!(words[..3], ["worker", "1", "core=3"], "{line}");
+        let mut expected = Vec::new();
+        for f in WorkerStats::FIELDS {
+            expected.push(format!("{}={}", f.json, f.read(&stats)));
+        }
+        for f in RingStats::FIELDS {
+            expected.push(format!("{}={}", f.json, f.read(&ring)));
+        }
+        for g in Group::ALL {
+            for f in PoolStats::FIELDS {
+                let value = f.read(&ring.pools[usize::from(g.id())]);
+                expected.push(format!("{}_{}={value}", g.name(), f.json));
+            }
+        }
+        expected.push("cut_at_drain=7".to_owned());
+        expected.push("multishot_recv=false".to_owned());
+        for pair in &expected {
+            assert!(words.contains(&pair.as_str()), "{pair} missing from {line}");
+        }
+        // The one the hand-written report lacked.
+        assert!(
+            words.iter().any(|w| w.starts_with("bind_failures=")),
+            "{line}"
+        );
+        // Each key once: the prefixes keep the pools' names apart from the
+        // worker's and the ring's.
+        let keys: Vec<&str> = words[2..]
+            .iter()
+            .filter_map(|w| w.split_once('=').map(|(k, _)| k))
+            .collect();
+        let unique: std::collections::BTreeSet<&&str> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "{line}");
+    }
 }

@@ -1,35 +1,21 @@
 //! `ringway stats`: the JSON of `/stats` as a table for a terminal.
+//!
+//! What it shows comes from the counters' declarations
+//! ([`dataplane::counter::vocabulary`]): the worker's series marked as
+//! columns make the table, the rest are listed on the `errors:` line once
+//! they are not zero, and the ring's and buffer pools' series are listed
+//! per worker.
 
 use std::fmt::Write;
 
+use dataplane::buf::PoolStats;
+use dataplane::counter::vocabulary::{Cli, Declared};
+use dataplane::rt::RingStats;
+use dataplane::stats::WorkerStats;
 use serde_json::Value;
 
-/// Worker columns: header and JSON key.
-const COLUMNS: &[(&str, &str)] = &[
-    ("worker", "index"),
-    ("core", "core"),
-    ("gen", "generation"),
-    ("accepted", "accepted"),
-    ("active", "active"),
-    ("from_clients", "bytes_from_clients"),
-    ("from_upstreams", "bytes_from_upstreams"),
-    ("copied", "copied_bytes"),
-];
-
-/// Counters shown only when they are not zero.
-const ERRORS: &[&str] = &[
-    "accept_errors",
-    "refused",
-    "connect_failures",
-    "connect_timeouts",
-    "connect_local_failures",
-    "pool_unsolicited",
-    "no_upstream",
-    "resets",
-    "idle_timeouts",
-    "drain_cuts",
-    "bind_failures",
-];
+/// The columns before the counters: header and JSON key.
+const LEADING: [(&str, &str); 3] = [("worker", "index"), ("core", "core"), ("gen", "generation")];
 
 /// Renders the statistics as text.
 pub fn render(v: &Value) -> String {
@@ -52,15 +38,26 @@ pub fn render(v: &Value) -> String {
         "publish latency: p50 {} us, p99 {} us, max {} us over {} publications\n",
         latency["p50"], latency["p99"], latency["max"], latency["count"],
     );
-    let mut rows: Vec<Vec<String>> = vec![COLUMNS.iter().map(|(h, _)| h.to_string()).collect()];
+    let columns: Vec<(&str, &str)> = LEADING
+        .into_iter()
+        .chain(WorkerStats::FIELDS.iter().filter_map(|f| match f.cli {
+            Cli::Column(header) => Some((header, f.json)),
+            Cli::Listed => None,
+        }))
+        .collect();
+    let mut rows: Vec<Vec<String>> = vec![columns.iter().map(|(h, _)| h.to_string()).collect()];
     let workers = v["workers"].as_array().cloned().unwrap_or_default();
     for w in &workers {
-        rows.push(COLUMNS.iter().map(|(_, k)| w[k].to_string()).collect());
+        rows.push(columns.iter().map(|(_, k)| w[k].to_string()).collect());
     }
     let mut total: Vec<String> = vec!["total".into(), String::new(), String::new()];
-    total.extend(COLUMNS[3..].iter().map(|(_, k)| v["totals"][k].to_string()));
+    total.extend(
+        columns[LEADING.len()..]
+            .iter()
+            .map(|(_, k)| v["totals"][k].to_string()),
+    );
     rows.push(total);
-    let widths: Vec<usize> = (0..COLUMNS.len())
+    let widths: Vec<usize> = (0..columns.len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     for row in &rows {
@@ -71,11 +68,12 @@ pub fn render(v: &Value) -> String {
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
-    let errors: Vec<String> = ERRORS
+    let errors: Vec<String> = WorkerStats::FIELDS
         .iter()
-        .filter_map(|k| {
-            let n = v["totals"][k].as_u64().unwrap_or(0);
-            (n > 0).then(|| format!("{k}={n}"))
+        .filter(|f| f.cli == Cli::Listed)
+        .filter_map(|f| {
+            let n = v["totals"][f.json].as_u64().unwrap_or(0);
+            (n > 0).then(|| format!("{}={n}", f.json))
         })
         .collect();
     let _ = writeln!(
@@ -88,35 +86,30 @@ pub fn render(v: &Value) -> String {
         }
     );
     for w in &workers {
-        let r = &w["ring"];
         let _ = writeln!(
             out,
-            "ring of worker {}: sqes={} cqes={} enters={} enobufs={} rearms={} \
-             enter_retries={} cq_dropped={} cancel_failures={}",
+            "ring of worker {}:{}",
             w["index"],
-            r["sqes"],
-            r["cqes"],
-            r["enters"],
-            r["enobufs"],
-            r["rearms"],
-            r["enter_retries"],
-            r["cq_dropped"],
-            r["cancel_failures"]
+            listed::<RingStats>(&w["ring"])
         );
         if let Some(groups) = w["buffers"].as_object() {
             for (group, b) in groups {
                 let _ = writeln!(
                     out,
-                    "buffers of worker {} ({group}): in_use={}/{} enobufs={} copied={} copied_bytes={}",
+                    "buffers of worker {} ({group}):{}",
                     w["index"],
-                    b["in_use"],
-                    b["capacity"],
-                    b["enobufs"],
-                    b["copied"],
-                    b["copied_bytes"]
+                    listed::<PoolStats>(b)
                 );
             }
         }
     }
     out
+}
+
+/// ` name=value` for every declared series of `S`, read from `v`.
+fn listed<S: Declared>(v: &Value) -> String {
+    S::FIELDS
+        .iter()
+        .map(|f| format!(" {}={}", f.json, v[f.json]))
+        .collect()
 }

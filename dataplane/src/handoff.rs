@@ -32,6 +32,7 @@ impl<T> Handoff<T> {
     }
 
     /// Whether `put` and `take` compile to lock-free atomics on this target.
+    #[cfg(test)]
     pub fn is_lock_free() -> bool {
         AtomicCell::<Option<Arc<T>>>::is_lock_free()
     }

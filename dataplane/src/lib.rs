@@ -15,17 +15,19 @@
 #[allow(unsafe_code)]
 pub mod buf;
 pub mod counter;
-pub mod handoff;
+pub(crate) mod handoff;
 pub mod link;
 pub mod proto;
 pub mod request;
 pub mod routing;
 #[allow(unsafe_code)]
 pub mod rt;
-pub mod session;
+pub(crate) mod session;
 pub mod settings;
 pub mod stats;
 pub mod table;
-pub mod transport;
-pub mod upstream;
+#[cfg(test)]
+mod test_rng;
+pub(crate) mod transport;
+pub(crate) mod upstream;
 pub mod worker;

@@ -2,45 +2,32 @@
 //! JSON, and the servers it loads.
 //!
 //! [`load`] runs the generator to its end; [`Load`] starts it and lets the
-//! test signal it first. [`CountingServer`] is an HTTP/1.1 server built for
-//! thousands of requests: it keeps counts (connections, requests, bytes,
-//! distinct request heads, body lengths), not the requests themselves, and
-//! answers every request alike ([`Answer`]), optionally holding every answer
-//! during a time window ([`Stall`]). [`Sink`] reads TCP streams to their end
-//! and counts their bytes.
+//! test signal it first. The servers are the kit's counting origin
+//! ([`CountingOrigin`]), which keeps counts (connections, requests, bytes,
+//! distinct request heads, body lengths), not the requests themselves:
+//! [`counting_origin`] answers every request alike ([`Answer`]),
+//! [`stalling_origin`] holds every answer during a time window ([`Stall`]),
+//! and [`sink`] reads TCP streams to their end and counts their bytes.
 
-use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use ringway_kit::launcher::{Process, Program};
+use ringway_kit::origin::{self, Settings};
+pub use ringway_kit::origin::{CountingOrigin, Served, Stall, BODY_BYTE};
 use serde_json::Value;
-use socket2::{Domain, Socket, Type};
 
 /// Longest run of the generator the harness waits for: the tests' runs last
 /// a few seconds; a debug build on two busy cores gets far more.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// Accept backlog: a new-connection run opens hundreds of connections a
-/// second, and the acceptor thread may be slow to get a core.
-const BACKLOG: i32 = 1024;
-/// How long a server connection waits on one read before it gives up: only
-/// reached when a test went wrong, so that no thread lingers for ever.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bytes of every response body [`CountingServer`] sends.
+/// Bytes of every response body a [`counting_origin`] sends.
 pub const BODY_LEN: usize = 100;
 /// Body bytes a [`Answer::CutShort`] response sends of the [`BODY_LEN`] it
 /// announces.
 const CUT_AT: usize = 10;
-/// Longest request head the server reads; the generator's are far shorter.
-const MAX_HEAD: usize = 64 * 1024;
 
 /// Runs of the generator in one test process take turns: the machine may
 /// have two cores, a closed loop takes both, and runs that overlapped would
@@ -66,17 +53,8 @@ pub fn load(target: SocketAddr, args: &[&str]) -> LoadRun {
 /// A running `ringway-bench load`; killed if dropped before it finished.
 #[derive(Debug)]
 pub struct Load {
-    child: Child,
+    process: Process,
     args: Vec<String>,
-    /// Each pipe's whole content, sent when the pipe closes.
-    pipes: Receiver<(Pipe, Vec<u8>)>,
-}
-
-/// One of the child's output pipes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pipe {
-    Stdout,
-    Stderr,
 }
 
 impl Load {
@@ -93,104 +71,38 @@ impl Load {
         if !args.contains(&"--progress") {
             all.extend(["--progress", "never"].map(String::from));
         }
-        let mut child = Command::new(binary())
+        let process = Program::new(&binary())
             .args(&all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .capture_stdout()
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start ringway-bench {all:?}: {e}"));
-        let (tx, pipes) = mpsc::channel();
-        let stdout = child
-            .stdout
-            .take()
-            .unwrap_or_else(|| panic!("the child's stdout was not piped"));
-        let stderr = child
-            .stderr
-            .take()
-            .unwrap_or_else(|| panic!("the child's stderr was not piped"));
-        read_in_background(Pipe::Stdout, stdout, tx.clone());
-        read_in_background(Pipe::Stderr, stderr, tx);
-        Self {
-            child,
-            args: all,
-            pipes,
-        }
+            .unwrap_or_else(|e| panic!("ringway-bench {all:?}: {e}"));
+        Self { process, args: all }
     }
 
     /// Sends `signal` to the generator.
     pub fn signal(&self, signal: Signal) {
-        let pid = i32::try_from(self.child.id())
-            .unwrap_or_else(|_| panic!("pid {} out of range", self.child.id()));
-        kill(Pid::from_raw(pid), signal)
+        self.process
+            .signal(signal)
             .unwrap_or_else(|e| panic!("cannot send {signal} to ringway-bench: {e}"));
     }
 
-    /// Waits for the generator to exit (both its pipes closed) and returns
-    /// what it printed; kills it and panics after `timeout`.
+    /// Waits for the generator to exit and returns what it printed; kills
+    /// it and panics after `timeout`.
     pub fn finish(mut self, timeout: Duration) -> LoadRun {
-        let deadline = Instant::now() + timeout;
-        let mut stdout = None;
-        let mut stderr = None;
-        while stdout.is_none() || stderr.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.pipes.recv_timeout(left) {
-                Ok((Pipe::Stdout, bytes)) => stdout = Some(bytes),
-                Ok((Pipe::Stderr, bytes)) => stderr = Some(bytes),
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    // The pipes close with the process: what it printed
-                    // so far comes now.
-                    let late: Vec<_> = self.pipes.iter().collect();
-                    let err = late
-                        .into_iter()
-                        .find(|(k, _)| *k == Pipe::Stderr)
-                        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
-                        .or(stderr.map(|b| String::from_utf8_lossy(&b).into_owned()));
-                    panic!(
-                        "ringway-bench {:?} still running after {timeout:?}; stderr:\n{}",
-                        self.args,
-                        err.unwrap_or_default()
-                    );
-                }
-            }
-        }
-        let status = self
-            .child
-            .wait()
-            .unwrap_or_else(|e| panic!("cannot wait for ringway-bench: {e}"));
-        let stdout = String::from_utf8_lossy(&stdout.unwrap_or_default()).into_owned();
-        let stderr = String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned();
+        let status = self.process.wait_exit(timeout).unwrap_or_else(|e| {
+            panic!(
+                "ringway-bench {:?}: {e}; stderr:\n{}",
+                self.args,
+                self.process.stderr()
+            )
+        });
+        let stdout = String::from_utf8_lossy(&self.process.take_stdout()).into_owned();
         LoadRun {
             args: self.args.clone(),
             code: status.code(),
             json: serde_json::from_str(&stdout).ok(),
             stdout,
-            stderr,
-        }
-    }
-}
-
-/// Reads `pipe` to its end on a thread of its own, then sends its content.
-fn read_in_background(
-    kind: Pipe,
-    mut pipe: impl Read + Send + 'static,
-    done: mpsc::Sender<(Pipe, Vec<u8>)>,
-) {
-    thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = pipe.read_to_end(&mut out);
-        let _ = done.send((kind, out));
-    });
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        // Only a test that panicked leaves a generator running.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            stderr: self.process.stderr(),
         }
     }
 }
@@ -297,50 +209,7 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A value behind a lock that threads change and tests wait on.
-#[derive(Debug, Default)]
-struct Watched<T> {
-    value: Mutex<T>,
-    changed: Condvar,
-}
-
-impl<T: Clone> Watched<T> {
-    fn lock(&self) -> MutexGuard<'_, T> {
-        self.value.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
-        let r = change(&mut self.lock());
-        self.changed.notify_all();
-        r
-    }
-
-    /// Waits until `done` holds and returns a copy of the value; panics
-    /// after `timeout`, naming `what` and showing the value.
-    fn wait(&self, what: &str, timeout: Duration, done: impl Fn(&T) -> bool) -> T
-    where
-        T: std::fmt::Debug,
-    {
-        let deadline = Instant::now() + timeout;
-        let mut value = self.lock();
-        loop {
-            if done(&value) {
-                return value.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                panic!("{what}: not reached within {timeout:?}; last: {:?}", *value);
-            }
-            value = self
-                .changed
-                .wait_timeout(value, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-/// How [`CountingServer`] answers every request.
+/// How a [`counting_origin`] answers every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
     /// A whole response with this status and a [`BODY_LEN`]-byte body.
@@ -351,414 +220,39 @@ pub enum Answer {
     Never,
 }
 
-/// A window during which [`CountingServer`] holds every answer: an answer
-/// due inside it goes out when it ends.
-#[derive(Debug, Clone, Copy)]
-pub struct Stall {
-    /// Start of the window, after the first request the server received.
-    pub after: Duration,
-    /// Length of the window.
-    pub length: Duration,
+/// The bytes of a [`counting_origin`] response with `status`.
+pub fn response(status: u16) -> &'static [u8] {
+    origin::response_with(status, BODY_LEN)
 }
 
-/// What a [`CountingServer`] saw.
-#[derive(Debug, Clone, Default)]
-pub struct Tally {
-    /// Connections accepted.
-    pub connections: u64,
-    /// Connections that have ended (end of stream, error, or the server
-    /// closed them).
-    pub ended: u64,
-    /// Complete requests (head and body).
-    pub requests: u64,
-    /// Bytes read, on every connection.
-    pub bytes_in: u64,
-    /// Bytes written, on every connection.
-    pub bytes_out: u64,
-    /// Each distinct request head, with how many requests had it.
-    pub heads: BTreeMap<String, u64>,
-    /// Each request body length, with how many requests had it.
-    pub body_lens: BTreeMap<u64, u64>,
-    /// Bytes that did not frame as an HTTP/1.1 request.
-    pub malformed: u64,
-    /// Requests whose answer the stall held back.
-    pub held: u64,
-    /// The longest a held request waited at the server, from its arrival to
-    /// the end of the stall: a lower bound of its latency at the client.
-    pub longest_hold: Duration,
+/// A counting origin on a loopback port that answers every request with
+/// `answer` and records every distinct request head and body length.
+pub fn counting_origin(answer: Answer) -> CountingOrigin {
+    CountingOrigin::serving(settings(answer))
 }
 
-/// A thread-per-connection HTTP/1.1 server that counts what it sees and
-/// answers every request alike; stops accepting when dropped.
-#[derive(Debug)]
-pub struct CountingServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    _acceptor: Acceptor,
+/// A counting origin that answers 200, except that it holds every answer
+/// due during `stall` until the stall ends.
+pub fn stalling_origin(stall: Stall) -> CountingOrigin {
+    CountingOrigin::serving(settings(Answer::Status(200)).stalling(stall))
 }
 
-#[derive(Debug)]
-struct Shared {
-    answer: Answer,
-    stall: Option<Stall>,
-    tally: Watched<Tally>,
-    first_request: OnceLock<Instant>,
+/// A TCP sink on a loopback port: reads every connection to its end and
+/// counts the bytes.
+pub fn sink() -> CountingOrigin {
+    CountingOrigin::serving(Settings::sink())
 }
 
-impl CountingServer {
-    /// A server that answers every request with `answer`.
-    pub fn start(answer: Answer) -> Self {
-        Self::launch(answer, None)
-    }
-
-    /// A server that answers 200, except that it holds every answer due
-    /// during `stall` until the stall ends.
-    pub fn stalling(stall: Stall) -> Self {
-        Self::launch(Answer::Status(200), Some(stall))
-    }
-
-    fn launch(answer: Answer, stall: Option<Stall>) -> Self {
-        let shared = Arc::new(Shared {
-            answer,
-            stall,
-            tally: Watched::default(),
-            first_request: OnceLock::new(),
-        });
-        let state = Arc::clone(&shared);
-        let acceptor = Acceptor::start("counting", move |stream| {
-            state.tally.update(|t| t.connections += 1);
-            let conn = Arc::clone(&state);
-            let spawned = thread::Builder::new()
-                .name("counting-conn".into())
-                .spawn(move || serve(stream, &conn));
-            if spawned.is_err() {
-                // Dropping the stream closed it; count it ended so that
-                // waits for the end of every connection end.
-                state.tally.update(|t| t.ended += 1);
-            }
-        });
-        Self {
-            addr: acceptor.addr,
-            shared,
-            _acceptor: acceptor,
+fn settings(answer: Answer) -> Settings {
+    let answer = match answer {
+        Answer::Status(status) => origin::Answer::Whole(response(status)),
+        Answer::CutShort => {
+            let whole = response(200);
+            origin::Answer::Cut(&whole[..whole.len() - (BODY_LEN - CUT_AT)])
         }
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// What it saw so far.
-    pub fn tally(&self) -> Tally {
-        self.shared.tally.lock().clone()
-    }
-
-    /// Waits until it has received `n` requests; panics after `timeout`.
-    pub fn wait_requests(&self, n: u64, timeout: Duration) -> Tally {
-        self.shared.tally.wait(
-            &format!("counting server {}: {n} requests", self.addr),
-            timeout,
-            |t| t.requests >= n,
-        )
-    }
-
-    /// Waits until it has accepted at least `n` connections and every one
-    /// of them has ended, and returns the tally; panics after `timeout`.
-    pub fn wait_ended(&self, n: u64, timeout: Duration) -> Tally {
-        self.shared.tally.wait(
-            &format!("counting server {}: {n} connections, all ended", self.addr),
-            timeout,
-            |t| t.connections >= n && t.ended == t.connections,
-        )
-    }
-}
-
-/// The bytes of a [`CountingServer`] response with `status`, saying
-/// `Connection: close` when `close`.
-pub fn response(status: u16, close: bool) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        503 => "Service Unavailable",
-        _ => "Other",
+        Answer::Never => origin::Answer::Never,
     };
-    let connection = if close { "Connection: close\r\n" } else { "" };
-    let mut bytes =
-        format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {BODY_LEN}\r\n{connection}\r\n")
-            .into_bytes();
-    bytes.resize(bytes.len() + BODY_LEN, b'r');
-    bytes
-}
-
-/// A loopback listener whose thread hands every accepted connection to a
-/// handler, until dropped: the test servers' accept loop.
-#[derive(Debug)]
-struct Acceptor {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Acceptor {
-    /// Listens on a loopback port; `name` names the thread.
-    fn start(name: &str, mut on_conn: impl FnMut(TcpStream) + Send + 'static) -> Self {
-        let listener = listen();
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("the {name} server has no address: {e}"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name(format!("{name}-{}", addr.port()))
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if flag.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        on_conn(stream);
-                    }
-                }
-            })
-            .unwrap_or_else(|e| panic!("cannot start the {name} server's thread: {e}"));
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the thread with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn listen() -> TcpListener {
-    Socket::new(Domain::IPV4, Type::STREAM, None)
-        .and_then(|s| {
-            s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-            s.listen(BACKLOG)?;
-            Ok(TcpListener::from(s))
-        })
-        .unwrap_or_else(|e| panic!("cannot listen on loopback: {e}"))
-}
-
-/// Serves one connection until the client closes it, or the server does.
-fn serve(mut stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    'conn: loop {
-        loop {
-            let request = match frame(&buf) {
-                Ok(Some(r)) if buf.len() >= r.head_len + r.body_len => r,
-                Ok(_) => break,
-                Err(()) => {
-                    shared.tally.update(|t| t.malformed += buf.len() as u64);
-                    break 'conn;
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..request.head_len]).into_owned();
-            buf.drain(..request.head_len + request.body_len);
-            let arrived = Instant::now();
-            shared.first_request.get_or_init(|| arrived);
-            shared.tally.update(|t| {
-                t.requests += 1;
-                *t.heads.entry(head).or_default() += 1;
-                *t.body_lens.entry(request.body_len as u64).or_default() += 1;
-            });
-            shared.hold(arrived);
-            let (bytes, close) = match shared.answer {
-                Answer::Status(status) => (response(status, request.close), request.close),
-                Answer::CutShort => {
-                    let mut whole = response(200, false);
-                    whole.truncate(whole.len() - (BODY_LEN - CUT_AT));
-                    (whole, true)
-                }
-                Answer::Never => (Vec::new(), false),
-            };
-            if !bytes.is_empty() {
-                if stream.write_all(&bytes).is_err() {
-                    break 'conn;
-                }
-                shared.tally.update(|t| t.bytes_out += bytes.len() as u64);
-            }
-            if close {
-                break 'conn;
-            }
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                shared.tally.update(|t| t.bytes_in += n as u64);
-            }
-        }
-    }
-    drop(stream);
-    shared.tally.update(|t| t.ended += 1);
-}
-
-impl Shared {
-    /// Holds the calling connection until the stall's end when the stall
-    /// is on now.
-    fn hold(&self, arrived: Instant) {
-        let (Some(stall), Some(&first)) = (self.stall, self.first_request.get()) else {
-            return;
-        };
-        let start = first + stall.after;
-        let end = start + stall.length;
-        let now = Instant::now();
-        if now < start || now >= end {
-            return;
-        }
-        self.tally.update(|t| {
-            t.held += 1;
-            t.longest_hold = t.longest_hold.max(end - arrived);
-        });
-        // The stall is the scenario itself: the answer is due at its end.
-        thread::sleep(end - now);
-    }
-}
-
-/// Where a request ends in the buffer and what it asks of the connection.
-#[derive(Debug, Clone, Copy)]
-struct Framed {
-    head_len: usize,
-    body_len: usize,
-    close: bool,
-}
-
-/// Frames the request at the start of `buf`: `Ok(None)` while its head is
-/// incomplete, `Err` when it is not an HTTP/1.1 request with a plain
-/// `Content-Length` body (or none).
-fn frame(buf: &[u8]) -> Result<Option<Framed>, ()> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() > MAX_HEAD {
-            Err(())
-        } else {
-            Ok(None)
-        };
-    };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ())?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().ok_or(())?;
-    let parts: Vec<&str> = request_line.split(' ').collect();
-    if parts.len() != 3 || parts[2] != "HTTP/1.1" || !parts[1].starts_with('/') {
-        return Err(());
-    }
-    let mut body_len = 0;
-    let mut close = false;
-    for line in lines {
-        let (name, value) = line.split_once(':').ok_or(())?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            body_len = value.parse().map_err(|_| ())?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(());
-        } else if name.eq_ignore_ascii_case("connection") {
-            close = value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("close"));
-        }
-    }
-    Ok(Some(Framed {
-        head_len: end + 4,
-        body_len,
-        close,
-    }))
-}
-
-/// How one stream into a [`Sink`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drained {
-    /// Bytes read.
-    pub bytes: u64,
-    /// `None` at an orderly end of stream, or the error that ended it.
-    pub error: Option<String>,
-}
-
-/// A TCP server that reads every connection to its end and counts the
-/// bytes; stops accepting when dropped.
-#[derive(Debug)]
-pub struct Sink {
-    addr: SocketAddr,
-    shared: Arc<SinkShared>,
-    _acceptor: Acceptor,
-}
-
-#[derive(Debug, Default)]
-struct SinkShared {
-    /// One entry per accepted connection: `None` until it ends.
-    conns: Watched<Vec<Option<Drained>>>,
-}
-
-impl Sink {
-    /// Starts a sink on a loopback port.
-    pub fn start() -> Self {
-        let shared = Arc::new(SinkShared::default());
-        let state = Arc::clone(&shared);
-        let acceptor = Acceptor::start("sink", move |stream| {
-            let index = state.conns.update(|c| {
-                c.push(None);
-                c.len() - 1
-            });
-            let conn = Arc::clone(&state);
-            thread::spawn(move || {
-                let drained = drain(stream);
-                conn.conns.update(|c| c[index] = Some(drained));
-            });
-        });
-        Self {
-            addr: acceptor.addr,
-            shared,
-            _acceptor: acceptor,
-        }
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Waits until it has accepted at least `n` connections and every one
-    /// of them has ended, and returns how each did; panics after `timeout`.
-    pub fn wait_ended(&self, n: usize, timeout: Duration) -> Vec<Drained> {
-        let conns = self.shared.conns.wait(
-            &format!("sink {}: {n} connections, all ended", self.addr),
-            timeout,
-            |c| c.len() >= n && c.iter().all(Option::is_some),
-        );
-        conns.into_iter().flatten().collect()
-    }
-}
-
-/// Reads `stream` to its end.
-fn drain(mut stream: TcpStream) -> Drained {
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Drained { bytes, error: None },
-            Ok(n) => bytes += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Drained {
-                    bytes,
-                    error: Some(e.to_string()),
-                }
-            }
-        }
-    }
+    Settings::answering(answer).recording()
 }
 
 #[cfg(test)]
@@ -766,25 +260,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_requests() {
-        let get = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET";
-        let f = frame(get).expect("valid").expect("complete");
-        assert_eq!((f.head_len, f.body_len, f.close), (28, 0, false));
-        let post = b"POST / HTTP/1.1\r\ncontent-length: 3\r\nConnection: close\r\n\r\nxxx";
-        let f = frame(post).expect("valid").expect("complete");
-        assert_eq!((f.body_len, f.close), (3, true));
-        assert!(frame(b"GET / HTTP/1.1\r\nHost").expect("valid").is_none());
-        assert!(frame(b"hello\r\n\r\n").is_err());
-        assert!(frame(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").is_err());
+    fn responses_carry_their_announced_body() {
+        let r = response(503);
+        let text = String::from_utf8_lossy(r);
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        assert!(head.contains(&format!("Content-Length: {BODY_LEN}")));
+        assert_eq!(body.as_bytes(), [BODY_BYTE; BODY_LEN]);
     }
 
     #[test]
-    fn responses_carry_their_announced_body() {
-        let r = response(200, true);
-        let text = String::from_utf8_lossy(&r);
-        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
-        assert!(head.contains(&format!("Content-Length: {BODY_LEN}")));
-        assert!(head.contains("Connection: close"));
-        assert_eq!(body.len(), BODY_LEN);
+    fn a_cut_answer_keeps_its_head_and_the_first_body_bytes() {
+        let origin::Answer::Cut(cut) = settings(Answer::CutShort).answer else {
+            panic!("not a cut answer");
+        };
+        assert_eq!(
+            cut,
+            &response(200)[..response(200).len() - BODY_LEN + CUT_AT]
+        );
     }
 }

@@ -10,7 +10,17 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::ports::free_port;
+use ringway_kit::ports::free_port;
+
+/// The worker cores of a test that wants two workers where the machine has
+/// two cores: `[0, 1]`, or `[0]` on one core.
+pub fn up_to_two_cores() -> Vec<usize> {
+    if ringway_kit::procfs::online_cores() >= 2 {
+        vec![0, 1]
+    } else {
+        vec![0]
+    }
+}
 
 /// A one-listener, one-cluster configuration; [`ProxyConfig::to_toml`]
 /// renders it.

@@ -3,7 +3,7 @@
 //! with their interim statuses, chunks and trailers ([`HttpConn`]), `curl`
 //! runs, and readers of labelled `/metrics` samples.
 //!
-//! [`crate::admin`] has a client for the admin API's text answers; this one
+//! [`ringway_kit::admin`] has a client for the admin API's text answers; this one
 //! keeps what the proxy tests look at and that one drops: body bytes,
 //! chunk sizes, trailers, interim responses, raw heads, and how a connection
 //! ended.
@@ -14,9 +14,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::admin::{scalar, Metrics};
 use crate::http_wire::{body_framing, parse_field, split_head, Framing, Piece, Wire, WireError};
 use crate::net::{client, set_timeouts, try_client};
+use ringway_kit::admin::{scalar, Metrics};
 
 /// Longest response head the client reads.
 const MAX_HEAD: usize = 1024 * 1024;
@@ -483,8 +483,8 @@ pub fn metric_sum(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> f64
 /// publish their counters on their own schedule, hence the wait.
 pub fn wait_metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)], want: f64) {
     let mut last = String::new();
-    let reached = crate::wait::until(Duration::from_secs(10), || {
-        let metrics = crate::admin::metrics(admin);
+    let reached = ringway_kit::wait::until(Duration::from_secs(10), || {
+        let metrics = ringway_kit::admin::metrics(admin);
         let got = metric_sum(&metrics, name, labels);
         last = metrics.text;
         if got == want {

@@ -14,7 +14,7 @@
 use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use crate::ports::free_port;
+use ringway_kit::ports::free_port;
 
 /// One HTTP listener (`web`), its routes, and clusters.
 #[derive(Debug, Clone)]

@@ -1,4 +1,7 @@
-//! A recording HTTP/1.1 origin server on `std::net` threads.
+//! A recording HTTP/1.1 origin server on `std::net` threads: the tests'
+//! scripted, fault-injecting origin. Where a test only needs answers
+//! counted (the load generator's tests, a drain under load), the kit's
+//! counting origin ([`ringway_kit::origin`]) serves instead.
 //!
 //! [`HttpOrigin`] accepts on a loopback port and serves every connection on
 //! a thread of its own, keep-alive by default. It parses each request with
@@ -15,20 +18,19 @@
 //! where [`HttpOrigin::wait_requests`] is the way to wait.
 
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 
 use crate::data::Digest;
 use crate::http_wire::{
     body_framing, lists_token, parse_field, split_head, Framing, Piece, Wire, WireError,
 };
-use crate::net::set_timeouts;
+use crate::net::Acceptor;
 
 /// Accept backlog: more than the connections any test opens at once.
 const BACKLOG: i32 = 1024;
@@ -133,16 +135,14 @@ pub struct ConnRecord {
 /// A recording HTTP/1.1 origin on a loopback port; stops accepting when
 /// dropped (connections already open finish by themselves).
 pub struct HttpOrigin {
-    addr: SocketAddr,
+    acceptor: Acceptor,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for HttpOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpOrigin")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .finish()
     }
 }
@@ -150,33 +150,13 @@ impl std::fmt::Debug for HttpOrigin {
 impl HttpOrigin {
     /// Starts an origin that answers every request as `handler` says.
     pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                s.listen(BACKLOG)?;
-                Ok(TcpListener::from(s))
-            })
-            .unwrap_or_else(|e| panic!("cannot start an HTTP origin: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("HTTP origin has no address: {e}"));
         let shared = Arc::new(Shared::default());
-        let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            let stop = Arc::clone(&stop);
-            thread::Builder::new()
-                .name(format!("http-origin-{}", addr.port()))
-                .spawn(move || accept_loop(listener, shared, stop, handler))
-                .unwrap_or_else(|e| panic!("cannot start the HTTP origin's thread: {e}"))
-        };
-        Self {
-            addr,
-            shared,
-            stop,
-            acceptor: Some(acceptor),
-        }
+        let accepting = Arc::clone(&shared);
+        let acceptor = Acceptor::start("http-origin", BACKLOG, IO_TIMEOUT, move |stream| {
+            accept(stream, &accepting, &handler);
+        });
+        Self { acceptor, shared }
     }
 
     /// An origin that answers every request 200 with `body`.
@@ -192,7 +172,7 @@ impl HttpOrigin {
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.acceptor.addr()
     }
 
     /// Every complete request so far, in the order they completed.
@@ -217,7 +197,7 @@ impl HttpOrigin {
             .conns
             .get(conn)
             .map(|c| c.raw.clone())
-            .unwrap_or_else(|| panic!("origin {}: no connection {conn}", self.addr))
+            .unwrap_or_else(|| panic!("origin {}: no connection {conn}", self.addr()))
     }
 
     /// Bytes received over all connections.
@@ -243,7 +223,7 @@ impl HttpOrigin {
     /// panics after `timeout`.
     pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
         self.shared.wait(
-            &format!("origin {}: {n} requests", self.addr),
+            &format!("origin {}: {n} requests", self.addr()),
             timeout,
             |s| (s.requests.len() >= n).then(|| s.requests.clone()),
         )
@@ -253,7 +233,7 @@ impl HttpOrigin {
     /// `timeout`.
     pub fn wait_ended(&self, conn: usize, timeout: Duration) -> ConnEnd {
         self.shared.wait(
-            &format!("origin {}: connection {conn} ends", self.addr),
+            &format!("origin {}: connection {conn} ends", self.addr()),
             timeout,
             |s| s.conns.get(conn).and_then(|c| c.record.ended.clone()),
         )
@@ -263,7 +243,7 @@ impl HttpOrigin {
     /// `timeout`.
     pub fn wait_connections(&self, n: usize, timeout: Duration) -> Vec<ConnRecord> {
         self.shared.wait(
-            &format!("origin {}: {n} connections", self.addr),
+            &format!("origin {}: {n} connections", self.addr()),
             timeout,
             |s| (s.conns.len() >= n).then(|| s.conns.iter().map(|c| c.record.clone()).collect()),
         )
@@ -288,17 +268,6 @@ impl HttpOrigin {
             })
             .collect();
         format!("requests {requests:?}; connections {conns:?}")
-    }
-}
-
-impl Drop for HttpOrigin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
     }
 }
 
@@ -556,42 +525,32 @@ impl Shared {
     }
 }
 
-fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    handler: Arc<Handler>,
-) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        set_timeouts(&stream, IO_TIMEOUT);
-        let peer = stream
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-        let id = shared.update(|s| {
-            let id = s.conns.len();
-            s.conns.push(ConnState {
-                record: ConnRecord {
-                    id,
-                    peer,
-                    requests: 0,
-                    bytes: 0,
-                    ended: None,
-                },
-                raw: Vec::new(),
-            });
-            id
+/// Records a connection the origin accepted and serves it on a thread of
+/// its own.
+fn accept(stream: TcpStream, shared: &Arc<Shared>, handler: &Arc<Handler>) {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let id = shared.update(|s| {
+        let id = s.conns.len();
+        s.conns.push(ConnState {
+            record: ConnRecord {
+                id,
+                peer,
+                requests: 0,
+                bytes: 0,
+                ended: None,
+            },
+            raw: Vec::new(),
         });
-        let shared = Arc::clone(&shared);
-        let handler = Arc::clone(&handler);
-        thread::Builder::new()
-            .name(format!("http-origin-conn-{id}"))
-            .spawn(move || serve(stream, id, &shared, &*handler))
-            .unwrap_or_else(|e| panic!("HTTP origin: cannot start a connection thread: {e}"));
-    }
+        id
+    });
+    let shared = Arc::clone(shared);
+    let handler = Arc::clone(handler);
+    thread::Builder::new()
+        .name(format!("http-origin-conn-{id}"))
+        .spawn(move || serve(stream, id, &shared, &*handler))
+        .unwrap_or_else(|e| panic!("HTTP origin: cannot start a connection thread: {e}"));
 }
 
 /// What to do with the connection after a reply.

@@ -1,15 +1,19 @@
 //! Shared harness of ringway's end-to-end tests.
 //!
-//! The tests drive the real `ringway` binary over real loopback sockets:
-//! [`Ringway`] starts and stops the proxy and reads its exit report,
-//! [`origin`] runs origin servers on plain `std::net` threads, [`data`]
-//! produces and checks the byte streams, [`ports`] hands out listening ports,
-//! [`probe`] looks at the running process through `/proc` and [`admin`]
-//! talks to its admin API. For HTTP listeners, [`http_origin`] is a
-//! recording origin, [`http_client`] a byte-exact client and
-//! [`http_config`] builds their configs, on the shared wire reader
-//! [`http_wire`]. [`bench`] runs the load generator, `ringway-bench load`,
-//! against servers that count what it sends.
+//! The tests drive the real `ringway` binary over real loopback sockets.
+//! What they share with the benches lives in the kit, `ringway_kit`: the
+//! launcher ([`ringway_kit::Ringway`]), the admin API client
+//! ([`ringway_kit::admin`]), the `/proc` readers ([`ringway_kit::procfs`]),
+//! the counting origin ([`ringway_kit::origin`], the echo and sink behind
+//! most TCP tests) and the test ports ([`ringway_kit::ports`]). What is
+//! particular to the tests lives here: [`config`] and [`http_config`] build
+//! their configs, [`origin`] runs scripted TCP peers on plain `std::net`
+//! threads, [`http_origin`] is a recording HTTP/1.1 origin that misbehaves
+//! on purpose for the error tests, and [`http_client`] a byte-exact client,
+//! on the shared wire reader [`http_wire`]; [`data`] produces and checks the
+//! byte streams, [`net`] holds client sockets, the scripted peers' accept
+//! loop and socket tricks. [`mod@bench`] runs the load generator,
+//! `ringway-bench load`, against the kit's counting origin.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -21,7 +25,6 @@
               the harness runs on test threads, where a lock is the simple tool"
 )]
 
-pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod data;
@@ -31,14 +34,17 @@ pub mod http_origin;
 pub mod http_wire;
 pub mod net;
 pub mod origin;
-pub mod ports;
-pub mod probe;
-pub mod proxy;
-pub mod wait;
 
-pub use config::{ConfigFile, ConfigMapVolume, ProxyConfig};
+pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};
-pub use net::{client, raise_fd_limit};
+pub use net::client;
 pub use origin::Origin;
-pub use ports::{dead_endpoint, free_port};
-pub use proxy::{Exit, Ringway, WorkerLine};
+/// The kit's address where nothing listens, under the name the bench tests
+/// import it by.
+pub use ringway_kit::ports::dead_endpoint;
+
+/// The kit's launcher functions under the path [`mod@bench`] and the bench
+/// tests use.
+pub mod proxy {
+    pub use ringway_kit::launcher::{binary, run_program_to_exit, sibling_binary, Program};
+}

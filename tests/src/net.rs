@@ -1,13 +1,14 @@
-//! Client sockets, and the socket tricks the tests need: a blackholed
-//! endpoint, a reset instead of a FIN, enough file descriptors.
+//! Client sockets, the accept loop of the tests' servers, and the socket
+//! tricks the tests need: a blackholed endpoint, a reset instead of a FIN.
 
-use std::io::{self, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::Once;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 
 /// How long a client socket waits on one read or write before the test
 /// fails: generous, for a debug build on two busy cores.
@@ -43,6 +44,114 @@ pub fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// A loopback listener whose thread hands every connection it accepts to
+/// a handler, with read and write timeouts set, until dropped: the accept
+/// loop of the tests' thread-per-connection servers.
+#[derive(Debug)]
+pub struct Acceptor {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    /// Listens on a loopback port the kernel picks, with an accept queue
+    /// of `backlog`; `name` names the thread. Every accepted connection
+    /// gets `io_timeout` on its reads and writes, then goes to `on_conn`.
+    pub fn start(
+        name: &str,
+        backlog: i32,
+        io_timeout: Duration,
+        mut on_conn: impl FnMut(TcpStream) + Send + 'static,
+    ) -> Self {
+        let listener = ringway_kit::ports::loopback_listener(backlog)
+            .unwrap_or_else(|e| panic!("cannot start the {name} server: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the {name} server has no address: {e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    set_timeouts(&stream, io_timeout);
+                    on_conn(stream);
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the {name} server's thread: {e}"));
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Acceptor {
+    /// Stops accepting; connections already handed over go on.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the thread with a connection of our own.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Sends `message` on `stream`, to an echoing origin behind the proxy,
+/// and checks that it comes back whole.
+pub fn ping(stream: &mut TcpStream, message: &[u8]) {
+    let shown = String::from_utf8_lossy(message);
+    stream
+        .write_all(message)
+        .unwrap_or_else(|e| panic!("sending {shown:?}: {e}"));
+    let mut echo = vec![0u8; message.len()];
+    stream
+        .read_exact(&mut echo)
+        .unwrap_or_else(|e| panic!("reading the echo of {shown:?}: {e}"));
+    assert_eq!(echo, message, "the echo of {shown:?}");
+}
+
+/// Sends line `i` on a new connection to the proxy listener at `addr`, to
+/// an echoing origin, and checks that it comes back: the client was served.
+pub fn assert_echoed(addr: SocketAddr, i: usize) {
+    ping(&mut client(addr), format!("connection {i}\n").as_bytes());
+}
+
+/// Connects to a proxy listener whose cluster has no endpoint that
+/// answers, writes a line, and checks that the proxy closes the
+/// connection (a reset, or an end of stream) without a byte; each read
+/// waits at most `timeout`.
+pub fn assert_closed_without_a_byte(addr: SocketAddr, timeout: Duration) {
+    let ended = match try_client(addr) {
+        Ok(mut stream) => {
+            set_timeouts(&stream, timeout);
+            // The request may or may not be taken before the close.
+            let _ = stream.write_all(b"anyone there?\n");
+            read_until_closed(&mut stream)
+                .unwrap_or_else(|e| panic!("client of an unreachable cluster: {e}"))
+        }
+        // Accepted and reset before connect() even returned.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ended::Reset(0),
+        Err(e) => panic!("connecting to the proxy: {e}"),
+    };
+    assert!(
+        matches!(ended, Ended::Reset(0) | Ended::Eof(0)),
+        "no data, then an end: {ended:?}"
+    );
+}
+
 /// How a read that expects the connection to end came out.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
@@ -68,52 +177,24 @@ pub fn read_until_closed(stream: &mut TcpStream) -> io::Result<Ended> {
     }
 }
 
-/// Raises this process's soft limit on open files to the hard limit, once.
-/// Children (the proxy) inherit it.
-pub fn raise_fd_limit() {
-    static RAISE: Once = Once::new();
-    RAISE.call_once(|| {
-        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
-            .unwrap_or_else(|e| panic!("cannot read RLIMIT_NOFILE: {e}"));
-        if soft < hard {
-            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-                .unwrap_or_else(|e| panic!("cannot raise RLIMIT_NOFILE to {hard}: {e}"));
-        }
-    });
-}
-
-/// The hard limit on open files of this process.
-pub fn fd_hard_limit() -> u64 {
-    getrlimit(Resource::RLIMIT_NOFILE)
-        .unwrap_or_else(|e| panic!("cannot read RLIMIT_NOFILE: {e}"))
-        .1
-}
-
 /// An address that never answers a SYN: a listener with a backlog of 0
 /// whose accept queue is full of connections nobody accepts, so the kernel
 /// drops further SYNs. A connect to it can only time out.
 #[derive(Debug)]
 pub struct Blackhole {
     addr: SocketAddr,
-    _listener: Socket,
+    _listener: TcpListener,
     _queued: Vec<TcpStream>,
 }
 
 impl Blackhole {
     /// Makes one on a fresh loopback port.
     pub fn new() -> Self {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                s.listen(0)?;
-                Ok(s)
-            })
+        let listener = ringway_kit::ports::loopback_listener(0)
             .unwrap_or_else(|e| panic!("cannot make the blackhole listener: {e}"));
         let addr = listener
             .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .unwrap_or_else(|| panic!("blackhole listener has no address"));
+            .unwrap_or_else(|e| panic!("blackhole listener has no address: {e}"));
         // Fill the accept queue until a connect goes unanswered.
         let mut queued = Vec::new();
         for _ in 0..16 {
@@ -148,7 +229,7 @@ impl Default for Blackhole {
 /// nothing outside the process can see when), for up to `timeout`; the `Err`
 /// says what the last attempt did instead.
 pub fn wait_until_refused(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    crate::wait::until(timeout, || {
+    ringway_kit::wait::until(timeout, || {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
             Err(e) => Err(format!("connect failed with {e}")),

@@ -1,26 +1,27 @@
-//! Origin servers: plain `std::net` threads behind the proxy.
+//! Scripted TCP peers: plain `std::net` threads behind the proxy, for
+//! tests about what one connection carries and how it ends.
 //!
 //! An [`Origin`] accepts on a loopback port and runs a handler on its own
 //! thread for every connection; each handler's result goes to a queue the
-//! test reads with [`Origin::next_result`]. The handlers the tests share
-//! live here ([`echo`], [`sink`], [`source`], [`reply_after_eof`],
-//! [`half_closing`], [`record`]), and [`counting`] wraps any of them to
-//! count the connections an origin got; a test with a special peer writes
-//! its own closure.
+//! test reads with [`Origin::next_result`], and [`Origin::accepted`] counts
+//! the connections. The handlers the tests share live here ([`echo`],
+//! which returns a digest of what it got, [`source`], [`reply_after_eof`],
+//! [`half_closing`]); a test with a special peer writes its own closure. A
+//! peer that only has to echo or count is the kit's counting origin
+//! ([`ringway_kit::origin::CountingOrigin`]).
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use socket2::{Domain, Socket, Type};
 
 use crate::data::{self, Digest, Transfer};
-use crate::net::set_timeouts;
+use crate::net::Acceptor;
 
 /// Accept backlog: room for a thousand connections arriving at once, so the
 /// origin never drops a SYN of the proxy's.
@@ -37,10 +38,9 @@ pub type HandlerResult<R> = io::Result<R>;
 /// An origin server on a loopback port; stops accepting when dropped.
 #[derive(Debug)]
 pub struct Origin<R> {
-    addr: SocketAddr,
+    acceptor: Acceptor,
     results: Receiver<HandlerResult<R>>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
+    accepted: Arc<AtomicU64>,
 }
 
 impl<R: Send + 'static> Origin<R> {
@@ -49,53 +49,39 @@ impl<R: Send + 'static> Origin<R> {
     where
         F: Fn(TcpStream) -> HandlerResult<R> + Send + Sync + 'static,
     {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                s.listen(BACKLOG)?;
-                Ok(std::net::TcpListener::from(s))
-            })
-            .unwrap_or_else(|e| panic!("cannot start an origin: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("origin has no address: {e}"));
         let (tx, results) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
         let handler = Arc::new(handler);
-        let stopping = Arc::clone(&stop);
-        let acceptor = thread::Builder::new()
-            .name(format!("origin-{}", addr.port()))
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    set_timeouts(&stream, IO_TIMEOUT);
-                    let handler = Arc::clone(&handler);
-                    let tx = tx.clone();
-                    let spawned = thread::Builder::new()
-                        .stack_size(STACK_SIZE)
-                        .spawn(move || {
-                            let _ = tx.send(handler(stream));
-                        });
-                    if let Err(e) = spawned {
-                        panic!("origin {addr}: cannot start a connection thread: {e}");
-                    }
-                }
-            })
-            .unwrap_or_else(|e| panic!("cannot start the origin's thread: {e}"));
+        let counter = Arc::clone(&accepted);
+        let acceptor = Acceptor::start("origin", BACKLOG, IO_TIMEOUT, move |stream| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let handler = Arc::clone(&handler);
+            let tx = tx.clone();
+            let spawned = thread::Builder::new()
+                .stack_size(STACK_SIZE)
+                .spawn(move || {
+                    let _ = tx.send(handler(stream));
+                });
+            if let Err(e) = spawned {
+                panic!("origin: cannot start a connection thread: {e}");
+            }
+        });
         Self {
-            addr,
+            acceptor,
             results,
-            stop,
-            acceptor: Some(acceptor),
+            accepted,
         }
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.acceptor.addr()
+    }
+
+    /// How many connections it accepted so far: up to date as soon as the
+    /// connection's first byte came back through the proxy.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The result of the next connection to finish; panics if none finishes
@@ -105,10 +91,10 @@ impl<R: Send + 'static> Origin<R> {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => panic!(
                 "origin {}: no connection finished within {timeout:?}",
-                self.addr
+                self.addr()
             ),
             Err(RecvTimeoutError::Disconnected) => {
-                panic!("origin {}: the acceptor thread is gone", self.addr)
+                panic!("origin {}: the acceptor thread is gone", self.addr())
             }
         }
     }
@@ -116,18 +102,7 @@ impl<R: Send + 'static> Origin<R> {
     /// Like [`Origin::next_result`], but panics on a handler error too.
     pub fn next_ok(&self, timeout: Duration) -> R {
         self.next_result(timeout)
-            .unwrap_or_else(|e| panic!("origin {}: connection failed: {e}", self.addr))
-    }
-}
-
-impl<R> Drop for Origin<R> {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+            .unwrap_or_else(|e| panic!("origin {}: connection failed: {e}", self.addr()))
     }
 }
 
@@ -153,11 +128,6 @@ pub fn echo(mut stream: TcpStream) -> HandlerResult<Transfer> {
         bytes: total,
         digest: Digest(hasher.finalize().into()),
     })
-}
-
-/// Reads to end of stream; returns what it received.
-pub fn sink(mut stream: TcpStream) -> HandlerResult<Transfer> {
-    data::read_to_end_hashed(&mut stream)
 }
 
 /// Sends `len` bytes of the test stream and its FIN, then waits for the
@@ -205,26 +175,4 @@ pub fn half_closing(len: u64) -> impl Fn(TcpStream) -> HandlerResult<(Transfer, 
         stream.read_to_end(&mut got)?;
         Ok((sent, got))
     }
-}
-
-/// Runs `handler`, first adding one to `served`: the count is up to date
-/// as soon as the connection's first byte came back through the proxy.
-pub fn counting<R, F>(
-    served: Arc<AtomicU64>,
-    handler: F,
-) -> impl Fn(TcpStream) -> HandlerResult<R> + Send + Sync + 'static
-where
-    F: Fn(TcpStream) -> HandlerResult<R> + Send + Sync + 'static,
-{
-    move |stream| {
-        served.fetch_add(1, Ordering::SeqCst);
-        handler(stream)
-    }
-}
-
-/// Reads to end of stream; returns the bytes.
-pub fn record(mut stream: TcpStream) -> HandlerResult<Vec<u8>> {
-    let mut got = Vec::new();
-    stream.read_to_end(&mut got)?;
-    Ok(got)
 }

@@ -9,14 +9,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use prometheus_parse::Value;
-use ringway_tests::admin::{self, Connection, Metrics};
+use ringway_kit::admin::{self, Connection, Metrics};
+use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::data;
 use ringway_tests::net::set_timeouts;
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::online_cores;
-use ringway_tests::proxy::{run_to_exit, write_config};
-use ringway_tests::wait::poll;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::up_to_two_cores as cores;
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// Bound on waits for things the proxy does soon.
@@ -27,18 +28,9 @@ const START: Duration = Duration::from_secs(20);
 /// stats client's own 30 s wait for an answer.
 const CLI_WAIT: Duration = Duration::from_secs(40);
 
-/// Two workers when the machine has two cores, else one.
-fn cores() -> Vec<usize> {
-    if online_cores() >= 2 {
-        vec![0, 1]
-    } else {
-        vec![0]
-    }
-}
-
 /// An echoing origin and a proxy in front of it whose admin API answers.
-fn start() -> (Origin<data::Transfer>, ProxyConfig, Ringway) {
-    let origin = Origin::start(origin::echo);
+fn start() -> (CountingOrigin, ProxyConfig, Ringway) {
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&cores());
     let proxy = Ringway::start(&config.to_toml());
     admin::wait_ready(config.admin, WAIT);
@@ -157,7 +149,7 @@ fn config_is_the_effective_configuration() {
 /// workers serve: a connection through the listener round-trips.
 #[test]
 fn ready_means_the_workers_serve() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&cores());
     let proxy = Ringway::spawn(&config.to_toml());
 

@@ -8,10 +8,12 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use ringway_tests::admin::{self, read_response, Response};
-use ringway_tests::net::raise_fd_limit;
-use ringway_tests::wait::poll;
-use ringway_tests::{client, dead_endpoint, ProxyConfig, Ringway};
+use ringway_kit::admin::{self, read_response, Response};
+use ringway_kit::limits::raise_fd_limit;
+use ringway_kit::ports::dead_endpoint;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
+use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for the proxy to be ready.
 const WAIT: Duration = Duration::from_secs(10);

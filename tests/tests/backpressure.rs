@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use ringway_kit::procfs::rss_bytes;
+use ringway_kit::Ringway;
 use ringway_tests::data::StreamReader;
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::rss_bytes;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// Long enough for hundreds of MiB through a debug build on two cores.

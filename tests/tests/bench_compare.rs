@@ -1,18 +1,25 @@
-//! Smoke test of `ringway-bench compare`: a short scenario with `direct` and
-//! `ringway` only, run end to end (built-in origin, generated ringway config,
-//! load runs, memory run, report), then checked against what the origin
-//! itself counted.
+//! End-to-end tests of `ringway-bench compare`, the one bench harness:
+//! short scenarios run whole (built-in origins, generated configs, load
+//! runs, memory runs, report), then checked against what the origins
+//! themselves counted, what ringway's `/stats` says, and the scenario's
+//! own arithmetic.
+//!
+//! The guard's wait for a quiet machine is off (`quiet_wait = "0s"`) or
+//! short: these tests run while the rest of the suite keeps the cores busy,
+//! which is what the guard exists to refuse. Comparisons take turns
+//! ([`bench::turn`]): each one loads both cores.
 
-use std::path::Path;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use ringway_tests::bench;
-use ringway_tests::proxy;
+use ringway_tests::proxy::{self, Program};
 use serde_json::Value;
 
 /// The whole comparison takes a few seconds; this only guards a hang.
-const COMPARE_TIMEOUT: Duration = Duration::from_secs(180);
+const COMPARE_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
@@ -20,16 +27,102 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
 }
 
+/// The core of the systems under test: the second one when there are two.
+fn proxy_core() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    usize::from(cores > 1)
+}
+
+/// A finished comparison.
+struct Compared {
+    output: Output,
+    /// The results directory (from the report path it printed).
+    dir: PathBuf,
+    results: Value,
+    report: String,
+}
+
+/// Runs `ringway-bench compare` on `scenario` (TOML text) with `args`
+/// after the usual ones; panics unless it printed a report path.
+fn compare(work: &Path, scenario: &str, args: &[&str]) -> Compared {
+    let file = work.join("scenario.toml");
+    std::fs::write(&file, scenario).expect("write the scenario");
+    let out_dir = work.join("results");
+    let run = Program::new(&bench::binary())
+        .args(&[OsStr::new("compare"), file.as_os_str()])
+        .args(&[OsStr::new("--out"), out_dir.as_os_str()])
+        .args(&[OsStr::new("--ringway"), proxy::binary().as_os_str()])
+        .args(args);
+    let output = {
+        let _turn = bench::turn();
+        proxy::run_program_to_exit(&run, COMPARE_TIMEOUT)
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let report = Path::new(stdout.trim());
+    assert!(
+        report.ends_with("report.md"),
+        "no report (exit {}): {}\n{stdout}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = report
+        .parent()
+        .expect("report.md is in a directory")
+        .to_owned();
+    assert!(dir.starts_with(&out_dir), "{}", dir.display());
+    Compared {
+        results: read_json(&dir.join("results.json")),
+        report: std::fs::read_to_string(report).expect("read report.md"),
+        dir,
+        output,
+    }
+}
+
+impl Compared {
+    fn assert_success(&self) {
+        assert!(
+            self.output.status.success(),
+            "compare failed: {}\nproblems: {}",
+            String::from_utf8_lossy(&self.output.stderr),
+            self.results["problems"]
+        );
+        assert_eq!(self.results["problems"], serde_json::json!([]));
+    }
+
+    fn array(&self, key: &str) -> &Vec<Value> {
+        self.results[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} is not an array: {}", self.results))
+    }
+
+    /// Every request the load runs (discarded ones too) wrote, plus one per
+    /// idle connection, reached the origins exactly once.
+    fn assert_origins_saw_every_request(&self) {
+        let mut sent = 0;
+        for entry in std::fs::read_dir(self.dir.join("raw")).expect("raw/") {
+            let doc = read_json(&entry.expect("a raw file").path());
+            assert_eq!(doc["schema"], "ringway-bench.load/1");
+            sent += doc["requests"]["sent"].as_u64().expect("requests.sent");
+        }
+        let held: u64 = self
+            .array("memory")
+            .iter()
+            .map(|m| m["held"].as_u64().expect("held"))
+            .sum();
+        let check = &self.results["origin_check"];
+        assert_eq!(check["served"].as_u64(), Some(sent + held), "{check}");
+        assert_eq!(check["sent"].as_u64(), Some(sent + held), "{check}");
+    }
+}
+
 #[test]
 fn compare_runs_direct_and_ringway_and_reports_what_the_origin_saw() {
     let work = tempfile::tempdir().unwrap();
     // Two cores on the machines this runs on; with one, everything shares it.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let proxy_core = usize::from(cores > 1);
-    let scenario = work.path().join("smoke.toml");
-    std::fs::write(
-        &scenario,
-        format!(
+    let proxy_core = proxy_core();
+    let c = compare(
+        work.path(),
+        &format!(
             r#"
 name = "smoke"
 description = "compare smoke test"
@@ -56,46 +149,30 @@ max_throughput = true
 
 [memory]
 idle_connections = 200
+
+[guard]
+quiet_wait = "0s"
+retries = 0
 "#
         ),
-    )
-    .unwrap();
-    let out_dir = work.path().join("results");
-    let mut cmd = Command::new(bench::binary());
-    cmd.arg("compare")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--ringway")
-        .arg(proxy::binary());
-    let output = proxy::run_command_to_exit(cmd, COMPARE_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "compare failed: {stderr}\n{stdout}"
+        &[],
     );
-    let report = Path::new(stdout.trim());
-    assert!(report.ends_with("report.md"), "stdout: {stdout}");
-    let dir = report.parent().unwrap();
-    assert!(
-        dir.starts_with(&out_dir)
-            && dir
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("smoke-")
-    );
+    c.assert_success();
+    let dir = &c.dir;
+    assert!(dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("smoke-"));
 
-    let results = read_json(&dir.join("results.json"));
+    let results = &c.results;
     assert_eq!(results["systems"], serde_json::json!(["direct", "ringway"]));
-    assert_eq!(results["problems"], serde_json::json!([]));
     let ceiling = &results["ceiling"];
     assert_eq!(ceiling["system"], "direct");
     assert!(ceiling["rps"].as_f64().unwrap() > 0.0, "{ceiling}");
 
     // Two systems × (two rates + max throughput).
-    let runs = results["runs"].as_array().unwrap();
+    let runs = c.array("runs");
     assert_eq!(runs.len(), 6, "{runs:?}");
     for run in runs {
         assert_eq!(run["errors"], 0, "{run}");
@@ -121,13 +198,22 @@ idle_connections = 200
                 0.0,
                 "direct runs no proxy: {run}"
             );
+            assert!(run["worker_cpu_s"].is_null(), "{run}");
         }
+        // The guard judged every run, and it was off before them.
+        assert!(
+            run["disturbance"]["foreign_pct"].as_f64().is_some(),
+            "{run}"
+        );
+        assert!(run["quiet"].is_null(), "{run}");
+        assert!(run["wall_s"].as_f64().unwrap() > 0.0, "{run}");
     }
 
     // The memory run held every idle connection on ringway.
-    let memory = results["memory"].as_array().unwrap();
+    let memory = c.array("memory");
     assert_eq!(memory.len(), 1, "{memory:?}");
     assert_eq!(memory[0]["system"], "ringway");
+    assert_eq!(memory[0]["mode"], "http");
     assert_eq!(memory[0]["held"], 200);
     assert!(memory[0]["rss_idle_kib"].as_u64().unwrap() > 0);
 
@@ -144,11 +230,9 @@ idle_connections = 200
     assert_eq!(raw_files, 7, "the ceiling run and six rounds' runs");
     let origin = read_json(&dir.join("origin.json"));
     assert_eq!(origin["requests"].as_u64().unwrap(), sent + 200, "{origin}");
-    let check = &results["origin_check"];
-    assert_eq!(check["served"].as_u64(), Some(sent + 200), "{check}");
-    assert_eq!(check["sent"].as_u64(), Some(sent + 200), "{check}");
+    c.assert_origins_saw_every_request();
 
-    let md = std::fs::read_to_string(report).unwrap();
+    let md = &c.report;
     for needle in [
         "# smoke",
         "Load-side ceiling",
@@ -161,6 +245,8 @@ idle_connections = 200
         "latency-vs-load.svg",
         "spectrum.svg",
         "every request reached it exactly once",
+        "## Quiet-machine guard",
+        "The wait for quiet cores before each run was off.",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
@@ -170,4 +256,336 @@ idle_connections = 200
         assert!(text.contains("ringway") && text.contains("direct"), "{svg}");
     }
     assert!(dir.join("systems/ringway/ringway.toml").is_file());
+}
+
+/// A ringway variant with a large table and a baseline build, side by side
+/// with ringway in the same rounds, their CPU ratios, and both kinds of idle
+/// connections of the memory run.
+#[test]
+fn compare_sets_variants_and_a_baseline_beside_ringway_with_their_ratios() {
+    let work = tempfile::tempdir().unwrap();
+    let proxy_core = proxy_core();
+    let c = compare(
+        work.path(),
+        &format!(
+            r#"
+name = "variants"
+systems = ["direct", "ringway", "ringway-50-routes"]
+runs = 2
+
+[cores]
+proxy = {proxy_core}
+
+[load]
+connections = 2
+# The last of the variant's routes; ringway's catch-all takes it too.
+host = "h0.example.com"
+path = "/r0/"
+warmup = "0s"
+duration = "300ms"
+
+[sweep]
+rates = [200]
+
+[memory]
+idle_connections = 30
+idle_tcp_pairs = 20
+
+[guard]
+quiet_wait = "0s"
+retries = 0
+
+[[variants]]
+name = "ringway-50-routes"
+of = "ringway"
+routes = 50
+
+[[ratios]]
+system = "ringway-50-routes"
+against = "ringway"
+bar = 1.05
+"#
+        ),
+        // The baseline is the same binary: what matters here is that it
+        // runs in the same rounds and that the ratios are computed.
+        &["--baseline", proxy::binary().to_str().unwrap()],
+    );
+    c.assert_success();
+    let r = &c.results;
+    assert_eq!(
+        r["systems"],
+        serde_json::json!(["direct", "ringway", "baseline", "ringway-50-routes"])
+    );
+    // Four systems × two rounds × (one rate + max throughput), no error:
+    // every request of the variant found the last of its 50 routes.
+    let runs = c.array("runs");
+    assert_eq!(runs.len(), 16, "{runs:?}");
+    for run in runs {
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["ok"].as_u64().unwrap() > 0, "{run}");
+        let ringway = run["system"] != "direct";
+        assert_eq!(run["worker_cpu_s"].is_number(), ringway, "{run}");
+    }
+    let config =
+        std::fs::read_to_string(c.dir.join("systems/ringway-50-routes/ringway.toml")).unwrap();
+    assert_eq!(config.matches("[[listeners.routes]]").count(), 50);
+    assert!(c.dir.join("systems/baseline/baseline.toml").is_file());
+
+    // The scenario's ratio, and ringway against the baseline (bar 1.02).
+    let ratios = c.array("ratios");
+    assert_eq!(ratios.len(), 2, "{ratios:?}");
+    assert_eq!(ratios[0]["system"], "ringway-50-routes");
+    assert_eq!(ratios[0]["bar"], 1.05);
+    assert_eq!(
+        (
+            &ratios[1]["system"],
+            &ratios[1]["against"],
+            &ratios[1]["bar"]
+        ),
+        (
+            &serde_json::json!("ringway"),
+            &serde_json::json!("baseline"),
+            &serde_json::json!(1.02)
+        )
+    );
+    for table in ratios {
+        let rows = table["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "the rate and max throughput: {table}");
+        assert_eq!(rows[0]["offered"], 200.0);
+        assert!(rows[1]["offered"].is_null());
+        for row in rows {
+            let (a, b) = (
+                row["system"].as_f64().unwrap(),
+                row["against"].as_f64().unwrap(),
+            );
+            let ratio = row["ratio"].as_f64().unwrap();
+            assert!((ratio - a / b).abs() < 1e-9, "{row}");
+            let [median, min, max] = [0, 1, 2].map(|i| row["per_round"][i].as_f64().unwrap());
+            assert!(min <= median && median <= max, "{row}");
+            assert_eq!(row["within_bar"], ratio <= table["bar"].as_f64().unwrap());
+        }
+    }
+
+    // Idle HTTP connections and idle TCP pairs of each ringway, each round.
+    let memory = c.array("memory");
+    assert_eq!(memory.len(), 3 * 2 * 2, "{memory:?}");
+    for m in memory {
+        let want = if m["mode"] == "http" { 30 } else { 20 };
+        assert_eq!(m["held"], want, "{m}");
+        assert_eq!(m["asked"], want, "{m}");
+        assert!(m["shortfall"].is_null(), "{m}");
+    }
+    assert!(c
+        .dir
+        .join("systems/ringway-50-routes-tcp/ringway.toml")
+        .is_file());
+    c.assert_origins_saw_every_request();
+    for needle in [
+        "## CPU ratios",
+        "### ringway-50-routes / ringway (bar: at most 1.05x)",
+        "### ringway / baseline (bar: at most 1.02x)",
+        "| ringway-50-routes | HTTP keep-alive connections |",
+        "| baseline | TCP pairs |",
+        "- versions: ringway",
+        "baseline ",
+    ] {
+        assert!(
+            c.report.contains(needle),
+            "report.md lacks {needle:?}:\n{}",
+            c.report
+        );
+    }
+}
+
+/// Both churn modes: the endpoints of the origin cluster, and whole
+/// configurations, posted while requests flow; every post applied, the
+/// generation advanced by exactly as many, no request failed, and ringway's
+/// own publish latency read from `/stats`.
+#[test]
+fn compare_churns_endpoints_and_routes_while_requests_flow() {
+    let work = tempfile::tempdir().unwrap();
+    let proxy_core = proxy_core();
+    let c = compare(
+        work.path(),
+        &format!(
+            r#"
+name = "churn"
+systems = ["ringway", "endpoints-churn", "routes-churn"]
+runs = 1
+
+[cores]
+proxy = {proxy_core}
+
+[origin]
+count = 2
+
+[load]
+connections = 2
+# The last route of routes-churn's table.
+host = "h0.example.com"
+path = "/r0/"
+warmup = "0s"
+duration = "600ms"
+
+[sweep]
+rates = [300]
+max_throughput = false
+
+[memory]
+idle_connections = 0
+
+[[variants]]
+name = "endpoints-churn"
+of = "ringway"
+clusters = 30
+
+[variants.churn]
+mode = "endpoints"
+interval = "20ms"
+
+[[variants]]
+name = "routes-churn"
+of = "ringway"
+routes = 20
+clusters = 10
+
+[variants.churn]
+mode = "routes"
+interval = "40ms"
+"#
+        ),
+        &["--quiet-wait", "1s", "--quiet-pct", "100", "--retries", "0"],
+    );
+    c.assert_success();
+    let runs = c.array("runs");
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for run in runs {
+        assert_eq!(run["errors"], 0, "{run}");
+        let due = run["ok"].as_u64().unwrap() + run["unsent"].as_u64().unwrap();
+        assert_eq!(due, 180, "{run}");
+        // The guard looked at the cores before the run.
+        assert!(run["quiet"]["waited_s"].as_f64().is_some(), "{run}");
+    }
+    let churn = c.array("churn");
+    assert_eq!(churn.len(), 2, "{churn:?}");
+    for (round, mode) in churn.iter().zip(["endpoints", "routes"]) {
+        assert_eq!(round["mode"], mode, "{round}");
+        let posted = round["posted"].as_u64().unwrap();
+        assert!(posted > 0, "{round}");
+        assert_eq!(round["applied"].as_u64(), Some(posted), "{round}");
+        assert_eq!(round["failed"], 0, "{round}");
+        assert_eq!(round["out_of_order"], 0, "{round}");
+        let start = round["generation_start"].as_u64().unwrap();
+        assert_eq!(
+            round["generation_end"].as_u64(),
+            Some(start + posted),
+            "{round}"
+        );
+        assert_eq!(
+            round["post_rtt_us"]["count"].as_u64(),
+            Some(posted),
+            "{round}"
+        );
+        // Every table published since the start: each post's.
+        let publish = &round["publish_latency_us"];
+        assert_eq!(publish["count"].as_u64(), Some(posted), "{round}");
+        assert!(publish["p99"].as_u64().unwrap() <= publish["max"].as_u64().unwrap());
+    }
+    // The origins served the requests between them, as the endpoints moved.
+    c.assert_origins_saw_every_request();
+    assert!(c.dir.join("origin-1.json").is_file());
+    for needle in [
+        "## Table churn",
+        "| endpoints-churn | 1 | endpoints | 20 ms |",
+        "| routes-churn | 1 | routes | 40 ms |",
+        "worker CPU µs/req",
+        "2 origins",
+    ] {
+        assert!(
+            c.report.contains(needle),
+            "report.md lacks {needle:?}:\n{}",
+            c.report
+        );
+    }
+}
+
+/// A system that cannot run is skipped with the reason, the others run.
+#[test]
+fn compare_skips_a_baseline_it_was_not_given() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare(
+        work.path(),
+        "name = \"skip\"\nsystems = [\"direct\", \"baseline\"]\nruns = 1\n\
+         [load]\nconnections = 1\nwarmup = \"0s\"\nduration = \"200ms\"\n\
+         [memory]\nidle_connections = 5\n[guard]\nquiet_wait = \"0s\"\n",
+        &[],
+    );
+    c.assert_success();
+    assert_eq!(c.results["systems"], serde_json::json!(["direct"]));
+    let skipped = c.array("skipped");
+    assert_eq!(skipped[0][0], "baseline");
+    assert!(
+        skipped[0][1].as_str().unwrap().contains("--baseline PATH"),
+        "{skipped:?}"
+    );
+    assert!(c.report.contains("**skipped baseline**"), "{}", c.report);
+}
+
+/// `--profile`: one more max-throughput run under `perf`, summed by thread,
+/// object and symbol; without `perf` the option is refused up front.
+#[test]
+fn compare_profiles_with_perf_or_says_what_is_missing() {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        "name = \"prof\"\nsystems = [\"ringway\"]\nruns = 1\n[cores]\nproxy = {}\n\
+         [load]\nconnections = 2\nwarmup = \"0s\"\nduration = \"500ms\"\n\
+         [memory]\nidle_connections = 0\n[guard]\nquiet_wait = \"0s\"\n",
+        proxy_core()
+    );
+    let has_perf = Command::new("perf")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_perf {
+        let file = work.path().join("scenario.toml");
+        std::fs::write(&file, scenario).unwrap();
+        let out = Command::new(bench::binary())
+            .arg("compare")
+            .arg(&file)
+            .arg("--profile")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("linux-perf"), "{stderr}");
+        return;
+    }
+    let c = compare(work.path(), &scenario, &["--profile"]);
+    c.assert_success();
+    let profiles = c.array("profiles");
+    assert_eq!(profiles.len(), 1, "{profiles:?}");
+    let p = &profiles[0];
+    assert_eq!(p["system"], "ringway");
+    // The profile run is not a measured one, but its requests count at the
+    // origin.
+    assert!(c.dir.join("raw/profile-ringway.json").is_file());
+    c.assert_origins_saw_every_request();
+    match p["problem"].as_str() {
+        // perf could not sample here (a container without perf events):
+        // the report says why instead of a table.
+        Some(why) => assert!(
+            c.report.contains(&format!("No profile: {why}")),
+            "{}",
+            c.report
+        ),
+        None => {
+            let objects = p["objects"].as_array().unwrap();
+            assert!(!objects.is_empty(), "{p}");
+            let total: f64 = objects.iter().map(|o| o["pct"].as_f64().unwrap()).sum();
+            assert!(total > 0.0 && total <= 100.5, "{p}");
+            assert!(c.dir.join("systems/ringway/perf.txt").is_file());
+            assert!(c.report.contains("## Profiles"), "{}", c.report);
+            assert!(c.report.contains("| by object | share |"), "{}", c.report);
+        }
+    }
 }

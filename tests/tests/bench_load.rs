@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ringway_tests::bench::{
-    load, response, turn, Answer, CountingServer, Load, LoadRun, Sink, Stall, RUN_TIMEOUT,
+    counting_origin, load, response, sink, stalling_origin, turn, Answer, Load, LoadRun, Stall,
+    RUN_TIMEOUT,
 };
 use ringway_tests::dead_endpoint;
 use ringway_tests::http_origin::{HttpOrigin, Reply};
@@ -20,7 +21,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 #[test]
 fn closed_loop_counts_match_what_the_server_saw() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     let run = load(
         server.addr(),
         &[
@@ -50,26 +51,23 @@ fn closed_loop_counts_match_what_the_server_saw() {
     assert_eq!(seen.connections, 4);
     // `sent` counts the warm-up and the requests that finished after the
     // window: every request the server saw.
-    assert_eq!(sent, seen.requests, "server saw {seen:?}");
+    assert_eq!(sent, seen.received, "server saw {seen:?}");
     assert_eq!(ok + run.count("/requests/outside"), sent);
     assert_eq!(run.count("/latency_us/count"), ok);
     // Bytes: both directions agree with the server, to the byte.
     assert_eq!(seen.malformed, 0);
     assert_eq!(seen.heads.len(), 1, "one request, sent again and again");
     let head_len = seen.heads.keys().map(|h| h.len() as u64).sum::<u64>();
-    assert_eq!(seen.bytes_in, seen.requests * head_len);
-    assert_eq!(run.count("/bytes/sent"), seen.bytes_in);
-    assert_eq!(
-        seen.bytes_out,
-        seen.requests * response(200, false).len() as u64
-    );
-    assert_eq!(run.count("/bytes/received"), seen.bytes_out);
+    assert_eq!(seen.bytes_received, seen.received * head_len);
+    assert_eq!(run.count("/bytes/sent"), seen.bytes_received);
+    assert_eq!(seen.bytes_sent, seen.received * response(200).len() as u64);
+    assert_eq!(run.count("/bytes/received"), seen.bytes_sent);
 }
 
 #[test]
 fn open_loop_sends_exactly_the_scheduled_requests() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     // Slot k is due k/2000 s into the 1 s window: k = 0..1999. With 64
     // connections the server would have to fall 32 ms behind before a slot
     // found no connection free.
@@ -90,10 +88,10 @@ fn open_loop_sends_exactly_the_scheduled_requests() {
     assert!(ok > 0, "{}", run.stderr);
     assert_eq!(run.count("/requests/sent"), ok);
     assert_eq!(run.count("/requests/outside"), 0);
-    assert_eq!(seen.requests, ok, "server saw {seen:?}");
+    assert_eq!(seen.received, ok, "server saw {seen:?}");
     assert_eq!(run.count("/latency_us/count"), ok);
-    assert_eq!(run.count("/bytes/sent"), seen.bytes_in);
-    assert_eq!(run.count("/bytes/received"), seen.bytes_out);
+    assert_eq!(run.count("/bytes/sent"), seen.bytes_received);
+    assert_eq!(run.count("/bytes/received"), seen.bytes_sent);
     // Not interrupted: the window is the whole duration, so the rate
     // achieved is what was answered in it.
     assert_eq!(run.number("/elapsed_s"), 1.0);
@@ -103,7 +101,7 @@ fn open_loop_sends_exactly_the_scheduled_requests() {
 #[test]
 fn new_connection_per_request_opens_one_connection_each() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     let run = load(
         server.addr(),
         &[
@@ -129,7 +127,7 @@ fn new_connection_per_request_opens_one_connection_each() {
     );
     assert_eq!(connects, run.count("/requests/sent"));
     assert_eq!(seen.connections, connects, "server saw {seen:?}");
-    assert_eq!(seen.requests, connects);
+    assert_eq!(seen.received, connects);
     // Each request asks the server to close, so that the TIME_WAIT stays
     // on the server's side.
     assert!(
@@ -139,14 +137,14 @@ fn new_connection_per_request_opens_one_connection_each() {
         "{:?}",
         seen.heads
     );
-    assert_eq!(run.count("/bytes/received"), seen.bytes_out);
-    assert_eq!(run.count("/bytes/sent"), seen.bytes_in);
+    assert_eq!(run.count("/bytes/received"), seen.bytes_sent);
+    assert_eq!(run.count("/bytes/sent"), seen.bytes_received);
 }
 
 #[test]
 fn requests_carry_the_method_path_headers_and_body() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     let run = load(
         server.addr(),
         &[
@@ -173,7 +171,7 @@ fn requests_carry_the_method_path_headers_and_body() {
     let seen = server.wait_ended(run.count("/connects"), SETTLE);
 
     assert_eq!(seen.malformed, 0);
-    assert_eq!(seen.requests, run.count("/requests/sent"));
+    assert_eq!(seen.received, run.count("/requests/sent"));
     assert_eq!(seen.heads.len(), 1, "every request alike: {:?}", seen.heads);
     let head = seen.heads.keys().next().expect("one head");
     let mut lines = head.split("\r\n");
@@ -199,10 +197,13 @@ fn requests_carry_the_method_path_headers_and_body() {
     // Exactly the body size, in every request, and nothing else on the wire.
     assert_eq!(
         seen.body_lens.iter().collect::<Vec<_>>(),
-        [(&1000, &seen.requests)]
+        [(&1000, &seen.received)]
     );
-    assert_eq!(seen.bytes_in, seen.requests * (head.len() as u64 + 1000));
-    assert_eq!(run.count("/bytes/sent"), seen.bytes_in);
+    assert_eq!(
+        seen.bytes_received,
+        seen.received * (head.len() as u64 + 1000)
+    );
+    assert_eq!(run.count("/bytes/sent"), seen.bytes_received);
 }
 
 /// Answers far larger than one read: the generator must keep what each
@@ -241,7 +242,7 @@ fn large_responses_are_read_across_many_reads() {
 #[test]
 fn the_progress_line_shows_the_rate_and_the_p99() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     let run = load(
         server.addr(),
         &[
@@ -271,7 +272,7 @@ fn the_progress_line_shows_the_rate_and_the_p99() {
 #[test]
 fn tcp_stream_bytes_match_what_the_sink_read() {
     let _turn = turn();
-    let sink = Sink::start();
+    let sink = sink();
     let run = load(
         sink.addr(),
         &[
@@ -295,11 +296,12 @@ fn tcp_stream_bytes_match_what_the_sink_read() {
     // The generator shut every stream down and exited; the sink read each
     // one to its end.
     let drained = sink.wait_ended(3, SETTLE);
-    assert_eq!(drained.len(), 3);
-    for d in &drained {
-        assert_eq!(d.error, None, "a stream did not end cleanly: {drained:?}");
-    }
-    let total: u64 = drained.iter().map(|d| d.bytes).sum();
+    assert_eq!(drained.connections, 3);
+    assert_eq!(
+        drained.failed, 0,
+        "a stream did not end cleanly: {drained:?}"
+    );
+    let total = drained.bytes_received;
     assert!(total > 0);
     assert_eq!(run.count("/bytes/sent"), total, "sink read {drained:?}");
     // The rate covers the window only: less than everything over it.
@@ -328,7 +330,7 @@ const HALF_STALL_US: u64 = 500_000;
 fn a_stall_shows_in_open_loop_percentiles_but_hides_in_a_closed_loop() {
     let _turn = turn();
 
-    let server = CountingServer::stalling(STALL);
+    let server = stalling_origin(STALL);
     let open = load(
         server.addr(),
         &["--rate", "2000", "--connections", "16", "--duration", "3s"],
@@ -337,7 +339,7 @@ fn a_stall_shows_in_open_loop_percentiles_but_hides_in_a_closed_loop() {
     assert_schema(&open);
     let seen = server.wait_ended(open.count("/connects"), SETTLE);
     assert_eq!(open.count("/errors/total"), 0, "{}", open.stderr);
-    assert_eq!(open.count("/requests/sent"), seen.requests);
+    assert_eq!(open.count("/requests/sent"), seen.received);
     let ok = open.count("/requests/ok");
     assert_eq!(ok + open.count("/requests/unsent"), 6000);
     assert!(
@@ -366,14 +368,14 @@ fn a_stall_shows_in_open_loop_percentiles_but_hides_in_a_closed_loop() {
     assert!(open.count("/latency_us/max") >= micros(seen.longest_hold));
     drop(server);
 
-    let server = CountingServer::stalling(STALL);
+    let server = stalling_origin(STALL);
     let connections = 4;
     let closed = load(server.addr(), &["--connections", "4", "--duration", "3s"]);
     closed.assert_exit(0);
     assert_schema(&closed);
     let seen = server.wait_ended(closed.count("/connects"), SETTLE);
     assert_eq!(closed.count("/errors/total"), 0, "{}", closed.stderr);
-    assert_eq!(closed.count("/requests/sent"), seen.requests);
+    assert_eq!(closed.count("/requests/sent"), seen.received);
     // One request in flight per connection: the stall caught at most four.
     assert!(
         (1..=connections).contains(&seen.held),
@@ -469,7 +471,7 @@ fn refused_connections_are_connect_errors() {
 #[test]
 fn error_statuses_are_non_2xx_errors() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(503));
+    let server = counting_origin(Answer::Status(503));
     let run = load(
         server.addr(),
         &["--connections", "2", "--duration", "300ms"],
@@ -483,10 +485,10 @@ fn error_statuses_are_non_2xx_errors() {
     assert_eq!(run.count("/requests/ok"), 0);
     let sent = run.count("/requests/sent");
     assert_eq!(non_2xx + run.count("/requests/outside"), sent);
-    assert_eq!(seen.requests, sent);
+    assert_eq!(seen.received, sent);
     // A 503 is a whole response: the connection goes on.
     assert_eq!(run.count("/connects"), 2);
-    assert_eq!(run.count("/bytes/received"), seen.bytes_out);
+    assert_eq!(run.count("/bytes/received"), seen.bytes_sent);
     assert_eq!(run.first_errors(), ["non_2xx: status 503"]);
     assert_eq!(run.field("/latency_us"), &Value::Null);
 }
@@ -494,7 +496,7 @@ fn error_statuses_are_non_2xx_errors() {
 #[test]
 fn responses_cut_short_are_closed_errors() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::CutShort);
+    let server = counting_origin(Answer::CutShort);
     let run = load(
         server.addr(),
         &["--connections", "2", "--duration", "300ms"],
@@ -513,8 +515,8 @@ fn responses_cut_short_are_closed_errors() {
     // its own, and the generator read every byte the server wrote.
     assert_eq!(connects, sent);
     assert_eq!(seen.connections, sent);
-    assert_eq!(seen.requests, sent);
-    assert_eq!(run.count("/bytes/received"), seen.bytes_out);
+    assert_eq!(seen.received, sent);
+    assert_eq!(run.count("/bytes/received"), seen.bytes_sent);
     let first = run.first_errors();
     assert!(
         first.len() == 1 && first[0].starts_with("closed: "),
@@ -525,7 +527,7 @@ fn responses_cut_short_are_closed_errors() {
 #[test]
 fn unanswered_requests_are_timeout_errors() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Never);
+    let server = counting_origin(Answer::Never);
     let run = load(
         server.addr(),
         &[
@@ -546,8 +548,8 @@ fn unanswered_requests_are_timeout_errors() {
     assert_eq!(run.count("/requests/ok"), 0);
     let sent = run.count("/requests/sent");
     assert_eq!(timeout + run.count("/requests/outside"), sent);
-    assert_eq!(seen.requests, sent);
-    assert_eq!(seen.bytes_out, 0);
+    assert_eq!(seen.received, sent);
+    assert_eq!(seen.bytes_sent, 0);
     assert_eq!(run.count("/bytes/received"), 0);
     assert_eq!(
         run.first_errors(),
@@ -558,7 +560,7 @@ fn unanswered_requests_are_timeout_errors() {
 #[test]
 fn json_document_echoes_the_options() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     let run = load(
         server.addr(),
         &[
@@ -612,14 +614,14 @@ fn json_document_echoes_the_options() {
 #[test]
 fn sigint_stops_the_run_and_still_reports() {
     let _turn = turn();
-    let server = CountingServer::start(Answer::Status(200));
+    let server = counting_origin(Answer::Status(200));
     let connections = 8;
     let running = Load::spawn(
         server.addr(),
         &["--rate", "1000", "--connections", "8", "--duration", "30s"],
     );
     // Interrupt once the run is well under way.
-    server.wait_requests(200, RUN_TIMEOUT);
+    server.wait_received(200, RUN_TIMEOUT);
     running.signal(Signal::SIGINT);
     let run = running.finish(RUN_TIMEOUT);
     run.assert_exit(130);
@@ -638,9 +640,9 @@ fn sigint_stops_the_run_and_still_reports() {
     let seen = server.wait_ended(run.count("/connects"), SETTLE);
     let sent = run.count("/requests/sent");
     assert!(
-        sent <= seen.requests && seen.requests <= sent + connections,
+        sent <= seen.received && seen.received <= sent + connections,
         "generator sent {sent}, server saw {}",
-        seen.requests
+        seen.received
     );
 }
 

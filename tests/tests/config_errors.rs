@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use ringway_tests::proxy::{run_to_exit, write_config};
+use ringway_kit::launcher::{run_to_exit, write_config};
 
 /// A valid file to make broken variants of. Nothing binds these ports:
 /// `check` only reads, and `run` stops at the bad config.

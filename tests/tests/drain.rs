@@ -10,14 +10,15 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use ringway_tests::bench::{Answer, CountingServer, BODY_LEN};
+use ringway_kit::wait;
+use ringway_kit::Ringway;
+use ringway_tests::bench::{counting_origin, Answer, BODY_BYTE, BODY_LEN};
 use ringway_tests::http_client::{curl, HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_wire::find;
 use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::Origin;
-use ringway_tests::wait;
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// "Promptly", for a 1 s drain deadline on a debug build.
 const PROMPTLY: Duration = Duration::from_secs(15);
@@ -183,7 +184,7 @@ fn keep_alive_client(id: usize, proxy: std::net::SocketAddr, answered: &AtomicU6
             continue;
         }
         match open.try_read(false) {
-            Ok(response) if response.status == 200 && response.body == [b'r'; BODY_LEN] => {
+            Ok(response) if response.status == 200 && response.body == [BODY_BYTE; BODY_LEN] => {
                 seen.answered += 1;
                 answered.fetch_add(1, Ordering::Relaxed);
                 if response.header("connection") == Some("close") {
@@ -241,7 +242,7 @@ fn a_drain_under_keep_alive_load_loses_no_request_on_two_basic_workers() {
 }
 
 fn drain_under_load(cores: &[usize], args: &[&str]) {
-    let origin = CountingServer::start(Answer::Status(200));
+    let origin = counting_origin(Answer::Status(200));
     let mut config = HttpConfig::forward_all(&[origin.addr()]).drain_timeout("20s");
     config.worker_cores = cores.to_vec();
     let proxy = Ringway::start_with(&config.to_toml(), args);
@@ -290,10 +291,10 @@ fn drain_under_load(cores: &[usize], args: &[&str]) {
         "no answer said `connection: close`: the drain began after the load ended?"
     );
     assert_eq!(exit.total("cut_at_drain"), 0, "{}", exit.stderr);
-    let tally = origin.tally();
+    let tally = origin.served();
     assert_eq!(
-        tally.requests, total,
+        tally.received, total,
         "the origin saw {} requests, the clients got {total} answers",
-        tally.requests
+        tally.received
     );
 }

@@ -7,11 +7,12 @@ use std::fs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::ports::dead_endpoint;
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{fetch, Req};
 use ringway_tests::http_config::{HttpConfig, Route};
-use ringway_tests::wait::poll;
-use ringway_tests::{dead_endpoint, ConfigMapVolume, Ringway};
+use ringway_tests::ConfigMapVolume;
 
 /// Bound on waits for a reload to be applied.
 const WAIT: Duration = Duration::from_secs(10);
@@ -34,19 +35,7 @@ fn answer(listen: SocketAddr) -> String {
 /// Waits until every worker runs `generation`, then returns the
 /// `/stats` count of applied reloads.
 fn reloads_at(admin_addr: SocketAddr, generation: u64) -> u64 {
-    poll(
-        &format!("every worker runs generation {generation}"),
-        WAIT,
-        || {
-            let stats = admin::stats(admin_addr);
-            let workers = stats.worker_generations();
-            if stats.generation() == generation && workers.iter().all(|&g| g == generation) {
-                Ok(stats.u64("/reloads"))
-            } else {
-                Err(stats.json.to_string())
-            }
-        },
-    )
+    admin::wait_generation(admin_addr, generation, WAIT).u64("/reloads")
 }
 
 /// Each ConfigMap update (new timestamped directory, `..data` swapped by a

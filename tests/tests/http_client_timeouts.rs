@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{metric_sum, wait_metric, HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{HttpOrigin, Reply};
 use ringway_tests::http_wire::find;
 use ringway_tests::origin::Origin;
-use ringway_tests::Ringway;
 
 /// "Within a few seconds", for timeouts of a second or less.
 const PROMPTLY: Duration = Duration::from_secs(10);

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use ringway_kit::ports::dead_endpoint;
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{metric_sum, wait_metric, HttpConn, HttpResponse, Req};
 use ringway_tests::http_config::{HttpConfig, Route};
 use ringway_tests::http_origin::{Gate, HttpOrigin, Reply};
 use ringway_tests::http_wire::{Framing, Wire, WireError};
-use ringway_tests::{dead_endpoint, Ringway};
 
 const ERRORS: &str = "ringway_http_errors_total";
 
@@ -251,8 +252,8 @@ fn a_bad_head_in_pieces_is_answered_and_counted_once() {
     assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
     // Our side stays open, so ringway lingers (2 s) past the 1 s header
     // deadline; the connection ends for ringway only after both.
-    ringway_tests::wait::poll("the connection to end", Duration::from_secs(10), || {
-        match ringway_tests::admin::stats(config.admin).sum("active") {
+    ringway_kit::wait::poll("the connection to end", Duration::from_secs(10), || {
+        match ringway_kit::admin::stats(config.admin).sum("active") {
             0 => Ok(()),
             n => Err(format!("{n} connection(s) open")),
         }
@@ -265,7 +266,7 @@ fn a_bad_head_in_pieces_is_answered_and_counted_once() {
         &[("listener", "web"), ("reason", "bad_request")],
         1.0,
     );
-    let metrics = ringway_tests::admin::metrics(config.admin);
+    let metrics = ringway_kit::admin::metrics(config.admin);
     let timeouts = metric_sum(
         &metrics,
         "ringway_http_errors_total",

@@ -2,10 +2,10 @@
 //! them: the request line limit counted without its CRLF, and response
 //! heads held to the listener's head limits.
 
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{HttpConn, HttpResponse, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{HttpOrigin, Reply};
-use ringway_tests::Ringway;
 
 /// Sends `request` on a fresh connection.
 fn send(config: &HttpConfig, request: &Req) -> HttpResponse {

@@ -7,11 +7,11 @@
 //! recording origin behind a catch-all route: a request that sidesteps the
 //! guard shows up at the origin.
 
+use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{HttpConn, HttpResponse, Req};
 use ringway_tests::http_config::{HttpConfig, Route};
 use ringway_tests::http_origin::HttpOrigin;
-use ringway_tests::proxy::{run_to_exit, write_config};
-use ringway_tests::Ringway;
 
 /// A guard on `/admin` (prefix) answering 403 itself, then everything else
 /// to `origin`; `tweak` adds listener keys.

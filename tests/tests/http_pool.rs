@@ -17,11 +17,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{metric_sum, HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::net::set_timeouts;
-use ringway_tests::Ringway;
 
 /// Longest wait for something the proxy does at once.
 const SOON: Duration = Duration::from_secs(10);

@@ -7,11 +7,12 @@ use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
+use ringway_kit::procfs::peak_rss_bytes;
+use ringway_kit::Ringway;
 use ringway_tests::data;
 use ringway_tests::http_client::{curl, curl_heads, read_file, CurlRun, HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::{ConnEnd, HttpOrigin, Reply};
-use ringway_tests::Ringway;
 
 const MIB: u64 = 1024 * 1024;
 /// "Soon", for things that happen at once.
@@ -306,19 +307,6 @@ fn response_trailers_reach_the_client() {
             ("X-Count".to_owned(), "2".to_owned())
         ]
     );
-}
-
-/// Peak resident memory (`VmHWM`) of process `pid`, in bytes.
-fn peak_rss_bytes(pid: u32) -> u64 {
-    let path = format!("/proc/{pid}/status");
-    let status =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("no VmHWM in {path}"));
-    kib * 1024
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! in file order; redirects, direct answers, header edits, prefix rewrites,
 //! and a weighted split checked against both origins and `/metrics`.
 
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{curl, curl_heads, metric_sum, wait_metric, HttpConn, Req};
 use ringway_tests::http_config::{HeaderEdits, HttpConfig, Route};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
-use ringway_tests::Ringway;
 
 /// Origins that answer with their own name, each the only endpoint of a
 /// cluster of that name.
@@ -424,7 +424,7 @@ fn a_90_10_split_lands_within_two_points_and_metrics_agree() {
             count as f64,
         );
     }
-    let metrics = ringway_tests::admin::metrics(config.admin);
+    let metrics = ringway_kit::admin::metrics(config.admin);
     assert_eq!(
         metric_sum(
             &metrics,
@@ -456,7 +456,7 @@ fn a_keep_alive_connection_follows_a_reload_at_its_next_request() {
         .cluster("stable", &[stable.addr()])
         .cluster("canary", &[canary.addr()]);
     (moved.listen, moved.admin) = (config.listen, config.admin);
-    let reply = ringway_tests::admin::post(config.admin, "/config", &moved.to_toml());
+    let reply = ringway_kit::admin::post(config.admin, "/config", &moved.to_toml());
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     // The same connection, after the reload answered 200 (every worker runs

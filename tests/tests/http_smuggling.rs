@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{wait_metric, HttpConn};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::HttpOrigin;
-use ringway_tests::Ringway;
 
 /// "Soon", for things that happen at once.
 const SOON: Duration = Duration::from_secs(10);

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{wait_metric, HttpConn, Req};
 use ringway_tests::http_config::{Cluster, HttpConfig, Route};
 use ringway_tests::http_origin::{ConnEnd, HttpOrigin};
 use ringway_tests::net::Blackhole;
-use ringway_tests::Ringway;
 
 /// "Within a few seconds", for a 1 s timeout.
 const PROMPTLY: Duration = Duration::from_secs(10);

@@ -6,16 +6,18 @@ use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringway_tests::net::{read_until_closed, set_timeouts, Ended};
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::{admin, wait, Ringway};
+use ringway_tests::net::{ping, read_until_closed, set_timeouts, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{admin, client, wait, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 /// "Within a few seconds", for a 500 ms idle timeout.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
 #[test]
 fn idle_connection_is_closed() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).idle_timeout("500ms");
     let proxy = Ringway::start(&config.to_toml());
 
@@ -50,15 +52,7 @@ fn busy_connection_is_not_closed() {
     set_timeouts(&stream, PROMPTLY);
     // Every 100 ms for 2 s: never 500 ms without traffic.
     for i in 0..20 {
-        let message = format!("tick {i:02}");
-        stream
-            .write_all(message.as_bytes())
-            .unwrap_or_else(|e| panic!("tick {i}: sending: {e}"));
-        let mut echo = vec![0u8; message.len()];
-        stream
-            .read_exact(&mut echo)
-            .unwrap_or_else(|e| panic!("tick {i}: reading the echo: {e}"));
-        assert_eq!(echo, message.as_bytes());
+        ping(&mut stream, format!("tick {i:02}").as_bytes());
         thread::sleep(Duration::from_millis(100));
     }
     drop(stream);

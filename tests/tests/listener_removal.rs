@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use ringway_tests::admin;
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::wait::poll;
-use ringway_tests::{ProxyConfig, Ringway};
+use ringway_kit::admin;
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
+use ringway_tests::ProxyConfig;
 
 /// Longest wait for a reload to reach the worker.
 const WAIT: Duration = Duration::from_secs(20);
@@ -38,7 +39,7 @@ fn apply(admin_addr: std::net::SocketAddr, config: &str, generation: u64) {
 
 #[test]
 fn removing_the_last_listener_under_connects_keeps_the_worker_running() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     // `extra` is the last listener: once removed, its index is past the end
     // of the new table's listeners.
     let with = ProxyConfig::new(&[origin.addr()]).listener("extra", &[origin.addr()]);

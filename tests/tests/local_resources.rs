@@ -10,14 +10,16 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use ringway_tests::admin::{self, read_response};
+use ringway_kit::admin::{self, read_response};
+use ringway_kit::limits::raise_fd_limit;
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::{wait, Ringway};
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::HttpConfig;
 use ringway_tests::http_origin::HttpOrigin;
 use ringway_tests::http_wire::WireError;
 use ringway_tests::net::{set_timeouts, try_client};
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::{raise_fd_limit, wait, ProxyConfig, Ringway};
+use ringway_tests::ProxyConfig;
 
 /// The proxy's open-file limit, soft and hard (so it cannot raise it):
 /// about twenty go to its rings, eventfds, listeners, admin API and stdio,
@@ -277,7 +279,7 @@ fn http_fd_shortage_is_not_blamed_on_the_upstream() {
 #[test]
 fn tcp_fd_shortage_is_not_blamed_on_the_upstream() {
     raise_fd_limit();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]);
     let proxy = Ringway::start_with_fd_limits(&config.to_toml(), FD_LIMIT, FD_LIMIT);
 

@@ -3,7 +3,6 @@
 //! under traffic loses no connection and no byte; a refused one changes
 //! nothing; a removed listener drains; a kept one keeps its connections.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,15 +11,20 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::launcher::run_to_exit;
+use ringway_kit::ports::free_port;
+use ringway_kit::procfs::online_cores;
+use ringway_kit::wait::poll;
+use ringway_kit::Ringway;
 use ringway_tests::config::ExtraListener;
 use ringway_tests::data::{self, Transfer};
-use ringway_tests::net::{read_until_closed, set_timeouts, try_client, wait_until_refused, Ended};
+use ringway_tests::net::{
+    ping, read_until_closed, set_timeouts, try_client, wait_until_refused, Ended,
+};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::online_cores;
-use ringway_tests::proxy::run_to_exit;
-use ringway_tests::wait::poll;
-use ringway_tests::{client, free_port, ConfigFile, ProxyConfig, Ringway};
+use ringway_tests::up_to_two_cores as cores;
+use ringway_tests::{client, ConfigFile, ProxyConfig};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -37,14 +41,13 @@ const CLI_WAIT: Duration = Duration::from_secs(40);
 /// An echoing origin and the number of connections it got.
 struct Counted {
     origin: Origin<Transfer>,
-    served: Arc<AtomicU64>,
 }
 
 impl Counted {
     fn start() -> Self {
-        let served = Arc::new(AtomicU64::new(0));
-        let origin = Origin::start(origin::counting(Arc::clone(&served), origin::echo));
-        Self { origin, served }
+        Self {
+            origin: Origin::start(origin::echo),
+        }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -52,16 +55,7 @@ impl Counted {
     }
 
     fn served(&self) -> u64 {
-        self.served.load(Ordering::SeqCst)
-    }
-}
-
-/// Two workers when the machine has two cores, else one.
-fn cores() -> Vec<usize> {
-    if online_cores() >= 2 {
-        vec![0, 1]
-    } else {
-        vec![0]
+        self.origin.accepted()
     }
 }
 
@@ -113,19 +107,7 @@ fn apply(admin_addr: SocketAddr, config: &str, generation: u64) {
 /// Waits until `/stats` shows `generation` published and run by every
 /// worker.
 fn wait_generation(admin_addr: SocketAddr, generation: u64) {
-    poll(
-        &format!("every worker runs generation {generation}"),
-        WAIT,
-        || {
-            let stats = admin::stats(admin_addr);
-            let workers = stats.worker_generations();
-            if stats.generation() == generation && workers.iter().all(|&g| g == generation) {
-                Ok(())
-            } else {
-                Err(stats.json.to_string())
-            }
-        },
-    );
+    admin::wait_generation(admin_addr, generation, WAIT);
 }
 
 /// `GET /config`: its status, the generation header and the body (not the
@@ -134,14 +116,6 @@ fn effective_config(admin_addr: SocketAddr) -> (u16, Option<String>, String) {
     let response = admin::get(admin_addr, "/config");
     let generation = response.header("x-ringway-generation").map(str::to_owned);
     (response.status, generation, response.body)
-}
-
-/// Sends `message` on `stream` and reads its echo back.
-fn ping(stream: &mut TcpStream, message: &[u8]) {
-    stream.write_all(message).expect("sending");
-    let mut echo = vec![0u8; message.len()];
-    stream.read_exact(&mut echo).expect("reading the echo");
-    assert_eq!(echo, message);
 }
 
 /// What one client thread of [`reload_under_traffic_loses_nothing`] did.

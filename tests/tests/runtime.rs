@@ -7,12 +7,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::ports::free_port;
+use ringway_kit::procfs::{online_cores, threads};
+use ringway_kit::Ringway;
 use ringway_tests::data::{self, StreamReader};
 use ringway_tests::net::{read_until_closed, set_timeouts, wait_until_refused, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::probe::{online_cores, threads};
-use ringway_tests::proxy::{run_to_exit, write_config};
-use ringway_tests::{client, free_port, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// "Promptly", for things the proxy must do at once.
@@ -36,7 +39,7 @@ fn workers_are_pinned_to_their_cores() {
         "this test needs two cores; the machine has {}",
         online_cores()
     );
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&[0, 1]);
     let proxy = Ringway::start(&config.to_toml());
 
@@ -58,7 +61,7 @@ fn a_single_worker_is_pinned_to_the_core_named() {
         "this test needs two cores; the machine has {}",
         online_cores()
     );
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).worker_cores(&[1]);
     let proxy = Ringway::start(&config.to_toml());
 
@@ -135,7 +138,7 @@ fn drain_lets_an_open_connection_finish_and_refuses_new_ones() {
 
 #[test]
 fn drain_timeout_cuts_a_connection_that_stays_open() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).drain_timeout("1s");
     let proxy = Ringway::start(&config.to_toml());
 
@@ -202,7 +205,7 @@ fn exit_report_counts_bytes_and_copies_none() {
 fn listener_address_in_use_fails_the_start() {
     // Bound without SO_REUSEPORT: the proxy's workers cannot share it.
     let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, free_port())).expect("binding a port");
-    let mut config = ProxyConfig::new(&[ringway_tests::dead_endpoint()]);
+    let mut config = ProxyConfig::new(&[ringway_kit::ports::dead_endpoint()]);
     config.listen = taken.local_addr().expect("bound address");
     let file = write_config(&config.to_toml());
     let path = file.path().to_str().expect("a UTF-8 temp path");

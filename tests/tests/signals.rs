@@ -2,25 +2,18 @@
 //! SIGUSR2 are logged and ignored, where their default action would end the
 //! process with no drain.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ringway_tests::admin;
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, ProxyConfig, Ringway};
+use ringway_kit::admin;
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::Ringway;
+use ringway_tests::net::ping;
+use ringway_tests::{client, ProxyConfig};
 
 /// Bound on waits for things the proxy does at once.
 const PROMPTLY: Duration = Duration::from_secs(10);
-
-/// Sends `message` on `stream` and checks the echo.
-fn ping(stream: &mut TcpStream, message: &[u8]) {
-    stream.write_all(message).expect("sending");
-    let mut echo = vec![0u8; message.len()];
-    stream.read_exact(&mut echo).expect("reading the echo");
-    assert_eq!(echo, message);
-}
 
 /// A fresh connection through the proxy echoes.
 fn serves(listen: SocketAddr) {
@@ -32,7 +25,7 @@ fn serves(listen: SocketAddr) {
 /// drains as usual, letting the open connection finish.
 #[test]
 fn sigusr1_and_sigusr2_are_logged_and_ignored() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]).drain_timeout("30s");
     let proxy = Ringway::start(&config.to_toml());
     admin::wait_ready(config.admin, PROMPTLY);

@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use ringway_tests::admin;
+use ringway_kit::admin;
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::ports::free_port;
+use ringway_kit::Ringway;
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::{free_port, Ringway};
 
 /// Twice the clients that emptied the default ring.
 const ATTACKERS: usize = 64;
@@ -244,7 +245,7 @@ impl Drop for Blackhole {
 #[test]
 fn tcp_clients_streaming_into_a_stalled_upstream_do_not_starve_another_listener() {
     let sink = Blackhole::start();
-    let echo = Origin::start(origin::echo);
+    let echo = CountingOrigin::echo();
     let (admin_port, sink_port, echo_port) = (free_port(), free_port(), free_port());
     let text = config(
         admin_port,

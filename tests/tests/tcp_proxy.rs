@@ -5,10 +5,13 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
+use ringway_kit::limits::raise_fd_limit;
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::{Exit, Ringway};
 use ringway_tests::data::{self, read_to_end_hashed};
 use ringway_tests::net::{read_until_closed, reset, try_client, Ended};
 use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, raise_fd_limit, Exit, ProxyConfig, Ringway};
+use ringway_tests::{client, ProxyConfig};
 
 const MIB: u64 = 1024 * 1024;
 /// Long enough for hundreds of MiB through a debug build on two cores.
@@ -107,7 +110,7 @@ fn message(i: usize) -> String {
 #[test]
 fn serves_1000_concurrent_connections() {
     raise_fd_limit();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]);
     let proxy = Ringway::start(&config.to_toml());
     let exit = thousand_connections(proxy, &config);
@@ -123,7 +126,7 @@ fn serves_1000_concurrent_connections() {
 #[test]
 fn serves_1000_concurrent_connections_from_a_1024_fd_soft_limit() {
     raise_fd_limit();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[origin.addr()]);
     let proxy = Ringway::start_with_fd_limit(&config.to_toml(), 1024);
     let exit = thousand_connections(proxy, &config);

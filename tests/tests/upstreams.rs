@@ -1,38 +1,28 @@
 //! Choosing an upstream: endpoints that refuse or never answer are skipped;
 //! a cluster with no endpoint answering closes the client promptly.
 
-use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use ringway_tests::net::{read_until_closed, set_timeouts, try_client, Blackhole, Ended};
-use ringway_tests::origin::{self, Origin};
-use ringway_tests::{client, dead_endpoint, ProxyConfig, Ringway};
+use ringway_kit::origin::CountingOrigin;
+use ringway_kit::ports::dead_endpoint;
+use ringway_kit::Ringway;
+use ringway_tests::net::{assert_closed_without_a_byte, assert_echoed, Blackhole};
+use ringway_tests::ProxyConfig;
 
 /// "Promptly", for things the proxy must do at once.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
-/// Sends a message through the proxy and checks it comes back.
-fn round_trip(config: &ProxyConfig, i: usize) {
-    let mut stream = client(config.listen);
-    let message = format!("round trip {i}\n");
-    stream
-        .write_all(message.as_bytes())
-        .unwrap_or_else(|e| panic!("connection {i}: sending: {e}"));
-    let mut echo = vec![0u8; message.len()];
-    stream
-        .read_exact(&mut echo)
-        .unwrap_or_else(|e| panic!("connection {i}: reading the echo: {e}"));
-    assert_eq!(echo, message.as_bytes(), "connection {i}");
-}
+/// How long the proxy holds out an endpoint whose connect failed.
+const HOLD_DOWN: Duration = Duration::from_secs(2);
 
 #[test]
 fn dead_first_endpoint_is_skipped() {
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[dead_endpoint(), origin.addr()]);
     let proxy = Ringway::start(&config.to_toml());
 
     for i in 0..6 {
-        round_trip(&config, i);
+        assert_echoed(config.listen, i);
     }
 
     let exit = proxy.stop();
@@ -47,43 +37,39 @@ fn unreachable_cluster_closes_the_client_promptly() {
     let config = ProxyConfig::new(&[dead_endpoint(), dead_endpoint()]);
     let proxy = Ringway::start(&config.to_toml());
 
+    let first = Instant::now();
     for _ in 0..3 {
         let started = Instant::now();
-        let ended = match try_client(config.listen) {
-            Ok(mut stream) => {
-                set_timeouts(&stream, PROMPTLY);
-                // The request may or may not be taken before the close.
-                let _ = stream.write_all(b"anyone there?\n");
-                read_until_closed(&mut stream)
-                    .unwrap_or_else(|e| panic!("client of an unreachable cluster: {e}"))
-            }
-            // Accepted and reset before connect() even returned.
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ended::Reset(0),
-            Err(e) => panic!("connecting to the proxy: {e}"),
-        };
-        assert!(
-            matches!(ended, Ended::Reset(0) | Ended::Eof(0)),
-            "no data, then an end: {ended:?}"
-        );
+        assert_closed_without_a_byte(config.listen, PROMPTLY);
         assert!(started.elapsed() < PROMPTLY);
     }
+    let all_within_hold_down = first.elapsed() < HOLD_DOWN;
 
     let exit = proxy.stop();
     exit.assert_clean();
     assert_eq!(exit.total("no_upstream"), 3);
-    assert_eq!(exit.total("connect_failures"), 6);
+    // The first client tries both endpoints; both are then held out, so the
+    // others are closed without a connect (unless a slow machine spread
+    // them past the hold-down: then each endpoint is tried at most once
+    // per client).
+    let failures = exit.total("connect_failures");
+    if all_within_hold_down {
+        assert_eq!(failures, 2);
+    } else {
+        assert!((2..=6).contains(&failures), "{failures}");
+    }
 }
 
 #[test]
 fn blackholed_endpoint_times_out_and_the_next_one_serves() {
     let blackhole = Blackhole::new();
-    let origin = Origin::start(origin::echo);
+    let origin = CountingOrigin::echo();
     let config = ProxyConfig::new(&[blackhole.addr(), origin.addr()]).connect_timeout("300ms");
     let proxy = Ringway::start(&config.to_toml());
 
     for i in 0..4 {
         let started = Instant::now();
-        round_trip(&config, i);
+        assert_echoed(config.listen, i);
         assert!(
             started.elapsed() < PROMPTLY,
             "connection {i} took {:?}",

@@ -1,10 +1,10 @@
 //! When io_uring is refused, `ringway run` exits at once with one line that
 //! names the cause and what to change.
 
-use std::process::Command;
+use std::ffi::OsStr;
 use std::time::Duration;
 
-use ringway_tests::proxy::{binary, run_command_to_exit, write_config};
+use ringway_kit::launcher::{binary, run_program_to_exit, write_config, Program};
 
 fn run_denied(errno: &str) -> (Option<i32>, String) {
     let config = write_config(
@@ -21,14 +21,15 @@ name = "app"
 endpoints = ["127.0.0.1:2"]
 "#,
     );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_deny-io-uring"));
-    command
-        .arg(errno)
-        .arg(binary())
-        .args(["run", "--config"])
-        .arg(config.path());
+    let denied = Program::new(&binary())
+        .wrapped(&[env!("CARGO_BIN_EXE_deny-io-uring"), errno])
+        .args(&[
+            OsStr::new("run"),
+            OsStr::new("--config"),
+            config.path().as_os_str(),
+        ]);
     // ringway must exit on its own; the bound turns a hang into a failure.
-    let output = run_command_to_exit(command, Duration::from_secs(20));
+    let output = run_program_to_exit(&denied, Duration::from_secs(20));
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -89,16 +89,37 @@ pub struct Layout {
     pub mode: Mode,
     /// The one core the proxy runs on.
     pub proxy_core: usize,
+    /// ringway's control agent core (`runtime.control_core`); `None`: it
+    /// shares the proxy core.
+    pub control_core: Option<usize>,
     /// Where the proxy listens.
     pub listen: SocketAddr,
-    /// The origin it forwards to.
-    pub origin: SocketAddr,
+    /// The origins it forwards to (round robin); never empty.
+    pub origins: Vec<SocketAddr>,
     /// ringway's admin API address (only ringway uses it).
     pub admin: SocketAddr,
     /// Client connections the proxy must hold at once.
     pub max_connections: usize,
+    /// Of those, how many may wait for an answer at the same time (the
+    /// load's connections).
+    pub concurrent: usize,
     /// The run directory: configs, pid files, temporary files and logs.
     pub dir: PathBuf,
+    /// ringway's table beyond the one route to the origins.
+    pub table: Table,
+    /// HAProxy: move bytes with `splice()` (`option splice-request`,
+    /// `option splice-response`).
+    pub splice: bool,
+}
+
+/// The size of ringway's routing table (see [`ringway`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Table {
+    /// HTTP routes, each with a host and a path prefix, the one every
+    /// request matches last; 0 for one catch-all route.
+    pub routes: usize,
+    /// Clusters besides `origin`, with endpoints nobody listens on.
+    pub clusters: usize,
 }
 
 impl Layout {
@@ -107,14 +128,69 @@ impl Layout {
     fn clients(&self) -> usize {
         self.max_connections.saturating_add(SPARE_CONNECTIONS)
     }
+
+    /// The cores the whole process is confined to: the proxy core, and
+    /// ringway's control core when it has one of its own.
+    pub fn cores(&self, ringway: bool) -> Vec<usize> {
+        let mut cores = vec![self.proxy_core];
+        if let Some(c) = self
+            .control_core
+            .filter(|&c| ringway && c != self.proxy_core)
+        {
+            cores.push(c);
+        }
+        cores
+    }
+}
+
+/// The host of route `i` of a large table; requests for the last route
+/// (`i = 0`) carry `h0.example.com`.
+pub fn route_host(i: usize) -> String {
+    format!("h{i}.example.com")
+}
+
+/// The path prefix of route `i` of a large table.
+pub fn route_prefix(i: usize) -> String {
+    format!("/r{i}/")
+}
+
+/// Ports of the never-connected endpoint pool: each of the pool's IPs
+/// appears with each of these ports.
+const POOL_PORTS: [u16; 4] = [10001, 10002, 10003, 10004];
+/// Distinct addresses of the pool: 254 IPs of 127.0.1.0/24 by
+/// [`POOL_PORTS`].
+const POOL_SIZE: usize = 254 * POOL_PORTS.len();
+/// Distinct addresses the extra clusters draw their endpoints from, and
+/// endpoints per extra cluster.
+const POOL_USED: usize = 1_000;
+const ENDPOINTS_PER_CLUSTER: usize = 3;
+
+/// The `i`th address of the pool nobody listens on: 127.0.1.(1 + i / 4)
+/// with one of [`POOL_PORTS`]; distinct for `i` below [`POOL_SIZE`].
+pub fn pool_address(i: usize) -> SocketAddr {
+    let i = i % POOL_SIZE;
+    let host = u8::try_from(1 + i / POOL_PORTS.len()).unwrap_or(u8::MAX);
+    SocketAddr::from(([127, 0, 1, host], POOL_PORTS[i % POOL_PORTS.len()]))
+}
+
+/// `"a", "b"` for a TOML array.
+fn quoted(addrs: &[SocketAddr]) -> String {
+    let items: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+    items.join(", ")
 }
 
 /// Idle upstream connections each proxy keeps for reuse: one per client
-/// connection that may be waiting for an answer, capped at what ringway
-/// accepts. nginx (`keepalive`), HAProxy (`pool-max-conn`) and ringway
-/// (`pool_max_idle`) all get this number.
+/// connection that may be waiting for an answer at once (the load's
+/// connections, and [`SPARE_CONNECTIONS`]; the memory run's idle clients
+/// send one request at a time), capped at what ringway accepts. nginx
+/// (`keepalive`), HAProxy (`pool-max-conn`) and ringway (`pool_max_idle`)
+/// all get this number.
 pub fn idle_pool(layout: &Layout) -> usize {
-    layout.clients().min(RINGWAY_MAX_POOL)
+    layout
+        .concurrent
+        .saturating_add(SPARE_CONNECTIONS)
+        .min(layout.clients())
+        .min(RINGWAY_MAX_POOL)
 }
 
 /// Upstream connections a proxy may hold at once: in TCP mode one per
@@ -139,15 +215,24 @@ pub fn open_files(layout: &Layout) -> u64 {
 /// ringway's configuration (TOML) for `layout`.
 pub fn ringway(layout: &Layout) -> String {
     let core = layout.proxy_core;
-    let mut text = format!(
-        "\
-# ringway under `ringway-bench compare` ({mode}): one worker on core {core}.
+    let control = match layout.control_core {
+        Some(c) => format!(
+            "# The control agent on core {c}: the process runs under `taskset` on\n\
+             # both cores, and its CPU counts in ringway's.\ncontrol_core = {c}\n"
+        ),
+        None => "\
 # No control_core: the whole process runs under `taskset -c {core}`, as the
 # peers do, so the control agent (idle during a run) shares the core and its
 # CPU counts in ringway's.
+"
+        .replace("{core}", &core.to_string()),
+    };
+    let mut text = format!(
+        "\
+# ringway under `ringway-bench compare` ({mode}): one worker on core {core}.
 [runtime]
 worker_cores = [{core}]
-drain_timeout = \"2s\"
+{control}drain_timeout = \"2s\"
 # The clients the run needs, as HAProxy's `maxconn`: ringway would
 # otherwise derive its cap from the open-file limit at two files per
 # client, fewer than the memory run's idle keep-alive clients.
@@ -166,8 +251,9 @@ idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
         listen = layout.listen,
         clients = layout.clients(),
     );
+    let table = layout.table;
     match layout.mode {
-        Mode::Http => text.push_str(
+        Mode::Http if table.routes == 0 => text.push_str(
             "\
 protocol = \"http\"
 
@@ -177,6 +263,27 @@ protocol = \"http\"
   cluster = \"origin\"
 ",
         ),
+        Mode::Http => {
+            text.push_str(&format!(
+                "protocol = \"http\"\n# {n} routes; requests for {host}{prefix} match the last one.\n",
+                n = table.routes,
+                host = route_host(0),
+                prefix = route_prefix(0),
+            ));
+            for i in (0..table.routes).rev() {
+                // Route 0 carries the traffic; the others point at the extra
+                // clusters, when there are any.
+                let cluster = match (i, table.clusters) {
+                    (0, _) | (_, 0) => "origin".to_owned(),
+                    (i, n) => format!("c{}", (i - 1) % n),
+                };
+                text.push_str(&format!(
+                    "\n  [[listeners.routes]]\n  name = \"r{i}\"\n  host = \"{}\"\n  path_prefix = \"{}\"\n  cluster = \"{cluster}\"\n",
+                    route_host(i),
+                    route_prefix(i)
+                ));
+            }
+        }
         Mode::Tcp => text.push_str(
             "\
 protocol = \"tcp\"
@@ -188,10 +295,10 @@ cluster = \"origin\"
         "
 [[clusters]]
 name = \"origin\"
-endpoints = [\"{origin}\"]
+endpoints = [{origins}]
 connect_timeout = \"1s\"
 ",
-        origin = layout.origin
+        origins = quoted(&layout.origins)
     ));
     if layout.mode == Mode::Http {
         text.push_str(&format!(
@@ -202,6 +309,22 @@ pool_max_idle = {pool}
 pool_idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
 ",
             pool = idle_pool(layout)
+        ));
+    }
+    if table.clusters > 0 {
+        text.push_str(&format!(
+            "\n# {n} more clusters, {ENDPOINTS_PER_CLUSTER} endpoints each drawn from {POOL_USED} addresses\n\
+             # of 127.0.1.0/24 that nothing listens on and nothing connects to.\n",
+            n = table.clusters
+        ));
+    }
+    for k in 0..table.clusters {
+        let endpoints: Vec<SocketAddr> = (0..ENDPOINTS_PER_CLUSTER)
+            .map(|j| pool_address((k * ENDPOINTS_PER_CLUSTER + j) % POOL_USED))
+            .collect();
+        text.push_str(&format!(
+            "\n[[clusters]]\nname = \"c{k}\"\nendpoints = [{}]\nconnect_timeout = \"1s\"\n",
+            quoted(&endpoints)
         ));
     }
     text
@@ -285,8 +408,7 @@ http {{
     keepalive_timeout {IDLE_TIMEOUT_SECS}s;
 
     upstream origin {{
-        server {origin};
-        keepalive {pool};
+{servers}        keepalive {pool};
         keepalive_requests 1000000000;
         keepalive_timeout {IDLE_TIMEOUT_SECS}s;
     }}
@@ -308,10 +430,19 @@ http {{
     }}
 }}
 ",
-        origin = layout.origin,
+        servers = nginx_servers(layout),
         listen = layout.listen,
         pool = idle_pool(layout),
     )
+}
+
+/// The `server` lines of an nginx `upstream` block.
+fn nginx_servers(layout: &Layout) -> String {
+    layout
+        .origins
+        .iter()
+        .map(|o| format!("        server {o};\n"))
+        .collect()
 }
 
 /// The `stream {}` block of nginx's configuration.
@@ -322,8 +453,7 @@ stream {{
     access_log off;
 
     upstream origin {{
-        server {origin};
-    }}
+{servers}    }}
 
     server {{
         listen {listen} backlog={BACKLOG};
@@ -333,7 +463,7 @@ stream {{
     }}
 }}
 ",
-        origin = layout.origin,
+        servers = nginx_servers(layout),
         listen = layout.listen,
     )
 }
@@ -367,8 +497,24 @@ defaults
 ",
         mode = layout.mode,
     );
+    if layout.splice {
+        text.push_str(
+            "    # Bytes move between the sockets with splice(), never through
+    # HAProxy's buffers.
+    option splice-request
+    option splice-response
+",
+        );
+    }
     let listen = haproxy_address(layout.listen);
-    let origin = haproxy_address(layout.origin);
+    let servers = |extra: &str| -> String {
+        layout
+            .origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| format!("    server origin{i} {}{extra}\n", haproxy_address(*o)))
+            .collect()
+    };
     match layout.mode {
         Mode::Http => text.push_str(&format!(
             "    option http-keep-alive
@@ -388,9 +534,11 @@ frontend bench
 
 backend origin
     # As many idle connections as ringway and nginx keep, purged no sooner.
-    server origin {origin} pool-max-conn {pool} pool-purge-delay {IDLE_TIMEOUT_SECS}s
-",
-            pool = idle_pool(layout),
+{servers}",
+            servers = servers(&format!(
+                " pool-max-conn {} pool-purge-delay {IDLE_TIMEOUT_SECS}s",
+                idle_pool(layout)
+            )),
         )),
         Mode::Tcp => text.push_str(&format!(
             "
@@ -399,8 +547,8 @@ frontend bench
     default_backend origin
 
 backend origin
-    server origin {origin}
-"
+{servers}",
+            servers = servers(""),
         )),
     }
     text
@@ -441,205 +589,4 @@ fn haproxy_address(addr: SocketAddr) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn layout(mode: Mode) -> Layout {
-        Layout {
-            mode,
-            proxy_core: 1,
-            listen: "127.0.0.1:18080".parse().expect("an address"),
-            origin: "127.0.0.1:18000".parse().expect("an address"),
-            admin: "127.0.0.1:19911".parse().expect("an address"),
-            max_connections: 10_032,
-            dir: PathBuf::from("/tmp/run dir"),
-        }
-    }
-
-    /// Whether `text` has a line that, trimmed, is `line`.
-    fn has_line(text: &str, line: &str) -> bool {
-        text.lines().any(|l| l.trim() == line)
-    }
-
-    fn assert_lines(text: &str, lines: &[&str]) {
-        for line in lines {
-            assert!(has_line(text, line), "missing `{line}` in:\n{text}");
-        }
-    }
-
-    #[test]
-    fn limits_grow_with_the_connections() {
-        let l = layout(Mode::Http);
-        assert_eq!(open_files(&l), (10_032 + 64) + 4096 + SPARE_FILES);
-        assert_eq!(idle_pool(&l), 4096);
-        let tcp = Layout {
-            mode: Mode::Tcp,
-            ..l.clone()
-        };
-        assert_eq!(open_files(&tcp), 2 * (10_032 + 64) + SPARE_FILES);
-        let small = Layout {
-            max_connections: 10,
-            ..l
-        };
-        assert_eq!(idle_pool(&small), 74);
-    }
-
-    #[test]
-    fn ringway_http() {
-        let text = ringway(&layout(Mode::Http));
-        assert_lines(
-            &text,
-            &[
-                "worker_cores = [1]",
-                "drain_timeout = \"2s\"",
-                "max_connections = 10096",
-                "address = \"127.0.0.1:19911\"",
-                "address = \"127.0.0.1:18080\"",
-                "protocol = \"http\"",
-                "path_prefix = \"/\"",
-                "cluster = \"origin\"",
-                "endpoints = [\"127.0.0.1:18000\"]",
-                "pool_max_idle = 4096",
-                "idle_timeout = \"300s\"",
-                "pool_idle_timeout = \"300s\"",
-            ],
-        );
-        assert!(!text.lines().any(|l| l.starts_with("control_core")));
-    }
-
-    #[test]
-    fn ringway_tcp() {
-        let text = ringway(&layout(Mode::Tcp));
-        assert_lines(
-            &text,
-            &[
-                "worker_cores = [1]",
-                "protocol = \"tcp\"",
-                "cluster = \"origin\"",
-                "endpoints = [\"127.0.0.1:18000\"]",
-            ],
-        );
-        assert!(!text.contains("routes"));
-        assert!(!text.contains("pool_max_idle"), "HTTP-only key:\n{text}");
-    }
-
-    #[test]
-    fn nginx_http_config() {
-        let host = NginxHost {
-            stream_module: Some(PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so")),
-            worker_user: Some("root".into()),
-        };
-        let text = nginx(&layout(Mode::Http), &host);
-        assert_lines(
-            &text,
-            &[
-                "worker_processes 1;",
-                "worker_cpu_affinity 10;",
-                "daemon off;",
-                "user root;",
-                "pid \"/tmp/run dir/nginx.pid\";",
-                "worker_rlimit_nofile 14448;",
-                "worker_connections 14192;",
-                "access_log off;",
-                "proxy_temp_path \"/tmp/run dir/nginx-proxy-temp\";",
-                "keepalive_requests 1000000000;",
-                "keepalive_timeout 300s;",
-                "server 127.0.0.1:18000;",
-                "keepalive 4096;",
-                "listen 127.0.0.1:18080 backlog=4096;",
-                "proxy_http_version 1.1;",
-                "proxy_set_header Connection \"\";",
-                "proxy_set_header X-Forwarded-For $remote_addr;",
-                "proxy_set_header X-Request-ID $request_id;",
-            ],
-        );
-        assert!(!text.contains("load_module"), "HTTP needs no stream module");
-        assert!(!text.contains("stream {"));
-    }
-
-    #[test]
-    fn nginx_tcp_config() {
-        let host = NginxHost {
-            stream_module: Some(PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so")),
-            worker_user: None,
-        };
-        let text = nginx(&layout(Mode::Tcp), &host);
-        assert!(
-            text.starts_with("load_module \"/usr/lib/nginx/modules/ngx_stream_module.so\";\n"),
-            "{text}"
-        );
-        assert_lines(
-            &text,
-            &[
-                "worker_cpu_affinity 10;",
-                "stream {",
-                "access_log off;",
-                "server 127.0.0.1:18000;",
-                "listen 127.0.0.1:18080 backlog=4096;",
-                "proxy_pass origin;",
-                "worker_connections 20192;",
-            ],
-        );
-        assert!(!text.contains("user "));
-        assert!(!text.contains("http {"));
-        let built_in = nginx(&layout(Mode::Tcp), &NginxHost::default());
-        assert!(!built_in.contains("load_module"));
-    }
-
-    #[test]
-    fn nginx_mask_selects_one_core() {
-        assert_eq!(affinity_mask(0), "1");
-        assert_eq!(affinity_mask(3), "1000");
-    }
-
-    #[test]
-    fn nginx_quotes_paths() {
-        assert_eq!(quote(Path::new("/a \"b\"\\c")), "\"/a \\\"b\\\"\\\\c\"");
-    }
-
-    #[test]
-    fn haproxy_http_config() {
-        let text = haproxy(&layout(Mode::Http));
-        assert_lines(
-            &text,
-            &[
-                "nbthread 1",
-                "cpu-map 1/1 1",
-                "maxconn 10096",
-                "mode http",
-                "backlog 4096",
-                "option http-keep-alive",
-                "timeout http-keep-alive 300s",
-                "http-reuse always",
-                "bind 127.0.0.1:18080",
-                "option forwardfor",
-                "unique-id-header X-Request-ID",
-                "server origin 127.0.0.1:18000 pool-max-conn 4096 pool-purge-delay 300s",
-            ],
-        );
-        assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));
-    }
-
-    #[test]
-    fn haproxy_tcp_config() {
-        let text = haproxy(&layout(Mode::Tcp));
-        assert_lines(
-            &text,
-            &[
-                "cpu-map 1/1 1",
-                "maxconn 10096",
-                "mode tcp",
-                "bind 127.0.0.1:18080",
-                "server origin 127.0.0.1:18000",
-            ],
-        );
-        assert!(!text.contains("http-"));
-        assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));
-    }
-
-    #[test]
-    fn haproxy_spells_ipv6() {
-        let addr = "[::1]:80".parse().expect("an address");
-        assert_eq!(haproxy_address(addr), "ipv6@::1:80");
-    }
-}
+mod tests;

@@ -1,15 +1,20 @@
 //! One measured load run against a running system: the `load` child's
-//! result, and what the system and the cores spent meanwhile.
+//! result, and what the system, the origins, the generator and the cores
+//! spent meanwhile (which also tells the guard whether anything else ran).
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
+use nix::sys::resource::{getrusage, UsageWho};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::guard::{self, Counters, Disturbance, Quiet};
+use super::origins::Origins;
 use super::scenario::{Scenario, ScenarioMode};
 use super::system::Running;
-use crate::procfs;
+use ringway_kit::procfs;
 
 /// One load run's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +52,23 @@ pub struct Measured {
     pub proxy_core_util: f64,
     /// Busy share of the load cores during the run (0..1, the busiest).
     pub load_core_util: f64,
+    /// CPU time of ringway's worker thread alone, seconds (`None` for the
+    /// other systems).
+    pub worker_cpu_s: Option<f64>,
+    /// CPU time of the origins, seconds.
+    pub origin_cpu_s: f64,
+    /// CPU time of the `load` process, seconds.
+    pub generator_cpu_s: f64,
+    /// Wall time of the run, warm-up included, seconds.
+    pub wall_s: f64,
+    /// Which attempt this was (1 unless the guard ran it again).
+    pub attempt: usize,
+    /// What the guard's wait before the run found (`None`: not checked).
+    pub quiet: Option<Quiet>,
+    /// Other work during the run, as its counters show it.
+    pub disturbance: Disturbance,
+    /// Why the guard found the run disturbed, if it did.
+    pub disturbed: Option<String>,
     /// The raw `load --json` file, relative to the results directory.
     pub raw: String,
 }
@@ -85,6 +107,22 @@ impl Measured {
         (self.bytes_total > 0 && self.cpu_s > 0.0)
             .then(|| self.cpu_s / (self.bytes_total as f64 / 1e9))
     }
+
+    /// The system's cost per unit of work: CPU µs per request (HTTP) or
+    /// CPU s per GB (TCP).
+    pub fn cost(&self, tcp: bool) -> Option<f64> {
+        if tcp {
+            self.cpu_s_per_gb()
+        } else {
+            self.cpu_us_per_request()
+        }
+    }
+
+    /// ringway's worker thread's CPU per request, µs.
+    pub fn worker_us_per_request(&self) -> Option<f64> {
+        let w = self.worker_cpu_s?;
+        (self.sent > 0).then(|| w * 1e6 / self.sent as f64)
+    }
 }
 
 /// Where the load runs and what it looks like.
@@ -96,22 +134,20 @@ pub struct Runner<'a> {
     pub scenario: &'a Scenario,
     /// The load generator's cores.
     pub load_cores: &'a [usize],
+    /// Every core of the run (load, origin, proxy, control), once each.
+    pub run_cores: &'a [usize],
+    /// The origins, whose CPU counts as the run's own.
+    pub origins: &'a Origins,
+    /// Clock ticks per second of `/proc`.
+    pub clk_tck: u64,
     /// The results directory.
     pub dir: &'a Path,
 }
 
 impl Runner<'_> {
-    /// Runs `load` against `system` (open loop at `rate`, or closed loop)
-    /// while sampling its CPU and the cores; `name` is the system's name in
-    /// the results, `label` names the raw file.
-    pub fn measure(
-        &self,
-        system: &Running,
-        name: &str,
-        label: &str,
-        round: Option<usize>,
-        rate: Option<f64>,
-    ) -> Result<Measured, String> {
+    /// The `ringway-bench load` command of a run against `system` (open
+    /// loop at `rate`, or closed loop), printing JSON on stdout.
+    pub fn load_command(&self, system: &Running, rate: Option<f64>) -> Command {
         let s = self.scenario;
         let mut cmd = Command::new(self.bench);
         cmd.arg("load")
@@ -138,6 +174,8 @@ impl Runner<'_> {
                     .arg(&s.load.method)
                     .arg("--path")
                     .arg(&s.load.path)
+                    .arg("--host")
+                    .arg(&s.load.host)
                     .arg("--body-size")
                     .arg(s.load.body_size.to_string());
                 for h in &s.load.headers {
@@ -151,12 +189,27 @@ impl Runner<'_> {
                 }
             }
         }
-        let proxy_core = s.cores.proxy;
-        let before = Sample::take(system, proxy_core, self.load_cores);
+        cmd
+    }
+
+    /// Runs `load` against `system` (open loop at `rate`, or closed loop)
+    /// while sampling the CPU of everything involved; `name` is the
+    /// system's name in the results, `label` names the raw file.
+    pub fn measure(
+        &self,
+        system: &Running,
+        name: &str,
+        label: &str,
+        round: Option<usize>,
+        rate: Option<f64>,
+    ) -> Result<Measured, String> {
+        let mut cmd = self.load_command(system, rate);
+        let proxy_core = self.scenario.cores.proxy;
+        let before = self.sample(system);
         let out = cmd
             .output()
             .map_err(|e| format!("cannot run {}: {e}", self.bench.display()))?;
-        let after = Sample::take(system, proxy_core, self.load_cores);
+        let after = self.sample(system);
         let raw = format!("raw/{label}.json");
         std::fs::write(self.dir.join(&raw), &out.stdout)
             .map_err(|e| format!("cannot write {raw}: {e}"))?;
@@ -179,17 +232,36 @@ impl Runner<'_> {
         {
             return Err(format!("load run {label} could not run: {fatal:?}"));
         }
-        let tck = procfs::clock_ticks().0 as f64;
-        let (pb, pt) = after.proxy_core.delta(before.proxy_core);
-        let load_util = after
+        let tck = self.clk_tck as f64;
+        let core = |c: usize, s: &Sample| s.core(c);
+        let (pb, pt) = core(proxy_core, &after).delta(core(proxy_core, &before));
+        let load_util = self
             .load_cores
             .iter()
-            .zip(&before.load_cores)
-            .map(|(a, b)| {
-                let (busy, total) = a.delta(*b);
+            .map(|&c| {
+                let (busy, total) = core(c, &after).delta(core(c, &before));
                 ratio(busy, total)
             })
             .fold(0.0, f64::max);
+        let wall_s = after.at.duration_since(before.at).as_secs_f64();
+        let ticks = |a: u64, b: u64| a.saturating_sub(b) as f64 / tck;
+        let cpu_s = ticks(after.cpu, before.cpu);
+        let origin_cpu_s = ticks(after.origins, before.origins);
+        let generator_cpu_s = (after.children_s - before.children_s).max(0.0);
+        let own_s = ticks(after.own, before.own);
+        let mut cores_busy_s = 0.0;
+        let mut most_lost_s: f64 = 0.0;
+        for (&(_, a), &(_, b)) in after.cores.iter().zip(&before.cores) {
+            let (busy, total) = a.delta(b);
+            cores_busy_s += busy as f64 / tck;
+            most_lost_s = most_lost_s.max(wall_s - total as f64 / tck);
+        }
+        let disturbance = guard::judge(Counters {
+            wall_s,
+            cores_busy_s,
+            own_s: cpu_s + origin_cpu_s + generator_cpu_s + own_s,
+            most_lost_s,
+        });
         let u = |pointer: &str| doc.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
         let f = |pointer: &str| doc.pointer(pointer).and_then(Value::as_f64).unwrap_or(0.0);
         let latency = doc
@@ -231,12 +303,44 @@ impl Runner<'_> {
             bytes_total,
             latency,
             spectrum,
-            cpu_s: after.cpu.saturating_sub(before.cpu) as f64 / tck,
+            cpu_s,
             proxy_core_busy_s: pb as f64 / tck,
             proxy_core_util: ratio(pb, pt),
             load_core_util: load_util,
+            worker_cpu_s: after.worker.zip(before.worker).map(|(a, b)| ticks(a, b)),
+            origin_cpu_s,
+            generator_cpu_s,
+            wall_s,
+            attempt: 1,
+            quiet: None,
+            disturbance,
+            disturbed: None,
             raw,
         })
+    }
+
+    /// The counters of everything the run involves, now.
+    fn sample(&self, system: &Running) -> Sample {
+        let children_s = getrusage(UsageWho::RUSAGE_CHILDREN)
+            .map(|u| {
+                let secs =
+                    |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+                secs(u.user_time()) + secs(u.system_time())
+            })
+            .unwrap_or(0.0);
+        Sample {
+            at: Instant::now(),
+            cpu: system.cpu_ticks(),
+            worker: system.worker_ticks(),
+            origins: self.origins.cpu_ticks(),
+            own: procfs::process_ticks(std::process::id()).unwrap_or(0),
+            children_s,
+            cores: self
+                .run_cores
+                .iter()
+                .map(|&c| (c, CoreTicks::read(c)))
+                .collect(),
+        }
     }
 }
 
@@ -278,17 +382,28 @@ impl CoreTicks {
 /// CPU counters at one instant.
 #[derive(Debug)]
 struct Sample {
+    at: Instant,
+    /// The system's processes, ticks.
     cpu: u64,
-    proxy_core: CoreTicks,
-    load_cores: Vec<CoreTicks>,
+    /// ringway's worker thread, ticks.
+    worker: Option<u64>,
+    /// The origins, ticks.
+    origins: u64,
+    /// This runner, ticks.
+    own: u64,
+    /// Children of this runner that were waited for (the `load` runs),
+    /// seconds.
+    children_s: f64,
+    /// Every core of the run.
+    cores: Vec<(usize, CoreTicks)>,
 }
 
 impl Sample {
-    fn take(system: &Running, proxy_core: usize, load_cores: &[usize]) -> Self {
-        Self {
-            cpu: system.cpu_ticks(),
-            proxy_core: CoreTicks::read(proxy_core),
-            load_cores: load_cores.iter().map(|&c| CoreTicks::read(c)).collect(),
-        }
+    fn core(&self, core: usize) -> CoreTicks {
+        self.cores
+            .iter()
+            .find(|(c, _)| *c == core)
+            .map(|(_, t)| *t)
+            .unwrap_or_default()
     }
 }

@@ -1,18 +1,26 @@
-//! `ringway-bench compare`: ringway side by side with nginx and HAProxy,
-//! against a direct baseline, from a scenario file.
+//! `ringway-bench compare`: the one bench harness. ringway side by side
+//! with nginx, HAProxy, variants of itself and a baseline build, against a
+//! direct baseline, from a scenario file.
 //!
-//! [`scenario`] reads the file; [`run`] orders the work (origin, load-side
+//! [`scenario`] reads the file; [`run`] orders the work (origins, load-side
 //! ceiling, interleaved rounds); [`system`] starts, measures and stops each
-//! system under test with the configs [`configs`] writes; [`measure`] runs
-//! one `load` child and samples `/proc` around it; [`idle`]
-//! holds the idle connections of the memory run; [`report`] and [`plot`]
-//! write the results. See docs/architecture.md, "The bench harness".
+//! system under test with the configs [`configs`] writes on ports from
+//! [`ports`]; [`measure`] runs one `load` child and samples `/proc` around
+//! it; [`guard`] waits for a quiet machine and judges each run; [`churn`]
+//! posts tables to a churning ringway; [`idle`] holds the idle connections
+//! of the memory run; [`profile`] runs `perf`; [`report`] and [`plot`]
+//! write the results. See docs/benchmarks.md.
 
+mod churn;
 pub mod configs;
+mod guard;
 mod idle;
 mod measure;
+mod origins;
 pub mod plot;
+mod profile;
 mod report;
+mod results;
 mod run;
 pub mod scenario;
 pub mod system;
@@ -20,6 +28,8 @@ pub mod system;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use self::results::GuardSettings;
 
 /// Options of `ringway-bench compare`.
 #[derive(Debug, clap::Args)]
@@ -44,12 +54,37 @@ pub struct CompareArgs {
     /// Idle connections of the memory run, instead of the scenario's.
     #[arg(long)]
     pub idle_connections: Option<usize>,
+    /// Idle TCP pairs of the memory run, instead of the scenario's.
+    #[arg(long)]
+    pub idle_tcp_pairs: Option<usize>,
     /// Results go in a new `<name>-<timestamp>` directory under this one.
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
     /// The ringway binary (default: beside this one).
     #[arg(long)]
     pub ringway: Option<PathBuf>,
+    /// A second ringway binary (say, the tree before a change, built into
+    /// another target directory), run as system `baseline` with the same
+    /// configs in the same rounds; the report gives ringway / baseline.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Profile each proxy with `perf` during one more max-throughput run in
+    /// the last round; the report sums the samples by thread, object and
+    /// symbol.
+    #[arg(long)]
+    pub profile: bool,
+    /// Before each run, wait until every core of the run is less busy than
+    /// this (percent), instead of the scenario's `guard.quiet_pct`.
+    #[arg(long)]
+    pub quiet_pct: Option<f64>,
+    /// Longest wait for quiet cores before a run (`0s`: do not look),
+    /// instead of the scenario's `guard.quiet_wait`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub quiet_wait: Option<Duration>,
+    /// Times a run the guard finds disturbed is run again, instead of the
+    /// scenario's `guard.retries`.
+    #[arg(long)]
+    pub retries: Option<usize>,
 }
 
 /// Runs the comparison: 0 when every system that could run was measured,
@@ -70,6 +105,16 @@ pub fn main(args: &CompareArgs) -> ExitCode {
     if let Some(list) = &args.systems {
         s.systems = list.split(',').map(|x| x.trim().to_string()).collect();
     }
+    if args.baseline.is_some() && !s.systems.iter().any(|x| x == "baseline") {
+        // Right after ringway, so that the two meet the machine in the
+        // same state in every round.
+        let at = s
+            .systems
+            .iter()
+            .position(|x| x == "ringway")
+            .map_or(s.systems.len(), |i| i + 1);
+        s.systems.insert(at, "baseline".into());
+    }
     if let Some(d) = args.duration {
         s.load.duration = d;
     }
@@ -86,10 +131,26 @@ pub fn main(args: &CompareArgs) -> ExitCode {
     if let Some(n) = args.idle_connections {
         s.memory.idle_connections = n;
     }
+    if let Some(n) = args.idle_tcp_pairs {
+        s.memory.idle_tcp_pairs = n;
+    }
+    if let Some(p) = args.quiet_pct {
+        s.guard.quiet_pct = p;
+    }
+    if let Some(d) = args.quiet_wait {
+        s.guard.quiet_wait = d;
+    }
+    if let Some(n) = args.retries {
+        s.guard.retries = n;
+    }
     // The overrides go through the same checks as the file.
     if let Err(e) = scenario::check(&s) {
         return bad(format!("with the command-line overrides: {e}"));
     }
+    let perf = match args.profile.then(profile::find_perf).transpose() {
+        Ok(p) => p,
+        Err(e) => return bad(e),
+    };
     let ringway = args.ringway.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
@@ -99,6 +160,15 @@ pub fn main(args: &CompareArgs) -> ExitCode {
     let opts = run::Options {
         out: args.out.clone(),
         ringway,
+        baseline: args.baseline.clone(),
+        perf,
+        guard: GuardSettings {
+            quiet_pct: s.guard.quiet_pct,
+            quiet_wait_s: s.guard.quiet_wait.as_secs_f64(),
+            max_foreign_pct: s.guard.max_foreign_pct,
+            max_lost_pct: s.guard.max_lost_pct,
+            retries: s.guard.retries,
+        },
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let (results, dir) = match run::run(&s, &opts) {

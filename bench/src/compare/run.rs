@@ -1,145 +1,34 @@
-//! The order of a comparison: origin, the load-side ceiling (`direct` at
+//! The order of a comparison: origins, the load-side ceiling (`direct` at
 //! max throughput), then interleaved rounds of every system, each started
-//! fresh, swept over the offered rates, run at max throughput, loaded with
-//! idle connections for the memory reading, and stopped.
+//! fresh, swept over the offered rates, run at max throughput (and once
+//! more under `perf` in the last round with `--profile`), loaded with idle
+//! connections for the memory reading, and stopped. Before every load run
+//! the quiet-machine guard waits for quiet cores, and a run it finds
+//! disturbed is run again.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
 
-use serde::Serialize;
+use ringway_kit::ports::free_addr;
 
-use super::configs::{self, Layout, Mode};
+use super::churn::{ChurnBook, ChurnPlan};
+use super::configs::{self, Layout, Mode, Table};
+use super::guard;
 use super::idle;
 use super::measure::{Measured, Runner};
-use super::scenario::{Scenario, ScenarioMode};
+use super::origins::Origins;
+use super::profile::{self, Profile};
+use super::report;
+use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup};
+use super::scenario::{Churn, Scenario, ScenarioMode};
 use super::system::{missing, Binaries, Kind, Running};
-use crate::admin::AdminClient;
 
-/// Longest wait for the origin to accept connections.
-const ORIGIN_READY: Duration = Duration::from_secs(10);
-
-/// Everything measured, as `results.json` holds it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Results {
-    /// The scenario's name.
-    pub scenario: String,
-    /// Its description.
-    pub description: String,
-    /// `http` or `tcp`.
-    pub mode: String,
-    /// When the run started (UTC, `date -u`).
-    pub started: String,
-    /// The command line that ran it.
-    pub command: String,
-    /// Machine, versions and layout.
-    pub setup: Setup,
-    /// Systems measured, in round order.
-    pub systems: Vec<String>,
-    /// Systems skipped, with the reason.
-    pub skipped: Vec<(String, String)>,
-    /// `direct` at max throughput before the rounds: what the load side
-    /// can take alone.
-    pub ceiling: Option<Measured>,
-    /// Every measured load run of the rounds.
-    pub runs: Vec<Measured>,
-    /// Memory readings, one per system per round.
-    pub memory: Vec<MemoryReading>,
-    /// Routing-table churn during ringway's rounds: configs posted and
-    /// refused.
-    pub churn: Vec<ChurnTally>,
-    /// Requests the origin answered in all (its own count, read when it
-    /// stopped), against what the load runs and the memory runs sent.
-    pub origin_check: Option<OriginCheck>,
-    /// What went wrong along the way (a system that would not start, a
-    /// load run that failed).
-    pub problems: Vec<String>,
-}
-
-/// Where things ran.
-#[derive(Debug, Clone, Serialize)]
-pub struct Setup {
-    /// Online CPUs.
-    pub cpus: usize,
-    /// `uname -r`.
-    pub kernel: String,
-    /// Version lines of the systems' binaries.
-    pub versions: Vec<String>,
-    /// The load generator's cores.
-    pub load_cores: String,
-    /// The origin's cores.
-    pub origin_cores: String,
-    /// The system under test's core.
-    pub proxy_core: usize,
-    /// Origin answer body size.
-    pub response_size: usize,
-    /// Connections of each load run.
-    pub connections: usize,
-    /// Each measured window, seconds.
-    pub duration_s: f64,
-    /// Warm-up before each, seconds.
-    pub warmup_s: f64,
-    /// Rounds.
-    pub runs: usize,
-    /// Each system's generated config and log, relative to the results
-    /// directory.
-    pub files: Vec<String>,
-}
-
-/// Resident memory of a system around the idle connections.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemoryReading {
-    /// The system.
-    pub system: String,
-    /// The round.
-    pub round: usize,
-    /// Connections actually held.
-    pub held: usize,
-    /// RSS with no client connection (after the load runs), KiB.
-    pub rss_before_kib: u64,
-    /// RSS with `held` idle connections, KiB.
-    pub rss_idle_kib: u64,
-    /// Peak RSS of the round (VmHWM), KiB.
-    pub peak_rss_kib: u64,
-    /// Why fewer connections than asked were held, if so.
-    pub shortfall: Option<String>,
-}
-
-impl MemoryReading {
-    /// Bytes per idle connection.
-    pub fn bytes_per_connection(&self) -> Option<f64> {
-        (self.held > 0).then(|| {
-            (self.rss_idle_kib as f64 - self.rss_before_kib as f64) * 1024.0 / self.held as f64
-        })
-    }
-}
-
-/// The origin's count of requests against the generator's.
-#[derive(Debug, Clone, Serialize)]
-pub struct OriginCheck {
-    /// Requests the origin answered.
-    pub served: u64,
-    /// Requests written by every load run plus one per idle connection.
-    pub sent: u64,
-}
-
-/// Routing-table churn of one ringway round.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChurnTally {
-    /// The round.
-    pub round: usize,
-    /// Configs accepted.
-    pub applied: u64,
-    /// Configs refused or not answered.
-    pub failed: u64,
-    /// The first failure.
-    pub first_failure: Option<String>,
-}
+/// Open files this process needs besides the idle connections it holds:
+/// the admin clients, logs, pipes to its children.
+const OWN_SPARE_FILES: u64 = 256;
 
 /// Options from the command line that reach the run.
 #[derive(Debug, Clone)]
@@ -148,15 +37,54 @@ pub struct Options {
     pub out: PathBuf,
     /// The ringway binary.
     pub ringway: PathBuf,
+    /// The baseline's ringway binary.
+    pub baseline: Option<PathBuf>,
+    /// `perf`, when `--profile` was given.
+    pub perf: Option<PathBuf>,
+    /// The quiet-machine guard.
+    pub guard: GuardSettings,
     /// The command line, for the report.
     pub command: String,
+}
+
+/// One system of a round.
+#[derive(Debug)]
+struct Entry {
+    /// Its name in the results: a base system's, or a variant's.
+    name: String,
+    kind: Kind,
+    table: Table,
+    splice: bool,
+    churn: Option<Churn>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// What every step of the run reads.
+struct Ctx<'a> {
+    s: &'a Scenario,
+    opts: &'a Options,
+    bins: Binaries,
+    mode: Mode,
+    dir: PathBuf,
+    origins: Vec<SocketAddr>,
+    run_cores: Vec<usize>,
+    load_cores: Vec<usize>,
+    /// Idle connections of the memory run in the scenario's mode, and idle
+    /// TCP pairs, after the open-file limit had its say.
+    idle: usize,
+    pairs: usize,
+    /// The request each idle connection carries first: the scenario's host
+    /// and path, so that it matches the route the load runs use.
+    request: Vec<u8>,
 }
 
 /// Runs `s`; returns the results and the directory they were written to.
 pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     let load_cores =
         crate::load::parse_cores(&s.cores.load).map_err(|e| format!("cores.load: {e}"))?;
-    crate::load::parse_cores(&s.cores.origin).map_err(|e| format!("cores.origin: {e}"))?;
+    let origin_cores =
+        crate::load::parse_cores(&s.cores.origin).map_err(|e| format!("cores.origin: {e}"))?;
     let started = command_line("date", &["-u", "+%Y%m%d-%H%M%S"]);
     let dir = opts.out.join(format!("{}-{}", s.name, started));
     for sub in ["raw", "systems"] {
@@ -172,58 +100,42 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         ScenarioMode::Http => Mode::Http,
         ScenarioMode::Tcp => Mode::Tcp,
     };
-    let bins = Binaries::find(opts.ringway.clone());
-    let mut kinds = Vec::new();
-    let mut skipped = Vec::new();
-    for name in &s.systems {
-        let kind = Kind::from_str(name).map_err(|e| format!("systems: {e:?}"))?;
-        if kinds.contains(&kind) {
-            continue;
-        }
-        match missing(kind, &bins, mode) {
-            Some(why) => {
-                eprintln!("compare: skipping {name}: {why}");
-                skipped.push((name.clone(), why));
-            }
-            None => kinds.push(kind),
-        }
-    }
-    // `direct` first: every other figure is read against it.
-    kinds.sort_by_key(|k| *k != Kind::Direct);
+    let bins = Binaries::find(opts.ringway.clone(), opts.baseline.clone());
+    let (entries, skipped) = entries(s, &bins, mode)?;
     let bench = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    crate::origin::raise_fd_limit();
+    let origin_addrs = (0..s.origin.count).map(|_| free_addr()).collect();
+    let mut run_cores: Vec<usize> = load_cores.iter().chain(&origin_cores).copied().collect();
+    run_cores.push(s.cores.proxy);
+    run_cores.extend(s.cores.control);
+    run_cores.sort_unstable();
+    run_cores.dedup();
 
-    let origin_addr = free_port()?;
-    let mut origin = Origin::start(&bench, s, origin_addr, &dir)?;
+    let mut notes = Vec::new();
+    let (idle, pairs) = open_file_budget(s, mode, &mut notes);
+    let mut origins = Origins::start(&bench, s, origin_addrs, &dir)?;
+    let ctx = Ctx {
+        s,
+        opts,
+        mode,
+        dir: dir.clone(),
+        origins: origins.addrs().to_vec(),
+        run_cores,
+        load_cores,
+        idle,
+        pairs,
+        request: crate::load::plan::http_request("GET", &s.load.path, &s.load.host, &[], 0, true),
+        bins,
+    };
+    let clk_tck = ringway_kit::procfs::clock_ticks().0;
     let runner = Runner {
         bench: &bench,
         scenario: s,
-        load_cores: &load_cores,
+        load_cores: &ctx.load_cores,
+        run_cores: &ctx.run_cores,
+        origins: &origins,
+        clk_tck,
         dir: &dir,
     };
-    let layout_of = |kind: Kind, listen: SocketAddr, admin: SocketAddr| Layout {
-        mode,
-        proxy_core: s.cores.proxy,
-        listen,
-        origin: origin_addr,
-        admin,
-        max_connections: s.memory.idle_connections + s.load.connections,
-        dir: dir.join("systems").join(kind.name()),
-    };
-    // What a round runs: each system once, and with churn ringway twice,
-    // quiet then churning, so the report sets the two side by side.
-    let mut entries = Vec::new();
-    for &kind in &kinds {
-        let with_churn = s.churn.is_some() && kind == Kind::Ringway;
-        for churning in [false, true].into_iter().take(1 + usize::from(with_churn)) {
-            entries.push(Entry {
-                kind,
-                churning,
-                listen: free_port()?,
-                admin: free_port()?,
-            });
-        }
-    }
     let mut results = Results {
         scenario: s.name.clone(),
         description: s.description.clone(),
@@ -233,305 +145,593 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         setup: Setup {
             cpus: thread::available_parallelism().map_or(0, |n| n.get()),
             kernel: command_line("uname", &["-r"]),
-            versions: versions(&bins, &kinds),
+            versions: versions(&ctx.bins, &entries),
+            tree: tree(),
             load_cores: s.cores.load.clone(),
             origin_cores: s.cores.origin.clone(),
             proxy_core: s.cores.proxy,
+            control_core: s.cores.control,
             response_size: s.origin.response_size,
+            origins: s.origin.count,
             connections: s.load.connections,
             duration_s: s.load.duration.as_secs_f64(),
             warmup_s: s.load.warmup.as_secs_f64(),
             runs: s.runs,
+            clk_tck,
+            guard: opts.guard.clone(),
             files: Vec::new(),
         },
-        systems: entries.iter().map(Entry::name).collect(),
+        systems: entries.iter().map(|e| e.name.clone()).collect(),
         skipped,
         ceiling: None,
         runs: Vec::new(),
+        discarded: Vec::new(),
         memory: Vec::new(),
         churn: Vec::new(),
+        profiles: Vec::new(),
+        ratios: Vec::new(),
         origin_check: None,
+        notes,
         problems: Vec::new(),
     };
+    // Requests of runs that are not in the results (the profile runs).
+    let mut unmeasured_sent = 0;
 
-    // The load side alone: origin and generator at full speed.
-    if kinds.contains(&Kind::Direct) {
+    // The load side alone: origins and generator at full speed.
+    if s.sweep.max_throughput && entries.iter().any(|e| e.kind == Kind::Direct) {
         eprintln!("compare: load-side ceiling (direct, max throughput)");
-        let layout = layout_of(Kind::Direct, origin_addr, origin_addr);
-        match Running::start(Kind::Direct, &layout, &bins) {
+        let layout = ctx.layout(&entries[0], mode, 0);
+        match Running::start(Kind::Direct, &layout, &ctx.bins) {
             Ok(direct) => {
-                match runner.measure(&direct, "direct", "ceiling-direct", None, None) {
-                    Ok(m) => results.ceiling = Some(m),
-                    Err(e) => results.problems.push(format!("ceiling: {e}")),
-                }
+                let run = Run {
+                    name: "direct",
+                    label: "ceiling-direct",
+                    round: None,
+                    rate: None,
+                };
+                results.ceiling = guarded(&ctx, &runner, &direct, &run, None, &mut results);
                 let _ = direct.stop();
             }
             Err(e) => results.problems.push(format!("direct: {e}")),
         }
     }
 
+    let rates: Vec<Option<f64>> = s
+        .sweep
+        .rates
+        .iter()
+        .copied()
+        .map(Some)
+        .chain(s.sweep.max_throughput.then_some(None))
+        .collect();
     for round in 0..s.runs {
         for entry in &entries {
-            let kind = &entry.kind;
-            let name = entry.name();
-            let layout = layout_of(*kind, entry.listen, entry.admin);
-            eprintln!("compare: round {}/{}: {name}", round + 1, s.runs);
-            let system = match Running::start(*kind, &layout, &bins) {
-                Ok(r) => r,
-                Err(e) => {
-                    let msg = format!("round {}: {name} did not start: {e}", round + 1);
-                    eprintln!("compare: {msg}");
-                    results.problems.push(msg);
-                    continue;
-                }
-            };
-            if round == 0 && !entry.churning {
-                for path in [system.config_path(), system.log_path()]
-                    .into_iter()
-                    .flatten()
-                {
-                    let shown = path.strip_prefix(&dir).unwrap_or(path);
-                    results.setup.files.push(shown.display().to_string());
-                }
+            eprintln!("compare: round {}/{}: {}", round + 1, s.runs, entry.name);
+            if !rates.is_empty() || (ctx.idle > 0 && entry.kind != Kind::Direct) {
+                unmeasured_sent += round_of(&ctx, &runner, entry, round, &rates, &mut results);
             }
-            let churn = match &s.churn {
-                Some(c) if entry.churning => Some(Churner::start(&layout, c.interval)),
-                _ => None,
-            };
-            // The sweep's open-loop runs, then the closed-loop max run.
-            let max = s.sweep.max_throughput.then_some(None);
-            for rate in s.sweep.rates.iter().copied().map(Some).chain(max) {
-                let what = rate.map_or_else(|| "max".to_string(), |r| format!("rate{r}"));
-                let label = format!("r{}-{name}-{what}", round + 1);
-                match runner.measure(&system, &name, &label, Some(round), rate) {
-                    Ok(m) => results.runs.push(m),
-                    Err(e) => results.problems.push(e),
-                }
-            }
-            if let Some(c) = churn {
-                results.churn.push(c.stop(round));
-            }
-            // The memory run once per system: a churning ringway is the
-            // same process as the quiet one.
-            if s.memory.idle_connections > 0 && *kind != Kind::Direct && !entry.churning {
-                let before = system.rss_kib();
-                let (held, shortfall) = idle::hold(
-                    system.target(),
-                    s.memory.idle_connections,
-                    mode == Mode::Http,
-                );
-                let rss_idle_kib = system.rss_kib();
-                let n = held.len();
-                drop(held);
-                results.memory.push(MemoryReading {
-                    system: kind.name().into(),
-                    round,
-                    held: n,
-                    rss_before_kib: before,
-                    rss_idle_kib,
-                    peak_rss_kib: system.peak_rss_kib(),
-                    shortfall,
-                });
-            }
-            if let Err(e) = system.stop() {
-                results
-                    .problems
-                    .push(format!("round {}: stopping {name}: {e}", round + 1));
+            if ctx.pairs > 0 && entry.kind != Kind::Direct && entry.churn.is_none() {
+                tcp_pairs(&ctx, entry, round, &mut results);
             }
         }
     }
-    origin.stop();
+    let served = origins.stop();
     if mode == Mode::Http {
-        let served = std::fs::read_to_string(dir.join("origin.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get("requests").and_then(serde_json::Value::as_u64));
         let sent = results
             .ceiling
             .iter()
             .chain(&results.runs)
+            .chain(&results.discarded)
             .map(|m| m.sent)
             .sum::<u64>()
+            + unmeasured_sent
             + results.memory.iter().map(|m| m.held as u64).sum::<u64>();
         match served {
             Some(served) => results.origin_check = Some(OriginCheck { served, sent }),
             None => results
                 .problems
-                .push("the origin did not report what it served".into()),
+                .push("an origin did not report what it served".into()),
         }
     }
+    results.ratios = report::ratio_tables(&results, &ratio_pairs(s, &results));
     Ok((results, dir))
 }
 
-/// One system of a round.
-#[derive(Debug)]
-struct Entry {
-    kind: Kind,
-    /// A new routing table is posted while it runs (ringway only).
-    churning: bool,
-    listen: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Entry {
-    /// Its name in the results: the system's, or `ringway-churn`.
-    fn name(&self) -> String {
-        if self.churning {
-            format!("{}-churn", self.kind.name())
-        } else {
-            self.kind.name().to_string()
-        }
-    }
-}
-
-/// The built-in origin, a child process.
-struct Origin {
-    child: Child,
-}
-
-impl Origin {
-    fn start(bench: &Path, s: &Scenario, addr: SocketAddr, dir: &Path) -> Result<Self, String> {
-        let file = |name: &str| {
-            std::fs::File::create(dir.join(name))
-                .map_err(|e| format!("cannot create {}: {e}", dir.join(name).display()))
+/// One system's turn in a round, in the scenario's mode: started, swept,
+/// run at max throughput (and profiled in the last round), its table
+/// churned during each run if it churns, its memory read, stopped. Returns
+/// the requests of runs that are not in the results (the profile run).
+fn round_of(
+    ctx: &Ctx<'_>,
+    runner: &Runner<'_>,
+    entry: &Entry,
+    round: usize,
+    rates: &[Option<f64>],
+    results: &mut Results,
+) -> u64 {
+    let name = &entry.name;
+    let mode = ctx.mode;
+    let layout = ctx.layout(entry, mode, ctx.idle);
+    let Some(system) = start(ctx, entry, &layout, round, results) else {
+        return 0;
+    };
+    let mut book = entry.churn.as_ref().map(|c| {
+        let plan = ChurnPlan {
+            admin: entry.admin,
+            mode: c.mode,
+            interval: c.interval,
+            config: configs::ringway(&layout),
+            origins: ctx.origins.clone(),
+            core: ctx.load_cores.first().copied(),
         };
-        let mode = match s.mode {
-            ScenarioMode::Http => "http",
-            ScenarioMode::Tcp => "tcp",
+        ChurnBook::new(plan, name, round)
+    });
+    let errors_before: u64 = results.runs.iter().map(|m| m.errors).sum();
+    for &rate in rates {
+        let what = rate.map_or_else(|| "max".to_string(), |r| format!("rate{r}"));
+        let label = format!("r{}-{name}-{what}", round + 1);
+        let run = Run {
+            name,
+            label: &label,
+            round: Some(round),
+            rate,
         };
-        let child = Command::new(bench)
-            .arg("origin")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .args(["--mode", mode, "--response-size"])
-            .arg(s.origin.response_size.to_string())
-            .arg("--cores")
-            .arg(&s.cores.origin)
-            .stdin(Stdio::null())
-            .stdout(file("origin.json")?)
-            .stderr(file("origin.log")?)
-            .spawn()
-            .map_err(|e| format!("cannot start the origin: {e}"))?;
-        let mut origin = Self { child };
-        let since = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-            if let Ok(Some(status)) = origin.child.try_wait() {
-                let log = std::fs::read_to_string(dir.join("origin.log")).unwrap_or_default();
-                return Err(format!("the origin exited ({status}): {}", log.trim()));
-            }
-            if since.elapsed() > ORIGIN_READY {
-                origin.stop();
-                return Err(format!(
-                    "the origin did not listen on {addr} in {ORIGIN_READY:?}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
+        if let Some(m) = guarded(ctx, runner, &system, &run, book.as_mut(), results) {
+            results.runs.push(m);
         }
-        Ok(origin)
     }
-
-    /// SIGTERM, then its report is in `origin.json`.
-    fn stop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
-        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
-            let _ = self.child.kill();
+    let mut unmeasured_sent = 0;
+    if let (Some(perf), true) = (&ctx.opts.perf, round + 1 == ctx.s.runs) {
+        if entry.kind != Kind::Direct && ctx.s.sweep.max_throughput {
+            let (p, sent) = profile_run(ctx, runner, &system, entry, perf, book.as_mut());
+            unmeasured_sent = sent;
+            results.profiles.push(p);
         }
-        let _ = self.child.wait();
+    }
+    if let Some(book) = book {
+        let churn = book.finish();
+        results.problems.extend(churn.problems());
+        let errors: u64 = results.runs.iter().map(|m| m.errors).sum::<u64>() - errors_before;
+        if errors > 0 {
+            results.problems.push(format!(
+                "round {}: {name}: {errors} request errors while its table churned",
+                round + 1
+            ));
+        }
+        results.churn.push(churn);
+    }
+    // The memory run, except for churning systems: the same process as
+    // their quiet counterpart.
+    if ctx.idle > 0 && entry.kind != Kind::Direct && entry.churn.is_none() {
+        // Over HTTP each connection carries one request first; a TCP
+        // scenario's origin is a sink that never answers.
+        let request = (mode == Mode::Http).then_some(ctx.request.as_slice());
+        results.memory.push(memory_reading(
+            &system, name, mode, round, ctx.idle, request,
+        ));
+    }
+    stop(system, name, round, results);
+    unmeasured_sent
+}
+
+/// What names a load run.
+struct Run<'a> {
+    /// The system's name in the results.
+    name: &'a str,
+    /// The raw file's name.
+    label: &'a str,
+    /// The round, or `None` for the ceiling run.
+    round: Option<usize>,
+    /// Offered rate, or `None` for max throughput.
+    rate: Option<f64>,
+}
+
+impl Ctx<'_> {
+    /// The layout of `entry` in `mode`, holding `idle` idle connections.
+    fn layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
+        Layout {
+            mode,
+            proxy_core: self.s.cores.proxy,
+            control_core: self.s.cores.control,
+            listen: entry.listen,
+            origins: self.origins.clone(),
+            admin: entry.admin,
+            max_connections: idle + self.s.load.connections,
+            concurrent: self.s.load.connections,
+            dir: self.dir.join("systems").join(&entry.name),
+            table: entry.table,
+            splice: entry.splice,
+        }
     }
 }
 
-impl Drop for Origin {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// The systems of a round, `direct` first, and the ones skipped with why.
+#[allow(clippy::type_complexity)]
+fn entries(
+    s: &Scenario,
+    bins: &Binaries,
+    mode: Mode,
+) -> Result<(Vec<Entry>, Vec<(String, String)>), String> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut skipped = Vec::new();
+    for name in &s.systems {
+        if entries.iter().any(|e| &e.name == name) {
+            continue;
         }
-    }
-}
-
-/// Posts a new ringway config every `interval` (a route added or removed
-/// in turn, so every post compiles and publishes a new table) until stopped.
-struct Churner {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<(u64, u64, Option<String>)>,
-}
-
-impl Churner {
-    fn start(layout: &Layout, interval: Duration) -> Self {
-        let base = configs::ringway(layout);
-        let admin = layout.admin;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut client = AdminClient::new(admin, Duration::from_secs(5));
-            let (mut applied, mut failed, mut first) = (0u64, 0u64, None);
-            let mut n = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                n += 1;
-                let mut text = base.clone();
-                if n % 2 == 1 {
-                    text.push_str(&format!(
-                        "\n[[listeners.routes]]\nname = \"churn\"\npath = \"/churn/{n}\"\ndirect = {{ status = 200, body = \"churn\\n\" }}\n"
-                    ));
-                }
-                match client.request("POST", "/config", text.as_bytes()) {
-                    Ok(r) if r.status == 200 => applied += 1,
-                    Ok(r) => {
-                        failed += 1;
-                        first.get_or_insert_with(|| format!("{}: {}", r.status, r.body.trim()));
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        first.get_or_insert_with(|| e.to_string());
-                    }
-                }
-                thread::sleep(interval);
-            }
-            (applied, failed, first)
+        let variant = s.variant(name);
+        let base = variant.map_or(name.as_str(), |v| v.of.as_str());
+        let kind: Kind = base.parse().map_err(|e| format!("systems: {e}"))?;
+        if let Some(why) = missing(kind, bins, mode) {
+            eprintln!("compare: skipping {name}: {why}");
+            skipped.push((name.clone(), why));
+            continue;
+        }
+        entries.push(Entry {
+            name: name.clone(),
+            kind,
+            table: Table {
+                routes: variant.map_or(0, |v| v.routes),
+                clusters: variant.map_or(0, |v| v.clusters),
+            },
+            splice: variant.is_some_and(|v| v.splice),
+            churn: variant.and_then(|v| v.churn.clone()),
+            listen: free_addr(),
+            admin: free_addr(),
         });
-        Self { stop, thread }
     }
+    // `direct` first: every other figure is read against it.
+    entries.sort_by_key(|e| e.kind != Kind::Direct);
+    Ok((entries, skipped))
+}
 
-    fn stop(self, round: usize) -> ChurnTally {
-        self.stop.store(true, Ordering::Relaxed);
-        let (applied, failed, first_failure) =
-            self.thread
-                .join()
-                .unwrap_or((0, 0, Some("the churn thread panicked".into())));
-        ChurnTally {
-            round,
-            applied,
-            failed,
-            first_failure,
+/// The ratio tables to compute: the scenario's, and ringway against the
+/// baseline when both ran (at most 1.02x: a change may cost that much).
+fn ratio_pairs(s: &Scenario, r: &Results) -> Vec<(String, String, Option<f64>)> {
+    let mut pairs: Vec<(String, String, Option<f64>)> = s
+        .ratios
+        .iter()
+        .map(|x| (x.system.clone(), x.against.clone(), x.bar))
+        .collect();
+    let ran = |n: &str| r.systems.iter().any(|x| x == n);
+    if ran("ringway")
+        && ran("baseline")
+        && !pairs.iter().any(|p| p.0 == "ringway" && p.1 == "baseline")
+    {
+        pairs.push((
+            "ringway".into(),
+            "baseline".into(),
+            Some(report::BASELINE_BAR),
+        ));
+    }
+    pairs
+}
+
+/// Raises the open-file limit for the memory runs and returns how many
+/// idle connections and TCP pairs fit within it (a note says so when fewer
+/// than asked).
+fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize, usize) {
+    let conns = s.load.connections;
+    let layout = |mode: Mode, n: usize| Layout {
+        mode,
+        proxy_core: 0,
+        control_core: None,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        origins: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        max_connections: n + conns,
+        concurrent: conns,
+        dir: PathBuf::new(),
+        table: Table::default(),
+        splice: false,
+    };
+    // The system's files, and this process's: one per idle connection.
+    let files = |mode: Mode| {
+        move |n: usize| {
+            configs::open_files(&layout(mode, n)).max((n + conns) as u64 + OWN_SPARE_FILES)
+        }
+    };
+    let (idle, pairs) = (s.memory.idle_connections, s.memory.idle_tcp_pairs);
+    let needed = files(mode)(idle).max(files(Mode::Tcp)(pairs));
+    let limit = idle::raise_open_files(needed);
+    let mut fit = |asked: usize, mode: Mode, what: &str| {
+        let n = idle::largest_within(asked, limit, files(mode));
+        if n < asked {
+            notes.push(format!(
+                "{asked} {what} were asked for, but the open-file limit is {limit} (the hard \
+                 RLIMIT_NOFILE, which only a process with CAP_SYS_RESOURCE may raise) and each \
+                 system needs {} files for them: the memory run held at most {n}",
+                files(mode)(asked)
+            ));
+        }
+        n
+    };
+    let what = match mode {
+        Mode::Http => "idle HTTP connections",
+        Mode::Tcp => "idle TCP pairs",
+    };
+    (
+        fit(idle, mode, what),
+        fit(pairs, Mode::Tcp, "idle TCP pairs"),
+    )
+}
+
+/// Starts `entry`; a failure is a problem of the round.
+fn start(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    layout: &Layout,
+    round: usize,
+    results: &mut Results,
+) -> Option<Running> {
+    match Running::start(entry.kind, layout, &ctx.bins) {
+        Ok(system) => {
+            if round == 0 {
+                for path in [system.config_path(), system.log_path()]
+                    .into_iter()
+                    .flatten()
+                {
+                    let shown = path.strip_prefix(&ctx.dir).unwrap_or(path);
+                    let shown = shown.display().to_string();
+                    if !results.setup.files.contains(&shown) {
+                        results.setup.files.push(shown);
+                    }
+                }
+            }
+            Some(system)
+        }
+        Err(e) => {
+            let msg = format!("round {}: {} did not start: {e}", round + 1, entry.name);
+            eprintln!("compare: {msg}");
+            results.problems.push(msg);
+            None
         }
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> Result<SocketAddr, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("cannot find a free port: {e}"))
+fn stop(system: Running, name: &str, round: usize, results: &mut Results) {
+    if let Err(e) = system.stop() {
+        results
+            .problems
+            .push(format!("round {}: stopping {name}: {e}", round + 1));
+    }
+}
+
+/// One load run under the guard: waits for quiet cores, runs (with the
+/// table churning, for a churning system), and runs again while the guard
+/// finds the run disturbed and retries are left.
+fn guarded(
+    ctx: &Ctx<'_>,
+    runner: &Runner<'_>,
+    system: &Running,
+    run: &Run<'_>,
+    mut book: Option<&mut ChurnBook>,
+    results: &mut Results,
+) -> Option<Measured> {
+    let Run {
+        name,
+        label,
+        round,
+        rate,
+    } = *run;
+    let g = &ctx.opts.guard;
+    for attempt in 1..=1 + g.retries {
+        let quiet = guard::wait_quiet(&ctx.run_cores, g);
+        let label = if attempt == 1 {
+            label.to_owned()
+        } else {
+            format!("{label}-retry{}", attempt - 1)
+        };
+        let churner = book.as_mut().map(|b| b.start());
+        let measured = runner.measure(system, name, &label, round, rate);
+        if let (Some(b), Some(c)) = (book.as_mut(), churner) {
+            b.resume(c);
+        }
+        let mut m = match measured {
+            Ok(m) => m,
+            Err(e) => {
+                results.problems.push(e);
+                return None;
+            }
+        };
+        m.attempt = attempt;
+        m.quiet = quiet;
+        m.disturbed = guard::verdict(m.disturbance, g, rate.is_none());
+        match &m.disturbed {
+            Some(why) if attempt <= g.retries => {
+                eprintln!("compare: {label} disturbed ({why}): running it again");
+                results.discarded.push(m);
+            }
+            _ => return Some(m),
+        }
+    }
+    None
+}
+
+/// The memory reading of a running system in `mode`.
+fn memory_reading(
+    system: &Running,
+    name: &str,
+    mode: Mode,
+    round: usize,
+    asked: usize,
+    request: Option<&[u8]>,
+) -> MemoryReading {
+    let before = system.rss_kib();
+    let (held, shortfall) = idle::hold(system.target(), asked, request);
+    let rss_idle_kib = system.rss_kib();
+    let n = held.len();
+    drop(held);
+    MemoryReading {
+        system: name.to_owned(),
+        mode: mode.name().into(),
+        round,
+        asked,
+        held: n,
+        rss_before_kib: before,
+        rss_idle_kib,
+        peak_rss_kib: system.peak_rss_kib(),
+        shortfall,
+    }
+}
+
+/// The idle TCP pairs of an HTTP scenario: the system started once more as
+/// an L4 proxy in front of the same origins; each pair carries one request
+/// through to the origin before it idles.
+fn tcp_pairs(ctx: &Ctx<'_>, entry: &Entry, round: usize, results: &mut Results) {
+    if let Some(why) = missing(entry.kind, &ctx.bins, Mode::Tcp) {
+        if round == 0 {
+            results
+                .notes
+                .push(format!("{}: no idle TCP pairs: {why}", entry.name));
+        }
+        return;
+    }
+    let mut layout = ctx.layout(entry, Mode::Tcp, ctx.pairs);
+    layout.dir = ctx.dir.join("systems").join(format!("{}-tcp", entry.name));
+    let Some(system) = start(ctx, entry, &layout, round, results) else {
+        return;
+    };
+    results.memory.push(memory_reading(
+        &system,
+        &entry.name,
+        Mode::Tcp,
+        round,
+        ctx.pairs,
+        Some(&ctx.request),
+    ));
+    stop(system, &entry.name, round, results);
+}
+
+/// The profile of `entry`: its max-throughput run once more, unmeasured,
+/// with `perf` sampling the proxy core (and the table churning, for a
+/// churning system). Returns it and the requests the run sent.
+fn profile_run(
+    ctx: &Ctx<'_>,
+    runner: &Runner<'_>,
+    system: &Running,
+    entry: &Entry,
+    perf: &Path,
+    mut book: Option<&mut ChurnBook>,
+) -> (Profile, u64) {
+    let sys_dir = ctx.dir.join("systems").join(&entry.name);
+    let rel = |p: &Path| p.strip_prefix(&ctx.dir).unwrap_or(p).display().to_string();
+    let data = sys_dir.join("perf.data");
+    let text = sys_dir.join("perf.txt");
+    let raw = ctx
+        .dir
+        .join("raw")
+        .join(format!("profile-{}.json", entry.name));
+    let mut profile = Profile {
+        system: entry.name.clone(),
+        data: rel(&data),
+        text: rel(&text),
+        threads: Vec::new(),
+        objects: Vec::new(),
+        symbols: Vec::new(),
+        problem: None,
+    };
+    eprintln!("compare: profiling {} (perf, max throughput)", entry.name);
+    let _ = guard::wait_quiet(&ctx.run_cores, &ctx.opts.guard);
+    let out = match std::fs::File::create(&raw) {
+        Ok(f) => f,
+        Err(e) => {
+            profile.problem = Some(format!("cannot create {}: {e}", raw.display()));
+            return (profile, 0);
+        }
+    };
+    let mut cmd = runner.load_command(system, None);
+    let churner = book.as_mut().map(|b| b.start());
+    let child = cmd.stdout(out).stderr(Stdio::null()).spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            if let (Some(b), Some(c)) = (book, churner) {
+                b.resume(c);
+            }
+            profile.problem = Some(format!("cannot start the load: {e}"));
+            return (profile, 0);
+        }
+    };
+    // The connections are open and the warm-up is over before perf starts.
+    thread::sleep(ctx.s.load.warmup + Duration::from_millis(100));
+    let length = ctx.s.load.duration.mul_f64(profile::SHARE);
+    let recorded = profile::record(
+        perf,
+        ctx.s.cores.proxy,
+        length,
+        &data,
+        &sys_dir.join("perf.log"),
+    );
+    let _ = child.wait();
+    if let (Some(b), Some(c)) = (book, churner) {
+        b.resume(c);
+    }
+    let sent = std::fs::read_to_string(&raw)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.pointer("/requests/sent")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .unwrap_or(0);
+    match recorded.and_then(|()| profile::summarize(perf, &data, &text)) {
+        Ok([threads, objects, symbols]) => {
+            profile.threads = threads;
+            profile.objects = objects;
+            profile.symbols = symbols;
+        }
+        Err(e) => profile.problem = Some(e),
+    }
+    (profile, sent)
 }
 
 /// The first line a command prints, or `?`.
 fn command_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
+        .stderr(Stdio::null())
         .output()
         .ok()
+        .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|t| t.lines().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
 }
 
+/// The commit the bench runs from, and whether tracked files changed.
+fn tree() -> String {
+    let commit = command_line("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if dirty {
+        format!("{commit} (with uncommitted changes)")
+    } else {
+        commit
+    }
+}
+
 /// `--version` lines of the binaries in the run.
-fn versions(bins: &Binaries, kinds: &[Kind]) -> Vec<String> {
+fn versions(bins: &Binaries, entries: &[Entry]) -> Vec<String> {
+    let kinds: Vec<Kind> = entries.iter().map(|e| e.kind).collect();
     let mut v = Vec::new();
-    for kind in kinds {
+    for kind in Kind::ALL.into_iter().filter(|k| kinds.contains(k)) {
         let line = match kind {
             Kind::Direct => continue,
             Kind::Ringway => first_line(Command::new(&bins.ringway).arg("--version")),
+            Kind::Baseline => bins
+                .baseline
+                .as_ref()
+                .map(|p| {
+                    format!(
+                        "baseline {} ({})",
+                        p.display(),
+                        first_line(Command::new(p).arg("--version"))
+                    )
+                })
+                .unwrap_or_default(),
             Kind::Nginx => bins
                 .nginx
                 .as_ref()

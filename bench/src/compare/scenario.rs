@@ -8,6 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// The systems a scenario may name without declaring them.
+pub const BASE_SYSTEMS: [&str; 5] = ["direct", "ringway", "baseline", "nginx", "haproxy"];
+/// The systems a variant may derive from.
+const VARIANT_BASES: [&str; 3] = ["ringway", "baseline", "haproxy"];
+/// Most origins a scenario may run.
+pub const MAX_ORIGINS: usize = 16;
+
 /// A whole scenario.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +27,8 @@ pub struct Scenario {
     /// `http` (requests) or `tcp` (streaming).
     #[serde(default)]
     pub mode: ScenarioMode,
-    /// Systems in run order; `direct` is always measured first.
+    /// Systems in run order; `direct` is always measured first. Names from
+    /// [`BASE_SYSTEMS`] or [`Scenario::variants`].
     #[serde(default = "all_systems")]
     pub systems: Vec<String>,
     /// Interleaved rounds (A B C D, A B C D, ...).
@@ -41,9 +49,15 @@ pub struct Scenario {
     /// The idle-connection memory run.
     #[serde(default)]
     pub memory: Memory,
-    /// Routing-table churn during ringway's runs.
+    /// Systems derived from a base one (`[[variants]]`).
     #[serde(default)]
-    pub churn: Option<Churn>,
+    pub variants: Vec<Variant>,
+    /// CPU ratios the report computes (`[[ratios]]`).
+    #[serde(default)]
+    pub ratios: Vec<Ratio>,
+    /// The quiet-machine guard.
+    #[serde(default)]
+    pub guard: Guard,
 }
 
 /// `mode`.
@@ -70,6 +84,10 @@ pub struct Cores {
     /// The one core of the system under test.
     #[serde(default = "one")]
     pub proxy: usize,
+    /// ringway's control agent (`runtime.control_core`); unset, it shares
+    /// the proxy core, as the peers' master processes do.
+    #[serde(default)]
+    pub control: Option<usize>,
 }
 
 impl Default for Cores {
@@ -78,6 +96,7 @@ impl Default for Cores {
             load: core_zero(),
             origin: core_zero(),
             proxy: 1,
+            control: None,
         }
     }
 }
@@ -89,11 +108,18 @@ pub struct Origin {
     /// Body bytes of every answer.
     #[serde(default = "two")]
     pub response_size: usize,
+    /// Origin processes, each on its own port; every system forwards to
+    /// all of them (round robin).
+    #[serde(default = "one")]
+    pub count: usize,
 }
 
 impl Default for Origin {
     fn default() -> Self {
-        Self { response_size: 2 }
+        Self {
+            response_size: 2,
+            count: 1,
+        }
     }
 }
 
@@ -113,6 +139,9 @@ pub struct Load {
     /// Request path.
     #[serde(default = "slash")]
     pub path: String,
+    /// The request's `Host` header.
+    #[serde(default = "bench_host")]
+    pub host: String,
     /// Extra request header lines.
     #[serde(default)]
     pub headers: Vec<String>,
@@ -140,6 +169,7 @@ impl Default for Load {
             new_connection: false,
             method: get(),
             path: slash(),
+            host: bench_host(),
             headers: Vec::new(),
             body_size: 0,
             chunk: chunk(),
@@ -175,26 +205,150 @@ impl Default for Sweep {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Memory {
-    /// Idle keep-alive connections held for the memory reading; 0 skips it.
+    /// Idle connections of the scenario's mode held for the memory reading
+    /// (HTTP: keep-alive connections after one request each; TCP: client
+    /// -> proxy -> origin pairs); 0 skips it.
     #[serde(default = "ten_thousand")]
     pub idle_connections: usize,
+    /// HTTP scenarios: also idle TCP pairs, each proxy started a second
+    /// time as an L4 proxy in front of the same origin; 0 skips it.
+    #[serde(default)]
+    pub idle_tcp_pairs: usize,
 }
 
 impl Default for Memory {
     fn default() -> Self {
         Self {
             idle_connections: 10_000,
+            idle_tcp_pairs: 0,
         }
     }
 }
 
-/// `[churn]`.
+/// `[[variants]]`: a system derived from ringway, the baseline or HAProxy
+/// with something changed, measured beside the others under its own name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Its name in `systems` and in the report.
+    pub name: String,
+    /// `ringway`, `baseline` or `haproxy`.
+    pub of: String,
+    /// ringway: HTTP routes in the listener, each `host = "h<i>.example.com"`
+    /// with `path_prefix = "/r<i>/"`, in file order from `h<routes-1>` down
+    /// to `h0`, so that a request for `h0.example.com/r0/` matches the last
+    /// one. 0 keeps the one catch-all route.
+    #[serde(default)]
+    pub routes: usize,
+    /// ringway: clusters besides the origin's, each with three endpoints
+    /// from a pool of addresses nobody listens on (the routes other than
+    /// `h0` spread over them), so that every table is that large.
+    #[serde(default)]
+    pub clusters: usize,
+    /// HAProxy: `option splice-request` and `option splice-response`.
+    #[serde(default)]
+    pub splice: bool,
+    /// ringway: a new table posted to the admin API during every load run.
+    #[serde(default)]
+    pub churn: Option<Churn>,
+}
+
+/// `[variants.churn]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Churn {
-    /// Time between two new configs posted to ringway's admin API.
+    /// What each post changes.
+    pub mode: ChurnMode,
+    /// Time between two posts, on an absolute schedule.
     #[serde(deserialize_with = "duration")]
     pub interval: Duration,
+}
+
+/// `churn.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChurnMode {
+    /// `PUT /clusters/origin/endpoints`: a different non-empty subset of the
+    /// origins each time (needs `[origin] count` of 2 or more).
+    Endpoints,
+    /// `POST /config`: the whole configuration, one route added, then
+    /// removed, so that every post compiles and publishes a new table.
+    Routes,
+}
+
+impl ChurnMode {
+    /// Its name in scenario files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChurnMode::Endpoints => "endpoints",
+            ChurnMode::Routes => "routes",
+        }
+    }
+}
+
+/// `[[ratios]]`: a system's CPU per request (per GB in TCP mode) divided by
+/// another's, at every offered rate and at max throughput.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ratio {
+    /// The numerator.
+    pub system: String,
+    /// The denominator.
+    pub against: String,
+    /// The largest ratio that passes, if there is a bar.
+    #[serde(default)]
+    pub bar: Option<f64>,
+}
+
+/// `[guard]`: the quiet-machine guard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    /// Before each load run, wait until every core of the run was less
+    /// busy than this, in percent, for a second.
+    #[serde(default = "five")]
+    pub quiet_pct: f64,
+    /// Give up waiting after this long and run anyway (the report says
+    /// so); 0 does not look.
+    #[serde(default = "ten_minutes", deserialize_with = "duration")]
+    pub quiet_wait: Duration,
+    /// A run during which other processes used more than this share of the
+    /// run's cores (percent of one core) is disturbed.
+    #[serde(default = "ten")]
+    pub max_foreign_pct: f64,
+    /// A max-throughput run during which a core of the run lost more than
+    /// this share of its clock ticks (the hypervisor ran something else) is
+    /// disturbed.
+    #[serde(default = "five")]
+    pub max_lost_pct: f64,
+    /// A disturbed run is run again up to this many times, then kept and
+    /// flagged.
+    #[serde(default = "two")]
+    pub retries: usize,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self {
+            quiet_pct: five(),
+            quiet_wait: ten_minutes(),
+            max_foreign_pct: ten(),
+            max_lost_pct: five(),
+            retries: two(),
+        }
+    }
+}
+
+impl Scenario {
+    /// The variant named `name`, if it is one.
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Whether `name` is a system this scenario can run.
+    pub fn knows(&self, name: &str) -> bool {
+        BASE_SYSTEMS.contains(&name) || self.variant(name).is_some()
+    }
 }
 
 /// Reads and checks a scenario file.
@@ -213,26 +367,28 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
 
 /// Checks what the types alone do not (also after command-line overrides).
 pub fn check(s: &Scenario) -> Result<(), String> {
-    if s.name.is_empty()
-        || !s
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(format!(
-            "name {:?}: letters, digits, '-' and '_' only (it names a directory)",
-            s.name
-        ));
+    check_name("name", &s.name)?;
+    for v in &s.variants {
+        check_variant(s, v)?;
+    }
+    for (i, v) in s.variants.iter().enumerate() {
+        if s.variants[..i].iter().any(|w| w.name == v.name) {
+            return Err(format!("variants: {:?} is declared twice", v.name));
+        }
     }
     for sys in &s.systems {
-        if !matches!(sys.as_str(), "direct" | "ringway" | "nginx" | "haproxy") {
+        if !s.knows(sys) {
             return Err(format!(
-                "systems: unknown system {sys:?} (direct, ringway, nginx, haproxy)"
+                "systems: unknown system {sys:?} ({} or a [[variants]] name)",
+                BASE_SYSTEMS.join(", ")
             ));
         }
     }
     if s.runs == 0 {
         return Err("runs: at least 1".into());
+    }
+    if !(1..=MAX_ORIGINS).contains(&s.origin.count) {
+        return Err(format!("origin.count: between 1 and {MAX_ORIGINS}"));
     }
     if s.load.connections == 0 {
         return Err("load.connections: at least 1".into());
@@ -243,11 +399,101 @@ pub fn check(s: &Scenario) -> Result<(), String> {
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
-    if s.mode == ScenarioMode::Tcp && !s.sweep.rates.is_empty() {
+    let tcp = s.mode == ScenarioMode::Tcp;
+    if tcp && !s.sweep.rates.is_empty() {
         return Err("sweep.rates: a TCP stream has no requests to pace; leave it empty".into());
     }
-    if s.sweep.rates.is_empty() && !s.sweep.max_throughput {
-        return Err("sweep: no rates and max_throughput = false leaves nothing to run".into());
+    if tcp && s.memory.idle_tcp_pairs > 0 {
+        return Err(
+            "memory.idle_tcp_pairs: in a TCP scenario idle_connections are TCP pairs already"
+                .into(),
+        );
+    }
+    let memory = s.memory.idle_connections + s.memory.idle_tcp_pairs > 0;
+    if s.sweep.rates.is_empty() && !s.sweep.max_throughput && !memory {
+        return Err(
+            "sweep and memory: no rates, max_throughput = false and no idle connections \
+             leave nothing to run"
+                .into(),
+        );
+    }
+    for r in &s.ratios {
+        for name in [&r.system, &r.against] {
+            if !s.knows(name) {
+                return Err(format!("ratios: unknown system {name:?}"));
+            }
+        }
+        if r.bar.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
+            return Err(format!(
+                "ratios: bar of {} is not a positive ratio",
+                r.system
+            ));
+        }
+    }
+    let g = &s.guard;
+    for (key, pct) in [
+        ("quiet_pct", g.quiet_pct),
+        ("max_foreign_pct", g.max_foreign_pct),
+        ("max_lost_pct", g.max_lost_pct),
+    ] {
+        if !(pct.is_finite() && pct > 0.0) {
+            return Err(format!("guard.{key}: a positive percentage"));
+        }
+    }
+    Ok(())
+}
+
+fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
+    let at = |what: String| Err(format!("variant {:?}: {what}", v.name));
+    check_name("variants.name", &v.name)?;
+    if BASE_SYSTEMS.contains(&v.name.as_str()) {
+        return at("the name of a base system".into());
+    }
+    if !VARIANT_BASES.contains(&v.of.as_str()) {
+        return at(format!(
+            "of = {:?}: one of {}",
+            v.of,
+            VARIANT_BASES.join(", ")
+        ));
+    }
+    let ringway = v.of != "haproxy";
+    if !ringway && (v.routes > 0 || v.clusters > 0 || v.churn.is_some()) {
+        return at("routes, clusters and churn are ringway settings".into());
+    }
+    if ringway && v.splice {
+        return at("splice is a HAProxy setting".into());
+    }
+    if v.routes > 0 && s.mode == ScenarioMode::Tcp {
+        return at("routes: a TCP listener has no routes".into());
+    }
+    if let Some(c) = &v.churn {
+        if c.interval.is_zero() {
+            return at("churn.interval: longer than zero".into());
+        }
+        match c.mode {
+            ChurnMode::Endpoints if s.origin.count < 2 => {
+                return at("churn.mode = \"endpoints\" moves traffic between origins: \
+                     set [origin] count = 2 or more"
+                    .into())
+            }
+            ChurnMode::Routes if s.mode == ScenarioMode::Tcp => {
+                return at("churn.mode = \"routes\": a TCP listener has no routes".into())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "{key} {name:?}: letters, digits, '-' and '_' only (it names a directory)"
+        ));
     }
     Ok(())
 }
@@ -272,6 +518,12 @@ fn one() -> usize {
 fn two() -> usize {
     2
 }
+fn five() -> f64 {
+    5.0
+}
+fn ten() -> f64 {
+    10.0
+}
 fn thirty_two() -> usize {
     32
 }
@@ -290,6 +542,9 @@ fn get() -> String {
 fn slash() -> String {
     "/".into()
 }
+fn bench_host() -> String {
+    "bench".into()
+}
 fn yes() -> bool {
     true
 }
@@ -298,6 +553,9 @@ fn one_second() -> Duration {
 }
 fn five_seconds() -> Duration {
     Duration::from_secs(5)
+}
+fn ten_minutes() -> Duration {
+    Duration::from_secs(600)
 }
 
 #[cfg(test)]
@@ -310,8 +568,13 @@ mod tests {
         assert_eq!(s.systems, all_systems());
         assert_eq!((s.runs, s.cores.proxy, s.load.connections), (3, 1, 32));
         assert_eq!(s.load.duration, Duration::from_secs(5));
-        assert!(s.sweep.max_throughput && s.churn.is_none());
+        assert_eq!(s.load.host, "bench");
+        assert!(s.sweep.max_throughput && s.variants.is_empty() && s.ratios.is_empty());
         assert_eq!(s.memory.idle_connections, 10_000);
+        assert_eq!((s.memory.idle_tcp_pairs, s.origin.count), (0, 1));
+        assert_eq!(s.cores.control, None);
+        assert_eq!(s.guard.quiet_wait, Duration::from_secs(600));
+        assert_eq!((s.guard.quiet_pct, s.guard.retries), (5.0, 2));
     }
 
     #[test]
@@ -325,6 +588,80 @@ mod tests {
         let e = parse("name = \"x\"\nmode = \"tcp\"\n[sweep]\nrates = [10]").unwrap_err();
         assert!(e.contains("sweep.rates"), "{e}");
         assert!(parse("name = \"a b\"").unwrap_err().contains("name"));
+        let e = parse("name = \"x\"\n[churn]\ninterval = \"1s\"\n").unwrap_err();
+        assert!(e.contains("churn"), "the old top-level churn is gone: {e}");
+    }
+
+    #[test]
+    fn variants_are_systems_with_their_own_checks() {
+        let s = parse(
+            "name = \"x\"\nsystems = [\"ringway\", \"many\", \"hot\"]\n\
+             [origin]\ncount = 2\n\
+             [[variants]]\nname = \"many\"\nof = \"ringway\"\nroutes = 10000\nclusters = 5\n\
+             [[variants]]\nname = \"hot\"\nof = \"baseline\"\n\
+             [variants.churn]\nmode = \"endpoints\"\ninterval = \"10ms\"\n\
+             [[ratios]]\nsystem = \"many\"\nagainst = \"ringway\"\nbar = 1.05\n",
+        )
+        .unwrap();
+        assert_eq!(s.variant("many").unwrap().routes, 10_000);
+        let churn = s.variant("hot").unwrap().churn.as_ref().unwrap();
+        assert_eq!(churn.mode, ChurnMode::Endpoints);
+        assert_eq!(churn.interval, Duration::from_millis(10));
+        assert_eq!(s.ratios[0].bar, Some(1.05));
+        assert!(s.knows("baseline") && !s.knows("envoy"));
+
+        let bad = |body: &str, needle: &str| {
+            let text = format!("name = \"x\"\nsystems = [\"v\"]\n{body}");
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(needle), "{needle:?} not in {e}");
+        };
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"nginx\"\n",
+            "of = \"nginx\"",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"haproxy\"\nroutes = 3\n",
+            "ringway settings",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"ringway\"\nsplice = true\n",
+            "HAProxy setting",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.churn]\nmode = \"endpoints\"\ninterval = \"1s\"\n",
+            "count = 2",
+        );
+        bad(
+            "mode = \"tcp\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\nroutes = 2\n",
+            "no routes",
+        );
+        bad(
+            "[[variants]]\nname = \"ringway\"\nof = \"ringway\"\n",
+            "base system",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\n",
+            "twice",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[[ratios]]\nsystem = \"v\"\nagainst = \"w\"\n",
+            "\"w\"",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[memory]\nidle_connections = 0\n\
+             [sweep]\nmax_throughput = false\n",
+            "nothing to run",
+        );
+    }
+
+    #[test]
+    fn a_memory_only_scenario_is_enough() {
+        let s =
+            parse("name = \"m\"\n[sweep]\nmax_throughput = false\n[memory]\nidle_tcp_pairs = 10\n")
+                .unwrap();
+        assert_eq!(s.memory.idle_tcp_pairs, 10);
+        let e = parse("name = \"m\"\nmode = \"tcp\"\n[memory]\nidle_tcp_pairs = 10\n").unwrap_err();
+        assert!(e.contains("pairs already"), "{e}");
     }
 
     #[test]
@@ -338,6 +675,6 @@ mod tests {
                 n += 1;
             }
         }
-        assert!(n >= 6, "{n} scenarios in {}", dir.display());
+        assert!(n >= 10, "{n} scenarios in {}", dir.display());
     }
 }

@@ -2,42 +2,50 @@
 //! proxy core, measured through `/proc`, stopped.
 //!
 //! A system is `direct` (no proxy: the load goes to the origin), `ringway`,
+//! `baseline` (a second ringway binary, say the tree before a change),
 //! `nginx` or `haproxy`. Each proxy runs as `taskset -c <core> <binary>`
 //! in a process group of its own, so that stopping it reaches every process
 //! it forked (nginx's workers) and a Ctrl-C meant for the runner does not
-//! stop it half-way through a measurement: the runner stops it.
+//! stop it half-way through a measurement: the runner stops it. The kit's
+//! launcher starts them all: ringway and the baseline through
+//! [`Launch`] (ready once `/ready` answers 200), nginx and HAProxy as
+//! plain [`Program`]s (ready once they accept connections).
 
 use std::env;
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File};
-use std::io;
+use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::str::FromStr;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::{geteuid, Pid};
+use nix::sys::signal::Signal;
+use nix::unistd::geteuid;
+use ringway_kit::launcher::{
+    Launch, LaunchError, NotReady, Process, Program, Ready, Ringway, SpawnError, StopError,
+};
+use ringway_kit::logfile::tail;
+use ringway_kit::procfs;
 
 use super::configs::{self, Layout, Mode, NginxHost};
-use crate::admin::AdminClient;
-use crate::logfile::tail;
-use crate::procfs;
 
-/// How long a system may take to accept connections after it was started.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+pub use self::error::SystemError;
+
+/// How long a system may take to accept connections after it was started:
+/// a debug-built ringway compiling a table of 10,000 routes and clusters
+/// takes seconds.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a system may take to exit after it was asked to.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often readiness and exit are polled.
-const POLL: Duration = Duration::from_millis(20);
-/// Timeout of one readiness probe (a connect, or `GET /ready`).
+/// Timeout of one readiness probe (a connect).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The name of ringway's first worker thread.
+const WORKER_THREAD: &str = "ringway-w0";
 /// Lines of a system's log quoted in an error.
 const TAIL_LINES: usize = 20;
 /// Directories searched for nginx and HAProxy besides `PATH`: Debian puts
@@ -51,6 +59,8 @@ pub enum Kind {
     Direct,
     /// ringway.
     Ringway,
+    /// A second ringway binary, run with the same configs as `ringway`.
+    Baseline,
     /// nginx, one worker.
     Nginx,
     /// HAProxy, one thread.
@@ -59,16 +69,28 @@ pub enum Kind {
 
 impl Kind {
     /// Every system, in the order a round runs them.
-    pub const ALL: [Kind; 4] = [Kind::Direct, Kind::Ringway, Kind::Nginx, Kind::Haproxy];
+    pub const ALL: [Kind; 5] = [
+        Kind::Direct,
+        Kind::Ringway,
+        Kind::Baseline,
+        Kind::Nginx,
+        Kind::Haproxy,
+    ];
 
     /// Its name in scenario files, reports and file names.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Direct => "direct",
             Kind::Ringway => "ringway",
+            Kind::Baseline => "baseline",
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
         }
+    }
+
+    /// Whether it is a ringway binary (admin API, worker threads).
+    pub fn is_ringway(self) -> bool {
+        matches!(self, Kind::Ringway | Kind::Baseline)
     }
 }
 
@@ -91,7 +113,7 @@ impl FromStr for Kind {
 
 /// A system name that is not one of [`Kind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown system `{0}`: expected direct, ringway, nginx or haproxy")]
+#[error("unknown system `{0}`: expected direct, ringway, baseline, nginx or haproxy")]
 pub struct UnknownKind(pub String);
 
 /// Whether nginx can proxy TCP (its `stream` module).
@@ -110,6 +132,8 @@ pub enum NginxStream {
 pub struct Binaries {
     /// The ringway binary (it may not exist: see [`missing`]).
     pub ringway: PathBuf,
+    /// The baseline's ringway binary (`--baseline`), if given.
+    pub baseline: Option<PathBuf>,
     /// nginx, if found.
     pub nginx: Option<PathBuf>,
     /// HAProxy, if found.
@@ -121,7 +145,7 @@ pub struct Binaries {
 impl Binaries {
     /// Looks nginx and HAProxy up in `PATH`, `/usr/sbin` and
     /// `/usr/local/sbin`, and asks nginx (`nginx -V`) how it was built.
-    pub fn find(ringway: PathBuf) -> Self {
+    pub fn find(ringway: PathBuf, baseline: Option<PathBuf>) -> Self {
         let nginx = find_program("nginx");
         let nginx_stream = match &nginx {
             Some(path) => nginx_stream(path),
@@ -129,6 +153,7 @@ impl Binaries {
         };
         Self {
             ringway,
+            baseline,
             nginx,
             haproxy: find_program("haproxy"),
             nginx_stream,
@@ -140,6 +165,7 @@ impl Binaries {
         match kind {
             Kind::Direct => None,
             Kind::Ringway => Some(&self.ringway),
+            Kind::Baseline => self.baseline.as_deref(),
             Kind::Nginx => self.nginx.as_deref(),
             Kind::Haproxy => self.haproxy.as_deref(),
         }
@@ -164,6 +190,18 @@ pub fn missing(kind: Kind, bins: &Binaries, mode: Mode) -> Option<String> {
             bins.ringway.display()
         )),
         Kind::Ringway => None,
+        Kind::Baseline => match &bins.baseline {
+            None => Some(
+                "no baseline binary: give one with `--baseline PATH` (a ringway built from \
+                 the tree to compare against, in its own target directory)"
+                    .to_owned(),
+            ),
+            Some(path) if !is_executable(path) => Some(format!(
+                "baseline binary {} not found or not executable",
+                path.display()
+            )),
+            Some(_) => None,
+        },
         Kind::Nginx if bins.nginx.is_none() => Some(NGINX_ABSENT.to_owned()),
         Kind::Nginx => match (mode, &bins.nginx_stream) {
             (Mode::Tcp, NginxStream::Missing(why)) => Some(why.clone()),
@@ -174,175 +212,40 @@ pub fn missing(kind: Kind, bins: &Binaries, mode: Mode) -> Option<String> {
     }
 }
 
-/// Why a system could not be started, measured or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum SystemError {
-    /// [`missing`] gives a reason.
-    #[error("{kind} cannot run: {reason}")]
-    Unavailable {
-        /// The system.
-        kind: Kind,
-        /// Why, and what to do.
-        reason: String,
-    },
-    /// The run directory's path is not UTF-8; the generated configs could
-    /// not name files in it.
-    #[error("run directory {0} is not valid UTF-8: pick a directory with a UTF-8 path")]
-    DirNotUtf8(PathBuf),
-    /// A file of the run directory could not be written.
-    #[error("{kind}: cannot write {path}: {source}")]
-    Write {
-        /// The system.
-        kind: Kind,
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// Something already accepts connections where the system must listen.
-    #[error(
-        "{kind}: {addr} already accepts connections: another process listens there \
-         (a proxy left over from an earlier run?); stop it or pick other ports"
-    )]
-    AddressInUse {
-        /// The system.
-        kind: Kind,
-        /// The address.
-        addr: SocketAddr,
-    },
-    /// The open-file limit is too low for the connections asked for, and
-    /// could not be raised.
-    #[error(
-        "{kind} needs {needed} open files for {connections} connections, but the limit is \
-         {soft} (hard limit {hard}) and raising it failed ({source}): raise it before the \
-         run (`ulimit -n {needed}`; above the hard limit only root can) or ask for fewer \
-         connections"
-    )]
-    OpenFiles {
-        /// The system.
-        kind: Kind,
-        /// Open files needed.
-        needed: u64,
-        /// Client connections asked for.
-        connections: usize,
-        /// The current soft limit.
-        soft: u64,
-        /// The current hard limit.
-        hard: u64,
-        /// Why raising failed.
-        source: nix::Error,
-    },
-    /// The config checker could not be run.
-    #[error("{kind}: cannot run `{command}`: {source}")]
-    CheckRun {
-        /// The system.
-        kind: Kind,
-        /// The command line.
-        command: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// The system's own checker rejects the generated configuration.
-    #[error("{kind} rejects the generated config {config} (`{command}`):\n{output}")]
-    Rejected {
-        /// The system.
-        kind: Kind,
-        /// The config file.
-        config: PathBuf,
-        /// The check's command line.
-        command: String,
-        /// What the check printed.
-        output: String,
-    },
-    /// The process could not be started.
-    #[error("{kind}: cannot start `taskset -c {core} {program}`: {source} (taskset comes with util-linux)")]
-    Spawn {
-        /// The system.
-        kind: Kind,
-        /// The core.
-        core: usize,
-        /// The program.
-        program: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The process exited while starting.
-    #[error("{kind} exited at start ({status}); its log {log} ends with:\n{tail}")]
-    Exited {
-        /// The system.
-        kind: Kind,
-        /// Its exit status.
-        status: ExitStatus,
-        /// Its log file.
-        log: PathBuf,
-        /// The last lines of the log.
-        tail: String,
-    },
-    /// It did not become ready in time.
-    #[error(
-        "{kind} not ready after {waited:?} (last probe: {last}); its log {log} ends with:\n{tail}"
-    )]
-    NotReady {
-        /// The system.
-        kind: Kind,
-        /// How long the runner waited.
-        waited: Duration,
-        /// What the last readiness probe saw.
-        last: String,
-        /// Its log file.
-        log: PathBuf,
-        /// The last lines of the log.
-        tail: String,
-    },
-    /// The stop signal could not be sent.
-    #[error("{kind}: cannot send {signal} to pid {pid}: {source}; killed its process group")]
-    Signal {
-        /// The system.
-        kind: Kind,
-        /// The signal.
-        signal: Signal,
-        /// The process.
-        pid: u32,
-        /// Why.
-        source: nix::Error,
-    },
-    /// It did not exit in time after the stop signal.
-    #[error("{kind} did not exit within {waited:?} of the stop signal; killed it", waited = STOP_TIMEOUT)]
-    NoExit {
-        /// The system.
-        kind: Kind,
-    },
-    /// It exited with a failure when asked to stop.
-    #[error("{kind} exited with {status} when stopped; its log {log} ends with:\n{tail}")]
-    BadExit {
-        /// The system.
-        kind: Kind,
-        /// Its exit status.
-        status: ExitStatus,
-        /// Its log file.
-        log: PathBuf,
-        /// The last lines of the log.
-        tail: String,
-    },
-    /// Waiting for the process failed.
-    #[error("{kind}: cannot wait for its process: {source}")]
-    Wait {
-        /// The system.
-        kind: Kind,
-        /// Why.
-        source: io::Error,
-    },
-}
-
 /// A started system. Dropping it kills the process group.
 #[derive(Debug)]
 pub struct Running {
     kind: Kind,
     target: SocketAddr,
     /// `None` for `direct`, and once stopped.
-    child: Option<Child>,
+    started: Option<Started>,
     config: Option<PathBuf>,
     log: Option<PathBuf>,
+}
+
+/// A started proxy.
+#[derive(Debug)]
+enum Started {
+    /// ringway or the baseline, through the kit's ringway launcher.
+    Ringway(Ringway),
+    /// nginx or HAProxy.
+    Program(Process),
+}
+
+impl Started {
+    fn process(&self) -> &Process {
+        match self {
+            Started::Ringway(ringway) => ringway.process(),
+            Started::Program(process) => process,
+        }
+    }
+
+    fn process_mut(&mut self) -> &mut Process {
+        match self {
+            Started::Ringway(ringway) => ringway.process_mut(),
+            Started::Program(process) => process,
+        }
+    }
 }
 
 impl Running {
@@ -350,7 +253,7 @@ impl Running {
     /// `layout.dir`, has the system check it, starts it under
     /// `taskset -c <proxy_core>` with its output going to `<kind>.log` in
     /// the same directory, and waits until it accepts connections
-    /// (ringway: until `/ready` answers 200). `direct` starts nothing.
+    /// (ringway: once `/ready` answers 200). `direct` starts nothing.
     ///
     /// Raises this process's open-file limit, which the system inherits,
     /// to what `layout.max_connections` needs.
@@ -362,8 +265,8 @@ impl Running {
             // Only `direct` has nothing to run: the load goes to the origin.
             return Ok(Running {
                 kind,
-                target: layout.origin,
-                child: None,
+                target: layout.origins[0],
+                started: None,
                 config: None,
                 log: None,
             });
@@ -378,7 +281,7 @@ impl Running {
             source,
         })?;
         ensure_free(kind, layout.listen)?;
-        if kind == Kind::Ringway {
+        if kind.is_ringway() {
             ensure_free(kind, layout.admin)?;
         }
         raise_open_files(kind, layout)?;
@@ -389,11 +292,11 @@ impl Running {
         })?;
         spec.check()?;
         let log = dir.join(format!("{kind}.log"));
-        let child = spec.spawn(layout.proxy_core, &log)?;
+        let started = spec.spawn(layout, &log)?;
         let mut running = Running {
             kind,
             target: layout.listen,
-            child: Some(child),
+            started: Some(started),
             config: Some(spec.config),
             log: Some(log),
         };
@@ -420,9 +323,9 @@ impl Running {
     /// Every live process of the system now, the started one first (nginx:
     /// master, then workers); empty for `direct`.
     pub fn pids(&self) -> Vec<u32> {
-        self.child
+        self.started
             .as_ref()
-            .map(|child| procfs::process_tree(child.id()))
+            .map(|started| procfs::process_tree(started.process().pid()))
             .unwrap_or_default()
     }
 
@@ -434,6 +337,17 @@ impl Running {
             .into_iter()
             .filter_map(|pid| procfs::process_ticks(pid).ok())
             .sum()
+    }
+
+    /// CPU time of ringway's first worker thread (`ringway-w0`), in clock
+    /// ticks; `None` for other systems or when the thread is not found.
+    pub fn worker_ticks(&self) -> Option<u64> {
+        if !self.kind.is_ringway() {
+            return None;
+        }
+        let pid = self.started.as_ref()?.process().pid();
+        let tid = procfs::find_thread(pid, WORKER_THREAD).ok()??;
+        procfs::thread_ticks(pid, tid).ok()
     }
 
     /// Resident memory (`VmRSS`) of [`Running::pids`], in KiB.
@@ -452,38 +366,17 @@ impl Running {
     /// tail.
     pub fn stop(mut self) -> Result<(), SystemError> {
         let kind = self.kind;
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let pid = child.id();
         let signal = Signal::SIGTERM;
-        if let Err(source) = kill(raw_pid(pid), signal) {
-            kill_group(&mut child);
-            return Err(SystemError::Signal {
-                kind,
-                signal,
-                pid,
-                source,
-            });
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
-                Ok(None) => {
-                    kill_group(&mut child);
-                    return Err(SystemError::NoExit { kind });
-                }
-                Err(source) => {
-                    kill_group(&mut child);
-                    return Err(SystemError::Wait { kind, source });
-                }
-            }
+        let status = match self.started.take() {
+            None => return Ok(()),
+            Some(Started::Ringway(ringway)) => ringway
+                .try_stop(STOP_TIMEOUT)
+                .map(|exit| exit.status)
+                .map_err(|e| launch_error(kind, e))?,
+            Some(Started::Program(mut process)) => process
+                .stop(signal, STOP_TIMEOUT)
+                .map_err(|source| SystemError::Stop { kind, source })?,
         };
-        // Anything of the group still there (a worker the master did not
-        // wait for) must not outlive the system.
-        let _ = killpg(raw_pid(pid), Signal::SIGKILL);
         if status.success() || status.signal() == Some(signal as i32) {
             Ok(())
         } else {
@@ -497,72 +390,18 @@ impl Running {
         }
     }
 
-    /// Polls until the system is ready, it exits, or [`READY_TIMEOUT`].
+    /// Waits until the system accepts connections (after ringway's
+    /// `/ready`, which the launcher waited for, this confirms its
+    /// listener), it exits, or [`READY_TIMEOUT`] passes.
     fn wait_ready(&mut self, layout: &Layout) -> Result<(), SystemError> {
         let kind = self.kind;
-        let log = self.log.clone().unwrap_or_default();
-        let started = Instant::now();
-        let mut admin = AdminClient::new(layout.admin, PROBE_TIMEOUT);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        // Whatever it forked must not outlive it.
-                        let _ = killpg(raw_pid(child.id()), Signal::SIGKILL);
-                        self.child = None;
-                        return Err(SystemError::Exited {
-                            kind,
-                            status,
-                            tail: tail(&log, TAIL_LINES),
-                            log,
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(source) => return Err(SystemError::Wait { kind, source }),
-                }
-            }
-            let last = match self.probe(layout, &mut admin) {
-                Ok(()) => return Ok(()),
-                Err(last) => last,
-            };
-            if started.elapsed() >= READY_TIMEOUT {
-                return Err(SystemError::NotReady {
-                    kind,
-                    waited: READY_TIMEOUT,
-                    last,
-                    tail: tail(&log, TAIL_LINES),
-                    log,
-                });
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    /// `Ok` when the system is ready, else what the probe saw.
-    fn probe(&self, layout: &Layout, admin: &mut AdminClient) -> Result<(), String> {
-        if self.kind == Kind::Ringway {
-            // Once every worker runs the first table, the listeners are
-            // bound; the connect below confirms it.
-            match admin.request("GET", "/ready", b"") {
-                Ok(reply) if reply.status == 200 => {}
-                Ok(reply) => {
-                    return Err(format!(
-                        "GET /ready answered {} {}",
-                        reply.status,
-                        reply.body.trim_end()
-                    ))
-                }
-                Err(e) => return Err(format!("GET /ready on {}: {e}", layout.admin)),
-            }
-        }
-        TcpStream::connect_timeout(&layout.listen, PROBE_TIMEOUT)
-            .map_err(|e| format!("connect to {}: {e}", layout.listen))?;
-        // nginx's master binds the listener before it forks the worker:
-        // until the worker exists, `pids()` would miss it.
-        if self.kind == Kind::Nginx && self.pids().len() < 2 {
-            return Err("nginx's master has not started its worker yet".to_owned());
-        }
-        Ok(())
+        let Some(started) = self.started.as_mut() else {
+            return Ok(());
+        };
+        let ready = started
+            .process_mut()
+            .wait_ready(READY_TIMEOUT, |process| probe(kind, layout, process));
+        ready.map_err(|e| not_ready(kind, self.log.as_deref().unwrap_or(Path::new("")), e))
     }
 
     /// The sum of a `kB` field of `/proc/<pid>/status` over the processes.
@@ -574,14 +413,63 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    /// A system the runner did not stop (it failed half-way) is killed,
-    /// not left running on the proxy core.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill_group(&mut child);
-        }
+/// `Ok` when `kind`, running as `process`, accepts connections on
+/// `layout.listen`; else what the probe saw.
+fn probe(kind: Kind, layout: &Layout, process: &Process) -> Result<(), String> {
+    TcpStream::connect_timeout(&layout.listen, PROBE_TIMEOUT)
+        .map_err(|e| format!("connect to {}: {e}", layout.listen))?;
+    // nginx's master binds the listener before it forks the worker:
+    // until the worker exists, `pids()` would miss it.
+    if kind == Kind::Nginx && procfs::process_tree(process.pid()).len() < 2 {
+        return Err("nginx's master has not started its worker yet".to_owned());
     }
+    Ok(())
+}
+
+/// A system that did not become ready, as the runner says it; `log` is its
+/// log file.
+fn not_ready(kind: Kind, log: &Path, e: NotReady) -> SystemError {
+    let tail = tail(log, TAIL_LINES);
+    let log = log.to_owned();
+    match e {
+        NotReady::Exited(status) => SystemError::Exited {
+            kind,
+            status,
+            log,
+            tail,
+        },
+        NotReady::TimedOut(last) => SystemError::NotReady {
+            kind,
+            waited: READY_TIMEOUT,
+            last,
+            log,
+            tail,
+        },
+        NotReady::Wait(source) => SystemError::Stop {
+            kind,
+            source: StopError::Wait(source),
+        },
+    }
+}
+
+/// A failed stop of ringway or the baseline, as the runner says it.
+fn launch_error(kind: Kind, e: LaunchError) -> SystemError {
+    let source = match e {
+        LaunchError::Signal {
+            signal,
+            pid,
+            source,
+        } => StopError::Signal {
+            signal,
+            pid,
+            source,
+        },
+        LaunchError::NoExit { timeout, .. } => StopError::NoExit(timeout),
+        LaunchError::Wait(source) => StopError::Wait(source),
+        // Only a start fails otherwise; `Spec::spawn` says those.
+        other => StopError::Wait(std::io::Error::other(other.to_string())),
+    };
+    SystemError::Stop { kind, source }
 }
 
 /// How one proxy is configured, checked and run.
@@ -603,13 +491,14 @@ impl Spec {
         let os = |s: &str| OsString::from(s);
         let (file, text, check_args, run_args) = match kind {
             Kind::Direct => return None,
-            Kind::Ringway => {
-                let config = dir.join("ringway.toml");
+            Kind::Ringway | Kind::Baseline => {
+                let config = dir.join(format!("{kind}.toml"));
                 (
                     config.clone(),
                     configs::ringway(layout),
-                    vec![os("check"), config.clone().into()],
-                    vec![os("run"), os("--config"), config.into()],
+                    vec![os("check"), config.into()],
+                    // The launcher adds `run --config PATH`.
+                    Vec::new(),
                 )
             }
             Kind::Nginx => {
@@ -683,31 +572,52 @@ impl Spec {
         })
     }
 
-    /// Starts the system on `core`, in a process group of its own.
-    fn spawn(&self, core: usize, log: &Path) -> Result<Child, SystemError> {
-        let write_error = |source| SystemError::Write {
-            kind: self.kind,
-            path: log.to_owned(),
-            source,
-        };
-        let out = File::create(log).map_err(write_error)?;
-        let err = out.try_clone().map_err(write_error)?;
-        Command::new("taskset")
-            .arg("-c")
-            .arg(core.to_string())
-            .arg(&self.program)
-            .args(&self.run_args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|source| SystemError::Spawn {
-                kind: self.kind,
-                core,
+    /// Starts the system under `taskset` on the layout's cores, in a
+    /// process group of its own, its output going to `log`; ringway and
+    /// the baseline are waited for until `/ready` answers 200.
+    fn spawn(&self, layout: &Layout, log: &Path) -> Result<Started, SystemError> {
+        let kind = self.kind;
+        let cores: Vec<String> = layout
+            .cores(kind.is_ringway())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let cores = cores.join(",");
+        let taskset = ["taskset", "-c", cores.as_str()];
+        let spawn_error = |e| match e {
+            SpawnError::File { path, source } => SystemError::Write { kind, path, source },
+            SpawnError::Start { source, .. } => SystemError::Spawn {
+                kind,
+                cores: cores.clone(),
                 program: self.program.clone(),
                 source,
-            })
+            },
+        };
+        if !kind.is_ringway() {
+            let program = Program::new(&self.program)
+                .args(&self.run_args)
+                .wrapped(&taskset)
+                .log_file(log)
+                .own_process_group();
+            return program.spawn().map(Started::Program).map_err(spawn_error);
+        }
+        let launched = Launch::file(&self.config)
+            .binary(&self.program)
+            .wrapped(&taskset)
+            .log_file(log)
+            .own_process_group()
+            .ready(Ready::Admin(layout.admin))
+            .ready_timeout(READY_TIMEOUT)
+            .spawn();
+        launched.map(Started::Ringway).map_err(|e| match e {
+            LaunchError::Log { path, source } => spawn_error(SpawnError::File { path, source }),
+            LaunchError::Spawn { program, source } => {
+                spawn_error(SpawnError::Start { program, source })
+            }
+            LaunchError::Exited { status, .. } => not_ready(kind, log, NotReady::Exited(status)),
+            LaunchError::NotReady { last, .. } => not_ready(kind, log, NotReady::TimedOut(last)),
+            other => launch_error(kind, other),
+        })
     }
 }
 
@@ -741,18 +651,6 @@ fn raise_open_files(kind: Kind, layout: &Layout) -> Result<(), SystemError> {
         return Ok(());
     }
     setrlimit(Resource::RLIMIT_NOFILE, needed, hard.max(needed)).map_err(|e| error(soft, hard, e))
-}
-
-/// Sends SIGKILL to the process group of `child` and reaps `child`.
-fn kill_group(child: &mut Child) {
-    let _ = killpg(raw_pid(child.id()), Signal::SIGKILL);
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// `pid` as nix takes it (`Child::id` is a positive `i32` on Linux).
-fn raw_pid(pid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
 }
 
 /// `program args...` for messages.
@@ -828,5 +726,6 @@ fn parse_nginx_stream(text: &str, exists: impl Fn(&Path) -> bool) -> NginxStream
     }
 }
 
+mod error;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use tokio_uring::net::TcpStream;
 use super::ctx::Ctx;
 use super::record::ErrorKind;
 use super::response::{self, Head};
-use crate::ring_io::read_more;
+use ringway_kit::ring_io::read_more;
 
 /// Free room kept in the read buffer before each read: a small answer fits
 /// in one read; a large one grows the buffer to its whole length once.

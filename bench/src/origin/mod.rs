@@ -1,20 +1,19 @@
 //! `ringway-bench origin`: the built-in origin that `compare` puts behind
-//! every system under test.
+//! every system under test, in a process of its own.
 //!
-//! Fast and predictable, so the origin's share of the load core stays small
-//! and flat: one pinned tokio-uring thread per `--cores` entry, each with its
-//! own `SO_REUSEPORT` listener; HTTP/1.1 keep-alive answering every request
-//! with the same preformatted `200` of `--response-size` body bytes
-//! (pipelined requests answered in order, request bodies read and dropped),
-//! or, in TCP mode, a sink that reads and counts. On SIGTERM or SIGINT it
-//! prints what it served as one JSON line and exits 0.
-
-mod serve;
+//! It is the kit's counting origin ([`ringway_kit::origin`]): one pinned
+//! tokio-uring thread per `--cores` entry, each with its own `SO_REUSEPORT`
+//! listener; HTTP/1.1 keep-alive answering every request with the same
+//! preformatted `200` of `--response-size` body bytes, or, in TCP mode, a
+//! sink that reads and counts. On SIGTERM or SIGINT it prints what it
+//! served as one JSON line and exits 0.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+
+use ringway_kit::origin::{self, Settings};
 
 use crate::load::parse_cores;
 
@@ -54,12 +53,13 @@ pub fn main(args: &OriginArgs) -> ExitCode {
         }
     }
     raise_fd_limit();
-    let settings = serve::Settings {
-        listen: args.listen,
-        http: args.mode == crate::load::ModeArg::Http,
-        response: serve::response(args.response_size),
+    let settings = match args.mode {
+        crate::load::ModeArg::Http => Settings::http(args.response_size),
+        crate::load::ModeArg::Tcp => Settings::sink(),
     };
-    match serve::run(&settings, &cores, stop) {
+    let served = origin::bind(args.listen, cores.len())
+        .and_then(|listeners| origin::run(listeners, settings, &cores, stop));
+    match served {
         Ok(served) => {
             println!(
                 "{}",
@@ -79,11 +79,8 @@ pub fn main(args: &OriginArgs) -> ExitCode {
 }
 
 /// Lifts the open-file soft limit to the hard limit: the memory run holds
-/// thousands of connections, some of which reach the origin.
+/// thousands of connections, some of which reach the origin. Best effort:
+/// the default limit only caps the memory run.
 pub fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        // Best effort: the default limit only caps the memory run.
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
+    let _ = ringway_kit::limits::try_raise_fd_limit();
 }

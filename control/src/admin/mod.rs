@@ -23,7 +23,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::agent::render::{self, WorkerFigures};
+use crate::agent::exposition::{self, WorkerFigures};
 use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
 
 /// Largest request body accepted (a configuration with tens of thousands of
@@ -143,14 +143,14 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             reload_reply(agent, result, before).await
         }
         ("/stats", &Method::GET) => {
-            let body = render::stats_json(&agent.figures(), &workers(agent), &agent.http_figures());
+            let body = exposition::stats_json(&agent.figures(), &workers(agent), &agent.http_figures());
             let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
             text.push('\n');
             with_type(StatusCode::OK, text, "application/json")
         }
         ("/metrics", &Method::GET) => with_type(
             StatusCode::OK,
-            render::metrics_text(&agent.figures(), &workers(agent), &agent.http_figures()),
+            exposition::metrics_text(&agent.figures(), &workers(agent), &agent.http_figures()),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         ("/healthz" | "/ready" | "/stats" | "/metrics", _) => {

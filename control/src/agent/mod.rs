@@ -5,7 +5,8 @@
 //! It lives on the control thread, inside a single-threaded tokio runtime:
 //! the state is behind a `RefCell` and no borrow is held across an `.await`.
 
-pub mod render;
+pub mod exposition;
+pub mod worker_log;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -17,14 +18,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataplane::link::log::bind_reason;
+use dataplane::link::log::WorkerLogs;
 use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
 use dataplane::table::Table;
-use dataplane::worker::{bind_reason, WorkerReport, Workers};
+use dataplane::worker::{WorkerReport, Workers};
 use hdrhistogram::Histogram;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use self::worker_log::LogTail;
 use crate::config::{self, AdminSettings, Config, ConfigErrors};
 
 /// How long a caller of [`Agent::apply`] waits for the workers to take a
@@ -53,6 +57,10 @@ pub struct Agent {
     /// The cores the process may use, read before the control thread was
     /// pinned.
     cores: Option<Vec<usize>>,
+    /// The workers' log queues, read only here.
+    logs: WorkerLogs,
+    /// What was said about them so far.
+    log_tail: RefCell<LogTail>,
     state: RefCell<State>,
 }
 
@@ -133,9 +141,11 @@ pub enum ReloadError {
 
 impl Agent {
     /// An agent for `workers`, which run `table`, compiled from `config`
-    /// read from `source` (the file at `path`, if any).
+    /// read from `source` (the file at `path`, if any), and queue their log
+    /// lines in `logs`.
     pub fn new(
         mut workers: Workers,
+        logs: WorkerLogs,
         config: Config,
         table: Arc<Table>,
         source: String,
@@ -145,6 +155,8 @@ impl Agent {
         let ack_fd = workers.take_acks();
         Self {
             cores,
+            logs,
+            log_tail: RefCell::new(LogTail::default()),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
@@ -178,6 +190,18 @@ impl Agent {
         tokio::task::spawn_blocking(move || workers.join())
             .await
             .unwrap_or_default()
+    }
+
+    /// Writes the lines the workers queued since the last call to stderr
+    /// (see [`LogTail`]): once a second, and once more after they stopped.
+    pub fn write_worker_logs(&self) {
+        let dropped: Vec<u64> = self.links.iter().map(|l| l.stats().log_dropped).collect();
+        let mut stderr = io::stderr().lock();
+        // Nowhere else to say that stderr failed.
+        let _ = self
+            .log_tail
+            .borrow_mut()
+            .write(&self.logs, &dropped, &mut stderr);
     }
 
     /// What the agent shares with each worker.
@@ -428,15 +452,15 @@ impl Agent {
     /// The HTTP counters of the newest table, for `/stats` and `/metrics`.
     /// Tallies are carried from table to table (see `config::parse_update`),
     /// so these are cumulative across reloads for every label set kept.
-    pub fn http_figures(&self) -> render::HttpFigures {
-        render::HttpFigures::read(&self.state.borrow().table)
+    pub fn http_figures(&self) -> exposition::HttpFigures {
+        exposition::HttpFigures::read(&self.state.borrow().table)
     }
 
     /// The agent's own figures, for `/stats` and `/metrics`.
-    pub fn figures(&self) -> render::AgentFigures {
+    pub fn figures(&self) -> exposition::AgentFigures {
         let state = self.state.borrow();
         let h = &state.publish_latency;
-        render::AgentFigures {
+        exposition::AgentFigures {
             generation: state.table.generation,
             ready: self.ready(),
             reloads: state.reloads,

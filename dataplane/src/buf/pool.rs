@@ -37,7 +37,8 @@ use std::task::Waker;
 use io_uring::types::BufRingEntry;
 
 use super::handle::BufHandle;
-use crate::counter::Counter;
+use crate::counter::counters;
+use crate::counter::vocabulary::Cli::Listed;
 
 /// Why a buffer ring could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -95,47 +96,30 @@ pub struct BufPool {
     counters: Arc<PoolCounters>,
 }
 
-/// The live counters of one ring: written by its worker only, readable from
-/// any thread (see [`Counter`]).
-#[derive(Debug, Default)]
-pub struct PoolCounters {
-    /// Buffers lent out now (a gauge).
-    pub(crate) in_use: Counter,
-    /// Buffers in the ring (fixed once built).
-    pub(crate) capacity: Counter,
-    /// Receives that found the ring empty (`ENOBUFS`) and were re-armed.
-    pub(crate) enobufs: Counter,
-    /// Buffers copied out because the ring was below its reserve.
-    pub(crate) copied: Counter,
-    /// Bytes copied out for that reason.
-    pub(crate) copied_bytes: Counter,
-}
-
-/// A copy of one ring's counters at one moment.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Buffers lent out.
-    pub in_use: u64,
-    /// Buffers in the ring.
-    pub capacity: u64,
-    /// Receives re-armed after `ENOBUFS`.
-    pub enobufs: u64,
-    /// Buffers copied out under pressure.
-    pub copied: u64,
-    /// Bytes copied out under pressure.
-    pub copied_bytes: u64,
-}
-
-impl PoolCounters {
-    /// A copy of the counters now.
-    pub fn snapshot(&self) -> PoolStats {
-        PoolStats {
-            in_use: self.in_use.get(),
-            capacity: self.capacity.get(),
-            enobufs: self.enobufs.get(),
-            copied: self.copied.get(),
-            copied_bytes: self.copied_bytes.get(),
-        }
+counters! {
+    /// A copy of one buffer ring's counters at one moment.
+    pub struct PoolStats;
+    /// The live counters of one buffer ring: written by its worker only,
+    /// readable from any thread (see [`crate::counter::Counter`]).
+    /// Declared once, like the worker's (see [`crate::counter::vocabulary`]);
+    /// shown per worker and [`Group`](super::Group).
+    pub struct PoolCounters;
+    exposed {
+        /// Buffers lent out now.
+        in_use: Gauge, "in_use", "ringway_buffers_in_use", Listed,
+            "Receive buffers lent out of the ring now.";
+        /// Buffers in the ring (fixed once built).
+        capacity: Gauge, "capacity", "ringway_buffers_capacity", Listed,
+            "Receive buffers in the ring.";
+        /// Receives that found the ring empty (`ENOBUFS`) and were re-armed.
+        enobufs: Counter, "enobufs", "ringway_buffer_enobufs_total", Listed,
+            "Receives that found the ring empty (ENOBUFS) and were re-armed.";
+        /// Buffers copied out because the ring was below its reserve.
+        copied: Counter, "copied", "ringway_buffer_copied_total", Listed,
+            "Received buffers copied out because the ring was below its reserve.";
+        /// Bytes copied out for that reason.
+        copied_bytes: Counter, "copied_bytes", "ringway_buffer_copied_bytes_total", Listed,
+            "Bytes copied out because the ring was below its reserve.";
     }
 }
 

@@ -4,7 +4,9 @@
 pub mod answer;
 pub mod outcome;
 mod reason;
+mod view;
 
 pub use self::answer::Answer;
 pub use self::outcome::Outcome;
 pub use self::reason::Reason;
+pub use self::view::{HeaderFields, RequestView};

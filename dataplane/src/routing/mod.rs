@@ -1,40 +1,95 @@
-//! Choosing a route for a request: conditions checked in route order, first
-//! match wins.
+//! Choosing a route for a request: the first route, in file order, whose
+//! every condition holds.
 //!
-//! Everything is compared in place against the request head's bytes (the
-//! path in its normal form, which the parser wrote only when the path as
-//! sent was not); no string is built per request.
+//! Routing sees a request through its protocol-neutral
+//! [`RequestView`]; [`h1::view`] makes one of an HTTP/1 head. A listener's
+//! [`RouteIndex`](crate::table::route::RouteIndex) narrows the request to
+//! the lists of routes that may match it (by host, then by path); each
+//! candidate's every condition is checked, and the lowest index that
+//! matches wins, which is the route a scan in file order finds. Small
+//! tables are scanned in order. Everything is compared in place; no string
+//! is built and nothing is allocated per request.
 
-use crate::proto::h1::request::RequestHead;
-use crate::table::route::{HeaderMatch, HeaderTest, HostMatch, PathMatch, Route, RouteMatch};
+pub mod h1;
+#[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
+mod tests;
 
-/// The first route of `routes` whose every condition holds for the request
-/// `head`, parsed from `buf`, with its index; `None` when none matches.
-pub fn find<'t>(routes: &'t [Route], head: &RequestHead, buf: &[u8]) -> Option<(usize, &'t Route)> {
-    let host = head.host.as_ref().map(|r| route_host(slice(buf, r)));
-    let path = head.normal_path(buf);
-    let method = head.method(buf);
+use crate::request::{HeaderFields, RequestView};
+use crate::table::route::{
+    HeaderMatch, HeaderTest, HostMatch, PathMatch, Route, RouteMatch, Routes,
+};
+
+/// The first route of `routes` whose every condition holds for `req`, with
+/// its index; `None` when none matches.
+pub fn find<'t, F: HeaderFields>(
+    routes: &'t Routes,
+    req: &RequestView<'_, F>,
+) -> Option<(usize, &'t Route)> {
+    let index = routes.index();
+    if index.is_linear() {
+        return find_linear(routes, req);
+    }
+    let host = req.authority().map(route_host);
+    let mut best = usize::MAX;
+    index.candidates(host, req.path(), |ids, host_holds| {
+        for &id in ids {
+            let id = id as usize;
+            // Each list is in file order: past the best so far, nothing
+            // in it can win.
+            if id >= best {
+                break;
+            }
+            // The index compared the host already for most lists.
+            let holds = |m: &RouteMatch| {
+                if host_holds {
+                    others_hold(m, req)
+                } else {
+                    matches(m, host, req)
+                }
+            };
+            if routes.get(id).is_some_and(|route| holds(&route.matcher)) {
+                best = id;
+                break;
+            }
+        }
+    });
+    routes.get(best).map(|route| (best, route))
+}
+
+/// The first route of `routes` whose every condition holds for `req`,
+/// found by trying every route in order: what [`find`] does for a small
+/// table, and the definition the index must agree with.
+pub fn find_linear<'t, F: HeaderFields>(
+    routes: &'t [Route],
+    req: &RequestView<'_, F>,
+) -> Option<(usize, &'t Route)> {
+    let host = req.authority().map(route_host);
     routes
         .iter()
         .enumerate()
-        .find(|(_, route)| matches(&route.matcher, host, path, method, head, buf))
+        .find(|(_, route)| matches(&route.matcher, host, req))
 }
 
-fn matches(
-    m: &RouteMatch,
-    host: Option<&[u8]>,
-    path: &[u8],
-    method: &[u8],
-    head: &RequestHead,
-    buf: &[u8],
-) -> bool {
+/// Whether every condition of `m` holds for `req`, whose host (as
+/// [`route_host`] leaves it) is `host`.
+#[inline(always)]
+fn matches<F: HeaderFields>(m: &RouteMatch, host: Option<&[u8]>, req: &RequestView<'_, F>) -> bool {
     if let Some(want) = &m.host {
         match host {
             Some(host) if host_matches(want, host) => {}
             _ => return false,
         }
     }
+    others_hold(m, req)
+}
+
+/// Whether every condition of `m` but its host holds for `req`.
+#[inline(always)]
+fn others_hold<F: HeaderFields>(m: &RouteMatch, req: &RequestView<'_, F>) -> bool {
     if let Some(want) = &m.path {
+        let path = req.path();
         let ok = match want {
             PathMatch::Exact(p) => path == p.as_bytes(),
             PathMatch::Prefix(p) => path.starts_with(p.as_bytes()),
@@ -43,12 +98,14 @@ fn matches(
             return false;
         }
     }
+    let method = req.method();
     if !m.methods.is_empty() && !m.methods.iter().any(|x| **x == *method) {
         return false;
     }
-    m.headers.iter().all(|h| header_matches(h, head, buf))
+    m.headers.iter().all(|h| header_matches(h, req))
 }
 
+#[inline(always)]
 fn host_matches(want: &HostMatch, host: &[u8]) -> bool {
     match want {
         HostMatch::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),
@@ -60,15 +117,13 @@ fn host_matches(want: &HostMatch, host: &[u8]) -> bool {
     }
 }
 
-fn header_matches(want: &HeaderMatch, head: &RequestHead, buf: &[u8]) -> bool {
-    head.headers.iter().any(|h| {
-        h.name(buf).eq_ignore_ascii_case(want.name.as_bytes())
-            && match &want.test {
-                HeaderTest::Present => true,
-                HeaderTest::Exact(v) => h.value(buf) == &**v,
-                HeaderTest::Prefix(v) => h.value(buf).starts_with(v),
-            }
-    })
+fn header_matches<F: HeaderFields>(want: &HeaderMatch, req: &RequestView<'_, F>) -> bool {
+    req.values(want.name.as_bytes())
+        .any(|value| match &want.test {
+            HeaderTest::Present => true,
+            HeaderTest::Exact(v) => value == &**v,
+            HeaderTest::Prefix(v) => value.starts_with(v),
+        })
 }
 
 /// The host a route compares: `host[:port]` without the port and without
@@ -92,51 +147,5 @@ pub fn host_without_port(host: &[u8]) -> &[u8] {
     match host.iter().rposition(|&b| b == b':') {
         Some(colon) => &host[..colon],
         None => host,
-    }
-}
-
-fn slice<'b>(buf: &'b [u8], range: &std::ops::Range<u32>) -> &'b [u8] {
-    buf.get(range.start as usize..range.end as usize)
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_port_is_not_part_of_the_host() {
-        assert_eq!(host_without_port(b"a.example.com:8080"), b"a.example.com");
-        assert_eq!(host_without_port(b"a.example.com"), b"a.example.com");
-        assert_eq!(host_without_port(b"[::1]:80"), b"[::1]");
-        assert_eq!(host_without_port(b"[::1]"), b"[::1]");
-    }
-
-    #[test]
-    fn one_trailing_dot_is_not_part_of_the_host() {
-        assert_eq!(route_host(b"admin.example.com."), b"admin.example.com");
-        assert_eq!(route_host(b"admin.example.com.:8443"), b"admin.example.com");
-        assert_eq!(route_host(b"admin.example.com"), b"admin.example.com");
-        assert_eq!(route_host(b"admin.example.com.."), b"admin.example.com.");
-        assert_eq!(route_host(b"[::1]:80"), b"[::1]");
-        assert_eq!(route_host(b"."), b"");
-        let exact = HostMatch::Exact("admin.example.com".into());
-        assert!(host_matches(&exact, route_host(b"ADMIN.example.com.")));
-        let wild = HostMatch::Suffix(".example.com".into());
-        assert!(host_matches(&wild, route_host(b"a.example.com.:80")));
-        assert!(!host_matches(&wild, route_host(b"example.com.")));
-    }
-
-    #[test]
-    fn a_suffix_needs_a_label_in_front() {
-        let want = HostMatch::Suffix(".example.com".into());
-        assert!(host_matches(&want, b"a.example.com"));
-        assert!(host_matches(&want, b"A.B.Example.COM"));
-        assert!(!host_matches(&want, b"example.com"));
-        assert!(!host_matches(&want, b".example.com"));
-        assert!(!host_matches(&want, b"aexample.com"));
-        let exact = HostMatch::Exact("api.example.com".into());
-        assert!(host_matches(&exact, b"API.example.com"));
-        assert!(!host_matches(&exact, b"x.api.example.com"));
     }
 }

@@ -1,68 +1,56 @@
 //! The counters of one ring: written by its worker thread, read by the
-//! control agent (see [`crate::counter::Counter`]).
+//! control agent (see [`crate::counter::Counter`]). Declared once, like the
+//! worker's (see [`crate::counter::vocabulary`]).
 
 use std::sync::Arc;
 
 use crate::buf::{PoolCounters, PoolStats};
-use crate::counter::Counter;
+use crate::counter::counters;
+use crate::counter::vocabulary::Cli::Listed;
 
-/// A copy of one ring's counters at one moment.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RingStats {
-    /// SQEs handed to the kernel.
-    pub submitted: u64,
-    /// CQEs reaped.
-    pub completed: u64,
-    /// `io_uring_enter` calls.
-    pub enters: u64,
-    /// Recv ops that ended with `ENOBUFS` (the buffer ring ran dry).
-    pub enobufs: u64,
-    /// Multishot ops re-armed after they ended.
-    pub rearms: u64,
-    /// `io_uring_enter` calls that met a transient error (`EAGAIN`,
-    /// `ENOMEM`, `EBUSY`, `EINTR`) and were retried after reaping.
-    pub enter_retries: u64,
-    /// Completions the kernel dropped because the completion queue
-    /// overflowed (their ops' slots are leaked, never reused).
-    pub cq_dropped: u64,
-    /// Cancels that failed for an op nobody owns any more; its socket was
-    /// shut down instead.
-    pub cancel_failures: u64,
-    /// Each buffer group's figures, by [`crate::buf::Group`] id.
-    pub pools: [PoolStats; 2],
-}
-
-/// The live counters of one ring: written by its thread only, readable from
-/// any (see [`Counter`]). Aligned to a cache line pair of its own, so that no
-/// other thread's data shares the lines its thread writes.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct RingCounters {
-    pub(crate) submitted: Counter,
-    pub(crate) completed: Counter,
-    pub(crate) enters: Counter,
-    pub(crate) enobufs: Counter,
-    pub(crate) rearms: Counter,
-    pub(crate) enter_retries: Counter,
-    pub(crate) cq_dropped: Counter,
-    pub(crate) cancel_failures: Counter,
-    /// Each buffer group's counters, shared with its pool.
-    pub(crate) pools: [Arc<PoolCounters>; 2],
-}
-
-impl RingCounters {
-    /// A copy of the counters now.
-    pub fn snapshot(&self) -> RingStats {
-        RingStats {
-            submitted: self.submitted.get(),
-            completed: self.completed.get(),
-            enters: self.enters.get(),
-            enobufs: self.enobufs.get(),
-            rearms: self.rearms.get(),
-            enter_retries: self.enter_retries.get(),
-            cq_dropped: self.cq_dropped.get(),
-            cancel_failures: self.cancel_failures.get(),
-            pools: [self.pools[0].snapshot(), self.pools[1].snapshot()],
-        }
+counters! {
+    /// A copy of one ring's counters at one moment.
+    pub struct RingStats;
+    /// The live counters of one ring: written by its thread only, readable
+    /// from any (see [`crate::counter::Counter`]). Aligned to a cache line
+    /// pair of its own, so that no other thread's data shares the lines its
+    /// thread writes.
+    #[repr(align(128))]
+    pub struct RingCounters;
+    exposed {
+        /// SQEs handed to the kernel.
+        submitted: Counter, "sqes", "ringway_ring_sqes_total", Listed,
+            "Submission queue entries handed to the kernel.";
+        /// CQEs reaped.
+        completed: Counter, "cqes", "ringway_ring_cqes_total", Listed,
+            "Completion queue entries reaped.";
+        /// `io_uring_enter` calls.
+        enters: Counter, "enters", "ringway_ring_enters_total", Listed,
+            "io_uring_enter calls.";
+        /// Recv ops that ended with `ENOBUFS` (the buffer ring ran dry).
+        enobufs: Counter, "enobufs", "ringway_ring_enobufs_total", Listed,
+            "Receives that found the buffer ring empty.";
+        /// Multishot ops re-armed after they ended.
+        rearms: Counter, "rearms", "ringway_ring_rearms_total", Listed,
+            "Multishot operations re-armed after they ended.";
+        /// `io_uring_enter` calls that met a transient error (`EAGAIN`,
+        /// `ENOMEM`, `EBUSY`, `EINTR`) and were retried after reaping.
+        enter_retries: Counter, "enter_retries", "ringway_ring_enter_retries_total", Listed,
+            "io_uring_enter calls that met a transient error (EAGAIN, ENOMEM, EBUSY, EINTR) and were retried.";
+        /// Completions the kernel dropped because the completion queue
+        /// overflowed (their ops' slots are leaked, never reused).
+        cq_dropped: Counter, "cq_dropped", "ringway_ring_cq_dropped_total", Listed,
+            "Completions the kernel dropped because the completion queue overflowed.";
+        /// Cancels that failed for an op nobody owns any more; its socket
+        /// was shut down instead.
+        cancel_failures: Counter, "cancel_failures", "ringway_ring_cancel_failures_total", Listed,
+            "Cancels of abandoned receives that failed; their sockets were shut down instead.";
+    }
+    nested {
+        /// Each buffer group's counters (shared with its pool), by
+        /// [`crate::buf::Group`] id.
+        pools: [PoolStats; 2] = [Arc<PoolCounters>; 2], by |pools: &[Arc<PoolCounters>; 2]| {
+            [pools[0].snapshot(), pools[1].snapshot()]
+        };
     }
 }

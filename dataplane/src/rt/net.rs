@@ -1,11 +1,12 @@
 //! TCP sockets driven through the ring.
 
-use std::future::poll_fn;
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -59,64 +60,83 @@ impl TcpListener {
         &self.socket
     }
 
-    /// A stream of accepted connections (multishot where the kernel has it).
+    /// The accepts of this listener, none armed yet.
     pub fn incoming(&self) -> Incoming {
         Incoming {
             socket: Rc::clone(&self.socket),
-            multi: None,
+            armed: VecDeque::new(),
         }
     }
 }
 
-/// Accepted connections of one listener.
+/// Single-shot accepts on one listener, as many in flight as the caller
+/// arms.
+///
+/// Each accept takes at most one connection from the backlog, so the
+/// descriptors the kernel can create for this listener before the worker
+/// has looked at them are at most [`Incoming::in_flight`]. A multishot
+/// accept has no such bound: one `io_uring_enter` accepts the whole backlog
+/// (thousands) at once, whatever the process has left, and a worker that
+/// holds its share of connections then takes the descriptors the control
+/// thread and the upstream connects need, only to close them again.
 #[derive(Debug)]
 pub struct Incoming {
     socket: Rc<Socket>,
-    multi: Option<MultiOp<Rc<Socket>>>,
+    /// The accepts in flight, oldest first.
+    armed: VecDeque<Op<Rc<Socket>>>,
 }
 
 impl Incoming {
-    /// The next accepted connection.
+    /// Accepts in flight: armed, and not yet taken by
+    /// [`Incoming::poll_accepted`].
+    pub fn in_flight(&self) -> usize {
+        self.armed.len()
+    }
+
+    /// Arms one more accept.
+    pub fn arm(&mut self) -> io::Result<()> {
+        let entry = opcode::Accept::new(
+            types::Fd(self.socket.as_raw_fd()),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build();
+        // SAFETY: the SQE holds no pointer; the listener is kept open by
+        // the `Rc` the op owns. An accepted descriptor nobody takes (the op
+        // dropped first) is closed by the driver.
+        let op = unsafe { Op::submit(entry, Rc::clone(&self.socket))? };
+        self.armed.push_back(op.yields_fds());
+        Ok(())
+    }
+
+    /// The result of an accept that completed (in whatever order they do);
+    /// `Ready(None)` when none is in flight.
+    pub fn poll_accepted(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<TcpStream>>> {
+        if self.armed.is_empty() {
+            return Poll::Ready(None);
+        }
+        for i in 0..self.armed.len() {
+            if let Poll::Ready((completion, _)) = Pin::new(&mut self.armed[i]).poll(cx) {
+                self.armed.remove(i);
+                let accepted = completion
+                    .io_result()
+                    .map(|fd| TcpStream::from_accepted(fd as RawFd));
+                return Poll::Ready(Some(accepted));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The next accepted connection, arming one accept if none is in
+    /// flight.
     pub async fn next(&mut self) -> io::Result<TcpStream> {
-        if !super::features().multishot_accept {
-            let entry = opcode::Accept::new(
-                types::Fd(self.socket.as_raw_fd()),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-            .flags(libc::SOCK_CLOEXEC)
-            .build();
-            // SAFETY: the SQE holds no pointer; the listener is kept open by
-            // the `Rc` the op owns.
-            let op = unsafe { Op::submit(entry, Rc::clone(&self.socket))? };
-            let (completion, _) = op.yields_fds().await;
-            return completion
-                .io_result()
-                .map(|fd| TcpStream::from_accepted(fd as RawFd));
+        if self.armed.is_empty() {
+            self.arm()?;
         }
-        loop {
-            if self.multi.as_ref().is_none_or(|m| m.is_done()) {
-                let entry = opcode::AcceptMulti::new(types::Fd(self.socket.as_raw_fd()))
-                    .flags(libc::SOCK_CLOEXEC)
-                    .build();
-                // SAFETY: no pointer in the SQE; the op owns an `Rc` of the
-                // listener. Accepted fds are not buffers: no high water.
-                let op =
-                    unsafe { MultiOp::submit(entry, Rc::clone(&self.socket), usize::MAX, None)? };
-                self.multi = Some(op.yields_fds());
-            }
-            let multi = self.multi.as_mut().expect("armed just above");
-            match poll_fn(|cx| multi.poll_next(cx)).await {
-                Some(c) => {
-                    return c
-                        .io_result()
-                        .map(|fd| TcpStream::from_accepted(fd as RawFd))
-                }
-                None => {
-                    super::driver::with(|d| d.stats().rearms.add(1));
-                }
-            }
-        }
+        poll_fn(|cx| self.poll_accepted(cx))
+            .await
+            .expect("an accept is in flight")
     }
 }
 

@@ -176,13 +176,6 @@ pub(crate) struct MultiOp<T: 'static> {
 }
 
 impl<T: 'static> MultiOp<T> {
-    /// Declares that successful completions are new descriptors, to be
-    /// closed if they are never taken (accept).
-    pub(crate) fn yields_fds(self) -> Self {
-        driver::with(|d| d.mark_yields_fds(self.user_data));
-        self
-    }
-
     /// Queues multishot `entry` and takes `data`. The driver cancels the op
     /// when `high_water` completions wait unconsumed (fewer when its buffer
     /// ring runs low). `selects` names the buffer group and socket of a

@@ -327,14 +327,16 @@ fn connections_accepted_for_a_dropped_acceptor_are_closed_not_leaked() {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let listener = super::net::TcpListener::bind(addr, 16).expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    // Both connections sit in the backlog before the accept is armed, so
-    // the kernel accepts both as soon as it is: the second lands in the op's
-    // slot (or arrives after the drop), where nobody will take it.
+    // Both connections sit in the backlog before the two accepts are armed,
+    // so the kernel accepts both as soon as they are: the second lands in
+    // its op's slot (or arrives after the drop), where nobody will take it.
     let first = std::net::TcpStream::connect(addr).expect("connect");
     let mut second = std::net::TcpStream::connect(addr).expect("connect");
     let served = rt
         .block_on(async {
             let mut incoming = listener.incoming();
+            incoming.arm().expect("arm");
+            incoming.arm().expect("arm");
             let taken = incoming.next().await.expect("accept");
             // Let any straggling completion in before the acceptor goes.
             yield_now().await;
@@ -360,6 +362,42 @@ fn connections_accepted_for_a_dropped_acceptor_are_closed_not_leaked() {
         other => panic!("the second connection was accepted and then left open: {other:?}"),
     }
     drop((first, served, listener));
+}
+
+#[test]
+fn a_listener_gives_up_no_more_connections_than_accepts_are_armed() {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    let rt = runtime();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let listener = super::net::TcpListener::bind(addr, 16).expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let clients: Vec<_> = (0..5)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let taken = rt
+        .block_on(async {
+            let mut incoming = listener.incoming();
+            incoming.arm().expect("arm");
+            incoming.arm().expect("arm");
+            // Turns enough for a multishot accept to take the whole backlog.
+            for _ in 0..10 {
+                yield_now().await;
+            }
+            let mut taken = Vec::new();
+            while let Some(accepted) = poll_fn(|cx| incoming.poll_accepted(cx)).await {
+                taken.push(accepted.expect("accept"));
+            }
+            taken
+        })
+        .expect("block_on");
+    assert_eq!(taken.len(), 2);
+    // The rest still wait in the backlog.
+    let socket = listener.socket();
+    socket.set_nonblocking(true).expect("non-blocking");
+    let left = std::iter::from_fn(|| socket.accept().ok()).count();
+    assert_eq!(left, 3);
+    drop((clients, taken));
 }
 
 #[test]

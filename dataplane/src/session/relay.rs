@@ -1,7 +1,6 @@
 //! The L4 relay: move bytes from one socket to another without copying them.
 
 use std::cell::Cell;
-use std::io;
 use std::time::Instant;
 
 use crate::counter::Counter;
@@ -18,10 +17,12 @@ pub const HIGH_WATER_BUFFERS: usize = 8;
 pub enum Flow {
     /// The source sent FIN; it was passed on as a FIN to the destination.
     Eof,
-    /// Receiving from the source failed (typically a reset).
-    RecvFailed(io::Error),
-    /// Sending to the destination failed (it reset or went away).
-    SendFailed(io::Error),
+    /// Receiving from the source failed (typically a reset). Which error
+    /// it was changes nothing: the connection is reset either way.
+    RecvFailed,
+    /// Sending to the destination failed (it reset or went away, or a send
+    /// accepted no byte).
+    SendFailed,
 }
 
 /// What the directions of one connection share: when a byte last moved,
@@ -81,7 +82,7 @@ pub async fn pump(
                 let _ = to.shutdown_write();
                 return Flow::Eof;
             }
-            Err(e) => return Flow::RecvFailed(e),
+            Err(_) => return Flow::RecvFailed,
         };
         activity.moved();
         let _held = Held::new(activity);
@@ -89,17 +90,12 @@ pub async fn pump(
         let mut sent = 0;
         while sent < len {
             match to.send(buf, sent).await {
-                Ok((0, _)) => {
-                    return Flow::SendFailed(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "send accepted no byte",
-                    ))
-                }
+                Ok((0, _)) => return Flow::SendFailed,
                 Ok((n, back)) => {
                     sent += n;
                     buf = back;
                 }
-                Err(e) => return Flow::SendFailed(e),
+                Err(_) => return Flow::SendFailed,
             }
             activity.moved();
         }

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use super::ResetIfCut;
 use crate::buf::Group;
+use crate::rt;
 use crate::rt::net::TcpStream;
 use crate::rt::time::sleep;
 use crate::session::relay::{pump, Activity, Flow, HIGH_WATER_BUFFERS};
 use crate::stats::Counters;
-use crate::table::{ClusterId, Table};
-use crate::upstream::balance::RoundRobin;
-use crate::upstream::connect::{connect_any, ConnectError};
+use crate::table::ClusterId;
+use crate::upstream::connect::{connect, ConnectError};
+use crate::upstream::LocalTable;
 
 /// How a proxied connection ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,31 +27,34 @@ pub enum Ending {
     /// when neither direction held bytes (nothing was lost), with a reset
     /// on both sides when one did (its destination had stopped reading).
     Idle,
-    /// No endpoint of the cluster accepted a connection.
+    /// No endpoint of the cluster accepted a connection, or every one was
+    /// held out after a failed connect (none was tried).
     NoUpstream,
     /// This host ran short of a resource of its own (descriptors, memory)
     /// before an upstream connection could be made.
     LocalShortage,
 }
 
-/// Serves `client`, accepted on listener `listener` of `table`, which sends
-/// to cluster `id`. If the task is dropped before the connection ended (the
-/// drain deadline, a removed listener's cut), both sockets close with a
+/// Serves `client`, accepted on listener `listener` of `local`, which sends
+/// to cluster `id`: the worker's pick of its endpoints, tried in turn (see
+/// `upstream::connect`). If the task is dropped before the connection ended
+/// (the drain deadline, a removed listener's cut), both sockets close with a
 /// reset: neither peer may take the cut for the other's orderly end.
 pub async fn serve(
-    table: &Table,
+    local: &LocalTable,
     listener: usize,
     id: ClusterId,
     client: TcpStream,
-    rr: &RoundRobin,
     counters: &Counters,
 ) -> Ending {
     let _ = client.socket().set_tcp_nodelay(true);
+    let table = &*local.table;
     let listener = &table.listeners[listener];
     let cluster = table.cluster(id);
     let client_cut = ResetIfCut::new(&client);
-    let upstream = match connect_any(id, cluster, rr, counters).await {
-        Ok(u) => u,
+    let pick = local.pick(id, rt::now());
+    let upstream = match connect(pick, cluster, counters).await {
+        Ok((stream, _)) => stream,
         Err(e) => {
             // A reset, not a FIN: an empty but orderly stream would look
             // like a successful exchange to the client (the guard does it).
@@ -58,7 +62,7 @@ pub async fn serve(
             // cluster out of reach.
             return match e {
                 ConnectError::Local(_) => Ending::LocalShortage,
-                ConnectError::Unreachable(_) => {
+                ConnectError::Unreachable(_) | ConnectError::AllHeldOut => {
                     counters.no_upstream.add(1);
                     Ending::NoUpstream
                 }
@@ -141,7 +145,7 @@ async fn relay(
 fn failed(flow: Flow, source: &TcpStream, dest: &TcpStream, counters: &Counters) -> Option<Ending> {
     match flow {
         Flow::Eof => None,
-        Flow::RecvFailed(_) | Flow::SendFailed(_) => {
+        Flow::RecvFailed | Flow::SendFailed => {
             counters.resets.add(1);
             let _ = source.reset_on_close();
             let _ = dest.reset_on_close();

@@ -1,107 +1,99 @@
 //! Per-worker counters, written only by the worker that owns them.
 //!
-//! Each is a [`Counter`]: the owner adds with a plain load and store, and the
-//! control agent reads copies ([`WorkerStats`]) whenever it likes, without a
-//! lock. No counter on the forwarding path is written by two cores.
+//! Each is a [`Counter`](crate::counter::Counter): the owner adds with a
+//! plain load and store, and the control agent reads copies
+//! ([`WorkerStats`]) whenever it likes, without a lock. No counter on the
+//! forwarding path is written by two cores.
+//!
+//! Every counter is declared once, in the `counters!` list below (and
+//! the ring's and buffer pools' in theirs); the views the agent writes
+//! read the names from the declaration ([`crate::counter::vocabulary`]).
 
 pub mod shortage;
 
-use crate::counter::Counter;
+use crate::counter::counters;
+use crate::counter::vocabulary::Cli::{Column, Listed};
 
-/// A copy of one worker's counters at one moment.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerStats {
-    /// Client connections accepted.
-    pub accepted: u64,
-    /// Client connections open now.
-    pub active: u64,
-    /// Accepts that failed (for example out of file descriptors).
-    pub accept_errors: u64,
-    /// Client connections closed at once on accept because the worker held
-    /// its share of `runtime.max_connections`.
-    pub refused: u64,
-    /// Upstream connects refused, unreachable or otherwise failed.
-    pub connect_failures: u64,
-    /// Upstream connects that hit the cluster's connect timeout.
-    pub connect_timeouts: u64,
-    /// Upstream connects that failed for want of a local resource (file
-    /// descriptors, memory, local ports): not counted against the endpoint.
-    pub connect_local_failures: u64,
-    /// Shortages of a local resource met, connecting or accepting (see
-    /// [`shortage`]).
-    pub shortages: u64,
-    /// The last of them: what the worker was doing (high 32 bits, a
-    /// [`shortage::Doing`]) and the errno (low 32 bits).
-    pub last_shortage: u64,
-    /// Idle pooled upstream connections closed because the upstream sent
-    /// bytes that no request asked for.
-    pub pool_unsolicited: u64,
-    /// Client connections closed because no endpoint of the cluster answered.
-    pub no_upstream: u64,
-    /// Connections closed by the idle timeout.
-    pub idle_timeouts: u64,
-    /// Resets received on one side and passed on to the other.
-    pub resets: u64,
-    /// Bytes received from clients and sent upstream (for HTTP, message
-    /// bodies: heads are rewritten, not forwarded).
-    pub bytes_from_clients: u64,
-    /// Bytes received from upstreams and sent to clients (for HTTP, message
-    /// bodies).
-    pub bytes_from_upstreams: u64,
-    /// Bytes this worker copied in userspace between buffers. The TCP path
-    /// sends from the buffer the kernel received into, so there it stays 0.
-    pub copied_bytes: u64,
-    /// Connections of a removed listener closed when its drain timeout ended.
-    pub drain_cuts: u64,
-    /// Listeners a new table added that this worker could not bind.
-    pub bind_failures: u64,
-}
-
-/// The live counters of one worker.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub(crate) accepted: Counter,
-    pub(crate) active: Counter,
-    pub(crate) accept_errors: Counter,
-    pub(crate) refused: Counter,
-    pub(crate) connect_failures: Counter,
-    pub(crate) connect_timeouts: Counter,
-    pub(crate) connect_local_failures: Counter,
-    pub(crate) shortages: Counter,
-    pub(crate) last_shortage: Counter,
-    pub(crate) pool_unsolicited: Counter,
-    pub(crate) no_upstream: Counter,
-    pub(crate) idle_timeouts: Counter,
-    pub(crate) resets: Counter,
-    pub(crate) bytes_from_clients: Counter,
-    pub(crate) bytes_from_upstreams: Counter,
-    pub(crate) copied_bytes: Counter,
-    pub(crate) drain_cuts: Counter,
-    pub(crate) bind_failures: Counter,
-}
-
-impl Counters {
-    /// A copy of the counters now.
-    pub fn snapshot(&self) -> WorkerStats {
-        WorkerStats {
-            accepted: self.accepted.get(),
-            active: self.active.get(),
-            accept_errors: self.accept_errors.get(),
-            refused: self.refused.get(),
-            connect_failures: self.connect_failures.get(),
-            connect_timeouts: self.connect_timeouts.get(),
-            connect_local_failures: self.connect_local_failures.get(),
-            shortages: self.shortages.get(),
-            last_shortage: self.last_shortage.get(),
-            pool_unsolicited: self.pool_unsolicited.get(),
-            no_upstream: self.no_upstream.get(),
-            idle_timeouts: self.idle_timeouts.get(),
-            resets: self.resets.get(),
-            bytes_from_clients: self.bytes_from_clients.get(),
-            bytes_from_upstreams: self.bytes_from_upstreams.get(),
-            copied_bytes: self.copied_bytes.get(),
-            drain_cuts: self.drain_cuts.get(),
-            bind_failures: self.bind_failures.get(),
-        }
+counters! {
+    /// A copy of one worker's counters at one moment.
+    pub struct WorkerStats;
+    /// The live counters of one worker.
+    pub struct Counters;
+    exposed {
+        /// Client connections accepted.
+        accepted: Counter, "accepted", "ringway_connections_accepted_total", Column("accepted"),
+            "Client connections accepted.";
+        /// Client connections open now.
+        active: Gauge, "active", "ringway_connections_active", Column("active"),
+            "Client connections open now.";
+        /// Bytes received from clients and sent upstream (for HTTP, message
+        /// bodies: heads are rewritten, not forwarded).
+        bytes_from_clients: Counter, "bytes_from_clients", "ringway_bytes_from_clients_total",
+            Column("from_clients"),
+            "Bytes received from clients and sent upstream (for HTTP, message bodies; heads are rewritten, not forwarded).";
+        /// Bytes received from upstreams and sent to clients (for HTTP,
+        /// message bodies).
+        bytes_from_upstreams: Counter, "bytes_from_upstreams", "ringway_bytes_from_upstreams_total",
+            Column("from_upstreams"),
+            "Bytes received from upstreams and sent to clients (for HTTP, message bodies; heads are rewritten, not forwarded).";
+        /// Bytes the connection code copied in userspace from one buffer to
+        /// another: an HTTP head that arrived in pieces, gathered into one
+        /// buffer to be parsed. The TCP path sends from the buffer the
+        /// kernel received into, so there it stays 0. (Copies the buffer
+        /// rings make when they run low are the buffer pools' `copied_bytes`.)
+        copied_bytes: Counter, "copied_bytes", "ringway_copied_bytes_total", Column("copied"),
+            "Bytes copied in userspace between buffers (0 on the TCP path).";
+        /// Accepts that failed (for example out of file descriptors).
+        accept_errors: Counter, "accept_errors", "ringway_accept_errors_total", Listed,
+            "Accepts that failed, e.g. out of file descriptors.";
+        /// Client connections closed at once on accept because the worker
+        /// held its share of `runtime.max_connections`.
+        refused: Counter, "refused", "ringway_connections_refused_total", Listed,
+            "Client connections closed on accept because the worker held its share of runtime.max_connections.";
+        /// Upstream connects refused, unreachable or otherwise failed.
+        connect_failures: Counter, "connect_failures", "ringway_upstream_connect_failures_total", Listed,
+            "Upstream connects refused or otherwise failed.";
+        /// Upstream connects that hit the cluster's connect timeout.
+        connect_timeouts: Counter, "connect_timeouts", "ringway_upstream_connect_timeouts_total", Listed,
+            "Upstream connects that hit the cluster's connect timeout.";
+        /// Upstream connects that failed for want of a local resource (file
+        /// descriptors, memory, local ports): not counted against the
+        /// endpoint.
+        connect_local_failures: Counter, "connect_local_failures",
+            "ringway_upstream_connect_local_failures_total", Listed,
+            "Upstream connects that failed for want of a local resource (file descriptors, memory, local ports); not counted against the endpoint.";
+        /// Idle pooled upstream connections closed because the upstream sent
+        /// bytes that no request asked for.
+        pool_unsolicited: Counter, "pool_unsolicited", "ringway_upstream_pool_unsolicited_total", Listed,
+            "Idle pooled upstream connections closed because the upstream sent bytes no request asked for.";
+        /// Client connections closed because no endpoint of the cluster
+        /// answered.
+        no_upstream: Counter, "no_upstream", "ringway_no_upstream_total", Listed,
+            "Client connections reset because no endpoint answered.";
+        /// Resets received on one side and passed on to the other.
+        resets: Counter, "resets", "ringway_resets_total", Listed,
+            "Resets received on one side and passed on to the other.";
+        /// Connections closed by the idle timeout.
+        idle_timeouts: Counter, "idle_timeouts", "ringway_idle_timeouts_total", Listed,
+            "Connections closed by the idle timeout.";
+        /// Connections of a removed listener closed when its drain timeout
+        /// ended.
+        drain_cuts: Counter, "drain_cuts", "ringway_drain_cuts_total", Listed,
+            "Connections of a removed listener closed at its drain timeout.";
+        /// Listeners a new table added that this worker could not bind.
+        bind_failures: Counter, "bind_failures", "ringway_listener_bind_failures_total", Listed,
+            "Listeners of a new table a worker could not bind.";
+        /// Log lines the worker could not queue because its log queue was
+        /// full (see [`crate::link::log`]).
+        log_dropped: Counter, "log_dropped", "ringway_log_dropped_total", Listed,
+            "Worker log lines dropped because the worker's log queue was full.";
+    }
+    internal {
+        /// Shortages of a local resource met, connecting or accepting (see
+        /// [`shortage`]; the agent turns them into a rate-limited line).
+        shortages;
+        /// The last of them: what the worker was doing (high 32 bits, a
+        /// [`shortage::Doing`]) and the errno (low 32 bits).
+        last_shortage;
     }
 }

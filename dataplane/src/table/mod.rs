@@ -2,10 +2,10 @@
 //!
 //! The control side builds a [`Table`] once per configuration generation and
 //! hands it to every worker as an `Arc`. A worker never mutates it; it reads
-//! the listeners and clusters through its [`handle::TableHandle`] and adopts a
+//! the listeners and clusters through its handle on the table it runs (with
+//! its own upstream state beside it, `upstream::TableHandle`) and adopts a
 //! newer generation only at a connection boundary.
 
-pub mod handle;
 pub mod route;
 pub mod tally;
 

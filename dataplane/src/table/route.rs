@@ -3,11 +3,17 @@
 //! Routes are tried in order; the first whose every condition holds wins.
 //! All strings a route compares against are stored in the form the match
 //! needs (host names and header names lower-cased), so matching a request
-//! costs comparisons only, no allocation.
+//! costs comparisons only, no allocation. A listener's routes carry an
+//! [index](RouteIndex), built with them, that narrows a request to the
+//! routes that may match it.
 
+mod index;
+
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::index::RouteIndex;
 use super::ClusterId;
 use crate::proto::h1::path::PathRules;
 use crate::table::tally::HttpTally;
@@ -25,11 +31,58 @@ pub struct HttpService {
     /// (`true`: the client is another proxy we trust) or replaced with what
     /// this hop saw (`false`).
     pub trust_forwarded: bool,
-    /// Routes in match order.
-    pub routes: Vec<Route>,
+    /// Routes in match order, with their index.
+    pub routes: Routes,
     /// Counters of requests that ended before a route was chosen (framing
     /// errors, limits, no matching route), per worker.
     pub tally: Arc<HttpTally>,
+}
+
+/// A listener's routes in match (file) order, and their index. Reads as a
+/// slice of routes.
+#[derive(Debug)]
+pub struct Routes {
+    list: Vec<Route>,
+    index: RouteIndex,
+}
+
+impl Routes {
+    /// `list` (in match order) and its index.
+    pub fn new(list: Vec<Route>) -> Self {
+        let index = RouteIndex::new(&list);
+        Self { list, index }
+    }
+
+    /// `list` with an index of the given shape (see
+    /// [`RouteIndex::with_limits`]), for tests that need every part of the
+    /// index with a few routes.
+    #[cfg(test)]
+    pub(crate) fn with_limits(list: Vec<Route>, linear_max: usize, few_max: usize) -> Self {
+        let index = RouteIndex::with_limits(&list, linear_max, few_max);
+        Self { list, index }
+    }
+
+    /// The index of these routes.
+    pub fn index(&self) -> &RouteIndex {
+        &self.index
+    }
+}
+
+impl Deref for Routes {
+    type Target = [Route];
+
+    fn deref(&self) -> &[Route] {
+        &self.list
+    }
+}
+
+impl<'a> IntoIterator for &'a Routes {
+    type Item = &'a Route;
+    type IntoIter = std::slice::Iter<'a, Route>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
 }
 
 /// Size limits on requests.
@@ -82,7 +135,7 @@ pub struct Route {
 }
 
 /// Conditions on a request; an empty matcher matches everything.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RouteMatch {
     /// The `Host` header, port removed, compared case-insensitively.
     pub host: Option<HostMatch>,

@@ -12,10 +12,6 @@
 //! taken (in the same loop turn as its request's send is queued) and at
 //! every sweep, and dropped if it heard anything ([`RecvStream::heard`]);
 //! bytes are counted in `pool_unsolicited`.
-//!
-//! The pool also remembers endpoints whose connect just failed (passive
-//! health): they are held out for [`HOLD_DOWN`] so every request does not pay
-//! for a connect to a dead endpoint.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,12 +21,6 @@ use std::time::{Duration, Instant};
 use crate::rt::net::{Heard, RecvStream, TcpStream};
 use crate::stats::Counters;
 use crate::table::route::PoolSettings;
-
-/// How long an endpoint whose connect failed is held out on this worker.
-/// Long enough that a dead endpoint costs one failed connect per couple of
-/// seconds rather than one per request; short enough that one that comes
-/// back is used again almost at once. (Active health checks come later.)
-pub const HOLD_DOWN: Duration = Duration::from_secs(2);
 
 /// An upstream connection and its receive side.
 #[derive(Debug)]
@@ -74,7 +64,6 @@ impl Idle {
 #[derive(Debug, Default)]
 pub struct Pool {
     idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
-    down: RefCell<HashMap<SocketAddr, Instant>>,
 }
 
 impl Pool {
@@ -122,26 +111,6 @@ impl Pool {
             left += list.len();
             !list.is_empty()
         });
-        self.down.borrow_mut().retain(|_, until| *until > now);
         left
-    }
-
-    /// Holds `addr` out until `now + HOLD_DOWN`.
-    pub fn mark_down(&self, addr: SocketAddr, now: Instant) {
-        self.down.borrow_mut().insert(addr, now + HOLD_DOWN);
-    }
-
-    /// Clears a hold on `addr` (a connect to it succeeded).
-    pub fn mark_up(&self, addr: SocketAddr) {
-        let mut down = self.down.borrow_mut();
-        if !down.is_empty() {
-            down.remove(&addr);
-        }
-    }
-
-    /// Whether `addr` is held out now.
-    pub fn is_down(&self, addr: SocketAddr, now: Instant) -> bool {
-        let down = self.down.borrow();
-        !down.is_empty() && down.get(&addr).is_some_and(|until| *until > now)
     }
 }

@@ -9,12 +9,24 @@
 //! with. With it, a worker holding its share closes new connections at once
 //! (a reset, at accept), so what it has accepted can still be served and
 //! the admin API still answers.
+//!
+//! To turn a connection away the worker must accept it first, and the
+//! kernel creates its descriptor then: the descriptors of connections
+//! accepted but not yet looked at are bounded by the accepts a worker keeps
+//! in flight (one per listener and `listeners::SPARE_ACCEPTS`), and set
+//! aside here.
 
 use std::fmt;
+
+use super::listeners::SPARE_ACCEPTS;
 
 /// Descriptors a worker opens for itself besides listeners and connections:
 /// its ring, its control eventfd and its end of the acknowledgement pipe.
 const WORKER_FILES: u64 = 3;
+/// Descriptors a worker holds per listener: its socket, and the connection
+/// its armed accept may have taken from the backlog before the worker
+/// looks at it.
+const LISTENER_FILES: u64 = 2;
 /// Descriptors no client connection may take, as a fraction of the limit
 /// (1/8) kept between these bounds: for the admin API's connections, a
 /// reload's new listeners and files, and idle pooled upstream connections
@@ -42,7 +54,7 @@ pub struct ConnectionBudget {
     /// Whether `total` is `runtime.max_connections` (else it was derived).
     pub configured: bool,
     /// Descriptors ringway holds besides its connections, the workers' own
-    /// included.
+    /// included (with the connections their accepts in flight may hold).
     pub in_use: u64,
     /// Descriptors kept free of client connections.
     pub reserve: u64,
@@ -58,12 +70,11 @@ impl ConnectionBudget {
             .ok()
             .map(|(soft, _)| soft);
         let open_now = open_descriptors().unwrap_or(IN_USE_GUESS);
-        let workers_own = (workers as u64).saturating_mul(WORKER_FILES + listeners as u64);
         Self::from_parts(
             configured,
             workers,
             open_files,
-            open_now.saturating_add(workers_own),
+            open_now.saturating_add(workers_own(workers, listeners)),
         )
     }
 
@@ -139,6 +150,16 @@ impl fmt::Display for ConnectionBudget {
     }
 }
 
+/// The descriptors `workers` workers serving `listeners` listeners hold
+/// besides their connections: their own files, their listeners, and what
+/// their accepts in flight may have accepted before the workers look.
+fn workers_own(workers: usize, listeners: usize) -> u64 {
+    let each = (listeners as u64)
+        .saturating_mul(LISTENER_FILES)
+        .saturating_add(WORKER_FILES + SPARE_ACCEPTS as u64);
+    (workers as u64).saturating_mul(each)
+}
+
 /// How many descriptors this process has open (Linux: the entries of
 /// `/proc/self/fd`, less the one reading it).
 fn open_descriptors() -> Option<u64> {
@@ -183,6 +204,14 @@ mod tests {
         assert!(ConnectionBudget::from_parts(None, 1, Some(64), 21)
             .warning()
             .is_none());
+    }
+
+    #[test]
+    fn accepts_in_flight_are_set_aside() {
+        // Per worker: ring, eventfd, ack pipe; per listener its socket and
+        // the connection its armed accept may hold; the spare accepts.
+        assert_eq!(workers_own(1, 1), 3 + 2 + 16);
+        assert_eq!(workers_own(2, 3), 2 * (3 + 6 + 16));
     }
 
     #[test]

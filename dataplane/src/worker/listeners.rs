@@ -1,7 +1,7 @@
 //! A worker's listening sockets, kept in step with the table it runs.
 //!
 //! Listeners are matched across tables by address and protocol. A match keeps
-//! its socket, accept op and open connections; only its index into the new
+//! its socket, accept ops and open connections; only its index into the new
 //! table changes. New ones are bound; removed ones stop accepting at once and
 //! their open connections get the drain timeout to finish.
 //!
@@ -11,22 +11,25 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use slab::Slab;
 
-use super::{bind_reason, StartError, WorkerCtx};
-use crate::rt::net::{TcpListener, TcpStream};
-use crate::rt::select::{select, Either};
+use super::{StartError, WorkerCtx};
+use crate::link::log::bind_reason;
+use crate::link::log::Line;
+use crate::rt::net::{Incoming, TcpListener, TcpStream};
 use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
 use crate::stats::shortage;
-use crate::table::handle::LocalTable;
 use crate::table::{ClusterId, Protocol, Service, Table};
+use crate::upstream::LocalTable;
 
 /// Accept backlog of each worker's listening sockets.
 const BACKLOG: i32 = 4096;
@@ -40,15 +43,36 @@ pub(super) struct ListenerSet {
     running: Vec<Running>,
     /// Listeners a newer table dropped whose connections are still open.
     retired: Vec<Rc<ListenerState>>,
+    /// The accepts in flight beyond one per listener, shared by the
+    /// listeners' accept tasks.
+    spare: Rc<SpareAccepts>,
+}
+
+/// Accepts a worker may have in flight beyond the one each listener keeps
+/// armed, shared among its listeners.
+///
+/// Every accept in flight may turn into a descriptor before the worker
+/// looks at it (and then turns it away if it holds its share of
+/// connections): this bounds those descriptors at one per listener plus
+/// this many, which the connection budget sets aside. More than one per
+/// listener lets a burst of clients in at more than one per loop turn;
+/// sixteen lets in (or turns away) thousands per second even when each
+/// turn is long with the work of the connections it serves.
+pub(super) const SPARE_ACCEPTS: usize = 16;
+
+/// How many of [`SPARE_ACCEPTS`] are in flight.
+#[derive(Debug, Default)]
+struct SpareAccepts {
+    in_flight: Cell<usize>,
 }
 
 /// A bound listener and, once accepting, its accept task.
 struct Running {
     key: ListenerKey,
     state: Rc<ListenerState>,
-    /// Shared with the accept task; the socket closes when both (and the
-    /// accept op) let go.
-    socket: Rc<TcpListener>,
+    /// The socket closes when this, the accept task and its accepts in
+    /// flight have let go of it.
+    socket: TcpListener,
     acceptor: Option<TaskId>,
 }
 
@@ -90,8 +114,11 @@ impl ListenerSet {
     pub(super) fn start_accepting(&mut self, ctx: &Rc<WorkerCtx>) {
         for running in &mut self.running {
             if running.acceptor.is_none() && !running.state.stopped.get() {
-                let socket = Rc::clone(&running.socket);
-                let task = accept_loop(Rc::clone(ctx), Rc::clone(&running.state), socket);
+                let acceptor = Acceptor {
+                    incoming: running.socket.incoming(),
+                    spare: Rc::clone(&self.spare),
+                };
+                let task = accept_loop(Rc::clone(ctx), Rc::clone(&running.state), acceptor);
                 running.acceptor = Some(rt::spawn(task));
             }
         }
@@ -116,13 +143,11 @@ impl ListenerSet {
                     // so this is a race with another process; the other
                     // workers and listeners carry on.
                     ctx.counters().bind_failures.add(1);
-                    eprintln!(
-                        "ringway: worker {}: listener `{}`: cannot bind {}: {}",
-                        ctx.index,
-                        l.name,
-                        l.address,
-                        bind_reason(&e)
-                    );
+                    ctx.link.log(Line::BindFailed {
+                        listener: Arc::clone(&l.name),
+                        address: l.address,
+                        error: e,
+                    });
                 }
             }
         }
@@ -169,14 +194,14 @@ impl Running {
                 stopped: Cell::new(false),
                 connections: RefCell::new(Slab::new()),
             }),
-            socket: Rc::new(socket),
+            socket,
             acceptor: None,
         }
     }
 
     /// Stops listening now, without dropping a client whose connect the
-    /// kernel completed. Closing the socket (or cancelling the accept op
-    /// and letting the socket close when the cancel completes) would reset
+    /// kernel completed. Closing the socket (or cancelling the accept ops
+    /// and letting the socket close when the cancels complete) would reset
     /// every connection still in the accept queue, and some of those
     /// clients have written a request already: lost requests. So, in one
     /// go, before anything else runs on this worker:
@@ -185,7 +210,7 @@ impl Running {
     /// 2. `shutdown(SHUT_RD)` the listening socket: Linux takes it out of
     ///    the listening state at once, so from here a connect to this
     ///    socket is refused (a client that never wrote a byte), and the
-    ///    armed accept op ends;
+    ///    accepts armed on it end;
     /// 3. wake the accept task, which takes the connections the ring
     ///    accepted before the shutdown and then ends.
     ///
@@ -254,37 +279,104 @@ async fn cut_after(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, timeout: Durati
 }
 
 /// How long an accept loop pauses after a shortage (out of descriptors or
-/// memory): accepting again at once would fail again at once, spinning the
-/// worker, while the connection waits in the backlog either way. Short
-/// enough that a descriptor freed is used within a blink.
+/// memory) or a refused accept op: accepting again at once would fail again
+/// at once, spinning the worker, while the connection waits in the backlog
+/// either way. Short enough that a descriptor freed is used within a blink.
 const SHORTAGE_PAUSE: Duration = Duration::from_millis(50);
 
-async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, socket: Rc<TcpListener>) {
-    let mut incoming = socket.incoming();
+async fn accept_loop(ctx: Rc<WorkerCtx>, state: Rc<ListenerState>, mut acceptor: Acceptor) {
     loop {
-        // What the ring accepted already comes first, even once the
-        // listener stopped: those clients' connects completed.
-        let stopped = poll_fn(|_| {
-            if state.stopped.get() {
-                Poll::Ready(())
-            } else {
-                // `Running::stop` wakes this task.
-                Poll::Pending
-            }
-        });
-        match select(incoming.next(), stopped).await {
-            Either::Left(Ok(client)) => start_connection(&ctx, &state, client),
-            // A stopped listener's accept op ends with an error.
-            Either::Left(Err(_)) if state.stopped.get() => return,
-            Either::Left(Err(e)) => {
-                ctx.counters().accept_errors.add(1);
-                if shortage::is_local(&e) {
-                    shortage::note(ctx.counters(), shortage::Doing::Accepting, &e);
-                    let _ = sleep(SHORTAGE_PAUSE).await;
+        let next = poll_fn(|cx| {
+            // Once the listener stopped nothing is armed any more, but what
+            // the ring accepted already is still served: those clients'
+            // connects completed. A stopped listener's remaining accepts
+            // end with an error.
+            if !state.stopped.get() {
+                if let Err(e) = acceptor.arm() {
+                    return Poll::Ready(Err(e));
                 }
             }
-            Either::Right(()) => return,
+            // `Running::stop` wakes this task, so that it stops arming.
+            acceptor.poll_accepted(cx).map(Ok)
+        });
+        let pause = match next.await {
+            Ok(Some(Ok(client))) => {
+                start_connection(&ctx, &state, client);
+                false
+            }
+            Ok(Some(Err(_))) if state.stopped.get() => false,
+            Ok(Some(Err(e))) => {
+                ctx.counters().accept_errors.add(1);
+                note_shortage(&ctx, &e)
+            }
+            // The ring refused the accept op: arming again at once would
+            // most likely fail again at once.
+            Err(e) => {
+                ctx.counters().accept_errors.add(1);
+                note_shortage(&ctx, &e);
+                true
+            }
+            // Stopped, and every accept in flight came back.
+            Ok(None) => return,
+        };
+        if pause {
+            let _ = sleep(SHORTAGE_PAUSE).await;
         }
+    }
+}
+
+/// Notes `e` if it is a shortage of a local resource; returns whether it
+/// was.
+fn note_shortage(ctx: &WorkerCtx, e: &io::Error) -> bool {
+    let local = shortage::is_local(e);
+    if local {
+        shortage::note(ctx.counters(), shortage::Doing::Accepting, e);
+    }
+    local
+}
+
+/// A listener's accepts in flight: one always armed while it listens, and
+/// more while the worker's [`SPARE_ACCEPTS`] allow.
+///
+/// Whether a connection is served or turned away is decided when its accept
+/// completes ([`start_connection`]); what bounds the descriptors accepted
+/// meanwhile is how many accepts are in flight.
+struct Acceptor {
+    incoming: Incoming,
+    spare: Rc<SpareAccepts>,
+}
+
+impl Acceptor {
+    /// Arms accepts up to the listener's one and the worker's spare ones.
+    fn arm(&mut self) -> io::Result<()> {
+        while self.incoming.in_flight() == 0 || self.spare.in_flight.get() < SPARE_ACCEPTS {
+            let spare = self.incoming.in_flight() > 0;
+            self.incoming.arm()?;
+            if spare {
+                self.spare.in_flight.set(self.spare.in_flight.get() + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// An accept that completed; `Ready(None)` when none is in flight.
+    fn poll_accepted(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<TcpStream>>> {
+        let accepted = ready!(self.incoming.poll_accepted(cx));
+        if accepted.is_some() && self.incoming.in_flight() > 0 {
+            // The listener still has one armed: the one that came back
+            // counts as a spare one.
+            self.spare.in_flight.set(self.spare.in_flight.get() - 1);
+        }
+        Poll::Ready(accepted)
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        // The accepts still in flight (the runtime is going away) are
+        // cancelled, and any connection they accept is closed, by the ring.
+        let spare = self.incoming.in_flight().saturating_sub(1);
+        self.spare.in_flight.set(self.spare.in_flight.get() - spare);
     }
 }
 
@@ -345,8 +437,7 @@ fn tcp_connection(
 ) -> impl std::future::Future<Output = ()> + 'static {
     async move {
         let counters = guard.ctx.counters();
-        let (table, balancer) = (&local.table, &local.balancer);
-        session::tcp::serve(table, listener, cluster, client, balancer, counters).await;
+        session::tcp::serve(&local, listener, cluster, client, counters).await;
         drop(guard);
     }
 }

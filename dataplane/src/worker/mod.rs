@@ -22,16 +22,17 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use self::listeners::ListenerSet;
+use crate::link::log::{Line, WorkerLogs};
 use crate::link::WorkerLink;
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::wake::{eventfd, signal_pipe, Wakeup, WakeupFd};
 use crate::rt::{self, FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
-use crate::session::{self, http::WorkerHttp};
+use crate::session::http::WorkerHttp;
 use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
-use crate::table::handle::TableHandle;
 use crate::table::Table;
+use crate::upstream::{TableHandle, Upstreams};
 
 /// Why the workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,13 +113,15 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts one worker per core of `settings`, each running `table`.
-    /// Returns once every worker has bound its listeners and acknowledged
-    /// `table`, or the first error.
+    /// Starts one worker per core of `settings`, each running `table` and
+    /// queueing its log lines in a queue it adds to `logs` (empty: worker
+    /// `i` gets queue `i`; the caller drains them, also after an error). Returns once every worker has bound its
+    /// listeners and acknowledged `table`, or the first error.
     pub fn start(
         settings: &RuntimeSettings,
         table: Arc<Table>,
         mode: FeatureMode,
+        logs: &mut WorkerLogs,
     ) -> Result<Self, StartError> {
         // Counted before the workers open anything: the budget adds what
         // each of them will.
@@ -149,7 +152,7 @@ impl Workers {
                     });
                 }
             };
-            let link = Arc::new(WorkerLink::new(index, core, notifier, ack));
+            let link = Arc::new(WorkerLink::new(index, core, notifier, ack, logs.open()));
             let config = WorkerConfig {
                 index,
                 core,
@@ -259,8 +262,8 @@ struct WorkerCtx {
     /// Woken when the active connection count drops to zero.
     idle_waker: RefCell<Option<Waker>>,
     draining: Cell<bool>,
-    /// Upstream pools and the random source of HTTP listeners.
-    http: Rc<WorkerHttp>,
+    /// The drain flag and the random source of HTTP listeners.
+    http: WorkerHttp,
 }
 
 impl WorkerCtx {
@@ -316,13 +319,17 @@ fn run_worker(
     link.attach_ring(runtime.ring_counters());
     let ctx = Rc::new(WorkerCtx {
         index: config.index,
-        table: RefCell::new(TableHandle::new(Arc::clone(&table), config.index)),
+        table: RefCell::new(TableHandle::new(
+            Arc::clone(&table),
+            config.index,
+            Rc::new(Upstreams::default()),
+        )),
         link: Arc::clone(&link),
         drain_timeout: config.drain_timeout,
         max_connections: config.max_connections,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
-        http: Rc::new(WorkerHttp::new(config.index, random_seed(config.index))),
+        http: WorkerHttp::new(config.index, random_seed(config.index)),
     });
     let mut listeners = ListenerSet::default();
     if let Err(e) = listeners.bind_all(&table) {
@@ -366,29 +373,17 @@ impl Drop for ExitGuard {
     }
 }
 
-/// A sentence saying why a listening address could not be bound.
-pub fn bind_reason(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => "the address is in use by another process".to_string(),
-        Some(libc::EADDRNOTAVAIL) => "no local interface has this address".to_string(),
-        Some(libc::EACCES) => "permission denied (ports below 1024 need privileges)".to_string(),
-        _ => e.to_string(),
-    }
-}
-
 /// Accepts on every listener and adopts new tables until told to stop, then
 /// drains. Returns the number of connections the drain timeout cut.
 async fn worker_main(ctx: Rc<WorkerCtx>, mut listeners: ListenerSet, wakeup: Wakeup) -> u64 {
     listeners.start_accepting(&ctx);
-    rt::spawn(session::http::sweep_pool(
-        Rc::clone(&ctx.http),
-        Arc::clone(&ctx.link),
-    ));
+    let upstreams = Rc::clone(&ctx.table.borrow().current().upstreams);
+    rt::spawn(sweep_upstreams(upstreams, Arc::clone(&ctx.link)));
     loop {
         if let Err(e) = wakeup.wait().await {
             // Without its eventfd the worker can no longer hear the agent:
             // stop as if asked, rather than run on deaf.
-            eprintln!("ringway: worker {}: control eventfd failed: {e}", ctx.index);
+            ctx.link.log(Line::WakeupFailed(e));
             break;
         }
         if ctx.link.stop_requested() {
@@ -424,6 +419,18 @@ fn adopt(ctx: &Rc<WorkerCtx>, listeners: &mut ListenerSet, table: Arc<Table>) {
     let generation = table.generation;
     ctx.table.borrow_mut().adopt(table, ctx.index);
     ctx.link.ack(generation);
+}
+
+/// Closes the worker's idle upstream connections that expired, that the
+/// upstream closed or that heard bytes, and forgets endpoint holds that
+/// ended, once a second, for as long as the worker runs.
+async fn sweep_upstreams(upstreams: Rc<Upstreams>, link: Arc<WorkerLink>) {
+    loop {
+        if sleep(Duration::from_secs(1)).await.is_err() {
+            return;
+        }
+        upstreams.sweep(rt::now(), link.counters());
+    }
 }
 
 async fn wait_idle(ctx: &WorkerCtx) {

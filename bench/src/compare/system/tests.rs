@@ -7,6 +7,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::time::Instant;
+
+use ringway_kit::origin::{CountingOrigin, Settings};
 
 use super::*;
 
@@ -35,7 +38,8 @@ fn ringway_binary() -> PathBuf {
 }
 
 fn binaries() -> Binaries {
-    Binaries::find(ringway_binary())
+    // The baseline is ringway itself: the same code under a second name.
+    Binaries::find(ringway_binary(), Some(ringway_binary()))
 }
 
 /// The last core this process may run on.
@@ -45,86 +49,46 @@ fn proxy_core() -> usize {
         .unwrap_or(0)
 }
 
-/// A loopback address nothing listens on now.
+/// A loopback address for a system to listen on: from this process's
+/// block of ports, off the ephemeral range, so that no test's connection
+/// and no `bind(:0)` can take it before the system binds it.
 fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("a bound address")
+    ringway_kit::ports::free_addr()
 }
 
 fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
     Layout {
         mode,
         proxy_core: proxy_core(),
+        control_core: None,
         listen: free_addr(),
-        origin,
+        origins: vec![origin],
         admin: free_addr(),
         max_connections: 100,
+        concurrent: 4,
         dir: dir.to_owned(),
+        table: configs::Table::default(),
+        splice: false,
     }
 }
 
-/// Starts a thread per connection on an ephemeral port, serving `serve`.
-fn origin(serve: fn(TcpStream)) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the origin");
-    let addr = listener.local_addr().expect("the origin's address");
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            thread::spawn(move || serve(conn));
-        }
-    });
-    addr
+/// An HTTP/1.1 keep-alive origin on a loopback port that records the
+/// head of every request it gets.
+fn http_origin() -> CountingOrigin {
+    CountingOrigin::serving(Settings::http(2).recording())
 }
 
-/// An HTTP/1.1 keep-alive origin whose answer body lists the names of the
-/// request's header fields, lower-case, comma-separated.
-fn serve_http(conn: TcpStream) {
-    let Ok(read_half) = conn.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut writer = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut names = Vec::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, _)) = line.split_once(':') {
-                names.push(name.to_ascii_lowercase());
-            }
-        }
-        let body = names.join(",");
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-/// A TCP origin that sends back what it receives.
-fn serve_echo(mut conn: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
+/// The names of the header fields of the one request `origin` recorded,
+/// lower-case.
+fn header_names(origin: &CountingOrigin) -> Vec<String> {
+    let heads = origin.served().heads;
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads.keys().next().expect("one head");
+    head.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect()
 }
 
 fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
@@ -212,6 +176,7 @@ fn absent(kind: Kind, bins: &Binaries, mode: Mode) -> bool {
             assert!(!bins.ringway.exists(), "{reason}");
             assert!(reason.contains("cargo build"), "{reason}");
         }
+        Kind::Baseline => assert!(reason.contains("baseline"), "{reason}"),
         Kind::Nginx if bins.nginx.is_some() => {
             assert_eq!(mode, Mode::Tcp, "{reason}");
             assert!(
@@ -243,7 +208,8 @@ fn http_round_trip(kind: Kind, expected_processes: usize) {
         return;
     }
     let dir = tempfile::tempdir().expect("a run directory");
-    let layout = layout(Mode::Http, origin(serve_http), dir.path());
+    let origin = http_origin();
+    let layout = layout(Mode::Http, origin.addr(), dir.path());
     let running = Running::start(kind, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(running.target(), layout.listen);
     let config = running.config_path().expect("a proxy has a config");
@@ -251,11 +217,12 @@ fn http_round_trip(kind: Kind, expected_processes: usize) {
     let mut conn = connect(running.target());
     let (status, body) = get(&mut conn);
     assert_eq!(status, 200, "body: {body}");
-    let names: Vec<&str> = body.split(',').collect();
+    // The origin recorded the head before it answered.
+    let names = header_names(&origin);
     for header in ADDED_HEADERS {
         assert!(
-            names.contains(&header),
-            "{kind} did not add {header}: {body}"
+            names.iter().any(|name| name == header),
+            "{kind} did not add {header}: {names:?}"
         );
     }
     check_measures(&running, expected_processes, || {
@@ -272,7 +239,8 @@ fn tcp_round_trip(kind: Kind, expected_processes: usize) {
         return;
     }
     let dir = tempfile::tempdir().expect("a run directory");
-    let layout = layout(Mode::Tcp, origin(serve_echo), dir.path());
+    let origin = CountingOrigin::echo();
+    let layout = layout(Mode::Tcp, origin.addr(), dir.path());
     let running = Running::start(kind, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(running.target(), layout.listen);
     let mut conn = connect(running.target());
@@ -289,10 +257,10 @@ fn tcp_round_trip(kind: Kind, expected_processes: usize) {
 fn direct_starts_nothing_and_targets_the_origin() {
     let bins = binaries();
     let dir = tempfile::tempdir().expect("a run directory");
-    let origin = origin(serve_http);
-    let layout = layout(Mode::Http, origin, dir.path());
+    let origin = http_origin();
+    let layout = layout(Mode::Http, origin.addr(), dir.path());
     let running = Running::start(Kind::Direct, &layout, &bins).expect("direct always starts");
-    assert_eq!(running.target(), origin);
+    assert_eq!(running.target(), origin.addr());
     assert!(running.pids().is_empty());
     assert_eq!(running.cpu_ticks(), 0);
     assert_eq!(running.rss_kib(), 0);
@@ -316,6 +284,51 @@ fn ringway_http() {
 #[test]
 fn ringway_tcp() {
     tcp_round_trip(Kind::Ringway, 1);
+}
+
+#[test]
+fn baseline_http() {
+    http_round_trip(Kind::Baseline, 1);
+}
+
+#[test]
+fn ringway_with_its_own_control_core_and_a_large_table() {
+    let bins = binaries();
+    if absent(Kind::Ringway, &bins, Mode::Http) {
+        return;
+    }
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let dir = tempfile::tempdir().expect("a run directory");
+    let origin = http_origin();
+    let mut layout = layout(Mode::Http, origin.addr(), dir.path());
+    layout.control_core = cores.first().copied();
+    layout.table = configs::Table {
+        routes: 50,
+        clusters: 10,
+    };
+    let running = Running::start(Kind::Ringway, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = connect(running.target());
+    // Only the last route matches this request.
+    conn.get_mut()
+        .write_all(b"GET /r0/x HTTP/1.1\r\nHost: h0.example.com\r\n\r\n")
+        .expect("send a request");
+    let mut status = String::new();
+    conn.read_line(&mut status).expect("read the status line");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut other = connect(running.target());
+    other
+        .get_mut()
+        .write_all(b"GET /r0/x HTTP/1.1\r\nHost: h1.example.com\r\n\r\n")
+        .expect("send a request");
+    status.clear();
+    other.read_line(&mut status).expect("read the status line");
+    // h1's route goes to a cluster whose endpoints nobody listens on.
+    assert!(!status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(running.worker_ticks().is_some(), "ringway-w0 was found");
+    drop((conn, other));
+    stop_and_check_gone(running);
 }
 
 #[test]
@@ -346,8 +359,9 @@ fn a_taken_address_is_refused_before_starting() {
         return;
     }
     let dir = tempfile::tempdir().expect("a run directory");
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut layout = layout(Mode::Tcp, origin(serve_echo), dir.path());
+    let taken = TcpListener::bind(free_addr()).expect("bind");
+    let origin = CountingOrigin::echo();
+    let mut layout = layout(Mode::Tcp, origin.addr(), dir.path());
     layout.listen = taken.local_addr().expect("an address");
     let err = Running::start(Kind::Ringway, &layout, &bins).expect_err("the port is taken");
     assert!(
@@ -363,7 +377,8 @@ fn a_rejected_config_shows_the_checker_output() {
         return;
     }
     let dir = tempfile::tempdir().expect("a run directory");
-    let mut layout = layout(Mode::Http, origin(serve_http), dir.path());
+    let origin = http_origin();
+    let mut layout = layout(Mode::Http, origin.addr(), dir.path());
     // No machine has this core: `ringway check` refuses it.
     layout.proxy_core = 100_000;
     let err = Running::start(Kind::Ringway, &layout, &bins).expect_err("no such core");
@@ -390,6 +405,7 @@ fn kinds_have_names() {
 fn missing_names_the_fix() {
     let bins = Binaries {
         ringway: PathBuf::from("/nonexistent/ringway"),
+        baseline: None,
         nginx: None,
         haproxy: None,
         nginx_stream: NginxStream::Missing(NGINX_ABSENT.to_owned()),
@@ -402,7 +418,15 @@ fn missing_names_the_fix() {
         assert!(nginx.contains("install-peers.sh"), "{nginx}");
         let haproxy = missing(Kind::Haproxy, &bins, mode).expect("no haproxy");
         assert!(haproxy.contains("install-peers.sh"), "{haproxy}");
+        let baseline = missing(Kind::Baseline, &bins, mode).expect("no baseline");
+        assert!(baseline.contains("--baseline PATH"), "{baseline}");
     }
+    let absent_baseline = Binaries {
+        baseline: Some(PathBuf::from("/nonexistent/old-ringway")),
+        ..bins.clone()
+    };
+    let why = missing(Kind::Baseline, &absent_baseline, Mode::Http).expect("not there");
+    assert!(why.contains("/nonexistent/old-ringway"), "{why}");
     let no_stream = Binaries {
         nginx: Some(PathBuf::from("/usr/sbin/nginx")),
         nginx_stream: NginxStream::Missing("no stream module".into()),

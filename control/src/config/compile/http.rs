@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::proto::h1::path::{EncodedSlashes, PathRules};
-use dataplane::table::route::{HttpLimits, HttpService, HttpTimeouts, Route};
+use dataplane::table::route::{HttpLimits, HttpService, HttpTimeouts, Route, Routes};
 use dataplane::table::tally::HttpTally;
 use dataplane::table::Service;
 use toml::Spanned;
@@ -69,7 +69,7 @@ impl HttpParts {
                 idle,
             },
             trust_forwarded: self.trust_forwarded,
-            routes: self.routes,
+            routes: Routes::new(self.routes),
             tally: self.tally,
         }))
     }

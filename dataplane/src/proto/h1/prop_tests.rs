@@ -9,24 +9,7 @@ use super::path::{EncodedSlashes, PathRules};
 use super::request::{RequestBody, RequestHead};
 use super::response::ResponseHead;
 use super::{Limits, Status};
-
-/// xorshift64: tiny, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::test_rng::Rng;
 
 /// Bytes that sit on grammar boundaries; mutations favour them.
 const INTERESTING: &[u8] = b"\r\n \t:;,=\"\\/?#@0aAfF9-\x00\x7f\xff";

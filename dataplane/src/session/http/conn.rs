@@ -57,7 +57,7 @@ enum Turn {
     /// The connection is done.
     Closed,
     /// A newer table came: the head just read is to be served on it.
-    Newer(std::rc::Rc<crate::table::handle::LocalTable>, usize),
+    Newer(std::rc::Rc<crate::upstream::LocalTable>, usize),
 }
 
 impl Conn {
@@ -230,6 +230,7 @@ impl Conn {
                 |bytes| req.parse(bytes, &limits),
                 limits.max_header_bytes,
                 || clock.enter(Phase::Header, header_timeout),
+                &ctx.counters.copied_bytes,
             )
             .await
     }
@@ -267,7 +268,8 @@ impl Conn {
                 ));
             }
         }
-        let found = crate::routing::find(&service.routes, &parts.req, self.inbound.head_bytes());
+        let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes());
+        let found = crate::routing::find(&service.routes, &view);
         let Some((index, route)) = found else {
             return Err(Failure::new(
                 Reason::NoRoute,

@@ -10,12 +10,11 @@ use super::parts::Lent;
 use super::state::WorkerHttp;
 use crate::request::Reason;
 use crate::stats::Counters;
-use crate::table::handle::LocalTable;
 use crate::table::route::HttpService;
 use crate::table::tally::HttpCounters;
 use crate::table::{Service, Table};
 use crate::transport::Sender;
-use crate::upstream::balance::RoundRobin;
+use crate::upstream::LocalTable;
 
 /// What a connection shares with the rest of its worker, for its life.
 pub(super) struct Ctx<'a> {
@@ -25,8 +24,9 @@ pub(super) struct Ctx<'a> {
     pub(super) service: &'a HttpService,
     /// The listener's counters (this worker's block).
     pub(super) listener: &'a HttpCounters,
-    /// The worker's round-robin cursors for `table`.
-    pub(super) balancer: &'a RoundRobin,
+    /// `table` as the worker runs it: its balancer, endpoint health and
+    /// idle upstream connections.
+    pub(super) upstream: &'a LocalTable,
     /// The worker's connection counters.
     pub(super) counters: &'a Counters,
     /// The worker's HTTP state.
@@ -82,7 +82,7 @@ impl<W: Worker> Site<W> {
             table: &self.local.table,
             service,
             listener: service.tally.worker(http.worker),
-            balancer: &self.local.balancer,
+            upstream: &self.local,
             counters: self.worker.counters(),
             http,
             peer: self.peer,

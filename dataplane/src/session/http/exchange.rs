@@ -28,11 +28,13 @@ use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::rt::select::{select, Either};
 use crate::session::ResetIfCut;
-use crate::stats::shortage;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::tally::HttpCounters;
 use crate::table::{Cluster, ClusterId};
 use crate::transport::{Sender, Transport};
+use crate::upstream;
+use crate::upstream::connect::{connect_or_reuse, ConnectError, Reached};
+use crate::upstream::health::HOLD_DOWN;
 use crate::upstream::pool::Upstream;
 
 /// Buffers a client's receive may hold during the exchange of a request
@@ -260,7 +262,8 @@ async fn exchange(
                     scratch,
                     reused: false,
                 };
-                http.pool.put(upstream, cluster.pool, rt::now());
+                let pool = &ctx.upstream.upstreams.pool;
+                pool.put(upstream, cluster.pool, rt::now());
             }
             Ok(if !body_done {
                 After::Linger
@@ -448,89 +451,73 @@ async fn send_head(upstream: &Upstream, out: Outgoing) -> Result<Outgoing, Unsen
         .map_err(|_| Unsent::Part)
 }
 
-/// An upstream connection to an endpoint of `cluster`: the round-robin pick
-/// first, then the others; idle pooled connections before new ones;
-/// endpoints whose connect failed lately are skipped. A local shortage ends
-/// the search at once: every other endpoint would meet it too.
+/// An upstream connection to an endpoint of `cluster`, in the order of the
+/// worker's pick (the balancer's choice first, then the others; endpoints
+/// whose connect failed lately are skipped): an idle pooled connection to
+/// an endpoint before a new one. A local shortage ends the search at once:
+/// every other endpoint would meet it too.
 async fn connect(
     ctx: &Ctx<'_>,
     id: ClusterId,
     cluster: &Cluster,
 ) -> Result<Upstream, (Reason, String)> {
-    let pool = &ctx.http.pool;
-    let n = cluster.endpoints.len();
-    let first = ctx.balancer.next(id.0 as usize, n);
+    let upstreams = &*ctx.upstream.upstreams;
     let now = rt::now();
-    let mut failure: Option<(Reason, String)> = None;
-    for attempt in 0..n {
-        let addr = cluster.endpoints[(first + attempt) % n];
-        if pool.is_down(addr, now) {
-            continue;
-        }
-        if let Some(conn) = pool.take(addr, now, ctx.counters) {
-            return Ok(conn);
-        }
-        match connect_to(ctx, addr, cluster).await {
-            Ok(conn) => return Ok(conn),
-            Err(e) if e.0 == Reason::LocalResources => return Err(e),
-            Err(e) => failure = Some(e),
-        }
+    let pick = ctx.upstream.pick(id, now);
+    let reuse = |addr| upstreams.pool.take(addr, now, ctx.counters);
+    match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
+        Ok(Reached::Reused(conn)) => Ok(conn),
+        Ok(Reached::New(stream, addr)) => Ok(fresh(stream, addr)),
+        Err(e) => Err(failure(e, cluster)),
     }
-    Err(failure.unwrap_or_else(|| {
-        (
-            Reason::NoEndpoint,
-            format!(
-                "no endpoint of cluster `{}` is available: every one failed a connect in the last {} s",
-                cluster.name,
-                crate::upstream::pool::HOLD_DOWN.as_secs()
-            ),
-        )
-    }))
 }
 
-/// A new connection to `addr`. A failure holds the endpoint out, unless it
-/// was this host's own shortage (descriptors, memory, local ports): that is
-/// no sign of the endpoint's health, so it is neither counted against the
-/// endpoint nor held against it.
+/// A new connection to `addr`, an endpoint of `cluster` (counted, and held
+/// out on failure, as every connect is).
 async fn connect_to(
     ctx: &Ctx<'_>,
     addr: SocketAddr,
     cluster: &Cluster,
 ) -> Result<Upstream, (Reason, String)> {
-    match TcpStream::connect(addr, cluster.connect_timeout).await {
-        Ok(stream) => {
-            let _ = stream.socket().set_tcp_nodelay(true);
-            ctx.http.pool.mark_up(addr);
-            Ok(Upstream {
-                recv: stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS),
-                stream,
-                addr,
-                scratch: Vec::new(),
-                reused: false,
-            })
-        }
-        Err(e) if shortage::is_local(&e) => {
-            ctx.counters.connect_local_failures.add(1);
-            shortage::note(ctx.counters, shortage::Doing::Connecting, &e);
-            Err((
-                Reason::LocalResources,
-                format!("out of a local resource, no upstream connection can be made now ({e})"),
-            ))
-        }
-        Err(e) => {
-            if e.kind() == io::ErrorKind::TimedOut {
-                ctx.counters.connect_timeouts.add(1);
-            } else {
-                ctx.counters.connect_failures.add(1);
-            }
-            ctx.http.pool.mark_down(addr, rt::now());
-            Err((
-                Reason::UpstreamRefused,
-                format!(
-                    "no endpoint of cluster `{}` accepted a connection ({e})",
-                    cluster.name
-                ),
-            ))
-        }
+    let health = &ctx.upstream.upstreams.health;
+    match upstream::connect::connect_to(addr, cluster, health, ctx.counters).await {
+        Ok(stream) => Ok(fresh(stream, addr)),
+        Err(e) => Err(failure(e, cluster)),
+    }
+}
+
+/// A new HTTP/1 upstream connection on `stream`.
+fn fresh(stream: TcpStream, addr: SocketAddr) -> Upstream {
+    Upstream {
+        recv: stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS),
+        stream,
+        addr,
+        scratch: Vec::new(),
+        reused: false,
+    }
+}
+
+/// The answer to a request whose upstream connection could not be made.
+fn failure(e: ConnectError, cluster: &Cluster) -> (Reason, String) {
+    match e {
+        ConnectError::Local(e) => (
+            Reason::LocalResources,
+            format!("out of a local resource, no upstream connection can be made now ({e})"),
+        ),
+        ConnectError::Unreachable(e) => (
+            Reason::UpstreamRefused,
+            format!(
+                "no endpoint of cluster `{}` accepted a connection ({e})",
+                cluster.name
+            ),
+        ),
+        ConnectError::AllHeldOut => (
+            Reason::NoEndpoint,
+            format!(
+                "no endpoint of cluster `{}` is available: every one failed a connect in the last {} s",
+                cluster.name,
+                HOLD_DOWN.as_secs()
+            ),
+        ),
     }
 }

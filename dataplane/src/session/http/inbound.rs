@@ -11,6 +11,7 @@ use std::ops::Range;
 use std::task::{Context, Poll};
 
 use crate::buf::BufHandle;
+use crate::counter::Counter;
 use crate::proto::h1::{HeadError, Status};
 use crate::transport::Receiver;
 
@@ -160,11 +161,16 @@ impl Inbound {
     /// when a piece could hold the end of the head (a line break followed by
     /// an empty line) or when the gathered bytes pass `max_len`, where
     /// `parse` reports the limit.
+    ///
+    /// Gathering copies the pieces into one buffer, the one userspace copy
+    /// of received bytes outside the buffer rings' own: each is counted in
+    /// `copied` (the worker's `copied_bytes`) as it is made.
     pub(super) async fn read_head(
         &mut self,
         mut parse: impl FnMut(&[u8]) -> Result<Status, HeadError>,
         max_len: usize,
         mut on_first_byte: impl FnMut(),
+        copied: &Counter,
     ) -> Result<(), HeadFailure> {
         self.head = HeadAt::Nowhere;
         self.scratch.clear();
@@ -186,12 +192,14 @@ impl Inbound {
                         }
                         Status::Partial => {
                             self.scratch.extend_from_slice(bytes);
+                            copied.add(bytes.len() as u64);
                             gathered = true;
                         }
                     }
                 } else {
                     let before = self.scratch.len();
                     self.scratch.extend_from_slice(bytes);
+                    copied.add(bytes.len() as u64);
                     // The end may straddle the pieces: look from a little
                     // before the new bytes.
                     let tail = &self.scratch[before.saturating_sub(2)..];

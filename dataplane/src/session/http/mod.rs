@@ -32,7 +32,7 @@ mod state;
 mod write;
 
 pub use self::ctx::Worker;
-pub use self::state::{sweep_pool, WorkerHttp};
+pub use self::state::WorkerHttp;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -44,8 +44,8 @@ use crate::buf::Group;
 use crate::rt::net::TcpStream;
 use crate::rt::reuse::recycled;
 use crate::rt::select::{select, Either};
-use crate::table::handle::LocalTable;
 use crate::transport::{Sender, Transport};
+use crate::upstream::LocalTable;
 
 /// Serves the client connection `client`, accepted on listener `listener`
 /// of `local` (an HTTP listener), for `worker`, which the future owns.
@@ -139,7 +139,7 @@ mod sizes {
 
     use std::mem::size_of;
 
-    use crate::table::handle::LocalTable;
+    use crate::upstream::LocalTable;
 
     /// A worker for the probes.
     struct Probe;

@@ -10,6 +10,7 @@ use super::deadline::Deadline;
 use super::inbound::{HeadFailure, Inbound};
 use super::send::{send_all, HeadBuf};
 use super::write::{self, Framing, Persist};
+use crate::counter::Counter;
 use crate::proto::h1::response::{ResponseBody, ResponseHead};
 use crate::proto::h1::Version;
 use crate::request::Reason;
@@ -101,7 +102,9 @@ pub(super) async fn respond(
         head,
         out,
     } = sides;
-    if let Err(failed) = read_final_head(upstream, client, head, out, terms, deadline).await {
+    let copied = &counters.copied_bytes;
+    if let Err(failed) = read_final_head(upstream, client, head, out, terms, deadline, copied).await
+    {
         return failed;
     }
     let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
@@ -204,6 +207,7 @@ async fn read_final_head(
     out: &mut HeadBuf,
     terms: &Terms<'_>,
     deadline: &Deadline,
+    copied: &Counter,
 ) -> Result<(), Response> {
     let limits = terms.limits;
     loop {
@@ -219,6 +223,7 @@ async fn read_final_head(
                 },
                 limits.max_header_bytes,
                 || {},
+                copied,
             )
             .await;
         match read {

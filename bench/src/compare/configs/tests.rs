@@ -1,0 +1,273 @@
+//! The generated configurations, line by line.
+
+use super::*;
+
+fn layout(mode: Mode) -> Layout {
+    Layout {
+        mode,
+        proxy_core: 1,
+        control_core: None,
+        listen: "127.0.0.1:18080".parse().expect("an address"),
+        origins: vec!["127.0.0.1:18000".parse().expect("an address")],
+        admin: "127.0.0.1:19911".parse().expect("an address"),
+        max_connections: 10_032,
+        concurrent: 32,
+        dir: PathBuf::from("/tmp/run dir"),
+        table: Table::default(),
+        splice: false,
+    }
+}
+
+/// Whether `text` has a line that, trimmed, is `line`.
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l.trim() == line)
+}
+
+fn assert_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(has_line(text, line), "missing `{line}` in:\n{text}");
+    }
+}
+
+#[test]
+fn limits_grow_with_the_connections() {
+    let l = layout(Mode::Http);
+    // The pool: the load's 32 connections and the spare 64.
+    assert_eq!(open_files(&l), (10_032 + 64) + 96 + SPARE_FILES);
+    assert_eq!(idle_pool(&l), 96);
+    let tcp = Layout {
+        mode: Mode::Tcp,
+        ..l.clone()
+    };
+    assert_eq!(open_files(&tcp), 2 * (10_032 + 64) + SPARE_FILES);
+    let small = Layout {
+        max_connections: 4,
+        concurrent: 4,
+        ..l.clone()
+    };
+    assert_eq!(idle_pool(&small), 68);
+    let busy = Layout {
+        concurrent: 10_000,
+        ..l
+    };
+    assert_eq!(idle_pool(&busy), 4096, "capped at ringway's largest pool");
+}
+
+#[test]
+fn ringway_http() {
+    let text = ringway(&layout(Mode::Http));
+    assert_lines(
+        &text,
+        &[
+            "worker_cores = [1]",
+            "drain_timeout = \"2s\"",
+            "max_connections = 10096",
+            "address = \"127.0.0.1:19911\"",
+            "address = \"127.0.0.1:18080\"",
+            "protocol = \"http\"",
+            "path_prefix = \"/\"",
+            "cluster = \"origin\"",
+            "endpoints = [\"127.0.0.1:18000\"]",
+            "pool_max_idle = 96",
+            "idle_timeout = \"300s\"",
+            "pool_idle_timeout = \"300s\"",
+        ],
+    );
+    assert!(!text.lines().any(|l| l.starts_with("control_core")));
+}
+
+#[test]
+fn ringway_tcp() {
+    let text = ringway(&layout(Mode::Tcp));
+    assert_lines(
+        &text,
+        &[
+            "worker_cores = [1]",
+            "protocol = \"tcp\"",
+            "cluster = \"origin\"",
+            "endpoints = [\"127.0.0.1:18000\"]",
+        ],
+    );
+    assert!(!text.contains("routes"));
+    assert!(!text.contains("pool_max_idle"), "HTTP-only key:\n{text}");
+}
+
+#[test]
+fn nginx_http_config() {
+    let host = NginxHost {
+        stream_module: Some(PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so")),
+        worker_user: Some("root".into()),
+    };
+    let text = nginx(&layout(Mode::Http), &host);
+    assert_lines(
+        &text,
+        &[
+            "worker_processes 1;",
+            "worker_cpu_affinity 10;",
+            "daemon off;",
+            "user root;",
+            "pid \"/tmp/run dir/nginx.pid\";",
+            "worker_rlimit_nofile 10448;",
+            "worker_connections 10192;",
+            "access_log off;",
+            "proxy_temp_path \"/tmp/run dir/nginx-proxy-temp\";",
+            "keepalive_requests 1000000000;",
+            "keepalive_timeout 300s;",
+            "server 127.0.0.1:18000;",
+            "keepalive 96;",
+            "listen 127.0.0.1:18080 backlog=4096;",
+            "proxy_http_version 1.1;",
+            "proxy_set_header Connection \"\";",
+            "proxy_set_header X-Forwarded-For $remote_addr;",
+            "proxy_set_header X-Request-ID $request_id;",
+        ],
+    );
+    assert!(!text.contains("load_module"), "HTTP needs no stream module");
+    assert!(!text.contains("stream {"));
+}
+
+#[test]
+fn nginx_tcp_config() {
+    let host = NginxHost {
+        stream_module: Some(PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so")),
+        worker_user: None,
+    };
+    let text = nginx(&layout(Mode::Tcp), &host);
+    assert!(
+        text.starts_with("load_module \"/usr/lib/nginx/modules/ngx_stream_module.so\";\n"),
+        "{text}"
+    );
+    assert_lines(
+        &text,
+        &[
+            "worker_cpu_affinity 10;",
+            "stream {",
+            "access_log off;",
+            "server 127.0.0.1:18000;",
+            "listen 127.0.0.1:18080 backlog=4096;",
+            "proxy_pass origin;",
+            "worker_connections 20192;",
+        ],
+    );
+    assert!(!text.contains("user "));
+    assert!(!text.contains("http {"));
+    let built_in = nginx(&layout(Mode::Tcp), &NginxHost::default());
+    assert!(!built_in.contains("load_module"));
+}
+
+#[test]
+fn nginx_mask_selects_one_core() {
+    assert_eq!(affinity_mask(0), "1");
+    assert_eq!(affinity_mask(3), "1000");
+}
+
+#[test]
+fn nginx_quotes_paths() {
+    assert_eq!(quote(Path::new("/a \"b\"\\c")), "\"/a \\\"b\\\"\\\\c\"");
+}
+
+#[test]
+fn haproxy_http_config() {
+    let text = haproxy(&layout(Mode::Http));
+    assert_lines(
+        &text,
+        &[
+            "nbthread 1",
+            "cpu-map 1/1 1",
+            "maxconn 10096",
+            "mode http",
+            "backlog 4096",
+            "option http-keep-alive",
+            "timeout http-keep-alive 300s",
+            "http-reuse always",
+            "bind 127.0.0.1:18080",
+            "option forwardfor",
+            "unique-id-header X-Request-ID",
+            "server origin0 127.0.0.1:18000 pool-max-conn 96 pool-purge-delay 300s",
+        ],
+    );
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));
+}
+
+#[test]
+fn haproxy_tcp_config() {
+    let text = haproxy(&layout(Mode::Tcp));
+    assert_lines(
+        &text,
+        &[
+            "cpu-map 1/1 1",
+            "maxconn 10096",
+            "mode tcp",
+            "bind 127.0.0.1:18080",
+            "server origin0 127.0.0.1:18000",
+        ],
+    );
+    assert!(!text.contains("http-"));
+    assert!(!text.contains("splice"));
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("log ")));
+    let splice = haproxy(&Layout {
+        splice: true,
+        ..layout(Mode::Tcp)
+    });
+    assert_lines(
+        &splice,
+        &["option splice-request", "option splice-response"],
+    );
+}
+
+#[test]
+fn every_origin_is_an_endpoint() {
+    let l = Layout {
+        origins: vec![
+            "127.0.0.1:18000".parse().expect("an address"),
+            "127.0.0.1:18001".parse().expect("an address"),
+        ],
+        ..layout(Mode::Http)
+    };
+    assert_lines(
+        &ringway(&l),
+        &["endpoints = [\"127.0.0.1:18000\", \"127.0.0.1:18001\"]"],
+    );
+    assert_lines(
+        &nginx(&l, &NginxHost::default()),
+        &["server 127.0.0.1:18000;", "server 127.0.0.1:18001;"],
+    );
+    let h = haproxy(&l);
+    assert!(
+        h.contains("server origin1 127.0.0.1:18001 pool-max-conn"),
+        "{h}"
+    );
+}
+
+#[test]
+fn ringway_large_tables() {
+    let l = Layout {
+        table: Table {
+            routes: 5,
+            clusters: 2,
+        },
+        control_core: Some(0),
+        ..layout(Mode::Http)
+    };
+    let text = ringway(&l);
+    assert_eq!(text.matches("[[listeners.routes]]").count(), 5);
+    assert_eq!(text.matches("[[clusters]]").count(), 3);
+    // File order h4 ... h0: the traffic's route is the last one.
+    let h4 = text.find("host = \"h4.example.com\"").expect("route 4");
+    let h0 = text.find("host = \"h0.example.com\"").expect("route 0");
+    assert!(h4 < h0);
+    let last = &text[h0..text.find("[[clusters]]").expect("clusters")];
+    assert_lines(last, &["path_prefix = \"/r0/\"", "cluster = \"origin\""]);
+    assert_lines(&text, &["name = \"c1\"", "control_core = 0"]);
+    assert!(text.contains("127.0.1.1:10001"), "{text}");
+    assert_eq!(l.cores(true), vec![1, 0]);
+    assert_eq!(l.cores(false), vec![1]);
+    let distinct: std::collections::HashSet<SocketAddr> = (0..1000).map(pool_address).collect();
+    assert_eq!(distinct.len(), 1000);
+}
+
+#[test]
+fn haproxy_spells_ipv6() {
+    let addr = "[::1]:80".parse().expect("an address");
+    assert_eq!(haproxy_address(addr), "ipv6@::1:80");
+}

@@ -1,0 +1,153 @@
+//! What a comparison measured, as `results.json` holds it.
+
+use serde::Serialize;
+
+use super::churn::ChurnRound;
+use super::measure::Measured;
+use super::profile::Profile;
+use super::report::RatioTable;
+
+/// Everything measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its description.
+    pub description: String,
+    /// `http` or `tcp`.
+    pub mode: String,
+    /// When the run started (UTC, `date -u`).
+    pub started: String,
+    /// The command line that ran it.
+    pub command: String,
+    /// Machine, versions and layout.
+    pub setup: Setup,
+    /// Systems measured, in round order.
+    pub systems: Vec<String>,
+    /// Systems skipped, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// `direct` at max throughput before the rounds: what the load side
+    /// can take alone.
+    pub ceiling: Option<Measured>,
+    /// Every measured load run of the rounds.
+    pub runs: Vec<Measured>,
+    /// Runs the quiet-machine guard found disturbed and ran again.
+    pub discarded: Vec<Measured>,
+    /// Memory readings, one per system, mode and round.
+    pub memory: Vec<MemoryReading>,
+    /// Table churn of each churning system in each round.
+    pub churn: Vec<ChurnRound>,
+    /// `perf` profiles (`--profile`).
+    pub profiles: Vec<Profile>,
+    /// The CPU ratios of the scenario's `[[ratios]]` (and ringway against
+    /// the baseline).
+    pub ratios: Vec<RatioTable>,
+    /// Requests the origins answered in all (their own count, read when
+    /// they stopped), against what the load runs and the memory runs sent.
+    pub origin_check: Option<OriginCheck>,
+    /// Things the reader must know about how the run went (a limit that
+    /// capped the idle connections, the guard giving up waiting).
+    pub notes: Vec<String>,
+    /// What went wrong along the way (a system that would not start, a
+    /// load run that failed, a table post that was refused).
+    pub problems: Vec<String>,
+}
+
+/// Where things ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// Online CPUs.
+    pub cpus: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// Version lines of the systems' binaries.
+    pub versions: Vec<String>,
+    /// The commit of the tree the bench was run from, if it is a git tree.
+    pub tree: String,
+    /// The load generator's cores.
+    pub load_cores: String,
+    /// The origin's cores.
+    pub origin_cores: String,
+    /// The system under test's core.
+    pub proxy_core: usize,
+    /// ringway's control core, when it has its own.
+    pub control_core: Option<usize>,
+    /// Origin answer body size.
+    pub response_size: usize,
+    /// Origin processes.
+    pub origins: usize,
+    /// Connections of each load run.
+    pub connections: usize,
+    /// Each measured window, seconds.
+    pub duration_s: f64,
+    /// Warm-up before each, seconds.
+    pub warmup_s: f64,
+    /// Rounds.
+    pub runs: usize,
+    /// Clock ticks per second of the CPU figures.
+    pub clk_tck: u64,
+    /// The quiet-machine guard's settings.
+    pub guard: GuardSettings,
+    /// Each system's generated config and log, relative to the results
+    /// directory.
+    pub files: Vec<String>,
+}
+
+/// The guard as it ran (the scenario's `[guard]` with the command line's
+/// overrides).
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardSettings {
+    /// Busy share under which a core counts as quiet, percent.
+    pub quiet_pct: f64,
+    /// Longest wait for quiet before a run, seconds (0: not checked).
+    pub quiet_wait_s: f64,
+    /// Other processes' share of the run's cores that disturbs a run.
+    pub max_foreign_pct: f64,
+    /// Lost clock ticks that disturb a max-throughput run.
+    pub max_lost_pct: f64,
+    /// Times a disturbed run is run again.
+    pub retries: usize,
+}
+
+/// Resident memory of a system around the idle connections.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReading {
+    /// The system.
+    pub system: String,
+    /// `http` (idle keep-alive connections after one request each) or
+    /// `tcp` (idle client -> proxy -> origin pairs).
+    pub mode: String,
+    /// The round.
+    pub round: usize,
+    /// Connections asked for.
+    pub asked: usize,
+    /// Connections actually held.
+    pub held: usize,
+    /// RSS with no client connection, KiB.
+    pub rss_before_kib: u64,
+    /// RSS with `held` idle connections, KiB.
+    pub rss_idle_kib: u64,
+    /// Peak RSS of the round (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+    /// Why fewer connections than asked were held, if so.
+    pub shortfall: Option<String>,
+}
+
+impl MemoryReading {
+    /// Bytes per idle connection (per pair in TCP mode).
+    pub fn bytes_per_connection(&self) -> Option<f64> {
+        (self.held > 0).then(|| {
+            (self.rss_idle_kib as f64 - self.rss_before_kib as f64) * 1024.0 / self.held as f64
+        })
+    }
+}
+
+/// The origins' count of requests against the generator's.
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginCheck {
+    /// Requests the origins answered.
+    pub served: u64,
+    /// Requests written by every load run plus one per idle connection
+    /// that carried one.
+    pub sent: u64,
+}

@@ -1,0 +1,810 @@
+//! The exposition of the agent's figures: `/stats` (JSON) and `/metrics`
+//! (Prometheus text format 0.0.4), from copies of every worker's counters
+//! and the sums of the HTTP tallies of the agent's current table.
+//!
+//! Every per-worker series (the worker's, its ring's, its buffer pools')
+//! is written from its declaration ([`dataplane::counter::vocabulary`]): its
+//! names, help and type are never spelled out here.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use dataplane::buf::Group;
+use dataplane::counter::vocabulary::Declared;
+use dataplane::link::WorkerLink;
+use dataplane::request::Reason;
+use dataplane::rt::RingStats;
+use dataplane::stats::WorkerStats;
+use dataplane::table::route::RouteAction;
+use dataplane::table::tally::HttpTotals;
+use dataplane::table::{Service, Table};
+use serde_json::{json, Map, Value};
+
+/// The agent's own figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentFigures {
+    /// Newest published generation.
+    pub generation: u64,
+    /// Every worker runs the first table.
+    pub ready: bool,
+    /// Reloads applied.
+    pub reloads: u64,
+    /// Reloads refused.
+    pub reload_failures: u64,
+    /// Publications measured.
+    pub publish_count: u64,
+    /// Publish latency percentiles and total, in microseconds.
+    pub publish_p50_us: u64,
+    /// 99th percentile.
+    pub publish_p99_us: u64,
+    /// Largest.
+    pub publish_max_us: u64,
+    /// Sum of all.
+    pub publish_sum_us: u64,
+}
+
+/// One worker's counters, copied once so that `/stats` and `/metrics` each
+/// show one consistent read per worker.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerFigures {
+    /// Worker index.
+    pub index: usize,
+    /// Its core.
+    pub core: usize,
+    /// The generation it runs.
+    pub generation: u64,
+    /// Its counters.
+    pub stats: WorkerStats,
+    /// Its ring's counters.
+    pub ring: RingStats,
+}
+
+impl WorkerFigures {
+    /// Reads a worker's counters through its link.
+    pub fn read(link: &WorkerLink) -> Self {
+        Self {
+            index: link.index(),
+            core: link.core(),
+            generation: link.acked(),
+            stats: link.stats(),
+            ring: link.ring_stats(),
+        }
+    }
+}
+
+/// The HTTP counters of one table, summed over workers: per listener, per
+/// route and per route target, in table order. Read once, so that `/stats`
+/// and `/metrics` each show one consistent read per tally.
+#[derive(Debug, Clone, Default)]
+pub struct HttpFigures {
+    /// HTTP listeners, in table order.
+    pub listeners: Vec<HttpListenerFigures>,
+}
+
+/// One HTTP listener's counters.
+#[derive(Debug, Clone)]
+pub struct HttpListenerFigures {
+    /// Listener name.
+    pub name: Arc<str>,
+    /// Requests that reached the listener, and responses and errors counted
+    /// before a route was chosen.
+    pub totals: HttpTotals,
+    /// Its routes, in match order.
+    pub routes: Vec<HttpRouteFigures>,
+}
+
+/// One route's counters.
+#[derive(Debug, Clone)]
+pub struct HttpRouteFigures {
+    /// Route name.
+    pub name: Arc<str>,
+    /// Requests the route matched, and responses and errors counted at the
+    /// route (redirects, direct answers, failures before a cluster was
+    /// picked).
+    pub totals: HttpTotals,
+    /// Clusters the route forwards to, with their counters.
+    pub upstreams: Vec<(Arc<str>, HttpTotals)>,
+}
+
+impl HttpFigures {
+    /// Sums every HTTP tally of `table`.
+    pub fn read(table: &Table) -> Self {
+        let listeners = table
+            .listeners
+            .iter()
+            .filter_map(|l| match &l.service {
+                Service::Http(http) => Some(HttpListenerFigures {
+                    name: Arc::clone(&l.name),
+                    totals: http.tally.totals(),
+                    routes: http
+                        .routes
+                        .iter()
+                        .map(|r| HttpRouteFigures {
+                            name: Arc::clone(&r.name),
+                            totals: r.tally.totals(),
+                            upstreams: match &r.action {
+                                RouteAction::Forward(f) => f
+                                    .targets
+                                    .iter()
+                                    .map(|t| {
+                                        (
+                                            Arc::clone(&table.cluster(t.cluster).name),
+                                            t.tally.totals(),
+                                        )
+                                    })
+                                    .collect(),
+                                RouteAction::Redirect(_) | RouteAction::Direct(_) => Vec::new(),
+                            },
+                        })
+                        .collect(),
+                }),
+                Service::Tcp { .. } => None,
+            })
+            .collect();
+        Self { listeners }
+    }
+
+    /// Every tally with its labels (listener, route, cluster; empty where
+    /// the tally is above that level), in table order.
+    fn series(&self) -> Vec<([&str; 3], &HttpTotals)> {
+        let mut out = Vec::new();
+        for l in &self.listeners {
+            out.push(([&*l.name, "", ""], &l.totals));
+            for r in &l.routes {
+                out.push(([&*l.name, &*r.name, ""], &r.totals));
+                for (cluster, totals) in &r.upstreams {
+                    out.push(([&*l.name, &*r.name, &**cluster], totals));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Label values of `HttpTotals::responses`, in index order.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// `/stats` as JSON.
+pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFigures) -> Value {
+    let mut totals = Map::new();
+    for f in WorkerStats::FIELDS {
+        let sum: u64 = workers.iter().map(|w| f.read(&w.stats)).sum();
+        totals.insert(f.json.to_owned(), json!(sum));
+    }
+    let workers: Vec<Value> = workers
+        .iter()
+        .map(|w| {
+            let mut obj = Map::new();
+            obj.insert("index".into(), json!(w.index));
+            obj.insert("core".into(), json!(w.core));
+            obj.insert("generation".into(), json!(w.generation));
+            obj.extend(fields_json(&w.stats));
+            obj.insert("ring".into(), Value::Object(fields_json(&w.ring)));
+            let buffers: Map<String, Value> = Group::ALL
+                .iter()
+                .map(|g| {
+                    let pool = &w.ring.pools[usize::from(g.id())];
+                    (g.name().to_owned(), Value::Object(fields_json(pool)))
+                })
+                .collect();
+            obj.insert("buffers".into(), Value::Object(buffers));
+            Value::Object(obj)
+        })
+        .collect();
+    json!({
+        "generation": agent.generation,
+        "ready": agent.ready,
+        "reloads": agent.reloads,
+        "reload_failures": agent.reload_failures,
+        "publish_latency_us": {
+            "count": agent.publish_count,
+            "p50": agent.publish_p50_us,
+            "p99": agent.publish_p99_us,
+            "max": agent.publish_max_us,
+        },
+        "totals": totals,
+        "workers": workers,
+        "http": http_json(http),
+    })
+}
+
+/// Every declared series of `stats`, by JSON name.
+fn fields_json<S: Declared>(stats: &S) -> Map<String, Value> {
+    S::FIELDS
+        .iter()
+        .map(|f| (f.json.to_owned(), json!(f.read(stats))))
+        .collect()
+}
+
+/// The `http` section of `/stats`: listeners, their routes and each
+/// route's upstream clusters, each with its requests, responses by class
+/// and errors by reason.
+fn http_json(http: &HttpFigures) -> Value {
+    let listeners: Vec<Value> = http
+        .listeners
+        .iter()
+        .map(|l| {
+            let routes: Vec<Value> = l
+                .routes
+                .iter()
+                .map(|r| {
+                    let upstreams: Vec<Value> = r
+                        .upstreams
+                        .iter()
+                        .map(|(cluster, t)| tally_json("cluster", cluster, t, None))
+                        .collect();
+                    tally_json("name", &r.name, &r.totals, Some(("upstreams", upstreams)))
+                })
+                .collect();
+            tally_json("name", &l.name, &l.totals, Some(("routes", routes)))
+        })
+        .collect();
+    json!({ "listeners": listeners })
+}
+
+fn tally_json(
+    key: &str,
+    name: &str,
+    totals: &HttpTotals,
+    children: Option<(&str, Vec<Value>)>,
+) -> Value {
+    let mut obj = Map::new();
+    obj.insert(key.into(), json!(name));
+    obj.insert("requests".into(), json!(totals.requests));
+    let responses: Map<String, Value> = CLASSES
+        .iter()
+        .zip(totals.responses)
+        .map(|(class, n)| ((*class).to_owned(), json!(n)))
+        .collect();
+    obj.insert("responses".into(), Value::Object(responses));
+    let errors: Map<String, Value> = Reason::ALL
+        .iter()
+        .zip(totals.errors)
+        .map(|(reason, n)| (reason.name().to_owned(), json!(n)))
+        .collect();
+    obj.insert("errors".into(), Value::Object(errors));
+    if let Some((key, children)) = children {
+        obj.insert(key.into(), Value::Array(children));
+    }
+    Value::Object(obj)
+}
+
+/// `/metrics` in the Prometheus text exposition format.
+pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFigures) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut scalar = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    scalar(
+        "ringway_config_generation",
+        "gauge",
+        "Generation of the newest published routing table.",
+        agent.generation,
+    );
+    scalar(
+        "ringway_config_reloads_total",
+        "counter",
+        "Configuration reloads applied.",
+        agent.reloads,
+    );
+    scalar(
+        "ringway_config_reload_failures_total",
+        "counter",
+        "Configuration reloads refused; the running configuration kept serving.",
+        agent.reload_failures,
+    );
+    scalar(
+        "ringway_ready",
+        "gauge",
+        "1 once every worker runs the first routing table.",
+        u64::from(agent.ready),
+    );
+
+    let name = "ringway_publish_latency_seconds";
+    let _ = write!(
+        out,
+        "# HELP {name} From handing a routing table to the workers until the last one runs it.\n\
+         # TYPE {name} summary\n"
+    );
+    for (q, us) in [
+        ("0.5", agent.publish_p50_us),
+        ("0.99", agent.publish_p99_us),
+        ("1", agent.publish_max_us),
+    ] {
+        let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {}", seconds(us));
+    }
+    let _ = writeln!(out, "{name}_sum {}", seconds(agent.publish_sum_us));
+    let _ = writeln!(out, "{name}_count {}", agent.publish_count);
+
+    per_worker(
+        &mut out,
+        "ringway_worker_generation",
+        "gauge",
+        "Generation of the routing table the worker runs.",
+        workers,
+        |w| w.generation,
+    );
+    declared_per_worker(&mut out, workers, |w| &w.stats);
+    declared_per_worker(&mut out, workers, |w| &w.ring);
+    for f in dataplane::buf::PoolStats::FIELDS {
+        help_and_type(&mut out, f.metric, f.kind.name(), f.help);
+        for w in workers {
+            for g in Group::ALL {
+                let value = f.read(&w.ring.pools[usize::from(g.id())]);
+                let _ = writeln!(
+                    out,
+                    "{}{{worker=\"{}\",group=\"{}\"}} {value}",
+                    f.metric,
+                    w.index,
+                    g.name()
+                );
+            }
+        }
+    }
+    http_metrics(&mut out, http);
+    out
+}
+
+/// The HTTP families. Every series of every tally is written, zeros
+/// included, as the per-worker families are: a series that appears only
+/// once it is non-zero breaks `rate()` over its first increment.
+fn http_metrics(out: &mut String, http: &HttpFigures) {
+    let series = http.series();
+    let header = |out: &mut String, name: &str, help: &str| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+    };
+
+    let name = "ringway_http_requests_total";
+    header(out, name, "HTTP requests received, per listener.");
+    for l in &http.listeners {
+        let _ = writeln!(
+            out,
+            "{name}{{listener=\"{}\"}} {}",
+            escape(&l.name),
+            l.totals.requests
+        );
+    }
+
+    let name = "ringway_http_route_requests_total";
+    header(out, name, "HTTP requests a route matched.");
+    for ([listener, route, _], totals) in series.iter().filter(|(l, _)| is_route(l)) {
+        let _ = writeln!(
+            out,
+            "{name}{{listener=\"{}\",route=\"{}\"}} {}",
+            escape(listener),
+            escape(route),
+            totals.requests
+        );
+    }
+
+    let name = "ringway_http_upstream_requests_total";
+    header(out, name, "HTTP requests a route sent to a cluster.");
+    for ([listener, route, cluster], totals) in series.iter().filter(|(l, _)| !l[2].is_empty()) {
+        let _ = writeln!(
+            out,
+            "{name}{{listener=\"{}\",route=\"{}\",cluster=\"{}\"}} {}",
+            escape(listener),
+            escape(route),
+            escape(cluster),
+            totals.requests
+        );
+    }
+
+    let name = "ringway_http_responses_total";
+    header(
+        out,
+        name,
+        "Final HTTP responses sent to clients by status class; each is counted at one level: the listener (route=\"\"), the route (cluster=\"\") or the route's cluster.",
+    );
+    for (labels, totals) in &series {
+        for (class, n) in CLASSES.iter().zip(totals.responses) {
+            let _ = writeln!(
+                out,
+                "{name}{{{},class=\"{class}\"}} {n}",
+                labels_text(labels)
+            );
+        }
+    }
+
+    let name = "ringway_http_errors_total";
+    header(
+        out,
+        name,
+        "HTTP requests that did not get an ordinary proxied answer, by reason (the x-ringway-error value), at the level they were counted.",
+    );
+    for (labels, totals) in &series {
+        for (reason, n) in Reason::ALL.iter().zip(totals.errors) {
+            let _ = writeln!(
+                out,
+                "{name}{{{},reason=\"{}\"}} {n}",
+                labels_text(labels),
+                reason.name()
+            );
+        }
+    }
+}
+
+/// A route-level series: a route, no cluster.
+fn is_route(labels: &[&str; 3]) -> bool {
+    !labels[1].is_empty() && labels[2].is_empty()
+}
+
+fn labels_text([listener, route, cluster]: &[&str; 3]) -> String {
+    format!(
+        "listener=\"{}\",route=\"{}\",cluster=\"{}\"",
+        escape(listener),
+        escape(route),
+        escape(cluster)
+    )
+}
+
+/// A label value escaped as the text format requires: backslash, double
+/// quote and line feed. Names in a checked configuration never hold them;
+/// this keeps the output well-formed should that rule ever loosen.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A family's `# HELP` and `# TYPE` lines.
+fn help_and_type(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
+fn per_worker(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    workers: &[WorkerFigures],
+    value: impl Fn(&WorkerFigures) -> u64,
+) {
+    help_and_type(out, name, kind, help);
+    for w in workers {
+        let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.index, value(w));
+    }
+}
+
+/// One family per declared series of the copy `pick` takes from each
+/// worker's figures, one sample per worker.
+fn declared_per_worker<S: Declared>(
+    out: &mut String,
+    workers: &[WorkerFigures],
+    pick: impl Fn(&WorkerFigures) -> &S,
+) {
+    for f in S::FIELDS {
+        per_worker(out, f.metric, f.kind.name(), f.help, workers, |w| {
+            f.read(pick(w))
+        });
+    }
+}
+
+/// Microseconds as seconds, exactly (no float rounding in the text).
+fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// Figures of worker `index` in which every declared series holds a value
+/// of its own (worker `i`'s `k`-th series of the worker, the ring and the
+/// client and upstream pools: `(i + 1) * 1_000_000 + {1, 2, 3, 4} * 1000
+/// + k`), so that a view showing the wrong series, or none, is caught.
+#[cfg(test)]
+pub(crate) fn numbered(index: usize) -> WorkerFigures {
+    use dataplane::buf::PoolStats;
+    use dataplane::counter::vocabulary::Field;
+
+    fn counting<S>(base: u64, block: u64) -> impl FnMut(&Field<S>) -> u64 {
+        let mut k = 0;
+        move |_| {
+            k += 1;
+            base + block * 1000 + k
+        }
+    }
+    let base = (index as u64 + 1) * 1_000_000;
+    let mut ring = RingStats::from_values(counting(base, 2));
+    for g in Group::ALL {
+        ring.pools[usize::from(g.id())] =
+            PoolStats::from_values(counting(base, 3 + u64::from(g.id())));
+    }
+    WorkerFigures {
+        index,
+        core: index + 10,
+        generation: 3,
+        stats: WorkerStats::from_values(counting(base, 1)),
+        ring,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dataplane::buf::PoolStats;
+    use dataplane::counter::vocabulary::{Cli, Kind};
+
+    use super::*;
+
+    /// Every declared series, in `/metrics` and `/stats` (per worker, and
+    /// the worker's in the totals) and in `ringway stats`, with its value:
+    /// a counter declared once cannot be missing from one of them.
+    #[test]
+    fn every_declared_series_is_in_every_view() {
+        let workers = [numbered(0), numbered(1)];
+        let text = metrics_text(&AgentFigures::default(), &workers, &HttpFigures::default());
+        let json = stats_json(&AgentFigures::default(), &workers, &HttpFigures::default());
+        let table = crate::stats_table::render(&json);
+        let family = |metric: &str, kind: Kind, help: &str| {
+            let head = format!("# HELP {metric} {help}\n# TYPE {metric} {}\n", kind.name());
+            assert!(text.contains(&head), "{head:?} missing from\n{text}");
+        };
+        for f in WorkerStats::FIELDS {
+            family(f.metric, f.kind, f.help);
+            let mut total = 0;
+            for w in &workers {
+                let value = f.read(&w.stats);
+                total += value;
+                let sample = format!("{}{{worker=\"{}\"}} {value}\n", f.metric, w.index);
+                assert!(text.contains(&sample), "{sample:?} missing from\n{text}");
+                assert_eq!(json["workers"][w.index][f.json], value, "{}", f.json);
+                if let Cli::Column(header) = f.cli {
+                    assert!(table.contains(header), "{header} missing from\n{table}");
+                    assert!(
+                        table.contains(&value.to_string()),
+                        "{value} missing from\n{table}"
+                    );
+                }
+            }
+            assert_eq!(json["totals"][f.json], total, "{}", f.json);
+            match f.cli {
+                Cli::Column(_) => assert!(
+                    table.contains(&total.to_string()),
+                    "{total} missing from\n{table}"
+                ),
+                Cli::Listed => assert!(
+                    table.contains(&format!(" {}={total}", f.json)),
+                    "{}={total} missing from\n{table}",
+                    f.json
+                ),
+            }
+        }
+        for f in RingStats::FIELDS {
+            family(f.metric, f.kind, f.help);
+            for w in &workers {
+                let value = f.read(&w.ring);
+                let sample = format!("{}{{worker=\"{}\"}} {value}\n", f.metric, w.index);
+                assert!(text.contains(&sample), "{sample:?} missing from\n{text}");
+                assert_eq!(
+                    json["workers"][w.index]["ring"][f.json], value,
+                    "{}",
+                    f.json
+                );
+                let listed = format!(" {}={value}", f.json);
+                assert!(table.contains(&listed), "{listed} missing from\n{table}");
+            }
+        }
+        for f in PoolStats::FIELDS {
+            family(f.metric, f.kind, f.help);
+            for w in &workers {
+                for g in Group::ALL {
+                    let value = f.read(&w.ring.pools[usize::from(g.id())]);
+                    let sample = format!(
+                        "{}{{worker=\"{}\",group=\"{}\"}} {value}\n",
+                        f.metric,
+                        w.index,
+                        g.name()
+                    );
+                    assert!(text.contains(&sample), "{sample:?} missing from\n{text}");
+                    assert_eq!(
+                        json["workers"][w.index]["buffers"][g.name()][f.json],
+                        value,
+                        "{}",
+                        f.json
+                    );
+                    let listed = format!(" {}={value}", f.json);
+                    assert!(table.contains(&listed), "{listed} missing from\n{table}");
+                }
+            }
+        }
+    }
+
+    fn worker(index: usize, accepted: u64) -> WorkerFigures {
+        WorkerFigures {
+            index,
+            core: index,
+            generation: 3,
+            stats: WorkerStats {
+                accepted,
+                ..WorkerStats::default()
+            },
+            ring: RingStats::default(),
+        }
+    }
+
+    #[test]
+    fn every_metric_family_has_help_and_type_once() {
+        let text = metrics_text(
+            &AgentFigures::default(),
+            &[worker(0, 1), worker(1, 2)],
+            &HttpFigures::default(),
+        );
+        let mut families = std::collections::HashSet::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().expect("a sample has a name");
+            let family = name
+                .strip_suffix("_sum")
+                .or_else(|| name.strip_suffix("_count"))
+                .unwrap_or(name);
+            families.insert(family.to_owned());
+        }
+        for family in families {
+            assert_eq!(
+                text.matches(&format!("# HELP {family} ")).count(),
+                1,
+                "{family}"
+            );
+            assert_eq!(
+                text.matches(&format!("# TYPE {family} ")).count(),
+                1,
+                "{family}"
+            );
+        }
+        assert!(text.contains("ringway_connections_accepted_total{worker=\"1\"} 2\n"));
+    }
+
+    #[test]
+    fn totals_sum_the_workers() {
+        let v = stats_json(
+            &AgentFigures::default(),
+            &[worker(0, 1), worker(1, 2)],
+            &HttpFigures::default(),
+        );
+        assert_eq!(v["totals"]["accepted"], 3);
+        assert_eq!(v["workers"][1]["accepted"], 2);
+        assert_eq!(v["workers"][0]["ring"]["sqes"], 0);
+    }
+
+    /// One HTTP listener `web` with a route `api` splitting to `v1` and
+    /// `v2`, and a route `health` answering directly.
+    fn http() -> HttpFigures {
+        let totals = |requests: u64| HttpTotals {
+            requests,
+            ..HttpTotals::default()
+        };
+        let mut api = totals(10);
+        api.errors[Reason::NoEndpoint as usize] = 1;
+        let mut v1 = totals(9);
+        v1.responses[1] = 8;
+        v1.errors[Reason::UpstreamTimeout as usize] = 1;
+        let mut web = totals(12);
+        web.errors[Reason::NoRoute as usize] = 1;
+        web.responses[3] = 1;
+        HttpFigures {
+            listeners: vec![HttpListenerFigures {
+                name: "web".into(),
+                totals: web,
+                routes: vec![
+                    HttpRouteFigures {
+                        name: "api".into(),
+                        totals: api,
+                        upstreams: vec![("v1".into(), v1), ("v2".into(), totals(0))],
+                    },
+                    HttpRouteFigures {
+                        name: "health".into(),
+                        totals: totals(1),
+                        upstreams: Vec::new(),
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn http_families_have_help_and_type_once_and_every_series() {
+        let text = metrics_text(&AgentFigures::default(), &[worker(0, 1)], &http());
+        for family in [
+            "ringway_http_requests_total",
+            "ringway_http_route_requests_total",
+            "ringway_http_upstream_requests_total",
+            "ringway_http_responses_total",
+            "ringway_http_errors_total",
+        ] {
+            assert_eq!(
+                text.matches(&format!("# HELP {family} ")).count(),
+                1,
+                "{family}"
+            );
+            assert_eq!(
+                text.matches(&format!("# TYPE {family} counter\n")).count(),
+                1,
+                "{family}"
+            );
+        }
+        for line in [
+            "ringway_http_requests_total{listener=\"web\"} 12\n",
+            "ringway_http_route_requests_total{listener=\"web\",route=\"api\"} 10\n",
+            "ringway_http_route_requests_total{listener=\"web\",route=\"health\"} 1\n",
+            "ringway_http_upstream_requests_total{listener=\"web\",route=\"api\",cluster=\"v1\"} 9\n",
+            "ringway_http_upstream_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\"} 0\n",
+            "ringway_http_responses_total{listener=\"web\",route=\"\",cluster=\"\",class=\"4xx\"} 1\n",
+            "ringway_http_responses_total{listener=\"web\",route=\"api\",cluster=\"v1\",class=\"2xx\"} 8\n",
+            "ringway_http_errors_total{listener=\"web\",route=\"\",cluster=\"\",reason=\"no_route\"} 1\n",
+            "ringway_http_errors_total{listener=\"web\",route=\"api\",cluster=\"\",reason=\"no_endpoint\"} 1\n",
+            "ringway_http_errors_total{listener=\"web\",route=\"api\",cluster=\"v1\",reason=\"upstream_timeout\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        // Zeros are written too: 5 tallies (the listener, 2 routes, 2
+        // targets) times every class and every reason.
+        let tallies = 5;
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ringway_http_responses_total{"))
+                .count(),
+            tallies * 5
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ringway_http_errors_total{"))
+                .count(),
+            tallies * Reason::ALL.len()
+        );
+        // A route with no cluster has no upstream series.
+        assert!(!text.contains("route=\"health\",cluster=\"v"), "{text}");
+    }
+
+    #[test]
+    fn http_families_are_declared_without_http_listeners() {
+        let text = metrics_text(&AgentFigures::default(), &[], &HttpFigures::default());
+        assert!(text.contains("# TYPE ringway_http_requests_total counter\n"));
+        assert!(!text.contains("ringway_http_requests_total{"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape("a\nb"), "a\\nb");
+        let mut figures = http();
+        figures.listeners[0].name = "we\"b".into();
+        let text = metrics_text(&AgentFigures::default(), &[], &figures);
+        assert!(
+            text.contains("ringway_http_requests_total{listener=\"we\\\"b\"} 12\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn stats_has_the_http_section() {
+        let v = stats_json(&AgentFigures::default(), &[worker(0, 1)], &http());
+        let web = &v["http"]["listeners"][0];
+        assert_eq!(web["name"], "web");
+        assert_eq!(web["requests"], 12);
+        assert_eq!(web["errors"]["no_route"], 1);
+        assert_eq!(web["responses"]["4xx"], 1);
+        let api = &web["routes"][0];
+        assert_eq!(api["name"], "api");
+        assert_eq!(api["errors"]["no_endpoint"], 1);
+        assert_eq!(api["upstreams"][0]["cluster"], "v1");
+        assert_eq!(api["upstreams"][0]["responses"]["2xx"], 8);
+        assert_eq!(api["upstreams"][1]["requests"], 0);
+        assert_eq!(
+            api["errors"].as_object().map(Map::len),
+            Some(Reason::ALL.len())
+        );
+        assert_eq!(web["routes"][1]["upstreams"], json!([]));
+    }
+
+    #[test]
+    fn seconds_are_exact() {
+        assert_eq!(seconds(1), "0.000001");
+        assert_eq!(seconds(2_500_000), "2.500000");
+    }
+}

@@ -1,0 +1,87 @@
+//! A worker's view of the table it runs, with its upstream state.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::balance::{Balancer, Pick};
+use super::Upstreams;
+use crate::table::{ClusterId, Table};
+
+/// One table as one worker runs it: the shared snapshot, the worker's
+/// balancer for it, and the worker's upstream state (the same for every
+/// table the worker runs).
+#[derive(Debug)]
+pub struct LocalTable {
+    /// The snapshot every worker shares.
+    pub table: Arc<Table>,
+    /// This worker's balancer for `table` (indexed by its cluster ids).
+    pub balancer: Balancer,
+    /// This worker's endpoint health and idle connections.
+    pub upstreams: Rc<Upstreams>,
+}
+
+impl LocalTable {
+    /// The endpoints of cluster `id` in the order a connection tries them
+    /// (see [`Pick`]); advances the cluster's balancer.
+    pub fn pick(&self, id: ClusterId, now: Instant) -> Pick<'_> {
+        let endpoints = &self.table.cluster(id).endpoints;
+        let first = self.balancer.first(id, endpoints.len());
+        Pick::new(endpoints, first, &self.upstreams.health, now)
+    }
+}
+
+/// The table a worker currently runs.
+///
+/// Connections hold an `Rc` of the [`LocalTable`] current when they were
+/// accepted, so work in flight finishes on its own generation while the
+/// handle moves on. Cloning that `Rc` is a plain increment in the worker's
+/// own memory: the shared `Arc`'s count (a cache line every worker could
+/// write) changes once per worker per table, not once per connection.
+#[derive(Debug)]
+pub struct TableHandle {
+    current: Rc<LocalTable>,
+}
+
+impl TableHandle {
+    /// A handle that starts on `table`, with the worker's `upstreams`;
+    /// `seed` spreads the workers' first picks of each cluster (see
+    /// [`Balancer::new`]).
+    pub fn new(table: Arc<Table>, seed: usize, upstreams: Rc<Upstreams>) -> Self {
+        Self {
+            current: Rc::new(LocalTable {
+                balancer: Balancer::new(&table, seed),
+                table,
+                upstreams,
+            }),
+        }
+    }
+
+    /// The table new connections start on.
+    pub fn current(&self) -> &Rc<LocalTable> {
+        &self.current
+    }
+
+    /// The generation running.
+    pub fn generation(&self) -> u64 {
+        self.current.table.generation
+    }
+
+    /// Adopts `table` if it is newer than the one running; returns whether it
+    /// was adopted. The balancer carries on where the old one left off
+    /// ([`Balancer::follow`]); health and idle connections, kept by endpoint
+    /// address, carry over whole.
+    pub fn adopt(&mut self, table: Arc<Table>, seed: usize) -> bool {
+        if table.generation <= self.generation() {
+            return false;
+        }
+        let current = &self.current;
+        let balancer = Balancer::follow(&current.balancer, &current.table, &table, seed);
+        self.current = Rc::new(LocalTable {
+            table,
+            balancer,
+            upstreams: Rc::clone(&current.upstreams),
+        });
+        true
+    }
+}
