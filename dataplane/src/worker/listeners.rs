@@ -417,7 +417,7 @@ fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpS
         Service::Tcp { cluster } => {
             rt::spawn(tcp_connection(guard, local, listener, cluster, client))
         }
-        Service::Http(_) => rt::spawn(http_connection(guard, local, listener, client)),
+        Service::Http(_) => rt::spawn(session::http::serve(local, listener, client, guard)),
     };
     if let Some(entry) = state.connections.borrow_mut().get_mut(slot) {
         *entry = Some(id);
@@ -442,30 +442,25 @@ fn tcp_connection(
     }
 }
 
-/// The task of one accepted HTTP connection. It moves to a newer table
-/// between requests, so route and weight changes reach keep-alive clients
-/// too.
-// Not an async fn: that would keep the arguments twice (rust#62958).
-#[allow(clippy::manual_async_fn)]
-fn http_connection(
-    guard: ConnectionGuard,
-    local: Rc<LocalTable>,
-    listener: usize,
-    client: TcpStream,
-) -> impl std::future::Future<Output = ()> + 'static {
-    async move {
-        let ctx = &guard.ctx;
-        let newer = |generation: u64| {
-            if guard.state.retired.get() {
-                return None;
-            }
-            let handle = ctx.table.borrow();
-            (handle.generation() > generation)
-                .then(|| (Rc::clone(handle.current()), guard.state.index.get()))
-        };
-        let (counters, http) = (ctx.counters(), &ctx.http);
-        session::http::serve(local, listener, client, counters, http, &newer).await;
-        drop(guard);
+/// An HTTP connection's task owns its guard, which gives it the worker's
+/// state; it moves to a newer table between requests, so route and weight
+/// changes reach keep-alive clients too.
+impl session::http::Worker for ConnectionGuard {
+    fn counters(&self) -> &crate::stats::Counters {
+        self.ctx.counters()
+    }
+
+    fn http(&self) -> &session::http::WorkerHttp {
+        &self.ctx.http
+    }
+
+    fn newer(&self, generation: u64) -> Option<(Rc<LocalTable>, usize)> {
+        if self.state.retired.get() {
+            return None;
+        }
+        let handle = self.ctx.table.borrow();
+        (handle.generation() > generation)
+            .then(|| (Rc::clone(handle.current()), self.state.index.get()))
     }
 }
 

@@ -16,7 +16,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use super::clock::{Clock, Phase};
-use super::ctx::{After, Conn, Ctx, Ended, Failure, Newer};
+use super::ctx::{After, Conn, Ctx, Failure, Newer, Site, Worker};
 use super::exchange;
 use super::inbound::HeadFailure;
 use super::parts::{Lent, Parts};
@@ -61,43 +61,56 @@ enum Turn {
 }
 
 impl Conn {
-    /// Serves requests until the connection ends, or until a request
-    /// arrives once `newer` has a newer table (a request held in
-    /// [`Conn::held`] is served first).
-    // Not an async fn: that would keep the arguments twice (rust#62958).
+    /// Serves requests until the connection ends. Between requests it moves
+    /// to the table `newer` finds: a request that arrives once there is a
+    /// newer table is served on it.
+    // Not an async fn: that would keep the arguments twice (rust#62958),
+    // and this future is in every connection's, idle or not.
     #[allow(clippy::manual_async_fn)]
-    pub(super) fn run<'a>(
+    pub(super) fn serve_requests<'a, W: Worker>(
         &'a mut self,
-        ctx: &'a Ctx<'a>,
+        site: &'a mut Site<W>,
         clock: &'a Clock,
-        newer: &'a Newer<'a>,
-    ) -> impl Future<Output = Ended> + 'a {
-        // A block, not an async fn, which would keep its arguments twice:
-        // this future is in every connection's, idle or not.
+    ) -> impl Future<Output = ()> + 'a {
         async move {
             loop {
                 if self.held.is_none() {
+                    let Some(service) = site.service() else {
+                        return;
+                    };
                     // The first request must begin within the header
                     // timeout: a connection that never sends a byte is not
                     // held for the idle timeout (minutes) meant for
                     // keep-alive clients.
-                    let timeouts = &ctx.service.timeouts;
+                    let timeouts = &service.timeouts;
                     let wait = if self.served {
                         timeouts.idle
                     } else {
                         timeouts.header.min(timeouts.idle)
                     };
                     clock.enter(Phase::Idle, wait);
-                    if !self.await_request(&ctx.http.draining).await {
-                        return Ended::Closed;
+                    if !self.await_request(&site.worker.http().draining).await {
+                        return;
                     }
                 }
                 // From the first byte of a request to its end, everything
-                // runs in a block of the worker's, not in this future.
-                match recycled(|| self.turn(ctx, clock, newer)).await {
+                // (the request's context included) lives in a block of the
+                // worker's, not in this future.
+                let turn = recycled(|| async {
+                    let worker = &site.worker;
+                    let newer = |generation| worker.newer(generation);
+                    match site.ctx() {
+                        Some(ctx) => self.turn(&ctx, clock, &newer).await,
+                        None => Turn::Closed,
+                    }
+                })
+                .await;
+                match turn {
                     Turn::Next => {}
-                    Turn::Closed => return Ended::Closed,
-                    Turn::Newer(table, index) => return Ended::Newer(table, index),
+                    Turn::Closed => return,
+                    // The head of the next request is read; it is served on
+                    // the newer table.
+                    Turn::Newer(table, index) => (site.local, site.listener) = (table, index),
                 }
             }
         }
@@ -114,7 +127,9 @@ impl Conn {
         self.inbound.release_scratch();
         let client = &self.client;
         let inbound = &mut self.inbound;
-        let mut grace: Option<Sleep> = None;
+        // Boxed: made only once a drain begins, and kept out of every idle
+        // connection's future.
+        let mut grace: Option<Box<Sleep>> = None;
         poll_fn(move |cx| {
             // What was received already is read first: a request that
             // arrived as the drain began is served, not dropped.
@@ -124,8 +139,8 @@ impl Conn {
                 Poll::Pending => {}
             }
             loop {
-                let timer = grace.get_or_insert_with(|| sleep(DRAIN_GRACE));
-                if Pin::new(timer).poll(cx).is_pending() {
+                let timer = grace.get_or_insert_with(|| Box::new(sleep(DRAIN_GRACE)));
+                if Pin::new(&mut **timer).poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 grace = None;

@@ -12,7 +12,7 @@ use crate::request::Reason;
 use crate::stats::Counters;
 use crate::table::route::HttpService;
 use crate::table::tally::HttpCounters;
-use crate::table::Table;
+use crate::table::{Service, Table};
 use crate::transport::Sender;
 use crate::upstream::LocalTable;
 
@@ -33,6 +33,61 @@ pub(super) struct Ctx<'a> {
     pub(super) http: &'a WorkerHttp,
     /// The client's address.
     pub(super) peer: IpAddr,
+}
+
+/// What an HTTP connection needs of the worker that runs it. The worker's
+/// handle on the connection (which keeps it counted and reachable for a
+/// drain) implements it, and the connection's task owns it: no other
+/// future wraps the connection's.
+pub trait Worker {
+    /// The worker's connection counters.
+    fn counters(&self) -> &Counters;
+    /// The worker's HTTP state.
+    fn http(&self) -> &WorkerHttp;
+    /// A table newer than `generation`, with the connection's listener's
+    /// index in it; `None` while there is none (or the listener was
+    /// dropped, and its connections stay on the table they run).
+    fn newer(&self, generation: u64) -> Option<(Rc<LocalTable>, usize)>;
+}
+
+/// Where a connection stands: the table and the listener it runs on, the
+/// client's address, the worker. Each request's [`Ctx`] is made from it,
+/// for that request only, so an idle connection keeps just this.
+pub(super) struct Site<W> {
+    /// The table the connection runs on (a newer one once it moved).
+    pub(super) local: Rc<LocalTable>,
+    /// The index of its listener in that table.
+    pub(super) listener: usize,
+    /// The client's address.
+    pub(super) peer: IpAddr,
+    /// The worker.
+    pub(super) worker: W,
+}
+
+impl<W: Worker> Site<W> {
+    /// The listener's settings and routes, if it is an HTTP listener in
+    /// the table (a connection moves only to tables where it is).
+    pub(super) fn service(&self) -> Option<&HttpService> {
+        match &self.local.table.listeners[self.listener].service {
+            Service::Http(service) => Some(service),
+            Service::Tcp { .. } => None,
+        }
+    }
+
+    /// The context of a request on this site.
+    pub(super) fn ctx(&self) -> Option<Ctx<'_>> {
+        let service = self.service()?;
+        let http = self.worker.http();
+        Some(Ctx {
+            table: &self.local.table,
+            service,
+            listener: service.tally.worker(http.worker),
+            upstream: &self.local,
+            counters: self.worker.counters(),
+            http,
+            peer: self.peer,
+        })
+    }
 }
 
 /// A client connection's own state: what it keeps between requests.
@@ -62,19 +117,8 @@ pub(super) enum After {
     Linger,
 }
 
-/// Finds a table newer than the generation given, with the connection's
-/// listener's index in it; `None` while there is none (or the listener was
-/// dropped, and its connections stay on the table they run).
-pub type Newer<'a> = dyn Fn(u64) -> Option<(Rc<LocalTable>, usize)> + 'a;
-
-/// How a connection's request loop ended.
-pub(super) enum Ended {
-    /// The connection is done.
-    Closed,
-    /// A newer table came; the head of the next request is read, to be
-    /// served on it (at this index of its listener).
-    Newer(Rc<LocalTable>, usize),
-}
+/// Finds a table newer than the generation given (see [`Worker::newer`]).
+pub(super) type Newer<'a> = dyn Fn(u64) -> Option<(Rc<LocalTable>, usize)> + 'a;
 
 /// Why a request gets an answer of ringway's own instead of a proxied one.
 #[derive(Debug)]

@@ -31,51 +31,53 @@ mod send;
 mod state;
 mod write;
 
-pub use self::ctx::Newer;
+pub use self::ctx::Worker;
 pub use self::state::WorkerHttp;
 
 use std::future::Future;
 use std::rc::Rc;
 
 use self::clock::{Clock, Phase};
-use self::ctx::{Conn, Ctx, Ended};
+use self::ctx::{Conn, Site};
 use self::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use crate::buf::Group;
 use crate::rt::net::TcpStream;
 use crate::rt::reuse::recycled;
 use crate::rt::select::{select, Either};
-use crate::stats::Counters;
-use crate::table::Service;
 use crate::transport::{Sender, Transport};
 use crate::upstream::LocalTable;
 
 /// Serves the client connection `client`, accepted on listener `listener`
-/// of `local` (an HTTP listener). Between requests it moves to the table
-/// `newer` finds, so a reload reaches keep-alive connections too. If the
-/// task is dropped while a request is in hand (the drain deadline, a
-/// removed listener's cut), the client connection closes with a reset.
+/// of `local` (an HTTP listener), for `worker`, which the future owns.
+/// Between requests it moves to the table the worker says is newer, so a
+/// reload reaches keep-alive connections too. If the task is dropped while
+/// a request is in hand (the drain deadline, a removed listener's cut), the
+/// client connection closes with a reset.
 ///
 /// An idle connection is this future and what it owns (see [`conn`]); its
 /// size is bounded by a test (`sizes`).
-// Not an async fn: that would keep the arguments twice (rust#62958).
-#[allow(clippy::manual_async_fn)]
-pub fn serve<'a>(
+pub fn serve<W: Worker + 'static>(
     local: Rc<LocalTable>,
     listener: usize,
     client: TcpStream,
-    counters: &'a Counters,
-    http: &'a WorkerHttp,
-    newer: &'a Newer<'a>,
-) -> impl Future<Output = ()> + 'a {
-    // A block, not an async fn, which would keep its arguments twice.
+    worker: W,
+) -> impl Future<Output = ()> + 'static {
+    let _ = client.socket().set_tcp_nodelay(true);
+    // The client may be gone already.
+    let peer = client.socket().peer_addr().ok().and_then(|a| a.as_socket());
+    let mut site = peer.map(|peer| Site {
+        local,
+        listener,
+        peer: peer.ip(),
+        worker,
+    });
+    // What the future keeps is made here, outside it: an async fn (or a
+    // block using its arguments) would keep the arguments and what they
+    // become side by side.
     async move {
-        let _ = client.socket().set_tcp_nodelay(true);
-        let peer = match client.socket().peer_addr().ok().and_then(|a| a.as_socket()) {
-            Some(addr) => addr.ip(),
-            // The client is already gone.
-            None => return,
-        };
-        let Service::Http(service) = &local.table.listeners[listener].service else {
+        // Borrowed where it lies, not moved into a second place.
+        let Some(site) = &mut site else { return };
+        let Some(service) = site.service() else {
             return;
         };
         // The request loop sets the first real deadline.
@@ -91,28 +93,14 @@ pub fn serve<'a>(
             served: false,
             held: None,
         };
-        // The request loop, on one table after another.
-        let (mut local, mut listener) = (local, listener);
-        while let Service::Http(service) = &local.table.listeners[listener].service {
-            let ctx = Ctx {
-                table: &local.table,
-                service,
-                listener: service.tally.worker(http.worker),
-                upstream: &local,
-                counters,
-                http,
-                peer,
-            };
-            match select(conn.run(&ctx, &clock, newer), clock.watchdog()).await {
-                Either::Left(Ended::Closed) => break,
-                // The head of the next request is read; it is served on the
-                // newer table.
-                Either::Left(Ended::Newer(next, index)) => (local, listener) = (next, index),
-                Either::Right(()) => {
-                    recycled(|| conn.timed_out(&ctx, &clock)).await;
-                    break;
+        let served = conn.serve_requests(site, &clock);
+        if let Either::Right(()) = select(served, clock.watchdog()).await {
+            recycled(|| async {
+                if let Some(ctx) = site.ctx() {
+                    conn.timed_out(&ctx, &clock).await;
                 }
-            }
+            })
+            .await;
         }
         cut.disarm();
     }
@@ -151,21 +139,31 @@ mod sizes {
 
     use std::mem::size_of;
 
+    use crate::upstream::LocalTable;
+
+    /// A worker for the probes.
+    struct Probe;
+
+    impl super::Worker for Probe {
+        fn counters(&self) -> &crate::stats::Counters {
+            unreachable!("a size probe is never run")
+        }
+        fn http(&self) -> &super::WorkerHttp {
+            unreachable!("a size probe is never run")
+        }
+        fn newer(&self, _: u64) -> Option<(std::rc::Rc<LocalTable>, usize)> {
+            None
+        }
+    }
+
     fn serve_size() -> usize {
-        fn probe<'a, F, Fut>(_: F) -> usize
+        fn probe<F, Fut>(_: F) -> usize
         where
-            F: FnOnce(
-                std::rc::Rc<crate::upstream::LocalTable>,
-                usize,
-                crate::rt::net::TcpStream,
-                &'a crate::stats::Counters,
-                &'a super::WorkerHttp,
-                &'a super::Newer<'a>,
-            ) -> Fut,
+            F: FnOnce(std::rc::Rc<LocalTable>, usize, crate::rt::net::TcpStream, Probe) -> Fut,
         {
             size_of::<Fut>()
         }
-        probe(super::serve)
+        probe(super::serve::<Probe>)
     }
 
     fn run_size() -> usize {
@@ -173,26 +171,26 @@ mod sizes {
         where
             F: FnOnce(
                 &'a mut super::ctx::Conn,
-                &'a super::ctx::Ctx<'a>,
+                &'a mut super::ctx::Site<Probe>,
                 &'a super::clock::Clock,
-                &'a super::Newer<'a>,
             ) -> Fut,
         {
             size_of::<Fut>()
         }
-        probe(super::ctx::Conn::run)
+        probe(super::ctx::Conn::serve_requests::<Probe>)
     }
 
     /// What an idle HTTP connection's future takes, printed (`cargo test
     /// sizes -- --nocapture`) and bounded, so that growth is noticed:
-    /// sizes are fixed at compile time, the same in every run. (The task
-    /// adds the worker's guard, the table and the listener index to
-    /// `serve`; everything a request needs comes and goes with it.)
+    /// sizes are fixed at compile time, the same in every run. `serve` is
+    /// the whole task but for the worker's handle it owns (a zero-sized
+    /// probe here, three words in the worker); everything a request needs
+    /// comes and goes with the request.
     #[test]
     fn an_idle_connection_stays_within_its_bounds() {
         let sizes = [
-            ("serve", serve_size(), 528),
-            ("Conn::run", run_size(), 112),
+            ("serve", serve_size(), 360),
+            ("Conn::serve_requests", run_size(), 64),
             ("Conn", size_of::<super::ctx::Conn>(), 152),
             ("Clock", size_of::<super::clock::Clock>(), 24),
             ("Inbound", size_of::<super::inbound::Inbound>(), 120),
