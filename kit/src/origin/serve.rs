@@ -374,9 +374,13 @@ mod tests {
     fn a_head_split_across_reads_is_answered() {
         let origin = CountingOrigin::start(Settings::http(3), &[]).expect("the origin starts");
         let mut client = connect(&origin);
-        client.write_all(b"GET /a HTTP/1.1\r\nHo").unwrap();
-        // Two segments, so the origin reads the head in two pieces.
-        std::thread::sleep(Duration::from_millis(50));
+        let first = b"GET /a HTTP/1.1\r\nHo";
+        client.write_all(first).unwrap();
+        // The second piece goes only once the origin has read the first, so
+        // it reads the head in two pieces.
+        origin.wait_until("the first piece read", Duration::from_secs(10), |s| {
+            s.bytes_received >= first.len() as u64
+        });
         client.write_all(b"st: x\r\n\r\n").unwrap();
         let want = response(3);
         let mut got = vec![0u8; want.len()];
