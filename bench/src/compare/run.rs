@@ -1,6 +1,7 @@
 //! The order of a comparison: origins, the load-side ceiling (`direct` at
-//! max throughput), then interleaved rounds of every system, each started
-//! fresh, swept over the offered rates, run at max throughput (and once
+//! max throughput), then interleaved rounds of every system (`direct`
+//! first, the others in an order that rotates by one each round, see
+//! [`round_order`]), each started fresh, swept over the offered rates, run at max throughput (and once
 //! more under `perf` in the last round with `--profile`), loaded with idle
 //! connections for the memory reading, and stopped. Before every load run
 //! the quiet-machine guard waits for quiet cores, and a run it finds
@@ -205,7 +206,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         .chain(s.sweep.max_throughput.then_some(None))
         .collect();
     for round in 0..s.runs {
-        for entry in &entries {
+        for entry in round_order(&entries, round) {
             eprintln!("compare: round {}/{}: {}", round + 1, s.runs, entry.name);
             if !rates.is_empty() || (ctx.idle > 0 && entry.kind != Kind::Direct) {
                 unmeasured_sent += round_of(&ctx, &runner, entry, round, &rates, &mut results);
@@ -382,6 +383,26 @@ fn entries(
     // `direct` first: every other figure is read against it.
     entries.sort_by_key(|e| e.kind != Kind::Direct);
     Ok((entries, skipped))
+}
+
+/// The systems of round `round`: `direct` first (every other figure is
+/// read against it), then the others rotated by `round` places.
+///
+/// A fixed order would put whatever the place in a round does to a run (the
+/// previous system's sockets still closing, caches the previous run warmed,
+/// the host's load drifting over the round) on the same side of every
+/// ratio. Rotating gives every system every place equally often over a
+/// multiple of their number of rounds, so such an effect spreads over both
+/// sides of a ratio instead.
+fn round_order(entries: &[Entry], round: usize) -> Vec<&Entry> {
+    let (direct, others): (Vec<&Entry>, Vec<&Entry>) =
+        entries.iter().partition(|e| e.kind == Kind::Direct);
+    let mut others = others;
+    if !others.is_empty() {
+        let by = round % others.len();
+        others.rotate_left(by);
+    }
+    direct.into_iter().chain(others).collect()
 }
 
 /// The ratio tables to compute: the scenario's, and ringway against the
@@ -765,4 +786,61 @@ fn first_line(cmd: &mut Command) -> String {
                 .to_string()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, kind: Kind) -> Entry {
+        Entry {
+            name: name.into(),
+            kind,
+            table: Table::default(),
+            splice: false,
+            churn: None,
+            listen: "127.0.0.1:1".parse().unwrap(),
+            admin: "127.0.0.1:2".parse().unwrap(),
+        }
+    }
+
+    fn names(entries: &[Entry], round: usize) -> Vec<&str> {
+        round_order(entries, round)
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn direct_leads_and_the_others_take_every_place_in_turn() {
+        let entries = [
+            entry("direct", Kind::Direct),
+            entry("ringway", Kind::Ringway),
+            entry("baseline", Kind::Baseline),
+            entry("nginx", Kind::Nginx),
+        ];
+        assert_eq!(
+            names(&entries, 0),
+            ["direct", "ringway", "baseline", "nginx"]
+        );
+        assert_eq!(
+            names(&entries, 1),
+            ["direct", "baseline", "nginx", "ringway"]
+        );
+        assert_eq!(
+            names(&entries, 2),
+            ["direct", "nginx", "ringway", "baseline"]
+        );
+        assert_eq!(names(&entries, 3), names(&entries, 0));
+    }
+
+    #[test]
+    fn two_systems_alternate() {
+        let entries = [
+            entry("ringway", Kind::Ringway),
+            entry("baseline", Kind::Baseline),
+        ];
+        assert_eq!(names(&entries, 0), ["ringway", "baseline"]);
+        assert_eq!(names(&entries, 1), ["baseline", "ringway"]);
+    }
 }

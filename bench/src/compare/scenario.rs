@@ -31,7 +31,8 @@ pub struct Scenario {
     /// [`BASE_SYSTEMS`] or [`Scenario::variants`].
     #[serde(default = "all_systems")]
     pub systems: Vec<String>,
-    /// Interleaved rounds (A B C D, A B C D, ...).
+    /// Interleaved rounds (`direct` first, then the others rotating:
+    /// A B C D, A C D B, A D B C, ...).
     #[serde(default = "three")]
     pub runs: usize,
     /// Where everything runs.

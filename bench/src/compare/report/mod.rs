@@ -186,7 +186,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     let st = &r.setup;
     let _ = writeln!(
         md,
-        "- command: `{}`\n- machine: {} CPUs, Linux {}\n- versions: {}\n- layout: load generator on cores {}, origin on cores {}, system under test on core {}; {}, {} interleaved rounds; origin answers {} body bytes",
+        "- command: `{}`\n- machine: {} CPUs, Linux {}\n- versions: {}\n- layout: load generator on cores {}, origin on cores {}, system under test on core {}; {}, {} interleaved rounds (the systems after `direct` in an order that rotates each round); origin answers {} body bytes",
         r.command,
         st.cpus,
         st.kernel,
