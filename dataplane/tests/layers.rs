@@ -34,7 +34,15 @@ const RULES: &[(&str, &[&str])] = &[
     ("routing", &["proto", "request", "table"]),
     (
         "upstream",
-        &["buf", "counter", "rt", "stats", "table", "transport"],
+        &[
+            "buf",
+            "counter",
+            "request",
+            "rt",
+            "stats",
+            "table",
+            "transport",
+        ],
     ),
     // The worker's line to the agent.
     ("link", &["counter", "handoff", "rt", "stats", "table"]),

@@ -235,6 +235,15 @@ impl HttpConn {
         }
     }
 
+    /// A client on a socket the caller connected (bound to a source
+    /// address of its choice, say); given the harness's timeouts.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        crate::net::set_timeouts(&stream, Duration::from_secs(10));
+        Self {
+            wire: Wire::new(stream),
+        }
+    }
+
     /// Like [`HttpConn::open`], but returns a failed connect (a proxy that
     /// refuses connections may reset one before `connect` returns).
     pub fn try_open(addr: SocketAddr) -> io::Result<Self> {

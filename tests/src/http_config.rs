@@ -46,6 +46,8 @@ pub struct Route {
 pub struct Cluster {
     name: String,
     endpoints: Vec<SocketAddr>,
+    /// One per endpoint, or empty (the file then lists bare addresses).
+    weights: Vec<u32>,
     keys: Vec<(String, String)>,
 }
 
@@ -165,7 +167,11 @@ impl HttpConfig {
             let endpoints: Vec<String> = cluster
                 .endpoints
                 .iter()
-                .map(|e| quote(&e.to_string()))
+                .enumerate()
+                .map(|(i, e)| match cluster.weights.get(i) {
+                    Some(w) => format!("{{ address = {}, weight = {w} }}", quote(&e.to_string())),
+                    None => quote(&e.to_string()),
+                })
                 .collect();
             let _ = write!(
                 text,
@@ -345,8 +351,26 @@ impl Cluster {
         Self {
             name: name.to_owned(),
             endpoints: endpoints.to_vec(),
+            weights: Vec::new(),
             keys: vec![("connect_timeout".to_owned(), quote("1s"))],
         }
+    }
+
+    /// `lb = "..."`.
+    pub fn lb(self, policy: &str) -> Self {
+        self.key("lb", &quote(policy))
+    }
+
+    /// A weight per endpoint: the endpoints are written as
+    /// `{ address = "...", weight = N }`.
+    pub fn weights(mut self, weights: &[u32]) -> Self {
+        assert_eq!(
+            weights.len(),
+            self.endpoints.len(),
+            "one weight per endpoint"
+        );
+        self.weights = weights.to_vec();
+        self
     }
 
     /// Sets a key to a TOML value written as is.

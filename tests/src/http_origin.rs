@@ -456,7 +456,7 @@ impl Gate {
     }
 
     /// Waits until it is open, at most `timeout`; false on timeout.
-    fn wait(&self, timeout: Duration) -> bool {
+    pub fn wait(&self, timeout: Duration) -> bool {
         let (lock, wake) = &*self.inner;
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let (guard, _) = wake

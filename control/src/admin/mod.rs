@@ -124,13 +124,13 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
                 Ok(body) => body,
                 Err(reply) => return reply,
             };
-            let list: Vec<String> = match serde_json::from_str(&body) {
+            let list: Vec<crate::config::EndpointSpec> = match serde_json::from_str(&body) {
                 Ok(list) => list,
                 Err(e) => {
                     return text(
                         StatusCode::BAD_REQUEST,
                         format!(
-                            "error: the body must be a JSON array of \"ip:port\" strings, e.g. [\"127.0.0.1:8000\"]: {e}\n"
+                            "error: the body must be a JSON array of \"ip:port\" strings or {{\"address\": \"ip:port\", \"weight\": N}} objects, e.g. [\"127.0.0.1:8000\", {{\"address\": \"127.0.0.1:8001\", \"weight\": 2}}]: {e}\n"
                         ),
                     )
                 }

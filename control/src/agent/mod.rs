@@ -22,6 +22,7 @@ use dataplane::link::log::bind_reason;
 use dataplane::link::log::WorkerLogs;
 use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
+use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::Table;
 use dataplane::worker::{WorkerReport, Workers};
 use hdrhistogram::Histogram;
@@ -266,7 +267,7 @@ impl Agent {
     pub fn set_endpoints(
         self: &Rc<Self>,
         name: &str,
-        endpoints: &[String],
+        endpoints: &[config::EndpointSpec],
     ) -> Result<Applied, ReloadError> {
         if self.draining.get() {
             return Err(ReloadError::ShuttingDown);
@@ -282,8 +283,19 @@ impl Agent {
             state.reload_failures += 1;
             return Err(ReloadError::UnknownCluster(name.to_owned()));
         };
-        let endpoints = match config::parse_endpoints(endpoints) {
-            Ok(endpoints) => endpoints,
+        let policy = state.config.table.clusters[index].balance.policy.clone();
+        let parsed = config::parse_endpoints(endpoints).and_then(|(endpoints, weights)| {
+            let weighted = weights.iter().any(|&w| w != 1);
+            if weighted && policy == Policy::RoundRobin {
+                return Err(vec![format!(
+                    "endpoints: weights need a policy that reads them; cluster `{name}` has lb = \"round_robin\" (set lb = \"weighted_round_robin\" in the configuration)"
+                )]);
+            }
+            Balance::check(&policy, &weights).map_err(|e| vec![format!("endpoints: {e}")])?;
+            Ok((endpoints, weights))
+        });
+        let (endpoints, weights) = match parsed {
+            Ok(parsed) => parsed,
             Err(errors) => {
                 state.reload_failures += 1;
                 return Err(ReloadError::BadEndpoints(errors));
@@ -293,6 +305,9 @@ impl Agent {
         // so counters carry on into the new generation.
         let mut next = state.config.clone();
         let mut cluster = (*next.table.clusters[index]).clone();
+        // The policy's lookup (cycle, ring, table) is rebuilt for the new
+        // list here, on the control core, before any worker sees it.
+        cluster.balance = Balance::new(policy, &endpoints, &weights);
         cluster.endpoints = endpoints;
         next.table.clusters[index] = Arc::new(cluster);
         // The running configuration no longer matches any text: the next

@@ -17,12 +17,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::settings::RuntimeSettings;
+use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
 use dataplane::table::route::PoolSettings;
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
 use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::file::{FileAdmin, FileCluster, FileConfig, FileListener, FileRuntime, Int};
+use super::file::{
+    FileAdmin, FileCluster, FileConfig, FileEndpoint, FileListener, FileRuntime, Int,
+};
 use super::source::Source;
 use super::tally::Tallies;
 use super::{address, duration, render, AdminSettings, Config};
@@ -320,15 +323,74 @@ impl Builder<'_> {
                 }
                 Some(list) => {
                     let mut endpoints = Vec::with_capacity(list.get_ref().len());
-                    for (j, text) in list.get_ref().iter().enumerate() {
+                    let mut weights = Vec::with_capacity(list.get_ref().len());
+                    for (j, entry) in list.get_ref().iter().enumerate() {
                         let key = format!("{prefix}.endpoints[{j}]");
-                        if let Some(endpoint) = self.check(text, &key, |t| endpoint(t)) {
-                            endpoints.push(endpoint);
+                        let parsed = match entry.get_ref() {
+                            FileEndpoint::Address(text) => {
+                                self.check(entry, &key, |_| endpoint(text)).map(|a| (a, 1))
+                            }
+                            FileEndpoint::Table { address, weight } => {
+                                let address = match address {
+                                    Some(text) => {
+                                        self.check(text, format!("{key}.address"), |t| endpoint(t))
+                                    }
+                                    None => {
+                                        self.missing(
+                                            entry,
+                                            &key,
+                                            "address",
+                                            "e.g. { address = \"127.0.0.1:8000\", weight = 2 }",
+                                        );
+                                        None
+                                    }
+                                };
+                                let weight = match weight {
+                                    None => Some(1),
+                                    Some(w) => self.check(w, format!("{key}.weight"), |&Int(n)| {
+                                        match u32::try_from(n) {
+                                            Ok(w) if (1..=lb::MAX_WEIGHT).contains(&w) => Ok(w),
+                                            _ => Err(format!(
+                                                "weight {n} is out of range: from 1 to {}",
+                                                lb::MAX_WEIGHT
+                                            )),
+                                        }
+                                    }),
+                                };
+                                address.zip(weight)
+                            }
+                        };
+                        if let Some((address, weight)) = parsed {
+                            endpoints.push(address);
+                            weights.push(weight);
                         }
                     }
-                    (endpoints.len() == list.get_ref().len()).then_some(endpoints)
+                    (endpoints.len() == list.get_ref().len()).then_some((endpoints, weights))
                 }
             };
+
+            let policy = self.policy(file, &prefix);
+            let mut balanced = false;
+            if let (Some(policy), Some((endpoints, weights)), Some(list)) =
+                (&policy, &endpoints, &file.endpoints)
+            {
+                let weighted = weights.iter().any(|&w| w != 1);
+                if weighted && *policy == Policy::RoundRobin {
+                    self.report(
+                        Some(list.span()),
+                        format!("{prefix}.endpoints"),
+                        "endpoint weights need a policy that reads them: lb = \"weighted_round_robin\" (or least_request, peak_ewma, ring_hash, maglev); round_robin takes every endpoint in turn",
+                    );
+                } else if let Err(reason) = Balance::check(policy, weights) {
+                    self.report(Some(list.span()), format!("{prefix}.endpoints"), reason);
+                } else {
+                    balanced = true;
+                }
+                let _ = endpoints;
+            }
+            // Nothing is built from a refused combination (a ring too big
+            // to hold must not be computed before it is refused).
+            let policy = policy.filter(|_| balanced);
 
             let connect_timeout = match &file.connect_timeout {
                 None => Some(DEFAULT_CONNECT_TIMEOUT),
@@ -357,20 +419,24 @@ impl Builder<'_> {
 
             if let (
                 Some(name),
-                Some(endpoints),
+                Some((endpoints, weights)),
+                Some(policy),
                 Some(connect_timeout),
                 Some(max_idle),
                 Some(idle_timeout),
             ) = (
                 name,
                 endpoints,
+                policy,
                 connect_timeout,
                 pool_max_idle,
                 pool_idle_timeout,
             ) {
+                let balance = Balance::new(policy, &endpoints, &weights);
                 clusters.built.push(Arc::new(Cluster {
                     name,
                     endpoints,
+                    balance,
                     connect_timeout,
                     pool: PoolSettings {
                         max_idle,
@@ -380,6 +446,90 @@ impl Builder<'_> {
             }
         }
         clusters
+    }
+
+    /// The balancing policy of a cluster: `lb` and the keys that tune it,
+    /// each refused where the policy does not read it.
+    fn policy(&mut self, file: &FileCluster, prefix: &str) -> Option<Policy> {
+        let name = match &file.lb {
+            None => "round_robin",
+            Some(text) => text.get_ref().as_str(),
+        };
+        let hashing = matches!(name, "ring_hash" | "maglev");
+        let hash_on = match &file.hash_on {
+            None => Some(HashOn::ClientAddress),
+            Some(text) if !hashing => {
+                self.report(
+                    Some(text.span()),
+                    format!("{prefix}.hash_on"),
+                    format!("hash_on applies only to lb = \"ring_hash\" or \"maglev\" (this cluster's lb is {name})"),
+                );
+                None
+            }
+            Some(text) => self.check(text, format!("{prefix}.hash_on"), |t| hash_on(t)),
+        };
+        let mut ewma = Some(Ewma::default());
+        for (key, value, slot) in [
+            ("ewma_decay", &file.ewma_decay, 0),
+            ("ewma_seed_rtt", &file.ewma_seed_rtt, 1),
+        ] {
+            let Some(text) = value else { continue };
+            if name != "peak_ewma" {
+                self.report(
+                    Some(text.span()),
+                    format!("{prefix}.{key}"),
+                    format!(
+                        "{key} applies only to lb = \"peak_ewma\" (this cluster's lb is {name})"
+                    ),
+                );
+                ewma = None;
+                continue;
+            }
+            match self.check(text, format!("{prefix}.{key}"), |t| {
+                duration::parse_nonzero(t)
+            }) {
+                Some(d) => {
+                    if let Some(e) = ewma.as_mut() {
+                        if slot == 0 {
+                            e.decay = d;
+                        } else {
+                            e.seed = d;
+                        }
+                    }
+                }
+                None => ewma = None,
+            }
+        }
+        const NAMES: [&str; 6] = [
+            "round_robin",
+            "weighted_round_robin",
+            "least_request",
+            "peak_ewma",
+            "ring_hash",
+            "maglev",
+        ];
+        if !NAMES.contains(&name) {
+            if let Some(text) = &file.lb {
+                self.report(
+                    Some(text.span()),
+                    format!("{prefix}.lb"),
+                    format!(
+                        "unknown load balancing policy {name:?} (accepted: {})",
+                        NAMES.join(", ")
+                    ),
+                );
+            }
+            return None;
+        }
+        let (hash_on, ewma) = (hash_on?, ewma?);
+        Some(match name {
+            "weighted_round_robin" => Policy::WeightedRoundRobin,
+            "least_request" => Policy::LeastRequest,
+            "peak_ewma" => Policy::PeakEwma(ewma),
+            "ring_hash" => Policy::RingHash(hash_on),
+            "maglev" => Policy::Maglev(hash_on),
+            _ => Policy::RoundRobin,
+        })
     }
 
     fn listeners(
@@ -647,6 +797,26 @@ pub(crate) fn endpoint(text: &str) -> Result<SocketAddr, String> {
         ));
     }
     Ok(address)
+}
+
+/// `hash_on`: `client_address`, `header:NAME` or `cookie:NAME`.
+fn hash_on(text: &str) -> Result<HashOn, String> {
+    let token = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    match text.split_once(':') {
+        None if text == "client_address" => Ok(HashOn::ClientAddress),
+        Some(("header", name)) if token(name) => {
+            Ok(HashOn::Header(name.to_ascii_lowercase().into()))
+        }
+        Some(("cookie", name)) if token(name) => Ok(HashOn::Cookie(name.into())),
+        _ => Err(format!(
+            "invalid hash_on {text:?} (accepted: \"client_address\", \"header:NAME\", \"cookie:NAME\" with NAME a header or cookie name)"
+        )),
+    }
 }
 
 fn protocol(text: &str) -> Result<Protocol, String> {

@@ -170,10 +170,62 @@ impl<'de> Deserialize<'de> for FileHeaderFields {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(crate) struct FileCluster {
     pub(crate) name: Option<Spanned<String>>,
-    pub(crate) endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) endpoints: Option<Spanned<Vec<Spanned<FileEndpoint>>>>,
+    pub(crate) lb: Option<Spanned<String>>,
+    pub(crate) hash_on: Option<Spanned<String>>,
+    pub(crate) ewma_decay: Option<Spanned<String>>,
+    pub(crate) ewma_seed_rtt: Option<Spanned<String>>,
     pub(crate) connect_timeout: Option<Spanned<String>>,
     pub(crate) pool_max_idle: Option<Spanned<Int>>,
     pub(crate) pool_idle_timeout: Option<Spanned<String>>,
+}
+
+/// One entry of a cluster's `endpoints`: `"ip:port"`, or
+/// `{ address = "ip:port", weight = N }`.
+#[derive(Debug)]
+pub(crate) enum FileEndpoint {
+    /// The address alone (weight 1).
+    Address(String),
+    /// A table; either key may be missing (the builder says which).
+    Table {
+        address: Option<Spanned<String>>,
+        weight: Option<Spanned<Int>>,
+    },
+}
+
+impl<'de> Deserialize<'de> for FileEndpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Weighted {
+            address: Option<Spanned<String>>,
+            weight: Option<Spanned<Int>>,
+        }
+
+        struct EndpointVisitor;
+
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = FileEndpoint;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an endpoint: \"ip:port\" or { address = \"ip:port\", weight = N }")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileEndpoint, E> {
+                Ok(FileEndpoint::Address(v.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<FileEndpoint, A::Error> {
+                let w = Weighted::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileEndpoint::Table {
+                    address: w.address,
+                    weight: w.weight,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(EndpointVisitor)
+    }
 }
 
 /// A TOML integer, range-checked later by the builder.

@@ -332,7 +332,7 @@ fn summary_lists_each_route() {
         "    route health: path /health -> direct 200 (3 bytes)\n",
         "    route old: host *.example.org -> redirect 308 (scheme https, host example.com:8443, path /new)\n",
         "    route rest: any request -> cluster v1\n",
-        "v1 [127.0.0.1:9001] (connect timeout 1s, pool 0 idle for 1m 30s)",
+        "v1 [127.0.0.1:9001] (round_robin, connect timeout 1s, pool 0 idle for 1m 30s)",
     ] {
         assert!(summary.contains(expected), "{expected:?} missing from\n{summary}");
     }

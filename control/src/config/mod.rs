@@ -37,7 +37,7 @@ pub use self::error::{ConfigError, ConfigErrors};
 use self::file::FileConfig;
 pub use self::render::describe_target;
 use self::source::Source;
-pub use self::update::{parse_endpoints, parse_update};
+pub use self::update::{parse_endpoints, parse_update, EndpointSpec};
 
 /// The configuration the product runs on when started without a file: one
 /// TCP listener `ingress` on 127.0.0.1:8080 in front of a cluster `app` at
@@ -133,5 +133,7 @@ pub(crate) fn parse_with_cores(
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod lb_tests;
 #[cfg(test)]
 mod tests;

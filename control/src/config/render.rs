@@ -7,6 +7,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use dataplane::proto::h1::path::EncodedSlashes;
+use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::route::{
     HeaderEdits, HeaderTest, HostMatch, HttpService, PathMatch, Route, RouteAction,
 };
@@ -67,12 +68,21 @@ impl Config {
         }
         let _ = writeln!(out, "clusters: {}", table.clusters.len());
         for cluster in &table.clusters {
-            let endpoints: Vec<String> = cluster.endpoints.iter().map(|e| e.to_string()).collect();
+            let endpoints: Vec<String> = cluster
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| match cluster.balance.weights().get(i) {
+                    Some(w) => format!("{e} weight {w}"),
+                    None => e.to_string(),
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "  {} [{}] (connect timeout {}, pool {} idle for {})",
+                "  {} [{}] ({}, connect timeout {}, pool {} idle for {})",
                 cluster.name,
                 endpoints.join(", "),
+                describe_balance(&cluster.balance),
                 duration::format(cluster.connect_timeout),
                 cluster.pool.max_idle,
                 duration::format(cluster.pool.idle_timeout)
@@ -122,7 +132,28 @@ impl Config {
                 .iter()
                 .map(|c| OutCluster {
                     name: &c.name,
-                    endpoints: c.endpoints.iter().map(|e| e.to_string()).collect(),
+                    endpoints: c
+                        .endpoints
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| match c.balance.weights().get(i) {
+                            Some(&weight) => OutEndpoint::Weighted {
+                                address: e.to_string(),
+                                weight,
+                            },
+                            None => OutEndpoint::Address(e.to_string()),
+                        })
+                        .collect(),
+                    lb: c.balance.policy.name(),
+                    hash_on: c.balance.policy.hash_on().map(ToString::to_string),
+                    ewma_decay: match &c.balance.policy {
+                        Policy::PeakEwma(e) => Some(duration::format(e.decay)),
+                        _ => None,
+                    },
+                    ewma_seed_rtt: match &c.balance.policy {
+                        Policy::PeakEwma(e) => Some(duration::format(e.seed)),
+                        _ => None,
+                    },
                     connect_timeout: duration::format(c.connect_timeout),
                     pool_max_idle: c.pool.max_idle,
                     pool_idle_timeout: duration::format(c.pool.idle_timeout),
@@ -565,10 +596,41 @@ impl Serialize for Fields<'_> {
 #[derive(Serialize)]
 struct OutCluster<'a> {
     name: &'a str,
-    endpoints: Vec<String>,
+    endpoints: Vec<OutEndpoint>,
+    lb: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ewma_decay: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ewma_seed_rtt: Option<String>,
     connect_timeout: String,
     pool_max_idle: usize,
     pool_idle_timeout: String,
+}
+
+/// The policy and what tunes it, as `ringway check` prints it.
+fn describe_balance(balance: &Balance) -> String {
+    match &balance.policy {
+        Policy::RingHash(on) | Policy::Maglev(on) => {
+            format!("{} on {on}", balance.policy.name())
+        }
+        Policy::PeakEwma(e) => format!(
+            "peak_ewma, decay {}, seed {}",
+            duration::format(e.decay),
+            duration::format(e.seed)
+        ),
+        other => other.name().to_owned(),
+    }
+}
+
+/// An endpoint as the file writes it: the address alone when every
+/// endpoint of the cluster weighs 1.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutEndpoint {
+    Address(String),
+    Weighted { address: String, weight: u32 },
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 
+use dataplane::table::lb;
 use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors};
@@ -159,11 +160,32 @@ fn new_addresses(
     }
 }
 
-/// Checks a new endpoint list for one cluster, as `PUT
-/// /clusters/{name}/endpoints` sends it: every entry an `ip:port` that can be
-/// connected to, at least one. Errors name the entry, e.g.
-/// `endpoints[1]: invalid address "x": ...`.
-pub fn parse_endpoints(list: &[String]) -> Result<Vec<SocketAddr>, Vec<String>> {
+/// One endpoint as `PUT /clusters/NAME/endpoints` lists it: `"ip:port"`,
+/// or `{"address": "ip:port", "weight": N}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum EndpointSpec {
+    /// The address alone (weight 1).
+    Address(String),
+    /// An address and its weight.
+    Weighted {
+        /// `ip:port`.
+        address: String,
+        /// From 1 to `dataplane::table::lb::MAX_WEIGHT`.
+        weight: i64,
+    },
+}
+
+impl From<&str> for EndpointSpec {
+    fn from(text: &str) -> Self {
+        Self::Address(text.to_owned())
+    }
+}
+
+/// Parses a new endpoint list for a cluster (the admin API's
+/// `PUT /clusters/NAME/endpoints`): the addresses and their weights, or
+/// every entry's error.
+pub fn parse_endpoints(list: &[EndpointSpec]) -> Result<(Vec<SocketAddr>, Vec<u32>), Vec<String>> {
     if list.is_empty() {
         return Err(vec![
             "endpoints: no endpoints listed; list at least one ip:port, e.g. [\"127.0.0.1:8000\"]"
@@ -171,15 +193,35 @@ pub fn parse_endpoints(list: &[String]) -> Result<Vec<SocketAddr>, Vec<String>> 
         ]);
     }
     let mut endpoints = Vec::with_capacity(list.len());
+    let mut weights = Vec::with_capacity(list.len());
     let mut errors = Vec::new();
-    for (i, text) in list.iter().enumerate() {
+    for (i, spec) in list.iter().enumerate() {
+        let (text, weight) = match spec {
+            EndpointSpec::Address(text) => (text, 1),
+            EndpointSpec::Weighted { address, weight } => (address, *weight),
+        };
+        let weight = match u32::try_from(weight) {
+            Ok(w) if (1..=lb::MAX_WEIGHT).contains(&w) => Some(w),
+            _ => {
+                errors.push(format!(
+                    "endpoints[{i}].weight: weight {weight} is out of range: from 1 to {}",
+                    lb::MAX_WEIGHT
+                ));
+                None
+            }
+        };
         match super::compile::endpoint(text) {
-            Ok(address) => endpoints.push(address),
+            Ok(address) => {
+                if let Some(weight) = weight {
+                    endpoints.push(address);
+                    weights.push(weight);
+                }
+            }
             Err(reason) => errors.push(format!("endpoints[{i}]: {reason}")),
         }
     }
     if errors.is_empty() {
-        Ok(endpoints)
+        Ok((endpoints, weights))
     } else {
         Err(errors)
     }

@@ -13,8 +13,11 @@ use crate::rt::reuse::recycled;
 use crate::rt::time::Alarm;
 use crate::session::relay::{Activity, Flow, Pump, HIGH_WATER_BUFFERS};
 use crate::stats::Counters;
+use crate::table::lb::Policy;
 use crate::table::ClusterId;
+use crate::upstream;
 use crate::upstream::connect::{connect, ConnectError};
+use crate::upstream::load::InFlight;
 use crate::upstream::LocalTable;
 
 /// How a proxied connection ended.
@@ -55,13 +58,11 @@ pub fn serve<'a>(
         let _ = client.socket().set_tcp_nodelay(true);
         let table = &*local.table;
         let idle_timeout = table.listeners[listener].idle_timeout;
-        let cluster = table.cluster(id);
         let client_cut = ResetIfCut::new(&client);
-        let pick = local.pick(id, rt::now());
         // In a recycled block: the connect's state (hundreds of bytes) is
         // held by connections connecting, not by every open one.
-        let upstream = match recycled(|| connect(pick, cluster, counters)).await {
-            Ok((stream, _)) => stream,
+        let (upstream, in_flight) = match recycled(|| reach(local, id, &client, counters)).await {
+            Ok(reached) => reached,
             Err(e) => {
                 // A reset, not a FIN: an empty but orderly stream would look
                 // like a successful exchange to the client (the guard does
@@ -78,8 +79,35 @@ pub fn serve<'a>(
         };
         // The relay guards both sockets from here.
         client_cut.disarm();
-        Relay::new(client, upstream, idle_timeout, counters).await
+        Relay::new(client, upstream, in_flight, idle_timeout, counters).await
     }
+}
+
+/// A connection to an endpoint of cluster `id` for `client`, in the order
+/// of the worker's pick; with the request counted in flight on the
+/// endpoint for a cluster that balances by load (peak-EWMA takes the
+/// connect's time as its latency sample).
+async fn reach(
+    local: &LocalTable,
+    id: ClusterId,
+    client: &TcpStream,
+    counters: &Counters,
+) -> Result<(TcpStream, Option<InFlight>), ConnectError> {
+    let cluster = local.table.cluster(id);
+    let key = cluster.balance.policy.hash_on().and_then(|on| {
+        let peer = client.socket().peer_addr().ok()?.as_socket()?;
+        upstream::key::of_connection(on, peer.ip())
+    });
+    let started = rt::now();
+    let pick = local.pick(id, started, key);
+    let (stream, addr) = connect(pick, cluster, counters).await?;
+    let in_flight = local.track(id, addr);
+    if let (Some(f), Policy::PeakEwma(ewma)) = (&in_flight, &cluster.balance.policy) {
+        let now = rt::now();
+        f.load()
+            .observe(ewma, now.saturating_duration_since(started), now);
+    }
+    Ok((stream, in_flight))
 }
 
 /// Copies both directions until both ended, one failed, or the connection
@@ -107,12 +135,16 @@ struct Relay<'a> {
     idle: Alarm,
     /// It returned how the connection ended.
     ended: bool,
+    /// The connection counted on its endpoint's load record until the
+    /// relay is dropped (clusters that balance by load).
+    _in_flight: Option<InFlight>,
 }
 
 impl<'a> Relay<'a> {
     fn new(
         client: TcpStream,
         upstream: TcpStream,
+        in_flight: Option<InFlight>,
         idle_timeout: Duration,
         counters: &'a Counters,
     ) -> Self {
@@ -128,6 +160,7 @@ impl<'a> Relay<'a> {
             up: Some(up),
             idle: Alarm::new(),
             ended: false,
+            _in_flight: in_flight,
         }
     }
 
@@ -236,12 +269,14 @@ mod sizes {
     /// fixed at compile time, the same in every run. (`serve` is the relay
     /// and the arguments; the connect is in a recycled block, held only
     /// while connecting. The task adds the worker's guard and the table:
-    /// see `worker::listeners`.)
+    /// see `worker::listeners`. The relay's in-flight mark on its
+    /// endpoint's load record, for clusters that balance by load, is 8 B of
+    /// the 344.)
     #[test]
     fn an_idle_pair_stays_within_its_bounds() {
         let sizes = [
-            ("serve", serve_size(), 336),
-            ("Relay", size_of::<super::Relay<'_>>(), 280),
+            ("serve", serve_size(), 344),
+            ("Relay", size_of::<super::Relay<'_>>(), 288),
             ("Pump", size_of::<crate::session::relay::Pump>(), 96),
             ("RecvStream", size_of::<crate::rt::net::RecvStream>(), 48),
             ("Sending", size_of::<crate::rt::net::Sending>(), 40),

@@ -6,6 +6,7 @@
 //! its own upstream state beside it, `upstream::TableHandle`) and adopts a
 //! newer generation only at a connection boundary.
 
+pub mod lb;
 pub mod route;
 pub mod tally;
 
@@ -94,8 +95,11 @@ impl Listener {
 pub struct Cluster {
     /// Operator-given name.
     pub name: Arc<str>,
-    /// Endpoints, tried in round-robin order. Never empty.
+    /// Endpoints, in configuration order. Never empty.
     pub endpoints: Vec<SocketAddr>,
+    /// How a connection chooses among them (built from `endpoints`: rebuild
+    /// it when they change).
+    pub balance: lb::Balance,
     /// How long a connect may take before the next endpoint is tried.
     pub connect_timeout: Duration,
     /// Idle HTTP connections kept to each endpoint.

@@ -1,23 +1,27 @@
 //! Load balancing across a cluster's endpoints: the order in which a
 //! connection tries them.
 //!
-//! A [`Balancer`] chooses the endpoint to try first; a [`Pick`] walks the
-//! cluster from there, skipping endpoints the worker holds out
-//! ([`Health`]). Balancing algorithms other than round robin plug in here:
-//! the balancer chooses the first endpoint (or, for an algorithm with an
-//! order of its own, the whole order), the pick keeps the fail-over walk and
-//! the health filter.
+//! A [`Balancer`] chooses the endpoint to try first, by the cluster's
+//! policy ([`crate::table::lb::Policy`]); a [`Pick`] walks the cluster from
+//! there, skipping endpoints the worker holds out ([`Health`]). The
+//! balancer's state is this worker's own: round-robin cursors, a random
+//! number generator for the two draws of least-request and peak-EWMA, and
+//! the load records those two read ([`super::load`]). What is shared (the
+//! weighted cycle, the hash ring, the Maglev table) comes built in the
+//! table.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::health::Health;
-use crate::table::{ClusterId, Table};
+use super::load::{Load, Loads};
+use crate::table::lb::Policy;
+use crate::table::{Cluster, ClusterId, Table};
 
-/// A worker's balancing state for one table: today a round-robin cursor per
-/// cluster.
+/// A worker's balancing state for one table.
 ///
 /// Each worker keeps its own cursors, so workers never contend; across
 /// workers the spread is still even because each walks every endpoint in
@@ -25,18 +29,45 @@ use crate::table::{ClusterId, Table};
 #[derive(Debug)]
 pub struct Balancer {
     cursors: Vec<Cell<usize>>,
+    /// Per cluster, the load records of its endpoints by index; empty for
+    /// a cluster whose policy does not read load (and empty altogether
+    /// when no cluster's does).
+    loads: Vec<Box<[Rc<Load>]>>,
+    rng: Cell<u64>,
 }
 
 impl Balancer {
     /// Cursors for every cluster of `table`, starting at `seed` (workers use
-    /// their index so that they do not all start on the same endpoint).
-    pub fn new(table: &Table, seed: usize) -> Self {
+    /// their index so that they do not all start on the same endpoint), and
+    /// the load records of the clusters that read load, from `loads`.
+    pub fn new(table: &Table, seed: usize, loads: &Loads) -> Self {
+        let tracked = table
+            .clusters
+            .iter()
+            .any(|c| c.balance.policy.tracks_load());
         Self {
             cursors: table
                 .clusters
                 .iter()
                 .map(|c| Cell::new(seed % c.endpoints.len().max(1)))
                 .collect(),
+            loads: if tracked {
+                table
+                    .clusters
+                    .iter()
+                    .map(|c| {
+                        if c.balance.policy.tracks_load() {
+                            c.endpoints.iter().map(|&a| loads.of(a)).collect()
+                        } else {
+                            Box::default()
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            // Never zero (xorshift's one fixed point), different per worker.
+            rng: Cell::new(0x2545_f491_4f6c_dd1d ^ (seed as u64).wrapping_mul(0x9e37_79b9) | 1),
         }
     }
 
@@ -45,9 +76,16 @@ impl Balancer {
     /// under the same name; the others start at `seed`. Without this, a
     /// worker that adopts tables often (endpoint updates many times a
     /// second) would restart every cluster at the same endpoint and send it
-    /// nearly all the traffic.
-    pub fn follow(previous: &Balancer, previous_table: &Table, table: &Table, seed: usize) -> Self {
-        let next = Self::new(table, seed);
+    /// nearly all the traffic. Load records are kept by endpoint address in
+    /// `loads`, so they carry over by themselves.
+    pub fn follow(
+        previous: &Balancer,
+        previous_table: &Table,
+        table: &Table,
+        seed: usize,
+        loads: &Loads,
+    ) -> Self {
+        let next = Self::new(table, seed, loads);
         for (i, cluster) in table.clusters.iter().enumerate() {
             let same = previous_table
                 .clusters
@@ -57,17 +95,94 @@ impl Balancer {
                 next.cursors[i].set(cursor.get());
             }
         }
+        next.rng.set(previous.rng.get());
         next
     }
 
-    /// The endpoint index to try first for cluster `cluster`, which has
-    /// `len` endpoints; advances the cursor (once per pick, whether or not
-    /// that endpoint is held out, so the walk stays even).
-    pub fn first(&self, cluster: ClusterId, len: usize) -> usize {
-        let cursor = &self.cursors[cluster.0 as usize];
-        let i = cursor.get() % len.max(1);
+    /// The endpoint index to try first for `cluster` (id `id`), by its
+    /// policy; `key` is the request's hash key for a hashing policy (none:
+    /// round robin instead). Round-robin cursors advance once per pick,
+    /// whether or not that endpoint is held out, so the walk stays even.
+    pub fn first(
+        &self,
+        id: ClusterId,
+        cluster: &Cluster,
+        key: Option<u64>,
+        health: &Health,
+        now: Instant,
+    ) -> usize {
+        let n = cluster.endpoints.len();
+        let balance = &cluster.balance;
+        match &balance.policy {
+            Policy::RingHash(_) | Policy::Maglev(_) => {
+                if let Some(owner) = key.and_then(|k| balance.owner(k)) {
+                    return owner;
+                }
+                self.next_in_turn(id, n)
+            }
+            Policy::LeastRequest | Policy::PeakEwma(_) if n > 1 => {
+                let loads = &self.loads[id.0 as usize];
+                let a = self.below(n);
+                let b = (a + 1 + self.below(n - 1)) % n;
+                let (da, db) = (
+                    health.is_down(cluster.endpoints[a], now),
+                    health.is_down(cluster.endpoints[b], now),
+                );
+                if da != db {
+                    return if da { b } else { a };
+                }
+                let score = |i: usize| -> f64 {
+                    let load = &loads[i];
+                    let raw = match &balance.policy {
+                        Policy::PeakEwma(ewma) => load.cost(ewma, now),
+                        _ => f64::from(load.in_flight()),
+                    };
+                    raw / f64::from(balance.weight(i))
+                };
+                if score(b) < score(a) {
+                    b
+                } else {
+                    a
+                }
+            }
+            Policy::WeightedRoundRobin => match balance.cycle() {
+                Some(cycle) => {
+                    let cursor = &self.cursors[id.0 as usize];
+                    let at = cursor.get() % cycle.len();
+                    cursor.set(at + 1);
+                    cycle[at] as usize
+                }
+                None => self.next_in_turn(id, n),
+            },
+            _ => self.next_in_turn(id, n),
+        }
+    }
+
+    /// The load record of endpoint `i` of cluster `id`, if its policy
+    /// reads load.
+    #[cfg(test)]
+    pub fn load(&self, id: ClusterId, i: usize) -> Option<&Rc<Load>> {
+        self.loads.get(id.0 as usize)?.get(i)
+    }
+
+    fn next_in_turn(&self, id: ClusterId, n: usize) -> usize {
+        let cursor = &self.cursors[id.0 as usize];
+        let i = cursor.get() % n.max(1);
         cursor.set(i + 1);
         i
+    }
+
+    /// A random number below `n` (`n` > 0): xorshift64*, reduced by
+    /// multiplication (no division, and no bias worth the name for the
+    /// cluster sizes here).
+    fn below(&self, n: usize) -> usize {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        ((u128::from(r >> 32) * n as u128) >> 32) as usize
     }
 }
 
@@ -136,7 +251,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::table::Cluster;
+    use crate::table::lb::{Balance, Ewma, HashOn};
+    use crate::upstream::load::InFlight;
 
     fn cluster(name: &str, n: usize) -> Arc<Cluster> {
         Arc::new(Cluster {
@@ -144,6 +260,7 @@ mod tests {
             endpoints: (1..=n)
                 .map(|port| SocketAddr::from(([127, 0, 0, 1], port as u16)))
                 .collect(),
+            balance: crate::table::lb::Balance::round_robin(),
             connect_timeout: Duration::from_secs(1),
             pool: crate::table::route::PoolSettings {
                 max_idle: 1,
@@ -160,27 +277,152 @@ mod tests {
         }
     }
 
+    /// The first choice of `balancer` for cluster `id` of `table`, with no
+    /// key and nothing held out.
+    fn first(balancer: &Balancer, table: &Table, id: u32) -> usize {
+        let id = ClusterId(id);
+        balancer.first(
+            id,
+            table.cluster(id),
+            None,
+            &Health::default(),
+            Instant::now(),
+        )
+    }
+
+    fn with_policy(name: &str, n: usize, policy: Policy, weights: &[u32]) -> Arc<Cluster> {
+        let mut c = (*cluster(name, n)).clone();
+        c.balance = Balance::new(policy, &c.endpoints, weights);
+        Arc::new(c)
+    }
+
     #[test]
     fn walks_every_endpoint_in_turn() {
         let table = table(1, vec![cluster("c", 3)]);
-        let balancer = Balancer::new(&table, 1);
-        let picks: Vec<usize> = (0..6).map(|_| balancer.first(ClusterId(0), 3)).collect();
+        let balancer = Balancer::new(&table, 1, &Loads::default());
+        let picks: Vec<usize> = (0..6).map(|_| first(&balancer, &table, 0)).collect();
         assert_eq!(picks, vec![1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_the_cycle() {
+        let c = with_policy("w", 3, Policy::WeightedRoundRobin, &[1, 2, 3]);
+        let table = table(1, vec![c]);
+        let balancer = Balancer::new(&table, 0, &Loads::default());
+        let mut counts = [0; 3];
+        for _ in 0..60 {
+            counts[first(&balancer, &table, 0)] += 1;
+        }
+        assert_eq!(counts, [10, 20, 30]);
+    }
+
+    #[test]
+    fn least_request_prefers_the_endpoint_with_fewer_in_flight() {
+        let c = with_policy("l", 2, Policy::LeastRequest, &[]);
+        let table = table(1, vec![c]);
+        let loads = Loads::default();
+        let balancer = Balancer::new(&table, 0, &loads);
+        let busy = InFlight::start(Rc::clone(balancer.load(ClusterId(0), 0).unwrap()));
+        // With two endpoints both are drawn every time: the idle one wins.
+        for _ in 0..50 {
+            assert_eq!(first(&balancer, &table, 0), 1);
+        }
+        drop(busy);
+        let mut counts = [0; 2];
+        for _ in 0..200 {
+            counts[first(&balancer, &table, 0)] += 1;
+        }
+        assert!(
+            counts[0] > 50 && counts[1] > 50,
+            "ties go either way: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn least_request_skips_a_held_out_draw() {
+        let c = with_policy("l", 2, Policy::LeastRequest, &[]);
+        let table = table(1, vec![Arc::clone(&c)]);
+        let balancer = Balancer::new(&table, 0, &Loads::default());
+        let health = Health::default();
+        let now = Instant::now();
+        health.mark_down(c.endpoints[1], now);
+        // Endpoint 1 has fewer in flight but is held out.
+        let _busy = InFlight::start(Rc::clone(balancer.load(ClusterId(0), 0).unwrap()));
+        for _ in 0..20 {
+            assert_eq!(balancer.first(ClusterId(0), &c, None, &health, now), 0);
+        }
+    }
+
+    #[test]
+    fn peak_ewma_avoids_the_slow_endpoint() {
+        let ewma = Ewma::default();
+        let c = with_policy("p", 2, Policy::PeakEwma(ewma), &[]);
+        let table = table(1, vec![c]);
+        let balancer = Balancer::new(&table, 0, &Loads::default());
+        let now = Instant::now();
+        let slow = balancer.load(ClusterId(0), 0).unwrap();
+        let fast = balancer.load(ClusterId(0), 1).unwrap();
+        slow.observe(&ewma, Duration::from_millis(200), now);
+        fast.observe(&ewma, Duration::from_millis(2), now);
+        for _ in 0..50 {
+            assert_eq!(
+                balancer.first(
+                    ClusterId(0),
+                    table.cluster(ClusterId(0)),
+                    None,
+                    &Health::default(),
+                    now
+                ),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn hashing_sends_a_key_to_one_endpoint_and_no_key_in_turn() {
+        let c = with_policy("h", 5, Policy::Maglev(HashOn::ClientAddress), &[]);
+        let table = table(1, vec![c]);
+        let balancer = Balancer::new(&table, 0, &Loads::default());
+        let cluster = table.cluster(ClusterId(0));
+        let health = Health::default();
+        let now = Instant::now();
+        let key = Some(crate::table::lb::hash::stable(b"10.1.2.3"));
+        let owner = balancer.first(ClusterId(0), cluster, key, &health, now);
+        for _ in 0..20 {
+            assert_eq!(
+                balancer.first(ClusterId(0), cluster, key, &health, now),
+                owner
+            );
+        }
+        let picks: Vec<usize> = (0..5).map(|_| first(&balancer, &table, 0)).collect();
+        assert_eq!(picks, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn load_records_carry_over_to_the_next_table() {
+        let loads = Loads::default();
+        let old = table(1, vec![with_policy("l", 2, Policy::LeastRequest, &[])]);
+        let balancer = Balancer::new(&old, 0, &loads);
+        let _busy = InFlight::start(Rc::clone(balancer.load(ClusterId(0), 1).unwrap()));
+        let new = table(2, vec![with_policy("l", 3, Policy::LeastRequest, &[])]);
+        let next = Balancer::follow(&balancer, &old, &new, 0, &loads);
+        assert_eq!(next.load(ClusterId(0), 1).unwrap().in_flight(), 1);
+        assert_eq!(next.load(ClusterId(0), 2).unwrap().in_flight(), 0);
     }
 
     #[test]
     fn a_new_table_carries_on_where_the_old_one_left_off() {
         let old = table(1, vec![cluster("a", 3), cluster("b", 3)]);
-        let balancer = Balancer::new(&old, 0);
-        assert_eq!(balancer.first(ClusterId(0), 3), 0);
-        assert_eq!(balancer.first(ClusterId(1), 3), 0);
+        let balancer = Balancer::new(&old, 0, &Loads::default());
+        assert_eq!(first(&balancer, &old, 0), 0);
+        assert_eq!(first(&balancer, &old, 1), 0);
         // `a` keeps its place with a new endpoint list; the cluster now at
         // position 1 is another one and starts afresh.
         let new = table(2, vec![cluster("a", 4), cluster("c", 3)]);
-        let balancer = Balancer::follow(&balancer, &old, &new, 0);
-        let picks: Vec<usize> = (0..4).map(|_| balancer.first(ClusterId(0), 4)).collect();
+        let balancer = Balancer::follow(&balancer, &old, &new, 0, &Loads::default());
+        let picks: Vec<usize> = (0..4).map(|_| first(&balancer, &new, 0)).collect();
         assert_eq!(picks, vec![1, 2, 3, 0]);
-        assert_eq!(balancer.first(ClusterId(1), 3), 0);
+        assert_eq!(first(&balancer, &new, 1), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::balance::{Balancer, Pick};
+use super::load::InFlight;
 use super::Upstreams;
 use crate::table::{ClusterId, Table};
 
@@ -23,11 +24,23 @@ pub struct LocalTable {
 
 impl LocalTable {
     /// The endpoints of cluster `id` in the order a connection tries them
-    /// (see [`Pick`]); advances the cluster's balancer.
-    pub fn pick(&self, id: ClusterId, now: Instant) -> Pick<'_> {
-        let endpoints = &self.table.cluster(id).endpoints;
-        let first = self.balancer.first(id, endpoints.len());
-        Pick::new(endpoints, first, &self.upstreams.health, now)
+    /// (see [`Pick`]); advances the cluster's balancer. `key` is the hash
+    /// of what a hashing policy hashes, when the request has it.
+    pub fn pick(&self, id: ClusterId, now: Instant, key: Option<u64>) -> Pick<'_> {
+        let cluster = self.table.cluster(id);
+        let health = &self.upstreams.health;
+        let first = self.balancer.first(id, cluster, key, health, now);
+        Pick::new(&cluster.endpoints, first, health, now)
+    }
+
+    /// Counts a request (or TCP connection) in flight to `addr`, an
+    /// endpoint of cluster `id`, for as long as the guard lives, when the
+    /// cluster's policy reads load.
+    pub fn track(&self, id: ClusterId, addr: std::net::SocketAddr) -> Option<InFlight> {
+        if !self.table.cluster(id).balance.policy.tracks_load() {
+            return None;
+        }
+        self.upstreams.loads.get(addr).map(InFlight::start)
     }
 }
 
@@ -50,7 +63,7 @@ impl TableHandle {
     pub fn new(table: Arc<Table>, seed: usize, upstreams: Rc<Upstreams>) -> Self {
         Self {
             current: Rc::new(LocalTable {
-                balancer: Balancer::new(&table, seed),
+                balancer: Balancer::new(&table, seed, &upstreams.loads),
                 table,
                 upstreams,
             }),
@@ -76,7 +89,13 @@ impl TableHandle {
             return false;
         }
         let current = &self.current;
-        let balancer = Balancer::follow(&current.balancer, &current.table, &table, seed);
+        let balancer = Balancer::follow(
+            &current.balancer,
+            &current.table,
+            &table,
+            seed,
+            &current.upstreams.loads,
+        );
         self.current = Rc::new(LocalTable {
             table,
             balancer,

@@ -7,6 +7,10 @@
 //!   [`balance::Balancer`] per table, a [`balance::Pick`] per connection);
 //! - [`health`]: what the worker knows of each endpoint (the passive
 //!   hold-down today);
+//! - [`key`]: what a consistent-hashing policy hashes, from a request or a
+//!   connection;
+//! - [`load`]: requests in flight and latency estimates per endpoint, for
+//!   the policies that balance by load;
 //! - [`connect`]: the one connect loop, along a pick;
 //! - [`pool`]: idle HTTP/1 upstream connections, per endpoint;
 //! - [`local`]: a table as one worker runs it, with the state above.
@@ -14,6 +18,8 @@
 pub mod balance;
 pub mod connect;
 pub mod health;
+pub mod key;
+pub mod load;
 pub mod local;
 pub mod pool;
 
@@ -22,6 +28,7 @@ pub use self::local::{LocalTable, TableHandle};
 use std::time::Instant;
 
 use self::health::Health;
+use self::load::Loads;
 use self::pool::Pool;
 use crate::stats::Counters;
 
@@ -33,14 +40,18 @@ pub struct Upstreams {
     pub health: Health,
     /// Idle upstream HTTP connections.
     pub pool: Pool,
+    /// Requests in flight and latency estimates, per endpoint (only for
+    /// endpoints of clusters that balance by load).
+    pub loads: Loads,
 }
 
 impl Upstreams {
     /// Closes idle connections that expired, that the upstream closed or
     /// that heard bytes, and forgets health records that hold nothing out
-    /// any more. Returns how many idle connections are left.
+    /// any more and load records no table or request holds. Returns how many idle connections are left.
     pub fn sweep(&self, now: Instant, counters: &Counters) -> usize {
         self.health.sweep(now);
+        self.loads.sweep();
         self.pool.sweep(now, counters)
     }
 }

@@ -1,6 +1,6 @@
 //! A configuration meant to replace the running one.
 
-use super::{parse_endpoints, parse_update};
+use super::{parse_endpoints, parse_update, EndpointSpec};
 use crate::config::parse;
 
 const RUNNING: &str = r#"
@@ -136,8 +136,24 @@ fn endpoint_lists_are_checked_entry_by_entry() {
     assert_eq!(
         parse_endpoints(&["127.0.0.1:1".into(), "[::1]:2".into()])
             .expect("valid")
+            .0
             .len(),
         2
+    );
+    let weighted = EndpointSpec::Weighted {
+        address: "127.0.0.1:3".into(),
+        weight: 4,
+    };
+    let (_, weights) = parse_endpoints(&["127.0.0.1:1".into(), weighted]).expect("valid");
+    assert_eq!(weights, [1, 4]);
+    let heavy = EndpointSpec::Weighted {
+        address: "127.0.0.1:3".into(),
+        weight: 0,
+    };
+    let errors = parse_endpoints(&[heavy]).expect_err("weight 0");
+    assert!(
+        errors[0].starts_with("endpoints[0].weight: weight 0 is out of range"),
+        "{errors:?}"
     );
     let errors = parse_endpoints(&["127.0.0.1:1".into(), "nope".into(), "127.0.0.1:0".into()])
         .expect_err("two bad entries");

@@ -28,6 +28,7 @@ use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::rt::select::{select, Either};
 use crate::session::ResetIfCut;
+use crate::table::lb::Policy;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::tally::HttpCounters;
 use crate::table::{Cluster, ClusterId};
@@ -35,6 +36,7 @@ use crate::transport::{Sender, Transport};
 use crate::upstream;
 use crate::upstream::connect::{connect_or_reuse, ConnectError, Reached};
 use crate::upstream::health::HOLD_DOWN;
+use crate::upstream::load::InFlight;
 use crate::upstream::pool::Upstream;
 
 /// Buffers a client's receive may hold during the exchange of a request
@@ -121,7 +123,32 @@ pub(super) async fn proxy<'a>(
     if let Some(status) = progress.status.get() {
         outcome.responded(status);
     }
+    if let Some(in_flight) = progress.in_flight.take() {
+        let cluster = ctx.table.cluster(target.cluster);
+        settle_load(&in_flight, cluster, outcome, ended.is_err());
+    }
     ended
+}
+
+/// What an exchange tells its endpoint's load record, under peak-EWMA:
+/// the time from the request's head going out to the response's head
+/// coming in, or, for a failure (no answer, a reset, a timeout, 429 or a
+/// 502/503/504 from the upstream), a penalty. Dropping `in_flight` after
+/// this takes the request off the endpoint's count.
+fn settle_load(in_flight: &InFlight, cluster: &Cluster, outcome: &Outcome, failed: bool) {
+    let Policy::PeakEwma(ewma) = &cluster.balance.policy else {
+        return;
+    };
+    let now = rt::now();
+    let refused = matches!(outcome.status, Some(429 | 502 | 503 | 504)) && !outcome.own_answer;
+    match (outcome.timings.connected, outcome.timings.first_byte) {
+        (Some(sent), Some(first)) if !failed && !refused && outcome.reason.is_none() => {
+            in_flight
+                .load()
+                .observe(ewma, first.saturating_duration_since(sent), now);
+        }
+        _ => in_flight.load().penalize(ewma, now),
+    }
 }
 
 /// What the exchange's deadline passing means: the client's fault if it
@@ -211,6 +238,9 @@ async fn exchange(
             detail: detail.into(),
             close: plan.close_on_error,
         })?;
+    progress
+        .in_flight
+        .set(ctx.upstream.track(target.cluster, upstream.addr));
     conn.inbound.consume_head(parts.req.len);
 
     let Upstream {
@@ -324,7 +354,11 @@ async fn open(
     up: &Upward<'_>,
     outcome: &mut Outcome,
 ) -> Result<Upstream, (Reason, String)> {
-    let mut upstream = connect(ctx, id, cluster).await?;
+    let key = cluster.balance.policy.hash_on().and_then(|on| {
+        let view = crate::routing::h1::view(&parts.req, conn.inbound.head_bytes());
+        upstream::key::of_request(on, &view, ctx.peer)
+    });
+    let mut upstream = connect(ctx, id, cluster, key).await?;
     loop {
         outcome.upstream = Some(upstream.addr);
         outcome.timings.connected = Some(rt::now());
@@ -460,10 +494,11 @@ async fn connect(
     ctx: &Ctx<'_>,
     id: ClusterId,
     cluster: &Cluster,
+    key: Option<u64>,
 ) -> Result<Upstream, (Reason, String)> {
     let upstreams = &*ctx.upstream.upstreams;
     let now = rt::now();
-    let pick = ctx.upstream.pick(id, now);
+    let pick = ctx.upstream.pick(id, now, key);
     let reuse = |addr| upstreams.pool.take(addr, now, ctx.counters);
     match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
         Ok(Reached::Reused(conn)) => Ok(conn),

@@ -76,8 +76,9 @@ pub(super) struct Terms<'a> {
 }
 
 /// What the response half has done so far, for the exchange's outcome
-/// (cells: the request half runs at the same time).
-#[derive(Debug, Default)]
+/// (cells: the request half runs at the same time), and the request's
+/// place in its endpoint's in-flight count.
+#[derive(Default)]
 pub(super) struct Progress {
     /// The status of the final response head, once it is committed to go.
     pub(super) status: Cell<Option<u16>>,
@@ -87,6 +88,9 @@ pub(super) struct Progress {
     pub(super) sent: Cell<u64>,
     /// Bytes of the request body sent upstream.
     pub(super) received: Cell<u64>,
+    /// The request counted in flight on its endpoint's load record, once
+    /// its upstream connection is made (clusters that balance by load).
+    pub(super) in_flight: Cell<Option<crate::upstream::load::InFlight>>,
 }
 
 /// Reads the upstream's response and sends it on to the client.

@@ -1,0 +1,219 @@
+//! Tests of the keys that choose how a cluster balances: `lb`, weighted
+//! `endpoints`, `hash_on`, `ewma_decay`, `ewma_seed_rtt`.
+
+use std::time::Duration;
+
+use dataplane::table::lb::{Ewma, HashOn, Policy};
+
+use super::*;
+
+const CORES: &[usize] = &[0, 1];
+
+/// A file whose one cluster has these extra lines.
+fn with_cluster(endpoints: &str, extra: &str) -> String {
+    format!(
+        r#"[runtime]
+worker_cores = [0]
+
+[[listeners]]
+name = "web"
+address = "127.0.0.1:8080"
+protocol = "http"
+
+  [[listeners.routes]]
+  name = "all"
+  cluster = "app"
+
+[[clusters]]
+name = "app"
+endpoints = {endpoints}
+{extra}"#
+    )
+}
+
+fn parse_ok(text: &str) -> Config {
+    parse_with_cores(text, "ringway.toml", Some(CORES)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn only_error(text: &str) -> ConfigError {
+    let errors = parse_with_cores(text, "ringway.toml", Some(CORES)).expect_err("an error");
+    assert_eq!(errors.errors.len(), 1, "{errors}");
+    errors.errors.into_iter().next().unwrap()
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle")
+        + 1
+}
+
+fn assert_error(text: &str, needle: &str, key: &str, reason: &str) {
+    let error = only_error(text);
+    assert_eq!(error.line, Some(line_of(text, needle)), "{error}");
+    assert_eq!(error.key.as_deref(), Some(key), "{error}");
+    assert!(
+        error.reason.contains(reason),
+        "{:?} lacks {reason:?}",
+        error.reason
+    );
+}
+
+#[test]
+fn round_robin_is_the_default_and_every_policy_parses() {
+    let config = parse_ok(&with_cluster(r#"["127.0.0.1:8000"]"#, ""));
+    assert_eq!(config.table.clusters[0].balance.policy, Policy::RoundRobin);
+    for (lines, policy) in [
+        (r#"lb = "least_request""#, Policy::LeastRequest),
+        (r#"lb = "peak_ewma""#, Policy::PeakEwma(Ewma::default())),
+        (
+            "lb = \"peak_ewma\"\newma_decay = \"5s\"\newma_seed_rtt = \"2ms\"",
+            Policy::PeakEwma(Ewma {
+                decay: Duration::from_secs(5),
+                seed: Duration::from_millis(2),
+            }),
+        ),
+        (
+            r#"lb = "ring_hash""#,
+            Policy::RingHash(HashOn::ClientAddress),
+        ),
+        (
+            "lb = \"maglev\"\nhash_on = \"header:X-User\"",
+            Policy::Maglev(HashOn::Header("x-user".into())),
+        ),
+        (
+            "lb = \"ring_hash\"\nhash_on = \"cookie:session\"",
+            Policy::RingHash(HashOn::Cookie("session".into())),
+        ),
+    ] {
+        let config = parse_ok(&with_cluster(
+            r#"["127.0.0.1:8000", "127.0.0.1:8001"]"#,
+            lines,
+        ));
+        assert_eq!(config.table.clusters[0].balance.policy, policy, "{lines}");
+    }
+}
+
+#[test]
+fn weighted_endpoints_parse_and_round_trip() {
+    let text = with_cluster(
+        r#"["127.0.0.1:8000", { address = "127.0.0.1:8001", weight = 3 }]"#,
+        r#"lb = "weighted_round_robin""#,
+    );
+    let config = parse_ok(&text);
+    let cluster = &config.table.clusters[0];
+    assert_eq!(cluster.balance.weights(), &[1, 3]);
+    assert_eq!(cluster.balance.cycle().map(<[u32]>::len), Some(4));
+    let dumped = config.to_toml();
+    assert!(dumped.contains("lb = \"weighted_round_robin\""), "{dumped}");
+    let again = parse_ok(&dumped);
+    assert_eq!(again.to_toml(), dumped);
+    assert_eq!(again.table.clusters[0].balance.weights(), &[1, 3]);
+    assert!(config.summary().contains("127.0.0.1:8001 weight 3"));
+}
+
+#[test]
+fn hashing_and_ewma_keys_round_trip() {
+    for lines in [
+        "lb = \"maglev\"\nhash_on = \"cookie:sid\"",
+        "lb = \"peak_ewma\"\newma_decay = \"3s\"",
+    ] {
+        let config = parse_ok(&with_cluster(r#"["127.0.0.1:8000"]"#, lines));
+        let dumped = config.to_toml();
+        let again = parse_ok(&dumped);
+        assert_eq!(
+            again.table.clusters[0].balance.policy,
+            config.table.clusters[0].balance.policy
+        );
+    }
+}
+
+#[test]
+fn an_unknown_policy_names_the_choices() {
+    let text = with_cluster(r#"["127.0.0.1:8000"]"#, r#"lb = "fastest""#);
+    assert_error(&text, "fastest", "clusters[0].lb", "unknown load balancing policy \"fastest\" (accepted: round_robin, weighted_round_robin, least_request, peak_ewma, ring_hash, maglev)");
+}
+
+#[test]
+fn weights_are_range_checked_and_need_a_policy_that_reads_them() {
+    let text = with_cluster(
+        r#"[{ address = "127.0.0.1:8000", weight = 0 }]"#,
+        r#"lb = "weighted_round_robin""#,
+    );
+    assert_error(
+        &text,
+        "weight = 0",
+        "clusters[0].endpoints[0].weight",
+        "weight 0 is out of range: from 1 to 128",
+    );
+    let text = with_cluster(
+        r#"[{ address = "127.0.0.1:8000", weight = 2 }, "127.0.0.1:8001"]"#,
+        "",
+    );
+    assert_error(
+        &text,
+        "weight = 2",
+        "clusters[0].endpoints",
+        "lb = \"weighted_round_robin\"",
+    );
+    let text = with_cluster(r#"[{ weight = 2 }]"#, "");
+    assert_error(
+        &text,
+        "weight = 2",
+        "clusters[0].endpoints[0].address",
+        "missing required key `address`",
+    );
+    let text = with_cluster(r#"[{ address = "127.0.0.1:8000", wieght = 2 }]"#, "");
+    let error = only_error(&text);
+    assert!(error.reason.contains("wieght"), "{error}");
+}
+
+#[test]
+fn keys_of_other_policies_are_refused_by_name() {
+    let text = with_cluster(r#"["127.0.0.1:8000"]"#, "hash_on = \"client_address\"");
+    assert_error(
+        &text,
+        "hash_on",
+        "clusters[0].hash_on",
+        "applies only to lb = \"ring_hash\" or \"maglev\" (this cluster's lb is round_robin)",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        "lb = \"least_request\"\newma_decay = \"1s\"",
+    );
+    assert_error(
+        &text,
+        "ewma_decay",
+        "clusters[0].ewma_decay",
+        "applies only to lb = \"peak_ewma\"",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        "lb = \"maglev\"\nhash_on = \"query:user\"",
+    );
+    assert_error(
+        &text,
+        "query:user",
+        "clusters[0].hash_on",
+        "invalid hash_on \"query:user\"",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        "lb = \"peak_ewma\"\newma_seed_rtt = \"0s\"",
+    );
+    assert_error(&text, "ewma_seed_rtt", "clusters[0].ewma_seed_rtt", "");
+}
+
+#[test]
+fn a_ring_too_big_to_hold_is_refused_before_it_is_built() {
+    let endpoints: Vec<String> = (0..100)
+        .map(|i| format!("{{ address = \"127.0.0.1:{}\", weight = 128 }}", 9000 + i))
+        .collect();
+    let text = with_cluster(
+        &format!("[{}]", endpoints.join(", ")),
+        r#"lb = "ring_hash""#,
+    );
+    let error = only_error(&text);
+    assert_eq!(error.key.as_deref(), Some("clusters[0].endpoints"));
+    assert!(error.reason.contains("1280000 points"), "{error}");
+}
