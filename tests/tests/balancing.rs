@@ -159,6 +159,37 @@ fn peak_ewma_does_not_reward_an_endpoint_that_fails_fast() {
     proxy.stop().assert_clean();
 }
 
+#[test]
+fn peak_ewma_is_not_fooled_by_a_client_that_trickles_its_body() {
+    let origins = named_origins(2);
+    let cluster = Cluster::new("app", &addrs(&origins)).lb("peak_ewma");
+    let (proxy, config) = start(cluster, &[0]);
+    let mut client = HttpConn::open(config.listen);
+    // A POST whose body comes 300 ms after its head: the upstream can only
+    // answer after it, which must not count as the endpoint's latency.
+    client.send_raw(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    client.send_raw(b"body");
+    let first = client.read();
+    assert_eq!(first.status, 200);
+    let target = first.body_text();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..20 {
+        *counts
+            .entry(client.exchange(&Req::get("/")).body_text())
+            .or_default() += 1;
+    }
+    // Its answer came at once after the body: the endpoint's estimate fell
+    // below the other's seed, so it takes the requests that follow. Counted
+    // from the head, it would have looked 300 ms slow and taken none.
+    assert_eq!(
+        counts.get(&target),
+        Some(&20),
+        "{target} after the slow body: {counts:?}"
+    );
+    proxy.stop().assert_clean();
+}
+
 /// The origin each user's request reached, for users `u0`..`u{n}`.
 fn owners(listen: SocketAddr, n: usize) -> HashMap<String, String> {
     let mut client = HttpConn::open(listen);

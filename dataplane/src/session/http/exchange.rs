@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
+use std::time::Instant;
 
 use super::body::{self, BodyEnd, Delimit, Tally, Watch};
 use super::clock::Clock;
@@ -125,29 +126,58 @@ pub(super) async fn proxy<'a>(
     }
     if let Some(in_flight) = progress.in_flight.take() {
         let cluster = ctx.table.cluster(target.cluster);
-        settle_load(&in_flight, cluster, outcome, ended.is_err());
+        let failure = ended.as_ref().err().map(|f| f.reason);
+        settle_load(
+            &in_flight,
+            cluster,
+            outcome,
+            failure,
+            progress.body_done.get(),
+        );
     }
     ended
 }
 
 /// What an exchange tells its endpoint's load record, under peak-EWMA:
-/// the time from the request's head going out to the response's head
-/// coming in, or, for a failure (no answer, a reset, a timeout, 429 or a
-/// 502/503/504 from the upstream), a penalty. Dropping `in_flight` after
-/// this takes the request off the endpoint's count.
-fn settle_load(in_flight: &InFlight, cluster: &Cluster, outcome: &Outcome, failed: bool) {
+/// the time from the whole request having gone out (`body_done`; the head
+/// for a request without a body) to the response's head coming in, so that
+/// a client that trickles its body cannot make an endpoint look slow (an
+/// answer that came before the body ended gives no sample); for the upstream's failure (a reset, a bad or cut response,
+/// no answer in time, or 429/502/503/504 from it) a penalty; for an
+/// exchange the client cut short, nothing (it says nothing of the
+/// endpoint). Dropping `in_flight` after this takes the request off the
+/// endpoint's count.
+fn settle_load(
+    in_flight: &InFlight,
+    cluster: &Cluster,
+    outcome: &Outcome,
+    failure: Option<Reason>,
+    body_done: Option<Instant>,
+) {
     let Policy::PeakEwma(ewma) = &cluster.balance.policy else {
         return;
     };
     let now = rt::now();
-    let refused = matches!(outcome.status, Some(429 | 502 | 503 | 504)) && !outcome.own_answer;
-    match (outcome.timings.connected, outcome.timings.first_byte) {
-        (Some(sent), Some(first)) if !failed && !refused && outcome.reason.is_none() => {
-            in_flight
-                .load()
-                .observe(ewma, first.saturating_duration_since(sent), now);
+    let load = in_flight.load();
+    match failure.or(outcome.reason) {
+        Some(
+            Reason::UpstreamReset
+            | Reason::UpstreamBadResponse
+            | Reason::UpstreamTimeout
+            | Reason::UpstreamAbortedBody,
+        ) => load.penalize(ewma, now),
+        Some(_) => {}
+        None if matches!(outcome.status, Some(429 | 502 | 503 | 504)) && !outcome.own_answer => {
+            load.penalize(ewma, now);
         }
-        _ => in_flight.load().penalize(ewma, now),
+        None => {
+            if let (Some(done), Some(first)) = (body_done, outcome.timings.first_byte) {
+                let sent = outcome.timings.connected.map_or(done, |c| c.max(done));
+                if first >= sent {
+                    load.observe(ewma, first - sent, now);
+                }
+            }
+        }
     }
 }
 
@@ -429,6 +459,7 @@ async fn relay(
                     // An upstream that stopped reading may still answer.
                     BodyEnd::Done => {
                         terms.request_done.set(true);
+                        terms.progress.body_done.set(Some(rt::now()));
                         body_end = Some(end);
                     }
                     BodyEnd::SinkFailed(_) => body_end = Some(end),

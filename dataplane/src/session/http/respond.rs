@@ -88,6 +88,9 @@ pub(super) struct Progress {
     pub(super) sent: Cell<u64>,
     /// Bytes of the request body sent upstream.
     pub(super) received: Cell<u64>,
+    /// When the whole request body had gone upstream (at once for a
+    /// request without one).
+    pub(super) body_done: Cell<Option<Instant>>,
     /// The request counted in flight on its endpoint's load record, once
     /// its upstream connection is made (clusters that balance by load).
     pub(super) in_flight: Cell<Option<crate::upstream::load::InFlight>>,
