@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use dataplane::table::lb::{Ewma, HashOn, Policy};
 
-use super::*;
-
-const CORES: &[usize] = &[0, 1];
+use super::http_tests::parse_ok;
+use super::tests::{self, line_of, only_error};
 
 /// A file whose one cluster has these extra lines.
 fn with_cluster(endpoints: &str, extra: &str) -> String {
@@ -31,32 +30,10 @@ endpoints = {endpoints}
     )
 }
 
-fn parse_ok(text: &str) -> Config {
-    parse_with_cores(text, "ringway.toml", Some(CORES)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn only_error(text: &str) -> ConfigError {
-    let errors = parse_with_cores(text, "ringway.toml", Some(CORES)).expect_err("an error");
-    assert_eq!(errors.errors.len(), 1, "{errors}");
-    errors.errors.into_iter().next().unwrap()
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle")
-        + 1
-}
-
+/// The one error of `text`, at the line holding `needle`, for `key`.
 fn assert_error(text: &str, needle: &str, key: &str, reason: &str) {
     let error = only_error(text);
-    assert_eq!(error.line, Some(line_of(text, needle)), "{error}");
-    assert_eq!(error.key.as_deref(), Some(key), "{error}");
-    assert!(
-        error.reason.contains(reason),
-        "{:?} lacks {reason:?}",
-        error.reason
-    );
+    tests::assert_error(&error, line_of(text, needle, 0), key, reason);
 }
 
 #[test]

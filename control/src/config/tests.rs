@@ -63,7 +63,7 @@ fn parse_ok(text: &str) -> Config {
     }
 }
 
-fn errors(text: &str) -> Vec<ConfigError> {
+pub(super) fn errors(text: &str) -> Vec<ConfigError> {
     match parse_with_cores(text, "ringway.toml", Some(CORES)) {
         Ok(config) => panic!("expected errors, got {config:#?}"),
         Err(errors) => {
@@ -74,14 +74,14 @@ fn errors(text: &str) -> Vec<ConfigError> {
 }
 
 /// The one error a text yields.
-fn only_error(text: &str) -> ConfigError {
+pub(super) fn only_error(text: &str) -> ConfigError {
     let mut errors = errors(text);
     assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
     errors.remove(0)
 }
 
 /// 1-based line of the `nth` (0-based) line containing `needle`.
-fn line_of(text: &str, needle: &str, nth: usize) -> usize {
+pub(super) fn line_of(text: &str, needle: &str, nth: usize) -> usize {
     text.lines()
         .enumerate()
         .filter(|(_, line)| line.contains(needle))
@@ -109,7 +109,7 @@ endpoints = ["127.0.0.1:8000"]
     )
 }
 
-fn assert_error(error: &ConfigError, line: usize, key: &str, reason_contains: &str) {
+pub(super) fn assert_error(error: &ConfigError, line: usize, key: &str, reason_contains: &str) {
     assert_eq!(error.origin, "ringway.toml");
     assert_eq!(error.line, Some(line), "{error}");
     assert_eq!(error.key.as_deref(), Some(key), "{error}");
