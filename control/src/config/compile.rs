@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataplane::settings::RuntimeSettings;
+use dataplane::table::breaker::{Breaker, Limits};
 use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
 use dataplane::table::route::PoolSettings;
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
@@ -40,6 +41,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_POOL_MAX_IDLE: usize = 64;
 /// Default time an idle pooled HTTP connection is kept.
 const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest breaker limit (`max_connections`, `max_pending_requests`,
+/// `max_requests`).
+const MAX_BREAKER_LIMIT: u32 = 1_000_000;
+
 /// Largest `pool_max_idle`: each idle connection holds a file descriptor
 /// per worker per endpoint, so more than this is a descriptor leak in
 /// waiting rather than a useful pool.
@@ -79,7 +84,7 @@ pub(crate) fn compile(
     // as good a guess as any for the tallies of routes still being checked.
     let workers = runtime.as_ref().map_or(1, |(r, _)| r.worker_cores.len());
     let tallies = Tallies::new(previous, workers);
-    let clusters = builder.clusters(&file.clusters);
+    let clusters = builder.clusters(&file.clusters, previous);
     let listeners = builder.listeners(&file.listeners, &clusters, admin, &tallies);
 
     match (runtime, admin) {
@@ -278,7 +283,11 @@ impl Builder<'_> {
         })
     }
 
-    fn clusters<'f>(&mut self, files: &'f [Spanned<FileCluster>]) -> Clusters<'f> {
+    fn clusters<'f>(
+        &mut self,
+        files: &'f [Spanned<FileCluster>],
+        previous: Option<&Table>,
+    ) -> Clusters<'f> {
         let mut clusters = Clusters {
             built: Vec::with_capacity(files.len()),
             names: Vec::with_capacity(files.len()),
@@ -417,6 +426,31 @@ impl Builder<'_> {
                 }),
             };
 
+            let mut limits = Some(Limits::default());
+            for (key, value, slot) in [
+                ("max_connections", &file.max_connections, 0),
+                ("max_pending_requests", &file.max_pending_requests, 1),
+                ("max_requests", &file.max_requests, 2),
+            ] {
+                let Some(value) = value else { continue };
+                let parsed = self.check(value, format!("{prefix}.{key}"), |&Int(n)| {
+                    match u32::try_from(n) {
+                        Ok(max) if (1..=MAX_BREAKER_LIMIT).contains(&max) => Ok(max),
+                        _ => Err(format!(
+                            "{key} {n} is out of range: from 1 to {MAX_BREAKER_LIMIT} (leave it out for no limit)"
+                        )),
+                    }
+                });
+                match (parsed, limits.as_mut()) {
+                    (Some(max), Some(l)) => match slot {
+                        0 => l.max_connections = Some(max),
+                        1 => l.max_pending_requests = Some(max),
+                        _ => l.max_requests = Some(max),
+                    },
+                    _ => limits = None,
+                }
+            }
+
             if let (
                 Some(name),
                 Some((endpoints, weights)),
@@ -432,6 +466,14 @@ impl Builder<'_> {
                 pool_max_idle,
                 pool_idle_timeout,
             ) {
+                let limits = limits.unwrap_or_default();
+                // The counts of the same cluster in the running table carry
+                // on, so what its connections and requests hold stays
+                // counted across the reload.
+                let before = previous
+                    .and_then(|t| t.clusters.iter().find(|c| c.name == name))
+                    .and_then(|c| c.breaker.as_ref());
+                let breaker = limits.any().then(|| Breaker::new(limits, before));
                 let balance = Balance::new(policy, &endpoints, &weights);
                 clusters.built.push(Arc::new(Cluster {
                     name,
@@ -442,6 +484,7 @@ impl Builder<'_> {
                         max_idle,
                         idle_timeout,
                     },
+                    breaker,
                 }));
             }
         }

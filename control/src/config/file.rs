@@ -178,6 +178,9 @@ pub(crate) struct FileCluster {
     pub(crate) connect_timeout: Option<Spanned<String>>,
     pub(crate) pool_max_idle: Option<Spanned<Int>>,
     pub(crate) pool_idle_timeout: Option<Spanned<String>>,
+    pub(crate) max_connections: Option<Spanned<Int>>,
+    pub(crate) max_pending_requests: Option<Spanned<Int>>,
+    pub(crate) max_requests: Option<Spanned<Int>>,
 }
 
 /// One entry of a cluster's `endpoints`: `"ip:port"`, or

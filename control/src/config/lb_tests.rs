@@ -1,5 +1,6 @@
-//! Tests of the keys that choose how a cluster balances: `lb`, weighted
-//! `endpoints`, `hash_on`, `ewma_decay`, `ewma_seed_rtt`.
+//! Tests of the keys that choose how a cluster balances (`lb`, weighted
+//! `endpoints`, `hash_on`, `ewma_decay`, `ewma_seed_rtt`) and how much it
+//! may carry (`max_connections`, `max_pending_requests`, `max_requests`).
 
 use std::time::Duration;
 
@@ -193,4 +194,65 @@ fn a_ring_too_big_to_hold_is_refused_before_it_is_built() {
     let error = only_error(&text);
     assert_eq!(error.key.as_deref(), Some("clusters[0].endpoints"));
     assert!(error.reason.contains("1280000 points"), "{error}");
+}
+
+#[test]
+fn breaker_limits_parse_round_trip_and_are_range_checked() {
+    let config = parse_ok(&with_cluster(r#"["127.0.0.1:8000"]"#, ""));
+    assert!(
+        config.table.clusters[0].breaker.is_none(),
+        "no limit, no breaker"
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        "max_connections = 100\nmax_pending_requests = 10\nmax_requests = 50",
+    );
+    let config = parse_ok(&text);
+    let limits = config.table.clusters[0]
+        .breaker
+        .as_ref()
+        .expect("a breaker")
+        .limits;
+    assert_eq!(limits.max_connections, Some(100));
+    assert_eq!(limits.max_pending_requests, Some(10));
+    assert_eq!(limits.max_requests, Some(50));
+    let dumped = config.to_toml();
+    assert!(dumped.contains("max_requests = 50"), "{dumped}");
+    let summary = config.summary();
+    assert!(
+        summary.contains("max_connections 100, max_pending_requests 10, max_requests 50)"),
+        "{summary}"
+    );
+    let again = parse_ok(&dumped);
+    assert_eq!(
+        again.table.clusters[0].breaker.as_ref().map(|b| b.limits),
+        Some(limits)
+    );
+    for bad in ["0", "-1", "1000001"] {
+        let text = with_cluster(r#"["127.0.0.1:8000"]"#, &format!("max_requests = {bad}"));
+        assert_error(
+            &text,
+            "max_requests",
+            "clusters[0].max_requests",
+            "is out of range: from 1 to 1000000 (leave it out for no limit)",
+        );
+    }
+}
+
+#[test]
+fn a_reload_carries_the_breaker_counts_over() {
+    use dataplane::table::breaker::Kind;
+    let text = with_cluster(r#"["127.0.0.1:8000"]"#, "max_requests = 1");
+    let running = parse_ok(&text);
+    let held = running.table.clusters[0]
+        .breaker
+        .as_ref()
+        .unwrap()
+        .enter(Kind::Request);
+    assert!(held.is_some());
+    let next =
+        super::parse_update(&text, "ringway.toml", &running, Some(&[0, 1]), |_| Ok(())).unwrap();
+    let breaker = next.table.clusters[0].breaker.as_ref().unwrap();
+    assert_eq!(breaker.open(Kind::Request), 1);
+    assert!(breaker.enter(Kind::Request).is_none());
 }

@@ -79,13 +79,14 @@ impl Config {
                 .collect();
             let _ = writeln!(
                 out,
-                "  {} [{}] ({}, connect timeout {}, pool {} idle for {})",
+                "  {} [{}] ({}, connect timeout {}, pool {} idle for {}{})",
                 cluster.name,
                 endpoints.join(", "),
                 describe_balance(&cluster.balance),
                 duration::format(cluster.connect_timeout),
                 cluster.pool.max_idle,
-                duration::format(cluster.pool.idle_timeout)
+                duration::format(cluster.pool.idle_timeout),
+                describe_limits(cluster.breaker.as_ref())
             );
         }
         out
@@ -157,6 +158,12 @@ impl Config {
                     connect_timeout: duration::format(c.connect_timeout),
                     pool_max_idle: c.pool.max_idle,
                     pool_idle_timeout: duration::format(c.pool.idle_timeout),
+                    max_connections: c.breaker.as_ref().and_then(|b| b.limits.max_connections),
+                    max_pending_requests: c
+                        .breaker
+                        .as_ref()
+                        .and_then(|b| b.limits.max_pending_requests),
+                    max_requests: c.breaker.as_ref().and_then(|b| b.limits.max_requests),
                 })
                 .collect(),
         };
@@ -607,6 +614,12 @@ struct OutCluster<'a> {
     connect_timeout: String,
     pool_max_idle: usize,
     pool_idle_timeout: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_pending_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_requests: Option<u32>,
 }
 
 /// The policy and what tunes it, as `ringway check` prints it.
@@ -622,6 +635,21 @@ fn describe_balance(balance: &Balance) -> String {
         ),
         other => other.name().to_owned(),
     }
+}
+
+/// The breakers' limits, as `, max_requests 50` and so on.
+fn describe_limits(breaker: Option<&dataplane::table::breaker::Breaker>) -> String {
+    let Some(limits) = breaker.map(|b| b.limits) else {
+        return String::new();
+    };
+    [
+        ("max_connections", limits.max_connections),
+        ("max_pending_requests", limits.max_pending_requests),
+        ("max_requests", limits.max_requests),
+    ]
+    .iter()
+    .filter_map(|(key, max)| max.map(|m| format!(", {key} {m}")))
+    .collect()
 }
 
 /// An endpoint as the file writes it: the address alone when every

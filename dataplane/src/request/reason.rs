@@ -45,11 +45,14 @@ pub enum Reason {
     /// The client had not sent its whole request (its body) when the
     /// request timeout passed (408, or a reset once the response began).
     ClientTimeout,
+    /// A circuit breaker of the cluster was at its limit (`max_requests`,
+    /// `max_pending_requests`, `max_connections`): refused at once (503).
+    Overflow,
 }
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::BadRequest,
         Reason::HeaderTooLarge,
         Reason::UriTooLong,
@@ -66,6 +69,7 @@ impl Reason {
         Reason::UpstreamAbortedBody,
         Reason::ClientSendTimeout,
         Reason::ClientTimeout,
+        Reason::Overflow,
     ];
 
     /// The label value and `x-ringway-error` value.
@@ -87,6 +91,7 @@ impl Reason {
             Reason::UpstreamAbortedBody => "upstream_aborted_body",
             Reason::ClientSendTimeout => "client_send_timeout",
             Reason::ClientTimeout => "client_timeout",
+            Reason::Overflow => "overflow",
         }
     }
 
@@ -102,7 +107,7 @@ impl Reason {
             Reason::BodyTooLarge => Some(413),
             Reason::NotImplemented => Some(501),
             Reason::NoRoute => Some(404),
-            Reason::NoEndpoint | Reason::LocalResources => Some(503),
+            Reason::NoEndpoint | Reason::LocalResources | Reason::Overflow => Some(503),
             Reason::UpstreamRefused | Reason::UpstreamReset | Reason::UpstreamBadResponse => {
                 Some(502)
             }

@@ -13,6 +13,7 @@ use crate::rt::reuse::recycled;
 use crate::rt::time::Alarm;
 use crate::session::relay::{Activity, Flow, Pump, HIGH_WATER_BUFFERS};
 use crate::stats::Counters;
+use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
 use crate::table::ClusterId;
 use crate::upstream;
@@ -37,6 +38,8 @@ pub enum Ending {
     /// This host ran short of a resource of its own (descriptors, memory)
     /// before an upstream connection could be made.
     LocalShortage,
+    /// The cluster was at its `max_connections`: reset at once.
+    Overflow,
 }
 
 /// Serves `client`, accepted on listener `listener` of `local`, which sends
@@ -61,9 +64,14 @@ pub fn serve<'a>(
         let client_cut = ResetIfCut::new(&client);
         // In a recycled block: the connect's state (hundreds of bytes) is
         // held by connections connecting, not by every open one.
-        let (upstream, in_flight) = match recycled(|| reach(local, id, &client, counters)).await {
+        let (upstream, marks) = match recycled(|| reach(local, id, &client, counters)).await {
             Ok(reached) => reached,
-            Err(e) => {
+            Err(Unreached::Overflow) => {
+                // Reset (the guard does it), counted.
+                counters.overflows.add(1);
+                return Ending::Overflow;
+            }
+            Err(Unreached::Connect(e)) => {
                 // A reset, not a FIN: an empty but orderly stream would look
                 // like a successful exchange to the client (the guard does
                 // it). A local shortage is counted where it was met, not as
@@ -79,35 +87,69 @@ pub fn serve<'a>(
         };
         // The relay guards both sockets from here.
         client_cut.disarm();
-        Relay::new(client, upstream, in_flight, idle_timeout, counters).await
+        Relay::new(client, upstream, marks, idle_timeout, counters).await
     }
 }
 
+/// What an open TCP pair holds on behalf of its cluster while it lasts:
+/// its in-flight mark on the endpoint's load record (clusters that balance
+/// by load) and its place under `max_connections` (clusters with
+/// breakers). Boxed, and only when there is either: a pair of a plain
+/// cluster pays one null pointer.
+#[derive(Debug)]
+struct Marks {
+    _in_flight: Option<InFlight>,
+    _slot: Option<OwnedSlot>,
+}
+
+/// Why no upstream connection was made for a TCP client.
+enum Unreached {
+    Overflow,
+    Connect(ConnectError),
+}
+
 /// A connection to an endpoint of cluster `id` for `client`, in the order
-/// of the worker's pick; with the request counted in flight on the
+/// of the worker's pick; with the connection counted in flight on the
 /// endpoint for a cluster that balances by load (peak-EWMA takes the
-/// connect's time as its latency sample).
+/// connect's time as its latency sample), and under the cluster's
+/// `max_connections`.
 async fn reach(
     local: &LocalTable,
     id: ClusterId,
     client: &TcpStream,
     counters: &Counters,
-) -> Result<(TcpStream, Option<InFlight>), ConnectError> {
+) -> Result<(TcpStream, Option<Box<Marks>>), Unreached> {
     let cluster = local.table.cluster(id);
+    let slot = match &cluster.breaker {
+        Some(breaker) => Some(
+            breaker
+                .enter_owned(Kind::Connection)
+                .ok_or(Unreached::Overflow)?,
+        ),
+        None => None,
+    };
     let key = cluster.balance.policy.hash_on().and_then(|on| {
         let peer = client.socket().peer_addr().ok()?.as_socket()?;
         upstream::key::of_connection(on, peer.ip())
     });
     let started = rt::now();
     let pick = local.pick(id, started, key);
-    let (stream, addr) = connect(pick, cluster, counters).await?;
+    let (stream, addr) = connect(pick, cluster, counters)
+        .await
+        .map_err(Unreached::Connect)?;
     let in_flight = local.track(id, addr);
     if let (Some(f), Policy::PeakEwma(ewma)) = (&in_flight, &cluster.balance.policy) {
         let now = rt::now();
         f.load()
             .observe(ewma, now.saturating_duration_since(started), now);
     }
-    Ok((stream, in_flight))
+    let marks = (in_flight.is_some() || slot.is_some()).then(|| {
+        Box::new(Marks {
+            _in_flight: in_flight,
+            _slot: slot,
+        })
+    });
+    Ok((stream, marks))
 }
 
 /// Copies both directions until both ended, one failed, or the connection
@@ -135,16 +177,15 @@ struct Relay<'a> {
     idle: Alarm,
     /// It returned how the connection ended.
     ended: bool,
-    /// The connection counted on its endpoint's load record until the
-    /// relay is dropped (clusters that balance by load).
-    _in_flight: Option<InFlight>,
+    /// What the pair holds for its cluster until the relay is dropped.
+    _marks: Option<Box<Marks>>,
 }
 
 impl<'a> Relay<'a> {
     fn new(
         client: TcpStream,
         upstream: TcpStream,
-        in_flight: Option<InFlight>,
+        marks: Option<Box<Marks>>,
         idle_timeout: Duration,
         counters: &'a Counters,
     ) -> Self {
@@ -160,7 +201,7 @@ impl<'a> Relay<'a> {
             up: Some(up),
             idle: Alarm::new(),
             ended: false,
-            _in_flight: in_flight,
+            _marks: marks,
         }
     }
 

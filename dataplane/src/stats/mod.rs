@@ -70,6 +70,11 @@ counters! {
         /// answered.
         no_upstream: Counter, "no_upstream", "ringway_no_upstream_total", Listed,
             "Client connections reset because no endpoint answered.";
+        /// TCP client connections reset because their cluster was at its
+        /// `max_connections` (HTTP refusals are counted by reason,
+        /// `overflow`).
+        overflows: Counter, "overflows", "ringway_tcp_overflows_total", Listed,
+            "TCP client connections reset because the cluster was at its max_connections.";
         /// Resets received on one side and passed on to the other.
         resets: Counter, "resets", "ringway_resets_total", Listed,
             "Resets received on one side and passed on to the other.";

@@ -6,6 +6,7 @@
 //! its own upstream state beside it, `upstream::TableHandle`) and adopts a
 //! newer generation only at a connection boundary.
 
+pub mod breaker;
 pub mod lb;
 pub mod route;
 pub mod tally;
@@ -104,4 +105,6 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// Idle HTTP connections kept to each endpoint.
     pub pool: route::PoolSettings,
+    /// Circuit breakers, when a limit is set.
+    pub breaker: Option<breaker::Breaker>,
 }

@@ -266,6 +266,7 @@ mod tests {
                 max_idle: 1,
                 idle_timeout: Duration::from_secs(1),
             },
+            breaker: None,
         })
     }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::rt::net::{Heard, RecvStream, TcpStream};
 use crate::stats::Counters;
+use crate::table::breaker::OwnedSlot;
 use crate::table::route::PoolSettings;
 
 /// An upstream connection and its receive side.
@@ -36,6 +37,9 @@ pub struct Upstream {
     pub scratch: Vec<u8>,
     /// Whether it came out of the pool (served an earlier request).
     pub reused: bool,
+    /// Its place under the cluster's `max_connections`, when the cluster
+    /// has breakers: given back when the connection closes.
+    pub slot: Option<OwnedSlot>,
 }
 
 #[derive(Debug)]

@@ -29,6 +29,7 @@ use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::rt::select::{select, Either};
 use crate::session::ResetIfCut;
+use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::tally::HttpCounters;
@@ -100,6 +101,22 @@ pub(super) async fn proxy<'a>(
     let (pick, target) = pick_target(forward, http.random());
     target.tally.worker(http.worker).requests.add(1);
     outcome.target = Some(pick);
+    let cluster = ctx.table.cluster(target.cluster);
+    // The cluster's `max_requests`: held until the exchange ends.
+    let _request = match &cluster.breaker {
+        Some(breaker) => match breaker.enter(Kind::Request) {
+            Some(slot) => Some(slot),
+            None => {
+                let (reason, detail) = overflow(cluster, Kind::Request);
+                return Err(Failure {
+                    reason,
+                    detail: detail.into(),
+                    close: close_on_error,
+                });
+            }
+        },
+        None => None,
+    };
     // The exchange keeps its own deadline: the connection's has none while
     // it runs. A client that asked `Expect: 100-continue` may hold its body
     // back until it hears from the upstream; until then a wait for its
@@ -125,7 +142,6 @@ pub(super) async fn proxy<'a>(
         outcome.responded(status);
     }
     if let Some(in_flight) = progress.in_flight.take() {
-        let cluster = ctx.table.cluster(target.cluster);
         let failure = ended.as_ref().err().map(|f| f.reason);
         settle_load(
             &in_flight,
@@ -278,6 +294,7 @@ async fn exchange(
         recv,
         addr,
         scratch,
+        slot,
         ..
     } = upstream;
     let Transport { rx, tx: up_tx } = Transport::from_plain(stream, recv);
@@ -321,6 +338,7 @@ async fn exchange(
                     addr,
                     scratch,
                     reused: false,
+                    slot,
                 };
                 let pool = &ctx.upstream.upstreams.pool;
                 pool.put(upstream, cluster.pool, rt::now());
@@ -404,7 +422,9 @@ async fn open(
             // ago: no byte of the request reached it, so it is safe to send
             // it again on a new connection (which is not reused: once).
             Err(Unsent::Nothing) if upstream.reused => {
-                upstream = connect_to(ctx, upstream.addr, cluster).await?;
+                // The new connection takes the dead one's breaker place.
+                let slot = upstream.slot.take();
+                upstream = connect_to(ctx, upstream.addr, cluster, slot).await?;
             }
             Err(_) => {
                 return Err((
@@ -531,9 +551,29 @@ async fn connect(
     let now = rt::now();
     let pick = ctx.upstream.pick(id, now, key);
     let reuse = |addr| upstreams.pool.take(addr, now, ctx.counters);
+    let Some(breaker) = &cluster.breaker else {
+        return match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
+            Ok(Reached::Reused(conn)) => Ok(conn),
+            Ok(Reached::New(stream, addr)) => Ok(fresh(stream, addr, None)),
+            Err(e) => Err(failure(e, cluster)),
+        };
+    };
+    // The cluster's breakers: a request waiting for a connection counts
+    // under `max_pending_requests`, a new connection under
+    // `max_connections` (an idle pooled one already holds its place, so at
+    // that limit a request may still take one).
+    let Some(_pending) = breaker.enter(Kind::Pending) else {
+        return Err(overflow(cluster, Kind::Pending));
+    };
+    let Some(slot) = breaker.enter_owned(Kind::Connection) else {
+        return pick
+            .clone()
+            .find_map(reuse)
+            .ok_or_else(|| overflow(cluster, Kind::Connection));
+    };
     match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
         Ok(Reached::Reused(conn)) => Ok(conn),
-        Ok(Reached::New(stream, addr)) => Ok(fresh(stream, addr)),
+        Ok(Reached::New(stream, addr)) => Ok(fresh(stream, addr, Some(slot))),
         Err(e) => Err(failure(e, cluster)),
     }
 }
@@ -544,23 +584,46 @@ async fn connect_to(
     ctx: &Ctx<'_>,
     addr: SocketAddr,
     cluster: &Cluster,
+    slot: Option<OwnedSlot>,
 ) -> Result<Upstream, (Reason, String)> {
     let health = &ctx.upstream.upstreams.health;
     match upstream::connect::connect_to(addr, cluster, health, ctx.counters).await {
-        Ok(stream) => Ok(fresh(stream, addr)),
+        Ok(stream) => Ok(fresh(stream, addr, slot)),
         Err(e) => Err(failure(e, cluster)),
     }
 }
 
 /// A new HTTP/1 upstream connection on `stream`.
-fn fresh(stream: TcpStream, addr: SocketAddr) -> Upstream {
+fn fresh(stream: TcpStream, addr: SocketAddr, slot: Option<OwnedSlot>) -> Upstream {
     Upstream {
+        slot,
         recv: stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS),
         stream,
         addr,
         scratch: Vec::new(),
         reused: false,
     }
+}
+
+/// The answer to a request a breaker of `cluster` refused.
+fn overflow(cluster: &Cluster, kind: Kind) -> (Reason, String) {
+    let limit = cluster
+        .breaker
+        .as_ref()
+        .and_then(|b| match kind {
+            Kind::Connection => b.limits.max_connections,
+            Kind::Pending => b.limits.max_pending_requests,
+            Kind::Request => b.limits.max_requests,
+        })
+        .unwrap_or(0);
+    (
+        Reason::Overflow,
+        format!(
+            "cluster `{}` is at its {} ({limit}); refused at once",
+            cluster.name,
+            kind.key()
+        ),
+    )
 }
 
 /// The answer to a request whose upstream connection could not be made.
