@@ -19,6 +19,7 @@ use std::time::Duration;
 use dataplane::settings::RuntimeSettings;
 use dataplane::table::breaker::{Breaker, Limits};
 use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
+use dataplane::table::outlier::Outlier;
 use dataplane::table::route::PoolSettings;
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
 use toml::Spanned;
@@ -451,10 +452,13 @@ impl Builder<'_> {
                 }
             }
 
+            let outlier = self.outlier(file, &prefix);
+
             if let (
                 Some(name),
                 Some((endpoints, weights)),
                 Some(policy),
+                Some(outlier),
                 Some(connect_timeout),
                 Some(max_idle),
                 Some(idle_timeout),
@@ -462,6 +466,7 @@ impl Builder<'_> {
                 name,
                 endpoints,
                 policy,
+                outlier,
                 connect_timeout,
                 pool_max_idle,
                 pool_idle_timeout,
@@ -485,10 +490,72 @@ impl Builder<'_> {
                         idle_timeout,
                     },
                     breaker,
+                    outlier,
                 }));
             }
         }
         clusters
+    }
+
+    /// A cluster's outlier detection: `consecutive_gateway_failures`,
+    /// `base_ejection_time`, `max_ejection_time`, `max_ejection_percent`.
+    fn outlier(&mut self, file: &FileCluster, prefix: &str) -> Option<Outlier> {
+        let mut outlier = Some(Outlier::default());
+        if let Some(n) = &file.consecutive_gateway_failures {
+            let parsed = self.check(n, format!("{prefix}.consecutive_gateway_failures"), |&Int(n)| {
+                match u32::try_from(n) {
+                    Ok(v) if v <= 1000 => Ok(v),
+                    _ => Err(format!("consecutive_gateway_failures {n} is out of range: from 0 (no ejection) to 1000")),
+                }
+            });
+            match (parsed, outlier.as_mut()) {
+                (Some(v), Some(o)) => o.consecutive_failures = v,
+                _ => outlier = None,
+            }
+        }
+        for (key, value, slot) in [
+            ("base_ejection_time", &file.base_ejection_time, 0),
+            ("max_ejection_time", &file.max_ejection_time, 1),
+        ] {
+            let Some(text) = value else { continue };
+            let parsed = self.check(text, format!("{prefix}.{key}"), |t| {
+                duration::parse_nonzero(t)
+            });
+            match (parsed, outlier.as_mut()) {
+                (Some(d), Some(o)) if slot == 0 => o.base_ejection = d,
+                (Some(d), Some(o)) => o.max_ejection = d,
+                _ => outlier = None,
+            }
+        }
+        if let Some(p) = &file.max_ejection_percent {
+            let parsed = self.check(p, format!("{prefix}.max_ejection_percent"), |&Int(n)| {
+                match u32::try_from(n) {
+                    Ok(v) if v <= 100 => Ok(v),
+                    _ => Err(format!(
+                        "max_ejection_percent {n} is out of range: from 0 to 100"
+                    )),
+                }
+            });
+            match (parsed, outlier.as_mut()) {
+                (Some(v), Some(o)) => o.max_ejection_percent = v,
+                _ => outlier = None,
+            }
+        }
+        if let (Some(o), Some(text)) = (&outlier, &file.max_ejection_time) {
+            if o.max_ejection < o.base_ejection {
+                self.report(
+                    Some(text.span()),
+                    format!("{prefix}.max_ejection_time"),
+                    format!(
+                        "max_ejection_time {} is shorter than base_ejection_time {}",
+                        duration::format(o.max_ejection),
+                        duration::format(o.base_ejection)
+                    ),
+                );
+                return None;
+            }
+        }
+        outlier
     }
 
     /// The balancing policy of a cluster: `lb` and the keys that tune it,

@@ -181,6 +181,10 @@ pub(crate) struct FileCluster {
     pub(crate) max_connections: Option<Spanned<Int>>,
     pub(crate) max_pending_requests: Option<Spanned<Int>>,
     pub(crate) max_requests: Option<Spanned<Int>>,
+    pub(crate) consecutive_gateway_failures: Option<Spanned<Int>>,
+    pub(crate) base_ejection_time: Option<Spanned<String>>,
+    pub(crate) max_ejection_time: Option<Spanned<String>>,
+    pub(crate) max_ejection_percent: Option<Spanned<Int>>,
 }
 
 /// One entry of a cluster's `endpoints`: `"ip:port"`, or

@@ -1,6 +1,8 @@
 //! Tests of the keys that choose how a cluster balances (`lb`, weighted
 //! `endpoints`, `hash_on`, `ewma_decay`, `ewma_seed_rtt`) and how much it
-//! may carry (`max_connections`, `max_pending_requests`, `max_requests`).
+//! may carry (`max_connections`, `max_pending_requests`, `max_requests`),
+//! and when it ejects an endpoint (`consecutive_gateway_failures`,
+//! `base_ejection_time`, `max_ejection_time`, `max_ejection_percent`).
 
 use std::time::Duration;
 
@@ -255,4 +257,47 @@ fn a_reload_carries_the_breaker_counts_over() {
     let breaker = next.table.clusters[0].breaker.as_ref().unwrap();
     assert_eq!(breaker.open(Kind::Request), 1);
     assert!(breaker.enter(Kind::Request).is_none());
+}
+
+#[test]
+fn outlier_keys_default_parse_round_trip_and_are_checked() {
+    use dataplane::table::outlier::Outlier;
+    let config = parse_ok(&with_cluster(r#"["127.0.0.1:8000"]"#, ""));
+    assert_eq!(config.table.clusters[0].outlier, Outlier::default());
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        "consecutive_gateway_failures = 0\nbase_ejection_time = \"5s\"\nmax_ejection_time = \"5m\"\nmax_ejection_percent = 30",
+    );
+    let config = parse_ok(&text);
+    let o = config.table.clusters[0].outlier;
+    assert_eq!(o.consecutive_failures, 0);
+    assert_eq!(o.base_ejection, Duration::from_secs(5));
+    assert_eq!(o.max_ejection, Duration::from_secs(300));
+    assert_eq!(o.max_ejection_percent, 30);
+    let again = parse_ok(&config.to_toml());
+    assert_eq!(again.table.clusters[0].outlier, o);
+    let text = with_cluster(r#"["127.0.0.1:8000"]"#, "max_ejection_percent = 101");
+    assert_error(
+        &text,
+        "max_ejection_percent",
+        "clusters[0].max_ejection_percent",
+        "from 0 to 100",
+    );
+    let text = with_cluster(r#"["127.0.0.1:8000"]"#, "consecutive_gateway_failures = -1");
+    assert_error(
+        &text,
+        "consecutive_gateway_failures",
+        "clusters[0].consecutive_gateway_failures",
+        "from 0 (no ejection) to 1000",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        "base_ejection_time = \"10s\"\nmax_ejection_time = \"5s\"",
+    );
+    assert_error(
+        &text,
+        "max_ejection_time",
+        "clusters[0].max_ejection_time",
+        "max_ejection_time 5s is shorter than base_ejection_time 10s",
+    );
 }

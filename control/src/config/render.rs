@@ -164,6 +164,10 @@ impl Config {
                         .as_ref()
                         .and_then(|b| b.limits.max_pending_requests),
                     max_requests: c.breaker.as_ref().and_then(|b| b.limits.max_requests),
+                    consecutive_gateway_failures: c.outlier.consecutive_failures,
+                    base_ejection_time: duration::format(c.outlier.base_ejection),
+                    max_ejection_time: duration::format(c.outlier.max_ejection),
+                    max_ejection_percent: c.outlier.max_ejection_percent,
                 })
                 .collect(),
         };
@@ -620,6 +624,10 @@ struct OutCluster<'a> {
     max_pending_requests: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_requests: Option<u32>,
+    consecutive_gateway_failures: u32,
+    base_ejection_time: String,
+    max_ejection_time: String,
+    max_ejection_percent: u32,
 }
 
 /// The policy and what tunes it, as `ringway check` prints it.

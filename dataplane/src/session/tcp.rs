@@ -137,6 +137,9 @@ async fn reach(
     let (stream, addr) = connect(pick, cluster, counters)
         .await
         .map_err(Unreached::Connect)?;
+    // A TCP endpoint that took the connection is well, as far as this
+    // worker can tell (it ends a run of failed connects, and a probe).
+    local.upstreams.health.succeeded(addr, rt::now());
     let in_flight = local.track(id, addr);
     if let (Some(f), Policy::PeakEwma(ewma)) = (&in_flight, &cluster.balance.policy) {
         let now = rt::now();

@@ -8,6 +8,7 @@
 
 pub mod breaker;
 pub mod lb;
+pub mod outlier;
 pub mod route;
 pub mod tally;
 
@@ -107,4 +108,6 @@ pub struct Cluster {
     pub pool: route::PoolSettings,
     /// Circuit breakers, when a limit is set.
     pub breaker: Option<breaker::Breaker>,
+    /// When a worker ejects an endpoint that keeps failing.
+    pub outlier: outlier::Outlier,
 }

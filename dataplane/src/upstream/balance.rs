@@ -233,7 +233,7 @@ impl Iterator for Pick<'_> {
         while self.attempt < n {
             let addr = self.endpoints[(self.first + self.attempt) % n];
             self.attempt += 1;
-            if !self.health.is_down(addr, self.now) {
+            if self.health.admit(addr, self.now) {
                 return Some(addr);
             }
         }
@@ -267,6 +267,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(1),
             },
             breaker: None,
+            outlier: crate::table::outlier::Outlier::default(),
         })
     }
 

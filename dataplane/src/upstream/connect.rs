@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use super::balance::Pick;
-use super::health::Health;
+use super::health::{Health, Verdict};
 use crate::rt;
 use crate::rt::net::TcpStream;
 use crate::stats::{shortage, Counters};
@@ -110,8 +110,27 @@ pub async fn connect_to(
             } else {
                 counters.connect_failures.add(1);
             }
-            health.mark_down(addr, rt::now());
+            let now = rt::now();
+            health.mark_down(addr, now);
+            gateway_failure(health, addr, cluster, counters, now);
             Err(ConnectError::Unreachable(e))
         }
+    }
+}
+
+/// A gateway failure of `addr`, an endpoint of `cluster` (a failed
+/// connect, a reset, no answer in time, a 502/503/504 from it): counted
+/// towards its ejection, and the ejection counted if it comes.
+pub fn gateway_failure(
+    health: &Health,
+    addr: SocketAddr,
+    cluster: &Cluster,
+    counters: &Counters,
+    now: std::time::Instant,
+) {
+    match health.failed(addr, &cluster.outlier, &cluster.endpoints, now) {
+        Verdict::Ejected(_) => counters.ejections.add(1),
+        Verdict::Spared => counters.ejections_spared.add(1),
+        Verdict::Counted => {}
     }
 }

@@ -1,69 +1,234 @@
 //! What a worker knows of its endpoints' health, per endpoint address.
 //!
-//! Today that is passive only: an endpoint whose connect failed is held out
-//! for [`HOLD_DOWN`], so every connection does not pay for a connect to a
-//! dead endpoint; a connect that succeeds clears the hold. Keyed by address
-//! rather than by cluster, so what a worker learnt survives table changes
-//! that keep the endpoint, and an endpoint in two clusters is one endpoint.
+//! Two passive signals, both per worker:
 //!
-//! Outlier detection (failure rates, ejections that grow) and active health
-//! checks will keep their state in the same [`Record`], and feed the same
-//! question the pick asks, [`Health::is_down`].
+//! - **The connect hold-down.** An endpoint whose connect failed is held out
+//!   for [`HOLD_DOWN`], so every connection does not pay for a connect to a
+//!   dead endpoint; a connect that succeeds clears the hold.
+//! - **Ejection** (outlier detection, per the cluster's
+//!   [`Outlier`](crate::table::outlier::Outlier) settings). Gateway failures
+//!   in a row (a failed connect, a reset, no answer in time, a 502/503/504
+//!   from the upstream) eject the endpoint: the n-th ejection lasts n times
+//!   the base, plus up to half again at random, up to the maximum. When it
+//!   ends, one request probes the endpoint while the others still pass it
+//!   by: a success returns it, a failure ejects it again for longer. An
+//!   ejection that would leave the cluster with more than
+//!   `max_ejection_percent` of its endpoints out, or with none, does not
+//!   happen.
+//!
+//! Keyed by address rather than by cluster, so what a worker learnt
+//! survives table changes that keep the endpoint, and an endpoint in two
+//! clusters is one endpoint. In the usual case (every endpoint answering)
+//! the map is empty and asking about an endpoint costs no hashing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::table::outlier::Outlier;
+
 /// How long an endpoint whose connect failed is held out on this worker.
 /// Long enough that a dead endpoint costs one failed connect per couple of
 /// seconds rather than one per connection; short enough that one that comes
-/// back is used again almost at once. (Active health checks come later.)
+/// back is used again almost at once.
 pub const HOLD_DOWN: Duration = Duration::from_secs(2);
 
+/// How long an endpoint that came back from an ejection is remembered: its
+/// next ejection within this lasts longer than the last; after it, the
+/// next is the first again.
+pub const REMEMBER: Duration = Duration::from_secs(300);
+
 /// One worker's health records. Only endpoints with something to remember
-/// have one: in the usual case (every endpoint answering) the map is empty
-/// and asking about an endpoint costs no hashing.
-#[derive(Debug, Default)]
+/// have one.
+#[derive(Debug)]
 pub struct Health {
     records: RefCell<HashMap<SocketAddr, Record>>,
+    /// For the ejections' jitter.
+    rng: Cell<u64>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            records: RefCell::default(),
+            rng: Cell::new(0x853c_49e6_748f_ea9b),
+        }
+    }
 }
 
 /// What the worker remembers of one endpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct Record {
+#[derive(Debug, Clone, Copy, Default)]
+struct Record {
     /// Held out until then (its last connect failed).
-    pub down_until: Instant,
+    held_until: Option<Instant>,
+    /// Gateway failures in a row.
+    failures: u32,
+    /// Ejected until then.
+    ejected_until: Option<Instant>,
+    /// Ejections so far (the next lasts one base longer); forgotten once
+    /// the endpoint has been back for [`REMEMBER`].
+    ejections: u32,
+    /// The ejection ended and one request went to probe it: the others
+    /// pass the endpoint by until that one's result.
+    probe_out: bool,
+    /// When it last came back (a probe succeeded).
+    returned: Option<Instant>,
+}
+
+impl Record {
+    fn ejection_over(&self, now: Instant) -> bool {
+        self.ejected_until.is_some_and(|t| t <= now)
+    }
+
+    fn is_down(&self, now: Instant) -> bool {
+        self.held_until.is_some_and(|t| t > now)
+            || self.ejected_until.is_some_and(|t| t > now)
+            || (self.ejection_over(now) && self.probe_out)
+    }
+}
+
+/// What a gateway failure did to its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Counted; the endpoint stays in.
+    Counted,
+    /// Ejected for this long.
+    Ejected(Duration),
+    /// Due for ejection, but the cluster's limit keeps it in.
+    Spared,
 }
 
 impl Health {
-    /// Whether `addr` is held out now.
+    /// Whether `addr` is held out or ejected now (or its probe is out).
     pub fn is_down(&self, addr: SocketAddr, now: Instant) -> bool {
         let records = self.records.borrow();
-        !records.is_empty() && records.get(&addr).is_some_and(|r| r.down_until > now)
+        !records.is_empty() && records.get(&addr).is_some_and(|r| r.is_down(now))
+    }
+
+    /// Whether a connection may go to `addr` now; if its ejection just
+    /// ended, this connection is the probe, and the others wait for it.
+    pub fn admit(&self, addr: SocketAddr, now: Instant) -> bool {
+        let mut records = self.records.borrow_mut();
+        if records.is_empty() {
+            return true;
+        }
+        let Some(r) = records.get_mut(&addr) else {
+            return true;
+        };
+        if r.is_down(now) {
+            return false;
+        }
+        if r.ejection_over(now) {
+            r.probe_out = true;
+        }
+        true
     }
 
     /// A connect to `addr` failed: holds it out until `now + HOLD_DOWN`.
     pub fn mark_down(&self, addr: SocketAddr, now: Instant) {
-        self.records.borrow_mut().insert(
-            addr,
-            Record {
-                down_until: now + HOLD_DOWN,
-            },
-        );
+        let mut records = self.records.borrow_mut();
+        records.entry(addr).or_default().held_until = Some(now + HOLD_DOWN);
     }
 
     /// A connect to `addr` succeeded: clears its hold.
     pub fn mark_up(&self, addr: SocketAddr) {
         let mut records = self.records.borrow_mut();
-        if !records.is_empty() {
-            records.remove(&addr);
+        if records.is_empty() {
+            return;
+        }
+        if let Some(r) = records.get_mut(&addr) {
+            r.held_until = None;
         }
     }
 
-    /// Forgets records that no longer hold anything out.
-    pub fn sweep(&self, now: Instant) {
-        self.records.borrow_mut().retain(|_, r| r.down_until > now);
+    /// `addr` answered well (or, for TCP, took the connection): its run of
+    /// failures ends, and if it was being probed it is back.
+    pub fn succeeded(&self, addr: SocketAddr, now: Instant) {
+        let mut records = self.records.borrow_mut();
+        if records.is_empty() {
+            return;
+        }
+        if let Some(r) = records.get_mut(&addr) {
+            r.failures = 0;
+            if r.ejection_over(now) {
+                r.ejected_until = None;
+                r.probe_out = false;
+                r.returned = Some(now);
+            }
+        }
+    }
+
+    /// A gateway failure of `addr`, an endpoint of a cluster of
+    /// `endpoints` with `outlier` settings.
+    pub fn failed(
+        &self,
+        addr: SocketAddr,
+        outlier: &Outlier,
+        endpoints: &[SocketAddr],
+        now: Instant,
+    ) -> Verdict {
+        if outlier.consecutive_failures == 0 {
+            return Verdict::Counted;
+        }
+        let mut records = self.records.borrow_mut();
+        let r = records.entry(addr).or_default();
+        r.failures += 1;
+        let probe_failed = r.ejection_over(now) && r.probe_out;
+        if !probe_failed && r.failures < outlier.consecutive_failures {
+            return Verdict::Counted;
+        }
+        if !probe_failed && r.ejected_until.is_some_and(|t| t > now) {
+            // Already out (a request sent before the ejection failed too).
+            return Verdict::Counted;
+        }
+        // The limit: never the last endpoint, never past the share.
+        let out = endpoints
+            .iter()
+            .filter(|&&e| e != addr && records.get(&e).is_some_and(|o| o.is_down(now)))
+            .count();
+        let n = endpoints.len();
+        let allowed = (n * outlier.max_ejection_percent as usize) / 100;
+        if out + 1 >= n.max(1) || out + 1 > allowed {
+            return Verdict::Spared;
+        }
+        let jitter = self.unit();
+        let r = records.entry(addr).or_default();
+        r.ejections += 1;
+        let length = outlier.ejection(r.ejections).mul_f64(1.0 + 0.5 * jitter);
+        r.ejected_until = Some(now + length);
+        r.probe_out = false;
+        r.failures = 0;
+        Verdict::Ejected(length)
+    }
+
+    /// Forgets records that hold nothing any more: no hold, no ejection,
+    /// no failures, and back for longer than `forget_after` ([`REMEMBER`]
+    /// outside tests).
+    pub fn sweep(&self, now: Instant, forget_after: Duration) {
+        self.records.borrow_mut().retain(|_, r| {
+            r.held_until.is_some_and(|t| t > now)
+                || r.ejected_until.is_some()
+                || r.failures > 0
+                || r.returned
+                    .is_some_and(|t| now.saturating_duration_since(t) < forget_after)
+        });
+    }
+
+    /// A number in [0, 1).
+    fn unit(&self) -> f64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Endpoints with a record (tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.records.borrow().len()
     }
 }
 
@@ -71,11 +236,25 @@ impl Health {
 mod tests {
     use super::*;
 
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (1..=n)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect()
+    }
+
+    fn outlier(failures: u32) -> Outlier {
+        Outlier {
+            consecutive_failures: failures,
+            ..Outlier::default()
+        }
+    }
+
     #[test]
     fn a_failed_endpoint_is_held_out_for_the_hold_down_only() {
         let health = Health::default();
-        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let [addr, other] = addrs(2)[..] else {
+            unreachable!()
+        };
         let now = Instant::now();
         assert!(!health.is_down(addr, now));
         health.mark_down(addr, now);
@@ -88,15 +267,101 @@ mod tests {
     #[test]
     fn a_success_clears_the_hold_and_a_sweep_forgets_expired_ones() {
         let health = Health::default();
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let [a, b] = addrs(2)[..] else { unreachable!() };
         let now = Instant::now();
         health.mark_down(a, now);
         health.mark_down(b, now);
         health.mark_up(a);
         assert!(!health.is_down(a, now));
         assert!(health.is_down(b, now));
-        health.sweep(now + HOLD_DOWN);
-        assert!(health.records.borrow().is_empty());
+        health.sweep(now + HOLD_DOWN, Duration::from_secs(60));
+        assert_eq!(health.len(), 0);
+    }
+
+    #[test]
+    fn failures_in_a_row_eject_and_a_success_between_resets_the_run() {
+        let health = Health::default();
+        let all = addrs(4);
+        let o = outlier(3);
+        let now = Instant::now();
+        assert_eq!(health.failed(all[0], &o, &all, now), Verdict::Counted);
+        assert_eq!(health.failed(all[0], &o, &all, now), Verdict::Counted);
+        health.succeeded(all[0], now);
+        assert_eq!(health.failed(all[0], &o, &all, now), Verdict::Counted);
+        assert_eq!(health.failed(all[0], &o, &all, now), Verdict::Counted);
+        let Verdict::Ejected(length) = health.failed(all[0], &o, &all, now) else {
+            panic!("not ejected after 3 in a row");
+        };
+        assert!(length >= Duration::from_secs(1) && length < Duration::from_millis(1500));
+        assert!(health.is_down(all[0], now));
+        assert!(!health.is_down(all[0], now + length));
+    }
+
+    #[test]
+    fn one_probe_goes_after_an_ejection_and_its_result_decides() {
+        let health = Health::default();
+        let all = addrs(4);
+        let o = outlier(1);
+        let now = Instant::now();
+        let Verdict::Ejected(first) = health.failed(all[0], &o, &all, now) else {
+            panic!()
+        };
+        let later = now + first;
+        assert!(health.admit(all[0], later), "the probe goes");
+        assert!(!health.admit(all[0], later), "the others wait for it");
+        // The probe fails: ejected again, for longer (the 2nd: 2 s + jitter).
+        let Verdict::Ejected(second) = health.failed(all[0], &o, &all, later) else {
+            panic!("a failed probe ejects again")
+        };
+        assert!(second >= Duration::from_secs(2), "{second:?}");
+        let later = later + second;
+        assert!(health.admit(all[0], later));
+        health.succeeded(all[0], later);
+        assert!(
+            health.admit(all[0], later) && health.admit(all[0], later),
+            "back for everyone"
+        );
+        health.sweep(later + Duration::from_secs(61), Duration::from_secs(60));
+        assert_eq!(health.len(), 0);
+    }
+
+    #[test]
+    fn ejections_stop_at_the_cluster_share_and_never_take_the_last() {
+        let health = Health::default();
+        let all = addrs(4);
+        let o = outlier(1);
+        let now = Instant::now();
+        assert!(matches!(
+            health.failed(all[0], &o, &all, now),
+            Verdict::Ejected(_)
+        ));
+        assert!(matches!(
+            health.failed(all[1], &o, &all, now),
+            Verdict::Ejected(_)
+        ));
+        // Half of four are out: the third is spared.
+        assert_eq!(health.failed(all[2], &o, &all, now), Verdict::Spared);
+        assert!(!health.is_down(all[2], now));
+        // A cluster of one never loses its endpoint, whatever the share.
+        let one = &all[3..];
+        let all_out = Outlier {
+            max_ejection_percent: 100,
+            ..o
+        };
+        assert_eq!(health.failed(all[3], &all_out, one, now), Verdict::Spared);
+    }
+
+    #[test]
+    fn zero_failures_turns_ejection_off() {
+        let health = Health::default();
+        let all = addrs(2);
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(
+                health.failed(all[0], &outlier(0), &all, now),
+                Verdict::Counted
+            );
+        }
+        assert!(!health.is_down(all[0], now));
     }
 }

@@ -50,7 +50,7 @@ impl Upstreams {
     /// that heard bytes, and forgets health records that hold nothing out
     /// any more and load records no table or request holds. Returns how many idle connections are left.
     pub fn sweep(&self, now: Instant, counters: &Counters) -> usize {
-        self.health.sweep(now);
+        self.health.sweep(now, health::REMEMBER);
         self.loads.sweep();
         self.pool.sweep(now, counters)
     }

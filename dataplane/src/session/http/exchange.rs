@@ -141,8 +141,9 @@ pub(super) async fn proxy<'a>(
     if let Some(status) = progress.status.get() {
         outcome.responded(status);
     }
+    let failure = ended.as_ref().err().map(|f| f.reason);
+    settle_health(ctx, cluster, outcome, failure);
     if let Some(in_flight) = progress.in_flight.take() {
-        let failure = ended.as_ref().err().map(|f| f.reason);
         settle_load(
             &in_flight,
             cluster,
@@ -152,6 +153,36 @@ pub(super) async fn proxy<'a>(
         );
     }
     ended
+}
+
+/// What an exchange tells the worker of its endpoint's health: a gateway
+/// failure (a reset, a bad or cut response, no answer in time, a
+/// 502/503/504 from the upstream) counts towards ejecting it; any other
+/// answer from it ends its run of failures (and returns it, if this was
+/// its probe); an exchange that failed for the client's sake, or before an
+/// upstream was reached (connect failures count where they happen), tells
+/// nothing.
+fn settle_health(ctx: &Ctx<'_>, cluster: &Cluster, outcome: &Outcome, failure: Option<Reason>) {
+    let Some(addr) = outcome.upstream else {
+        return;
+    };
+    let health = &ctx.upstream.upstreams.health;
+    let now = rt::now();
+    let gateway_failure = match failure.or(outcome.reason) {
+        Some(
+            Reason::UpstreamReset
+            | Reason::UpstreamBadResponse
+            | Reason::UpstreamTimeout
+            | Reason::UpstreamAbortedBody,
+        ) => true,
+        Some(_) => return,
+        None => matches!(outcome.status, Some(502..=504)) && !outcome.own_answer,
+    };
+    if gateway_failure {
+        upstream::connect::gateway_failure(health, addr, cluster, ctx.counters, now);
+    } else if outcome.status.is_some() {
+        health.succeeded(addr, now);
+    }
 }
 
 /// What an exchange tells its endpoint's load record, under peak-EWMA:
@@ -643,7 +674,7 @@ fn failure(e: ConnectError, cluster: &Cluster) -> (Reason, String) {
         ConnectError::AllHeldOut => (
             Reason::NoEndpoint,
             format!(
-                "no endpoint of cluster `{}` is available: every one failed a connect in the last {} s",
+                "no endpoint of cluster `{}` is available: every one failed a connect in the last {} s or is ejected after failures in a row",
                 cluster.name,
                 HOLD_DOWN.as_secs()
             ),
