@@ -122,6 +122,7 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(housekeeping(Rc::clone(&agent)));
+    agent.start_checks();
     if let Some(watch) = watch {
         tokio::task::spawn_local(watch.follow(Rc::clone(&agent)));
     }

@@ -5,6 +5,7 @@
 //! It lives on the control thread, inside a single-threaded tokio runtime:
 //! the state is behind a `RefCell` and no borrow is held across an `.await`.
 
+mod checks;
 pub mod exposition;
 pub mod worker_log;
 
@@ -22,6 +23,7 @@ use dataplane::link::log::bind_reason;
 use dataplane::link::log::WorkerLogs;
 use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
+use dataplane::table::checks::Verdicts;
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::Table;
 use dataplane::worker::{WorkerReport, Workers};
@@ -63,6 +65,8 @@ pub struct Agent {
     /// What was said about them so far.
     log_tail: RefCell<LogTail>,
     state: RefCell<State>,
+    /// The active health checks of the running table.
+    checkers: checks::Checkers,
 }
 
 #[derive(Debug)]
@@ -158,6 +162,7 @@ impl Agent {
             cores,
             logs,
             log_tail: RefCell::new(LogTail::default()),
+            checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
@@ -184,6 +189,7 @@ impl Agent {
     /// keeps answering) until each has drained; returns their reports.
     pub async fn stop(&self) -> Vec<WorkerReport> {
         self.draining.set(true);
+        self.checkers.stop();
         let Some(workers) = self.workers.borrow_mut().take() else {
             return Vec::new();
         };
@@ -308,6 +314,11 @@ impl Agent {
         // The policy's lookup (cycle, ring, table) is rebuilt for the new
         // list here, on the control core, before any worker sees it.
         cluster.balance = Balance::new(policy, &endpoints, &weights);
+        // The checks' verdicts, carried over by address: their checker is
+        // replaced by one on the new cells when this is published.
+        if let Some(checks) = cluster.checks.as_mut() {
+            checks.verdicts = Arc::new(Verdicts::new(&endpoints, Some(&checks.verdicts)));
+        }
         cluster.endpoints = endpoints;
         next.table.clusters[index] = Arc::new(cluster);
         // The running configuration no longer matches any text: the next
@@ -338,6 +349,7 @@ impl Agent {
         }
         state.config = next;
         state.source = source;
+        self.checkers.reconcile(&table);
         let previous = std::mem::replace(&mut state.table, table);
         state.retired.push(previous);
         sweep(&mut state.retired);
@@ -351,6 +363,12 @@ impl Agent {
                 error,
             }),
         }
+    }
+
+    /// Starts the active health checks of the running table (once the
+    /// control thread's runtime runs).
+    pub fn start_checks(&self) {
+        self.checkers.reconcile(&self.state.borrow().table);
     }
 
     /// Frees the retired tables nobody else holds any more.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use dataplane::settings::RuntimeSettings;
 use dataplane::table::breaker::{Breaker, Limits};
+use dataplane::table::checks::{self, CheckSettings, Checks, Probe, Verdicts};
 use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
 use dataplane::table::outlier::Outlier;
 use dataplane::table::route::PoolSettings;
@@ -26,7 +27,8 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::file::{
-    FileAdmin, FileCluster, FileConfig, FileEndpoint, FileListener, FileRuntime, Int,
+    FileAdmin, FileCluster, FileConfig, FileEndpoint, FileHealthCheck, FileListener, FileRuntime,
+    Int,
 };
 use super::source::Source;
 use super::tally::Tallies;
@@ -453,12 +455,17 @@ impl Builder<'_> {
             }
 
             let outlier = self.outlier(file, &prefix);
+            let check_settings = match &file.health_check {
+                None => Some(None),
+                Some(table) => self.health_check(table, &prefix).map(Some),
+            };
 
             if let (
                 Some(name),
                 Some((endpoints, weights)),
                 Some(policy),
                 Some(outlier),
+                Some(check_settings),
                 Some(connect_timeout),
                 Some(max_idle),
                 Some(idle_timeout),
@@ -467,6 +474,7 @@ impl Builder<'_> {
                 endpoints,
                 policy,
                 outlier,
+                check_settings,
                 connect_timeout,
                 pool_max_idle,
                 pool_idle_timeout,
@@ -479,6 +487,21 @@ impl Builder<'_> {
                     .and_then(|t| t.clusters.iter().find(|c| c.name == name))
                     .and_then(|c| c.breaker.as_ref());
                 let breaker = limits.any().then(|| Breaker::new(limits, before));
+                // Verdicts carry over by address from the same cluster in
+                // the running table, so a reload does not bring a failing
+                // endpoint back before its checks do.
+                let checks = check_settings.map(|settings| {
+                    let previous = previous
+                        .and_then(|t| t.clusters.iter().find(|c| c.name == name))
+                        .and_then(|c| c.checks.as_ref());
+                    Checks {
+                        settings,
+                        verdicts: Arc::new(Verdicts::new(
+                            &endpoints,
+                            previous.map(|c| &*c.verdicts),
+                        )),
+                    }
+                });
                 let balance = Balance::new(policy, &endpoints, &weights);
                 clusters.built.push(Arc::new(Cluster {
                     name,
@@ -491,10 +514,147 @@ impl Builder<'_> {
                     },
                     breaker,
                     outlier,
+                    checks,
                 }));
             }
         }
         clusters
+    }
+
+    /// A cluster's `health_check = { ... }`.
+    fn health_check(
+        &mut self,
+        table: &Spanned<FileHealthCheck>,
+        prefix: &str,
+    ) -> Option<CheckSettings> {
+        let file = table.get_ref();
+        let key = |k: &str| format!("{prefix}.health_check.{k}");
+        let kind = file.kind.as_ref().map_or("http", |k| k.get_ref().as_str());
+        let mut ok = true;
+        let probe = match kind {
+            "tcp" => {
+                for (name, present) in [
+                    ("path", file.path.is_some()),
+                    ("host", file.host.is_some()),
+                    ("expected_statuses", file.expected_statuses.is_some()),
+                ] {
+                    if present {
+                        self.report(
+                            Some(table.span()),
+                            key(name),
+                            format!("{name} applies only to kind = \"http\" checks"),
+                        );
+                        ok = false;
+                    }
+                }
+                Probe::Tcp
+            }
+            "http" => {
+                let path = match &file.path {
+                    None => Some(Arc::from("/")),
+                    Some(p) => self.check(p, key("path"), |t| {
+                        if t.starts_with('/') && t.bytes().all(|b| b.is_ascii_graphic()) {
+                            Ok(Arc::from(t.as_str()))
+                        } else {
+                            Err(format!("invalid path {t:?}: it must start with `/` and hold no spaces or control characters"))
+                        }
+                    }),
+                };
+                let host = match &file.host {
+                    None => Some(None),
+                    Some(h) => self.check(h, key("host"), |t| {
+                        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()) {
+                            Ok(Some(Arc::from(t.as_str())))
+                        } else {
+                            Err(format!("invalid host {t:?}"))
+                        }
+                    }),
+                };
+                let statuses = match &file.expected_statuses {
+                    None => Some(vec![(200, 399)]),
+                    Some(list) if list.get_ref().is_empty() => {
+                        self.report(
+                            Some(list.span()),
+                            key("expected_statuses"),
+                            "no statuses listed; e.g. [200, 204]",
+                        );
+                        None
+                    }
+                    Some(list) => {
+                        let mut statuses = Vec::new();
+                        for s in list.get_ref() {
+                            if let Some(code) =
+                                self.check(s, key("expected_statuses"), |&Int(n)| {
+                                    match u16::try_from(n) {
+                                        Ok(c) if (100..=599).contains(&c) => Ok(c),
+                                        _ => Err(format!(
+                                            "status {n} is out of range: from 100 to 599"
+                                        )),
+                                    }
+                                })
+                            {
+                                statuses.push((code, code));
+                            }
+                        }
+                        (statuses.len() == list.get_ref().len()).then_some(statuses)
+                    }
+                };
+                match (path, host, statuses) {
+                    (Some(path), Some(host), Some(statuses)) => Probe::Http {
+                        path,
+                        host,
+                        statuses,
+                    },
+                    _ => return None,
+                }
+            }
+            other => {
+                let span = file.kind.as_ref().map(Spanned::span);
+                self.report(
+                    span,
+                    key("kind"),
+                    format!("unknown check kind {other:?} (accepted: http, tcp)"),
+                );
+                return None;
+            }
+        };
+        let duration_of = |this: &mut Self, v: &Option<Spanned<String>>, k: &str, default| match v {
+            None => Some(default),
+            Some(text) => this.check(text, key(k), |t| duration::parse_nonzero(t)),
+        };
+        let interval = duration_of(self, &file.interval, "interval", checks::DEFAULT_INTERVAL);
+        let timeout = duration_of(self, &file.timeout, "timeout", checks::DEFAULT_TIMEOUT);
+        let count = |this: &mut Self, v: &Option<Spanned<Int>>, k: &str, default| match v {
+            None => Some(default),
+            Some(n) => this.check(n, key(k), |&Int(n)| match u32::try_from(n) {
+                Ok(c) if (1..=100).contains(&c) => Ok(c),
+                _ => Err(format!("{k} {n} is out of range: from 1 to 100")),
+            }),
+        };
+        let healthy = count(
+            self,
+            &file.healthy_threshold,
+            "healthy_threshold",
+            checks::DEFAULT_HEALTHY_THRESHOLD,
+        );
+        let unhealthy = count(
+            self,
+            &file.unhealthy_threshold,
+            "unhealthy_threshold",
+            checks::DEFAULT_UNHEALTHY_THRESHOLD,
+        );
+        let (interval, timeout, healthy_threshold, unhealthy_threshold) =
+            (interval?, timeout?, healthy?, unhealthy?);
+        if !ok {
+            return None;
+        }
+        Some(CheckSettings {
+            probe,
+            interval,
+            timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+        })
     }
 
     /// A cluster's outlier detection: `consecutive_gateway_failures`,

@@ -185,6 +185,21 @@ pub(crate) struct FileCluster {
     pub(crate) base_ejection_time: Option<Spanned<String>>,
     pub(crate) max_ejection_time: Option<Spanned<String>>,
     pub(crate) max_ejection_percent: Option<Spanned<Int>>,
+    pub(crate) health_check: Option<Spanned<FileHealthCheck>>,
+}
+
+/// A cluster's `health_check = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileHealthCheck {
+    pub(crate) kind: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) expected_statuses: Option<Spanned<Vec<Spanned<Int>>>>,
+    pub(crate) interval: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) healthy_threshold: Option<Spanned<Int>>,
+    pub(crate) unhealthy_threshold: Option<Spanned<Int>>,
 }
 
 /// One entry of a cluster's `endpoints`: `"ip:port"`, or

@@ -301,3 +301,92 @@ fn outlier_keys_default_parse_round_trip_and_are_checked() {
         "max_ejection_time 5s is shorter than base_ejection_time 10s",
     );
 }
+
+#[test]
+fn health_checks_parse_round_trip_and_are_checked() {
+    use dataplane::table::checks::Probe;
+    let text = with_cluster(
+        r#"["127.0.0.1:8000", "127.0.0.1:8001"]"#,
+        r#"health_check = { path = "/healthz", host = "svc", expected_statuses = [200, 204], interval = "5s", timeout = "2s", healthy_threshold = 3, unhealthy_threshold = 4 }"#,
+    );
+    let config = parse_ok(&text);
+    let checks = config.table.clusters[0].checks.as_ref().expect("checks");
+    assert_eq!(
+        checks.settings.probe,
+        Probe::Http {
+            path: "/healthz".into(),
+            host: Some("svc".into()),
+            statuses: vec![(200, 200), (204, 204)],
+        }
+    );
+    assert_eq!(checks.settings.interval, Duration::from_secs(5));
+    assert_eq!(
+        (
+            checks.settings.healthy_threshold,
+            checks.settings.unhealthy_threshold
+        ),
+        (3, 4)
+    );
+    let again = parse_ok(&config.to_toml());
+    assert_eq!(
+        again.table.clusters[0].checks.as_ref().unwrap().settings,
+        checks.settings
+    );
+    // Defaults: http GET /, 200-399, every 2 s, 1 s, rise 2, fall 3.
+    let config = parse_ok(&with_cluster(r#"["127.0.0.1:8000"]"#, "health_check = {}"));
+    let settings = &config.table.clusters[0].checks.as_ref().unwrap().settings;
+    assert_eq!(
+        (settings.interval, settings.timeout),
+        (Duration::from_secs(2), Duration::from_secs(1))
+    );
+    assert_eq!(
+        (settings.healthy_threshold, settings.unhealthy_threshold),
+        (2, 3)
+    );
+    let again = parse_ok(&config.to_toml());
+    assert_eq!(
+        &again.table.clusters[0].checks.as_ref().unwrap().settings,
+        settings
+    );
+
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        r#"health_check = { kind = "udp" }"#,
+    );
+    assert_error(
+        &text,
+        "udp",
+        "clusters[0].health_check.kind",
+        "unknown check kind \"udp\" (accepted: http, tcp)",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        r#"health_check = { expected_statuses = [200, 700] }"#,
+    );
+    assert_error(
+        &text,
+        "700",
+        "clusters[0].health_check.expected_statuses",
+        "status 700 is out of range",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        r#"health_check = { path = "healthz" }"#,
+    );
+    assert_error(
+        &text,
+        "healthz",
+        "clusters[0].health_check.path",
+        "must start with `/`",
+    );
+    let text = with_cluster(
+        r#"["127.0.0.1:8000"]"#,
+        r#"health_check = { kind = "tcp", path = "/x" }"#,
+    );
+    assert_error(
+        &text,
+        "health_check",
+        "clusters[0].health_check.path",
+        "applies only to kind = \"http\"",
+    );
+}

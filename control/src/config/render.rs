@@ -168,6 +168,7 @@ impl Config {
                     base_ejection_time: duration::format(c.outlier.base_ejection),
                     max_ejection_time: duration::format(c.outlier.max_ejection),
                     max_ejection_percent: c.outlier.max_ejection_percent,
+                    health_check: c.checks.as_ref().map(|c| OutHealthCheck::new(&c.settings)),
                 })
                 .collect(),
         };
@@ -628,6 +629,55 @@ struct OutCluster<'a> {
     base_ejection_time: String,
     max_ejection_time: String,
     max_ejection_percent: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_check: Option<OutHealthCheck>,
+}
+
+#[derive(Serialize)]
+struct OutHealthCheck {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_statuses: Option<Vec<u16>>,
+    interval: String,
+    timeout: String,
+    healthy_threshold: u32,
+    unhealthy_threshold: u32,
+}
+
+impl OutHealthCheck {
+    fn new(s: &dataplane::table::checks::CheckSettings) -> Self {
+        use dataplane::table::checks::Probe;
+        let (kind, path, host, expected_statuses) = match &s.probe {
+            Probe::Tcp => ("tcp", None, None, None),
+            Probe::Http {
+                path,
+                host,
+                statuses,
+            } => (
+                "http",
+                Some(path.to_string()),
+                host.as_ref().map(ToString::to_string),
+                // The default (200-399) is left out; a list is written as
+                // it was given.
+                (statuses[..] != [(200, 399)])
+                    .then(|| statuses.iter().map(|&(lo, _)| lo).collect()),
+            ),
+        };
+        Self {
+            kind,
+            path,
+            host,
+            expected_statuses,
+            interval: duration::format(s.interval),
+            timeout: duration::format(s.timeout),
+            healthy_threshold: s.healthy_threshold,
+            unhealthy_threshold: s.unhealthy_threshold,
+        }
+    }
 }
 
 /// The policy and what tunes it, as `ringway check` prints it.

@@ -7,6 +7,7 @@
 //! newer generation only at a connection boundary.
 
 pub mod breaker;
+pub mod checks;
 pub mod lb;
 pub mod outlier;
 pub mod route;
@@ -110,4 +111,6 @@ pub struct Cluster {
     pub breaker: Option<breaker::Breaker>,
     /// When a worker ejects an endpoint that keeps failing.
     pub outlier: outlier::Outlier,
+    /// Active health checks, when configured.
+    pub checks: Option<checks::Checks>,
 }

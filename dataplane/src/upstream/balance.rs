@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use super::health::Health;
 use super::load::{Load, Loads};
+use crate::table::checks::Verdicts;
 use crate::table::lb::Policy;
 use crate::table::{Cluster, ClusterId, Table};
 
@@ -198,6 +199,8 @@ pub struct Pick<'a> {
     attempt: usize,
     health: &'a Health,
     now: Instant,
+    /// The cluster's active check verdicts, if it has checks.
+    checks: Option<&'a Verdicts>,
 }
 
 impl<'a> Pick<'a> {
@@ -215,7 +218,15 @@ impl<'a> Pick<'a> {
             attempt: 0,
             health,
             now,
+            checks: None,
         }
+    }
+
+    /// The same walk, also skipping endpoints that fail the cluster's
+    /// active checks (unless every endpoint does).
+    pub fn checked(mut self, checks: Option<&'a Verdicts>) -> Self {
+        self.checks = checks;
+        self
     }
 
     /// The health records the walk filters by (and a connect along it
@@ -231,9 +242,10 @@ impl Iterator for Pick<'_> {
     fn next(&mut self) -> Option<SocketAddr> {
         let n = self.endpoints.len();
         while self.attempt < n {
-            let addr = self.endpoints[(self.first + self.attempt) % n];
+            let i = (self.first + self.attempt) % n;
+            let addr = self.endpoints[i];
             self.attempt += 1;
-            if self.health.admit(addr, self.now) {
+            if self.checks.is_none_or(|v| v.admits(i)) && self.health.admit(addr, self.now) {
                 return Some(addr);
             }
         }
@@ -268,6 +280,7 @@ mod tests {
             },
             breaker: None,
             outlier: crate::table::outlier::Outlier::default(),
+            checks: None,
         })
     }
 

@@ -31,6 +31,7 @@ impl LocalTable {
         let health = &self.upstreams.health;
         let first = self.balancer.first(id, cluster, key, health, now);
         Pick::new(&cluster.endpoints, first, health, now)
+            .checked(cluster.checks.as_ref().map(|c| &*c.verdicts))
     }
 
     /// Counts a request (or TCP connection) in flight to `addr`, an
