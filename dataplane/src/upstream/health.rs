@@ -34,6 +34,12 @@ use crate::table::outlier::Outlier;
 /// back is used again almost at once.
 pub const HOLD_DOWN: Duration = Duration::from_secs(2);
 
+/// How long a probe may stay unanswered before another request may probe
+/// the endpoint: a probe whose exchange ends without a verdict (the client
+/// went away, the exchange was cut) must not keep the endpoint out for
+/// good.
+pub const PROBE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How long an endpoint that came back from an ejection is remembered: its
 /// next ejection within this lasts longer than the last; after it, the
 /// next is the first again.
@@ -69,9 +75,10 @@ struct Record {
     /// Ejections so far (the next lasts one base longer); forgotten once
     /// the endpoint has been back for [`REMEMBER`].
     ejections: u32,
-    /// The ejection ended and one request went to probe it: the others
-    /// pass the endpoint by until that one's result.
-    probe_out: bool,
+    /// The ejection ended and one request went to probe it, then: the
+    /// others pass the endpoint by until that one's result, or for
+    /// [`PROBE_PATIENCE`].
+    probe_out: Option<Instant>,
     /// When it last came back (a probe succeeded).
     returned: Option<Instant>,
 }
@@ -84,7 +91,7 @@ impl Record {
     fn is_down(&self, now: Instant) -> bool {
         self.held_until.is_some_and(|t| t > now)
             || self.ejected_until.is_some_and(|t| t > now)
-            || (self.ejection_over(now) && self.probe_out)
+            || (self.ejection_over(now) && self.probe_out.is_some_and(|t| now < t + PROBE_PATIENCE))
     }
 }
 
@@ -120,7 +127,7 @@ impl Health {
             return false;
         }
         if r.ejection_over(now) {
-            r.probe_out = true;
+            r.probe_out = Some(now);
         }
         true
     }
@@ -153,7 +160,7 @@ impl Health {
             r.failures = 0;
             if r.ejection_over(now) {
                 r.ejected_until = None;
-                r.probe_out = false;
+                r.probe_out = None;
                 r.returned = Some(now);
             }
         }
@@ -174,7 +181,7 @@ impl Health {
         let mut records = self.records.borrow_mut();
         let r = records.entry(addr).or_default();
         r.failures += 1;
-        let probe_failed = r.ejection_over(now) && r.probe_out;
+        let probe_failed = r.ejection_over(now) && r.probe_out.is_some();
         if !probe_failed && r.failures < outlier.consecutive_failures {
             return Verdict::Counted;
         }
@@ -197,18 +204,21 @@ impl Health {
         r.ejections += 1;
         let length = outlier.ejection(r.ejections).mul_f64(1.0 + 0.5 * jitter);
         r.ejected_until = Some(now + length);
-        r.probe_out = false;
+        r.probe_out = None;
         r.failures = 0;
         Verdict::Ejected(length)
     }
 
-    /// Forgets records that hold nothing any more: no hold, no ejection,
-    /// no failures, and back for longer than `forget_after` ([`REMEMBER`]
-    /// outside tests).
+    /// Forgets records that hold nothing any more: no hold, no failures,
+    /// no ejection that ended less than `forget_after` ago ([`REMEMBER`]
+    /// outside tests; an endpoint no request probed since is forgotten too,
+    /// say one that left the configuration), and back for longer than
+    /// `forget_after`.
     pub fn sweep(&self, now: Instant, forget_after: Duration) {
         self.records.borrow_mut().retain(|_, r| {
             r.held_until.is_some_and(|t| t > now)
-                || r.ejected_until.is_some()
+                || r.ejected_until
+                    .is_some_and(|t| now.saturating_duration_since(t) < forget_after)
                 || r.failures > 0
                 || r.returned
                     .is_some_and(|t| now.saturating_duration_since(t) < forget_after)
@@ -309,6 +319,9 @@ mod tests {
         let later = now + first;
         assert!(health.admit(all[0], later), "the probe goes");
         assert!(!health.admit(all[0], later), "the others wait for it");
+        // A probe that never reports does not keep the endpoint out: after
+        // the patience another request probes.
+        assert!(health.admit(all[0], later + PROBE_PATIENCE));
         // The probe fails: ejected again, for longer (the 2nd: 2 s + jitter).
         let Verdict::Ejected(second) = health.failed(all[0], &o, &all, later) else {
             panic!("a failed probe ejects again")
@@ -363,5 +376,25 @@ mod tests {
             );
         }
         assert!(!health.is_down(all[0], now));
+    }
+
+    #[test]
+    fn an_ejected_endpoint_nobody_probes_is_forgotten() {
+        let health = Health::default();
+        let all: Vec<SocketAddr> = (1..=4)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let o = Outlier {
+            consecutive_failures: 1,
+            ..Outlier::default()
+        };
+        let now = Instant::now();
+        let Verdict::Ejected(length) = health.failed(all[0], &o, &all, now) else {
+            panic!()
+        };
+        health.sweep(now + length, REMEMBER);
+        assert_eq!(health.len(), 1, "just over: kept, its probe is due");
+        health.sweep(now + length + REMEMBER, REMEMBER);
+        assert_eq!(health.len(), 0);
     }
 }
