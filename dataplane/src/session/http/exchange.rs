@@ -141,18 +141,41 @@ pub(super) async fn proxy<'a>(
     if let Some(status) = progress.status.get() {
         outcome.responded(status);
     }
-    let failure = ended.as_ref().err().map(|f| f.reason);
-    settle_health(ctx, cluster, outcome, failure);
+    let said = Said::of(ended.as_ref().err().map(|f| f.reason), outcome);
+    settle_health(ctx, cluster, outcome.upstream, said);
     if let Some(in_flight) = progress.in_flight.take() {
-        settle_load(
-            &in_flight,
-            cluster,
-            outcome,
-            failure,
-            progress.body_done.get(),
-        );
+        settle_load(&in_flight, cluster, outcome, said, progress.body_done.get());
     }
     ended
+}
+
+/// What an exchange says of the endpoint it reached.
+#[derive(Debug, Clone, Copy)]
+enum Said {
+    /// It failed: a reset, a bad or cut response, no answer in time.
+    Failed,
+    /// It answered with this status.
+    Answered(u16),
+    /// Nothing: the client was at fault, or no upstream was reached.
+    Nothing,
+}
+
+impl Said {
+    fn of(failure: Option<Reason>, outcome: &Outcome) -> Self {
+        match failure.or(outcome.reason) {
+            Some(
+                Reason::UpstreamReset
+                | Reason::UpstreamBadResponse
+                | Reason::UpstreamTimeout
+                | Reason::UpstreamAbortedBody,
+            ) => Said::Failed,
+            Some(_) => Said::Nothing,
+            None => match outcome.status {
+                Some(status) if !outcome.own_answer => Said::Answered(status),
+                _ => Said::Nothing,
+            },
+        }
+    }
 }
 
 /// What an exchange tells the worker of its endpoint's health: a gateway
@@ -162,26 +185,18 @@ pub(super) async fn proxy<'a>(
 /// its probe); an exchange that failed for the client's sake, or before an
 /// upstream was reached (connect failures count where they happen), tells
 /// nothing.
-fn settle_health(ctx: &Ctx<'_>, cluster: &Cluster, outcome: &Outcome, failure: Option<Reason>) {
-    let Some(addr) = outcome.upstream else {
+fn settle_health(ctx: &Ctx<'_>, cluster: &Cluster, endpoint: Option<SocketAddr>, said: Said) {
+    let Some(addr) = endpoint else {
         return;
     };
     let health = &ctx.upstream.upstreams.health;
     let now = rt::now();
-    let gateway_failure = match failure.or(outcome.reason) {
-        Some(
-            Reason::UpstreamReset
-            | Reason::UpstreamBadResponse
-            | Reason::UpstreamTimeout
-            | Reason::UpstreamAbortedBody,
-        ) => true,
-        Some(_) => return,
-        None => matches!(outcome.status, Some(502..=504)) && !outcome.own_answer,
-    };
-    if gateway_failure {
-        upstream::connect::gateway_failure(health, addr, cluster, ctx.counters, now);
-    } else if outcome.status.is_some() {
-        health.succeeded(addr, now);
+    match said {
+        Said::Failed | Said::Answered(502..=504) => {
+            upstream::connect::gateway_failure(health, addr, cluster, ctx.counters, now);
+        }
+        Said::Answered(_) => health.succeeded(addr, now),
+        Said::Nothing => {}
     }
 }
 
@@ -189,16 +204,15 @@ fn settle_health(ctx: &Ctx<'_>, cluster: &Cluster, outcome: &Outcome, failure: O
 /// the time from the whole request having gone out (`body_done`; the head
 /// for a request without a body) to the response's head coming in, so that
 /// a client that trickles its body cannot make an endpoint look slow (an
-/// answer that came before the body ended gives no sample); for the upstream's failure (a reset, a bad or cut response,
-/// no answer in time, or 429/502/503/504 from it) a penalty; for an
-/// exchange the client cut short, nothing (it says nothing of the
-/// endpoint). Dropping `in_flight` after this takes the request off the
-/// endpoint's count.
+/// answer that came before the body ended gives no sample); for the
+/// upstream's failure, or a 429/502/503/504 from it, a penalty; for an
+/// exchange that says nothing of the endpoint, nothing. Dropping
+/// `in_flight` after this takes the request off the endpoint's count.
 fn settle_load(
     in_flight: &InFlight,
     cluster: &Cluster,
     outcome: &Outcome,
-    failure: Option<Reason>,
+    said: Said,
     body_done: Option<Instant>,
 ) {
     let Policy::PeakEwma(ewma) = &cluster.balance.policy else {
@@ -206,18 +220,9 @@ fn settle_load(
     };
     let now = rt::now();
     let load = in_flight.load();
-    match failure.or(outcome.reason) {
-        Some(
-            Reason::UpstreamReset
-            | Reason::UpstreamBadResponse
-            | Reason::UpstreamTimeout
-            | Reason::UpstreamAbortedBody,
-        ) => load.penalize(ewma, now),
-        Some(_) => {}
-        None if matches!(outcome.status, Some(429 | 502 | 503 | 504)) && !outcome.own_answer => {
-            load.penalize(ewma, now);
-        }
-        None => {
+    match said {
+        Said::Failed | Said::Answered(429 | 502..=504) => load.penalize(ewma, now),
+        Said::Answered(_) => {
             if let (Some(done), Some(first)) = (body_done, outcome.timings.first_byte) {
                 let sent = outcome.timings.connected.map_or(done, |c| c.max(done));
                 if first >= sent {
@@ -225,6 +230,7 @@ fn settle_load(
                 }
             }
         }
+        Said::Nothing => {}
     }
 }
 
