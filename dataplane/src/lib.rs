@@ -18,6 +18,7 @@ pub mod counter;
 pub(crate) mod handoff;
 pub mod link;
 pub mod proto;
+pub mod random;
 pub mod request;
 pub mod routing;
 #[allow(unsafe_code)]

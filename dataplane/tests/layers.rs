@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 const RULES: &[(&str, &[&str])] = &[
     // Leaves: plain cells and settings, and the sans-IO wire codecs.
     ("counter", &[]),
+    ("random", &[]),
     ("test_rng", &[]),
     ("settings", &[]),
     ("proto", &[]),
@@ -37,6 +38,7 @@ const RULES: &[(&str, &[&str])] = &[
         &[
             "buf",
             "counter",
+            "random",
             "request",
             "rt",
             "stats",
@@ -53,6 +55,7 @@ const RULES: &[(&str, &[&str])] = &[
             "buf",
             "counter",
             "proto",
+            "random",
             "request",
             "routing",
             "rt",

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use super::health::Health;
 use super::load::{Load, Loads};
+use crate::random::Random;
 use crate::table::checks::Verdicts;
 use crate::table::lb::Policy;
 use crate::table::{Cluster, ClusterId, Table};
@@ -34,7 +35,7 @@ pub struct Balancer {
     /// a cluster whose policy does not read load (and empty altogether
     /// when no cluster's does).
     loads: Vec<Box<[Rc<Load>]>>,
-    rng: Cell<u64>,
+    rng: Random,
 }
 
 impl Balancer {
@@ -67,8 +68,8 @@ impl Balancer {
             } else {
                 Vec::new()
             },
-            // Never zero (xorshift's one fixed point), different per worker.
-            rng: Cell::new(0x2545_f491_4f6c_dd1d ^ (seed as u64).wrapping_mul(0x9e37_79b9) | 1),
+            // Different per worker.
+            rng: Random::new(0x2545_f491_4f6c_dd1d ^ (seed as u64).wrapping_mul(0x9e37_79b9)),
         }
     }
 
@@ -86,7 +87,7 @@ impl Balancer {
         seed: usize,
         loads: &Loads,
     ) -> Self {
-        let next = Self::new(table, seed, loads);
+        let mut next = Self::new(table, seed, loads);
         for (i, cluster) in table.clusters.iter().enumerate() {
             let same = previous_table
                 .clusters
@@ -96,7 +97,7 @@ impl Balancer {
                 next.cursors[i].set(cursor.get());
             }
         }
-        next.rng.set(previous.rng.get());
+        next.rng = previous.rng.carry_on();
         next
     }
 
@@ -123,8 +124,8 @@ impl Balancer {
             }
             Policy::LeastRequest | Policy::PeakEwma(_) if n > 1 => {
                 let loads = &self.loads[id.0 as usize];
-                let a = self.below(n);
-                let b = (a + 1 + self.below(n - 1)) % n;
+                let a = self.rng.below(n);
+                let b = (a + 1 + self.rng.below(n - 1)) % n;
                 let (da, db) = (
                     health.is_down(cluster.endpoints[a], now),
                     health.is_down(cluster.endpoints[b], now),
@@ -171,19 +172,6 @@ impl Balancer {
         let i = cursor.get() % n.max(1);
         cursor.set(i + 1);
         i
-    }
-
-    /// A random number below `n` (`n` > 0): xorshift64*, reduced by
-    /// multiplication (no division, and no bias worth the name for the
-    /// cluster sizes here).
-    fn below(&self, n: usize) -> usize {
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((u128::from(r >> 32) * n as u128) >> 32) as usize
     }
 }
 

@@ -21,11 +21,12 @@
 //! clusters is one endpoint. In the usual case (every endpoint answering)
 //! the map is empty and asking about an endpoint costs no hashing.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::random::Random;
 use crate::table::outlier::Outlier;
 
 /// How long an endpoint whose connect failed is held out on this worker.
@@ -51,14 +52,14 @@ pub const REMEMBER: Duration = Duration::from_secs(300);
 pub struct Health {
     records: RefCell<HashMap<SocketAddr, Record>>,
     /// For the ejections' jitter.
-    rng: Cell<u64>,
+    rng: Random,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
             records: RefCell::default(),
-            rng: Cell::new(0x853c_49e6_748f_ea9b),
+            rng: Random::new(0x853c_49e6_748f_ea9b),
         }
     }
 }
@@ -199,7 +200,7 @@ impl Health {
         if out + 1 >= n.max(1) || out + 1 > allowed {
             return Verdict::Spared;
         }
-        let jitter = self.unit();
+        let jitter = self.rng.unit();
         let r = records.entry(addr).or_default();
         r.ejections += 1;
         let length = outlier.ejection(r.ejections).mul_f64(1.0 + 0.5 * jitter);
@@ -223,16 +224,6 @@ impl Health {
                 || r.returned
                     .is_some_and(|t| now.saturating_duration_since(t) < forget_after)
         });
-    }
-
-    /// A number in [0, 1).
-    fn unit(&self) -> f64 {
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Endpoints with a record (tests).

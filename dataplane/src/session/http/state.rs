@@ -4,6 +4,8 @@
 
 use std::cell::Cell;
 
+use crate::random::Random;
+
 /// A worker's HTTP state: its index, its drain flag and its random source.
 #[derive(Debug)]
 pub struct WorkerHttp {
@@ -14,7 +16,7 @@ pub struct WorkerHttp {
     /// connection waiting for its next request closes after a short grace
     /// unless one arrives.
     pub draining: Cell<bool>,
-    rng: Cell<u64>,
+    rng: Random,
 }
 
 impl WorkerHttp {
@@ -23,19 +25,13 @@ impl WorkerHttp {
         Self {
             worker,
             draining: Cell::new(false),
-            // xorshift must not start at 0.
-            rng: Cell::new(seed | 1),
+            rng: Random::new(seed),
         }
     }
 
     /// A pseudo-random number (xorshift64*): for weighted picks and request
     /// ids. Not for secrets.
     pub fn random(&self) -> u64 {
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.rng.next()
     }
 }
