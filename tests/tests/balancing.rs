@@ -6,9 +6,10 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ringway_kit::admin;
+use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::{Cluster, HttpConfig, Route};
@@ -36,15 +37,6 @@ fn start(cluster: Cluster, cores: &[usize]) -> (Ringway, HttpConfig) {
     config.worker_cores = cores.to_vec();
     let proxy = Ringway::start(&config.to_toml());
     (proxy, config)
-}
-
-/// Waits until `done` holds; panics after [`SOON`] naming `what`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < SOON, "waited {SOON:?} for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]
@@ -90,9 +82,18 @@ fn least_request_stops_sending_to_an_endpoint_that_holds_its_requests() {
     for i in 0..20 {
         let mut client = HttpConn::open(config.listen);
         client.send(&Req::get("/"));
-        wait_until(&format!("request {} reached an origin", i + 1), || {
-            arrived.load(Ordering::SeqCst) + quick.requests().len() > i
-        });
+        poll(
+            &format!("request {} reached an origin", i + 1),
+            SOON,
+            || {
+                let seen = arrived.load(Ordering::SeqCst) + quick.requests().len();
+                if seen > i {
+                    Ok(())
+                } else {
+                    Err(format!("{seen} reached them"))
+                }
+            },
+        );
         if arrived.load(Ordering::SeqCst) == waiting.len() {
             assert_eq!(client.read().body_text(), "quick");
         } else {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringway_kit::admin;
+use ringway_kit::wait::poll;
 use ringway_kit::{CountingOrigin, Ringway};
 use ringway_tests::http_client::{metric_sum, HttpConn, Req};
 use ringway_tests::http_config::{Cluster, HttpConfig, Route};
@@ -38,14 +39,6 @@ fn held_origin(gate: &Gate) -> (HttpOrigin, Arc<AtomicUsize>) {
     (origin, arrived)
 }
 
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < SOON, "waited {SOON:?} for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn max_requests_refuses_the_one_too_many_at_once() {
     let gate = Gate::new();
@@ -55,8 +48,11 @@ fn max_requests_refuses_the_one_too_many_at_once() {
     for n in 1..=2 {
         let mut client = HttpConn::open(config.listen);
         client.send(&Req::get("/"));
-        wait_for("a request reached the origin", || {
-            arrived.load(Ordering::SeqCst) == n
+        poll("a request reached the origin", SOON, || {
+            match arrived.load(Ordering::SeqCst) {
+                seen if seen == n => Ok(()),
+                seen => Err(format!("{seen} reached it")),
+            }
         });
         held.push(client);
     }
@@ -105,9 +101,14 @@ fn max_connections_lets_requests_reuse_an_idle_connection_but_opens_no_more() {
     assert_eq!(client.exchange(&Req::get("/")).status, 200);
     // The pooled connection is in use by this request (held)...
     client.send(&Req::get("/"));
-    wait_for("the second request reached the origin", || {
-        first.load(Ordering::SeqCst) == 2
-    });
+    poll(
+        "the second request reached the origin",
+        SOON,
+        || match first.load(Ordering::SeqCst) {
+            2 => Ok(()),
+            seen => Err(format!("{seen} reached it")),
+        },
+    );
     // ... so another needs a second connection: refused.
     let refused = HttpConn::open(config.listen).exchange(&Req::get("/"));
     refused.assert_ringway_error(503, "overflow");
@@ -173,14 +174,13 @@ fn a_tcp_cluster_at_max_connections_resets_the_next_client() {
     assert_eq!(echo.served().connections, 1);
     drop(open);
     // Its place comes free once the pair has closed.
-    wait_for("a new client is relayed again", || {
-        let Ok(mut stream) = std::net::TcpStream::connect(config.listen) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    poll("a new client is relayed again", SOON, || {
         use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(config.listen).map_err(|e| e.to_string())?;
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut back = [0u8; 5];
-        stream.write_all(b"again").is_ok() && stream.read_exact(&mut back).is_ok()
+        stream.write_all(b"again").map_err(|e| e.to_string())?;
+        stream.read_exact(&mut back).map_err(|e| e.to_string())
     });
     let exit = proxy.stop();
     exit.assert_clean();

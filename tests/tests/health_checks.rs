@@ -4,8 +4,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::{Cluster, HttpConfig, Route};
@@ -30,16 +31,19 @@ fn origin(name: &'static str, sick: &Arc<AtomicBool>, checks: &Arc<AtomicUsize>)
     })
 }
 
-/// Sends requests until `n` in a row satisfy `ok`; panics after [`SOON`].
+/// Sends requests (one per poll) until `n` in a row satisfy `ok`; panics
+/// after [`SOON`].
 fn until_in_a_row(client: &mut HttpConn, n: usize, what: &str, ok: impl Fn(&str) -> bool) {
-    let started = Instant::now();
     let mut run = 0;
-    while run < n {
-        assert!(started.elapsed() < SOON, "waited {SOON:?} for {what}");
+    poll(what, SOON, || {
         let body = client.exchange(&Req::get("/")).body_text();
         run = if ok(&body) { run + 1 } else { 0 };
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        if run >= n {
+            Ok(())
+        } else {
+            Err(format!("{run} in a row, the last {body:?}"))
+        }
+    });
 }
 
 #[test]
@@ -113,11 +117,12 @@ fn when_every_endpoint_fails_its_checks_they_are_ignored() {
         ));
     let proxy = Ringway::start(&config.to_toml());
     // Wait until both have failed a check, then traffic still goes to both.
-    let started = Instant::now();
-    while counts.load(Ordering::SeqCst) < 6 {
-        assert!(started.elapsed() < SOON, "no checks");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll("both endpoints failed checks", SOON, || {
+        match counts.load(Ordering::SeqCst) {
+            seen if seen >= 6 => Ok(()),
+            seen => Err(format!("{seen} checks")),
+        }
+    });
     let mut client = HttpConn::open(config.listen);
     let bodies: Vec<String> = (0..10)
         .map(|_| client.exchange(&Req::get("/")).body_text())
