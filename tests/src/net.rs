@@ -2,13 +2,13 @@
 //! tricks the tests need: a blackholed endpoint, a reset instead of a FIN.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use socket2::SockRef;
+use socket2::{Domain, SockRef, Socket, Type};
 
 /// How long a client socket waits on one read or write before the test
 /// fails: generous, for a debug build on two busy cores.
@@ -236,4 +236,37 @@ pub fn wait_until_refused(addr: SocketAddr, timeout: Duration) -> Result<(), Str
             Ok(_) => Err("connect succeeded".to_owned()),
         }
     })
+}
+
+/// A loopback address whose connects are refused: a socket bound to it that
+/// never listens. It stays bound for the test's life, so no other socket
+/// (a parallel test's, or one of the proxy's own connects) can take the
+/// port in between.
+#[derive(Debug)]
+pub struct Refusing {
+    /// The refused address.
+    pub addr: SocketAddr,
+    _socket: Socket,
+}
+
+impl Refusing {
+    /// A new refusing address.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+            .and_then(|s| {
+                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+                Ok(s)
+            })
+            .unwrap_or_else(|e| panic!("cannot bind the refusing socket: {e}"));
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or_else(|| panic!("the refusing socket has no address"));
+        Self {
+            addr,
+            _socket: socket,
+        }
+    }
 }

@@ -252,7 +252,13 @@ fn a_content_length_body_goes_both_ways() {
     let up = &origin.wait_requests(1, SOON)[0];
     assert_eq!(up.header("content-length"), Some("100000"));
     assert_eq!(up.body, body);
-    // The connection is still good for another exchange.
+    // The echo's head may come back before the whole body went up (the
+    // origin answers as soon as it has the head): ringway then closes the
+    // connection after the answer, and says so. Otherwise the connection
+    // is still good for another exchange.
+    if response.header("connection") == Some("close") {
+        conn = HttpConn::open(config.listen);
+    }
     assert_eq!(conn.exchange(&Req::post("/again").body(b"x")).body, b"x");
 }
 

@@ -5,7 +5,6 @@
 //! cluster whose every endpoint is held out closes the client without
 //! trying any.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,8 @@ use ringway_kit::admin;
 use ringway_kit::origin::CountingOrigin;
 use ringway_kit::wait;
 use ringway_kit::Ringway;
-use ringway_tests::net::{assert_closed_without_a_byte, assert_echoed};
+use ringway_tests::net::{assert_closed_without_a_byte, assert_echoed, Refusing};
 use ringway_tests::ProxyConfig;
-use socket2::{Domain, Socket, Type};
 
 /// How long the proxy holds out an endpoint whose connect failed
 /// (`upstream::health::HOLD_DOWN`).
@@ -27,35 +25,6 @@ const SLACK: Duration = Duration::from_millis(300);
 
 /// How long the proxy's counters may take to show what a client saw.
 const SOON: Duration = Duration::from_secs(10);
-
-/// A loopback address whose connects are refused: a socket bound to it that
-/// never listens. It stays bound for the test's life, so no other socket
-/// (a parallel test's, or one of the proxy's own connects) can take the
-/// port in between.
-struct Refusing {
-    addr: SocketAddr,
-    _socket: Socket,
-}
-
-impl Refusing {
-    fn new() -> Self {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
-            .and_then(|s| {
-                s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
-                Ok(s)
-            })
-            .unwrap_or_else(|e| panic!("cannot bind the refusing socket: {e}"));
-        let addr = socket
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .unwrap_or_else(|| panic!("the refusing socket has no address"));
-        Self {
-            addr,
-            _socket: socket,
-        }
-    }
-}
 
 fn connect_failures(config: &ProxyConfig) -> u64 {
     admin::stats(config.admin).sum("connect_failures")

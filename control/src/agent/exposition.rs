@@ -7,6 +7,7 @@
 //! names, help and type are never spelled out here.
 
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dataplane::buf::Group;
@@ -15,9 +16,10 @@ use dataplane::link::WorkerLink;
 use dataplane::request::Reason;
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
+use dataplane::table::retry::Cause;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::HttpTotals;
-use dataplane::table::{Service, Table};
+use dataplane::table::{Cluster, Service, Table};
 use serde_json::{json, Map, Value};
 
 /// The agent's own figures.
@@ -79,6 +81,34 @@ impl WorkerFigures {
 pub struct HttpFigures {
     /// HTTP listeners, in table order.
     pub listeners: Vec<HttpListenerFigures>,
+    /// The retries of each cluster an HTTP route forwards to, in the order
+    /// the routes first name them.
+    pub retries: Vec<RetryFigures>,
+}
+
+/// What one cluster's retries did, node-wide.
+#[derive(Debug, Clone)]
+pub struct RetryFigures {
+    /// Cluster name.
+    pub cluster: Arc<str>,
+    /// Retries sent, by cause (indexed as [`Cause::ALL`]).
+    pub sent: [u64; 4],
+    /// Retries not sent: the budget was spent.
+    pub budget_exhausted: u64,
+    /// Retries not sent: the cluster was at its `max_retries`.
+    pub overflows: u64,
+}
+
+impl RetryFigures {
+    fn read(cluster: &Cluster) -> Self {
+        let counts = cluster.budget.counts();
+        Self {
+            cluster: Arc::clone(&cluster.name),
+            sent: std::array::from_fn(|i| counts.by_cause[i].load(Ordering::Relaxed)),
+            budget_exhausted: counts.budget_exhausted.load(Ordering::Relaxed),
+            overflows: counts.overflows.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// One HTTP listener's counters.
@@ -141,7 +171,24 @@ impl HttpFigures {
                 Service::Tcp { .. } => None,
             })
             .collect();
-        Self { listeners }
+        let mut seen = std::collections::HashSet::new();
+        let retries = table
+            .listeners
+            .iter()
+            .filter_map(|l| match &l.service {
+                Service::Http(http) => Some(http.routes.iter()),
+                Service::Tcp { .. } => None,
+            })
+            .flatten()
+            .filter_map(|r| match &r.action {
+                RouteAction::Forward(f) => Some(f.targets.iter()),
+                _ => None,
+            })
+            .flatten()
+            .filter(|t| seen.insert(t.cluster))
+            .map(|t| RetryFigures::read(table.cluster(t.cluster)))
+            .collect();
+        Self { listeners, retries }
     }
 
     /// Every tally with its labels (listener, route, cluster; empty where
@@ -239,7 +286,24 @@ fn http_json(http: &HttpFigures) -> Value {
             tally_json("name", &l.name, &l.totals, Some(("routes", routes)))
         })
         .collect();
-    json!({ "listeners": listeners })
+    let clusters: Vec<Value> = http
+        .retries
+        .iter()
+        .map(|r| {
+            let sent: Map<String, Value> = Cause::ALL
+                .iter()
+                .zip(r.sent)
+                .map(|(cause, n)| (cause.name().to_owned(), json!(n)))
+                .collect();
+            json!({
+                "cluster": &*r.cluster,
+                "retries": sent,
+                "retry_budget_exhausted": r.budget_exhausted,
+                "retry_overflows": r.overflows,
+            })
+        })
+        .collect();
+    json!({ "listeners": listeners, "clusters": clusters })
 }
 
 fn tally_json(
@@ -405,6 +469,45 @@ fn http_metrics(out: &mut String, http: &HttpFigures) {
                 out,
                 "{name}{{{},class=\"{class}\"}} {n}",
                 labels_text(labels)
+            );
+        }
+    }
+
+    let name = "ringway_http_retries_total";
+    header(
+        out,
+        name,
+        "HTTP retries sent to a cluster, by what the attempt before met: unsent (the connection failed as the request went), reset, timeout (per_try_timeout), status (a retried answer).",
+    );
+    for r in &http.retries {
+        for (cause, n) in Cause::ALL.iter().zip(r.sent) {
+            let _ = writeln!(
+                out,
+                "{name}{{cluster=\"{}\",reason=\"{}\"}} {n}",
+                escape(&r.cluster),
+                cause.name()
+            );
+        }
+    }
+    for (name, help, value) in [
+        (
+            "ringway_http_retry_budget_exhausted_total",
+            "HTTP retries not sent because the cluster's retry budget was spent.",
+            (|r: &RetryFigures| r.budget_exhausted) as fn(&RetryFigures) -> u64,
+        ),
+        (
+            "ringway_http_retry_overflows_total",
+            "HTTP retries not sent because the cluster was at its max_retries.",
+            |r: &RetryFigures| r.overflows,
+        ),
+    ] {
+        header(out, name, help);
+        for r in &http.retries {
+            let _ = writeln!(
+                out,
+                "{name}{{cluster=\"{}\"}} {}",
+                escape(&r.cluster),
+                value(r)
             );
         }
     }
@@ -704,6 +807,12 @@ mod tests {
                     },
                 ],
             }],
+            retries: vec![RetryFigures {
+                cluster: "v1".into(),
+                sent: [0, 3, 1, 2],
+                budget_exhausted: 4,
+                overflows: 5,
+            }],
         }
     }
 
@@ -716,6 +825,9 @@ mod tests {
             "ringway_http_upstream_requests_total",
             "ringway_http_responses_total",
             "ringway_http_errors_total",
+            "ringway_http_retries_total",
+            "ringway_http_retry_budget_exhausted_total",
+            "ringway_http_retry_overflows_total",
         ] {
             assert_eq!(
                 text.matches(&format!("# HELP {family} ")).count(),
@@ -739,6 +851,12 @@ mod tests {
             "ringway_http_errors_total{listener=\"web\",route=\"\",cluster=\"\",reason=\"no_route\"} 1\n",
             "ringway_http_errors_total{listener=\"web\",route=\"api\",cluster=\"\",reason=\"no_endpoint\"} 1\n",
             "ringway_http_errors_total{listener=\"web\",route=\"api\",cluster=\"v1\",reason=\"upstream_timeout\"} 1\n",
+            "ringway_http_retries_total{cluster=\"v1\",reason=\"unsent\"} 0\n",
+            "ringway_http_retries_total{cluster=\"v1\",reason=\"reset\"} 3\n",
+            "ringway_http_retries_total{cluster=\"v1\",reason=\"timeout\"} 1\n",
+            "ringway_http_retries_total{cluster=\"v1\",reason=\"status\"} 2\n",
+            "ringway_http_retry_budget_exhausted_total{cluster=\"v1\"} 4\n",
+            "ringway_http_retry_overflows_total{cluster=\"v1\"} 5\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }

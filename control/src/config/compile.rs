@@ -8,6 +8,7 @@
 //! HTTP listeners' settings are checked in `http`, their routes in `route`.
 
 mod http;
+mod retry;
 mod route;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use dataplane::table::breaker::{Breaker, Limits};
 use dataplane::table::checks::{self, CheckSettings, Checks, Probe, Verdicts};
 use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
 use dataplane::table::outlier::Outlier;
+use dataplane::table::retry::{Budget, BudgetSettings, RetryPolicy};
 use dataplane::table::route::PoolSettings;
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
 use toml::Spanned;
@@ -87,7 +89,7 @@ pub(crate) fn compile(
     // as good a guess as any for the tallies of routes still being checked.
     let workers = runtime.as_ref().map_or(1, |(r, _)| r.worker_cores.len());
     let tallies = Tallies::new(previous, workers);
-    let clusters = builder.clusters(&file.clusters, previous);
+    let clusters = builder.clusters(&file.clusters, previous, workers);
     let listeners = builder.listeners(&file.listeners, &clusters, admin, &tallies);
 
     match (runtime, admin) {
@@ -290,6 +292,7 @@ impl Builder<'_> {
         &mut self,
         files: &'f [Spanned<FileCluster>],
         previous: Option<&Table>,
+        workers: usize,
     ) -> Clusters<'f> {
         let mut clusters = Clusters {
             built: Vec::with_capacity(files.len()),
@@ -434,6 +437,7 @@ impl Builder<'_> {
                 ("max_connections", &file.max_connections, 0),
                 ("max_pending_requests", &file.max_pending_requests, 1),
                 ("max_requests", &file.max_requests, 2),
+                ("max_retries", &file.max_retries, 3),
             ] {
                 let Some(value) = value else { continue };
                 let parsed = self.check(value, format!("{prefix}.{key}"), |&Int(n)| {
@@ -448,13 +452,22 @@ impl Builder<'_> {
                     (Some(max), Some(l)) => match slot {
                         0 => l.max_connections = Some(max),
                         1 => l.max_pending_requests = Some(max),
-                        _ => l.max_requests = Some(max),
+                        2 => l.max_requests = Some(max),
+                        _ => l.max_retries = Some(max),
                     },
                     _ => limits = None,
                 }
             }
 
             let outlier = self.outlier(file, &prefix);
+            let retry = match &file.retry {
+                None => Some(RetryPolicy::default()),
+                Some(table) => self.retry_policy(table, &format!("{prefix}.retry")),
+            };
+            let budget_settings = match &file.retry_budget {
+                None => Some(BudgetSettings::default()),
+                Some(table) => self.retry_budget(table, &format!("{prefix}.retry_budget")),
+            };
             let check_settings = match &file.health_check {
                 None => Some(None),
                 Some(table) => self.health_check(table, &prefix).map(Some),
@@ -469,6 +482,8 @@ impl Builder<'_> {
                 Some(connect_timeout),
                 Some(max_idle),
                 Some(idle_timeout),
+                Some(retry),
+                Some(budget_settings),
             ) = (
                 name,
                 endpoints,
@@ -478,14 +493,17 @@ impl Builder<'_> {
                 connect_timeout,
                 pool_max_idle,
                 pool_idle_timeout,
+                retry,
+                budget_settings,
             ) {
                 let limits = limits.unwrap_or_default();
                 // The counts of the same cluster in the running table carry
                 // on, so what its connections and requests hold stays
                 // counted across the reload.
-                let before = previous
-                    .and_then(|t| t.clusters.iter().find(|c| c.name == name))
-                    .and_then(|c| c.breaker.as_ref());
+                let running = previous.and_then(|t| t.clusters.iter().find(|c| c.name == name));
+                let before = running.and_then(|c| c.breaker.as_ref());
+                // So does the retry budget: its window and its counts.
+                let budget = Budget::new(budget_settings, workers, running.map(|c| &c.budget));
                 let breaker = limits.any().then(|| Breaker::new(limits, before));
                 // Verdicts carry over by address from the same cluster in
                 // the running table, so a reload does not bring a failing
@@ -515,6 +533,8 @@ impl Builder<'_> {
                     breaker,
                     outlier,
                     checks,
+                    retry: Arc::new(retry),
+                    budget,
                 }));
             }
         }

@@ -85,6 +85,7 @@ pub(crate) struct FileRoute {
     pub(crate) rewrite_prefix: Option<Spanned<String>>,
     pub(crate) request_headers: Option<Spanned<FileHeaderEdits>>,
     pub(crate) response_headers: Option<Spanned<FileHeaderEdits>>,
+    pub(crate) retry: Option<Spanned<FileRetry>>,
 }
 
 /// One entry of a route's `headers`: a name and one test.
@@ -186,6 +187,32 @@ pub(crate) struct FileCluster {
     pub(crate) max_ejection_time: Option<Spanned<String>>,
     pub(crate) max_ejection_percent: Option<Spanned<Int>>,
     pub(crate) health_check: Option<Spanned<FileHealthCheck>>,
+    pub(crate) max_retries: Option<Spanned<Int>>,
+    pub(crate) retry: Option<Spanned<FileRetry>>,
+    pub(crate) retry_budget: Option<Spanned<FileRetryBudget>>,
+}
+
+/// A cluster's or a route's `retry = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileRetry {
+    pub(crate) retries: Option<Spanned<Int>>,
+    pub(crate) retry_on: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) retriable_status_codes: Option<Spanned<Vec<Spanned<Int>>>>,
+    pub(crate) per_try_timeout: Option<Spanned<String>>,
+    pub(crate) retry_non_idempotent: Option<Spanned<bool>>,
+    pub(crate) retry_buffer: Option<Spanned<Int>>,
+    pub(crate) backoff_base: Option<Spanned<String>>,
+    pub(crate) backoff_max: Option<Spanned<String>>,
+    pub(crate) leave_to_earlier_hop: Option<Spanned<bool>>,
+}
+
+/// A cluster's `retry_budget = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileRetryBudget {
+    pub(crate) percent: Option<Spanned<Int>>,
+    pub(crate) min_per_second: Option<Spanned<Int>>,
 }
 
 /// A cluster's `health_check = { ... }`.

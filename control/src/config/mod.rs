@@ -136,4 +136,6 @@ mod http_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]
+mod retry_tests;
+#[cfg(test)]
 mod tests;

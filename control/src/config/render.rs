@@ -164,11 +164,17 @@ impl Config {
                         .as_ref()
                         .and_then(|b| b.limits.max_pending_requests),
                     max_requests: c.breaker.as_ref().and_then(|b| b.limits.max_requests),
+                    max_retries: c.breaker.as_ref().and_then(|b| b.limits.max_retries),
                     consecutive_gateway_failures: c.outlier.consecutive_failures,
                     base_ejection_time: duration::format(c.outlier.base_ejection),
                     max_ejection_time: duration::format(c.outlier.max_ejection),
                     max_ejection_percent: c.outlier.max_ejection_percent,
                     health_check: c.checks.as_ref().map(|c| OutHealthCheck::new(&c.settings)),
+                    retry: OutRetry::new(&c.retry),
+                    retry_budget: OutBudget {
+                        percent: c.budget.settings.percent,
+                        min_per_second: c.budget.settings.min_per_second,
+                    },
                 })
                 .collect(),
         };
@@ -439,6 +445,8 @@ struct OutRoute<'a> {
     request_headers: Option<OutEdits<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_headers: Option<OutEdits<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry: Option<OutRetry>,
 }
 
 impl<'a> OutRoute<'a> {
@@ -485,6 +493,7 @@ impl<'a> OutRoute<'a> {
             rewrite_prefix: None,
             request_headers: OutEdits::new(&route.request_headers),
             response_headers: OutEdits::new(&route.response_headers),
+            retry: None,
         };
         match &route.action {
             RouteAction::Forward(f) => {
@@ -507,6 +516,7 @@ impl<'a> OutRoute<'a> {
                     }
                 }
                 out.rewrite_prefix = f.rewrite_prefix.as_deref();
+                out.retry = f.retry.as_deref().map(OutRetry::new);
             }
             RouteAction::Redirect(r) => {
                 out.redirect = Some(OutRedirect {
@@ -625,12 +635,52 @@ struct OutCluster<'a> {
     max_pending_requests: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_retries: Option<u32>,
     consecutive_gateway_failures: u32,
     base_ejection_time: String,
     max_ejection_time: String,
     max_ejection_percent: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     health_check: Option<OutHealthCheck>,
+    retry: OutRetry,
+    retry_budget: OutBudget,
+}
+
+#[derive(Serialize)]
+struct OutRetry {
+    retries: u32,
+    retry_on: Vec<&'static str>,
+    retriable_status_codes: Vec<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_try_timeout: Option<String>,
+    retry_non_idempotent: bool,
+    retry_buffer: u32,
+    backoff_base: String,
+    backoff_max: String,
+    leave_to_earlier_hop: bool,
+}
+
+impl OutRetry {
+    fn new(p: &dataplane::table::retry::RetryPolicy) -> Self {
+        Self {
+            retries: p.retries,
+            retry_on: p.on.names().collect(),
+            retriable_status_codes: p.statuses.to_vec(),
+            per_try_timeout: p.per_try_timeout.map(duration::format),
+            retry_non_idempotent: p.non_idempotent,
+            retry_buffer: p.buffer,
+            backoff_base: duration::format(p.backoff_base),
+            backoff_max: duration::format(p.backoff_max),
+            leave_to_earlier_hop: p.leave_to_earlier_hop,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OutBudget {
+    percent: u32,
+    min_per_second: u32,
 }
 
 #[derive(Serialize)]
@@ -704,6 +754,7 @@ fn describe_limits(breaker: Option<&dataplane::table::breaker::Breaker>) -> Stri
         ("max_connections", limits.max_connections),
         ("max_pending_requests", limits.max_pending_requests),
         ("max_requests", limits.max_requests),
+        ("max_retries", limits.max_retries),
     ]
     .iter()
     .filter_map(|(key, max)| max.map(|m| format!(", {key} {m}")))

@@ -32,6 +32,12 @@ pub struct Outcome {
     /// How many upstream connections the request was sent on (a pooled
     /// connection found closed is an attempt, and the request goes again).
     pub attempts: u32,
+    /// Retries made (attempts on another endpoint, or again, after a
+    /// failure), each counted once.
+    pub retries: u32,
+    /// The endpoints of the attempts before the last, in order (the last
+    /// is `upstream`); empty unless the request was retried.
+    pub tried: Vec<SocketAddr>,
     /// Bytes the client sent for this request (its head and its body).
     pub received: u64,
     /// Bytes sent to the client for this request (heads and body).
@@ -65,6 +71,8 @@ impl Outcome {
             target: None,
             upstream: None,
             attempts: 0,
+            retries: 0,
+            tried: Vec::new(),
             received: 0,
             sent: 0,
             timings: Timings {

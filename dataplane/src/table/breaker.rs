@@ -25,6 +25,8 @@ pub struct Limits {
     pub max_pending_requests: Option<u32>,
     /// HTTP requests in flight at once.
     pub max_requests: Option<u32>,
+    /// HTTP retries in flight at once.
+    pub max_retries: Option<u32>,
 }
 
 impl Limits {
@@ -33,6 +35,7 @@ impl Limits {
         self.max_connections.is_some()
             || self.max_pending_requests.is_some()
             || self.max_requests.is_some()
+            || self.max_retries.is_some()
     }
 }
 
@@ -42,6 +45,7 @@ pub struct Counts {
     connections: AtomicU32,
     pending: AtomicU32,
     requests: AtomicU32,
+    retries: AtomicU32,
 }
 
 /// A cluster's breakers: its limits and the shared counts.
@@ -61,6 +65,8 @@ pub enum Kind {
     Pending,
     /// `max_requests`.
     Request,
+    /// `max_retries`.
+    Retry,
 }
 
 impl Kind {
@@ -70,6 +76,7 @@ impl Kind {
             Kind::Connection => "max_connections",
             Kind::Pending => "max_pending_requests",
             Kind::Request => "max_requests",
+            Kind::Retry => "max_retries",
         }
     }
 }
@@ -89,6 +96,7 @@ impl Breaker {
             Kind::Connection => (&self.counts.connections, self.limits.max_connections),
             Kind::Pending => (&self.counts.pending, self.limits.max_pending_requests),
             Kind::Request => (&self.counts.requests, self.limits.max_requests),
+            Kind::Retry => (&self.counts.retries, self.limits.max_retries),
         }
     }
 
@@ -147,6 +155,7 @@ impl Drop for OwnedSlot {
             Kind::Connection => &self.counts.connections,
             Kind::Pending => &self.counts.pending,
             Kind::Request => &self.counts.requests,
+            Kind::Retry => &self.counts.retries,
         };
         cell.fetch_sub(1, Ordering::Relaxed);
     }

@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod checks;
 pub mod lb;
 pub mod outlier;
+pub mod retry;
 pub mod route;
 pub mod tally;
 
@@ -113,4 +114,8 @@ pub struct Cluster {
     pub outlier: outlier::Outlier,
     /// Active health checks, when configured.
     pub checks: Option<checks::Checks>,
+    /// How its requests are retried where the route does not say.
+    pub retry: Arc<retry::RetryPolicy>,
+    /// Its retry budget, shared by every worker.
+    pub budget: retry::Budget,
 }

@@ -213,6 +213,9 @@ pub struct Forward {
     /// with a `PathMatch::Prefix` condition). The builder only accepts one
     /// whose result stays a normal path under it, whatever the request.
     pub rewrite_prefix: Option<Box<str>>,
+    /// The route's retry policy, for every target; `None`: each target's
+    /// cluster's own.
+    pub retry: Option<Arc<super::retry::RetryPolicy>>,
 }
 
 /// One cluster of a forward and its share.

@@ -189,6 +189,9 @@ pub struct Pick<'a> {
     now: Instant,
     /// The cluster's active check verdicts, if it has checks.
     checks: Option<&'a Verdicts>,
+    /// Endpoints a retry should not go back to: walked only after every
+    /// other one.
+    avoid: &'a [SocketAddr],
 }
 
 impl<'a> Pick<'a> {
@@ -207,7 +210,16 @@ impl<'a> Pick<'a> {
             health,
             now,
             checks: None,
+            avoid: &[],
         }
+    }
+
+    /// The same walk, taking the endpoints in `avoid` (those a request
+    /// already failed on) only after every other one: a retry goes to
+    /// another endpoint when there is one.
+    pub fn avoiding(mut self, avoid: &'a [SocketAddr]) -> Self {
+        self.avoid = avoid;
+        self
     }
 
     /// The same walk, also skipping endpoints that fail the cluster's
@@ -229,10 +241,16 @@ impl Iterator for Pick<'_> {
 
     fn next(&mut self) -> Option<SocketAddr> {
         let n = self.endpoints.len();
-        while self.attempt < n {
+        // With endpoints to avoid, two rounds: the others, then those.
+        let rounds = if self.avoid.is_empty() { 1 } else { 2 };
+        while self.attempt < n * rounds {
+            let second = self.attempt >= n;
             let i = (self.first + self.attempt) % n;
             let addr = self.endpoints[i];
             self.attempt += 1;
+            if !self.avoid.is_empty() && self.avoid.contains(&addr) != second {
+                continue;
+            }
             if self.checks.is_none_or(|v| v.admits(i)) && self.health.admit(addr, self.now) {
                 return Some(addr);
             }
@@ -241,7 +259,11 @@ impl Iterator for Pick<'_> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.endpoints.len() - self.attempt))
+        let rounds = if self.avoid.is_empty() { 1 } else { 2 };
+        (
+            0,
+            Some((self.endpoints.len() * rounds).saturating_sub(self.attempt)),
+        )
     }
 }
 
@@ -269,6 +291,8 @@ mod tests {
             breaker: None,
             outlier: crate::table::outlier::Outlier::default(),
             checks: None,
+            retry: Arc::default(),
+            budget: crate::table::retry::Budget::new(Default::default(), 1, None),
         })
     }
 
@@ -465,5 +489,23 @@ mod tests {
             health.mark_down(addr, now);
         }
         assert_eq!(Pick::new(&c.endpoints, 1, &health, now).next(), None);
+    }
+
+    #[test]
+    fn a_retry_walks_the_endpoints_it_failed_on_last() {
+        let c = cluster("c", 4);
+        let health = Health::default();
+        let now = Instant::now();
+        let tried = [c.endpoints[2], c.endpoints[0]];
+        let order: Vec<SocketAddr> = Pick::new(&c.endpoints, 2, &health, now)
+            .avoiding(&tried)
+            .collect();
+        let expected: Vec<SocketAddr> = [3, 1, 2, 0].iter().map(|&i| c.endpoints[i]).collect();
+        assert_eq!(order, expected);
+        // Every endpoint tried: the walk still offers them, in turn.
+        let order: Vec<SocketAddr> = Pick::new(&c.endpoints[..2], 1, &health, now)
+            .avoiding(&c.endpoints[..2])
+            .collect();
+        assert_eq!(order, vec![c.endpoints[1], c.endpoints[0]]);
     }
 }

@@ -131,6 +131,9 @@ impl Builder<'_> {
         let header = header.unwrap_or(Some(DEFAULT_HEADER_TIMEOUT));
         let request = request.unwrap_or(Some(DEFAULT_REQUEST_TIMEOUT));
         let send = send.unwrap_or(Some(DEFAULT_SEND_TIMEOUT));
+        if let (Some(request), Some(files)) = (request, &file.routes) {
+            self.check_per_try_timeouts(files, prefix, request);
+        }
 
         let limits = self.limits(file, prefix);
         let trust_forwarded = file.trust_forwarded.as_ref().is_some_and(|t| *t.get_ref());

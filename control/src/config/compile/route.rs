@@ -309,6 +309,7 @@ impl Builder<'_> {
                     }],
                     total_weight: 1,
                     rewrite_prefix: None,
+                    retry: None,
                 })
             });
             actions.push(("cluster", text.span(), action));
@@ -360,6 +361,26 @@ impl Builder<'_> {
             }
         };
 
+        let retry = match &file.retry {
+            None => Some(None),
+            Some(table) => {
+                let key = format!("{prefix}.retry");
+                let forwards = actions
+                    .iter()
+                    .all(|(kind, _, _)| matches!(*kind, "cluster" | "split"));
+                if forwards {
+                    self.retry_policy(table, &key).map(|p| Some(Arc::new(p)))
+                } else {
+                    self.report(
+                        Some(table.span()),
+                        key,
+                        "`retry` applies to forwarded requests (`cluster` or `split`); a `redirect` or `direct` route sends nothing upstream",
+                    );
+                    None
+                }
+            }
+        };
+
         let action = match actions.as_mut_slice() {
             [] => {
                 self.report(
@@ -386,8 +407,10 @@ impl Builder<'_> {
             }
         };
         let mut action = action?;
-        if let (RouteAction::Forward(forward), Some(rewrite)) = (&mut action, rewrite?) {
-            forward.rewrite_prefix = Some(rewrite);
+        let (rewrite, retry) = (rewrite?, retry?);
+        if let RouteAction::Forward(forward) = &mut action {
+            forward.rewrite_prefix = rewrite;
+            forward.retry = retry;
         }
         Some(action)
     }
@@ -478,6 +501,7 @@ impl Builder<'_> {
                     targets,
                     total_weight,
                     rewrite_prefix: None,
+                    retry: None,
                 })
             }
             Err(_) => format!(

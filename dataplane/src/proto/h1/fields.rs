@@ -14,7 +14,7 @@ pub(super) const MAX_CONNECTION_OPTIONS: usize = 16;
 
 /// The kind of field `name` is, compared case-insensitively.
 pub(super) fn classify(name: &[u8]) -> Known {
-    const TABLE: [(&[u8], Known); 13] = [
+    const TABLE: [(&[u8], Known); 14] = [
         (b"host", Known::Host),
         (b"content-length", Known::ContentLength),
         (b"transfer-encoding", Known::TransferEncoding),
@@ -28,6 +28,7 @@ pub(super) fn classify(name: &[u8]) -> Known {
         (b"x-forwarded-proto", Known::XForwardedProto),
         (b"x-forwarded-host", Known::XForwardedHost),
         (b"x-request-id", Known::XRequestId),
+        (b"x-ringway-attempt", Known::XRingwayAttempt),
     ];
     TABLE
         .iter()
@@ -387,6 +388,7 @@ mod tests {
         assert_eq!(classify(b"HOST"), Known::Host);
         assert_eq!(classify(b"Content-length"), Known::ContentLength);
         assert_eq!(classify(b"x-request-id"), Known::XRequestId);
+        assert_eq!(classify(b"X-Ringway-Attempt"), Known::XRingwayAttempt);
         assert_eq!(classify(b"hosts"), Known::Other);
     }
 }

@@ -107,6 +107,9 @@ pub enum Known {
     XForwardedHost,
     /// `X-Request-Id`.
     XRequestId,
+    /// `X-Ringway-Attempt`: set by a ringway that retries the request,
+    /// to the attempt number.
+    XRingwayAttempt,
 }
 
 /// The HTTP versions this codec speaks.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::deadline::Deadline;
 use super::inbound::Inbound;
+use super::retry::Keep;
 use super::send::send_range;
 use crate::buf::BufHandle;
 use crate::counter::Counter;
@@ -48,6 +49,9 @@ pub(super) struct Tally<'a> {
     pub(super) worker: &'a Counter,
     /// The exchange's count of this direction.
     pub(super) exchange: &'a Cell<u64>,
+    /// Where the bytes sent are kept to be sent again (a request body that
+    /// may be retried).
+    pub(super) keep: Option<&'a Keep>,
 }
 
 impl Tally<'_> {
@@ -185,6 +189,9 @@ async fn send(
     };
     if let Some(deadline) = client {
         deadline.sending(true);
+    }
+    if let Some(keep) = bytes.keep {
+        keep.add(&buf.as_slice()[range.clone()]);
     }
     let buf = send_range(to, buf, range, timeout).await;
     if let Some(deadline) = client {

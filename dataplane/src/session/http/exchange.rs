@@ -9,9 +9,9 @@ use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::body::{self, BodyEnd, Delimit, Tally, Watch};
 use super::clock::Clock;
@@ -20,6 +20,7 @@ use super::deadline::Deadline;
 use super::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use super::parts::Parts;
 use super::respond::{respond, Progress, Response, Sides, Terms};
+use super::retry::{Keep, Tries};
 use super::send::send_all;
 use super::write::{self, Upward};
 use crate::buf::Group;
@@ -31,6 +32,7 @@ use crate::rt::select::{select, Either};
 use crate::session::ResetIfCut;
 use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
+use crate::table::retry::Cause;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
 use crate::table::tally::HttpCounters;
 use crate::table::{Cluster, ClusterId};
@@ -70,6 +72,8 @@ enum Relayed {
     ClientGone,
     /// The request body is invalid or too large.
     BadBody(Reason, &'static str),
+    /// No response head came within the per-try timeout.
+    TryTimedOut,
 }
 
 /// One exchange's route and target, and what the request decided for it.
@@ -102,6 +106,8 @@ pub(super) async fn proxy<'a>(
     target.tally.worker(http.worker).requests.add(1);
     outcome.target = Some(pick);
     let cluster = ctx.table.cluster(target.cluster);
+    // Every request counts towards the cluster's retry budget.
+    cluster.budget.request(http.worker, rt::now());
     // The cluster's `max_requests`: held until the exchange ends.
     let _request = match &cluster.breaker {
         Some(breaker) => match breaker.enter(Kind::Request) {
@@ -267,7 +273,9 @@ fn expired(client: &Sender, deadline: &Deadline, outcome: &mut Outcome) -> Resul
     ))
 }
 
-/// The exchange, up to its end or its deadline.
+/// The exchange, up to its end or its deadline: its attempts, each on an
+/// upstream connection, until one ends in an answer for the client or a
+/// failure that is not retried.
 async fn exchange(
     conn: &mut Conn,
     parts: &mut Parts,
@@ -287,7 +295,32 @@ async fn exchange(
         RequestBody::Length(n) => Delimit::Length(n),
         RequestBody::Chunked => Delimit::Chunked,
     };
+    let cluster = ctx.table.cluster(target.cluster);
+    let policy = forward.retry.as_deref().unwrap_or(&cluster.retry);
+    let tries = Tries::new(policy, cluster, req, conn.inbound.head_bytes());
+    // A body is kept to be sent again only when the request may be retried
+    // after it went, and only up to `retry_buffer`: a longer one is never
+    // sent twice.
+    let bodiless = request_body == Delimit::Length(0);
+    let fits = match request_body {
+        Delimit::Length(n) => n <= u64::from(policy.buffer),
+        _ => policy.buffer > 0,
+    };
+    let keep = (!bodiless && fits && tries.marks()).then(|| {
+        let head = &conn.inbound.head_bytes()[..req.len];
+        Keep::new(
+            std::mem::take(&mut parts.kept),
+            head,
+            policy.buffer as usize,
+        )
+    });
     let request_done = Cell::new(false);
+    // The request as it stands can go again: all of it went and all of it
+    // is at hand.
+    let replayable =
+        || request_done.get() && (bodiless || keep.as_ref().is_some_and(|k| k.whole()));
+    let retry_status =
+        |status| tries.wants_status(status) && replayable() && tries.take(Cause::Status, rt::now());
     let terms = Terms {
         is_head: req.is_head(conn.inbound.head_bytes()),
         version: req.version,
@@ -299,71 +332,210 @@ async fn exchange(
         send_timeout: service.timeouts.send,
         request_timeout: service.timeouts.request,
         progress,
+        retry_status: &retry_status,
     };
     let rewrite = match (&forward.rewrite_prefix, &route.matcher.path) {
         (Some(to), Some(PathMatch::Prefix(from))) => Some((&**from, &**to)),
         _ => None,
     };
-    let up = Upward {
+    let mut up = Upward {
         edits: &route.request_headers,
         rewrite,
         client: ctx.peer,
         proto: conn.client.scheme().as_str(),
         trust_forwarded: service.trust_forwarded,
         request_id: (u128::from(http.random()) << 64) | u128::from(http.random()),
+        attempt: None,
     };
+    // What a hashing policy hashes, read once: the head is gone from the
+    // client's side once a body follows it.
+    let key = cluster.balance.policy.hash_on().and_then(|on| {
+        let view = crate::routing::h1::view(req, conn.inbound.head_bytes());
+        upstream::key::of_request(on, &view, ctx.peer)
+    });
 
-    let cluster = ctx.table.cluster(target.cluster);
-    let upstream = open(conn, parts, ctx, target.cluster, cluster, &up, outcome)
-        .await
-        .map_err(|(reason, detail)| Failure {
-            reason,
-            detail: detail.into(),
-            close: plan.close_on_error,
-        })?;
-    progress
-        .in_flight
-        .set(ctx.upstream.track(target.cluster, upstream.addr));
-    conn.inbound.consume_head(parts.req.len);
+    // Whether an attempt has begun relaying: the client's head is then
+    // consumed (when a body follows) and its body read, so later attempts
+    // send what was kept.
+    let mut relayed = false;
+    let ended = loop {
+        up.attempt = tries.marks().then_some(outcome.retries + 1);
+        let replay = relayed.then_some(keep.as_ref()).flatten();
+        let opened = open(
+            conn,
+            parts,
+            ctx,
+            target.cluster,
+            cluster,
+            &up,
+            key,
+            replay,
+            outcome,
+        );
+        let upstream = match opened.await {
+            Ok(upstream) => upstream,
+            Err(Opening::Refused(reason, detail)) => {
+                break Err(Failure {
+                    reason,
+                    detail: detail.into(),
+                    close: plan.close_on_error,
+                })
+            }
+            Err(Opening::Broke(cause, addr)) => {
+                if tries.wants_failure(cause) && tries.take(cause, rt::now()) {
+                    retried(ctx, cluster, addr, Said::Failed, progress, outcome);
+                    pause(&tries, ctx).await;
+                    continue;
+                }
+                break Err(Failure::new(
+                    Reason::UpstreamReset,
+                    "the upstream connection failed while the request was sent",
+                    plan.close_on_error,
+                ));
+            }
+        };
+        progress
+            .in_flight
+            .set(ctx.upstream.track(target.cluster, upstream.addr));
+        let first = !relayed;
+        if first && !bodiless {
+            conn.inbound.consume_head(parts.req.len);
+        }
+        relayed = true;
 
-    let Upstream {
-        stream,
-        recv,
-        addr,
-        scratch,
-        slot,
-        ..
-    } = upstream;
-    let Transport { rx, tx: up_tx } = Transport::from_plain(stream, recv);
-    let mut up_in = Inbound::with_scratch(rx, scratch);
-    // A request without a body leaves the client nothing to send until the
-    // answer: what it sends anyway (bytes meant to pile up buffers, or a
-    // pipelined request) is held to `QUIET_HIGH_WATER` buffers until the
-    // request loop reads on, so no set of clients can take the buffers
-    // others need.
-    let quiet = matches!(request_body, Delimit::Length(0));
-    if quiet {
-        conn.inbound.set_high_water(QUIET_HIGH_WATER);
+        let Upstream {
+            stream,
+            recv,
+            addr,
+            scratch,
+            slot,
+            ..
+        } = upstream;
+        let Transport { rx, tx: up_tx } = Transport::from_plain(stream, recv);
+        let mut up_in = Inbound::with_scratch(rx, scratch);
+        // A request without a body leaves the client nothing to send until
+        // the answer: what it sends anyway (bytes meant to pile up
+        // buffers, or a pipelined request) is held to `QUIET_HIGH_WATER`
+        // buffers until the request loop reads on, so no set of clients
+        // can take the buffers others need.
+        if bodiless {
+            conn.inbound.set_high_water(QUIET_HIGH_WATER);
+        }
+        // Dropped in the middle (the deadline, the drain's cut, a retry),
+        // the attempt leaves the upstream with a reset: the request was
+        // abandoned.
+        let abandoned = ResetIfCut::new(up_tx.stream());
+        // Later attempts sent the whole body with the head.
+        let body = if first {
+            request_body
+        } else {
+            Delimit::Length(0)
+        };
+        let sides = RelaySides {
+            conn,
+            parts,
+            up_in: &mut up_in,
+            up_tx: &up_tx,
+            keep: keep.as_ref(),
+        };
+        let per_try = policy.per_try_timeout;
+        let (result, body_done) = relay(sides, body, &terms, deadline, per_try, ctx).await;
+        if bodiless {
+            conn.inbound.set_high_water(HIGH_WATER_BUFFERS);
+        }
+
+        // A failure before the client saw anything of the answer may be
+        // worth another attempt.
+        let untouched = body_done && progress.sent.get() == 0 && replayable();
+        let again = match &result {
+            Relayed::Response(Response::Retry(status)) => Some(Said::Answered(*status)),
+            Relayed::Response(Response::Before(
+                Reason::UpstreamReset | Reason::UpstreamBadResponse,
+                _,
+            )) if untouched
+                && tries.wants_failure(Cause::Reset)
+                && tries.take(Cause::Reset, rt::now()) =>
+            {
+                Some(Said::Failed)
+            }
+            Relayed::TryTimedOut
+                if untouched
+                    && tries.wants_failure(Cause::Timeout)
+                    && tries.take(Cause::Timeout, rt::now()) =>
+            {
+                Some(Said::Failed)
+            }
+            _ => None,
+        };
+        if let Some(said) = again {
+            retried(ctx, cluster, addr, said, progress, outcome);
+            // The attempt's connection goes with a reset.
+            drop(abandoned);
+            drop((up_in, up_tx, slot));
+            pause(&tries, ctx).await;
+            continue;
+        }
+        abandoned.disarm();
+        break settle(
+            result,
+            body_done,
+            keep_alive,
+            (up_in, up_tx, addr, slot),
+            ctx,
+            cluster,
+            conn,
+            deadline,
+            outcome,
+        );
+    };
+    if let Some(keep) = keep {
+        parts.kept = keep.into_room();
     }
-    // Dropped in the middle (the deadline, the drain's cut), the exchange
-    // leaves the upstream with a reset: the request was abandoned.
-    let abandoned = ResetIfCut::new(up_tx.stream());
-    let (relayed, body_done) = relay(
-        conn,
-        parts,
-        &mut up_in,
-        &up_tx,
-        request_body,
-        &terms,
-        deadline,
-        ctx,
-    )
-    .await;
-    if quiet {
-        conn.inbound.set_high_water(HIGH_WATER_BUFFERS);
-    }
-    abandoned.disarm();
+    ended
+}
 
+/// What a retry leaves behind of the attempt before it: its endpoint's
+/// health and load records told what happened, the endpoint noted as
+/// tried, the attempt's first byte forgotten.
+fn retried(
+    ctx: &Ctx<'_>,
+    cluster: &Cluster,
+    addr: SocketAddr,
+    said: Said,
+    progress: &Progress,
+    outcome: &mut Outcome,
+) {
+    settle_health(ctx, cluster, Some(addr), said);
+    if let Some(in_flight) = progress.in_flight.take() {
+        settle_load(&in_flight, cluster, outcome, said, progress.body_done.get());
+    }
+    progress.first_byte.set(None);
+    outcome.tried.push(addr);
+    outcome.retries += 1;
+}
+
+/// The pause before the next attempt: jittered, doubling per retry.
+async fn pause(tries: &Tries<'_>, ctx: &Ctx<'_>) {
+    let wait = tries.policy().backoff(tries.retried(), ctx.http.random());
+    if !wait.is_zero() {
+        let _ = rt::time::sleep(wait).await;
+    }
+}
+
+/// What the last attempt's relay means for the client connection and the
+/// upstream connection.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    relayed: Relayed,
+    body_done: bool,
+    keep_alive: bool,
+    (up_in, up_tx, addr, slot): (Inbound, Sender, SocketAddr, Option<OwnedSlot>),
+    ctx: &Ctx<'_>,
+    cluster: &Cluster,
+    conn: &mut Conn,
+    deadline: &Deadline,
+    outcome: &mut Outcome,
+) -> Result<After, Failure> {
     match relayed {
         Relayed::Response(Response::Done { close, reusable }) => {
             if body_done && reusable && !up_in.has_pending() && !up_in.at_eof() {
@@ -391,6 +563,17 @@ async fn exchange(
         Relayed::Response(Response::Before(reason, detail)) => {
             Err(Failure::new(reason, detail, !body_done || !keep_alive))
         }
+        Relayed::TryTimedOut => Err(Failure::new(
+            Reason::UpstreamTimeout,
+            "the upstream did not answer within the retry policy's per_try_timeout",
+            !body_done || !keep_alive,
+        )),
+        // Only returned when a retry was taken, which the loop acts on.
+        Relayed::Response(Response::Retry(_)) => Err(Failure::new(
+            Reason::UpstreamBadResponse,
+            "a retry was taken but not made",
+            true,
+        )),
         Relayed::Response(Response::Aborted) => {
             outcome.failed(Reason::UpstreamAbortedBody);
             let _ = conn.client.reset_on_close();
@@ -429,7 +612,20 @@ fn pick_target(forward: &Forward, random: u64) -> (usize, &Target) {
     (pick, &forward.targets[pick])
 }
 
-/// An upstream connection with the request head sent on it.
+/// Why no upstream connection with the request head on it came of an
+/// attempt.
+enum Opening {
+    /// No connection could be had: ringway answers with this.
+    Refused(Reason, String),
+    /// The connection to this endpoint failed as the head was sent.
+    Broke(Cause, SocketAddr),
+}
+
+/// An upstream connection with the request head sent on it (and, on a
+/// replay, the body kept from the first attempt). The head is written from
+/// the client's (`replay`'s on a replay of a request with a body, the
+/// client's side having moved past it).
+#[allow(clippy::too_many_arguments)]
 async fn open(
     conn: &mut Conn,
     parts: &mut Parts,
@@ -437,19 +633,26 @@ async fn open(
     id: ClusterId,
     cluster: &Cluster,
     up: &Upward<'_>,
+    key: Option<u64>,
+    replay: Option<&Keep>,
     outcome: &mut Outcome,
-) -> Result<Upstream, (Reason, String)> {
-    let key = cluster.balance.policy.hash_on().and_then(|on| {
-        let view = crate::routing::h1::view(&parts.req, conn.inbound.head_bytes());
-        upstream::key::of_request(on, &view, ctx.peer)
-    });
-    let mut upstream = connect(ctx, id, cluster, key).await?;
+) -> Result<Upstream, Opening> {
+    let mut upstream = connect(ctx, id, cluster, key, &outcome.tried)
+        .await
+        .map_err(|(reason, detail)| Opening::Refused(reason, detail))?;
     loop {
         outcome.upstream = Some(upstream.addr);
         outcome.timings.connected = Some(rt::now());
         outcome.attempts += 1;
-        let head = conn.inbound.head_bytes();
-        write::request(parts.out.bytes(), &parts.req, head, up, upstream.addr);
+        let out = parts.out.bytes();
+        let mut write = |head: &[u8], body: &[u8]| {
+            write::request(out, &parts.req, head, up, upstream.addr);
+            out.extend_from_slice(body);
+        };
+        match replay {
+            Some(keep) => keep.with(write),
+            None => write(conn.inbound.head_bytes(), &[]),
+        }
         match send_head(&upstream, parts.out.take()).await {
             Ok(out) => {
                 parts.out.put(out);
@@ -461,31 +664,45 @@ async fn open(
             Err(Unsent::Nothing) if upstream.reused => {
                 // The new connection takes the dead one's breaker place.
                 let slot = upstream.slot.take();
-                upstream = connect_to(ctx, upstream.addr, cluster, slot).await?;
+                upstream = connect_to(ctx, upstream.addr, cluster, slot)
+                    .await
+                    .map_err(|(reason, detail)| Opening::Refused(reason, detail))?;
             }
-            Err(_) => {
-                return Err((
-                    Reason::UpstreamReset,
-                    "the upstream connection failed while the request was sent".to_owned(),
-                ))
-            }
+            Err(Unsent::Nothing) => return Err(Opening::Broke(Cause::Unsent, upstream.addr)),
+            Err(Unsent::Part) => return Err(Opening::Broke(Cause::Reset, upstream.addr)),
         }
     }
 }
 
+/// The connections and buffers one attempt's relay uses.
+struct RelaySides<'a> {
+    conn: &'a mut Conn,
+    parts: &'a mut Parts,
+    up_in: &'a mut Inbound,
+    up_tx: &'a Sender,
+    /// Where the request body is kept as it goes, to be sent again.
+    keep: Option<&'a Keep>,
+}
+
 /// Forwards the request body and the response at the same time. Returns
-/// how the exchange ended and whether the whole request body went.
-#[allow(clippy::too_many_arguments)]
+/// how the attempt ended and whether the whole request body went. With
+/// `per_try`, an attempt whose response head has not come that long after
+/// the whole request went ends as [`Relayed::TryTimedOut`].
 async fn relay(
-    conn: &mut Conn,
-    parts: &mut Parts,
-    up_in: &mut Inbound,
-    up_tx: &Sender,
+    sides: RelaySides<'_>,
     request_body: Delimit,
     terms: &Terms<'_>,
     deadline: &Deadline,
+    per_try: Option<Duration>,
     ctx: &Ctx<'_>,
 ) -> (Relayed, bool) {
+    let RelaySides {
+        conn,
+        parts,
+        up_in,
+        up_tx,
+        keep,
+    } = sides;
     let Conn {
         client, inbound, ..
     } = conn;
@@ -505,10 +722,12 @@ async fn relay(
         Tally {
             worker: &ctx.counters.bytes_from_clients,
             exchange: &terms.progress.received,
+            keep,
         },
         Watch::Request(deadline),
     ));
     let mut body_end: Option<BodyEnd> = None;
+    let mut timer: Option<rt::time::Sleep> = None;
     let relayed = poll_fn(|cx| {
         if body_end.is_none() {
             if let Poll::Ready(end) = request_body.as_mut().poll(cx) {
@@ -517,6 +736,7 @@ async fn relay(
                     BodyEnd::Done => {
                         terms.request_done.set(true);
                         terms.progress.body_done.set(Some(rt::now()));
+                        timer = per_try.map(rt::time::sleep);
                         body_end = Some(end);
                     }
                     BodyEnd::SinkFailed(_) => body_end = Some(end),
@@ -538,7 +758,20 @@ async fn relay(
                 }
             }
         }
-        response.as_mut().poll(cx).map(Relayed::Response)
+        if let Poll::Ready(response) = response.as_mut().poll(cx) {
+            return Poll::Ready(Relayed::Response(response));
+        }
+        // The per-try timeout bounds the wait for the response head; once
+        // the head is on its way to the client it has no more to say.
+        if terms.progress.status.get().is_some() {
+            timer = None;
+        }
+        if let Some(t) = timer.as_mut() {
+            if Pin::new(t).poll(cx).is_ready() {
+                return Poll::Ready(Relayed::TryTimedOut);
+            }
+        }
+        Poll::Pending
     })
     .await;
     (relayed, matches!(body_end, Some(BodyEnd::Done)))
@@ -583,10 +816,11 @@ async fn connect(
     id: ClusterId,
     cluster: &Cluster,
     key: Option<u64>,
+    avoid: &[SocketAddr],
 ) -> Result<Upstream, (Reason, String)> {
     let upstreams = &*ctx.upstream.upstreams;
     let now = rt::now();
-    let pick = ctx.upstream.pick(id, now, key);
+    let pick = ctx.upstream.pick(id, now, key).avoiding(avoid);
     let reuse = |addr| upstreams.pool.take(addr, now, ctx.counters);
     let Some(breaker) = &cluster.breaker else {
         return match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
@@ -651,6 +885,7 @@ fn overflow(cluster: &Cluster, kind: Kind) -> (Reason, String) {
             Kind::Connection => b.limits.max_connections,
             Kind::Pending => b.limits.max_pending_requests,
             Kind::Request => b.limits.max_requests,
+            Kind::Retry => b.limits.max_retries,
         })
         .unwrap_or(0);
     (

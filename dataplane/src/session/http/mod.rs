@@ -27,6 +27,7 @@ mod exchange;
 mod inbound;
 mod parts;
 mod respond;
+mod retry;
 mod send;
 mod state;
 mod write;

@@ -17,6 +17,8 @@ use crate::proto::h1::response::ResponseHead;
 /// are the peak of requests in flight minus those in flight now: this
 /// bounds what a past burst keeps (256 sets of about 3 KiB).
 const MAX_SPARE: usize = 256;
+/// The most room for a replay a spare set keeps.
+const MAX_KEPT_ROOM: usize = 16 * 1024;
 
 /// One request's parts.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub(super) struct Parts {
     /// Room to gather a request head that spans reads, lent to the
     /// client's receive side while the head is read.
     pub(super) scratch: Vec<u8>,
+    /// Room to keep a request's head and body for a retry.
+    pub(super) kept: Vec<u8>,
 }
 
 thread_local! {
@@ -54,6 +58,7 @@ impl Lent {
                 resp: ResponseHead::new(),
                 out: HeadBuf::default(),
                 scratch: Vec::new(),
+                kept: Vec::new(),
             })
         })))
     }
@@ -79,7 +84,15 @@ impl DerefMut for Lent {
 
 impl Drop for Lent {
     fn drop(&mut self) {
-        let Some(parts) = self.0.take() else { return };
+        let Some(mut parts) = self.0.take() else {
+            return;
+        };
+        // A spare set does not keep a large body's room or a replay's head
+        // buffer: 256 spares of 64 KiB would be 16 MiB a past burst holds.
+        if parts.kept.capacity() > MAX_KEPT_ROOM {
+            parts.kept = Vec::new();
+        }
+        parts.out.shrink(MAX_KEPT_ROOM);
         let _ = SPARE.try_with(|s| {
             let mut spare = s.borrow_mut();
             if spare.len() < MAX_SPARE {

@@ -31,6 +31,10 @@ pub(super) enum Response {
     Aborted,
     /// Sending to the client failed.
     Client(io::Error),
+    /// The upstream answered with this status and the request is to be
+    /// retried: nothing of the answer went to the client, and its head is
+    /// left unread on the upstream connection (which is not reused).
+    Retry(u16),
 }
 
 /// The sockets and buffers the response half uses.
@@ -73,6 +77,9 @@ pub(super) struct Terms<'a> {
     pub(super) request_timeout: Duration,
     /// What the exchange's outcome will say of the response.
     pub(super) progress: &'a Progress,
+    /// Asked with the status of a final head before any of it goes to
+    /// the client: `true` takes a retry instead ([`Response::Retry`]).
+    pub(super) retry_status: &'a dyn Fn(u16) -> bool,
 }
 
 /// What the response half has done so far, for the exchange's outcome
@@ -113,6 +120,11 @@ pub(super) async fn respond(
     if let Err(failed) = read_final_head(upstream, client, head, out, terms, deadline, copied).await
     {
         return failed;
+    }
+    // A retry is only for an answer the client has seen nothing of (no
+    // interim answer either).
+    if terms.progress.sent.get() == 0 && (terms.retry_status)(head.status) {
+        return Response::Retry(head.status);
     }
     let dechunk = terms.version == Version::Http10 && head.body == ResponseBody::Chunked;
     let close = head.body == ResponseBody::UntilClose
@@ -163,6 +175,7 @@ pub(super) async fn respond(
     let tally = Tally {
         worker: &counters.bytes_from_upstreams,
         exchange: &terms.progress.sent,
+        keep: None,
     };
     let head_len = out.bytes().len() as u64;
     deadline.sending(true);

@@ -36,6 +36,16 @@ impl HeadBuf {
     pub(super) fn put(&mut self, out: Outgoing) {
         self.0 = Some(out);
     }
+
+    /// Drops the buffer if it grew past `max` bytes (a replayed body
+    /// went in it); the next use starts a new one.
+    pub(super) fn shrink(&mut self, max: usize) {
+        if let Some(out) = &mut self.0 {
+            if out.bytes_mut().capacity() > max {
+                self.0 = None;
+            }
+        }
+    }
 }
 
 /// Sends `out` from byte `from`, then all of `body`'s range (the first part

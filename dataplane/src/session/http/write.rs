@@ -30,6 +30,10 @@ pub(super) struct Upward<'a> {
     pub trust_forwarded: bool,
     /// A fresh request id, used when the request has none.
     pub request_id: u128,
+    /// The attempt number, written as `x-ringway-attempt` when this hop
+    /// retries the request; an arriving `x-ringway-attempt` is always
+    /// dropped (the header speaks for the hop that wrote it).
+    pub attempt: Option<u32>,
 }
 
 /// Writes the request head for the upstream into `out`. `fallback_host`
@@ -91,6 +95,7 @@ pub(super) fn request(
                 continue;
             }
             Known::XForwardedProto | Known::XForwardedHost if !up.trust_forwarded => continue,
+            Known::XRingwayAttempt => continue,
             _ => {}
         }
         if !up.edits.is_empty() && up.edits.drops(name) {
@@ -141,6 +146,11 @@ pub(super) fn request(
     if !has_request_id {
         out.extend_from_slice(b"x-request-id: ");
         digits::push_hex_u128(out, up.request_id);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(attempt) = up.attempt {
+        out.extend_from_slice(b"x-ringway-attempt: ");
+        digits::push_u64(out, u64::from(attempt));
         out.extend_from_slice(b"\r\n");
     }
     match head.body {
@@ -385,7 +395,26 @@ mod tests {
             proto: "http",
             trust_forwarded: trust,
             request_id: 0xabc,
+            attempt: None,
         }
+    }
+
+    #[test]
+    fn the_attempt_header_speaks_for_this_hop_alone() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Ringway-Attempt: 7\r\n\r\n";
+        let edits = HeaderEdits::default();
+        let quiet = written(raw, &upward(&edits, false));
+        assert!(
+            !quiet.to_ascii_lowercase().contains("x-ringway-attempt"),
+            "{quiet}"
+        );
+        let retrying = Upward {
+            attempt: Some(2),
+            ..upward(&edits, false)
+        };
+        let out = written(raw, &retrying);
+        assert!(out.contains("x-ringway-attempt: 2\r\n"), "{out}");
+        assert!(!out.contains(": 7"), "{out}");
     }
 
     fn written(raw: &[u8], up: &Upward<'_>) -> String {
