@@ -173,6 +173,7 @@ async fn housekeeping(agent: Rc<Agent>) {
         tick.tick().await;
         agent.sweep_retired();
         agent.write_worker_logs();
+        agent.write_endpoint_log();
         let now = std::time::Instant::now();
         for link in agent.links() {
             if let Some(line) = shortages.line(link.index(), &link.stats(), now) {

@@ -8,8 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringway_kit::Ringway;
-use ringway_tests::http_client::{HttpConn, Req};
+use ringway_kit::{admin, Ringway};
+use ringway_tests::http_client::{wait_metric, HttpConn, Req};
+use serde_json::json;
+
+/// Longest wait for what the agent shows once a second.
+const SOON: Duration = Duration::from_secs(10);
 use ringway_tests::http_config::{Cluster, HttpConfig, Route};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
 
@@ -69,6 +73,34 @@ fn failures_in_a_row_eject_an_endpoint_until_a_probe_finds_it_well() {
         None,
         "an ejected endpoint was sent requests: {during:?}"
     );
+    // The ejection is counted per endpoint, shown and logged.
+    let o0 = origins[0].addr().to_string();
+    let labels = [("cluster", "app"), ("endpoint", o0.as_str())];
+    wait_metric(
+        config.admin,
+        "ringway_endpoint_ejections_total",
+        &[
+            labels[0],
+            labels[1],
+            ("reason", "consecutive_gateway_failures"),
+        ],
+        1.0,
+    );
+    let stats = admin::stats(config.admin);
+    let shown = stats.json["endpoints"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["endpoint"] == o0.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&shown["cluster"], &shown["ejected"], &shown["returns"]),
+        (&json!("app"), &json!(true), &json!(0)),
+        "{shown}"
+    );
+    proxy.wait_for_stderr(
+        &format!("endpoint {o0}: ejected after consecutive gateway failures"),
+        SOON,
+    );
     // It recovers; the ejection (2 s, plus up to half again) runs out.
     bad.store(false, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(3100));
@@ -77,6 +109,8 @@ fn failures_in_a_row_eject_an_endpoint_until_a_probe_finds_it_well() {
         after.get("o0").copied().unwrap_or(0) >= 8,
         "not back after a good probe: {after:?}"
     );
+    wait_metric(config.admin, "ringway_endpoint_returns_total", &labels, 1.0);
+    proxy.wait_for_stderr(&format!("endpoint {o0}: back after a good probe"), SOON);
     let exit = proxy.stop();
     exit.assert_clean();
     assert_eq!(exit.total("ejections"), 1, "{}", exit.stderr);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
-use ringway_tests::http_client::{HttpConn, Req};
+use ringway_tests::http_client::{wait_metric, HttpConn, Req};
 use ringway_tests::http_config::{Cluster, HttpConfig, Route};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
 
@@ -78,6 +78,18 @@ fn an_endpoint_failing_its_checks_takes_no_traffic_until_it_passes_again() {
             "b"
         );
     }
+    // The verdicts are in /metrics.
+    let healthy = |addr: std::net::SocketAddr, want: f64| {
+        let endpoint = addr.to_string();
+        wait_metric(
+            config.admin,
+            "ringway_endpoint_healthy",
+            &[("cluster", "app"), ("endpoint", endpoint.as_str())],
+            want,
+        )
+    };
+    healthy(a.addr(), 0.0);
+    healthy(b.addr(), 1.0);
 
     sick_a.store(false, Ordering::SeqCst);
     until_in_a_row(&mut client, 1, "a to be back", |body| body == "a");

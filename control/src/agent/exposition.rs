@@ -10,6 +10,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::endpoints::{self, EndpointFigures};
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::WorkerLink;
@@ -84,6 +85,9 @@ pub struct HttpFigures {
     /// The retries of each cluster an HTTP route forwards to, in the order
     /// the routes first name them.
     pub retries: Vec<RetryFigures>,
+    /// Every endpoint (of any cluster) with something to say of its
+    /// health: ejections, or active checks.
+    pub endpoints: Vec<EndpointFigures>,
 }
 
 /// What one cluster's retries did, node-wide.
@@ -188,7 +192,11 @@ impl HttpFigures {
             .filter(|t| seen.insert(t.cluster))
             .map(|t| RetryFigures::read(table.cluster(t.cluster)))
             .collect();
-        Self { listeners, retries }
+        Self {
+            listeners,
+            retries,
+            endpoints: EndpointFigures::read(table),
+        }
     }
 
     /// Every tally with its labels (listener, route, cluster; empty where
@@ -252,6 +260,7 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         "totals": totals,
         "workers": workers,
         "http": http_json(http),
+        "endpoints": endpoints::json(&http.endpoints),
     })
 }
 
@@ -409,6 +418,7 @@ pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &Http
         }
     }
     http_metrics(&mut out, http);
+    endpoints::metrics(&mut out, &http.endpoints, escape);
     out
 }
 
@@ -813,6 +823,7 @@ mod tests {
                 budget_exhausted: 4,
                 overflows: 5,
             }],
+            endpoints: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! the state is behind a `RefCell` and no borrow is held across an `.await`.
 
 mod checks;
+pub mod endpoints;
 pub mod exposition;
 pub mod worker_log;
 
@@ -25,6 +26,7 @@ use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
 use dataplane::table::checks::Verdicts;
 use dataplane::table::lb::{Balance, Policy};
+use dataplane::table::outlier::EndpointEvents;
 use dataplane::table::Table;
 use dataplane::worker::{WorkerReport, Workers};
 use hdrhistogram::Histogram;
@@ -64,6 +66,8 @@ pub struct Agent {
     logs: WorkerLogs,
     /// What was said about them so far.
     log_tail: RefCell<LogTail>,
+    /// What the endpoint log said last.
+    endpoint_log: RefCell<endpoints::EndpointLog>,
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
@@ -162,6 +166,7 @@ impl Agent {
             cores,
             logs,
             log_tail: RefCell::new(LogTail::default()),
+            endpoint_log: RefCell::default(),
             checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
@@ -209,6 +214,15 @@ impl Agent {
             .log_tail
             .borrow_mut()
             .write(&self.logs, &dropped, &mut stderr);
+    }
+
+    /// Writes a line for each endpoint ejected, back or spared since the
+    /// last call (once a second).
+    pub fn write_endpoint_log(&self) {
+        let figures = endpoints::EndpointFigures::read(&self.state.borrow().table);
+        self.endpoint_log
+            .borrow_mut()
+            .write(&figures, &mut io::stderr().lock());
     }
 
     /// What the agent shares with each worker.
@@ -319,6 +333,8 @@ impl Agent {
         if let Some(checks) = cluster.checks.as_mut() {
             checks.verdicts = Arc::new(Verdicts::new(&endpoints, Some(&checks.verdicts)));
         }
+        // So are the ejection counts.
+        cluster.events = EndpointEvents::new(&endpoints, Some(&cluster.events));
         cluster.endpoints = endpoints;
         next.table.clusters[index] = Arc::new(cluster);
         // The running configuration no longer matches any text: the next

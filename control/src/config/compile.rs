@@ -21,7 +21,7 @@ use dataplane::settings::RuntimeSettings;
 use dataplane::table::breaker::{Breaker, Limits};
 use dataplane::table::checks::{self, CheckSettings, Checks, Probe, Verdicts};
 use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
-use dataplane::table::outlier::Outlier;
+use dataplane::table::outlier::{EndpointEvents, Outlier};
 use dataplane::table::retry::{Budget, BudgetSettings, RetryPolicy};
 use dataplane::table::route::PoolSettings;
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
@@ -504,6 +504,7 @@ impl Builder<'_> {
                 let before = running.and_then(|c| c.breaker.as_ref());
                 // So does the retry budget: its window and its counts.
                 let budget = Budget::new(budget_settings, workers, running.map(|c| &c.budget));
+                let events = EndpointEvents::new(&endpoints, running.map(|c| &c.events));
                 let breaker = limits.any().then(|| Breaker::new(limits, before));
                 // Verdicts carry over by address from the same cluster in
                 // the running table, so a reload does not bring a failing
@@ -532,6 +533,7 @@ impl Builder<'_> {
                     },
                     breaker,
                     outlier,
+                    events,
                     checks,
                     retry: Arc::new(retry),
                     budget,

@@ -139,7 +139,7 @@ async fn reach(
         .map_err(Unreached::Connect)?;
     // A TCP endpoint that took the connection is well, as far as this
     // worker can tell (it ends a run of failed connects, and a probe).
-    local.upstreams.health.succeeded(addr, rt::now());
+    upstream::connect::success(&local.upstreams.health, addr, cluster, rt::now());
     let in_flight = local.track(id, addr);
     if let (Some(f), Policy::PeakEwma(ewma)) = (&in_flight, &cluster.balance.policy) {
         let now = rt::now();

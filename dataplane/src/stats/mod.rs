@@ -76,11 +76,11 @@ counters! {
         overflows: Counter, "overflows", "ringway_tcp_overflows_total", Listed,
             "TCP client connections reset because the cluster was at its max_connections.";
         /// Endpoints this worker ejected after gateway failures in a row.
-        ejections: Counter, "ejections", "ringway_endpoint_ejections_total", Listed,
+        ejections: Counter, "ejections", "ringway_worker_ejections_total", Listed,
             "Endpoints ejected after consecutive gateway failures.";
         /// Ejections the cluster's limit (max_ejection_percent, never the
         /// last endpoint) did not allow.
-        ejections_spared: Counter, "ejections_spared", "ringway_endpoint_ejections_spared_total", Listed,
+        ejections_spared: Counter, "ejections_spared", "ringway_worker_ejections_spared_total", Listed,
             "Ejections not made because the cluster's ejection limit was reached.";
         /// Resets received on one side and passed on to the other.
         resets: Counter, "resets", "ringway_resets_total", Listed,

@@ -112,6 +112,9 @@ pub struct Cluster {
     pub breaker: Option<breaker::Breaker>,
     /// When a worker ejects an endpoint that keeps failing.
     pub outlier: outlier::Outlier,
+    /// What ejection did to each endpoint (built from `endpoints`: rebuild
+    /// it when they change).
+    pub events: outlier::EndpointEvents,
     /// Active health checks, when configured.
     pub checks: Option<checks::Checks>,
     /// How its requests are retried where the route does not say.

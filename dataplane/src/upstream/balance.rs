@@ -290,6 +290,7 @@ mod tests {
             },
             breaker: None,
             outlier: crate::table::outlier::Outlier::default(),
+            events: Default::default(),
             checks: None,
             retry: Arc::default(),
             budget: crate::table::retry::Budget::new(Default::default(), 1, None),

@@ -129,8 +129,23 @@ pub fn gateway_failure(
     now: std::time::Instant,
 ) {
     match health.failed(addr, &cluster.outlier, &cluster.endpoints, now) {
-        Verdict::Ejected(_) => counters.ejections.add(1),
-        Verdict::Spared => counters.ejections_spared.add(1),
+        Verdict::Ejected(_) => {
+            counters.ejections.add(1);
+            cluster.events.count(addr, |c| &c.ejections);
+        }
+        Verdict::Spared => {
+            counters.ejections_spared.add(1);
+            cluster.events.count(addr, |c| &c.spared);
+        }
         Verdict::Counted => {}
+    }
+}
+
+/// `addr`, an endpoint of `cluster`, answered well (or, for TCP, took the
+/// connection): its run of failures ends, and a return from an ejection
+/// is counted.
+pub fn success(health: &Health, addr: SocketAddr, cluster: &Cluster, now: std::time::Instant) {
+    if health.succeeded(addr, now) {
+        cluster.events.count(addr, |c| &c.returns);
     }
 }

@@ -151,20 +151,23 @@ impl Health {
     }
 
     /// `addr` answered well (or, for TCP, took the connection): its run of
-    /// failures ends, and if it was being probed it is back.
-    pub fn succeeded(&self, addr: SocketAddr, now: Instant) {
+    /// failures ends, and if it was being probed it is back (`true`).
+    pub fn succeeded(&self, addr: SocketAddr, now: Instant) -> bool {
         let mut records = self.records.borrow_mut();
         if records.is_empty() {
-            return;
+            return false;
         }
-        if let Some(r) = records.get_mut(&addr) {
-            r.failures = 0;
-            if r.ejection_over(now) {
-                r.ejected_until = None;
-                r.probe_out = None;
-                r.returned = Some(now);
-            }
+        let Some(r) = records.get_mut(&addr) else {
+            return false;
+        };
+        r.failures = 0;
+        if !r.ejection_over(now) {
+            return false;
         }
+        r.ejected_until = None;
+        r.probe_out = None;
+        r.returned = Some(now);
+        true
     }
 
     /// A gateway failure of `addr`, an endpoint of a cluster of

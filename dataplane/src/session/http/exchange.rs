@@ -201,7 +201,7 @@ fn settle_health(ctx: &Ctx<'_>, cluster: &Cluster, endpoint: Option<SocketAddr>,
         Said::Failed | Said::Answered(502..=504) => {
             upstream::connect::gateway_failure(health, addr, cluster, ctx.counters, now);
         }
-        Said::Answered(_) => health.succeeded(addr, now),
+        Said::Answered(_) => upstream::connect::success(health, addr, cluster, now),
         Said::Nothing => {}
     }
 }
