@@ -362,9 +362,7 @@ endpoints = [{origins}]
             text.push_str(&format!("pool_max_idle = {}\n", idle_pool(layout)));
         }
         if !tuning.sets("pool_idle_timeout") {
-            text.push_str(&format!(
-                "pool_idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"\n"
-            ));
+            text.push_str(&format!("pool_idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"\n"));
         }
     }
     if !tuning.cluster.is_empty() {
@@ -634,7 +632,9 @@ backend origin
         )),
     }
     if !tuning.haproxy_backend.is_empty() {
-        text.push_str("    # The variant's own settings (the scenario file's `haproxy.backend`).\n");
+        text.push_str(
+            "    # The variant's own settings (the scenario file's `haproxy.backend`).\n",
+        );
         for line in &tuning.haproxy_backend {
             text.push_str(&format!("    {}\n", line.trim()));
         }

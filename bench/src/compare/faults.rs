@@ -84,7 +84,10 @@ pub fn describe(f: &super::scenario::Fault) -> String {
     }
     let mut what = Vec::new();
     if !f.delay.is_zero() {
-        what.push(format!("+{} per answer", humantime::format_duration(f.delay)));
+        what.push(format!(
+            "+{} per answer",
+            humantime::format_duration(f.delay)
+        ));
     }
     if f.fail_ratio > 0.0 {
         what.push(format!("{:.0}% of answers a 503", f.fail_ratio * 100.0));
@@ -182,9 +185,9 @@ fn one_rate(
             }
         };
         if reports.iter().any(Option::is_none) {
-            results
-                .problems
-                .push(format!("{label}: an origin did not report what it received"));
+            results.problems.push(format!(
+                "{label}: an origin did not report what it received"
+            ));
         }
         m.upstream = Some(Upstream { origins: reports });
         m.attempt = attempt;
@@ -261,12 +264,18 @@ mod tests {
             let e = parse(&format!("{SCENARIO}{body}")).unwrap_err();
             assert!(e.contains(needle), "{needle:?} not in {e}");
         };
-        bad("[[faults]]\norigins = [3]\nkill = true\n", "3 is not an origin");
+        bad(
+            "[[faults]]\norigins = [3]\nkill = true\n",
+            "3 is not an origin",
+        );
         bad("[[faults]]\nat = \"20s\"\nkill = true\n", "measured window");
         bad("[[faults]]\nfail_ratio = 1.5\n", "from 0 to 1");
         bad("[[faults]]\nkill = true\ndelay = \"1s\"\n", "a crash lasts");
         bad("[[faults]]\nat = \"1s\"\n", "nothing happens");
-        bad("[[faults]]\nfail_ratio = 0.5\nfor = \"0s\"\n", "longer than zero");
+        bad(
+            "[[faults]]\nfail_ratio = 0.5\nfor = \"0s\"\n",
+            "longer than zero",
+        );
         let e = parse("name = \"x\"\n[[faults]]\nkill = true\n").unwrap_err();
         assert!(e.contains("max_throughput = false"), "{e}");
         let line = format!("line {}", SCENARIO.lines().count() + 2);

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use serde::Serialize;
 use ringway_kit::launcher::{NotReady, Process, Program};
 use ringway_kit::procfs;
+use serde::Serialize;
 
 use super::scenario::{Scenario, ScenarioMode};
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use ringway_kit::ports::free_addr;
 
 use super::churn::{ChurnBook, ChurnPlan};
-use super::faults;
 use super::configs::{self, Layout, Mode, Table, Tuning};
+use super::faults;
 use super::guard;
 use super::idle;
 use super::measure::{Measured, Runner};
@@ -127,7 +127,10 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         opts,
         mode,
         dir: dir.clone(),
-        origins: origins.as_ref().map(|o| o.addrs().to_vec()).unwrap_or_default(),
+        origins: origins
+            .as_ref()
+            .map(|o| o.addrs().to_vec())
+            .unwrap_or_default(),
         run_cores,
         load_cores,
         idle,

@@ -545,9 +545,7 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
         ));
     }
     let ringway = v.of == "ringway" || v.of == "baseline";
-    if !ringway
-        && (v.routes > 0 || v.clusters > 0 || v.churn.is_some() || v.cluster.is_some())
-    {
+    if !ringway && (v.routes > 0 || v.clusters > 0 || v.churn.is_some() || v.cluster.is_some()) {
         return at("routes, clusters, churn and cluster are ringway settings".into());
     }
     if v.of != "haproxy" && (v.splice || v.haproxy.is_some()) {

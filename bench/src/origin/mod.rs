@@ -250,7 +250,13 @@ mod tests {
         let open = parse_phase("from=0s,fail=1").unwrap();
         assert_eq!((open.until, open.delay), (None, Duration::ZERO));
         assert_eq!(parse_phase(&phase_arg(&open)).unwrap(), open);
-        for bad in ["until=3s", "from=1s,fail=1.5", "from=2s,until=1s", "from=1s,x=2", "from"] {
+        for bad in [
+            "until=3s",
+            "from=1s,fail=1.5",
+            "from=2s,until=1s",
+            "from=1s,x=2",
+            "from",
+        ] {
             assert!(parse_phase(bad).is_err(), "{bad}");
         }
     }

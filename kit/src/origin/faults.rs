@@ -118,7 +118,7 @@ impl Draws {
     }
 
     /// The next draw.
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -173,7 +173,7 @@ mod tests {
                 fail_ratio: ratio,
             };
             let n = 100_000;
-            let failed = (0..n).filter(|_| e.fails(draws.next())).count();
+            let failed = (0..n).filter(|_| e.fails(draws.draw())).count();
             let share = failed as f64 / n as f64;
             assert!((share - ratio).abs() < 0.01, "{ratio}: {share}");
         }

@@ -295,7 +295,11 @@ impl CountingOrigin {
 
     /// Serves on `listeners` (from [`bind`]), one thread each, pinned to
     /// `cores` in order.
-    pub fn serve(listeners: Vec<TcpListener>, settings: Settings, cores: &[usize]) -> io::Result<Self> {
+    pub fn serve(
+        listeners: Vec<TcpListener>,
+        settings: Settings,
+        cores: &[usize],
+    ) -> io::Result<Self> {
         let addr = listeners
             .first()
             .ok_or_else(|| io::Error::other("an origin needs a listener"))?

@@ -281,7 +281,7 @@ fn fault<'a>(
     }
     let fails = effect.fails(DRAWS.with(|d| {
         let mut draws = d.get();
-        let draw = draws.next();
+        let draw = draws.draw();
         d.set(draws);
         draw
     }));

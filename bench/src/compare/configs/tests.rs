@@ -282,7 +282,10 @@ fn a_variant_tunes_each_system_in_its_own_terms() {
     .expect("a table");
     let tuning = Tuning {
         cluster: Tuning::cluster_lines(&cluster),
-        haproxy_backend: vec!["balance leastconn".into(), "retry-on conn-failure 503".into()],
+        haproxy_backend: vec![
+            "balance leastconn".into(),
+            "retry-on conn-failure 503".into(),
+        ],
         haproxy_server: "check observe layer7 error-limit 5".into(),
         nginx_upstream: vec!["least_conn".into()],
         nginx_server: "max_fails=3 fail_timeout=10s".into(),
@@ -307,7 +310,11 @@ fn a_variant_tunes_each_system_in_its_own_terms() {
             "pool_max_idle = 96",
         ],
     );
-    assert_eq!(text.matches("connect_timeout").count(), 1, "replaced:\n{text}");
+    assert_eq!(
+        text.matches("connect_timeout").count(),
+        1,
+        "replaced:\n{text}"
+    );
     // The file is TOML, and the keys land in the origin cluster, the
     // table ones inline.
     let doc: toml::Table = toml::from_str(&text).expect("valid TOML");

@@ -314,7 +314,11 @@ pub fn faults(md: &mut String, r: &Results) {
             up.faulted(),
         );
     }
-    let checks: u64 = runs.iter().filter_map(|m| m.upstream.as_ref()).map(|u| u.checks()).sum();
+    let checks: u64 = runs
+        .iter()
+        .filter_map(|m| m.upstream.as_ref())
+        .map(|u| u.checks())
+        .sum();
     let _ = writeln!(
         md,
         "\nClient errors, success (ok / (ok + errors)) and latency cover the measured window (latency: successful requests only, from their intended send time); sent and upstream requests cover the whole run, warm-up included, so amplification = upstream requests / sent is the extra load each system put on its origins (retries, and requests lost in a crash). Upstream requests are what the origins received whole, their own count, health checks (`{}`, {checks} in all) left out; a crashed origin counts up to its crash.\n",
