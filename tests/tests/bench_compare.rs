@@ -722,11 +722,12 @@ consecutive_gateway_failures = 2
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells[4], sent.to_string(), "{row}");
         assert_eq!(cells[6], errors.to_string(), "{row}");
-        assert_eq!(cells[13], upstream.to_string(), "{row}");
+        assert_eq!(cells[7], raw["requests"]["unsent"].to_string(), "{row}");
+        assert_eq!(cells[14], upstream.to_string(), "{row}");
         let amplification = format!("{:.3}x", upstream as f64 / sent as f64);
-        assert_eq!(cells[14], amplification, "{row}");
-        assert_eq!(cells[15], failing["faulted"].to_string(), "{row}");
-        assert!(cells[16].ends_with("(crashed)"), "{row}");
+        assert_eq!(cells[15], amplification, "{row}");
+        assert_eq!(cells[16], failing["faulted"].to_string(), "{row}");
+        assert!(cells[17].ends_with("(crashed)"), "{row}");
     }
     for needle in [
         "## Faults",

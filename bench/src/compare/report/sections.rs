@@ -261,15 +261,17 @@ pub fn faults(md: &mut String, r: &Results) {
     for f in &r.faults {
         let _ = writeln!(md, "- {f}");
     }
-    md.push_str("\n| system | round | offered req/s | sent | ok | client errors | success | errors by kind | p50 µs | p99 µs | p99.9 µs | max µs | upstream requests | amplification | 503s injected | received per origin |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n| system | round | offered req/s | sent | ok | client errors | unsent | success | errors by kind | p50 µs | p99 µs | p99.9 µs | max µs | upstream requests | amplification | 503s injected | received per origin |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for m in &runs {
         let Some(up) = &m.upstream else { continue };
         let lat = |f: fn(&crate::compare::measure::Latency) -> u64| {
             m.latency.as_ref().map_or("–".into(), |l| f(l).to_string())
         };
-        let answered = m.ok + m.errors;
-        let success = if answered > 0 {
-            format!("{:.3}%", m.ok as f64 * 100.0 / answered as f64)
+        // Every request due in the window: answered well, failed, or
+        // never sent because every connection was still waiting.
+        let due = m.ok + m.errors + m.unsent;
+        let success = if due > 0 {
+            format!("{:.3}%", m.ok as f64 * 100.0 / due as f64)
         } else {
             "–".into()
         };
@@ -299,13 +301,14 @@ pub fn faults(md: &mut String, r: &Results) {
             .join(" / ");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {success} | {kinds} | {} | {} | {} | {} | {} | {amplification} | {} | {per_origin} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {success} | {kinds} | {} | {} | {} | {} | {} | {amplification} | {} | {per_origin} |",
             m.system,
             m.round.map_or(0, |x| x + 1),
             m.offered.map_or("max".into(), |o| format!("{o:.0}")),
             m.sent,
             m.ok,
             m.errors,
+            m.unsent,
             lat(|l| l.p50),
             lat(|l| l.p99),
             lat(|l| l.p99_9),
@@ -321,7 +324,7 @@ pub fn faults(md: &mut String, r: &Results) {
         .sum();
     let _ = writeln!(
         md,
-        "\nClient errors, success (ok / (ok + errors)) and latency cover the measured window (latency: successful requests only, from their intended send time); sent and upstream requests cover the whole run, warm-up included, so amplification = upstream requests / sent is the extra load each system put on its origins (retries, and requests lost in a crash). Upstream requests are what the origins received whole, their own count, health checks (`{}`, {checks} in all) left out; a crashed origin counts up to its crash.\n",
+        "\nClient errors, unsent (due in the open-loop schedule while every connection still waited for an answer), success (ok / (ok + errors + unsent)) and latency cover the measured window (latency: successful requests only, from their intended send time); sent and upstream requests cover the whole run, warm-up included, so amplification = upstream requests / sent is the extra load each system put on its origins (retries, and requests lost in a crash). Upstream requests are what the origins received whole, their own count, health checks (`{}`, {checks} in all) left out; a crashed origin counts up to its crash.\n",
         super::super::faults::CHECK_PATH
     );
 }
