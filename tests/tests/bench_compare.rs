@@ -589,3 +589,155 @@ fn compare_profiles_with_perf_or_says_what_is_missing() {
         }
     }
 }
+
+/// A fault scenario: every run gets origins of its own, one answering
+/// every request with a 503, one crashing mid-run, and the report's error
+/// and amplification figures are the load's and the origins' own counts.
+#[test]
+fn compare_runs_a_fault_scenario_and_reports_the_origins_counts() {
+    let work = tempfile::tempdir().unwrap();
+    let proxy_core = proxy_core();
+    let c = compare(
+        work.path(),
+        &format!(
+            r#"
+name = "faults"
+systems = ["ringway", "ringway-ewma"]
+runs = 1
+
+[cores]
+load = "0"
+origin = "0"
+proxy = {proxy_core}
+
+[origin]
+count = 3
+
+[load]
+connections = 4
+warmup = "200ms"
+duration = "1500ms"
+timeout = "2s"
+
+[sweep]
+rates = [200]
+max_throughput = false
+
+[memory]
+idle_connections = 0
+
+[guard]
+quiet_wait = "0s"
+retries = 0
+
+[[faults]]
+origins = [1]
+fail_ratio = 1.0
+
+[[faults]]
+origins = [2]
+at = "500ms"
+kill = true
+
+[[variants]]
+name = "ringway-ewma"
+of = "ringway"
+
+[variants.cluster]
+lb = "peak_ewma"
+consecutive_gateway_failures = 2
+"#
+        ),
+        &[],
+    );
+    // Errors the clients saw are the point here, not a failure of the run.
+    assert_eq!(
+        c.results["problems"],
+        serde_json::json!([]),
+        "{}",
+        c.results
+    );
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway-ewma/ringway.toml")).unwrap();
+    assert!(
+        config.lines().any(|l| l == "lb = \"peak_ewma\""),
+        "{config}"
+    );
+    assert!(
+        config
+            .lines()
+            .any(|l| l == "consecutive_gateway_failures = 2"),
+        "{config}"
+    );
+
+    let runs = c.array("runs");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in runs {
+        let system = run["system"].as_str().unwrap();
+        let label = format!("r1-{system}-rate200");
+        // The client side: the load's own file.
+        let raw = read_json(&c.dir.join(format!("raw/{label}.json")));
+        let sent = raw["requests"]["sent"].as_u64().unwrap();
+        assert_eq!(run["sent"].as_u64(), Some(sent), "{run}");
+        assert_eq!(run["errors"], raw["errors"]["total"], "{run}");
+        // The upstream side: each origin's own report.
+        let origins = run["upstream"]["origins"].as_array().unwrap();
+        assert_eq!(origins.len(), 3, "{run}");
+        let mut upstream = 0;
+        for (i, o) in origins.iter().enumerate() {
+            let stem = if i == 0 {
+                "origin".to_owned()
+            } else {
+                format!("origin-{i}")
+            };
+            let own = read_json(&c.dir.join(format!("origins/{label}/{stem}.json")));
+            for key in ["received", "requests", "faulted", "checks"] {
+                assert_eq!(o[key], own[key], "{system} origin {i} {key}: {o} {own}");
+            }
+            assert_eq!(o["killed"], own["killed"], "{o} {own}");
+            upstream += own["received"].as_u64().unwrap() - own["checks"].as_u64().unwrap();
+        }
+        // Origin 0 is healthy; origin 1 answers every request of the
+        // measured window with a 503 (the warm-up's are answered well);
+        // origin 2 crashed on schedule.
+        assert_eq!(origins[0]["faulted"], 0, "{run}");
+        assert_eq!(origins[0]["killed"], false, "{run}");
+        let failing = &origins[1];
+        let faulted = failing["faulted"].as_u64().unwrap();
+        assert!(faulted > 0, "{run}");
+        assert!(faulted <= failing["requests"].as_u64().unwrap(), "{run}");
+        assert_eq!(origins[2]["killed"], true, "{run}");
+        // No retry of a 5xx is configured: what origin 1 answered reached
+        // the clients as errors.
+        let errors = run["errors"].as_u64().unwrap();
+        let non_2xx = raw["errors"]["non_2xx"].as_u64().unwrap();
+        assert!(non_2xx > 0 && non_2xx <= errors, "{run}");
+        assert!(errors <= sent, "{run}");
+
+        // The report's row says the same.
+        let row = c
+            .report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {system} | 1 | 200 |")))
+            .unwrap_or_else(|| panic!("no Faults row for {system}:\n{}", c.report));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[4], sent.to_string(), "{row}");
+        assert_eq!(cells[6], errors.to_string(), "{row}");
+        assert_eq!(cells[7], raw["requests"]["unsent"].to_string(), "{row}");
+        assert_eq!(cells[14], upstream.to_string(), "{row}");
+        let amplification = format!("{:.3}x", upstream as f64 / sent as f64);
+        assert_eq!(cells[15], amplification, "{row}");
+        assert_eq!(cells[16], failing["faulted"].to_string(), "{row}");
+        assert!(cells[17].ends_with("(crashed)"), "{row}");
+    }
+    for needle in [
+        "## Faults",
+        "- origin 1: 100% of answers a 503 from 0s into the measured window, to the end",
+        "- origin 2: crashes 500ms into the measured window",
+    ] {
+        assert!(
+            c.report.contains(needle),
+            "report.md lacks {needle:?}:\n{}",
+            c.report
+        );
+    }
+}

@@ -110,6 +110,55 @@ pub struct Layout {
     /// HAProxy: move bytes with `splice()` (`option splice-request`,
     /// `option splice-response`).
     pub splice: bool,
+    /// A variant's own settings, from the scenario file.
+    pub tuning: Tuning,
+}
+
+/// Settings a variant adds to its system's generated configuration, as the
+/// scenario file spells them: how the resilience scenarios give each proxy
+/// its load balancing, health, retry and ejection settings, in its own
+/// terms. Each system reads only its own part.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// ringway: `key = value` lines of the origin cluster (TOML values,
+    /// inline), replacing the generated keys of the same name.
+    pub cluster: Vec<(String, String)>,
+    /// HAProxy: lines at the end of `backend origin`.
+    pub haproxy_backend: Vec<String>,
+    /// HAProxy: words appended to every `server` line.
+    pub haproxy_server: String,
+    /// nginx: directives (without `;`) of `upstream origin`.
+    pub nginx_upstream: Vec<String>,
+    /// nginx: parameters appended to every `server` line.
+    pub nginx_server: String,
+    /// nginx: directives (without `;`) of `location /`.
+    pub nginx_location: Vec<String>,
+}
+
+impl Tuning {
+    /// `table`'s keys as `key = value` lines, the values written inline
+    /// (`retry = { retries = 2, retry_on = ["reset"] }`), in key order.
+    pub fn cluster_lines(table: &toml::Table) -> Vec<(String, String)> {
+        table
+            .iter()
+            .map(|(k, v)| {
+                let bare = !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                let key = if bare {
+                    k.clone()
+                } else {
+                    toml::Value::String(k.clone()).to_string()
+                };
+                (key, v.to_string())
+            })
+            .collect()
+    }
+
+    /// Whether the variant sets ringway cluster key `key`.
+    fn sets(&self, key: &str) -> bool {
+        self.cluster.iter().any(|(k, _)| k == key)
+    }
 }
 
 /// The size of ringway's routing table (see [`ringway`]).
@@ -291,25 +340,36 @@ cluster = \"origin\"
 ",
         ),
     }
+    let tuning = &layout.tuning;
     text.push_str(&format!(
         "
 [[clusters]]
 name = \"origin\"
 endpoints = [{origins}]
-connect_timeout = \"1s\"
 ",
         origins = quoted(&layout.origins)
     ));
+    if !tuning.sets("connect_timeout") {
+        text.push_str("connect_timeout = \"1s\"\n");
+    }
     if layout.mode == Mode::Http {
-        text.push_str(&format!(
-            "\
-# Every client connection that may wait for an answer keeps its upstream
+        text.push_str(
+            "# Every client connection that may wait for an answer keeps its upstream
 # connection, as nginx's `keepalive` and HAProxy's `pool-max-conn` do.
-pool_max_idle = {pool}
-pool_idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
 ",
-            pool = idle_pool(layout)
-        ));
+        );
+        if !tuning.sets("pool_max_idle") {
+            text.push_str(&format!("pool_max_idle = {}\n", idle_pool(layout)));
+        }
+        if !tuning.sets("pool_idle_timeout") {
+            text.push_str(&format!("pool_idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"\n"));
+        }
+    }
+    if !tuning.cluster.is_empty() {
+        text.push_str("# The variant's own settings (the scenario file's `cluster`).\n");
+        for (k, v) in &tuning.cluster {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
     }
     if table.clusters > 0 {
         text.push_str(&format!(
@@ -408,7 +468,7 @@ http {{
     keepalive_timeout {IDLE_TIMEOUT_SECS}s;
 
     upstream origin {{
-{servers}        keepalive {pool};
+{upstream}{servers}        keepalive {pool};
         keepalive_requests 1000000000;
         keepalive_timeout {IDLE_TIMEOUT_SECS}s;
     }}
@@ -426,10 +486,12 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Request-ID $request_id;
-        }}
+{location}        }}
     }}
 }}
 ",
+        upstream = directives(&layout.tuning.nginx_upstream, "        "),
+        location = directives(&layout.tuning.nginx_location, "            "),
         servers = nginx_servers(layout),
         listen = layout.listen,
         pool = idle_pool(layout),
@@ -438,10 +500,20 @@ http {{
 
 /// The `server` lines of an nginx `upstream` block.
 fn nginx_servers(layout: &Layout) -> String {
+    let extra = &layout.tuning.nginx_server;
+    let sep = if extra.is_empty() { "" } else { " " };
     layout
         .origins
         .iter()
-        .map(|o| format!("        server {o};\n"))
+        .map(|o| format!("        server {o}{sep}{extra};\n"))
+        .collect()
+}
+
+/// A variant's nginx directives, one a line, each ended with `;`.
+fn directives(lines: &[String], indent: &str) -> String {
+    lines
+        .iter()
+        .map(|l| format!("{indent}{};\n", l.trim()))
         .collect()
 }
 
@@ -507,12 +579,20 @@ defaults
         );
     }
     let listen = haproxy_address(layout.listen);
+    let tuning = &layout.tuning;
     let servers = |extra: &str| -> String {
+        let own = &tuning.haproxy_server;
+        let sep = if own.is_empty() { "" } else { " " };
         layout
             .origins
             .iter()
             .enumerate()
-            .map(|(i, o)| format!("    server origin{i} {}{extra}\n", haproxy_address(*o)))
+            .map(|(i, o)| {
+                format!(
+                    "    server origin{i} {}{extra}{sep}{own}\n",
+                    haproxy_address(*o)
+                )
+            })
             .collect()
     };
     match layout.mode {
@@ -550,6 +630,14 @@ backend origin
 {servers}",
             servers = servers(""),
         )),
+    }
+    if !tuning.haproxy_backend.is_empty() {
+        text.push_str(
+            "    # The variant's own settings (the scenario file's `haproxy.backend`).\n",
+        );
+        for line in &tuning.haproxy_backend {
+            text.push_str(&format!("    {}\n", line.trim()));
+        }
     }
     text
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::guard::{self, Counters, Disturbance, Quiet};
-use super::origins::Origins;
+use super::origins::{OriginReport, Origins};
 use super::scenario::{Scenario, ScenarioMode};
 use super::system::Running;
 use ringway_kit::procfs;
@@ -71,6 +71,40 @@ pub struct Measured {
     pub disturbed: Option<String>,
     /// The raw `load --json` file, relative to the results directory.
     pub raw: String,
+    /// Failed requests by kind (`connect`, `timeout`, `reset`, `closed`,
+    /// `non_2xx`, `protocol`), the kinds that occurred.
+    pub errors_by_kind: Vec<(String, u64)>,
+    /// Fault scenarios: what the run's own origins received.
+    pub upstream: Option<Upstream>,
+}
+
+/// What the origins of one fault-scenario run received, against what the
+/// clients sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Upstream {
+    /// Each origin's report, in order (`None`: it did not report).
+    pub origins: Vec<Option<OriginReport>>,
+}
+
+impl Upstream {
+    /// Requests the origins received, their health checks left out; `None`
+    /// when one did not report.
+    pub fn requests(&self) -> Option<u64> {
+        self.origins
+            .iter()
+            .map(|o| o.map(|o| o.received.saturating_sub(o.checks)))
+            .sum()
+    }
+
+    /// Answers the fault schedules made a `503`.
+    pub fn faulted(&self) -> u64 {
+        self.origins.iter().flatten().map(|o| o.faulted).sum()
+    }
+
+    /// Health-check requests.
+    pub fn checks(&self) -> u64 {
+        self.origins.iter().flatten().map(|o| o.checks).sum()
+    }
 }
 
 /// Latency percentiles in µs.
@@ -142,6 +176,8 @@ pub struct Runner<'a> {
     pub clk_tck: u64,
     /// The results directory.
     pub dir: &'a Path,
+    /// Start the origins' fault schedules as each load run starts.
+    pub faults: bool,
 }
 
 impl Runner<'_> {
@@ -206,8 +242,18 @@ impl Runner<'_> {
         let mut cmd = self.load_command(system, rate);
         let proxy_core = self.scenario.cores.proxy;
         let before = self.sample(system);
-        let out = cmd
-            .output()
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.bench.display()))?;
+        if self.faults {
+            // The schedules count from the load's start, warm-up included.
+            self.origins.start_faults();
+        }
+        let out = child
+            .wait_with_output()
             .map_err(|e| format!("cannot run {}: {e}", self.bench.display()))?;
         let after = self.sample(system);
         let raw = format!("raw/{label}.json");
@@ -316,6 +362,19 @@ impl Runner<'_> {
             disturbance,
             disturbed: None,
             raw,
+            errors_by_kind: doc
+                .get("errors")
+                .and_then(Value::as_object)
+                .map(|kinds| {
+                    kinds
+                        .iter()
+                        .filter(|(k, _)| *k != "total")
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            upstream: None,
         })
     }
 

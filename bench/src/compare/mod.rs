@@ -8,11 +8,13 @@
 //! [`ports`]; [`measure`] runs one `load` child and samples `/proc` around
 //! it; [`guard`] waits for a quiet machine and judges each run; [`churn`]
 //! posts tables to a churning ringway; [`idle`] holds the idle connections
-//! of the memory run; [`profile`] runs `perf`; [`report`] and [`plot`]
+//! of the memory run; [`faults`] runs the fault scenarios, each run with
+//! origins of its own that misbehave on schedule; [`profile`] runs `perf`; [`report`] and [`plot`]
 //! write the results. See docs/benchmarks.md.
 
 mod churn;
 pub mod configs;
+mod faults;
 mod guard;
 mod idle;
 mod measure;

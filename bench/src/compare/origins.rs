@@ -1,6 +1,9 @@
 //! The built-in origins behind every system: `ringway-bench origin` child
 //! processes, one per port, pinned to the origin cores. Each writes what it
 //! served as JSON when stopped (`origin.json`, then `origin-1.json`, ...).
+//! In a fault scenario each origin also gets its part of the schedule as
+//! arguments, and its clock starts when the load run does
+//! ([`Origins::start_faults`]).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -9,6 +12,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use ringway_kit::launcher::{NotReady, Process, Program};
 use ringway_kit::procfs;
+use serde::Serialize;
 
 use super::scenario::{Scenario, ScenarioMode};
 
@@ -26,12 +30,14 @@ pub struct Origins {
 }
 
 impl Origins {
-    /// Starts one origin on each of `addrs`, writing into `dir`.
+    /// Starts one origin on each of `addrs`, writing into `dir`; origin `i`
+    /// gets the arguments `extra[i]` too, when there are any.
     pub fn start(
         bench: &Path,
         s: &Scenario,
         addrs: Vec<SocketAddr>,
         dir: &Path,
+        extra: &[Vec<String>],
     ) -> Result<Self, String> {
         let mut origins = Self {
             processes: Vec::new(),
@@ -51,9 +57,14 @@ impl Origins {
             };
             let json = dir.join(format!("{stem}.json"));
             let listen = addr.to_string();
+            let own: Vec<&str> = extra
+                .get(i)
+                .map(|a| a.iter().map(String::as_str).collect())
+                .unwrap_or_default();
             let mut process = Program::new(bench)
                 .args(&["origin", "--listen", &listen, "--mode", mode])
                 .args(&["--response-size", &size, "--cores", &s.cores.origin])
+                .args(&own)
                 .stdout_file(&json)
                 .log_file(&dir.join(format!("{stem}.log")))
                 .spawn()
@@ -96,9 +107,27 @@ impl Origins {
             .sum()
     }
 
+    /// Starts the fault schedule's clock of every origin still running
+    /// (SIGUSR1).
+    pub fn start_faults(&self) {
+        for process in &self.processes {
+            let _ = process.signal(Signal::SIGUSR1);
+        }
+    }
+
     /// SIGTERM to each, then their reports: the requests they answered in
     /// all, or `None` when one did not report.
     pub fn stop(&mut self) -> Option<u64> {
+        self.stop_each()
+            .into_iter()
+            .map(|r| r.map(|r| r.requests))
+            .sum()
+    }
+
+    /// SIGTERM to each (one that crashed on schedule has exited already),
+    /// then each one's report, in order; `None` for one that did not
+    /// report.
+    pub fn stop_each(&mut self) -> Vec<Option<OriginReport>> {
         for process in &mut self.processes {
             if process.signal(Signal::SIGTERM).is_err() {
                 process.kill();
@@ -116,8 +145,43 @@ impl Origins {
                 std::fs::read_to_string(path)
                     .ok()
                     .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                    .and_then(|v| v.get("requests").and_then(serde_json::Value::as_u64))
+                    .and_then(|v| OriginReport::from_json(&v))
             })
-            .sum()
+            .collect()
+    }
+}
+
+/// What one origin says it served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OriginReport {
+    /// Requests received whole (health checks included).
+    pub received: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Answers its fault schedule made a `503`.
+    pub faulted: u64,
+    /// Answers its fault schedule delayed.
+    pub delayed: u64,
+    /// Requests for the health-check path.
+    pub checks: u64,
+    /// Whether it crashed on schedule (its figures are those of the crash).
+    pub killed: bool,
+}
+
+impl OriginReport {
+    /// From the origin's JSON line; `None` without its `requests`.
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        let u = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Some(Self {
+            requests: v.get("requests")?.as_u64()?,
+            received: u("received"),
+            faulted: u("faulted"),
+            delayed: u("delayed"),
+            checks: u("checks"),
+            killed: v
+                .get("killed")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        })
     }
 }

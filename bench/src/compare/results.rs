@@ -42,6 +42,8 @@ pub struct Results {
     /// The CPU ratios of the scenario's `[[ratios]]` (and ringway against
     /// the baseline).
     pub ratios: Vec<RatioTable>,
+    /// The origins' fault schedule, one line per `[[faults]]` entry.
+    pub faults: Vec<String>,
     /// Requests the origins answered in all (their own count, read when
     /// they stopped), against what the load runs and the memory runs sent.
     pub origin_check: Option<OriginCheck>,

@@ -16,7 +16,8 @@ use std::time::Duration;
 use ringway_kit::ports::free_addr;
 
 use super::churn::{ChurnBook, ChurnPlan};
-use super::configs::{self, Layout, Mode, Table};
+use super::configs::{self, Layout, Mode, Table, Tuning};
+use super::faults;
 use super::guard;
 use super::idle;
 use super::measure::{Measured, Runner};
@@ -50,27 +51,28 @@ pub struct Options {
 
 /// One system of a round.
 #[derive(Debug)]
-struct Entry {
+pub(super) struct Entry {
     /// Its name in the results: a base system's, or a variant's.
-    name: String,
-    kind: Kind,
+    pub(super) name: String,
+    pub(super) kind: Kind,
     table: Table,
     splice: bool,
     churn: Option<Churn>,
+    tuning: Tuning,
     listen: SocketAddr,
     admin: SocketAddr,
 }
 
 /// What every step of the run reads.
-struct Ctx<'a> {
-    s: &'a Scenario,
-    opts: &'a Options,
+pub(super) struct Ctx<'a> {
+    pub(super) s: &'a Scenario,
+    pub(super) opts: &'a Options,
     bins: Binaries,
-    mode: Mode,
-    dir: PathBuf,
+    pub(super) mode: Mode,
+    pub(super) dir: PathBuf,
     origins: Vec<SocketAddr>,
-    run_cores: Vec<usize>,
-    load_cores: Vec<usize>,
+    pub(super) run_cores: Vec<usize>,
+    pub(super) load_cores: Vec<usize>,
     /// Idle connections of the memory run in the scenario's mode, and idle
     /// TCP pairs, after the open-file limit had its say.
     idle: usize,
@@ -113,13 +115,22 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
 
     let mut notes = Vec::new();
     let (idle, pairs) = open_file_budget(s, mode, &mut notes);
-    let mut origins = Origins::start(&bench, s, origin_addrs, &dir)?;
+    // A fault scenario starts fresh origins for each run instead.
+    let faulty = !s.faults.is_empty();
+    let origins = if faulty {
+        None
+    } else {
+        Some(Origins::start(&bench, s, origin_addrs, &dir, &[])?)
+    };
     let ctx = Ctx {
         s,
         opts,
         mode,
         dir: dir.clone(),
-        origins: origins.addrs().to_vec(),
+        origins: origins
+            .as_ref()
+            .map(|o| o.addrs().to_vec())
+            .unwrap_or_default(),
         run_cores,
         load_cores,
         idle,
@@ -128,15 +139,6 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         bins,
     };
     let clk_tck = ringway_kit::procfs::clock_ticks().0;
-    let runner = Runner {
-        bench: &bench,
-        scenario: s,
-        load_cores: &ctx.load_cores,
-        run_cores: &ctx.run_cores,
-        origins: &origins,
-        clk_tck,
-        dir: &dir,
-    };
     let mut results = Results {
         scenario: s.name.clone(),
         description: s.description.clone(),
@@ -172,8 +174,23 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         profiles: Vec::new(),
         ratios: Vec::new(),
         origin_check: None,
+        faults: s.faults.iter().map(faults::describe).collect(),
         notes,
         problems: Vec::new(),
+    };
+    let Some(mut origins) = origins else {
+        faults::rounds(&ctx, &entries, &bench, clk_tck, &mut results);
+        return Ok((results, dir));
+    };
+    let runner = Runner {
+        bench: &bench,
+        scenario: s,
+        load_cores: &ctx.load_cores,
+        run_cores: &ctx.run_cores,
+        origins: &origins,
+        clk_tck,
+        dir: &dir,
+        faults: false,
     };
     // Requests of runs that are not in the results (the profile runs).
     let mut unmeasured_sent = 0;
@@ -329,7 +346,7 @@ struct Run<'a> {
 
 impl Ctx<'_> {
     /// The layout of `entry` in `mode`, holding `idle` idle connections.
-    fn layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
+    pub(super) fn layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
         Layout {
             mode,
             proxy_core: self.s.cores.proxy,
@@ -342,6 +359,7 @@ impl Ctx<'_> {
             dir: self.dir.join("systems").join(&entry.name),
             table: entry.table,
             splice: entry.splice,
+            tuning: entry.tuning.clone(),
         }
     }
 }
@@ -376,6 +394,7 @@ fn entries(
             },
             splice: variant.is_some_and(|v| v.splice),
             churn: variant.and_then(|v| v.churn.clone()),
+            tuning: variant.map(tuning).unwrap_or_default(),
             listen: free_addr(),
             admin: free_addr(),
         });
@@ -383,6 +402,24 @@ fn entries(
     // `direct` first: every other figure is read against it.
     entries.sort_by_key(|e| e.kind != Kind::Direct);
     Ok((entries, skipped))
+}
+
+/// A variant's own settings, as the generated configs take them.
+fn tuning(v: &super::scenario::Variant) -> Tuning {
+    let haproxy = v.haproxy.clone().unwrap_or_default();
+    let nginx = v.nginx.clone().unwrap_or_default();
+    Tuning {
+        cluster: v
+            .cluster
+            .as_ref()
+            .map(Tuning::cluster_lines)
+            .unwrap_or_default(),
+        haproxy_backend: haproxy.backend,
+        haproxy_server: haproxy.server.trim().to_owned(),
+        nginx_upstream: nginx.upstream,
+        nginx_server: nginx.server.trim().to_owned(),
+        nginx_location: nginx.location,
+    }
 }
 
 /// The systems of round `round`: `direct` first (every other figure is
@@ -394,7 +431,7 @@ fn entries(
 /// ratio. Rotating gives every system every place equally often over a
 /// multiple of their number of rounds, so such an effect spreads over both
 /// sides of a ratio instead.
-fn round_order(entries: &[Entry], round: usize) -> Vec<&Entry> {
+pub(super) fn round_order(entries: &[Entry], round: usize) -> Vec<&Entry> {
     let (direct, others): (Vec<&Entry>, Vec<&Entry>) =
         entries.iter().partition(|e| e.kind == Kind::Direct);
     let mut others = others;
@@ -444,6 +481,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         dir: PathBuf::new(),
         table: Table::default(),
         splice: false,
+        tuning: Tuning::default(),
     };
     // The system's files, and this process's: one per idle connection.
     let files = |mode: Mode| {
@@ -477,7 +515,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
 }
 
 /// Starts `entry`; a failure is a problem of the round.
-fn start(
+pub(super) fn start(
     ctx: &Ctx<'_>,
     entry: &Entry,
     layout: &Layout,
@@ -509,7 +547,7 @@ fn start(
     }
 }
 
-fn stop(system: Running, name: &str, round: usize, results: &mut Results) {
+pub(super) fn stop(system: Running, name: &str, round: usize, results: &mut Results) {
     if let Err(e) = system.stop() {
         results
             .problems
@@ -799,6 +837,7 @@ mod tests {
             table: Table::default(),
             splice: false,
             churn: None,
+            tuning: Tuning::default(),
             listen: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:2".parse().unwrap(),
         }

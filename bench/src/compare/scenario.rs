@@ -11,7 +11,10 @@ use serde::{Deserialize, Deserializer};
 /// The systems a scenario may name without declaring them.
 pub const BASE_SYSTEMS: [&str; 5] = ["direct", "ringway", "baseline", "nginx", "haproxy"];
 /// The systems a variant may derive from.
-const VARIANT_BASES: [&str; 3] = ["ringway", "baseline", "haproxy"];
+const VARIANT_BASES: [&str; 4] = ["ringway", "baseline", "haproxy", "nginx"];
+/// Keys of ringway's origin cluster that the generated config writes
+/// itself and a variant's `cluster` may not set.
+const OWN_CLUSTER_KEYS: [&str; 2] = ["name", "endpoints"];
 /// Most origins a scenario may run.
 pub const MAX_ORIGINS: usize = 16;
 
@@ -59,6 +62,46 @@ pub struct Scenario {
     /// The quiet-machine guard.
     #[serde(default)]
     pub guard: Guard,
+    /// What the origins do wrong during each load run (`[[faults]]`).
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+/// `[[faults]]`: origins that turn slow, fail a share of their requests,
+/// or crash, at a given time of every load run. A scenario with faults
+/// starts fresh origins for every system's run, and reports what the
+/// clients saw beside what the origins received.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// The origins concerned, by index (0 to `[origin] count` - 1); empty
+    /// or absent: every origin.
+    #[serde(default)]
+    pub origins: Vec<usize>,
+    /// When it starts, from the start of the measured window (after the
+    /// warm-up).
+    #[serde(default, deserialize_with = "duration")]
+    pub at: Duration,
+    /// How long it lasts; absent: to the end of the run.
+    #[serde(default, rename = "for", deserialize_with = "some_duration")]
+    pub lasting: Option<Duration>,
+    /// Added before every answer.
+    #[serde(default, deserialize_with = "duration")]
+    pub delay: Duration,
+    /// Share of the answers that are a `503` instead (0 to 1).
+    #[serde(default)]
+    pub fail_ratio: f64,
+    /// The origin crashes: it stops listening and resets its connections,
+    /// for the rest of the run.
+    #[serde(default)]
+    pub kill: bool,
+}
+
+impl Fault {
+    /// Whether it concerns origin `i`.
+    pub fn hits(&self, i: usize) -> bool {
+        self.origins.is_empty() || self.origins.contains(&i)
+    }
 }
 
 /// `mode`.
@@ -252,6 +295,49 @@ pub struct Variant {
     /// ringway: a new table posted to the admin API during every load run.
     #[serde(default)]
     pub churn: Option<Churn>,
+    /// ringway: keys added to the origin cluster's `[[clusters]]` entry
+    /// as they are (`lb`, ejection, breakers, retries), replacing the
+    /// generated ones of the same name.
+    #[serde(default)]
+    pub cluster: Option<toml::Table>,
+    /// HAProxy: lines of its own.
+    #[serde(default)]
+    pub haproxy: Option<HaproxyLines>,
+    /// nginx: lines of its own.
+    #[serde(default)]
+    pub nginx: Option<NginxLines>,
+}
+
+/// `[variants.haproxy]`: settings added to the generated `haproxy.cfg`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyLines {
+    /// Lines at the end of the `backend origin` section (`balance
+    /// leastconn`, `retry-on ...`, `option redispatch`).
+    #[serde(default)]
+    pub backend: Vec<String>,
+    /// Words appended to every `server` line (`check observe layer7
+    /// error-limit 5 on-error mark-down`).
+    #[serde(default)]
+    pub server: String,
+}
+
+/// `[variants.nginx]`: directives added to the generated `nginx.conf`,
+/// each without its `;`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NginxLines {
+    /// Directives of the `upstream origin` block (`least_conn`).
+    #[serde(default)]
+    pub upstream: Vec<String>,
+    /// Parameters appended to every `server` line (`max_fails=3
+    /// fail_timeout=10s`).
+    #[serde(default)]
+    pub server: String,
+    /// Directives of the `location /` block (`proxy_next_upstream error
+    /// timeout http_503`).
+    #[serde(default)]
+    pub location: Vec<String>,
 }
 
 /// `[variants.churn]`.
@@ -397,6 +483,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
     if s.load.duration.is_zero() || s.load.timeout.is_zero() {
         return Err("load.duration and load.timeout: longer than zero".into());
     }
+    check_faults(s)?;
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
@@ -457,12 +544,54 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
             VARIANT_BASES.join(", ")
         ));
     }
-    let ringway = v.of != "haproxy";
-    if !ringway && (v.routes > 0 || v.clusters > 0 || v.churn.is_some()) {
-        return at("routes, clusters and churn are ringway settings".into());
+    let ringway = v.of == "ringway" || v.of == "baseline";
+    if !ringway && (v.routes > 0 || v.clusters > 0 || v.churn.is_some() || v.cluster.is_some()) {
+        return at("routes, clusters, churn and cluster are ringway settings".into());
     }
-    if ringway && v.splice {
-        return at("splice is a HAProxy setting".into());
+    if v.of != "haproxy" && (v.splice || v.haproxy.is_some()) {
+        return at("splice and haproxy are HAProxy settings".into());
+    }
+    if v.of != "nginx" && v.nginx.is_some() {
+        return at("nginx is an nginx setting".into());
+    }
+    if let Some(t) = &v.cluster {
+        if let Some(k) = OWN_CLUSTER_KEYS.iter().find(|k| t.contains_key(**k)) {
+            return at(format!(
+                "cluster.{k}: the bench writes the origin cluster's {k} itself"
+            ));
+        }
+        if s.mode == ScenarioMode::Tcp && t.contains_key("retry") {
+            return at("cluster.retry: a TCP listener has no requests to retry".into());
+        }
+    }
+    let mut lines: Vec<(&str, &str)> = Vec::new();
+    if let Some(h) = &v.haproxy {
+        lines.extend(h.backend.iter().map(|l| ("haproxy.backend", l.as_str())));
+        lines.push(("haproxy.server", &h.server));
+    }
+    if let Some(n) = &v.nginx {
+        lines.extend(n.upstream.iter().map(|l| ("nginx.upstream", l.as_str())));
+        lines.extend(n.location.iter().map(|l| ("nginx.location", l.as_str())));
+        lines.push(("nginx.server", &n.server));
+    }
+    for (key, line) in lines {
+        // One line each, and nothing that would end or open a block of
+        // the generated file.
+        let bad: &[char] = if key.starts_with("nginx") {
+            &['\n', '\r', '{', '}', ';', '#']
+        } else {
+            &['\n', '\r', '#']
+        };
+        if line.contains(bad) {
+            return at(format!(
+                "{key}: {line:?} must be one line without {}",
+                if key.starts_with("nginx") {
+                    "braces, `;` (the bench adds it) or comments"
+                } else {
+                    "comments"
+                }
+            ));
+        }
     }
     if v.routes > 0 && s.mode == ScenarioMode::Tcp {
         return at("routes: a TCP listener has no routes".into());
@@ -486,6 +615,55 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
     Ok(())
 }
 
+fn check_faults(s: &Scenario) -> Result<(), String> {
+    if s.faults.is_empty() {
+        return Ok(());
+    }
+    let all = "faults: every run of a fault scenario starts fresh origins";
+    if s.mode == ScenarioMode::Tcp {
+        return Err("faults: the origins' faults are HTTP answers; use mode = \"http\"".into());
+    }
+    if s.sweep.rates.is_empty() || s.sweep.max_throughput {
+        return Err(format!(
+            "{all} and runs open loop: set [sweep] rates and max_throughput = false"
+        ));
+    }
+    if s.memory.idle_connections + s.memory.idle_tcp_pairs > 0 {
+        return Err(format!(
+            "{all}: set [memory] idle_connections = 0 (no memory run)"
+        ));
+    }
+    for (i, f) in s.faults.iter().enumerate() {
+        let at = |what: String| Err(format!("faults[{i}]: {what}"));
+        if let Some(o) = f.origins.iter().find(|&&o| o >= s.origin.count) {
+            return at(format!(
+                "origins: {o} is not an origin (0 to {}, [origin] count)",
+                s.origin.count - 1
+            ));
+        }
+        if f.at >= s.load.duration {
+            return at(format!(
+                "at = {:?} is not within the measured window of {:?}",
+                f.at, s.load.duration
+            ));
+        }
+        if !(0.0..=1.0).contains(&f.fail_ratio) {
+            return at(format!("fail_ratio = {}: from 0 to 1", f.fail_ratio));
+        }
+        if f.lasting.is_some_and(|d| d.is_zero()) {
+            return at("for: longer than zero".into());
+        }
+        let misbehaves = !f.delay.is_zero() || f.fail_ratio > 0.0;
+        if f.kill && (misbehaves || f.lasting.is_some()) {
+            return at("kill: a crash lasts to the end of the run, and answers nothing".into());
+        }
+        if !f.kill && !misbehaves {
+            return at("nothing happens: set delay, fail_ratio or kill".into());
+        }
+    }
+    Ok(())
+}
+
 fn check_name(key: &str, name: &str) -> Result<(), String> {
     if name.is_empty()
         || !name
@@ -503,6 +681,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text)
         .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+}
+
+fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn all_systems() -> Vec<String> {
@@ -617,8 +799,28 @@ mod tests {
             assert!(e.contains(needle), "{needle:?} not in {e}");
         };
         bad(
-            "[[variants]]\nname = \"v\"\nof = \"nginx\"\n",
-            "of = \"nginx\"",
+            "[[variants]]\nname = \"v\"\nof = \"envoy\"\n",
+            "of = \"envoy\"",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"nginx\"\n[variants.haproxy]\nserver = \"check\"\n",
+            "HAProxy settings",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"haproxy\"\n[variants.cluster]\nlb = \"peak_ewma\"\n",
+            "ringway settings",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.cluster]\nendpoints = []\n",
+            "cluster.endpoints",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"nginx\"\n[variants.nginx]\nlocation = [\"a; b\"]\n",
+            "without braces",
+        );
+        bad(
+            "[[variants]]\nname = \"v\"\nof = \"haproxy\"\n[variants.haproxy]\nbackend = [\"a\\nb\"]\n",
+            "one line",
         );
         bad(
             "[[variants]]\nname = \"v\"\nof = \"haproxy\"\nroutes = 3\n",

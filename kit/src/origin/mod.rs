@@ -19,11 +19,19 @@
 //! faults of HTTP framing, is the tests' own (`ringway_tests::http_origin`):
 //! a different tool, which records every request whole.
 //!
+//! For benches of resilience, an HTTP origin can follow a fault schedule
+//! ([`Faults`]): windows of time during which it answers late, or answers a
+//! share of the requests with a `503`, counted apart ([`Served::faulted`]).
+//! Requests for a health-check path ([`Settings::checked_at`]) are counted
+//! apart too ([`Served::checks`]), so that a proxy's own checks do not pass
+//! for its clients' traffic.
+//!
 //! In a test: `CountingOrigin::start(Settings::http(100), &[])` binds a
 //! loopback port itself (nobody can take it in between) and
 //! [`CountingOrigin::addr`] says which. `ringway-bench origin` runs the same
 //! server in a process of its own through [`bind`] and [`run`].
 
+mod faults;
 mod serve;
 
 use std::collections::BTreeMap;
@@ -36,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub use self::faults::{Draws, Effect, Faults, Phase};
 use crate::wait::poll;
 
 /// Pending connections per listener: the memory run connects thousands in
@@ -87,6 +96,10 @@ pub struct Settings {
     /// how many requests had it ([`Served::heads`], [`Served::body_lens`]).
     /// A lock per request: for tests, not for benches.
     pub record: bool,
+    /// A fault schedule, followed once its clock starts.
+    pub faults: Option<&'static Faults>,
+    /// Requests for this path are health checks, counted apart.
+    pub check_path: Option<&'static str>,
 }
 
 impl Settings {
@@ -102,6 +115,8 @@ impl Settings {
             answer,
             stall: None,
             record: false,
+            faults: None,
+            check_path: None,
         }
     }
 
@@ -130,6 +145,18 @@ impl Settings {
     /// Records request heads and body lengths.
     pub fn recording(mut self) -> Self {
         self.record = true;
+        self
+    }
+
+    /// Follows `faults` once its clock starts.
+    pub fn with_faults(mut self, faults: &'static Faults) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Counts the requests for `path` as health checks.
+    pub fn checked_at(mut self, path: &'static str) -> Self {
+        self.check_path = Some(path);
         self
     }
 }
@@ -163,6 +190,14 @@ pub struct Served {
     /// The longest a held request waited at the origin, from its arrival
     /// to the end of the stall: a lower bound of its latency at the client.
     pub longest_hold: Duration,
+    /// Answers the fault schedule made a `503` (counted in `requests`
+    /// too).
+    pub faulted: u64,
+    /// Answers the fault schedule delayed.
+    pub delayed: u64,
+    /// Requests received for the health-check path (counted in `received`
+    /// too).
+    pub checks: u64,
     /// Each distinct request head (request line to empty line, as
     /// received), with how many requests had it; empty unless recording.
     pub heads: BTreeMap<String, u64>,
@@ -255,8 +290,20 @@ impl CountingOrigin {
 
     /// Starts on `listen` (port 0: the kernel picks).
     pub fn on(listen: SocketAddr, settings: Settings, cores: &[usize]) -> io::Result<Self> {
-        let listeners = bind(listen, cores.len())?;
-        let addr = listeners[0].local_addr()?;
+        Self::serve(bind(listen, cores.len())?, settings, cores)
+    }
+
+    /// Serves on `listeners` (from [`bind`]), one thread each, pinned to
+    /// `cores` in order.
+    pub fn serve(
+        listeners: Vec<TcpListener>,
+        settings: Settings,
+        cores: &[usize],
+    ) -> io::Result<Self> {
+        let addr = listeners
+            .first()
+            .ok_or_else(|| io::Error::other("an origin needs a listener"))?
+            .local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::new(settings, listeners.len()));
         let runner = {
@@ -287,6 +334,19 @@ impl CountingOrigin {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether it still serves: `false` once a thread failed (it could not
+    /// pin itself, say) and the others stopped with it; [`Self::stop`] then
+    /// says why.
+    pub fn running(&self) -> bool {
+        self.runner.as_ref().is_some_and(|r| !r.is_finished())
+    }
+
+    /// Starts the fault schedule's clock (once: later calls change
+    /// nothing).
+    pub fn start_faults(&self) {
+        self.shared.fault_clock.get_or_init(Instant::now);
     }
 
     /// What it served so far. Each figure is up to date on its own; read
@@ -360,6 +420,8 @@ struct Shared {
     counts: Vec<Counts>,
     /// When the first request arrived: a [`Stall`] counts from it.
     first_request: OnceLock<Instant>,
+    /// When the fault schedule's clock started.
+    fault_clock: OnceLock<Instant>,
     /// Heads and body lengths, when recording.
     records: Mutex<Records>,
 }
@@ -376,6 +438,7 @@ impl Shared {
             settings,
             counts: (0..threads).map(|_| Counts::default()).collect(),
             first_request: OnceLock::new(),
+            fault_clock: OnceLock::new(),
             records: Mutex::default(),
         }
     }
@@ -394,6 +457,9 @@ impl Shared {
                 malformed: sum.malformed + c.malformed,
                 held: sum.held + c.held,
                 longest_hold: sum.longest_hold.max(c.longest_hold),
+                faulted: sum.faulted + c.faulted,
+                delayed: sum.delayed + c.delayed,
+                checks: sum.checks + c.checks,
                 ..Served::default()
             }
         });
@@ -418,6 +484,9 @@ struct Counts {
     malformed: AtomicU64,
     held: AtomicU64,
     longest_hold_us: AtomicU64,
+    faulted: AtomicU64,
+    delayed: AtomicU64,
+    checks: AtomicU64,
 }
 
 impl Counts {
@@ -451,6 +520,9 @@ impl Counts {
             malformed: get(&self.malformed),
             held: get(&self.held),
             longest_hold: Duration::from_micros(get(&self.longest_hold_us)),
+            faulted: get(&self.faulted),
+            delayed: get(&self.delayed),
+            checks: get(&self.checks),
             ..Served::default()
         }
     }

@@ -11,7 +11,7 @@ use core_affinity::CoreId;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
-use super::{Answer, Counts, Mode, Shared};
+use super::{Answer, Counts, Draws, Effect, Mode, Shared};
 use crate::ring_io::read_more;
 
 /// How often a thread looks at the stop flag.
@@ -26,6 +26,12 @@ const MAX_HEADERS: usize = 64;
 /// Longest request head: a client that sends more without ending it is
 /// not speaking HTTP.
 const MAX_HEAD: usize = 64 * 1024;
+
+thread_local! {
+    /// This serving thread's failure draws (each thread its own: no lock,
+    /// no shared cache line).
+    static DRAWS: std::cell::Cell<Draws> = const { std::cell::Cell::new(Draws::new(1)) };
+}
 
 /// Serves `listeners`, one thread each, until `stop` is set; thread `t`
 /// counts into `shared.counts[t]` and is pinned to `cores[t]` when there
@@ -91,6 +97,12 @@ fn serve_thread(
             return Err(io::Error::other(format!("cannot pin to core {core}")));
         }
     }
+    // Different per thread and per process, so that two origins do not
+    // fail the same requests in step.
+    let seed = u64::from(std::process::id()) << 32
+        ^ (thread.index as u64) << 16
+        ^ listener.local_addr().map_or(0, |a| u64::from(a.port()));
+    DRAWS.set(Draws::new(seed));
     tokio_uring::start(async move {
         let listener = Rc::new(TcpListener::from_std(listener));
         let accepting = tokio_uring::spawn(accept_loop(listener, thread));
@@ -202,6 +214,13 @@ async fn http_conn(stream: &TcpStream, thread: &Thread) -> io::Result<()> {
             match parse_request(&buf[at..]) {
                 Ok(Some(req)) => {
                     record(shared, &buf[at..at + req.head_len], req.body_len);
+                    if shared
+                        .settings
+                        .check_path
+                        .is_some_and(|p| is_check(&buf[at..at + req.head_len], p))
+                    {
+                        thread.add(|c| &c.checks, 1);
+                    }
                     at += req.head_len;
                     answers += 1;
                     close = req.close;
@@ -227,6 +246,10 @@ async fn http_conn(stream: &TcpStream, thread: &Thread) -> io::Result<()> {
                 Answer::Whole(bytes) | Answer::Cut(bytes) => bytes,
                 Answer::Never => continue,
             };
+            let bytes = match fault(thread, bytes) {
+                Some(failure) => failure.await,
+                None => bytes,
+            };
             let (written, _) = stream.write_all(bytes).await;
             written?;
             thread.add(|c| &c.requests, 1);
@@ -239,6 +262,50 @@ async fn http_conn(stream: &TcpStream, thread: &Thread) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// What the fault schedule does to the answer due now: `None` when it
+/// does nothing; otherwise a future that waits out the delay and returns
+/// the answer to send (the failure, or the usual one when this request is
+/// not among the failed).
+fn fault<'a>(
+    thread: &'a Thread,
+    usual: &'static [u8],
+) -> Option<impl std::future::Future<Output = &'static [u8]> + 'a> {
+    let shared = &*thread.shared;
+    let faults = shared.settings.faults?;
+    let started = *shared.fault_clock.get()?;
+    let effect = faults.at(started.elapsed());
+    if effect == Effect::NONE {
+        return None;
+    }
+    let fails = effect.fails(DRAWS.with(|d| {
+        let mut draws = d.get();
+        let draw = draws.draw();
+        d.set(draws);
+        draw
+    }));
+    Some(async move {
+        if !effect.delay.is_zero() {
+            thread.add(|c| &c.delayed, 1);
+            // The delay is the scenario itself: this answer is due later.
+            tokio::time::sleep(effect.delay).await;
+        }
+        if fails {
+            thread.add(|c| &c.faulted, 1);
+            faults.failure()
+        } else {
+            usual
+        }
+    })
+}
+
+/// Whether the request head asks for `path` (its request target, the query
+/// included, is exactly `path`).
+fn is_check(head: &[u8], path: &str) -> bool {
+    let mut parts = head.splitn(3, |&b| b == b' ');
+    parts.next();
+    parts.next() == Some(path.as_bytes())
 }
 
 /// Counts a request received whole; the first one starts the stall's
@@ -539,6 +606,53 @@ mod tests {
         assert!(waited >= served.longest_hold, "{waited:?} {served:?}");
         ask();
         assert_eq!(origin.served().held, 1, "the window is over");
+    }
+
+    /// The schedule does nothing until its clock starts; then each window
+    /// delays or fails the answers due in it, and checks count apart.
+    #[test]
+    fn follows_the_fault_schedule_once_started() {
+        use super::super::{Faults, Phase};
+        let faults = Faults::new(vec![
+            Phase {
+                from: Duration::ZERO,
+                until: None,
+                delay: Duration::from_millis(30),
+                fail_ratio: 0.0,
+            },
+            Phase {
+                from: Duration::ZERO,
+                until: None,
+                delay: Duration::ZERO,
+                fail_ratio: 1.0,
+            },
+        ])
+        .leak();
+        let settings = Settings::http(1).with_faults(faults).checked_at("/healthz");
+        let origin = CountingOrigin::serving(settings);
+        let mut client = connect(&origin);
+        let mut ask = |path: &str, want: &[u8]| {
+            let sent = std::time::Instant::now();
+            client
+                .write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut got = vec![0u8; want.len()];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(got, want);
+            sent.elapsed()
+        };
+        ask("/", response(1));
+        ask("/healthz", response(1));
+        assert_eq!((origin.served().faulted, origin.served().delayed), (0, 0));
+        origin.start_faults();
+        let waited = ask("/", faults.failure());
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        ask("/healthz?x", faults.failure());
+        // The count follows the write's completion, which the client may
+        // see first.
+        let served = origin.wait_until("four answers", SOON, |s| s.requests == 4);
+        assert_eq!(served.received, 4);
+        assert_eq!((served.faulted, served.delayed, served.checks), (2, 2, 1));
     }
 
     /// A stream the peer resets counts as failed, not as ended in order.

@@ -15,6 +15,7 @@ fn layout(mode: Mode) -> Layout {
         dir: PathBuf::from("/tmp/run dir"),
         table: Table::default(),
         splice: false,
+        tuning: Tuning::default(),
     }
 }
 
@@ -270,4 +271,92 @@ fn ringway_large_tables() {
 fn haproxy_spells_ipv6() {
     let addr = "[::1]:80".parse().expect("an address");
     assert_eq!(haproxy_address(addr), "ipv6@::1:80");
+}
+
+#[test]
+fn a_variant_tunes_each_system_in_its_own_terms() {
+    let cluster: toml::Table = toml::from_str(
+        "lb = \"peak_ewma\"\nconsecutive_gateway_failures = 3\nconnect_timeout = \"250ms\"\n\
+         retry = { retries = 2, retry_on = [\"reset\", \"5xx\"], per_try_timeout = \"500ms\" }\n",
+    )
+    .expect("a table");
+    let tuning = Tuning {
+        cluster: Tuning::cluster_lines(&cluster),
+        haproxy_backend: vec![
+            "balance leastconn".into(),
+            "retry-on conn-failure 503".into(),
+        ],
+        haproxy_server: "check observe layer7 error-limit 5".into(),
+        nginx_upstream: vec!["least_conn".into()],
+        nginx_server: "max_fails=3 fail_timeout=10s".into(),
+        nginx_location: vec!["proxy_next_upstream error timeout http_503".into()],
+    };
+    let l = Layout {
+        origins: vec![
+            "127.0.0.1:18000".parse().expect("an address"),
+            "127.0.0.1:18001".parse().expect("an address"),
+        ],
+        tuning,
+        ..layout(Mode::Http)
+    };
+
+    let text = ringway(&l);
+    assert_lines(
+        &text,
+        &[
+            "lb = \"peak_ewma\"",
+            "consecutive_gateway_failures = 3",
+            "connect_timeout = \"250ms\"",
+            "pool_max_idle = 96",
+        ],
+    );
+    assert_eq!(
+        text.matches("connect_timeout").count(),
+        1,
+        "replaced:\n{text}"
+    );
+    // The file is TOML, and the keys land in the origin cluster, the
+    // table ones inline.
+    let doc: toml::Table = toml::from_str(&text).expect("valid TOML");
+    let origin = doc["clusters"].as_array().expect("clusters")[0]
+        .as_table()
+        .expect("a cluster");
+    assert_eq!(origin["name"].as_str(), Some("origin"));
+    assert_eq!(origin["retry"], cluster["retry"]);
+    assert_eq!(origin["lb"], cluster["lb"]);
+    assert_eq!(origin["connect_timeout"].as_str(), Some("250ms"));
+
+    let h = haproxy(&l);
+    assert_lines(
+        &h,
+        &[
+            "balance leastconn",
+            "retry-on conn-failure 503",
+            "server origin0 127.0.0.1:18000 pool-max-conn 96 pool-purge-delay 300s check observe layer7 error-limit 5",
+            "server origin1 127.0.0.1:18001 pool-max-conn 96 pool-purge-delay 300s check observe layer7 error-limit 5",
+        ],
+    );
+    let backend = h.find("backend origin").expect("a backend");
+    assert!(h.find("balance leastconn").expect("balance") > backend);
+
+    let n = nginx(&l, &NginxHost::default());
+    assert_lines(
+        &n,
+        &[
+            "least_conn;",
+            "server 127.0.0.1:18000 max_fails=3 fail_timeout=10s;",
+            "server 127.0.0.1:18001 max_fails=3 fail_timeout=10s;",
+            "proxy_next_upstream error timeout http_503;",
+        ],
+    );
+    let upstream = n.find("upstream origin {").expect("an upstream");
+    let location = n.find("location / {").expect("a location");
+    assert!(n.find("least_conn;").expect("least_conn") > upstream);
+    assert!(n.find("proxy_next_upstream").expect("next upstream") > location);
+
+    // Untuned, nothing of it shows.
+    let plain = layout(Mode::Http);
+    assert!(!ringway(&plain).contains("variant's own"));
+    assert!(!haproxy(&plain).contains("variant's own"));
+    assert!(!nginx(&plain, &NginxHost::default()).contains("least_conn"));
 }

@@ -328,6 +328,8 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         md.push('\n');
     }
 
+    sections::faults(&mut md, r);
+
     // The sweep.
     for rate in rates(r) {
         let _ = writeln!(md, "## Offered {rate:.0} req/s (open loop)\n");

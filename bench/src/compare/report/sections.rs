@@ -1,5 +1,5 @@
-//! The report's sections beyond the throughput and latency tables: CPU
-//! ratios, table churn, memory, profiles and the quiet-machine guard.
+//! The report's sections beyond the throughput and latency tables: faults,
+//! CPU ratios, table churn, memory, profiles and the quiet-machine guard.
 
 use std::fmt::Write as _;
 
@@ -244,6 +244,89 @@ pub fn churn(md: &mut String, r: &Results) {
         }
     }
     md.push('\n');
+}
+
+/// `## Faults`: what the clients saw and what the origins received, run by
+/// run, when the scenario has a fault schedule.
+pub fn faults(md: &mut String, r: &Results) {
+    let runs: Vec<&Measured> = r.runs.iter().filter(|m| m.upstream.is_some()).collect();
+    if r.faults.is_empty() && runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Faults\n");
+    let _ = writeln!(
+        md,
+        "Every run had origins of its own, started fresh, misbehaving on this schedule:\n"
+    );
+    for f in &r.faults {
+        let _ = writeln!(md, "- {f}");
+    }
+    md.push_str("\n| system | round | offered req/s | sent | ok | client errors | unsent | success | errors by kind | p50 µs | p99 µs | p99.9 µs | max µs | upstream requests | amplification | 503s injected | received per origin |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for m in &runs {
+        let Some(up) = &m.upstream else { continue };
+        let lat = |f: fn(&crate::compare::measure::Latency) -> u64| {
+            m.latency.as_ref().map_or("–".into(), |l| f(l).to_string())
+        };
+        // Every request due in the window: answered well, failed, or
+        // never sent because every connection was still waiting.
+        let due = m.ok + m.errors + m.unsent;
+        let success = if due > 0 {
+            format!("{:.3}%", m.ok as f64 * 100.0 / due as f64)
+        } else {
+            "–".into()
+        };
+        let kinds = if m.errors_by_kind.is_empty() {
+            "–".to_owned()
+        } else {
+            m.errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let upstream = up.requests();
+        let amplification = match upstream {
+            Some(u) if m.sent > 0 => format!("{:.3}x", u as f64 / m.sent as f64),
+            _ => "–".into(),
+        };
+        let per_origin = up
+            .origins
+            .iter()
+            .map(|o| match o {
+                Some(o) if o.killed => format!("{} (crashed)", o.received - o.checks),
+                Some(o) => (o.received - o.checks).to_string(),
+                None => "?".into(),
+            })
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {success} | {kinds} | {} | {} | {} | {} | {} | {amplification} | {} | {per_origin} |",
+            m.system,
+            m.round.map_or(0, |x| x + 1),
+            m.offered.map_or("max".into(), |o| format!("{o:.0}")),
+            m.sent,
+            m.ok,
+            m.errors,
+            m.unsent,
+            lat(|l| l.p50),
+            lat(|l| l.p99),
+            lat(|l| l.p99_9),
+            lat(|l| l.max),
+            upstream.map_or("?".into(), |u| u.to_string()),
+            up.faulted(),
+        );
+    }
+    let checks: u64 = runs
+        .iter()
+        .filter_map(|m| m.upstream.as_ref())
+        .map(|u| u.checks())
+        .sum();
+    let _ = writeln!(
+        md,
+        "\nClient errors, unsent (due in the open-loop schedule while every connection still waited for an answer), success (ok / (ok + errors + unsent)) and latency cover the measured window (latency: successful requests only, from their intended send time); sent and upstream requests cover the whole run, warm-up included, so amplification = upstream requests / sent is the extra load each system put on its origins (retries, and requests lost in a crash). Upstream requests are what the origins received whole, their own count, health checks (`{}`, {checks} in all) left out; a crashed origin counts up to its crash.\n",
+        super::super::faults::CHECK_PATH
+    );
 }
 
 /// `## Memory`.

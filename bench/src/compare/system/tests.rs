@@ -69,6 +69,7 @@ fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
         dir: dir.to_owned(),
         table: configs::Table::default(),
         splice: false,
+        tuning: configs::Tuning::default(),
     }
 }
 
