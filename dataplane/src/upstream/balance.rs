@@ -103,8 +103,10 @@ impl Balancer {
 
     /// The endpoint index to try first for `cluster` (id `id`), by its
     /// policy; `key` is the request's hash key for a hashing policy (none:
-    /// round robin instead). Round-robin cursors advance once per pick,
-    /// whether or not that endpoint is held out, so the walk stays even.
+    /// round robin instead). A round-robin cursor that falls on an endpoint
+    /// held out or ejected moves on to the next endpoint that is not, so
+    /// the turns of an endpoint that is out are shared by all the others
+    /// rather than all given to the one after it.
     pub fn first(
         &self,
         id: ClusterId,
@@ -120,7 +122,7 @@ impl Balancer {
                 if let Some(owner) = key.and_then(|k| balance.owner(k)) {
                     return owner;
                 }
-                self.next_in_turn(id, n)
+                self.next_up(id, cluster, health, now)
             }
             Policy::LeastRequest | Policy::PeakEwma(_) if n > 1 => {
                 let loads = &self.loads[id.0 as usize];
@@ -156,8 +158,28 @@ impl Balancer {
                 }
                 None => self.next_in_turn(id, n),
             },
-            _ => self.next_in_turn(id, n),
+            _ => self.next_up(id, cluster, health, now),
         }
+    }
+
+    /// The next endpoint in turn that is not held out or ejected (the
+    /// plain next one when all are).
+    fn next_up(&self, id: ClusterId, cluster: &Cluster, health: &Health, now: Instant) -> usize {
+        let n = cluster.endpoints.len();
+        let first = self.next_in_turn(id, n);
+        if n == 1 || !health.is_down(cluster.endpoints[first], now) {
+            return first;
+        }
+        for _ in 1..n {
+            let i = self.next_in_turn(id, n);
+            if !health.is_down(cluster.endpoints[i], now) {
+                return i;
+            }
+        }
+        // None is up: the turns go on from `first` as if none had been
+        // skipped.
+        self.cursors[id.0 as usize].set(first + 1);
+        first
     }
 
     /// The load record of endpoint `i` of cluster `id`, if its policy
@@ -364,6 +386,29 @@ mod tests {
             counts[0] > 50 && counts[1] > 50,
             "ties go either way: {counts:?}"
         );
+    }
+
+    #[test]
+    fn round_robin_shares_the_turns_of_an_endpoint_that_is_out() {
+        let c = cluster("r", 3);
+        let table = table(1, vec![Arc::clone(&c)]);
+        let balancer = Balancer::new(&table, 0, &Loads::default());
+        let health = Health::default();
+        let now = Instant::now();
+        health.mark_down(c.endpoints[0], now);
+        let mut counts = [0; 3];
+        for _ in 0..60 {
+            counts[balancer.first(ClusterId(0), &c, None, &health, now)] += 1;
+        }
+        assert_eq!(counts, [0, 30, 30]);
+        // Every endpoint out: the turns go on as before.
+        health.mark_down(c.endpoints[1], now);
+        health.mark_down(c.endpoints[2], now);
+        let mut counts = [0; 3];
+        for _ in 0..30 {
+            counts[balancer.first(ClusterId(0), &c, None, &health, now)] += 1;
+        }
+        assert_eq!(counts, [10, 10, 10]);
     }
 
     #[test]
