@@ -30,9 +30,10 @@ fn origin(name: &'static str, failing: &Arc<AtomicBool>) -> HttpOrigin {
 }
 
 fn start(cluster: Cluster) -> (Ringway, HttpConfig) {
+    // Round robin: each endpoint takes its turn, failing or not.
     let config = HttpConfig::new()
         .route(Route::new("all").cluster("app"))
-        .cluster_with(cluster);
+        .cluster_with(cluster.lb("round_robin"));
     let proxy = Ringway::start(&config.to_toml());
     (proxy, config)
 }

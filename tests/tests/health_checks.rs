@@ -57,7 +57,7 @@ fn an_endpoint_failing_its_checks_takes_no_traffic_until_it_passes_again() {
     let b = origin("b", &well, &checks_b);
     let mut config = HttpConfig::new()
         .route(Route::new("all").cluster("app"))
-        .cluster_with(Cluster::new("app", &[a.addr(), b.addr()]).key(
+        .cluster_with(Cluster::new("app", &[a.addr(), b.addr()]).lb("round_robin").key(
             "health_check",
             r#"{ path = "/healthz", interval = "100ms", timeout = "500ms", healthy_threshold = 2, unhealthy_threshold = 2 }"#,
         ));
@@ -123,10 +123,14 @@ fn when_every_endpoint_fails_its_checks_they_are_ignored() {
     let b = origin("b", &sick, &counts);
     let config = HttpConfig::new()
         .route(Route::new("all").cluster("app"))
-        .cluster_with(Cluster::new("app", &[a.addr(), b.addr()]).key(
-            "health_check",
-            r#"{ path = "/healthz", interval = "50ms", unhealthy_threshold = 1 }"#,
-        ));
+        .cluster_with(
+            Cluster::new("app", &[a.addr(), b.addr()])
+                .lb("round_robin")
+                .key(
+                    "health_check",
+                    r#"{ path = "/healthz", interval = "50ms", unhealthy_threshold = 1 }"#,
+                ),
+        );
     let proxy = Ringway::start(&config.to_toml());
     // Wait until both have failed a check, then traffic still goes to both.
     poll("both endpoints failed checks", SOON, || {

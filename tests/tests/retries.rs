@@ -28,7 +28,9 @@ fn answering(name: &'static str, status: u16) -> HttpOrigin {
 /// TOML table) and ejection off, so that every request meets the
 /// endpoints as they are.
 fn start(endpoints: &[std::net::SocketAddr], retry: &str) -> (Ringway, HttpConfig) {
+    // Round robin, so that first attempts meet each endpoint in turn.
     let cluster = Cluster::new("app", endpoints)
+        .lb("round_robin")
         .key("retry", retry)
         .key("consecutive_gateway_failures", "0");
     let config = HttpConfig::new()
@@ -65,6 +67,22 @@ fn a_refused_connect_goes_to_another_endpoint_for_any_method() {
     let seen = tally(&mut client, &Req::post("/").body(b"payload"), 6);
     assert_eq!(seen, HashMap::from([((200, "good".into()), 6)]));
     assert!(good.requests().iter().all(|r| r.body_text() == "payload"));
+    proxy.stop();
+}
+
+#[test]
+fn a_reset_get_is_retried_on_another_endpoint_by_default() {
+    let reset = HttpOrigin::start(|_| Reply::reset());
+    let good = answering("good", 200);
+    let cluster = Cluster::new("app", &[reset.addr(), good.addr()]).lb("round_robin");
+    let config = HttpConfig::new()
+        .route(Route::new("all").cluster("app"))
+        .cluster_with(cluster);
+    let proxy = Ringway::start(&config.to_toml());
+    let mut client = HttpConn::open(config.listen);
+    let seen = tally(&mut client, &Req::get("/"), 6);
+    assert_eq!(seen, HashMap::from([((200, "good".into()), 6)]));
+    assert!(!reset.requests().is_empty());
     proxy.stop();
 }
 
@@ -109,9 +127,10 @@ fn a_5xx_is_retried_for_get_on_another_endpoint_but_not_for_post() {
 #[test]
 fn post_is_retried_when_the_route_allows_non_idempotent_retries() {
     let (bad, good) = (answering("bad", 502), answering("good", 200));
-    let cluster =
-        Cluster::new("app", &[bad.addr(), good.addr()]).key("consecutive_gateway_failures", "0");
-    // The cluster retries nothing; the route's own policy replaces it.
+    let cluster = Cluster::new("app", &[bad.addr(), good.addr()])
+        .lb("round_robin")
+        .key("consecutive_gateway_failures", "0");
+    // The cluster's policy retries no 502; the route's own replaces it.
     let config = HttpConfig::new()
         .route(Route::new("all").cluster("app").key(
             "retry",

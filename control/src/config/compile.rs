@@ -11,7 +11,7 @@ mod http;
 mod retry;
 mod route;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -89,7 +89,16 @@ pub(crate) fn compile(
     // as good a guess as any for the tallies of routes still being checked.
     let workers = runtime.as_ref().map_or(1, |(r, _)| r.worker_cores.len());
     let tallies = Tallies::new(previous, workers);
-    let clusters = builder.clusters(&file.clusters, previous, workers);
+    // A cluster a TCP listener sends to keeps round robin as its default
+    // policy; every other one balances by peak-EWMA unless it says.
+    let tcp_clusters: HashSet<&str> = file
+        .listeners
+        .iter()
+        .map(Spanned::get_ref)
+        .filter(|l| l.protocol.as_ref().is_some_and(|p| p.get_ref() == "tcp"))
+        .filter_map(|l| l.cluster.as_ref().map(|c| c.get_ref().as_str()))
+        .collect();
+    let clusters = builder.clusters(&file.clusters, previous, workers, &tcp_clusters);
     let listeners = builder.listeners(&file.listeners, &clusters, admin, &tallies);
 
     match (runtime, admin) {
@@ -293,6 +302,7 @@ impl Builder<'_> {
         files: &'f [Spanned<FileCluster>],
         previous: Option<&Table>,
         workers: usize,
+        tcp_clusters: &HashSet<&str>,
     ) -> Clusters<'f> {
         let mut clusters = Clusters {
             built: Vec::with_capacity(files.len()),
@@ -384,7 +394,11 @@ impl Builder<'_> {
                 }
             };
 
-            let policy = self.policy(file, &prefix);
+            let tcp = file
+                .name
+                .as_ref()
+                .is_some_and(|n| tcp_clusters.contains(n.get_ref().as_str()));
+            let policy = self.policy(file, &prefix, tcp);
             let mut balanced = false;
             if let (Some(policy), Some((endpoints, weights)), Some(list)) =
                 (&policy, &endpoints, &file.endpoints)
@@ -742,9 +756,10 @@ impl Builder<'_> {
 
     /// The balancing policy of a cluster: `lb` and the keys that tune it,
     /// each refused where the policy does not read it.
-    fn policy(&mut self, file: &FileCluster, prefix: &str) -> Option<Policy> {
+    fn policy(&mut self, file: &FileCluster, prefix: &str, tcp: bool) -> Option<Policy> {
         let name = match &file.lb {
-            None => "round_robin",
+            None if tcp => "round_robin",
+            None => "peak_ewma",
             Some(text) => text.get_ref().as_str(),
         };
         let hashing = matches!(name, "ring_hash" | "maglev");

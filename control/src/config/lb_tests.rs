@@ -40,9 +40,13 @@ fn assert_error(text: &str, needle: &str, key: &str, reason: &str) {
 }
 
 #[test]
-fn round_robin_is_the_default_and_every_policy_parses() {
+fn peak_ewma_is_the_default_and_every_policy_parses() {
     let config = parse_ok(&with_cluster(r#"["127.0.0.1:8000"]"#, ""));
-    assert_eq!(config.table.clusters[0].balance.policy, Policy::RoundRobin);
+    assert_eq!(
+        config.table.clusters[0].balance.policy,
+        Policy::PeakEwma(Ewma::default())
+    );
+    assert!(config.to_toml().contains("lb = \"peak_ewma\""));
     for (lines, policy) in [
         (r#"lb = "least_request""#, Policy::LeastRequest),
         (r#"lb = "peak_ewma""#, Policy::PeakEwma(Ewma::default())),
@@ -128,7 +132,7 @@ fn weights_are_range_checked_and_need_a_policy_that_reads_them() {
     );
     let text = with_cluster(
         r#"[{ address = "127.0.0.1:8000", weight = 2 }, "127.0.0.1:8001"]"#,
-        "",
+        r#"lb = "round_robin""#,
     );
     assert_error(
         &text,
@@ -155,7 +159,7 @@ fn keys_of_other_policies_are_refused_by_name() {
         &text,
         "hash_on",
         "clusters[0].hash_on",
-        "applies only to lb = \"ring_hash\" or \"maglev\" (this cluster's lb is round_robin)",
+        "applies only to lb = \"ring_hash\" or \"maglev\" (this cluster's lb is peak_ewma)",
     );
     let text = with_cluster(
         r#"["127.0.0.1:8000"]"#,
@@ -388,5 +392,46 @@ fn health_checks_parse_round_trip_and_are_checked() {
         "health_check",
         "clusters[0].health_check.path",
         "applies only to kind = \"http\"",
+    );
+}
+
+#[test]
+fn a_cluster_a_tcp_listener_sends_to_keeps_round_robin_by_default() {
+    let text = r#"[runtime]
+worker_cores = [0]
+
+[[listeners]]
+name = "db"
+address = "127.0.0.1:5432"
+protocol = "tcp"
+cluster = "db"
+
+[[listeners]]
+name = "web"
+address = "127.0.0.1:8080"
+protocol = "http"
+
+  [[listeners.routes]]
+  name = "all"
+  cluster = "app"
+
+[[clusters]]
+name = "db"
+endpoints = ["127.0.0.1:6000"]
+
+[[clusters]]
+name = "app"
+endpoints = ["127.0.0.1:8000"]
+"#;
+    let config = parse_ok(text);
+    let policies: Vec<&Policy> = config
+        .table
+        .clusters
+        .iter()
+        .map(|c| &c.balance.policy)
+        .collect();
+    assert_eq!(
+        policies,
+        [&Policy::RoundRobin, &Policy::PeakEwma(Ewma::default())]
     );
 }

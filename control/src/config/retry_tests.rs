@@ -50,12 +50,13 @@ fn route_policy(config: &super::Config) -> Option<RetryPolicy> {
 }
 
 #[test]
-fn defaults_retry_only_what_never_reached_the_upstream_within_a_budget() {
+fn defaults_retry_resets_of_idempotent_requests_within_a_budget() {
     let config = parse_ok(&file("", ""));
     let cluster = &config.table.clusters[0];
     assert_eq!(*cluster.retry, RetryPolicy::default());
     assert_eq!(cluster.retry.retries, 2);
-    assert!(!cluster.retry.retries_after_sending());
+    assert_eq!(cluster.retry.on, RetryOn::RESET);
+    assert!(cluster.retry.retries_after_sending());
     assert_eq!(cluster.budget.settings, BudgetSettings::default());
     assert_eq!(
         (

@@ -731,7 +731,7 @@ fn summary_names_everything() {
         "ingress 0.0.0.0:8080 tcp -> app (idle timeout 5m)",
         "db.proxy [::1]:5433 tcp -> db",
         "app [127.0.0.1:8000, [::1]:8001] (round_robin, connect timeout 250ms, pool 64 idle for 30s)",
-        "unused [127.0.0.1:9999] (round_robin, connect timeout 1s, pool 64 idle for 30s)",
+        "unused [127.0.0.1:9999] (peak_ewma, decay 10s, seed 30ms, connect timeout 1s, pool 64 idle for 30s)",
     ] {
         assert!(
             summary.contains(expected),

@@ -146,7 +146,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             retries: DEFAULT_RETRIES,
-            on: RetryOn::default(),
+            on: RetryOn::RESET,
             statuses: Box::new([]),
             per_try_timeout: None,
             non_idempotent: false,
@@ -372,6 +372,9 @@ mod tests {
     #[test]
     fn statuses_and_failures_follow_retry_on() {
         let mut p = RetryPolicy::default();
+        assert_eq!(p.on, RetryOn::RESET, "resets are retried by default");
+        assert!(p.retries_after_sending());
+        p.on = RetryOn::default();
         assert!(!p.retries_after_sending());
         assert!(p.retries_failure(Cause::Unsent), "always safe");
         assert!(!p.retries_failure(Cause::Reset) && !p.retries_status(503));

@@ -39,7 +39,7 @@ impl Builder<'_> {
             }),
         };
         let on = match &file.retry_on {
-            None => Some(RetryOn::default()),
+            None => Some(defaults.on),
             Some(list) => {
                 let mut on = RetryOn::default();
                 let mut all = true;
