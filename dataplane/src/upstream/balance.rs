@@ -184,7 +184,6 @@ impl Balancer {
 
     /// The load record of endpoint `i` of cluster `id`, if its policy
     /// reads load.
-    #[cfg(test)]
     pub fn load(&self, id: ClusterId, i: usize) -> Option<&Rc<Load>> {
         self.loads.get(id.0 as usize)?.get(i)
     }

@@ -38,8 +38,16 @@ impl LocalTable {
     /// endpoint of cluster `id`, for as long as the guard lives, when the
     /// cluster's policy reads load.
     pub fn track(&self, id: ClusterId, addr: std::net::SocketAddr) -> Option<InFlight> {
-        if !self.table.cluster(id).balance.policy.tracks_load() {
+        let cluster = self.table.cluster(id);
+        if !cluster.balance.policy.tracks_load() {
             return None;
+        }
+        // The balancer holds the records in endpoint order: for a cluster
+        // of a few endpoints a scan is cheaper than hashing the address.
+        let endpoints = &cluster.endpoints;
+        if endpoints.len() <= 16 {
+            let i = endpoints.iter().position(|&e| e == addr)?;
+            return self.balancer.load(id, i).cloned().map(InFlight::start);
         }
         self.upstreams.loads.get(addr).map(InFlight::start)
     }

@@ -475,7 +475,13 @@ async fn exchange(
             pause(&tries, ctx).await;
             continue;
         }
-        abandoned.disarm();
+        // An attempt cut by its per-try timeout abandons its request as
+        // the exchange's deadline does: a reset. Any other end closes.
+        if matches!(result, Relayed::TryTimedOut) {
+            drop(abandoned);
+        } else {
+            abandoned.disarm();
+        }
         break settle(
             result,
             body_done,
