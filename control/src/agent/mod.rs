@@ -267,7 +267,9 @@ impl Agent {
         if self.draining.get() {
             return Err(ReloadError::ShuttingDown);
         }
-        if state.source.as_deref() == Some(text) {
+        // The same text is the same configuration, unless it names
+        // certificate files: a reload is how their new contents are read.
+        if state.source.as_deref() == Some(text) && !reads_files(&state.table) {
             return Ok(Applied::Unchanged(state.table.generation));
         }
         let probe = |addr: SocketAddr| TcpListener::probe(addr).map_err(|e| bind_reason(&e));
@@ -528,4 +530,13 @@ fn sweep(retired: &mut Vec<Arc<Table>>) {
     // A count of 1 is the agent's own reference: no worker, handoff slot or
     // connection has it, and none can get it any more.
     retired.retain(|t| Arc::strong_count(t) > 1);
+}
+
+/// Whether `table` holds material read from files other than the
+/// configuration (TLS certificates and keys).
+fn reads_files(table: &Table) -> bool {
+    table.listeners.iter().any(|l| match &l.service {
+        dataplane::table::Service::Http(http) => http.tls.is_some(),
+        dataplane::table::Service::Tcp { .. } => false,
+    })
 }

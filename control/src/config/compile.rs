@@ -10,6 +10,7 @@
 mod http;
 mod retry;
 mod route;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -66,6 +66,7 @@ pub(crate) struct FileListener {
     /// `[[listeners.routes]]`; `None` when the key is absent, so that
     /// `routes = []` can be told apart and reported.
     pub(crate) routes: Option<Vec<Spanned<FileRoute>>>,
+    pub(crate) tls: Option<Spanned<FileTls>>,
 }
 
 /// One `[[listeners.routes]]` entry: conditions, one action, header edits.
@@ -205,6 +206,14 @@ pub(crate) struct FileRetry {
     pub(crate) backoff_base: Option<Spanned<String>>,
     pub(crate) backoff_max: Option<Spanned<String>>,
     pub(crate) leave_to_earlier_hop: Option<Spanned<bool>>,
+}
+
+/// A listener's `tls = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileTls {
+    pub(crate) cert: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
 }
 
 /// A cluster's `retry_budget = { ... }`.

@@ -61,6 +61,13 @@ impl Config {
                 duration::format(listener.idle_timeout)
             );
             if let Service::Http(http) = &listener.service {
+                if let Some(tls) = &http.tls {
+                    let _ = writeln!(
+                        out,
+                        "    tls: TLS 1.3, certificate {}, key {}",
+                        tls.cert, tls.key
+                    );
+                }
                 for route in &http.routes {
                     let _ = writeln!(out, "    {}", describe_route(table, route));
                 }
@@ -388,7 +395,16 @@ struct OutHttp<'a> {
     trust_forwarded: bool,
     merge_slashes: bool,
     encoded_slashes: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<OutTls<'a>>,
     routes: Vec<OutRoute<'a>>,
+}
+
+/// A listener's `tls`: the files, never their contents.
+#[derive(Serialize)]
+struct OutTls<'a> {
+    cert: &'a str,
+    key: &'a str,
 }
 
 impl<'a> OutHttp<'a> {
@@ -409,6 +425,10 @@ impl<'a> OutHttp<'a> {
                 EncodedSlashes::Reject => "reject",
                 EncodedSlashes::Pass => "pass",
             },
+            tls: http.tls.as_ref().map(|t| OutTls {
+                cert: &t.cert,
+                key: &t.key,
+            }),
             routes: http
                 .routes
                 .iter()

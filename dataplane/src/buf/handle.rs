@@ -28,6 +28,11 @@ impl BufHandle {
         Self(Held::Copied(bytes))
     }
 
+    /// A handle that owns `bytes` (plaintext a transport decrypted, say).
+    pub fn owned(bytes: Box<[u8]>) -> Self {
+        Self(Held::Copied(bytes))
+    }
+
     /// The received bytes.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {

@@ -36,6 +36,22 @@ pub struct HttpService {
     /// Counters of requests that ended before a route was chosen (framing
     /// errors, limits, no matching route), per worker.
     pub tally: Arc<HttpTally>,
+    /// TLS termination, when the listener has `tls`: the certificate and
+    /// key (built and checked on the control thread), shared by every
+    /// worker; a connection keeps the one its handshake began with.
+    pub tls: Option<ListenerTls>,
+}
+
+/// A listener's TLS termination: what rustls takes, and the files it was
+/// read from (for `GET /config`; the material itself is never shown).
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// The certificate and key, as every handshake uses them.
+    pub config: Arc<rustls::ServerConfig>,
+    /// The certificate chain's PEM file.
+    pub cert: Box<str>,
+    /// The private key's PEM file.
+    pub key: Box<str>,
 }
 
 /// A listener's routes in match (file) order, and their index. Reads as a

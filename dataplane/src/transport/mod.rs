@@ -23,8 +23,14 @@ use std::ops::Range;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+pub mod tls;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
 use crate::buf::{BufHandle, Group};
 use crate::rt::net::{Outgoing, RecvStream, TcpStream};
+use tls::{TlsReceiver, TlsShared};
 
 /// The scheme a connection's requests arrived with: what `x-forwarded-proto`
 /// says upstream, and what a redirect keeps when its route names none.
@@ -32,9 +38,7 @@ use crate::rt::net::{Outgoing, RecvStream, TcpStream};
 pub enum Scheme {
     /// Plain HTTP.
     Http,
-    /// HTTP over TLS. No transport of this tree makes it yet (the TLS
-    /// transport will); the writers already keep it, and their tests say so.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// HTTP over TLS.
     Https,
 }
 
@@ -68,6 +72,23 @@ impl Transport {
         }
     }
 
+    /// A TLS server connection on `stream` with `config`; its ciphertext
+    /// goes into the buffer ring of `group` as a plain connection's bytes
+    /// would. The handshake runs as the first plaintext is asked for.
+    pub fn tls_server(
+        stream: TcpStream,
+        config: &Arc<rustls::ServerConfig>,
+        group: Group,
+        high_water: usize,
+    ) -> io::Result<Self> {
+        let recv = stream.recv_stream(group, high_water);
+        let shared = TlsShared::server(stream, config)?;
+        Ok(Self {
+            rx: Receiver::Tls(Box::new(TlsReceiver::new(Rc::clone(&shared), recv))),
+            tx: Sender::Tls(shared),
+        })
+    }
+
     /// A plain connection from parts already made (an upstream connection
     /// taken from the pool, with its armed receive).
     pub fn from_plain(stream: TcpStream, recv: RecvStream) -> Self {
@@ -77,10 +98,12 @@ impl Transport {
         }
     }
 
-    /// The parts of a plain connection (to pool it again).
-    pub fn into_plain(self) -> (TcpStream, RecvStream) {
+    /// The parts of a plain connection (to pool it again); `None` for any
+    /// other kind.
+    pub fn into_plain(self) -> Option<(TcpStream, RecvStream)> {
         match (self.tx, self.rx) {
-            (Sender::Plain(stream), Receiver::Plain(recv)) => (stream, recv),
+            (Sender::Plain(stream), Receiver::Plain(recv)) => Some((stream, recv)),
+            _ => None,
         }
     }
 }
@@ -90,6 +113,9 @@ impl Transport {
 pub enum Receiver {
     /// Plain TCP: buffers as the kernel filled them.
     Plain(RecvStream),
+    /// TLS: plaintext rustls decrypted. Boxed, so that a plain
+    /// connection's receiver stays the size it was.
+    Tls(Box<TlsReceiver>),
 }
 
 impl Receiver {
@@ -98,6 +124,7 @@ impl Receiver {
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<BufHandle>>> {
         match self {
             Receiver::Plain(recv) => recv.poll_next(cx),
+            Receiver::Tls(recv) => recv.poll_next(cx),
         }
     }
 
@@ -106,6 +133,7 @@ impl Receiver {
     pub fn set_high_water(&mut self, high_water: usize) {
         match self {
             Receiver::Plain(recv) => recv.set_high_water(high_water),
+            Receiver::Tls(recv) => recv.set_high_water(high_water),
         }
     }
 }
@@ -115,6 +143,8 @@ impl Receiver {
 pub enum Sender {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS, sharing its connection with the receiver.
+    Tls(Rc<TlsShared>),
 }
 
 impl Sender {
@@ -122,6 +152,7 @@ impl Sender {
     pub fn scheme(&self) -> Scheme {
         match self {
             Sender::Plain(_) => Scheme::Http,
+            Sender::Tls(_) => Scheme::Https,
         }
     }
 
@@ -138,6 +169,7 @@ impl Sender {
     ) -> io::Result<(usize, Outgoing, Option<BufHandle>)> {
         match self {
             Sender::Plain(s) => s.send_outgoing(out, from, body, timeout).await,
+            Sender::Tls(t) => tls::send_outgoing(t, out, from, body, timeout).await,
         }
     }
 
@@ -151,6 +183,7 @@ impl Sender {
     ) -> io::Result<(usize, BufHandle)> {
         match self {
             Sender::Plain(s) => s.send_range(buf, range, timeout).await,
+            Sender::Tls(t) => tls::send_range(t, buf, range, timeout).await,
         }
     }
 
@@ -159,6 +192,7 @@ impl Sender {
     pub fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Sender::Plain(s) => s.shutdown_write(),
+            Sender::Tls(t) => tls::shutdown_write(t),
         }
     }
 
@@ -166,6 +200,7 @@ impl Sender {
     pub fn reset_on_close(&self) -> io::Result<()> {
         match self {
             Sender::Plain(s) => s.reset_on_close(),
+            Sender::Tls(t) => t.stream().reset_on_close(),
         }
     }
 
@@ -181,6 +216,7 @@ impl Sender {
                     Ok(n) if n > 0
                 )
             }
+            Sender::Tls(t) => tls::bytes_waiting(t),
         }
     }
 
@@ -188,6 +224,7 @@ impl Sender {
     pub fn stream(&self) -> &TcpStream {
         match self {
             Sender::Plain(s) => s,
+            Sender::Tls(t) => t.stream(),
         }
     }
 }

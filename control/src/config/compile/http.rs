@@ -54,6 +54,7 @@ pub(super) struct HttpParts {
     trust_forwarded: bool,
     routes: Vec<Route>,
     tally: Arc<HttpTally>,
+    tls: Option<dataplane::table::route::ListenerTls>,
 }
 
 impl HttpParts {
@@ -71,6 +72,7 @@ impl HttpParts {
             trust_forwarded: self.trust_forwarded,
             routes: Routes::new(self.routes),
             tally: self.tally,
+            tls: self.tls,
         }))
     }
 }
@@ -135,6 +137,10 @@ impl Builder<'_> {
             self.check_per_try_timeouts(files, prefix, request);
         }
 
+        let tls = match &file.tls {
+            None => Some(None),
+            Some(table) => self.tls(table, &format!("{prefix}.tls")).map(Some),
+        };
         let limits = self.limits(file, prefix);
         let trust_forwarded = file.trust_forwarded.as_ref().is_some_and(|t| *t.get_ref());
         let cluster_refused = file.cluster.is_some();
@@ -148,6 +154,7 @@ impl Builder<'_> {
             trust_forwarded,
             routes: routes?,
             tally: tallies.listener(listener),
+            tls: tls?,
         };
         (!cluster_refused).then_some(parts)
     }
@@ -190,6 +197,13 @@ impl Builder<'_> {
                 file.encoded_slashes.as_ref().map(Spanned::span),
             ),
         ];
+        if let Some(tls) = &file.tls {
+            self.report(
+                Some(tls.span()),
+                format!("{prefix}.tls"),
+                "TLS on tcp listeners is not built yet; only http listeners take `tls` today",
+            );
+        }
         for (key, span) in spans {
             if let Some(span) = span {
                 self.report(

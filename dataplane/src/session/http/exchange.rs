@@ -546,17 +546,18 @@ fn settle(
         Relayed::Response(Response::Done { close, reusable }) => {
             if body_done && reusable && !up_in.has_pending() && !up_in.at_eof() {
                 let (rx, scratch) = up_in.into_parts();
-                let (stream, recv) = Transport { rx, tx: up_tx }.into_plain();
-                let upstream = Upstream {
-                    stream,
-                    recv,
-                    addr,
-                    scratch,
-                    reused: false,
-                    slot,
-                };
-                let pool = &ctx.upstream.upstreams.pool;
-                pool.put(upstream, cluster.pool, rt::now());
+                if let Some((stream, recv)) = (Transport { rx, tx: up_tx }).into_plain() {
+                    let upstream = Upstream {
+                        stream,
+                        recv,
+                        addr,
+                        scratch,
+                        reused: false,
+                        slot,
+                    };
+                    let pool = &ctx.upstream.upstreams.pool;
+                    pool.put(upstream, cluster.pool, rt::now());
+                }
             }
             Ok(if !body_done {
                 After::Linger

@@ -1,0 +1,287 @@
+//! TLS termination on HTTP listeners: a real client (`curl`, verifying the
+//! chain against the test's own CA) reaches the origin through ringway,
+//! the upstream learns the request came over https, and what is not a TLS
+//! client (plain HTTP sent to a TLS port, a client that never says hello)
+//! is closed without reaching the origin.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use ringway_kit::launcher::{run_to_exit, write_config};
+use ringway_kit::Ringway;
+use ringway_tests::http_client::curl;
+use ringway_tests::http_config::{quote, HttpConfig};
+use ringway_tests::http_origin::{HttpOrigin, Reply};
+
+/// A CA, and a server certificate for `localhost` and 127.0.0.1 it signed,
+/// written as PEM files in `dir`.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    /// A key that is not the certificate's.
+    other_key: PathBuf,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ringway test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("the CA");
+    let key = KeyPair::generate().expect("a server key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("the server cert");
+    let other = KeyPair::generate().expect("another key");
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("a PEM file");
+        path
+    };
+    Pki {
+        ca: write("ca.pem", ca.pem()),
+        cert: write("cert.pem", cert.pem()),
+        key: write("key.pem", key.serialize_pem()),
+        other_key: write("other.pem", other.serialize_pem()),
+    }
+}
+
+fn tls_config(origin: &HttpOrigin, pki: &Pki) -> HttpConfig {
+    HttpConfig::forward_all(&[origin.addr()])
+        .listener_key(
+            "tls",
+            &format!(
+                "{{ cert = {}, key = {} }}",
+                quote(&pki.cert.to_string_lossy()),
+                quote(&pki.key.to_string_lossy())
+            ),
+        )
+        .header_timeout("1s")
+}
+
+#[test]
+fn curl_reaches_the_origin_over_tls_and_the_upstream_hears_https() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pki = pki(dir.path());
+    let origin = HttpOrigin::start(|_| Reply::ok(b"over tls"));
+    let config = tls_config(&origin, &pki);
+    let proxy = Ringway::start(&config.to_toml());
+    let port = config.listen.port();
+    let url = format!("https://localhost:{port}/hello");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let ca = pki.ca.to_string_lossy().into_owned();
+    // Several requests on one connection, then another connection.
+    for _ in 0..2 {
+        let run = curl(&[
+            "-sS",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            &url,
+            &url,
+            &url,
+        ]);
+        assert!(run.success, "curl failed: {}", run.stderr);
+        assert_eq!(run.stdout, "over tlsover tlsover tls");
+    }
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 6);
+    assert!(requests
+        .iter()
+        .all(|r| r.header("x-forwarded-proto") == Some("https") && r.path() == "/hello"));
+    // A client that does not trust the CA is refused by its own check.
+    let run = curl(&["-sS", "--resolve", &resolve, &url]);
+    assert!(!run.success);
+    assert_eq!(origin.requests().len(), 6);
+    proxy.stop().assert_clean();
+}
+
+#[test]
+fn plain_http_and_a_silent_client_are_closed_without_reaching_the_origin() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pki = pki(dir.path());
+    let origin = HttpOrigin::ok("never");
+    let config = tls_config(&origin, &pki);
+    let proxy = Ringway::start(&config.to_toml());
+    // Plain HTTP where a ClientHello should be: the handshake fails and
+    // the connection closes (rustls's alert may come first).
+    let mut plain = TcpStream::connect(config.listen).expect("a connection");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("sent");
+    let mut seen = Vec::new();
+    let ended = plain.read_to_end(&mut seen);
+    assert!(
+        ended.is_ok() || ended.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "not closed"
+    );
+    assert!(
+        !seen.starts_with(b"HTTP/"),
+        "answered in plain HTTP: {seen:?}"
+    );
+    // A client that connects and never says hello is closed by the
+    // listener's header timeout (1 s here).
+    let mut silent = TcpStream::connect(config.listen).expect("a connection");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    let mut byte = [0u8; 1];
+    let got = silent.read(&mut byte);
+    assert!(
+        matches!(got, Ok(0)) || got.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the silent client was not closed"
+    );
+    assert!(origin.requests().is_empty());
+    proxy.stop().assert_clean();
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pki = pki(dir.path());
+    let origin = HttpOrigin::ok("x");
+    let config = HttpConfig::forward_all(&[origin.addr()]).listener_key(
+        "tls",
+        &format!(
+            "{{ cert = {}, key = {} }}",
+            quote(&pki.cert.to_string_lossy()),
+            quote(&pki.other_key.to_string_lossy())
+        ),
+    );
+    let file = write_config(&config.to_toml());
+    let path = file.path().to_string_lossy().into_owned();
+    let out = run_to_exit(&["check", &path], Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("listeners[0].tls.key"), "{stderr}");
+    assert!(
+        stderr.contains("does not go with the certificate"),
+        "{stderr}"
+    );
+    let missing = HttpConfig::forward_all(&[origin.addr()]).listener_key(
+        "tls",
+        "{ cert = \"/nowhere/cert.pem\", key = \"/nowhere/key.pem\" }",
+    );
+    let file = write_config(&missing.to_toml());
+    let path = file.path().to_string_lossy().into_owned();
+    let out = run_to_exit(&["check", &path], Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listeners[0].tls.cert"), "{stderr}");
+    assert!(stderr.contains("cannot read certificates"), "{stderr}");
+}
+
+#[test]
+fn a_large_body_goes_both_ways_over_tls_and_the_config_shows_the_files() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pki = pki(dir.path());
+    let origin = HttpOrigin::echo();
+    let config = tls_config(&origin, &pki);
+    let proxy = Ringway::start(&config.to_toml());
+    // 3 MiB: many TLS records, many ring buffers, sends that wait on a
+    // slow reader's window.
+    let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let upload = dir.path().join("upload.bin");
+    std::fs::write(&upload, &body).expect("the upload");
+    let download = dir.path().join("download.bin");
+    let port = config.listen.port();
+    let url = format!("https://localhost:{port}/echo");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let ca = pki.ca.to_string_lossy().into_owned();
+    let data = format!("@{}", upload.to_string_lossy());
+    let out = download.to_string_lossy().into_owned();
+    let run = curl(&[
+        "-sS",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+        "-H",
+        "content-type: application/octet-stream",
+        "--data-binary",
+        &data,
+        "-o",
+        &out,
+        &url,
+    ]);
+    assert!(run.success, "curl failed: {}", run.stderr);
+    let echoed = std::fs::read(&download).expect("the download");
+    assert_eq!(echoed.len(), body.len());
+    assert!(echoed == body, "the echoed body differs");
+    // `GET /config` names the files, never their contents.
+    let shown = ringway_kit::admin::get(config.admin, "/config");
+    let text = shown.body;
+    assert!(text.contains(&*pki.cert.to_string_lossy()), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    // And it reads back as the same configuration.
+    let again = write_config(&text);
+    let path = again.path().to_string_lossy().into_owned();
+    let checked = run_to_exit(&["check", &path], Duration::from_secs(30));
+    let summary = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(summary.contains("tls: TLS 1.3, certificate"), "{summary}");
+    proxy.stop().assert_clean();
+}
+
+/// Whether curl, trusting `ca`, gets an answer from the listener.
+fn trusted(config: &HttpConfig, ca: &Path) -> bool {
+    let port = config.listen.port();
+    let url = format!("https://localhost:{port}/");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let ca = ca.to_string_lossy().into_owned();
+    curl(&["-sS", "--cacert", &ca, "--resolve", &resolve, &url]).success
+}
+
+#[test]
+fn a_reload_rotates_the_certificate_and_a_bad_one_is_refused_with_the_old_serving() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let first = pki(dir.path());
+    let next_dir = dir.path().join("next");
+    std::fs::create_dir(&next_dir).expect("a dir");
+    let next = pki(&next_dir);
+    let origin = HttpOrigin::ok("served");
+    let config = tls_config(&origin, &first);
+    let proxy = Ringway::start(&config.to_toml());
+    assert!(trusted(&config, &first.ca));
+    assert!(!trusted(&config, &next.ca));
+
+    // New files in place, the configuration text unchanged: a reload reads
+    // them, and new handshakes present the new certificate.
+    std::fs::copy(&next.cert, &first.cert).expect("the new certificate");
+    std::fs::copy(&next.key, &first.key).expect("the new key");
+    let reloaded = ringway_kit::admin::post(config.admin, "/reload", "");
+    assert_eq!(reloaded.status, 200, "{}", reloaded.body);
+    assert!(trusted(&config, &next.ca));
+    assert!(!trusted(&config, &first.ca));
+
+    // A certificate that does not parse is refused, naming the key, and
+    // the one in use keeps serving.
+    std::fs::write(&first.cert, "not a certificate").expect("a bad file");
+    let refused = ringway_kit::admin::post(config.admin, "/reload", "");
+    assert_ne!(refused.status, 200, "{}", refused.body);
+    assert!(
+        refused.body.contains("listeners[0].tls.cert"),
+        "{}",
+        refused.body
+    );
+    assert!(trusted(&config, &next.ca));
+    proxy.stop().assert_clean();
+}
