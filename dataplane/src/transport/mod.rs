@@ -169,7 +169,9 @@ impl Sender {
     ) -> io::Result<(usize, Outgoing, Option<BufHandle>)> {
         match self {
             Sender::Plain(s) => s.send_outgoing(out, from, body, timeout).await,
-            Sender::Tls(t) => tls::send_outgoing(t, out, from, body, timeout).await,
+            // Boxed: the plain arm's future stays the size it was, so a
+            // plain send pays nothing for TLS being possible.
+            Sender::Tls(t) => Box::pin(tls::send_outgoing(t, out, from, body, timeout)).await,
         }
     }
 
@@ -183,7 +185,7 @@ impl Sender {
     ) -> io::Result<(usize, BufHandle)> {
         match self {
             Sender::Plain(s) => s.send_range(buf, range, timeout).await,
-            Sender::Tls(t) => tls::send_range(t, buf, range, timeout).await,
+            Sender::Tls(t) => Box::pin(tls::send_range(t, buf, range, timeout)).await,
         }
     }
 
