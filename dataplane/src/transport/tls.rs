@@ -129,6 +129,11 @@ impl TlsReceiver {
                 let mut conn = self.shared.conn.borrow_mut();
                 let mut rest = &buf.as_slice()[at..];
                 let taken = match conn.read_tls(&mut rest) {
+                    Ok(0) => {
+                        // rustls takes bytes or says why not; taking none
+                        // of a non-empty slice would loop here for good.
+                        return Poll::Ready(Err(io::ErrorKind::InvalidData.into()));
+                    }
                     Ok(n) => n,
                     Err(e) => return Poll::Ready(Err(e)),
                 };
