@@ -15,6 +15,7 @@ use ringway_kit::Ringway;
 use ringway_tests::http_client::curl;
 use ringway_tests::http_config::{quote, HttpConfig};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
+use ringway_tests::net::{read_until_closed, Ended};
 
 /// A CA, and a server certificate for `localhost` and 127.0.0.1 it signed,
 /// written as PEM files in `dir`.
@@ -57,17 +58,41 @@ fn pki(dir: &Path) -> Pki {
     }
 }
 
+/// The listener key `tls = { cert, key }` for these files.
+fn tls_table(cert: &Path, key: &Path) -> String {
+    format!(
+        "{{ cert = {}, key = {} }}",
+        quote(&cert.to_string_lossy()),
+        quote(&key.to_string_lossy())
+    )
+}
+
 fn tls_config(origin: &HttpOrigin, pki: &Pki) -> HttpConfig {
     HttpConfig::forward_all(&[origin.addr()])
-        .listener_key(
-            "tls",
-            &format!(
-                "{{ cert = {}, key = {} }}",
-                quote(&pki.cert.to_string_lossy()),
-                quote(&pki.key.to_string_lossy())
-            ),
-        )
+        .listener_key("tls", &tls_table(&pki.cert, &pki.key))
         .header_timeout("1s")
+}
+
+/// The URL of `path` on the listener, by the name its certificate has,
+/// and the `--resolve` that sends curl there.
+fn target(config: &HttpConfig, path: &str) -> (String, String) {
+    let port = config.listen.port();
+    (
+        format!("https://localhost:{port}{path}"),
+        format!("localhost:{port}:127.0.0.1"),
+    )
+}
+
+/// `ringway check` on `text`: whether it passed, its stdout and stderr.
+fn check(text: &str) -> (bool, String, String) {
+    let file = write_config(text);
+    let path = file.path().to_string_lossy().into_owned();
+    let out = run_to_exit(&["check", &path], Duration::from_secs(30));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -77,9 +102,7 @@ fn curl_reaches_the_origin_over_tls_and_the_upstream_hears_https() {
     let origin = HttpOrigin::start(|_| Reply::ok(b"over tls"));
     let config = tls_config(&origin, &pki);
     let proxy = Ringway::start(&config.to_toml());
-    let port = config.listen.port();
-    let url = format!("https://localhost:{port}/hello");
-    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (url, resolve) = target(&config, "/hello");
     let ca = pki.ca.to_string_lossy().into_owned();
     // Several requests on one connection, then another connection.
     for _ in 0..2 {
@@ -140,11 +163,10 @@ fn plain_http_and_a_silent_client_are_closed_without_reaching_the_origin() {
     silent
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("a timeout");
-    let mut byte = [0u8; 1];
-    let got = silent.read(&mut byte);
+    let ended = read_until_closed(&mut silent).expect("closed before the read timeout");
     assert!(
-        matches!(got, Ok(0)) || got.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the silent client was not closed"
+        matches!(ended, Ended::Eof(0) | Ended::Reset(0)),
+        "the silent client was sent bytes: {ended:?}"
     );
     assert!(origin.requests().is_empty());
     proxy.stop().assert_clean();
@@ -155,19 +177,10 @@ fn a_key_that_is_not_the_certificates_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let pki = pki(dir.path());
     let origin = HttpOrigin::ok("x");
-    let config = HttpConfig::forward_all(&[origin.addr()]).listener_key(
-        "tls",
-        &format!(
-            "{{ cert = {}, key = {} }}",
-            quote(&pki.cert.to_string_lossy()),
-            quote(&pki.other_key.to_string_lossy())
-        ),
-    );
-    let file = write_config(&config.to_toml());
-    let path = file.path().to_string_lossy().into_owned();
-    let out = run_to_exit(&["check", &path], Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let config = HttpConfig::forward_all(&[origin.addr()])
+        .listener_key("tls", &tls_table(&pki.cert, &pki.other_key));
+    let (passed, _, stderr) = check(&config.to_toml());
+    assert!(!passed, "{stderr}");
     assert!(stderr.contains("listeners[0].tls.key"), "{stderr}");
     assert!(
         stderr.contains("does not go with the certificate"),
@@ -177,10 +190,8 @@ fn a_key_that_is_not_the_certificates_is_refused_naming_the_key() {
         "tls",
         "{ cert = \"/nowhere/cert.pem\", key = \"/nowhere/key.pem\" }",
     );
-    let file = write_config(&missing.to_toml());
-    let path = file.path().to_string_lossy().into_owned();
-    let out = run_to_exit(&["check", &path], Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (passed, _, stderr) = check(&missing.to_toml());
+    assert!(!passed, "{stderr}");
     assert!(stderr.contains("listeners[0].tls.cert"), "{stderr}");
     assert!(stderr.contains("cannot read certificates"), "{stderr}");
 }
@@ -198,9 +209,7 @@ fn a_large_body_goes_both_ways_over_tls_and_the_config_shows_the_files() {
     let upload = dir.path().join("upload.bin");
     std::fs::write(&upload, &body).expect("the upload");
     let download = dir.path().join("download.bin");
-    let port = config.listen.port();
-    let url = format!("https://localhost:{port}/echo");
-    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (url, resolve) = target(&config, "/echo");
     let ca = pki.ca.to_string_lossy().into_owned();
     let data = format!("@{}", upload.to_string_lossy());
     let out = download.to_string_lossy().into_owned();
@@ -228,24 +237,15 @@ fn a_large_body_goes_both_ways_over_tls_and_the_config_shows_the_files() {
     assert!(text.contains(&*pki.cert.to_string_lossy()), "{text}");
     assert!(!text.contains("PRIVATE KEY"), "{text}");
     // And it reads back as the same configuration.
-    let again = write_config(&text);
-    let path = again.path().to_string_lossy().into_owned();
-    let checked = run_to_exit(&["check", &path], Duration::from_secs(30));
-    let summary = String::from_utf8_lossy(&checked.stdout).into_owned();
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    let (passed, summary, stderr) = check(&text);
+    assert!(passed, "{stderr}");
     assert!(summary.contains("tls: TLS 1.3, certificate"), "{summary}");
     proxy.stop().assert_clean();
 }
 
 /// Whether curl, trusting `ca`, gets an answer from the listener.
 fn trusted(config: &HttpConfig, ca: &Path) -> bool {
-    let port = config.listen.port();
-    let url = format!("https://localhost:{port}/");
-    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (url, resolve) = target(config, "/");
     let ca = ca.to_string_lossy().into_owned();
     curl(&["-sS", "--cacert", &ca, "--resolve", &resolve, &url]).success
 }
