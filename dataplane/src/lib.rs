@@ -16,6 +16,7 @@
 pub mod buf;
 pub mod counter;
 pub(crate) mod handoff;
+pub mod identity;
 pub mod link;
 pub mod proto;
 pub mod random;

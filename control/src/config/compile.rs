@@ -483,6 +483,10 @@ impl Builder<'_> {
                 None => Some(BudgetSettings::default()),
                 Some(table) => self.retry_budget(table, &format!("{prefix}.retry_budget")),
             };
+            let tls = match &file.tls {
+                None => Some(None),
+                Some(table) => self.cluster_tls(table, &format!("{prefix}.tls")).map(Some),
+            };
             let check_settings = match &file.health_check {
                 None => Some(None),
                 Some(table) => self.health_check(table, &prefix).map(Some),
@@ -499,6 +503,7 @@ impl Builder<'_> {
                 Some(idle_timeout),
                 Some(retry),
                 Some(budget_settings),
+                Some(tls),
             ) = (
                 name,
                 endpoints,
@@ -510,6 +515,7 @@ impl Builder<'_> {
                 pool_idle_timeout,
                 retry,
                 budget_settings,
+                tls,
             ) {
                 let limits = limits.unwrap_or_default();
                 // The counts of the same cluster in the running table carry
@@ -552,6 +558,7 @@ impl Builder<'_> {
                     checks,
                     retry: Arc::new(retry),
                     budget,
+                    tls,
                 }));
             }
         }

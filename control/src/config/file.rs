@@ -191,6 +191,7 @@ pub(crate) struct FileCluster {
     pub(crate) max_retries: Option<Spanned<Int>>,
     pub(crate) retry: Option<Spanned<FileRetry>>,
     pub(crate) retry_budget: Option<Spanned<FileRetryBudget>>,
+    pub(crate) tls: Option<Spanned<FileClusterTls>>,
 }
 
 /// A cluster's or a route's `retry = { ... }`.
@@ -212,6 +213,32 @@ pub(crate) struct FileRetry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(crate) struct FileTls {
+    pub(crate) cert: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
+    pub(crate) sni: Option<Spanned<Vec<Spanned<FileSniCert>>>>,
+    pub(crate) versions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) client_ca: Option<Spanned<String>>,
+    pub(crate) require_client_cert: Option<Spanned<bool>>,
+    pub(crate) trust_domains: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One entry of a listener's `tls.sni`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileSniCert {
+    pub(crate) names: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) cert: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
+}
+
+/// A cluster's `tls = { ... }`: TLS to its endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileClusterTls {
+    pub(crate) ca: Option<Spanned<String>>,
+    pub(crate) sni: Option<Spanned<String>>,
+    pub(crate) verify: Option<Spanned<bool>>,
+    pub(crate) identities: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) cert: Option<Spanned<String>>,
     pub(crate) key: Option<Spanned<String>>,
 }

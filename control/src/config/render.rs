@@ -9,7 +9,8 @@ use serde::{Serialize, Serializer};
 use dataplane::proto::h1::path::EncodedSlashes;
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::route::{
-    HeaderEdits, HeaderTest, HostMatch, HttpService, PathMatch, Route, RouteAction,
+    ClusterTls, HeaderEdits, HeaderTest, HostMatch, HttpService, ListenerTls, PathMatch, Route,
+    RouteAction,
 };
 use dataplane::table::{Listener, Service, Table};
 
@@ -62,11 +63,7 @@ impl Config {
             );
             if let Service::Http(http) = &listener.service {
                 if let Some(tls) = &http.tls {
-                    let _ = writeln!(
-                        out,
-                        "    tls: TLS 1.3, certificate {}, key {}",
-                        tls.cert, tls.key
-                    );
+                    let _ = writeln!(out, "    tls: {}", describe_tls(tls));
                 }
                 for route in &http.routes {
                     let _ = writeln!(out, "    {}", describe_route(table, route));
@@ -182,6 +179,7 @@ impl Config {
                         percent: c.budget.settings.percent,
                         min_per_second: c.budget.settings.min_per_second,
                     },
+                    tls: c.tls.as_ref().map(OutClusterTls::new),
                 })
                 .collect(),
         };
@@ -405,6 +403,119 @@ struct OutHttp<'a> {
 struct OutTls<'a> {
     cert: &'a str,
     key: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sni: Vec<OutSniCert<'a>>,
+    versions: &'static [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ca: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_client_cert: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trust_domains: Option<&'a [Box<str>]>,
+}
+
+/// One entry of a listener's `tls.sni`.
+#[derive(Serialize)]
+struct OutSniCert<'a> {
+    names: &'a [Box<str>],
+    cert: &'a str,
+    key: &'a str,
+}
+
+impl<'a> OutTls<'a> {
+    fn new(tls: &'a ListenerTls) -> Self {
+        let (default, sni) = tls
+            .certs
+            .split_first()
+            .expect("a listener has its default certificate");
+        Self {
+            cert: &default.cert,
+            key: &default.key,
+            sni: sni
+                .iter()
+                .map(|c| OutSniCert {
+                    names: &c.names,
+                    cert: &c.cert,
+                    key: &c.key,
+                })
+                .collect(),
+            versions: if tls.tls12 { &["1.2", "1.3"] } else { &["1.3"] },
+            client_ca: tls.clients.as_ref().map(|c| &*c.ca),
+            require_client_cert: tls.clients.as_ref().map(|c| c.required),
+            trust_domains: tls
+                .clients
+                .as_ref()
+                .filter(|c| !c.trust_domains.is_empty())
+                .map(|c| &*c.trust_domains),
+        }
+    }
+}
+
+/// A cluster's `tls`: the files and checks, never the material.
+#[derive(Serialize)]
+struct OutClusterTls<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<String>,
+    verify: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    identities: &'a [Box<str>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+}
+
+impl<'a> OutClusterTls<'a> {
+    fn new(tls: &'a ClusterTls) -> Self {
+        Self {
+            ca: tls.ca.as_deref(),
+            sni: tls.sni.as_ref().map(|n| n.to_str().into_owned()),
+            verify: tls.verify,
+            identities: &tls.identities,
+            cert: tls.cert.as_ref().map(|c| &*c.cert),
+            key: tls.cert.as_ref().map(|c| &*c.key),
+        }
+    }
+}
+
+/// What `ringway check` says of a listener's TLS.
+fn describe_tls(tls: &ListenerTls) -> String {
+    let mut text = String::from(if tls.tls12 {
+        "TLS 1.2 and 1.3"
+    } else {
+        "TLS 1.3"
+    });
+    for (i, cert) in tls.certs.iter().enumerate() {
+        if i == 0 {
+            let _ = write!(text, ", certificate {}, key {}", cert.cert, cert.key);
+        } else {
+            let _ = write!(
+                text,
+                "; for {}: certificate {}, key {}",
+                cert.names.join(", "),
+                cert.cert,
+                cert.key
+            );
+        }
+    }
+    if let Some(clients) = &tls.clients {
+        let _ = write!(
+            text,
+            "; client certificates {} ({})",
+            if clients.required {
+                "required"
+            } else {
+                "optional"
+            },
+            clients.ca
+        );
+        if !clients.trust_domains.is_empty() {
+            let _ = write!(text, " from {}", clients.trust_domains.join(", "));
+        }
+    }
+    text
 }
 
 impl<'a> OutHttp<'a> {
@@ -425,10 +536,7 @@ impl<'a> OutHttp<'a> {
                 EncodedSlashes::Reject => "reject",
                 EncodedSlashes::Pass => "pass",
             },
-            tls: http.tls.as_ref().map(|t| OutTls {
-                cert: &t.cert,
-                key: &t.key,
-            }),
+            tls: http.tls.as_ref().map(OutTls::new),
             routes: http
                 .routes
                 .iter()
@@ -665,6 +773,8 @@ struct OutCluster<'a> {
     health_check: Option<OutHealthCheck>,
     retry: OutRetry,
     retry_budget: OutBudget,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<OutClusterTls<'a>>,
 }
 
 #[derive(Serialize)]

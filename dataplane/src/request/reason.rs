@@ -31,6 +31,10 @@ pub enum Reason {
     LocalResources,
     /// The upstream refused or failed the connection (502).
     UpstreamRefused,
+    /// The TLS handshake with the upstream failed: its certificate was
+    /// refused (wrong CA, wrong name or identity, expired), or the
+    /// handshake broke or did not finish within the connect timeout (502).
+    UpstreamTls,
     /// The upstream reset or closed before a complete response head (502).
     UpstreamReset,
     /// The upstream's response was not valid HTTP/1.1 (502).
@@ -52,7 +56,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::BadRequest,
         Reason::HeaderTooLarge,
         Reason::UriTooLong,
@@ -63,6 +67,7 @@ impl Reason {
         Reason::NoEndpoint,
         Reason::LocalResources,
         Reason::UpstreamRefused,
+        Reason::UpstreamTls,
         Reason::UpstreamReset,
         Reason::UpstreamBadResponse,
         Reason::UpstreamTimeout,
@@ -85,6 +90,7 @@ impl Reason {
             Reason::NoEndpoint => "no_endpoint",
             Reason::LocalResources => "local_resources",
             Reason::UpstreamRefused => "upstream_refused",
+            Reason::UpstreamTls => "upstream_tls",
             Reason::UpstreamReset => "upstream_reset",
             Reason::UpstreamBadResponse => "upstream_bad_response",
             Reason::UpstreamTimeout => "upstream_timeout",
@@ -108,9 +114,10 @@ impl Reason {
             Reason::NotImplemented => Some(501),
             Reason::NoRoute => Some(404),
             Reason::NoEndpoint | Reason::LocalResources | Reason::Overflow => Some(503),
-            Reason::UpstreamRefused | Reason::UpstreamReset | Reason::UpstreamBadResponse => {
-                Some(502)
-            }
+            Reason::UpstreamRefused
+            | Reason::UpstreamTls
+            | Reason::UpstreamReset
+            | Reason::UpstreamBadResponse => Some(502),
             Reason::UpstreamTimeout => Some(504),
             Reason::UpstreamAbortedBody | Reason::ClientSendTimeout => None,
         }

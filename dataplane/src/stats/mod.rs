@@ -82,6 +82,24 @@ counters! {
         /// last endpoint) did not allow.
         ejections_spared: Counter, "ejections_spared", "ringway_worker_ejections_spared_total", Listed,
             "Ejections not made because the cluster's ejection limit was reached.";
+        /// TLS handshakes completed with clients.
+        tls_handshakes: Counter, "tls_handshakes", "ringway_tls_handshakes_total", Listed,
+            "TLS handshakes completed with clients on TLS listeners.";
+        /// TLS handshakes with clients that failed: not TLS, a protocol
+        /// error, a client certificate refused or missing, or the client
+        /// left mid-handshake.
+        tls_handshake_failures: Counter, "tls_handshake_failures",
+            "ringway_tls_handshake_failures_total", Listed,
+            "TLS handshakes with clients that failed (not TLS, a protocol error, a client certificate refused or missing, the client left).";
+        /// TLS handshakes with clients cut by the listener's header timeout.
+        tls_handshake_timeouts: Counter, "tls_handshake_timeouts",
+            "ringway_tls_handshake_timeouts_total", Listed,
+            "TLS handshakes with clients that did not finish within the listener's header_timeout.";
+        /// TLS handshakes with upstreams that failed (the upstream's
+        /// certificate refused, a protocol error, no answer in time).
+        upstream_tls_failures: Counter, "upstream_tls_failures",
+            "ringway_upstream_tls_failures_total", Listed,
+            "TLS handshakes with upstreams that failed (certificate refused, protocol error, timeout).";
         /// Resets received on one side and passed on to the other.
         resets: Counter, "resets", "ringway_resets_total", Listed,
             "Resets received on one side and passed on to the other.";

@@ -7,6 +7,7 @@
 //! newer generation only at a connection boundary.
 
 pub mod breaker;
+pub mod certs;
 pub mod checks;
 pub mod lb;
 pub mod outlier;
@@ -121,4 +122,6 @@ pub struct Cluster {
     pub retry: Arc<retry::RetryPolicy>,
     /// Its retry budget, shared by every worker.
     pub budget: retry::Budget,
+    /// TLS to its endpoints, when configured.
+    pub tls: Option<route::ClusterTls>,
 }

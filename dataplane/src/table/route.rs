@@ -42,16 +42,78 @@ pub struct HttpService {
     pub tls: Option<ListenerTls>,
 }
 
-/// A listener's TLS termination: what rustls takes, and the files it was
-/// read from (for `GET /config`; the material itself is never shown).
+/// A listener's TLS termination: what rustls takes, and what it was built
+/// from (for `GET /config` and the expiry gauge; the key material itself
+/// is never shown).
 #[derive(Debug, Clone)]
 pub struct ListenerTls {
-    /// The certificate and key, as every handshake uses them.
+    /// The certificates, versions and client verification, as every
+    /// handshake uses them.
     pub config: Arc<rustls::ServerConfig>,
+    /// The certificates: the default first, then those chosen by SNI.
+    pub certs: Vec<TlsCert>,
+    /// Whether TLS 1.2 is accepted as well as 1.3.
+    pub tls12: bool,
+    /// Client certificates, when the listener asks for them.
+    pub clients: Option<ClientAuth>,
+}
+
+/// A cluster's TLS to its endpoints: what rustls takes, and what it was
+/// built from (for `GET /config`).
+#[derive(Debug, Clone)]
+pub struct ClusterTls {
+    /// The anchors, the verification and the client certificate, as every
+    /// handshake uses them.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The name sent and verified; the endpoint's address when `None`.
+    pub sni: Option<rustls::pki_types::ServerName<'static>>,
+    /// The PEM file of the anchors (`None` only without verification).
+    pub ca: Option<Box<str>>,
+    /// Whether the upstream's certificate is verified.
+    pub verify: bool,
+    /// The SPIFFE IDs one of which the upstream must prove (the name is
+    /// then not checked); empty to check the name.
+    pub identities: Box<[Box<str>]>,
+    /// The client certificate presented, if any.
+    pub cert: Option<TlsCert>,
+}
+
+impl ClusterTls {
+    /// The name to send and verify for an endpoint at `addr`.
+    pub fn server_name(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> rustls::pki_types::ServerName<'static> {
+        match &self.sni {
+            Some(name) => name.clone(),
+            None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+        }
+    }
+}
+
+/// One certificate of a listener or cluster, as configured.
+#[derive(Debug, Clone)]
+pub struct TlsCert {
+    /// The server names it answers (none for a listener's default or a
+    /// cluster's client certificate).
+    pub names: Vec<Box<str>>,
     /// The certificate chain's PEM file.
     pub cert: Box<str>,
     /// The private key's PEM file.
     pub key: Box<str>,
+    /// When the leaf expires (its notAfter, in seconds since the epoch).
+    pub not_after: i64,
+}
+
+/// A listener's verification of client certificates.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// The PEM file of the anchors.
+    pub ca: Box<str>,
+    /// Whether a client without a certificate is refused.
+    pub required: bool,
+    /// The trust domains whose SPIFFE IDs are accepted (any when empty).
+    pub trust_domains: Box<[Box<str>]>,
 }
 
 /// A listener's routes in match (file) order, and their index. Reads as a

@@ -1,4 +1,4 @@
-//! What carries a connection's bytes: plain TCP today, TLS next.
+//! What carries a connection's bytes: plain TCP or TLS.
 //!
 //! Sessions read and write through a [`Transport`] and never touch the
 //! socket's kind. It comes in two halves, so that one task can receive on
@@ -12,10 +12,11 @@
 //!
 //! **Plain** keeps the zero-copy path: a multishot receive into the
 //! worker's provided buffer ring for its [`Group`], and sends straight from
-//! those buffers. **TLS** will be one more variant of each half, sharing
-//! one rustls connection between them: its receiver decrypts into buffers
-//! of its own (a [`BufHandle`] may own its bytes) and its sender encrypts
-//! what it is given. Enums rather than trait objects: a match on one
+//! those buffers. **TLS** is one more variant of each half, sharing one
+//! rustls connection between them (a server's on listeners, a client's to
+//! clusters): its receiver decrypts into buffers of its own (a
+//! [`BufHandle`] may own its bytes) and its sender encrypts what it is
+//! given. Enums rather than trait objects: a match on one
 //! variant compiles to nothing, where a `dyn` call per buffer would not.
 
 use std::io;
@@ -29,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::buf::{BufHandle, Group};
-use crate::rt::net::{Outgoing, RecvStream, TcpStream};
+use crate::rt::net::{Heard, Outgoing, RecvStream, TcpStream};
 use tls::{TlsReceiver, TlsShared};
 
 /// The scheme a connection's requests arrived with: what `x-forwarded-proto`
@@ -89,21 +90,27 @@ impl Transport {
         })
     }
 
-    /// A plain connection from parts already made (an upstream connection
-    /// taken from the pool, with its armed receive).
+    /// A TLS client connection on `stream` (an upstream connection) with
+    /// `config`, naming `name` to the server; the handshake runs when
+    /// [`Receiver::handshake`] is awaited.
+    pub fn tls_client(
+        stream: TcpStream,
+        config: &Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        recv: RecvStream,
+    ) -> io::Result<Self> {
+        let shared = TlsShared::client(stream, config, name)?;
+        Ok(Self {
+            rx: Receiver::Tls(Box::new(TlsReceiver::new(Rc::clone(&shared), recv))),
+            tx: Sender::Tls(shared),
+        })
+    }
+
+    /// A plain connection from a stream and its armed receive.
     pub fn from_plain(stream: TcpStream, recv: RecvStream) -> Self {
         Self {
             rx: Receiver::Plain(recv),
             tx: Sender::Plain(stream),
-        }
-    }
-
-    /// The parts of a plain connection (to pool it again); `None` for any
-    /// other kind.
-    pub fn into_plain(self) -> Option<(TcpStream, RecvStream)> {
-        match (self.tx, self.rx) {
-            (Sender::Plain(stream), Receiver::Plain(recv)) => Some((stream, recv)),
-            _ => None,
         }
     }
 }
@@ -125,6 +132,25 @@ impl Receiver {
         match self {
             Receiver::Plain(recv) => recv.poll_next(cx),
             Receiver::Tls(recv) => recv.poll_next(cx),
+        }
+    }
+
+    /// Completes the TLS handshake (at once for a plain connection, or one
+    /// whose handshake is over).
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        match self {
+            Receiver::Plain(_) => Ok(()),
+            Receiver::Tls(recv) => std::future::poll_fn(|cx| recv.poll_handshake(cx)).await,
+        }
+    }
+
+    /// What an idle connection heard since its last receive (see
+    /// [`RecvStream::heard`]); for TLS, ciphertext or plaintext left over
+    /// counts as bytes.
+    pub fn heard(&mut self) -> Heard {
+        match self {
+            Receiver::Plain(recv) => recv.heard(),
+            Receiver::Tls(recv) => recv.heard(),
         }
     }
 
@@ -153,6 +179,15 @@ impl Sender {
         match self {
             Sender::Plain(_) => Scheme::Http,
             Sender::Tls(_) => Scheme::Https,
+        }
+    }
+
+    /// The peer's verified SPIFFE ID: a TLS peer whose certificate was
+    /// verified as an X509-SVID (see [`crate::identity`]).
+    pub fn peer_identity(&self) -> Option<&str> {
+        match self {
+            Sender::Plain(_) => None,
+            Sender::Tls(t) => t.peer_identity(),
         }
     }
 

@@ -11,8 +11,14 @@
 //! at once with a non-blocking send when no application send is under
 //! way, and otherwise goes out in front of the next one, so records never
 //! leave out of order.
+//!
+//! Both ends use it: a listener's connections are server connections, a
+//! cluster's upstream connections with `tls` are client connections. The
+//! handshake is driven on its own ([`TlsReceiver::poll_handshake`]) before
+//! any byte of a request, under its own deadline, so a failed or slow one
+//! is told apart and counted.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::io::{self, BufRead, Write};
 use std::ops::Range;
 use std::rc::Rc;
@@ -20,34 +26,71 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use crate::buf::BufHandle;
-use crate::rt::net::{Outgoing, RecvStream, TcpStream};
+use crate::rt::net::{Heard, Outgoing, RecvStream, TcpStream};
 
 /// The rustls connection and the socket, shared by both halves.
 #[derive(Debug)]
 pub struct TlsShared {
-    conn: RefCell<ServerConnection>,
+    conn: RefCell<Connection>,
     stream: TcpStream,
     /// An application send is under way on the ring: what rustls writes
     /// meanwhile waits for the next send, to keep the records in order.
     sending: Cell<bool>,
+    /// The peer's SPIFFE ID, read once from its verified certificate.
+    identity: OnceCell<Option<Box<str>>>,
 }
 
 impl TlsShared {
     /// A server connection on `stream` with `config`.
     pub fn server(stream: TcpStream, config: &Arc<ServerConfig>) -> io::Result<Rc<Self>> {
-        let mut conn = ServerConnection::new(Arc::clone(config))
+        let conn = ServerConnection::new(Arc::clone(config))
             .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Self::new(stream, conn.into()))
+    }
+
+    /// A client connection on `stream` with `config`, naming `name` to the
+    /// server (and verifying it, unless `config` verifies otherwise).
+    pub fn client(
+        stream: TcpStream,
+        config: &Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Rc<Self>> {
+        let conn = ClientConnection::new(Arc::clone(config), name)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Self::new(stream, conn.into()))
+    }
+
+    fn new(stream: TcpStream, mut conn: Connection) -> Rc<Self> {
         // Whatever the session hands a send is sealed at once: it bounds
         // what it hands over itself.
         conn.set_buffer_limit(None);
-        Ok(Rc::new(Self {
+        Rc::new(Self {
             conn: RefCell::new(conn),
             stream,
             sending: Cell::new(false),
-        }))
+            identity: OnceCell::new(),
+        })
+    }
+
+    /// The SPIFFE ID of the peer's certificate, once the handshake has
+    /// verified it: `None` without a certificate (a client that sent none
+    /// where none was required) or without a `spiffe://` URI in it. Read
+    /// from the certificate once per connection.
+    pub fn peer_identity(&self) -> Option<&str> {
+        self.identity
+            .get_or_init(|| {
+                let conn = self.conn.borrow();
+                if conn.is_handshaking() {
+                    return None;
+                }
+                let leaf = conn.peer_certificates()?.first()?;
+                crate::identity::spiffe_id_of(leaf).map(Into::into)
+            })
+            .as_deref()
     }
 
     /// The socket underneath.
@@ -59,7 +102,7 @@ impl TlsShared {
     /// an application send is under way. The handshake's flights are a few
     /// KiB against a send buffer of at least 16 KiB: a full send buffer
     /// here is a peer that does not read its handshake, and an error.
-    fn flush_now(&self, conn: &mut ServerConnection) -> io::Result<()> {
+    fn flush_now(&self, conn: &mut Connection) -> io::Result<()> {
         if self.sending.get() {
             return Ok(());
         }
@@ -104,6 +147,31 @@ impl TlsReceiver {
         }
     }
 
+    /// Drives the handshake to its end: `Ready(Ok)` once it is over (at
+    /// once if it was), an error if it failed or the peer left first.
+    pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            {
+                let mut conn = self.shared.conn.borrow_mut();
+                self.shared.flush_now(&mut conn)?;
+                if !conn.is_handshaking() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            match self.poll_ciphertext(cx) {
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection during the TLS handshake",
+                    )))
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
     /// The next buffer of plaintext; `Ok(None)` at the end (a close_notify,
     /// or the peer's close: HTTP's own framing tells a cut message).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<BufHandle>>> {
@@ -125,6 +193,20 @@ impl TlsReceiver {
                     return Poll::Ready(Err(e));
                 }
             }
+            match self.poll_ciphertext(cx) {
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(None)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Gives rustls the next ciphertext it can take (what is left of the
+    /// buffer in hand, else the next one received) and processes it;
+    /// `Ok(false)` when the peer closed and nothing is left.
+    fn poll_ciphertext(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        loop {
             if let Some((buf, at)) = self.pending.take() {
                 let mut conn = self.shared.conn.borrow_mut();
                 let mut rest = &buf.as_slice()[at..];
@@ -145,10 +227,10 @@ impl TlsReceiver {
                 if at + taken < buf.len() {
                     self.pending = Some((buf, at + taken));
                 }
-                continue;
+                return Poll::Ready(Ok(true));
             }
             if self.eof {
-                return Poll::Ready(Ok(None));
+                return Poll::Ready(Ok(false));
             }
             match self.recv.poll_next(cx) {
                 Poll::Ready(Ok(Some(buf))) => self.pending = Some((buf, 0)),
@@ -157,6 +239,26 @@ impl TlsReceiver {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// What the connection heard while idle: leftover ciphertext or
+    /// plaintext are bytes no request asked for.
+    pub fn heard(&mut self) -> Heard {
+        if self.pending.is_some()
+            || self
+                .shared
+                .conn
+                .borrow_mut()
+                .reader()
+                .fill_buf()
+                .is_ok_and(|b| !b.is_empty())
+        {
+            return Heard::Bytes;
+        }
+        if self.eof {
+            return Heard::Closed;
+        }
+        self.recv.heard()
     }
 
     /// See [`RecvStream::set_high_water`].

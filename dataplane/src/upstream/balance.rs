@@ -315,6 +315,7 @@ mod tests {
             checks: None,
             retry: Arc::default(),
             budget: crate::table::retry::Budget::new(Default::default(), 1, None),
+            tls: None,
         })
     }
 

@@ -18,18 +18,19 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::rt::net::{Heard, RecvStream, TcpStream};
+use crate::rt::net::Heard;
 use crate::stats::Counters;
 use crate::table::breaker::OwnedSlot;
 use crate::table::route::PoolSettings;
+use crate::transport::{Receiver, Sender};
 
-/// An upstream connection and its receive side.
+/// An upstream connection, plain or TLS.
 #[derive(Debug)]
 pub struct Upstream {
-    /// The socket.
-    pub stream: TcpStream,
     /// What it receives.
-    pub recv: RecvStream,
+    pub rx: Receiver,
+    /// Where it sends.
+    pub tx: Sender,
     /// The endpoint it is connected to.
     pub addr: SocketAddr,
     /// Room to gather a response head that spans reads, kept with the
@@ -53,7 +54,7 @@ impl Idle {
     /// Whether the connection heard nothing while idle; counts bytes it
     /// heard.
     fn still_quiet(&mut self, counters: &Counters) -> bool {
-        match self.conn.recv.heard() {
+        match self.conn.rx.heard() {
             Heard::Nothing => true,
             Heard::Closed => false,
             Heard::Bytes => {

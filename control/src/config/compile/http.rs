@@ -139,7 +139,7 @@ impl Builder<'_> {
 
         let tls = match &file.tls {
             None => Some(None),
-            Some(table) => self.tls(table, &format!("{prefix}.tls")).map(Some),
+            Some(table) => self.tls(table, &format!("{prefix}.tls"), true).map(Some),
         };
         let limits = self.limits(file, prefix);
         let trust_forwarded = file.trust_forwarded.as_ref().is_some_and(|t| *t.get_ref());

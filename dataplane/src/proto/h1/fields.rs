@@ -14,7 +14,7 @@ pub(super) const MAX_CONNECTION_OPTIONS: usize = 16;
 
 /// The kind of field `name` is, compared case-insensitively.
 pub(super) fn classify(name: &[u8]) -> Known {
-    const TABLE: [(&[u8], Known); 14] = [
+    const TABLE: [(&[u8], Known); 15] = [
         (b"host", Known::Host),
         (b"content-length", Known::ContentLength),
         (b"transfer-encoding", Known::TransferEncoding),
@@ -29,6 +29,7 @@ pub(super) fn classify(name: &[u8]) -> Known {
         (b"x-forwarded-host", Known::XForwardedHost),
         (b"x-request-id", Known::XRequestId),
         (b"x-ringway-attempt", Known::XRingwayAttempt),
+        (b"x-ringway-peer-identity", Known::XRingwayPeerIdentity),
     ];
     TABLE
         .iter()
@@ -389,6 +390,10 @@ mod tests {
         assert_eq!(classify(b"Content-length"), Known::ContentLength);
         assert_eq!(classify(b"x-request-id"), Known::XRequestId);
         assert_eq!(classify(b"X-Ringway-Attempt"), Known::XRingwayAttempt);
+        assert_eq!(
+            classify(b"X-Ringway-Peer-Identity"),
+            Known::XRingwayPeerIdentity
+        );
         assert_eq!(classify(b"hosts"), Known::Other);
     }
 }

@@ -110,6 +110,9 @@ pub enum Known {
     /// `X-Ringway-Attempt`: set by a ringway that retries the request,
     /// to the attempt number.
     XRingwayAttempt,
+    /// `X-Ringway-Peer-Identity`: the client's SPIFFE ID, as ringway
+    /// verified it; never taken from a request.
+    XRingwayPeerIdentity,
 }
 
 /// The HTTP versions this codec speaks.

@@ -338,7 +338,11 @@ async fn exchange(
         (Some(to), Some(PathMatch::Prefix(from))) => Some((&**from, &**to)),
         _ => None,
     };
+    // The client's verified identity, held by a clone of its TLS sender
+    // (the connection is borrowed mutably by each attempt).
+    let tls_client = matches!(conn.client, Sender::Tls(_)).then(|| conn.client.clone());
     let mut up = Upward {
+        identity: tls_client.as_ref().and_then(Sender::peer_identity),
         edits: &route.request_headers,
         rewrite,
         client: ctx.peer,
@@ -404,14 +408,13 @@ async fn exchange(
         relayed = true;
 
         let Upstream {
-            stream,
-            recv,
+            rx,
+            tx: up_tx,
             addr,
             scratch,
             slot,
             ..
         } = upstream;
-        let Transport { rx, tx: up_tx } = Transport::from_plain(stream, recv);
         let mut up_in = Inbound::with_scratch(rx, scratch);
         // A request without a body leaves the client nothing to send until
         // the answer: what it sends anyway (bytes meant to pile up
@@ -546,18 +549,16 @@ fn settle(
         Relayed::Response(Response::Done { close, reusable }) => {
             if body_done && reusable && !up_in.has_pending() && !up_in.at_eof() {
                 let (rx, scratch) = up_in.into_parts();
-                if let Some((stream, recv)) = (Transport { rx, tx: up_tx }).into_plain() {
-                    let upstream = Upstream {
-                        stream,
-                        recv,
-                        addr,
-                        scratch,
-                        reused: false,
-                        slot,
-                    };
-                    let pool = &ctx.upstream.upstreams.pool;
-                    pool.put(upstream, cluster.pool, rt::now());
-                }
+                let upstream = Upstream {
+                    rx,
+                    tx: up_tx,
+                    addr,
+                    scratch,
+                    reused: false,
+                    slot,
+                };
+                let pool = &ctx.upstream.upstreams.pool;
+                pool.put(upstream, cluster.pool, rt::now());
             }
             Ok(if !body_done {
                 After::Linger
@@ -796,7 +797,7 @@ enum Unsent {
 async fn send_head(upstream: &Upstream, out: Outgoing) -> Result<Outgoing, Unsent> {
     let len = out.bytes().len();
     let (n, out, _) = upstream
-        .stream
+        .tx
         .send_outgoing(out, 0, None, None)
         .await
         .map_err(|_| Unsent::Nothing)?;
@@ -806,8 +807,7 @@ async fn send_head(upstream: &Upstream, out: Outgoing) -> Result<Outgoing, Unsen
     if n == len {
         return Ok(out);
     }
-    let to = Sender::Plain(upstream.stream.clone());
-    send_all(&to, out, n, None, None)
+    send_all(&upstream.tx, out, n, None, None)
         .await
         .map(|(out, _)| out)
         .map_err(|_| Unsent::Part)
@@ -832,7 +832,7 @@ async fn connect(
     let Some(breaker) = &cluster.breaker else {
         return match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
             Ok(Reached::Reused(conn)) => Ok(conn),
-            Ok(Reached::New(stream, addr)) => Ok(fresh(stream, addr, None)),
+            Ok(Reached::New(stream, addr)) => establish(ctx, cluster, stream, addr, None).await,
             Err(e) => Err(failure(e, cluster)),
         };
     };
@@ -851,7 +851,7 @@ async fn connect(
     };
     match connect_or_reuse(pick, cluster, ctx.counters, reuse).await {
         Ok(Reached::Reused(conn)) => Ok(conn),
-        Ok(Reached::New(stream, addr)) => Ok(fresh(stream, addr, Some(slot))),
+        Ok(Reached::New(stream, addr)) => establish(ctx, cluster, stream, addr, Some(slot)).await,
         Err(e) => Err(failure(e, cluster)),
     }
 }
@@ -866,21 +866,74 @@ async fn connect_to(
 ) -> Result<Upstream, (Reason, String)> {
     let health = &ctx.upstream.upstreams.health;
     match upstream::connect::connect_to(addr, cluster, health, ctx.counters).await {
-        Ok(stream) => Ok(fresh(stream, addr, slot)),
+        Ok(stream) => establish(ctx, cluster, stream, addr, slot).await,
         Err(e) => Err(failure(e, cluster)),
     }
 }
 
-/// A new HTTP/1 upstream connection on `stream`.
-fn fresh(stream: TcpStream, addr: SocketAddr, slot: Option<OwnedSlot>) -> Upstream {
-    Upstream {
+/// A new HTTP/1 upstream connection on `stream`, to `addr`: with the
+/// cluster's `tls`, once the handshake is over (within the cluster's
+/// connect timeout). A failed handshake counts against the endpoint as a
+/// failed connect does, and answers `upstream_tls`.
+async fn establish(
+    ctx: &Ctx<'_>,
+    cluster: &Cluster,
+    stream: TcpStream,
+    addr: SocketAddr,
+    slot: Option<OwnedSlot>,
+) -> Result<Upstream, (Reason, String)> {
+    let recv = stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS);
+    let Transport { rx, tx } = match &cluster.tls {
+        None => Transport::from_plain(stream, recv),
+        Some(tls) => {
+            let name = tls.server_name(addr);
+            let made = Transport::tls_client(stream, &tls.config, name, recv);
+            let mut transport = made.map_err(|e| tls_failure(ctx, cluster, addr, e))?;
+            let handshake = transport.rx.handshake();
+            match select(handshake, rt::time::sleep(cluster.connect_timeout)).await {
+                Either::Left(Ok(())) => {}
+                Either::Left(Err(e)) => return Err(tls_failure(ctx, cluster, addr, e)),
+                Either::Right(_) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the handshake did not finish within the connect timeout",
+                    );
+                    return Err(tls_failure(ctx, cluster, addr, e));
+                }
+            }
+            transport
+        }
+    };
+    Ok(Upstream {
         slot,
-        recv: stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS),
-        stream,
+        rx,
+        tx,
         addr,
         scratch: Vec::new(),
         reused: false,
-    }
+    })
+}
+
+/// A failed TLS handshake with `addr`, an endpoint of `cluster`: counted,
+/// held against the endpoint, and the answer.
+fn tls_failure(
+    ctx: &Ctx<'_>,
+    cluster: &Cluster,
+    addr: SocketAddr,
+    e: io::Error,
+) -> (Reason, String) {
+    ctx.counters.upstream_tls_failures.add(1);
+    let health = &ctx.upstream.upstreams.health;
+    let now = rt::now();
+    health.mark_down(addr, now);
+    upstream::connect::gateway_failure(health, addr, cluster, ctx.counters, now);
+    (
+        Reason::UpstreamTls,
+        format!(
+            "the TLS handshake with {addr} (cluster `{}`) failed: {e}",
+            cluster.name
+        ),
+    )
 }
 
 /// The answer to a request a breaker of `cluster` refused.

@@ -109,6 +109,11 @@ impl Inbound {
         }
     }
 
+    /// The receiving half (for the TLS handshake, before any request).
+    pub(super) fn receiver(&mut self) -> &mut Receiver {
+        &mut self.rx
+    }
+
     /// Sets how many buffers the receiving half may hold unread (see
     /// [`Receiver::set_high_water`]).
     pub(super) fn set_high_water(&mut self, high_water: usize) {

@@ -37,15 +37,18 @@ pub use self::state::WorkerHttp;
 
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
 use self::clock::{Clock, Phase};
 use self::ctx::{Conn, Site};
 use self::inbound::{Inbound, HIGH_WATER_BUFFERS};
 use crate::buf::Group;
+use crate::rt;
 use crate::rt::net::TcpStream;
 use crate::rt::reuse::recycled;
 use crate::rt::select::{select, Either};
-use crate::transport::{Sender, Transport};
+use crate::stats::Counters;
+use crate::transport::{Receiver, Sender, Transport};
 use crate::upstream::LocalTable;
 
 /// Serves the client connection `client`, accepted on listener `listener`
@@ -104,6 +107,14 @@ pub fn serve<W: Worker + 'static>(
             served: false,
             held: None,
         };
+        if service.tls.is_some() {
+            // Boxed: an idle connection's task keeps nothing of it.
+            let counters = site.worker.counters();
+            let timeout = service.timeouts.header;
+            if !Box::pin(handshake(conn.inbound.receiver(), timeout, counters)).await {
+                return cut.disarm();
+            }
+        }
         let served = conn.serve_requests(site, &clock);
         if let Either::Right(()) = select(served, clock.watchdog()).await {
             recycled(|| async {
@@ -114,6 +125,25 @@ pub fn serve<W: Worker + 'static>(
             .await;
         }
         cut.disarm();
+    }
+}
+
+/// Completes a client's TLS handshake within `timeout` (the listener's
+/// header timeout); counts how it ended. `false` when it failed.
+async fn handshake(rx: &mut Receiver, timeout: Duration, counters: &Counters) -> bool {
+    match select(rx.handshake(), rt::time::sleep(timeout)).await {
+        Either::Left(Ok(())) => {
+            counters.tls_handshakes.add(1);
+            true
+        }
+        Either::Left(Err(_)) => {
+            counters.tls_handshake_failures.add(1);
+            false
+        }
+        Either::Right(_) => {
+            counters.tls_handshake_timeouts.add(1);
+            false
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub(super) struct Upward<'a> {
     /// retries the request; an arriving `x-ringway-attempt` is always
     /// dropped (the header speaks for the hop that wrote it).
     pub attempt: Option<u32>,
+    /// The client's SPIFFE ID, verified in the TLS handshake: written as
+    /// `x-ringway-peer-identity`. An arriving one is always dropped, so
+    /// no client can claim an identity it did not prove.
+    pub identity: Option<&'a str>,
 }
 
 /// Writes the request head for the upstream into `out`. `fallback_host`
@@ -95,7 +99,7 @@ pub(super) fn request(
                 continue;
             }
             Known::XForwardedProto | Known::XForwardedHost if !up.trust_forwarded => continue,
-            Known::XRingwayAttempt => continue,
+            Known::XRingwayAttempt | Known::XRingwayPeerIdentity => continue,
             _ => {}
         }
         if !up.edits.is_empty() && up.edits.drops(name) {
@@ -147,6 +151,9 @@ pub(super) fn request(
         out.extend_from_slice(b"x-request-id: ");
         digits::push_hex_u128(out, up.request_id);
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(identity) = up.identity {
+        line(out, b"x-ringway-peer-identity", identity.as_bytes());
     }
     if let Some(attempt) = up.attempt {
         out.extend_from_slice(b"x-ringway-attempt: ");
@@ -396,6 +403,7 @@ mod tests {
             trust_forwarded: trust,
             request_id: 0xabc,
             attempt: None,
+            identity: None,
         }
     }
 
@@ -415,6 +423,27 @@ mod tests {
         let out = written(raw, &retrying);
         assert!(out.contains("x-ringway-attempt: 2\r\n"), "{out}");
         assert!(!out.contains(": 7"), "{out}");
+    }
+
+    #[test]
+    fn a_claimed_peer_identity_never_goes_up() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Ringway-Peer-Identity: spiffe://evil.org/admin\r\nx-ringway-peer-identity: spiffe://evil.org/x\r\n\r\n";
+        let edits = HeaderEdits::default();
+        let plain = written(raw, &upward(&edits, true));
+        assert!(
+            !plain.to_ascii_lowercase().contains("peer-identity"),
+            "{plain}"
+        );
+        let verified = Upward {
+            identity: Some("spiffe://example.org/ns/default/sa/web"),
+            ..upward(&edits, true)
+        };
+        let out = written(raw, &verified);
+        assert!(
+            out.contains("x-ringway-peer-identity: spiffe://example.org/ns/default/sa/web\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("evil.org"), "{out}");
     }
 
     fn written(raw: &[u8], up: &Upward<'_>) -> String {
