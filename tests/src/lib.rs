@@ -34,6 +34,7 @@ pub mod http_origin;
 pub mod http_wire;
 pub mod net;
 pub mod origin;
+pub mod pki;
 
 pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};
