@@ -11,7 +11,6 @@ use rcgen::{
 };
 
 /// A certificate authority whose certificate is at [`Ca::pem`].
-#[derive(Debug)]
 pub struct Ca {
     cert: Certificate,
     key: KeyPair,
@@ -61,6 +60,14 @@ impl Svid {
             ca: false,
             key_usages: vec![KeyUsagePurpose::DigitalSignature],
         }
+    }
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("pem", &self.pem)
+            .finish_non_exhaustive()
     }
 }
 
