@@ -535,8 +535,9 @@ fn sweep(retired: &mut Vec<Arc<Table>>) {
 /// Whether `table` holds material read from files other than the
 /// configuration (TLS certificates and keys).
 fn reads_files(table: &Table) -> bool {
-    table.listeners.iter().any(|l| match &l.service {
-        dataplane::table::Service::Http(http) => http.tls.is_some(),
-        dataplane::table::Service::Tcp { .. } => false,
-    })
+    table.clusters.iter().any(|c| c.tls.is_some())
+        || table.listeners.iter().any(|l| match &l.service {
+            dataplane::table::Service::Http(http) => http.tls.is_some(),
+            dataplane::table::Service::Tcp { tls, .. } => tls.is_some(),
+        })
 }

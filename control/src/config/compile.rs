@@ -979,7 +979,16 @@ impl Builder<'_> {
                 cluster_id(t.as_str(), clusters)
             }),
         };
-        Some(Service::Tcp { cluster: cluster? })
+        let tls = match &file.tls {
+            None => Some(None),
+            Some(t) => self
+                .tls(t, &format!("{prefix}.tls"), false)
+                .map(|t| Some(Arc::new(t))),
+        };
+        Some(Service::Tcp {
+            cluster: cluster?,
+            tls: tls?,
+        })
     }
 
     /// Checks that a listener's address takes no connections meant for an

@@ -61,6 +61,9 @@ impl Config {
                 short_target(table, listener),
                 duration::format(listener.idle_timeout)
             );
+            if let Service::Tcp { tls: Some(tls), .. } = &listener.service {
+                let _ = writeln!(out, "    tls: {}", describe_tls(tls));
+            }
             if let Service::Http(http) = &listener.service {
                 if let Some(tls) = &http.tls {
                     let _ = writeln!(out, "    tls: {}", describe_tls(tls));
@@ -122,13 +125,17 @@ impl Config {
                     address: l.address.to_string(),
                     protocol: protocol_name(l.protocol()),
                     cluster: match l.service {
-                        Service::Tcp { cluster } => Some(&table.cluster(cluster).name),
+                        Service::Tcp { cluster, .. } => Some(&table.cluster(cluster).name),
                         Service::Http(_) => None,
                     },
                     idle_timeout: duration::format(l.idle_timeout),
                     http: match &l.service {
                         Service::Tcp { .. } => None,
                         Service::Http(http) => Some(OutHttp::new(table, http)),
+                    },
+                    tls: match &l.service {
+                        Service::Tcp { tls, .. } => tls.as_deref().map(OutTls::new),
+                        Service::Http(_) => None,
                     },
                 })
                 .collect(),
@@ -195,7 +202,7 @@ impl Config {
 /// `3 routes`.
 pub fn describe_target(table: &Table, listener: &Listener) -> String {
     match &listener.service {
-        Service::Tcp { cluster } => format!("cluster `{}`", table.cluster(*cluster).name),
+        Service::Tcp { cluster, .. } => format!("cluster `{}`", table.cluster(*cluster).name),
         Service::Http(http) => format!("{} routes", http.routes.len()),
     }
 }
@@ -204,7 +211,7 @@ pub fn describe_target(table: &Table, listener: &Listener) -> String {
 /// `N routes`.
 fn short_target(table: &Table, listener: &Listener) -> String {
     match &listener.service {
-        Service::Tcp { cluster } => table.cluster(*cluster).name.to_string(),
+        Service::Tcp { cluster, .. } => table.cluster(*cluster).name.to_string(),
         Service::Http(http) => format!("{} routes", http.routes.len()),
     }
 }
@@ -377,6 +384,9 @@ struct OutListener<'a> {
     idle_timeout: String,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     http: Option<OutHttp<'a>>,
+    /// A TCP listener's `tls` (an HTTP listener's is among its own keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<OutTls<'a>>,
 }
 
 /// An HTTP listener's own keys.

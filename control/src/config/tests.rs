@@ -51,7 +51,7 @@ endpoints = ["127.0.0.1:9999"]
 /// The cluster a TCP listener sends to.
 fn tcp_cluster(listener: &dataplane::table::Listener) -> dataplane::table::ClusterId {
     match listener.service {
-        dataplane::table::Service::Tcp { cluster } => cluster,
+        dataplane::table::Service::Tcp { cluster, .. } => cluster,
         dataplane::table::Service::Http(_) => panic!("listener `{}` is not TCP", listener.name),
     }
 }

@@ -3,6 +3,7 @@
 pub mod http;
 pub mod relay;
 pub mod tcp;
+pub mod tls_relay;
 
 use crate::rt::net::TcpStream;
 

@@ -54,7 +54,7 @@ impl Activity {
         self.last.get()
     }
 
-    fn moved(&self) {
+    pub(crate) fn moved(&self) {
         self.last.set(rt::now());
     }
 }

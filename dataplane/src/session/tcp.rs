@@ -40,6 +40,8 @@ pub enum Ending {
     LocalShortage,
     /// The cluster was at its `max_connections`: reset at once.
     Overflow,
+    /// The TLS handshake with the upstream failed (the cluster's `tls`).
+    UpstreamTls,
 }
 
 /// Serves `client`, accepted on listener `listener` of `local`, which sends
@@ -97,13 +99,13 @@ pub fn serve<'a>(
 /// breakers). Boxed, and only when there is either: a pair of a plain
 /// cluster pays one null pointer.
 #[derive(Debug)]
-struct Marks {
+pub(super) struct Marks {
     _in_flight: Option<InFlight>,
     _slot: Option<OwnedSlot>,
 }
 
 /// Why no upstream connection was made for a TCP client.
-enum Unreached {
+pub(super) enum Unreached {
     Overflow,
     Connect(ConnectError),
 }
@@ -113,7 +115,7 @@ enum Unreached {
 /// endpoint for a cluster that balances by load (peak-EWMA takes the
 /// connect's time as its latency sample), and under the cluster's
 /// `max_connections`.
-async fn reach(
+pub(super) async fn reach(
     local: &LocalTable,
     id: ClusterId,
     client: &TcpStream,

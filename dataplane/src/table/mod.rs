@@ -65,6 +65,8 @@ pub enum Service {
     Tcp {
         /// Where connections go.
         cluster: ClusterId,
+        /// TLS termination, when the listener has `tls`.
+        tls: Option<Arc<route::ListenerTls>>,
     },
     /// Parses HTTP/1.1 requests and routes each one.
     Http(Arc<route::HttpService>),

@@ -414,7 +414,7 @@ fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpS
     // largest state, and an idle HTTP keep-alive connection must not be
     // sized by the TCP relay's (nor a TCP pair by an HTTP exchange's).
     let id = match local.table.listeners[listener].service {
-        Service::Tcp { cluster } => {
+        Service::Tcp { cluster, .. } => {
             rt::spawn(tcp_connection(guard, local, listener, cluster, client))
         }
         Service::Http(_) => rt::spawn(session::http::serve(local, listener, client, guard)),
@@ -437,7 +437,13 @@ fn tcp_connection(
 ) -> impl std::future::Future<Output = ()> + 'static {
     async move {
         let counters = guard.ctx.counters();
-        session::tcp::serve(&local, listener, cluster, client, counters).await;
+        if session::tls_relay::wanted(&local, listener, cluster) {
+            // Boxed: a plain pair's task stays its size.
+            let serve = session::tls_relay::serve(&local, listener, cluster, client, counters);
+            Box::pin(serve).await;
+        } else {
+            session::tcp::serve(&local, listener, cluster, client, counters).await;
+        }
         drop(guard);
     }
 }

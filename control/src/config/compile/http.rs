@@ -197,13 +197,6 @@ impl Builder<'_> {
                 file.encoded_slashes.as_ref().map(Spanned::span),
             ),
         ];
-        if let Some(tls) = &file.tls {
-            self.report(
-                Some(tls.span()),
-                format!("{prefix}.tls"),
-                "TLS on tcp listeners is not built yet; only http listeners take `tls` today",
-            );
-        }
         for (key, span) in spans {
             if let Some(span) = span {
                 self.report(
