@@ -19,6 +19,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("test_rng", &[]),
     ("settings", &[]),
     ("proto", &[]),
+    ("identity", &[]),
     // The reactor and the buffers it lends the kernel.
     ("buf", &["counter"]),
     ("rt", &["buf", "counter"]),
@@ -26,7 +27,7 @@ const RULES: &[(&str, &[&str])] = &[
     // the worker counters, the byte transports.
     ("request", &["proto"]),
     ("stats", &["counter"]),
-    ("transport", &["rt", "buf", "counter"]),
+    ("transport", &["rt", "buf", "counter", "identity"]),
     // The compiled table the agent hands over, and the lock-free cell that
     // carries it.
     ("table", &["counter", "proto", "request"]),
