@@ -19,6 +19,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("test_rng", &[]),
     ("settings", &[]),
     ("proto", &[]),
+    ("spiffe", &[]),
     // The reactor and the buffers it lends the kernel.
     ("buf", &["counter"]),
     ("rt", &["buf", "counter"]),
