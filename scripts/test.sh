@@ -9,5 +9,11 @@ if ! command -v curl >/dev/null 2>&1; then
     echo "test.sh: installing curl (the HTTP tests use it as a client)" >&2
     apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends curl >/dev/null
 fi
+# The development CA's end-to-end tests judge its certificates with the
+# system `openssl`.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test.sh: installing openssl (the CA tests use it to check certificates)" >&2
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -1,7 +1,7 @@
 //! The command line: `ringway run`, `check`, `reload`, `stats`,
-//! `default-config`.
+//! `default-config`, `ca`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dataplane::rt::FeatureMode;
 
 use crate::admin::client;
+use crate::ca;
 use crate::config::{self, Config};
 use crate::run;
 
@@ -64,6 +65,53 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// A development CA: make one for a SPIFFE trust domain, and issue
+    /// workload certificates (X509-SVIDs) with it, to try mTLS.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Make a CA for a trust domain: DIR/ca.pem and DIR/ca-key.pem (0600).
+    Init {
+        /// The trust domain it signs identities in (`example.org`).
+        #[arg(long)]
+        trust_domain: String,
+        /// The directory to write the CA into.
+        #[arg(long, default_value = ca::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Days the CA is valid for.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+        /// Replace a CA already in DIR (what it issued stops verifying).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a workload certificate for a SPIFFE ID: OUT/cert.pem,
+    /// OUT/key.pem (0600) and OUT/ca.pem (the CA, to trust peers by).
+    Issue {
+        /// The workload's SPIFFE ID (spiffe://example.org/ns/default/sa/web).
+        id: String,
+        /// The directory to write the certificate, key and CA into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The directory of the CA (made by `ringway ca init`).
+        #[arg(long, default_value = ca::DEFAULT_DIR)]
+        ca_dir: PathBuf,
+        /// Days the certificate is valid for (never past the CA's end).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+        /// A DNS name to add, for peers that check a host name (repeatable).
+        #[arg(long, value_name = "NAME")]
+        dns: Vec<String>,
+        /// An IP address to add, for peers that check the address they
+        /// connect to (repeatable).
+        #[arg(long, value_name = "ADDR")]
+        ip: Vec<IpAddr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +169,79 @@ pub fn main() -> ExitCode {
             print!("{}", config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
+        Command::Ca { command } => ca_command(command),
+    }
+}
+
+fn ca_command(command: CaCommand) -> ExitCode {
+    let done = match command {
+        CaCommand::Init {
+            trust_domain,
+            dir,
+            days,
+            force,
+        } => ca::init(&ca::Init {
+            trust_domain: &trust_domain,
+            dir: &dir,
+            days,
+            force,
+        })
+        .map(|made| {
+            println!(
+                "made a development CA for trust domain {}, valid until {}",
+                made.trust_domain,
+                ca::rfc3339(made.not_after)
+            );
+            print_files(&[
+                (&made.cert, "the CA certificate (what peers trust)"),
+                (&made.key, "its private key (0600; stays here)"),
+            ]);
+        }),
+        CaCommand::Issue {
+            id,
+            out,
+            ca_dir,
+            days,
+            dns,
+            ip,
+        } => ca::issue(&ca::Issue {
+            id: &id,
+            ca_dir: &ca_dir,
+            out: &out,
+            days,
+            dns: &dns,
+            ips: &ip,
+        })
+        .map(|issued| {
+            println!("issued {id}, valid until {}", ca::rfc3339(issued.not_after));
+            if issued.cut_to_ca {
+                println!("(not the {days} days asked: no certificate outlives its CA)");
+            }
+            print_files(&[
+                (&issued.cert, "the certificate (tls cert)"),
+                (&issued.key, "its private key (0600; tls key)"),
+                (
+                    &issued.ca,
+                    "the CA (tls client_ca on listeners, ca on clusters)",
+                ),
+            ]);
+        }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringway: {e}");
+            ExitCode::from(if e.is_bad_input() { 2 } else { 1 })
+        }
+    }
+}
+
+/// One line per file: its path, aligned, and what it is.
+fn print_files(files: &[(&PathBuf, &str)]) {
+    let paths: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    let width = paths.iter().map(String::len).max().unwrap_or(0);
+    for (path, (_, what)) in paths.iter().zip(files) {
+        println!("  {path:width$}  {what}");
     }
 }
 

@@ -26,6 +26,7 @@ pub mod routing;
 pub mod rt;
 pub(crate) mod session;
 pub mod settings;
+pub mod spiffe;
 pub mod stats;
 pub mod table;
 #[cfg(test)]

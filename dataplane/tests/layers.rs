@@ -19,7 +19,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("test_rng", &[]),
     ("settings", &[]),
     ("proto", &[]),
-    ("identity", &[]),
+    ("spiffe", &[]),
+    ("identity", &["spiffe"]),
     // The reactor and the buffers it lends the kernel.
     ("buf", &["counter"]),
     ("rt", &["buf", "counter"]),

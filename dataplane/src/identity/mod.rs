@@ -1,5 +1,5 @@
-//! Workload identities: SPIFFE IDs, and the X509-SVID rules a peer's
-//! certificate must keep to before its ID is believed.
+//! Workload identities: the X509-SVID rules a peer's certificate must keep
+//! to before its SPIFFE ID (checked by [`crate::spiffe`]) is believed.
 //!
 //! The chain is verified by webpki against the configured anchors; what a
 //! mesh needs on top is stricter and lives here ([`svid`]): the leaf names
@@ -7,9 +7,7 @@
 //! trust domain this side accepts. The verifiers ([`verify`]) run both in
 //! rustls's handshake, on the worker, once per handshake.
 
-pub mod spiffe;
 pub mod svid;
 pub mod verify;
 
-pub use spiffe::{check_id, SpiffeId};
 pub use svid::{check_svid, spiffe_id_of};

@@ -6,7 +6,7 @@ use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::spiffe::{self, IdError};
+use crate::spiffe::{SpiffeId, SpiffeIdError};
 
 /// Why a leaf certificate is not an X509-SVID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,12 +21,12 @@ pub enum SvidError {
     #[error("the certificate has {0} URI subject alternative names; an SVID has exactly one")]
     ManyUris(usize),
     /// The URI is not a workload's SPIFFE ID.
-    #[error("the certificate's URI {uri:?} is not a workload SPIFFE ID: it {why}")]
+    #[error("the certificate's URI {uri:?} is not a workload SPIFFE ID: {why}")]
     BadId {
         /// The URI as written.
         uri: String,
         /// The rule it breaks.
-        why: IdError,
+        why: SpiffeIdError,
     },
     /// `basicConstraints` says CA.
     #[error("the certificate is a CA (basicConstraints CA=true); a leaf SVID must not be")]
@@ -54,7 +54,7 @@ pub fn check_svid(cert: &CertificateDer<'_>) -> Result<String, SvidError> {
         [one] => *one,
         many => return Err(SvidError::ManyUris(many.len())),
     };
-    let id = spiffe::check_id(uri).map_err(|why| SvidError::BadId {
+    let id = SpiffeId::parse(uri).map_err(|why| SvidError::BadId {
         uri: uri.to_owned(),
         why,
     })?;
@@ -96,7 +96,7 @@ pub fn in_trust_domains(id: &str, domains: &[Box<str>]) -> bool {
     if domains.is_empty() {
         return true;
     }
-    spiffe::parse(id).is_ok_and(|id| domains.iter().any(|d| **d == *id.trust_domain()))
+    SpiffeId::parse(id).is_ok_and(|id| domains.iter().any(|d| id.is_member_of(d)))
 }
 
 /// The URIs among the certificate's subject alternative names.

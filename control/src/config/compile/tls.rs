@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use dataplane::identity::spiffe;
 use dataplane::identity::verify::{SvidClientVerifier, SvidServerVerifier, UncheckedServer};
 use dataplane::table::certs::SniCerts;
 use dataplane::table::route::{ClientAuth, ClusterTls, ListenerTls, TlsCert};
@@ -168,14 +167,14 @@ impl Builder<'_> {
                 let mut ok = true;
                 let mut ids = Vec::new();
                 for (i, id) in list.get_ref().iter().enumerate() {
-                    match spiffe::check_id(id.get_ref()) {
+                    match dataplane::spiffe::SpiffeId::parse(id.get_ref()) {
                         Ok(_) => ids.push(id.get_ref().as_str().into()),
                         Err(why) => {
                             ok = false;
                             self.report(
                                 Some(id.span()),
                                 format!("{prefix}.identities[{i}]"),
-                                format!("{:?} is not a workload SPIFFE ID: it {why}", id.get_ref()),
+                                format!("{:?} is not a workload SPIFFE ID: {why}", id.get_ref()),
                             );
                         }
                     }
@@ -423,8 +422,16 @@ impl Builder<'_> {
             .flat_map(|l| l.get_ref().iter())
             .enumerate()
         {
-            match spiffe::check_trust_domain(d.get_ref()) {
-                Ok(()) => {
+            match dataplane::spiffe::parse_trust_domain(d.get_ref()) {
+                Ok(_) if d.get_ref().starts_with("spiffe://") => {
+                    self.report(
+                        Some(d.span()),
+                        format!("{prefix}.trust_domains[{i}]"),
+                        format!("write the trust domain's bare name, not {:?}", d.get_ref()),
+                    );
+                    domains = None;
+                }
+                Ok(_) => {
                     if let Some(list) = domains.as_mut() {
                         list.push(d.get_ref().as_str().into());
                     }
@@ -433,7 +440,7 @@ impl Builder<'_> {
                     self.report(
                         Some(d.span()),
                         format!("{prefix}.trust_domains[{i}]"),
-                        format!("{:?} is not a trust domain name: it {why}", d.get_ref()),
+                        format!("{:?} is not a trust domain name: {why}", d.get_ref()),
                     );
                     domains = None;
                 }
