@@ -133,13 +133,6 @@ impl TlsClient {
         Self::build(cas, Some(leaf))
     }
 
-    /// The same client, sending and verifying `name` instead.
-    pub fn server_name(mut self, name: &str) -> Self {
-        self.server_name = ServerName::try_from(name.to_owned())
-            .unwrap_or_else(|e| panic!("{name:?} is not a server name: {e}"));
-        self
-    }
-
     fn build(cas: &[&Path], leaf: Option<&Leaf>) -> Self {
         let mut roots = RootCertStore::empty();
         for ca in cas {

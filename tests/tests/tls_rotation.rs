@@ -357,6 +357,7 @@ fn probe(addr: SocketAddr, client: &TlsClient, rotation: &Rotation) -> usize {
         )
     });
     assert_eq!(stream.peer_issuer(), rotation.issuers[leaf]);
+    assert_eq!(stream.alpn(), Some(&b"http/1.1"[..]), "the protocol chosen");
     let mut conn = HttpConn::over(stream);
     request(&mut conn).unwrap_or_else(|e| panic!("the test's own request: {e}"));
     leaf
