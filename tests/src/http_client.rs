@@ -8,7 +8,7 @@
 //! chunk sizes, trailers, interim responses, raw heads, and how a connection
 //! ended.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::http_wire::{body_framing, parse_field, split_head, Framing, Piece, Wire, WireError};
 use crate::net::{client, set_timeouts, try_client};
+use crate::tls_client::ClientStream;
 use ringway_kit::admin::{scalar, Metrics};
 
 /// Longest response head the client reads.
@@ -221,10 +222,11 @@ impl HttpResponse {
     }
 }
 
-/// One client connection, for any number of requests in a row.
+/// One client connection, for any number of requests in a row, over plain
+/// TCP or any other [`ClientStream`] (TLS).
 #[derive(Debug)]
-pub struct HttpConn {
-    wire: Wire<TcpStream>,
+pub struct HttpConn<S = TcpStream> {
+    wire: Wire<S>,
 }
 
 impl HttpConn {
@@ -251,14 +253,23 @@ impl HttpConn {
             wire: Wire::new(try_client(addr)?),
         })
     }
+}
+
+impl<S: ClientStream> HttpConn<S> {
+    /// A client on a stream the caller set up (a TLS session, say).
+    pub fn over(stream: S) -> Self {
+        Self {
+            wire: Wire::new(stream),
+        }
+    }
 
     /// The socket.
     pub fn stream(&self) -> &TcpStream {
-        self.wire.get_ref()
+        self.wire.get_ref().tcp()
     }
 
     /// The buffered reader over the socket, to read a body as a stream.
-    pub fn wire(&mut self) -> &mut Wire<TcpStream> {
+    pub fn wire(&mut self) -> &mut Wire<S> {
         &mut self.wire
     }
 
@@ -275,7 +286,7 @@ impl HttpConn {
 
     /// Writes `bytes`, returning a failed write.
     pub fn try_send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut stream = self.stream();
+        let stream = self.wire.get_mut();
         stream.write_all(bytes)?;
         stream.flush()
     }

@@ -114,6 +114,11 @@ impl<R: Read> Wire<R> {
         &self.inner
     }
 
+    /// The reader underneath, to write to it.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     /// Bytes read but not consumed yet.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..]

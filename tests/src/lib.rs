@@ -35,6 +35,7 @@ pub mod http_wire;
 pub mod net;
 pub mod origin;
 pub mod pki;
+pub mod tls_client;
 
 pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};
