@@ -23,8 +23,10 @@ use ringway_tests::tls_client::{TlsClient, Transport};
 const TRICKLERS: usize = 50;
 /// The pause between two bytes of a trickled hello.
 const PACE: Duration = Duration::from_millis(100);
-/// The listener's header timeout, which bounds a handshake.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The listener's header timeout, which bounds a handshake: long beside
+/// the normal client's five requests (which must be served before any
+/// trickling connection is closed), short beside the trickled hello.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Requests of the normal client, each on a connection of its own.
 const NORMAL_REQUESTS: usize = 5;
 /// The longest the trickle, or a wait on the counters, may go on.
