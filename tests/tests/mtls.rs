@@ -605,3 +605,49 @@ fn bad_tls_settings_are_refused_naming_the_key() {
         assert!(stderr.contains(key), "{key}: {stderr}");
     }
 }
+
+#[test]
+fn a_rotation_that_changes_the_identity_is_refused_and_the_old_one_serves() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca = Ca::new(dir.path(), "mesh");
+    let origin = HttpOrigin::ok("still api");
+    let ca_file = ca.pem_str();
+    let pair = pair(&origin, &ca, |web| {
+        tls(
+            web,
+            &format!("ca = {}, identities = [{}]", quote(&ca_file), quote(API)),
+        )
+    });
+    let inbound = Ringway::start(&pair.inbound.to_toml());
+    let outbound = Ringway::start(&pair.outbound.to_toml());
+    assert_eq!(through(&pair, "/").0, 200);
+
+    // The inbound side's files now hold another workload's SVID: a reload
+    // refuses it, naming the key, and api's certificate keeps serving.
+    let other = ca.workload("other", "spiffe://example.org/ns/default/sa/db");
+    let api = dir.path().join("api.pem");
+    let api_key = dir.path().join("api-key.pem");
+    std::fs::copy(&other.cert, &api).expect("the new certificate");
+    std::fs::copy(&other.key, &api_key).expect("the new key");
+    let reloaded = admin::post(pair.inbound.admin, "/reload", "");
+    assert_eq!(reloaded.status, 400, "{}", reloaded.body);
+    assert!(
+        reloaded.body.contains("listeners[0].tls.cert"),
+        "{}",
+        reloaded.body
+    );
+    assert!(
+        reloaded
+            .body
+            .contains("spiffe://example.org/ns/default/sa/db"),
+        "{}",
+        reloaded.body
+    );
+    // New connections (a new outbound proxy: no pooled connection) still
+    // meet api's identity.
+    outbound.stop().assert_clean();
+    let outbound = Ringway::start(&pair.outbound.to_toml());
+    assert_eq!(through(&pair, "/again").0, 200);
+    outbound.stop().assert_clean();
+    inbound.stop().assert_clean();
+}

@@ -83,6 +83,7 @@ pub(crate) fn compile(
         source,
         cores,
         errors: Vec::new(),
+        identities: tls::running_identities(previous),
     };
     let runtime = builder.runtime(file.runtime.as_ref());
     let admin = builder.admin(file.admin.as_ref());
@@ -132,6 +133,9 @@ struct Builder<'a> {
     source: &'a Source<'a>,
     cores: Option<&'a [usize]>,
     errors: Vec<ConfigError>,
+    /// The SPIFFE ID each certificate file of the running table names: a
+    /// certificate re-read from the same file must keep it.
+    identities: HashMap<Box<str>, Box<str>>,
 }
 
 impl Builder<'_> {

@@ -103,6 +103,8 @@ pub struct TlsCert {
     pub key: Box<str>,
     /// When the leaf expires (its notAfter, in seconds since the epoch).
     pub not_after: i64,
+    /// The SPIFFE ID the leaf names, if it is an SVID.
+    pub identity: Option<Box<str>>,
 }
 
 /// A listener's verification of client certificates.

@@ -8,11 +8,14 @@
 //! trust domains are well formed. What comes out is the rustls
 //! configuration every worker's handshakes use, held in the table.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use dataplane::identity::spiffe_id_of;
 use dataplane::identity::verify::{SvidClientVerifier, SvidServerVerifier, UncheckedServer};
 use dataplane::table::certs::SniCerts;
 use dataplane::table::route::{ClientAuth, ClusterTls, ListenerTls, TlsCert};
+use dataplane::table::{Service, Table};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -306,6 +309,23 @@ impl Builder<'_> {
                 .map_err(|e| format!("cannot read a private key from {path:?}: {e}"))
         });
         let ((chain, not_after), key_der) = (chain?, key_der?);
+        let identity = chain
+            .first()
+            .and_then(spiffe_id_of)
+            .map(Into::<Box<str>>::into);
+        if let Some(before) = self.identities.get(cert.get_ref().as_str()) {
+            if identity.as_deref() != Some(&**before) {
+                let now = identity.as_deref().unwrap_or("no SPIFFE ID");
+                let reason = format!(
+                    "the certificate in {:?} now names {now}, where the running one names {before}: \
+                     a rotation keeps the identity peers authorize by (write the new identity to a \
+                     new file and point the configuration at it to change it)",
+                    cert.get_ref()
+                );
+                self.report(Some(cert.span()), format!("{prefix}.cert"), reason);
+                return None;
+            }
+        }
         match CertifiedKey::from_der(chain, key_der, provider) {
             Ok(certified) => Some((
                 Arc::new(certified),
@@ -314,6 +334,7 @@ impl Builder<'_> {
                     cert: cert.get_ref().as_str().into(),
                     key: key.get_ref().as_str().into(),
                     not_after,
+                    identity,
                 },
             )),
             Err(e) => {
@@ -514,6 +535,29 @@ impl Builder<'_> {
         }
         out
     }
+}
+
+/// The SPIFFE ID each certificate file of `table` names (listeners' and
+/// clusters'), by the file's path.
+pub(super) fn running_identities(table: Option<&Table>) -> HashMap<Box<str>, Box<str>> {
+    let Some(table) = table else {
+        return HashMap::new();
+    };
+    let listeners = table.listeners.iter().flat_map(|l| {
+        let tls = match &l.service {
+            Service::Http(http) => http.tls.as_ref(),
+            Service::Tcp { tls, .. } => tls.as_deref(),
+        };
+        tls.into_iter().flat_map(|t| t.certs.iter())
+    });
+    let clusters = table
+        .clusters
+        .iter()
+        .filter_map(|c| c.tls.as_ref()?.cert.as_ref());
+    listeners
+        .chain(clusters)
+        .filter_map(|c| Some((c.cert.clone(), c.identity.clone()?)))
+        .collect()
 }
 
 /// Where an sni entry's names are written, for a report on them.
