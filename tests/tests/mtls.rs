@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -650,4 +651,57 @@ fn a_rotation_that_changes_the_identity_is_refused_and_the_old_one_serves() {
     assert_eq!(through(&pair, "/again").0, 200);
     outbound.stop().assert_clean();
     inbound.stop().assert_clean();
+}
+
+/// `openssl s_client` to the listener at `port`, saving its session to
+/// `out` or resuming the one in `resume`; whether the session was reused.
+fn s_client_session(port: u16, ca: &Ca, out: Option<&Path>, resume: Option<&Path>) -> bool {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "localhost", "-CAfile", &ca.pem_str()]);
+    if let Some(out) = out {
+        cmd.arg("-sess_out").arg(out);
+    }
+    if let Some(resume) = resume {
+        cmd.arg("-sess_in").arg(resume);
+    }
+    // A request that closes the connection: s_client reads to the close,
+    // and rustls sends its session ticket before any response, so the
+    // ticket is in hand when s_client leaves.
+    cmd.arg("-ign_eof");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run openssl (is it installed?): {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("the request");
+    let out = child.wait_with_output().expect("openssl's output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("New, TLSv1.3") || text.contains("Reused, TLSv1.3"),
+        "no TLS 1.3 session in:\n{text}"
+    );
+    assert!(text.contains("HTTP/1.1 200"), "no answer in:\n{text}");
+    text.contains("Reused, TLSv1.3")
+}
+
+#[test]
+fn outside_clients_resume_their_sessions() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca = Ca::new(dir.path(), "resume");
+    let server = ca.server("server", &["localhost"]);
+    let origin = HttpOrigin::ok("x");
+    let config = HttpConfig::forward_all(&[origin.addr()]).listener_key("tls", &tls(&server, ""));
+    let proxy = Ringway::start(&config.to_toml());
+    let session = dir.path().join("session.pem");
+    let port = config.listen.port();
+    assert!(!s_client_session(port, &ca, Some(&session), None));
+    assert!(s_client_session(port, &ca, None, Some(&session)));
+    proxy.stop().assert_clean();
 }
