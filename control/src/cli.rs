@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::run;
 
 /// Where `reload` and `stats` look for the admin API unless told.
-const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
 /// ringway: a thread-per-core service-mesh data plane on io_uring.
 #[derive(Debug, Parser)]
@@ -64,6 +64,11 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Work with the running proxy's certificates.
+    Tls {
+        #[command(subcommand)]
+        command: crate::admin::push::TlsCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +126,7 @@ pub fn main() -> ExitCode {
             print!("{}", config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
+        Command::Tls { command } => crate::admin::push::main(command),
     }
 }
 

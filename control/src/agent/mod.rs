@@ -5,6 +5,7 @@
 //! It lives on the control thread, inside a single-threaded tokio runtime:
 //! the state is behind a `RefCell` and no borrow is held across an `.await`.
 
+pub mod cert_expiry;
 mod checks;
 pub mod endpoints;
 pub mod exposition;
@@ -27,14 +28,17 @@ use dataplane::rt::net::TcpListener;
 use dataplane::table::checks::Verdicts;
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::outlier::EndpointEvents;
+use dataplane::table::route::TlsCert;
 use dataplane::table::Table;
 use dataplane::worker::{WorkerReport, Workers};
 use hdrhistogram::Histogram;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use self::cert_expiry::{Certificate, Owner};
 use self::worker_log::LogTail;
 use crate::config::{self, AdminSettings, Config, ConfigErrors};
+use crate::reload::material::Identities;
 
 /// How long a caller of [`Agent::apply`] waits for the workers to take a
 /// table before answering anyway.
@@ -71,6 +75,12 @@ pub struct Agent {
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
+    /// The files the newest table read TLS material from, for the watch
+    /// that follows them ([`crate::reload::follow`]).
+    tls_files: watch::Sender<Arc<[PathBuf]>>,
+    /// Files the admin API wrote and applied since the watch last looked,
+    /// with what it wrote: not a change for the watch to apply again.
+    written: RefCell<Vec<(PathBuf, Vec<u8>)>>,
 }
 
 #[derive(Debug)]
@@ -80,6 +90,10 @@ struct State {
     /// `None` once an endpoint update made the running configuration
     /// differ from every text.
     source: Option<String>,
+    /// Where that text came from, as errors name it.
+    origin: String,
+    /// The SPIFFE IDs of the certificates the table presents.
+    identities: Identities,
     /// The newest table handed to the workers.
     table: Arc<Table>,
     /// Older tables that a worker or a connection may still hold. The agent
@@ -162,6 +176,12 @@ impl Agent {
         cores: Option<Vec<usize>>,
     ) -> Self {
         let ack_fd = workers.take_acks();
+        let origin = path.as_ref().map_or_else(
+            || "<embedded default>".to_owned(),
+            |p| p.display().to_string(),
+        );
+        let mut identities = Identities::default();
+        identities.follow(cert_expiry::running(&table).iter().map(|c| &c.cert));
         Self {
             cores,
             logs,
@@ -175,9 +195,13 @@ impl Agent {
             ack_fd: RefCell::new(ack_fd),
             pending: RefCell::new(VecDeque::new()),
             path,
+            tls_files: watch::Sender::new(tls_files(&table).into()),
+            written: RefCell::default(),
             state: RefCell::new(State {
                 config,
                 source: Some(source),
+                origin,
+                identities,
                 table,
                 retired: Vec::new(),
                 reloads: 0,
@@ -281,7 +305,24 @@ impl Agent {
                     return Err(ReloadError::Refused(errors));
                 }
             };
+        state.origin = origin.to_owned();
         self.publish(&mut state, next, Some(text.to_owned()))
+    }
+
+    /// Applies the running configuration again, which reads its TLS files
+    /// anew: what a reload of an unchanged config file does, without
+    /// reading the file (which may hold edits not meant to apply yet).
+    /// After an endpoint update, the running configuration is the
+    /// effective one, endpoints included.
+    pub fn reread_files(self: &Rc<Self>) -> Result<Applied, ReloadError> {
+        let (text, origin) = {
+            let state = self.state.borrow();
+            match &state.source {
+                Some(text) => (text.clone(), state.origin.clone()),
+                None => (state.config.to_toml(), "<running configuration>".to_owned()),
+            }
+        };
+        self.apply(&text, &origin)
     }
 
     /// Replaces the endpoints of cluster `name` (service discovery's usual
@@ -368,6 +409,16 @@ impl Agent {
         state.config = next;
         state.source = source;
         self.checkers.reconcile(&table);
+        let files: Arc<[PathBuf]> = tls_files(&table).into();
+        self.tls_files.send_if_modified(|running| {
+            let changed = **running != *files;
+            if changed {
+                *running = files;
+            }
+            changed
+        });
+        let certs = cert_expiry::running(&table);
+        state.identities.follow(certs.iter().map(|c| &c.cert));
         let previous = std::mem::replace(&mut state.table, table);
         state.retired.push(previous);
         sweep(&mut state.retired);
@@ -507,6 +558,69 @@ impl Agent {
         exposition::HttpFigures::read(&self.state.borrow().table)
     }
 
+    /// The certificates the newest table presents, for `/stats` and
+    /// `/metrics`.
+    pub fn certificates(&self) -> Vec<Certificate> {
+        cert_expiry::running(&self.state.borrow().table)
+    }
+
+    /// The certificate `owner` `name` presents by default (a listener's
+    /// default certificate, a cluster's client certificate), and the
+    /// SPIFFE ID it proves (`Some(None)`: none; `None`: not known), for a
+    /// replacement pushed through the admin API.
+    pub fn replaceable(
+        &self,
+        owner: Owner,
+        name: &str,
+    ) -> Result<(TlsCert, Option<Option<String>>), NoCertificate> {
+        let state = self.state.borrow();
+        let table = &state.table;
+        let cert = match owner {
+            Owner::Listener => {
+                let listener = table
+                    .listeners
+                    .iter()
+                    .find(|l| &*l.name == name)
+                    .ok_or(NoCertificate::Unknown(owner))?;
+                match &listener.service {
+                    dataplane::table::Service::Http(http) => {
+                        http.tls.as_ref().and_then(|t| t.certs.first())
+                    }
+                    dataplane::table::Service::Tcp { .. } => None,
+                }
+            }
+            Owner::Cluster => {
+                let cluster = table
+                    .clusters
+                    .iter()
+                    .find(|c| &*c.name == name)
+                    .ok_or(NoCertificate::Unknown(owner))?;
+                cluster.tls.as_ref().and_then(|t| t.cert.as_ref())
+            }
+        };
+        let cert = cert.ok_or(NoCertificate::None(owner))?;
+        let identity = state.identities.of(cert).map(|id| id.map(str::to_owned));
+        Ok((cert.clone(), identity))
+    }
+
+    /// Follows the files the newest table read TLS material from.
+    pub fn tls_files(&self) -> watch::Receiver<Arc<[PathBuf]>> {
+        self.tls_files.subscribe()
+    }
+
+    /// Records that the admin API wrote `bytes` to `path` and applied
+    /// them.
+    pub fn note_written(&self, path: PathBuf, bytes: Vec<u8>) {
+        let mut written = self.written.borrow_mut();
+        written.retain(|(p, _)| *p != path);
+        written.push((path, bytes));
+    }
+
+    /// What the admin API wrote and applied since the last call.
+    pub fn take_written(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        std::mem::take(&mut self.written.borrow_mut())
+    }
+
     /// The agent's own figures, for `/stats` and `/metrics`.
     pub fn figures(&self) -> exposition::AgentFigures {
         let state = self.state.borrow();
@@ -532,11 +646,63 @@ fn sweep(retired: &mut Vec<Arc<Table>>) {
     retired.retain(|t| Arc::strong_count(t) > 1);
 }
 
+/// Why there is no certificate to replace.
+#[derive(Debug, thiserror::Error)]
+pub enum NoCertificate {
+    /// No listener or cluster of that name.
+    #[error("no {} of that name in the running configuration", .0.name())]
+    Unknown(Owner),
+    /// It presents no certificate of its own.
+    #[error("{}", match .0 {
+        Owner::Listener => "the listener has no tls: a certificate is pushed over the files its tls = { cert, key } names",
+        Owner::Cluster => "the cluster presents no client certificate: a certificate is pushed over the files its tls = { cert, key } names",
+    })]
+    None(Owner),
+}
+
 /// Whether `table` holds material read from files other than the
-/// configuration (TLS certificates and keys).
+/// configuration (TLS certificates, keys and anchors).
 fn reads_files(table: &Table) -> bool {
-    table.listeners.iter().any(|l| match &l.service {
-        dataplane::table::Service::Http(http) => http.tls.is_some(),
-        dataplane::table::Service::Tcp { .. } => false,
-    })
+    !tls_files(table).is_empty()
+}
+
+/// Every file `table` read TLS material from, each once, in table order:
+/// listeners' certificates, keys and client anchors, then clusters'
+/// anchors, certificates and keys.
+pub fn tls_files(table: &Table) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut add = |path: &str| {
+        let path = PathBuf::from(path);
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    };
+    for l in &table.listeners {
+        let dataplane::table::Service::Http(http) = &l.service else {
+            continue;
+        };
+        let Some(tls) = &http.tls else {
+            continue;
+        };
+        for cert in &tls.certs {
+            add(&cert.cert);
+            add(&cert.key);
+        }
+        if let Some(clients) = &tls.clients {
+            add(&clients.ca);
+        }
+    }
+    for c in &table.clusters {
+        let Some(tls) = &c.tls else {
+            continue;
+        };
+        if let Some(ca) = &tls.ca {
+            add(ca);
+        }
+        if let Some(cert) = &tls.cert {
+            add(&cert.cert);
+            add(&cert.key);
+        }
+    }
+    files
 }
