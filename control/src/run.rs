@@ -77,11 +77,11 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
         .with_context(|| format!("admin.address {}: cannot listen", config.admin.address))?;
     // Following the files from here on catches a change made since they
     // were read.
-    let follower = Follower::start(
-        path.as_deref(),
-        &source,
-        crate::agent::tls_files(&config.table).into(),
-    );
+    let files: crate::agent::FilesRead = crate::agent::tls_files(&config.table)
+        .into_iter()
+        .map(|path| (path, None))
+        .collect();
+    let follower = Follower::start(path.as_deref(), &source, &files);
 
     let table = Arc::new(config.table.clone());
     let mut logs = WorkerLogs::default();

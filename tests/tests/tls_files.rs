@@ -277,6 +277,53 @@ fn files_written_in_place_rotate_and_a_half_written_pair_waits_for_its_other_hal
     proxy.stop().assert_clean();
 }
 
+/// After a reload that names other files, the old ones are no longer
+/// followed (a change there applies nothing) and the new ones are.
+#[test]
+fn the_files_watched_follow_the_running_configuration() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (a, b, c) = (
+        Issuer::new(dir.path(), "a"),
+        Issuer::new(dir.path(), "b"),
+        Issuer::new(dir.path(), "c"),
+    );
+    let (old, old_key) = (dir.path().join("old.pem"), dir.path().join("old-key.pem"));
+    let (new, new_key) = (dir.path().join("new.pem"), dir.path().join("new-key.pem"));
+    write_pair(&a.leaf(&Spec::until(2031)), &old, &old_key);
+    write_pair(&b.leaf(&Spec::until(2032)), &new, &new_key);
+    let origin = HttpOrigin::ok("served");
+    let base = HttpConfig::forward_all(&[origin.addr()]);
+    let config = with_tls(base.clone(), &old, &old_key);
+    let proxy = Ringway::start(&config.to_toml());
+    serves(config.listen, &a, &b);
+    let moved = with_tls(base, &new, &new_key);
+    let applied = admin::post(config.admin, "/config", &moved.to_toml());
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    serves(config.listen, &b, &a);
+
+    // The old certificate broken, the new one rotated, in one go: only the
+    // new files are read, and named.
+    fs::write(&old, "not a certificate").expect("the old file");
+    write_pair(&c.leaf(&Spec::until(2033)), &new, &new_key);
+    admin::wait_generation(config.admin, 3, WAIT);
+    serves(config.listen, &c, &b);
+    let stderr = proxy.stderr();
+    let changes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("reload (file change: "))
+        .collect();
+    let old = old.to_string_lossy();
+    assert!(
+        changes.iter().all(|l| !l.contains(&*old)),
+        "{old} is still followed:\n{stderr}"
+    );
+    assert!(
+        changes.iter().any(|l| l.contains(&*new.to_string_lossy())),
+        "{stderr}"
+    );
+    proxy.stop().assert_clean();
+}
+
 /// A Secret volume as the kubelet lays it out: `tls.crt -> ..data/tls.crt`,
 /// `tls.key -> ..data/tls.key`, `..data -> ..STAMP`.
 struct SecretVolume {

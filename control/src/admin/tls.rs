@@ -145,13 +145,7 @@ pub(super) async fn push(agent: &Rc<Agent>, path: &str, req: Request<Incoming>) 
             let _ = previous.restore();
             reload_reply(agent, Err(ReloadError::ShuttingDown), before).await
         }
-        result => {
-            // Applied: the watch has nothing new to apply in these files.
-            for (path, bytes) in checked.contents(&cert_path, &key_path) {
-                agent.note_written(path, bytes);
-            }
-            reload_reply(agent, result, before).await
-        }
+        result => reload_reply(agent, result, before).await,
     }
 }
 

@@ -75,13 +75,15 @@ pub struct Agent {
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
-    /// The files the newest table read TLS material from, for the watch
-    /// that follows them ([`crate::reload::follow`]).
-    tls_files: watch::Sender<Arc<[PathBuf]>>,
-    /// Files the admin API wrote and applied since the watch last looked,
-    /// with what it wrote: not a change for the watch to apply again.
-    written: RefCell<Vec<(PathBuf, Vec<u8>)>>,
+    /// The files the newest compiled table read TLS material from, with
+    /// what they held, for the watch that follows them
+    /// ([`crate::reload::follow`]).
+    tls_files: watch::Sender<FilesRead>,
 }
+
+/// Files a table read, each with what it held just after the table was
+/// compiled (`None`: it could not be read again).
+pub type FilesRead = Arc<[(PathBuf, Option<Vec<u8>>)]>;
 
 #[derive(Debug)]
 struct State {
@@ -195,8 +197,7 @@ impl Agent {
             ack_fd: RefCell::new(ack_fd),
             pending: RefCell::new(VecDeque::new()),
             path,
-            tls_files: watch::Sender::new(tls_files(&table).into()),
-            written: RefCell::default(),
+            tls_files: watch::Sender::new(read_files(&table)),
             state: RefCell::new(State {
                 config,
                 source: Some(source),
@@ -306,7 +307,12 @@ impl Agent {
                 }
             };
         state.origin = origin.to_owned();
-        self.publish(&mut state, next, Some(text.to_owned()))
+        // What the files hold now is, all but certainly, what the compile
+        // just read: the watch compares later changes with this.
+        let files = read_files(&next.table);
+        let result = self.publish(&mut state, next, Some(text.to_owned()));
+        self.tls_files.send_replace(files);
+        result
     }
 
     /// Applies the running configuration again, which reads its TLS files
@@ -409,14 +415,6 @@ impl Agent {
         state.config = next;
         state.source = source;
         self.checkers.reconcile(&table);
-        let files: Arc<[PathBuf]> = tls_files(&table).into();
-        self.tls_files.send_if_modified(|running| {
-            let changed = **running != *files;
-            if changed {
-                *running = files;
-            }
-            changed
-        });
         let certs = cert_expiry::running(&table);
         state.identities.follow(certs.iter().map(|c| &c.cert));
         let previous = std::mem::replace(&mut state.table, table);
@@ -603,22 +601,11 @@ impl Agent {
         Ok((cert.clone(), identity))
     }
 
-    /// Follows the files the newest table read TLS material from.
-    pub fn tls_files(&self) -> watch::Receiver<Arc<[PathBuf]>> {
+    /// Follows the files the newest compiled table read TLS material
+    /// from, with what they held (sent at every compile, even of the same
+    /// files: their content is news to the watch).
+    pub fn tls_files(&self) -> watch::Receiver<FilesRead> {
         self.tls_files.subscribe()
-    }
-
-    /// Records that the admin API wrote `bytes` to `path` and applied
-    /// them.
-    pub fn note_written(&self, path: PathBuf, bytes: Vec<u8>) {
-        let mut written = self.written.borrow_mut();
-        written.retain(|(p, _)| *p != path);
-        written.push((path, bytes));
-    }
-
-    /// What the admin API wrote and applied since the last call.
-    pub fn take_written(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        std::mem::take(&mut self.written.borrow_mut())
     }
 
     /// The agent's own figures, for `/stats` and `/metrics`.
@@ -664,6 +651,17 @@ pub enum NoCertificate {
 /// configuration (TLS certificates, keys and anchors).
 fn reads_files(table: &Table) -> bool {
     !tls_files(table).is_empty()
+}
+
+/// Every file `table` read TLS material from, with what it holds now.
+fn read_files(table: &Table) -> FilesRead {
+    tls_files(table)
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).ok();
+            (path, bytes)
+        })
+        .collect()
 }
 
 /// Every file `table` read TLS material from, each once, in table order:

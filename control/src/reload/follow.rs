@@ -6,8 +6,12 @@
 //! One [`Watch`] and one task for both, so that decisions are taken one at
 //! a time: a burst that changes the config file and a certificate reloads
 //! once (a reload reads the certificates too). The TLS files followed are
-//! those of the newest published table ([`Agent::tls_files`]): a reload
-//! that adds or drops a certificate moves the watch with it.
+//! those of the newest compiled table ([`Agent::tls_files`]): a reload
+//! that adds or drops a certificate moves the watch with it. Each compile
+//! also says what the files held when it read them, so a change is judged
+//! against what runs: a change made between a reload and the watch's next
+//! look is not missed, and a reload that already read a change (`SIGHUP`,
+//! `PUT /tls/...`) is not followed by a second one.
 //!
 //! A certificate and its key written one after the other, more than
 //! [`SETTLE`](super::watch::SETTLE) apart, are read in between: the pair
@@ -19,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::watch::Watch;
-use crate::agent::{Agent, Applied};
+use crate::agent::{Agent, Applied, FilesRead};
 
 /// Follows the config file (if any) and the running table's TLS files.
 #[derive(Debug)]
@@ -30,20 +34,20 @@ pub struct Follower {
     /// configuration reads no file), or while no watch can be had.
     watch: Option<Watch>,
     /// The TLS files followed: those of the newest table.
-    files: Arc<[PathBuf]>,
+    files: Vec<PathBuf>,
 }
 
 impl Follower {
     /// Follows the config file at `path`, whose content the running
     /// configuration came from (`source`), and `files`, the TLS files its
-    /// table read. Without a watch (inotify instances exhausted, say)
-    /// ringway still runs and reloads on `SIGHUP` and the admin API: that
-    /// is said on stderr rather than refused.
-    pub fn start(path: Option<&Path>, source: &str, files: Arc<[PathBuf]>) -> Self {
+    /// table read (and what they held). Without a watch (inotify instances
+    /// exhausted, say) ringway still runs and reloads on `SIGHUP` and the
+    /// admin API: that is said on stderr rather than refused.
+    pub fn start(path: Option<&Path>, source: &str, files: &FilesRead) -> Self {
         let mut follower = Self {
             config: path.map(Path::to_owned),
             watch: None,
-            files: Arc::from([]),
+            files: Vec::new(),
         };
         if let Some(path) = path {
             let watch = Watch::new().and_then(|mut watch| {
@@ -97,7 +101,7 @@ impl Follower {
             }
             if tables.has_changed().unwrap_or(false) || !burst {
                 let files = Arc::clone(&tables.borrow_and_update());
-                self.follow_files(files);
+                self.follow_files(&files);
             }
             if burst {
                 self.apply_changes(&agent);
@@ -105,11 +109,9 @@ impl Follower {
         }
     }
 
-    /// Follows `files` (and the config file) and nothing else.
-    fn follow_files(&mut self, files: Arc<[PathBuf]>) {
-        if *files == *self.files {
-            return;
-        }
+    /// Follows `files` (and the config file) and nothing else, taking
+    /// what each held as the content in service.
+    fn follow_files(&mut self, files: &FilesRead) {
         if self.watch.is_none() && !files.is_empty() {
             match Watch::new() {
                 Ok(watch) => self.watch = Some(watch),
@@ -125,18 +127,27 @@ impl Follower {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
-        let config = self.config.as_deref();
-        watch.retain(|p| Some(p) == config || files.iter().any(|f| f == p));
-        for path in files.iter() {
-            if let Err(e) = watch.follow(path, None) {
-                eprintln!(
-                    "ringway: warning: cannot watch {} for changes ({e}); \
-                     apply a new one with SIGHUP, `ringway reload` or `ringway tls push`",
-                    path.display()
-                );
+        // New files are followed before old ones are dropped, so that a
+        // directory both use stays watched throughout.
+        for (path, held) in files.iter() {
+            if watch.follows(path) {
+                if let Some(bytes) = held {
+                    watch.saw(path, bytes.clone());
+                }
+            } else if let Err(e) = watch.follow(path, held.as_deref()) {
+                // Said once per file, not at every reload.
+                if !self.files.contains(path) {
+                    eprintln!(
+                        "ringway: warning: cannot watch {} for changes ({e}); \
+                         apply a new one with SIGHUP, `ringway reload` or `ringway tls push`",
+                        path.display()
+                    );
+                }
             }
         }
-        self.files = files;
+        let config = self.config.as_deref();
+        watch.retain(|p| Some(p) == config || files.iter().any(|(f, _)| f == p));
+        self.files = files.iter().map(|(f, _)| f.clone()).collect();
     }
 
     /// Reads the followed files after a burst and applies what changed:
@@ -146,10 +157,6 @@ impl Follower {
         let Some(watch) = self.watch.as_mut() else {
             return;
         };
-        // What ringway wrote and applied itself is not news.
-        for (path, bytes) in agent.take_written() {
-            watch.saw(&path, bytes);
-        }
         let changed = watch.changed();
         if changed.is_empty() {
             return;

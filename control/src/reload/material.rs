@@ -39,19 +39,6 @@ pub struct Material {
 }
 
 impl Material {
-    /// What the files at `cert` and `key` read once [`install`] wrote
-    /// them there: the chain and the key, or both in one file.
-    pub fn contents(&self, cert: &Path, key: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        if cert == key {
-            vec![(cert.to_owned(), self.combined())]
-        } else {
-            vec![
-                (cert.to_owned(), self.cert.clone()),
-                (key.to_owned(), self.key.clone()),
-            ]
-        }
-    }
-
     /// The chain then the key, for a file that holds both.
     fn combined(&self) -> Vec<u8> {
         let mut both = self.cert.clone();
@@ -437,10 +424,6 @@ mod tests {
         let m = material("chain", "key\n");
         let _ = install(&both, &both, &m).expect("installed");
         assert_eq!(fs::read_to_string(&both).expect("read"), "chain\nkey\n");
-        assert_eq!(
-            m.contents(&both, &both),
-            vec![(both.clone(), b"chain\nkey\n".to_vec())]
-        );
         assert_eq!(mode(&both), KEY_MODE);
 
         let missing = dir.join("nowhere/cert.pem");

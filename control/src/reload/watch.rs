@@ -133,9 +133,8 @@ impl Watch {
         }
     }
 
-    /// Records that `path` now reads `bytes` and that they have been dealt
-    /// with (ringway wrote and applied them itself): only a content other
-    /// than these is a change.
+    /// Records that `path` read `bytes` when they were last dealt with
+    /// (a reload read them): only a content other than these is a change.
     pub fn saw(&mut self, path: &Path, bytes: Vec<u8>) {
         if let Some(f) = self.followed.iter_mut().find(|f| f.content.path == path) {
             f.content.seen = Ok(bytes);
