@@ -12,8 +12,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dataplane::table::route::TlsCert;
-use dataplane::table::{Service, Table};
+use dataplane::table::route::{ListenerTls, TlsCert};
+use dataplane::table::{Listener, Service, Table};
 use serde_json::{json, Value};
 
 /// The gauge's name.
@@ -67,10 +67,8 @@ pub fn running(table: &Table) -> Vec<Certificate> {
         }
     };
     for l in &table.listeners {
-        if let Service::Http(http) = &l.service {
-            for cert in http.tls.iter().flat_map(|t| &t.certs) {
-                add(Owner::Listener, &l.name, cert);
-            }
+        for cert in listener_tls(l).iter().flat_map(|t| &t.certs) {
+            add(Owner::Listener, &l.name, cert);
         }
     }
     for c in &table.clusters {
@@ -79,6 +77,15 @@ pub fn running(table: &Table) -> Vec<Certificate> {
         }
     }
     out
+}
+
+/// A listener's TLS termination, if it has one: what every view of its
+/// certificates (this gauge, the files watched, the admin push) reads.
+pub fn listener_tls(listener: &Listener) -> Option<&ListenerTls> {
+    match &listener.service {
+        Service::Http(http) => http.tls.as_ref(),
+        Service::Tcp { .. } => None,
+    }
 }
 
 /// Now, in seconds since the epoch.

@@ -580,12 +580,7 @@ impl Agent {
                     .iter()
                     .find(|l| &*l.name == name)
                     .ok_or(NoCertificate::Unknown(owner))?;
-                match &listener.service {
-                    dataplane::table::Service::Http(http) => {
-                        http.tls.as_ref().and_then(|t| t.certs.first())
-                    }
-                    dataplane::table::Service::Tcp { .. } => None,
-                }
+                cert_expiry::listener_tls(listener).and_then(|t| t.certs.first())
             }
             Owner::Cluster => {
                 let cluster = table
@@ -676,10 +671,7 @@ pub fn tls_files(table: &Table) -> Vec<PathBuf> {
         }
     };
     for l in &table.listeners {
-        let dataplane::table::Service::Http(http) = &l.service else {
-            continue;
-        };
-        let Some(tls) = &http.tls else {
+        let Some(tls) = cert_expiry::listener_tls(l) else {
             continue;
         };
         for cert in &tls.certs {
