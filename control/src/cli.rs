@@ -14,7 +14,7 @@ use crate::config::{self, Config};
 use crate::run;
 
 /// Where `reload` and `stats` look for the admin API unless told.
-const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
 /// ringway: a thread-per-core service-mesh data plane on io_uring.
 #[derive(Debug, Parser)]
@@ -65,6 +65,11 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Work with the running proxy's certificates.
+    Tls {
+        #[command(subcommand)]
+        command: crate::admin::push::TlsCommand,
+    },
     /// A development CA: make one for a SPIFFE trust domain, and issue
     /// workload certificates (X509-SVIDs) with it, to try mTLS.
     Ca {
@@ -169,6 +174,7 @@ pub fn main() -> ExitCode {
             print!("{}", config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
+        Command::Tls { command } => crate::admin::push::main(command),
         Command::Ca { command } => ca_command(command),
     }
 }

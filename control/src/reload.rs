@@ -1,6 +1,10 @@
-//! Reloads that do not come through the admin API: the config file
-//! changing on disk ([`watch`]); and how every reload is reported on stderr.
+//! Reloads that do not come through the admin API: the config file or a
+//! TLS file changing on disk ([`follow`], on [`watch`]); TLS material
+//! checked and written by ringway itself ([`material`]); and how every
+//! reload is reported on stderr.
 
+pub mod follow;
+pub mod material;
 pub mod watch;
 
 use crate::agent::{Applied, ReloadError};

@@ -17,7 +17,7 @@ use tokio::task::LocalSet;
 use crate::agent::worker_log::LogTail;
 use crate::agent::Agent;
 use crate::config::{self, Config};
-use crate::reload::watch::FileWatch;
+use crate::reload::follow::Follower;
 use crate::signals::{Request, Signals};
 use crate::{admin, reload};
 
@@ -75,18 +75,13 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     let admin_listener = tokio::net::TcpListener::bind(config.admin.address)
         .await
         .with_context(|| format!("admin.address {}: cannot listen", config.admin.address))?;
-    // Without a watch (inotify instances exhausted, say) ringway still runs
-    // and reloads on SIGHUP and the admin API; say so rather than refuse.
-    let watch = path.as_ref().and_then(|path| match FileWatch::start(path, source.as_bytes()) {
-        Ok(watch) => Some(watch),
-        Err(e) => {
-            eprintln!(
-                "ringway: warning: cannot watch {} for changes ({e}); reload with SIGHUP or `ringway reload`",
-                path.display()
-            );
-            None
-        }
-    });
+    // Following the files from here on catches a change made since they
+    // were read.
+    let files: crate::agent::FilesRead = crate::agent::tls_files(&config.table)
+        .into_iter()
+        .map(|path| (path, None))
+        .collect();
+    let follower = Follower::start(path.as_deref(), &source, &files);
 
     let table = Arc::new(config.table.clone());
     let mut logs = WorkerLogs::default();
@@ -123,9 +118,7 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(housekeeping(Rc::clone(&agent)));
     agent.start_checks();
-    if let Some(watch) = watch {
-        tokio::task::spawn_local(watch.follow(Rc::clone(&agent)));
-    }
+    tokio::task::spawn_local(follower.run(Rc::clone(&agent)));
     eprintln!("ringway: admin on http://{admin_address}");
     eprintln!(
         "ringway: {} worker(s) on cores {:?}; ready",

@@ -4,9 +4,11 @@
 //! ([`dataplane::counter::vocabulary`]): the worker's series marked as
 //! columns make the table, the rest are listed on the `errors:` line once
 //! they are not zero, and the ring's and buffer pools' series are listed
-//! per worker.
+//! per worker. The certificates in service close it, with the time each
+//! has left.
 
 use std::fmt::Write;
+use std::time::{Duration, UNIX_EPOCH};
 
 use dataplane::buf::PoolStats;
 use dataplane::counter::vocabulary::{Cli, Declared};
@@ -103,7 +105,51 @@ pub fn render(v: &Value) -> String {
             }
         }
     }
+    if let Some(certs) = v["tls_certificates"].as_array().filter(|c| !c.is_empty()) {
+        let _ = writeln!(out, "tls certificates:");
+        for c in certs {
+            let _ = writeln!(
+                out,
+                "  {} {}: {} expires {} ({})",
+                c["owner"].as_str().unwrap_or("?"),
+                c["name"].as_str().unwrap_or("?"),
+                c["cert"].as_str().unwrap_or("?"),
+                c["not_after"].as_i64().map_or("?".to_owned(), date),
+                c["expiry_seconds"].as_i64().map_or("?".to_owned(), left),
+            );
+        }
+    }
     out
+}
+
+/// `seconds` since the epoch as an RFC 3339 date.
+fn date(seconds: i64) -> String {
+    let at = match u64::try_from(seconds) {
+        Ok(after) => UNIX_EPOCH.checked_add(Duration::from_secs(after)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(seconds.unsigned_abs())),
+    };
+    at.map_or_else(
+        || format!("@{seconds}"),
+        |t| humantime::format_rfc3339_seconds(t).to_string(),
+    )
+}
+
+/// Time left in days and hours (or minutes, under an hour), or how long
+/// ago it ran out.
+fn left(seconds: i64) -> String {
+    let s = seconds.unsigned_abs();
+    let span = if s >= 86_400 {
+        format!("{}d {}h", s / 86_400, s % 86_400 / 3_600)
+    } else if s >= 3_600 {
+        format!("{}h {}m", s / 3_600, s % 3_600 / 60)
+    } else {
+        format!("{}m {}s", s / 60, s % 60)
+    };
+    if seconds < 0 {
+        format!("expired {span} ago")
+    } else {
+        format!("in {span}")
+    }
 }
 
 /// ` name=value` for every declared series of `S`, read from `v`.
@@ -112,4 +158,37 @@ fn listed<S: Declared>(v: &Value) -> String {
         .iter()
         .map(|f| format!(" {}={}", f.json, v[f.json]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn certificates_close_the_table_with_their_time_left() {
+        let v = json!({
+            "tls_certificates": [
+                { "owner": "listener", "name": "web", "cert": "/etc/web.pem",
+                  "not_after": 1_924_992_000, "expiry_seconds": 90_061 },
+                { "owner": "cluster", "name": "api", "cert": "/etc/api.pem",
+                  "not_after": 0, "expiry_seconds": -3_725 },
+            ]
+        });
+        let text = render(&v);
+        assert!(
+            text.contains(
+                "tls certificates:\n  listener web: /etc/web.pem expires 2031-01-01T00:00:00Z (in 1d 1h)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  cluster api: /etc/api.pem expires 1970-01-01T00:00:00Z (expired 1h 2m ago)\n"
+            ),
+            "{text}"
+        );
+        assert!(!render(&json!({"tls_certificates": []})).contains("tls certificates"));
+    }
 }

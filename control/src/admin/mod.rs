@@ -1,4 +1,5 @@
-//! The admin API: health, readiness, configuration, statistics, metrics.
+//! The admin API: health, readiness, configuration, certificates,
+//! statistics, metrics.
 //! HTTP/1.1 on hyper, served by the agent's single-threaded runtime.
 //!
 //! Probes (`/healthz`, `/ready`) must be answered whatever other clients
@@ -12,6 +13,8 @@ pub mod client;
 mod conn;
 mod gate;
 mod head;
+pub mod push;
+mod tls;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -23,6 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::agent::cert_expiry;
 use crate::agent::exposition::{self, WorkerFigures};
 use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
 
@@ -81,7 +85,8 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
     let changing = matches!(
         (path.as_str(), &method),
         ("/config", &Method::POST) | ("/reload", &Method::POST)
-    ) || (method == Method::PUT && cluster_endpoints_path(&path).is_some());
+    ) || (method == Method::PUT
+        && (cluster_endpoints_path(&path).is_some() || tls::target(&path).is_some()));
     // Held until the answer is ready.
     let _place = if changing {
         match changes.try_acquire() {
@@ -142,27 +147,40 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             }
             reload_reply(agent, result, before).await
         }
+        (p, &Method::PUT) if tls::target(p).is_some() => tls::push(agent, &path, req).await,
         ("/stats", &Method::GET) => {
-            let body = exposition::stats_json(&agent.figures(), &workers(agent), &agent.http_figures());
+            let mut body = exposition::stats_json(&agent.figures(), &workers(agent), &agent.http_figures());
+            if let Some(fields) = body.as_object_mut() {
+                let certs = cert_expiry::json(&agent.certificates(), cert_expiry::now());
+                fields.insert("tls_certificates".to_owned(), certs);
+            }
             let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
             text.push('\n');
             with_type(StatusCode::OK, text, "application/json")
         }
-        ("/metrics", &Method::GET) => with_type(
-            StatusCode::OK,
-            exposition::metrics_text(&agent.figures(), &workers(agent), &agent.http_figures()),
-            "text/plain; version=0.0.4; charset=utf-8",
-        ),
+        ("/metrics", &Method::GET) => {
+            let mut text =
+                exposition::metrics_text(&agent.figures(), &workers(agent), &agent.http_figures());
+            let (certs, now) = (agent.certificates(), cert_expiry::now());
+            cert_expiry::metrics(&mut text, &certs, now, exposition::escape);
+            with_type(
+                StatusCode::OK,
+                text,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        }
         ("/healthz" | "/ready" | "/stats" | "/metrics", _) => {
             not_allowed(&path, &method, "GET")
         }
         ("/config", _) => not_allowed(&path, &method, "GET, POST"),
         ("/reload", _) => not_allowed(&path, &method, "POST"),
-        (p, _) if cluster_endpoints_path(p).is_some() => not_allowed(&path, &method, "PUT"),
+        (p, _) if cluster_endpoints_path(p).is_some() || tls::target(p).is_some() => {
+            not_allowed(&path, &method, "PUT")
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /clusters/NAME/endpoints, /stats, /metrics\n"
+                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /clusters/NAME/endpoints, /tls/listeners/NAME, /tls/clusters/NAME, /stats, /metrics\n"
             ),
         ),
     }

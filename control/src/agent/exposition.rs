@@ -557,7 +557,7 @@ fn labels_text([listener, route, cluster]: &[&str; 3]) -> String {
 /// A label value escaped as the text format requires: backslash, double
 /// quote and line feed. Names in a checked configuration never hold them;
 /// this keeps the output well-formed should that rule ever loosen.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

@@ -5,6 +5,7 @@
 //! It lives on the control thread, inside a single-threaded tokio runtime:
 //! the state is behind a `RefCell` and no borrow is held across an `.await`.
 
+pub mod cert_expiry;
 mod checks;
 pub mod endpoints;
 pub mod exposition;
@@ -27,12 +28,14 @@ use dataplane::rt::net::TcpListener;
 use dataplane::table::checks::Verdicts;
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::outlier::EndpointEvents;
+use dataplane::table::route::TlsCert;
 use dataplane::table::Table;
 use dataplane::worker::{WorkerReport, Workers};
 use hdrhistogram::Histogram;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use self::cert_expiry::{Certificate, Owner};
 use self::worker_log::LogTail;
 use crate::config::{self, AdminSettings, Config, ConfigErrors};
 
@@ -71,7 +74,15 @@ pub struct Agent {
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
+    /// The files the newest compiled table read TLS material from, with
+    /// what they held, for the watch that follows them
+    /// ([`crate::reload::follow`]).
+    tls_files: watch::Sender<FilesRead>,
 }
+
+/// Files a table read, each with what it held just after the table was
+/// compiled (`None`: it could not be read again).
+pub type FilesRead = Arc<[(PathBuf, Option<Vec<u8>>)]>;
 
 #[derive(Debug)]
 struct State {
@@ -80,6 +91,8 @@ struct State {
     /// `None` once an endpoint update made the running configuration
     /// differ from every text.
     source: Option<String>,
+    /// Where that text came from, as errors name it.
+    origin: String,
     /// The newest table handed to the workers.
     table: Arc<Table>,
     /// Older tables that a worker or a connection may still hold. The agent
@@ -162,6 +175,10 @@ impl Agent {
         cores: Option<Vec<usize>>,
     ) -> Self {
         let ack_fd = workers.take_acks();
+        let origin = path.as_ref().map_or_else(
+            || "<embedded default>".to_owned(),
+            |p| p.display().to_string(),
+        );
         Self {
             cores,
             logs,
@@ -175,9 +192,11 @@ impl Agent {
             ack_fd: RefCell::new(ack_fd),
             pending: RefCell::new(VecDeque::new()),
             path,
+            tls_files: watch::Sender::new(read_files(&table)),
             state: RefCell::new(State {
                 config,
                 source: Some(source),
+                origin,
                 table,
                 retired: Vec::new(),
                 reloads: 0,
@@ -281,7 +300,29 @@ impl Agent {
                     return Err(ReloadError::Refused(errors));
                 }
             };
-        self.publish(&mut state, next, Some(text.to_owned()))
+        state.origin = origin.to_owned();
+        // What the files hold now is, all but certainly, what the compile
+        // just read: the watch compares later changes with this.
+        let files = read_files(&next.table);
+        let result = self.publish(&mut state, next, Some(text.to_owned()));
+        self.tls_files.send_replace(files);
+        result
+    }
+
+    /// Applies the running configuration again, which reads its TLS files
+    /// anew: what a reload of an unchanged config file does, without
+    /// reading the file (which may hold edits not meant to apply yet).
+    /// After an endpoint update, the running configuration is the
+    /// effective one, endpoints included.
+    pub fn reread_files(self: &Rc<Self>) -> Result<Applied, ReloadError> {
+        let (text, origin) = {
+            let state = self.state.borrow();
+            match &state.source {
+                Some(text) => (text.clone(), state.origin.clone()),
+                None => (state.config.to_toml(), "<running configuration>".to_owned()),
+            }
+        };
+        self.apply(&text, &origin)
     }
 
     /// Replaces the endpoints of cluster `name` (service discovery's usual
@@ -507,6 +548,53 @@ impl Agent {
         exposition::HttpFigures::read(&self.state.borrow().table)
     }
 
+    /// The certificates the newest table presents, for `/stats` and
+    /// `/metrics`.
+    pub fn certificates(&self) -> Vec<Certificate> {
+        cert_expiry::running(&self.state.borrow().table)
+    }
+
+    /// The certificate `owner` `name` presents by default (a listener's
+    /// default certificate, a cluster's client certificate), and the
+    /// SPIFFE ID it proves (`Some(None)`: none; `None`: not known), for a
+    /// replacement pushed through the admin API.
+    pub fn replaceable(
+        &self,
+        owner: Owner,
+        name: &str,
+    ) -> Result<(TlsCert, Option<Option<String>>), NoCertificate> {
+        let state = self.state.borrow();
+        let table = &state.table;
+        let cert = match owner {
+            Owner::Listener => {
+                let listener = table
+                    .listeners
+                    .iter()
+                    .find(|l| &*l.name == name)
+                    .ok_or(NoCertificate::Unknown(owner))?;
+                listener.tls().and_then(|t| t.certs.first())
+            }
+            Owner::Cluster => {
+                let cluster = table
+                    .clusters
+                    .iter()
+                    .find(|c| &*c.name == name)
+                    .ok_or(NoCertificate::Unknown(owner))?;
+                cluster.tls.as_ref().and_then(|t| t.cert.as_ref())
+            }
+        };
+        let cert = cert.ok_or(NoCertificate::None(owner))?;
+        let identity = Some(cert.identity.as_deref().map(str::to_owned));
+        Ok((cert.clone(), identity))
+    }
+
+    /// Follows the files the newest compiled table read TLS material
+    /// from, with what they held (sent at every compile, even of the same
+    /// files: their content is news to the watch).
+    pub fn tls_files(&self) -> watch::Receiver<FilesRead> {
+        self.tls_files.subscribe()
+    }
+
     /// The agent's own figures, for `/stats` and `/metrics`.
     pub fn figures(&self) -> exposition::AgentFigures {
         let state = self.state.borrow();
@@ -532,12 +620,71 @@ fn sweep(retired: &mut Vec<Arc<Table>>) {
     retired.retain(|t| Arc::strong_count(t) > 1);
 }
 
+/// Why there is no certificate to replace.
+#[derive(Debug, thiserror::Error)]
+pub enum NoCertificate {
+    /// No listener or cluster of that name.
+    #[error("no {} of that name in the running configuration", .0.name())]
+    Unknown(Owner),
+    /// It presents no certificate of its own.
+    #[error("{}", match .0 {
+        Owner::Listener => "the listener has no tls: a certificate is pushed over the files its tls = { cert, key } names",
+        Owner::Cluster => "the cluster presents no client certificate: a certificate is pushed over the files its tls = { cert, key } names",
+    })]
+    None(Owner),
+}
+
 /// Whether `table` holds material read from files other than the
-/// configuration (TLS certificates and keys).
+/// configuration (TLS certificates, keys and anchors).
 fn reads_files(table: &Table) -> bool {
-    table.clusters.iter().any(|c| c.tls.is_some())
-        || table.listeners.iter().any(|l| match &l.service {
-            dataplane::table::Service::Http(http) => http.tls.is_some(),
-            dataplane::table::Service::Tcp { tls, .. } => tls.is_some(),
+    !tls_files(table).is_empty()
+}
+
+/// Every file `table` read TLS material from, with what it holds now.
+fn read_files(table: &Table) -> FilesRead {
+    tls_files(table)
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).ok();
+            (path, bytes)
         })
+        .collect()
+}
+
+/// Every file `table` read TLS material from, each once, in table order:
+/// listeners' certificates, keys and client anchors, then clusters'
+/// anchors, certificates and keys.
+pub fn tls_files(table: &Table) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut add = |path: &str| {
+        let path = PathBuf::from(path);
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    };
+    for l in &table.listeners {
+        let Some(tls) = l.tls() else {
+            continue;
+        };
+        for cert in &tls.certs {
+            add(&cert.cert);
+            add(&cert.key);
+        }
+        if let Some(clients) = &tls.clients {
+            add(&clients.ca);
+        }
+    }
+    for c in &table.clusters {
+        let Some(tls) = &c.tls else {
+            continue;
+        };
+        if let Some(ca) = &tls.ca {
+            add(ca);
+        }
+        if let Some(cert) = &tls.cert {
+            add(&cert.cert);
+            add(&cert.key);
+        }
+    }
+    files
 }

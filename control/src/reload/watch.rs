@@ -1,18 +1,22 @@
-//! Following the config file on disk: reload when what the path reads has
-//! changed, however it was changed.
+//! Following files on disk: which of them read differently since the last
+//! look, however they were changed.
 //!
 //! Editors rename a new file over the old one, and Kubernetes updates a
-//! mounted ConfigMap without touching the file's name at all: the name is a
-//! symlink `config.toml -> ..data/config.toml`, and an update renames a new
-//! `..data` symlink over the old one. So the watch does not filter events by
-//! name. Any change in a directory the path resolves through makes it read
-//! the path again (following symlinks) and compare with what it read last:
-//! a reload happens when, and only when, the content differs.
+//! mounted ConfigMap or Secret without touching the file's name at all: the
+//! name is a symlink `config.toml -> ..data/config.toml`, and an update
+//! renames a new `..data` symlink over the old one. So the watch does not
+//! filter events by name. Any change in a directory a followed path
+//! resolves through makes it read every followed path again (following
+//! symlinks) and compare with what it read last: a path has changed when,
+//! and only when, its content differs.
+//!
+//! [`Watch`] is the mechanism, for any set of paths; what ringway does when
+//! one changes (reload the config file, or read the TLS files again) is
+//! decided by its user, [`super::follow`].
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -20,34 +24,42 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::agent::{Agent, Applied};
-
 /// Events closer together than this are one change: editors and `cp` write
-/// a file in several steps, and reading it half-written would be refused.
-const SETTLE: Duration = Duration::from_millis(100);
+/// a file in several steps, and reading it half-written would be refused;
+/// a certificate and its key written one after the other are read
+/// together.
+pub const SETTLE: Duration = Duration::from_millis(100);
 
-/// The longest a burst of events may put off reading the file: a directory
-/// that is never quiet for [`SETTLE`] (a busy shared `/tmp`) must not keep
-/// a change from being applied.
+/// The longest a burst of events may put off reading the files: a
+/// directory that is never quiet for [`SETTLE`] (a busy shared `/tmp`) must
+/// not keep a change from being applied.
 const MAX_SETTLE: Duration = Duration::from_secs(1);
 
 /// Symlinks followed before giving up on a chain, as the kernel's own limit
 /// for resolving a path (`MAXSYMLINKS`).
 const MAX_LINKS: usize = 40;
 
-/// A watch on the config file at `path`; [`FileWatch::follow`] reloads on
-/// each change of its content.
+/// A watch on a set of paths: [`Watch::settled`] waits for a burst of
+/// changes in their directories to end, [`Watch::changed`] says which of
+/// them now read differently.
 #[derive(Debug)]
-pub struct FileWatch {
-    path: PathBuf,
+pub struct Watch {
     /// Runs on a thread of its own; each relevant event sends `()`.
     watcher: RecommendedWatcher,
     events: mpsc::UnboundedReceiver<()>,
-    /// The directory holding the path, by its real name: watched for as
-    /// long as ringway runs, even while the path does not resolve.
-    home: PathBuf,
-    /// The directories watched now (see [`directories`]), `home` first.
+    /// The paths followed, in the order they were first followed.
+    followed: Vec<Followed>,
+    /// The directories watched now: every followed path's home and the
+    /// directories it resolves through (see [`directories`]).
     watched: Vec<PathBuf>,
+}
+
+/// One path followed.
+#[derive(Debug)]
+struct Followed {
+    /// The directory holding the path, by its real name: watched for as
+    /// long as the path is followed, even while the path does not resolve.
+    home: PathBuf,
     content: Content,
 }
 
@@ -58,14 +70,12 @@ struct Content {
     seen: Result<Vec<u8>, io::ErrorKind>,
 }
 
-impl FileWatch {
-    /// Watches `path`, whose content the running configuration came from
-    /// (`running`). Fails when not even the directory holding `path` can be
-    /// watched.
-    pub fn start(path: &Path, running: &[u8]) -> notify::Result<Self> {
+impl Watch {
+    /// A watch following no path yet. Its first [`Watch::settled`] returns
+    /// at once, so that a change made between reading the files and
+    /// following them is seen.
+    pub fn new() -> notify::Result<Self> {
         let (tx, events) = mpsc::unbounded_channel();
-        // Check once at the start: the file may have changed between the
-        // read at start-up and the watch taking hold.
         let _ = tx.send(());
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             // An error (such as a lost event queue) may hide a change.
@@ -73,63 +83,113 @@ impl FileWatch {
                 let _ = tx.send(());
             }
         })?;
-        let home = real(parent(path));
-        let mut watch = Self {
-            path: path.to_owned(),
+        Ok(Self {
             watcher,
             events,
-            watched: vec![home.clone()],
+            followed: Vec::new(),
+            watched: Vec::new(),
+        })
+    }
+
+    /// Follows `path`, whose content is `seen` (read now when `None`),
+    /// unless it is followed already. Fails when not even the directory
+    /// holding `path` can be watched; the path is not followed then.
+    pub fn follow(&mut self, path: &Path, seen: Option<&[u8]>) -> notify::Result<()> {
+        if self.follows(path) {
+            return Ok(());
+        }
+        let home = real(parent(path));
+        if !self.watched.contains(&home) {
+            self.watcher.watch(&home, RecursiveMode::NonRecursive)?;
+            self.watched.push(home.clone());
+        }
+        let seen = match seen {
+            Some(bytes) => Ok(bytes.to_vec()),
+            None => fs::read(path).map_err(|e| e.kind()),
+        };
+        self.followed.push(Followed {
             home,
             content: Content {
                 path: path.to_owned(),
-                seen: Ok(running.to_vec()),
+                seen,
             },
-        };
-        watch
-            .watcher
-            .watch(&watch.home, RecursiveMode::NonRecursive)?;
-        watch.rewatch();
-        Ok(watch)
+        });
+        self.rewatch();
+        Ok(())
     }
 
-    /// Reloads the file after each settled burst of events that leaves its
-    /// content different from what was read last.
-    pub async fn follow(mut self, agent: Rc<Agent>) {
-        while self.events.recv().await.is_some() {
-            let latest = Instant::now() + MAX_SETTLE;
-            loop {
-                let now = Instant::now();
-                if now >= latest {
-                    break;
-                }
-                match tokio::time::timeout_at((now + SETTLE).min(latest), self.events.recv()).await
-                {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
-            // A symlink may point elsewhere now: follow it there.
+    /// Whether `path` is followed.
+    pub fn follows(&self, path: &Path) -> bool {
+        self.followed.iter().any(|f| f.content.path == path)
+    }
+
+    /// Stops following the paths `keep` says no to, and watching the
+    /// directories only they needed.
+    pub fn retain(&mut self, keep: impl Fn(&Path) -> bool) {
+        let before = self.followed.len();
+        self.followed.retain(|f| keep(&f.content.path));
+        if self.followed.len() != before {
             self.rewatch();
-            if !self.content.changed() {
-                continue;
+        }
+    }
+
+    /// Records that `path` read `bytes` when they were last dealt with
+    /// (a reload read them): only a content other than these is a change.
+    pub fn saw(&mut self, path: &Path, bytes: Vec<u8>) {
+        if let Some(f) = self.followed.iter_mut().find(|f| f.content.path == path) {
+            f.content.seen = Ok(bytes);
+        }
+    }
+
+    /// Waits for the next event in a watched directory; `false` when no
+    /// event can come any more. Cancel-safe: no event is lost when the
+    /// future is dropped.
+    pub async fn event(&mut self) -> bool {
+        self.events.recv().await.is_some()
+    }
+
+    /// Waits until the burst of events that [`Watch::event`] saw begin has
+    /// settled: [`SETTLE`] without one, or [`MAX_SETTLE`] in all.
+    pub async fn settle(&mut self) {
+        let latest = Instant::now() + MAX_SETTLE;
+        loop {
+            let now = Instant::now();
+            if now >= latest {
+                return;
             }
-            let result = agent.reload_file();
-            // A file changed back to what already runs is not worth a line.
-            if !matches!(result, Ok(Applied::Unchanged(_))) {
-                super::log("file change", &result);
+            match tokio::time::timeout_at((now + SETTLE).min(latest), self.events.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) | Err(_) => return,
             }
         }
     }
 
-    /// Watches the directories the path resolves through now, and stops
-    /// watching those it no longer does. The directory holding the path as
-    /// given is always kept.
+    /// Reads every followed path again; the ones that read differently from
+    /// the last time, in the order they were followed. Symlinks may point
+    /// elsewhere now: the watches follow them there first.
+    pub fn changed(&mut self) -> Vec<PathBuf> {
+        self.rewatch();
+        self.followed
+            .iter_mut()
+            .filter_map(|f| f.content.changed().then(|| f.content.path.clone()))
+            .collect()
+    }
+
+    /// Watches the directories the followed paths resolve through now, and
+    /// stops watching those none does any more. The directory holding each
+    /// path as given is kept for as long as the path is followed.
     fn rewatch(&mut self) {
-        let wanted = directories(&self.path);
-        let (home, watcher) = (&self.home, &mut self.watcher);
+        let mut wanted: Vec<PathBuf> = Vec::new();
+        for f in &self.followed {
+            for dir in std::iter::once(f.home.clone()).chain(directories(&f.content.path)) {
+                if !wanted.contains(&dir) {
+                    wanted.push(dir);
+                }
+            }
+        }
+        let watcher = &mut self.watcher;
         self.watched.retain(|dir| {
-            if dir == home || wanted.contains(dir) {
+            if wanted.contains(dir) {
                 return true;
             }
             // A directory that is gone took its watch with it.
@@ -286,6 +346,55 @@ mod tests {
         assert!(!content.changed(), "still unreadable, for the same reason");
         swap(root, "..v4", "b");
         assert!(content.changed(), "readable again");
+    }
+
+    /// A Secret volume holding a certificate and its key (`tls.crt ->
+    /// ..data/tls.crt`, ...) and a plain file beside it: a `..data` swap
+    /// changes both links' content, a file written in place only its own,
+    /// and what ringway wrote itself is no change.
+    #[test]
+    fn a_watch_says_which_of_its_paths_changed() {
+        let scratch = Scratch::new("paths");
+        let root = &scratch.0;
+        let secret = |stamp: &str, cert: &str, key: &str| {
+            fs::create_dir(root.join(stamp)).expect("mkdir");
+            fs::write(root.join(stamp).join("tls.crt"), cert).expect("write");
+            fs::write(root.join(stamp).join("tls.key"), key).expect("write");
+            symlink(stamp, root.join("..data_tmp")).expect("symlink");
+            fs::rename(root.join("..data_tmp"), root.join("..data")).expect("rename");
+        };
+        secret("..v1", "c1", "k1");
+        let (crt, key, ca) = (
+            root.join("tls.crt"),
+            root.join("tls.key"),
+            root.join("ca.pem"),
+        );
+        symlink("..data/tls.crt", &crt).expect("symlink");
+        symlink("..data/tls.key", &key).expect("symlink");
+        fs::write(&ca, "a1").expect("write");
+        let mut watch = Watch::new().expect("a watch");
+        for path in [&crt, &key, &ca] {
+            watch.follow(path, None).expect("followed");
+        }
+        watch.follow(&ca, None).expect("followed twice is once");
+        assert!(watch.changed().is_empty());
+        assert_eq!(watch.watched, vec![root.clone(), root.join("..v1")]);
+
+        secret("..v2", "c2", "k2");
+        assert_eq!(watch.changed(), vec![crt.clone(), key.clone()]);
+        assert_eq!(watch.watched, vec![root.clone(), root.join("..v2")]);
+        fs::write(&ca, "a2").expect("write");
+        assert_eq!(watch.changed(), vec![ca.clone()]);
+
+        fs::write(&ca, "a3").expect("write");
+        watch.saw(&ca, b"a3".to_vec());
+        assert!(watch.changed().is_empty(), "written by ringway itself");
+
+        watch.retain(|p| p == ca);
+        assert!(!watch.follows(&crt));
+        secret("..v3", "c3", "k3");
+        assert!(watch.changed().is_empty(), "no longer followed");
+        assert_eq!(watch.watched, vec![root.clone()]);
     }
 
     #[test]

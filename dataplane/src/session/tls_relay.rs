@@ -27,8 +27,7 @@ use crate::rt::net::TcpStream;
 use crate::rt::select::{select, Either};
 use crate::rt::time::Alarm;
 use crate::stats::Counters;
-use crate::table::route::ListenerTls;
-use crate::table::{ClusterId, Service};
+use crate::table::ClusterId;
 use crate::transport::{Receiver, Sender, Transport};
 use crate::upstream;
 use crate::upstream::connect::ConnectError;
@@ -51,18 +50,10 @@ impl Drop for ResetIfCut {
     }
 }
 
-/// The TLS of TCP listener `listener` of `local`.
-fn listener_tls(local: &LocalTable, listener: usize) -> Option<&ListenerTls> {
-    match &local.table.listeners[listener].service {
-        Service::Tcp { tls, .. } => tls.as_deref(),
-        Service::Http(_) => None,
-    }
-}
-
 /// Whether a connection of TCP listener `listener`, going to cluster `id`,
 /// has a TLS side (and is served here).
 pub fn wanted(local: &LocalTable, listener: usize, id: ClusterId) -> bool {
-    listener_tls(local, listener).is_some() || local.table.cluster(id).tls.is_some()
+    local.table.listeners[listener].tls().is_some() || local.table.cluster(id).tls.is_some()
 }
 
 /// Serves `client` on a TCP listener of `local` whose connections go to
@@ -75,7 +66,7 @@ pub async fn serve(
     counters: &Counters,
 ) -> Ending {
     let _ = client.socket().set_tcp_nodelay(true);
-    let tls = listener_tls(local, listener);
+    let tls = local.table.listeners[listener].tls();
     let table = &*local.table;
     let idle_timeout = table.listeners[listener].idle_timeout;
     let cluster = table.cluster(id);

@@ -88,6 +88,14 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// Its TLS termination, on either protocol.
+    pub fn tls(&self) -> Option<&route::ListenerTls> {
+        match &self.service {
+            Service::Tcp { tls, .. } => tls.as_deref(),
+            Service::Http(http) => http.tls.as_ref(),
+        }
+    }
+
     /// The protocol spoken on accepted connections.
     pub fn protocol(&self) -> Protocol {
         match self.service {

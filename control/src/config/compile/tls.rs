@@ -15,7 +15,7 @@ use dataplane::identity::spiffe_id_of;
 use dataplane::identity::verify::{SvidClientVerifier, SvidServerVerifier, UncheckedServer};
 use dataplane::table::certs::SniCerts;
 use dataplane::table::route::{ClientAuth, ClusterTls, ListenerTls, TlsCert};
-use dataplane::table::{Service, Table};
+use dataplane::table::Table;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -543,13 +543,10 @@ pub(super) fn running_identities(table: Option<&Table>) -> HashMap<Box<str>, Box
     let Some(table) = table else {
         return HashMap::new();
     };
-    let listeners = table.listeners.iter().flat_map(|l| {
-        let tls = match &l.service {
-            Service::Http(http) => http.tls.as_ref(),
-            Service::Tcp { tls, .. } => tls.as_deref(),
-        };
-        tls.into_iter().flat_map(|t| t.certs.iter())
-    });
+    let listeners = table
+        .listeners
+        .iter()
+        .flat_map(|l| l.tls().into_iter().flat_map(|t| t.certs.iter()));
     let clusters = table
         .clusters
         .iter()
