@@ -91,6 +91,26 @@ pub fn serve<'a>(
     }
 }
 
+/// Whether listener `listener` of `local` lets `client` through, judged
+/// by its authorization (if it has one) on worker `worker`, which counts
+/// the decision. Called once a connection is accepted, before [`serve`]
+/// and so before any upstream connect; a refused client is closed with a
+/// reset, so that it cannot take the close for an orderly, empty stream.
+///
+/// A TCP listener speaks no TLS yet, so its connections carry no verified
+/// identity: only rules that take `unauthenticated` connections (and the
+/// default) can decide for them.
+pub fn admit(local: &LocalTable, listener: usize, worker: usize, client: &TcpStream) -> bool {
+    let Some(authz) = &local.table.listeners[listener].authorization else {
+        return true;
+    };
+    if authz.check_connection(None, worker) {
+        return true;
+    }
+    let _ = client.reset_on_close();
+    false
+}
+
 /// What an open TCP pair holds on behalf of its cluster while it lasts:
 /// its in-flight mark on the endpoint's load record (clusters that balance
 /// by load) and its place under `max_connections` (clusters with

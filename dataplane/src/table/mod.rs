@@ -83,6 +83,10 @@ pub struct Listener {
     /// closed (for HTTP: a keep-alive connection waiting this long for its
     /// next request).
     pub idle_timeout: Duration,
+    /// Who may send what through the listener, when it has
+    /// `[listeners.authorization]`: judged per request (HTTP) or per
+    /// connection (TCP).
+    pub authorization: Option<Arc<crate::authz::Authorization>>,
 }
 
 impl Listener {

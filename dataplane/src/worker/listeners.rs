@@ -437,6 +437,9 @@ fn tcp_connection(
 ) -> impl std::future::Future<Output = ()> + 'static {
     async move {
         let counters = guard.ctx.counters();
+        if !session::tcp::admit(&local, listener, guard.ctx.http.worker, &client) {
+            return;
+        }
         session::tcp::serve(&local, listener, cluster, client, counters).await;
         drop(guard);
     }

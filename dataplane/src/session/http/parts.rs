@@ -34,6 +34,9 @@ pub(super) struct Parts {
     pub(super) scratch: Vec<u8>,
     /// Room to keep a request's head and body for a retry.
     pub(super) kept: Vec<u8>,
+    /// Room for a path rewritten into its authorization form (listeners
+    /// with authorization, paths not already in that form).
+    pub(super) authz_path: Vec<u8>,
 }
 
 thread_local! {
@@ -59,6 +62,7 @@ impl Lent {
                 out: HeadBuf::default(),
                 scratch: Vec::new(),
                 kept: Vec::new(),
+                authz_path: Vec::new(),
             })
         })))
     }
