@@ -308,3 +308,52 @@ fn paths_are_left_alone_when_no_rule_judges_them() {
         Verdict::Allow
     );
 }
+
+/// What judging a request costs, printed (`cargo test --release -p
+/// ringway-dataplane authz_cost -- --ignored --nocapture`): a policy of four
+/// rules as the configuration reference shows, on a path already in form
+/// (judged in place) and on one that must be rewritten. Not a pass/fail
+/// test: timings depend on the machine.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn authz_cost() {
+    use std::hint::black_box;
+
+    use crate::proto::h1::path::tests::best_of_batches;
+
+    let mut no_admin = rule("no-admin", Action::Deny);
+    no_admin.paths = Box::new([
+        PathCondition::Exact("/admin".into()),
+        PathCondition::Prefix("/admin/".into()),
+    ]);
+    let mut reads = rule("web-reads-api", Action::Allow);
+    reads.source = Source {
+        ids: ids(&[WEB]),
+        ..Source::default()
+    };
+    reads.routes = Box::new([0]);
+    reads.methods = Box::new([b"GET".to_vec().into(), b"HEAD".to_vec().into()]);
+    let mut ops = rule("ops", Action::Allow);
+    ops.source = Source {
+        prefixes: ids(&["spiffe://example.org/ns/prod/"]),
+        ..Source::default()
+    };
+    let mut health = rule("health", Action::Allow);
+    health.paths = Box::new([PathCondition::Exact("/healthz".into())]);
+    let p = policy(Action::Deny, vec![no_admin, reads, ops, health]);
+    let mut scratch = Vec::with_capacity(64);
+    for (path, id) in [
+        ("/api/v1/users/12345/orders", Some(WEB)),
+        ("/api/v1/users/12345/orders", Some(PROD)),
+        ("/healthz", None),
+        ("/api/v1/users;v=2/12345/orders", Some(WEB)),
+    ] {
+        let view = RequestView::new(b"GET", Some(b"a.example"), path.as_bytes(), Pairs(&[]))
+            .with_peer_identity(id);
+        let mut verdict = Verdict::Deny;
+        let ns = best_of_batches(|| {
+            verdict = p.check_request(black_box(&view), Some(0), 0, &mut scratch);
+        });
+        println!("{path:>32} as {id:?}: {ns:6.1} ns ({verdict:?})");
+    }
+}
