@@ -11,13 +11,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::endpoints::{self, EndpointFigures};
-use dataplane::authz::Action;
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::WorkerLink;
 use dataplane::request::Reason;
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
+use dataplane::table::authz::Action;
 use dataplane::table::retry::Cause;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTotals, HttpTotals};

@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use dataplane::authz::normal::SlashPolicy;
-use dataplane::authz::{Authorization, PathCondition};
 use dataplane::proto::h1::path::EncodedSlashes;
+use dataplane::table::authz::{Authorization, PathCondition, SlashPolicy};
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::route::{
     ClusterTls, HeaderEdits, HeaderMatch, HeaderTest, HostMatch, HttpService, ListenerTls,

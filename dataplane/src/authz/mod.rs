@@ -1,6 +1,8 @@
 //! Authorization: a listener's rules on who may send what, judged per HTTP
 //! request (after its route is chosen) or per TCP connection (before any
-//! upstream connect).
+//! upstream connect). The policy is table data
+//! ([`crate::table::authz`]); the decisions on it are made here, as
+//! routing's are made in [`crate::routing`].
 //!
 //! A listener's [`Authorization`] is a list of [`Rule`]s and a default.
 //! The first rule whose every condition holds decides (allow or deny);
@@ -15,7 +17,8 @@
 //! upstream resolves to a denied resource is allowed.
 //!
 //! Every decision is counted per rule (and for the default) in this
-//! worker's block of the rule's [`AuthzTally`]. Judging a request
+//! worker's block of the rule's
+//! [`AuthzTally`](crate::table::tally::AuthzTally). Judging a request
 //! allocates nothing: a path that must be rewritten is written into a
 //! buffer the caller keeps between requests.
 
@@ -23,124 +26,10 @@ pub mod normal;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
-use self::normal::{AuthzPathRules, Params};
+use self::normal::Params;
 use crate::proto::h1::path::PathError;
 use crate::request::{HeaderFields, Reason, RequestView};
-use crate::table::route::HeaderMatch;
-use crate::table::tally::AuthzTally;
-
-/// What a rule (or the default) does with what it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Let it through.
-    Allow,
-    /// Refuse it: 403 for a request, a closed connection for TCP.
-    Deny,
-}
-
-impl Action {
-    /// The configuration word and label value: `allow` or `deny`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-        }
-    }
-}
-
-/// A listener's authorization policy.
-#[derive(Debug)]
-pub struct Authorization {
-    /// What happens when no rule matches.
-    pub default: Action,
-    /// How paths are normalized for the rules' path conditions.
-    pub path_rules: AuthzPathRules,
-    /// The rules, in match order.
-    pub rules: Box<[Rule]>,
-    /// Counts of the default's decisions.
-    pub default_tally: Arc<AuthzTally>,
-    /// Whether some rule has a path condition: only then is a path
-    /// normalized (and perhaps refused).
-    judges_paths: bool,
-}
-
-/// One rule: conditions, all of which must hold, and an action.
-#[derive(Debug)]
-pub struct Rule {
-    /// Operator-given name (unique within its listener), used in metrics.
-    pub name: Arc<str>,
-    /// What a match does.
-    pub action: Action,
-    /// Who the rule is about.
-    pub source: Source,
-    /// Destination routes, by index in the listener's routes; empty for
-    /// any. A request that matched no route matches no rule that names
-    /// routes.
-    pub routes: Box<[u32]>,
-    /// Path conditions, in the authorization form; empty for any.
-    pub paths: Box<[PathCondition]>,
-    /// Methods (exact, case-sensitive); empty for any.
-    pub methods: Box<[Box<[u8]>]>,
-    /// Header conditions, all of which must hold.
-    pub headers: Box<[HeaderMatch]>,
-    /// Counts of this rule's decisions.
-    pub tally: Arc<AuthzTally>,
-}
-
-/// A rule's source: the verified identity of the connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Source {
-    /// Exact SPIFFE IDs; empty for any.
-    pub ids: Box<[Box<str>]>,
-    /// Trust domains the ID must be in; empty for any.
-    pub trust_domains: Box<[Box<str>]>,
-    /// Prefixes the ID must start with (each at least
-    /// `spiffe://domain/`); empty for any.
-    pub prefixes: Box<[Box<str>]>,
-    /// Whether a connection without a verified identity matches.
-    pub unauthenticated: bool,
-}
-
-impl Source {
-    /// Whether a connection whose verified identity is `identity` (`None`
-    /// without one) is one this source is about.
-    #[inline]
-    pub fn matches(&self, identity: Option<&str>) -> bool {
-        let Some(id) = identity else {
-            return self.unauthenticated;
-        };
-        (self.ids.is_empty() || self.ids.iter().any(|x| **x == *id))
-            && (self.trust_domains.is_empty()
-                || trust_domain(id).is_some_and(|d| self.trust_domains.iter().any(|x| **x == *d)))
-            && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| id.starts_with(&**p)))
-    }
-
-    /// Whether the source names identities (any of its lists is given).
-    pub fn names_identities(&self) -> bool {
-        !(self.ids.is_empty() && self.trust_domains.is_empty() && self.prefixes.is_empty())
-    }
-}
-
-/// A condition on the path, in the authorization form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathCondition {
-    /// The path is exactly this.
-    Exact(Box<str>),
-    /// The path starts with this (a byte prefix: `/api` matches `/apix`).
-    Prefix(Box<str>),
-}
-
-impl PathCondition {
-    #[inline]
-    fn holds(&self, path: &[u8]) -> bool {
-        match self {
-            PathCondition::Exact(p) => path == p.as_bytes(),
-            PathCondition::Prefix(p) => path.starts_with(p.as_bytes()),
-        }
-    }
-}
+use crate::table::authz::{Action, Authorization, Rule};
 
 /// The verdict on one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,32 +50,7 @@ enum By {
     Default,
 }
 
-/// The trust domain of a verified SPIFFE ID: what follows `spiffe://` up
-/// to the next `/`.
-#[inline]
-fn trust_domain(id: &str) -> Option<&str> {
-    let rest = id.strip_prefix("spiffe://")?;
-    Some(rest.split('/').next().unwrap_or(rest))
-}
-
 impl Authorization {
-    /// A policy of `rules` (in match order) with `default` when none
-    /// matches, paths normalized by `path_rules`.
-    pub fn new(
-        default: Action,
-        path_rules: AuthzPathRules,
-        rules: Vec<Rule>,
-        default_tally: Arc<AuthzTally>,
-    ) -> Self {
-        Self {
-            default,
-            path_rules,
-            judges_paths: rules.iter().any(|r| !r.paths.is_empty()),
-            rules: rules.into_boxed_slice(),
-            default_tally,
-        }
-    }
-
     /// Judges a TCP connection whose verified identity is `identity`, on
     /// worker `worker`, and counts the decision. Only source conditions
     /// apply (a TCP listener's rules have no others).
@@ -246,7 +110,7 @@ impl Authorization {
         scratch: &mut Vec<u8>,
     ) -> Verdict {
         let path = req.path();
-        let by = if !self.judges_paths || normal::is_normal(path, &self.path_rules) {
+        let by = if !self.judges_paths() || normal::is_normal(path, &self.path_rules) {
             self.decide(req, route, path)
         } else {
             scratch.clear();

@@ -42,44 +42,7 @@
 //! caller keeps from one request to the next.
 
 use crate::proto::h1::path::{self, EncodedSlashes, PathError, PathRules};
-
-/// What to do with `%2F`, `%5C` and a raw `\` in a path judged by
-/// authorization rules.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SlashPolicy {
-    /// Refuse the request with 400: some upstreams decode them into
-    /// separators, so `/x/..%2Fadmin` could reach `/admin`.
-    #[default]
-    Reject,
-    /// Keep them as they are: they are not separators for the rules, and
-    /// the upstream must not decode them either.
-    Keep,
-}
-
-/// How a listener's authorization normalizes paths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AuthzPathRules {
-    /// Remove empty segments before the last (`//admin` is `/admin`).
-    pub merge_slashes: bool,
-    /// What to do with `%2F`, `%5C` and `\`.
-    pub encoded_slashes: SlashPolicy,
-}
-
-impl AuthzPathRules {
-    /// Merge slashes, refuse encoded slashes: no spelling of a path reaches
-    /// a resource other than the one judged, whatever the upstream does
-    /// with `//` and `%2F`.
-    pub const DEFAULT: AuthzPathRules = AuthzPathRules {
-        merge_slashes: true,
-        encoded_slashes: SlashPolicy::Reject,
-    };
-}
-
-impl Default for AuthzPathRules {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+pub use crate::table::authz::{AuthzPathRules, SlashPolicy};
 
 /// Whether `;` parameters stay in their segment or are removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

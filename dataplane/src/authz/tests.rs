@@ -6,7 +6,10 @@ use std::sync::Arc;
 use super::normal::SlashPolicy;
 use super::*;
 use crate::proto::h1::path::PathError;
+use crate::table::authz::{AuthzPathRules, PathCondition, Source};
+use crate::table::route::HeaderMatch;
 use crate::table::route::HeaderTest;
+use crate::table::tally::AuthzTally;
 
 const WEB: &str = "spiffe://example.org/ns/default/sa/web";
 const API: &str = "spiffe://example.org/ns/default/sa/api";

@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use dataplane::authz::normal::{self, AuthzPathRules, Params, SlashPolicy};
-use dataplane::authz::{Action, Authorization, PathCondition, Rule, Source};
+use dataplane::authz::normal::{self, Params};
 use dataplane::identity::spiffe;
+use dataplane::table::authz::{
+    Action, Authorization, AuthzPathRules, PathCondition, Rule, SlashPolicy, Source,
+};
 use dataplane::table::Protocol;
 use toml::Spanned;
 

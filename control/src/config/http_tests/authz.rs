@@ -1,8 +1,7 @@
 //! `[listeners.authorization]` and a route's `peer_identity`: what is
 //! built, what is refused (by key and line), and the dump read back.
 
-use dataplane::authz::normal::{AuthzPathRules, SlashPolicy};
-use dataplane::authz::{Action, PathCondition};
+use dataplane::table::authz::{Action, AuthzPathRules, PathCondition, SlashPolicy};
 
 use super::{assert_only_error, errors, http, one_route, parse_ok, update};
 

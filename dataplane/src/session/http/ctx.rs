@@ -34,7 +34,7 @@ pub(super) struct Ctx<'a> {
     /// The client's address.
     pub(super) peer: IpAddr,
     /// The listener's authorization, if it has one.
-    pub(super) authz: Option<&'a crate::authz::Authorization>,
+    pub(super) authz: Option<&'a crate::table::authz::Authorization>,
 }
 
 /// What an HTTP connection needs of the worker that runs it. The worker's
