@@ -96,6 +96,9 @@ impl Drop for Lent {
         if parts.kept.capacity() > MAX_KEPT_ROOM {
             parts.kept = Vec::new();
         }
+        if parts.authz_path.capacity() > MAX_KEPT_ROOM {
+            parts.authz_path = Vec::new();
+        }
         parts.out.shrink(MAX_KEPT_ROOM);
         let _ = SPARE.try_with(|s| {
             let mut spare = s.borrow_mut();
