@@ -33,8 +33,10 @@ const RULES: &[(&str, &[&str])] = &[
     // carries it.
     ("table", &["counter", "proto", "request"]),
     ("handoff", &["table"]),
-    // Decisions made on the table: which route, which endpoint.
+    // Decisions made on the table: which route, which endpoint, whether
+    // a request or connection is authorized.
     ("routing", &["proto", "request", "table"]),
+    ("authz", &["proto", "request", "routing", "table"]),
     (
         "upstream",
         &[
@@ -54,6 +56,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "session",
         &[
+            "authz",
             "buf",
             "counter",
             "proto",

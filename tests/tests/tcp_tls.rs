@@ -10,6 +10,7 @@ use ringway_kit::ports::free_addr;
 use ringway_kit::{admin, Ringway};
 use ringway_tests::client;
 use ringway_tests::data;
+use ringway_tests::http_client::metric_sum;
 use ringway_tests::http_config::quote;
 use ringway_tests::net::{read_until_closed, Ended};
 use ringway_tests::origin::{self, Origin};
@@ -29,6 +30,19 @@ fn tcp_proxy(
     listener_tls: Option<String>,
     cluster_tls: Option<String>,
 ) -> String {
+    tcp_proxy_with(listen, admin, endpoint, listener_tls, cluster_tls, "")
+}
+
+/// [`tcp_proxy`] with `listener_extra` (tables of the listener) after the
+/// listener's keys.
+fn tcp_proxy_with(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    endpoint: SocketAddr,
+    listener_tls: Option<String>,
+    cluster_tls: Option<String>,
+    listener_extra: &str,
+) -> String {
     let mut text = format!(
         "[runtime]\nworker_cores = [0]\ndrain_timeout = \"5s\"\n\n[admin]\naddress = \"{admin}\"\n\n\
          [[listeners]]\nname = \"in\"\naddress = \"{listen}\"\nprotocol = \"tcp\"\ncluster = \"out\"\n"
@@ -36,6 +50,7 @@ fn tcp_proxy(
     if let Some(tls) = listener_tls {
         text += &format!("tls = {tls}\n");
     }
+    text += listener_extra;
     text += &format!(
         "\n[[clusters]]\nname = \"out\"\nendpoints = [\"{endpoint}\"]\nconnect_timeout = \"2s\"\n"
     );
@@ -61,10 +76,20 @@ fn bridge(
     origin: SocketAddr,
     expect: &str,
 ) -> (SocketAddr, SocketAddr, SocketAddr, Ringway, Ringway) {
+    bridge_with(ca, origin, expect, "")
+}
+
+/// [`bridge`], the inner listener with `inner_extra`.
+fn bridge_with(
+    ca: &Ca,
+    origin: SocketAddr,
+    expect: &str,
+    inner_extra: &str,
+) -> (SocketAddr, SocketAddr, SocketAddr, Ringway, Ringway) {
     let db = ca.workload("db", DB);
     let web = ca.workload("web", WEB);
     let (inner_listen, inner_admin) = (free_addr(), free_addr());
-    let inner = Ringway::start(&tcp_proxy(
+    let inner = Ringway::start(&tcp_proxy_with(
         inner_listen,
         inner_admin,
         origin,
@@ -74,6 +99,7 @@ fn bridge(
             quote(&ca.pem_str())
         )),
         None,
+        inner_extra,
     ));
     let (outer_listen, outer_admin) = (free_addr(), free_addr());
     let outer = Ringway::start(&tcp_proxy(
@@ -142,4 +168,43 @@ fn a_bridge_expecting_another_identity_is_refused_before_any_byte() {
     assert_eq!(admin::stats(inner_admin).sum("tls_handshakes"), 0);
     outer.stop().assert_clean();
     inner.stop().assert_clean();
+}
+
+#[test]
+fn a_tls_listener_authorizes_by_the_identity_its_handshake_proved() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca = Ca::new(dir.path(), "mesh");
+    for (allowed, want) in [
+        (WEB, true),
+        ("spiffe://example.org/ns/default/sa/cache", false),
+    ] {
+        let origin = Origin::start(origin::echo);
+        let policy = format!(
+            "\n[listeners.authorization]\ndefault = \"deny\"\n\
+             [[listeners.authorization.rules]]\nname = \"callers\"\naction = \"allow\"\nfrom = [{}]\n",
+            quote(allowed)
+        );
+        let (listen, _, inner_admin, outer, inner) = bridge_with(&ca, origin.addr(), DB, &policy);
+        let stream = client(listen);
+        let (sent, echoed) = data::round_trip(&stream, 4096);
+        let sent = sent.expect("sending");
+        match echoed {
+            Ok(echoed) if want => assert_eq!(echoed, sent, "what came back"),
+            Ok(echoed) => assert_eq!(echoed.bytes, 0, "a denied caller got bytes back"),
+            Err(e) => assert!(!want, "the allowed caller failed: {e}"),
+        }
+        let (rule, decision) = if want {
+            ("callers", "allow")
+        } else {
+            ("", "deny")
+        };
+        let counted = metric_sum(
+            &admin::metrics(inner_admin),
+            "ringway_authz_decisions_total",
+            &[("listener", "in"), ("rule", rule), ("decision", decision)],
+        );
+        assert_eq!(counted, 1.0, "{allowed}: {rule:?} {decision}");
+        outer.stop().assert_clean();
+        inner.stop().assert_clean();
+    }
 }

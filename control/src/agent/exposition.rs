@@ -17,10 +17,11 @@ use dataplane::link::WorkerLink;
 use dataplane::request::Reason;
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
+use dataplane::table::authz::Action;
 use dataplane::table::retry::Cause;
 use dataplane::table::route::RouteAction;
-use dataplane::table::tally::HttpTotals;
-use dataplane::table::{Cluster, Service, Table};
+use dataplane::table::tally::{AuthzTotals, HttpTotals};
+use dataplane::table::{Cluster, Listener, Service, Table};
 use serde_json::{json, Map, Value};
 
 /// The agent's own figures.
@@ -88,6 +89,41 @@ pub struct HttpFigures {
     /// Every endpoint (of any cluster) with something to say of its
     /// health: ejections, or active checks.
     pub endpoints: Vec<EndpointFigures>,
+    /// The authorization decisions of every listener (HTTP or TCP) that
+    /// has authorization, in table order.
+    pub authz: Vec<AuthzFigures>,
+}
+
+/// One listener's authorization decisions.
+#[derive(Debug, Clone)]
+pub struct AuthzFigures {
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// The default's action and decisions.
+    pub default: (Action, AuthzTotals),
+    /// Each rule's name, action and decisions, in match order.
+    pub rules: Vec<(Arc<str>, Action, AuthzTotals)>,
+}
+
+impl AuthzFigures {
+    fn read(listener: &Listener) -> Option<Self> {
+        let authz = listener.authorization.as_deref()?;
+        Some(Self {
+            listener: Arc::clone(&listener.name),
+            default: (authz.default, authz.default_tally.totals()),
+            rules: authz
+                .rules
+                .iter()
+                .map(|r| (Arc::clone(&r.name), r.action, r.tally.totals()))
+                .collect(),
+        })
+    }
+
+    /// Every tally with its rule label (empty for the default).
+    fn series(&self) -> impl Iterator<Item = (&str, Action, &AuthzTotals)> {
+        std::iter::once(("", self.default.0, &self.default.1))
+            .chain(self.rules.iter().map(|(n, a, t)| (&**n, *a, t)))
+    }
 }
 
 /// What one cluster's retries did, node-wide.
@@ -196,6 +232,11 @@ impl HttpFigures {
             listeners,
             retries,
             endpoints: EndpointFigures::read(table),
+            authz: table
+                .listeners
+                .iter()
+                .filter_map(AuthzFigures::read)
+                .collect(),
         }
     }
 
@@ -261,7 +302,38 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         "workers": workers,
         "http": http_json(http),
         "endpoints": endpoints::json(&http.endpoints),
+        "authorization": authz_json(&http.authz),
     })
+}
+
+/// The `authorization` section of `/stats`: per listener with
+/// authorization, its default's and each rule's action and decisions.
+fn authz_json(authz: &[AuthzFigures]) -> Value {
+    let counts = |key: (&str, &str), action: Action, t: &AuthzTotals| {
+        json!({
+            key.0: key.1,
+            "action": action.name(),
+            "allowed": t.allowed,
+            "denied": t.denied,
+        })
+    };
+    let listeners: Vec<Value> = authz
+        .iter()
+        .map(|a| {
+            let (action, totals) = &a.default;
+            let mut default = counts(("listener", &a.listener), *action, totals);
+            if let Value::Object(obj) = &mut default {
+                obj.remove("listener");
+            }
+            let rules: Vec<Value> = a
+                .rules
+                .iter()
+                .map(|(name, action, t)| counts(("name", name), *action, t))
+                .collect();
+            json!({ "listener": &*a.listener, "default": default, "rules": rules })
+        })
+        .collect();
+    json!({ "listeners": listeners })
 }
 
 /// Every declared series of `stats`, by JSON name.
@@ -419,7 +491,32 @@ pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &Http
     }
     http_metrics(&mut out, http);
     endpoints::metrics(&mut out, &http.endpoints, escape);
+    authz_metrics(&mut out, &http.authz);
     out
+}
+
+/// The authorization family: every rule's (and default's) decisions, both
+/// decisions written, zeros included.
+fn authz_metrics(out: &mut String, authz: &[AuthzFigures]) {
+    let name = "ringway_authz_decisions_total";
+    help_and_type(
+        out,
+        name,
+        "counter",
+        "HTTP requests and TCP connections judged by a listener's authorization, by the rule that decided (rule=\"\": the listener's default, no rule matched) and the decision.",
+    );
+    for a in authz {
+        for (rule, _, totals) in a.series() {
+            for (decision, n) in [("allow", totals.allowed), ("deny", totals.denied)] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",rule=\"{}\",decision=\"{decision}\"}} {n}",
+                    escape(&a.listener),
+                    escape(rule)
+                );
+            }
+        }
+    }
 }
 
 /// The HTTP families. Every series of every tally is written, zeros
@@ -824,7 +921,68 @@ mod tests {
                 overflows: 5,
             }],
             endpoints: Vec::new(),
+            authz: Vec::new(),
         }
+    }
+
+    #[test]
+    fn authorization_decisions_are_in_metrics_and_stats() {
+        let counts = |allowed, denied| AuthzTotals { allowed, denied };
+        let figures = HttpFigures {
+            authz: vec![
+                AuthzFigures {
+                    listener: "web".into(),
+                    default: (Action::Deny, counts(0, 7)),
+                    rules: vec![
+                        ("reads".into(), Action::Allow, counts(5, 0)),
+                        ("admin".into(), Action::Deny, counts(0, 2)),
+                    ],
+                },
+                AuthzFigures {
+                    listener: "db".into(),
+                    default: (Action::Allow, counts(3, 0)),
+                    rules: Vec::new(),
+                },
+            ],
+            ..HttpFigures::default()
+        };
+        let text = metrics_text(&AgentFigures::default(), &[], &figures);
+        let family = "ringway_authz_decisions_total";
+        assert_eq!(text.matches(&format!("# HELP {family} ")).count(), 1);
+        assert_eq!(
+            text.matches(&format!("# TYPE {family} counter\n")).count(),
+            1
+        );
+        for line in [
+            "{listener=\"web\",rule=\"\",decision=\"deny\"} 7\n",
+            "{listener=\"web\",rule=\"\",decision=\"allow\"} 0\n",
+            "{listener=\"web\",rule=\"reads\",decision=\"allow\"} 5\n",
+            "{listener=\"web\",rule=\"admin\",decision=\"deny\"} 2\n",
+            "{listener=\"db\",rule=\"\",decision=\"allow\"} 3\n",
+        ] {
+            let line = format!("{family}{line}");
+            assert!(text.contains(&line), "{line:?} missing from\n{text}");
+        }
+        // Both decisions of every tally: 3 on web, 1 on db.
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .count();
+        assert_eq!(series, 4 * 2);
+
+        let json = stats_json(&AgentFigures::default(), &[], &figures);
+        let web = &json["authorization"]["listeners"][0];
+        assert_eq!(web["listener"], "web");
+        assert_eq!(web["default"]["action"], "deny");
+        assert_eq!(web["default"]["denied"], 7);
+        assert_eq!(web["rules"][0]["name"], "reads");
+        assert_eq!(web["rules"][0]["allowed"], 5);
+        assert_eq!(web["rules"][1]["action"], "deny");
+        assert_eq!(web["rules"][1]["denied"], 2);
+        assert_eq!(
+            json["authorization"]["listeners"][1]["default"]["allowed"],
+            3
+        );
     }
 
     #[test]

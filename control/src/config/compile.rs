@@ -7,6 +7,7 @@
 //!
 //! HTTP listeners' settings are checked in `http`, their routes in `route`.
 
+mod authz;
 mod http;
 mod retry;
 mod route;
@@ -951,14 +952,22 @@ impl Builder<'_> {
                 }
             };
 
-            if let (Some(name), Some(address), Some(service), Some(idle_timeout)) =
-                (name, address, service, idle_timeout)
+            let authorization = self.authorization(table, &prefix, protocol, &key, tallies);
+
+            if let (
+                Some(name),
+                Some(address),
+                Some(service),
+                Some(idle_timeout),
+                Some(authorization),
+            ) = (name, address, service, idle_timeout, authorization)
             {
                 listeners.push(Listener {
                     name,
                     address,
                     service,
                     idle_timeout,
+                    authorization,
                 });
             }
         }

@@ -67,6 +67,33 @@ pub(crate) struct FileListener {
     /// `routes = []` can be told apart and reported.
     pub(crate) routes: Option<Vec<Spanned<FileRoute>>>,
     pub(crate) tls: Option<Spanned<FileTls>>,
+    pub(crate) authorization: Option<Spanned<FileAuthorization>>,
+}
+
+/// A listener's `[listeners.authorization]`: a default and rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileAuthorization {
+    pub(crate) default: Option<Spanned<String>>,
+    pub(crate) merge_slashes: Option<Spanned<bool>>,
+    pub(crate) encoded_slashes: Option<Spanned<String>>,
+    pub(crate) rules: Option<Spanned<Vec<Spanned<FileAuthzRule>>>>,
+}
+
+/// One `[[listeners.authorization.rules]]` entry: conditions and an action.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileAuthzRule {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) action: Option<Spanned<String>>,
+    pub(crate) from: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) from_trust_domains: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) from_prefixes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) unauthenticated: Option<Spanned<bool>>,
+    pub(crate) routes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) paths: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) headers: Option<Spanned<Vec<Spanned<FileHeaderMatch>>>>,
 }
 
 /// One `[[listeners.routes]]` entry: conditions, one action, header edits.
@@ -79,6 +106,7 @@ pub(crate) struct FileRoute {
     pub(crate) path_prefix: Option<Spanned<String>>,
     pub(crate) methods: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) headers: Option<Spanned<Vec<Spanned<FileHeaderMatch>>>>,
+    pub(crate) peer_identity: Option<Spanned<String>>,
     pub(crate) cluster: Option<Spanned<String>>,
     pub(crate) split: Option<Spanned<Vec<Spanned<FileSplit>>>>,
     pub(crate) redirect: Option<Spanned<FileRedirect>>,

@@ -11,6 +11,7 @@ use dataplane::table::{ClusterId, Service};
 
 use super::*;
 
+mod authz;
 mod paths;
 
 /// The cores the tests pretend this machine has.

@@ -7,10 +7,11 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use dataplane::proto::h1::path::EncodedSlashes;
+use dataplane::table::authz::{Authorization, PathCondition, SlashPolicy};
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::route::{
-    ClusterTls, HeaderEdits, HeaderTest, HostMatch, HttpService, ListenerTls, PathMatch, Route,
-    RouteAction,
+    ClusterTls, HeaderEdits, HeaderMatch, HeaderTest, HostMatch, HttpService, ListenerTls,
+    PathMatch, Route, RouteAction,
 };
 use dataplane::table::{Listener, Service, Table};
 
@@ -71,6 +72,9 @@ impl Config {
                 for route in &http.routes {
                     let _ = writeln!(out, "    {}", describe_route(table, route));
                 }
+            }
+            if let Some(authz) = &listener.authorization {
+                describe_authz(&mut out, listener, authz);
             }
         }
         let _ = writeln!(out, "clusters: {}", table.clusters.len());
@@ -137,6 +141,10 @@ impl Config {
                         Service::Tcp { tls, .. } => tls.as_deref().map(OutTls::new),
                         Service::Http(_) => None,
                     },
+                    authorization: l
+                        .authorization
+                        .as_deref()
+                        .map(|a| OutAuthz::new(a, &l.service)),
                 })
                 .collect(),
             clusters: table
@@ -240,13 +248,10 @@ fn describe_route(table: &Table, route: &Route) -> String {
         conditions.push(format!("methods {}", methods.join(" ")));
     }
     for h in &m.headers {
-        conditions.push(match &h.test {
-            HeaderTest::Present => format!("header {} present", h.name),
-            HeaderTest::Exact(v) => format!("header {} = {}", h.name, String::from_utf8_lossy(v)),
-            HeaderTest::Prefix(v) => {
-                format!("header {} prefix {}", h.name, String::from_utf8_lossy(v))
-            }
-        });
+        conditions.push(describe_header(h));
+    }
+    if let Some(id) = &m.peer_identity {
+        conditions.push(format!("peer identity {id}"));
     }
     let conditions = if conditions.is_empty() {
         "any request".to_owned()
@@ -303,6 +308,17 @@ fn describe_route(table: &Table, route: &Route) -> String {
         }
     }
     line
+}
+
+/// A header condition in words.
+fn describe_header(h: &HeaderMatch) -> String {
+    match &h.test {
+        HeaderTest::Present => format!("header {} present", h.name),
+        HeaderTest::Exact(v) => format!("header {} = {}", h.name, String::from_utf8_lossy(v)),
+        HeaderTest::Prefix(v) => {
+            format!("header {} prefix {}", h.name, String::from_utf8_lossy(v))
+        }
+    }
 }
 
 /// The name of a protocol as written in the file.
@@ -387,6 +403,162 @@ struct OutListener<'a> {
     /// A TCP listener's `tls` (an HTTP listener's is among its own keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<OutTls<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<OutAuthz<'a>>,
+}
+
+/// A listener's `authorization`, every default filled in (a rule's
+/// `unauthenticated` included).
+#[derive(Serialize)]
+struct OutAuthz<'a> {
+    default: &'static str,
+    merge_slashes: bool,
+    encoded_slashes: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<OutAuthzRule<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutAuthzRule<'a> {
+    name: &'a str,
+    action: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    from: &'a [Box<str>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    from_trust_domains: &'a [Box<str>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    from_prefixes: &'a [Box<str>],
+    unauthenticated: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    paths: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    methods: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    headers: Vec<OutHeaderMatch<'a>>,
+}
+
+impl<'a> OutAuthz<'a> {
+    fn new(authz: &'a Authorization, service: &'a Service) -> Self {
+        let route_names: &[Route] = match service {
+            Service::Http(http) => &http.routes,
+            Service::Tcp { .. } => &[],
+        };
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Self {
+            default: authz.default.name(),
+            merge_slashes: authz.path_rules.merge_slashes,
+            encoded_slashes: match authz.path_rules.encoded_slashes {
+                SlashPolicy::Reject => "reject",
+                SlashPolicy::Keep => "keep",
+            },
+            rules: authz
+                .rules
+                .iter()
+                .map(|r| OutAuthzRule {
+                    name: &r.name,
+                    action: r.action.name(),
+                    from: &r.source.ids,
+                    from_trust_domains: &r.source.trust_domains,
+                    from_prefixes: &r.source.prefixes,
+                    unauthenticated: r.source.unauthenticated,
+                    routes: r
+                        .routes
+                        .iter()
+                        .filter_map(|&i| route_names.get(i as usize).map(|r| &*r.name))
+                        .collect(),
+                    paths: r.paths.iter().map(path_text).collect(),
+                    methods: r.methods.iter().map(|m| text(m)).collect(),
+                    headers: r.headers.iter().map(OutHeaderMatch::new).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A rule path as written: a prefix ends in `*`.
+fn path_text(p: &PathCondition) -> String {
+    match p {
+        PathCondition::Exact(p) => p.to_string(),
+        PathCondition::Prefix(p) => format!("{p}*"),
+    }
+}
+
+/// What `ringway check` says of a listener's authorization: the default,
+/// then one line per rule.
+fn describe_authz(out: &mut String, listener: &Listener, authz: &Authorization) {
+    let _ = writeln!(
+        out,
+        "    authorization: default {}, {} rules (paths: slashes {}, encoded slashes {})",
+        authz.default.name(),
+        authz.rules.len(),
+        if authz.path_rules.merge_slashes {
+            "merged"
+        } else {
+            "kept"
+        },
+        match authz.path_rules.encoded_slashes {
+            SlashPolicy::Reject => "refused",
+            SlashPolicy::Keep => "kept",
+        }
+    );
+    let routes: &[Route] = match &listener.service {
+        Service::Http(http) => &http.routes,
+        Service::Tcp { .. } => &[],
+    };
+    for rule in authz.rules.iter() {
+        let mut conditions = Vec::new();
+        let source = &rule.source;
+        for (what, list) in [
+            ("from", &source.ids),
+            ("from trust domains", &source.trust_domains),
+            ("from prefixes", &source.prefixes),
+        ] {
+            if !list.is_empty() {
+                conditions.push(format!("{what} {}", list.join(" ")));
+            }
+        }
+        if source.unauthenticated {
+            conditions.push(if source.names_identities() {
+                "or without identity".to_owned()
+            } else {
+                "anyone".to_owned()
+            });
+        } else if !source.names_identities() {
+            conditions.push("any identity".to_owned());
+        }
+        if !rule.routes.is_empty() {
+            let names: Vec<&str> = rule
+                .routes
+                .iter()
+                .filter_map(|&i| routes.get(i as usize).map(|r| &*r.name))
+                .collect();
+            conditions.push(format!("routes {}", names.join(" ")));
+        }
+        if !rule.paths.is_empty() {
+            let paths: Vec<String> = rule.paths.iter().map(path_text).collect();
+            conditions.push(format!("paths {}", paths.join(" ")));
+        }
+        if !rule.methods.is_empty() {
+            let methods: Vec<_> = rule
+                .methods
+                .iter()
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .collect();
+            conditions.push(format!("methods {}", methods.join(" ")));
+        }
+        for h in rule.headers.iter() {
+            conditions.push(describe_header(h));
+        }
+        let _ = writeln!(
+            out,
+            "      rule {}: {} -> {}",
+            rule.name,
+            conditions.join(", "),
+            rule.action.name()
+        );
+    }
 }
 
 /// An HTTP listener's own keys.
@@ -570,6 +742,8 @@ struct OutRoute<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     headers: Option<Vec<OutHeaderMatch<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    peer_identity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     split: Option<Vec<OutSplit<'a>>>,
@@ -606,24 +780,9 @@ impl<'a> OutRoute<'a> {
                 _ => None,
             },
             methods: (!m.methods.is_empty()).then(|| m.methods.iter().map(|b| text(b)).collect()),
-            headers: (!m.headers.is_empty()).then(|| {
-                m.headers
-                    .iter()
-                    .map(|h| {
-                        let (exact, prefix, present) = match &h.test {
-                            HeaderTest::Exact(v) => (Some(text(v)), None, None),
-                            HeaderTest::Prefix(v) => (None, Some(text(v)), None),
-                            HeaderTest::Present => (None, None, Some(true)),
-                        };
-                        OutHeaderMatch {
-                            name: &h.name,
-                            exact,
-                            prefix,
-                            present,
-                        }
-                    })
-                    .collect()
-            }),
+            headers: (!m.headers.is_empty())
+                .then(|| m.headers.iter().map(OutHeaderMatch::new).collect()),
+            peer_identity: m.peer_identity.as_deref(),
             cluster: None,
             split: None,
             redirect: None,
@@ -685,6 +844,23 @@ struct OutHeaderMatch<'a> {
     prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     present: Option<bool>,
+}
+
+impl<'a> OutHeaderMatch<'a> {
+    fn new(h: &'a HeaderMatch) -> Self {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let (exact, prefix, present) = match &h.test {
+            HeaderTest::Exact(v) => (Some(text(v)), None, None),
+            HeaderTest::Prefix(v) => (None, Some(text(v)), None),
+            HeaderTest::Present => (None, None, Some(true)),
+        };
+        OutHeaderMatch {
+            name: &h.name,
+            exact,
+            prefix,
+            present,
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -1,7 +1,8 @@
 //! HTTP tallies and their carry-over from one table to the next.
 //!
 //! Every HTTP listener, route and route target counts into its own
-//! [`HttpTally`]. Counters are cumulative, so a reload must not reset them:
+//! [`HttpTally`], and every authorization rule (and default) into its own
+//! [`AuthzTally`]. Counters are cumulative, so a reload must not reset them:
 //! a table built as the successor of a running one takes over the running
 //! tally of every label set that is still there, matched by name (listener;
 //! listener and route; listener, route and cluster). A label set that is new
@@ -12,13 +13,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dataplane::table::route::RouteAction;
-use dataplane::table::tally::HttpTally;
+use dataplane::table::tally::{AuthzTally, HttpTally};
 use dataplane::table::{Service, Table};
 
 /// A route's label set: listener and route name.
 type RouteKey = (Arc<str>, Arc<str>);
 /// A route target's label set: listener, route and cluster name.
 type TargetKey = (Arc<str>, Arc<str>, Arc<str>);
+/// An authorization rule's label set: listener and rule name (`None` for
+/// the listener's default).
+type AuthzKey = (Arc<str>, Option<Arc<str>>);
 
 /// Where the builder gets its tallies: the running table's, where the names
 /// match, otherwise fresh ones.
@@ -29,6 +33,7 @@ pub(crate) struct Tallies {
     listeners: HashMap<Arc<str>, Arc<HttpTally>>,
     routes: HashMap<RouteKey, Arc<HttpTally>>,
     targets: HashMap<TargetKey, Arc<HttpTally>>,
+    authz: HashMap<AuthzKey, Arc<AuthzTally>>,
 }
 
 impl Tallies {
@@ -47,6 +52,17 @@ impl Tallies {
             return tallies;
         };
         for listener in &table.listeners {
+            if let Some(authz) = &listener.authorization {
+                let name = &listener.name;
+                let default = (Arc::clone(name), None);
+                tallies
+                    .authz
+                    .insert(default, Arc::clone(&authz.default_tally));
+                for rule in authz.rules.iter() {
+                    let key = (Arc::clone(name), Some(Arc::clone(&rule.name)));
+                    tallies.authz.insert(key, Arc::clone(&rule.tally));
+                }
+            }
             let Service::Http(http) = &listener.service else {
                 continue;
             };
@@ -102,6 +118,15 @@ impl Tallies {
         self.targets
             .get(&key)
             .map_or_else(|| self.fresh(), Arc::clone)
+    }
+
+    /// The tally of authorization rule `rule` of listener `listener`
+    /// (`None`: the listener's default).
+    pub(crate) fn authz(&self, listener: &Arc<str>, rule: Option<&Arc<str>>) -> Arc<AuthzTally> {
+        let key = (Arc::clone(listener), rule.map(Arc::clone));
+        self.authz
+            .get(&key)
+            .map_or_else(|| Arc::new(AuthzTally::new(self.workers)), Arc::clone)
     }
 
     fn fresh(&self) -> Arc<HttpTally> {

@@ -23,6 +23,9 @@ pub enum Reason {
     NotImplemented,
     /// No route matched (404).
     NoRoute,
+    /// The listener's authorization refused the request: a rule denied
+    /// it, or no rule allowed it under a default of deny (403).
+    Forbidden,
     /// The cluster has no endpoint that accepted a connection (503).
     NoEndpoint,
     /// This process ran short of a resource of its own (file descriptors,
@@ -56,7 +59,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::BadRequest,
         Reason::HeaderTooLarge,
         Reason::UriTooLong,
@@ -64,6 +67,7 @@ impl Reason {
         Reason::BodyTooLarge,
         Reason::NotImplemented,
         Reason::NoRoute,
+        Reason::Forbidden,
         Reason::NoEndpoint,
         Reason::LocalResources,
         Reason::UpstreamRefused,
@@ -87,6 +91,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::NotImplemented => "not_implemented",
             Reason::NoRoute => "no_route",
+            Reason::Forbidden => "forbidden",
             Reason::NoEndpoint => "no_endpoint",
             Reason::LocalResources => "local_resources",
             Reason::UpstreamRefused => "upstream_refused",
@@ -113,6 +118,7 @@ impl Reason {
             Reason::BodyTooLarge => Some(413),
             Reason::NotImplemented => Some(501),
             Reason::NoRoute => Some(404),
+            Reason::Forbidden => Some(403),
             Reason::NoEndpoint | Reason::LocalResources | Reason::Overflow => Some(503),
             Reason::UpstreamRefused
             | Reason::UpstreamTls

@@ -13,6 +13,7 @@ pub struct RequestView<'a, F> {
     authority: Option<&'a [u8]>,
     path: &'a [u8],
     fields: F,
+    peer_identity: Option<&'a str>,
 }
 
 impl<'a, F: HeaderFields> RequestView<'a, F> {
@@ -26,7 +27,24 @@ impl<'a, F: HeaderFields> RequestView<'a, F> {
             authority,
             path,
             fields,
+            peer_identity: None,
         }
+    }
+
+    /// The same view of a request that came on a connection whose peer
+    /// proved the SPIFFE ID `identity` (`None`: plain, or no client
+    /// certificate). Only the transport's verification may set it, never
+    /// anything the client sent.
+    pub fn with_peer_identity(self, identity: Option<&'a str>) -> Self {
+        Self {
+            peer_identity: identity,
+            ..self
+        }
+    }
+
+    /// The connection's verified SPIFFE ID, if it has one.
+    pub fn peer_identity(&self) -> Option<&'a str> {
+        self.peer_identity
     }
 
     /// The method, as sent (methods are case-sensitive).

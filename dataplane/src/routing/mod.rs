@@ -2,7 +2,9 @@
 //! every condition holds.
 //!
 //! Routing sees a request through its protocol-neutral
-//! [`RequestView`]; [`h1::view`] makes one of an HTTP/1 head. A listener's
+//! [`RequestView`]; [`h1::view`] makes one of an HTTP/1 head, and the
+//! session adds the connection's verified peer identity to it (for the
+//! `peer_identity` condition). A listener's
 //! [`RouteIndex`](crate::table::route::RouteIndex) narrows the request to
 //! the lists of routes that may match it (by host, then by path); each
 //! candidate's every condition is checked, and the lowest index that
@@ -85,9 +87,16 @@ fn matches<F: HeaderFields>(m: &RouteMatch, host: Option<&[u8]>, req: &RequestVi
     others_hold(m, req)
 }
 
-/// Whether every condition of `m` but its host holds for `req`.
+/// Whether every condition of `m` but its host holds for `req`. The
+/// index narrows by host and path only; everything else (the peer
+/// identity included) is checked here, on every candidate.
 #[inline(always)]
 fn others_hold<F: HeaderFields>(m: &RouteMatch, req: &RequestView<'_, F>) -> bool {
+    if let Some(want) = &m.peer_identity {
+        if req.peer_identity() != Some(&**want) {
+            return false;
+        }
+    }
     if let Some(want) = &m.path {
         let path = req.path();
         let ok = match want {
@@ -117,7 +126,13 @@ fn host_matches(want: &HostMatch, host: &[u8]) -> bool {
     }
 }
 
-fn header_matches<F: HeaderFields>(want: &HeaderMatch, req: &RequestView<'_, F>) -> bool {
+/// Whether a field of `req` meets the header condition `want` (one
+/// matching field of the name is enough). Authorization rules use it too.
+#[inline]
+pub(crate) fn header_matches<F: HeaderFields>(
+    want: &HeaderMatch,
+    req: &RequestView<'_, F>,
+) -> bool {
     req.values(want.name.as_bytes())
         .any(|value| match &want.test {
             HeaderTest::Present => true,

@@ -1,6 +1,6 @@
 //! The route index against the scan in file order: random tables (exact,
 //! wildcard and no hosts; exact, prefix and no paths; methods; header
-//! conditions) and random requests, drawn by a fixed-seed PRNG from small
+//! conditions; peer identities) and random requests, drawn by a fixed-seed PRNG from small
 //! pools so that conditions overlap often, must get the same route from
 //! both, under every index shape. Deterministic, so a failure reproduces;
 //! the message prints the table and the request.
@@ -42,6 +42,11 @@ const METHODS: &[&[u8]] = &[b"GET", b"POST", b"HEAD", b"get", b"PUT"];
 const NAMES: &[&str] = &["x-a", "x-b"];
 const REQUEST_NAMES: &[&[u8]] = &[b"x-a", b"X-A", b"x-b", b"x-c"];
 const VALUES: &[&[u8]] = &[b"1", b"10", b"2", b""];
+/// Peer identities routes name and connections prove.
+const IDS: &[&str] = &[
+    "spiffe://example.org/ns/a/sa/web",
+    "spiffe://example.org/ns/a/sa/api",
+];
 
 fn random_match(rng: &mut Rng) -> RouteMatch {
     let host = match rng.below(10) {
@@ -78,11 +83,13 @@ fn random_match(rng: &mut Rng) -> RouteMatch {
             });
         }
     }
+    let peer_identity = rng.one_in(5).then(|| (*rng.pick(IDS)).into());
     RouteMatch {
         host,
         path,
         methods,
         headers,
+        peer_identity,
     }
 }
 
@@ -151,19 +158,24 @@ fn the_index_finds_what_the_scan_finds() {
             for _ in 0..rng.below(4) {
                 fields.push((*rng.pick(REQUEST_NAMES), *rng.pick(VALUES)));
             }
+            let identity = match rng.below(3) {
+                0 => None,
+                _ => Some(*rng.pick(IDS)),
+            };
             let req = RequestView::new(
                 method,
                 authority.as_deref().map(str::as_bytes),
                 path.as_bytes(),
                 List(&fields),
-            );
+            )
+            .with_peer_identity(identity);
             let want = find_linear(&tables[0], &req).map(|(i, _)| i);
             found += usize::from(want.is_some());
             for (routes, shape) in tables.iter().zip(SHAPES) {
                 let got = find(routes, &req).map(|(i, _)| i);
                 assert_eq!(
                     got, want,
-                    "case {case}, shape {shape:?}: {} {authority:?} {path:?} {fields:?}\nroutes: {matchers:#?}",
+                    "case {case}, shape {shape:?}: {} {authority:?} {path:?} {fields:?} {identity:?}\nroutes: {matchers:#?}",
                     String::from_utf8_lossy(method),
                 );
             }

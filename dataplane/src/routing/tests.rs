@@ -302,6 +302,50 @@ fn methods_and_headers_are_checked_on_the_candidates() {
 }
 
 #[test]
+fn peer_identity_is_checked_on_every_candidate_and_never_taken_from_a_field() {
+    const WEB: &str = "spiffe://example.org/ns/default/sa/web";
+    const API: &str = "spiffe://example.org/ns/default/sa/api";
+    let with_id = |host_name: &str, id: &str| RouteMatch {
+        host: host(host_name),
+        path: prefix("/"),
+        peer_identity: Some(id.into()),
+        ..RouteMatch::default()
+    };
+    // Enough fillers that the index is built (and the identity routes sit
+    // in indexed groups), then two identity routes and a catch-all.
+    let mut matchers: Vec<RouteMatch> = (0..12).map(|_| filler()).collect();
+    matchers.push(with_id("a.example.com", WEB));
+    matchers.push(with_id("a.example.com", API));
+    matchers.push(RouteMatch {
+        peer_identity: Some(API.into()),
+        ..RouteMatch::default()
+    });
+    matchers.push(at(host("a.example.com"), None));
+    // A client that claims an identity in the header ringway writes gets
+    // nothing for it.
+    let spoofed: &[(&[u8], &[u8])] = &[(b"x-ringway-peer-identity", WEB.as_bytes())];
+    for (linear_max, few_max) in SHAPES.into_iter().chain([(100, 100)]) {
+        let list = matchers.iter().map(|m| route(m.clone())).collect();
+        let routes = Routes::with_limits(list, linear_max, few_max);
+        let get = |authority: &'static str, fields, id| {
+            let req = RequestView::new(b"GET", Some(authority.as_bytes()), b"/x", List(fields))
+                .with_peer_identity(id);
+            find(&routes, &req).map(|(i, _)| i)
+        };
+        assert_eq!(get("a.example.com", &[], Some(WEB)), Some(12));
+        assert_eq!(get("a.example.com", &[], Some(API)), Some(13));
+        assert_eq!(get("b.example.com", &[], Some(API)), Some(14));
+        assert_eq!(get("a.example.com", &[], None), Some(15));
+        assert_eq!(get("a.example.com", spoofed, None), Some(15));
+        assert_eq!(get("b.example.com", spoofed, None), None);
+        // Exact: another workload of the same domain, or a longer ID, is
+        // not the one named.
+        let longer = "spiffe://example.org/ns/default/sa/web2";
+        assert_eq!(get("a.example.com", &[], Some(longer)), Some(15));
+    }
+}
+
+#[test]
 fn an_http1_head_is_seen_in_place() {
     let limits = Limits {
         max_request_line: 8192,

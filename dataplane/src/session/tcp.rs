@@ -42,6 +42,8 @@ pub enum Ending {
     Overflow,
     /// The TLS handshake with the upstream failed (the cluster's `tls`).
     UpstreamTls,
+    /// The listener's authorization refused the client: reset.
+    Forbidden,
 }
 
 /// Serves `client`, accepted on listener `listener` of `local`, which sends
@@ -91,6 +93,33 @@ pub fn serve<'a>(
         client_cut.disarm();
         Relay::new(client, upstream, marks, idle_timeout, counters).await
     }
+}
+
+/// Whether listener `listener` of `local` lets `client` through, judged
+/// by its authorization (if it has one) on worker `worker`, which counts
+/// the decision. Called once a connection is accepted, before [`serve`]
+/// and so before any upstream connect; a refused client is closed with a
+/// reset, so that it cannot take the close for an orderly, empty stream.
+///
+/// `identity` is the client's SPIFFE ID as its TLS handshake proved it
+/// (a TLS listener with `client_ca` checks after the handshake); `None`
+/// for a plain connection, which only rules that take `unauthenticated`
+/// connections (and the default) can decide for.
+pub fn admit(
+    local: &LocalTable,
+    listener: usize,
+    worker: usize,
+    client: &TcpStream,
+    identity: Option<&str>,
+) -> bool {
+    let Some(authz) = &local.table.listeners[listener].authorization else {
+        return true;
+    };
+    if authz.check_connection(identity, worker) {
+        return true;
+    }
+    let _ = client.reset_on_close();
+    false
 }
 
 /// What an open TCP pair holds on behalf of its cluster while it lasts:

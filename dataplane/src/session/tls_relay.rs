@@ -63,6 +63,7 @@ pub async fn serve(
     listener: usize,
     id: ClusterId,
     client: TcpStream,
+    worker: usize,
     counters: &Counters,
 ) -> Ending {
     let _ = client.socket().set_tcp_nodelay(true);
@@ -93,6 +94,10 @@ pub async fn serve(
         None => Transport::plain(client, Group::Client, HIGH_WATER_BUFFERS),
     };
     let mut cut = ResetIfCut(vec![client.tx.clone()]);
+    let identity = client.tx.peer_identity();
+    if !super::tcp::admit(local, listener, worker, client.tx.stream(), identity) {
+        return Ending::Forbidden;
+    }
     let (stream, marks) = match reach(local, id, client.tx.stream(), counters).await {
         Ok(reached) => reached,
         Err(Unreached::Overflow) => {

@@ -6,6 +6,7 @@
 //! its own upstream state beside it, `upstream::TableHandle`) and adopts a
 //! newer generation only at a connection boundary.
 
+pub mod authz;
 pub mod breaker;
 pub mod certs;
 pub mod checks;
@@ -85,6 +86,10 @@ pub struct Listener {
     /// closed (for HTTP: a keep-alive connection waiting this long for its
     /// next request).
     pub idle_timeout: Duration,
+    /// Who may send what through the listener, when it has
+    /// `[listeners.authorization]`: judged per request (HTTP) or per
+    /// connection (TCP).
+    pub authorization: Option<Arc<authz::Authorization>>,
 }
 
 impl Listener {

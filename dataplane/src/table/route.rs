@@ -227,6 +227,10 @@ pub struct RouteMatch {
     pub methods: Vec<Box<[u8]>>,
     /// Header conditions, all of which must hold.
     pub headers: Vec<HeaderMatch>,
+    /// The connection's verified SPIFFE ID must be exactly this; a request
+    /// on a connection without one never matches. Not indexed: checked on
+    /// every candidate the index yields.
+    pub peer_identity: Option<Box<str>>,
 }
 
 /// A condition on the host.

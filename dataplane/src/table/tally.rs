@@ -89,3 +89,59 @@ impl HttpTally {
         t
     }
 }
+
+/// One worker's counts of one authorization rule's decisions (or a
+/// listener's default's).
+#[derive(Debug, Default)]
+pub struct AuthzCounters {
+    /// Requests or connections the rule let through.
+    pub allowed: Counter,
+    /// Requests or connections the rule refused.
+    pub denied: Counter,
+}
+
+/// A sum of [`AuthzCounters`] over workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuthzTotals {
+    /// Let through.
+    pub allowed: u64,
+    /// Refused.
+    pub denied: u64,
+}
+
+/// The decision counts of one authorization rule, one block per worker,
+/// kept as [`HttpTally`] keeps its counters: each worker writes its own
+/// block (on cache lines of its own), the agent sums them, and a reload
+/// that keeps the rule's name carries the tally over.
+#[derive(Debug)]
+pub struct AuthzTally {
+    workers: Box<[CachePadded<AuthzCounters>]>,
+}
+
+impl AuthzTally {
+    /// Zeroed counts for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers.max(1))
+                .map(|_| CachePadded::new(AuthzCounters::default()))
+                .collect(),
+        }
+    }
+
+    /// The block worker `worker` writes (the last one past the count, as
+    /// [`HttpTally::worker`] does).
+    #[inline]
+    pub fn worker(&self, worker: usize) -> &AuthzCounters {
+        &self.workers[worker.min(self.workers.len() - 1)]
+    }
+
+    /// The sum over every worker.
+    pub fn totals(&self) -> AuthzTotals {
+        self.workers
+            .iter()
+            .fold(AuthzTotals::default(), |t, w| AuthzTotals {
+                allowed: t.allowed + w.allowed.get(),
+                denied: t.denied + w.denied.get(),
+            })
+    }
+}

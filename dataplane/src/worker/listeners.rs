@@ -437,11 +437,14 @@ fn tcp_connection(
 ) -> impl std::future::Future<Output = ()> + 'static {
     async move {
         let counters = guard.ctx.counters();
+        let worker = guard.ctx.http.worker;
         if session::tls_relay::wanted(&local, listener, cluster) {
-            // Boxed: a plain pair's task stays its size.
-            let serve = session::tls_relay::serve(&local, listener, cluster, client, counters);
+            // Boxed: a plain pair's task stays its size. A TLS client is
+            // authorized after its handshake, by the identity it proved.
+            let serve =
+                session::tls_relay::serve(&local, listener, cluster, client, worker, counters);
             Box::pin(serve).await;
-        } else {
+        } else if session::tcp::admit(&local, listener, worker, &client, None) {
             session::tcp::serve(&local, listener, cluster, client, counters).await;
         }
         drop(guard);

@@ -15,6 +15,7 @@ use dataplane::table::route::{
 };
 use toml::Spanned;
 
+use super::authz::{spiffe_id, PEER_IDENTITY_HEADER};
 use super::{cluster_id, Builder, Clusters};
 use crate::config::file::{
     FileDirect, FileHeaderEdits, FileHeaderMatch, FileRedirect, FileRoute, FileSplit, Int,
@@ -204,15 +205,26 @@ impl Builder<'_> {
             }
         }
 
+        let peer_identity = match &file.peer_identity {
+            None => None,
+            Some(text) => {
+                let id = self.check(text, format!("{prefix}.peer_identity"), |t| spiffe_id(t));
+                ok &= id.is_some();
+                id
+            }
+        };
+
         ok.then_some(RouteMatch {
             host,
             path,
             methods,
             headers,
+            peer_identity,
         })
     }
 
-    fn header_match(
+    /// One header condition (of a route or an authorization rule).
+    pub(super) fn header_match(
         &mut self,
         entry: &Spanned<FileHeaderMatch>,
         prefix: &str,
@@ -223,7 +235,15 @@ impl Builder<'_> {
                 self.missing(entry, prefix, "name", "e.g. name = \"x-canary\"");
                 None
             }
-            Some(text) => self.check(text, format!("{prefix}.name"), |t| header_name(t)),
+            Some(text) => self.check(text, format!("{prefix}.name"), |t| {
+                let name = header_name(t)?;
+                if &*name == PEER_IDENTITY_HEADER {
+                    return Err(format!(
+                        "`{PEER_IDENTITY_HEADER}` is the header ringway writes upstream with the verified peer identity; a client can send its own, so no condition may look at it: match the identity itself with `peer_identity` (routes) or `from` (authorization rules)"
+                    ));
+                }
+                Ok(name)
+            }),
         };
         let mut tests: Vec<(&str, Range<usize>, Option<HeaderTest>)> = Vec::new();
         if let Some(text) = &file.exact {
@@ -755,7 +775,7 @@ fn header_value(text: &str) -> Result<&str, String> {
 }
 
 /// A method: a token, compared case-sensitively.
-fn method(text: &str) -> Result<Box<[u8]>, String> {
+pub(super) fn method(text: &str) -> Result<Box<[u8]>, String> {
     if text.is_empty() {
         return Err("method is empty".to_owned());
     }
@@ -778,7 +798,7 @@ fn method(text: &str) -> Result<Box<[u8]>, String> {
 
 /// A path, a path prefix or its replacement: starts with `/`, visible ASCII
 /// as it arrives on the wire (no decoding), no query or fragment.
-fn path(text: &str, key: &str) -> Result<Box<str>, String> {
+pub(super) fn path(text: &str, key: &str) -> Result<Box<str>, String> {
     if !text.starts_with('/') {
         return Err(format!("{key} {text:?} must start with '/'"));
     }

@@ -268,8 +268,18 @@ impl Conn {
                 ));
             }
         }
-        let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes());
+        let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes())
+            .with_peer_identity(self.client.peer_identity());
         let found = crate::routing::find(&service.routes, &view);
+        // Authorization comes before the route is taken (and before "no
+        // route"): a refused client learns nothing of the routes.
+        if let Some(authz) = ctx.authz {
+            let route = found.map(|(index, _)| index);
+            let scratch = &mut parts.authz_path;
+            if let Some((reason, detail)) = authz.refusal(&view, route, ctx.http.worker, scratch) {
+                return Err(Failure::new(reason, detail, close));
+            }
+        }
         let Some((index, route)) = found else {
             return Err(Failure::new(
                 Reason::NoRoute,

@@ -33,6 +33,8 @@ pub(super) struct Ctx<'a> {
     pub(super) http: &'a WorkerHttp,
     /// The client's address.
     pub(super) peer: IpAddr,
+    /// The listener's authorization, if it has one.
+    pub(super) authz: Option<&'a crate::table::authz::Authorization>,
 }
 
 /// What an HTTP connection needs of the worker that runs it. The worker's
@@ -86,6 +88,9 @@ impl<W: Worker> Site<W> {
             counters: self.worker.counters(),
             http,
             peer: self.peer,
+            authz: self.local.table.listeners[self.listener]
+                .authorization
+                .as_deref(),
         })
     }
 }

@@ -34,6 +34,9 @@ pub(super) struct Parts {
     pub(super) scratch: Vec<u8>,
     /// Room to keep a request's head and body for a retry.
     pub(super) kept: Vec<u8>,
+    /// Room for a path rewritten into its authorization form (listeners
+    /// with authorization, paths not already in that form).
+    pub(super) authz_path: Vec<u8>,
 }
 
 thread_local! {
@@ -59,6 +62,7 @@ impl Lent {
                 out: HeadBuf::default(),
                 scratch: Vec::new(),
                 kept: Vec::new(),
+                authz_path: Vec::new(),
             })
         })))
     }
@@ -91,6 +95,9 @@ impl Drop for Lent {
         // buffer: 256 spares of 64 KiB would be 16 MiB a past burst holds.
         if parts.kept.capacity() > MAX_KEPT_ROOM {
             parts.kept = Vec::new();
+        }
+        if parts.authz_path.capacity() > MAX_KEPT_ROOM {
+            parts.authz_path = Vec::new();
         }
         parts.out.shrink(MAX_KEPT_ROOM);
         let _ = SPARE.try_with(|s| {
