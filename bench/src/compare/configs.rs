@@ -17,7 +17,13 @@
 //!   `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-ID` by itself);
 //! * no access logs; errors only;
 //! * the same accept backlog ([`BACKLOG`], as ringway's workers use) and
-//!   connection limits sized from [`Layout::max_connections`].
+//!   connection limits sized from [`Layout::max_connections`];
+//! * with TLS ([`Layout::tls`]), the same certificate and key, TLS 1.3
+//!   only, the same suites in the same order ([`TLS13_SUITES`]) and key
+//!   exchange groups ([`TLS_GROUPS`]), ALPN `http/1.1` on HTTP listeners,
+//!   each system's own defaults for session tickets, and, with client
+//!   authentication, client certificates required and verified against the
+//!   same CA (chains of depth 2 at most); the origin stays plaintext.
 //!
 //! Every path a proxy writes (pid file, temporary files) is inside
 //! [`Layout::dir`]: the packaged defaults point at directories only root
@@ -29,6 +35,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use super::pki::Pki;
 
 /// Idle timeout, in seconds, of client connections and of pooled upstream
 /// connections, for every proxy: far longer than any run, so that no
@@ -49,6 +57,19 @@ pub const SPARE_CONNECTIONS: usize = 64;
 /// File descriptors a proxy holds besides its connections: listeners, log
 /// files, the admin API, eventfds, rings, pipes.
 pub const SPARE_FILES: u64 = 256;
+
+/// The TLS 1.3 suites every OpenSSL-based peer offers, in this order
+/// (HAProxy picks by its own order; ringway and nginx by the client's,
+/// which puts AES-128-GCM first too).
+pub const TLS13_SUITES: &str =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+/// Key exchange groups of the OpenSSL-based peers, in OpenSSL's names
+/// (HAProxy's spelling; nginx says `prime256v1` for P-256). The generator
+/// offers X25519 alone, which every system accepts.
+pub const TLS_GROUPS: &str = "X25519:P-256";
+/// The longest client certificate chain the peers verify: the leaf and the
+/// CA.
+pub const VERIFY_DEPTH: u32 = 2;
 
 /// Largest `pool_max_idle` ringway accepts.
 const RINGWAY_MAX_POOL: usize = 4096;
@@ -112,6 +133,18 @@ pub struct Layout {
     pub splice: bool,
     /// A variant's own settings, from the scenario file.
     pub tuning: Tuning,
+    /// TLS on the listener (clients speak TLS 1.3 to the proxy, the proxy
+    /// plaintext to the origin); `None`: plaintext.
+    pub tls: Option<ListenerTls>,
+}
+
+/// TLS on a proxy's listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// The run's certificates.
+    pub pki: Pki,
+    /// Clients must present a certificate the CA signed (mTLS).
+    pub client_auth: bool,
 }
 
 /// Settings a variant adds to its system's generated configuration, as the
@@ -300,6 +333,9 @@ idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
         listen = layout.listen,
         clients = layout.clients(),
     );
+    if let Some(tls) = &layout.tls {
+        text.push_str(&ringway_tls(tls));
+    }
     let table = layout.table;
     match layout.mode {
         Mode::Http if table.routes == 0 => text.push_str(
@@ -390,6 +426,22 @@ endpoints = [{origins}]
     text
 }
 
+/// The listener's `tls` table: TLS 1.3 is ringway's default, and it takes
+/// suites in the client's order.
+fn ringway_tls(tls: &ListenerTls) -> String {
+    let path = |p: &Path| toml::Value::String(p.to_string_lossy().into_owned()).to_string();
+    let mut table = format!(
+        "cert = {}, key = {}",
+        path(&tls.pki.server_cert),
+        path(&tls.pki.server_key)
+    );
+    if tls.client_auth {
+        // Required by default once a CA is set.
+        table.push_str(&format!(", client_ca = {}", path(&tls.pki.ca)));
+    }
+    format!("# TLS 1.3 from the clients; the origin stays plaintext.\ntls = {{ {table} }}\n")
+}
+
 /// What an nginx configuration needs to know beyond the [`Layout`]: facts
 /// about the binary and the user running it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -474,8 +526,8 @@ http {{
     }}
 
     server {{
-        listen {listen} backlog={BACKLOG};
-        location / {{
+        listen {listen}{ssl} backlog={BACKLOG};
+{tls}        location / {{
             proxy_pass http://origin;
             # Upstream keep-alive needs HTTP/1.1 and no `Connection: close`.
             proxy_http_version 1.1;
@@ -495,7 +547,39 @@ http {{
         servers = nginx_servers(layout),
         listen = layout.listen,
         pool = idle_pool(layout),
+        ssl = if layout.tls.is_some() { " ssl" } else { "" },
+        tls = nginx_tls(layout),
     )
+}
+
+/// The TLS directives of an nginx `server` block (HTTP or stream: the
+/// same names), empty without TLS.
+fn nginx_tls(layout: &Layout) -> String {
+    let Some(tls) = &layout.tls else {
+        return String::new();
+    };
+    let mut text = format!(
+        "        ssl_certificate {};
+        ssl_certificate_key {};
+        ssl_protocols TLSv1.3;
+        # TLS 1.3 suites are not `ssl_ciphers`: they go to OpenSSL as they are.
+        ssl_conf_command Ciphersuites {TLS13_SUITES};
+        ssl_ecdh_curve {};
+",
+        quote(&tls.pki.server_cert),
+        quote(&tls.pki.server_key),
+        TLS_GROUPS.replace("P-256", "prime256v1"),
+    );
+    if tls.client_auth {
+        text.push_str(&format!(
+            "        ssl_client_certificate {};
+        ssl_verify_client on;
+        ssl_verify_depth {VERIFY_DEPTH};
+",
+            quote(&tls.pki.ca)
+        ));
+    }
+    text
 }
 
 /// The `server` lines of an nginx `upstream` block.
@@ -528,8 +612,8 @@ stream {{
 {servers}    }}
 
     server {{
-        listen {listen} backlog={BACKLOG};
-        proxy_pass origin;
+        listen {listen}{ssl} backlog={BACKLOG};
+{tls}        proxy_pass origin;
         proxy_connect_timeout 1s;
         proxy_timeout {IDLE_TIMEOUT_SECS}s;
     }}
@@ -537,6 +621,8 @@ stream {{
 ",
         servers = nginx_servers(layout),
         listen = layout.listen,
+        ssl = if layout.tls.is_some() { " ssl" } else { "" },
+        tls = nginx_tls(layout),
     )
 }
 
@@ -603,10 +689,10 @@ defaults
     http-reuse always
 
 frontend bench
-    bind {listen}
+    bind {listen}{bind_tls}
     # The headers ringway adds to every request.
     option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto {scheme}
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     unique-id-format %{{+X}}o%Ts-%rt
     unique-id-header X-Request-ID
@@ -619,16 +705,23 @@ backend origin
                 " pool-max-conn {} pool-purge-delay {IDLE_TIMEOUT_SECS}s",
                 idle_pool(layout)
             )),
+            bind_tls = haproxy_tls(layout),
+            scheme = if layout.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         )),
         Mode::Tcp => text.push_str(&format!(
             "
 frontend bench
-    bind {listen}
+    bind {listen}{bind_tls}
     default_backend origin
 
 backend origin
 {servers}",
             servers = servers(""),
+            bind_tls = haproxy_tls(layout),
         )),
     }
     if !tuning.haproxy_backend.is_empty() {
@@ -640,6 +733,43 @@ backend origin
         }
     }
     text
+}
+
+/// The TLS words of HAProxy's `bind` line (a leading space), empty
+/// without TLS.
+fn haproxy_tls(layout: &Layout) -> String {
+    let Some(tls) = &layout.tls else {
+        return String::new();
+    };
+    let path = |p: &Path| haproxy_quote(&p.to_string_lossy());
+    let mut words = format!(" ssl crt {}", path(&tls.pki.server_bundle));
+    if layout.mode == Mode::Http {
+        words.push_str(" alpn http/1.1");
+    }
+    words.push_str(&format!(
+        " ssl-min-ver TLSv1.3 ciphersuites {TLS13_SUITES} curves {TLS_GROUPS}"
+    ));
+    if tls.client_auth {
+        // HAProxy has no depth setting: it verifies the chain the CA file
+        // completes, the leaf and the CA here.
+        words.push_str(&format!(" ca-file {} verify required", path(&tls.pki.ca)));
+    }
+    words
+}
+
+/// `text` as one HAProxy word: in double quotes, with `"`, `\\`, `$` and
+/// `#` escaped.
+fn haproxy_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\' | '$' | '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// nginx's `worker_cpu_affinity` mask selecting `core` alone: a `1`

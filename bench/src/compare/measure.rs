@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::guard::{self, Counters, Disturbance, Quiet};
 use super::origins::{OriginReport, Origins};
+use super::pki;
 use super::scenario::{Scenario, ScenarioMode};
 use super::system::Running;
 use ringway_kit::procfs;
@@ -76,6 +77,24 @@ pub struct Measured {
     pub errors_by_kind: Vec<(String, u64)>,
     /// Fault scenarios: what the run's own origins received.
     pub upstream: Option<Upstream>,
+    /// Bytes read by the clients during the whole run, warm-up included
+    /// (HTTP: the answers, heads and bodies, as plaintext).
+    pub received_total: u64,
+    /// TLS runs: the handshakes the clients made and what they negotiated.
+    pub tls: Option<TlsSeen>,
+}
+
+/// What the clients of a TLS run saw of their handshakes.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSeen {
+    /// Full handshakes (every connection, warm-up included).
+    pub full: u64,
+    /// Of those, the ones after a HelloRetryRequest.
+    pub hello_retries: u64,
+    /// Resumed sessions (the clients keep none: 0).
+    pub resumed: u64,
+    /// Suite, group and ALPN of the first handshake of a thread.
+    pub negotiated: String,
 }
 
 /// What the origins of one fault-scenario run received, against what the
@@ -152,6 +171,13 @@ impl Measured {
         }
     }
 
+    /// The system's CPU per GB of answers the clients read, seconds
+    /// (HTTP: bodies and heads, warm-up included, as the CPU is).
+    pub fn cpu_s_per_gb_received(&self) -> Option<f64> {
+        (self.received_total > 0 && self.cpu_s > 0.0)
+            .then(|| self.cpu_s / (self.received_total as f64 / 1e9))
+    }
+
     /// ringway's worker thread's CPU per request, µs.
     pub fn worker_us_per_request(&self) -> Option<f64> {
         let w = self.worker_cpu_s?;
@@ -200,6 +226,17 @@ impl Runner<'_> {
             .arg(humantime::format_duration(s.load.warmup).to_string())
             .arg("--timeout")
             .arg(humantime::format_duration(s.load.timeout).to_string());
+        if let Some(tls) = system.tls() {
+            cmd.arg("--tls-ca")
+                .arg(&tls.pki.ca)
+                .args(["--tls-name", pki::SERVER_NAME]);
+            if tls.client_auth {
+                cmd.arg("--tls-cert")
+                    .arg(&tls.pki.client_cert)
+                    .arg("--tls-key")
+                    .arg(&tls.pki.client_key);
+            }
+        }
         match s.mode {
             ScenarioMode::Tcp => {
                 cmd.args(["--mode", "tcp", "--chunk"])
@@ -375,6 +412,26 @@ impl Runner<'_> {
                 })
                 .unwrap_or_default(),
             upstream: None,
+            received_total: u("/bytes/received"),
+            tls: doc.get("tls").filter(|v| !v.is_null()).map(|_| {
+                let text = |pointer: &str| {
+                    doc.pointer(pointer)
+                        .and_then(Value::as_str)
+                        .unwrap_or("-")
+                        .to_owned()
+                };
+                TlsSeen {
+                    full: u("/tls/handshakes/full"),
+                    hello_retries: u("/tls/handshakes/hello_retries"),
+                    resumed: u("/tls/handshakes/resumed"),
+                    negotiated: format!(
+                        "{} {} {}",
+                        text("/tls/suite"),
+                        text("/tls/group"),
+                        text("/tls/alpn")
+                    ),
+                }
+            }),
         })
     }
 

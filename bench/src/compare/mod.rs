@@ -19,6 +19,7 @@ mod guard;
 mod idle;
 mod measure;
 mod origins;
+pub mod pki;
 pub mod plot;
 mod profile;
 mod report;

@@ -93,6 +93,22 @@ pub struct Setup {
     /// Each system's generated config and log, relative to the results
     /// directory.
     pub files: Vec<String>,
+    /// A new connection per request (`load.new_connection`).
+    pub new_connection: bool,
+    /// TLS between the clients and the proxies, if the scenario has it.
+    pub tls: Option<TlsSetup>,
+}
+
+/// How a TLS scenario ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSetup {
+    /// The minted certificates, relative to the results directory.
+    pub dir: String,
+    /// Clients presented certificates, which the proxies required.
+    pub client_auth: bool,
+    /// Systems measured in plaintext (`direct`, and variants with
+    /// `tls = false`).
+    pub plaintext: Vec<String>,
 }
 
 /// The guard as it ran (the scenario's `[guard]` with the command line's

@@ -16,15 +16,16 @@ use std::time::Duration;
 use ringway_kit::ports::free_addr;
 
 use super::churn::{ChurnBook, ChurnPlan};
-use super::configs::{self, Layout, Mode, Table, Tuning};
+use super::configs::{self, Layout, ListenerTls, Mode, Table, Tuning};
 use super::faults;
 use super::guard;
 use super::idle;
 use super::measure::{Measured, Runner};
 use super::origins::Origins;
+use super::pki::Pki;
 use super::profile::{self, Profile};
 use super::report;
-use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup};
+use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup, TlsSetup};
 use super::scenario::{Churn, Scenario, ScenarioMode};
 use super::system::{missing, Binaries, Kind, Running};
 
@@ -59,6 +60,8 @@ pub(super) struct Entry {
     splice: bool,
     churn: Option<Churn>,
     tuning: Tuning,
+    /// Clients speak TLS to it.
+    tls: bool,
     listen: SocketAddr,
     admin: SocketAddr,
 }
@@ -80,6 +83,8 @@ pub(super) struct Ctx<'a> {
     /// The request each idle connection carries first: the scenario's host
     /// and path, so that it matches the route the load runs use.
     request: Vec<u8>,
+    /// A TLS scenario's certificates, minted for this run.
+    pki: Option<Pki>,
 }
 
 /// Runs `s`; returns the results and the directory they were written to.
@@ -115,6 +120,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
 
     let mut notes = Vec::new();
     let (idle, pairs) = open_file_budget(s, mode, &mut notes);
+    let pki = s.tls.then(|| Pki::mint(&dir.join("tls"))).transpose()?;
     // A fault scenario starts fresh origins for each run instead.
     let faulty = !s.faults.is_empty();
     let origins = if faulty {
@@ -137,6 +143,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         pairs,
         request: crate::load::plan::http_request("GET", &s.load.path, &s.load.host, &[], 0, true),
         bins,
+        pki,
     };
     let clk_tck = ringway_kit::procfs::clock_ticks().0;
     let mut results = Results {
@@ -163,6 +170,16 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             clk_tck,
             guard: opts.guard.clone(),
             files: Vec::new(),
+            new_connection: s.load.new_connection,
+            tls: s.tls.then(|| TlsSetup {
+                dir: "tls/".into(),
+                client_auth: s.client_auth,
+                plaintext: entries
+                    .iter()
+                    .filter(|e| !e.tls)
+                    .map(|e| e.name.clone())
+                    .collect(),
+            }),
         },
         systems: entries.iter().map(|e| e.name.clone()).collect(),
         skipped,
@@ -360,6 +377,13 @@ impl Ctx<'_> {
             table: entry.table,
             splice: entry.splice,
             tuning: entry.tuning.clone(),
+            tls: match (&self.pki, entry.tls) {
+                (Some(pki), true) => Some(ListenerTls {
+                    pki: pki.clone(),
+                    client_auth: self.s.client_auth,
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -395,6 +419,8 @@ fn entries(
             splice: variant.is_some_and(|v| v.splice),
             churn: variant.and_then(|v| v.churn.clone()),
             tuning: variant.map(tuning).unwrap_or_default(),
+            // `direct` is the origin, which is plaintext.
+            tls: s.tls && kind != Kind::Direct && variant.and_then(|v| v.tls) != Some(false),
             listen: free_addr(),
             admin: free_addr(),
         });
@@ -482,6 +508,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         table: Table::default(),
         splice: false,
         tuning: Tuning::default(),
+        tls: None,
     };
     // The system's files, and this process's: one per idle connection.
     let files = |mode: Mode| {
@@ -838,6 +865,7 @@ mod tests {
             splice: false,
             churn: None,
             tuning: Tuning::default(),
+            tls: false,
             listen: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:2".parse().unwrap(),
         }

@@ -65,6 +65,15 @@ pub struct Scenario {
     /// What the origins do wrong during each load run (`[[faults]]`).
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Clients speak TLS 1.3 to every proxy (`direct` stays plaintext: the
+    /// origin is); the runner mints a CA and a server certificate into the
+    /// run's directory and every system presents that certificate.
+    #[serde(default)]
+    pub tls: bool,
+    /// With `tls`: every proxy requires a client certificate signed by the
+    /// run's CA, and the generator presents one.
+    #[serde(default)]
+    pub client_auth: bool,
 }
 
 /// `[[faults]]`: origins that turn slow, fail a share of their requests,
@@ -306,6 +315,10 @@ pub struct Variant {
     /// nginx: lines of its own.
     #[serde(default)]
     pub nginx: Option<NginxLines>,
+    /// `false`: the system in plaintext in a TLS scenario (the price of TLS
+    /// side by side); unset: as the scenario.
+    #[serde(default)]
+    pub tls: Option<bool>,
 }
 
 /// `[variants.haproxy]`: settings added to the generated `haproxy.cfg`.
@@ -484,6 +497,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
         return Err("load.duration and load.timeout: longer than zero".into());
     }
     check_faults(s)?;
+    check_tls(s)?;
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
@@ -611,6 +625,27 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+fn check_tls(s: &Scenario) -> Result<(), String> {
+    if s.client_auth && !s.tls {
+        return Err("client_auth: client certificates need tls = true".into());
+    }
+    if let Some(v) = s.variants.iter().find(|v| v.tls == Some(true) && !s.tls) {
+        return Err(format!(
+            "variant {:?}: tls = true in a plaintext scenario; set tls = true on the \
+             scenario and tls = false on the plaintext variants",
+            v.name
+        ));
+    }
+    if s.tls && s.memory.idle_connections + s.memory.idle_tcp_pairs > 0 {
+        return Err(
+            "memory: the idle connections of the memory run are plaintext; \
+             set [memory] idle_connections = 0 in a TLS scenario"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -855,6 +890,26 @@ mod tests {
              [sweep]\nmax_throughput = false\n",
             "nothing to run",
         );
+    }
+
+    #[test]
+    fn tls_scenarios_and_their_plaintext_variants() {
+        let s = parse(
+            "name = \"t\"\ntls = true\nclient_auth = true\n[memory]\nidle_connections = 0\n\
+             [[variants]]\nname = \"plain\"\nof = \"haproxy\"\ntls = false\n",
+        )
+        .unwrap();
+        assert!(s.tls && s.client_auth);
+        assert_eq!(s.variant("plain").unwrap().tls, Some(false));
+        assert!(!parse("name = \"t\"").unwrap().tls);
+        let e = parse("name = \"t\"\nclient_auth = true\n[memory]\nidle_connections = 0\n")
+            .unwrap_err();
+        assert!(e.contains("client_auth"), "{e}");
+        let e = parse("name = \"t\"\ntls = true\n").unwrap_err();
+        assert!(e.contains("idle_connections = 0"), "{e}");
+        let e = parse("name = \"t\"\n[[variants]]\nname = \"v\"\nof = \"nginx\"\ntls = true\n")
+            .unwrap_err();
+        assert!(e.contains("plaintext scenario"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use ringway_kit::launcher::{
 use ringway_kit::logfile::tail;
 use ringway_kit::procfs;
 
-use super::configs::{self, Layout, Mode, NginxHost};
+use super::configs::{self, Layout, ListenerTls, Mode, NginxHost};
 
 pub use self::error::SystemError;
 
@@ -221,6 +221,8 @@ pub struct Running {
     started: Option<Started>,
     config: Option<PathBuf>,
     log: Option<PathBuf>,
+    /// TLS on its listener (never for `direct`).
+    tls: Option<ListenerTls>,
 }
 
 /// A started proxy.
@@ -269,6 +271,7 @@ impl Running {
                 started: None,
                 config: None,
                 log: None,
+                tls: None,
             });
         };
         let dir = &layout.dir;
@@ -299,6 +302,7 @@ impl Running {
             started: Some(started),
             config: Some(spec.config),
             log: Some(log),
+            tls: layout.tls.clone(),
         };
         running.wait_ready(layout)?;
         Ok(running)
@@ -308,6 +312,11 @@ impl Running {
     /// `direct`.
     pub fn target(&self) -> SocketAddr {
         self.target
+    }
+
+    /// TLS on the listener the load goes to, if the clients speak it.
+    pub fn tls(&self) -> Option<&ListenerTls> {
+        self.tls.as_ref()
     }
 
     /// The generated configuration file (`None` for `direct`).

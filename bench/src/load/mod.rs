@@ -17,8 +17,10 @@ pub mod report;
 pub mod response;
 mod tcp;
 mod thread;
+pub mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -83,6 +85,22 @@ pub struct LoadArgs {
     /// TCP: bytes per write.
     #[arg(long, default_value_t = 64 * 1024)]
     pub chunk: usize,
+    /// TLS 1.3 on every connection, the server's certificate verified
+    /// against the CA certificates in this PEM file. Sessions are never
+    /// resumed: every connection is a full handshake.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: the server name sent (SNI) and verified; default: the target's
+    /// IP address (verified, not sent).
+    #[arg(long, requires = "tls_ca")]
+    pub tls_name: Option<String>,
+    /// TLS: a client certificate chain (PEM) to present when the server
+    /// asks for one; needs `--tls-key`.
+    #[arg(long, requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the client certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Print the result as JSON on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -271,6 +289,22 @@ fn plan_of(a: &LoadArgs) -> Result<Plan, String> {
         }
     }
     let keep_alive = !a.new_connection;
+    let tls = match &a.tls_ca {
+        None => None,
+        Some(ca) => {
+            let client = a.tls_cert.as_deref().zip(a.tls_key.as_deref());
+            let config = tls::client_config(ca, client).map_err(|e| format!("--tls-ca: {e}"))?;
+            let name = match &a.tls_name {
+                Some(n) => rustls::pki_types::ServerName::try_from(n.clone())
+                    .map_err(|e| format!("--tls-name {n:?}: {e}"))?,
+                None => rustls::pki_types::ServerName::IpAddress(a.target.ip().into()),
+            };
+            Some(tls::TlsPlan {
+                config: Arc::new(config),
+                name,
+            })
+        }
+    };
     Ok(Plan {
         target: a.target,
         mode,
@@ -290,6 +324,7 @@ fn plan_of(a: &LoadArgs) -> Result<Plan, String> {
         warmup: a.warmup,
         duration: a.duration,
         timeout: a.timeout,
+        tls,
     })
 }
 

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::tls::TlsPlan;
+
 /// What a connection carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -49,6 +51,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Longest wait for a connection or a whole response.
     pub timeout: Duration,
+    /// TLS 1.3 on every connection (`--tls-ca`); `None`: plaintext.
+    pub tls: Option<TlsPlan>,
 }
 
 impl Plan {
@@ -86,8 +90,9 @@ impl Plan {
         } else {
             format!("cores {:?}", self.cores)
         };
+        let tls = if self.tls.is_some() { " over TLS" } else { "" };
         format!(
-            "{}, {shape}, {pace}, {} connections, {cores}, {:.2} s",
+            "{}, {shape}{tls}, {pace}, {} connections, {cores}, {:.2} s",
             self.target,
             self.connections,
             self.duration.as_secs_f64()
@@ -142,6 +147,7 @@ mod tests {
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            tls: None,
         }
     }
 

@@ -5,6 +5,8 @@
 
 use hdrhistogram::Histogram;
 
+use super::tls::{Handshakes, Negotiated};
+
 /// Highest latency recorded, in µs (60 s); longer ones are recorded as this.
 pub const MAX_LATENCY_US: u64 = 60_000_000;
 
@@ -87,6 +89,10 @@ pub struct Record {
     pub latency: Histogram<u64>,
     /// The first error of each kind, for the operator.
     pub first_errors: Vec<String>,
+    /// TLS: the handshakes made, by kind.
+    pub handshakes: Handshakes,
+    /// TLS: what the first handshake negotiated.
+    pub negotiated: Option<Negotiated>,
 }
 
 impl Record {
@@ -104,6 +110,8 @@ impl Record {
             window_bytes_sent: 0,
             latency: new_histogram(),
             first_errors: Vec::new(),
+            handshakes: Handshakes::default(),
+            negotiated: None,
         }
     }
 
@@ -141,6 +149,10 @@ impl Record {
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.window_bytes_sent += other.window_bytes_sent;
+        self.handshakes.merge(&other.handshakes);
+        if self.negotiated.is_none() {
+            self.negotiated.clone_from(&other.negotiated);
+        }
         // Same bounds on both sides: adding cannot fail.
         let _ = self.latency.add(&other.latency);
         for e in &other.first_errors {

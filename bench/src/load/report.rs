@@ -89,6 +89,22 @@ pub fn json(plan: &Plan, out: &Outcome) -> Value {
     for kind in ErrorKind::ALL {
         errors.insert(kind.name().into(), json!(r.errors[kind as usize]));
     }
+    let tls = match &plan.tls {
+        None => Value::Null,
+        Some(_) => {
+            let n = r.negotiated.as_ref();
+            json!({
+                "handshakes": {
+                    "full": r.handshakes.full,
+                    "hello_retries": r.handshakes.hello_retries,
+                    "resumed": r.handshakes.resumed,
+                },
+                "suite": n.map(|n| n.suite.as_str()),
+                "group": n.map(|n| n.group.as_str()),
+                "alpn": n.and_then(|n| n.alpn.as_deref()),
+            })
+        }
+    };
     json!({
         "schema": SCHEMA,
         "target": plan.target.to_string(),
@@ -115,6 +131,7 @@ pub fn json(plan: &Plan, out: &Outcome) -> Value {
             "sent_per_second": per_second(r.window_bytes_sent, out.elapsed),
         },
         "connects": r.connects,
+        "tls": tls,
         "errors": errors,
         "first_errors": r.first_errors,
         "fatal": out.fatal,
@@ -172,6 +189,21 @@ pub fn human(plan: &Plan, out: &Outcome) -> String {
                 bps * 8.0 / 1e9
             ));
         }
+    }
+    if plan.tls.is_some() {
+        let h = &r.handshakes;
+        let what = r.negotiated.as_ref().map_or_else(String::new, |n| {
+            format!(
+                ", {} {} {}",
+                n.suite,
+                n.group,
+                n.alpn.as_deref().unwrap_or("(no ALPN)")
+            )
+        });
+        s.push_str(&format!(
+            "  tls        {} full handshakes ({} after a HelloRetryRequest), {} resumed{what}\n",
+            h.full, h.hello_retries, h.resumed
+        ));
     }
     let kinds: Vec<String> = ErrorKind::ALL
         .iter()

@@ -5,29 +5,47 @@
 //! after `--timeout` without progress): every byte the generator counts was
 //! accepted by the kernel, so the count (warm-up included) matches what the
 //! far end reads. The throughput counts the writes that completed inside the
-//! window.
+//! window. Over TLS each chunk is sealed and its records written whole;
+//! the count is of plaintext bytes, as the far end reads them.
 
 use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Instant;
 
-use tokio_uring::net::TcpStream;
-
 use super::ctx::Ctx;
+use super::http::Conn;
 use super::record::ErrorKind;
 
 /// One streaming connection's loop, `stream` opened before the run began.
 /// Returns when the window ends; the connection is shut down for writing
 /// and closed, so the far end sees every byte then the end of the stream.
-pub async fn stream(ctx: Rc<Ctx>, stream: TcpStream) {
+pub async fn stream(ctx: Rc<Ctx>, mut conn: Conn) {
     let mut chunk = vec![b'x'; ctx.plan.chunk];
+    // Over TLS: plaintext the far end would send (a sink sends none).
+    let mut unasked = Vec::new();
     let mut last = Instant::now();
     loop {
         let now = Instant::now();
         if now >= ctx.window.end || ctx.stopping() {
             break;
         }
-        let write = stream.write(chunk).submit();
+        let write = async {
+            match &mut conn {
+                Conn::Plain(stream) => {
+                    let (n, back) = stream.write(chunk).submit().await;
+                    (n.map_err(|e| (ErrorKind::of_io(&e), e.to_string())), back)
+                }
+                Conn::Tls(tls) => {
+                    let sent = tls.send(&chunk, &mut unasked).await;
+                    let n = chunk.len();
+                    (
+                        sent.map(|()| n)
+                            .map_err(|e| (ErrorKind::Reset, e.to_string())),
+                        chunk,
+                    )
+                }
+            }
+        };
         let outcome = tokio::select! {
             r = tokio::time::timeout(ctx.plan.timeout, write) => r,
             () = ctx.until_stopped() => return,
@@ -39,8 +57,8 @@ pub async fn stream(ctx: Rc<Ctx>, stream: TcpStream) {
                 ctx.wrote(n, done);
                 last = done;
             }
-            Ok((Err(e), _)) => {
-                ctx.fail(now, ErrorKind::of_io(&e), || e.to_string());
+            Ok((Err((kind, detail)), _)) => {
+                ctx.fail(now, kind, || detail);
                 return;
             }
             Err(_) => {
@@ -59,5 +77,9 @@ pub async fn stream(ctx: Rc<Ctx>, stream: TcpStream) {
     // The far end reads to the end of the stream; a shutdown that fails
     // means the connection is already gone, which the next close reports
     // to nobody: there is nothing left to count. Dropping closes it.
+    let stream = match &conn {
+        Conn::Plain(stream) => stream,
+        Conn::Tls(tls) => tls.stream(),
+    };
     let _ = stream.shutdown(Shutdown::Write);
 }

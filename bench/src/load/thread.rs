@@ -97,6 +97,9 @@ async fn thread_main(t: usize, shared: Shared, connections: usize) -> Finished {
     // the run measures requests, not handshakes.
     let mut streams = Vec::new();
     let mut setup_error = None;
+    // What the connections opened before the run counted (their TLS
+    // handshakes).
+    let mut probe_record = None;
     if plan.mode == Mode::Tcp || plan.keep_alive {
         let probe = Ctx::new(plan.clone(), never(), false);
         for _ in 0..connections {
@@ -108,6 +111,7 @@ async fn thread_main(t: usize, shared: Shared, connections: usize) -> Finished {
                 }
             }
         }
+        probe_record = Some(probe.record.into_inner());
     }
     // Wait for the others even after a failure, or they would wait forever.
     // Blocking here is fine: this thread's connections are idle until then.
@@ -121,7 +125,13 @@ async fn thread_main(t: usize, shared: Shared, connections: usize) -> Finished {
         end: now + plan.warmup + plan.duration,
     };
     let ctx = Rc::new(Ctx::new(plan.clone(), window, open_loop));
-    ctx.record.borrow_mut().connects = streams.len() as u64;
+    {
+        let mut record = ctx.record.borrow_mut();
+        record.connects = streams.len() as u64;
+        let mut opened = probe_record.take().unwrap_or_default();
+        record.handshakes = opened.handshakes;
+        record.negotiated = opened.negotiated.take();
+    }
 
     let mut tasks = Vec::with_capacity(connections);
     match (plan.mode, plan.keep_alive) {

@@ -16,6 +16,7 @@ fn layout(mode: Mode) -> Layout {
         table: Table::default(),
         splice: false,
         tuning: Tuning::default(),
+        tls: None,
     }
 }
 

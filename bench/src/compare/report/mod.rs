@@ -329,6 +329,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     }
 
     sections::faults(&mut md, r);
+    sections::tls(&mut md, r);
 
     // The sweep.
     for rate in rates(r) {
@@ -378,6 +379,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         );
     }
 
+    sections::per_gb(&mut md, r);
     sections::ratios(&mut md, r);
     sections::churn(&mut md, r);
     sections::memory(&mut md, r);

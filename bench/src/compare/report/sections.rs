@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{runs_of, show, spread, spread_over};
+use super::{rates, ratio, runs_of, show, spread, spread_over};
 use crate::compare::measure::Measured;
 use crate::compare::profile;
 use crate::compare::results::{MemoryReading, Results};
@@ -158,6 +158,106 @@ pub fn ratios(md: &mut String, r: &Results) {
 }
 
 /// `## Table churn`.
+/// Answers at least this large make CPU per GB of answers the figure to
+/// read, in a table of its own.
+pub const PER_GB_FROM: usize = 16 * 1024;
+
+/// A TLS scenario: what the clients spoke to whom, and the handshakes they
+/// made, per system (every measured run summed).
+pub fn tls(md: &mut String, r: &Results) {
+    let Some(tls) = &r.setup.tls else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "## TLS
+"
+    );
+    let plain = if tls.plaintext.is_empty() {
+        "none".to_owned()
+    } else {
+        tls.plaintext.join(", ")
+    };
+    let _ = writeln!(
+        md,
+        "Clients speak TLS 1.3 to every proxy, which presents the certificate minted for this run (`{}`: an ECDSA P-256 CA and leaf) and forwards in plaintext to the origin. In plaintext: {plain}. Client certificates: {}. The clients keep no session, so every connection is a full handshake.",
+        tls.dir,
+        if tls.client_auth {
+            "presented by every client, required and verified by every proxy"
+        } else {
+            "none"
+        }
+    );
+    if r.setup.new_connection {
+        let _ = writeln!(
+            md,
+            "Each request is a new connection: req/s are handshakes per second, and CPU µs/req is the CPU per handshake (and its one request)."
+        );
+    }
+    md.push_str(
+        "
+| system | runs | full handshakes | after a HelloRetryRequest | resumed | negotiated |
+|---|---|---|---|---|---|
+",
+    );
+    for sys in &r.systems {
+        let runs: Vec<&Measured> = r.runs.iter().filter(|m| &m.system == sys).collect();
+        let seen: Vec<_> = runs.iter().filter_map(|m| m.tls.as_ref()).collect();
+        if seen.is_empty() {
+            continue;
+        }
+        let mut negotiated: Vec<&str> = seen.iter().map(|t| t.negotiated.as_str()).collect();
+        negotiated.sort_unstable();
+        negotiated.dedup();
+        let _ = writeln!(
+            md,
+            "| {sys} | {} | {} | {} | {} | {} |",
+            runs.len(),
+            seen.iter().map(|t| t.full).sum::<u64>(),
+            seen.iter().map(|t| t.hello_retries).sum::<u64>(),
+            seen.iter().map(|t| t.resumed).sum::<u64>(),
+            negotiated.join("; ")
+        );
+    }
+    md.push('\n');
+}
+
+/// HTTP scenarios with large answers: each system's CPU per GB of answers
+/// the clients read (heads and bodies, warm-up included, as the CPU is), at
+/// every offered rate and at max throughput.
+pub fn per_gb(md: &mut String, r: &Results) {
+    if r.mode != "http" || r.setup.response_size < PER_GB_FROM || r.runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## CPU per GB of answers
+"
+    );
+    let mut offered: Vec<Option<f64>> = rates(r).into_iter().map(Some).collect();
+    if r.runs.iter().any(|m| m.offered.is_none()) {
+        offered.push(None);
+    }
+    md.push_str("| system | run | CPU s/GB (process) | vs ringway |\n|---|---|---|---|\n");
+    for &at in &offered {
+        let rw = spread(&runs_of(r, "ringway", at), Measured::cpu_s_per_gb_received);
+        for sys in r.systems.iter().filter(|s| *s != "direct") {
+            let cpu = spread(&runs_of(r, sys, at), Measured::cpu_s_per_gb_received);
+            if cpu.is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {sys} | {} | {} | {} |",
+                run_name(at),
+                show(cpu, 3),
+                ratio(cpu, rw)
+            );
+        }
+    }
+    md.push('\n');
+}
+
 pub fn churn(md: &mut String, r: &Results) {
     if r.churn.is_empty() {
         return;

@@ -70,6 +70,7 @@ fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
         table: configs::Table::default(),
         splice: false,
         tuning: configs::Tuning::default(),
+        tls: None,
     }
 }
 
