@@ -780,7 +780,7 @@ fn assert_tls_runs(c: &Compared, plaintext: &[&str]) -> Vec<String> {
     for run in c.array("runs") {
         let system = run["system"].as_str().expect("a system").to_owned();
         assert_eq!(run["errors"], 0, "{run}");
-        assert!(run["ok"].as_u64().unwrap() > 0, "{run}");
+        assert!(run["ok"].as_u64().expect("ok") > 0, "{run}");
         let raw = read_json(&c.dir.join(run["raw"].as_str().expect("raw")));
         if plaintext.contains(&system.as_str()) {
             assert!(raw["tls"].is_null(), "{system} is plaintext: {raw}");
