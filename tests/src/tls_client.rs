@@ -240,6 +240,18 @@ impl TlsStream {
     pub fn alpn(&self) -> Option<&[u8]> {
         self.inner.conn.alpn_protocol()
     }
+
+    /// Sends a TLS 1.3 key update that asks the server to update its own
+    /// keys too: its next records must come under new keys, after its own
+    /// key update.
+    pub fn refresh_keys(&mut self) -> io::Result<()> {
+        let StreamOwned { conn, sock } = &mut self.inner;
+        conn.refresh_traffic_keys().map_err(io::Error::other)?;
+        while conn.wants_write() {
+            conn.write_tls(sock)?;
+        }
+        Ok(())
+    }
 }
 
 impl Read for TlsStream {

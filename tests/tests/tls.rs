@@ -12,10 +12,11 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use ringway_kit::launcher::{run_to_exit, write_config};
 use ringway_kit::Ringway;
-use ringway_tests::http_client::curl;
+use ringway_tests::http_client::{curl, HttpConn, Req};
 use ringway_tests::http_config::{quote, HttpConfig};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
 use ringway_tests::net::{read_until_closed, Ended};
+use ringway_tests::tls_client::TlsClient;
 
 /// A CA, and a server certificate for `localhost` and 127.0.0.1 it signed,
 /// written as PEM files in `dir`.
@@ -240,6 +241,57 @@ fn a_large_body_goes_both_ways_over_tls_and_the_config_shows_the_files() {
     let (passed, summary, stderr) = check(&text);
     assert!(passed, "{stderr}");
     assert!(summary.contains("tls: TLS 1.3, certificate"), "{summary}");
+    proxy.stop().assert_clean();
+}
+
+#[test]
+fn key_updates_and_one_byte_records_keep_the_stream_intact() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pki = pki(dir.path());
+    // Large bodies both ways: uploads the origin records whole before it
+    // answers, and `/big`, 1 MiB.
+    let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let served = big.clone();
+    let origin = HttpOrigin::start(move |req| {
+        if req.path() == "/big" {
+            Reply::ok(&served)
+        } else {
+            Reply::ok(b"stored")
+        }
+    });
+    let config = tls_config(&origin, &pki);
+    let proxy = Ringway::start(&config.to_toml());
+    let client = TlsClient::new(&[&pki.ca]);
+    let mut conn = HttpConn::over(client.connect(config.listen).expect("a TLS connection"));
+    // A request written a byte per record: hundreds of records, each
+    // opened on its own, their plaintext gathered for the parser.
+    let small = b"one byte per record, and it still adds up";
+    for byte in Req::post("/small").body(small).to_bytes() {
+        conn.send_raw(&[byte]);
+    }
+    let answer = conn.read();
+    assert_eq!(answer.status, 200);
+    // Key updates the client asks the server to answer, around bodies
+    // large enough to split records across receive buffers both ways: the
+    // server's own key update has to go out before its next record, and
+    // nothing may be lost or reordered.
+    for round in 0..3 {
+        conn.wire().get_mut().refresh_keys().expect("a key update");
+        let answer = conn.exchange(&Req::post("/upload").body(&big));
+        assert_eq!(answer.status, 200, "round {round}");
+        assert_eq!(answer.body_text(), "stored", "round {round}");
+        conn.wire().get_mut().refresh_keys().expect("a key update");
+        let answer = conn.exchange(&Req::get("/big"));
+        assert_eq!(answer.status, 200, "round {round}");
+        assert!(answer.body == big, "round {round}: the download differs");
+    }
+    drop(conn);
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 7);
+    assert_eq!(requests[0].body, small);
+    for upload in requests.iter().filter(|r| r.path() == "/upload") {
+        assert!(upload.body == big, "an upload arrived changed");
+    }
     proxy.stop().assert_clean();
 }
 

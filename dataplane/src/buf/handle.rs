@@ -1,4 +1,5 @@
-//! A filled buffer lent out of a ring, or the copy of one.
+//! A filled buffer lent out of a ring, the copy of one, or a block of the
+//! worker's own that a transport filled.
 
 use std::fmt;
 use std::rc::Rc;
@@ -17,6 +18,12 @@ enum Held {
         len: u32,
     },
     Copied(Box<[u8]>),
+    /// A block of this worker's free list (see [`super::spare`]), `len`
+    /// bytes of it written; it goes back to the list when dropped.
+    Pooled {
+        block: Box<[u8]>,
+        len: u32,
+    },
 }
 
 impl BufHandle {
@@ -28,9 +35,13 @@ impl BufHandle {
         Self(Held::Copied(bytes))
     }
 
-    /// A handle that owns `bytes` (plaintext a transport decrypted, say).
+    /// A handle that owns `bytes`.
     pub fn owned(bytes: Box<[u8]>) -> Self {
         Self(Held::Copied(bytes))
+    }
+
+    pub(super) fn pooled(block: Box<[u8]>, len: u32) -> Self {
+        Self(Held::Pooled { block, len })
     }
 
     /// The received bytes.
@@ -39,6 +50,18 @@ impl BufHandle {
         match &self.0 {
             Held::Ring { pool, bid, len } => pool.bytes(*bid, *len),
             Held::Copied(bytes) => bytes,
+            Held::Pooled { block, len } => &block[..*len as usize],
+        }
+    }
+
+    /// The received bytes, for changing in place (a TLS record opened
+    /// where it arrived). The handle is the buffer's only holder.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Held::Ring { pool, bid, len } => pool.bytes_mut(*bid, *len),
+            Held::Copied(bytes) => bytes,
+            Held::Pooled { block, len } => &mut block[..*len as usize],
         }
     }
 
@@ -48,6 +71,7 @@ impl BufHandle {
         match &self.0 {
             Held::Ring { len, .. } => *len as usize,
             Held::Copied(bytes) => bytes.len(),
+            Held::Pooled { len, .. } => *len as usize,
         }
     }
 
@@ -74,14 +98,17 @@ impl fmt::Debug for BufHandle {
                 .debug_struct("BufHandle")
                 .field("copied", &bytes.len())
                 .finish(),
+            Held::Pooled { len, .. } => f.debug_struct("BufHandle").field("pooled", len).finish(),
         }
     }
 }
 
 impl Drop for BufHandle {
     fn drop(&mut self) {
-        if let Held::Ring { pool, bid, .. } = &self.0 {
-            pool.recycle(*bid);
+        match &mut self.0 {
+            Held::Ring { pool, bid, .. } => pool.recycle(*bid),
+            Held::Pooled { block, .. } => super::spare::give_back(std::mem::take(block)),
+            Held::Copied(_) => {}
         }
     }
 }

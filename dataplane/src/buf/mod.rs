@@ -13,9 +13,11 @@
 
 mod handle;
 mod pool;
+pub mod spare;
 
 pub use handle::BufHandle;
 pub use pool::{BufPool, BufPoolError, PoolCounters, PoolStats};
+pub use spare::Filling;
 
 /// Which provided buffer ring a receive draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

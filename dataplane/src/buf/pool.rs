@@ -357,6 +357,22 @@ impl BufPool {
             )
         }
     }
+
+    /// The bytes of buffer `bid`, `len` long, for writing: through the
+    /// handle that holds it, and only that one (see [`BufHandle::as_mut_slice`]).
+    #[allow(clippy::mut_from_ref)] // exclusive through the one handle, argued below
+    pub(super) fn bytes_mut(&self, bid: u16, len: u32) -> &mut [u8] {
+        // SAFETY: as in `bytes`; besides, the caller holds the buffer's one
+        // `BufHandle` mutably, so no other reference to these bytes exists
+        // while the returned slice lives, and the kernel does not write a
+        // buffer that is not in the ring.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.mem.as_ptr().add(usize::from(bid) * self.size as usize),
+                len as usize,
+            )
+        }
+    }
 }
 
 impl Drop for BufPool {

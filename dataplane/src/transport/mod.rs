@@ -14,9 +14,10 @@
 //! worker's provided buffer ring for its [`Group`], and sends straight from
 //! those buffers. **TLS** is one more variant of each half, sharing one
 //! rustls connection between them (a server's on listeners, a client's to
-//! clusters): its receiver decrypts into buffers of its own (a
-//! [`BufHandle`] may own its bytes) and its sender encrypts what it is
-//! given. Enums rather than trait objects: a match on one
+//! clusters): its receiver has rustls open records where they arrived
+//! and hands the plaintext on in blocks of the worker's own (a
+//! [`BufHandle`] need not hold a ring buffer), and its sender seals what
+//! it is given into buffers from the worker's free list. Enums rather than trait objects: a match on one
 //! variant compiles to nothing, where a `dyn` call per buffer would not.
 
 use std::io;
