@@ -14,10 +14,12 @@
 mod handle;
 mod pool;
 pub mod spare;
+mod tail;
 
 pub use handle::BufHandle;
 pub use pool::{BufPool, BufPoolError, PoolCounters, PoolStats};
 pub use spare::Filling;
+pub use tail::Tail;
 
 /// Which provided buffer ring a receive draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

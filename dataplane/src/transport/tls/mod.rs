@@ -47,6 +47,7 @@ mod records;
 mod session;
 mod spare;
 
+use crate::buf::Tail;
 pub use receiver::TlsReceiver;
 use session::{Ask, Reached, Session};
 
@@ -180,7 +181,7 @@ async fn seal_and_send(
     parts: [&[u8]; 2],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    let mut sealed = spare::take();
+    let (mut sealed, mut inited) = spare::take();
     {
         let mut state = shared.state.borrow_mut();
         let State {
@@ -191,32 +192,33 @@ async fn seal_and_send(
         } = &mut *state;
         let out = sealed.bytes_mut();
         out.clear();
+        let mut out = Tail::new(out, &mut inited);
         // What rustls wrote of its own and has not gone yet goes first.
-        out.append(control);
+        out.extend(control);
+        control.clear();
         let mut ask = Ask::Seal { parts, out };
-        loop {
+        let failed = loop {
             let (discard, reached) = session.advance(&mut stage[..], control, &mut ask);
             stage.drain(..discard);
             match reached {
                 Ok(Reached::Moved) => {}
                 Ok(Reached::PeerClosed) => *peer_closed = true,
-                Ok(Reached::Idle) => break,
+                Ok(Reached::Idle) => break None,
                 Ok(Reached::Blocked) => {
-                    spare::give_back(sealed);
-                    return Err(io::Error::other("TLS send before the handshake's end"));
+                    break Some(io::Error::other("TLS send before the handshake's end"))
                 }
                 Ok(Reached::Closed) => {
-                    spare::give_back(sealed);
-                    return Err(io::Error::new(
+                    break Some(io::Error::new(
                         io::ErrorKind::BrokenPipe,
                         "the TLS session is closed",
-                    ));
+                    ))
                 }
-                Err(e) => {
-                    spare::give_back(sealed);
-                    return Err(e);
-                }
+                Err(e) => break Some(e),
             }
+        };
+        if let Some(e) = failed {
+            spare::give_back(sealed, inited);
+            return Err(e);
         }
     }
     let len = parts[0].len() + parts[1].len();
@@ -238,7 +240,7 @@ async fn seal_and_send(
             Err(e) => return finish_send(shared, Err(e)),
         }
     };
-    spare::give_back(sealed);
+    spare::give_back(sealed, inited);
     finish_send(shared, result)
 }
 
@@ -291,7 +293,10 @@ pub fn shutdown_write(shared: &TlsShared) -> io::Result<()> {
             peer_closed,
         } = &mut *state;
         let mut notify = Vec::new();
-        let mut ask = Ask::CloseNotify { out: &mut notify };
+        let mut written = 0;
+        let mut ask = Ask::CloseNotify {
+            out: Tail::new(&mut notify, &mut written),
+        };
         loop {
             let (discard, reached) = session.advance(&mut stage[..], control, &mut ask);
             stage.drain(..discard);

@@ -14,7 +14,8 @@ use std::io;
 
 use rustls::server::ServerConnectionData;
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+    UnbufferedStatus,
 };
 use rustls::{
     client::ClientConnectionData, client::UnbufferedClientConnection,
@@ -22,6 +23,7 @@ use rustls::{
 };
 
 use crate::buf::Filling;
+use crate::buf::Tail;
 
 /// The session, of either side.
 pub(super) enum Session {
@@ -38,12 +40,9 @@ pub(super) enum Ask<'a> {
         spill: &'a mut Option<Filling>,
     },
     /// Seal `parts`, in order, appending the records to `out`.
-    Seal {
-        parts: [&'a [u8]; 2],
-        out: &'a mut Vec<u8>,
-    },
+    Seal { parts: [&'a [u8]; 2], out: Tail<'a> },
     /// Append a close_notify to `out`.
-    CloseNotify { out: &'a mut Vec<u8> },
+    CloseNotify { out: Tail<'a> },
 }
 
 /// The state one call reached, once dealt with.
@@ -145,31 +144,14 @@ fn deal<Data: Side>(
         ConnectionState::EncodeTlsData(mut data) => {
             // Records rustls writes of its own go ahead of whatever is
             // sealed now: into the same buffer, first, when sealing.
-            let control = match ask {
-                Ask::Seal { out, .. } | Ask::CloseNotify { out } => &mut **out,
-                Ask::Open { .. } => control,
+            let encoded = match ask {
+                Ask::Seal { out, .. } | Ask::CloseNotify { out } => encode(out, &mut data),
+                Ask::Open { .. } => {
+                    let mut written = 0;
+                    encode(&mut Tail::new(control, &mut written), &mut data)
+                }
             };
-            let at = control.len();
-            // Handshake flights are a few KiB; a larger one says so.
-            control.resize(at + 4096, 0);
-            let n = match data.encode(&mut control[at..]) {
-                Ok(n) => Ok(n),
-                Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                    control.resize(at + required_size, 0);
-                    data.encode(&mut control[at..])
-                }
-                Err(e) => Err(e),
-            };
-            match n {
-                Ok(n) => {
-                    control.truncate(at + n);
-                    Ok(Reached::Moved)
-                }
-                Err(e) => {
-                    control.truncate(at);
-                    Err(io::Error::other(e.to_string()))
-                }
-            }
+            encoded.map(|()| Reached::Moved)
         }
         // What was encoded sits in `control`, which goes out before any
         // record sealed later: it counts as sent from here on.
@@ -183,18 +165,20 @@ fn deal<Data: Side>(
             Ask::Seal { parts, out } => {
                 let mut sealed = Ok(());
                 for part in parts.iter().filter(|p| !p.is_empty()) {
-                    sealed = into_tail(out, super::records::sealed_len(part.len()), |tail| {
-                        traffic.encrypt(part, tail)
-                    });
+                    sealed = out.write(
+                        super::records::sealed_len(part.len()),
+                        |room| traffic.encrypt(part, room),
+                        encrypt_needs,
+                    );
                     if sealed.is_err() {
                         break;
                     }
                 }
                 sealed.map(|()| Reached::Idle)
             }
-            Ask::CloseNotify { out } => {
-                into_tail(out, 64, |tail| traffic.queue_close_notify(tail)).map(|()| Reached::Idle)
-            }
+            Ask::CloseNotify { out } => out
+                .write(64, |room| traffic.queue_close_notify(room), encrypt_needs)
+                .map(|()| Reached::Idle),
         },
         ConnectionState::PeerClosed => Ok(Reached::PeerClosed),
         ConnectionState::Closed => Ok(Reached::Closed),
@@ -205,38 +189,27 @@ fn deal<Data: Side>(
     (discard, reached)
 }
 
-/// Runs `write` on `room` bytes past the end of `out` (more if it says it
-/// needs them), keeping what it wrote.
-fn into_tail(
-    out: &mut Vec<u8>,
-    room: usize,
-    mut write: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
-) -> io::Result<()> {
-    let at = out.len();
-    grow(out, at + room);
-    let n = match write(&mut out[at..]) {
-        Ok(n) => Ok(n),
-        Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-            grow(out, at + required_size);
-            write(&mut out[at..])
-        }
-        Err(e) => Err(e),
-    };
-    match n {
-        Ok(n) => {
-            out.truncate(at + n);
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(at);
-            Err(io::Error::other(e.to_string()))
-        }
-    }
+/// Writes what rustls has to send of its own at `tail`'s end.
+fn encode<Data>(tail: &mut Tail<'_>, data: &mut EncodeTlsData<'_, Data>) -> io::Result<()> {
+    // Handshake flights are a few KiB; a larger one says so.
+    tail.write(
+        4096,
+        |room| data.encode(room),
+        |e| match e {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
+            }
+            EncodeError::AlreadyEncoded => None,
+        },
+    )
 }
 
-/// Makes `out` at least `len` long.
-fn grow(out: &mut Vec<u8>, len: usize) {
-    if out.len() < len {
-        out.resize(len, 0);
+/// The room an encryption said it lacked.
+fn encrypt_needs(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Some(*required_size)
+        }
+        _ => None,
     }
 }

@@ -15,28 +15,29 @@ const MAX_SPARE: usize = 64;
 const MAX_KEPT: usize = 256 * 1024;
 
 thread_local! {
-    static SEALS: RefCell<Vec<Outgoing>> = const { RefCell::new(Vec::new()) };
+    static SEALS: RefCell<Vec<(Outgoing, usize)>> = const { RefCell::new(Vec::new()) };
     static STAGES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A sealing buffer: a spare one, or a new one.
-pub(super) fn take() -> Outgoing {
+/// A sealing buffer, and how far its allocation has been written (see
+/// [`crate::buf::Tail`]): a spare one, or a new one.
+pub(super) fn take() -> (Outgoing, usize) {
     SEALS
         .try_with(|s| s.borrow_mut().pop())
         .ok()
         .flatten()
-        .unwrap_or_else(|| Outgoing::with_capacity(16 * 1024))
+        .unwrap_or_else(|| (Outgoing::with_capacity(16 * 1024), 0))
 }
 
-/// Gives a sealing buffer back.
-pub(super) fn give_back(mut out: Outgoing) {
-    if out.bytes().len() > MAX_KEPT || out.bytes_mut().capacity() > MAX_KEPT {
+/// Gives a sealing buffer back, with how far its allocation was written.
+pub(super) fn give_back(mut out: Outgoing, inited: usize) {
+    if out.bytes_mut().capacity() > MAX_KEPT {
         return;
     }
     let _ = SEALS.try_with(|s| {
         let mut s = s.borrow_mut();
         if s.len() < MAX_SPARE {
-            s.push(out);
+            s.push((out, inited));
         }
     });
 }
