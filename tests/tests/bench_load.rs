@@ -736,9 +736,12 @@ fn assert_schema(run: &LoadRun) {
             "fatal",
             "latency_us",
             "spectrum",
+            "tls",
         ],
     );
     assert_eq!(doc["schema"], "ringway-bench.load/1");
+    // A plaintext run says it was not TLS.
+    is("/tls", "null for a plaintext run", Value::is_null);
     for ptr in ["/target", "/mode", "/loop"] {
         is(ptr, "a string", Value::is_string);
     }

@@ -16,7 +16,7 @@ use ringway_tests::http_client::{curl, HttpConn, Req};
 use ringway_tests::http_config::{quote, HttpConfig};
 use ringway_tests::http_origin::{HttpOrigin, Reply};
 use ringway_tests::net::{read_until_closed, Ended};
-use ringway_tests::tls_client::TlsClient;
+use ringway_tests::tls_client::{ClientStream, TlsClient};
 
 /// A CA, and a server certificate for `localhost` and 127.0.0.1 it signed,
 /// written as PEM files in `dir`.
@@ -292,6 +292,55 @@ fn key_updates_and_one_byte_records_keep_the_stream_intact() {
     for upload in requests.iter().filter(|r| r.path() == "/upload") {
         assert!(upload.body == big, "an upload arrived changed");
     }
+    proxy.stop().assert_clean();
+}
+
+#[test]
+fn a_forged_record_after_the_handshake_closes_only_its_connection() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pki = pki(dir.path());
+    let origin = HttpOrigin::start(|_| Reply::ok(b"fine"));
+    let config = tls_config(&origin, &pki);
+    let proxy = Ringway::start(&config.to_toml());
+    let client = TlsClient::new(&[&pki.ca]);
+    let mut bystander = HttpConn::over(client.connect(config.listen).expect("a connection"));
+    assert_eq!(bystander.exchange(&Req::get("/before")).status, 200);
+    // Records no key sealed, after a good handshake: one that claims to be
+    // application data, one too long to be any record, one in plaintext.
+    let forged: [&[u8]; 3] = [
+        &[
+            23, 3, 3, 0, 40, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+            7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+        ],
+        &[23, 3, 3, 0xff, 0xff, 0],
+        &[22, 3, 3, 0, 4, 24, 0, 0, 1],
+    ];
+    for bytes in forged {
+        let mut victim = client.connect(config.listen).expect("a connection");
+        victim
+            .tcp()
+            .write_all(bytes)
+            .expect("the forged record goes");
+        victim
+            .tcp()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        let mut buf = [0u8; 64];
+        match victim.read(&mut buf) {
+            Ok(0) | Err(_) => {}
+            Ok(n) => panic!("{n} bytes answered a forged record"),
+        }
+    }
+    // Nothing reached the origin from them, and the other connection is
+    // served as before.
+    assert_eq!(bystander.exchange(&Req::get("/after")).status, 200);
+    let paths: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|r| r.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/before", "/after"]);
+    drop(bystander);
     proxy.stop().assert_clean();
 }
 

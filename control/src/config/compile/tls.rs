@@ -120,6 +120,9 @@ impl Builder<'_> {
             (Ok(b), Some((_, verifier))) => b.with_client_cert_verifier(Arc::clone(verifier)),
         };
         let mut config = builder.with_cert_resolver(Arc::new(certs));
+        // Once a TLS 1.3 handshake is over, rustls hands the traffic
+        // secrets to the data plane's own record layer.
+        config.enable_secret_extraction = true;
         if http {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
         }
@@ -260,7 +263,7 @@ impl Builder<'_> {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(UncheckedServer::new(algorithms))),
         };
-        let (config, cert) = match client {
+        let (mut config, cert) = match client {
             None => (builder.with_no_client_auth(), None),
             Some((key, cert)) => {
                 let resolver = rustls::sign::SingleCertAndKey::from(key);
@@ -270,6 +273,9 @@ impl Builder<'_> {
                 )
             }
         };
+        // As on listeners: the data plane protects TLS 1.3 records itself
+        // once the handshake is over.
+        config.enable_secret_extraction = true;
         Some(ClusterTls {
             config: Arc::new(config),
             sni,

@@ -1,25 +1,27 @@
-//! The TLS variant of the transport: one rustls session shared by the two
-//! halves of a connection on its worker, driven through rustls's
-//! unbuffered API ([`session`]).
+//! The TLS variant of the transport: one TLS session shared by the two
+//! halves of a connection on its worker. rustls runs the handshake through
+//! its unbuffered API ([`session`]); once a TLS 1.3 handshake is over, the
+//! records are ringway's own to protect ([`records13`]), and TLS 1.2
+//! sessions stay with rustls throughout.
 //!
 //! **Receiving** ([`TlsReceiver`]). Ciphertext arrives as the plain
-//! transport's bytes do, in the worker's ring buffers, and rustls frames
-//! and opens each record where it lies: a record wholly inside one ring
-//! buffer is never copied before rustls takes its plaintext. A record
-//! split between two ring buffers (bulk streams split most records
-//! somewhere) is gathered into the connection's stage first, the one copy
-//! ciphertext may take; the stage holds at most one record once the
-//! handshake is over, and goes back to the worker's free list when empty.
-//! Plaintext goes into blocks of the worker's own free list
-//! ([`crate::buf::spare`]), several small records into one block, and on
-//! as [`BufHandle`]s: no allocation per record of ours.
+//! transport's bytes do, in the worker's ring buffers, and each record is
+//! framed and opened where it lies: a record wholly inside one ring buffer
+//! is never copied before it is decrypted. A record split between two
+//! ring buffers (bulk streams split most records somewhere) is gathered
+//! into the connection's stage first, the one copy ciphertext may take;
+//! the stage holds at most one record once the handshake is over, and
+//! goes back to the worker's free list when empty. Plaintext goes into
+//! blocks of the worker's own free list ([`crate::buf::spare`]), several
+//! small records into one block, and on as [`BufHandle`]s: no allocation
+//! per record of ours.
 //!
 //! **Sending.** Application data is sealed into an `Outgoing` from the
 //! worker's free list of sealing buffers and sent by the ring like any
 //! send. What rustls writes of its own (the handshake's flights, alerts,
-//! session tickets, key updates) is written at once with a non-blocking
-//! send when no application send is under way, and otherwise goes out in
-//! front of the next one, so records never leave out of order.
+//! session tickets) is written at once with a non-blocking send when no
+//! application send is under way, and otherwise goes out in front of the
+//! next one, so records never leave out of order.
 //!
 //! Both ends use it: a listener's connections are server sessions, a
 //! cluster's upstream connections with `tls` are client sessions. The
@@ -44,11 +46,13 @@ use crate::rt::net::{Outgoing, TcpStream};
 
 mod receiver;
 mod records;
+mod records13;
 mod session;
 mod spare;
 
 use crate::buf::Tail;
 pub use receiver::TlsReceiver;
+use records13::Records13;
 use session::{Ask, Reached, Session};
 
 /// The rustls session and the socket, shared by both halves.
@@ -62,14 +66,31 @@ pub struct TlsShared {
     /// The receiver holds bytes it has not handed out yet (ciphertext in
     /// hand, or plaintext opened).
     unread: Cell<bool>,
+    /// A TLS 1.3 session goes over to ringway's own record layer once its
+    /// handshake is over (its config lets rustls hand the secrets over).
+    own: bool,
     /// The peer's SPIFFE ID, read once from its verified certificate.
     identity: OnceCell<Option<Box<str>>>,
+}
+
+/// Who protects the records.
+#[derive(Debug)]
+enum Engine {
+    /// rustls: the handshake, and TLS 1.2 sessions throughout. Boxed: it
+    /// is freed at the hand-over, so an established TLS 1.3 connection
+    /// keeps only the record layer.
+    Rustls(Box<Session>),
+    /// ringway's own record layer, once a TLS 1.3 handshake is over (see
+    /// [`records13`]).
+    Own(Box<Records13>),
+    /// Between the two, or after a failed hand-over: nothing more passes.
+    Spent,
 }
 
 /// What both halves change.
 #[derive(Debug)]
 struct State {
-    session: Session,
+    engine: Engine,
     /// Records rustls wrote of its own that have not gone yet.
     control: Vec<u8>,
     /// Ciphertext the receiver carries from one ring buffer to the next
@@ -85,9 +106,10 @@ struct State {
 impl TlsShared {
     /// A server session on `stream` with `config`.
     pub fn server(stream: TcpStream, config: &Arc<ServerConfig>) -> io::Result<Rc<Self>> {
+        let own = config.enable_secret_extraction;
         let session = UnbufferedServerConnection::new(Arc::clone(config))
             .map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Self::new(stream, Session::Server(session)))
+        Ok(Self::new(stream, Session::Server(session), own))
     }
 
     /// A client session on `stream` with `config`, naming `name` to the
@@ -97,15 +119,16 @@ impl TlsShared {
         config: &Arc<ClientConfig>,
         name: ServerName<'static>,
     ) -> io::Result<Rc<Self>> {
+        let own = config.enable_secret_extraction;
         let session = UnbufferedClientConnection::new(Arc::clone(config), name)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Self::new(stream, Session::Client(session)))
+        Ok(Self::new(stream, Session::Client(session), own))
     }
 
-    fn new(stream: TcpStream, session: Session) -> Rc<Self> {
+    fn new(stream: TcpStream, session: Session, own: bool) -> Rc<Self> {
         Rc::new(Self {
             state: RefCell::new(State {
-                session,
+                engine: Engine::Rustls(Box::new(session)),
                 control: Vec::new(),
                 stage: Vec::new(),
                 peer_closed: false,
@@ -113,6 +136,7 @@ impl TlsShared {
             stream,
             sending: Cell::new(false),
             unread: Cell::new(false),
+            own,
             identity: OnceCell::new(),
         })
     }
@@ -122,17 +146,44 @@ impl TlsShared {
     /// where none was required) or without a `spiffe://` URI in it. Read
     /// from the certificate once per connection.
     pub fn peer_identity(&self) -> Option<&str> {
-        self.identity
-            .get_or_init(|| {
-                let state = self.state.borrow();
-                let common = state.session.common();
-                if common.is_handshaking() {
-                    return None;
-                }
-                let leaf = common.peer_certificates()?.first()?;
-                crate::identity::spiffe_id_of(leaf).map(Into::into)
-            })
-            .as_deref()
+        if let Some(known) = self.identity.get() {
+            return known.as_deref();
+        }
+        let state = self.state.borrow();
+        let Engine::Rustls(session) = &state.engine else {
+            // Read when the session was handed over, if it was.
+            return None;
+        };
+        if session.common().is_handshaking() {
+            return None;
+        }
+        let found = identity_of(session);
+        drop(state);
+        self.identity.get_or_init(|| found).as_deref()
+    }
+
+    /// Hands a finished TLS 1.3 session over to ringway's own record layer
+    /// (when the config allows it), having read what is needed of it
+    /// first. The caller has driven rustls to where it holds nothing to
+    /// send or to read.
+    fn hand_over(&self, state: &mut State) -> io::Result<()> {
+        let Engine::Rustls(session) = &state.engine else {
+            return Ok(());
+        };
+        let common = session.common();
+        if !self.own
+            || common.is_handshaking()
+            || common.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3)
+        {
+            return Ok(());
+        }
+        let found = identity_of(session);
+        let _ = self.identity.set(found);
+        let Engine::Rustls(session) = std::mem::replace(&mut state.engine, Engine::Spent) else {
+            return Ok(());
+        };
+        state.engine = Engine::Own(Box::new(session.into_records()?));
+        Ok(())
     }
 
     /// The socket underneath.
@@ -174,6 +225,12 @@ impl TlsShared {
     }
 }
 
+/// The SPIFFE ID in the verified certificate of `session`'s peer.
+fn identity_of(session: &Session) -> Option<Box<str>> {
+    let leaf = session.common().peer_certificates()?.first()?;
+    crate::identity::spiffe_id_of(leaf).map(Into::into)
+}
+
 /// Seals `parts` and sends the records whole; returns how many plaintext
 /// bytes that was (all of them).
 async fn seal_and_send(
@@ -185,7 +242,7 @@ async fn seal_and_send(
     {
         let mut state = shared.state.borrow_mut();
         let State {
-            session,
+            engine,
             control,
             stage,
             peer_closed,
@@ -196,25 +253,17 @@ async fn seal_and_send(
         // What rustls wrote of its own and has not gone yet goes first.
         out.extend(control);
         control.clear();
-        let mut ask = Ask::Seal { parts, out };
-        let failed = loop {
-            let (discard, reached) = session.advance(&mut stage[..], control, &mut ask);
-            stage.drain(..discard);
-            match reached {
-                Ok(Reached::Moved) => {}
-                Ok(Reached::PeerClosed) => *peer_closed = true,
-                Ok(Reached::Idle) => break None,
-                Ok(Reached::Blocked) => {
-                    break Some(io::Error::other("TLS send before the handshake's end"))
+        let failed = match engine {
+            Engine::Own(records) => records.seal(parts, &mut out).err(),
+            Engine::Rustls(session) => {
+                let failed = seal_with_rustls(session, control, stage, peer_closed, parts, out);
+                if failed.is_some() {
+                    // A failed session is never called again.
+                    *engine = Engine::Spent;
                 }
-                Ok(Reached::Closed) => {
-                    break Some(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "the TLS session is closed",
-                    ))
-                }
-                Err(e) => break Some(e),
+                failed
             }
+            Engine::Spent => Some(io::Error::other("the TLS session failed")),
         };
         if let Some(e) = failed {
             spare::give_back(sealed, inited);
@@ -242,6 +291,37 @@ async fn seal_and_send(
     };
     spare::give_back(sealed, inited);
     finish_send(shared, result)
+}
+
+/// Seals `parts` with rustls into `out`; the error, if it failed.
+fn seal_with_rustls(
+    session: &mut Session,
+    control: &mut Vec<u8>,
+    stage: &mut Vec<u8>,
+    peer_closed: &mut bool,
+    parts: [&[u8]; 2],
+    out: Tail<'_>,
+) -> Option<io::Error> {
+    let mut ask = Ask::Seal { parts, out };
+    loop {
+        let (discard, reached) = session.advance(&mut stage[..], control, &mut ask);
+        stage.drain(..discard);
+        match reached {
+            Ok(Reached::Moved) => {}
+            Ok(Reached::PeerClosed) => *peer_closed = true,
+            Ok(Reached::Idle) => return None,
+            Ok(Reached::Blocked) => {
+                return Some(io::Error::other("TLS send before the handshake's end"))
+            }
+            Ok(Reached::Closed) => {
+                return Some(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the TLS session is closed",
+                ))
+            }
+            Err(e) => return Some(e),
+        }
+    }
 }
 
 /// Ends an application send: what rustls wrote of its own meanwhile goes
@@ -287,26 +367,37 @@ pub fn shutdown_write(shared: &TlsShared) -> io::Result<()> {
     {
         let mut state = shared.state.borrow_mut();
         let State {
-            session,
+            engine,
             control,
             stage,
             peer_closed,
         } = &mut *state;
         let mut notify = Vec::new();
         let mut written = 0;
-        let mut ask = Ask::CloseNotify {
-            out: Tail::new(&mut notify, &mut written),
-        };
-        loop {
-            let (discard, reached) = session.advance(&mut stage[..], control, &mut ask);
-            stage.drain(..discard);
-            match reached? {
-                Reached::Moved => {}
-                Reached::PeerClosed => *peer_closed = true,
-                // Before the handshake's end (or after both closed) there
-                // is no close_notify to send: the FIN says it all.
-                Reached::Idle | Reached::Blocked | Reached::Closed => break,
+        let mut out = Tail::new(&mut notify, &mut written);
+        match engine {
+            Engine::Own(records) => records.close_notify(&mut out)?,
+            Engine::Rustls(session) => {
+                let mut ask = Ask::CloseNotify { out };
+                loop {
+                    let (discard, reached) = session.advance(&mut stage[..], control, &mut ask);
+                    stage.drain(..discard);
+                    let Ok(reached) = reached else {
+                        // Failed: never called again; the FIN says the rest.
+                        *engine = Engine::Spent;
+                        break;
+                    };
+                    match reached {
+                        Reached::Moved => {}
+                        Reached::PeerClosed => *peer_closed = true,
+                        // Before the handshake's end (or after both closed)
+                        // there is no close_notify to send: the FIN says it
+                        // all.
+                        Reached::Idle | Reached::Blocked | Reached::Closed => break,
+                    }
+                }
             }
+            Engine::Spent => {}
         }
         control.append(&mut notify);
         shared.flush_now(&mut state)?;

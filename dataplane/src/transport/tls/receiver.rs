@@ -6,9 +6,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::records;
-use super::session::{Ask, Reached};
+use super::records13::Opened;
+use super::session::{keep, Ask, Reached};
 use super::spare;
-use super::{State, TlsShared};
+use super::{Engine, State, TlsShared};
 use crate::buf::{BufHandle, Filling};
 use crate::rt::net::{Heard, RecvStream};
 
@@ -39,6 +40,9 @@ pub struct TlsReceiver {
     spill: Option<Filling>,
     /// The peer closed its sending direction.
     eof: bool,
+    /// rustls's last state was idle: the handshake (if over) left it
+    /// nothing to send or to read.
+    idle: bool,
 }
 
 impl TlsReceiver {
@@ -51,6 +55,7 @@ impl TlsReceiver {
             ready: None,
             spill: None,
             eof: false,
+            idle: false,
         }
     }
 
@@ -60,19 +65,41 @@ impl TlsReceiver {
     /// for [`TlsReceiver::poll_next`].
     pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
+            let done = match &self.shared.state.borrow().engine {
+                Engine::Rustls(session) => !session.common().is_handshaking(),
+                Engine::Own(_) | Engine::Spent => return Poll::Ready(Ok(())),
+            };
             {
                 let mut state = self.shared.state.borrow_mut();
-                self.shared.flush_now(&mut state)?;
-                if !state.session.common().is_handshaking() {
-                    drop(state);
-                    self.note_unread();
-                    return Poll::Ready(Ok(()));
+                let flushed = self.shared.flush_now(&mut state);
+                if done {
+                    // The handshake succeeded. What follows it (session
+                    // tickets going out, a peer that closes at once) is
+                    // the connection's, and fails its first read or send,
+                    // not the handshake.
+                    if flushed.is_ok() && self.idle {
+                        self.shared.hand_over(&mut state)?;
+                    }
+                    if flushed.is_err() || self.idle {
+                        drop(state);
+                        self.note_unread();
+                        return Poll::Ready(Ok(()));
+                    }
+                } else {
+                    flushed?;
                 }
             }
             match self.step() {
                 Ok(Step::Moved) => continue,
                 Ok(Step::Starved) => {}
+                Err(_) if done => return Poll::Ready(Ok(())),
                 Err(e) => return Poll::Ready(Err(e)),
+            }
+            if done {
+                if self.idle {
+                    continue;
+                }
+                return Poll::Ready(Ok(()));
             }
             if self.eof || self.shared.state.borrow().peer_closed {
                 return Poll::Ready(Err(io::Error::new(
@@ -133,9 +160,16 @@ impl TlsReceiver {
         }
     }
 
-    /// Hands rustls the ciphertext in hand once and deals with what it
-    /// reached.
+    /// Hands the ciphertext in hand to whoever protects the records, once.
     fn step(&mut self) -> io::Result<Step> {
+        if matches!(self.shared.state.borrow().engine, Engine::Own(_)) {
+            return self.step_own();
+        }
+        self.step_rustls()
+    }
+
+    /// Opens the next record with ringway's own record layer.
+    fn step_own(&mut self) -> io::Result<Step> {
         let Self {
             shared,
             pending,
@@ -145,11 +179,94 @@ impl TlsReceiver {
         } = self;
         let mut state = shared.state.borrow_mut();
         let State {
-            session,
+            engine,
+            stage,
+            peer_closed,
+            ..
+        } = &mut *state;
+        let Engine::Own(records) = engine else {
+            return Ok(Step::Starved);
+        };
+        if *peer_closed {
+            return Ok(Step::Starved);
+        }
+        if !stage.is_empty() {
+            top_up(stage, pending, false)?;
+        }
+        let from_stage = !stage.is_empty();
+        let bytes: &mut [u8] = if from_stage {
+            &mut stage[..]
+        } else if let Some((buf, at)) = pending.as_mut() {
+            &mut buf.as_mut_slice()[*at..]
+        } else {
+            return Ok(Step::Starved);
+        };
+        let len = match records.open(bytes)? {
+            Opened::Partial => {
+                if from_stage {
+                    // The stage's record needs more than the ring buffer
+                    // in hand had (or none is in hand).
+                    return Ok(if pending.is_some() {
+                        Step::Moved
+                    } else {
+                        Step::Starved
+                    });
+                }
+                // A record split at the ring buffer's end: its start waits
+                // in the stage for the rest.
+                if let Some((buf, at)) = pending.take() {
+                    if stage.capacity() == 0 {
+                        *stage = spare::stage();
+                    }
+                    stage.extend_from_slice(&buf.as_slice()[at..]);
+                }
+                return Ok(Step::Starved);
+            }
+            Opened::Data { len, plain } => {
+                keep(ready, spill, &bytes[plain])?;
+                len
+            }
+            Opened::Nothing { len } => len,
+            Opened::Closed { len } => {
+                *peer_closed = true;
+                len
+            }
+        };
+        if from_stage {
+            stage.drain(..len);
+            if stage.is_empty() {
+                spare::give_back_stage(std::mem::take(stage));
+            }
+        } else if let Some((buf, at)) = pending.as_mut() {
+            *at += len;
+            if *at == buf.len() {
+                *pending = None;
+            }
+        }
+        Ok(Step::Moved)
+    }
+
+    /// Hands rustls the ciphertext in hand once and deals with what it
+    /// reached.
+    fn step_rustls(&mut self) -> io::Result<Step> {
+        let Self {
+            shared,
+            pending,
+            ready,
+            spill,
+            idle,
+            ..
+        } = self;
+        let mut state = shared.state.borrow_mut();
+        let State {
+            engine,
             control,
             stage,
             peer_closed,
         } = &mut *state;
+        let Engine::Rustls(session) = engine else {
+            return Err(io::Error::other("the TLS session failed"));
+        };
         let handshaking = session.common().is_handshaking();
         if !stage.is_empty() || (handshaking && pending.is_some()) {
             top_up(stage, pending, handshaking)?;
@@ -171,13 +288,19 @@ impl TlsReceiver {
                 *pending = None;
             }
         }
+        *idle = matches!(reached, Ok(Reached::Idle));
         let reached = match reached {
             Ok(r) => r,
             Err(e) => {
                 // The alert rustls queued for the peer goes before the
-                // close: it is the first thing the next call hands out
-                // (before rustls looks at any record again).
-                let (_, _) = session.advance(&mut stage[..], control, &mut ask);
+                // close: when one is queued, it is the first thing the
+                // next call hands out, before rustls looks at any record
+                // again. Then rustls is never called again: a failed
+                // session does not fail twice.
+                if session.common().wants_write() {
+                    let (_, _) = session.advance(&mut stage[..], control, &mut ask);
+                }
+                *engine = Engine::Spent;
                 let _ = shared.flush_now(&mut state);
                 return Err(e);
             }

@@ -22,8 +22,8 @@ use rustls::{
     server::UnbufferedServerConnection, CommonState,
 };
 
-use crate::buf::Filling;
-use crate::buf::Tail;
+use super::records13::{Kernel, Records13};
+use crate::buf::{Filling, Tail};
 
 /// The session, of either side.
 pub(super) enum Session {
@@ -80,6 +80,22 @@ impl Session {
         }
     }
 
+    /// The record layer of ringway's own for a finished TLS 1.3 session
+    /// (see [`super::records13`]); the session is spent either way.
+    pub(super) fn into_records(self) -> io::Result<Records13> {
+        let (secrets, kernel) = match self {
+            Session::Server(s) => {
+                let (secrets, k) = s.dangerous_into_kernel_connection().map_err(tls_error)?;
+                (secrets, Kernel::Server(k))
+            }
+            Session::Client(c) => {
+                let (secrets, k) = c.dangerous_into_kernel_connection().map_err(tls_error)?;
+                (secrets, Kernel::Client(k))
+            }
+        };
+        Records13::new(kernel, secrets.tx, secrets.rx)
+    }
+
     /// What both sides share: handshake status, the peer's certificates.
     pub(super) fn common(&self) -> &CommonState {
         match self {
@@ -130,13 +146,8 @@ fn deal<Data: Side>(
                     Ok(r) => r,
                     Err(e) => return (discard, Err(io::Error::new(io::ErrorKind::InvalidData, e))),
                 };
-                let payload = record.payload;
-                let taken = into.get_or_insert_with(Filling::new).push(payload);
-                if taken < payload.len() {
-                    let rest = spill.get_or_insert_with(Filling::new);
-                    if rest.push(&payload[taken..]) < payload.len() - taken {
-                        return (discard, Err(io::Error::other("TLS plaintext overflow")));
-                    }
+                if let Err(e) = keep(into, spill, record.payload) {
+                    return (discard, Err(e));
                 }
             }
             Ok(Reached::Moved)
@@ -212,4 +223,25 @@ fn encrypt_needs(e: &EncryptError) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// Puts `plain` in `into`, what does not fit in `spill` (a record never
+/// exceeds an empty block).
+pub(super) fn keep(
+    into: &mut Option<Filling>,
+    spill: &mut Option<Filling>,
+    plain: &[u8],
+) -> io::Result<()> {
+    let taken = into.get_or_insert_with(Filling::new).push(plain);
+    if taken < plain.len() {
+        let rest = spill.get_or_insert_with(Filling::new);
+        if rest.push(&plain[taken..]) < plain.len() - taken {
+            return Err(io::Error::other("TLS plaintext overflow"));
+        }
+    }
+    Ok(())
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
