@@ -384,6 +384,7 @@ impl Ctx<'_> {
                 }),
                 _ => None,
             },
+            upstream_tls: None,
         }
     }
 }
@@ -509,6 +510,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         splice: false,
         tuning: Tuning::default(),
         tls: None,
+        upstream_tls: None,
     };
     // The system's files, and this process's: one per idle connection.
     let files = |mode: Mode| {

@@ -17,6 +17,7 @@ fn layout(mode: Mode) -> Layout {
         splice: false,
         tuning: Tuning::default(),
         tls: None,
+        upstream_tls: None,
     }
 }
 

@@ -71,6 +71,7 @@ fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
         splice: false,
         tuning: configs::Tuning::default(),
         tls: None,
+        upstream_tls: None,
     }
 }
 
