@@ -96,7 +96,8 @@ impl Compared {
     }
 
     /// Every request the load runs (discarded ones too) wrote, plus one per
-    /// idle connection, reached the origins exactly once.
+    /// idle connection and one per admission check a TLS listener answered
+    /// with a 2xx, reached the origins exactly once.
     fn assert_origins_saw_every_request(&self) {
         let mut sent = 0;
         for entry in std::fs::read_dir(self.dir.join("raw")).expect("raw/") {
@@ -109,9 +110,25 @@ impl Compared {
             .iter()
             .map(|m| m["held"].as_u64().expect("held"))
             .sum();
+        let admitted = self
+            .array("admissions")
+            .iter()
+            .flat_map(|a| [&a["with_certificate"], &a["without_certificate"]])
+            .filter(|o| {
+                o["kind"] == "answered" && (200..300).contains(&o["detail"].as_u64().unwrap_or(0))
+            })
+            .count() as u64;
         let check = &self.results["origin_check"];
-        assert_eq!(check["served"].as_u64(), Some(sent + held), "{check}");
-        assert_eq!(check["sent"].as_u64(), Some(sent + held), "{check}");
+        assert_eq!(
+            check["served"].as_u64(),
+            Some(sent + held + admitted),
+            "{check}"
+        );
+        assert_eq!(
+            check["sent"].as_u64(),
+            Some(sent + held + admitted),
+            "{check}"
+        );
     }
 }
 
@@ -808,6 +825,57 @@ fn assert_tls_runs(c: &Compared, plaintext: &[&str]) -> Vec<String> {
     tls_systems
 }
 
+/// The admission checks of a TLS run (`results.admissions`): each system of
+/// `tls_systems` had its `listener` tried once with the generator's client
+/// certificate and once without; those of `requiring` refused the second
+/// (a TLS alert, a close, or an HTTP error status) and admitted the first,
+/// the others admitted both. Over HTTP, admitted is a `200`; over TCP, a
+/// finished handshake (`open`).
+fn assert_admissions(c: &Compared, listener: &str, tls_systems: &[String], requiring: &[String]) {
+    let admissions = c.array("admissions");
+    let admitted = |outcome: &Value| match outcome["kind"].as_str() {
+        Some("answered") => outcome["detail"] == 200,
+        Some("open") => true,
+        Some("refused") => false,
+        _ => panic!("an outcome: {outcome}"),
+    };
+    for system in tls_systems {
+        let mine: Vec<&Value> = admissions
+            .iter()
+            .filter(|a| a["system"] == system.as_str() && a["listener"] == listener)
+            .collect();
+        assert_eq!(mine.len(), 1, "{system}: {admissions:?}");
+        let a = mine[0];
+        let requires = requiring.contains(system);
+        assert_eq!(a["requires"], requires, "{a}");
+        assert!(
+            admitted(&a["with_certificate"]),
+            "{system} refused the generator's certificate: {a}"
+        );
+        assert_eq!(
+            admitted(&a["without_certificate"]),
+            !requires,
+            "{system}, {}: {a}",
+            if requires {
+                "which requires client certificates, let a client without one in"
+            } else {
+                "which asks for none, refused a client without one"
+            }
+        );
+    }
+    assert_eq!(
+        admissions.len(),
+        tls_systems.len(),
+        "one check per TLS listener: {admissions:?}"
+    );
+    assert!(
+        c.report
+            .contains("| system | listener | client certificates |"),
+        "{}",
+        c.report
+    );
+}
+
 /// The systems of a shipped scenario that are installed here: ringway
 /// always; nginx and HAProxy (and their variants) when found.
 fn expected_tls_systems(c: &Compared, names: &[&str]) -> Vec<String> {
@@ -829,9 +897,25 @@ fn compare_runs_full_tls_handshakes_against_every_proxy() {
     let work = tempfile::tempdir().unwrap();
     let c = compare_tls_scenario(work.path(), "tls-handshakes", &[]);
     let tls = assert_tls_runs(&c, &["direct"]);
+    let mtls = expected_tls_systems(&c, &["ringway-mtls", "nginx-mtls", "haproxy-mtls"]);
+    let mut all = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
+    all.extend(mtls.iter().cloned());
+    assert_eq!(tls, all);
+    // Every full handshake of the -mtls systems verified the generator's
+    // certificate (none failed), and without one they refuse.
+    assert_admissions(&c, "listener", &tls, &mtls);
     assert_eq!(
-        tls,
-        expected_tls_systems(&c, &["ringway", "nginx", "haproxy"])
+        c.results["setup"]["tls"]["client_auth"],
+        serde_json::json!(mtls)
+    );
+    let ratios = c.array("ratios");
+    assert_eq!(ratios.len(), 3, "{ratios:?}");
+    assert_eq!(
+        (&ratios[0]["system"], &ratios[0]["against"]),
+        (
+            &serde_json::json!("ringway-mtls"),
+            &serde_json::json!("ringway")
+        )
     );
     // One connection, one handshake and one request each.
     for run in c.array("runs").iter().filter(|r| r["system"] != "direct") {
@@ -846,6 +930,10 @@ fn compare_runs_full_tls_handshakes_against_every_proxy() {
     );
     let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
     assert!(config.contains("tls = { cert = "), "{config}");
+    assert!(!config.contains("client_ca"), "{config}");
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway-mtls/ringway.toml")).unwrap();
+    assert!(config.contains("client_ca = "), "{config}");
+    assert!(config.contains("require_client_cert = true"), "{config}");
 }
 
 #[test]
@@ -854,24 +942,27 @@ fn compare_runs_keep_alive_requests_over_tls_beside_plaintext() {
     let c = compare_tls_scenario(work.path(), "tls-keepalive", &[]);
     let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
     let tls = assert_tls_runs(&c, &plain);
-    assert_eq!(
-        tls,
-        expected_tls_systems(&c, &["ringway", "nginx", "haproxy"])
-    );
+    let mtls = expected_tls_systems(&c, &["ringway-mtls", "nginx-mtls", "haproxy-mtls"]);
+    let mut all = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
+    all.extend(mtls.iter().cloned());
+    assert_eq!(tls, all);
+    assert_admissions(&c, "listener", &tls, &mtls);
     // Keep-alive: the connections were opened, and shook hands, once.
     for run in c.array("runs").iter().filter(|r| r["tls"].is_object()) {
         let raw = read_json(&c.dir.join(run["raw"].as_str().unwrap()));
         assert_eq!(raw["connects"], 32, "{raw}");
         assert!(raw["requests"]["sent"].as_u64().unwrap() > 32, "{raw}");
     }
-    // TLS against plaintext, per system.
+    // TLS against plaintext, and mTLS against TLS, per system.
     let ratios = c.array("ratios");
-    assert!(
-        ratios
-            .iter()
-            .any(|t| t["system"] == "ringway" && t["against"] == "ringway-plain"),
-        "{ratios:?}"
-    );
+    for (system, against) in [("ringway", "ringway-plain"), ("ringway-mtls", "ringway")] {
+        assert!(
+            ratios
+                .iter()
+                .any(|t| t["system"] == system && t["against"] == against),
+            "{ratios:?}"
+        );
+    }
     let plain_config =
         std::fs::read_to_string(c.dir.join("systems/ringway-plain/ringway.toml")).unwrap();
     assert!(!plain_config.contains("tls ="), "{plain_config}");
@@ -905,13 +996,13 @@ fn compare_runs_bulk_answers_over_tls_and_reports_cpu_per_gb() {
     );
 }
 
-/// Client certificates: the peers require and verify them (ringway's
-/// `client_ca` is not in this tree yet, so it is left out), and the
-/// generator presents the one minted for the run: without it nginx would
-/// answer 400 and HAProxy refuse the handshake, and the run would count
-/// errors.
+/// Client certificates asked of every system by the scenario's own
+/// `client_auth = true` (not a variant's): each requires and verifies them
+/// (ringway `client_ca` + `require_client_cert`, nginx `ssl_verify_client
+/// on`, HAProxy `verify required`), the generator presents the one minted
+/// for the run, and a client without one is refused by every one.
 #[test]
-fn compare_presents_client_certificates_the_peers_require() {
+fn compare_presents_client_certificates_every_proxy_requires() {
     let work = tempfile::tempdir().unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/scenarios/tls-keepalive.toml");
     let scenario = std::fs::read_to_string(file)
@@ -923,7 +1014,7 @@ fn compare_presents_client_certificates_the_peers_require() {
         &scenario,
         &[
             "--systems",
-            "direct,nginx,haproxy",
+            "direct,ringway,nginx,haproxy",
             "--runs",
             "1",
             "--warmup",
@@ -939,9 +1030,18 @@ fn compare_presents_client_certificates_the_peers_require() {
         ],
     );
     let tls = assert_tls_runs(&c, &["direct"]);
-    assert_eq!(tls, expected_tls_systems(&c, &["nginx", "haproxy"]));
-    assert_eq!(c.results["setup"]["tls"]["client_auth"], true);
+    assert_eq!(
+        tls,
+        expected_tls_systems(&c, &["ringway", "nginx", "haproxy"])
+    );
+    assert_eq!(
+        c.results["setup"]["tls"]["client_auth"],
+        serde_json::json!(tls)
+    );
+    assert_admissions(&c, "listener", &tls, &tls);
     assert!(c.dir.join("tls/client.pem").is_file());
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    assert!(config.contains("require_client_cert = true"), "{config}");
     if tls.iter().any(|s| s == "haproxy") {
         let cfg = std::fs::read_to_string(c.dir.join("systems/haproxy/haproxy.cfg")).unwrap();
         assert!(cfg.contains("verify required"), "{cfg}");

@@ -12,6 +12,7 @@
 //! origins of its own that misbehave on schedule; [`profile`] runs `perf`; [`report`] and [`plot`]
 //! write the results. See docs/benchmarks.md.
 
+mod admission;
 mod churn;
 pub mod configs;
 mod faults;

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::admission::Admission;
 use super::churn::ChurnRound;
 use super::measure::Measured;
 use super::profile::Profile;
@@ -47,6 +48,9 @@ pub struct Results {
     /// Requests the origins answered in all (their own count, read when
     /// they stopped), against what the load runs and the memory runs sent.
     pub origin_check: Option<OriginCheck>,
+    /// Each TLS listener tried with and without a client certificate, in
+    /// the first round.
+    pub admissions: Vec<Admission>,
     /// Things the reader must know about how the run went (a limit that
     /// capped the idle connections, the guard giving up waiting).
     pub notes: Vec<String>,
@@ -104,8 +108,9 @@ pub struct Setup {
 pub struct TlsSetup {
     /// The minted certificates, relative to the results directory.
     pub dir: String,
-    /// Clients presented certificates, which the proxies required.
-    pub client_auth: bool,
+    /// Systems that required client certificates (the generator presented
+    /// one to them).
+    pub client_auth: Vec<String>,
     /// Systems measured in plaintext (`direct`, and variants with
     /// `tls = false`).
     pub plaintext: Vec<String>,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use ringway_kit::ports::free_addr;
 
+use super::admission;
 use super::churn::{ChurnBook, ChurnPlan};
 use super::configs::{self, Layout, ListenerTls, Mode, Table, Tuning};
 use super::faults;
@@ -62,6 +63,9 @@ pub(super) struct Entry {
     tuning: Tuning,
     /// Clients speak TLS to it.
     tls: bool,
+    /// With `tls`: it requires client certificates, and the generator
+    /// presents one.
+    client_auth: bool,
     listen: SocketAddr,
     admin: SocketAddr,
 }
@@ -173,7 +177,11 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             new_connection: s.load.new_connection,
             tls: s.tls.then(|| TlsSetup {
                 dir: "tls/".into(),
-                client_auth: s.client_auth,
+                client_auth: entries
+                    .iter()
+                    .filter(|e| e.client_auth)
+                    .map(|e| e.name.clone())
+                    .collect(),
                 plaintext: entries
                     .iter()
                     .filter(|e| !e.tls)
@@ -191,6 +199,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         profiles: Vec::new(),
         ratios: Vec::new(),
         origin_check: None,
+        admissions: Vec::new(),
         faults: s.faults.iter().map(faults::describe).collect(),
         notes,
         problems: Vec::new(),
@@ -290,6 +299,10 @@ fn round_of(
     let Some(system) = start(ctx, entry, &layout, round, results) else {
         return 0;
     };
+    let mut unmeasured_sent = 0;
+    if round == 0 {
+        unmeasured_sent += admissions(ctx, entry, &system, results);
+    }
     let mut book = entry.churn.as_ref().map(|c| {
         let plan = ChurnPlan {
             admin: entry.admin,
@@ -315,11 +328,10 @@ fn round_of(
             results.runs.push(m);
         }
     }
-    let mut unmeasured_sent = 0;
     if let (Some(perf), true) = (&ctx.opts.perf, round + 1 == ctx.s.runs) {
         if entry.kind != Kind::Direct && ctx.s.sweep.max_throughput {
             let (p, sent) = profile_run(ctx, runner, &system, entry, perf, book.as_mut());
-            unmeasured_sent = sent;
+            unmeasured_sent += sent;
             results.profiles.push(p);
         }
     }
@@ -347,6 +359,50 @@ fn round_of(
     }
     stop(system, name, round, results);
     unmeasured_sent
+}
+
+/// The admission check of `system`'s TLS listener (see [`admission`]):
+/// recorded, and a problem of the run when the listener let in whom it
+/// should not, or refused whom it should not. Returns the requests it
+/// carried to the origin.
+fn admissions(ctx: &Ctx<'_>, entry: &Entry, system: &Running, results: &mut Results) -> u64 {
+    let Some(tls) = system.tls() else {
+        return 0;
+    };
+    let request: &[u8] = match ctx.mode {
+        Mode::Http => &ctx.request,
+        // The sink origin reads and drops it.
+        Mode::Tcp => b"ringway-bench admission check\n",
+    };
+    let target = system.target();
+    match admission::check(&entry.name, "listener", target, tls, ctx.mode, request) {
+        Ok(a) => {
+            if !a.as_configured() {
+                results.problems.push(format!(
+                    "{}: its TLS listener {} client certificates, yet with the generator's \
+                     certificate it was {} and without one {}",
+                    entry.name,
+                    if a.requires {
+                        "requires"
+                    } else {
+                        "does not require"
+                    },
+                    a.with_certificate.describe(),
+                    a.without_certificate.describe()
+                ));
+            }
+            let reached = a.reached_origin();
+            results.admissions.push(a);
+            reached
+        }
+        Err(e) => {
+            results.problems.push(format!(
+                "{}: cannot check its TLS listener: {e}",
+                entry.name
+            ));
+            0
+        }
+    }
 }
 
 /// What names a load run.
@@ -380,7 +436,7 @@ impl Ctx<'_> {
             tls: match (&self.pki, entry.tls) {
                 (Some(pki), true) => Some(ListenerTls {
                     pki: pki.clone(),
-                    client_auth: self.s.client_auth,
+                    client_auth: entry.client_auth,
                 }),
                 _ => None,
             },
@@ -410,6 +466,8 @@ fn entries(
             skipped.push((name.clone(), why));
             continue;
         }
+        // `direct` is the origin, which is plaintext.
+        let tls = s.tls && kind != Kind::Direct && variant.and_then(|v| v.tls) != Some(false);
         entries.push(Entry {
             name: name.clone(),
             kind,
@@ -420,8 +478,8 @@ fn entries(
             splice: variant.is_some_and(|v| v.splice),
             churn: variant.and_then(|v| v.churn.clone()),
             tuning: variant.map(tuning).unwrap_or_default(),
-            // `direct` is the origin, which is plaintext.
-            tls: s.tls && kind != Kind::Direct && variant.and_then(|v| v.tls) != Some(false),
+            tls,
+            client_auth: tls && variant.and_then(|v| v.client_auth).unwrap_or(s.client_auth),
             listen: free_addr(),
             admin: free_addr(),
         });
@@ -868,6 +926,7 @@ mod tests {
             churn: None,
             tuning: Tuning::default(),
             tls: false,
+            client_auth: false,
             listen: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:2".parse().unwrap(),
         }

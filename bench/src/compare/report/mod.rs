@@ -7,6 +7,7 @@
 //! is the system's median minus `direct`'s at the same offered rate.
 
 mod sections;
+mod tls;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -329,7 +330,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     }
 
     sections::faults(&mut md, r);
-    sections::tls(&mut md, r);
+    tls::section(&mut md, r);
 
     // The sweep.
     for rate in rates(r) {

@@ -162,66 +162,6 @@ pub fn ratios(md: &mut String, r: &Results) {
 /// read, in a table of its own.
 pub const PER_GB_FROM: usize = 16 * 1024;
 
-/// A TLS scenario: what the clients spoke to whom, and the handshakes they
-/// made, per system (every measured run summed).
-pub fn tls(md: &mut String, r: &Results) {
-    let Some(tls) = &r.setup.tls else {
-        return;
-    };
-    let _ = writeln!(
-        md,
-        "## TLS
-"
-    );
-    let plain = if tls.plaintext.is_empty() {
-        "none".to_owned()
-    } else {
-        tls.plaintext.join(", ")
-    };
-    let _ = writeln!(
-        md,
-        "Clients speak TLS 1.3 to every proxy, which presents the certificate minted for this run (`{}`: an ECDSA P-256 CA and leaf) and forwards in plaintext to the origin. In plaintext: {plain}. Client certificates: {}. The clients keep no session, so every connection is a full handshake.",
-        tls.dir,
-        if tls.client_auth {
-            "presented by every client, required and verified by every proxy"
-        } else {
-            "none"
-        }
-    );
-    if r.setup.new_connection {
-        let _ = writeln!(
-            md,
-            "Each request is a new connection: req/s are handshakes per second, and CPU µs/req is the CPU per handshake (and its one request)."
-        );
-    }
-    md.push_str(
-        "
-| system | runs | full handshakes | after a HelloRetryRequest | resumed | negotiated |
-|---|---|---|---|---|---|
-",
-    );
-    for sys in &r.systems {
-        let runs: Vec<&Measured> = r.runs.iter().filter(|m| &m.system == sys).collect();
-        let seen: Vec<_> = runs.iter().filter_map(|m| m.tls.as_ref()).collect();
-        if seen.is_empty() {
-            continue;
-        }
-        let mut negotiated: Vec<&str> = seen.iter().map(|t| t.negotiated.as_str()).collect();
-        negotiated.sort_unstable();
-        negotiated.dedup();
-        let _ = writeln!(
-            md,
-            "| {sys} | {} | {} | {} | {} | {} |",
-            runs.len(),
-            seen.iter().map(|t| t.full).sum::<u64>(),
-            seen.iter().map(|t| t.hello_retries).sum::<u64>(),
-            seen.iter().map(|t| t.resumed).sum::<u64>(),
-            negotiated.join("; ")
-        );
-    }
-    md.push('\n');
-}
-
 /// HTTP scenarios with large answers: each system's CPU per GB of answers
 /// the clients read (heads and bodies, warm-up included, as the CPU is), at
 /// every offered rate and at max throughput.
