@@ -761,7 +761,8 @@ consecutive_gateway_failures = 2
 
 /// The shipped TLS scenario `name` (bench/scenarios), run briefly by
 /// `compare` with every system it names that is installed: one round, a
-/// short window, one offered rate and max throughput.
+/// short window, one offered rate (HTTP; a stream has none) and max
+/// throughput.
 fn compare_tls_scenario(work: &Path, name: &str, extra: &[&str]) -> Compared {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../bench/scenarios")
@@ -776,13 +777,14 @@ fn compare_tls_scenario(work: &Path, name: &str, extra: &[&str]) -> Compared {
         "0s",
         "--duration",
         "300ms",
-        "--rates",
-        "200",
         "--quiet-wait",
         "0s",
         "--retries",
         "0",
     ];
+    if !text.lines().any(|l| l.trim() == "mode = \"tcp\"") {
+        args.extend(["--rates", "200"]);
+    }
     args.extend_from_slice(extra);
     compare(work, &text, &args)
 }
@@ -1050,4 +1052,66 @@ fn compare_presents_client_certificates_every_proxy_requires() {
         let cfg = std::fs::read_to_string(c.dir.join("systems/nginx/nginx.conf")).unwrap();
         assert!(cfg.contains("ssl_verify_client on;"), "{cfg}");
     }
+}
+
+#[test]
+fn compare_streams_tcp_over_tls_beside_plaintext_and_reports_cpu_per_gb() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_tls_scenario(work.path(), "tls-tcp-bulk", &[]);
+    c.assert_success();
+    let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
+    let expected = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
+    let mut tls = Vec::new();
+    for run in c.array("runs") {
+        let system = run["system"].as_str().unwrap().to_owned();
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["offered"].is_null(), "a stream runs at max only: {run}");
+        assert!(run["bytes_total"].as_u64().unwrap() > 0, "{run}");
+        if system != "direct" {
+            // The proxy's own CPU, per GB carried.
+            assert!(run["cpu_s"].as_f64().unwrap() > 0.0, "{run}");
+        }
+        let raw = read_json(&c.dir.join(run["raw"].as_str().unwrap()));
+        assert_eq!(raw["mode"], "tcp", "{raw}");
+        if plain.contains(&system.as_str()) {
+            assert!(raw["tls"].is_null(), "{system} is plaintext: {raw}");
+            continue;
+        }
+        // The stream's 4 connections each made one full handshake, with
+        // what every TLS run negotiates, and no ALPN on an L4 listener.
+        let t = &raw["tls"];
+        assert_eq!(t["handshakes"]["full"], 4, "{system}: {t}");
+        assert_eq!(raw["connects"], 4, "{system}: {raw}");
+        assert_eq!(t["handshakes"]["resumed"], 0, "{system}: {t}");
+        assert_eq!(t["handshakes"]["hello_retries"], 0, "{system}: {t}");
+        assert_eq!(t["suite"], "TLS13_AES_128_GCM_SHA256", "{system}: {t}");
+        assert_eq!(t["group"], "X25519", "{system}: {t}");
+        assert_eq!(run["tls"]["full"], 4, "{run}");
+        tls.push(system);
+    }
+    assert_eq!(tls, expected);
+    // The TCP listeners took TLS: a finished handshake with and without a
+    // client certificate (none is asked for).
+    assert_admissions(&c, "listener", &tls, &[]);
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    assert!(config.contains("protocol = \"tcp\""), "{config}");
+    assert!(config.contains("tls = { cert = "), "{config}");
+    // TLS against plaintext, CPU per GB, per proxy.
+    let ratios = c.array("ratios");
+    for system in &tls {
+        let table = ratios
+            .iter()
+            .find(|t| t["system"] == system.as_str())
+            .unwrap_or_else(|| panic!("no ratio for {system}: {ratios:?}"));
+        assert_eq!(table["against"], format!("{system}-plain"));
+        assert_eq!(table["figure"], "CPU s/GB (process)");
+        let row = &table["rows"][0];
+        assert!(row["offered"].is_null(), "{table}");
+        assert!(row["ratio"].as_f64().unwrap() > 0.0, "{table}");
+    }
+    assert!(
+        c.report.contains("| ringway | 1 | 4 | 0 | 0 |"),
+        "{}",
+        c.report
+    );
 }

@@ -20,12 +20,19 @@ pub fn section(md: &mut String, r: &Results) {
             names.join(", ")
         }
     };
+    let verifying = if tls.client_auth.is_empty() {
+        "none".to_owned()
+    } else {
+        format!(
+            "{} (the generator presents the run's client certificate to them)",
+            tls.client_auth.join(", ")
+        )
+    };
     let _ = writeln!(
         md,
-        "Clients speak TLS 1.3 to every proxy, which presents the certificate minted for this run (`{}`: an ECDSA P-256 CA and leaf) and forwards in plaintext to the origin. In plaintext: {}. Client certificates required and verified by: {} (the generator presents the run's client certificate to them). The clients keep no session, so every connection is a full handshake.",
+        "Clients speak TLS 1.3 to every proxy, which presents the certificate minted for this run (`{}`: an ECDSA P-256 CA and leaf) and forwards in plaintext to the origin. In plaintext: {}. Client certificates required and verified by: {verifying}. The clients keep no session, so every connection is a full handshake.",
         tls.dir,
         list(&tls.plaintext),
-        list(&tls.client_auth),
     );
     if r.setup.new_connection {
         let _ = writeln!(
