@@ -605,6 +605,15 @@ global
     # on, for 10,000 idle clients and their one upstream); it needs one
     # per client and one per upstream connection, as the others do.
     no strict-limits
+    # Idle server connections are kept up to `pool-max-conn`, as nginx's
+    # `keepalive` and ringway's `pool_max_idle` keep theirs. HAProxy would
+    # otherwise stop keeping them, and close them, once a fifth and a
+    # quarter of its file descriptors (sized from `maxconn`) are in use,
+    # which a run without idle clients reaches: 32 keep-alive clients of a
+    # sidecar pair's outbound half then cost a new TLS connection to the
+    # inbound half per request.
+    tune.pool-low-fd-ratio 100
+    tune.pool-high-fd-ratio 100
     # No `log` line: logging off.
 
 defaults

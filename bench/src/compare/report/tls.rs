@@ -76,7 +76,7 @@ pub fn admissions(md: &mut String, r: &Results) {
     }
     md.push_str(
         "
-Before its first load run each TLS listener was tried twice, presenting the generator's client certificate and presenting none (over TCP, admitted means the server finished the handshake: it sent a session ticket):
+Before its first load run each TLS listener was tried twice, presenting the generator's client certificate and presenting none (over TCP, admitted means the connection stayed open, without an alert or a close, for a second after the handshake):
 
 | system | listener | client certificates | with one | without | as configured |
 |---|---|---|---|---|---|
