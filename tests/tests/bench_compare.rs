@@ -759,11 +759,11 @@ consecutive_gateway_failures = 2
     }
 }
 
-/// The shipped TLS scenario `name` (bench/scenarios), run briefly by
+/// The shipped scenario `name` (bench/scenarios), run briefly by
 /// `compare` with every system it names that is installed: one round, a
 /// short window, one offered rate (HTTP; a stream has none) and max
 /// throughput.
-fn compare_tls_scenario(work: &Path, name: &str, extra: &[&str]) -> Compared {
+fn compare_shipped(work: &Path, name: &str, extra: &[&str]) -> Compared {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../bench/scenarios")
         .join(format!("{name}.toml"));
@@ -832,7 +832,7 @@ fn assert_tls_runs(c: &Compared, plaintext: &[&str]) -> Vec<String> {
 /// certificate and once without; those of `requiring` refused the second
 /// (a TLS alert, a close, or an HTTP error status) and admitted the first,
 /// the others admitted both. Over HTTP, admitted is a `200`; over TCP, a
-/// finished handshake (`open`).
+/// connection left open after the handshake (`open`).
 fn assert_admissions(c: &Compared, listener: &str, tls_systems: &[String], requiring: &[String]) {
     let admissions = c.array("admissions");
     let admitted = |outcome: &Value| match outcome["kind"].as_str() {
@@ -897,7 +897,7 @@ fn expected_tls_systems(c: &Compared, names: &[&str]) -> Vec<String> {
 #[test]
 fn compare_runs_full_tls_handshakes_against_every_proxy() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-handshakes", &[]);
+    let c = compare_shipped(work.path(), "tls-handshakes", &[]);
     let tls = assert_tls_runs(&c, &["direct"]);
     let mtls = expected_tls_systems(&c, &["ringway-mtls", "nginx-mtls", "haproxy-mtls"]);
     let mut all = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
@@ -941,7 +941,7 @@ fn compare_runs_full_tls_handshakes_against_every_proxy() {
 #[test]
 fn compare_runs_keep_alive_requests_over_tls_beside_plaintext() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-keepalive", &[]);
+    let c = compare_shipped(work.path(), "tls-keepalive", &[]);
     let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
     let tls = assert_tls_runs(&c, &plain);
     let mtls = expected_tls_systems(&c, &["ringway-mtls", "nginx-mtls", "haproxy-mtls"]);
@@ -973,7 +973,7 @@ fn compare_runs_keep_alive_requests_over_tls_beside_plaintext() {
 #[test]
 fn compare_runs_bulk_answers_over_tls_and_reports_cpu_per_gb() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-bulk", &[]);
+    let c = compare_shipped(work.path(), "tls-bulk", &[]);
     let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
     let tls = assert_tls_runs(&c, &plain);
     assert_eq!(
@@ -1057,7 +1057,7 @@ fn compare_presents_client_certificates_every_proxy_requires() {
 #[test]
 fn compare_streams_tcp_over_tls_beside_plaintext_and_reports_cpu_per_gb() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-tcp-bulk", &[]);
+    let c = compare_shipped(work.path(), "tls-tcp-bulk", &[]);
     c.assert_success();
     let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
     let expected = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
@@ -1090,8 +1090,8 @@ fn compare_streams_tcp_over_tls_beside_plaintext_and_reports_cpu_per_gb() {
         tls.push(system);
     }
     assert_eq!(tls, expected);
-    // The TCP listeners took TLS: a finished handshake with and without a
-    // client certificate (none is asked for).
+    // The TCP listeners took TLS, and let a client in with and without a
+    // certificate (none is asked for).
     assert_admissions(&c, "listener", &tls, &[]);
     let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
     assert!(config.contains("protocol = \"tcp\""), "{config}");
@@ -1111,6 +1111,169 @@ fn compare_streams_tcp_over_tls_beside_plaintext_and_reports_cpu_per_gb() {
     }
     assert!(
         c.report.contains("| ringway | 1 | 4 | 0 | 0 |"),
+        "{}",
+        c.report
+    );
+}
+
+/// What a sidecar-pair run must show: no problem (every inbound half that
+/// requires client certificates refused a client without one and admitted
+/// one with), no error on any run, the generator in plaintext, each pair's
+/// CPU split by half with both halves charged at max throughput, an
+/// admission check of each TLS pair's inbound half and none of the
+/// plaintext ones, and the setup saying which pairs spoke what. Returns
+/// the pairs whose halves spoke mutual TLS.
+///
+/// Every inbound half of a TLS pair requires a client certificate (its
+/// admission check proves it can refuse), and every request through the
+/// pair was answered: so every outbound half spoke TLS and presented its
+/// certificate. The unit tests of `compare::system` also see the inbound
+/// half tell the origin `x-forwarded-proto: https`.
+fn assert_pair_runs(c: &Compared, plain: &[&str]) -> Vec<String> {
+    c.assert_success();
+    let tls = expected_tls_systems(c, &["ringway", "nginx", "haproxy"]);
+    let plain: Vec<String> = expected_tls_systems(c, plain);
+    let tcp = c.results["mode"] == "tcp";
+    for run in c.array("runs") {
+        let system = run["system"].as_str().expect("a system");
+        assert_eq!(run["errors"], 0, "{run}");
+        let raw = read_json(&c.dir.join(run["raw"].as_str().expect("a raw file")));
+        assert!(raw["tls"].is_null(), "the clients speak plaintext: {raw}");
+        if tcp {
+            assert!(
+                run["bytes_total"].as_u64().expect("bytes_total") > 0,
+                "{run}"
+            );
+        } else {
+            assert!(run["ok"].as_u64().expect("ok") > 0, "{run}");
+        }
+        if system == "direct" {
+            assert!(run["halves"].is_null(), "{run}");
+            continue;
+        }
+        let halves = &run["halves"];
+        let (out, inb) = (
+            halves["outbound_cpu_s"]
+                .as_f64()
+                .expect("the outbound half's CPU"),
+            halves["inbound_cpu_s"]
+                .as_f64()
+                .expect("the inbound half's CPU"),
+        );
+        let cpu = run["cpu_s"].as_f64().expect("cpu_s");
+        assert!((out + inb - cpu).abs() < 1e-9, "the halves add up: {run}");
+        if run["offered"].is_null() {
+            // A saturating run charges both processes.
+            assert!(out > 0.0 && inb > 0.0, "{system}: {halves}");
+        }
+    }
+    assert_admissions(c, "inbound", &tls, &tls);
+    let pair = &c.results["setup"]["pair"];
+    assert_eq!(pair["tls"], serde_json::json!(tls), "{pair}");
+    assert_eq!(pair["client_auth"], serde_json::json!(tls), "{pair}");
+    assert_eq!(pair["plaintext"], serde_json::json!(plain), "{pair}");
+    assert!(
+        c.results["setup"]["tls"].is_null(),
+        "the clients speak plaintext"
+    );
+    for system in tls.iter().chain(&plain) {
+        let files = c.dir.join("systems").join(system);
+        assert!(files.join("outbound").is_dir() && files.join("inbound").is_dir());
+    }
+    for needle in ["## Sidecar pairs", "| system | run | CPU ", "outbound half"] {
+        assert!(
+            c.report.contains(needle),
+            "report.md lacks {needle:?}:\n{}",
+            c.report
+        );
+    }
+    tls
+}
+
+/// The generated configs of a TLS pair of `kind`: the outbound half
+/// originates mutual TLS to the inbound half's listener, verifying the CA
+/// and the name; the inbound half requires the client certificate.
+fn assert_pair_configs(c: &Compared, tls: &[String]) {
+    let read = |system: &str, half: &str, file: &str| {
+        std::fs::read_to_string(c.dir.join("systems").join(system).join(half).join(file))
+            .unwrap_or_else(|e| panic!("{system} {half} {file}: {e}"))
+    };
+    let has = |text: &str, line: &str| text.lines().any(|l| l.trim() == line);
+    for system in tls {
+        match system.as_str() {
+            "ringway" => {
+                let out = read(system, "outbound", "ringway.toml");
+                assert!(out.contains("sni = \"localhost\""), "{out}");
+                assert!(out.contains("tls/outbound.pem\""), "{out}");
+                assert!(!out.contains("client_ca"), "{out}");
+                let inb = read(system, "inbound", "ringway.toml");
+                assert!(inb.contains("require_client_cert = true"), "{inb}");
+            }
+            "nginx" => {
+                let out = read(system, "outbound", "nginx.conf");
+                for line in [
+                    "proxy_ssl_verify on;",
+                    "proxy_ssl_protocols TLSv1.3;",
+                    "proxy_ssl_verify_depth 2;",
+                    "proxy_ssl_name localhost;",
+                ] {
+                    assert!(has(&out, line), "{line}: {out}");
+                }
+                if c.results["mode"] == "http" {
+                    assert!(has(&out, "proxy_pass https://origin;"), "{out}");
+                    assert!(has(&out, "proxy_http_version 1.1;"), "{out}");
+                } else {
+                    assert!(has(&out, "proxy_ssl on;"), "{out}");
+                }
+                let inb = read(system, "inbound", "nginx.conf");
+                assert!(has(&inb, "ssl_verify_client on;"), "{inb}");
+            }
+            "haproxy" => {
+                let out = read(system, "outbound", "haproxy.cfg");
+                assert!(
+                    out.contains(" ssl verify required ca-file ")
+                        && out.contains("sni str(localhost)"),
+                    "{out}"
+                );
+                assert!(out.contains("outbound-bundle.pem\""), "{out}");
+                let inb = read(system, "inbound", "haproxy.cfg");
+                assert!(inb.contains("verify required"), "{inb}");
+            }
+            other => panic!("unexpected pair {other}"),
+        }
+    }
+}
+
+#[test]
+fn compare_runs_sidecar_pairs_with_mutual_tls_between_their_halves() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_shipped(work.path(), "sidecar-pair", &[]);
+    let tls = assert_pair_runs(&c, &["ringway-plain", "nginx-plain", "haproxy-plain"]);
+    assert_pair_configs(&c, &tls);
+    // Every request through a pair, and every one the admission checks got
+    // answered, reached the origin once.
+    c.assert_origins_saw_every_request();
+    // Latency added through the pair, against the origin alone.
+    assert!(c.report.contains("added p50"), "{}", c.report);
+    let row = c
+        .report
+        .lines()
+        .find(|l| l.starts_with("| ringway | 200 req/s |"))
+        .unwrap_or_else(|| panic!("no pair row at 200 req/s:\n{}", c.report));
+    assert!(row.contains('%'), "{row}");
+}
+
+#[test]
+fn compare_streams_tcp_through_sidecar_pairs_with_mutual_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_shipped(work.path(), "sidecar-pair-tcp", &[]);
+    let tls = assert_pair_runs(&c, &["ringway-plain", "nginx-plain", "haproxy-plain"]);
+    assert_pair_configs(&c, &tls);
+    for a in c.array("admissions") {
+        assert_eq!(a["with_certificate"]["kind"], "open", "{a}");
+    }
+    assert!(
+        c.report.contains("| ringway | max throughput |"),
         "{}",
         c.report
     );

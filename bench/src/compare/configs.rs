@@ -19,8 +19,8 @@
 //! * the same accept backlog ([`BACKLOG`], as ringway's workers use) and
 //!   connection limits sized from [`Layout::max_connections`];
 //! * with TLS ([`Layout::tls`]), the same certificate and key, TLS 1.3
-//!   only, the same suites in the same order ([`TLS13_SUITES`]) and key
-//!   exchange groups ([`TLS_GROUPS`]), ALPN `http/1.1` on HTTP listeners,
+//!   only, the same suites in the same order ([`TLS13_SUITES`](tls::TLS13_SUITES)) and key
+//!   exchange groups ([`TLS_GROUPS`](tls::TLS_GROUPS)), ALPN `http/1.1` on HTTP listeners,
 //!   each system's own defaults for session tickets, and, with client
 //!   authentication, client certificates required and verified against the
 //!   same CA (chains of depth 2 at most); the origin stays plaintext.

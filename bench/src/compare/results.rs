@@ -99,8 +99,26 @@ pub struct Setup {
     pub files: Vec<String>,
     /// A new connection per request (`load.new_connection`).
     pub new_connection: bool,
-    /// TLS between the clients and the proxies, if the scenario has it.
+    /// TLS between the clients and the proxies, if the scenario has it
+    /// (not in a pair scenario: its clients speak plaintext).
     pub tls: Option<TlsSetup>,
+    /// A sidecar-pair scenario: how the halves spoke to each other.
+    pub pair: Option<PairSetup>,
+}
+
+/// How the halves of the pairs of a pair scenario spoke to each other.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairSetup {
+    /// The minted certificates, relative to the results directory, if the
+    /// scenario has TLS.
+    pub dir: Option<String>,
+    /// Pairs whose halves spoke TLS 1.3.
+    pub tls: Vec<String>,
+    /// Of those, the ones whose inbound half required the outbound half's
+    /// client certificate (mutual TLS).
+    pub client_auth: Vec<String>,
+    /// Pairs whose halves spoke plaintext.
+    pub plaintext: Vec<String>,
 }
 
 /// How a TLS scenario ran.

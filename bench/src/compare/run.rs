@@ -8,14 +8,14 @@
 //! disturbed is run again.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
 
 use ringway_kit::ports::free_addr;
 
-use super::admission;
+use self::profiling::profile_run;
+use self::tls::{admissions, pair_setup};
 use super::churn::{ChurnBook, ChurnPlan};
 use super::configs::{self, Layout, ListenerTls, Mode, Table, Tuning};
 use super::faults;
@@ -24,10 +24,10 @@ use super::idle;
 use super::measure::{Measured, Runner};
 use super::origins::Origins;
 use super::pki::Pki;
-use super::profile::{self, Profile};
 use super::report;
 use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup, TlsSetup};
 use super::scenario::{Churn, Scenario, ScenarioMode};
+use super::sidecar::{self, Ends};
 use super::system::{missing, Binaries, Kind, Running};
 
 /// Open files this process needs besides the idle connections it holds:
@@ -68,6 +68,8 @@ pub(super) struct Entry {
     client_auth: bool,
     listen: SocketAddr,
     admin: SocketAddr,
+    /// A sidecar pair's inbound half (`pair = true`).
+    inbound: Option<Ends>,
 }
 
 /// What every step of the run reads.
@@ -175,7 +177,8 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             guard: opts.guard.clone(),
             files: Vec::new(),
             new_connection: s.load.new_connection,
-            tls: s.tls.then(|| TlsSetup {
+            pair: s.pair.then(|| pair_setup(s, &entries)),
+            tls: (s.tls && !s.pair).then(|| TlsSetup {
                 dir: "tls/".into(),
                 client_auth: entries
                     .iter()
@@ -361,50 +364,6 @@ fn round_of(
     unmeasured_sent
 }
 
-/// The admission check of `system`'s TLS listener (see [`admission`]):
-/// recorded, and a problem of the run when the listener let in whom it
-/// should not, or refused whom it should not. Returns the requests it
-/// carried to the origin.
-fn admissions(ctx: &Ctx<'_>, entry: &Entry, system: &Running, results: &mut Results) -> u64 {
-    let Some(tls) = system.tls() else {
-        return 0;
-    };
-    let request: &[u8] = match ctx.mode {
-        Mode::Http => &ctx.request,
-        // The sink origin reads and drops it.
-        Mode::Tcp => b"ringway-bench admission check\n",
-    };
-    let target = system.target();
-    match admission::check(&entry.name, "listener", target, tls, ctx.mode, request) {
-        Ok(a) => {
-            if !a.as_configured() {
-                results.problems.push(format!(
-                    "{}: its TLS listener {} client certificates, yet with the generator's \
-                     certificate it was {} and without one {}",
-                    entry.name,
-                    if a.requires {
-                        "requires"
-                    } else {
-                        "does not require"
-                    },
-                    a.with_certificate.describe(),
-                    a.without_certificate.describe()
-                ));
-            }
-            let reached = a.reached_origin();
-            results.admissions.push(a);
-            reached
-        }
-        Err(e) => {
-            results.problems.push(format!(
-                "{}: cannot check its TLS listener: {e}",
-                entry.name
-            ));
-            0
-        }
-    }
-}
-
 /// What names a load run.
 struct Run<'a> {
     /// The system's name in the results.
@@ -418,8 +377,24 @@ struct Run<'a> {
 }
 
 impl Ctx<'_> {
-    /// The layout of `entry` in `mode`, holding `idle` idle connections.
+    /// The layout of `entry` in `mode`, holding `idle` idle connections (a
+    /// pair's outbound half's: the one the load goes to).
     pub(super) fn layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
+        let single = self.single_layout(entry, mode, idle);
+        match entry.inbound {
+            Some(ends) => sidecar::split(single, ends).0,
+            None => single,
+        }
+    }
+
+    /// The layout of a pair's inbound half; `None` for a single system.
+    fn inbound_layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Option<Layout> {
+        let ends = entry.inbound?;
+        Some(sidecar::split(self.single_layout(entry, mode, idle), ends).1)
+    }
+
+    /// The layout `entry` has as one process.
+    fn single_layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
         Layout {
             mode,
             proxy_core: self.s.cores.proxy,
@@ -482,6 +457,10 @@ fn entries(
             client_auth: tls && variant.and_then(|v| v.client_auth).unwrap_or(s.client_auth),
             listen: free_addr(),
             admin: free_addr(),
+            inbound: (s.pair && kind != Kind::Direct).then(|| Ends {
+                listen: free_addr(),
+                admin: free_addr(),
+            }),
         });
     }
     // `direct` first: every other figure is read against it.
@@ -609,13 +588,14 @@ pub(super) fn start(
     round: usize,
     results: &mut Results,
 ) -> Option<Running> {
-    match Running::start(entry.kind, layout, &ctx.bins) {
+    let started = match ctx.inbound_layout(entry, layout.mode, 0) {
+        Some(inbound) => Running::start_pair(entry.kind, layout, &inbound, &ctx.bins),
+        None => Running::start(entry.kind, layout, &ctx.bins),
+    };
+    match started {
         Ok(system) => {
             if round == 0 {
-                for path in [system.config_path(), system.log_path()]
-                    .into_iter()
-                    .flatten()
-                {
+                for path in system.files() {
                     let shown = path.strip_prefix(&ctx.dir).unwrap_or(path);
                     let shown = shown.display().to_string();
                     if !results.setup.files.contains(&shown) {
@@ -748,89 +728,6 @@ fn tcp_pairs(ctx: &Ctx<'_>, entry: &Entry, round: usize, results: &mut Results) 
     stop(system, &entry.name, round, results);
 }
 
-/// The profile of `entry`: its max-throughput run once more, unmeasured,
-/// with `perf` sampling the proxy core (and the table churning, for a
-/// churning system). Returns it and the requests the run sent.
-fn profile_run(
-    ctx: &Ctx<'_>,
-    runner: &Runner<'_>,
-    system: &Running,
-    entry: &Entry,
-    perf: &Path,
-    mut book: Option<&mut ChurnBook>,
-) -> (Profile, u64) {
-    let sys_dir = ctx.dir.join("systems").join(&entry.name);
-    let rel = |p: &Path| p.strip_prefix(&ctx.dir).unwrap_or(p).display().to_string();
-    let data = sys_dir.join("perf.data");
-    let text = sys_dir.join("perf.txt");
-    let raw = ctx
-        .dir
-        .join("raw")
-        .join(format!("profile-{}.json", entry.name));
-    let mut profile = Profile {
-        system: entry.name.clone(),
-        data: rel(&data),
-        text: rel(&text),
-        threads: Vec::new(),
-        objects: Vec::new(),
-        symbols: Vec::new(),
-        problem: None,
-    };
-    eprintln!("compare: profiling {} (perf, max throughput)", entry.name);
-    let _ = guard::wait_quiet(&ctx.run_cores, &ctx.opts.guard);
-    let out = match std::fs::File::create(&raw) {
-        Ok(f) => f,
-        Err(e) => {
-            profile.problem = Some(format!("cannot create {}: {e}", raw.display()));
-            return (profile, 0);
-        }
-    };
-    let mut cmd = runner.load_command(system, None);
-    let churner = book.as_mut().map(|b| b.start());
-    let child = cmd.stdout(out).stderr(Stdio::null()).spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            if let (Some(b), Some(c)) = (book, churner) {
-                b.resume(c);
-            }
-            profile.problem = Some(format!("cannot start the load: {e}"));
-            return (profile, 0);
-        }
-    };
-    // The connections are open and the warm-up is over before perf starts.
-    thread::sleep(ctx.s.load.warmup + Duration::from_millis(100));
-    let length = ctx.s.load.duration.mul_f64(profile::SHARE);
-    let recorded = profile::record(
-        perf,
-        ctx.s.cores.proxy,
-        length,
-        &data,
-        &sys_dir.join("perf.log"),
-    );
-    let _ = child.wait();
-    if let (Some(b), Some(c)) = (book, churner) {
-        b.resume(c);
-    }
-    let sent = std::fs::read_to_string(&raw)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.pointer("/requests/sent")
-                .and_then(serde_json::Value::as_u64)
-        })
-        .unwrap_or(0);
-    match recorded.and_then(|()| profile::summarize(perf, &data, &text)) {
-        Ok([threads, objects, symbols]) => {
-            profile.threads = threads;
-            profile.objects = objects;
-            profile.symbols = symbols;
-        }
-        Err(e) => profile.problem = Some(e),
-    }
-    (profile, sent)
-}
-
 /// The first line a command prints, or `?`.
 fn command_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
@@ -913,62 +810,7 @@ fn first_line(cmd: &mut Command) -> String {
         .unwrap_or_default()
 }
 
+mod profiling;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(name: &str, kind: Kind) -> Entry {
-        Entry {
-            name: name.into(),
-            kind,
-            table: Table::default(),
-            splice: false,
-            churn: None,
-            tuning: Tuning::default(),
-            tls: false,
-            client_auth: false,
-            listen: "127.0.0.1:1".parse().unwrap(),
-            admin: "127.0.0.1:2".parse().unwrap(),
-        }
-    }
-
-    fn names(entries: &[Entry], round: usize) -> Vec<&str> {
-        round_order(entries, round)
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect()
-    }
-
-    #[test]
-    fn direct_leads_and_the_others_take_every_place_in_turn() {
-        let entries = [
-            entry("direct", Kind::Direct),
-            entry("ringway", Kind::Ringway),
-            entry("baseline", Kind::Baseline),
-            entry("nginx", Kind::Nginx),
-        ];
-        assert_eq!(
-            names(&entries, 0),
-            ["direct", "ringway", "baseline", "nginx"]
-        );
-        assert_eq!(
-            names(&entries, 1),
-            ["direct", "baseline", "nginx", "ringway"]
-        );
-        assert_eq!(
-            names(&entries, 2),
-            ["direct", "nginx", "ringway", "baseline"]
-        );
-        assert_eq!(names(&entries, 3), names(&entries, 0));
-    }
-
-    #[test]
-    fn two_systems_alternate() {
-        let entries = [
-            entry("ringway", Kind::Ringway),
-            entry("baseline", Kind::Baseline),
-        ];
-        assert_eq!(names(&entries, 0), ["ringway", "baseline"]);
-        assert_eq!(names(&entries, 1), ["baseline", "ringway"]);
-    }
-}
+mod tests;
+mod tls;

@@ -13,8 +13,9 @@ pub const BASE_SYSTEMS: [&str; 5] = ["direct", "ringway", "baseline", "nginx", "
 /// The systems a variant may derive from.
 const VARIANT_BASES: [&str; 4] = ["ringway", "baseline", "haproxy", "nginx"];
 /// Keys of ringway's origin cluster that the generated config writes
-/// itself and a variant's `cluster` may not set.
-const OWN_CLUSTER_KEYS: [&str; 2] = ["name", "endpoints"];
+/// itself and a variant's `cluster` may not set (`tls`: a pair's outbound
+/// half's, to its inbound half).
+const OWN_CLUSTER_KEYS: [&str; 3] = ["name", "endpoints", "tls"];
 /// Most origins a scenario may run.
 pub const MAX_ORIGINS: usize = 16;
 
@@ -74,6 +75,15 @@ pub struct Scenario {
     /// run's CA, and the generator presents one.
     #[serde(default)]
     pub client_auth: bool,
+    /// Every proxy runs as a sidecar pair: two processes of its kind on the
+    /// proxy core, the clients speaking plaintext to the outbound half,
+    /// which forwards to the inbound half, which forwards to the origins.
+    /// With it, `tls` is TLS 1.3 between the halves (the outbound half
+    /// originates it, verifying the inbound's certificate against the run's
+    /// CA and name), and `client_auth` makes it mutual (the outbound half
+    /// presents its own SPIFFE certificate, the inbound one requires it).
+    #[serde(default)]
+    pub pair: bool,
 }
 
 /// `[[faults]]`: origins that turn slow, fail a share of their requests,
@@ -503,6 +513,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
     }
     check_faults(s)?;
     check_tls(s)?;
+    check_pair(s)?;
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
@@ -662,6 +673,29 @@ fn check_tls(s: &Scenario) -> Result<(), String> {
              set [memory] idle_connections = 0 in a TLS scenario"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+fn check_pair(s: &Scenario) -> Result<(), String> {
+    if !s.pair {
+        return Ok(());
+    }
+    if s.memory.idle_connections + s.memory.idle_tcp_pairs > 0 {
+        return Err(
+            "memory: the memory run holds idle connections on one process; \
+             set [memory] idle_connections = 0 in a pair scenario"
+                .into(),
+        );
+    }
+    if !s.faults.is_empty() {
+        return Err("faults: not in a pair scenario".into());
+    }
+    if let Some(v) = s.variants.iter().find(|v| v.churn.is_some()) {
+        return Err(format!(
+            "variant {:?}: churn posts to one process's admin API, not to a pair",
+            v.name
+        ));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! within one round cancels slow drift of the machine). Proxy-added latency
 //! is the system's median minus `direct`'s at the same offered rate.
 
+mod pair;
 mod sections;
 mod tls;
 
@@ -331,6 +332,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
 
     sections::faults(&mut md, r);
     tls::section(&mut md, r);
+    pair::section(&mut md, r);
 
     // The sweep.
     for rate in rates(r) {

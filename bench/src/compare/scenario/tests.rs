@@ -152,6 +152,33 @@ fn tls_scenarios_and_their_plaintext_variants() {
 }
 
 #[test]
+fn pair_scenarios_hold_no_idle_connections_and_do_not_churn() {
+    let s = parse(
+        "name = \"p\"\npair = true\ntls = true\nclient_auth = true\n\
+         [memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"plain\"\nof = \"ringway\"\ntls = false\n",
+    )
+    .unwrap();
+    assert!(s.pair && s.tls && s.client_auth);
+    assert!(!parse("name = \"t\"").unwrap().pair);
+    let e = parse("name = \"p\"\npair = true\n").unwrap_err();
+    assert!(e.contains("idle_connections = 0"), "{e}");
+    let e = parse(
+        "name = \"p\"\npair = true\n[memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"c\"\nof = \"ringway\"\n\
+         [variants.churn]\nmode = \"routes\"\ninterval = \"1s\"\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("churn"), "{e}");
+    let e = parse(
+        "name = \"p\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\n\
+         [variants.cluster]\ntls = { verify = false }\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("cluster.tls"), "{e}");
+}
+
+#[test]
 fn a_memory_only_scenario_is_enough() {
     let s = parse("name = \"m\"\n[sweep]\nmax_throughput = false\n[memory]\nidle_tcp_pairs = 10\n")
         .unwrap();
