@@ -1096,19 +1096,44 @@ fn compare_streams_tcp_over_tls_beside_plaintext_and_reports_cpu_per_gb() {
     let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
     assert!(config.contains("protocol = \"tcp\""), "{config}");
     assert!(config.contains("tls = { cert = "), "{config}");
-    // TLS against plaintext, CPU per GB, per proxy.
+    // TLS against plaintext, CPU per GB, per proxy; and against plaintext
+    // plus what AES-128-GCM alone costs per GB, measured on the proxy core.
+    let aes = c.results["setup"]["aes_s_per_gb"]
+        .as_f64()
+        .expect("the AES-GCM figure");
+    assert!(aes > 0.0, "{aes}");
     let ratios = c.array("ratios");
     for system in &tls {
-        let table = ratios
-            .iter()
-            .find(|t| t["system"] == system.as_str())
-            .unwrap_or_else(|| panic!("no ratio for {system}: {ratios:?}"));
-        assert_eq!(table["against"], format!("{system}-plain"));
-        assert_eq!(table["figure"], "CPU s/GB (process)");
-        let row = &table["rows"][0];
-        assert!(row["offered"].is_null(), "{table}");
-        assert!(row["ratio"].as_f64().unwrap() > 0.0, "{table}");
+        let of = |plus: bool| {
+            ratios
+                .iter()
+                .find(|t| t["system"] == system.as_str() && t["plus"].is_f64() == plus)
+                .unwrap_or_else(|| panic!("no ratio for {system} (plus AES: {plus}): {ratios:?}"))
+        };
+        let (plain, plus_aes) = (of(false), of(true));
+        for table in [plain, plus_aes] {
+            assert_eq!(table["against"], format!("{system}-plain"));
+            assert_eq!(table["figure"], "CPU s/GB (process)");
+            assert!(table["rows"][0]["offered"].is_null(), "{table}");
+        }
+        assert_eq!(plus_aes["plus"].as_f64(), Some(aes));
+        let (a, b) = (&plain["rows"][0], &plus_aes["rows"][0]);
+        assert_eq!(a["system"], b["system"], "the same numerator");
+        let against = a["against"].as_f64().unwrap();
+        let with_aes = b["against"].as_f64().unwrap();
+        assert!((with_aes - (against + aes)).abs() < 1e-9, "{a} {b}");
+        let ratio = b["ratio"].as_f64().unwrap();
+        assert!(
+            (ratio - a["system"].as_f64().unwrap() / with_aes).abs() < 1e-9,
+            "{b}"
+        );
     }
+    assert!(
+        c.report
+            .contains("### ringway / (ringway-plain + AES-128-GCM) (bar: at most 1.10x)"),
+        "{}",
+        c.report
+    );
     assert!(
         c.report.contains("| ringway | 1 | 4 | 0 | 0 |"),
         "{}",

@@ -16,6 +16,7 @@
 //! results. See docs/benchmarks.md.
 
 mod admission;
+mod aes;
 mod churn;
 pub mod configs;
 mod faults;

@@ -104,6 +104,9 @@ pub struct Setup {
     pub tls: Option<TlsSetup>,
     /// A sidecar-pair scenario: how the halves spoke to each other.
     pub pair: Option<PairSetup>,
+    /// CPU seconds per GB of AES-128-GCM alone on the proxy core, measured
+    /// at the start of the run when a ratio adds it (`plus_aes`).
+    pub aes_s_per_gb: Option<f64>,
 }
 
 /// How the halves of the pairs of a pair scenario spoke to each other.

@@ -16,6 +16,7 @@ use ringway_kit::ports::free_addr;
 
 use self::profiling::profile_run;
 use self::tls::{admissions, pair_setup};
+use super::aes;
 use super::churn::{ChurnBook, ChurnPlan};
 use super::configs::{self, Layout, ListenerTls, Mode, Table, Tuning};
 use super::faults;
@@ -24,7 +25,7 @@ use super::idle;
 use super::measure::{Measured, Runner};
 use super::origins::Origins;
 use super::pki::Pki;
-use super::report;
+use super::report::{self, RatioPair};
 use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup, TlsSetup};
 use super::scenario::{Churn, Scenario, ScenarioMode};
 use super::sidecar::{self, Ends};
@@ -127,6 +128,14 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     let mut notes = Vec::new();
     let (idle, pairs) = open_file_budget(s, mode, &mut notes);
     let pki = s.tls.then(|| Pki::mint(&dir.join("tls"))).transpose()?;
+    // On the proxy core, before anything else runs there.
+    let aes = s.ratios.iter().any(|r| r.plus_aes).then(|| {
+        eprintln!(
+            "compare: what AES-128-GCM alone costs on core {}",
+            s.cores.proxy
+        );
+        aes::seconds_per_gb(s.cores.proxy)
+    });
     // A fault scenario starts fresh origins for each run instead.
     let faulty = !s.faults.is_empty();
     let origins = if faulty {
@@ -178,6 +187,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             files: Vec::new(),
             new_connection: s.load.new_connection,
             pair: s.pair.then(|| pair_setup(s, &entries)),
+            aes_s_per_gb: aes.as_ref().and_then(|a| a.as_ref().ok().copied()),
             tls: (s.tls && !s.pair).then(|| TlsSetup {
                 dir: "tls/".into(),
                 client_auth: entries
@@ -205,7 +215,11 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         admissions: Vec::new(),
         faults: s.faults.iter().map(faults::describe).collect(),
         notes,
-        problems: Vec::new(),
+        problems: aes
+            .and_then(Result::err)
+            .map(|e| format!("no AES-GCM figure, so no ratio that adds it: {e}"))
+            .into_iter()
+            .collect(),
     };
     let Some(mut origins) = origins else {
         faults::rounds(&ctx, &entries, &bench, clk_tck, &mut results);
@@ -506,24 +520,34 @@ pub(super) fn round_order(entries: &[Entry], round: usize) -> Vec<&Entry> {
     direct.into_iter().chain(others).collect()
 }
 
-/// The ratio tables to compute: the scenario's, and ringway against the
+/// The ratio tables to compute: the scenario's (those that add AES to the
+/// denominator only when it was measured), and ringway against the
 /// baseline when both ran (at most 1.02x: a change may cost that much).
-fn ratio_pairs(s: &Scenario, r: &Results) -> Vec<(String, String, Option<f64>)> {
-    let mut pairs: Vec<(String, String, Option<f64>)> = s
+fn ratio_pairs(s: &Scenario, r: &Results) -> Vec<RatioPair> {
+    let mut pairs: Vec<RatioPair> = s
         .ratios
         .iter()
-        .map(|x| (x.system.clone(), x.against.clone(), x.bar))
+        .filter(|x| !x.plus_aes || r.setup.aes_s_per_gb.is_some())
+        .map(|x| RatioPair {
+            system: x.system.clone(),
+            against: x.against.clone(),
+            bar: x.bar,
+            plus: x.plus_aes.then_some(r.setup.aes_s_per_gb).flatten(),
+        })
         .collect();
     let ran = |n: &str| r.systems.iter().any(|x| x == n);
     if ran("ringway")
         && ran("baseline")
-        && !pairs.iter().any(|p| p.0 == "ringway" && p.1 == "baseline")
+        && !pairs
+            .iter()
+            .any(|p| p.system == "ringway" && p.against == "baseline" && p.plus.is_none())
     {
-        pairs.push((
-            "ringway".into(),
-            "baseline".into(),
-            Some(report::BASELINE_BAR),
-        ));
+        pairs.push(RatioPair {
+            system: "ringway".into(),
+            against: "baseline".into(),
+            bar: Some(report::BASELINE_BAR),
+            plus: None,
+        });
     }
     pairs
 }

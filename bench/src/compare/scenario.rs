@@ -413,6 +413,12 @@ pub struct Ratio {
     /// The largest ratio that passes, if there is a bar.
     #[serde(default)]
     pub bar: Option<f64>,
+    /// TCP scenarios: the denominator plus what AES-128-GCM alone costs
+    /// per GB on the proxy core (measured at the start of the run), so
+    /// that a TLS system against its plaintext self shows what its TLS
+    /// costs beyond the cipher.
+    #[serde(default)]
+    pub plus_aes: bool,
 }
 
 /// `[guard]`: the quiet-machine guard.
@@ -540,6 +546,12 @@ pub fn check(s: &Scenario) -> Result<(), String> {
             if !s.knows(name) {
                 return Err(format!("ratios: unknown system {name:?}"));
             }
+        }
+        if r.plus_aes && s.mode != ScenarioMode::Tcp {
+            return Err(format!(
+                "ratios: plus_aes on {} against {}: a TCP scenario's CPU per GB only",
+                r.system, r.against
+            ));
         }
         if r.bar.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
             return Err(format!(

@@ -18,7 +18,7 @@ use super::plot::{self, Series};
 use super::results::Results;
 use crate::spread::Spread;
 
-pub use self::sections::{ratio_tables, RatioTable, BASELINE_BAR};
+pub use self::sections::{ratio_tables, RatioPair, RatioTable, BASELINE_BAR};
 
 /// Writes `results.json`, the plots and `report.md` into `dir`.
 pub fn write(results: &Results, dir: &Path) -> Result<(), String> {

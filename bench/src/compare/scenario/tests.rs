@@ -179,6 +179,21 @@ fn pair_scenarios_hold_no_idle_connections_and_do_not_churn() {
 }
 
 #[test]
+fn plus_aes_ratios_are_per_gb() {
+    let s = parse(
+        "name = \"t\"\nmode = \"tcp\"\n[[ratios]]\nsystem = \"ringway\"\n\
+         against = \"haproxy\"\nplus_aes = true\nbar = 1.1\n",
+    )
+    .unwrap();
+    assert!(s.ratios[0].plus_aes);
+    let e = parse(
+        "name = \"t\"\n[[ratios]]\nsystem = \"ringway\"\nagainst = \"nginx\"\nplus_aes = true\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("plus_aes"), "{e}");
+}
+
+#[test]
 fn a_memory_only_scenario_is_enough() {
     let s = parse("name = \"m\"\n[sweep]\nmax_throughput = false\n[memory]\nidle_tcp_pairs = 10\n")
         .unwrap();
