@@ -46,7 +46,8 @@ pub struct Results {
     /// The origins' fault schedule, one line per `[[faults]]` entry.
     pub faults: Vec<String>,
     /// Requests the origins answered in all (their own count, read when
-    /// they stopped), against what the load runs and the memory runs sent.
+    /// they stopped), against what the load runs, the memory runs and the
+    /// admission checks sent.
     pub origin_check: Option<OriginCheck>,
     /// Each TLS listener tried with and without a client certificate, in
     /// the first round.
@@ -191,7 +192,7 @@ impl MemoryReading {
 pub struct OriginCheck {
     /// Requests the origins answered.
     pub served: u64,
-    /// Requests written by every load run plus one per idle connection
-    /// that carried one.
+    /// Requests written by every load run, plus one per idle connection
+    /// that carried one and per admission check the origin answered.
     pub sent: u64,
 }

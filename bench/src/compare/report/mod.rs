@@ -399,7 +399,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         };
         let _ = writeln!(
             md,
-            "The origin answered {} requests; the load runs and the memory runs sent {}: {verdict}.\n",
+            "The origin answered {} requests; the load runs, the memory runs and the admission checks sent {}: {verdict}.\n",
             c.served, c.sent
         );
     }

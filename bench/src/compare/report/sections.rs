@@ -148,7 +148,7 @@ pub fn ratios(md: &mut String, r: &Results) {
         if let Some(plus) = t.plus {
             let _ = writeln!(
                 md,
-                "The denominator is {}'s figure plus what AES-128-GCM alone costs per GB on the proxy core ({plus:.3} s/GB, measured at the start of the run): what {}'s TLS costs beyond the cipher.\n",
+                "The denominator is {}'s figure plus what AES-128-GCM alone costs per GB on the proxy core with ring, the crypto of ringway's TLS ({plus:.3} s/GB, measured at the start of the run): what {}'s TLS costs beyond that cipher.\n",
                 t.against, t.system
             );
         }

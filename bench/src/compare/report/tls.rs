@@ -76,7 +76,7 @@ pub fn admissions(md: &mut String, r: &Results) {
     }
     md.push_str(
         "
-Before its first load run each TLS listener was tried twice, presenting the generator's client certificate and presenting none (over TCP, admitted means the connection stayed open, without an alert or a close, for a second after the handshake):
+Before its first load run each TLS listener was tried twice, presenting the generator's client certificate and presenting none (over TCP, admitted means the server sent its session ticket, then neither an alert nor a close for a second):
 
 | system | listener | client certificates | with one | without | as configured |
 |---|---|---|---|---|---|
