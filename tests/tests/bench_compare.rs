@@ -96,7 +96,8 @@ impl Compared {
     }
 
     /// Every request the load runs (discarded ones too) wrote, plus one per
-    /// idle connection, reached the origins exactly once.
+    /// idle connection and one per admission check a TLS listener answered
+    /// with a 2xx, reached the origins exactly once.
     fn assert_origins_saw_every_request(&self) {
         let mut sent = 0;
         for entry in std::fs::read_dir(self.dir.join("raw")).expect("raw/") {
@@ -109,9 +110,25 @@ impl Compared {
             .iter()
             .map(|m| m["held"].as_u64().expect("held"))
             .sum();
+        let admitted = self
+            .array("admissions")
+            .iter()
+            .flat_map(|a| [&a["with_certificate"], &a["without_certificate"]])
+            .filter(|o| {
+                o["kind"] == "answered" && (200..300).contains(&o["detail"].as_u64().unwrap_or(0))
+            })
+            .count() as u64;
         let check = &self.results["origin_check"];
-        assert_eq!(check["served"].as_u64(), Some(sent + held), "{check}");
-        assert_eq!(check["sent"].as_u64(), Some(sent + held), "{check}");
+        assert_eq!(
+            check["served"].as_u64(),
+            Some(sent + held + admitted),
+            "{check}"
+        );
+        assert_eq!(
+            check["sent"].as_u64(),
+            Some(sent + held + admitted),
+            "{check}"
+        );
     }
 }
 
@@ -742,10 +759,11 @@ consecutive_gateway_failures = 2
     }
 }
 
-/// The shipped TLS scenario `name` (bench/scenarios), run briefly by
+/// The shipped scenario `name` (bench/scenarios), run briefly by
 /// `compare` with every system it names that is installed: one round, a
-/// short window, one offered rate and max throughput.
-fn compare_tls_scenario(work: &Path, name: &str, extra: &[&str]) -> Compared {
+/// short window, one offered rate (HTTP; a stream has none) and max
+/// throughput.
+fn compare_shipped(work: &Path, name: &str, extra: &[&str]) -> Compared {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../bench/scenarios")
         .join(format!("{name}.toml"));
@@ -759,13 +777,14 @@ fn compare_tls_scenario(work: &Path, name: &str, extra: &[&str]) -> Compared {
         "0s",
         "--duration",
         "300ms",
-        "--rates",
-        "200",
         "--quiet-wait",
         "0s",
         "--retries",
         "0",
     ];
+    if !text.lines().any(|l| l.trim() == "mode = \"tcp\"") {
+        args.extend(["--rates", "200"]);
+    }
     args.extend_from_slice(extra);
     compare(work, &text, &args)
 }
@@ -808,6 +827,57 @@ fn assert_tls_runs(c: &Compared, plaintext: &[&str]) -> Vec<String> {
     tls_systems
 }
 
+/// The admission checks of a TLS run (`results.admissions`): each system of
+/// `tls_systems` had its `listener` tried once with the generator's client
+/// certificate and once without; those of `requiring` refused the second
+/// (a TLS alert, a close, or an HTTP error status) and admitted the first,
+/// the others admitted both. Over HTTP, admitted is a `200`; over TCP, a
+/// connection left open after the handshake (`open`).
+fn assert_admissions(c: &Compared, listener: &str, tls_systems: &[String], requiring: &[String]) {
+    let admissions = c.array("admissions");
+    let admitted = |outcome: &Value| match outcome["kind"].as_str() {
+        Some("answered") => outcome["detail"] == 200,
+        Some("open") => true,
+        Some("refused") => false,
+        _ => panic!("an outcome: {outcome}"),
+    };
+    for system in tls_systems {
+        let mine: Vec<&Value> = admissions
+            .iter()
+            .filter(|a| a["system"] == system.as_str() && a["listener"] == listener)
+            .collect();
+        assert_eq!(mine.len(), 1, "{system}: {admissions:?}");
+        let a = mine[0];
+        let requires = requiring.contains(system);
+        assert_eq!(a["requires"], requires, "{a}");
+        assert!(
+            admitted(&a["with_certificate"]),
+            "{system} refused the generator's certificate: {a}"
+        );
+        assert_eq!(
+            admitted(&a["without_certificate"]),
+            !requires,
+            "{system}, {}: {a}",
+            if requires {
+                "which requires client certificates, let a client without one in"
+            } else {
+                "which asks for none, refused a client without one"
+            }
+        );
+    }
+    assert_eq!(
+        admissions.len(),
+        tls_systems.len(),
+        "one check per TLS listener: {admissions:?}"
+    );
+    assert!(
+        c.report
+            .contains("| system | listener | client certificates |"),
+        "{}",
+        c.report
+    );
+}
+
 /// The systems of a shipped scenario that are installed here: ringway
 /// always; nginx and HAProxy (and their variants) when found.
 fn expected_tls_systems(c: &Compared, names: &[&str]) -> Vec<String> {
@@ -827,11 +897,27 @@ fn expected_tls_systems(c: &Compared, names: &[&str]) -> Vec<String> {
 #[test]
 fn compare_runs_full_tls_handshakes_against_every_proxy() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-handshakes", &[]);
+    let c = compare_shipped(work.path(), "tls-handshakes", &[]);
     let tls = assert_tls_runs(&c, &["direct"]);
+    let mtls = expected_tls_systems(&c, &["ringway-mtls", "nginx-mtls", "haproxy-mtls"]);
+    let mut all = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
+    all.extend(mtls.iter().cloned());
+    assert_eq!(tls, all);
+    // Every full handshake of the -mtls systems verified the generator's
+    // certificate (none failed), and without one they refuse.
+    assert_admissions(&c, "listener", &tls, &mtls);
     assert_eq!(
-        tls,
-        expected_tls_systems(&c, &["ringway", "nginx", "haproxy"])
+        c.results["setup"]["tls"]["client_auth"],
+        serde_json::json!(mtls)
+    );
+    let ratios = c.array("ratios");
+    assert_eq!(ratios.len(), 3, "{ratios:?}");
+    assert_eq!(
+        (&ratios[0]["system"], &ratios[0]["against"]),
+        (
+            &serde_json::json!("ringway-mtls"),
+            &serde_json::json!("ringway")
+        )
     );
     // One connection, one handshake and one request each.
     for run in c.array("runs").iter().filter(|r| r["system"] != "direct") {
@@ -846,32 +932,39 @@ fn compare_runs_full_tls_handshakes_against_every_proxy() {
     );
     let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
     assert!(config.contains("tls = { cert = "), "{config}");
+    assert!(!config.contains("client_ca"), "{config}");
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway-mtls/ringway.toml")).unwrap();
+    assert!(config.contains("client_ca = "), "{config}");
+    assert!(config.contains("require_client_cert = true"), "{config}");
 }
 
 #[test]
 fn compare_runs_keep_alive_requests_over_tls_beside_plaintext() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-keepalive", &[]);
+    let c = compare_shipped(work.path(), "tls-keepalive", &[]);
     let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
     let tls = assert_tls_runs(&c, &plain);
-    assert_eq!(
-        tls,
-        expected_tls_systems(&c, &["ringway", "nginx", "haproxy"])
-    );
+    let mtls = expected_tls_systems(&c, &["ringway-mtls", "nginx-mtls", "haproxy-mtls"]);
+    let mut all = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
+    all.extend(mtls.iter().cloned());
+    assert_eq!(tls, all);
+    assert_admissions(&c, "listener", &tls, &mtls);
     // Keep-alive: the connections were opened, and shook hands, once.
     for run in c.array("runs").iter().filter(|r| r["tls"].is_object()) {
         let raw = read_json(&c.dir.join(run["raw"].as_str().unwrap()));
         assert_eq!(raw["connects"], 32, "{raw}");
         assert!(raw["requests"]["sent"].as_u64().unwrap() > 32, "{raw}");
     }
-    // TLS against plaintext, per system.
+    // TLS against plaintext, and mTLS against TLS, per system.
     let ratios = c.array("ratios");
-    assert!(
-        ratios
-            .iter()
-            .any(|t| t["system"] == "ringway" && t["against"] == "ringway-plain"),
-        "{ratios:?}"
-    );
+    for (system, against) in [("ringway", "ringway-plain"), ("ringway-mtls", "ringway")] {
+        assert!(
+            ratios
+                .iter()
+                .any(|t| t["system"] == system && t["against"] == against),
+            "{ratios:?}"
+        );
+    }
     let plain_config =
         std::fs::read_to_string(c.dir.join("systems/ringway-plain/ringway.toml")).unwrap();
     assert!(!plain_config.contains("tls ="), "{plain_config}");
@@ -880,7 +973,7 @@ fn compare_runs_keep_alive_requests_over_tls_beside_plaintext() {
 #[test]
 fn compare_runs_bulk_answers_over_tls_and_reports_cpu_per_gb() {
     let work = tempfile::tempdir().unwrap();
-    let c = compare_tls_scenario(work.path(), "tls-bulk", &[]);
+    let c = compare_shipped(work.path(), "tls-bulk", &[]);
     let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
     let tls = assert_tls_runs(&c, &plain);
     assert_eq!(
@@ -905,13 +998,13 @@ fn compare_runs_bulk_answers_over_tls_and_reports_cpu_per_gb() {
     );
 }
 
-/// Client certificates: the peers require and verify them (ringway's
-/// `client_ca` is not in this tree yet, so it is left out), and the
-/// generator presents the one minted for the run: without it nginx would
-/// answer 400 and HAProxy refuse the handshake, and the run would count
-/// errors.
+/// Client certificates asked of every system by the scenario's own
+/// `client_auth = true` (not a variant's): each requires and verifies them
+/// (ringway `client_ca` + `require_client_cert`, nginx `ssl_verify_client
+/// on`, HAProxy `verify required`), the generator presents the one minted
+/// for the run, and a client without one is refused by every one.
 #[test]
-fn compare_presents_client_certificates_the_peers_require() {
+fn compare_presents_client_certificates_every_proxy_requires() {
     let work = tempfile::tempdir().unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/scenarios/tls-keepalive.toml");
     let scenario = std::fs::read_to_string(file)
@@ -923,7 +1016,7 @@ fn compare_presents_client_certificates_the_peers_require() {
         &scenario,
         &[
             "--systems",
-            "direct,nginx,haproxy",
+            "direct,ringway,nginx,haproxy",
             "--runs",
             "1",
             "--warmup",
@@ -939,9 +1032,18 @@ fn compare_presents_client_certificates_the_peers_require() {
         ],
     );
     let tls = assert_tls_runs(&c, &["direct"]);
-    assert_eq!(tls, expected_tls_systems(&c, &["nginx", "haproxy"]));
-    assert_eq!(c.results["setup"]["tls"]["client_auth"], true);
+    assert_eq!(
+        tls,
+        expected_tls_systems(&c, &["ringway", "nginx", "haproxy"])
+    );
+    assert_eq!(
+        c.results["setup"]["tls"]["client_auth"],
+        serde_json::json!(tls)
+    );
+    assert_admissions(&c, "listener", &tls, &tls);
     assert!(c.dir.join("tls/client.pem").is_file());
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    assert!(config.contains("require_client_cert = true"), "{config}");
     if tls.iter().any(|s| s == "haproxy") {
         let cfg = std::fs::read_to_string(c.dir.join("systems/haproxy/haproxy.cfg")).unwrap();
         assert!(cfg.contains("verify required"), "{cfg}");
@@ -950,4 +1052,254 @@ fn compare_presents_client_certificates_the_peers_require() {
         let cfg = std::fs::read_to_string(c.dir.join("systems/nginx/nginx.conf")).unwrap();
         assert!(cfg.contains("ssl_verify_client on;"), "{cfg}");
     }
+}
+
+#[test]
+fn compare_streams_tcp_over_tls_beside_plaintext_and_reports_cpu_per_gb() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_shipped(work.path(), "tls-tcp-bulk", &[]);
+    c.assert_success();
+    let plain = ["direct", "ringway-plain", "nginx-plain", "haproxy-plain"];
+    let expected = expected_tls_systems(&c, &["ringway", "nginx", "haproxy"]);
+    let mut tls = Vec::new();
+    for run in c.array("runs") {
+        let system = run["system"].as_str().unwrap().to_owned();
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["offered"].is_null(), "a stream runs at max only: {run}");
+        assert!(run["bytes_total"].as_u64().unwrap() > 0, "{run}");
+        if system != "direct" {
+            // The proxy's own CPU, per GB carried.
+            assert!(run["cpu_s"].as_f64().unwrap() > 0.0, "{run}");
+        }
+        let raw = read_json(&c.dir.join(run["raw"].as_str().unwrap()));
+        assert_eq!(raw["mode"], "tcp", "{raw}");
+        if plain.contains(&system.as_str()) {
+            assert!(raw["tls"].is_null(), "{system} is plaintext: {raw}");
+            continue;
+        }
+        // The stream's 4 connections each made one full handshake, with
+        // what every TLS run negotiates, and no ALPN on an L4 listener.
+        let t = &raw["tls"];
+        assert_eq!(t["handshakes"]["full"], 4, "{system}: {t}");
+        assert_eq!(raw["connects"], 4, "{system}: {raw}");
+        assert_eq!(t["handshakes"]["resumed"], 0, "{system}: {t}");
+        assert_eq!(t["handshakes"]["hello_retries"], 0, "{system}: {t}");
+        assert_eq!(t["suite"], "TLS13_AES_128_GCM_SHA256", "{system}: {t}");
+        assert_eq!(t["group"], "X25519", "{system}: {t}");
+        assert_eq!(run["tls"]["full"], 4, "{run}");
+        tls.push(system);
+    }
+    assert_eq!(tls, expected);
+    // The TCP listeners took TLS, and let a client in with and without a
+    // certificate (none is asked for).
+    assert_admissions(&c, "listener", &tls, &[]);
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    assert!(config.contains("protocol = \"tcp\""), "{config}");
+    assert!(config.contains("tls = { cert = "), "{config}");
+    // TLS against plaintext, CPU per GB, per proxy; and against plaintext
+    // plus what AES-128-GCM alone costs per GB, measured on the proxy core.
+    let aes = c.results["setup"]["aes_s_per_gb"]
+        .as_f64()
+        .expect("the AES-GCM figure");
+    assert!(aes > 0.0, "{aes}");
+    let ratios = c.array("ratios");
+    for system in &tls {
+        let of = |plus: bool| {
+            ratios
+                .iter()
+                .find(|t| t["system"] == system.as_str() && t["plus"].is_f64() == plus)
+                .unwrap_or_else(|| panic!("no ratio for {system} (plus AES: {plus}): {ratios:?}"))
+        };
+        let (plain, plus_aes) = (of(false), of(true));
+        for table in [plain, plus_aes] {
+            assert_eq!(table["against"], format!("{system}-plain"));
+            assert_eq!(table["figure"], "CPU s/GB (process)");
+            assert!(table["rows"][0]["offered"].is_null(), "{table}");
+        }
+        assert_eq!(plus_aes["plus"].as_f64(), Some(aes));
+        let (a, b) = (&plain["rows"][0], &plus_aes["rows"][0]);
+        assert_eq!(a["system"], b["system"], "the same numerator");
+        let against = a["against"].as_f64().unwrap();
+        let with_aes = b["against"].as_f64().unwrap();
+        assert!((with_aes - (against + aes)).abs() < 1e-9, "{a} {b}");
+        let ratio = b["ratio"].as_f64().unwrap();
+        assert!(
+            (ratio - a["system"].as_f64().unwrap() / with_aes).abs() < 1e-9,
+            "{b}"
+        );
+    }
+    assert!(
+        c.report
+            .contains("### ringway / (ringway-plain + AES-128-GCM) (bar: at most 1.10x)"),
+        "{}",
+        c.report
+    );
+    assert!(
+        c.report.contains("| ringway | 1 | 4 | 0 | 0 |"),
+        "{}",
+        c.report
+    );
+}
+
+/// What a sidecar-pair run must show: no problem (every inbound half that
+/// requires client certificates refused a client without one and admitted
+/// one with), no error on any run, the generator in plaintext, each pair's
+/// CPU split by half with both halves charged at max throughput, an
+/// admission check of each TLS pair's inbound half and none of the
+/// plaintext ones, and the setup saying which pairs spoke what. Returns
+/// the pairs whose halves spoke mutual TLS.
+///
+/// Every inbound half of a TLS pair requires a client certificate (its
+/// admission check proves it can refuse), and every request through the
+/// pair was answered: so every outbound half spoke TLS and presented its
+/// certificate. The unit tests of `compare::system` also see the inbound
+/// half tell the origin `x-forwarded-proto: https`.
+fn assert_pair_runs(c: &Compared, plain: &[&str]) -> Vec<String> {
+    c.assert_success();
+    let tls = expected_tls_systems(c, &["ringway", "nginx", "haproxy"]);
+    let plain: Vec<String> = expected_tls_systems(c, plain);
+    let tcp = c.results["mode"] == "tcp";
+    for run in c.array("runs") {
+        let system = run["system"].as_str().expect("a system");
+        assert_eq!(run["errors"], 0, "{run}");
+        let raw = read_json(&c.dir.join(run["raw"].as_str().expect("a raw file")));
+        assert!(raw["tls"].is_null(), "the clients speak plaintext: {raw}");
+        if tcp {
+            assert!(
+                run["bytes_total"].as_u64().expect("bytes_total") > 0,
+                "{run}"
+            );
+        } else {
+            assert!(run["ok"].as_u64().expect("ok") > 0, "{run}");
+        }
+        if system == "direct" {
+            assert!(run["halves"].is_null(), "{run}");
+            continue;
+        }
+        let halves = &run["halves"];
+        let (out, inb) = (
+            halves["outbound_cpu_s"]
+                .as_f64()
+                .expect("the outbound half's CPU"),
+            halves["inbound_cpu_s"]
+                .as_f64()
+                .expect("the inbound half's CPU"),
+        );
+        let cpu = run["cpu_s"].as_f64().expect("cpu_s");
+        assert!((out + inb - cpu).abs() < 1e-9, "the halves add up: {run}");
+        if run["offered"].is_null() {
+            // A saturating run charges both processes.
+            assert!(out > 0.0 && inb > 0.0, "{system}: {halves}");
+        }
+    }
+    assert_admissions(c, "inbound", &tls, &tls);
+    let pair = &c.results["setup"]["pair"];
+    assert_eq!(pair["tls"], serde_json::json!(tls), "{pair}");
+    assert_eq!(pair["client_auth"], serde_json::json!(tls), "{pair}");
+    assert_eq!(pair["plaintext"], serde_json::json!(plain), "{pair}");
+    assert!(
+        c.results["setup"]["tls"].is_null(),
+        "the clients speak plaintext"
+    );
+    for system in tls.iter().chain(&plain) {
+        let files = c.dir.join("systems").join(system);
+        assert!(files.join("outbound").is_dir() && files.join("inbound").is_dir());
+    }
+    for needle in ["## Sidecar pairs", "| system | run | CPU ", "outbound half"] {
+        assert!(
+            c.report.contains(needle),
+            "report.md lacks {needle:?}:\n{}",
+            c.report
+        );
+    }
+    tls
+}
+
+/// The generated configs of a TLS pair of `kind`: the outbound half
+/// originates mutual TLS to the inbound half's listener, verifying the CA
+/// and the name; the inbound half requires the client certificate.
+fn assert_pair_configs(c: &Compared, tls: &[String]) {
+    let read = |system: &str, half: &str, file: &str| {
+        std::fs::read_to_string(c.dir.join("systems").join(system).join(half).join(file))
+            .unwrap_or_else(|e| panic!("{system} {half} {file}: {e}"))
+    };
+    let has = |text: &str, line: &str| text.lines().any(|l| l.trim() == line);
+    for system in tls {
+        match system.as_str() {
+            "ringway" => {
+                let out = read(system, "outbound", "ringway.toml");
+                assert!(out.contains("sni = \"localhost\""), "{out}");
+                assert!(out.contains("tls/outbound.pem\""), "{out}");
+                assert!(!out.contains("client_ca"), "{out}");
+                let inb = read(system, "inbound", "ringway.toml");
+                assert!(inb.contains("require_client_cert = true"), "{inb}");
+            }
+            "nginx" => {
+                let out = read(system, "outbound", "nginx.conf");
+                for line in [
+                    "proxy_ssl_verify on;",
+                    "proxy_ssl_protocols TLSv1.3;",
+                    "proxy_ssl_verify_depth 2;",
+                    "proxy_ssl_name localhost;",
+                ] {
+                    assert!(has(&out, line), "{line}: {out}");
+                }
+                if c.results["mode"] == "http" {
+                    assert!(has(&out, "proxy_pass https://origin;"), "{out}");
+                    assert!(has(&out, "proxy_http_version 1.1;"), "{out}");
+                } else {
+                    assert!(has(&out, "proxy_ssl on;"), "{out}");
+                }
+                let inb = read(system, "inbound", "nginx.conf");
+                assert!(has(&inb, "ssl_verify_client on;"), "{inb}");
+            }
+            "haproxy" => {
+                let out = read(system, "outbound", "haproxy.cfg");
+                assert!(
+                    out.contains(" ssl verify required ca-file ")
+                        && out.contains("sni str(localhost)"),
+                    "{out}"
+                );
+                assert!(out.contains("outbound-bundle.pem\""), "{out}");
+                let inb = read(system, "inbound", "haproxy.cfg");
+                assert!(inb.contains("verify required"), "{inb}");
+            }
+            other => panic!("unexpected pair {other}"),
+        }
+    }
+}
+
+#[test]
+fn compare_runs_sidecar_pairs_with_mutual_tls_between_their_halves() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_shipped(work.path(), "sidecar-pair", &[]);
+    let tls = assert_pair_runs(&c, &["ringway-plain", "nginx-plain", "haproxy-plain"]);
+    assert_pair_configs(&c, &tls);
+    // Every request through a pair, and every one the admission checks got
+    // answered, reached the origin once.
+    c.assert_origins_saw_every_request();
+    // Latency added through the pair, against the origin alone.
+    assert!(c.report.contains("added p50"), "{}", c.report);
+    let row = c
+        .report
+        .lines()
+        .find(|l| l.starts_with("| ringway | 200 req/s |"))
+        .unwrap_or_else(|| panic!("no pair row at 200 req/s:\n{}", c.report));
+    assert!(row.contains('%'), "{row}");
+}
+
+#[test]
+fn compare_streams_tcp_through_sidecar_pairs_with_mutual_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_shipped(work.path(), "sidecar-pair-tcp", &[]);
+    let tls = assert_pair_runs(&c, &["ringway-plain", "nginx-plain", "haproxy-plain"]);
+    assert_pair_configs(&c, &tls);
+    for a in c.array("admissions") {
+        assert_eq!(a["with_certificate"]["kind"], "open", "{a}");
+    }
+    assert!(
+        c.report.contains("| ringway | max throughput |"),
+        "{}",
+        c.report
+    );
 }

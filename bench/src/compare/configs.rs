@@ -19,8 +19,8 @@
 //! * the same accept backlog ([`BACKLOG`], as ringway's workers use) and
 //!   connection limits sized from [`Layout::max_connections`];
 //! * with TLS ([`Layout::tls`]), the same certificate and key, TLS 1.3
-//!   only, the same suites in the same order ([`TLS13_SUITES`]) and key
-//!   exchange groups ([`TLS_GROUPS`]), ALPN `http/1.1` on HTTP listeners,
+//!   only, the same suites in the same order ([`TLS13_SUITES`](tls::TLS13_SUITES)) and key
+//!   exchange groups ([`TLS_GROUPS`](tls::TLS_GROUPS)), ALPN `http/1.1` on HTTP listeners,
 //!   each system's own defaults for session tickets, and, with client
 //!   authentication, client certificates required and verified against the
 //!   same CA (chains of depth 2 at most); the origin stays plaintext.
@@ -36,7 +36,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::pki::Pki;
+pub use self::tls::{ListenerTls, UpstreamTls};
 
 /// Idle timeout, in seconds, of client connections and of pooled upstream
 /// connections, for every proxy: far longer than any run, so that no
@@ -57,19 +57,6 @@ pub const SPARE_CONNECTIONS: usize = 64;
 /// File descriptors a proxy holds besides its connections: listeners, log
 /// files, the admin API, eventfds, rings, pipes.
 pub const SPARE_FILES: u64 = 256;
-
-/// The TLS 1.3 suites every OpenSSL-based peer offers, in this order
-/// (HAProxy picks by its own order; ringway and nginx by the client's,
-/// which puts AES-128-GCM first too).
-pub const TLS13_SUITES: &str =
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-/// Key exchange groups of the OpenSSL-based peers, in OpenSSL's names
-/// (HAProxy's spelling; nginx says `prime256v1` for P-256). The generator
-/// offers X25519 alone, which every system accepts.
-pub const TLS_GROUPS: &str = "X25519:P-256";
-/// The longest client certificate chain the peers verify: the leaf and the
-/// CA.
-pub const VERIFY_DEPTH: u32 = 2;
 
 /// Largest `pool_max_idle` ringway accepts.
 const RINGWAY_MAX_POOL: usize = 4096;
@@ -133,18 +120,13 @@ pub struct Layout {
     pub splice: bool,
     /// A variant's own settings, from the scenario file.
     pub tuning: Tuning,
-    /// TLS on the listener (clients speak TLS 1.3 to the proxy, the proxy
-    /// plaintext to the origin); `None`: plaintext.
+    /// TLS on the listener (clients speak TLS 1.3 to the proxy); `None`:
+    /// plaintext.
     pub tls: Option<ListenerTls>,
-}
-
-/// TLS on a proxy's listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerTls {
-    /// The run's certificates.
-    pub pki: Pki,
-    /// Clients must present a certificate the CA signed (mTLS).
-    pub client_auth: bool,
+    /// TLS to the upstream (the proxy speaks TLS 1.3 to what it forwards
+    /// to: the inbound half of a sidecar pair); `None`: plaintext, as to
+    /// the origins.
+    pub upstream_tls: Option<UpstreamTls>,
 }
 
 /// Settings a variant adds to its system's generated configuration, as the
@@ -334,7 +316,7 @@ idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
         clients = layout.clients(),
     );
     if let Some(tls) = &layout.tls {
-        text.push_str(&ringway_tls(tls));
+        text.push_str(&tls::ringway_listener(tls));
     }
     let table = layout.table;
     match layout.mode {
@@ -388,6 +370,9 @@ endpoints = [{origins}]
     if !tuning.sets("connect_timeout") {
         text.push_str("connect_timeout = \"1s\"\n");
     }
+    if let Some(tls) = &layout.upstream_tls {
+        text.push_str(&tls::ringway_cluster(tls));
+    }
     if layout.mode == Mode::Http {
         text.push_str(
             "# Every client connection that may wait for an answer keeps its upstream
@@ -424,22 +409,6 @@ endpoints = [{origins}]
         ));
     }
     text
-}
-
-/// The listener's `tls` table: TLS 1.3 is ringway's default, and it takes
-/// suites in the client's order.
-fn ringway_tls(tls: &ListenerTls) -> String {
-    let path = |p: &Path| toml::Value::String(p.to_string_lossy().into_owned()).to_string();
-    let mut table = format!(
-        "cert = {}, key = {}",
-        path(&tls.pki.server_cert),
-        path(&tls.pki.server_key)
-    );
-    if tls.client_auth {
-        // Required by default once a CA is set.
-        table.push_str(&format!(", client_ca = {}", path(&tls.pki.ca)));
-    }
-    format!("# TLS 1.3 from the clients; the origin stays plaintext.\ntls = {{ {table} }}\n")
 }
 
 /// What an nginx configuration needs to know beyond the [`Layout`]: facts
@@ -528,8 +497,8 @@ http {{
     server {{
         listen {listen}{ssl} backlog={BACKLOG};
 {tls}        location / {{
-            proxy_pass http://origin;
-            # Upstream keep-alive needs HTTP/1.1 and no `Connection: close`.
+            proxy_pass {scheme}://origin;
+{origination}            # Upstream keep-alive needs HTTP/1.1 and no `Connection: close`.
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
             proxy_set_header Host $http_host;
@@ -548,38 +517,22 @@ http {{
         listen = layout.listen,
         pool = idle_pool(layout),
         ssl = if layout.tls.is_some() { " ssl" } else { "" },
-        tls = nginx_tls(layout),
+        tls = layout
+            .tls
+            .as_ref()
+            .map(tls::nginx_listener)
+            .unwrap_or_default(),
+        scheme = if layout.upstream_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        origination = layout
+            .upstream_tls
+            .as_ref()
+            .map(|t| tls::nginx_upstream(t, Mode::Http, "            "))
+            .unwrap_or_default(),
     )
-}
-
-/// The TLS directives of an nginx `server` block (HTTP or stream: the
-/// same names), empty without TLS.
-fn nginx_tls(layout: &Layout) -> String {
-    let Some(tls) = &layout.tls else {
-        return String::new();
-    };
-    let mut text = format!(
-        "        ssl_certificate {};
-        ssl_certificate_key {};
-        ssl_protocols TLSv1.3;
-        # TLS 1.3 suites are not `ssl_ciphers`: they go to OpenSSL as they are.
-        ssl_conf_command Ciphersuites {TLS13_SUITES};
-        ssl_ecdh_curve {};
-",
-        quote(&tls.pki.server_cert),
-        quote(&tls.pki.server_key),
-        TLS_GROUPS.replace("P-256", "prime256v1"),
-    );
-    if tls.client_auth {
-        text.push_str(&format!(
-            "        ssl_client_certificate {};
-        ssl_verify_client on;
-        ssl_verify_depth {VERIFY_DEPTH};
-",
-            quote(&tls.pki.ca)
-        ));
-    }
-    text
 }
 
 /// The `server` lines of an nginx `upstream` block.
@@ -616,13 +569,22 @@ stream {{
 {tls}        proxy_pass origin;
         proxy_connect_timeout 1s;
         proxy_timeout {IDLE_TIMEOUT_SECS}s;
-    }}
+{origination}    }}
 }}
 ",
         servers = nginx_servers(layout),
         listen = layout.listen,
         ssl = if layout.tls.is_some() { " ssl" } else { "" },
-        tls = nginx_tls(layout),
+        tls = layout
+            .tls
+            .as_ref()
+            .map(tls::nginx_listener)
+            .unwrap_or_default(),
+        origination = layout
+            .upstream_tls
+            .as_ref()
+            .map(|t| tls::nginx_upstream(t, Mode::Tcp, "        "))
+            .unwrap_or_default(),
     )
 }
 
@@ -643,6 +605,15 @@ global
     # on, for 10,000 idle clients and their one upstream); it needs one
     # per client and one per upstream connection, as the others do.
     no strict-limits
+    # Idle server connections are kept up to `pool-max-conn`, as nginx's
+    # `keepalive` and ringway's `pool_max_idle` keep theirs. HAProxy would
+    # otherwise stop keeping them, and close them, once a fifth and a
+    # quarter of its file descriptors (sized from `maxconn`) are in use,
+    # which a run without idle clients reaches: 32 keep-alive clients of a
+    # sidecar pair's outbound half then cost a new TLS connection to the
+    # inbound half per request.
+    tune.pool-low-fd-ratio 100
+    tune.pool-high-fd-ratio 100
     # No `log` line: logging off.
 
 defaults
@@ -666,6 +637,16 @@ defaults
     }
     let listen = haproxy_address(layout.listen);
     let tuning = &layout.tuning;
+    let bind_tls = layout
+        .tls
+        .as_ref()
+        .map(|t| tls::haproxy_bind(t, layout.mode))
+        .unwrap_or_default();
+    let server_tls = layout
+        .upstream_tls
+        .as_ref()
+        .map(tls::haproxy_server)
+        .unwrap_or_default();
     let servers = |extra: &str| -> String {
         let own = &tuning.haproxy_server;
         let sep = if own.is_empty() { "" } else { " " };
@@ -675,7 +656,7 @@ defaults
             .enumerate()
             .map(|(i, o)| {
                 format!(
-                    "    server origin{i} {}{extra}{sep}{own}\n",
+                    "    server origin{i} {}{server_tls}{extra}{sep}{own}\n",
                     haproxy_address(*o)
                 )
             })
@@ -705,7 +686,6 @@ backend origin
                 " pool-max-conn {} pool-purge-delay {IDLE_TIMEOUT_SECS}s",
                 idle_pool(layout)
             )),
-            bind_tls = haproxy_tls(layout),
             scheme = if layout.tls.is_some() {
                 "https"
             } else {
@@ -721,7 +701,6 @@ frontend bench
 backend origin
 {servers}",
             servers = servers(""),
-            bind_tls = haproxy_tls(layout),
         )),
     }
     if !tuning.haproxy_backend.is_empty() {
@@ -733,28 +712,6 @@ backend origin
         }
     }
     text
-}
-
-/// The TLS words of HAProxy's `bind` line (a leading space), empty
-/// without TLS.
-fn haproxy_tls(layout: &Layout) -> String {
-    let Some(tls) = &layout.tls else {
-        return String::new();
-    };
-    let path = |p: &Path| haproxy_quote(&p.to_string_lossy());
-    let mut words = format!(" ssl crt {}", path(&tls.pki.server_bundle));
-    if layout.mode == Mode::Http {
-        words.push_str(" alpn http/1.1");
-    }
-    words.push_str(&format!(
-        " ssl-min-ver TLSv1.3 ciphersuites {TLS13_SUITES} curves {TLS_GROUPS}"
-    ));
-    if tls.client_auth {
-        // HAProxy has no depth setting: it verifies the chain the CA file
-        // completes, the leaf and the CA here.
-        words.push_str(&format!(" ca-file {} verify required", path(&tls.pki.ca)));
-    }
-    words
 }
 
 /// `text` as one HAProxy word: in double quotes, with `"`, `\\`, `$` and
@@ -808,3 +765,4 @@ fn haproxy_address(addr: SocketAddr) -> String {
 
 #[cfg(test)]
 mod tests;
+mod tls;

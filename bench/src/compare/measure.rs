@@ -82,6 +82,18 @@ pub struct Measured {
     pub received_total: u64,
     /// TLS runs: the handshakes the clients made and what they negotiated.
     pub tls: Option<TlsSeen>,
+    /// A sidecar pair: each half's share of `cpu_s`.
+    pub halves: Option<Halves>,
+}
+
+/// A sidecar pair's CPU time by half (utime + stime of each half's
+/// processes), seconds; their sum is the run's `cpu_s`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Halves {
+    /// The outbound half: the one the clients talk to.
+    pub outbound_cpu_s: f64,
+    /// The inbound half: the one in front of the origins.
+    pub inbound_cpu_s: f64,
 }
 
 /// What the clients of a TLS run saw of their handshakes.
@@ -176,6 +188,20 @@ impl Measured {
     pub fn cpu_s_per_gb_received(&self) -> Option<f64> {
         (self.received_total > 0 && self.cpu_s > 0.0)
             .then(|| self.cpu_s / (self.received_total as f64 / 1e9))
+    }
+
+    /// A pair's CPU per unit of work by half (outbound, inbound): µs per
+    /// request (HTTP) or s per GB (TCP), as [`Measured::cost`].
+    pub fn half_costs(&self, tcp: bool) -> Option<[f64; 2]> {
+        let h = self.halves?;
+        let per = |cpu_s: f64| {
+            if tcp {
+                (self.bytes_total > 0).then(|| cpu_s / (self.bytes_total as f64 / 1e9))
+            } else {
+                (self.sent > 0).then(|| cpu_s * 1e6 / self.sent as f64)
+            }
+        };
+        Some([per(h.outbound_cpu_s)?, per(h.inbound_cpu_s)?])
     }
 
     /// ringway's worker thread's CPU per request, µs.
@@ -391,6 +417,10 @@ impl Runner<'_> {
             proxy_core_util: ratio(pb, pt),
             load_core_util: load_util,
             worker_cpu_s: after.worker.zip(before.worker).map(|(a, b)| ticks(a, b)),
+            halves: after.halves.zip(before.halves).map(|(a, b)| Halves {
+                outbound_cpu_s: ticks(a[0], b[0]),
+                inbound_cpu_s: ticks(a[1], b[1]),
+            }),
             origin_cpu_s,
             generator_cpu_s,
             wall_s,
@@ -444,9 +474,12 @@ impl Runner<'_> {
                 secs(u.user_time()) + secs(u.system_time())
             })
             .unwrap_or(0.0);
+        let halves = system.half_ticks();
         Sample {
             at: Instant::now(),
-            cpu: system.cpu_ticks(),
+            // A pair's processes read once, so that the halves add up.
+            cpu: halves.map_or_else(|| system.cpu_ticks(), |[a, b]| a + b),
+            halves,
             worker: system.worker_ticks(),
             origins: self.origins.cpu_ticks(),
             own: procfs::process_ticks(std::process::id()).unwrap_or(0),
@@ -501,6 +534,8 @@ struct Sample {
     at: Instant,
     /// The system's processes, ticks.
     cpu: u64,
+    /// A pair's halves, ticks (outbound, inbound).
+    halves: Option<[u64; 2]>,
     /// ringway's worker thread, ticks.
     worker: Option<u64>,
     /// The origins, ticks.

@@ -5,13 +5,18 @@
 //! [`scenario`] reads the file; [`run`] orders the work (origins, load-side
 //! ceiling, interleaved rounds); [`system`] starts, measures and stops each
 //! system under test with the configs [`configs`] writes on ports from
-//! [`ports`]; [`measure`] runs one `load` child and samples `/proc` around
+//! [`ringway_kit::ports`]; [`measure`] runs one `load` child and samples `/proc` around
 //! it; [`guard`] waits for a quiet machine and judges each run; [`churn`]
 //! posts tables to a churning ringway; [`idle`] holds the idle connections
 //! of the memory run; [`faults`] runs the fault scenarios, each run with
-//! origins of its own that misbehave on schedule; [`profile`] runs `perf`; [`report`] and [`plot`]
-//! write the results. See docs/benchmarks.md.
+//! origins of its own that misbehave on schedule; [`profile`] runs `perf`;
+//! [`pki`] mints a TLS scenario's certificates and [`admission`] checks
+//! whom each TLS listener lets in; [`sidecar`] lays out the two halves of
+//! each system in a pair scenario; [`report`] and [`plot`] write the
+//! results. See docs/benchmarks.md.
 
+mod admission;
+mod aes;
 mod churn;
 pub mod configs;
 mod faults;
@@ -26,6 +31,7 @@ mod report;
 mod results;
 mod run;
 pub mod scenario;
+mod sidecar;
 pub mod system;
 
 use std::path::PathBuf;

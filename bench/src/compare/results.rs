@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::admission::Admission;
 use super::churn::ChurnRound;
 use super::measure::Measured;
 use super::profile::Profile;
@@ -45,8 +46,12 @@ pub struct Results {
     /// The origins' fault schedule, one line per `[[faults]]` entry.
     pub faults: Vec<String>,
     /// Requests the origins answered in all (their own count, read when
-    /// they stopped), against what the load runs and the memory runs sent.
+    /// they stopped), against what the load runs, the memory runs and the
+    /// admission checks sent.
     pub origin_check: Option<OriginCheck>,
+    /// Each TLS listener tried with and without a client certificate, in
+    /// the first round.
+    pub admissions: Vec<Admission>,
     /// Things the reader must know about how the run went (a limit that
     /// capped the idle connections, the guard giving up waiting).
     pub notes: Vec<String>,
@@ -95,8 +100,29 @@ pub struct Setup {
     pub files: Vec<String>,
     /// A new connection per request (`load.new_connection`).
     pub new_connection: bool,
-    /// TLS between the clients and the proxies, if the scenario has it.
+    /// TLS between the clients and the proxies, if the scenario has it
+    /// (not in a pair scenario: its clients speak plaintext).
     pub tls: Option<TlsSetup>,
+    /// A sidecar-pair scenario: how the halves spoke to each other.
+    pub pair: Option<PairSetup>,
+    /// CPU seconds per GB of AES-128-GCM alone on the proxy core, measured
+    /// at the start of the run when a ratio adds it (`plus_aes`).
+    pub aes_s_per_gb: Option<f64>,
+}
+
+/// How the halves of the pairs of a pair scenario spoke to each other.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairSetup {
+    /// The minted certificates, relative to the results directory, if the
+    /// scenario has TLS.
+    pub dir: Option<String>,
+    /// Pairs whose halves spoke TLS 1.3.
+    pub tls: Vec<String>,
+    /// Of those, the ones whose inbound half required the outbound half's
+    /// client certificate (mutual TLS).
+    pub client_auth: Vec<String>,
+    /// Pairs whose halves spoke plaintext.
+    pub plaintext: Vec<String>,
 }
 
 /// How a TLS scenario ran.
@@ -104,8 +130,9 @@ pub struct Setup {
 pub struct TlsSetup {
     /// The minted certificates, relative to the results directory.
     pub dir: String,
-    /// Clients presented certificates, which the proxies required.
-    pub client_auth: bool,
+    /// Systems that required client certificates (the generator presented
+    /// one to them).
+    pub client_auth: Vec<String>,
     /// Systems measured in plaintext (`direct`, and variants with
     /// `tls = false`).
     pub plaintext: Vec<String>,
@@ -165,7 +192,7 @@ impl MemoryReading {
 pub struct OriginCheck {
     /// Requests the origins answered.
     pub served: u64,
-    /// Requests written by every load run plus one per idle connection
-    /// that carried one.
+    /// Requests written by every load run, plus one per idle connection
+    /// that carried one and per admission check the origin answered.
     pub sent: u64,
 }

@@ -8,13 +8,15 @@
 //! disturbed is run again.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
 
 use ringway_kit::ports::free_addr;
 
+use self::profiling::profile_run;
+use self::tls::{admissions, pair_setup};
+use super::aes;
 use super::churn::{ChurnBook, ChurnPlan};
 use super::configs::{self, Layout, ListenerTls, Mode, Table, Tuning};
 use super::faults;
@@ -23,10 +25,10 @@ use super::idle;
 use super::measure::{Measured, Runner};
 use super::origins::Origins;
 use super::pki::Pki;
-use super::profile::{self, Profile};
-use super::report;
+use super::report::{self, RatioPair};
 use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup, TlsSetup};
 use super::scenario::{Churn, Scenario, ScenarioMode};
+use super::sidecar::{self, Ends};
 use super::system::{missing, Binaries, Kind, Running};
 
 /// Open files this process needs besides the idle connections it holds:
@@ -62,8 +64,13 @@ pub(super) struct Entry {
     tuning: Tuning,
     /// Clients speak TLS to it.
     tls: bool,
+    /// With `tls`: it requires client certificates, and the generator
+    /// presents one.
+    client_auth: bool,
     listen: SocketAddr,
     admin: SocketAddr,
+    /// A sidecar pair's inbound half (`pair = true`).
+    inbound: Option<Ends>,
 }
 
 /// What every step of the run reads.
@@ -121,6 +128,14 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
     let mut notes = Vec::new();
     let (idle, pairs) = open_file_budget(s, mode, &mut notes);
     let pki = s.tls.then(|| Pki::mint(&dir.join("tls"))).transpose()?;
+    // On the proxy core, before anything else runs there.
+    let aes = s.ratios.iter().any(|r| r.plus_aes).then(|| {
+        eprintln!(
+            "compare: what AES-128-GCM alone costs on core {}",
+            s.cores.proxy
+        );
+        aes::seconds_per_gb(s.cores.proxy)
+    });
     // A fault scenario starts fresh origins for each run instead.
     let faulty = !s.faults.is_empty();
     let origins = if faulty {
@@ -171,9 +186,15 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             guard: opts.guard.clone(),
             files: Vec::new(),
             new_connection: s.load.new_connection,
-            tls: s.tls.then(|| TlsSetup {
+            pair: s.pair.then(|| pair_setup(s, &entries)),
+            aes_s_per_gb: aes.as_ref().and_then(|a| a.as_ref().ok().copied()),
+            tls: (s.tls && !s.pair).then(|| TlsSetup {
                 dir: "tls/".into(),
-                client_auth: s.client_auth,
+                client_auth: entries
+                    .iter()
+                    .filter(|e| e.client_auth)
+                    .map(|e| e.name.clone())
+                    .collect(),
                 plaintext: entries
                     .iter()
                     .filter(|e| !e.tls)
@@ -191,9 +212,14 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         profiles: Vec::new(),
         ratios: Vec::new(),
         origin_check: None,
+        admissions: Vec::new(),
         faults: s.faults.iter().map(faults::describe).collect(),
         notes,
-        problems: Vec::new(),
+        problems: aes
+            .and_then(Result::err)
+            .map(|e| format!("no AES-GCM figure, so no ratio that adds it: {e}"))
+            .into_iter()
+            .collect(),
     };
     let Some(mut origins) = origins else {
         faults::rounds(&ctx, &entries, &bench, clk_tck, &mut results);
@@ -290,6 +316,10 @@ fn round_of(
     let Some(system) = start(ctx, entry, &layout, round, results) else {
         return 0;
     };
+    let mut unmeasured_sent = 0;
+    if round == 0 {
+        unmeasured_sent += admissions(ctx, entry, &system, results);
+    }
     let mut book = entry.churn.as_ref().map(|c| {
         let plan = ChurnPlan {
             admin: entry.admin,
@@ -315,11 +345,10 @@ fn round_of(
             results.runs.push(m);
         }
     }
-    let mut unmeasured_sent = 0;
     if let (Some(perf), true) = (&ctx.opts.perf, round + 1 == ctx.s.runs) {
         if entry.kind != Kind::Direct && ctx.s.sweep.max_throughput {
             let (p, sent) = profile_run(ctx, runner, &system, entry, perf, book.as_mut());
-            unmeasured_sent = sent;
+            unmeasured_sent += sent;
             results.profiles.push(p);
         }
     }
@@ -362,8 +391,24 @@ struct Run<'a> {
 }
 
 impl Ctx<'_> {
-    /// The layout of `entry` in `mode`, holding `idle` idle connections.
+    /// The layout of `entry` in `mode`, holding `idle` idle connections (a
+    /// pair's outbound half's: the one the load goes to).
     pub(super) fn layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
+        let single = self.single_layout(entry, mode, idle);
+        match entry.inbound {
+            Some(ends) => sidecar::split(single, ends).0,
+            None => single,
+        }
+    }
+
+    /// The layout of a pair's inbound half; `None` for a single system.
+    fn inbound_layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Option<Layout> {
+        let ends = entry.inbound?;
+        Some(sidecar::split(self.single_layout(entry, mode, idle), ends).1)
+    }
+
+    /// The layout `entry` has as one process.
+    fn single_layout(&self, entry: &Entry, mode: Mode, idle: usize) -> Layout {
         Layout {
             mode,
             proxy_core: self.s.cores.proxy,
@@ -380,10 +425,11 @@ impl Ctx<'_> {
             tls: match (&self.pki, entry.tls) {
                 (Some(pki), true) => Some(ListenerTls {
                     pki: pki.clone(),
-                    client_auth: self.s.client_auth,
+                    client_auth: entry.client_auth,
                 }),
                 _ => None,
             },
+            upstream_tls: None,
         }
     }
 }
@@ -409,6 +455,8 @@ fn entries(
             skipped.push((name.clone(), why));
             continue;
         }
+        // `direct` is the origin, which is plaintext.
+        let tls = s.tls && kind != Kind::Direct && variant.and_then(|v| v.tls) != Some(false);
         entries.push(Entry {
             name: name.clone(),
             kind,
@@ -419,10 +467,14 @@ fn entries(
             splice: variant.is_some_and(|v| v.splice),
             churn: variant.and_then(|v| v.churn.clone()),
             tuning: variant.map(tuning).unwrap_or_default(),
-            // `direct` is the origin, which is plaintext.
-            tls: s.tls && kind != Kind::Direct && variant.and_then(|v| v.tls) != Some(false),
+            tls,
+            client_auth: tls && variant.and_then(|v| v.client_auth).unwrap_or(s.client_auth),
             listen: free_addr(),
             admin: free_addr(),
+            inbound: (s.pair && kind != Kind::Direct).then(|| Ends {
+                listen: free_addr(),
+                admin: free_addr(),
+            }),
         });
     }
     // `direct` first: every other figure is read against it.
@@ -468,24 +520,34 @@ pub(super) fn round_order(entries: &[Entry], round: usize) -> Vec<&Entry> {
     direct.into_iter().chain(others).collect()
 }
 
-/// The ratio tables to compute: the scenario's, and ringway against the
+/// The ratio tables to compute: the scenario's (those that add AES to the
+/// denominator only when it was measured), and ringway against the
 /// baseline when both ran (at most 1.02x: a change may cost that much).
-fn ratio_pairs(s: &Scenario, r: &Results) -> Vec<(String, String, Option<f64>)> {
-    let mut pairs: Vec<(String, String, Option<f64>)> = s
+fn ratio_pairs(s: &Scenario, r: &Results) -> Vec<RatioPair> {
+    let mut pairs: Vec<RatioPair> = s
         .ratios
         .iter()
-        .map(|x| (x.system.clone(), x.against.clone(), x.bar))
+        .filter(|x| !x.plus_aes || r.setup.aes_s_per_gb.is_some())
+        .map(|x| RatioPair {
+            system: x.system.clone(),
+            against: x.against.clone(),
+            bar: x.bar,
+            plus: x.plus_aes.then_some(r.setup.aes_s_per_gb).flatten(),
+        })
         .collect();
     let ran = |n: &str| r.systems.iter().any(|x| x == n);
     if ran("ringway")
         && ran("baseline")
-        && !pairs.iter().any(|p| p.0 == "ringway" && p.1 == "baseline")
+        && !pairs
+            .iter()
+            .any(|p| p.system == "ringway" && p.against == "baseline" && p.plus.is_none())
     {
-        pairs.push((
-            "ringway".into(),
-            "baseline".into(),
-            Some(report::BASELINE_BAR),
-        ));
+        pairs.push(RatioPair {
+            system: "ringway".into(),
+            against: "baseline".into(),
+            bar: Some(report::BASELINE_BAR),
+            plus: None,
+        });
     }
     pairs
 }
@@ -509,6 +571,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         splice: false,
         tuning: Tuning::default(),
         tls: None,
+        upstream_tls: None,
     };
     // The system's files, and this process's: one per idle connection.
     let files = |mode: Mode| {
@@ -549,13 +612,14 @@ pub(super) fn start(
     round: usize,
     results: &mut Results,
 ) -> Option<Running> {
-    match Running::start(entry.kind, layout, &ctx.bins) {
+    let started = match ctx.inbound_layout(entry, layout.mode, 0) {
+        Some(inbound) => Running::start_pair(entry.kind, layout, &inbound, &ctx.bins),
+        None => Running::start(entry.kind, layout, &ctx.bins),
+    };
+    match started {
         Ok(system) => {
             if round == 0 {
-                for path in [system.config_path(), system.log_path()]
-                    .into_iter()
-                    .flatten()
-                {
+                for path in system.files() {
                     let shown = path.strip_prefix(&ctx.dir).unwrap_or(path);
                     let shown = shown.display().to_string();
                     if !results.setup.files.contains(&shown) {
@@ -688,89 +752,6 @@ fn tcp_pairs(ctx: &Ctx<'_>, entry: &Entry, round: usize, results: &mut Results) 
     stop(system, &entry.name, round, results);
 }
 
-/// The profile of `entry`: its max-throughput run once more, unmeasured,
-/// with `perf` sampling the proxy core (and the table churning, for a
-/// churning system). Returns it and the requests the run sent.
-fn profile_run(
-    ctx: &Ctx<'_>,
-    runner: &Runner<'_>,
-    system: &Running,
-    entry: &Entry,
-    perf: &Path,
-    mut book: Option<&mut ChurnBook>,
-) -> (Profile, u64) {
-    let sys_dir = ctx.dir.join("systems").join(&entry.name);
-    let rel = |p: &Path| p.strip_prefix(&ctx.dir).unwrap_or(p).display().to_string();
-    let data = sys_dir.join("perf.data");
-    let text = sys_dir.join("perf.txt");
-    let raw = ctx
-        .dir
-        .join("raw")
-        .join(format!("profile-{}.json", entry.name));
-    let mut profile = Profile {
-        system: entry.name.clone(),
-        data: rel(&data),
-        text: rel(&text),
-        threads: Vec::new(),
-        objects: Vec::new(),
-        symbols: Vec::new(),
-        problem: None,
-    };
-    eprintln!("compare: profiling {} (perf, max throughput)", entry.name);
-    let _ = guard::wait_quiet(&ctx.run_cores, &ctx.opts.guard);
-    let out = match std::fs::File::create(&raw) {
-        Ok(f) => f,
-        Err(e) => {
-            profile.problem = Some(format!("cannot create {}: {e}", raw.display()));
-            return (profile, 0);
-        }
-    };
-    let mut cmd = runner.load_command(system, None);
-    let churner = book.as_mut().map(|b| b.start());
-    let child = cmd.stdout(out).stderr(Stdio::null()).spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            if let (Some(b), Some(c)) = (book, churner) {
-                b.resume(c);
-            }
-            profile.problem = Some(format!("cannot start the load: {e}"));
-            return (profile, 0);
-        }
-    };
-    // The connections are open and the warm-up is over before perf starts.
-    thread::sleep(ctx.s.load.warmup + Duration::from_millis(100));
-    let length = ctx.s.load.duration.mul_f64(profile::SHARE);
-    let recorded = profile::record(
-        perf,
-        ctx.s.cores.proxy,
-        length,
-        &data,
-        &sys_dir.join("perf.log"),
-    );
-    let _ = child.wait();
-    if let (Some(b), Some(c)) = (book, churner) {
-        b.resume(c);
-    }
-    let sent = std::fs::read_to_string(&raw)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.pointer("/requests/sent")
-                .and_then(serde_json::Value::as_u64)
-        })
-        .unwrap_or(0);
-    match recorded.and_then(|()| profile::summarize(perf, &data, &text)) {
-        Ok([threads, objects, symbols]) => {
-            profile.threads = threads;
-            profile.objects = objects;
-            profile.symbols = symbols;
-        }
-        Err(e) => profile.problem = Some(e),
-    }
-    (profile, sent)
-}
-
 /// The first line a command prints, or `?`.
 fn command_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
@@ -853,61 +834,7 @@ fn first_line(cmd: &mut Command) -> String {
         .unwrap_or_default()
 }
 
+mod profiling;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(name: &str, kind: Kind) -> Entry {
-        Entry {
-            name: name.into(),
-            kind,
-            table: Table::default(),
-            splice: false,
-            churn: None,
-            tuning: Tuning::default(),
-            tls: false,
-            listen: "127.0.0.1:1".parse().unwrap(),
-            admin: "127.0.0.1:2".parse().unwrap(),
-        }
-    }
-
-    fn names(entries: &[Entry], round: usize) -> Vec<&str> {
-        round_order(entries, round)
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect()
-    }
-
-    #[test]
-    fn direct_leads_and_the_others_take_every_place_in_turn() {
-        let entries = [
-            entry("direct", Kind::Direct),
-            entry("ringway", Kind::Ringway),
-            entry("baseline", Kind::Baseline),
-            entry("nginx", Kind::Nginx),
-        ];
-        assert_eq!(
-            names(&entries, 0),
-            ["direct", "ringway", "baseline", "nginx"]
-        );
-        assert_eq!(
-            names(&entries, 1),
-            ["direct", "baseline", "nginx", "ringway"]
-        );
-        assert_eq!(
-            names(&entries, 2),
-            ["direct", "nginx", "ringway", "baseline"]
-        );
-        assert_eq!(names(&entries, 3), names(&entries, 0));
-    }
-
-    #[test]
-    fn two_systems_alternate() {
-        let entries = [
-            entry("ringway", Kind::Ringway),
-            entry("baseline", Kind::Baseline),
-        ];
-        assert_eq!(names(&entries, 0), ["ringway", "baseline"]);
-        assert_eq!(names(&entries, 1), ["baseline", "ringway"]);
-    }
-}
+mod tests;
+mod tls;

@@ -13,8 +13,9 @@ pub const BASE_SYSTEMS: [&str; 5] = ["direct", "ringway", "baseline", "nginx", "
 /// The systems a variant may derive from.
 const VARIANT_BASES: [&str; 4] = ["ringway", "baseline", "haproxy", "nginx"];
 /// Keys of ringway's origin cluster that the generated config writes
-/// itself and a variant's `cluster` may not set.
-const OWN_CLUSTER_KEYS: [&str; 2] = ["name", "endpoints"];
+/// itself and a variant's `cluster` may not set (`tls`: a pair's outbound
+/// half's, to its inbound half).
+const OWN_CLUSTER_KEYS: [&str; 3] = ["name", "endpoints", "tls"];
 /// Most origins a scenario may run.
 pub const MAX_ORIGINS: usize = 16;
 
@@ -74,6 +75,15 @@ pub struct Scenario {
     /// run's CA, and the generator presents one.
     #[serde(default)]
     pub client_auth: bool,
+    /// Every proxy runs as a sidecar pair: two processes of its kind on the
+    /// proxy core, the clients speaking plaintext to the outbound half,
+    /// which forwards to the inbound half, which forwards to the origins.
+    /// With it, `tls` is TLS 1.3 between the halves (the outbound half
+    /// originates it, verifying the inbound's certificate against the run's
+    /// CA and name), and `client_auth` makes it mutual (the outbound half
+    /// presents its own SPIFFE certificate, the inbound one requires it).
+    #[serde(default)]
+    pub pair: bool,
 }
 
 /// `[[faults]]`: origins that turn slow, fail a share of their requests,
@@ -319,6 +329,11 @@ pub struct Variant {
     /// side by side); unset: as the scenario.
     #[serde(default)]
     pub tls: Option<bool>,
+    /// With TLS, `true`: the system requires client certificates and the
+    /// generator presents one (the price of verifying the client side by
+    /// side); `false`: it does not; unset: as the scenario's `client_auth`.
+    #[serde(default)]
+    pub client_auth: Option<bool>,
 }
 
 /// `[variants.haproxy]`: settings added to the generated `haproxy.cfg`.
@@ -398,6 +413,12 @@ pub struct Ratio {
     /// The largest ratio that passes, if there is a bar.
     #[serde(default)]
     pub bar: Option<f64>,
+    /// TCP scenarios: the denominator plus what AES-128-GCM alone costs
+    /// per GB on the proxy core (measured at the start of the run), so
+    /// that a TLS system against its plaintext self shows what its TLS
+    /// costs beyond the cipher.
+    #[serde(default)]
+    pub plus_aes: bool,
 }
 
 /// `[guard]`: the quiet-machine guard.
@@ -498,6 +519,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
     }
     check_faults(s)?;
     check_tls(s)?;
+    check_pair(s)?;
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
@@ -524,6 +546,12 @@ pub fn check(s: &Scenario) -> Result<(), String> {
             if !s.knows(name) {
                 return Err(format!("ratios: unknown system {name:?}"));
             }
+        }
+        if r.plus_aes && s.mode != ScenarioMode::Tcp {
+            return Err(format!(
+                "ratios: plus_aes on {} against {}: a TCP scenario's CPU per GB only",
+                r.system, r.against
+            ));
         }
         if r.bar.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
             return Err(format!(
@@ -633,6 +661,17 @@ fn check_tls(s: &Scenario) -> Result<(), String> {
     if s.client_auth && !s.tls {
         return Err("client_auth: client certificates need tls = true".into());
     }
+    if let Some(v) = s
+        .variants
+        .iter()
+        .find(|v| v.client_auth == Some(true) && (!s.tls || v.tls == Some(false)))
+    {
+        return Err(format!(
+            "variant {:?}: client_auth = true needs TLS (tls = true on the scenario, and not \
+             tls = false on the variant)",
+            v.name
+        ));
+    }
     if let Some(v) = s.variants.iter().find(|v| v.tls == Some(true) && !s.tls) {
         return Err(format!(
             "variant {:?}: tls = true in a plaintext scenario; set tls = true on the \
@@ -646,6 +685,29 @@ fn check_tls(s: &Scenario) -> Result<(), String> {
              set [memory] idle_connections = 0 in a TLS scenario"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+fn check_pair(s: &Scenario) -> Result<(), String> {
+    if !s.pair {
+        return Ok(());
+    }
+    if s.memory.idle_connections + s.memory.idle_tcp_pairs > 0 {
+        return Err(
+            "memory: the memory run holds idle connections on one process; \
+             set [memory] idle_connections = 0 in a pair scenario"
+                .into(),
+        );
+    }
+    if !s.faults.is_empty() {
+        return Err("faults: not in a pair scenario".into());
+    }
+    if let Some(v) = s.variants.iter().find(|v| v.churn.is_some()) {
+        return Err(format!(
+            "variant {:?}: churn posts to one process's admin API, not to a pair",
+            v.name
+        ));
     }
     Ok(())
 }
@@ -777,162 +839,4 @@ fn ten_minutes() -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_fill_a_minimal_scenario() {
-        let s = parse("name = \"x\"").unwrap();
-        assert_eq!(s.systems, all_systems());
-        assert_eq!((s.runs, s.cores.proxy, s.load.connections), (3, 1, 32));
-        assert_eq!(s.load.duration, Duration::from_secs(5));
-        assert_eq!(s.load.host, "bench");
-        assert!(s.sweep.max_throughput && s.variants.is_empty() && s.ratios.is_empty());
-        assert_eq!(s.memory.idle_connections, 10_000);
-        assert_eq!((s.memory.idle_tcp_pairs, s.origin.count), (0, 1));
-        assert_eq!(s.cores.control, None);
-        assert_eq!(s.guard.quiet_wait, Duration::from_secs(600));
-        assert_eq!((s.guard.quiet_pct, s.guard.retries), (5.0, 2));
-    }
-
-    #[test]
-    fn errors_name_the_key_and_line() {
-        let e = parse("name = \"x\"\n[load]\nduration = \"soon\"\n").unwrap_err();
-        assert!(e.contains("line 3") && e.contains("soon"), "{e}");
-        let e = parse("name = \"x\"\n[load]\nconections = 3\n").unwrap_err();
-        assert!(e.contains("conections") && e.contains("line 3"), "{e}");
-        let e = parse("name = \"x\"\nsystems = [\"envoy\"]").unwrap_err();
-        assert!(e.contains("envoy"), "{e}");
-        let e = parse("name = \"x\"\nmode = \"tcp\"\n[sweep]\nrates = [10]").unwrap_err();
-        assert!(e.contains("sweep.rates"), "{e}");
-        assert!(parse("name = \"a b\"").unwrap_err().contains("name"));
-        let e = parse("name = \"x\"\n[churn]\ninterval = \"1s\"\n").unwrap_err();
-        assert!(e.contains("churn"), "the old top-level churn is gone: {e}");
-    }
-
-    #[test]
-    fn variants_are_systems_with_their_own_checks() {
-        let s = parse(
-            "name = \"x\"\nsystems = [\"ringway\", \"many\", \"hot\"]\n\
-             [origin]\ncount = 2\n\
-             [[variants]]\nname = \"many\"\nof = \"ringway\"\nroutes = 10000\nclusters = 5\n\
-             [[variants]]\nname = \"hot\"\nof = \"baseline\"\n\
-             [variants.churn]\nmode = \"endpoints\"\ninterval = \"10ms\"\n\
-             [[ratios]]\nsystem = \"many\"\nagainst = \"ringway\"\nbar = 1.05\n",
-        )
-        .unwrap();
-        assert_eq!(s.variant("many").unwrap().routes, 10_000);
-        let churn = s.variant("hot").unwrap().churn.as_ref().unwrap();
-        assert_eq!(churn.mode, ChurnMode::Endpoints);
-        assert_eq!(churn.interval, Duration::from_millis(10));
-        assert_eq!(s.ratios[0].bar, Some(1.05));
-        assert!(s.knows("baseline") && !s.knows("envoy"));
-
-        let bad = |body: &str, needle: &str| {
-            let text = format!("name = \"x\"\nsystems = [\"v\"]\n{body}");
-            let e = parse(&text).unwrap_err();
-            assert!(e.contains(needle), "{needle:?} not in {e}");
-        };
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"envoy\"\n",
-            "of = \"envoy\"",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"nginx\"\n[variants.haproxy]\nserver = \"check\"\n",
-            "HAProxy settings",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"haproxy\"\n[variants.cluster]\nlb = \"peak_ewma\"\n",
-            "ringway settings",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.cluster]\nendpoints = []\n",
-            "cluster.endpoints",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"nginx\"\n[variants.nginx]\nlocation = [\"a; b\"]\n",
-            "without braces",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"haproxy\"\n[variants.haproxy]\nbackend = [\"a\\nb\"]\n",
-            "one line",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"haproxy\"\nroutes = 3\n",
-            "ringway settings",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"ringway\"\nsplice = true\n",
-            "HAProxy setting",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.churn]\nmode = \"endpoints\"\ninterval = \"1s\"\n",
-            "count = 2",
-        );
-        bad(
-            "mode = \"tcp\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\nroutes = 2\n",
-            "no routes",
-        );
-        bad(
-            "[[variants]]\nname = \"ringway\"\nof = \"ringway\"\n",
-            "base system",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\n",
-            "twice",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[[ratios]]\nsystem = \"v\"\nagainst = \"w\"\n",
-            "\"w\"",
-        );
-        bad(
-            "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[memory]\nidle_connections = 0\n\
-             [sweep]\nmax_throughput = false\n",
-            "nothing to run",
-        );
-    }
-
-    #[test]
-    fn tls_scenarios_and_their_plaintext_variants() {
-        let s = parse(
-            "name = \"t\"\ntls = true\nclient_auth = true\n[memory]\nidle_connections = 0\n\
-             [[variants]]\nname = \"plain\"\nof = \"haproxy\"\ntls = false\n",
-        )
-        .unwrap();
-        assert!(s.tls && s.client_auth);
-        assert_eq!(s.variant("plain").unwrap().tls, Some(false));
-        assert!(!parse("name = \"t\"").unwrap().tls);
-        let e = parse("name = \"t\"\nclient_auth = true\n[memory]\nidle_connections = 0\n")
-            .unwrap_err();
-        assert!(e.contains("client_auth"), "{e}");
-        let e = parse("name = \"t\"\ntls = true\n").unwrap_err();
-        assert!(e.contains("idle_connections = 0"), "{e}");
-        let e = parse("name = \"t\"\n[[variants]]\nname = \"v\"\nof = \"nginx\"\ntls = true\n")
-            .unwrap_err();
-        assert!(e.contains("plaintext scenario"), "{e}");
-    }
-
-    #[test]
-    fn a_memory_only_scenario_is_enough() {
-        let s =
-            parse("name = \"m\"\n[sweep]\nmax_throughput = false\n[memory]\nidle_tcp_pairs = 10\n")
-                .unwrap();
-        assert_eq!(s.memory.idle_tcp_pairs, 10);
-        let e = parse("name = \"m\"\nmode = \"tcp\"\n[memory]\nidle_tcp_pairs = 10\n").unwrap_err();
-        assert!(e.contains("pairs already"), "{e}");
-    }
-
-    #[test]
-    fn the_shipped_scenarios_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                load(&path).unwrap();
-                n += 1;
-            }
-        }
-        assert!(n >= 10, "{n} scenarios in {}", dir.display());
-    }
-}
+mod tests;

@@ -223,6 +223,8 @@ pub struct Running {
     log: Option<PathBuf>,
     /// TLS on its listener (never for `direct`).
     tls: Option<ListenerTls>,
+    /// A sidecar pair's inbound half (this is then the outbound one).
+    inbound: Option<Box<Running>>,
 }
 
 /// A started proxy.
@@ -272,6 +274,7 @@ impl Running {
                 config: None,
                 log: None,
                 tls: None,
+                inbound: None,
             });
         };
         let dir = &layout.dir;
@@ -303,6 +306,7 @@ impl Running {
             config: Some(spec.config),
             log: Some(log),
             tls: layout.tls.clone(),
+            inbound: None,
         };
         running.wait_ready(layout)?;
         Ok(running)
@@ -319,38 +323,63 @@ impl Running {
         self.tls.as_ref()
     }
 
-    /// The generated configuration file (`None` for `direct`).
-    pub fn config_path(&self) -> Option<&Path> {
-        self.config.as_deref()
-    }
-
-    /// The file the system's stdout and stderr go to (`None` for `direct`).
-    pub fn log_path(&self) -> Option<&Path> {
-        self.log.as_deref()
+    /// The generated configuration files and the logs (a pair's outbound
+    /// half first); none for `direct`.
+    pub fn files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = [self.config.as_deref(), self.log.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Some(inbound) = &self.inbound {
+            files.extend(inbound.files());
+        }
+        files
     }
 
     /// Every live process of the system now, the started one first (nginx:
-    /// master, then workers); empty for `direct`.
+    /// master, then workers; a pair: the outbound half's, then the
+    /// inbound's); empty for `direct`.
     pub fn pids(&self) -> Vec<u32> {
-        self.started
-            .as_ref()
-            .map(|started| procfs::process_tree(started.process().pid()))
-            .unwrap_or_default()
+        let mut pids = self.own_pids();
+        if let Some(inbound) = &self.inbound {
+            pids.extend(inbound.own_pids());
+        }
+        pids
     }
 
     /// CPU time (`utime + stime`, all threads) of [`Running::pids`], in
     /// clock ticks ([`procfs::clock_ticks`] a second). A process that
     /// exits between the listing and the read counts 0.
     pub fn cpu_ticks(&self) -> u64 {
-        self.pids()
-            .into_iter()
-            .filter_map(|pid| procfs::process_ticks(pid).ok())
-            .sum()
+        ticks_of(self.pids())
     }
 
-    /// CPU time of ringway's first worker thread (`ringway-w0`), in clock
-    /// ticks; `None` for other systems or when the thread is not found.
+    /// CPU time of ringway's first worker thread (`ringway-w0`; a pair:
+    /// both halves' summed), in clock ticks; `None` for other systems or
+    /// when the thread is not found.
     pub fn worker_ticks(&self) -> Option<u64> {
+        let own = self.own_worker_ticks()?;
+        match &self.inbound {
+            None => Some(own),
+            Some(inbound) => Some(own + inbound.own_worker_ticks()?),
+        }
+    }
+
+    /// The processes of this system alone (not a pair's inbound half).
+    fn own_pids(&self) -> Vec<u32> {
+        self.started
+            .as_ref()
+            .map(|started| procfs::process_tree(started.process().pid()))
+            .unwrap_or_default()
+    }
+
+    /// CPU time of [`Running::own_pids`], in clock ticks.
+    fn own_ticks(&self) -> u64 {
+        ticks_of(self.own_pids())
+    }
+
+    /// CPU time of this ringway's first worker thread, in clock ticks.
+    fn own_worker_ticks(&self) -> Option<u64> {
         if !self.kind.is_ringway() {
             return None;
         }
@@ -372,8 +401,26 @@ impl Running {
     /// Asks the system to exit (SIGTERM: nginx's master then stops its
     /// workers, ringway drains), waits up to 5 s, then kills its process
     /// group. An exit with a failure status is an error, with the log's
-    /// tail.
+    /// tail. A pair stops its outbound half first, then the inbound one.
     pub fn stop(mut self) -> Result<(), SystemError> {
+        let Some(inbound) = self.inbound.take() else {
+            return self.stop_own();
+        };
+        let outbound = self.stop_own();
+        let inbound = inbound.stop_own();
+        let half = |half, source| SystemError::Half {
+            half,
+            source: Box::new(source),
+        };
+        match (outbound, inbound) {
+            (Err(e), _) => Err(half("outbound", e)),
+            (Ok(()), Err(e)) => Err(half("inbound", e)),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    /// Stops this system alone (not a pair's inbound half).
+    fn stop_own(mut self) -> Result<(), SystemError> {
         let kind = self.kind;
         let signal = Signal::SIGTERM;
         let status = match self.started.take() {
@@ -420,6 +467,14 @@ impl Running {
             .filter_map(|pid| procfs::status_kib(pid, field).ok())
             .sum()
     }
+}
+
+/// CPU time (`utime + stime`, all threads) of `pids`, in clock ticks; a
+/// process that exits between the listing and the read counts 0.
+fn ticks_of(pids: Vec<u32>) -> u64 {
+    pids.into_iter()
+        .filter_map(|pid| procfs::process_ticks(pid).ok())
+        .sum()
 }
 
 /// `Ok` when `kind`, running as `process`, accepts connections on
@@ -736,5 +791,6 @@ fn parse_nginx_stream(text: &str, exists: impl Fn(&Path) -> bool) -> NginxStream
 }
 
 mod error;
+mod pair;
 #[cfg(test)]
 mod tests;

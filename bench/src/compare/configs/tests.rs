@@ -17,6 +17,7 @@ fn layout(mode: Mode) -> Layout {
         splice: false,
         tuning: Tuning::default(),
         tls: None,
+        upstream_tls: None,
     }
 }
 
@@ -182,6 +183,8 @@ fn haproxy_http_config() {
             "option http-keep-alive",
             "timeout http-keep-alive 300s",
             "http-reuse always",
+            "tune.pool-low-fd-ratio 100",
+            "tune.pool-high-fd-ratio 100",
             "bind 127.0.0.1:18080",
             "option forwardfor",
             "unique-id-header X-Request-ID",

@@ -6,7 +6,9 @@
 //! within one round cancels slow drift of the machine). Proxy-added latency
 //! is the system's median minus `direct`'s at the same offered rate.
 
+mod pair;
 mod sections;
+mod tls;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,7 +18,7 @@ use super::plot::{self, Series};
 use super::results::Results;
 use crate::spread::Spread;
 
-pub use self::sections::{ratio_tables, RatioTable, BASELINE_BAR};
+pub use self::sections::{ratio_tables, RatioPair, RatioTable, BASELINE_BAR};
 
 /// Writes `results.json`, the plots and `report.md` into `dir`.
 pub fn write(results: &Results, dir: &Path) -> Result<(), String> {
@@ -329,7 +331,8 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     }
 
     sections::faults(&mut md, r);
-    sections::tls(&mut md, r);
+    tls::section(&mut md, r);
+    pair::section(&mut md, r);
 
     // The sweep.
     for rate in rates(r) {
@@ -396,7 +399,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         };
         let _ = writeln!(
             md,
-            "The origin answered {} requests; the load runs and the memory runs sent {}: {verdict}.\n",
+            "The origin answered {} requests; the load runs, the memory runs and the admission checks sent {}: {verdict}.\n",
             c.served, c.sent
         );
     }

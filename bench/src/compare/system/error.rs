@@ -13,7 +13,7 @@ use super::Kind;
 /// Why a system could not be started, measured or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
-    /// [`missing`] gives a reason.
+    /// [`missing`](super::missing) gives a reason.
     #[error("{kind} cannot run: {reason}")]
     Unavailable {
         /// The system.
@@ -150,5 +150,13 @@ pub enum SystemError {
         log: PathBuf,
         /// The last lines of the log.
         tail: String,
+    },
+    /// One half of a sidecar pair failed; the other was stopped.
+    #[error("the {half} half of the pair: {source}")]
+    Half {
+        /// `outbound` or `inbound`.
+        half: &'static str,
+        /// What went wrong with it.
+        source: Box<SystemError>,
     },
 }

@@ -12,6 +12,9 @@ use std::time::Instant;
 use ringway_kit::origin::{CountingOrigin, Settings};
 
 use super::*;
+use crate::compare::admission;
+use crate::compare::pki::Pki;
+use crate::compare::sidecar::{self, Ends};
 
 /// How long a test client waits for an answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +74,7 @@ fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
         splice: false,
         tuning: configs::Tuning::default(),
         tls: None,
+        upstream_tls: None,
     }
 }
 
@@ -214,7 +218,9 @@ fn http_round_trip(kind: Kind, expected_processes: usize) {
     let layout = layout(Mode::Http, origin.addr(), dir.path());
     let running = Running::start(kind, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(running.target(), layout.listen);
-    let config = running.config_path().expect("a proxy has a config");
+    let files = running.files();
+    assert_eq!(files.len(), 2, "a config and a log: {files:?}");
+    let config = files[0];
     assert!(config.starts_with(dir.path()) && config.is_file());
     let mut conn = connect(running.target());
     let (status, body) = get(&mut conn);
@@ -255,6 +261,115 @@ fn tcp_round_trip(kind: Kind, expected_processes: usize) {
     stop_and_check_gone(running);
 }
 
+/// Runs `kind` as a sidecar pair with mutual TLS between its halves, in
+/// front of a test origin (HTTP: one that records heads; TCP: an echo),
+/// each half with `processes` processes.
+fn pair_round_trip(kind: Kind, mode: Mode, processes: usize) {
+    let bins = binaries();
+    if absent(kind, &bins, mode) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a run directory");
+    let origin = match mode {
+        Mode::Http => http_origin(),
+        Mode::Tcp => CountingOrigin::echo(),
+    };
+    let tls = ListenerTls {
+        pki: Pki::mint(&dir.path().join("tls")).expect("the run's certificates"),
+        client_auth: true,
+    };
+    let single = Layout {
+        tls: Some(tls.clone()),
+        ..layout(mode, origin.addr(), dir.path())
+    };
+    let ends = Ends {
+        listen: free_addr(),
+        admin: free_addr(),
+    };
+    let (outbound, inbound) = sidecar::split(single, ends);
+    let running =
+        Running::start_pair(kind, &outbound, &inbound, &bins).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(running.target(), outbound.listen);
+    assert_eq!(running.tls(), None, "the clients speak plaintext");
+    assert_eq!(running.inbound(), Some((ends.listen, Some(&tls))));
+    let files = running.files();
+    assert_eq!(files.len(), 4, "two configs, two logs: {files:?}");
+    assert!(files.iter().all(|f| f.is_file()), "{files:?}");
+    let mut conn = connect(running.target());
+    match mode {
+        Mode::Http => {
+            assert_eq!(get(&mut conn).0, 200);
+            // The inbound half terminated TLS, and says so upstream.
+            let heads = origin.served().heads;
+            let head = heads.keys().next().expect("one request");
+            assert!(
+                head.lines()
+                    .any(|l| l.eq_ignore_ascii_case("x-forwarded-proto: https")),
+                "{head}"
+            );
+        }
+        Mode::Tcp => assert_eq!(echo(&mut conn, b"ping"), b"ping"),
+    }
+    // The inbound half requires the client certificate the outbound one
+    // presents.
+    let probe: &[u8] = match mode {
+        Mode::Http => b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n",
+        Mode::Tcp => b"probe",
+    };
+    let admission = admission::check("pair", "inbound", ends.listen, &tls, mode, probe)
+        .expect("the admission check runs");
+    assert!(admission.as_configured(), "{admission:?}");
+    // Both halves' processes count, and each half's CPU apart.
+    let chunk = vec![0x5a; 64 * 1024];
+    check_measures(&running, 2 * processes, || match mode {
+        Mode::Http => assert_eq!(get(&mut conn).0, 200),
+        Mode::Tcp => assert_eq!(echo(&mut conn, &chunk).len(), chunk.len()),
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let both = |r: &Running| r.half_ticks().is_some_and(|[a, b]| a > 0 && b > 0);
+    while !both(&running) && Instant::now() < deadline {
+        match mode {
+            Mode::Http => assert_eq!(get(&mut conn).0, 200),
+            Mode::Tcp => assert_eq!(echo(&mut conn, &chunk).len(), chunk.len()),
+        }
+    }
+    let [out, inb] = running.half_ticks().expect("a pair");
+    assert!(out > 0 && inb > 0, "{out} {inb}");
+    assert_eq!(running.worker_ticks().is_some(), kind.is_ringway());
+    drop(conn);
+    stop_and_check_gone(running);
+}
+
+#[test]
+fn ringway_pair_http() {
+    pair_round_trip(Kind::Ringway, Mode::Http, 1);
+}
+
+#[test]
+fn ringway_pair_tcp() {
+    pair_round_trip(Kind::Ringway, Mode::Tcp, 1);
+}
+
+#[test]
+fn nginx_pair_http() {
+    pair_round_trip(Kind::Nginx, Mode::Http, 2);
+}
+
+#[test]
+fn nginx_pair_tcp() {
+    pair_round_trip(Kind::Nginx, Mode::Tcp, 2);
+}
+
+#[test]
+fn haproxy_pair_http() {
+    pair_round_trip(Kind::Haproxy, Mode::Http, 1);
+}
+
+#[test]
+fn haproxy_pair_tcp() {
+    pair_round_trip(Kind::Haproxy, Mode::Tcp, 1);
+}
+
 #[test]
 fn direct_starts_nothing_and_targets_the_origin() {
     let bins = binaries();
@@ -267,7 +382,7 @@ fn direct_starts_nothing_and_targets_the_origin() {
     assert_eq!(running.cpu_ticks(), 0);
     assert_eq!(running.rss_kib(), 0);
     assert_eq!(running.peak_rss_kib(), 0);
-    assert!(running.config_path().is_none());
+    assert!(running.files().is_empty());
     let mut conn = connect(running.target());
     assert_eq!(get(&mut conn).0, 200);
     running.stop().expect("nothing to stop");

@@ -1,0 +1,217 @@
+//! Scenario files: defaults, checks and the shipped ones.
+
+use super::*;
+
+#[test]
+fn defaults_fill_a_minimal_scenario() {
+    let s = parse("name = \"x\"").unwrap();
+    assert_eq!(s.systems, all_systems());
+    assert_eq!((s.runs, s.cores.proxy, s.load.connections), (3, 1, 32));
+    assert_eq!(s.load.duration, Duration::from_secs(5));
+    assert_eq!(s.load.host, "bench");
+    assert!(s.sweep.max_throughput && s.variants.is_empty() && s.ratios.is_empty());
+    assert_eq!(s.memory.idle_connections, 10_000);
+    assert_eq!((s.memory.idle_tcp_pairs, s.origin.count), (0, 1));
+    assert_eq!(s.cores.control, None);
+    assert_eq!(s.guard.quiet_wait, Duration::from_secs(600));
+    assert_eq!((s.guard.quiet_pct, s.guard.retries), (5.0, 2));
+}
+
+#[test]
+fn errors_name_the_key_and_line() {
+    let e = parse("name = \"x\"\n[load]\nduration = \"soon\"\n").unwrap_err();
+    assert!(e.contains("line 3") && e.contains("soon"), "{e}");
+    let e = parse("name = \"x\"\n[load]\nconections = 3\n").unwrap_err();
+    assert!(e.contains("conections") && e.contains("line 3"), "{e}");
+    let e = parse("name = \"x\"\nsystems = [\"envoy\"]").unwrap_err();
+    assert!(e.contains("envoy"), "{e}");
+    let e = parse("name = \"x\"\nmode = \"tcp\"\n[sweep]\nrates = [10]").unwrap_err();
+    assert!(e.contains("sweep.rates"), "{e}");
+    assert!(parse("name = \"a b\"").unwrap_err().contains("name"));
+    let e = parse("name = \"x\"\n[churn]\ninterval = \"1s\"\n").unwrap_err();
+    assert!(e.contains("churn"), "the old top-level churn is gone: {e}");
+}
+
+#[test]
+fn variants_are_systems_with_their_own_checks() {
+    let s = parse(
+        "name = \"x\"\nsystems = [\"ringway\", \"many\", \"hot\"]\n\
+         [origin]\ncount = 2\n\
+         [[variants]]\nname = \"many\"\nof = \"ringway\"\nroutes = 10000\nclusters = 5\n\
+         [[variants]]\nname = \"hot\"\nof = \"baseline\"\n\
+         [variants.churn]\nmode = \"endpoints\"\ninterval = \"10ms\"\n\
+         [[ratios]]\nsystem = \"many\"\nagainst = \"ringway\"\nbar = 1.05\n",
+    )
+    .unwrap();
+    assert_eq!(s.variant("many").unwrap().routes, 10_000);
+    let churn = s.variant("hot").unwrap().churn.as_ref().unwrap();
+    assert_eq!(churn.mode, ChurnMode::Endpoints);
+    assert_eq!(churn.interval, Duration::from_millis(10));
+    assert_eq!(s.ratios[0].bar, Some(1.05));
+    assert!(s.knows("baseline") && !s.knows("envoy"));
+
+    let bad = |body: &str, needle: &str| {
+        let text = format!("name = \"x\"\nsystems = [\"v\"]\n{body}");
+        let e = parse(&text).unwrap_err();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"envoy\"\n",
+        "of = \"envoy\"",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"nginx\"\n[variants.haproxy]\nserver = \"check\"\n",
+        "HAProxy settings",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"haproxy\"\n[variants.cluster]\nlb = \"peak_ewma\"\n",
+        "ringway settings",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.cluster]\nendpoints = []\n",
+        "cluster.endpoints",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"nginx\"\n[variants.nginx]\nlocation = [\"a; b\"]\n",
+        "without braces",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"haproxy\"\n[variants.haproxy]\nbackend = [\"a\\nb\"]\n",
+        "one line",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"haproxy\"\nroutes = 3\n",
+        "ringway settings",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\nsplice = true\n",
+        "HAProxy setting",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.churn]\nmode = \"endpoints\"\ninterval = \"1s\"\n",
+        "count = 2",
+    );
+    bad(
+        "mode = \"tcp\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\nroutes = 2\n",
+        "no routes",
+    );
+    bad(
+        "[[variants]]\nname = \"ringway\"\nof = \"ringway\"\n",
+        "base system",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\n",
+        "twice",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[[ratios]]\nsystem = \"v\"\nagainst = \"w\"\n",
+        "\"w\"",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[memory]\nidle_connections = 0\n\
+         [sweep]\nmax_throughput = false\n",
+        "nothing to run",
+    );
+}
+
+#[test]
+fn tls_scenarios_and_their_plaintext_variants() {
+    let s = parse(
+        "name = \"t\"\ntls = true\nclient_auth = true\n[memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"plain\"\nof = \"haproxy\"\ntls = false\n",
+    )
+    .unwrap();
+    assert!(s.tls && s.client_auth);
+    assert_eq!(s.variant("plain").unwrap().tls, Some(false));
+    assert!(!parse("name = \"t\"").unwrap().tls);
+    let e =
+        parse("name = \"t\"\nclient_auth = true\n[memory]\nidle_connections = 0\n").unwrap_err();
+    assert!(e.contains("client_auth"), "{e}");
+    let e = parse("name = \"t\"\ntls = true\n").unwrap_err();
+    assert!(e.contains("idle_connections = 0"), "{e}");
+    let e = parse("name = \"t\"\n[[variants]]\nname = \"v\"\nof = \"nginx\"\ntls = true\n")
+        .unwrap_err();
+    assert!(e.contains("plaintext scenario"), "{e}");
+    let s = parse(
+        "name = \"t\"\ntls = true\n[memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"m\"\nof = \"nginx\"\nclient_auth = true\n",
+    )
+    .unwrap();
+    assert!(!s.client_auth);
+    assert_eq!(s.variant("m").unwrap().client_auth, Some(true));
+    let e = parse(
+        "name = \"t\"\ntls = true\n[memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"m\"\nof = \"nginx\"\ntls = false\nclient_auth = true\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("client_auth = true needs TLS"), "{e}");
+    let e =
+        parse("name = \"t\"\n[[variants]]\nname = \"m\"\nof = \"haproxy\"\nclient_auth = true\n")
+            .unwrap_err();
+    assert!(e.contains("client_auth = true needs TLS"), "{e}");
+}
+
+#[test]
+fn pair_scenarios_hold_no_idle_connections_and_do_not_churn() {
+    let s = parse(
+        "name = \"p\"\npair = true\ntls = true\nclient_auth = true\n\
+         [memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"plain\"\nof = \"ringway\"\ntls = false\n",
+    )
+    .unwrap();
+    assert!(s.pair && s.tls && s.client_auth);
+    assert!(!parse("name = \"t\"").unwrap().pair);
+    let e = parse("name = \"p\"\npair = true\n").unwrap_err();
+    assert!(e.contains("idle_connections = 0"), "{e}");
+    let e = parse(
+        "name = \"p\"\npair = true\n[memory]\nidle_connections = 0\n\
+         [[variants]]\nname = \"c\"\nof = \"ringway\"\n\
+         [variants.churn]\nmode = \"routes\"\ninterval = \"1s\"\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("churn"), "{e}");
+    let e = parse(
+        "name = \"p\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\n\
+         [variants.cluster]\ntls = { verify = false }\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("cluster.tls"), "{e}");
+}
+
+#[test]
+fn plus_aes_ratios_are_per_gb() {
+    let s = parse(
+        "name = \"t\"\nmode = \"tcp\"\n[[ratios]]\nsystem = \"ringway\"\n\
+         against = \"haproxy\"\nplus_aes = true\nbar = 1.1\n",
+    )
+    .unwrap();
+    assert!(s.ratios[0].plus_aes);
+    let e = parse(
+        "name = \"t\"\n[[ratios]]\nsystem = \"ringway\"\nagainst = \"nginx\"\nplus_aes = true\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("plus_aes"), "{e}");
+}
+
+#[test]
+fn a_memory_only_scenario_is_enough() {
+    let s = parse("name = \"m\"\n[sweep]\nmax_throughput = false\n[memory]\nidle_tcp_pairs = 10\n")
+        .unwrap();
+    assert_eq!(s.memory.idle_tcp_pairs, 10);
+    let e = parse("name = \"m\"\nmode = \"tcp\"\n[memory]\nidle_tcp_pairs = 10\n").unwrap_err();
+    assert!(e.contains("pairs already"), "{e}");
+}
+
+#[test]
+fn the_shipped_scenarios_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load(&path).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} scenarios in {}", dir.display());
+}
