@@ -8,19 +8,20 @@
 //! one the first time), the handle it becomes gives it back when dropped.
 //! The blocks in use are the plaintext buffers in flight; the list keeps
 //! at most [`MAX_SPARE`] of the rest, so a past burst keeps at most
-//! `MAX_SPARE * SIZE` (8 MiB) per worker. A pop and a push per buffer, no
+//! `MAX_SPARE * SIZE` (4 MiB) per worker. A pop and a push per buffer, no
 //! lock, no atomic: the list is the thread's.
 
 use std::cell::RefCell;
 
 use super::handle::BufHandle;
 
-/// Bytes per block: two TLS records' plaintext (16 KiB each), as much as
-/// a ring buffer of the default size holds.
-pub const SIZE: usize = 32 * 1024;
+/// Bytes per block: four TLS records' plaintext (16 KiB each), what two
+/// ring buffers of the default size hold: a bulk stream's plaintext goes on
+/// in sends at least as large as the plain transport's.
+pub const SIZE: usize = 64 * 1024;
 
 /// Spare blocks kept per worker; past it a block returned is freed.
-const MAX_SPARE: usize = 256;
+const MAX_SPARE: usize = 64;
 
 thread_local! {
     static SPARE: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };

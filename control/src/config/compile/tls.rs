@@ -276,6 +276,10 @@ impl Builder<'_> {
         // As on listeners: the data plane protects TLS 1.3 records itself
         // once the handshake is over.
         config.enable_secret_extraction = true;
+        // No session resumption upstream: rustls's session cache is one
+        // store behind a lock, shared by every worker holding this config;
+        // pooled connections make new handshakes rare anyway.
+        config.resumption = rustls::client::Resumption::disabled();
         Some(ClusterTls {
             config: Arc::new(config),
             sni,

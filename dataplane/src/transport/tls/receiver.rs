@@ -133,6 +133,20 @@ impl TlsReceiver {
                 Ok(Step::Starved) => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
+            if self.room_for_more() {
+                // A block with room for another record: what the kernel
+                // has already received goes into it too, rather than each
+                // ring buffer's plaintext going on in a send of its own.
+                match self.recv.poll_next(cx) {
+                    Poll::Ready(Ok(Some(buf))) => {
+                        self.pending = Some((buf, 0));
+                        continue;
+                    }
+                    Poll::Ready(Ok(None)) => self.eof = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
             if let Some(block) = self.hand_out() {
                 return Poll::Ready(Ok(Some(block)));
             }
@@ -358,6 +372,17 @@ impl TlsReceiver {
             Some(len) => len <= ready.room(),
             None => self.pending.is_some() || !state.stage.is_empty(),
         }
+    }
+
+    /// Whether the block being filled has plaintext and room for another
+    /// whole record, and the stream may bring one.
+    fn room_for_more(&self) -> bool {
+        self.ready
+            .as_ref()
+            .is_some_and(|r| !r.is_empty() && r.room() >= records::MAX_RECORD)
+            && self.spill.is_none()
+            && !self.eof
+            && !self.shared.state.borrow().peer_closed
     }
 
     /// The plaintext opened so far, if any.

@@ -7,6 +7,9 @@ pub(super) const HEADER: usize = 5;
 /// The most plaintext one record carries.
 const MAX_PLAINTEXT: usize = 16 * 1024;
 
+/// The longest record, header included (TLS 1.3's most ciphertext).
+pub(super) const MAX_RECORD: usize = HEADER + MAX_PLAINTEXT + 256;
+
 /// The most a record adds to its plaintext: the header, then (TLS 1.2
 /// AES-GCM, the largest) an explicit nonce and a tag; TLS 1.3 adds a
 /// content type byte and a tag.

@@ -19,8 +19,8 @@
 //! - inside: application data; alerts (a close_notify ends the stream,
 //!   any other is the peer failing); handshake messages, of which only a
 //!   KeyUpdate (answered before our next record when the peer asks) and,
-//!   to a client, a NewSessionTicket (given to rustls's session store) are
-//!   allowed, each whole in its record.
+//!   to a client, a NewSessionTicket (handed to rustls) are allowed, each
+//!   whole in its record.
 //!
 //! Any failure is final: the connection is closed, never resynchronized.
 
@@ -292,8 +292,8 @@ impl Records13 {
                     }
                 }
                 (NEW_SESSION_TICKET, Kernel::Client(kernel)) => {
-                    // Kept for resuming the next connection to the
-                    // cluster, as rustls would have.
+                    // Read by rustls, and kept only where the config
+                    // resumes sessions (ringway's clusters do not).
                     kernel.handle_new_session_ticket(body).map_err(tls_error)?;
                 }
                 _ => {
