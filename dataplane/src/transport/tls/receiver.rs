@@ -43,6 +43,10 @@ pub struct TlsReceiver {
     /// rustls's last state was idle: the handshake (if over) left it
     /// nothing to send or to read.
     idle: bool,
+    /// rustls took nothing more from a stage of whole records (it is
+    /// joining a handshake message across them): the next record must be
+    /// gathered behind them.
+    stuck: bool,
 }
 
 impl TlsReceiver {
@@ -56,6 +60,7 @@ impl TlsReceiver {
             spill: None,
             eof: false,
             idle: false,
+            stuck: false,
         }
     }
 
@@ -205,7 +210,7 @@ impl TlsReceiver {
             return Ok(Step::Starved);
         }
         if !stage.is_empty() {
-            top_up(stage, pending, false)?;
+            top_up(stage, pending, false, false)?;
         }
         let from_stage = !stage.is_empty();
         let bytes: &mut [u8] = if from_stage {
@@ -269,6 +274,7 @@ impl TlsReceiver {
             ready,
             spill,
             idle,
+            stuck,
             ..
         } = self;
         let mut state = shared.state.borrow_mut();
@@ -283,7 +289,7 @@ impl TlsReceiver {
         };
         let handshaking = session.common().is_handshaking();
         if !stage.is_empty() || (handshaking && pending.is_some()) {
-            top_up(stage, pending, handshaking)?;
+            top_up(stage, pending, handshaking, *stuck)?;
         }
         let mut ask = Ask::Open { into: ready, spill };
         let from_stage = !stage.is_empty();
@@ -303,6 +309,12 @@ impl TlsReceiver {
             }
         }
         *idle = matches!(reached, Ok(Reached::Idle));
+        *stuck = from_stage
+            && !stage.is_empty()
+            && matches!(
+                reached,
+                Ok(Reached::Idle | Reached::Blocked | Reached::Closed)
+            );
         let reached = match reached {
             Ok(r) => r,
             Err(e) => {
@@ -428,11 +440,14 @@ impl TlsReceiver {
 /// handshake all of it (rustls may join a handshake message across many
 /// records, and needs them all in one slice); after it, only what
 /// completes the record split between them, so that the records after it
-/// are opened in the ring buffer itself.
+/// are opened in the ring buffer itself. A stage of whole records takes
+/// nothing more (it is opened first, then the ring buffer in place),
+/// unless rustls is `stuck` on it, joining a message: then the next record.
 fn top_up(
     stage: &mut Vec<u8>,
     pending: &mut Option<(BufHandle, usize)>,
     handshaking: bool,
+    stuck: bool,
 ) -> io::Result<()> {
     let Some((buf, at)) = pending.as_mut() else {
         return Ok(());
@@ -440,6 +455,8 @@ fn top_up(
     let next = &buf.as_slice()[*at..];
     let take = if handshaking {
         next.len()
+    } else if !stuck && records::whole(stage) {
+        0
     } else {
         records::to_complete(stage, next)
     };
@@ -458,4 +475,62 @@ fn top_up(
         *pending = None;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(len: u16) -> Vec<u8> {
+        let mut r = vec![23, 3, 3];
+        r.extend_from_slice(&len.to_be_bytes());
+        r.resize(records::HEADER + usize::from(len), 0xaa);
+        r
+    }
+
+    fn in_hand(bytes: &[u8]) -> Option<(BufHandle, usize)> {
+        Some((BufHandle::owned(bytes.into()), 0))
+    }
+
+    #[test]
+    fn a_stage_of_whole_records_takes_nothing_more_unless_stuck() {
+        // Whole records staged (what a handshake's last flight left):
+        // they are opened from the stage, the next ones in place.
+        let mut stage: Vec<u8> = record(10).into_iter().chain(record(20)).collect();
+        let before = stage.len();
+        let mut pending = in_hand(&record(30));
+        top_up(&mut stage, &mut pending, false, false).expect("fine");
+        assert_eq!(stage.len(), before);
+        assert_eq!(pending.as_ref().map(|(_, at)| *at), Some(0));
+        // rustls joining a message across them: the next record comes in.
+        top_up(&mut stage, &mut pending, false, true).expect("fine");
+        assert_eq!(stage.len(), before + record(30).len());
+        assert!(pending.is_none());
+    }
+
+    #[test]
+    fn a_split_record_is_completed_and_no_more() {
+        let next = record(40);
+        let mut stage = record(100)[..60].to_vec();
+        let rest_of_first = record(100).len() - 60;
+        let mut hand: Vec<u8> = record(100)[60..].to_vec();
+        hand.extend_from_slice(&next);
+        let mut pending = in_hand(&hand);
+        top_up(&mut stage, &mut pending, false, false).expect("fine");
+        assert_eq!(stage.len(), record(100).len());
+        assert_eq!(pending.as_ref().map(|(_, at)| *at), Some(rest_of_first));
+        // During the handshake, everything.
+        let mut stage = Vec::new();
+        let mut pending = in_hand(&hand);
+        top_up(&mut stage, &mut pending, true, false).expect("fine");
+        assert_eq!(stage.len(), hand.len());
+    }
+
+    #[test]
+    fn a_stage_past_any_allowed_size_is_refused() {
+        let mut stage = vec![22, 3, 3, 0xff, 0xff];
+        let big = vec![0u8; MAX_STAGE];
+        let mut pending = in_hand(&big);
+        assert!(top_up(&mut stage, &mut pending, true, false).is_err());
+    }
 }

@@ -45,6 +45,18 @@ pub(super) fn to_complete(held: &[u8], next: &[u8]) -> usize {
     }
 }
 
+/// Whether `bytes` (from a record's start) ends where a record does.
+pub(super) fn whole(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(len) = first_len(&bytes[at..]) {
+        at += len;
+        if at >= bytes.len() {
+            return at == bytes.len();
+        }
+    }
+    at == bytes.len()
+}
+
 /// The length of the record starting `bytes`, header included, once its
 /// header is there.
 pub(super) fn first_len(bytes: &[u8]) -> Option<usize> {
@@ -79,6 +91,11 @@ mod tests {
         assert_eq!(to_complete(&stream[..10], &stream[10..60]), 50);
         assert_eq!(to_complete(&one, &two[..3]), 3);
         assert_eq!(first_len(&stream), Some(one.len()));
+        assert!(whole(&[]));
+        assert!(whole(&one));
+        assert!(whole(&stream));
+        assert!(!whole(&stream[..stream.len() - 1]));
+        assert!(!whole(&stream[..one.len() + 2]), "a header cut short");
         assert_eq!(first_len(&stream[..4]), None);
     }
 
