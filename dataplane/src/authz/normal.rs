@@ -132,54 +132,10 @@ pub fn normalize(
     Ok(base)
 }
 
-/// Appends `raw` to `out` with rules 1 and 2 of the module applied.
+/// Appends `raw` to `out` with rules 1 and 2 of the module applied (as
+/// routing applies them, under the authorization's slash policy).
 fn decode_segment(raw: &[u8], rules: &AuthzPathRules, out: &mut Vec<u8>) -> Result<(), PathError> {
-    let reject = rules.encoded_slashes == SlashPolicy::Reject;
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        match b {
-            b'%' => {
-                let (Some(hi), Some(lo)) = (hex(raw.get(i + 1)), hex(raw.get(i + 2))) else {
-                    return Err(PathError::BadEscape);
-                };
-                let byte = (hi << 4) | lo;
-                if is_unreserved(byte) {
-                    out.push(byte);
-                } else if matches!(byte, b'/' | b'\\') && reject {
-                    return Err(PathError::EncodedSlash);
-                } else {
-                    out.extend_from_slice(&[
-                        b'%',
-                        HEX_UPPER[usize::from(hi)],
-                        HEX_UPPER[usize::from(lo)],
-                    ]);
-                }
-                i += 3;
-            }
-            b'\\' if reject => return Err(PathError::Backslash),
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-const HEX_UPPER: [u8; 16] = *b"0123456789ABCDEF";
-
-fn hex(b: Option<&u8>) -> Option<u8> {
-    match *b? {
-        b @ b'0'..=b'9' => Some(b - b'0'),
-        b @ b'a'..=b'f' => Some(b - b'a' + 10),
-        b @ b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// RFC 3986 §2.3 `unreserved`.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    path::decode_escapes(raw, rules.encoded_slashes == SlashPolicy::Reject, out)
 }
 
 #[cfg(test)]

@@ -200,6 +200,20 @@ fn kind(segment: &[u8], rules: &PathRules) -> Kind {
 
 /// Appends `raw` to `out` with rules 1 and 2 of the module applied.
 fn decode_segment(raw: &[u8], rules: &PathRules, out: &mut Vec<u8>) -> Result<(), PathError> {
+    decode_escapes(raw, rules.encoded_slashes == EncodedSlashes::Reject, out)
+}
+
+/// Appends the segment `raw` to `out` with its escapes of unreserved
+/// characters decoded and every other escape's hex upper-cased; escaped
+/// slashes and backslashes (and a raw backslash) are refused when
+/// `reject_slashes`, kept as written otherwise. Rules 1 and 2 of this
+/// module, shared with authorization's stricter form
+/// ([`crate::authz::normal`]).
+pub(crate) fn decode_escapes(
+    raw: &[u8],
+    reject_slashes: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), PathError> {
     let mut i = 0;
     while let Some(&b) = raw.get(i) {
         match b {
@@ -210,9 +224,7 @@ fn decode_segment(raw: &[u8], rules: &PathRules, out: &mut Vec<u8>) -> Result<()
                 let byte = hi << 4 | lo;
                 if is_unreserved(byte) {
                     out.push(byte);
-                } else if matches!(byte, b'/' | b'\\')
-                    && rules.encoded_slashes == EncodedSlashes::Reject
-                {
+                } else if matches!(byte, b'/' | b'\\') && reject_slashes {
                     return Err(PathError::EncodedSlash);
                 } else {
                     out.extend_from_slice(&[
@@ -223,9 +235,7 @@ fn decode_segment(raw: &[u8], rules: &PathRules, out: &mut Vec<u8>) -> Result<()
                 }
                 i += 3;
             }
-            b'\\' if rules.encoded_slashes == EncodedSlashes::Reject => {
-                return Err(PathError::Backslash)
-            }
+            b'\\' if reject_slashes => return Err(PathError::Backslash),
             _ => {
                 out.push(b);
                 i += 1;
