@@ -30,6 +30,7 @@ pub mod settings;
 pub mod spiffe;
 pub mod stats;
 pub mod table;
+pub mod trace;
 #[cfg(test)]
 mod test_rng;
 pub(crate) mod transport;
