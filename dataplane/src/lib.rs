@@ -18,6 +18,7 @@ pub mod buf;
 pub mod counter;
 pub(crate) mod handoff;
 pub mod identity;
+pub mod latency;
 pub mod link;
 pub mod proto;
 pub mod random;
@@ -30,9 +31,9 @@ pub mod settings;
 pub mod spiffe;
 pub mod stats;
 pub mod table;
-pub mod trace;
 #[cfg(test)]
 mod test_rng;
+pub mod trace;
 pub(crate) mod transport;
 pub(crate) mod upstream;
 pub mod worker;

@@ -28,10 +28,12 @@ const RULES: &[(&str, &[&str])] = &[
     // the worker counters, the byte transports.
     ("request", &["proto"]),
     ("stats", &["counter"]),
+    ("latency", &["counter"]),
+    ("trace", &["request"]),
     ("transport", &["rt", "buf", "counter", "identity"]),
     // The compiled table the agent hands over, and the lock-free cell that
     // carries it.
-    ("table", &["counter", "proto", "request"]),
+    ("table", &["counter", "latency", "proto", "request"]),
     ("handoff", &["table"]),
     // Decisions made on the table: which route, which endpoint, whether
     // a request or connection is authorized.
@@ -42,6 +44,7 @@ const RULES: &[(&str, &[&str])] = &[
         &[
             "buf",
             "counter",
+            "latency",
             "random",
             "request",
             "rt",
@@ -59,6 +62,8 @@ const RULES: &[(&str, &[&str])] = &[
             "authz",
             "buf",
             "counter",
+            "latency",
+            "trace",
             "proto",
             "random",
             "request",
@@ -76,6 +81,8 @@ const RULES: &[(&str, &[&str])] = &[
         &[
             "buf",
             "counter",
+            "latency",
+            "trace",
             "handoff",
             "link",
             "proto",
