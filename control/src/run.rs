@@ -165,6 +165,7 @@ async fn housekeeping(agent: Rc<Agent>) {
     loop {
         tick.tick().await;
         agent.sweep_retired();
+        agent.sample_balance();
         agent.write_worker_logs();
         agent.write_endpoint_log();
         let now = std::time::Instant::now();

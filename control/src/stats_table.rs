@@ -87,6 +87,8 @@ pub fn render(v: &Value) -> String {
             errors.join(" ")
         }
     );
+    balance(&mut out, &v["balance"]);
+    quantiles(&mut out, &v["latency"]);
     for w in &workers {
         let _ = writeln!(
             out,
@@ -120,6 +122,52 @@ pub fn render(v: &Value) -> String {
         }
     }
     out
+}
+
+/// The per-core balance: each worker's request rate, busy share and open
+/// connections over the window, and the imbalance of each.
+fn balance(out: &mut String, b: &Value) {
+    let Some(workers) = b["workers"].as_array() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "balance over the last {}s (busiest / mean: requests {}, busy {}, connections {}):",
+        b["window_seconds"],
+        b["imbalance"]["requests"],
+        b["imbalance"]["busy"],
+        b["imbalance"]["connections"],
+    );
+    for w in workers {
+        let _ = writeln!(
+            out,
+            "  worker {}: {:.1} req/s, busy {:.1}%, {} connections",
+            w["index"],
+            w["requests_per_second"].as_f64().unwrap_or(0.0),
+            w["busy"].as_f64().unwrap_or(0.0) * 100.0,
+            w["connections"],
+        );
+    }
+}
+
+/// Each cluster's request duration quantiles.
+fn quantiles(out: &mut String, l: &Value) {
+    let Some(clusters) = l["clusters"].as_array() else {
+        return;
+    };
+    let ms = |v: &Value| format!("{:.3}", v.as_f64().unwrap_or(0.0) / 1000.0);
+    for c in clusters {
+        let d = &c["duration_us"];
+        let _ = writeln!(
+            out,
+            "cluster {}: {} requests, p50 {} ms, p99 {} ms, p99.9 {} ms",
+            c["cluster"].as_str().unwrap_or("?"),
+            c["requests"],
+            ms(&d["p50"]),
+            ms(&d["p99"]),
+            ms(&d["p999"]),
+        );
+    }
 }
 
 /// `seconds` since the epoch as an RFC 3339 date.
@@ -165,6 +213,35 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn balance_and_quantiles_are_shown() {
+        let v = json!({
+            "balance": {
+                "window_seconds": 10.0,
+                "imbalance": { "requests": 1.9, "busy": 1.5, "connections": 2.0 },
+                "workers": [
+                    { "index": 0, "requests_per_second": 950.0, "busy": 0.75, "connections": 4 },
+                    { "index": 1, "requests_per_second": 50.0, "busy": 0.25, "connections": 0 },
+                ],
+            },
+            "latency": { "clusters": [
+                { "cluster": "api", "requests": 12, "duration_us": { "p50": 1500, "p99": 20000, "p999": 31000 } },
+            ] },
+        });
+        let text = render(&v);
+        assert!(text.contains("balance over the last 10.0s (busiest / mean: requests 1.90, busy 1.50, connections 2.00):\n"), "{text}");
+        assert!(
+            text.contains("  worker 0: 950.0 req/s, busy 75.0%, 4 connections\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cluster api: 12 requests, p50 1.500 ms, p99 20.000 ms, p99.9 31.000 ms\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn certificates_close_the_table_with_their_time_left() {

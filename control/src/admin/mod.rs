@@ -26,8 +26,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::agent::cert_expiry;
-use crate::agent::exposition::{self, WorkerFigures};
+use crate::agent::exposition;
+use crate::agent::{balance, cert_expiry};
 use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
 
 /// Largest request body accepted (a configuration with tens of thousands of
@@ -149,8 +149,11 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
         }
         (p, &Method::PUT) if tls::target(p).is_some() => tls::push(agent, &path, req).await,
         ("/stats", &Method::GET) => {
-            let mut body = exposition::stats_json(&agent.figures(), &workers(agent), &agent.http_figures());
+            let workers = agent.worker_figures();
+            let mut body = exposition::stats_json(&agent.figures(), &workers, &agent.http_figures());
             if let Some(fields) = body.as_object_mut() {
+                let balance = balance::json(&agent.balance(&workers));
+                fields.insert("balance".to_owned(), balance);
                 let certs = cert_expiry::json(&agent.certificates(), cert_expiry::now());
                 fields.insert("tls_certificates".to_owned(), certs);
             }
@@ -159,8 +162,10 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             with_type(StatusCode::OK, text, "application/json")
         }
         ("/metrics", &Method::GET) => {
+            let workers = agent.worker_figures();
             let mut text =
-                exposition::metrics_text(&agent.figures(), &workers(agent), &agent.http_figures());
+                exposition::metrics_text(&agent.figures(), &workers, &agent.http_figures());
+            balance::metrics(&mut text, &agent.balance(&workers), &workers);
             let (certs, now) = (agent.certificates(), cert_expiry::now());
             cert_expiry::metrics(&mut text, &certs, now, exposition::escape);
             with_type(
@@ -197,14 +202,6 @@ fn cluster_endpoints_path(path: &str) -> Option<&str> {
 /// Listener binds the workers failed, all told.
 fn bind_failures(agent: &Agent) -> u64 {
     agent.links().iter().map(|l| l.stats().bind_failures).sum()
-}
-
-fn workers(agent: &Agent) -> Vec<WorkerFigures> {
-    agent
-        .links()
-        .iter()
-        .map(|l| WorkerFigures::read(l))
-        .collect()
 }
 
 fn ready(agent: &Agent) -> Reply {

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::endpoints::{self, EndpointFigures};
+use super::timings::{self, TimingFigures};
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::WorkerLink;
@@ -92,6 +93,8 @@ pub struct HttpFigures {
     /// The authorization decisions of every listener (HTTP or TCP) that
     /// has authorization, in table order.
     pub authz: Vec<AuthzFigures>,
+    /// Connection durations per listener, and the clusters' timings.
+    pub timings: TimingFigures,
 }
 
 /// One listener's authorization decisions.
@@ -237,6 +240,7 @@ impl HttpFigures {
                 .iter()
                 .filter_map(AuthzFigures::read)
                 .collect(),
+            timings: TimingFigures::read(table),
         }
     }
 
@@ -303,6 +307,7 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         "http": http_json(http),
         "endpoints": endpoints::json(&http.endpoints),
         "authorization": authz_json(&http.authz),
+        "latency": timings::json(&http.timings),
     })
 }
 
@@ -492,6 +497,7 @@ pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &Http
     http_metrics(&mut out, http);
     endpoints::metrics(&mut out, &http.endpoints, escape);
     authz_metrics(&mut out, &http.authz);
+    timings::metrics(&mut out, &http.timings, escape);
     out
 }
 
@@ -578,6 +584,16 @@ fn http_metrics(out: &mut String, http: &HttpFigures) {
                 labels_text(labels)
             );
         }
+    }
+
+    let name = "ringway_http_request_duration_seconds";
+    timings::header(
+        out,
+        name,
+        "How long HTTP requests took, from the head read to the last byte of the answer; each request is timed at the one level its final status is counted at (as ringway_http_responses_total), so a sum over route and cluster gives a listener's.",
+    );
+    for (labels, totals) in &series {
+        timings::series(out, name, &labels_text(labels), &totals.duration);
     }
 
     let name = "ringway_http_retries_total";
@@ -922,6 +938,7 @@ mod tests {
             }],
             endpoints: Vec::new(),
             authz: Vec::new(),
+            timings: TimingFigures::default(),
         }
     }
 

@@ -5,10 +5,12 @@
 //! It lives on the control thread, inside a single-threaded tokio runtime:
 //! the state is behind a `RefCell` and no borrow is held across an `.await`.
 
+pub mod balance;
 pub mod cert_expiry;
 mod checks;
 pub mod endpoints;
 pub mod exposition;
+pub mod timings;
 pub mod worker_log;
 
 use std::cell::{Cell, RefCell};
@@ -71,6 +73,8 @@ pub struct Agent {
     log_tail: RefCell<LogTail>,
     /// What the endpoint log said last.
     endpoint_log: RefCell<endpoints::EndpointLog>,
+    /// The last seconds of the workers' load, for their balance.
+    balance: RefCell<balance::BalanceWindow>,
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
@@ -184,6 +188,7 @@ impl Agent {
             logs,
             log_tail: RefCell::new(LogTail::default()),
             endpoint_log: RefCell::default(),
+            balance: RefCell::default(),
             checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
@@ -539,6 +544,28 @@ impl Agent {
                 state.publish_sum_us += micros;
             }
         }
+    }
+
+    /// Copies every worker's counters now.
+    pub fn worker_figures(&self) -> Vec<exposition::WorkerFigures> {
+        self.links
+            .iter()
+            .map(|l| exposition::WorkerFigures::read(l))
+            .collect()
+    }
+
+    /// Samples the workers' load into the balance window (once a second).
+    pub fn sample_balance(&self) {
+        let workers = self.worker_figures();
+        self.balance
+            .borrow_mut()
+            .sample(std::time::Instant::now(), &workers);
+    }
+
+    /// How evenly the workers share the load, over the balance window,
+    /// with the connections open in `workers` now.
+    pub fn balance(&self, workers: &[exposition::WorkerFigures]) -> balance::BalanceFigures {
+        self.balance.borrow().figures(workers)
     }
 
     /// The HTTP counters of the newest table, for `/stats` and `/metrics`.

@@ -26,6 +26,7 @@ use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
 use dataplane::table::outlier::{EndpointEvents, Outlier};
 use dataplane::table::retry::{Budget, BudgetSettings, RetryPolicy};
 use dataplane::table::route::PoolSettings;
+use dataplane::table::tally::ClusterTally;
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
 use toml::Spanned;
 
@@ -531,6 +532,11 @@ impl Builder<'_> {
                 // So does the retry budget: its window and its counts.
                 let budget = Budget::new(budget_settings, workers, running.map(|c| &c.budget));
                 let events = EndpointEvents::new(&endpoints, running.map(|c| &c.events));
+                // And its timings.
+                let tally = running.map_or_else(
+                    || Arc::new(ClusterTally::new(workers)),
+                    |c| Arc::clone(&c.tally),
+                );
                 let breaker = limits.any().then(|| Breaker::new(limits, before));
                 // Verdicts carry over by address from the same cluster in
                 // the running table, so a reload does not bring a failing
@@ -564,6 +570,7 @@ impl Builder<'_> {
                     retry: Arc::new(retry),
                     budget,
                     tls,
+                    tally,
                 }));
             }
         }
@@ -962,12 +969,14 @@ impl Builder<'_> {
                 Some(authorization),
             ) = (name, address, service, idle_timeout, authorization)
             {
+                let connections = tallies.connections(&name);
                 listeners.push(Listener {
                     name,
                     address,
                     service,
                     idle_timeout,
                     authorization,
+                    connections,
                 });
             }
         }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dataplane::table::route::RouteAction;
-use dataplane::table::tally::{AuthzTally, HttpTally};
+use dataplane::table::tally::{AuthzTally, ConnectionTally, HttpTally};
 use dataplane::table::{Service, Table};
 
 /// A route's label set: listener and route name.
@@ -34,6 +34,7 @@ pub(crate) struct Tallies {
     routes: HashMap<RouteKey, Arc<HttpTally>>,
     targets: HashMap<TargetKey, Arc<HttpTally>>,
     authz: HashMap<AuthzKey, Arc<AuthzTally>>,
+    connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
 }
 
 impl Tallies {
@@ -52,6 +53,10 @@ impl Tallies {
             return tallies;
         };
         for listener in &table.listeners {
+            tallies.connections.insert(
+                Arc::clone(&listener.name),
+                Arc::clone(&listener.connections),
+            );
             if let Some(authz) = &listener.authorization {
                 let name = &listener.name;
                 let default = (Arc::clone(name), None);
@@ -127,6 +132,14 @@ impl Tallies {
         self.authz
             .get(&key)
             .map_or_else(|| Arc::new(AuthzTally::new(self.workers)), Arc::clone)
+    }
+
+    /// The connection durations of listener `listener` (of either
+    /// protocol).
+    pub(crate) fn connections(&self, listener: &Arc<str>) -> Arc<ConnectionTally> {
+        self.connections
+            .get(listener)
+            .map_or_else(|| Arc::new(ConnectionTally::new(self.workers)), Arc::clone)
     }
 
     fn fresh(&self) -> Arc<HttpTally> {

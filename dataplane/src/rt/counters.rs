@@ -46,6 +46,12 @@ counters! {
         cancel_failures: Counter, "cancel_failures", "ringway_ring_cancel_failures_total", Listed,
             "Cancels of abandoned receives that failed; their sockets were shut down instead.";
     }
+    internal {
+        /// Nanoseconds the thread ran: everything outside its waits for
+        /// completions in `io_uring_enter` (the agent shows it as the
+        /// worker's busy time, in seconds).
+        busy_ns;
+    }
     nested {
         /// Each buffer group's counters (shared with its pool), by
         /// [`crate::buf::Group`] id.

@@ -107,6 +107,9 @@ pub(crate) struct Driver {
     pools: Vec<Rc<BufPool>>,
     stats: Arc<RingCounters>,
     now: Instant,
+    /// When the thread last came back from waiting in the kernel: the time
+    /// from it to the next wait is time the thread ran (`busy_ns`).
+    awake_since: Instant,
     /// The deadlines tasks wait for.
     timers: Timers,
     /// When the timer op is set to fire, while it is in flight: one ring
@@ -200,6 +203,7 @@ impl Driver {
             pools,
             stats,
             now,
+            awake_since: now,
             timers: Timers::default(),
             timer_op_at: None,
             timer_spec: Box::new(types::Timespec::new()),
@@ -374,6 +378,14 @@ impl Driver {
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
         if wait || queued > 0 || taskrun {
+            if wait {
+                // One clock read per wait: the thread ran from when it last
+                // woke until now.
+                let ran = Instant::now().saturating_duration_since(self.awake_since);
+                self.stats
+                    .busy_ns
+                    .add(u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX));
+            }
             match self.enter(usize::from(wait)) {
                 Ok(()) => {}
                 Err(e) if is_transient(&e) => self.stats.enter_retries.add(1),
@@ -381,6 +393,9 @@ impl Driver {
             }
         }
         self.now = Instant::now();
+        if wait {
+            self.awake_since = self.now;
+        }
         self.reap();
         self.timers.expire(self.now);
         self.issue_cancels()

@@ -23,6 +23,10 @@ counters! {
         /// Client connections accepted.
         accepted: Counter, "accepted", "ringway_connections_accepted_total", Column("accepted"),
             "Client connections accepted.";
+        /// HTTP requests this worker finished (answered, proxied or
+        /// failed).
+        requests: Counter, "requests", "ringway_worker_requests_total", Column("requests"),
+            "HTTP requests this worker finished (answered, proxied or failed).";
         /// Client connections open now.
         active: Gauge, "active", "ringway_connections_active", Column("active"),
             "Client connections open now.";

@@ -90,6 +90,8 @@ pub struct Listener {
     /// `[listeners.authorization]`: judged per request (HTTP) or per
     /// connection (TCP).
     pub authorization: Option<Arc<authz::Authorization>>,
+    /// How long its connections lasted.
+    pub connections: Arc<tally::ConnectionTally>,
 }
 
 impl Listener {
@@ -139,4 +141,6 @@ pub struct Cluster {
     pub budget: retry::Budget,
     /// TLS to its endpoints, when configured.
     pub tls: Option<route::ClusterTls>,
+    /// Its connect, first-byte and request timings.
+    pub tally: Arc<tally::ClusterTally>,
 }

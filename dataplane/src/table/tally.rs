@@ -10,6 +10,7 @@
 use crossbeam::utils::CachePadded;
 
 use crate::counter::Counter;
+use crate::latency::{Fine, FineTotals, Histogram, HistogramTotals};
 use crate::request::Reason;
 
 /// One worker's counters for one label set.
@@ -22,6 +23,10 @@ pub struct HttpCounters {
     pub responses: [Counter; 5],
     /// Errors by [`Reason`].
     pub errors: [Counter; Reason::ALL.len()],
+    /// How long the requests counted here took, from the head read to
+    /// the last byte of the answer (each request is timed at the one
+    /// level its final status is counted at).
+    pub duration: Histogram,
 }
 
 impl HttpCounters {
@@ -48,6 +53,8 @@ pub struct HttpTotals {
     pub responses: [u64; 5],
     /// Errors by [`Reason`] (indexed as [`Reason::ALL`]).
     pub errors: [u64; Reason::ALL.len()],
+    /// Request durations.
+    pub duration: HistogramTotals,
 }
 
 /// The counters of one label set, one block per worker.
@@ -85,6 +92,104 @@ impl HttpTally {
             for (sum, c) in t.errors.iter_mut().zip(&w.errors) {
                 *sum += c.get();
             }
+            w.duration.add_to(&mut t.duration);
+        }
+        t
+    }
+}
+
+/// One worker's timings of one cluster's upstream work.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    /// From the start of a TCP connect to an endpoint to its completion
+    /// (a TLS handshake after it is not included). Connections taken from
+    /// the pool are not connects and are not timed; failed connects are
+    /// counted as failures, not timed.
+    pub connect: Histogram,
+    /// From the upstream connection being ready for the request's last
+    /// attempt (its head is sent at once) to the response head read.
+    pub first_byte: Histogram,
+    /// Whole request durations, finely, for quantiles.
+    pub duration: Fine,
+}
+
+/// A sum of [`ClusterCounters`] over workers.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClusterTotals {
+    /// Connect times.
+    pub connect: HistogramTotals,
+    /// Times to the response head.
+    pub first_byte: HistogramTotals,
+    /// Request durations, fine cells.
+    pub duration: FineTotals,
+}
+
+/// One cluster's timings, one block per worker. The agent carries it over
+/// reloads and endpoint updates by cluster name, as it does the retry
+/// budget.
+#[derive(Debug)]
+pub struct ClusterTally {
+    workers: Box<[CachePadded<ClusterCounters>]>,
+}
+
+impl ClusterTally {
+    /// Zeroed timings for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers.max(1))
+                .map(|_| CachePadded::new(ClusterCounters::default()))
+                .collect(),
+        }
+    }
+
+    /// The block worker `worker` writes (the last one past the count, as
+    /// [`HttpTally::worker`] does).
+    #[inline]
+    pub fn worker(&self, worker: usize) -> &ClusterCounters {
+        &self.workers[worker.min(self.workers.len() - 1)]
+    }
+
+    /// The sum over every worker.
+    pub fn totals(&self) -> ClusterTotals {
+        let mut t = ClusterTotals::default();
+        for w in self.workers.iter() {
+            w.connect.add_to(&mut t.connect);
+            w.first_byte.add_to(&mut t.first_byte);
+            w.duration.add_to(&mut t.duration);
+        }
+        t
+    }
+}
+
+/// How long one listener's client connections lasted, from accept to
+/// close, one histogram per worker; carried over reloads by listener
+/// name.
+#[derive(Debug)]
+pub struct ConnectionTally {
+    workers: Box<[CachePadded<Histogram>]>,
+}
+
+impl ConnectionTally {
+    /// Zeroed histograms for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers.max(1))
+                .map(|_| CachePadded::new(Histogram::default()))
+                .collect(),
+        }
+    }
+
+    /// The histogram worker `worker` records into.
+    #[inline]
+    pub fn worker(&self, worker: usize) -> &Histogram {
+        &self.workers[worker.min(self.workers.len() - 1)]
+    }
+
+    /// The sum over every worker.
+    pub fn totals(&self) -> HistogramTotals {
+        let mut t = HistogramTotals::default();
+        for w in self.workers.iter() {
+            w.add_to(&mut t);
         }
         t
     }

@@ -316,6 +316,7 @@ mod tests {
             retry: Arc::default(),
             budget: crate::table::retry::Budget::new(Default::default(), 1, None),
             tls: None,
+            tally: Arc::new(crate::table::tally::ClusterTally::new(1)),
         })
     }
 

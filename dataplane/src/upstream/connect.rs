@@ -93,8 +93,11 @@ pub async fn connect_to(
     health: &Health,
     counters: &Counters,
 ) -> Result<TcpStream, ConnectError> {
+    let started = rt::now();
     match TcpStream::connect(addr, cluster.connect_timeout).await {
         Ok(stream) => {
+            let took = rt::now().saturating_duration_since(started);
+            cluster.tally.worker(health.worker()).connect.record(took);
             let _ = stream.socket().set_tcp_nodelay(true);
             health.mark_up(addr);
             Ok(stream)

@@ -53,14 +53,31 @@ pub struct Health {
     records: RefCell<HashMap<SocketAddr, Record>>,
     /// For the ejections' jitter.
     rng: Random,
+    /// The index of the worker whose records these are: a connect made
+    /// along a walk of them is timed in that worker's block of the
+    /// cluster's tally.
+    worker: usize,
 }
 
 impl Default for Health {
     fn default() -> Self {
+        Self::for_worker(0)
+    }
+}
+
+impl Health {
+    /// No records yet, for worker `worker`.
+    pub fn for_worker(worker: usize) -> Self {
         Self {
             records: RefCell::default(),
             rng: Random::new(0x853c_49e6_748f_ea9b),
+            worker,
         }
+    }
+
+    /// The index of the worker whose records these are.
+    pub fn worker(&self) -> usize {
+        self.worker
     }
 }
 

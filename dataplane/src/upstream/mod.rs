@@ -46,6 +46,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
+    /// Nothing known yet, for worker `worker`.
+    pub fn for_worker(worker: usize) -> Self {
+        Self {
+            health: Health::for_worker(worker),
+            ..Self::default()
+        }
+    }
+
     /// Closes idle connections that expired, that the upstream closed or
     /// that heard bytes, and forgets health records that hold nothing out
     /// any more and load records no table or request holds. Returns how many idle connections are left.

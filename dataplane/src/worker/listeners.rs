@@ -401,6 +401,7 @@ fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpS
         ctx: Rc::clone(ctx),
         state: Rc::clone(state),
         slot,
+        opened: rt::now(),
     };
     // The table and the listener's index in it are taken now, at accept:
     // the connection runs on them to its end, even if the worker adopts a
@@ -479,10 +480,42 @@ struct ConnectionGuard {
     ctx: Rc<WorkerCtx>,
     state: Rc<ListenerState>,
     slot: usize,
+    /// When the connection was accepted.
+    opened: std::time::Instant,
+}
+
+impl ConnectionGuard {
+    /// Times the connection, on its listener's histogram: the listener is
+    /// at its index in the worker's current table, or, once retired, in
+    /// the last table that had it (its tally is carried over by name, so
+    /// either is the one the connection was accepted on).
+    fn record_duration(&self) {
+        let lived = rt::now().saturating_duration_since(self.opened);
+        let index = self.state.index.get();
+        let worker = self.ctx.http.worker;
+        let record = |local: &LocalTable| {
+            if let Some(l) = local.table.listeners.get(index) {
+                l.connections.worker(worker).record(lived);
+            }
+        };
+        // A connection dropped while the worker holds its table handle
+        // (it never does across an await, but a drop can run anywhere)
+        // goes untimed rather than panic.
+        match self.state.last_table.try_borrow().as_deref() {
+            Ok(Some(last)) => record(last),
+            Ok(None) => {
+                if let Ok(handle) = self.ctx.table.try_borrow() {
+                    record(handle.current());
+                }
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        self.record_duration();
         self.state.connections.borrow_mut().try_remove(self.slot);
         let active = &self.ctx.counters().active;
         active.sub(1);
@@ -514,7 +547,9 @@ mod sizes {
         {
             std::mem::size_of::<Fut>()
         }
-        let (size, bound) = (probe(super::tcp_connection), 400);
+        // 400 B until the guard took the accept time (16 B), which times
+        // the connection for its listener's duration histogram.
+        let (size, bound) = (probe(super::tcp_connection), 416);
         eprintln!("tcp_connection: {size} B (bound {bound} B)");
         assert!(
             size <= bound,

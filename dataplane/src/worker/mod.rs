@@ -322,7 +322,7 @@ fn run_worker(
         table: RefCell::new(TableHandle::new(
             Arc::clone(&table),
             config.index,
-            Rc::new(Upstreams::default()),
+            Rc::new(Upstreams::for_worker(config.index)),
         )),
         link: Arc::clone(&link),
         drain_timeout: config.drain_timeout,

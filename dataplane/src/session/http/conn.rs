@@ -429,14 +429,15 @@ impl Conn {
 /// target's tally (on the listener's when the client held things up, or
 /// when no target was picked), the final status on the target's tally for
 /// a proxied response, on the error's for ringway's own answer to a failed
-/// request, on the route's for a redirect or a direct response.
+/// request, on the route's for a redirect or a direct response. Its
+/// duration is timed at the level its status is counted at (where its
+/// error is, when no answer went out), and on its cluster when it had one.
 fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome) {
     outcome.end(rt::now());
+    ctx.counters.requests.add(1);
     let listener = ctx.listener;
-    let target = outcome
-        .route
-        .zip(outcome.target)
-        .and_then(|(route, target)| exchange::target_tally(ctx, route, target));
+    let picked = exchange::picked(ctx, outcome);
+    let target = picked.map(|t| t.tally.worker(ctx.http.worker));
     let blamed = match (outcome.reason, target) {
         (Some(reason), Some(target)) if !reason.is_clients() => target,
         _ => listener,
@@ -444,7 +445,18 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome) {
     if let Some(reason) = outcome.reason {
         blamed.error(reason);
     }
+    let duration = outcome.duration();
+    if let Some(t) = picked {
+        let cluster = ctx.table.cluster(t.cluster);
+        cluster
+            .tally
+            .worker(ctx.http.worker)
+            .duration
+            .record(duration);
+    }
     let Some(status) = outcome.status else {
+        // No answer went out: timed where the error was counted.
+        blamed.duration.record(duration);
         return;
     };
     let tally = if !outcome.own_answer {
@@ -458,6 +470,7 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome) {
             .map_or(listener, |r| r.tally.worker(ctx.http.worker))
     };
     tally.response(status);
+    tally.duration.record(duration);
 }
 
 /// The fields a route sets and adds on the answers it gives.

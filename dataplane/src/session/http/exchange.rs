@@ -34,7 +34,6 @@ use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
 use crate::table::retry::Cause;
 use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
-use crate::table::tally::HttpCounters;
 use crate::table::{Cluster, ClusterId};
 use crate::transport::{Sender, Transport};
 use crate::upstream;
@@ -51,15 +50,11 @@ use crate::upstream::pool::Upstream;
 /// under closed-loop load with a high water of one).
 const QUIET_HIGH_WATER: usize = 2;
 
-/// The tally of target `target` of route `route` of the connection's
-/// listener, if the route still forwards there.
-pub(super) fn target_tally<'a>(
-    ctx: &Ctx<'a>,
-    route: usize,
-    target: usize,
-) -> Option<&'a HttpCounters> {
-    match &ctx.service.routes.get(route)?.action {
-        RouteAction::Forward(f) => Some(f.targets.get(target)?.tally.worker(ctx.http.worker)),
+/// The target the request of `outcome` picked, if it picked one of a
+/// route that still forwards there.
+pub(super) fn picked<'a>(ctx: &Ctx<'a>, outcome: &Outcome) -> Option<&'a Target> {
+    match &ctx.service.routes.get(outcome.route?)?.action {
+        RouteAction::Forward(f) => f.targets.get(outcome.target?),
         _ => None,
     }
 }
@@ -144,6 +139,10 @@ pub(super) async fn proxy<'a>(
     outcome.received += progress.received.get();
     outcome.sent += progress.sent.get();
     outcome.timings.first_byte = progress.first_byte.get();
+    if let (Some(ready), Some(first)) = (outcome.timings.connected, outcome.timings.first_byte) {
+        let waited = first.saturating_duration_since(ready);
+        cluster.tally.worker(http.worker).first_byte.record(waited);
+    }
     if let Some(status) = progress.status.get() {
         outcome.responded(status);
     }
