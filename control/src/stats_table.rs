@@ -132,11 +132,11 @@ fn balance(out: &mut String, b: &Value) {
     };
     let _ = writeln!(
         out,
-        "balance over the last {}s (busiest / mean: requests {}, busy {}, connections {}):",
-        b["window_seconds"],
-        b["imbalance"]["requests"],
-        b["imbalance"]["busy"],
-        b["imbalance"]["connections"],
+        "balance over the last {:.1}s (busiest / mean: requests {:.2}, busy {:.2}, connections {:.2}):",
+        b["window_seconds"].as_f64().unwrap_or(0.0),
+        b["imbalance"]["requests"].as_f64().unwrap_or(1.0),
+        b["imbalance"]["busy"].as_f64().unwrap_or(1.0),
+        b["imbalance"]["connections"].as_f64().unwrap_or(1.0),
     );
     for w in workers {
         let _ = writeln!(
