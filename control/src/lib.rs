@@ -2,6 +2,7 @@
 //! routing tables, and the command line.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod agent;
 pub mod ca;

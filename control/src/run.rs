@@ -133,9 +133,13 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
                 let result = agent.reload_file();
                 reload::log("SIGHUP", &result);
             }
+            Request::Reopen => {
+                eprintln!("ringway: received SIGUSR1, reopening the access log files");
+                agent.reopen_access_logs();
+            }
             Request::Ignore(name) => eprintln!(
                 "ringway: received {name}, which ringway gives no meaning; ignored \
-                 (SIGHUP reloads, SIGTERM or SIGINT drains and stops)"
+                 (SIGHUP reloads, SIGUSR1 reopens the access logs, SIGTERM or SIGINT drains and stops)"
             ),
         }
     };

@@ -1,7 +1,7 @@
 //! The signals `ringway run` answers (docs/admin.md, "Signals"): SIGTERM and
-//! SIGINT drain and stop, SIGHUP reloads the file, and SIGUSR1 and SIGUSR2,
-//! which would otherwise end the process on the spot, are logged and
-//! ignored.
+//! SIGINT drain and stop, SIGHUP reloads the file, SIGUSR1 reopens the
+//! access log files, and SIGUSR2, which would otherwise end the process on
+//! the spot, is logged and ignored.
 
 use std::io;
 
@@ -14,6 +14,8 @@ pub enum Request {
     Stop(&'static str),
     /// Re-read the config file.
     Reload,
+    /// Reopen the access log files (after logrotate moved them).
+    Reopen,
     /// Nothing: the signal has no meaning to ringway; its name.
     Ignore(&'static str),
 }
@@ -50,7 +52,7 @@ impl Signals {
             _ = self.term.recv() => Request::Stop("SIGTERM"),
             _ = self.int.recv() => Request::Stop("SIGINT"),
             _ = self.hup.recv() => Request::Reload,
-            _ = self.usr1.recv() => Request::Ignore("SIGUSR1"),
+            _ = self.usr1.recv() => Request::Reopen,
             _ = self.usr2.recv() => Request::Ignore("SIGUSR2"),
         }
     }

@@ -12,6 +12,7 @@
 //! `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod authz;
 #[allow(unsafe_code)]
 pub mod buf;

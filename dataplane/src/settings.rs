@@ -17,7 +17,13 @@ pub struct RuntimeSettings {
     /// taking an equal share; `None` derives it from the open-file limit
     /// at start-up (see `worker::budget`).
     pub max_connections: Option<usize>,
+    /// Bytes of each worker's access log ring (see `access`).
+    pub access_log_buffer: usize,
 }
+
+/// Each worker's access log ring by default: about 5,000 records of a
+/// typical request, several hundred milliseconds of a busy worker's.
+pub const ACCESS_LOG_BUFFER: usize = 1024 * 1024;
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
@@ -30,6 +36,7 @@ impl Default for RuntimeSettings {
             buffer_count: 256,
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
+            access_log_buffer: ACCESS_LOG_BUFFER,
         }
     }
 }

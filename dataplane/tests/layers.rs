@@ -29,7 +29,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("request", &["proto"]),
     ("stats", &["counter"]),
     ("latency", &["counter"]),
-    ("trace", &["request"]),
+    ("trace", &["random", "request"]),
     ("transport", &["rt", "buf", "counter", "identity"]),
     // The compiled table the agent hands over, and the lock-free cell that
     // carries it.
@@ -53,12 +53,15 @@ const RULES: &[(&str, &[&str])] = &[
             "transport",
         ],
     ),
+    // Access log records and the ring that carries them to the writer.
+    ("access", &["request"]),
     // The worker's line to the agent.
     ("link", &["counter", "handoff", "rt", "stats", "table"]),
     // Per-connection flows.
     (
         "session",
         &[
+            "access",
             "authz",
             "buf",
             "counter",
@@ -79,6 +82,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "worker",
         &[
+            "access",
             "buf",
             "counter",
             "latency",

@@ -1,6 +1,6 @@
-//! Signals ringway gives no meaning (docs/admin.md, "Signals"): SIGUSR1 and
-//! SIGUSR2 are logged and ignored, where their default action would end the
-//! process with no drain.
+//! Signals that must not stop ringway (docs/admin.md, "Signals"): SIGUSR1
+//! reopens the access logs and SIGUSR2 is logged and ignored, where their
+//! default action would end the process with no drain.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,7 +20,8 @@ fn serves(listen: SocketAddr) {
     ping(&mut client(listen), b"a new connection");
 }
 
-/// SIGUSR1 and SIGUSR2 each leave one line on stderr and change nothing:
+/// SIGUSR1 and SIGUSR2 each leave one line on stderr and change nothing
+/// else (SIGUSR1 reopens access logs, and this proxy has none):
 /// open and new connections carry on, `/ready` says 200; SIGTERM then
 /// drains as usual, letting the open connection finish.
 #[test]
@@ -35,7 +36,12 @@ fn sigusr1_and_sigusr2_are_logged_and_ignored() {
     for (signal, name) in [(Signal::SIGUSR1, "SIGUSR1"), (Signal::SIGUSR2, "SIGUSR2")] {
         proxy.signal(signal);
         let line = proxy.wait_for_stderr(&format!("received {name}"), PROMPTLY);
-        assert!(line.contains("ignored"), "{line}");
+        let said = if signal == Signal::SIGUSR1 {
+            "reopening the access log files"
+        } else {
+            "ignored"
+        };
+        assert!(line.contains(said), "{line}");
         ping(&mut held, format!("after {name}").as_bytes());
         serves(config.listen);
         let ready = admin::get(config.admin, "/ready");

@@ -683,6 +683,25 @@ pub(crate) fn escape(value: &str) -> String {
     out
 }
 
+/// The access log writer's families.
+pub fn access_log_metrics(out: &mut String, (written, failed): (u64, u64)) {
+    for (name, help, value) in [
+        (
+            "ringway_access_log_written_total",
+            "Access log records the writer wrote to their outputs.",
+            written,
+        ),
+        (
+            "ringway_access_log_write_failures_total",
+            "Access log records lost because their output could not be opened or written.",
+            failed,
+        ),
+    ] {
+        help_and_type(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 /// A family's `# HELP` and `# TYPE` lines.
 fn help_and_type(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");

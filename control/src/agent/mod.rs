@@ -39,6 +39,7 @@ use tokio::sync::watch;
 
 use self::cert_expiry::{Certificate, Owner};
 use self::worker_log::LogTail;
+use crate::access_log::AccessWriter;
 use crate::config::{self, AdminSettings, Config, ConfigErrors};
 
 /// How long a caller of [`Agent::apply`] waits for the workers to take a
@@ -75,6 +76,9 @@ pub struct Agent {
     endpoint_log: RefCell<endpoints::EndpointLog>,
     /// The last seconds of the workers' load, for their balance.
     balance: RefCell<balance::BalanceWindow>,
+    /// The access log writer; `None` if its thread could not start (the
+    /// workers then drop and count every record).
+    access: RefCell<Option<AccessWriter>>,
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
@@ -179,6 +183,17 @@ impl Agent {
         cores: Option<Vec<usize>>,
     ) -> Self {
         let ack_fd = workers.take_acks();
+        let access = match AccessWriter::spawn(
+            workers.take_access_readers(),
+            config.control_core,
+            &table,
+        ) {
+            Ok(writer) => Some(writer),
+            Err(e) => {
+                eprintln!("ringway: cannot start the access log writer: {e}; access log records are dropped");
+                None
+            }
+        };
         let origin = path.as_ref().map_or_else(
             || "<embedded default>".to_owned(),
             |p| p.display().to_string(),
@@ -189,6 +204,7 @@ impl Agent {
             log_tail: RefCell::new(LogTail::default()),
             endpoint_log: RefCell::default(),
             balance: RefCell::default(),
+            access: RefCell::new(access),
             checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
@@ -223,9 +239,30 @@ impl Agent {
             return Vec::new();
         };
         // `join` asks every worker to stop, then waits.
-        tokio::task::spawn_blocking(move || workers.join())
+        let reports = tokio::task::spawn_blocking(move || workers.join())
             .await
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // The workers are gone: the writer takes what they left, writes
+        // it out and ends.
+        if let Some(mut writer) = self.access.borrow_mut().take() {
+            writer.stop();
+        }
+        reports
+    }
+
+    /// Reopens the access log files (SIGUSR1, after logrotate moved them).
+    pub fn reopen_access_logs(&self) {
+        if let Some(writer) = &*self.access.borrow() {
+            writer.reopen();
+        }
+    }
+
+    /// Records the access log writer wrote and lost, for `/metrics`.
+    pub fn access_log_stats(&self) -> (u64, u64) {
+        self.access
+            .borrow()
+            .as_ref()
+            .map_or((0, 0), AccessWriter::stats)
     }
 
     /// Writes the lines the workers queued since the last call to stderr
@@ -401,6 +438,10 @@ impl Agent {
         let generation = state.table.generation + 1;
         next.table.generation = generation;
         let table = Arc::new(next.table.clone());
+        // The writer knows every output before a worker can log to it.
+        if let Some(writer) = &*self.access.borrow() {
+            writer.learn(&table);
+        }
         let published = clock_ns();
         // Every slot gets the table before any worker is woken, and the
         // agent's state follows whatever happens next: a worker that takes

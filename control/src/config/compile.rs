@@ -7,6 +7,8 @@
 //!
 //! HTTP listeners' settings are checked in `http`, their routes in `route`.
 
+mod access_log;
+pub(crate) use self::access_log::new_output_id;
 mod authz;
 mod http;
 mod retry;
@@ -70,6 +72,10 @@ const BUFFER_COUNT_MAX: i64 = 32768;
 /// Largest `max_connections`: the kernel's own ceiling on open files per
 /// process (`fs.nr_open` cannot go past 2^30), two per connection.
 const MAX_CONNECTIONS_MAX: i64 = 1 << 29;
+/// `runtime.access_log_buffer` range: from room for a few of the largest
+/// records to 1 GiB per worker.
+const ACCESS_LOG_BUFFER_MIN: usize = dataplane::access::MIN_RING;
+const ACCESS_LOG_BUFFER_MAX: usize = 1 << 30;
 
 /// Checks a parsed file. `cores` are the core ids this process may run on,
 /// or `None` where the platform cannot tell. `previous` is the running table
@@ -220,6 +226,18 @@ impl Builder<'_> {
                 .map(Some),
         };
 
+        let access_log_buffer = match &file.access_log_buffer {
+            None => Some(defaults.access_log_buffer),
+            Some(bytes) => self.check(bytes, "runtime.access_log_buffer", |&Int(n)| {
+                match usize::try_from(n) {
+                    Ok(b) if (ACCESS_LOG_BUFFER_MIN..=ACCESS_LOG_BUFFER_MAX).contains(&b) => Ok(b),
+                    _ => Err(format!(
+                        "access log buffer {n} is not from {ACCESS_LOG_BUFFER_MIN} to {ACCESS_LOG_BUFFER_MAX} bytes"
+                    )),
+                }
+            }),
+        };
+
         Some((
             RuntimeSettings {
                 worker_cores: worker_cores?,
@@ -227,6 +245,7 @@ impl Builder<'_> {
                 buffer_count: buffer_count?,
                 drain_timeout: drain_timeout?,
                 max_connections: max_connections?,
+                access_log_buffer: access_log_buffer?,
             },
             control_core?,
         ))

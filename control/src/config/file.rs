@@ -33,6 +33,7 @@ pub(crate) struct FileRuntime {
     pub(crate) buffer_size: Option<Spanned<Int>>,
     pub(crate) buffer_count: Option<Spanned<Int>>,
     pub(crate) max_connections: Option<Spanned<Int>>,
+    pub(crate) access_log_buffer: Option<Spanned<Int>>,
 }
 
 /// `[admin]`.
@@ -68,6 +69,17 @@ pub(crate) struct FileListener {
     pub(crate) routes: Option<Vec<Spanned<FileRoute>>>,
     pub(crate) tls: Option<Spanned<FileTls>>,
     pub(crate) authorization: Option<Spanned<FileAuthorization>>,
+    pub(crate) access_log: Option<Spanned<FileAccessLog>>,
+}
+
+/// A listener's `access_log = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileAccessLog {
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) sample: Option<Spanned<Ratio>>,
+    pub(crate) errors_only: Option<Spanned<bool>>,
 }
 
 /// A listener's `[listeners.authorization]`: a default and rules.
@@ -371,5 +383,38 @@ impl<'de> Deserialize<'de> for Int {
         }
 
         deserializer.deserialize_i64(IntVisitor)
+    }
+}
+
+/// A number that may be written as an integer or a float (`sample = 1` or
+/// `sample = 0.25`); the builder checks its range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ratio(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RatioVisitor;
+
+        impl Visitor<'_> for RatioVisitor {
+            type Value = Ratio;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Ratio, E> {
+                Ok(Ratio(v))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ratio, E> {
+                Ok(Ratio(v as f64))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ratio, E> {
+                Ok(Ratio(v as f64))
+            }
+        }
+
+        deserializer.deserialize_f64(RatioVisitor)
     }
 }

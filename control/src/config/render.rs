@@ -115,6 +115,7 @@ impl Config {
                 buffer_size: self.runtime.buffer_size,
                 buffer_count: self.runtime.buffer_count,
                 max_connections: self.runtime.max_connections,
+                access_log_buffer: self.runtime.access_log_buffer,
             },
             admin: OutAdmin {
                 address: self.admin.address.to_string(),
@@ -381,6 +382,7 @@ struct OutRuntime<'a> {
     // the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
+    access_log_buffer: usize,
 }
 
 #[derive(Serialize)]
@@ -577,7 +579,18 @@ struct OutHttp<'a> {
     encoded_slashes: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<OutTls<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_log: Option<OutAccessLog<'a>>,
     routes: Vec<OutRoute<'a>>,
+}
+
+/// A listener's `access_log`.
+#[derive(Serialize)]
+struct OutAccessLog<'a> {
+    path: &'a str,
+    format: &'static str,
+    sample: f64,
+    errors_only: bool,
 }
 
 /// A listener's `tls`: the files, never their contents.
@@ -719,6 +732,12 @@ impl<'a> OutHttp<'a> {
                 EncodedSlashes::Pass => "pass",
             },
             tls: http.tls.as_ref().map(OutTls::new),
+            access_log: http.access_log.as_ref().map(|a| OutAccessLog {
+                path: &a.output.path,
+                format: a.output.format.name(),
+                sample: a.ratio,
+                errors_only: a.errors_only,
+            }),
             routes: http
                 .routes
                 .iter()

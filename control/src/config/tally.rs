@@ -9,8 +9,11 @@
 //! (a renamed route, a cluster added to a split) starts from zero, and one
 //! that is gone is dropped with the old table.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use dataplane::table::access::LogOutput;
 
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTally, ConnectionTally, HttpTally};
@@ -35,6 +38,10 @@ pub(crate) struct Tallies {
     targets: HashMap<TargetKey, Arc<HttpTally>>,
     authz: HashMap<AuthzKey, Arc<AuthzTally>>,
     connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
+    /// The number of each access log output: the running table's, and
+    /// those given to new outputs while this table is built (so that two
+    /// listeners naming one output share its number).
+    outputs: RefCell<HashMap<LogOutput, u32>>,
 }
 
 impl Tallies {
@@ -140,6 +147,16 @@ impl Tallies {
         self.connections
             .get(listener)
             .map_or_else(|| Arc::new(ConnectionTally::new(self.workers)), Arc::clone)
+    }
+
+    /// The number of access log output `output`: the running table's, or a
+    /// new one never given before.
+    pub(crate) fn output_id(&self, output: &LogOutput) -> u32 {
+        *self
+            .outputs
+            .borrow_mut()
+            .entry(output.clone())
+            .or_insert_with(super::compile::new_output_id)
     }
 
     fn fresh(&self) -> Arc<HttpTally> {

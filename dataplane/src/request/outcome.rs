@@ -42,6 +42,11 @@ pub struct Outcome {
     pub received: u64,
     /// Bytes sent to the client for this request (heads and body).
     pub sent: u64,
+    /// The request id ringway gave the upstream request, when the request
+    /// came without one.
+    pub request_id: Option<u128>,
+    /// The request's trace id, when it was traced.
+    pub trace_id: Option<[u8; 16]>,
     /// When it happened.
     pub timings: Timings,
 }
@@ -75,6 +80,8 @@ impl Outcome {
             tried: Vec::new(),
             received: 0,
             sent: 0,
+            request_id: None,
+            trace_id: None,
             timings: Timings {
                 start,
                 connected: None,

@@ -117,6 +117,13 @@ counters! {
         /// Listeners a new table added that this worker could not bind.
         bind_failures: Counter, "bind_failures", "ringway_listener_bind_failures_total", Listed,
             "Listeners of a new table a worker could not bind.";
+        /// Access log records the worker queued for the writer.
+        access_logged: Counter, "access_logged", "ringway_access_log_records_total", Listed,
+            "Access log records a worker queued for the writer.";
+        /// Access log records dropped because the worker's ring was full
+        /// (the writer had not caught up).
+        access_log_dropped: Counter, "access_log_dropped", "ringway_access_log_dropped_total", Listed,
+            "Access log records dropped because the worker's ring was full.";
         /// Log lines the worker could not queue because its log queue was
         /// full (see [`crate::link::log`]).
         log_dropped: Counter, "log_dropped", "ringway_log_dropped_total", Listed,

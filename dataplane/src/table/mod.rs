@@ -6,6 +6,7 @@
 //! its own upstream state beside it, `upstream::TableHandle`) and adopts a
 //! newer generation only at a connection boundary.
 
+pub mod access;
 pub mod authz;
 pub mod breaker;
 pub mod certs;

@@ -40,6 +40,8 @@ pub struct HttpService {
     /// key (built and checked on the control thread), shared by every
     /// worker; a connection keeps the one its handshake began with.
     pub tls: Option<ListenerTls>,
+    /// The access log, when the listener has one.
+    pub access_log: Option<super::access::AccessLog>,
 }
 
 /// A listener's TLS termination: what rustls takes, and what it was built

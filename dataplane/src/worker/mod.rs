@@ -22,6 +22,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use self::listeners::ListenerSet;
+use crate::access::{self, AccessReader, AccessRing};
 use crate::link::log::{Line, WorkerLogs};
 use crate::link::WorkerLink;
 use crate::rt::select::{select, Either};
@@ -110,6 +111,9 @@ pub struct Workers {
     acks: Option<OwnedFd>,
     /// The client connections the workers take.
     budget: ConnectionBudget,
+    /// The writer's ends of the workers' access log rings, until the
+    /// agent takes them.
+    access: Vec<AccessReader>,
 }
 
 impl Workers {
@@ -137,6 +141,7 @@ impl Workers {
             links: Vec::new(),
             acks: Some(acks),
             budget,
+            access: Vec::new(),
         };
         let mut pending = Vec::new();
         for (index, &core) in settings.worker_cores.iter().enumerate() {
@@ -153,7 +158,10 @@ impl Workers {
                 }
             };
             let link = Arc::new(WorkerLink::new(index, core, notifier, ack, logs.open()));
+            let (access, access_reader) = access::ring(settings.access_log_buffer);
+            workers.access.push(access_reader);
             let config = WorkerConfig {
+                access,
                 index,
                 core,
                 runtime: RuntimeConfig {
@@ -208,6 +216,12 @@ impl Workers {
         self.acks.take()
     }
 
+    /// The writer's ends of the workers' access log rings, in worker order
+    /// (empty once taken).
+    pub fn take_access_readers(&mut self) -> Vec<AccessReader> {
+        std::mem::take(&mut self.access)
+    }
+
     /// The client connections the workers take, and where that came from.
     pub fn budget(&self) -> ConnectionBudget {
         self.budget
@@ -243,6 +257,8 @@ impl Workers {
 }
 
 struct WorkerConfig {
+    /// The worker's end of its access log ring.
+    access: AccessRing,
     index: usize,
     core: usize,
     runtime: RuntimeConfig,
@@ -329,7 +345,7 @@ fn run_worker(
         max_connections: config.max_connections,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
-        http: WorkerHttp::new(config.index, random_seed(config.index)),
+        http: WorkerHttp::new(config.index, random_seed(config.index), config.access),
     });
     let mut listeners = ListenerSet::default();
     if let Err(e) = listeners.bind_all(&table) {

@@ -55,6 +55,7 @@ pub(super) struct HttpParts {
     routes: Vec<Route>,
     tally: Arc<HttpTally>,
     tls: Option<dataplane::table::route::ListenerTls>,
+    access_log: Option<dataplane::table::access::AccessLog>,
 }
 
 impl HttpParts {
@@ -73,6 +74,7 @@ impl HttpParts {
             routes: Routes::new(self.routes),
             tally: self.tally,
             tls: self.tls,
+            access_log: self.access_log,
         }))
     }
 }
@@ -141,6 +143,10 @@ impl Builder<'_> {
             None => Some(None),
             Some(table) => self.tls(table, &format!("{prefix}.tls"), true).map(Some),
         };
+        let access_log = match &file.access_log {
+            None => Some(None),
+            Some(table) => self.access_log(table, prefix, tallies).map(Some),
+        };
         let limits = self.limits(file, prefix);
         let trust_forwarded = file.trust_forwarded.as_ref().is_some_and(|t| *t.get_ref());
         let cluster_refused = file.cluster.is_some();
@@ -155,6 +161,7 @@ impl Builder<'_> {
             routes: routes?,
             tally: tallies.listener(listener),
             tls: tls?,
+            access_log: access_log?,
         };
         (!cluster_refused).then_some(parts)
     }
@@ -184,6 +191,7 @@ impl Builder<'_> {
             ),
             ("max_headers", file.max_headers.as_ref().map(Spanned::span)),
             ("max_body", file.max_body.as_ref().map(Spanned::span)),
+            ("access_log", file.access_log.as_ref().map(Spanned::span)),
             (
                 "trust_forwarded",
                 file.trust_forwarded.as_ref().map(Spanned::span),

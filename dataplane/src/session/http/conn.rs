@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::access_log::{self, HeadNote};
 use super::clock::{Clock, Phase};
 use super::ctx::{After, Conn, Ctx, Failure, Newer, Site, Worker};
 use super::exchange;
@@ -31,7 +32,7 @@ use crate::rt::reuse::recycled;
 use crate::rt::select::select;
 use crate::rt::time::{sleep, Sleep};
 use crate::table::route::{HeaderEdits, Redirect, RouteAction};
-use crate::transport::Scheme;
+use crate::transport::{Scheme, Sender};
 
 /// How long a connection closed after an error answer keeps reading (and
 /// dropping) what the client still sends, so that closing with unread bytes
@@ -185,7 +186,7 @@ impl Conn {
                 // Answers written here leave the head unread; the next
                 // request starts after it either way.
                 self.inbound.consume_head(parts.req.len);
-                settle(ctx, &mut outcome);
+                settle(ctx, &mut outcome, &mut parts.note, &self.client);
                 after
             }
             Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
@@ -196,7 +197,7 @@ impl Conn {
                 let after = self
                     .answer(ctx, clock, &mut parts, &mut outcome, failure)
                     .await;
-                settle(ctx, &mut outcome);
+                settle(ctx, &mut outcome, &mut parts.note, &self.client);
                 after
             }
         };
@@ -267,6 +268,9 @@ impl Conn {
                     true,
                 ));
             }
+        }
+        if service.access_log.is_some() {
+            parts.note.note(&parts.req, self.inbound.head_bytes());
         }
         let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes())
             .with_peer_identity(self.client.peer_identity());
@@ -400,7 +404,7 @@ impl Conn {
                 let after = self
                     .answer(ctx, clock, &mut parts, &mut outcome, failure)
                     .await;
-                settle(ctx, &mut outcome);
+                settle(ctx, &mut outcome, &mut parts.note, &self.client);
                 drop(parts);
                 self.next(clock, after).await;
             }
@@ -432,9 +436,13 @@ impl Conn {
 /// request, on the route's for a redirect or a direct response. Its
 /// duration is timed at the level its status is counted at (where its
 /// error is, when no answer went out), and on its cluster when it had one.
-fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome) {
+fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, note: &mut HeadNote, client: &Sender) {
     outcome.end(rt::now());
     ctx.counters.requests.add(1);
+    access_log::log(ctx, outcome, note, client);
+    // A set of parts serves many requests: what was noted of this one
+    // must not be logged for the next.
+    note.clear();
     let listener = ctx.listener;
     let picked = exchange::picked(ctx, outcome);
     let target = picked.map(|t| t.tally.worker(ctx.http.worker));

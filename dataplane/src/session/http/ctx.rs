@@ -24,6 +24,8 @@ pub(super) struct Ctx<'a> {
     pub(super) service: &'a HttpService,
     /// The listener's counters (this worker's block).
     pub(super) listener: &'a HttpCounters,
+    /// The listener's name.
+    pub(super) listener_name: &'a str,
     /// `table` as the worker runs it: its balancer, endpoint health and
     /// idle upstream connections.
     pub(super) upstream: &'a LocalTable,
@@ -84,6 +86,7 @@ impl<W: Worker> Site<W> {
             table: &self.local.table,
             service,
             listener: service.tally.worker(http.worker),
+            listener_name: &self.local.table.listeners[self.listener].name,
             upstream: &self.local,
             counters: self.worker.counters(),
             http,

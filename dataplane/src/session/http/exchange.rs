@@ -350,6 +350,7 @@ async fn exchange(
         request_id: (u128::from(http.random()) << 64) | u128::from(http.random()),
         attempt: None,
     };
+    outcome.request_id = Some(up.request_id);
     // What a hashing policy hashes, read once: the head is gone from the
     // client's side once a body follows it.
     let key = cluster.balance.policy.hash_on().and_then(|on| {

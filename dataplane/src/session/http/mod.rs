@@ -17,6 +17,7 @@
 //! - [`parts`]: what a request needs, lent from the worker's free list;
 //! - [`ctx`]: the connection's state; [`state`]: the worker's.
 
+mod access_log;
 mod body;
 mod clock;
 mod conn;

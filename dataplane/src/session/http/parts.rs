@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 
+use super::access_log::HeadNote;
 use super::send::HeadBuf;
 use crate::proto::h1::request::RequestHead;
 use crate::proto::h1::response::ResponseHead;
@@ -37,6 +38,9 @@ pub(super) struct Parts {
     /// Room for a path rewritten into its authorization form (listeners
     /// with authorization, paths not already in that form).
     pub(super) authz_path: Vec<u8>,
+    /// The head's fields an access log record needs (listeners with an
+    /// access log).
+    pub(super) note: HeadNote,
 }
 
 thread_local! {
@@ -63,6 +67,7 @@ impl Lent {
                 scratch: Vec::new(),
                 kept: Vec::new(),
                 authz_path: Vec::new(),
+                note: HeadNote::default(),
             })
         })))
     }

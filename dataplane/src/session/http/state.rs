@@ -2,8 +2,9 @@
 //! besides the table and the upstream state (`upstream::Upstreams`, which
 //! TCP listeners share too).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
+use crate::access::AccessRing;
 use crate::random::Random;
 
 /// A worker's HTTP state: its index, its drain flag and its random source.
@@ -17,15 +18,18 @@ pub struct WorkerHttp {
     /// unless one arrives.
     pub draining: Cell<bool>,
     rng: Random,
+    /// The worker's end of its access log ring.
+    pub access: RefCell<AccessRing>,
 }
 
 impl WorkerHttp {
     /// State for worker `worker`; `seed` starts its random source.
-    pub fn new(worker: usize, seed: u64) -> Self {
+    pub fn new(worker: usize, seed: u64, access: AccessRing) -> Self {
         Self {
             worker,
             draining: Cell::new(false),
             rng: Random::new(seed),
+            access: RefCell::new(access),
         }
     }
 
