@@ -15,5 +15,8 @@ if ! command -v openssl >/dev/null 2>&1; then
     echo "test.sh: installing openssl (the CA tests use it to check certificates)" >&2
     apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
+# The /metrics format test has `promtool` judge the exposition and a real
+# Prometheus scrape it (the script does nothing when both are there).
+scripts/install-prometheus.sh
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -13,7 +13,9 @@
 //! on the shared wire reader [`http_wire`]; [`data`] produces and checks the
 //! byte streams, [`net`] holds client sockets, the scripted peers' accept
 //! loop and socket tricks. [`mod@bench`] runs the load generator,
-//! `ringway-bench load`, against the kit's counting origin.
+//! `ringway-bench load`, against the kit's counting origin. [`histograms`]
+//! reads histogram series out of `/metrics`, and [`prometheus`] runs
+//! Prometheus's own `promtool` and server against it.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -28,6 +30,7 @@
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod histograms;
 pub mod http_client;
 pub mod http_config;
 pub mod http_origin;
@@ -35,6 +38,7 @@ pub mod http_wire;
 pub mod net;
 pub mod origin;
 pub mod pki;
+pub mod prometheus;
 pub mod tls_client;
 
 pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
