@@ -15,5 +15,7 @@ if ! command -v openssl >/dev/null 2>&1; then
     echo "test.sh: installing openssl (the CA tests use it to check certificates)" >&2
     apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
+# The span export tests check OTLP against the OpenTelemetry Python SDK, kept in a venv in target/.
+scripts/install-otel-python.sh
 cargo build --workspace --bins
 cargo test --workspace "$@"

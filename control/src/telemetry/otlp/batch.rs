@@ -111,11 +111,6 @@ impl Batcher {
         self.sealed.push_back(Sealed { body, spans });
     }
 
-    /// When the batch being filled falls due, if it holds anything.
-    pub fn due_at(&self) -> Option<Instant> {
-        self.open_since.map(|since| since + self.batch_delay)
-    }
-
     /// The oldest sealed batch: the next to send.
     pub fn front(&self) -> Option<&Sealed> {
         self.sealed.front()
@@ -134,6 +129,7 @@ impl Batcher {
     }
 
     /// Sealed batches waiting.
+    #[cfg(test)]
     pub fn sealed(&self) -> usize {
         self.sealed.len()
     }
@@ -196,19 +192,16 @@ mod tests {
     fn a_batch_is_sealed_when_its_oldest_span_has_waited() {
         let mut b = batcher(1_000, 10_000);
         let start = Instant::now();
-        assert_eq!(b.due_at(), None);
         b.seal_due(start + Duration::from_secs(60));
         assert_eq!(b.sealed(), 0, "nothing to seal");
 
         b.push(span(0), start);
         b.push(span(1), start + Duration::from_secs(3));
-        assert_eq!(b.due_at(), Some(start + Duration::from_secs(5)));
         b.seal_due(start + Duration::from_millis(4_999));
         assert_eq!(b.sealed(), 0, "the oldest span waited less than 5 s");
         b.seal_due(start + Duration::from_secs(5));
         assert_eq!(b.sealed(), 1);
         assert_eq!(ids(b.front().expect("a batch")), [0, 1]);
-        assert_eq!(b.due_at(), None);
 
         // The next batch's clock starts at its own first span.
         b.push(span(2), start + Duration::from_secs(6));

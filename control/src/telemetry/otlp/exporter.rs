@@ -203,7 +203,8 @@ impl Run {
             if let Some(more) = self.drops.pass(now) {
                 eprintln!(
                     "ringway: traces: {} unsent spans held already (the collector at {} is down \
-                     or slow): dropping the oldest batches{}",
+                     or slow, or spans come faster than it takes them): dropping the oldest \
+                     batches{}",
                     self.settings.max_held_spans,
                     self.settings.endpoint,
                     again(more),
@@ -407,6 +408,7 @@ mod tests {
 
     use super::*;
     use crate::telemetry::otlp::encode::tests::server_span;
+    use crate::telemetry::otlp::post::tests::refusing_endpoint;
     use crate::telemetry::otlp::settings::Endpoint;
 
     const LONG: Duration = Duration::from_secs(60);
@@ -554,10 +556,7 @@ mod tests {
 
     #[test]
     fn stop_gives_up_on_a_dead_collector_at_its_deadline() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
-        let addr = listener.local_addr().expect("an address");
-        drop(listener);
-        let endpoint = Endpoint::parse(&format!("http://{addr}/")).expect("a URL");
+        let (_held, endpoint) = refusing_endpoint();
         let settings = OtlpSettings {
             stop_deadline: Duration::from_millis(200),
             ..settings(endpoint)

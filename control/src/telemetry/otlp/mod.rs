@@ -9,9 +9,9 @@
 //!
 //! - [`settings`]: the collector URL and the batching and retry settings.
 //! - [`encode`]: a span as OTLP has it, with the semantic conventions.
-//! - [`batch`]: batches being filled and waiting, and the bound on them.
-//! - [`post`] and [`answer`]: the blocking HTTP/1.1 client.
-//! - [`retry`]: which answers are retried, and the backoff.
+//! - `batch`: batches being filled and waiting, and the bound on them.
+//! - `post` and `answer`: the blocking HTTP/1.1 client.
+//! - `retry`: which answers are retried, and the backoff.
 //! - [`exporter`]: the thread.
 //! - [`stats`]: its counters.
 //!
@@ -30,12 +30,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod answer;
-pub mod batch;
+mod answer;
+mod batch;
 pub mod encode;
 pub mod exporter;
-pub mod post;
-pub mod retry;
+mod post;
+mod retry;
 pub mod settings;
 pub mod stats;
 

@@ -62,7 +62,7 @@ pub struct Client {
     /// The head of every request, made once.
     head: String,
     conn: Option<TcpStream>,
-    /// Connections opened so far (for tests of reuse).
+    /// Connections opened so far (what tests of reuse look at).
     connects: u64,
 }
 
@@ -101,6 +101,7 @@ impl Client {
     }
 
     /// Connections opened so far.
+    #[cfg(test)]
     pub fn connects(&self) -> u64 {
         self.connects
     }
@@ -226,7 +227,7 @@ fn connect(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{BufRead, BufReader, Read};
     use std::net::TcpListener;
     use std::sync::mpsc;
@@ -235,6 +236,25 @@ mod tests {
     use super::*;
 
     const LONG: Duration = Duration::from_secs(30);
+
+    /// An endpoint where a connect is refused: its port is bound (so no
+    /// other test gets it) but not listening, for as long as the returned
+    /// socket lives.
+    pub(crate) fn refusing_endpoint() -> (socket2::Socket, Endpoint) {
+        use socket2::{Domain, Socket, Type};
+
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("a loopback port");
+        let addr = socket
+            .local_addr()
+            .expect("an address")
+            .as_socket()
+            .expect("an IP address");
+        let endpoint = Endpoint::parse(&format!("http://{addr}/")).expect("a URL");
+        (socket, endpoint)
+    }
 
     /// A request as the test server read it.
     #[derive(Debug)]
@@ -427,15 +447,13 @@ mod tests {
 
     #[test]
     fn a_refused_connection_says_where() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
-        let addr = listener.local_addr().expect("an address");
-        drop(listener);
-        let endpoint = Endpoint::parse(&format!("http://{addr}/")).expect("a URL");
+        let (_held, endpoint) = refusing_endpoint();
+        let addr = endpoint.authority();
         let err = Client::new(endpoint)
             .post(b"x", LONG)
             .expect_err("nothing listens");
         assert!(matches!(err, PostError::Connect { .. }), "{err:?}");
-        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        assert!(err.to_string().contains(&addr), "{err}");
     }
 
     #[test]

@@ -69,12 +69,13 @@ impl Backoff {
     }
 
     /// The wait after one more failure: the collector's `Retry-After` when
-    /// it gave one (capped at `max`), else the jittered backoff.
+    /// it gave one, kept between `first` (a `Retry-After: 0` must not turn
+    /// into a busy loop) and `max`; else the jittered backoff.
     pub fn wait(&mut self, retry_after: Option<Duration>) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(self.max);
         if let Some(asked) = retry_after {
-            return asked.min(self.max);
+            return asked.clamp(self.first, self.max);
         }
         let half = base / 2;
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
@@ -155,6 +156,10 @@ mod tests {
         assert_eq!(
             backoff.wait(Some(Duration::from_secs(3_600))),
             Duration::from_secs(30)
+        );
+        assert_eq!(
+            backoff.wait(Some(Duration::ZERO)),
+            Duration::from_millis(500)
         );
     }
 
