@@ -18,5 +18,7 @@ fi
 # The /metrics format test has `promtool` judge the exposition and a real
 # Prometheus scrape it (the script does nothing when both are there).
 scripts/install-prometheus.sh
+# The span export tests check OTLP against the OpenTelemetry Python SDK, kept in a venv in target/.
+scripts/install-otel-python.sh
 cargo build --workspace --bins
 cargo test --workspace "$@"

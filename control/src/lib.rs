@@ -12,3 +12,4 @@ pub mod reload;
 pub mod run;
 pub mod signals;
 pub mod stats_table;
+pub mod telemetry;

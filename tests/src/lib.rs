@@ -37,6 +37,7 @@ pub mod http_origin;
 pub mod http_wire;
 pub mod net;
 pub mod origin;
+pub mod otlp_receiver;
 pub mod pki;
 pub mod prometheus;
 pub mod tls_client;
