@@ -33,7 +33,10 @@ const RULES: &[(&str, &[&str])] = &[
     ("transport", &["rt", "buf", "counter", "identity"]),
     // The compiled table the agent hands over, and the lock-free cell that
     // carries it.
-    ("table", &["counter", "latency", "proto", "request"]),
+    (
+        "table",
+        &["counter", "latency", "proto", "request", "trace"],
+    ),
     ("handoff", &["table"]),
     // Decisions made on the table: which route, which endpoint, whether
     // a request or connection is authorized.

@@ -167,6 +167,9 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
                 exposition::metrics_text(&agent.figures(), &workers, &agent.http_figures());
             balance::metrics(&mut text, &agent.balance(&workers), &workers);
             exposition::access_log_metrics(&mut text, agent.access_log_stats());
+            if let Some(counts) = agent.trace_export() {
+                exposition::trace_export_metrics(&mut text, &counts);
+            }
             let (certs, now) = (agent.certificates(), cert_expiry::now());
             cert_expiry::metrics(&mut text, &certs, now, exposition::escape);
             with_type(

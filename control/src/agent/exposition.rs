@@ -702,6 +702,57 @@ pub fn access_log_metrics(out: &mut String, (written, failed): (u64, u64)) {
     }
 }
 
+/// The span exporter's families (every exporter this process ran).
+pub fn trace_export_metrics(out: &mut String, c: &crate::telemetry::otlp::ExportCounts) {
+    for (name, kind, help, value) in [
+        (
+            "ringway_trace_spans_exported_total",
+            "counter",
+            "Spans the collector accepted.",
+            c.exported,
+        ),
+        (
+            "ringway_trace_batches_exported_total",
+            "counter",
+            "Requests (batches of spans) the collector accepted.",
+            c.batches,
+        ),
+        (
+            "ringway_trace_spans_rejected_total",
+            "counter",
+            "Spans the collector refused for good.",
+            c.rejected,
+        ),
+        (
+            "ringway_trace_spans_backlog_dropped_total",
+            "counter",
+            "Spans dropped unsent because the collector was away and the exporter held its most.",
+            c.dropped_backlog,
+        ),
+        (
+            "ringway_trace_spans_abandoned_total",
+            "counter",
+            "Spans still unsent when an exporter stopped.",
+            c.abandoned,
+        ),
+        (
+            "ringway_trace_export_failures_total",
+            "counter",
+            "Requests to the collector that failed and were retried.",
+            c.failed_posts,
+        ),
+        (
+            "ringway_trace_spans_held",
+            "gauge",
+            "Spans the exporter holds unsent now.",
+            c.held,
+        ),
+    ] {
+        help_and_type(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 /// A family's `# HELP` and `# TYPE` lines.
 fn help_and_type(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");

@@ -11,6 +11,7 @@ mod checks;
 pub mod endpoints;
 pub mod exposition;
 pub mod timings;
+mod tracing;
 pub mod worker_log;
 
 use std::cell::{Cell, RefCell};
@@ -79,6 +80,8 @@ pub struct Agent {
     /// The access log writer; `None` if its thread could not start (the
     /// workers then drop and count every record).
     access: RefCell<Option<AccessWriter>>,
+    /// Span export, when `[tracing]` is set.
+    traces: tracing::Traces,
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
@@ -183,6 +186,8 @@ impl Agent {
         cores: Option<Vec<usize>>,
     ) -> Self {
         let ack_fd = workers.take_acks();
+        let traces = tracing::Traces::new(workers.span_queues(), config.control_core);
+        traces.reconcile(config.tracing.as_ref());
         let access = match AccessWriter::spawn(
             workers.take_access_readers(),
             config.control_core,
@@ -205,6 +210,7 @@ impl Agent {
             endpoint_log: RefCell::default(),
             balance: RefCell::default(),
             access: RefCell::new(access),
+            traces,
             checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
@@ -247,6 +253,10 @@ impl Agent {
         if let Some(mut writer) = self.access.borrow_mut().take() {
             writer.stop();
         }
+        // So does the exporter, with the spans of the last requests.
+        if let Some(exporter) = self.traces.take() {
+            let _ = tokio::task::spawn_blocking(move || exporter.stop()).await;
+        }
         reports
     }
 
@@ -255,6 +265,12 @@ impl Agent {
         if let Some(writer) = &*self.access.borrow() {
             writer.reopen();
         }
+    }
+
+    /// The span exporter's figures, every exporter this process ran
+    /// summed, for `/metrics`; `None` when tracing was never configured.
+    pub fn trace_export(&self) -> Option<crate::telemetry::otlp::ExportCounts> {
+        self.traces.counts()
     }
 
     /// Records the access log writer wrote and lost, for `/metrics`.
@@ -442,6 +458,7 @@ impl Agent {
         if let Some(writer) = &*self.access.borrow() {
             writer.learn(&table);
         }
+        self.traces.reconcile(next.tracing.as_ref());
         let published = clock_ns();
         // Every slot gets the table before any worker is woken, and the
         // agent's state follows whatever happens next: a worker that takes

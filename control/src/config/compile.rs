@@ -14,6 +14,8 @@ mod http;
 mod retry;
 mod route;
 mod tls;
+mod tracing;
+pub use self::tracing::TracingSettings;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -92,7 +94,15 @@ pub(crate) fn compile(
         cores,
         errors: Vec::new(),
         identities: tls::running_identities(previous),
+        trace_sample: None,
     };
+    let tracing = match &file.tracing {
+        None => Some(None),
+        Some(table) => builder.tracing(table).map(Some),
+    };
+    builder.trace_sample = tracing
+        .as_ref()
+        .and_then(|t| t.as_ref().map(TracingSettings::threshold));
     let runtime = builder.runtime(file.runtime.as_ref());
     let admin = builder.admin(file.admin.as_ref());
     // Without a valid runtime the table is not built at all; one block is
@@ -116,6 +126,7 @@ pub(crate) fn compile(
             runtime,
             control_core,
             admin,
+            tracing: tracing.flatten(),
             table: Table {
                 generation: 1,
                 listeners,
@@ -144,6 +155,9 @@ struct Builder<'a> {
     /// The SPIFFE ID each certificate file of the running table names: a
     /// certificate re-read from the same file must keep it.
     identities: HashMap<Box<str>, Box<str>>,
+    /// The sampling threshold of every HTTP listener, when `[tracing]` is
+    /// set and valid.
+    trace_sample: Option<dataplane::trace::context::Threshold>,
 }
 
 impl Builder<'_> {

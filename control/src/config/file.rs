@@ -17,6 +17,7 @@ use toml::Spanned;
 pub(crate) struct FileConfig {
     pub(crate) runtime: Option<Spanned<FileRuntime>>,
     pub(crate) admin: Option<Spanned<FileAdmin>>,
+    pub(crate) tracing: Option<Spanned<FileTracing>>,
     #[serde(default)]
     pub(crate) listeners: Vec<Spanned<FileListener>>,
     #[serde(default)]
@@ -34,6 +35,18 @@ pub(crate) struct FileRuntime {
     pub(crate) buffer_count: Option<Spanned<Int>>,
     pub(crate) max_connections: Option<Spanned<Int>>,
     pub(crate) access_log_buffer: Option<Spanned<Int>>,
+}
+
+/// `[tracing]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileTracing {
+    pub(crate) collector: Option<Spanned<String>>,
+    pub(crate) sample: Option<Spanned<Ratio>>,
+    pub(crate) service_name: Option<Spanned<String>>,
+    pub(crate) instance_id: Option<Spanned<String>>,
+    pub(crate) batch_delay: Option<Spanned<String>>,
+    pub(crate) max_held_spans: Option<Spanned<Int>>,
 }
 
 /// `[admin]`.

@@ -33,6 +33,7 @@ use std::time::Duration;
 use dataplane::settings::RuntimeSettings;
 use dataplane::table::Table;
 
+pub use self::compile::TracingSettings;
 pub use self::error::{ConfigError, ConfigErrors};
 use self::file::FileConfig;
 pub use self::render::describe_target;
@@ -54,6 +55,8 @@ pub struct Config {
     pub control_core: Option<usize>,
     /// The admin endpoint.
     pub admin: AdminSettings,
+    /// Tracing, when `[tracing]` is set.
+    pub tracing: Option<compile::TracingSettings>,
     /// Listeners and clusters, as generation 1.
     pub table: Table,
 }

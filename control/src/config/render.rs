@@ -122,6 +122,14 @@ impl Config {
                 first_byte_timeout: duration::format(self.admin.first_byte_timeout),
                 head_timeout: duration::format(self.admin.head_timeout),
             },
+            tracing: self.tracing.as_ref().map(|t| OutTracing {
+                collector: t.otlp.endpoint.to_string(),
+                sample: t.sample,
+                service_name: &t.otlp.service_name,
+                instance_id: t.otlp.instance_id.as_deref(),
+                batch_delay: duration::format(t.otlp.batch_delay),
+                max_held_spans: t.otlp.max_held_spans,
+            }),
             listeners: table
                 .listeners
                 .iter()
@@ -362,12 +370,26 @@ pub(crate) fn core_list(cores: &[usize]) -> String {
 struct OutConfig<'a> {
     runtime: OutRuntime<'a>,
     admin: OutAdmin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracing: Option<OutTracing<'a>>,
     // An empty list is left out: `listeners = []` may not follow a table,
     // and a missing list reads back as empty anyway.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     listeners: Vec<OutListener<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     clusters: Vec<OutCluster<'a>>,
+}
+
+/// `[tracing]`, every default filled in.
+#[derive(Serialize)]
+struct OutTracing<'a> {
+    collector: String,
+    sample: f64,
+    service_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_id: Option<&'a str>,
+    batch_delay: String,
+    max_held_spans: usize,
 }
 
 #[derive(Serialize)]

@@ -112,6 +112,14 @@ fn fixed_keys(
             show(b.max_connections),
         );
     }
+    if a.access_log_buffer != b.access_log_buffer {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.access_log_buffer.as_ref().map(Spanned::span))),
+            "runtime.access_log_buffer",
+            a.access_log_buffer.to_string(),
+            b.access_log_buffer.to_string(),
+        );
+    }
     if running.admin.address != next.admin.address {
         let admin = file.admin.as_ref();
         let span = admin

@@ -117,6 +117,17 @@ counters! {
         /// Listeners a new table added that this worker could not bind.
         bind_failures: Counter, "bind_failures", "ringway_listener_bind_failures_total", Listed,
             "Listeners of a new table a worker could not bind.";
+        /// Requests traced (sampled): each left a server span.
+        traced: Counter, "traced", "ringway_trace_requests_total", Listed,
+            "HTTP requests traced (sampled) on listeners with tracing.";
+        /// Requests that came with a trace header that was not valid (it
+        /// was dropped, not forwarded).
+        trace_invalid: Counter, "trace_invalid", "ringway_trace_invalid_headers_total", Listed,
+            "HTTP requests that came with an invalid trace header (dropped, never forwarded).";
+        /// Finished spans dropped because the worker's span queue was full
+        /// (the exporter had not caught up).
+        spans_dropped: Counter, "spans_dropped", "ringway_trace_spans_dropped_total", Listed,
+            "Finished spans dropped because the worker's span queue was full.";
         /// Access log records the worker queued for the writer.
         access_logged: Counter, "access_logged", "ringway_access_log_records_total", Listed,
             "Access log records a worker queued for the writer.";

@@ -42,6 +42,9 @@ pub struct HttpService {
     pub tls: Option<ListenerTls>,
     /// The access log, when the listener has one.
     pub access_log: Option<super::access::AccessLog>,
+    /// Tracing, when the configuration has a `[tracing]` section: the
+    /// share of requests without a sampling decision that are traced.
+    pub tracing: Option<crate::trace::context::Threshold>,
 }
 
 /// A listener's TLS termination: what rustls takes, and what it was built

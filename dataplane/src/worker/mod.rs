@@ -33,7 +33,9 @@ use crate::session::http::WorkerHttp;
 use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
 use crate::table::Table;
+use crate::trace::span::Span;
 use crate::upstream::{TableHandle, Upstreams};
+use crossbeam::queue::ArrayQueue;
 
 /// Why the workers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,8 @@ pub struct Workers {
     /// The writer's ends of the workers' access log rings, until the
     /// agent takes them.
     access: Vec<AccessReader>,
+    /// Each worker's queue of finished spans (the exporter pops them).
+    spans: Vec<Arc<ArrayQueue<Span>>>,
 }
 
 impl Workers {
@@ -142,6 +146,7 @@ impl Workers {
             acks: Some(acks),
             budget,
             access: Vec::new(),
+            spans: Vec::new(),
         };
         let mut pending = Vec::new();
         for (index, &core) in settings.worker_cores.iter().enumerate() {
@@ -160,8 +165,11 @@ impl Workers {
             let link = Arc::new(WorkerLink::new(index, core, notifier, ack, logs.open()));
             let (access, access_reader) = access::ring(settings.access_log_buffer);
             workers.access.push(access_reader);
+            let spans = Arc::new(ArrayQueue::new(crate::settings::SPAN_QUEUE));
+            workers.spans.push(Arc::clone(&spans));
             let config = WorkerConfig {
                 access,
+                spans,
                 index,
                 core,
                 runtime: RuntimeConfig {
@@ -222,6 +230,11 @@ impl Workers {
         std::mem::take(&mut self.access)
     }
 
+    /// Each worker's queue of finished spans, in worker order.
+    pub fn span_queues(&self) -> Vec<Arc<ArrayQueue<Span>>> {
+        self.spans.clone()
+    }
+
     /// The client connections the workers take, and where that came from.
     pub fn budget(&self) -> ConnectionBudget {
         self.budget
@@ -259,6 +272,8 @@ impl Workers {
 struct WorkerConfig {
     /// The worker's end of its access log ring.
     access: AccessRing,
+    /// Where the worker queues finished spans.
+    spans: Arc<ArrayQueue<Span>>,
     index: usize,
     core: usize,
     runtime: RuntimeConfig,
@@ -345,7 +360,12 @@ fn run_worker(
         max_connections: config.max_connections,
         idle_waker: RefCell::new(None),
         draining: Cell::new(false),
-        http: WorkerHttp::new(config.index, random_seed(config.index), config.access),
+        http: WorkerHttp::new(
+            config.index,
+            random_seed(config.index),
+            config.access,
+            config.spans,
+        ),
     });
     let mut listeners = ListenerSet::default();
     if let Err(e) = listeners.bind_all(&table) {

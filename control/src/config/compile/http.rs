@@ -56,6 +56,7 @@ pub(super) struct HttpParts {
     tally: Arc<HttpTally>,
     tls: Option<dataplane::table::route::ListenerTls>,
     access_log: Option<dataplane::table::access::AccessLog>,
+    tracing: Option<dataplane::trace::context::Threshold>,
 }
 
 impl HttpParts {
@@ -75,6 +76,7 @@ impl HttpParts {
             tally: self.tally,
             tls: self.tls,
             access_log: self.access_log,
+            tracing: self.tracing,
         }))
     }
 }
@@ -162,6 +164,7 @@ impl Builder<'_> {
             tally: tallies.listener(listener),
             tls: tls?,
             access_log: access_log?,
+            tracing: self.trace_sample,
         };
         (!cluster_refused).then_some(parts)
     }

@@ -76,7 +76,7 @@ impl HeadNote {
     }
 
     /// Method, authority, target and request id.
-    fn texts(&self) -> [&[u8]; 4] {
+    pub(super) fn texts(&self) -> [&[u8]; 4] {
         let mut start = 0;
         self.ends.map(|end| {
             let text = self.bytes.get(start..end).unwrap_or(&[]);

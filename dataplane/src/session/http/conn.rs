@@ -15,13 +15,14 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::access_log::{self, HeadNote};
+use super::access_log;
 use super::clock::{Clock, Phase};
 use super::ctx::{After, Conn, Ctx, Failure, Newer, Site, Worker};
 use super::exchange;
 use super::inbound::HeadFailure;
 use super::parts::{Lent, Parts};
 use super::send::{send_all, HeadBuf};
+use super::tracing::{self, Trace};
 use super::write::{self, Persist};
 use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::Limits;
@@ -186,7 +187,7 @@ impl Conn {
                 // Answers written here leave the head unread; the next
                 // request starts after it either way.
                 self.inbound.consume_head(parts.req.len);
-                settle(ctx, &mut outcome, &mut parts.note, &self.client);
+                settle(ctx, &mut outcome, &mut parts, &self.client);
                 after
             }
             Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
@@ -197,7 +198,7 @@ impl Conn {
                 let after = self
                     .answer(ctx, clock, &mut parts, &mut outcome, failure)
                     .await;
-                settle(ctx, &mut outcome, &mut parts.note, &self.client);
+                settle(ctx, &mut outcome, &mut parts, &self.client);
                 after
             }
         };
@@ -269,7 +270,21 @@ impl Conn {
                 ));
             }
         }
-        if service.access_log.is_some() {
+        let trace = service.tracing.map(|t| {
+            Trace::read(&parts.req, self.inbound.head_bytes(), t, || {
+                ctx.http.random()
+            })
+        });
+        if let Some(t) = &trace {
+            if t.report.any_invalid() {
+                ctx.counters.trace_invalid.add(1);
+            }
+            if t.sampled {
+                outcome.trace_id = Some(t.trace_id);
+            }
+        }
+        parts.trace = trace;
+        if service.access_log.is_some() || trace.is_some_and(|t| t.sampled) {
             parts.note.note(&parts.req, self.inbound.head_bytes());
         }
         let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes())
@@ -404,7 +419,7 @@ impl Conn {
                 let after = self
                     .answer(ctx, clock, &mut parts, &mut outcome, failure)
                     .await;
-                settle(ctx, &mut outcome, &mut parts.note, &self.client);
+                settle(ctx, &mut outcome, &mut parts, &self.client);
                 drop(parts);
                 self.next(clock, after).await;
             }
@@ -436,13 +451,18 @@ impl Conn {
 /// request, on the route's for a redirect or a direct response. Its
 /// duration is timed at the level its status is counted at (where its
 /// error is, when no answer went out), and on its cluster when it had one.
-fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, note: &mut HeadNote, client: &Sender) {
+fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Sender) {
     outcome.end(rt::now());
     ctx.counters.requests.add(1);
-    access_log::log(ctx, outcome, note, client);
+    access_log::log(ctx, outcome, &parts.note, client);
+    if let Some(trace) = parts.trace.filter(|t| t.sampled) {
+        let meta = exchange::span_meta(ctx, outcome, &parts.note, client);
+        tracing::end_request(ctx, &trace, &meta, outcome);
+    }
     // A set of parts serves many requests: what was noted of this one
-    // must not be logged for the next.
-    note.clear();
+    // must not be logged or traced for the next.
+    parts.note.clear();
+    parts.trace = None;
     let listener = ctx.listener;
     let picked = exchange::picked(ctx, outcome);
     let target = picked.map(|t| t.tally.worker(ctx.http.worker));

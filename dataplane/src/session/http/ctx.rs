@@ -25,7 +25,7 @@ pub(super) struct Ctx<'a> {
     /// The listener's counters (this worker's block).
     pub(super) listener: &'a HttpCounters,
     /// The listener's name.
-    pub(super) listener_name: &'a str,
+    pub(super) listener_name: &'a std::sync::Arc<str>,
     /// `table` as the worker runs it: its balancer, endpoint health and
     /// idle upstream connections.
     pub(super) upstream: &'a LocalTable,

@@ -13,6 +13,7 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use super::access_log::HeadNote;
 use super::body::{self, BodyEnd, Delimit, Tally, Watch};
 use super::clock::Clock;
 use super::ctx::{After, Conn, Ctx, Failure};
@@ -22,6 +23,7 @@ use super::parts::Parts;
 use super::respond::{respond, Progress, Response, Sides, Terms};
 use super::retry::{Keep, Tries};
 use super::send::send_all;
+use super::tracing::{self, Attempt, SpanMeta};
 use super::write::{self, Upward};
 use crate::buf::Group;
 use crate::proto::h1::request::RequestBody;
@@ -49,6 +51,30 @@ use crate::upstream::pool::Upstream;
 /// receive (a cancel and a new receive: measured at about 2% of requests
 /// under closed-loop load with a high water of one).
 const QUIET_HIGH_WATER: usize = 2;
+
+/// What the spans of the request of `outcome` name: its head's fields
+/// (from `note`), its listener, route and cluster, the client.
+pub(super) fn span_meta<'a>(
+    ctx: &Ctx<'a>,
+    outcome: &Outcome,
+    note: &'a HeadNote,
+    client: &Sender,
+) -> SpanMeta<'a> {
+    let [method, host, target, _] = note.texts();
+    SpanMeta {
+        method,
+        host,
+        target,
+        tls: tracing::over_tls(client),
+        listener: ctx.listener_name,
+        route: outcome
+            .route
+            .and_then(|r| ctx.service.routes.get(r))
+            .map(|r| &r.name),
+        cluster: picked(ctx, outcome).map(|t| &ctx.table.cluster(t.cluster).name),
+        client: ctx.peer,
+    }
+}
 
 /// The target the request of `outcome` picked, if it picked one of a
 /// route that still forwards there.
@@ -349,8 +375,23 @@ async fn exchange(
         trust_forwarded: service.trust_forwarded,
         request_id: (u128::from(http.random()) << 64) | u128::from(http.random()),
         attempt: None,
+        trace: None,
     };
     outcome.request_id = Some(up.request_id);
+    let trace = parts.trace;
+    let attempt = Attempt::new();
+    // Ends the running attempt's client span (sampled requests only).
+    let end_attempt = |parts: &Parts,
+                       outcome: &Outcome,
+                       conn: &Conn,
+                       endpoint: Option<SocketAddr>,
+                       status: Option<u16>,
+                       error: Option<Reason>| {
+        if let Some(t) = &trace {
+            let meta = span_meta(ctx, outcome, &parts.note, &conn.client);
+            attempt.end(ctx, t, &meta, endpoint, status, error);
+        }
+    };
     // What a hashing policy hashes, read once: the head is gone from the
     // client's side once a body follows it.
     let key = cluster.balance.policy.hash_on().and_then(|on| {
@@ -364,6 +405,8 @@ async fn exchange(
     let mut relayed = false;
     let ended = loop {
         up.attempt = tries.marks().then_some(outcome.retries + 1);
+        let client_span = attempt.begin(trace.as_ref(), || http.random());
+        up.trace = trace.map(|t| t.outgoing(client_span));
         let replay = relayed.then_some(keep.as_ref()).flatten();
         let opened = open(
             conn,
@@ -379,13 +422,16 @@ async fn exchange(
         let upstream = match opened.await {
             Ok(upstream) => upstream,
             Err(Opening::Refused(reason, detail)) => {
+                end_attempt(parts, outcome, conn, None, None, Some(reason));
                 break Err(Failure {
                     reason,
                     detail: detail.into(),
                     close: plan.close_on_error,
-                })
+                });
             }
             Err(Opening::Broke(cause, addr)) => {
+                let error = Some(Reason::UpstreamReset);
+                end_attempt(parts, outcome, conn, Some(addr), None, error);
                 if tries.wants_failure(cause) && tries.take(cause, rt::now()) {
                     retried(ctx, cluster, addr, Said::Failed, progress, outcome);
                     pause(&tries, ctx).await;
@@ -471,6 +517,13 @@ async fn exchange(
             _ => None,
         };
         if let Some(said) = again {
+            let (status, error) = match (said, &result) {
+                (Said::Answered(status), _) => (Some(status), None),
+                (_, Relayed::TryTimedOut) => (None, Some(Reason::UpstreamTimeout)),
+                (_, Relayed::Response(Response::Before(reason, _))) => (None, Some(*reason)),
+                _ => (None, Some(Reason::UpstreamReset)),
+            };
+            end_attempt(parts, outcome, conn, Some(addr), status, error);
             retried(ctx, cluster, addr, said, progress, outcome);
             // The attempt's connection goes with a reset.
             drop(abandoned);
@@ -485,7 +538,7 @@ async fn exchange(
         } else {
             abandoned.disarm();
         }
-        break settle(
+        let settled = settle(
             result,
             body_done,
             keep_alive,
@@ -496,6 +549,10 @@ async fn exchange(
             deadline,
             outcome,
         );
+        let error = settled.as_ref().err().map(|f| f.reason);
+        let status = progress.status.get();
+        end_attempt(parts, outcome, conn, Some(addr), status, error);
+        break settled;
     };
     if let Some(keep) = keep {
         parts.kept = keep.into_room();

@@ -31,6 +31,7 @@ mod respond;
 mod retry;
 mod send;
 mod state;
+mod tracing;
 mod write;
 
 pub use self::ctx::Worker;

@@ -11,6 +11,7 @@ use std::ops::{Deref, DerefMut};
 
 use super::access_log::HeadNote;
 use super::send::HeadBuf;
+use super::tracing::Trace;
 use crate::proto::h1::request::RequestHead;
 use crate::proto::h1::response::ResponseHead;
 
@@ -38,9 +39,11 @@ pub(super) struct Parts {
     /// Room for a path rewritten into its authorization form (listeners
     /// with authorization, paths not already in that form).
     pub(super) authz_path: Vec<u8>,
-    /// The head's fields an access log record needs (listeners with an
-    /// access log).
+    /// The head's fields an access log record or a span needs (listeners
+    /// with an access log, sampled requests).
     pub(super) note: HeadNote,
+    /// The request's trace, on listeners with tracing.
+    pub(super) trace: Option<Trace>,
 }
 
 thread_local! {
@@ -68,6 +71,7 @@ impl Lent {
                 kept: Vec::new(),
                 authz_path: Vec::new(),
                 note: HeadNote::default(),
+                trace: None,
             })
         })))
     }

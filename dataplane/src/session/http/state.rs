@@ -3,9 +3,13 @@
 //! TCP listeners share too).
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
 
 use crate::access::AccessRing;
 use crate::random::Random;
+use crate::trace::span::Span;
 
 /// A worker's HTTP state: its index, its drain flag and its random source.
 #[derive(Debug)]
@@ -20,16 +24,19 @@ pub struct WorkerHttp {
     rng: Random,
     /// The worker's end of its access log ring.
     pub access: RefCell<AccessRing>,
+    /// Where the worker queues finished spans for the exporter.
+    pub spans: Arc<ArrayQueue<Span>>,
 }
 
 impl WorkerHttp {
     /// State for worker `worker`; `seed` starts its random source.
-    pub fn new(worker: usize, seed: u64, access: AccessRing) -> Self {
+    pub fn new(worker: usize, seed: u64, access: AccessRing, spans: Arc<ArrayQueue<Span>>) -> Self {
         Self {
             worker,
             draining: Cell::new(false),
             rng: Random::new(seed),
             access: RefCell::new(access),
+            spans,
         }
     }
 

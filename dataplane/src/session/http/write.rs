@@ -5,6 +5,8 @@
 //! Heads are written into a buffer the request's parts keep, so a request
 //! costs no allocation once the buffer has grown to its working size.
 
+use super::tracing::UpTrace;
+use crate::trace::context::{Fate, Header as TraceHeader};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -38,6 +40,10 @@ pub(super) struct Upward<'a> {
     /// `x-ringway-peer-identity`. An arriving one is always dropped, so
     /// no client can claim an identity it did not prove.
     pub identity: Option<&'a str>,
+    /// The trace context to carry, on listeners with tracing: the
+    /// arriving trace headers it replaces or drops are left out, the
+    /// others kept, and it is written in its format.
+    pub trace: Option<UpTrace>,
 }
 
 /// Writes the request head for the upstream into `out`. `fallback_host`
@@ -102,6 +108,13 @@ pub(super) fn request(
             Known::XRingwayAttempt | Known::XRingwayPeerIdentity => continue,
             _ => {}
         }
+        if let Some(trace) = &up.trace {
+            if let Some(header) = TraceHeader::classify(name) {
+                if trace.report.fate(header) != Fate::Forward {
+                    continue;
+                }
+            }
+        }
         if !up.edits.is_empty() && up.edits.drops(name) {
             continue;
         }
@@ -154,6 +167,9 @@ pub(super) fn request(
     }
     if let Some(identity) = up.identity {
         line(out, b"x-ringway-peer-identity", identity.as_bytes());
+    }
+    if let Some(trace) = &up.trace {
+        trace.context.write_headers(trace.format, out);
     }
     if let Some(attempt) = up.attempt {
         out.extend_from_slice(b"x-ringway-attempt: ");
@@ -404,7 +420,77 @@ mod tests {
             request_id: 0xabc,
             attempt: None,
             identity: None,
+            trace: None,
         }
+    }
+
+    /// The trace of `raw`, sampled or not as the caller says (or always,
+    /// without a decision).
+    fn traced(raw: &[u8]) -> super::super::tracing::Trace {
+        let head = parsed(raw);
+        let n = std::cell::Cell::new(0u64);
+        let random = || {
+            n.set(n.get() + 1);
+            n.get().wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        };
+        super::super::tracing::Trace::read(
+            &head,
+            raw,
+            crate::trace::context::Threshold::ALWAYS,
+            random,
+        )
+    }
+
+    #[test]
+    fn a_sampled_request_goes_up_as_a_child_of_its_attempt() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\ntracestate: a=1\r\n\r\n";
+        let trace = traced(raw);
+        assert!(trace.sampled);
+        let attempt = [7u8; 8];
+        let edits = HeaderEdits::default();
+        let mut up = upward(&edits, false);
+        up.trace = Some(trace.outgoing(Some(attempt)));
+        let out = written(raw, &up);
+        assert!(
+            out.contains(
+                "traceparent: 00-0af7651916cd43dd8448eb211c80319c-0707070707070707-01\r\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(out.matches("traceparent").count(), 1, "{out}");
+        assert!(out.contains("tracestate: a=1\r\n"), "{out}");
+    }
+
+    #[test]
+    fn an_invalid_trace_header_is_dropped_and_a_new_trace_goes_up() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\ntraceparent: 00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01\r\ntracestate: a=1\r\n\r\n";
+        let trace = traced(raw);
+        assert!(trace.report.any_invalid());
+        let edits = HeaderEdits::default();
+        let mut up = upward(&edits, false);
+        up.trace = Some(trace.outgoing(Some([9; 8])));
+        let out = written(raw, &up);
+        assert!(!out.contains("0AF7651916CD43DD"), "{out}");
+        assert!(!out.contains("tracestate"), "{out}");
+        assert_eq!(out.matches("traceparent: 00-").count(), 1, "{out}");
+        assert!(out.contains("-0909090909090909-01\r\n"), "{out}");
+    }
+
+    #[test]
+    fn an_unsampled_request_passes_its_caller_on_unrecorded() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nb3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0\r\n\r\n";
+        let trace = traced(raw);
+        assert!(!trace.sampled);
+        let edits = HeaderEdits::default();
+        let mut up = upward(&edits, false);
+        up.trace = Some(trace.outgoing(None));
+        let out = written(raw, &up);
+        assert!(
+            out.contains("b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("b3:").count(), 1, "{out}");
+        assert!(!out.contains("traceparent"), "{out}");
     }
 
     #[test]
