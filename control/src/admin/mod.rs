@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::agent::exposition;
-use crate::agent::{balance, cert_expiry};
+use crate::agent::{balance, cert_expiry, endpoint_series};
 use crate::agent::{Agent, Applied, ReloadError, ACK_WAIT};
 
 /// Largest request body accepted (a configuration with tens of thousands of
@@ -167,6 +167,7 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
                 exposition::metrics_text(&agent.figures(), &workers, &agent.http_figures());
             balance::metrics(&mut text, &agent.balance(&workers), &workers);
             exposition::access_log_metrics(&mut text, agent.access_log_stats());
+            endpoint_series::metrics(&mut text, &agent.endpoint_series(), exposition::escape);
             if let Some(counts) = agent.trace_export() {
                 exposition::trace_export_metrics(&mut text, &counts);
             }

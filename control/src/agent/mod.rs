@@ -8,6 +8,7 @@
 pub mod balance;
 pub mod cert_expiry;
 mod checks;
+pub mod endpoint_series;
 pub mod endpoints;
 pub mod exposition;
 pub mod timings;
@@ -82,6 +83,9 @@ pub struct Agent {
     access: RefCell<Option<AccessWriter>>,
     /// Span export, when `[tracing]` is set.
     traces: tracing::Traces,
+    /// The endpoints whose series `/metrics` writes, departed ones
+    /// included until they expire.
+    endpoint_series: RefCell<endpoint_series::EndpointSeries>,
     state: RefCell<State>,
     /// The active health checks of the running table.
     checkers: checks::Checkers,
@@ -211,6 +215,12 @@ impl Agent {
             balance: RefCell::default(),
             access: RefCell::new(access),
             traces,
+            endpoint_series: RefCell::new({
+                let mut series =
+                    endpoint_series::EndpointSeries::new(config.metrics.endpoint_expiry);
+                series.reconcile(&table, std::time::Instant::now());
+                series
+            }),
             checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
             workers: RefCell::new(Some(workers)),
@@ -271,6 +281,15 @@ impl Agent {
     /// summed, for `/metrics`; `None` when tracing was never configured.
     pub fn trace_export(&self) -> Option<crate::telemetry::otlp::ExportCounts> {
         self.traces.counts()
+    }
+
+    /// The per-endpoint series to write now: the newest table's endpoints
+    /// and those that left it within the expiry.
+    pub fn endpoint_series(&self) -> Vec<endpoint_series::EndpointSeriesFigures> {
+        let now = std::time::Instant::now();
+        let mut series = self.endpoint_series.borrow_mut();
+        series.reconcile(&self.state.borrow().table, now);
+        series.figures(now)
     }
 
     /// Records the access log writer wrote and lost, for `/metrics`.
@@ -436,6 +455,11 @@ impl Agent {
         }
         // So are the ejection counts.
         cluster.events = EndpointEvents::new(&endpoints, Some(&cluster.events));
+        cluster.endpoint_tallies = dataplane::table::tally::EndpointTallies::new(
+            &endpoints,
+            self.links.len(),
+            Some(&cluster.endpoint_tallies),
+        );
         cluster.endpoints = endpoints;
         next.table.clusters[index] = Arc::new(cluster);
         // The running configuration no longer matches any text: the next
@@ -459,6 +483,11 @@ impl Agent {
             writer.learn(&table);
         }
         self.traces.reconcile(next.tracing.as_ref());
+        {
+            let mut series = self.endpoint_series.borrow_mut();
+            series.set_expiry(next.metrics.endpoint_expiry);
+            series.reconcile(&table, std::time::Instant::now());
+        }
         let published = clock_ns();
         // Every slot gets the table before any worker is woken, and the
         // agent's state follows whatever happens next: a worker that takes

@@ -30,7 +30,7 @@ use dataplane::table::lb::{self, Balance, Ewma, HashOn, Policy};
 use dataplane::table::outlier::{EndpointEvents, Outlier};
 use dataplane::table::retry::{Budget, BudgetSettings, RetryPolicy};
 use dataplane::table::route::PoolSettings;
-use dataplane::table::tally::ClusterTally;
+use dataplane::table::tally::{ClusterTally, EndpointTallies};
 use dataplane::table::{Cluster, ClusterId, Listener, Protocol, Service, Table};
 use toml::Spanned;
 
@@ -41,7 +41,7 @@ use super::file::{
 };
 use super::source::Source;
 use super::tally::Tallies;
-use super::{address, duration, render, AdminSettings, Config};
+use super::{address, duration, render, AdminSettings, Config, MetricsSettings};
 
 /// Default `idle_timeout` of a listener: long enough for a quiet database
 /// session, short enough that abandoned connections do not pile up.
@@ -100,6 +100,18 @@ pub(crate) fn compile(
         None => Some(None),
         Some(table) => builder.tracing(table).map(Some),
     };
+    let metrics = match file
+        .metrics
+        .as_ref()
+        .and_then(|m| m.get_ref().endpoint_expiry.as_ref())
+    {
+        None => Some(MetricsSettings::default()),
+        Some(text) => builder
+            .check(text, "metrics.endpoint_expiry", |t| {
+                duration::parse_nonzero(t)
+            })
+            .map(|endpoint_expiry| MetricsSettings { endpoint_expiry }),
+    };
     builder.trace_sample = tracing
         .as_ref()
         .and_then(|t| t.as_ref().map(TracingSettings::threshold));
@@ -127,6 +139,7 @@ pub(crate) fn compile(
             control_core,
             admin,
             tracing: tracing.flatten(),
+            metrics: metrics.unwrap_or_default(),
             table: Table {
                 generation: 1,
                 listeners,
@@ -565,6 +578,9 @@ impl Builder<'_> {
                 // So does the retry budget: its window and its counts.
                 let budget = Budget::new(budget_settings, workers, running.map(|c| &c.budget));
                 let events = EndpointEvents::new(&endpoints, running.map(|c| &c.events));
+                // And its endpoints' figures, by address.
+                let endpoint_tallies =
+                    EndpointTallies::new(&endpoints, workers, running.map(|c| &c.endpoint_tallies));
                 // And its timings.
                 let tally = running.map_or_else(
                     || Arc::new(ClusterTally::new(workers)),
@@ -604,6 +620,7 @@ impl Builder<'_> {
                     budget,
                     tls,
                     tally,
+                    endpoint_tallies,
                 }));
             }
         }

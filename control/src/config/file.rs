@@ -18,6 +18,7 @@ pub(crate) struct FileConfig {
     pub(crate) runtime: Option<Spanned<FileRuntime>>,
     pub(crate) admin: Option<Spanned<FileAdmin>>,
     pub(crate) tracing: Option<Spanned<FileTracing>>,
+    pub(crate) metrics: Option<Spanned<FileMetrics>>,
     #[serde(default)]
     pub(crate) listeners: Vec<Spanned<FileListener>>,
     #[serde(default)]
@@ -35,6 +36,13 @@ pub(crate) struct FileRuntime {
     pub(crate) buffer_count: Option<Spanned<Int>>,
     pub(crate) max_connections: Option<Spanned<Int>>,
     pub(crate) access_log_buffer: Option<Spanned<Int>>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileMetrics {
+    pub(crate) endpoint_expiry: Option<Spanned<String>>,
 }
 
 /// `[tracing]`.

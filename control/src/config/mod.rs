@@ -57,8 +57,26 @@ pub struct Config {
     pub admin: AdminSettings,
     /// Tracing, when `[tracing]` is set.
     pub tracing: Option<compile::TracingSettings>,
+    /// What `/metrics` writes.
+    pub metrics: MetricsSettings,
     /// Listeners and clusters, as generation 1.
     pub table: Table,
+}
+
+/// What `/metrics` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// How long the series of an endpoint that left its cluster are still
+    /// written.
+    pub endpoint_expiry: Duration,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            endpoint_expiry: crate::agent::endpoint_series::DEFAULT_EXPIRY,
+        }
+    }
 }
 
 /// Settings of the admin endpoint.

@@ -122,6 +122,9 @@ impl Config {
                 first_byte_timeout: duration::format(self.admin.first_byte_timeout),
                 head_timeout: duration::format(self.admin.head_timeout),
             },
+            metrics: OutMetrics {
+                endpoint_expiry: duration::format(self.metrics.endpoint_expiry),
+            },
             tracing: self.tracing.as_ref().map(|t| OutTracing {
                 collector: t.otlp.endpoint.to_string(),
                 sample: t.sample,
@@ -370,6 +373,7 @@ pub(crate) fn core_list(cores: &[usize]) -> String {
 struct OutConfig<'a> {
     runtime: OutRuntime<'a>,
     admin: OutAdmin,
+    metrics: OutMetrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     tracing: Option<OutTracing<'a>>,
     // An empty list is left out: `listeners = []` may not follow a table,
@@ -378,6 +382,12 @@ struct OutConfig<'a> {
     listeners: Vec<OutListener<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     clusters: Vec<OutCluster<'a>>,
+}
+
+/// `[metrics]`.
+#[derive(Serialize)]
+struct OutMetrics {
+    endpoint_expiry: String,
 }
 
 /// `[tracing]`, every default filled in.

@@ -144,4 +144,7 @@ pub struct Cluster {
     pub tls: Option<route::ClusterTls>,
     /// Its connect, first-byte and request timings.
     pub tally: Arc<tally::ClusterTally>,
+    /// Each endpoint's requests, failures and durations (built from
+    /// `endpoints`: rebuild it when they change).
+    pub endpoint_tallies: tally::EndpointTallies,
 }

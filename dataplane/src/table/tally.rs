@@ -7,6 +7,9 @@
 //! block of [`Counter`]s per worker, each on cache lines of its own: a worker
 //! writes only its own block, the agent sums them.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use crossbeam::utils::CachePadded;
 
 use crate::counter::Counter;
@@ -158,6 +161,110 @@ impl ClusterTally {
             w.duration.add_to(&mut t.duration);
         }
         t
+    }
+}
+
+/// One worker's figures of one endpoint.
+#[derive(Debug, Default)]
+pub struct EndpointCells {
+    /// Requests whose last attempt went to the endpoint.
+    pub requests: Counter,
+    /// Those that failed there: a 5xx from the endpoint, or an exchange
+    /// that broke for a reason not the client's.
+    pub failures: Counter,
+    /// Their durations.
+    pub duration: Histogram,
+}
+
+/// A sum of [`EndpointCells`] over workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointTotals {
+    /// Requests.
+    pub requests: u64,
+    /// Failures.
+    pub failures: u64,
+    /// Durations.
+    pub duration: HistogramTotals,
+}
+
+/// One endpoint's figures, one block per worker.
+#[derive(Debug)]
+pub struct EndpointTally {
+    workers: Box<[CachePadded<EndpointCells>]>,
+}
+
+impl EndpointTally {
+    /// Zeroed figures for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers.max(1))
+                .map(|_| CachePadded::new(EndpointCells::default()))
+                .collect(),
+        }
+    }
+
+    /// The block worker `worker` writes.
+    #[inline]
+    pub fn worker(&self, worker: usize) -> &EndpointCells {
+        &self.workers[worker.min(self.workers.len() - 1)]
+    }
+
+    /// The sum over every worker.
+    pub fn totals(&self) -> EndpointTotals {
+        let mut t = EndpointTotals::default();
+        for w in self.workers.iter() {
+            t.requests += w.requests.get();
+            t.failures += w.failures.get();
+            w.duration.add_to(&mut t.duration);
+        }
+        t
+    }
+}
+
+/// The figures of every endpoint of a cluster, sorted by address so a
+/// worker finds one by binary search. Built with the cluster's endpoints
+/// (rebuild it when they change) and carried over by address, as the
+/// ejection cells are: an endpoint that stays keeps counting on.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointTallies {
+    sorted: Arc<[(SocketAddr, Arc<EndpointTally>)]>,
+}
+
+impl EndpointTallies {
+    /// Figures for `endpoints` on `workers` workers, the same ones as in
+    /// `previous` for the addresses it has.
+    pub fn new(
+        endpoints: &[SocketAddr],
+        workers: usize,
+        previous: Option<&EndpointTallies>,
+    ) -> Self {
+        let mut sorted: Vec<_> = endpoints
+            .iter()
+            .map(|&addr| {
+                let kept = previous.and_then(|p| p.of(addr)).map(Arc::clone);
+                (
+                    addr,
+                    kept.unwrap_or_else(|| Arc::new(EndpointTally::new(workers))),
+                )
+            })
+            .collect();
+        sorted.sort_by_key(|(addr, _)| *addr);
+        sorted.dedup_by_key(|(addr, _)| *addr);
+        Self {
+            sorted: sorted.into(),
+        }
+    }
+
+    /// The figures of `addr`, if it is an endpoint of the cluster.
+    #[inline]
+    pub fn of(&self, addr: SocketAddr) -> Option<&Arc<EndpointTally>> {
+        let i = self.sorted.binary_search_by_key(&addr, |(a, _)| *a).ok()?;
+        Some(&self.sorted[i].1)
+    }
+
+    /// Every endpoint with its figures, by address.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &Arc<EndpointTally>)> {
+        self.sorted.iter().map(|(a, t)| (*a, t))
     }
 }
 

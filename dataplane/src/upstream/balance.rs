@@ -317,6 +317,7 @@ mod tests {
             budget: crate::table::retry::Budget::new(Default::default(), 1, None),
             tls: None,
             tally: Arc::new(crate::table::tally::ClusterTally::new(1)),
+            endpoint_tallies: Default::default(),
         })
     }
 

@@ -33,6 +33,7 @@ use crate::rt::reuse::recycled;
 use crate::rt::select::select;
 use crate::rt::time::{sleep, Sleep};
 use crate::table::route::{HeaderEdits, Redirect, RouteAction};
+use crate::table::Cluster;
 use crate::transport::{Scheme, Sender};
 
 /// How long a connection closed after an error answer keeps reading (and
@@ -481,6 +482,7 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
             .worker(ctx.http.worker)
             .duration
             .record(duration);
+        endpoint_figures(ctx, cluster, outcome, duration);
     }
     let Some(status) = outcome.status else {
         // No answer went out: timed where the error was counted.
@@ -499,6 +501,25 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
     };
     tally.response(status);
     tally.duration.record(duration);
+}
+
+/// Counts the request of `outcome` on the endpoint of `cluster` its last
+/// attempt went to: a request, a failure when the endpoint answered 5xx
+/// or the exchange broke for a reason not the client's, and its duration.
+fn endpoint_figures(ctx: &Ctx<'_>, cluster: &Cluster, outcome: &Outcome, duration: Duration) {
+    let Some(tally) = outcome
+        .upstream
+        .and_then(|a| cluster.endpoint_tallies.of(a))
+    else {
+        return;
+    };
+    let cells = tally.worker(ctx.http.worker);
+    cells.requests.add(1);
+    let answered_5xx = !outcome.own_answer && outcome.status.is_some_and(|s| s >= 500);
+    if answered_5xx || outcome.reason.is_some_and(|r| !r.is_clients()) {
+        cells.failures.add(1);
+    }
+    cells.duration.record(duration);
 }
 
 /// The fields a route sets and adds on the answers it gives.
