@@ -121,6 +121,12 @@ impl PrometheusServer {
     /// number from that block is below the ephemeral range and owned by
     /// this process, so no parallel test or outgoing connection holds it.
     pub fn start(job: &str, target: SocketAddr, interval: &str) -> Self {
+        Self::start_with(job, target, interval, &[])
+    }
+
+    /// [`PrometheusServer::start`] with `flags` added to its command line
+    /// (`--enable-feature=exemplar-storage`, say).
+    pub fn start_with(job: &str, target: SocketAddr, interval: &str, flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
         let web = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let config = dir.path().join("prometheus.yml");
@@ -135,11 +141,13 @@ impl PrometheusServer {
         std::fs::write(&config, text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let storage = dir.path().join("data");
-        let program = Program::new(Path::new("prometheus")).args(&[
+        let mut args = vec![
             format!("--config.file={}", config.display()),
             format!("--storage.tsdb.path={}", storage.display()),
             format!("--web.listen-address={web}"),
-        ]);
+        ];
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        let program = Program::new(Path::new("prometheus")).args(&args);
         let mut process = program
             .spawn()
             .unwrap_or_else(|e| panic!("{e}: scripts/install-prometheus.sh installs prometheus"));

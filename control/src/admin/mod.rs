@@ -82,6 +82,7 @@ type Reply = Response<Full<Bytes>>;
 async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) -> Reply {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    let openmetrics = wants_openmetrics(&req);
     let changing = matches!(
         (path.as_str(), &method),
         ("/config", &Method::POST) | ("/reload", &Method::POST)
@@ -163,8 +164,8 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
         }
         ("/metrics", &Method::GET) => {
             let workers = agent.worker_figures();
-            let mut text =
-                exposition::metrics_text(&agent.figures(), &workers, &agent.http_figures());
+            let (figures, http) = (agent.figures(), agent.http_figures());
+            let mut text = exposition::metrics_text_as(&figures, &workers, &http, openmetrics);
             balance::metrics(&mut text, &agent.balance(&workers), &workers);
             exposition::access_log_metrics(&mut text, agent.access_log_stats());
             endpoint_series::metrics(&mut text, &agent.endpoint_series(), exposition::escape);
@@ -173,11 +174,19 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             }
             let (certs, now) = (agent.certificates(), cert_expiry::now());
             cert_expiry::metrics(&mut text, &certs, now, exposition::escape);
-            with_type(
-                StatusCode::OK,
-                text,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
+            if openmetrics {
+                with_type(
+                    StatusCode::OK,
+                    exposition::to_openmetrics(&text),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                with_type(
+                    StatusCode::OK,
+                    text,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            }
         }
         ("/healthz" | "/ready" | "/stats" | "/metrics", _) => {
             not_allowed(&path, &method, "GET")
@@ -194,6 +203,27 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             ),
         ),
     }
+}
+
+/// Whether the scraper asks for OpenMetrics (Prometheus does when it
+/// stores exemplars): `application/openmetrics-text` in `Accept`, with a
+/// weight above zero.
+fn wants_openmetrics<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|choice| {
+            let mut parts = choice.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
 }
 
 /// The cluster name of `/clusters/{name}/endpoints`.

@@ -421,6 +421,18 @@ fn tally_json(
 
 /// `/metrics` in the Prometheus text exposition format.
 pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFigures) -> String {
+    metrics_text_as(agent, workers, http, false)
+}
+
+/// `/metrics` in the Prometheus text format, or, with `openmetrics`, the
+/// body of an OpenMetrics exposition (exemplars on the request duration
+/// buckets; [`to_openmetrics`] finishes it once every family is in).
+pub fn metrics_text_as(
+    agent: &AgentFigures,
+    workers: &[WorkerFigures],
+    http: &HttpFigures,
+    openmetrics: bool,
+) -> String {
     let mut out = String::with_capacity(4096);
     let mut scalar = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = write!(
@@ -494,7 +506,7 @@ pub fn metrics_text(agent: &AgentFigures, workers: &[WorkerFigures], http: &Http
             }
         }
     }
-    http_metrics(&mut out, http);
+    http_metrics(&mut out, http, openmetrics);
     endpoints::metrics(&mut out, &http.endpoints, escape);
     authz_metrics(&mut out, &http.authz);
     timings::metrics(&mut out, &http.timings, escape);
@@ -528,7 +540,7 @@ fn authz_metrics(out: &mut String, authz: &[AuthzFigures]) {
 /// The HTTP families. Every series of every tally is written, zeros
 /// included, as the per-worker families are: a series that appears only
 /// once it is non-zero breaks `rate()` over its first increment.
-fn http_metrics(out: &mut String, http: &HttpFigures) {
+fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     let series = http.series();
     let header = |out: &mut String, name: &str, help: &str| {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
@@ -593,7 +605,8 @@ fn http_metrics(out: &mut String, http: &HttpFigures) {
         "How long HTTP requests took, from the head read to the last byte of the answer; each request is timed at the one level its final status is counted at (as ringway_http_responses_total), so a sum over route and cluster gives a listener's.",
     );
     for (labels, totals) in &series {
-        timings::series(out, name, &labels_text(labels), &totals.duration);
+        let exemplars = openmetrics.then_some(&totals.exemplars);
+        timings::series_with(out, name, &labels_text(labels), &totals.duration, exemplars);
     }
 
     let name = "ringway_http_retries_total";
@@ -680,6 +693,42 @@ pub(crate) fn escape(value: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// Turns a whole exposition written in the text format (with exemplars)
+/// into OpenMetrics: a counter family is named without its `_total` in
+/// `# HELP` and `# TYPE` (its samples keep it), and `# EOF` ends it.
+pub fn to_openmetrics(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut counters = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                counters.insert(name.to_owned());
+            }
+        }
+    }
+    for line in text.lines() {
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = match name.strip_suffix("_total") {
+                    Some(base) if counters.contains(name) => base,
+                    _ => name,
+                };
+                let _ = writeln!(out, "{prefix}{name} {tail}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("# EOF\n");
     out
 }
 
@@ -1174,6 +1223,33 @@ mod tests {
             Some(Reason::ALL.len())
         );
         assert_eq!(web["routes"][1]["upstreams"], json!([]));
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends() {
+        let workers = [numbered(0)];
+        let text = metrics_text_as(&AgentFigures::default(), &workers, &http(), true);
+        // Every counter family ends in _total, as OpenMetrics wants of
+        // its samples.
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            if let Some(name) = line.strip_suffix(" counter") {
+                assert!(name.ends_with("_total"), "{line}");
+            }
+        }
+        let om = to_openmetrics(&text);
+        assert!(om.ends_with("# EOF\n"));
+        assert!(
+            om.contains("# TYPE ringway_connections_accepted counter\n"),
+            "{om}"
+        );
+        assert!(
+            om.contains("\nringway_connections_accepted_total{worker=\"0\"} "),
+            "{om}"
+        );
+        assert!(
+            om.contains("# TYPE ringway_connections_active gauge\n"),
+            "{om}"
+        );
     }
 
     #[test]

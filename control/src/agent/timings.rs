@@ -7,7 +7,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use dataplane::latency::{FineTotals, HistogramTotals, LE};
+use dataplane::latency::{ExemplarCopy, FineTotals, HistogramTotals, BUCKETS, LE};
 use dataplane::table::Table;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -107,9 +107,25 @@ pub fn header(out: &mut String, name: &str, help: &str) {
 /// seconds) and `_count`, with `labels` (already escaped, comma-joined,
 /// without braces; may be empty).
 pub fn series(out: &mut String, name: &str, labels: &str, h: &HistogramTotals) {
+    series_with(out, name, labels, h, None);
+}
+
+/// [`series`], with the exemplar of each bucket that has one (OpenMetrics
+/// only: the 0.0.4 text format has no exemplars).
+pub fn series_with(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    h: &HistogramTotals,
+    exemplars: Option<&[Option<ExemplarCopy>; BUCKETS]>,
+) {
     let sep = if labels.is_empty() { "" } else { "," };
-    for (le, n) in LE.iter().zip(h.cumulative()) {
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+    for (i, (le, n)) in LE.iter().zip(h.cumulative()).enumerate() {
+        let _ = write!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+        if let Some(e) = exemplars.and_then(|e| e[i]) {
+            exemplar(out, &e);
+        }
+        out.push('\n');
     }
     let braces = |l: &str| {
         if l.is_empty() {
@@ -120,6 +136,23 @@ pub fn series(out: &mut String, name: &str, labels: &str, h: &HistogramTotals) {
     };
     let _ = writeln!(out, "{name}_sum{} {}", braces(labels), h.sum_seconds());
     let _ = writeln!(out, "{name}_count{} {}", braces(labels), h.count());
+}
+
+/// ` # {trace_id="..."} VALUE TIMESTAMP`: an OpenMetrics exemplar, the
+/// value and the timestamp in seconds.
+fn exemplar(out: &mut String, e: &ExemplarCopy) {
+    out.push_str(" # {trace_id=\"");
+    for b in e.trace_id {
+        let _ = write!(out, "{b:02x}");
+    }
+    let _ = write!(
+        out,
+        "\"}} {}.{:09} {}.{:03}",
+        e.value_ns / 1_000_000_000,
+        e.value_ns % 1_000_000_000,
+        e.unix_ms / 1000,
+        e.unix_ms % 1000
+    );
 }
 
 /// The listener and cluster timing families.

@@ -9,10 +9,12 @@
 //! Buckets are counted one by one; the cumulative `le` counts Prometheus
 //! wants are made by the agent, at scrape time.
 
+pub mod exemplar;
 pub mod fine;
 
 use std::time::Duration;
 
+pub use self::exemplar::{Exemplar, ExemplarCopy};
 pub use self::fine::{Fine, FineTotals};
 use crate::counter::Counter;
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use crossbeam::utils::CachePadded;
 
 use crate::counter::Counter;
-use crate::latency::{Fine, FineTotals, Histogram, HistogramTotals};
+use crate::latency::{
+    Exemplar, ExemplarCopy, Fine, FineTotals, Histogram, HistogramTotals, BUCKETS,
+};
 use crate::request::Reason;
 
 /// One worker's counters for one label set.
@@ -30,6 +32,8 @@ pub struct HttpCounters {
     /// the last byte of the answer (each request is timed at the one
     /// level its final status is counted at).
     pub duration: Histogram,
+    /// The last traced request timed here.
+    pub exemplar: Exemplar,
 }
 
 impl HttpCounters {
@@ -58,6 +62,9 @@ pub struct HttpTotals {
     pub errors: [u64; Reason::ALL.len()],
     /// Request durations.
     pub duration: HistogramTotals,
+    /// The newest traced request of each bucket, over the workers' last
+    /// ones.
+    pub exemplars: [Option<ExemplarCopy>; BUCKETS],
 }
 
 /// The counters of one label set, one block per worker.
@@ -96,6 +103,12 @@ impl HttpTally {
                 *sum += c.get();
             }
             w.duration.add_to(&mut t.duration);
+            if let Some(e) = w.exemplar.get() {
+                let slot = &mut t.exemplars[e.bucket.min(BUCKETS - 1)];
+                if slot.is_none_or(|s| s.unix_ms <= e.unix_ms) {
+                    *slot = Some(e);
+                }
+            }
         }
         t
     }

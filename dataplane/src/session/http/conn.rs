@@ -33,6 +33,7 @@ use crate::rt::reuse::recycled;
 use crate::rt::select::select;
 use crate::rt::time::{sleep, Sleep};
 use crate::table::route::{HeaderEdits, Redirect, RouteAction};
+use crate::table::tally::HttpCounters;
 use crate::table::Cluster;
 use crate::transport::{Scheme, Sender};
 
@@ -486,7 +487,7 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
     }
     let Some(status) = outcome.status else {
         // No answer went out: timed where the error was counted.
-        blamed.duration.record(duration);
+        time(blamed, outcome, duration);
         return;
     };
     let tally = if !outcome.own_answer {
@@ -500,7 +501,20 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
             .map_or(listener, |r| r.tally.worker(ctx.http.worker))
     };
     tally.response(status);
-    tally.duration.record(duration);
+    time(tally, outcome, duration);
+}
+
+/// Times the request of `outcome` on `tally`, a traced one as the
+/// exemplar of the bucket it fell in.
+fn time(tally: &HttpCounters, outcome: &Outcome, duration: Duration) {
+    let bucket = tally.duration.record(duration);
+    if let Some(trace_id) = outcome.trace_id {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let value_ns = crate::latency::nanos(duration);
+        tally.exemplar.set(trace_id, value_ns, bucket, unix_ms);
+    }
 }
 
 /// Counts the request of `outcome` on the endpoint of `cluster` its last
