@@ -13,7 +13,7 @@
 //!   as dropped, never lost silently; with the writer held still, exactly
 //!   what fits in the ring is written;
 //! - logrotate's move and `SIGUSR1`; a path that cannot be opened, then
-//!   can;
+//!   can; an output that takes nothing does not hold up the stop;
 //! - configuration errors.
 //!
 //! Lines are matched to requests by their `x-request-id` (or their path),
@@ -1079,6 +1079,28 @@ fn a_log_that_cannot_be_opened_costs_its_records_not_the_requests() {
     assert_eq!(lines.len() as u64, counts.written, "{counts:?}");
     for line in &lines {
         assert_eq!(json(line)["path"], json!("/again"), "{line}");
+    }
+}
+
+/// An output that takes nothing (a pipe whose reader never comes; the
+/// same holds for standard output piped to a consumer that stopped
+/// reading) costs its records, not the process: SIGTERM still drains and
+/// stops ringway. The bound is far above the 5 s drain; a proxy that is
+/// not stopped by then never will be.
+#[test]
+fn an_output_that_takes_nothing_does_not_hold_up_the_stop() {
+    let dir = tempdir();
+    let pipe = Pipe::make(&dir.path().join("nobody-reads.pipe"));
+    let config = HttpConfig::new()
+        .access_log(&AccessLog::to(text(pipe.path())))
+        .route(Route::new("ok").direct(200, "ok\n", None));
+    let proxy = Ringway::start(&config.to_toml());
+
+    let sent = send_logged(config.listen, config.admin, &Req::get("/").to_bytes(), 1);
+    assert_eq!(sent.response.status, 200, "{:?}", sent.response);
+    match proxy.try_stop(WAIT) {
+        Ok(exit) => exit.assert_clean(),
+        Err(e) => panic!("ringway did not stop with its log output stuck: {e}"),
     }
 }
 
