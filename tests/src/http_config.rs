@@ -28,6 +28,8 @@ pub struct HttpConfig {
     pub worker_cores: Vec<usize>,
     /// `runtime.drain_timeout`: 5 s unless set.
     drain_timeout: String,
+    /// Further `[runtime]` keys and their TOML values, written as given.
+    runtime: Vec<(String, String)>,
     listener: Vec<(String, String)>,
     routes: Vec<Route>,
     clusters: Vec<Cluster>,
@@ -60,6 +62,7 @@ impl HttpConfig {
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
             worker_cores: vec![0],
             drain_timeout: "5s".to_owned(),
+            runtime: Vec::new(),
             listener: Vec::new(),
             routes: Vec::new(),
             clusters: Vec::new(),
@@ -108,6 +111,19 @@ impl HttpConfig {
         self
     }
 
+    /// Sets a `[runtime]` key to a TOML value written as is, e.g.
+    /// `("access_log_buffer", "14424")`.
+    pub fn runtime_key(mut self, key: &str, toml_value: &str) -> Self {
+        self.runtime.retain(|(k, _)| k != key);
+        self.runtime.push((key.to_owned(), toml_value.to_owned()));
+        self
+    }
+
+    /// `access_log = { ... }` on the listener.
+    pub fn access_log(self, log: &AccessLog) -> Self {
+        self.listener_key("access_log", &log.to_toml())
+    }
+
     /// `max_body`, in bytes.
     pub fn max_body(self, bytes: u64) -> Self {
         self.listener_key("max_body", &bytes.to_string())
@@ -139,13 +155,18 @@ impl HttpConfig {
     pub fn to_toml(&self) -> String {
         let cores: Vec<String> = self.worker_cores.iter().map(|c| c.to_string()).collect();
         let mut text = format!(
-            "[runtime]\nworker_cores = [{}]\ndrain_timeout = {}\n\n\
-             [admin]\naddress = \"{}\"\n\n\
-             [[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
+            "[runtime]\nworker_cores = [{}]\ndrain_timeout = {}\n",
             cores.join(", "),
             quote(&self.drain_timeout),
-            self.admin,
-            self.listen,
+        );
+        for (key, value) in &self.runtime {
+            let _ = writeln!(text, "{key} = {value}");
+        }
+        let _ = write!(
+            text,
+            "\n[admin]\naddress = \"{}\"\n\n\
+             [[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
+            self.admin, self.listen,
         );
         for (key, value) in &self.listener {
             let _ = writeln!(text, "{key} = {value}");
@@ -315,6 +336,62 @@ impl Route {
     }
 }
 
+/// A listener's `access_log`: where, in which format, which requests.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    path: String,
+    format: Option<String>,
+    sample: Option<f64>,
+    errors_only: Option<bool>,
+}
+
+impl AccessLog {
+    /// Every request, to `path` (absolute, or `-` for standard output), in
+    /// the default format.
+    pub fn to(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            format: None,
+            sample: None,
+            errors_only: None,
+        }
+    }
+
+    /// `format = "json"` or `"text"`.
+    pub fn format(mut self, format: &str) -> Self {
+        self.format = Some(format.to_owned());
+        self
+    }
+
+    /// `sample`: the share of requests logged.
+    pub fn sample(mut self, ratio: f64) -> Self {
+        self.sample = Some(ratio);
+        self
+    }
+
+    /// `errors_only`.
+    pub fn errors_only(mut self, only: bool) -> Self {
+        self.errors_only = Some(only);
+        self
+    }
+
+    /// The inline table.
+    pub fn to_toml(&self) -> String {
+        let mut parts = vec![format!("path = {}", quote(&self.path))];
+        if let Some(format) = &self.format {
+            parts.push(format!("format = {}", quote(format)));
+        }
+        if let Some(ratio) = self.sample {
+            // `{:?}` keeps the decimal point: TOML reads `0` as an integer.
+            parts.push(format!("sample = {ratio:?}"));
+        }
+        if let Some(only) = self.errors_only {
+            parts.push(format!("errors_only = {only}"));
+        }
+        format!("{{ {} }}", parts.join(", "))
+    }
+}
+
 /// Header edits of a route.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderEdits {
@@ -450,6 +527,24 @@ mod tests {
             "direct = { status = 200, body = \"ok\\n\", content_type = \"text/plain\" }"
         ));
         assert!(text.contains("endpoints = [\"127.0.0.1:9\"]\nconnect_timeout = \"1s\"\npool_idle_timeout = \"30s\"\n"));
+    }
+
+    #[test]
+    fn renders_runtime_keys_and_the_access_log() {
+        let text = HttpConfig::new()
+            .runtime_key("access_log_buffer", "14424")
+            .access_log(
+                &AccessLog::to("/var/log/a.log")
+                    .format("text")
+                    .sample(0.0)
+                    .errors_only(true),
+            )
+            .to_toml();
+        assert!(text.contains("drain_timeout = \"5s\"\naccess_log_buffer = 14424\n\n[admin]"));
+        assert!(text.contains(
+            "protocol = \"http\"\naccess_log = { path = \"/var/log/a.log\", format = \"text\", \
+             sample = 0.0, errors_only = true }\n"
+        ));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! loop and socket tricks. [`mod@bench`] runs the load generator,
 //! `ringway-bench load`, against the kit's counting origin. [`histograms`]
 //! reads histogram series out of `/metrics`, and [`prometheus`] runs
-//! Prometheus's own `promtool` and server against it.
+//! Prometheus's own `promtool` and server against it. [`mod@access_log`]
+//! reads what the access log wrote and its counters.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -27,6 +28,7 @@
               the harness runs on test threads, where a lock is the simple tool"
 )]
 
+pub mod access_log;
 pub mod bench;
 pub mod config;
 pub mod data;
