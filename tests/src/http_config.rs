@@ -28,6 +28,8 @@ pub struct HttpConfig {
     pub worker_cores: Vec<usize>,
     /// `runtime.drain_timeout`: 5 s unless set.
     drain_timeout: String,
+    /// The `[tracing]` section, rendered, when set.
+    tracing: Option<String>,
     listener: Vec<(String, String)>,
     routes: Vec<Route>,
     clusters: Vec<Cluster>,
@@ -60,6 +62,7 @@ impl HttpConfig {
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
             worker_cores: vec![0],
             drain_timeout: "5s".to_owned(),
+            tracing: None,
             listener: Vec::new(),
             routes: Vec::new(),
             clusters: Vec::new(),
@@ -118,6 +121,12 @@ impl HttpConfig {
         self.listener_key("trust_forwarded", &trust.to_string())
     }
 
+    /// Sets the `[tracing]` section: every HTTP listener then traces.
+    pub fn tracing(mut self, tracing: &crate::trace::Tracing) -> Self {
+        self.tracing = Some(tracing.to_toml());
+        self
+    }
+
     /// Appends a route (routes match in order).
     pub fn route(mut self, route: Route) -> Self {
         self.routes.push(route);
@@ -140,11 +149,18 @@ impl HttpConfig {
         let cores: Vec<String> = self.worker_cores.iter().map(|c| c.to_string()).collect();
         let mut text = format!(
             "[runtime]\nworker_cores = [{}]\ndrain_timeout = {}\n\n\
-             [admin]\naddress = \"{}\"\n\n\
-             [[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
+             [admin]\naddress = \"{}\"\n\n",
             cores.join(", "),
             quote(&self.drain_timeout),
             self.admin,
+        );
+        if let Some(tracing) = &self.tracing {
+            text.push_str(tracing);
+            text.push('\n');
+        }
+        let _ = write!(
+            text,
+            "[[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
             self.listen,
         );
         for (key, value) in &self.listener {
