@@ -30,6 +30,8 @@ pub struct HttpConfig {
     drain_timeout: String,
     /// Further `[runtime]` keys and their TOML values, written as given.
     runtime: Vec<(String, String)>,
+    /// The `[tracing]` section, rendered, when set.
+    tracing: Option<String>,
     listener: Vec<(String, String)>,
     routes: Vec<Route>,
     clusters: Vec<Cluster>,
@@ -63,6 +65,7 @@ impl HttpConfig {
             worker_cores: vec![0],
             drain_timeout: "5s".to_owned(),
             runtime: Vec::new(),
+            tracing: None,
             listener: Vec::new(),
             routes: Vec::new(),
             clusters: Vec::new(),
@@ -134,6 +137,12 @@ impl HttpConfig {
         self.listener_key("trust_forwarded", &trust.to_string())
     }
 
+    /// Sets the `[tracing]` section: every HTTP listener then traces.
+    pub fn tracing(mut self, tracing: &crate::trace::Tracing) -> Self {
+        self.tracing = Some(tracing.to_toml());
+        self
+    }
+
     /// Appends a route (routes match in order).
     pub fn route(mut self, route: Route) -> Self {
         self.routes.push(route);
@@ -162,11 +171,15 @@ impl HttpConfig {
         for (key, value) in &self.runtime {
             let _ = writeln!(text, "{key} = {value}");
         }
+        let _ = write!(text, "\n[admin]\naddress = \"{}\"\n\n", self.admin);
+        if let Some(tracing) = &self.tracing {
+            text.push_str(tracing);
+            text.push('\n');
+        }
         let _ = write!(
             text,
-            "\n[admin]\naddress = \"{}\"\n\n\
-             [[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
-            self.admin, self.listen,
+            "[[listeners]]\nname = \"web\"\naddress = \"{}\"\nprotocol = \"http\"\n",
+            self.listen,
         );
         for (key, value) in &self.listener {
             let _ = writeln!(text, "{key} = {value}");

@@ -16,7 +16,10 @@
 //! `ringway-bench load`, against the kit's counting origin. [`histograms`]
 //! reads histogram series out of `/metrics`, and [`prometheus`] runs
 //! Prometheus's own `promtool` and server against it. [`mod@access_log`]
-//! reads what the access log wrote and its counters.
+//! reads what the access log wrote and its counters. [`otlp_receiver`] is
+//! a real OTLP/HTTP trace receiver, [`trace`] builds the `[tracing]`
+//! section and reads trace headers and spans back, and [`otel_python`]
+//! runs the OpenTelemetry Python SDK's scripts that check both.
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -39,10 +42,12 @@ pub mod http_origin;
 pub mod http_wire;
 pub mod net;
 pub mod origin;
+pub mod otel_python;
 pub mod otlp_receiver;
 pub mod pki;
 pub mod prometheus;
 pub mod tls_client;
+pub mod trace;
 
 pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};

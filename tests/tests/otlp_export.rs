@@ -7,15 +7,11 @@
 //! Waits are on conditions with generous deadlines; what is asserted is
 //! counts and contents, never how long something took.
 //!
-//! The Python checks need the SDK in `otel-venv` in the target directory:
-//! `scripts/install-otel-python.sh` puts it there, and `scripts/test.sh`
-//! runs that before the tests.
+//! The Python checks need the SDK in `otel-venv` in the target directory
+//! ([`ringway_tests::otel_python`] says how it gets there).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
@@ -29,6 +25,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind as ProtoKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use ringway_kit::wait;
+use ringway_tests::otel_python;
 use ringway_tests::otlp_receiver::{hex, Mode, OtlpReceiver, ReceivedSpan};
 
 /// How long any wait may take before the test fails: far beyond what a
@@ -314,59 +311,6 @@ fn the_receiver_refuses_what_is_not_otlp() {
     assert_eq!(receiver.tally().spans, 0);
 }
 
-/// The venv's python, installed by `scripts/install-otel-python.sh` into
-/// `otel-venv` of the target directory (an ancestor of this test binary).
-fn otel_python() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.ancestors()
-        .map(|dir| dir.join("otel-venv/bin/python"))
-        .find(|python| python.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the OpenTelemetry Python SDK is not installed beside {}: run \
-                 scripts/install-otel-python.sh (with the same CARGO_TARGET_DIR) before the \
-                 tests; scripts/test.sh does",
-                exe.display()
-            )
-        })
-}
-
-/// `tests/scripts/NAME`.
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name)
-}
-
-/// Runs a Python script of `tests/scripts` with the venv's python, an
-/// empty environment (no OTEL_* or proxy variables leak in) and `input` on
-/// its standard input; returns its standard output.
-fn run_python(name: &str, args: &[&str], input: &[u8]) -> String {
-    let mut child = Command::new(otel_python())
-        .arg(script(name))
-        .args(args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("a stdin pipe")
-        .write_all(input)
-        .expect("the input is written");
-    let output = child.wait_with_output().expect("the script ends");
-    assert!(
-        output.status.success(),
-        "{name} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("text output")
-}
-
 fn value_text(value: Option<&Value>) -> String {
     match value {
         Some(Value::StringValue(s)) => format!("{s:?}"),
@@ -406,7 +350,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[test]
 fn the_receiver_decodes_what_the_python_sdk_sends() {
     let receiver = OtlpReceiver::start();
-    let printed = run_python("otel_sdk_send.py", &[&receiver.url()], b"");
+    let printed = otel_python::run("otel_sdk_send.py", &[&receiver.url()], b"");
     let ids: serde_json::Value = serde_json::from_str(&printed).expect("the ids as JSON");
     let received = receiver.wait_spans(2, WAIT);
     assert_eq!(received.len(), 2, "{received:#?}");
@@ -462,7 +406,7 @@ fn the_receiver_decodes_what_the_python_sdk_sends() {
 #[test]
 fn the_python_sdk_reads_what_the_exporter_encodes() {
     let body = Encoder::new("ringway", Some("node-b")).encode(&[span(4), span(5)]);
-    let printed = run_python("otel_decode.py", &[], &body);
+    let printed = otel_python::run("otel_decode.py", &[], &body);
     let spans: serde_json::Value = serde_json::from_str(&printed).expect("spans as JSON");
     let spans = spans.as_array().expect("a list of spans");
     assert_eq!(spans.len(), 2, "{printed}");
