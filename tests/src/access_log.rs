@@ -477,8 +477,8 @@ pub fn to_millis(time: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
 }
 
-/// A named pipe, made with `mkfifo`: a log written into it holds its
-/// writer at the open until a reader comes ([`Pipe::read_to_end`]).
+/// A named pipe, made with `mkfifo`: an output nobody reads (ringway
+/// opens it without blocking, and fails to while no reader is there).
 #[derive(Debug)]
 pub struct Pipe {
     path: PathBuf,

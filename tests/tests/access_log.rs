@@ -37,7 +37,7 @@ use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
 use ringway_tests::access_log::{
     check_line, json, line_where, lines, logged_by, record_len, rfc3339, send, send_logged,
-    send_on, text_fields, to_millis, wait_lines, whole_lines, Counts, Pipe, Sent, TextField, Want,
+    send_on, text_fields, to_millis, wait_lines, Counts, Pipe, Sent, TextField, Want,
 };
 use ringway_tests::http_client::{HttpConn, Req};
 use ringway_tests::http_config::{AccessLog, HttpConfig, Route};
@@ -858,71 +858,12 @@ fn burst_lines(lines: &[String]) -> Vec<usize> {
     numbers
 }
 
-/// A writer held still (its output a pipe no one reads yet, so it waits
-/// at the open) takes nothing from the ring: the ring's first records are
-/// all it can hold, every later one is dropped and counted. Nothing here
-/// depends on timing.
-#[test]
-fn a_full_ring_drops_and_counts_what_does_not_fit() {
-    let dir = tempdir();
-    let pipe = Pipe::make(&dir.path().join("access.pipe"));
-    let config = burst_config(pipe.path());
-    let proxy = Ringway::start(&config.to_toml());
-
-    let counts = send_burst(&config);
-    assert_eq!(counts.written, 0, "the writer is held at the open");
-
-    // Let the writer go: it writes what the ring held.
-    let reading = pipe.read_to_end();
-    let counts = Counts::wait(config.admin, "the ring written out", WAIT, |c| {
-        c.written == c.records
-    });
-    let exit = stop(proxy);
-    let bytes = reading.join().expect("the pipe's reader");
-    let lines = whole_lines(&bytes);
-    assert!(bytes.ends_with(b"\n"), "only whole lines");
-
-    let sent = BURST as u64;
-    assert_eq!(counts.records + counts.dropped, sent, "{counts:?}");
-    assert_eq!(lines.len() as u64, counts.records, "{counts:?}");
-    assert_eq!(exit.total("access_logged"), counts.records);
-    assert_eq!(exit.total("access_log_dropped"), counts.dropped);
-    assert_eq!(counts.failed, 0);
-
-    // The ring took the first records whole, as many as fit, and dropped
-    // the rest: with records of equal size, exactly the ring's size over
-    // the record's.
-    let numbers = burst_lines(&lines);
-    let first = json(&lines[0]);
-    let (path, id) = burst_request(0);
-    let one = record_len([
-        b"web",
-        b"burst",
-        first["cluster"].as_str().unwrap_or("").as_bytes(),
-        b"GET",
-        b"example.test",
-        path.as_bytes(),
-        id.as_bytes(),
-        b"",
-    ]);
-    let fit = MIN_RING / one;
-    assert_eq!(
-        numbers,
-        (0..fit).collect::<Vec<_>>(),
-        "the first {fit} records ({one} bytes each in a ring of {MIN_RING})"
-    );
-    assert_eq!(counts.dropped, sent - fit as u64);
-    eprintln!(
-        "held writer: {} lines, {} dropped of {BURST}",
-        lines.len(),
-        counts.dropped
-    );
-}
-
-/// The same burst to a file, the writer free to run: how many records
-/// the writer takes in time depends on scheduling, so only what must
-/// always hold is asserted: every record is written or counted as
-/// dropped, none twice, in order.
+/// A burst of 2,000 records of about 2.3 KB into the smallest ring (six
+/// records): every record is written or counted as dropped, none twice,
+/// in order, and some are dropped. How many depends on scheduling, but
+/// none dropped cannot happen: a writer slower than the worker lets the
+/// ring fill, and one that catches up finds the ring empty and rests
+/// 10 ms, in which the worker makes far more than six records.
 #[test]
 fn a_burst_past_the_ring_loses_no_record_uncounted() {
     let dir = tempdir();
@@ -942,6 +883,7 @@ fn a_burst_past_the_ring_loses_no_record_uncounted() {
     assert_eq!(exit.total("access_logged"), counts.records);
     assert_eq!(exit.total("access_log_dropped"), counts.dropped);
     assert_eq!(counts.failed, 0);
+    assert!(counts.dropped > 0, "a burst 300 times the ring: {counts:?}");
     burst_lines(&lines);
     eprintln!(
         "free writer: {} lines, {} dropped of {BURST}",

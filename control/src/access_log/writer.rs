@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -30,6 +31,10 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const IDLE: Duration = Duration::from_millis(10);
 /// How long after a failed open the writer tries again.
 const RETRY_OPEN: Duration = Duration::from_secs(5);
+/// How long a stop waits for the writer to write what is left: an output
+/// that takes nothing (standard output into a pipe nobody reads) must not
+/// hold up the exit.
+const STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// What the writer has done, for `/metrics`.
 #[derive(Debug, Default)]
@@ -44,6 +49,8 @@ pub struct WriterStats {
 struct Shared {
     stop: AtomicBool,
     reopen: AtomicBool,
+    /// Set by the writer thread as it ends.
+    done: AtomicBool,
     stats: WriterStats,
 }
 
@@ -84,6 +91,7 @@ impl AccessWriter {
                         core_affinity::set_for_current(core_affinity::CoreId { id });
                     }
                     Pass::new(readers, named).run(&shared);
+                    shared.done.store(true, Ordering::Release);
                 })?,
         );
         Ok(writer)
@@ -121,8 +129,20 @@ impl AccessWriter {
     /// thread. Call once the workers have stopped.
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let deadline = Instant::now() + STOP_WAIT;
+        while !self.shared.done.load(Ordering::Acquire) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if self.shared.done.load(Ordering::Acquire) {
             let _ = t.join();
+        } else {
+            // Left behind, blocked on an output: the process exits anyway.
+            eprintln!(
+                "ringway: the access log writer did not finish within {STOP_WAIT:?} (an output takes nothing); what it holds is lost"
+            );
         }
     }
 }
@@ -165,9 +185,12 @@ impl Output {
         if self.spec.is_stdout() {
             return;
         }
+        // Non-blocking: a FIFO nobody reads fails to open, and one that
+        // stops reading fails a write, rather than stall every output.
         match OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NONBLOCK)
             .open(&*self.spec.path)
         {
             Ok(f) => {

@@ -196,6 +196,7 @@ impl Conn {
             Err(HeadFailure::Invalid(e)) => {
                 ctx.listener.requests.add(1);
                 let mut outcome = Outcome::new(rt::now());
+                outcome.received = self.inbound.unparsed_len() as u64;
                 let failure = Failure::new(Reason::of_request_head(e.kind), e.detail, true);
                 let after = self
                     .answer(ctx, clock, &mut parts, &mut outcome, failure)
@@ -256,22 +257,8 @@ impl Conn {
         // A draining worker ends each keep-alive connection by saying so on
         // its next answer (proxied answers look at the flag themselves).
         let close = has_body || !req.keep_alive || ctx.http.draining.get();
-        if req.upgrade {
-            return Err(Failure::new(
-                Reason::NotImplemented,
-                "protocol upgrades and CONNECT are not supported",
-                true,
-            ));
-        }
-        if let (RequestBody::Length(n), Some(max)) = (req.body, service.limits.max_body) {
-            if n > max {
-                return Err(Failure::new(
-                    Reason::BodyTooLarge,
-                    "the request body is larger than this listener accepts",
-                    true,
-                ));
-            }
-        }
+        // Noted first: a request refused below is logged and traced with
+        // its request line too.
         let trace = service.tracing.map(|t| {
             Trace::read(&parts.req, self.inbound.head_bytes(), t, || {
                 ctx.http.random()
@@ -288,6 +275,22 @@ impl Conn {
         parts.trace = trace;
         if service.access_log.is_some() || trace.is_some_and(|t| t.sampled) {
             parts.note.note(&parts.req, self.inbound.head_bytes());
+        }
+        if req.upgrade {
+            return Err(Failure::new(
+                Reason::NotImplemented,
+                "protocol upgrades and CONNECT are not supported",
+                true,
+            ));
+        }
+        if let (RequestBody::Length(n), Some(max)) = (req.body, service.limits.max_body) {
+            if n > max {
+                return Err(Failure::new(
+                    Reason::BodyTooLarge,
+                    "the request body is larger than this listener accepts",
+                    true,
+                ));
+            }
         }
         let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes())
             .with_peer_identity(self.client.peer_identity());

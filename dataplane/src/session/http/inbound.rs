@@ -250,6 +250,17 @@ impl Inbound {
         }
     }
 
+    /// Bytes of a head that failed to parse received so far (what was
+    /// gathered, or what waits in the buffer at hand).
+    pub(super) fn unparsed_len(&self) -> usize {
+        if !self.scratch.is_empty() {
+            return self.scratch.len();
+        }
+        self.pending
+            .as_ref()
+            .map_or(0, |(buf, start)| buf.len().saturating_sub(*start))
+    }
+
     /// Marks the head just read, `len` bytes long, as used: what follows it
     /// is the next thing to read. Once done, later calls do nothing.
     pub(super) fn consume_head(&mut self, len: usize) {

@@ -90,21 +90,35 @@ impl Trace {
 
     /// The context an upstream request carries: for a sampled request,
     /// the attempt's client span `attempt` as the parent (itself a child
-    /// of the server span); otherwise the span the request came with (or
-    /// a new one), unrecorded.
+    /// of the server span). A request the caller decided not to sample
+    /// keeps the caller's headers exactly as they came (ringway made no
+    /// span to put in them); one that came without a context and was not
+    /// sampled gets a new, unrecorded one, so the decision travels on.
     pub(super) fn outgoing(&self, attempt: Option<SpanId>) -> UpTrace {
+        // The span the upstream request is a child of, and its parent.
         let (span, parent) = match attempt {
-            Some(a) if self.sampled => (a, Some(self.span_id)),
-            _ => (self.span_id, self.parent_id),
+            Some(a) => (a, Some(self.span_id)),
+            None => (self.span_id, self.parent_id),
         };
-        UpTrace {
-            context: Outgoing::new(
+        let context = match (self.sampled, self.incoming) {
+            (false, Some(_)) => None,
+            (true, _) => Some(Outgoing::new(
                 self.trace_id,
                 span,
                 parent,
-                self.sampled,
+                true,
                 self.incoming.as_ref(),
-            ),
+            )),
+            (false, None) => Some(Outgoing::new(
+                self.trace_id,
+                self.span_id,
+                None,
+                false,
+                None,
+            )),
+        };
+        UpTrace {
+            context,
             format: self.format,
             report: self.report,
         }
@@ -115,8 +129,9 @@ impl Trace {
 /// write, in which format, and what becomes of the arriving headers.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct UpTrace {
-    /// The context written.
-    pub(super) context: Outgoing,
+    /// The context written in place of the caller's; `None` to pass the
+    /// caller's valid headers on as they came.
+    pub(super) context: Option<Outgoing>,
     /// Its format.
     pub(super) format: Format,
     /// The fate of each arriving trace header.

@@ -6,7 +6,7 @@
 //! costs no allocation once the buffer has grown to its working size.
 
 use super::tracing::UpTrace;
-use crate::trace::context::{Fate, Header as TraceHeader};
+use crate::trace::context::{Fate, Format as TraceFormat, Header as TraceHeader};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -110,8 +110,13 @@ pub(super) fn request(
         }
         if let Some(trace) = &up.trace {
             if let Some(header) = TraceHeader::classify(name) {
-                if trace.report.fate(header) != Fate::Forward {
-                    continue;
+                match trace.report.fate(header) {
+                    Fate::Forward => {}
+                    Fate::Drop => continue,
+                    // Replaced, unless the caller's context goes on as
+                    // it came.
+                    Fate::Replace if trace.context.is_some() => continue,
+                    Fate::Replace => {}
                 }
             }
         }
@@ -168,8 +173,9 @@ pub(super) fn request(
     if let Some(identity) = up.identity {
         line(out, b"x-ringway-peer-identity", identity.as_bytes());
     }
-    if let Some(trace) = &up.trace {
-        trace.context.write_headers(trace.format, out);
+    if let Some(context) = up.trace.as_ref().and_then(|t| t.context.as_ref()) {
+        let format = up.trace.as_ref().map_or(TraceFormat::W3c, |t| t.format);
+        context.write_headers(format, out);
     }
     if let Some(attempt) = up.attempt {
         out.extend_from_slice(b"x-ringway-attempt: ");
