@@ -65,6 +65,9 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Print the metrics reference (every `/metrics` family, its type,
+    /// labels and help) as markdown.
+    MetricsReference,
     /// Work with the running proxy's certificates.
     Tls {
         #[command(subcommand)]
@@ -172,6 +175,10 @@ pub fn main() -> ExitCode {
         Command::Stats { admin, json } => stats(admin, json),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
+            ExitCode::SUCCESS
+        }
+        Command::MetricsReference => {
+            print!("{}", crate::agent::families::reference());
             ExitCode::SUCCESS
         }
         Command::Tls { command } => crate::admin::push::main(command),

@@ -15,6 +15,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::exposition::WorkerFigures;
+use super::families;
 
 /// Samples kept: ten seconds of rates at one sample a second.
 const SAMPLES: usize = 11;
@@ -157,10 +158,7 @@ impl Imbalance {
 /// The balance families of `/metrics`.
 pub fn metrics(out: &mut String, b: &BalanceFigures, workers: &[WorkerFigures]) {
     let name = "ringway_worker_busy_seconds_total";
-    let _ = write!(
-        out,
-        "# HELP {name} Time the worker thread ran, outside its waits for completions.\n# TYPE {name} counter\n"
-    );
+    families::header(out, name);
     for w in workers {
         let ns = w.ring.busy_ns;
         let _ = writeln!(
@@ -172,18 +170,12 @@ pub fn metrics(out: &mut String, b: &BalanceFigures, workers: &[WorkerFigures]) 
         );
     }
     let name = "ringway_worker_busy_ratio";
-    let _ = write!(
-        out,
-        "# HELP {name} The share of the last seconds (up to 10) the worker thread ran.\n# TYPE {name} gauge\n"
-    );
+    families::header(out, name);
     for w in &b.workers {
         let _ = writeln!(out, "{name}{{worker=\"{}\"}} {:.4}", w.index, w.busy);
     }
     let name = "ringway_worker_imbalance";
-    let _ = write!(
-        out,
-        "# HELP {name} The busiest worker over the mean, of request rates and busy shares over the last seconds (up to 10) and of open connections now: 1 is even, the worker count means one worker carries all.\n# TYPE {name} gauge\n"
-    );
+    families::header(out, name);
     for (of, v) in b.imbalance.each() {
         let _ = writeln!(out, "{name}{{of=\"{of}\"}} {v:.4}");
     }

@@ -91,11 +91,7 @@ pub fn now() -> i64 {
 /// with no certificate, as every family is declared), each label value
 /// passed through `escape`.
 pub fn metrics(out: &mut String, certs: &[Certificate], now: i64, escape: fn(&str) -> String) {
-    let _ = write!(
-        out,
-        "# HELP {METRIC} Seconds until the certificate's leaf expires (its notAfter); negative once expired.\n\
-         # TYPE {METRIC} gauge\n"
-    );
+    super::families::header(out, METRIC);
     for c in certs {
         let _ = writeln!(
             out,

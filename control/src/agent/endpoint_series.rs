@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use dataplane::table::tally::{EndpointTallies, EndpointTally, EndpointTotals};
 use dataplane::table::Table;
 
-use super::timings;
+use super::{families, timings};
 
 /// How long the series of an endpoint that left are kept by default.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(10 * 60);
@@ -132,29 +132,23 @@ pub fn metrics(out: &mut String, figures: &[EndpointSeriesFigures], escape: fn(&
             f.endpoint
         )
     };
-    for (name, help, value) in [
+    for (name, value) in [
         (
             "ringway_upstream_endpoint_requests_total",
-            "HTTP requests whose last attempt went to the endpoint (series of endpoints that left their cluster are kept for metrics.endpoint_expiry).",
             (|t: &EndpointTotals| t.requests) as fn(&EndpointTotals) -> u64,
         ),
         (
             "ringway_upstream_endpoint_failures_total",
-            "Of those, the ones that failed there: a 5xx from the endpoint, or an exchange that broke for a reason not the client's.",
             |t: &EndpointTotals| t.failures,
         ),
     ] {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        families::header(out, name);
         for f in figures {
             let _ = writeln!(out, "{name}{{{}}} {}", labels(f), value(&f.totals));
         }
     }
     let name = "ringway_upstream_endpoint_request_duration_seconds";
-    timings::header(
-        out,
-        name,
-        "How long the HTTP requests whose last attempt went to the endpoint took.",
-    );
+    families::header(out, name);
     for f in figures {
         timings::series(out, name, &labels(f), &f.totals.duration);
     }

@@ -87,9 +87,6 @@ pub fn json(endpoints: &[EndpointFigures]) -> Value {
 
 /// The `/metrics` families, with `escape` for label values.
 pub fn metrics(out: &mut String, endpoints: &[EndpointFigures], escape: fn(&str) -> String) {
-    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-    };
     let labels = |e: &EndpointFigures| {
         format!(
             "cluster=\"{}\",endpoint=\"{}\"",
@@ -98,12 +95,7 @@ pub fn metrics(out: &mut String, endpoints: &[EndpointFigures], escape: fn(&str)
         )
     };
     let name = "ringway_endpoint_ejections_total";
-    header(
-        out,
-        name,
-        "counter",
-        "Ejections of an endpoint by passive outlier detection, every worker's, by reason.",
-    );
+    super::families::header(out, name);
     for e in endpoints {
         let _ = writeln!(
             out,
@@ -112,30 +104,23 @@ pub fn metrics(out: &mut String, endpoints: &[EndpointFigures], escape: fn(&str)
             e.ejections
         );
     }
-    for (name, help, value) in [
+    for (name, value) in [
         (
             "ringway_endpoint_returns_total",
-            "Returns of an ejected endpoint after a good probe, every worker's.",
             (|e: &EndpointFigures| e.returns) as fn(&EndpointFigures) -> u64,
         ),
         (
             "ringway_endpoint_ejections_spared_total",
-            "Ejections of an endpoint the cluster's max_ejection_percent or its last endpoint did not allow.",
             |e: &EndpointFigures| e.spared,
         ),
     ] {
-        header(out, name, "counter", help);
+        super::families::header(out, name);
         for e in endpoints {
             let _ = writeln!(out, "{name}{{{}}} {}", labels(e), value(e));
         }
     }
     let name = "ringway_endpoint_healthy";
-    header(
-        out,
-        name,
-        "gauge",
-        "1 while an endpoint passes its cluster's active health checks, 0 while it fails them.",
-    );
+    super::families::header(out, name);
     for e in endpoints {
         if let Some(healthy) = e.healthy {
             let _ = writeln!(out, "{name}{{{}}} {}", labels(e), u8::from(healthy));

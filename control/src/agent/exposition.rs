@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::endpoints::{self, EndpointFigures};
+use super::families;
 use super::timings::{self, TimingFigures};
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
@@ -434,43 +435,20 @@ pub fn metrics_text_as(
     openmetrics: bool,
 ) -> String {
     let mut out = String::with_capacity(4096);
-    let mut scalar = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
+    let mut scalar = |name: &str, value: u64| {
+        families::header(&mut out, name);
+        let _ = writeln!(out, "{name} {value}");
     };
-    scalar(
-        "ringway_config_generation",
-        "gauge",
-        "Generation of the newest published routing table.",
-        agent.generation,
-    );
-    scalar(
-        "ringway_config_reloads_total",
-        "counter",
-        "Configuration reloads applied.",
-        agent.reloads,
-    );
+    scalar("ringway_config_generation", agent.generation);
+    scalar("ringway_config_reloads_total", agent.reloads);
     scalar(
         "ringway_config_reload_failures_total",
-        "counter",
-        "Configuration reloads refused; the running configuration kept serving.",
         agent.reload_failures,
     );
-    scalar(
-        "ringway_ready",
-        "gauge",
-        "1 once every worker runs the first routing table.",
-        u64::from(agent.ready),
-    );
+    scalar("ringway_ready", u64::from(agent.ready));
 
     let name = "ringway_publish_latency_seconds";
-    let _ = write!(
-        out,
-        "# HELP {name} From handing a routing table to the workers until the last one runs it.\n\
-         # TYPE {name} summary\n"
-    );
+    families::header(&mut out, name);
     for (q, us) in [
         ("0.5", agent.publish_p50_us),
         ("0.99", agent.publish_p99_us),
@@ -481,14 +459,11 @@ pub fn metrics_text_as(
     let _ = writeln!(out, "{name}_sum {}", seconds(agent.publish_sum_us));
     let _ = writeln!(out, "{name}_count {}", agent.publish_count);
 
-    per_worker(
-        &mut out,
-        "ringway_worker_generation",
-        "gauge",
-        "Generation of the routing table the worker runs.",
-        workers,
-        |w| w.generation,
-    );
+    let name = "ringway_worker_generation";
+    families::header(&mut out, name);
+    for w in workers {
+        let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.index, w.generation);
+    }
     declared_per_worker(&mut out, workers, |w| &w.stats);
     declared_per_worker(&mut out, workers, |w| &w.ring);
     for f in dataplane::buf::PoolStats::FIELDS {
@@ -517,12 +492,7 @@ pub fn metrics_text_as(
 /// decisions written, zeros included.
 fn authz_metrics(out: &mut String, authz: &[AuthzFigures]) {
     let name = "ringway_authz_decisions_total";
-    help_and_type(
-        out,
-        name,
-        "counter",
-        "HTTP requests and TCP connections judged by a listener's authorization, by the rule that decided (rule=\"\": the listener's default, no rule matched) and the decision.",
-    );
+    families::header(out, name);
     for a in authz {
         for (rule, _, totals) in a.series() {
             for (decision, n) in [("allow", totals.allowed), ("deny", totals.denied)] {
@@ -542,12 +512,9 @@ fn authz_metrics(out: &mut String, authz: &[AuthzFigures]) {
 /// once it is non-zero breaks `rate()` over its first increment.
 fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     let series = http.series();
-    let header = |out: &mut String, name: &str, help: &str| {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
-    };
 
     let name = "ringway_http_requests_total";
-    header(out, name, "HTTP requests received, per listener.");
+    families::header(out, name);
     for l in &http.listeners {
         let _ = writeln!(
             out,
@@ -558,7 +525,7 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     }
 
     let name = "ringway_http_route_requests_total";
-    header(out, name, "HTTP requests a route matched.");
+    families::header(out, name);
     for ([listener, route, _], totals) in series.iter().filter(|(l, _)| is_route(l)) {
         let _ = writeln!(
             out,
@@ -570,7 +537,7 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     }
 
     let name = "ringway_http_upstream_requests_total";
-    header(out, name, "HTTP requests a route sent to a cluster.");
+    families::header(out, name);
     for ([listener, route, cluster], totals) in series.iter().filter(|(l, _)| !l[2].is_empty()) {
         let _ = writeln!(
             out,
@@ -583,11 +550,7 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     }
 
     let name = "ringway_http_responses_total";
-    header(
-        out,
-        name,
-        "Final HTTP responses sent to clients by status class; each is counted at one level: the listener (route=\"\"), the route (cluster=\"\") or the route's cluster.",
-    );
+    families::header(out, name);
     for (labels, totals) in &series {
         for (class, n) in CLASSES.iter().zip(totals.responses) {
             let _ = writeln!(
@@ -599,22 +562,14 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     }
 
     let name = "ringway_http_request_duration_seconds";
-    timings::header(
-        out,
-        name,
-        "How long HTTP requests took, from the head read to the last byte of the answer; each request is timed at the one level its final status is counted at (as ringway_http_responses_total), so a sum over route and cluster gives a listener's.",
-    );
+    families::header(out, name);
     for (labels, totals) in &series {
         let exemplars = openmetrics.then_some(&totals.exemplars);
         timings::series_with(out, name, &labels_text(labels), &totals.duration, exemplars);
     }
 
     let name = "ringway_http_retries_total";
-    header(
-        out,
-        name,
-        "HTTP retries sent to a cluster, by what the attempt before met: unsent (the connection failed as the request went), reset, timeout (per_try_timeout), status (a retried answer).",
-    );
+    families::header(out, name);
     for r in &http.retries {
         for (cause, n) in Cause::ALL.iter().zip(r.sent) {
             let _ = writeln!(
@@ -625,19 +580,16 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
             );
         }
     }
-    for (name, help, value) in [
+    for (name, value) in [
         (
             "ringway_http_retry_budget_exhausted_total",
-            "HTTP retries not sent because the cluster's retry budget was spent.",
             (|r: &RetryFigures| r.budget_exhausted) as fn(&RetryFigures) -> u64,
         ),
-        (
-            "ringway_http_retry_overflows_total",
-            "HTTP retries not sent because the cluster was at its max_retries.",
-            |r: &RetryFigures| r.overflows,
-        ),
+        ("ringway_http_retry_overflows_total", |r: &RetryFigures| {
+            r.overflows
+        }),
     ] {
-        header(out, name, help);
+        families::header(out, name);
         for r in &http.retries {
             let _ = writeln!(
                 out,
@@ -649,11 +601,7 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     }
 
     let name = "ringway_http_errors_total";
-    header(
-        out,
-        name,
-        "HTTP requests that did not get an ordinary proxied answer, by reason (the x-ringway-error value), at the level they were counted.",
-    );
+    families::header(out, name);
     for (labels, totals) in &series {
         for (reason, n) in Reason::ALL.iter().zip(totals.errors) {
             let _ = writeln!(
@@ -734,75 +682,36 @@ pub fn to_openmetrics(text: &str) -> String {
 
 /// The access log writer's families.
 pub fn access_log_metrics(out: &mut String, (written, failed): (u64, u64)) {
-    for (name, help, value) in [
-        (
-            "ringway_access_log_written_total",
-            "Access log records the writer wrote to their outputs.",
-            written,
-        ),
-        (
-            "ringway_access_log_write_failures_total",
-            "Access log records lost because their output could not be opened or written.",
-            failed,
-        ),
+    for (name, value) in [
+        ("ringway_access_log_written_total", written),
+        ("ringway_access_log_write_failures_total", failed),
     ] {
-        help_and_type(out, name, "counter", help);
+        families::header(out, name);
         let _ = writeln!(out, "{name} {value}");
     }
 }
 
 /// The span exporter's families (every exporter this process ran).
 pub fn trace_export_metrics(out: &mut String, c: &crate::telemetry::otlp::ExportCounts) {
-    for (name, kind, help, value) in [
-        (
-            "ringway_trace_spans_exported_total",
-            "counter",
-            "Spans the collector accepted.",
-            c.exported,
-        ),
-        (
-            "ringway_trace_batches_exported_total",
-            "counter",
-            "Requests (batches of spans) the collector accepted.",
-            c.batches,
-        ),
-        (
-            "ringway_trace_spans_rejected_total",
-            "counter",
-            "Spans the collector refused for good.",
-            c.rejected,
-        ),
+    for (name, value) in [
+        ("ringway_trace_spans_exported_total", c.exported),
+        ("ringway_trace_batches_exported_total", c.batches),
+        ("ringway_trace_spans_rejected_total", c.rejected),
         (
             "ringway_trace_spans_backlog_dropped_total",
-            "counter",
-            "Spans dropped unsent because the collector was away and the exporter held its most.",
             c.dropped_backlog,
         ),
-        (
-            "ringway_trace_spans_abandoned_total",
-            "counter",
-            "Spans still unsent when an exporter stopped.",
-            c.abandoned,
-        ),
-        (
-            "ringway_trace_export_failures_total",
-            "counter",
-            "Requests to the collector that failed and were retried.",
-            c.failed_posts,
-        ),
-        (
-            "ringway_trace_spans_held",
-            "gauge",
-            "Spans the exporter holds unsent now.",
-            c.held,
-        ),
+        ("ringway_trace_spans_abandoned_total", c.abandoned),
+        ("ringway_trace_export_failures_total", c.failed_posts),
+        ("ringway_trace_spans_held", c.held),
     ] {
-        help_and_type(out, name, kind, help);
+        families::header(out, name);
         let _ = writeln!(out, "{name} {value}");
     }
 }
 
-/// A family's `# HELP` and `# TYPE` lines.
+/// The `# HELP` and `# TYPE` lines of a family declared with the
+/// per-worker counters (the rest are in [`families`]).
 fn help_and_type(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
 }
@@ -1250,6 +1159,43 @@ mod tests {
             om.contains("# TYPE ringway_connections_active gauge\n"),
             "{om}"
         );
+    }
+
+    /// Every family any part of `/metrics` writes, with figures in every
+    /// section, is declared with the type it is written with, and every
+    /// declared family is written.
+    #[test]
+    fn every_family_written_is_declared_and_every_declared_one_written() {
+        use super::super::{balance, endpoint_series, families};
+        let workers = [numbered(0), numbered(1)];
+        let mut text = metrics_text_as(&AgentFigures::default(), &workers, &http(), false);
+        let window = balance::BalanceWindow::default();
+        balance::metrics(&mut text, &window.figures(&workers), &workers);
+        access_log_metrics(&mut text, (1, 2));
+        endpoint_series::metrics(&mut text, &[], escape);
+        trace_export_metrics(&mut text, &crate::telemetry::otlp::ExportCounts::default());
+        super::super::cert_expiry::metrics(&mut text, &[], 0, escape);
+        let written: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        let declared = families::all();
+        for (name, kind) in &written {
+            let d = declared.iter().find(|f| f.name == *name);
+            assert_eq!(
+                d.map(|f| f.kind.name()),
+                Some(*kind),
+                "{name} is written as {kind}"
+            );
+        }
+        for f in &declared {
+            assert!(
+                written.iter().any(|(n, _)| *n == f.name),
+                "{} is never written",
+                f.name
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod checks;
 pub mod endpoint_series;
 pub mod endpoints;
 pub mod exposition;
+pub mod families;
 pub mod timings;
 mod tracing;
 pub mod worker_log;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use dataplane::latency::{ExemplarCopy, FineTotals, HistogramTotals, BUCKETS, LE};
 use dataplane::table::Table;
 use hdrhistogram::Histogram;
+
+use super::families;
 use serde_json::{json, Value};
 
 /// The timings of one table.
@@ -98,11 +100,6 @@ impl TimingFigures {
     }
 }
 
-/// The `# HELP` and `# TYPE` lines of a histogram family.
-pub fn header(out: &mut String, name: &str, help: &str) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
-}
-
 /// The samples of one histogram series: cumulative `_bucket`s, `_sum` (in
 /// seconds) and `_count`, with `labels` (already escaped, comma-joined,
 /// without braces; may be empty).
@@ -158,29 +155,28 @@ fn exemplar(out: &mut String, e: &ExemplarCopy) {
 /// The listener and cluster timing families.
 pub fn metrics(out: &mut String, t: &TimingFigures, escape: fn(&str) -> String) {
     let name = "ringway_connection_duration_seconds";
-    header(
-        out,
-        name,
-        "How long client connections lasted, from accept to close, per listener.",
-    );
+    families::header(out, name);
     for (listener, h) in &t.connections {
         series(out, name, &format!("listener=\"{}\"", escape(listener)), h);
     }
-    for (name, help, pick) in [
+    for (name, pick) in [
         (
             "ringway_upstream_connect_duration_seconds",
-            "TCP connect times to the endpoints of a cluster (pooled connections are not connects; a TLS handshake is not included).",
             (|c: &ClusterTimings| &c.connect) as fn(&ClusterTimings) -> &HistogramTotals,
         ),
         (
             "ringway_upstream_first_byte_seconds",
-            "From the upstream connection ready for a request (its head goes at once) to the response head, per cluster.",
             |c: &ClusterTimings| &c.first_byte,
         ),
     ] {
-        header(out, name, help);
+        families::header(out, name);
         for c in &t.clusters {
-            series(out, name, &format!("cluster=\"{}\"", escape(&c.name)), pick(c));
+            series(
+                out,
+                name,
+                &format!("cluster=\"{}\"", escape(&c.name)),
+                pick(c),
+            );
         }
     }
 }
