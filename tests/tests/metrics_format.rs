@@ -375,29 +375,47 @@ fn prometheus_scrapes_and_queries_the_exposition() {
     );
 
     // Every family ringway declares, Prometheus knows, by the same type.
-    let metadata = prometheus.get("/api/v1/metadata");
-    assert_eq!(metadata.status, 200, "{metadata:?}");
-    let metadata: serde_json::Value = serde_json::from_str(&metadata.body)
-        .unwrap_or_else(|e| panic!("/api/v1/metadata: {e}: {}", metadata.body));
+    // Prometheus rebuilds a target's metadata as it scrapes it, so one read
+    // may miss families a scrape is passing through: read until a whole
+    // one comes (a wrong type never comes right, and fails at the bound).
     let text = &running.metrics.text;
-    for (family, kind) in declared_types(text) {
-        // A family without samples (certificate expiry, with no TLS
-        // configured) carries nothing a scraper needs to keep.
-        if !text
-            .lines()
-            .any(|l| is_sample(l) && l.starts_with(family.as_str()))
-        {
-            continue;
+    poll("Prometheus's metadata of every family", SCRAPE_WAIT, || {
+        let metadata = prometheus.get("/api/v1/metadata");
+        if metadata.status != 200 {
+            return Err(format!("{metadata:?}"));
         }
-        let known: Vec<&str> = metadata["data"][&family]
-            .as_array()
-            .map(|entries| entries.iter().filter_map(|e| e["type"].as_str()).collect())
-            .unwrap_or_default();
-        assert!(
-            known.contains(&kind.as_str()),
-            "Prometheus knows {family} as {known:?}, ringway declares {kind}"
-        );
-    }
+        let metadata: serde_json::Value = serde_json::from_str(&metadata.body)
+            .map_err(|e| format!("/api/v1/metadata: {e}: {}", metadata.body))?;
+        for (family, kind) in declared_types(text) {
+            // A family without samples (certificate expiry, with no TLS
+            // configured) carries nothing a scraper needs to keep.
+            if !text
+                .lines()
+                .any(|l| is_sample(l) && l.starts_with(family.as_str()))
+            {
+                continue;
+            }
+            // Prometheus asks for OpenMetrics first, and there a counter
+            // family is named without its `_total`.
+            let om_name = match kind.as_str() {
+                "counter" => family.strip_suffix("_total").unwrap_or(&family),
+                _ => family.as_str(),
+            };
+            let entries = metadata["data"]
+                .get(&family)
+                .or_else(|| metadata["data"].get(om_name));
+            let known: Vec<&str> = entries
+                .and_then(|e| e.as_array())
+                .map(|entries| entries.iter().filter_map(|e| e["type"].as_str()).collect())
+                .unwrap_or_default();
+            if !known.contains(&kind.as_str()) {
+                return Err(format!(
+                    "Prometheus knows {family} as {known:?}, ringway declares {kind}"
+                ));
+            }
+        }
+        Ok(())
+    });
 
     // Prometheus dropped no sample of the scrapes it took.
     let own = admin::metrics(prometheus.addr());
