@@ -1303,3 +1303,122 @@ fn compare_streams_tcp_through_sidecar_pairs_with_mutual_tls() {
         c.report
     );
 }
+
+/// The access log scenario, briefly: every system that logs wrote one
+/// JSON line per request it carried in each turn (the runner's count,
+/// checked here against the raw load outputs), ringway queued a record per
+/// request and dropped none, and the systems without a log wrote none.
+#[test]
+fn compare_logs_every_request_of_each_proxy_beside_it_without() {
+    let work = tempfile::tempdir().unwrap();
+    let c = compare_shipped(work.path(), "small-keepalive-access-log", &[]);
+    c.assert_success();
+    c.assert_origins_saw_every_request();
+    let logging = expected_tls_systems(&c, &["ringway-log", "nginx-log", "haproxy-log"]);
+    assert_eq!(
+        c.results["setup"]["observe"]["access_log"],
+        serde_json::json!(logging)
+    );
+    let observed = c.array("observed");
+    assert_eq!(observed.len(), logging.len(), "{observed:?}");
+    for o in observed {
+        let system = o["system"].as_str().expect("a system");
+        assert!(logging.iter().any(|l| l == system), "{o}");
+        // What the raw outputs of its runs say it sent.
+        let sent: u64 = c
+            .array("runs")
+            .iter()
+            .filter(|r| r["system"] == system)
+            .map(|r| r["sent"].as_u64().expect("sent"))
+            .sum();
+        assert_eq!(o["requests"].as_u64(), Some(sent), "{o}");
+        let log = &o["access_log"];
+        assert_eq!(log["lines"].as_u64(), Some(sent), "{system}: {o}");
+        assert_eq!(log["json"], true, "{o}");
+        let head = c.dir.join("systems").join(system).join("access.head.log");
+        let first = std::fs::read_to_string(&head).unwrap();
+        let line: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+        assert_eq!(line["status"], 200, "{system}: {line}");
+        assert!(!c
+            .dir
+            .join("systems")
+            .join(system)
+            .join("access.log")
+            .exists());
+        if system == "ringway-log" {
+            assert_eq!(log["ringway"]["records"].as_f64(), Some(sent as f64), "{o}");
+            assert_eq!(log["ringway"]["dropped"].as_f64(), Some(0.0), "{o}");
+        }
+    }
+    for quiet in ["ringway", "nginx", "haproxy"] {
+        assert!(!c
+            .dir
+            .join("systems")
+            .join(quiet)
+            .join("access.head.log")
+            .exists());
+    }
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway-log/ringway.toml")).unwrap();
+    assert!(config.contains("format = \"json\""), "{config}");
+    assert!(
+        c.report.contains("## Access logs and traces"),
+        "{}",
+        c.report
+    );
+    let ratios = c.array("ratios");
+    assert!(ratios
+        .iter()
+        .any(|t| t["system"] == "ringway-log" && t["against"] == "ringway" && t["bar"] == 1.15));
+}
+
+/// The tracing scenario, briefly: ringway traced about a tenth of the
+/// requests, its spans reached the runner's collector sink, none were
+/// dropped, and ringway without tracing has no `[tracing]`.
+#[test]
+fn compare_exports_the_spans_of_a_tenth_of_the_requests_to_its_collector() {
+    let work = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench/scenarios/small-keepalive-tracing.toml");
+    let scenario = std::fs::read_to_string(file)
+        .unwrap()
+        .replace("proxy = 1", &format!("proxy = {}", proxy_core()));
+    // Windows long enough for batches of spans to go out within the turn.
+    let c = compare(
+        work.path(),
+        &scenario,
+        &[
+            "--runs",
+            "1",
+            "--warmup",
+            "0s",
+            "--duration",
+            "2s",
+            "--rates",
+            "500",
+            "--quiet-wait",
+            "0s",
+            "--retries",
+            "0",
+        ],
+    );
+    c.assert_success();
+    let observed = c.array("observed");
+    assert_eq!(observed.len(), 1, "{observed:?}");
+    let o = &observed[0];
+    assert_eq!(o["system"], "ringway-traced");
+    let t = &o["tracing"];
+    let requests = o["requests"].as_u64().unwrap() as f64;
+    let traced = t["traced"].as_f64().unwrap();
+    assert!(
+        traced > 0.05 * requests && traced < 0.15 * requests,
+        "{traced} of {requests}: {o}"
+    );
+    assert_eq!(t["spans_dropped"].as_f64(), Some(0.0), "{o}");
+    assert!(t["collector_posts"].as_u64().unwrap() >= 1, "{o}");
+    assert!(t["exported"].as_f64().unwrap() > 0.0, "{o}");
+    let traced_config =
+        std::fs::read_to_string(c.dir.join("systems/ringway-traced/ringway.toml")).unwrap();
+    assert!(traced_config.contains("sample = 0.1"), "{traced_config}");
+    let plain = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    assert!(!plain.contains("[tracing]"), "{plain}");
+}

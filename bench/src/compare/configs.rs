@@ -15,7 +15,9 @@
 //!   idle upstream connections kept ([`idle_pool`]), and the same four
 //!   headers added to every request (ringway adds `X-Forwarded-For`,
 //!   `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-ID` by itself);
-//! * no access logs; errors only;
+//! * no access logs, errors only, unless the layout asks for an access log
+//!   line per request ([`Observe`]: the same JSON-shaped line everywhere)
+//!   or, for ringway, spans exported to a collector;
 //! * the same accept backlog ([`BACKLOG`], as ringway's workers use) and
 //!   connection limits sized from [`Layout::max_connections`];
 //! * with TLS ([`Layout::tls`]), the same certificate and key, TLS 1.3
@@ -36,6 +38,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use self::observe::{access_log_path, Observe, Tracing};
 pub use self::tls::{ListenerTls, UpstreamTls};
 
 /// Idle timeout, in seconds, of client connections and of pooled upstream
@@ -91,7 +94,7 @@ impl fmt::Display for Mode {
 }
 
 /// Where and how a proxy under test runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
     /// HTTP or TCP proxying.
     pub mode: Mode,
@@ -127,6 +130,8 @@ pub struct Layout {
     /// to: the inbound half of a sidecar pair); `None`: plaintext, as to
     /// the origins.
     pub upstream_tls: Option<UpstreamTls>,
+    /// Access log and span export; off by default.
+    pub observe: Observe,
 }
 
 /// Settings a variant adds to its system's generated configuration, as the
@@ -304,7 +309,7 @@ max_connections = {clients}
 
 [admin]
 address = \"{admin}\"
-
+{tracing}
 [[listeners]]
 name = \"bench\"
 address = \"{listen}\"
@@ -314,10 +319,12 @@ idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
         admin = layout.admin,
         listen = layout.listen,
         clients = layout.clients(),
+        tracing = observe::ringway_tracing(layout),
     );
     if let Some(tls) = &layout.tls {
         text.push_str(&tls::ringway_listener(tls));
     }
+    text.push_str(&observe::ringway_access_log(layout));
     let table = layout.table;
     match layout.mode {
         Mode::Http if table.routes == 0 => text.push_str(
@@ -483,8 +490,7 @@ fn nginx_http(layout: &Layout) -> String {
     format!(
         "
 http {{
-    access_log off;
-{temp}    # Keep-alive without a request limit (nginx has no \"unlimited\").
+{log}{temp}    # Keep-alive without a request limit (nginx has no \"unlimited\").
     keepalive_requests 1000000000;
     keepalive_timeout {IDLE_TIMEOUT_SECS}s;
 
@@ -511,6 +517,7 @@ http {{
     }}
 }}
 ",
+        log = observe::nginx_access_log(layout),
         upstream = directives(&layout.tuning.nginx_upstream, "        "),
         location = directives(&layout.tuning.nginx_location, "            "),
         servers = nginx_servers(layout),
@@ -614,8 +621,7 @@ global
     # inbound half per request.
     tune.pool-low-fd-ratio 100
     tune.pool-high-fd-ratio 100
-    # No `log` line: logging off.
-
+{log}
 defaults
     mode {mode}
     maxconn {clients}
@@ -623,8 +629,10 @@ defaults
     timeout connect 1s
     timeout client {IDLE_TIMEOUT_SECS}s
     timeout server {IDLE_TIMEOUT_SECS}s
-",
+{log_format}",
         mode = layout.mode,
+        log = observe::haproxy_global(layout),
+        log_format = observe::haproxy_defaults(layout),
     );
     if layout.splice {
         text.push_str(
@@ -677,7 +685,7 @@ frontend bench
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     unique-id-format %{{+X}}o%Ts-%rt
     unique-id-header X-Request-ID
-    default_backend origin
+{capture}    default_backend origin
 
 backend origin
     # As many idle connections as ringway and nginx keep, purged no sooner.
@@ -691,6 +699,7 @@ backend origin
             } else {
                 "http"
             },
+            capture = observe::haproxy_frontend(layout),
         )),
         Mode::Tcp => text.push_str(&format!(
             "
@@ -763,6 +772,7 @@ fn haproxy_address(addr: SocketAddr) -> String {
     }
 }
 
+mod observe;
 #[cfg(test)]
 mod tests;
 mod tls;

@@ -12,8 +12,9 @@
 //! origins of its own that misbehave on schedule; [`profile`] runs `perf`;
 //! [`pki`] mints a TLS scenario's certificates and [`admission`] checks
 //! whom each TLS listener lets in; [`sidecar`] lays out the two halves of
-//! each system in a pair scenario; [`report`] and [`plot`] write the
-//! results. See docs/benchmarks.md.
+//! each system in a pair scenario; [`observe`] serves the collector sink
+//! of tracing systems and checks the access logs and span counts each turn
+//! left; [`report`] and [`plot`] write the results. See docs/benchmarks.md.
 
 mod admission;
 mod aes;
@@ -23,6 +24,7 @@ mod faults;
 mod guard;
 mod idle;
 mod measure;
+mod observe;
 mod origins;
 pub mod pki;
 pub mod plot;

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::admission::Admission;
 use super::churn::ChurnRound;
 use super::measure::Measured;
+use super::observe::Observed;
 use super::profile::Profile;
 use super::report::RatioTable;
 
@@ -52,6 +53,10 @@ pub struct Results {
     /// Each TLS listener tried with and without a client certificate, in
     /// the first round.
     pub admissions: Vec<Admission>,
+    /// What each turn of a system that logs or traces left behind: log
+    /// lines against requests, ringway's record and span counters, what
+    /// the collector sink received.
+    pub observed: Vec<Observed>,
     /// Things the reader must know about how the run went (a limit that
     /// capped the idle connections, the guard giving up waiting).
     pub notes: Vec<String>,
@@ -108,6 +113,19 @@ pub struct Setup {
     /// CPU seconds per GB of AES-128-GCM alone on the proxy core, measured
     /// at the start of the run when a ratio adds it (`plus_aes`).
     pub aes_s_per_gb: Option<f64>,
+    /// Which systems logged every request and which traced, if any did.
+    pub observe: Option<ObserveSetup>,
+}
+
+/// Which systems logged and traced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObserveSetup {
+    /// Systems writing a JSON access log line per request.
+    pub access_log: Vec<String>,
+    /// ringway systems tracing, with their share of requests.
+    pub tracing: Vec<(String, f64)>,
+    /// The collector sink's address, when a system traced.
+    pub collector: Option<String>,
 }
 
 /// How the halves of the pairs of a pair scenario spoke to each other.

@@ -14,19 +14,23 @@ use std::thread;
 
 use ringway_kit::ports::free_addr;
 
+use self::observing::Turn;
 use self::profiling::profile_run;
 use self::tls::{admissions, pair_setup};
 use super::aes;
 use super::churn::{ChurnBook, ChurnPlan};
-use super::configs::{self, Layout, ListenerTls, Mode, Table, Tuning};
+use super::configs::{self, Layout, ListenerTls, Mode, Observe, Table, Tracing, Tuning};
 use super::faults;
 use super::guard;
 use super::idle;
 use super::measure::{Measured, Runner};
+use super::observe::Collector;
 use super::origins::Origins;
 use super::pki::Pki;
 use super::report::{self, RatioPair};
-use super::results::{GuardSettings, MemoryReading, OriginCheck, Results, Setup, TlsSetup};
+use super::results::{
+    GuardSettings, MemoryReading, ObserveSetup, OriginCheck, Results, Setup, TlsSetup,
+};
 use super::scenario::{Churn, Scenario, ScenarioMode};
 use super::sidecar::{self, Ends};
 use super::system::{missing, Binaries, Kind, Running};
@@ -71,6 +75,18 @@ pub(super) struct Entry {
     admin: SocketAddr,
     /// A sidecar pair's inbound half (`pair = true`).
     inbound: Option<Ends>,
+    /// It writes a JSON access log line per request.
+    access_log: bool,
+    /// ringway: the share of requests it traces, spans going to the
+    /// collector sink.
+    tracing: Option<f64>,
+}
+
+impl Entry {
+    /// Whether its turns leave something for [`observe`] to check.
+    fn observed(&self) -> bool {
+        self.access_log || self.tracing.is_some()
+    }
 }
 
 /// What every step of the run reads.
@@ -92,6 +108,8 @@ pub(super) struct Ctx<'a> {
     request: Vec<u8>,
     /// A TLS scenario's certificates, minted for this run.
     pki: Option<Pki>,
+    /// The OTLP/HTTP collector sink, when a system traces.
+    collector: Option<Collector>,
 }
 
 /// Runs `s`; returns the results and the directory they were written to.
@@ -127,6 +145,26 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
 
     let mut notes = Vec::new();
     let (idle, pairs) = open_file_budget(s, mode, &mut notes);
+    let collector = entries
+        .iter()
+        .any(|e| e.tracing.is_some())
+        .then(|| Collector::start(origin_cores.first().copied()))
+        .transpose()?;
+    if let Some(sample) = s.tracing_sample {
+        let untraced: Vec<&str> = entries
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::Nginx | Kind::Haproxy))
+            .map(|e| e.name.as_str())
+            .collect();
+        if !untraced.is_empty() {
+            notes.push(format!(
+                "{} ran without tracing: the scenario traces {sample} of the requests, but \
+                 nginx (no OpenTelemetry module in Debian's packages) and HAProxy 2.6 (an \
+                 OpenTracing filter with no OTLP tracer plugin) export no spans here",
+                untraced.join(", ")
+            ));
+        }
+    }
     let pki = s.tls.then(|| Pki::mint(&dir.join("tls"))).transpose()?;
     // On the proxy core, before anything else runs there.
     let aes = s.ratios.iter().any(|r| r.plus_aes).then(|| {
@@ -159,6 +197,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         request: crate::load::plan::http_request("GET", &s.load.path, &s.load.host, &[], 0, true),
         bins,
         pki,
+        collector,
     };
     let clk_tck = ringway_kit::procfs::clock_ticks().0;
     let mut results = Results {
@@ -188,6 +227,18 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             new_connection: s.load.new_connection,
             pair: s.pair.then(|| pair_setup(s, &entries)),
             aes_s_per_gb: aes.as_ref().and_then(|a| a.as_ref().ok().copied()),
+            observe: entries.iter().any(Entry::observed).then(|| ObserveSetup {
+                access_log: entries
+                    .iter()
+                    .filter(|e| e.access_log)
+                    .map(|e| e.name.clone())
+                    .collect(),
+                tracing: entries
+                    .iter()
+                    .filter_map(|e| Some((e.name.clone(), e.tracing?)))
+                    .collect(),
+                collector: ctx.collector.as_ref().map(|c| c.addr().to_string()),
+            }),
             tls: (s.tls && !s.pair).then(|| TlsSetup {
                 dir: "tls/".into(),
                 client_auth: entries
@@ -213,6 +264,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         ratios: Vec::new(),
         origin_check: None,
         admissions: Vec::new(),
+        observed: Vec::new(),
         faults: s.faults.iter().map(faults::describe).collect(),
         notes,
         problems: aes
@@ -316,6 +368,7 @@ fn round_of(
     let Some(system) = start(ctx, entry, &layout, round, results) else {
         return 0;
     };
+    let turn = Turn::begin(ctx, results);
     let mut unmeasured_sent = 0;
     if round == 0 {
         unmeasured_sent += admissions(ctx, entry, &system, results);
@@ -374,7 +427,11 @@ fn round_of(
             &system, name, mode, round, ctx.idle, request,
         ));
     }
-    stop(system, name, round, results);
+    if entry.observed() {
+        turn.observe(ctx, entry, system, round, unmeasured_sent, results);
+    } else {
+        stop(system, name, round, results);
+    }
     unmeasured_sent
 }
 
@@ -430,6 +487,16 @@ impl Ctx<'_> {
                 _ => None,
             },
             upstream_tls: None,
+            observe: Observe {
+                access_log: entry.access_log,
+                tracing: entry
+                    .tracing
+                    .zip(self.collector.as_ref())
+                    .map(|(sample, c)| Tracing {
+                        collector: c.addr(),
+                        sample,
+                    }),
+            },
         }
     }
 }
@@ -475,6 +542,12 @@ fn entries(
                 listen: free_addr(),
                 admin: free_addr(),
             }),
+            access_log: kind != Kind::Direct
+                && variant.and_then(|v| v.access_log).unwrap_or(s.access_log),
+            tracing: kind
+                .is_ringway()
+                .then(|| variant.and_then(|v| v.tracing_sample).or(s.tracing_sample))
+                .flatten(),
         });
     }
     // `direct` first: every other figure is read against it.
@@ -572,6 +645,7 @@ fn open_file_budget(s: &Scenario, mode: Mode, notes: &mut Vec<String>) -> (usize
         tuning: Tuning::default(),
         tls: None,
         upstream_tls: None,
+        observe: Observe::default(),
     };
     // The system's files, and this process's: one per idle connection.
     let files = |mode: Mode| {
@@ -834,6 +908,7 @@ fn first_line(cmd: &mut Command) -> String {
         .unwrap_or_default()
 }
 
+mod observing;
 mod profiling;
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,19 @@ pub struct Scenario {
     /// presents its own SPIFFE certificate, the inbound one requires it).
     #[serde(default)]
     pub pair: bool,
+    /// HTTP: every proxy writes a JSON line per request into an access log
+    /// in its run directory (ringway's listener `access_log`, nginx's
+    /// buffered `access_log`, HAProxy's `log-format` to a file); a variant's
+    /// `access_log` says otherwise for its system. The runner counts the
+    /// lines after each round against the requests the system carried.
+    #[serde(default)]
+    pub access_log: bool,
+    /// HTTP: every ringway system traces this share of the requests (which
+    /// carry no trace context) and exports the spans to a collector sink
+    /// the runner serves; nginx and HAProxy cannot export spans here and
+    /// run without. A variant's `tracing_sample` sets its own.
+    #[serde(default)]
+    pub tracing_sample: Option<f64>,
 }
 
 /// `[[faults]]`: origins that turn slow, fail a share of their requests,
@@ -334,6 +347,14 @@ pub struct Variant {
     /// side); `false`: it does not; unset: as the scenario's `client_auth`.
     #[serde(default)]
     pub client_auth: Option<bool>,
+    /// `true`: the system logs every request (see [`Scenario::access_log`]);
+    /// `false`: it does not; unset: as the scenario.
+    #[serde(default)]
+    pub access_log: Option<bool>,
+    /// ringway: the share of requests traced, spans exported to the
+    /// runner's collector sink; unset: as the scenario's `tracing_sample`.
+    #[serde(default)]
+    pub tracing_sample: Option<f64>,
 }
 
 /// `[variants.haproxy]`: settings added to the generated `haproxy.cfg`.
@@ -520,6 +541,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
     check_faults(s)?;
     check_tls(s)?;
     check_pair(s)?;
+    check_observe(s)?;
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
@@ -685,6 +707,50 @@ fn check_tls(s: &Scenario) -> Result<(), String> {
              set [memory] idle_connections = 0 in a TLS scenario"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+fn check_observe(s: &Scenario) -> Result<(), String> {
+    let logs = s.access_log || s.variants.iter().any(|v| v.access_log == Some(true));
+    let traces =
+        s.tracing_sample.is_some() || s.variants.iter().any(|v| v.tracing_sample.is_some());
+    if !(logs || traces) {
+        return Ok(());
+    }
+    let what = "access_log and tracing_sample";
+    if s.mode == ScenarioMode::Tcp {
+        return Err(format!(
+            "{what}: the bench logs and traces HTTP requests; use mode = \"http\""
+        ));
+    }
+    if s.pair {
+        return Err(format!("{what}: not in a pair scenario"));
+    }
+    if !s.faults.is_empty() {
+        return Err(format!("{what}: not in a fault scenario"));
+    }
+    let ratio = |key: String, r: f64| {
+        if (0.0..=1.0).contains(&r) {
+            Ok(())
+        } else {
+            Err(format!("{key} = {r}: a share of the requests, from 0 to 1"))
+        }
+    };
+    if let Some(r) = s.tracing_sample {
+        ratio("tracing_sample".into(), r)?;
+    }
+    for v in &s.variants {
+        let Some(r) = v.tracing_sample else {
+            continue;
+        };
+        if v.of != "ringway" && v.of != "baseline" {
+            return Err(format!(
+                "variant {:?}: tracing_sample is a ringway setting ({} exports no spans here)",
+                v.name, v.of
+            ));
+        }
+        ratio(format!("variant {:?}: tracing_sample", v.name), r)?;
     }
     Ok(())
 }

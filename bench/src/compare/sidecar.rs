@@ -73,6 +73,7 @@ mod tests {
             tuning: Tuning::default(),
             tls,
             upstream_tls: None,
+            observe: configs::Observe::default(),
         }
     }
 

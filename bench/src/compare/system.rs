@@ -225,6 +225,8 @@ pub struct Running {
     tls: Option<ListenerTls>,
     /// A sidecar pair's inbound half (this is then the outbound one).
     inbound: Option<Box<Running>>,
+    /// The access log it writes, when it logs every request.
+    access_log: Option<PathBuf>,
 }
 
 /// A started proxy.
@@ -275,6 +277,7 @@ impl Running {
                 log: None,
                 tls: None,
                 inbound: None,
+                access_log: None,
             });
         };
         let dir = &layout.dir;
@@ -291,6 +294,21 @@ impl Running {
             ensure_free(kind, layout.admin)?;
         }
         raise_open_files(kind, layout)?;
+        // A log of an earlier turn would add to this one's count.
+        let access_log = (layout.observe.access_log && layout.mode == Mode::Http)
+            .then(|| configs::access_log_path(layout));
+        if let Some(path) = &access_log {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(SystemError::Write {
+                        kind,
+                        path: path.clone(),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
+        }
         fs::write(&spec.config, &spec.text).map_err(|source| SystemError::Write {
             kind,
             path: spec.config.clone(),
@@ -307,6 +325,7 @@ impl Running {
             log: Some(log),
             tls: layout.tls.clone(),
             inbound: None,
+            access_log,
         };
         running.wait_ready(layout)?;
         Ok(running)
@@ -321,6 +340,11 @@ impl Running {
     /// TLS on the listener the load goes to, if the clients speak it.
     pub fn tls(&self) -> Option<&ListenerTls> {
         self.tls.as_ref()
+    }
+
+    /// The access log file it writes every request into, if it does.
+    pub fn access_log(&self) -> Option<&Path> {
+        self.access_log.as_deref()
     }
 
     /// The generated configuration files and the logs (a pair's outbound
@@ -544,6 +568,9 @@ struct Spec {
     text: String,
     check_args: Vec<OsString>,
     run_args: Vec<OsString>,
+    /// Where its standard output goes instead of its log: HAProxy's access
+    /// log (`log stdout`).
+    stdout: Option<PathBuf>,
 }
 
 impl Spec {
@@ -601,6 +628,7 @@ impl Spec {
                 )
             }
         };
+        let logs = layout.observe.access_log && layout.mode == Mode::Http;
         Some(Self {
             kind,
             program: program.to_owned(),
@@ -608,6 +636,7 @@ impl Spec {
             text,
             check_args,
             run_args,
+            stdout: (kind == Kind::Haproxy && logs).then(|| configs::access_log_path(layout)),
         })
     }
 
@@ -658,11 +687,14 @@ impl Spec {
             },
         };
         if !kind.is_ringway() {
-            let program = Program::new(&self.program)
+            let mut program = Program::new(&self.program)
                 .args(&self.run_args)
                 .wrapped(&taskset)
                 .log_file(log)
                 .own_process_group();
+            if let Some(path) = &self.stdout {
+                program = program.stdout_file(path);
+            }
             return program.spawn().map(Started::Program).map_err(spawn_error);
         }
         let launched = Launch::file(&self.config)

@@ -18,6 +18,7 @@ fn layout(mode: Mode) -> Layout {
         tuning: Tuning::default(),
         tls: None,
         upstream_tls: None,
+        observe: Observe::default(),
     }
 }
 
@@ -363,4 +364,129 @@ fn a_variant_tunes_each_system_in_its_own_terms() {
     assert!(!ringway(&plain).contains("variant's own"));
     assert!(!haproxy(&plain).contains("variant's own"));
     assert!(!nginx(&plain, &NginxHost::default()).contains("least_conn"));
+}
+
+fn observed(mode: Mode, tracing: Option<Tracing>) -> Layout {
+    Layout {
+        observe: Observe {
+            access_log: true,
+            tracing,
+        },
+        ..layout(mode)
+    }
+}
+
+const COLLECTOR: Tracing = Tracing {
+    collector: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4318),
+    sample: 0.1,
+};
+
+#[test]
+fn ringway_logs_every_request_and_exports_spans_when_asked() {
+    let text = ringway(&observed(Mode::Http, Some(COLLECTOR)));
+    assert_lines(
+        &text,
+        &[
+            "access_log = { path = \"/tmp/run dir/access.log\", format = \"json\" }",
+            "[tracing]",
+            "collector = \"http://127.0.0.1:4318/v1/traces\"",
+            "sample = 0.1",
+        ],
+    );
+    // The file parses, with the keys where ringway reads them.
+    let doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(doc["tracing"]["sample"].as_float(), Some(0.1));
+    let listener = &doc["listeners"].as_array().expect("listeners")[0];
+    assert_eq!(listener["access_log"]["format"].as_str(), Some("json"));
+    assert!(listener.get("routes").is_some());
+
+    let quiet = ringway(&layout(Mode::Http));
+    assert!(!quiet.contains("access_log") && !quiet.contains("[tracing]"));
+    // Only HTTP listeners log and trace.
+    let tcp = ringway(&observed(Mode::Tcp, Some(COLLECTOR)));
+    assert!(
+        !tcp.contains("access_log") && !tcp.contains("[tracing]"),
+        "{tcp}"
+    );
+    // A whole-number share is still a float to TOML.
+    let all = ringway(&observed(
+        Mode::Http,
+        Some(Tracing {
+            sample: 1.0,
+            ..COLLECTOR
+        }),
+    ));
+    assert!(has_line(&all, "sample = 1.0"), "{all}");
+}
+
+#[test]
+fn nginx_logs_every_request_as_json_buffered() {
+    let text = nginx(
+        &observed(Mode::Http, Some(COLLECTOR)),
+        &NginxHost::default(),
+    );
+    assert!(!has_line(&text, "access_log off;"), "{text}");
+    assert_lines(
+        &text,
+        &["access_log \"/tmp/run dir/access.log\" bench buffer=64k flush=1s;"],
+    );
+    let format = text
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("log_format bench escape=json '{")
+        })
+        .unwrap_or_else(|| panic!("no log_format in:\n{text}"));
+    for var in [
+        "$request_method",
+        "$status",
+        "$upstream_addr",
+        "$request_id",
+    ] {
+        assert!(format.contains(var), "{format}");
+    }
+    // The log format, its variables given values, is one JSON object.
+    let sample = format
+        .trim()
+        .trim_start_matches("log_format bench escape=json '")
+        .trim_end_matches("';")
+        .replace("$status", "200")
+        .replace("$request_length", "40")
+        .replace("$bytes_sent", "120")
+        .replace("$request_time", "0.001");
+    let parsed: serde_json::Value =
+        serde_json::from_str(&sample).unwrap_or_else(|e| panic!("{e}: {sample}"));
+    assert!(parsed.is_object());
+    assert!(!nginx(&observed(Mode::Tcp, None), &NginxHost::default()).contains("log_format"));
+}
+
+#[test]
+fn haproxy_logs_every_request_as_json_to_stdout() {
+    let text = haproxy(&observed(Mode::Http, Some(COLLECTOR)));
+    assert_lines(
+        &text,
+        &[
+            "log stdout format raw local0 info",
+            "log global",
+            "option dontlognull",
+            "http-request capture req.hdr(host) len 128",
+        ],
+    );
+    let format = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("log-format "))
+        .unwrap_or_else(|| panic!("no log-format in:\n{text}"));
+    assert!(format.contains("\\\"status\\\":%ST"), "{format}");
+    assert!(!format.contains('$') && !format.contains('#'));
+    // Inside the quotes every quote is escaped.
+    let inner = format.trim().trim_start_matches("log-format \"");
+    let inner = inner.strip_suffix('"').expect("quoted");
+    assert!(!inner.replace("\\\"", "").contains('"'), "{inner}");
+    // No tracing in HAProxy's config: it exports no spans here.
+    assert!(!text.contains("4318"));
+    let tcp = haproxy(&observed(Mode::Tcp, None));
+    assert!(
+        !tcp.contains("log-format") && !tcp.contains("log stdout"),
+        "{tcp}"
+    );
 }

@@ -6,6 +6,7 @@
 //! within one round cancels slow drift of the machine). Proxy-added latency
 //! is the system's median minus `direct`'s at the same offered rate.
 
+mod observe;
 mod pair;
 mod sections;
 mod tls;
@@ -384,6 +385,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
 
     sections::per_gb(&mut md, r);
     sections::ratios(&mut md, r);
+    observe::section(&mut md, r);
     sections::churn(&mut md, r);
     sections::memory(&mut md, r);
     sections::profiles(&mut md, r);

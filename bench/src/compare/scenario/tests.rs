@@ -203,6 +203,53 @@ fn a_memory_only_scenario_is_enough() {
 }
 
 #[test]
+fn access_logs_and_tracing_are_http_keys_with_their_own_checks() {
+    let s = parse(
+        "name = \"o\"\naccess_log = true\ntracing_sample = 0.1\n\
+         systems = [\"ringway\", \"quiet\", \"all\", \"nginx\"]\n\
+         [[variants]]\nname = \"quiet\"\nof = \"ringway\"\naccess_log = false\n\
+         [[variants]]\nname = \"all\"\nof = \"ringway\"\ntracing_sample = 1.0\n",
+    )
+    .unwrap();
+    assert!(s.access_log);
+    assert_eq!(s.tracing_sample, Some(0.1));
+    assert_eq!(s.variant("quiet").unwrap().access_log, Some(false));
+    assert_eq!(s.variant("all").unwrap().tracing_sample, Some(1.0));
+    let plain = parse("name = \"p\"").unwrap();
+    assert!(!plain.access_log && plain.tracing_sample.is_none());
+
+    let bad = |body: &str, needle: &str| {
+        let e = parse(&format!("name = \"x\"\n{body}")).unwrap_err();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    bad("tracing_sample = 1.5\n", "from 0 to 1");
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"ringway\"\ntracing_sample = -0.1\n",
+        "from 0 to 1",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"nginx\"\ntracing_sample = 0.1\n",
+        "ringway setting",
+    );
+    bad(
+        "mode = \"tcp\"\naccess_log = true\n[memory]\nidle_connections = 0\n",
+        "use mode = \"http\"",
+    );
+    bad(
+        "pair = true\ntracing_sample = 0.1\n[memory]\nidle_connections = 0\n",
+        "not in a pair scenario",
+    );
+    bad(
+        "[[variants]]\nname = \"v\"\nof = \"haproxy\"\naccess_log = true\n\
+         [memory]\nidle_connections = 0\n[sweep]\nrates = [100]\nmax_throughput = false\n\
+         [[faults]]\ndelay = \"1ms\"\n",
+        "not in a fault scenario",
+    );
+    // Off everywhere, nothing is checked.
+    parse("name = \"x\"\nmode = \"tcp\"\naccess_log = false\n").unwrap();
+}
+
+#[test]
 fn the_shipped_scenarios_parse() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut n = 0;

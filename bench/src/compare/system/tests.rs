@@ -13,6 +13,7 @@ use ringway_kit::origin::{CountingOrigin, Settings};
 
 use super::*;
 use crate::compare::admission;
+use crate::compare::observe::{self, Collector};
 use crate::compare::pki::Pki;
 use crate::compare::sidecar::{self, Ends};
 
@@ -75,6 +76,7 @@ fn layout(mode: Mode, origin: SocketAddr, dir: &Path) -> Layout {
         tuning: configs::Tuning::default(),
         tls: None,
         upstream_tls: None,
+        observe: configs::Observe::default(),
     }
 }
 
@@ -467,6 +469,90 @@ fn haproxy_http() {
 #[test]
 fn haproxy_tcp() {
     tcp_round_trip(Kind::Haproxy, 1);
+}
+
+/// Requests sent through a system that logs every request.
+const LOGGED_REQUESTS: u64 = 25;
+
+/// Runs `kind` logging every request (ringway also tracing every one into
+/// a collector sink): each request is one JSON line once it has stopped,
+/// and ringway's spans reach the collector.
+fn logged_round_trip(kind: Kind) {
+    let bins = binaries();
+    if absent(kind, &bins, Mode::Http) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a run directory");
+    let origin = CountingOrigin::serving(Settings::http(2));
+    let collector = Collector::start(None).expect("a collector sink");
+    let layout = Layout {
+        observe: configs::Observe {
+            access_log: true,
+            tracing: kind.is_ringway().then(|| configs::Tracing {
+                collector: collector.addr(),
+                sample: 1.0,
+            }),
+        },
+        ..layout(Mode::Http, origin.addr(), dir.path())
+    };
+    // A log of an earlier run in the same directory is not counted.
+    let log = configs::access_log_path(&layout);
+    std::fs::write(&log, "stale\n").expect("write a stale log");
+    let running = Running::start(kind, &layout, &bins).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(running.access_log(), Some(log.as_path()));
+    let mut conn = connect(running.target());
+    for _ in 0..LOGGED_REQUESTS {
+        assert_eq!(get(&mut conn).0, 200);
+    }
+    drop(conn);
+    if kind.is_ringway() {
+        // A server and a client span per request, exported within the
+        // exporter's batch delay.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let tracing = loop {
+            let metrics = observe::read_metrics(layout.admin).expect("/metrics");
+            let t = metrics.tracing(1.0);
+            if t.exported >= 2.0 * LOGGED_REQUESTS as f64 || Instant::now() > deadline {
+                assert_eq!(metrics.access_log().dropped, 0.0);
+                break t;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(tracing.traced, LOGGED_REQUESTS as f64, "{tracing:?}");
+        assert_eq!(
+            tracing.exported,
+            2.0 * LOGGED_REQUESTS as f64,
+            "{tracing:?}"
+        );
+        assert!(collector.received().posts >= 1);
+    } else {
+        assert_eq!(collector.received().posts, 0, "only ringway exports spans");
+    }
+    stop_and_check_gone(running);
+    let check = observe::count_log(&log);
+    assert_eq!(check.lines, LOGGED_REQUESTS, "{kind}: {check:?}");
+    assert!(check.json, "{kind}: the first line is not JSON");
+    let head = std::fs::read_to_string(dir.path().join(observe::HEAD_FILE)).expect("the head");
+    let first: serde_json::Value =
+        serde_json::from_str(head.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(first["method"], "GET", "{kind}: {first}");
+    assert_eq!(first["path"], "/", "{kind}: {first}");
+    assert_eq!(first["status"], 200, "{kind}: {first}");
+}
+
+#[test]
+fn ringway_logs_and_traces_every_request() {
+    logged_round_trip(Kind::Ringway);
+}
+
+#[test]
+fn nginx_logs_every_request() {
+    logged_round_trip(Kind::Nginx);
+}
+
+#[test]
+fn haproxy_logs_every_request() {
+    logged_round_trip(Kind::Haproxy);
 }
 
 #[test]
