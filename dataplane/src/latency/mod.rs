@@ -59,6 +59,15 @@ pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The wall clock now, in nanoseconds since the Unix epoch (0 before it):
+/// the time access log records, spans and exemplars carry. Read only for
+/// requests that are logged or traced.
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, nanos)
+}
+
 /// One worker's histogram of one series.
 #[derive(Debug, Default)]
 pub struct Histogram {

@@ -4,12 +4,11 @@
 //! worker's ring. Nothing is formatted here; the writer on the control
 //! core does that.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::ctx::Ctx;
+use super::digits;
 use super::exchange;
 use crate::access::record::{Entry, CAPS, NO_VERSION};
-use crate::latency::nanos;
+use crate::latency::{nanos, unix_ns};
 use crate::proto::h1::request::RequestHead;
 use crate::proto::h1::{Known, Version};
 use crate::request::Outcome;
@@ -99,9 +98,7 @@ pub(super) fn log(ctx: &Ctx<'_>, outcome: &Outcome, note: &HeadNote, client: &Se
         return;
     }
     let duration = outcome.duration();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, nanos);
+    let now = unix_ns();
     let route = outcome.route.and_then(|r| ctx.service.routes.get(r));
     let cluster = exchange::picked(ctx, outcome).map(|t| ctx.table.cluster(t.cluster));
     let upstream_ns = outcome
@@ -110,10 +107,11 @@ pub(super) fn log(ctx: &Ctx<'_>, outcome: &Outcome, note: &HeadNote, client: &Se
         .zip(outcome.timings.first_byte)
         .map(|(ready, first)| nanos(first.saturating_duration_since(ready)));
     let [method, authority, target, given_id] = note.texts();
-    let mut made_id = [0u8; 32];
-    let request_id = match (given_id, outcome.request_id) {
+    // The id ringway made is written as the upstream got it.
+    let made_id = outcome.request_id.map(digits::hex_u128);
+    let request_id = match (given_id, &made_id) {
         (given, _) if !given.is_empty() => given,
-        (_, Some(id)) => hex_u128(id, &mut made_id),
+        (_, Some(made)) => &made[..],
         _ => &[],
     };
     let entry = Entry {
@@ -153,15 +151,6 @@ pub(super) fn log(ctx: &Ctx<'_>, outcome: &Outcome, note: &HeadNote, client: &Se
     }
 }
 
-/// `id` as 32 lowercase hex digits in `out`, as the upstream got it.
-fn hex_u128(id: u128, out: &mut [u8; 32]) -> &[u8] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, d) in out.iter_mut().enumerate() {
-        *d = DIGITS[((id >> (4 * (31 - i))) & 0xf) as usize];
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,9 +183,8 @@ mod tests {
 
     #[test]
     fn a_made_id_is_written_as_the_upstream_got_it() {
-        let mut out = [0; 32];
         assert_eq!(
-            hex_u128(0xabc, &mut out),
+            &digits::hex_u128(0xabc),
             b"00000000000000000000000000000abc"
         );
     }

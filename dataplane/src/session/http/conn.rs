@@ -512,9 +512,7 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
 fn time(tally: &HttpCounters, outcome: &Outcome, duration: Duration) {
     let bucket = tally.duration.record(duration);
     if let Some(trace_id) = outcome.trace_id {
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let unix_ms = crate::latency::unix_ns() / 1_000_000;
         let value_ns = crate::latency::nanos(duration);
         tally.exemplar.set(trace_id, value_ns, bucket, unix_ms);
     }

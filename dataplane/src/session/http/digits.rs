@@ -26,12 +26,17 @@ pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// Appends `n` as 32 lower-case hex digits, zeros in front.
 pub(super) fn push_hex_u128(out: &mut Vec<u8>, n: u128) {
+    out.extend_from_slice(&hex_u128(n));
+}
+
+/// `n` as 32 lowercase hex digits, zero-padded.
+pub(super) fn hex_u128(n: u128) -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
     for (i, d) in digits.iter_mut().enumerate() {
         *d = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
     }
-    out.extend_from_slice(&digits);
+    digits
 }
 
 /// Appends `addr` as `Display` writes it (IPv6 through the formatter: rare

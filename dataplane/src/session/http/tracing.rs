@@ -8,10 +8,9 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::ctx::Ctx;
-use crate::latency::nanos;
+use crate::latency::{nanos, unix_ns};
 use crate::proto::h1::request::RequestHead;
 use crate::request::{Outcome, Reason};
 use crate::trace::context::{
@@ -19,13 +18,6 @@ use crate::trace::context::{
 };
 use crate::trace::span::{Span, SpanId, SpanKind, Text, TraceId};
 use crate::transport::{Scheme, Sender};
-
-/// The wall clock now, in nanoseconds since the Unix epoch.
-fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, nanos)
-}
 
 /// A request's trace, read from its head.
 #[derive(Debug, Clone, Copy)]
