@@ -335,6 +335,7 @@ pub fn record_len(texts: [&[u8]; 8]) -> usize {
         upstream: None,
         client: "127.0.0.1".parse().expect("an address"),
         trace_id: None,
+        fault: None,
         texts,
     };
     let mut out = Vec::new();
