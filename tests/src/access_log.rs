@@ -197,6 +197,7 @@ impl Want {
                 ("trace_id", Value::Null),
                 ("client", json!("127.0.0.1")),
                 ("peer_identity", Value::Null),
+                ("fault", Value::Null),
             ],
             upstream_timed: false,
         }

@@ -41,6 +41,15 @@ impl Builder<'_> {
     ) -> Option<RouteFault> {
         let prefix = format!("{prefix}.fault");
         let file = table.get_ref();
+        if let (Some(value), None) = (&file.abort_status, &file.abort_percent) {
+            // Said alone: the fault's other checks would only repeat it.
+            self.report(
+                Some(value.span()),
+                format!("{prefix}.abort_status"),
+                "abort_status is the status of injected aborts, and this fault has no abort_percent; add abort_percent = N (the share of requests to abort), or remove abort_status",
+            );
+            return None;
+        }
         let keys = Keys {
             delay: &file.delay,
             delay_percent: &file.delay_percent,
@@ -52,29 +61,18 @@ impl Builder<'_> {
             &keys,
             "abort_percent (abort_status is 503 unless given)",
         );
-        let abort_status = match &file.abort_status {
-            None => Some(DEFAULT_ABORT_STATUS),
-            Some(value) if file.abort_percent.is_none() => {
-                self.report(
-                    Some(value.span()),
-                    format!("{prefix}.abort_status"),
-                    "abort_status is the status of injected aborts, and this fault has no abort_percent; add abort_percent = N (the share of requests to abort), or remove abort_status",
-                );
-                None
-            }
-            Some(value) => {
-                self.check(
-                    value,
-                    format!("{prefix}.abort_status"),
-                    |&Int(n)| match u16::try_from(n) {
+        let abort_status =
+            match &file.abort_status {
+                None => Some(DEFAULT_ABORT_STATUS),
+                Some(value) => self.check(value, format!("{prefix}.abort_status"), |&Int(n)| {
+                    match u16::try_from(n) {
                         Ok(s @ 400..=599) => Ok(s),
                         _ => Err(format!(
                             "abort_status {n} is not an error status; give one from 400 to 599"
                         )),
-                    },
-                )
-            }
-        };
+                    }
+                }),
+            };
         let header = match &file.header {
             None => Some(None),
             Some(text) => self
