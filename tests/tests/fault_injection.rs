@@ -419,3 +419,42 @@ fn a_delayed_tcp_connection_reaches_its_upstream_after_the_delay() {
     );
     assert_eq!(tcp_faults(config.admin, "abort"), 0.0);
 }
+
+#[test]
+fn clients_that_ask_for_delays_hold_only_their_own_requests() {
+    // Any client may send the header, and each delayed request holds its
+    // connection and its request's parts for the delay: 100 of them at
+    // once must not hold up the requests of others on the same route,
+    // nor the worker (the wait is a timer on the ring).
+    const HELD: usize = 100;
+    let origin = HttpOrigin::ok("ok");
+    let config = HttpConfig::new()
+        .route(Route::new("all").cluster("app").key(
+            "fault",
+            r#"{ delay = "60s", delay_percent = 100, header = "x-fault-test" }"#,
+        ))
+        .cluster("app", &[origin.addr()]);
+    let _proxy = Ringway::start(&config.to_toml());
+
+    let held: Vec<HttpConn> = (0..HELD)
+        .map(|i| {
+            let mut conn = HttpConn::open(config.listen);
+            let req = Req::get(&format!("/held/{i}")).header("x-fault-test", "1");
+            conn.send(&req);
+            conn
+        })
+        .collect();
+    wait_metric(
+        config.admin,
+        "ringway_http_faults_injected_total",
+        &[("route", "all"), ("fault", "delay")],
+        HELD as f64,
+    );
+    // Every held request is waiting; the others are served meanwhile.
+    let others = send_all(config.listen, 200, 4, None);
+    assert!(others.iter().all(|s| s.status == 200 && s.fault.is_none()));
+    let reached = origin.requests();
+    assert_eq!(reached.len(), 200);
+    assert!(reached.iter().all(|r| !r.path().starts_with("/held/")));
+    drop(held);
+}
