@@ -458,3 +458,60 @@ fn clients_that_ask_for_delays_hold_only_their_own_requests() {
     assert!(reached.iter().all(|r| !r.path().starts_with("/held/")));
     drop(held);
 }
+
+#[test]
+fn the_server_span_names_the_injected_fault() {
+    use ringway_tests::otlp_receiver::OtlpReceiver;
+    use ringway_tests::trace::{is_client, split_trace, wait_trace, Tracing};
+
+    let receiver = OtlpReceiver::start();
+    let origin = HttpOrigin::ok("ok");
+    let config = HttpConfig::new()
+        .tracing(&Tracing::to_receiver(&receiver).sample(1.0))
+        .route(
+            Route::new("aborting")
+                .path_prefix("/abort")
+                .cluster("app")
+                .key("fault", "{ abort_percent = 100 }"),
+        )
+        .route(
+            Route::new("delaying")
+                .path_prefix("/delay")
+                .cluster("app")
+                .key("fault", r#"{ delay = "10ms", delay_percent = 100 }"#),
+        )
+        .route(Route::new("plain").cluster("app"))
+        .cluster("app", &[origin.addr()]);
+    let _proxy = Ringway::start(&config.to_toml());
+
+    let mut conn = HttpConn::open(config.listen);
+    let traced = |conn: &mut HttpConn, path: &str, n: u8| {
+        let trace_id = format!("{:032x}", 0xfa00 + u32::from(n));
+        let parent = format!("00-{trace_id}-00000000000000aa-01");
+        let response = conn.exchange(&Req::get(path).header("traceparent", &parent));
+        (trace_id, response.status)
+    };
+    let (aborted, status) = traced(&mut conn, "/abort", 1);
+    assert_eq!(status, 503);
+    let (delayed, status) = traced(&mut conn, "/delay", 2);
+    assert_eq!(status, 200);
+    let (plain, status) = traced(&mut conn, "/plain", 3);
+    assert_eq!(status, 200);
+
+    // An abort has no attempt: its server span alone.
+    let spans = wait_trace(&receiver, &aborted, 1, WAIT);
+    let (server, clients) = split_trace(&spans);
+    assert!(clients.is_empty(), "{clients:#?}");
+    assert_eq!(server.str_attr("ringway.fault"), Some("abort"));
+    assert_eq!(server.int_attr("http.response.status_code"), Some(503));
+    // A delayed request goes upstream: the mark is on the server span
+    // only.
+    let spans = wait_trace(&receiver, &delayed, 2, WAIT);
+    let (server, clients) = split_trace(&spans);
+    assert_eq!(server.str_attr("ringway.fault"), Some("delay"));
+    assert!(clients.iter().all(is_client));
+    assert!(clients.iter().all(|c| c.attr("ringway.fault").is_none()));
+    let spans = wait_trace(&receiver, &plain, 2, WAIT);
+    let (server, _) = split_trace(&spans);
+    assert_eq!(server.attr("ringway.fault"), None);
+}
