@@ -515,3 +515,37 @@ fn the_server_span_names_the_injected_fault() {
     let (server, _) = split_trace(&spans);
     assert_eq!(server.attr("ringway.fault"), None);
 }
+
+#[test]
+fn a_fault_whose_shares_exceed_100_is_refused_by_check() {
+    use ringway_kit::launcher::{run_to_exit, write_config};
+    let config = HttpConfig::new()
+        .route(Route::new("all").cluster("app").key(
+            "fault",
+            r#"{ abort_percent = 60, delay = "1s", delay_percent = 50 }"#,
+        ))
+        .cluster("app", &["127.0.0.1:9".parse().expect("an address")]);
+    let text = config.to_toml();
+    let file = write_config(&text);
+    let path = file.path().to_str().expect("a UTF-8 temp path");
+    let output = run_to_exit(&["check", path], WAIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("fault ="))
+        .expect("the fault line");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    assert!(
+        error.starts_with(&format!("error: {path}:{line}:")),
+        "{error}"
+    );
+    assert!(
+        error.contains(": listeners[0].routes[0].fault.delay_percent: "),
+        "{error}"
+    );
+    assert!(error.contains("add up to more than 100"), "{error}");
+}

@@ -159,3 +159,49 @@ fn a_route_idle_timeout_closes_the_connection_after_its_requests_only() {
     assert_eq!(other.exchange(&Req::get("/plain/3")).status, 200);
     assert_eq!(plain.exchange(&Req::get("/plain/4")).status, 200);
 }
+
+/// `ringway check` on `text`: exit 2, and the one error line naming the
+/// file, the line of `line_with`, `key` and `reason`.
+fn assert_check_refuses(text: &str, line_with: &str, key: &str, reason: &str) {
+    use ringway_kit::launcher::{run_to_exit, write_config};
+    let file = write_config(text);
+    let path = file.path().to_str().expect("a UTF-8 temp path");
+    let output = run_to_exit(&["check", path], WAIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains(line_with))
+        .unwrap_or_else(|| panic!("{line_with:?} is not in the file"));
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with(&format!("error: {path}:{line}:")),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains(&format!(": {key}: ")), "{}", errors[0]);
+    assert!(errors[0].contains(reason), "{}", errors[0]);
+}
+
+#[test]
+fn a_per_try_timeout_must_be_shorter_than_the_routes_request_timeout() {
+    let config = HttpConfig::new()
+        .request_timeout("30s")
+        .route(
+            Route::new("all")
+                .cluster("app")
+                .key("request_timeout", "\"2s\"")
+                .key("retry", "{ per_try_timeout = \"5s\" }"),
+        )
+        .cluster("app", &["127.0.0.1:9".parse().expect("an address")]);
+    assert_check_refuses(
+        &config.to_toml(),
+        "per_try_timeout",
+        "listeners[0].routes[0].retry.per_try_timeout",
+        "not shorter than the route's request_timeout 2s",
+    );
+}
