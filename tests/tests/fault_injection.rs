@@ -3,8 +3,10 @@
 //!
 //! - a route's aborts and delays over 10,000 requests: their counts within
 //!   a binomial tolerance; every aborted request answered by ringway with
-//!   its status and `x-ringway-fault: abort`, never sent upstream; the
-//!   counters equal to what the client saw; no error counted; every access
+//!   its status and `x-ringway-fault: abort`, never sent upstream; every
+//!   delayed one answered by the origin with `x-ringway-fault: delay`
+//!   added; the counters equal to what the client saw; no error counted;
+//!   every access
 //!   log line marked as its request was, a delayed one taking at least the
 //!   delay;
 //! - the header-triggered mode: requests without the header are never
@@ -124,11 +126,17 @@ fn aborts_and_delays_take_their_shares_of_10000_requests_and_are_told_apart() {
     let seen = send_all(config.listen, N, 4, None);
     assert_eq!(seen.len(), N);
 
-    // What the client saw: a 200 from the origin, or ringway's abort.
+    // What the client saw: a 200 from the origin (marked when it was
+    // delayed), or ringway's abort.
     let mut aborted = HashSet::new();
+    let mut delayed = HashSet::new();
     for s in &seen {
         match (s.status, s.fault.as_deref()) {
             (200, None) => assert_eq!(s.body, "from the origin", "{s:?}"),
+            (200, Some("delay")) => {
+                assert_eq!(s.body, "from the origin", "{s:?}");
+                delayed.insert(s.path.clone());
+            }
             (503, Some("abort")) => {
                 assert!(s.body.starts_with("ringway: fault injected"), "{s:?}");
                 aborted.insert(s.path.clone());
@@ -169,6 +177,7 @@ fn aborts_and_delays_take_their_shares_of_10000_requests_and_are_told_apart() {
         within_tolerance(delays, N, 10.0),
         "{delays} delays of {N} at 10%"
     );
+    assert_eq!(delayed.len(), delays);
     assert_eq!(
         metric_sum(&metrics, "ringway_http_errors_total", &[]),
         0.0,
@@ -212,13 +221,13 @@ fn aborts_and_delays_take_their_shares_of_10000_requests_and_are_told_apart() {
                 marked.0 += 1;
             }
             Some("delay") => {
-                assert!(!aborted.contains(path), "{line}");
+                assert!(delayed.contains(path), "{line}");
                 assert_eq!(v["status"], 200, "{line}");
                 let ms = v["duration_ms"].as_f64().expect("a duration");
                 assert!(ms >= DELAY_MS, "a delayed request took {ms} ms: {line}");
                 marked.1 += 1;
             }
-            None => assert!(!aborted.contains(path), "{line}"),
+            None => assert!(!aborted.contains(path) && !delayed.contains(path), "{line}"),
             Some(other) => panic!("unknown fault {other}: {line}"),
         }
     }

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use super::route::HeaderEdits;
 use crate::request::answer::Field;
 use crate::request::Fault;
 
@@ -84,6 +85,10 @@ pub struct RouteFault {
     pub header: Option<Box<str>>,
     /// The field an abort answer carries (`x-ringway-fault: abort`).
     pub abort_fields: [Field; 1],
+    /// The route's response edits with `x-ringway-fault: delay` added:
+    /// what the answer to a delayed request gets (see
+    /// [`RouteFault::marking_delays`]).
+    pub delay_edits: HeaderEdits,
 }
 
 impl RouteFault {
@@ -103,7 +108,22 @@ impl RouteFault {
             delay,
             header,
             abort_fields: [(FAULT_HEADER.into(), Fault::Abort.name().into())],
+            delay_edits: HeaderEdits {
+                add: vec![(FAULT_HEADER.into(), Fault::Delay.name().into())],
+                ..HeaderEdits::default()
+            },
         }
+    }
+
+    /// This fault on a route whose response edits are `edits`: a delayed
+    /// request's answer gets them, and `x-ringway-fault: delay` added
+    /// (added, not set: a field of the same name from a hop further on
+    /// stays).
+    pub fn marking_delays(mut self, edits: &HeaderEdits) -> Self {
+        let mut delay_edits = edits.clone();
+        delay_edits.add.append(&mut self.delay_edits.add);
+        self.delay_edits = delay_edits;
+        self
     }
 }
 
@@ -146,6 +166,26 @@ mod tests {
             assert_eq!(abort.decide(roll), Some(Fault::Abort));
             assert_eq!(delay.decide(roll), Some(Fault::Delay));
         }
+    }
+
+    #[test]
+    fn a_delay_is_marked_beside_the_routes_own_edits() {
+        let edits = HeaderEdits {
+            remove: vec!["server".into()],
+            set: vec![("x-env".into(), "prod".into())],
+            add: vec![("x-added".into(), "1".into())],
+        };
+        let fault = RouteFault::new(503, 0.0, Some(Duration::from_millis(5)), 10.0, None)
+            .marking_delays(&edits);
+        assert_eq!(fault.delay_edits.remove, edits.remove);
+        assert_eq!(fault.delay_edits.set, edits.set);
+        assert_eq!(
+            fault.delay_edits.add,
+            [
+                ("x-added".into(), "1".into()),
+                (FAULT_HEADER.into(), "delay".into())
+            ]
+        );
     }
 
     #[test]

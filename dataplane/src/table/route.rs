@@ -246,6 +246,16 @@ impl Route {
         self.limits.request_timeout.unwrap_or(timeouts.request)
     }
 
+    /// The response edits of a request of this route's into which
+    /// `fault` was injected: the route's, with the delay marked.
+    #[inline]
+    pub fn response_edits(&self, fault: Option<crate::request::Fault>) -> &HeaderEdits {
+        match (&self.fault, fault) {
+            (Some(f), Some(crate::request::Fault::Delay)) => &f.delay_edits,
+            _ => &self.response_headers,
+        }
+    }
+
     /// The body limit of a request of this route's on a listener with
     /// `limits`.
     #[inline]

@@ -104,7 +104,7 @@ impl Builder<'_> {
             let limits = self.route_limits(file, &prefix, forwards);
             let fault = match &file.fault {
                 None => Some(None),
-                Some(f) => self.route_fault(f, &prefix).map(|f| Some(Box::new(f))),
+                Some(f) => self.route_fault(f, &prefix).map(Some),
             };
             if let (
                 Some(name),
@@ -114,6 +114,7 @@ impl Builder<'_> {
                 Some(fault),
             ) = (name, action, edits, limits, fault)
             {
+                let fault = fault.map(|f| Box::new(f.marking_delays(&response_headers)));
                 routes.push(Route {
                     tally: tallies.route(listener, &name),
                     name,

@@ -344,7 +344,7 @@ impl Conn {
         }
         let req = &parts.req;
         let persist = Persist::of(close, req.version, req.keep_alive);
-        let fields = fields(&route.response_headers);
+        let fields = fields(route.response_edits(outcome.fault));
         let answer = match &route.action {
             RouteAction::Forward(forward) => {
                 return exchange::proxy(self, parts, ctx, clock, route, forward, close, outcome)

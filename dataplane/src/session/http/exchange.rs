@@ -354,7 +354,7 @@ async fn exchange(
         keep_alive,
         draining: &http.draining,
         request_done: &request_done,
-        edits: &route.response_headers,
+        edits: route.response_edits(outcome.fault),
         limits: HttpLimits {
             max_body: route.max_body(&service.limits),
             ..service.limits
