@@ -78,6 +78,17 @@ fn a_route_fault_parses_with_its_defaults_and_round_trips() {
     assert_eq!(tcp.delay, Some(Duration::from_secs(1)));
     assert_eq!(tcp.shares.abort_percent, 1.0);
 
+    let summary = config.summary();
+    assert!(
+        summary.contains(
+            "; injects faults: abort 503 to 5.5% delay 200ms to 10% (requests with x-fault-test only)"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("    injects faults: abort to 1% delay 1s to 2.5%\n"),
+        "{summary}"
+    );
     let dumped = config.to_toml();
     assert!(dumped.contains("abort_status = 503"), "{dumped}");
     assert!(dumped.contains("header = \"x-fault-test\""), "{dumped}");

@@ -66,6 +66,13 @@ impl Config {
             if let Service::Tcp { tls: Some(tls), .. } = &listener.service {
                 let _ = writeln!(out, "    tls: {}", describe_tls(tls));
             }
+            if let Service::Tcp { fault: Some(f), .. } = &listener.service {
+                let _ = writeln!(
+                    out,
+                    "    {}",
+                    describe_faults(&f.shares, f.delay, None, None)
+                );
+            }
             if let Service::Http(http) = &listener.service {
                 if let Some(tls) = &http.tls {
                     let _ = writeln!(out, "    tls: {}", describe_tls(tls));
@@ -324,7 +331,47 @@ fn describe_route(table: &Table, route: &Route) -> String {
             );
         }
     }
+    if let Some(f) = &route.fault {
+        let faults = describe_faults(
+            &f.shares,
+            f.delay,
+            Some(f.abort_status),
+            f.header.as_deref(),
+        );
+        let _ = write!(line, "; {faults}");
+    }
     line
+}
+
+/// A fault injection in words: `injects faults: abort 503 to 5% delay
+/// 200ms to 10%`. Said in the summary: a fault left in a production file
+/// is the kind of thing `ringway check` should make plain.
+fn describe_faults(
+    shares: &Shares,
+    delay: Option<std::time::Duration>,
+    status: Option<u16>,
+    header: Option<&str>,
+) -> String {
+    let mut text = "injects faults:".to_owned();
+    if shares.abort_percent > 0.0 {
+        let _ = write!(text, " abort");
+        if let Some(status) = status {
+            let _ = write!(text, " {status}");
+        }
+        let _ = write!(text, " to {}%", shares.abort_percent);
+    }
+    if let Some(delay) = delay.filter(|_| shares.delay_percent > 0.0) {
+        let _ = write!(
+            text,
+            " delay {} to {}%",
+            duration::format(delay),
+            shares.delay_percent
+        );
+    }
+    if let Some(header) = header {
+        let _ = write!(text, " (requests with {header} only)");
+    }
+    text
 }
 
 /// A header condition in words.
