@@ -205,6 +205,8 @@ fn route(matcher: RouteMatch, tally: &Arc<HttpTally>) -> Route {
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         tally: Arc::clone(tally),
+        limits: Default::default(),
+        fault: None,
     }
 }
 

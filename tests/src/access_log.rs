@@ -197,6 +197,7 @@ impl Want {
                 ("trace_id", Value::Null),
                 ("client", json!("127.0.0.1")),
                 ("peer_identity", Value::Null),
+                ("fault", Value::Null),
             ],
             upstream_timed: false,
         }
@@ -335,6 +336,7 @@ pub fn record_len(texts: [&[u8]; 8]) -> usize {
         upstream: None,
         client: "127.0.0.1".parse().expect("an address"),
         trace_id: None,
+        fault: None,
         texts,
     };
     let mut out = Vec::new();

@@ -62,6 +62,7 @@ fn span(n: u64) -> Span {
         endpoint: Some("127.0.0.9:8080".parse().expect("an address")),
         client: IpAddr::from([127, 0, 0, 1]),
         attempt: 2,
+        fault: None,
     }
 }
 

@@ -61,6 +61,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "peer_identity",
         "the client's verified SPIFFE ID, on mTLS listeners",
     ),
+    (
+        "fault",
+        "the fault the route's fault injection put in: abort or delay (null if none)",
+    ),
 ];
 
 /// Appends `r` as one JSON line to `out`.
@@ -121,7 +125,7 @@ enum Value<'a> {
 }
 
 /// Every field of `r`, in [`FIELDS`] order.
-fn values<'a>(r: &Record<'a>) -> [(&'static str, Value<'a>); 21] {
+fn values<'a>(r: &Record<'a>) -> [(&'static str, Value<'a>); 22] {
     let [listener, route, cluster, method, authority, path, request_id, identity] = r.texts;
     let ms = |ns: u64| Value::Number(format!("{}.{:03}", ns / 1_000_000, ns / 1_000 % 1_000));
     let start = UNIX_EPOCH + Duration::from_nanos(r.start_unix_ns);
@@ -178,6 +182,11 @@ fn values<'a>(r: &Record<'a>) -> [(&'static str, Value<'a>); 21] {
         ),
         ("client", Value::Number(format!("\"{}\"", r.client))),
         ("peer_identity", Value::Text(identity)),
+        (
+            "fault",
+            r.fault
+                .map_or(Value::Null, |f| Value::Number(format!("\"{}\"", f.name()))),
+        ),
     ]
 }
 
@@ -228,6 +237,7 @@ mod tests {
             upstream: Some("127.0.0.1:9000".parse().expect("addr")),
             client: "10.0.0.9".parse().expect("ip"),
             trace_id: Some([0xab; 16]),
+            fault: None,
             texts,
         }
     }
@@ -271,7 +281,25 @@ mod tests {
         assert_eq!(v["trace_id"], "ab".repeat(16));
         assert_eq!(v["client"], "10.0.0.9");
         assert_eq!(v["peer_identity"], serde_json::Value::Null);
+        assert_eq!(v["fault"], serde_json::Value::Null);
         assert_eq!(v["tls"], true);
+    }
+
+    #[test]
+    fn an_injected_fault_is_named_in_both_formats() {
+        let texts: [&[u8]; 8] = [b"web", b"api", b"", b"GET", b"h", b"/", b"", b""];
+        let mut e = entry(texts);
+        e.reason = None;
+        e.fault = Some(dataplane::request::Fault::Abort);
+        let mut out = Vec::new();
+        json(&mut out, &e);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("a JSON object");
+        assert_eq!(v["fault"], "abort");
+        assert_eq!(v["error"], serde_json::Value::Null);
+        let mut out = Vec::new();
+        text(&mut out, &e);
+        let line = String::from_utf8(out).expect("utf-8");
+        assert!(line.ends_with(" \"abort\"\n"), "{line}");
     }
 
     #[test]
@@ -286,7 +314,7 @@ mod tests {
         let line = String::from_utf8(out).expect("utf-8");
         assert_eq!(
             line,
-            "\"2026-12-07T00:00:00.123Z\" GET \"h\" \"/a b\" \"HTTP/1.1\" tls 503 \"no_endpoint\" 80 200 12.345 - - 1 web - - - - \"10.0.0.9\" -\n"
+            "\"2026-12-07T00:00:00.123Z\" GET \"h\" \"/a b\" \"HTTP/1.1\" tls 503 \"no_endpoint\" 80 200 12.345 - - 1 web - - - - \"10.0.0.9\" - -\n"
         );
     }
 }

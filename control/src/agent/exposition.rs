@@ -16,7 +16,7 @@ use super::timings::{self, TimingFigures};
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::WorkerLink;
-use dataplane::request::Reason;
+use dataplane::request::{Fault, Reason};
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
 use dataplane::table::authz::Action;
@@ -96,6 +96,9 @@ pub struct HttpFigures {
     pub authz: Vec<AuthzFigures>,
     /// Connection durations per listener, and the clusters' timings.
     pub timings: TimingFigures,
+    /// The faults each TCP listener with a `fault` injected, indexed as
+    /// [`Fault::ALL`], in table order.
+    pub tcp_faults: Vec<(Arc<str>, [u64; Fault::ALL.len()])>,
 }
 
 /// One listener's authorization decisions.
@@ -178,6 +181,8 @@ pub struct HttpRouteFigures {
     pub totals: HttpTotals,
     /// Clusters the route forwards to, with their counters.
     pub upstreams: Vec<(Arc<str>, HttpTotals)>,
+    /// Whether the route has a `fault` (its fault counts are written).
+    pub faulted: bool,
 }
 
 impl HttpFigures {
@@ -196,6 +201,7 @@ impl HttpFigures {
                         .map(|r| HttpRouteFigures {
                             name: Arc::clone(&r.name),
                             totals: r.tally.totals(),
+                            faulted: r.fault.is_some(),
                             upstreams: match &r.action {
                                 RouteAction::Forward(f) => f
                                     .targets
@@ -242,6 +248,16 @@ impl HttpFigures {
                 .filter_map(AuthzFigures::read)
                 .collect(),
             timings: TimingFigures::read(table),
+            tcp_faults: table
+                .listeners
+                .iter()
+                .filter_map(|l| match &l.service {
+                    Service::Tcp {
+                        fault: Some(fault), ..
+                    } => Some((Arc::clone(&l.name), fault.tally.totals())),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -367,10 +383,22 @@ fn http_json(http: &HttpFigures) -> Value {
                         .iter()
                         .map(|(cluster, t)| tally_json("cluster", cluster, t, None))
                         .collect();
-                    tally_json("name", &r.name, &r.totals, Some(("upstreams", upstreams)))
+                    let mut route =
+                        tally_json("name", &r.name, &r.totals, Some(("upstreams", upstreams)));
+                    if let (true, Value::Object(obj)) = (r.faulted, &mut route) {
+                        obj.insert("faults_injected".into(), faults_json(&r.totals.faults));
+                    }
+                    route
                 })
                 .collect();
             tally_json("name", &l.name, &l.totals, Some(("routes", routes)))
+        })
+        .collect();
+    let tcp_faults: Vec<Value> = http
+        .tcp_faults
+        .iter()
+        .map(|(listener, counts)| {
+            json!({ "listener": &**listener, "faults_injected": faults_json(counts) })
         })
         .collect();
     let clusters: Vec<Value> = http
@@ -390,7 +418,18 @@ fn http_json(http: &HttpFigures) -> Value {
             })
         })
         .collect();
-    json!({ "listeners": listeners, "clusters": clusters })
+    json!({ "listeners": listeners, "clusters": clusters, "tcp_faults": tcp_faults })
+}
+
+/// Fault counts by name.
+fn faults_json(counts: &[u64; Fault::ALL.len()]) -> Value {
+    Value::Object(
+        Fault::ALL
+            .iter()
+            .zip(counts)
+            .map(|(f, n)| (f.name().to_owned(), json!(n)))
+            .collect(),
+    )
 }
 
 fn tally_json(
@@ -596,6 +635,35 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
                 "{name}{{cluster=\"{}\"}} {}",
                 escape(&r.cluster),
                 value(r)
+            );
+        }
+    }
+
+    let name = "ringway_http_faults_injected_total";
+    families::header(out, name);
+    for l in &http.listeners {
+        for r in l.routes.iter().filter(|r| r.faulted) {
+            for (fault, n) in Fault::ALL.iter().zip(r.totals.faults) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",route=\"{}\",fault=\"{}\"}} {n}",
+                    escape(&l.name),
+                    escape(&r.name),
+                    fault.name()
+                );
+            }
+        }
+    }
+
+    let name = "ringway_tcp_faults_injected_total";
+    families::header(out, name);
+    for (listener, counts) in &http.tcp_faults {
+        for (fault, n) in Fault::ALL.iter().zip(counts) {
+            let _ = writeln!(
+                out,
+                "{name}{{listener=\"{}\",fault=\"{}\"}} {n}",
+                escape(listener),
+                fault.name()
             );
         }
     }
@@ -950,11 +1018,13 @@ mod tests {
                         name: "api".into(),
                         totals: api,
                         upstreams: vec![("v1".into(), v1), ("v2".into(), totals(0))],
+                        faulted: false,
                     },
                     HttpRouteFigures {
                         name: "health".into(),
                         totals: totals(1),
                         upstreams: Vec::new(),
+                        faulted: false,
                     },
                 ],
             }],
@@ -967,6 +1037,7 @@ mod tests {
             endpoints: Vec::new(),
             authz: Vec::new(),
             timings: TimingFigures::default(),
+            tcp_faults: Vec::new(),
         }
     }
 

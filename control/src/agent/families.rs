@@ -139,6 +139,18 @@ pub const FAMILIES: &[Family] = &[
         help: "HTTP retries not sent because the cluster was at its max_retries.",
     },
     Family {
+        name: "ringway_http_faults_injected_total",
+        kind: FamilyKind::Counter,
+        labels: &["listener", "route", "fault"],
+        help: "HTTP requests a route's fault injection aborted or delayed on purpose (routes with a fault only). Injected aborts are counted in responses by status, never in errors.",
+    },
+    Family {
+        name: "ringway_tcp_faults_injected_total",
+        kind: FamilyKind::Counter,
+        labels: &["listener", "fault"],
+        help: "TCP connections a listener's fault injection reset at once (abort) or held before the upstream connect (delay), on purpose (listeners with a fault only).",
+    },
+    Family {
         name: "ringway_http_errors_total",
         kind: FamilyKind::Counter,
         labels: &["listener", "route", "cluster", "reason"],

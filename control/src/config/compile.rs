@@ -10,6 +10,7 @@
 mod access_log;
 pub(crate) use self::access_log::new_output_id;
 mod authz;
+mod fault;
 mod http;
 mod retry;
 mod route;
@@ -982,7 +983,7 @@ impl Builder<'_> {
             // tallies they get are dropped with them.
             let key = name.clone().unwrap_or_else(|| Arc::from(""));
             let service = match protocol {
-                Some(Protocol::Tcp) => self.tcp_service(table, &prefix, clusters),
+                Some(Protocol::Tcp) => self.tcp_service(table, &prefix, &key, clusters, tallies),
                 Some(Protocol::Http) => {
                     let http = self.http_service(table, &prefix, &key, clusters, tallies);
                     idle_timeout.zip(http).map(|(idle, http)| http.finish(idle))
@@ -1038,7 +1039,9 @@ impl Builder<'_> {
         &mut self,
         table: &Spanned<FileListener>,
         prefix: &str,
+        listener: &Arc<str>,
         clusters: &Clusters<'_>,
+        tallies: &Tallies,
     ) -> Option<Service> {
         let file = table.get_ref();
         self.refuse_http_keys(file, prefix);
@@ -1057,9 +1060,16 @@ impl Builder<'_> {
                 .tls(t, &format!("{prefix}.tls"), false)
                 .map(|t| Some(Arc::new(t))),
         };
+        let fault = match &file.fault {
+            None => Some(None),
+            Some(f) => self
+                .tcp_fault(f, prefix, tallies.tcp_faults(listener))
+                .map(|f| Some(Arc::new(f))),
+        };
         Some(Service::Tcp {
             cluster: cluster?,
             tls: tls?,
+            fault: fault?,
         })
     }
 

@@ -91,6 +91,29 @@ pub(crate) struct FileListener {
     pub(crate) tls: Option<Spanned<FileTls>>,
     pub(crate) authorization: Option<Spanned<FileAuthorization>>,
     pub(crate) access_log: Option<Spanned<FileAccessLog>>,
+    /// A TCP listener's `fault` (an HTTP listener's faults are its
+    /// routes').
+    pub(crate) fault: Option<Spanned<FileTcpFault>>,
+}
+
+/// A route's `fault = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileFault {
+    pub(crate) delay: Option<Spanned<String>>,
+    pub(crate) delay_percent: Option<Spanned<Ratio>>,
+    pub(crate) abort_status: Option<Spanned<Int>>,
+    pub(crate) abort_percent: Option<Spanned<Ratio>>,
+    pub(crate) header: Option<Spanned<String>>,
+}
+
+/// A TCP listener's `fault = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileTcpFault {
+    pub(crate) delay: Option<Spanned<String>>,
+    pub(crate) delay_percent: Option<Spanned<Ratio>>,
+    pub(crate) abort_percent: Option<Spanned<Ratio>>,
 }
 
 /// A listener's `access_log = { ... }`.
@@ -148,6 +171,10 @@ pub(crate) struct FileRoute {
     pub(crate) request_headers: Option<Spanned<FileHeaderEdits>>,
     pub(crate) response_headers: Option<Spanned<FileHeaderEdits>>,
     pub(crate) retry: Option<Spanned<FileRetry>>,
+    pub(crate) request_timeout: Option<Spanned<String>>,
+    pub(crate) idle_timeout: Option<Spanned<String>>,
+    pub(crate) max_body: Option<Spanned<Int>>,
+    pub(crate) fault: Option<Spanned<FileFault>>,
 }
 
 /// One entry of a route's `headers`: a name and one test.

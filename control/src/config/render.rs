@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use dataplane::proto::h1::path::EncodedSlashes;
 use dataplane::table::authz::{Authorization, PathCondition, SlashPolicy};
+use dataplane::table::fault::{RouteFault, Shares, TcpFault};
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::route::{
     ClusterTls, HeaderEdits, HeaderMatch, HeaderTest, HostMatch, HttpService, ListenerTls,
@@ -64,6 +65,13 @@ impl Config {
             );
             if let Service::Tcp { tls: Some(tls), .. } = &listener.service {
                 let _ = writeln!(out, "    tls: {}", describe_tls(tls));
+            }
+            if let Service::Tcp { fault: Some(f), .. } = &listener.service {
+                let _ = writeln!(
+                    out,
+                    "    {}",
+                    describe_faults(&f.shares, f.delay, None, None)
+                );
             }
             if let Service::Http(http) = &listener.service {
                 if let Some(tls) = &http.tls {
@@ -157,6 +165,10 @@ impl Config {
                         .authorization
                         .as_deref()
                         .map(|a| OutAuthz::new(a, &l.service)),
+                    fault: match &l.service {
+                        Service::Tcp { fault, .. } => fault.as_deref().map(OutFault::tcp),
+                        Service::Http(_) => None,
+                    },
                 })
                 .collect(),
             clusters: table
@@ -319,7 +331,47 @@ fn describe_route(table: &Table, route: &Route) -> String {
             );
         }
     }
+    if let Some(f) = &route.fault {
+        let faults = describe_faults(
+            &f.shares,
+            f.delay,
+            Some(f.abort_status),
+            f.header.as_deref(),
+        );
+        let _ = write!(line, "; {faults}");
+    }
     line
+}
+
+/// A fault injection in words: `injects faults: abort 503 to 5% delay
+/// 200ms to 10%`. Said in the summary: a fault left in a production file
+/// is the kind of thing `ringway check` should make plain.
+fn describe_faults(
+    shares: &Shares,
+    delay: Option<std::time::Duration>,
+    status: Option<u16>,
+    header: Option<&str>,
+) -> String {
+    let mut text = "injects faults:".to_owned();
+    if shares.abort_percent > 0.0 {
+        let _ = write!(text, " abort");
+        if let Some(status) = status {
+            let _ = write!(text, " {status}");
+        }
+        let _ = write!(text, " to {}%", shares.abort_percent);
+    }
+    if let Some(delay) = delay.filter(|_| shares.delay_percent > 0.0) {
+        let _ = write!(
+            text,
+            " delay {} to {}%",
+            duration::format(delay),
+            shares.delay_percent
+        );
+    }
+    if let Some(header) = header {
+        let _ = write!(text, " (requests with {header} only)");
+    }
+    text
 }
 
 /// A header condition in words.
@@ -439,6 +491,9 @@ struct OutListener<'a> {
     tls: Option<OutTls<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization: Option<OutAuthz<'a>>,
+    /// A TCP listener's `fault`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault: Option<OutFault<'a>>,
 }
 
 /// A listener's `authorization`, every default filled in (a rule's
@@ -805,11 +860,61 @@ struct OutRoute<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     rewrite_prefix: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    request_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_body: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     request_headers: Option<OutEdits<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_headers: Option<OutEdits<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry: Option<OutRetry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault: Option<OutFault<'a>>,
+}
+
+/// A route's or a TCP listener's `fault`: the keys it was given (an
+/// abort's status only with an abort share, a delay only with its share).
+#[derive(Serialize)]
+struct OutFault<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<&'a str>,
+}
+
+impl<'a> OutFault<'a> {
+    fn route(f: &'a RouteFault) -> Self {
+        let aborts = f.shares.abort_percent > 0.0;
+        Self {
+            abort_status: aborts.then_some(f.abort_status),
+            header: f.header.as_deref(),
+            ..Self::shares(&f.shares, f.delay)
+        }
+    }
+
+    fn tcp(f: &TcpFault) -> Self {
+        Self::shares(&f.shares, f.delay)
+    }
+
+    fn shares(shares: &Shares, delay: Option<std::time::Duration>) -> Self {
+        let aborts = shares.abort_percent > 0.0;
+        Self {
+            delay: delay.map(duration::format),
+            delay_percent: delay.map(|_| shares.delay_percent),
+            abort_status: None,
+            abort_percent: aborts.then_some(shares.abort_percent),
+            header: None,
+        }
+    }
 }
 
 impl<'a> OutRoute<'a> {
@@ -842,6 +947,10 @@ impl<'a> OutRoute<'a> {
             request_headers: OutEdits::new(&route.request_headers),
             response_headers: OutEdits::new(&route.response_headers),
             retry: None,
+            request_timeout: route.limits.request_timeout.map(duration::format),
+            idle_timeout: route.limits.idle_timeout.map(duration::format),
+            max_body: route.limits.max_body,
+            fault: route.fault.as_deref().map(OutFault::route),
         };
         match &route.action {
             RouteAction::Forward(f) => {

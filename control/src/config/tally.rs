@@ -16,7 +16,7 @@ use std::sync::Arc;
 use dataplane::table::access::LogOutput;
 
 use dataplane::table::route::RouteAction;
-use dataplane::table::tally::{AuthzTally, ConnectionTally, HttpTally};
+use dataplane::table::tally::{AuthzTally, ConnectionTally, FaultTally, HttpTally};
 use dataplane::table::{Service, Table};
 
 /// A route's label set: listener and route name.
@@ -38,6 +38,8 @@ pub(crate) struct Tallies {
     targets: HashMap<TargetKey, Arc<HttpTally>>,
     authz: HashMap<AuthzKey, Arc<AuthzTally>>,
     connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
+    /// The fault counts of TCP listeners, by listener name.
+    tcp_faults: HashMap<Arc<str>, Arc<FaultTally>>,
     /// The number of each access log output: the running table's, and
     /// those given to new outputs while this table is built (so that two
     /// listeners naming one output share its number).
@@ -75,8 +77,15 @@ impl Tallies {
                     tallies.authz.insert(key, Arc::clone(&rule.tally));
                 }
             }
-            let Service::Http(http) = &listener.service else {
-                continue;
+            let http = match &listener.service {
+                Service::Http(http) => http,
+                Service::Tcp { fault, .. } => {
+                    if let Some(fault) = fault {
+                        let name = Arc::clone(&listener.name);
+                        tallies.tcp_faults.insert(name, Arc::clone(&fault.tally));
+                    }
+                    continue;
+                }
             };
             let name = &listener.name;
             tallies
@@ -147,6 +156,13 @@ impl Tallies {
         self.connections
             .get(listener)
             .map_or_else(|| Arc::new(ConnectionTally::new(self.workers)), Arc::clone)
+    }
+
+    /// The fault counts of TCP listener `listener`.
+    pub(crate) fn tcp_faults(&self, listener: &Arc<str>) -> Arc<FaultTally> {
+        self.tcp_faults
+            .get(listener)
+            .map_or_else(|| Arc::new(FaultTally::new(self.workers)), Arc::clone)
     }
 
     /// The number of access log output `output`: the running table's, or a

@@ -112,6 +112,7 @@ mod tests {
             upstream: None,
             client: "127.0.0.1".parse().expect("ip"),
             trace_id: None,
+            fault: None,
             texts: [b"l", b"r", b"c", b"GET", b"h", path, b"", b""],
         }
     }

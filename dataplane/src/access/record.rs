@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::request::Reason;
+use crate::request::{Fault, Reason};
 
 /// Caps on the texts, in bytes: listener, route, cluster, method,
 /// authority, path, request id, peer identity.
@@ -34,7 +34,7 @@ pub const MAX_RECORD: usize = FIXED + TEXTS * 2 + {
 };
 
 /// Bytes of the fixed part, the length included.
-const FIXED: usize = 2 + 4 + 8 + 8 + 8 + 2 + 1 + 1 + 8 + 8 + 4 + 19 + 17 + 16 + 1;
+const FIXED: usize = 2 + 4 + 8 + 8 + 8 + 2 + 1 + 1 + 8 + 8 + 4 + 19 + 17 + 16 + 1 + 1;
 
 /// One request, as the worker knows it when it is over.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +69,8 @@ pub struct Entry<'a> {
     pub client: IpAddr,
     /// The request's trace, when it was traced.
     pub trace_id: Option<[u8; 16]>,
+    /// The fault injected into the request, if one was.
+    pub fault: Option<Fault>,
     /// Listener, route, cluster, method, authority, path (with query),
     /// request id, peer identity (see [`CAPS`]; empty: none).
     pub texts: [&'a [u8]; TEXTS],
@@ -93,6 +95,7 @@ impl Entry<'_> {
         put_ip(out, Some(self.client));
         out.extend_from_slice(&self.trace_id.unwrap_or([0; 16]));
         out.push(u8::from(self.trace_id.is_some()));
+        out.push(Fault::byte(self.fault));
         for (text, cap) in self.texts.iter().zip(CAPS) {
             let text = &text[..text.len().min(cap)];
             out.extend_from_slice(&(text.len() as u16).to_le_bytes());
@@ -140,6 +143,7 @@ impl<'a> Record<'a> {
         let client = get_ip(r.take()?)?;
         let trace: [u8; 16] = r.take()?;
         let [traced] = r.take()?;
+        let [fault] = r.take()?;
         let mut texts: [&[u8]; TEXTS] = [&[]; TEXTS];
         for text in &mut texts {
             let len = usize::from(u16::from_le_bytes(r.take()?));
@@ -160,6 +164,7 @@ impl<'a> Record<'a> {
             upstream,
             client,
             trace_id: (traced == 1).then_some(trace),
+            fault: Fault::from_byte(fault),
             texts,
         })
     }
@@ -241,6 +246,7 @@ mod tests {
             upstream: Some("[::1]:8080".parse().expect("addr")),
             client: "10.1.2.3".parse().expect("ip"),
             trace_id: Some([9; 16]),
+            fault: Some(Fault::Delay),
             texts: [
                 b"web",
                 b"api",
@@ -272,6 +278,7 @@ mod tests {
         assert_eq!(r.upstream, e.upstream);
         assert_eq!(r.client, e.client);
         assert_eq!(r.trace_id, Some([9; 16]));
+        assert_eq!(r.fault, Some(Fault::Delay));
         assert_eq!(r.texts, e.texts);
     }
 
@@ -284,6 +291,7 @@ mod tests {
         e.reason = None;
         e.upstream = None;
         e.trace_id = None;
+        e.fault = None;
         e.minor = NO_VERSION;
         e.tls = false;
         e.encode(&mut buf);
@@ -293,6 +301,7 @@ mod tests {
         assert_eq!(r.reason, None);
         assert_eq!(r.upstream, None);
         assert_eq!(r.trace_id, None);
+        assert_eq!(r.fault, None);
         assert_eq!(r.minor, NO_VERSION);
         assert!(!r.tls);
     }

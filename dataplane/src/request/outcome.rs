@@ -47,6 +47,8 @@ pub struct Outcome {
     pub request_id: Option<u128>,
     /// The request's trace id, when it was traced.
     pub trace_id: Option<[u8; 16]>,
+    /// The fault the route injected into it, if it did.
+    pub fault: Option<super::Fault>,
     /// When it happened.
     pub timings: Timings,
 }
@@ -82,6 +84,7 @@ impl Outcome {
             sent: 0,
             request_id: None,
             trace_id: None,
+            fault: None,
             timings: Timings {
                 start,
                 connected: None,

@@ -59,6 +59,8 @@ pub(super) fn route(matcher: RouteMatch) -> Route {
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         tally: Arc::new(HttpTally::new(1)),
+        limits: Default::default(),
+        fault: None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::ResetIfCut;
 use crate::buf::Group;
+use crate::request::Fault;
 use crate::rt;
 use crate::rt::net::TcpStream;
 use crate::rt::reuse::recycled;
@@ -15,7 +16,7 @@ use crate::session::relay::{Activity, Flow, Pump, HIGH_WATER_BUFFERS};
 use crate::stats::Counters;
 use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
-use crate::table::ClusterId;
+use crate::table::{ClusterId, Service};
 use crate::upstream;
 use crate::upstream::connect::{connect, ConnectError};
 use crate::upstream::load::InFlight;
@@ -93,6 +94,58 @@ pub fn serve<'a>(
         client_cut.disarm();
         Relay::new(client, upstream, marks, idle_timeout, counters).await
     }
+}
+
+/// What a TCP listener's `fault` decided for a connection just accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// Nothing: serve it as usual.
+    Nothing,
+    /// Reset at once (done): serve nothing.
+    Abort,
+    /// Hold it this long (see [`hold`]), then serve it.
+    Delay(Duration),
+}
+
+/// What the `fault` of listener `listener` of `local`, if it has one,
+/// decides for `client`, just accepted on worker `worker`, by a roll of
+/// `random` (drawn only then). An abort resets the connection at once,
+/// before any upstream connect. Both kinds are counted on the listener's
+/// fault tally, never as a failure of any kind.
+pub fn inject_fault(
+    local: &LocalTable,
+    listener: usize,
+    worker: usize,
+    client: &TcpStream,
+    random: impl FnOnce() -> u64,
+) -> Injected {
+    let Service::Tcp {
+        fault: Some(fault), ..
+    } = &local.table.listeners[listener].service
+    else {
+        return Injected::Nothing;
+    };
+    let Some(decided) = fault.shares.decide(random()) else {
+        return Injected::Nothing;
+    };
+    fault.tally.add(worker, decided);
+    match decided {
+        Fault::Abort => {
+            let _ = client.reset_on_close();
+            Injected::Abort
+        }
+        Fault::Delay => Injected::Delay(fault.delay.unwrap_or_default()),
+    }
+}
+
+/// Holds a connection a listener's fault delays for `delay`, before
+/// anything else (its upstream connect, or a TLS handshake). Cut in the
+/// wait (a drain's deadline), the client is reset, as a pair cut later
+/// is.
+pub async fn hold(client: &TcpStream, delay: Duration) {
+    let cut = ResetIfCut::new(client);
+    let _ = rt::time::sleep(delay).await;
+    cut.disarm();
 }
 
 /// Whether listener `listener` of `local` lets `client` through, judged

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod breaker;
 pub mod certs;
 pub mod checks;
+pub mod fault;
 pub mod lb;
 pub mod outlier;
 pub mod retry;
@@ -69,6 +70,8 @@ pub enum Service {
         cluster: ClusterId,
         /// TLS termination, when the listener has `tls`.
         tls: Option<Arc<route::ListenerTls>>,
+        /// Faults injected into a share of its connections, if any.
+        fault: Option<Arc<fault::TcpFault>>,
     },
     /// Parses HTTP/1.1 requests and routes each one.
     Http(Arc<route::HttpService>),

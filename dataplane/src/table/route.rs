@@ -217,6 +217,51 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Counters of this route, per worker.
     pub tally: Arc<HttpTally>,
+    /// The route's own timeouts and body limit, in place of the
+    /// listener's for the requests it takes.
+    pub limits: RouteLimits,
+    /// Faults injected into a share of its requests, if any.
+    pub fault: Option<Box<super::fault::RouteFault>>,
+}
+
+/// A route's own `request_timeout`, `idle_timeout` and `max_body`; each
+/// `None` leaves the listener's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// In place of the listener's request timeout, for the exchange of a
+    /// request this route takes.
+    pub request_timeout: Option<Duration>,
+    /// In place of the listener's idle timeout, for the wait for the next
+    /// request on a connection after a request this route took.
+    pub idle_timeout: Option<Duration>,
+    /// In place of the listener's body limit (raising or lowering it).
+    pub max_body: Option<u64>,
+}
+
+impl Route {
+    /// The request timeout of an exchange of this route's on a listener
+    /// with `timeouts`.
+    #[inline]
+    pub fn request_timeout(&self, timeouts: &HttpTimeouts) -> Duration {
+        self.limits.request_timeout.unwrap_or(timeouts.request)
+    }
+
+    /// The response edits of a request of this route's into which
+    /// `fault` was injected: the route's, with the delay marked.
+    #[inline]
+    pub fn response_edits(&self, fault: Option<crate::request::Fault>) -> &HeaderEdits {
+        match (&self.fault, fault) {
+            (Some(f), Some(crate::request::Fault::Delay)) => &f.delay_edits,
+            _ => &self.response_headers,
+        }
+    }
+
+    /// The body limit of a request of this route's on a listener with
+    /// `limits`.
+    #[inline]
+    pub fn max_body(&self, limits: &HttpLimits) -> Option<u64> {
+        self.limits.max_body.or(limits.max_body)
+    }
 }
 
 /// Conditions on a request; an empty matcher matches everything.

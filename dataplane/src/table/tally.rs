@@ -16,7 +16,7 @@ use crate::counter::Counter;
 use crate::latency::{
     Exemplar, ExemplarCopy, Fine, FineTotals, Histogram, HistogramTotals, BUCKETS,
 };
-use crate::request::Reason;
+use crate::request::{Fault, Reason};
 
 /// One worker's counters for one label set.
 #[derive(Debug, Default)]
@@ -34,6 +34,9 @@ pub struct HttpCounters {
     pub duration: Histogram,
     /// The last traced request timed here.
     pub exemplar: Exemplar,
+    /// Faults injected by the route's `fault`, by [`Fault`] (counted on
+    /// the route's tally only).
+    pub faults: [Counter; Fault::ALL.len()],
 }
 
 impl HttpCounters {
@@ -48,6 +51,12 @@ impl HttpCounters {
     #[inline]
     pub fn error(&self, reason: Reason) {
         self.errors[reason as usize].add(1);
+    }
+
+    /// Counts an injected fault.
+    #[inline]
+    pub fn fault(&self, fault: Fault) {
+        self.faults[fault as usize].add(1);
     }
 }
 
@@ -65,6 +74,8 @@ pub struct HttpTotals {
     /// The newest traced request of each bucket, over the workers' last
     /// ones.
     pub exemplars: [Option<ExemplarCopy>; BUCKETS],
+    /// Injected faults by [`Fault`] (indexed as [`Fault::ALL`]).
+    pub faults: [u64; Fault::ALL.len()],
 }
 
 /// The counters of one label set, one block per worker.
@@ -100,6 +111,9 @@ impl HttpTally {
                 *sum += c.get();
             }
             for (sum, c) in t.errors.iter_mut().zip(&w.errors) {
+                *sum += c.get();
+            }
+            for (sum, c) in t.faults.iter_mut().zip(&w.faults) {
                 *sum += c.get();
             }
             w.duration.add_to(&mut t.duration);
@@ -278,6 +292,42 @@ impl EndpointTallies {
     /// Every endpoint with its figures, by address.
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &Arc<EndpointTally>)> {
         self.sorted.iter().map(|(a, t)| (*a, t))
+    }
+}
+
+/// The faults a TCP listener's `fault` injected, by [`Fault`], one block
+/// per worker; carried over reloads by listener name.
+#[derive(Debug)]
+pub struct FaultTally {
+    workers: Box<[CachePadded<[Counter; Fault::ALL.len()]>]>,
+}
+
+impl FaultTally {
+    /// Zeroed counts for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers.max(1))
+                .map(|_| CachePadded::new(Default::default()))
+                .collect(),
+        }
+    }
+
+    /// Counts `fault` on worker `worker`'s block (the last one past the
+    /// count, as [`HttpTally::worker`] does).
+    #[inline]
+    pub fn add(&self, worker: usize, fault: Fault) {
+        self.workers[worker.min(self.workers.len() - 1)][fault as usize].add(1);
+    }
+
+    /// The sums over every worker, indexed as [`Fault::ALL`].
+    pub fn totals(&self) -> [u64; Fault::ALL.len()] {
+        let mut t = [0; Fault::ALL.len()];
+        for w in self.workers.iter() {
+            for (sum, c) in t.iter_mut().zip(w.iter()) {
+                *sum += c.get();
+            }
+        }
+        t
     }
 }
 

@@ -122,4 +122,7 @@ pub struct Span {
     /// gives the number of attempts made (`http.request.resend_count` is
     /// this minus one on a client span).
     pub attempt: u32,
+    /// The fault the route injected into the request, on a server span
+    /// (`ringway.fault`).
+    pub fault: Option<crate::request::Fault>,
 }

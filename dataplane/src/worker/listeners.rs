@@ -27,6 +27,7 @@ use crate::rt::net::{Incoming, TcpListener, TcpStream};
 use crate::rt::time::sleep;
 use crate::rt::{self, TaskId};
 use crate::session;
+use crate::session::tcp::Injected;
 use crate::stats::shortage;
 use crate::table::{ClusterId, Protocol, Service, Table};
 use crate::upstream::LocalTable;
@@ -437,6 +438,13 @@ fn tcp_connection(
     client: TcpStream,
 ) -> impl std::future::Future<Output = ()> + 'static {
     async move {
+        let http = &guard.ctx.http;
+        match session::tcp::inject_fault(&local, listener, http.worker, &client, || http.random()) {
+            Injected::Nothing => {}
+            Injected::Abort => return,
+            // Boxed: only a delayed connection holds the timer.
+            Injected::Delay(delay) => Box::pin(session::tcp::hold(&client, delay)).await,
+        }
         let counters = guard.ctx.counters();
         let worker = guard.ctx.http.worker;
         if session::tls_relay::wanted(&local, listener, cluster) {

@@ -103,6 +103,13 @@ impl Builder<'_> {
                 ),
             );
         }
+        if let Some(fault) = &file.fault {
+            self.report(
+                Some(fault.span()),
+                format!("{prefix}.fault"),
+                "an http listener injects faults per route; move this `fault` into the [[listeners.routes]] entries it is for (a route's fault takes abort_status and header too)",
+            );
+        }
         let path_rules = self.path_rules(file, prefix);
         let routes = match &file.routes {
             None => {
@@ -151,7 +158,7 @@ impl Builder<'_> {
         };
         let limits = self.limits(file, prefix);
         let trust_forwarded = file.trust_forwarded.as_ref().is_some_and(|t| *t.get_ref());
-        let cluster_refused = file.cluster.is_some();
+        let cluster_refused = file.cluster.is_some() || file.fault.is_some();
 
         let parts = HttpParts {
             limits: limits?,

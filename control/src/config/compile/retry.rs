@@ -203,9 +203,10 @@ impl Builder<'_> {
         })
     }
 
-    /// Refuses a route `per_try_timeout` that is not shorter than its
-    /// listener's `request_timeout` (`request`), which bounds every
-    /// attempt together: such a timeout could never fire.
+    /// Refuses a route `per_try_timeout` that is not shorter than the
+    /// request timeout of the route's exchanges (its own `request_timeout`
+    /// if it has a valid one, else its listener's, `request`), which
+    /// bounds every attempt together: such a timeout could never fire.
     pub(super) fn check_per_try_timeouts(
         &mut self,
         routes: &[Spanned<FileRoute>],
@@ -215,6 +216,15 @@ impl Builder<'_> {
         for (j, route) in routes.iter().enumerate() {
             let Some(retry) = &route.get_ref().retry else {
                 continue;
+            };
+            let own = route
+                .get_ref()
+                .request_timeout
+                .as_ref()
+                .and_then(|t| duration::parse_nonzero(t.get_ref()).ok());
+            let (request, whose) = match own {
+                Some(own) => (own, "the route's"),
+                None => (request, "the listener's"),
             };
             let Some(text) = &retry.get_ref().per_try_timeout else {
                 continue;
@@ -227,7 +237,7 @@ impl Builder<'_> {
                     Some(text.span()),
                     format!("{prefix}.routes[{j}].retry.per_try_timeout"),
                     format!(
-                        "per_try_timeout {} is not shorter than the listener's request_timeout {}, which bounds every attempt together; shorten it or raise request_timeout",
+                        "per_try_timeout {} is not shorter than {whose} request_timeout {}, which bounds every attempt together; shorten it or raise request_timeout",
                         text.get_ref(),
                         duration::format(request)
                     ),

@@ -89,15 +89,32 @@ impl Builder<'_> {
                     table, &prefix, listener, &route_key, clusters, tallies, rules,
                 );
                 let _ = self.edits_of(file, &prefix);
+                let forwards = file.cluster.is_some() || file.split.is_some();
+                let _ = self.route_limits(file, &prefix, forwards);
+                if let Some(f) = &file.fault {
+                    let _ = self.route_fault(f, &prefix);
+                }
                 continue;
             };
             let action = self.action(
                 table, &prefix, listener, &route_key, clusters, tallies, rules,
             );
             let edits = self.edits_of(file, &prefix);
-            if let (Some(name), Some(action), Some((request_headers, response_headers))) =
-                (name, action, edits)
+            let forwards = file.cluster.is_some() || file.split.is_some();
+            let limits = self.route_limits(file, &prefix, forwards);
+            let fault = match &file.fault {
+                None => Some(None),
+                Some(f) => self.route_fault(f, &prefix).map(Some),
+            };
+            if let (
+                Some(name),
+                Some(action),
+                Some((request_headers, response_headers)),
+                Some(limits),
+                Some(fault),
+            ) = (name, action, edits, limits, fault)
             {
+                let fault = fault.map(|f| Box::new(f.marking_delays(&response_headers)));
                 routes.push(Route {
                     tally: tallies.route(listener, &name),
                     name,
@@ -105,6 +122,8 @@ impl Builder<'_> {
                     action,
                     request_headers,
                     response_headers,
+                    limits,
+                    fault,
                 });
             }
         }
@@ -732,7 +751,7 @@ fn is_tchar(c: char) -> bool {
 }
 
 /// A header name: a token, stored lower-case.
-fn header_name(text: &str) -> Result<Box<str>, String> {
+pub(super) fn header_name(text: &str) -> Result<Box<str>, String> {
     if text.is_empty() {
         return Err("header name is empty".to_owned());
     }

@@ -173,6 +173,9 @@ pub fn to_proto(span: &Span) -> ProtoSpan {
         if let Some(endpoint) = span.endpoint {
             attributes.push(text("ringway.upstream", &endpoint.to_string()));
         }
+        if let Some(fault) = span.fault {
+            attributes.push(text("ringway.fault", fault.name()));
+        }
     }
 
     // A server span's parent is the caller's (remote); a client span's is
@@ -312,6 +315,7 @@ pub(crate) mod tests {
             endpoint: Some("10.0.0.7:9000".parse().expect("an address")),
             client: IpAddr::from([192, 0, 2, 10]),
             attempt: 2,
+            fault: None,
         }
     }
 
@@ -347,6 +351,24 @@ pub(crate) mod tests {
             .into_iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn a_server_span_names_the_injected_fault_and_a_client_span_never_does() {
+        let server = Span {
+            fault: Some(dataplane::request::Fault::Abort),
+            ..server_span()
+        };
+        assert_eq!(
+            attr(&to_proto(&server), "ringway.fault").as_deref(),
+            Some("\"abort\"")
+        );
+        assert_eq!(attr(&to_proto(&server_span()), "ringway.fault"), None);
+        let client = Span {
+            fault: Some(dataplane::request::Fault::Delay),
+            ..client_span()
+        };
+        assert_eq!(attr(&to_proto(&client), "ringway.fault"), None);
     }
 
     fn span_status(span: &ProtoSpan) -> StatusCode {
@@ -417,6 +439,7 @@ pub(crate) mod tests {
         );
         let first = to_proto(&Span {
             attempt: 1,
+            fault: None,
             ..client_span()
         });
         assert_eq!(attr(&first, "http.request.resend_count"), None);

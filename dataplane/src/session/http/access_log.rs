@@ -129,6 +129,7 @@ pub(super) fn log(ctx: &Ctx<'_>, outcome: &Outcome, note: &HeadNote, client: &Se
         upstream: outcome.upstream,
         client: ctx.peer,
         trace_id: outcome.trace_id,
+        fault: outcome.fault,
         texts: [
             ctx.listener_name.as_bytes(),
             route.map_or(&[][..], |r| r.name.as_bytes()),

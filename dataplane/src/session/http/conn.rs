@@ -19,6 +19,7 @@ use super::access_log;
 use super::clock::{Clock, Phase};
 use super::ctx::{After, Conn, Ctx, Failure, Newer, Site, Worker};
 use super::exchange;
+use super::fault;
 use super::inbound::HeadFailure;
 use super::parts::{Lent, Parts};
 use super::send::{send_all, HeadBuf};
@@ -27,7 +28,7 @@ use super::write::{self, Persist};
 use crate::proto::h1::request::{RequestBody, RequestHead};
 use crate::proto::h1::Limits;
 use crate::request::answer::{Answer, Location};
-use crate::request::{Outcome, Reason};
+use crate::request::{Fault, Outcome, Reason};
 use crate::rt;
 use crate::rt::reuse::recycled;
 use crate::rt::select::select;
@@ -92,7 +93,12 @@ impl Conn {
                     } else {
                         timeouts.header.min(timeouts.idle)
                     };
-                    clock.enter(Phase::Idle, wait);
+                    // A served request whose route has its own idle
+                    // timeout left the clock idle with that wait (see
+                    // `turn`); nothing else leaves it idle after a request.
+                    if !(self.served && clock.phase() == Phase::Idle) {
+                        clock.enter(Phase::Idle, wait);
+                    }
                     if !self.await_request(&site.worker.http().draining).await {
                         return;
                     }
@@ -169,6 +175,7 @@ impl Conn {
                 (parts, read)
             }
         };
+        let mut idle = None;
         let after = match read {
             Ok(()) => {
                 self.served = true;
@@ -190,6 +197,10 @@ impl Conn {
                 // request starts after it either way.
                 self.inbound.consume_head(parts.req.len);
                 settle(ctx, &mut outcome, &mut parts, &self.client);
+                idle = outcome
+                    .route
+                    .and_then(|r| ctx.service.routes.get(r))
+                    .and_then(|r| r.limits.idle_timeout);
                 after
             }
             Err(HeadFailure::Closed | HeadFailure::Cut | HeadFailure::Failed) => After::Close,
@@ -208,6 +219,11 @@ impl Conn {
         self.inbound.swap_scratch(&mut parts.scratch);
         drop(parts);
         if self.next(clock, after).await {
+            // The route's own idle timeout, in place of the listener's,
+            // for the wait for the next request.
+            if let Some(idle) = idle {
+                clock.enter(Phase::Idle, idle);
+            }
             Turn::Next
         } else {
             Turn::Closed
@@ -283,18 +299,24 @@ impl Conn {
                 true,
             ));
         }
-        if let (RequestBody::Length(n), Some(max)) = (req.body, service.limits.max_body) {
+        let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes())
+            .with_peer_identity(self.client.peer_identity());
+        let found = crate::routing::find(&service.routes, &view);
+        // The route's body limit, where it has one, replaces the
+        // listener's.
+        let max_body = match found {
+            Some((_, route)) => route.max_body(&service.limits),
+            None => service.limits.max_body,
+        };
+        if let (RequestBody::Length(n), Some(max)) = (req.body, max_body) {
             if n > max {
                 return Err(Failure::new(
                     Reason::BodyTooLarge,
-                    "the request body is larger than this listener accepts",
+                    "the request body is larger than the max_body of its route (or listener)",
                     true,
                 ));
             }
         }
-        let view = crate::routing::h1::view(&parts.req, self.inbound.head_bytes())
-            .with_peer_identity(self.client.peer_identity());
-        let found = crate::routing::find(&service.routes, &view);
         // Authorization comes before the route is taken (and before "no
         // route"): a refused client learns nothing of the routes.
         if let Some(authz) = ctx.authz {
@@ -313,8 +335,16 @@ impl Conn {
         };
         outcome.route = Some(index);
         route.tally.worker(ctx.http.worker).requests.add(1);
+        match (fault::decide(ctx, route, &view, outcome), &route.fault) {
+            (Some(Fault::Abort), Some(f)) => {
+                return Ok(self.abort(ctx, clock, parts, f, close, outcome).await)
+            }
+            (Some(Fault::Delay), Some(f)) => fault::delay(clock, f).await,
+            _ => {}
+        }
+        let req = &parts.req;
         let persist = Persist::of(close, req.version, req.keep_alive);
-        let fields = fields(&route.response_headers);
+        let fields = fields(route.response_edits(outcome.fault));
         let answer = match &route.action {
             RouteAction::Forward(forward) => {
                 return exchange::proxy(self, parts, ctx, clock, route, forward, close, outcome)
@@ -361,7 +391,7 @@ impl Conn {
     }
 
     /// Sends the answer in the head buffer; then reads on, or closes.
-    async fn send_own(
+    pub(super) async fn send_own(
         &mut self,
         ctx: &Ctx<'_>,
         clock: &Clock,

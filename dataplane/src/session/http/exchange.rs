@@ -35,7 +35,7 @@ use crate::session::ResetIfCut;
 use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
 use crate::table::retry::Cause;
-use crate::table::route::{Forward, PathMatch, Route, RouteAction, Target};
+use crate::table::route::{Forward, HttpLimits, PathMatch, Route, RouteAction, Target};
 use crate::table::{Cluster, ClusterId};
 use crate::transport::{Sender, Transport};
 use crate::upstream;
@@ -73,6 +73,7 @@ pub(super) fn span_meta<'a>(
             .map(|r| &r.name),
         cluster: picked(ctx, outcome).map(|t| &ctx.table.cluster(t.cluster).name),
         client: ctx.peer,
+        fault: outcome.fault,
     }
 }
 
@@ -149,7 +150,8 @@ pub(super) async fn proxy<'a>(
     // back until it hears from the upstream; until then a wait for its
     // body is not its fault.
     clock.enter_exchange();
-    let deadline = Deadline::new(ctx.service.timeouts.request, !parts.req.expect_continue);
+    let request_timeout = route.request_timeout(&ctx.service.timeouts);
+    let deadline = Deadline::new(request_timeout, !parts.req.expect_continue);
     let progress = Progress::default();
     let plan = Plan {
         route,
@@ -352,10 +354,13 @@ async fn exchange(
         keep_alive,
         draining: &http.draining,
         request_done: &request_done,
-        edits: &route.response_headers,
-        limits: service.limits,
+        edits: route.response_edits(outcome.fault),
+        limits: HttpLimits {
+            max_body: route.max_body(&service.limits),
+            ..service.limits
+        },
         send_timeout: service.timeouts.send,
-        request_timeout: service.timeouts.request,
+        request_timeout: route.request_timeout(&service.timeouts),
         progress,
         retry_status: &retry_status,
     };
@@ -814,12 +819,10 @@ async fn relay(
                             "the chunked request body is malformed",
                         ))
                     }
-                    BodyEnd::TooLarge => {
-                        return Poll::Ready(Relayed::BadBody(
-                            Reason::BodyTooLarge,
-                            "the request body is larger than this listener accepts",
-                        ))
-                    }
+                    BodyEnd::TooLarge => return Poll::Ready(Relayed::BadBody(
+                        Reason::BodyTooLarge,
+                        "the request body is larger than the max_body of its route (or listener)",
+                    )),
                 }
             }
         }

@@ -25,6 +25,7 @@ mod ctx;
 mod deadline;
 mod digits;
 mod exchange;
+mod fault;
 mod inbound;
 mod parts;
 mod respond;

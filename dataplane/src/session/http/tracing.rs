@@ -205,6 +205,8 @@ pub(super) struct SpanMeta<'a> {
     pub(super) cluster: Option<&'a Arc<str>>,
     /// The client's address.
     pub(super) client: std::net::IpAddr,
+    /// The fault the route injected, named on the server span.
+    pub(super) fault: Option<crate::request::Fault>,
 }
 
 impl SpanMeta<'_> {
@@ -238,6 +240,7 @@ impl SpanMeta<'_> {
             endpoint,
             client: self.client,
             attempt,
+            fault: self.fault.filter(|_| kind == SpanKind::Server),
         }
     }
 }
