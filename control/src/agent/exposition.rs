@@ -20,6 +20,7 @@ use dataplane::request::Reason;
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
 use dataplane::table::authz::Action;
+use dataplane::table::mirror::MirrorOutcome;
 use dataplane::table::retry::Cause;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTotals, HttpTotals};
@@ -178,6 +179,9 @@ pub struct HttpRouteFigures {
     pub totals: HttpTotals,
     /// Clusters the route forwards to, with their counters.
     pub upstreams: Vec<(Arc<str>, HttpTotals)>,
+    /// The route's mirror cluster and what became of the copies (indexed
+    /// as [`MirrorOutcome::ALL`]), when it mirrors.
+    pub mirror: Option<(Arc<str>, [u64; 4])>,
 }
 
 impl HttpFigures {
@@ -208,6 +212,12 @@ impl HttpFigures {
                                     })
                                     .collect(),
                                 RouteAction::Redirect(_) | RouteAction::Direct(_) => Vec::new(),
+                            },
+                            mirror: match &r.action {
+                                RouteAction::Forward(f) => f.mirror.as_ref().map(|m| {
+                                    (Arc::clone(&table.cluster(m.cluster).name), m.tally.totals())
+                                }),
+                                RouteAction::Redirect(_) | RouteAction::Direct(_) => None,
                             },
                         })
                         .collect(),
@@ -367,7 +377,12 @@ fn http_json(http: &HttpFigures) -> Value {
                         .iter()
                         .map(|(cluster, t)| tally_json("cluster", cluster, t, None))
                         .collect();
-                    tally_json("name", &r.name, &r.totals, Some(("upstreams", upstreams)))
+                    let mut route =
+                        tally_json("name", &r.name, &r.totals, Some(("upstreams", upstreams)));
+                    if let (Some((cluster, counts)), Value::Object(obj)) = (&r.mirror, &mut route) {
+                        obj.insert("mirror".into(), mirror_json(cluster, counts));
+                    }
+                    route
                 })
                 .collect();
             tally_json("name", &l.name, &l.totals, Some(("routes", routes)))
@@ -391,6 +406,17 @@ fn http_json(http: &HttpFigures) -> Value {
         })
         .collect();
     json!({ "listeners": listeners, "clusters": clusters })
+}
+
+/// A route's mirror in `/stats`: its cluster and the count of each
+/// outcome.
+fn mirror_json(cluster: &str, counts: &[u64; 4]) -> Value {
+    let mut obj = Map::new();
+    obj.insert("cluster".into(), json!(cluster));
+    for (outcome, n) in MirrorOutcome::ALL.iter().zip(counts) {
+        obj.insert(outcome.name().into(), json!(n));
+    }
+    Value::Object(obj)
 }
 
 fn tally_json(
@@ -597,6 +623,26 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
                 escape(&r.cluster),
                 value(r)
             );
+        }
+    }
+
+    let name = "ringway_http_mirror_requests_total";
+    families::header(out, name);
+    for l in &http.listeners {
+        for r in &l.routes {
+            let Some((cluster, counts)) = &r.mirror else {
+                continue;
+            };
+            for (outcome, n) in MirrorOutcome::ALL.iter().zip(counts) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",route=\"{}\",cluster=\"{}\",outcome=\"{}\"}} {n}",
+                    escape(&l.name),
+                    escape(&r.name),
+                    escape(cluster),
+                    outcome.name()
+                );
+            }
         }
     }
 
@@ -950,11 +996,13 @@ mod tests {
                         name: "api".into(),
                         totals: api,
                         upstreams: vec![("v1".into(), v1), ("v2".into(), totals(0))],
+                        mirror: Some(("v2".into(), [5, 1, 2, 0])),
                     },
                     HttpRouteFigures {
                         name: "health".into(),
                         totals: totals(1),
                         upstreams: Vec::new(),
+                        mirror: None,
                     },
                 ],
             }],
@@ -1042,6 +1090,7 @@ mod tests {
             "ringway_http_retries_total",
             "ringway_http_retry_budget_exhausted_total",
             "ringway_http_retry_overflows_total",
+            "ringway_http_mirror_requests_total",
         ] {
             assert_eq!(
                 text.matches(&format!("# HELP {family} ")).count(),
@@ -1071,6 +1120,10 @@ mod tests {
             "ringway_http_retries_total{cluster=\"v1\",reason=\"status\"} 2\n",
             "ringway_http_retry_budget_exhausted_total{cluster=\"v1\"} 4\n",
             "ringway_http_retry_overflows_total{cluster=\"v1\"} 5\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"answered\"} 5\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"failed\"} 1\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"dropped\"} 2\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"skipped_body\"} 0\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
@@ -1089,8 +1142,15 @@ mod tests {
                 .count(),
             tallies * Reason::ALL.len()
         );
-        // A route with no cluster has no upstream series.
+        // A route with no cluster has no upstream series, and one without
+        // a mirror no mirror series.
         assert!(!text.contains("route=\"health\",cluster=\"v"), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ringway_http_mirror_requests_total{"))
+                .count(),
+            4
+        );
     }
 
     #[test]
@@ -1127,6 +1187,11 @@ mod tests {
         assert_eq!(api["upstreams"][0]["cluster"], "v1");
         assert_eq!(api["upstreams"][0]["responses"]["2xx"], 8);
         assert_eq!(api["upstreams"][1]["requests"], 0);
+        assert_eq!(api["mirror"]["cluster"], "v2");
+        assert_eq!(api["mirror"]["answered"], 5);
+        assert_eq!(api["mirror"]["dropped"], 2);
+        assert_eq!(api["mirror"]["skipped_body"], 0);
+        assert!(web["routes"][1].get("mirror").is_none());
         assert_eq!(
             api["errors"].as_object().map(Map::len),
             Some(Reason::ALL.len())

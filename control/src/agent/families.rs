@@ -139,6 +139,12 @@ pub const FAMILIES: &[Family] = &[
         help: "HTTP retries not sent because the cluster was at its max_retries.",
     },
     Family {
+        name: "ringway_http_mirror_requests_total",
+        kind: FamilyKind::Counter,
+        labels: &["listener", "route", "cluster", "outcome"],
+        help: "Requests a route chose to mirror to its mirror cluster, by what became of the copy: answered (the shadow's whole response was read), failed (no connection, a broken one, or no end within the request timeout), dropped (the worker had max_in_flight copies under way), skipped_body (a chunked body, one over max_body, or one not received with the head).",
+    },
+    Family {
         name: "ringway_http_errors_total",
         kind: FamilyKind::Counter,
         labels: &["listener", "route", "cluster", "reason"],

@@ -11,6 +11,7 @@ mod access_log;
 pub(crate) use self::access_log::new_output_id;
 mod authz;
 mod http;
+pub(super) mod mirror;
 mod retry;
 mod route;
 mod tls;

@@ -810,6 +810,30 @@ struct OutRoute<'a> {
     response_headers: Option<OutEdits<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry: Option<OutRetry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<OutMirror<'a>>,
+}
+
+/// A route's `mirror`, every key written (defaults included).
+#[derive(Serialize)]
+struct OutMirror<'a> {
+    cluster: &'a str,
+    percent: f64,
+    host_suffix: bool,
+    max_body: u64,
+    max_in_flight: u32,
+}
+
+impl<'a> OutMirror<'a> {
+    fn new(table: &'a Table, m: &dataplane::table::mirror::Mirror) -> Self {
+        Self {
+            cluster: &table.cluster(m.cluster).name,
+            percent: f64::from(m.ppm) / 10_000.0,
+            host_suffix: m.host_suffix,
+            max_body: m.max_body,
+            max_in_flight: m.max_in_flight,
+        }
+    }
 }
 
 impl<'a> OutRoute<'a> {
@@ -842,6 +866,7 @@ impl<'a> OutRoute<'a> {
             request_headers: OutEdits::new(&route.request_headers),
             response_headers: OutEdits::new(&route.response_headers),
             retry: None,
+            mirror: None,
         };
         match &route.action {
             RouteAction::Forward(f) => {
@@ -865,6 +890,7 @@ impl<'a> OutRoute<'a> {
                 }
                 out.rewrite_prefix = f.rewrite_prefix.as_deref();
                 out.retry = f.retry.as_deref().map(OutRetry::new);
+                out.mirror = f.mirror.as_ref().map(|m| OutMirror::new(table, m));
             }
             RouteAction::Redirect(r) => {
                 out.redirect = Some(OutRedirect {

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod certs;
 pub mod checks;
 pub mod lb;
+pub mod mirror;
 pub mod outlier;
 pub mod retry;
 pub mod route;
