@@ -66,7 +66,7 @@ impl Builder<'_> {
                 }
             }),
         };
-        let host_suffix = file.host_suffix.as_ref().map_or(false, |b| *b.get_ref());
+        let host_suffix = file.host_suffix.as_ref().is_some_and(|b| *b.get_ref());
         let max_body = match &file.max_body {
             None => Some(DEFAULT_MAX_BODY),
             Some(value) => self.check(value, key("max_body"), |&Int(n)| match u64::try_from(n) {
