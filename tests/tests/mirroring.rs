@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringway_kit::admin;
+use ringway_kit::launcher::{run_to_exit, write_config};
 use ringway_kit::ports::dead_endpoint;
 use ringway_kit::wait::poll;
 use ringway_kit::Ringway;
 use ringway_tests::http_client::{curl, metric_sum, wait_metric, HttpConn, Req};
-use ringway_tests::http_config::{HeaderEdits, HttpConfig, Route};
+use ringway_tests::http_config::{quote, Cluster, HeaderEdits, HttpConfig, Route};
 use ringway_tests::http_origin::{Gate, HttpOrigin, Recorded, Reply};
+use ringway_tests::pki::Ca;
 
 /// Longest wait for something that happens at once.
 const SOON: Duration = Duration::from_secs(10);
@@ -441,4 +443,91 @@ fn a_stop_does_not_wait_for_copies_under_way() {
         exit.stderr
     );
     gate.open();
+}
+
+/// A mirror cluster with `tls`: each copy goes over its own TLS connection,
+/// verified as the cluster says, here to a second ringway that terminates
+/// TLS in front of the shadow origin.
+#[test]
+fn copies_go_over_tls_to_a_mirror_cluster_with_tls() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca = Ca::new(dir.path(), "mesh");
+    let server = ca.server("server", &["localhost"]);
+    let shadow = HttpOrigin::ok("shadow");
+    let terminating = HttpConfig::forward_all(&[shadow.addr()]).listener_key(
+        "tls",
+        &format!(
+            "{{ cert = {}, key = {} }}",
+            quote(&server.cert_str()),
+            quote(&server.key_str())
+        ),
+    );
+    let front = Ringway::start(&terminating.to_toml());
+    let primary = HttpOrigin::ok("primary");
+    let cluster_tls = format!("{{ ca = {}, sni = \"localhost\" }}", quote(&ca.pem_str()));
+    let config = HttpConfig::new()
+        .route(
+            Route::new("all")
+                .cluster("app")
+                .key("mirror", r#"{ cluster = "shadow" }"#),
+        )
+        .cluster("app", &[primary.addr()])
+        .cluster_with(Cluster::new("shadow", &[terminating.listen]).key("tls", &cluster_tls));
+    let proxy = Ringway::start(&config.to_toml());
+    primary_requests(config.listen, 3);
+    wait_metric(config.admin, MIRRORED, &[("outcome", "answered")], 3.0);
+    let copies = shadow.wait_requests(3, SOON);
+    assert_eq!(copies.len(), 3);
+    assert_eq!(copies[0].path(), "/r/0");
+    assert_eq!(admin::stats(config.admin).sum("upstream_tls_failures"), 0);
+    assert_eq!(admin::stats(terminating.admin).sum("tls_handshakes"), 3);
+    proxy.stop().assert_clean();
+    front.stop().assert_clean();
+}
+
+/// `ringway check` refuses a bad `mirror` with the file, line and key.
+#[test]
+fn a_bad_mirror_is_refused_with_its_key_and_line() {
+    for (mirror, key, reason) in [
+        (
+            r#"{ cluster = "nowhere" }"#,
+            "listeners[0].routes[0].mirror.cluster",
+            "no cluster named `nowhere`",
+        ),
+        (
+            r#"{ cluster = "shadow", percent = 150 }"#,
+            "listeners[0].routes[0].mirror.percent",
+            "percent 150 is out of range",
+        ),
+        (
+            r#"{ cluster = "shadow", max_in_flight = 0 }"#,
+            "listeners[0].routes[0].mirror.max_in_flight",
+            "from 1 to 10000",
+        ),
+    ] {
+        let text = HttpConfig::new()
+            .route(Route::new("all").cluster("app").key("mirror", mirror))
+            .cluster("app", &[dead_endpoint()])
+            .cluster("shadow", &[dead_endpoint()])
+            .to_toml();
+        let file = write_config(&text);
+        let path = file.path().to_str().expect("a UTF-8 temp path");
+        let output = run_to_exit(&["check", path], Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        let line = 1 + text
+            .lines()
+            .position(|l| l.contains("mirror ="))
+            .expect("the mirror line");
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+        assert!(
+            error.starts_with(&format!("error: {path}:{line}:")),
+            "the error names line {line}: {error}"
+        );
+        assert!(error.contains(&format!(": {key}: ")), "{error}");
+        assert!(error.contains(reason), "{error}");
+    }
 }

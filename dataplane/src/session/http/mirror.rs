@@ -140,6 +140,8 @@ pub(super) fn launch(
     let mut out = shadows.take();
     shadow_head(out.bytes_mut(), head, mirror.host_suffix);
     out.bytes_mut().extend_from_slice(body);
+    // A copy in userspace, counted as every one is.
+    ctx.counters.copied_bytes.add(out.bytes().len() as u64);
     shadows.in_flight.set(in_flight + 1);
     let at = At {
         listener: ctx.listener_index,
