@@ -179,9 +179,19 @@ pub struct HttpRouteFigures {
     pub totals: HttpTotals,
     /// Clusters the route forwards to, with their counters.
     pub upstreams: Vec<(Arc<str>, HttpTotals)>,
-    /// The route's mirror cluster and what became of the copies (indexed
-    /// as [`MirrorOutcome::ALL`]), when it mirrors.
-    pub mirror: Option<(Arc<str>, [u64; 4])>,
+    /// The route's mirror, when it mirrors.
+    pub mirror: Option<MirrorFigures>,
+}
+
+/// A route's mirror: where the copies go and what became of them.
+#[derive(Debug, Clone)]
+pub struct MirrorFigures {
+    /// The mirror cluster's name.
+    pub cluster: Arc<str>,
+    /// Copies by outcome, indexed as [`MirrorOutcome::ALL`].
+    pub outcomes: [u64; 4],
+    /// Copies under way now, over every worker.
+    pub in_flight: u64,
 }
 
 impl HttpFigures {
@@ -214,9 +224,13 @@ impl HttpFigures {
                                 RouteAction::Redirect(_) | RouteAction::Direct(_) => Vec::new(),
                             },
                             mirror: match &r.action {
-                                RouteAction::Forward(f) => f.mirror.as_ref().map(|m| {
-                                    (Arc::clone(&table.cluster(m.cluster).name), m.tally.totals())
-                                }),
+                                RouteAction::Forward(f) => {
+                                    f.mirror.as_ref().map(|m| MirrorFigures {
+                                        cluster: Arc::clone(&table.cluster(m.cluster).name),
+                                        outcomes: m.tally.totals(),
+                                        in_flight: m.tally.in_flight_total(),
+                                    })
+                                }
                                 RouteAction::Redirect(_) | RouteAction::Direct(_) => None,
                             },
                         })
@@ -379,8 +393,8 @@ fn http_json(http: &HttpFigures) -> Value {
                         .collect();
                     let mut route =
                         tally_json("name", &r.name, &r.totals, Some(("upstreams", upstreams)));
-                    if let (Some((cluster, counts)), Value::Object(obj)) = (&r.mirror, &mut route) {
-                        obj.insert("mirror".into(), mirror_json(cluster, counts));
+                    if let (Some(mirror), Value::Object(obj)) = (&r.mirror, &mut route) {
+                        obj.insert("mirror".into(), mirror_json(mirror));
                     }
                     route
                 })
@@ -408,14 +422,15 @@ fn http_json(http: &HttpFigures) -> Value {
     json!({ "listeners": listeners, "clusters": clusters })
 }
 
-/// A route's mirror in `/stats`: its cluster and the count of each
-/// outcome.
-fn mirror_json(cluster: &str, counts: &[u64; 4]) -> Value {
+/// A route's mirror in `/stats`: its cluster, the count of each outcome,
+/// and the copies under way.
+fn mirror_json(mirror: &MirrorFigures) -> Value {
     let mut obj = Map::new();
-    obj.insert("cluster".into(), json!(cluster));
-    for (outcome, n) in MirrorOutcome::ALL.iter().zip(counts) {
+    obj.insert("cluster".into(), json!(&*mirror.cluster));
+    for (outcome, n) in MirrorOutcome::ALL.iter().zip(mirror.outcomes) {
         obj.insert(outcome.name().into(), json!(n));
     }
+    obj.insert("in_flight".into(), json!(mirror.in_flight));
     Value::Object(obj)
 }
 
@@ -630,17 +645,34 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
     families::header(out, name);
     for l in &http.listeners {
         for r in &l.routes {
-            let Some((cluster, counts)) = &r.mirror else {
+            let Some(mirror) = &r.mirror else {
                 continue;
             };
-            for (outcome, n) in MirrorOutcome::ALL.iter().zip(counts) {
+            for (outcome, n) in MirrorOutcome::ALL.iter().zip(mirror.outcomes) {
                 let _ = writeln!(
                     out,
                     "{name}{{listener=\"{}\",route=\"{}\",cluster=\"{}\",outcome=\"{}\"}} {n}",
                     escape(&l.name),
                     escape(&r.name),
-                    escape(cluster),
+                    escape(&mirror.cluster),
                     outcome.name()
+                );
+            }
+        }
+    }
+
+    let name = "ringway_http_mirror_in_flight";
+    families::header(out, name);
+    for l in &http.listeners {
+        for r in &l.routes {
+            if let Some(mirror) = &r.mirror {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",route=\"{}\",cluster=\"{}\"}} {}",
+                    escape(&l.name),
+                    escape(&r.name),
+                    escape(&mirror.cluster),
+                    mirror.in_flight
                 );
             }
         }
@@ -996,7 +1028,11 @@ mod tests {
                         name: "api".into(),
                         totals: api,
                         upstreams: vec![("v1".into(), v1), ("v2".into(), totals(0))],
-                        mirror: Some(("v2".into(), [5, 1, 2, 0])),
+                        mirror: Some(MirrorFigures {
+                            cluster: "v2".into(),
+                            outcomes: [5, 1, 2, 0],
+                            in_flight: 3,
+                        }),
                     },
                     HttpRouteFigures {
                         name: "health".into(),
@@ -1124,6 +1160,7 @@ mod tests {
             "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"failed\"} 1\n",
             "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"dropped\"} 2\n",
             "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"skipped_body\"} 0\n",
+            "ringway_http_mirror_in_flight{listener=\"web\",route=\"api\",cluster=\"v2\"} 3\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
@@ -1191,6 +1228,7 @@ mod tests {
         assert_eq!(api["mirror"]["answered"], 5);
         assert_eq!(api["mirror"]["dropped"], 2);
         assert_eq!(api["mirror"]["skipped_body"], 0);
+        assert_eq!(api["mirror"]["in_flight"], 3);
         assert!(web["routes"][1].get("mirror").is_none());
         assert_eq!(
             api["errors"].as_object().map(Map::len),

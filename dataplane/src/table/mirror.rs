@@ -30,8 +30,8 @@ pub struct Mirror {
     /// The largest request body copied, in bytes; a request with a longer
     /// one is not mirrored.
     pub max_body: u64,
-    /// The most copies one worker has under way at once; past it a copy is
-    /// dropped.
+    /// The most copies of this route one worker has under way at once;
+    /// past it a copy is dropped.
     pub max_in_flight: u32,
     /// What became of the copies, per worker.
     pub tally: Arc<MirrorTally>,
@@ -82,10 +82,20 @@ impl MirrorOutcome {
     }
 }
 
-/// One route's mirror outcomes, one block per worker.
+/// One route's mirror outcomes and copies under way, one block per
+/// worker.
 #[derive(Debug)]
 pub struct MirrorTally {
-    workers: Box<[CachePadded<[Counter; 4]>]>,
+    workers: Box<[CachePadded<MirrorCells>]>,
+}
+
+/// One worker's cells of one route's mirror.
+#[derive(Debug, Default)]
+struct MirrorCells {
+    /// Copies by outcome, indexed as [`MirrorOutcome::ALL`].
+    outcomes: [Counter; 4],
+    /// Copies under way now (the worker adds and takes off).
+    in_flight: Counter,
 }
 
 impl MirrorTally {
@@ -98,22 +108,52 @@ impl MirrorTally {
         }
     }
 
-    /// Counts `outcome` on worker `worker`'s block (the last one past the
-    /// count, as the other tallies do).
+    /// Worker `worker`'s block (the last one past the count, as the other
+    /// tallies do).
+    #[inline]
+    fn cells(&self, worker: usize) -> &MirrorCells {
+        &self.workers[worker.min(self.workers.len() - 1)]
+    }
+
+    /// Counts `outcome` on worker `worker`'s block.
     #[inline]
     pub fn count(&self, worker: usize, outcome: MirrorOutcome) {
-        self.workers[worker.min(self.workers.len() - 1)][outcome as usize].add(1);
+        self.cells(worker).outcomes[outcome as usize].add(1);
+    }
+
+    /// Copies worker `worker` has under way for this route.
+    #[inline]
+    pub fn in_flight(&self, worker: usize) -> u64 {
+        self.cells(worker).in_flight.get()
+    }
+
+    /// One more copy under way on worker `worker`.
+    #[inline]
+    pub fn start(&self, worker: usize) {
+        self.cells(worker).in_flight.add(1);
+    }
+
+    /// A copy of worker `worker` is over.
+    #[inline]
+    pub fn end(&self, worker: usize) {
+        let cell = &self.cells(worker).in_flight;
+        cell.set(cell.get().saturating_sub(1));
     }
 
     /// The sums over every worker, indexed as [`MirrorOutcome::ALL`].
     pub fn totals(&self) -> [u64; 4] {
         let mut t = [0; 4];
         for w in self.workers.iter() {
-            for (sum, c) in t.iter_mut().zip(w.iter()) {
+            for (sum, c) in t.iter_mut().zip(&w.outcomes) {
                 *sum += c.get();
             }
         }
         t
+    }
+
+    /// Copies under way now, over every worker.
+    pub fn in_flight_total(&self) -> u64 {
+        self.workers.iter().map(|w| w.in_flight.get()).sum()
     }
 }
 
@@ -151,6 +191,15 @@ mod tests {
         t.count(1, MirrorOutcome::Dropped);
         t.count(7, MirrorOutcome::SkippedBody);
         assert_eq!(t.totals(), [2, 0, 1, 1]);
+        t.start(0);
+        t.start(1);
+        t.start(1);
+        t.end(1);
+        assert_eq!((t.in_flight(0), t.in_flight(1)), (1, 1));
+        assert_eq!(t.in_flight_total(), 2);
+        t.end(0);
+        t.end(0);
+        assert_eq!(t.in_flight(0), 0, "never below zero");
         let names: Vec<_> = MirrorOutcome::ALL.iter().map(|o| o.name()).collect();
         assert_eq!(names, ["answered", "failed", "dropped", "skipped_body"]);
     }

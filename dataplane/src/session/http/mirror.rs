@@ -21,8 +21,8 @@
 //! timeout. The task holds nothing of the client connection or of the
 //! primary's exchange, so a shadow that is down, slow or silent changes
 //! nothing the client sees; a worker runs at most the mirror's
-//! `max_in_flight` shadow exchanges at once, and a copy past that is
-//! dropped (and counted) instead of queued.
+//! `max_in_flight` shadow exchanges of a route at once, and a copy past
+//! that is dropped (and counted) instead of queued.
 //!
 //! What the shadow does is counted on the route's mirror tally only: never
 //! in the primary's cluster, endpoint or retry figures, and never in the
@@ -31,7 +31,7 @@
 //! does for every connect), but not of the shadow's answers: a cluster
 //! under test that answers badly is not ejected for it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::time::Duration;
@@ -65,11 +65,10 @@ const CLOSE: &[u8] = b"connection: close\r\n";
 /// What the copy's host name gets after it, with `host_suffix`.
 const SUFFIX: &[u8] = b"-shadow";
 
-/// A worker's shadow exchanges: how many are under way, and the spare
-/// buffers copies are written into.
+/// A worker's spare buffers for copies. (How many copies are under way is
+/// counted per route, on its mirror's tally.)
 #[derive(Debug, Default)]
 pub(super) struct Shadows {
-    in_flight: Cell<u32>,
     spare: RefCell<Vec<Outgoing>>,
 }
 
@@ -91,12 +90,6 @@ impl Shadows {
         if spare.len() < MAX_SPARE {
             spare.push(out);
         }
-    }
-
-    /// Shadow exchanges under way on this worker.
-    #[cfg(test)]
-    fn in_flight(&self) -> u32 {
-        self.in_flight.get()
     }
 }
 
@@ -129,20 +122,19 @@ pub(super) fn launch(
         mirror.tally.count(http.worker, MirrorOutcome::SkippedBody);
         return;
     };
-    let shadows = http.shadows();
-    let in_flight = shadows.in_flight.get();
-    if in_flight >= mirror.max_in_flight {
+    if mirror.tally.in_flight(http.worker) >= u64::from(mirror.max_in_flight) {
         mirror.tally.count(http.worker, MirrorOutcome::Dropped);
         return;
     }
     // Gone only while the worker itself is being torn down.
     let Some(home) = http.home() else { return };
-    let mut out = shadows.take();
+    let mut out = http.shadows().take();
     shadow_head(out.bytes_mut(), head, mirror.host_suffix);
     out.bytes_mut().extend_from_slice(body);
     // A copy in userspace, counted as every one is.
     ctx.counters.copied_bytes.add(out.bytes().len() as u64);
-    shadows.in_flight.set(in_flight + 1);
+    // Taken off by the task, however it ends.
+    mirror.tally.start(http.worker);
     let at = At {
         listener: ctx.listener_index,
         route,
@@ -178,25 +170,35 @@ async fn shadow(
     out: Outgoing,
     timeout: Duration,
 ) {
-    // Counted off however the task ends (a worker that stops drops it).
-    let _under_way = UnderWay(&*home);
+    let worker = home.http().worker;
+    // The table is the one `launch` found the mirror in, and never
+    // changes: it is there.
+    let Some(mirror) = mirror_at(&local, at) else {
+        return;
+    };
+    // Taken off the route's count however the task ends (a worker that
+    // stops drops it).
+    let under_way = UnderWay { mirror, worker };
     let run = exchange_copy(&*home, &local, cluster, out);
     let outcome = match select(run, rt::time::sleep(timeout)).await {
         Either::Left(true) => MirrorOutcome::Answered,
         Either::Left(false) | Either::Right(_) => MirrorOutcome::Failed,
     };
-    if let Some(mirror) = mirror_at(&local, at) {
-        mirror.tally.count(home.http().worker, outcome);
-    }
+    // Off the count first: whoever sees the outcome counted sees the copy
+    // over.
+    drop(under_way);
+    mirror.tally.count(worker, outcome);
 }
 
-/// Takes a shadow exchange off the worker's count when it ends.
-struct UnderWay<'a>(&'a dyn Home);
+/// Takes a copy off its route's count of copies under way when it ends.
+struct UnderWay<'a> {
+    mirror: &'a Mirror,
+    worker: usize,
+}
 
 impl Drop for UnderWay<'_> {
     fn drop(&mut self) {
-        let count = &self.0.http().shadows().in_flight;
-        count.set(count.get().saturating_sub(1));
+        self.mirror.tally.end(self.worker);
     }
 }
 
@@ -420,6 +422,5 @@ mod tests {
             shadows.give_back(Outgoing::with_capacity(16));
         }
         assert_eq!(shadows.spare.borrow().len(), MAX_SPARE);
-        assert_eq!(shadows.in_flight(), 0);
     }
 }
