@@ -544,3 +544,54 @@ fn a_bad_mirror_is_refused_with_its_key_and_line() {
         assert!(error.contains(reason), "{error}");
     }
 }
+
+/// A reload that points the mirror elsewhere: copies under way to the old
+/// shadow go on where they are (the old one still holds them), and new
+/// copies go to the new cluster at once, counted under its label; the
+/// primary answers throughout.
+#[test]
+fn a_reload_moves_the_mirror_without_touching_copies_under_way() {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let old = HttpOrigin::start(move |_| Reply::partial_with_length(100, b"", Some(held.clone())));
+    let new = HttpOrigin::ok("new shadow");
+    let primary = HttpOrigin::ok("primary");
+    let base = HttpConfig::new()
+        .cluster("app", &[primary.addr()])
+        .cluster("old", &[old.addr()])
+        .cluster("new", &[new.addr()])
+        .request_timeout("60s");
+    // The same listener and admin addresses, the route's mirror to
+    // `mirror_cluster`.
+    let config_to = |mirror_cluster: &str| {
+        base.clone().route(Route::new("all").cluster("app").key(
+            "mirror",
+            &format!("{{ cluster = \"{mirror_cluster}\", max_in_flight = 2 }}"),
+        ))
+    };
+    let proxy = Ringway::start(&config_to("old").to_toml());
+    primary_requests(base.listen, 2);
+    poll("the old shadow holds its copies", SOON, || {
+        match old.requests().len() {
+            2 => Ok(()),
+            n => Err(format!("{n} held")),
+        }
+    });
+
+    let response = admin::post(base.admin, "/config", &config_to("new").to_toml());
+    assert_eq!(response.status, 200, "{response:?}");
+    admin::wait_generation(base.admin, 2, SOON);
+    primary_requests(base.listen, 2);
+    new.wait_requests(2, SOON);
+    wait_metric(
+        base.admin,
+        MIRRORED,
+        &[("cluster", "new"), ("outcome", "answered")],
+        2.0,
+    );
+    assert_eq!(mirrored(base.admin, "dropped"), 0.0);
+    assert_eq!(old.requests().len(), 2, "the old copies are still held");
+    assert_eq!(primary_troubles(base.admin), [0.0; 3]);
+    gate.open();
+    proxy.stop().assert_clean();
+}
