@@ -20,6 +20,7 @@ use dataplane::request::{Fault, Reason};
 use dataplane::rt::RingStats;
 use dataplane::stats::WorkerStats;
 use dataplane::table::authz::Action;
+use dataplane::table::mirror::MirrorOutcome;
 use dataplane::table::retry::Cause;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTotals, HttpTotals};
@@ -183,6 +184,19 @@ pub struct HttpRouteFigures {
     pub upstreams: Vec<(Arc<str>, HttpTotals)>,
     /// Whether the route has a `fault` (its fault counts are written).
     pub faulted: bool,
+    /// The route's mirror, when it mirrors.
+    pub mirror: Option<MirrorFigures>,
+}
+
+/// A route's mirror: where the copies go and what became of them.
+#[derive(Debug, Clone)]
+pub struct MirrorFigures {
+    /// The mirror cluster's name.
+    pub cluster: Arc<str>,
+    /// Copies by outcome, indexed as [`MirrorOutcome::ALL`].
+    pub outcomes: [u64; 4],
+    /// Copies under way now, over every worker.
+    pub in_flight: u64,
 }
 
 impl HttpFigures {
@@ -214,6 +228,16 @@ impl HttpFigures {
                                     })
                                     .collect(),
                                 RouteAction::Redirect(_) | RouteAction::Direct(_) => Vec::new(),
+                            },
+                            mirror: match &r.action {
+                                RouteAction::Forward(f) => {
+                                    f.mirror.as_ref().map(|m| MirrorFigures {
+                                        cluster: Arc::clone(&table.cluster(m.cluster).name),
+                                        outcomes: m.tally.totals(),
+                                        in_flight: m.tally.in_flight_total(),
+                                    })
+                                }
+                                RouteAction::Redirect(_) | RouteAction::Direct(_) => None,
                             },
                         })
                         .collect(),
@@ -388,6 +412,9 @@ fn http_json(http: &HttpFigures) -> Value {
                     if let (true, Value::Object(obj)) = (r.faulted, &mut route) {
                         obj.insert("faults_injected".into(), faults_json(&r.totals.faults));
                     }
+                    if let (Some(mirror), Value::Object(obj)) = (&r.mirror, &mut route) {
+                        obj.insert("mirror".into(), mirror_json(mirror));
+                    }
                     route
                 })
                 .collect();
@@ -430,6 +457,18 @@ fn faults_json(counts: &[u64; Fault::ALL.len()]) -> Value {
             .map(|(f, n)| (f.name().to_owned(), json!(n)))
             .collect(),
     )
+}
+
+/// A route's mirror in `/stats`: its cluster, the count of each outcome,
+/// and the copies under way.
+fn mirror_json(mirror: &MirrorFigures) -> Value {
+    let mut obj = Map::new();
+    obj.insert("cluster".into(), json!(&*mirror.cluster));
+    for (outcome, n) in MirrorOutcome::ALL.iter().zip(mirror.outcomes) {
+        obj.insert(outcome.name().into(), json!(n));
+    }
+    obj.insert("in_flight".into(), json!(mirror.in_flight));
+    Value::Object(obj)
 }
 
 fn tally_json(
@@ -665,6 +704,43 @@ fn http_metrics(out: &mut String, http: &HttpFigures, openmetrics: bool) {
                 escape(listener),
                 fault.name()
             );
+        }
+    }
+
+    let name = "ringway_http_mirror_requests_total";
+    families::header(out, name);
+    for l in &http.listeners {
+        for r in &l.routes {
+            let Some(mirror) = &r.mirror else {
+                continue;
+            };
+            for (outcome, n) in MirrorOutcome::ALL.iter().zip(mirror.outcomes) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",route=\"{}\",cluster=\"{}\",outcome=\"{}\"}} {n}",
+                    escape(&l.name),
+                    escape(&r.name),
+                    escape(&mirror.cluster),
+                    outcome.name()
+                );
+            }
+        }
+    }
+
+    let name = "ringway_http_mirror_in_flight";
+    families::header(out, name);
+    for l in &http.listeners {
+        for r in &l.routes {
+            if let Some(mirror) = &r.mirror {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",route=\"{}\",cluster=\"{}\"}} {}",
+                    escape(&l.name),
+                    escape(&r.name),
+                    escape(&mirror.cluster),
+                    mirror.in_flight
+                );
+            }
         }
     }
 
@@ -1019,12 +1095,18 @@ mod tests {
                         totals: api,
                         upstreams: vec![("v1".into(), v1), ("v2".into(), totals(0))],
                         faulted: false,
+                        mirror: Some(MirrorFigures {
+                            cluster: "v2".into(),
+                            outcomes: [5, 1, 2, 0],
+                            in_flight: 3,
+                        }),
                     },
                     HttpRouteFigures {
                         name: "health".into(),
                         totals: totals(1),
                         upstreams: Vec::new(),
                         faulted: false,
+                        mirror: None,
                     },
                 ],
             }],
@@ -1113,6 +1195,7 @@ mod tests {
             "ringway_http_retries_total",
             "ringway_http_retry_budget_exhausted_total",
             "ringway_http_retry_overflows_total",
+            "ringway_http_mirror_requests_total",
         ] {
             assert_eq!(
                 text.matches(&format!("# HELP {family} ")).count(),
@@ -1142,6 +1225,11 @@ mod tests {
             "ringway_http_retries_total{cluster=\"v1\",reason=\"status\"} 2\n",
             "ringway_http_retry_budget_exhausted_total{cluster=\"v1\"} 4\n",
             "ringway_http_retry_overflows_total{cluster=\"v1\"} 5\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"answered\"} 5\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"failed\"} 1\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"dropped\"} 2\n",
+            "ringway_http_mirror_requests_total{listener=\"web\",route=\"api\",cluster=\"v2\",outcome=\"skipped_body\"} 0\n",
+            "ringway_http_mirror_in_flight{listener=\"web\",route=\"api\",cluster=\"v2\"} 3\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
@@ -1160,8 +1248,15 @@ mod tests {
                 .count(),
             tallies * Reason::ALL.len()
         );
-        // A route with no cluster has no upstream series.
+        // A route with no cluster has no upstream series, and one without
+        // a mirror no mirror series.
         assert!(!text.contains("route=\"health\",cluster=\"v"), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ringway_http_mirror_requests_total{"))
+                .count(),
+            4
+        );
     }
 
     #[test]
@@ -1198,6 +1293,12 @@ mod tests {
         assert_eq!(api["upstreams"][0]["cluster"], "v1");
         assert_eq!(api["upstreams"][0]["responses"]["2xx"], 8);
         assert_eq!(api["upstreams"][1]["requests"], 0);
+        assert_eq!(api["mirror"]["cluster"], "v2");
+        assert_eq!(api["mirror"]["answered"], 5);
+        assert_eq!(api["mirror"]["dropped"], 2);
+        assert_eq!(api["mirror"]["skipped_body"], 0);
+        assert_eq!(api["mirror"]["in_flight"], 3);
+        assert!(web["routes"][1].get("mirror").is_none());
         assert_eq!(
             api["errors"].as_object().map(Map::len),
             Some(Reason::ALL.len())

@@ -151,6 +151,18 @@ pub const FAMILIES: &[Family] = &[
         help: "TCP connections a listener's fault injection reset at once (abort) or held before the upstream connect (delay), on purpose (listeners with a fault only).",
     },
     Family {
+        name: "ringway_http_mirror_requests_total",
+        kind: FamilyKind::Counter,
+        labels: &["listener", "route", "cluster", "outcome"],
+        help: "Requests a route chose to mirror to its mirror cluster, by what became of the copy: answered (the shadow's whole response was read), failed (no connection, a broken one, or no end within the request timeout), dropped (the worker had max_in_flight copies of the route under way), skipped_body (a chunked body, one over max_body, or one not received with the head).",
+    },
+    Family {
+        name: "ringway_http_mirror_in_flight",
+        kind: FamilyKind::Gauge,
+        labels: &["listener", "route", "cluster"],
+        help: "Copies of a route's requests under way to its mirror cluster now, over every worker.",
+    },
+    Family {
         name: "ringway_http_errors_total",
         kind: FamilyKind::Counter,
         labels: &["listener", "route", "cluster", "reason"],

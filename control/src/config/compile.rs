@@ -12,6 +12,7 @@ pub(crate) use self::access_log::new_output_id;
 mod authz;
 mod fault;
 mod http;
+pub(super) mod mirror;
 mod retry;
 mod route;
 mod tls;

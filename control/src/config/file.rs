@@ -175,6 +175,18 @@ pub(crate) struct FileRoute {
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) max_body: Option<Spanned<Int>>,
     pub(crate) fault: Option<Spanned<FileFault>>,
+    pub(crate) mirror: Option<Spanned<FileMirror>>,
+}
+
+/// A route's `mirror = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileMirror {
+    pub(crate) cluster: Option<Spanned<String>>,
+    pub(crate) percent: Option<Spanned<Ratio>>,
+    pub(crate) host_suffix: Option<Spanned<bool>>,
+    pub(crate) max_body: Option<Spanned<Int>>,
+    pub(crate) max_in_flight: Option<Spanned<Int>>,
 }
 
 /// One entry of a route's `headers`: a name and one test.

@@ -159,6 +159,8 @@ mod http_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]
+mod mirror_tests;
+#[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
 mod tests;

@@ -873,6 +873,8 @@ struct OutRoute<'a> {
     retry: Option<OutRetry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<OutFault<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<OutMirror<'a>>,
 }
 
 /// A route's or a TCP listener's `fault`: the keys it was given (an
@@ -917,6 +919,28 @@ impl<'a> OutFault<'a> {
     }
 }
 
+/// A route's `mirror`, every key written (defaults included).
+#[derive(Serialize)]
+struct OutMirror<'a> {
+    cluster: &'a str,
+    percent: f64,
+    host_suffix: bool,
+    max_body: u64,
+    max_in_flight: u32,
+}
+
+impl<'a> OutMirror<'a> {
+    fn new(table: &'a Table, m: &dataplane::table::mirror::Mirror) -> Self {
+        Self {
+            cluster: &table.cluster(m.cluster).name,
+            percent: f64::from(m.ppm) / 10_000.0,
+            host_suffix: m.host_suffix,
+            max_body: m.max_body,
+            max_in_flight: m.max_in_flight,
+        }
+    }
+}
+
 impl<'a> OutRoute<'a> {
     fn new(table: &'a Table, route: &'a Route) -> Self {
         let m = &route.matcher;
@@ -951,6 +975,7 @@ impl<'a> OutRoute<'a> {
             idle_timeout: route.limits.idle_timeout.map(duration::format),
             max_body: route.limits.max_body,
             fault: route.fault.as_deref().map(OutFault::route),
+            mirror: None,
         };
         match &route.action {
             RouteAction::Forward(f) => {
@@ -974,6 +999,7 @@ impl<'a> OutRoute<'a> {
                 }
                 out.rewrite_prefix = f.rewrite_prefix.as_deref();
                 out.retry = f.retry.as_deref().map(OutRetry::new);
+                out.mirror = f.mirror.as_ref().map(|m| OutMirror::new(table, m));
             }
             RouteAction::Redirect(r) => {
                 out.redirect = Some(OutRedirect {

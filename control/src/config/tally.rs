@@ -5,7 +5,8 @@
 //! [`AuthzTally`]. Counters are cumulative, so a reload must not reset them:
 //! a table built as the successor of a running one takes over the running
 //! tally of every label set that is still there, matched by name (listener;
-//! listener and route; listener, route and cluster). A label set that is new
+//! listener and route; listener, route and cluster; a route's mirror by
+//! listener, route and mirror cluster). A label set that is new
 //! (a renamed route, a cluster added to a split) starts from zero, and one
 //! that is gone is dropped with the old table.
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use dataplane::table::access::LogOutput;
 
+use dataplane::table::mirror::MirrorTally;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTally, ConnectionTally, FaultTally, HttpTally};
 use dataplane::table::{Service, Table};
@@ -36,6 +38,8 @@ pub(crate) struct Tallies {
     listeners: HashMap<Arc<str>, Arc<HttpTally>>,
     routes: HashMap<RouteKey, Arc<HttpTally>>,
     targets: HashMap<TargetKey, Arc<HttpTally>>,
+    /// Route mirrors, by listener, route and mirror cluster.
+    mirrors: HashMap<TargetKey, Arc<MirrorTally>>,
     authz: HashMap<AuthzKey, Arc<AuthzTally>>,
     connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
     /// The fault counts of TCP listeners, by listener name.
@@ -97,6 +101,17 @@ impl Tallies {
                 let RouteAction::Forward(forward) = &route.action else {
                     continue;
                 };
+                if let Some(mirror) = &forward.mirror {
+                    let cluster = &table.cluster(mirror.cluster).name;
+                    tallies.mirrors.insert(
+                        (
+                            Arc::clone(name),
+                            Arc::clone(&route.name),
+                            Arc::clone(cluster),
+                        ),
+                        Arc::clone(&mirror.tally),
+                    );
+                }
                 for target in &forward.targets {
                     let cluster = &table.cluster(target.cluster).name;
                     tallies.targets.insert(
@@ -139,6 +154,20 @@ impl Tallies {
         self.targets
             .get(&key)
             .map_or_else(|| self.fresh(), Arc::clone)
+    }
+
+    /// The mirror outcomes of route `route` of listener `listener`, which
+    /// mirrors to cluster `cluster`.
+    pub(crate) fn mirror(
+        &self,
+        listener: &Arc<str>,
+        route: &Arc<str>,
+        cluster: &Arc<str>,
+    ) -> Arc<MirrorTally> {
+        let key = (Arc::clone(listener), Arc::clone(route), Arc::clone(cluster));
+        self.mirrors
+            .get(&key)
+            .map_or_else(|| Arc::new(MirrorTally::new(self.workers)), Arc::clone)
     }
 
     /// The tally of authorization rule `rule` of listener `listener`

@@ -13,6 +13,7 @@ pub mod certs;
 pub mod checks;
 pub mod fault;
 pub mod lb;
+pub mod mirror;
 pub mod outlier;
 pub mod retry;
 pub mod route;

@@ -350,6 +350,8 @@ pub struct Forward {
     /// The route's retry policy, for every target; `None`: each target's
     /// cluster's own.
     pub retry: Option<Arc<super::retry::RetryPolicy>>,
+    /// Where copies of the route's requests go, if anywhere.
+    pub mirror: Option<super::mirror::Mirror>,
 }
 
 /// One cluster of a forward and its share.

@@ -15,7 +15,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle};
@@ -303,6 +303,16 @@ impl WorkerCtx {
     }
 }
 
+impl crate::session::http::Home for WorkerCtx {
+    fn counters(&self) -> &Counters {
+        self.link.counters()
+    }
+
+    fn http(&self) -> &WorkerHttp {
+        &self.http
+    }
+}
+
 fn run_worker(
     config: WorkerConfig,
     table: Arc<Table>,
@@ -348,7 +358,9 @@ fn run_worker(
     };
     report.features = runtime.features();
     link.attach_ring(runtime.ring_counters());
-    let ctx = Rc::new(WorkerCtx {
+    // Cyclic: the HTTP state keeps a weak handle on the whole, for the
+    // tasks that outlive a request (mirrored requests' shadow exchanges).
+    let ctx = Rc::new_cyclic(|home: &Weak<WorkerCtx>| WorkerCtx {
         index: config.index,
         table: RefCell::new(TableHandle::new(
             Arc::clone(&table),
@@ -365,6 +377,7 @@ fn run_worker(
             random_seed(config.index),
             config.access,
             config.spans,
+            home.clone(),
         ),
     });
     let mut listeners = ListenerSet::default();

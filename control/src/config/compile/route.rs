@@ -349,6 +349,7 @@ impl Builder<'_> {
                     total_weight: 1,
                     rewrite_prefix: None,
                     retry: None,
+                    mirror: None,
                 })
             });
             actions.push(("cluster", text.span(), action));
@@ -420,6 +421,27 @@ impl Builder<'_> {
             }
         };
 
+        let mirror = match &file.mirror {
+            None => Some(None),
+            Some(table) => {
+                let key = format!("{prefix}.mirror");
+                let forwards = actions
+                    .iter()
+                    .all(|(kind, _, _)| matches!(*kind, "cluster" | "split"));
+                if forwards {
+                    self.mirror(table, &key, listener, route, clusters, tallies)
+                        .map(Some)
+                } else {
+                    self.report(
+                        Some(table.span()),
+                        key,
+                        "`mirror` copies forwarded requests (`cluster` or `split`); a `redirect` or `direct` route sends nothing upstream",
+                    );
+                    None
+                }
+            }
+        };
+
         let action = match actions.as_mut_slice() {
             [] => {
                 self.report(
@@ -446,10 +468,11 @@ impl Builder<'_> {
             }
         };
         let mut action = action?;
-        let (rewrite, retry) = (rewrite?, retry?);
+        let (rewrite, retry, mirror) = (rewrite?, retry?, mirror?);
         if let RouteAction::Forward(forward) = &mut action {
             forward.rewrite_prefix = rewrite;
             forward.retry = retry;
+            forward.mirror = mirror;
         }
         Some(action)
     }
@@ -541,6 +564,7 @@ impl Builder<'_> {
                     total_weight,
                     rewrite_prefix: None,
                     retry: None,
+                    mirror: None,
                 })
             }
             Err(_) => format!(

@@ -28,7 +28,9 @@ pub(super) struct Ctx<'a> {
     pub(super) listener_name: &'a std::sync::Arc<str>,
     /// `table` as the worker runs it: its balancer, endpoint health and
     /// idle upstream connections.
-    pub(super) upstream: &'a LocalTable,
+    pub(super) upstream: &'a Rc<LocalTable>,
+    /// The listener's index in `table`.
+    pub(super) listener_index: usize,
     /// The worker's connection counters.
     pub(super) counters: &'a Counters,
     /// The worker's HTTP state.
@@ -88,6 +90,7 @@ impl<W: Worker> Site<W> {
             listener: service.tally.worker(http.worker),
             listener_name: &self.local.table.listeners[self.listener].name,
             upstream: &self.local,
+            listener_index: self.listener,
             counters: self.worker.counters(),
             http,
             peer: self.peer,

@@ -19,6 +19,7 @@ use super::clock::Clock;
 use super::ctx::{After, Conn, Ctx, Failure};
 use super::deadline::Deadline;
 use super::inbound::{Inbound, HIGH_WATER_BUFFERS};
+use super::mirror;
 use super::parts::Parts;
 use super::respond::{respond, Progress, Response, Sides, Terms};
 use super::retry::{Keep, Tries};
@@ -32,6 +33,7 @@ use crate::rt;
 use crate::rt::net::{Outgoing, TcpStream};
 use crate::rt::select::{select, Either};
 use crate::session::ResetIfCut;
+use crate::stats::Counters;
 use crate::table::breaker::{Kind, OwnedSlot};
 use crate::table::lb::Policy;
 use crate::table::retry::Cause;
@@ -40,7 +42,7 @@ use crate::table::{Cluster, ClusterId};
 use crate::transport::{Sender, Transport};
 use crate::upstream;
 use crate::upstream::connect::{connect_or_reuse, ConnectError, Reached};
-use crate::upstream::health::HOLD_DOWN;
+use crate::upstream::health::{Health, HOLD_DOWN};
 use crate::upstream::load::InFlight;
 use crate::upstream::pool::Upstream;
 
@@ -449,6 +451,11 @@ async fn exchange(
                 ));
             }
         };
+        if let (false, Some(mirror)) = (relayed, &forward.mirror) {
+            let head = parts.out.bytes();
+            let received = conn.inbound.head_bytes();
+            mirror::launch(ctx, mirror, outcome.route, &parts.req, head, received);
+        }
         progress
             .in_flight
             .set(ctx.upstream.track(target.cluster, upstream.addr));
@@ -932,9 +939,7 @@ async fn connect_to(
 }
 
 /// A new HTTP/1 upstream connection on `stream`, to `addr`: with the
-/// cluster's `tls`, once the handshake is over (within the cluster's
-/// connect timeout). A failed handshake counts against the endpoint as a
-/// failed connect does, and answers `upstream_tls`.
+/// cluster's `tls`, once the handshake is over (see [`transport`]).
 async fn establish(
     ctx: &Ctx<'_>,
     cluster: &Cluster,
@@ -942,28 +947,8 @@ async fn establish(
     addr: SocketAddr,
     slot: Option<OwnedSlot>,
 ) -> Result<Upstream, (Reason, String)> {
-    let recv = stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS);
-    let Transport { rx, tx } = match &cluster.tls {
-        None => Transport::from_plain(stream, recv),
-        Some(tls) => {
-            let name = tls.server_name(addr);
-            let made = Transport::tls_client(stream, &tls.config, name, recv);
-            let mut transport = made.map_err(|e| tls_failure(ctx, cluster, addr, e))?;
-            let handshake = transport.rx.handshake();
-            match select(handshake, rt::time::sleep(cluster.connect_timeout)).await {
-                Either::Left(Ok(())) => {}
-                Either::Left(Err(e)) => return Err(tls_failure(ctx, cluster, addr, e)),
-                Either::Right(_) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the handshake did not finish within the connect timeout",
-                    );
-                    return Err(tls_failure(ctx, cluster, addr, e));
-                }
-            }
-            transport
-        }
-    };
+    let health = &ctx.upstream.upstreams.health;
+    let Transport { rx, tx } = transport(ctx.counters, health, cluster, stream, addr).await?;
     Ok(Upstream {
         slot,
         rx,
@@ -974,19 +959,48 @@ async fn establish(
     })
 }
 
+/// The transport of a new connection `stream` to `addr`, an endpoint of
+/// `cluster`: with the cluster's `tls`, once the handshake is over (within
+/// the cluster's connect timeout). A failed handshake counts against the
+/// endpoint as a failed connect does, and answers `upstream_tls`.
+pub(super) async fn transport(
+    counters: &Counters,
+    health: &Health,
+    cluster: &Cluster,
+    stream: TcpStream,
+    addr: SocketAddr,
+) -> Result<Transport, (Reason, String)> {
+    let recv = stream.recv_stream(Group::Upstream, HIGH_WATER_BUFFERS);
+    let Some(tls) = &cluster.tls else {
+        return Ok(Transport::from_plain(stream, recv));
+    };
+    let failed = |e| tls_failure(counters, health, cluster, addr, e);
+    let name = tls.server_name(addr);
+    let mut transport = Transport::tls_client(stream, &tls.config, name, recv).map_err(failed)?;
+    let handshake = transport.rx.handshake();
+    match select(handshake, rt::time::sleep(cluster.connect_timeout)).await {
+        Either::Left(Ok(())) => Ok(transport),
+        Either::Left(Err(e)) => Err(failed(e)),
+        Either::Right(_) => Err(failed(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the handshake did not finish within the connect timeout",
+        ))),
+    }
+}
+
 /// A failed TLS handshake with `addr`, an endpoint of `cluster`: counted,
 /// held against the endpoint, and the answer.
 fn tls_failure(
-    ctx: &Ctx<'_>,
+    counters: &Counters,
+    health: &Health,
     cluster: &Cluster,
     addr: SocketAddr,
     e: io::Error,
 ) -> (Reason, String) {
-    ctx.counters.upstream_tls_failures.add(1);
-    let health = &ctx.upstream.upstreams.health;
+    counters.upstream_tls_failures.add(1);
     let now = rt::now();
     health.mark_down(addr, now);
-    upstream::connect::gateway_failure(health, addr, cluster, ctx.counters, now);
+    upstream::connect::gateway_failure(health, addr, cluster, counters, now);
     (
         Reason::UpstreamTls,
         format!(

@@ -14,6 +14,8 @@
 //! - [`inbound`]: one side's received bytes, and reading heads;
 //! - [`write`]: writing heads; [`send`]: sending them whole;
 //! - [`clock`]: the connection's one deadline;
+//! - [`mirror`]: copies of a route's requests sent to its mirror cluster,
+//!   each as a task of its own;
 //! - [`parts`]: what a request needs, lent from the worker's free list;
 //! - [`ctx`]: the connection's state; [`state`]: the worker's.
 
@@ -27,6 +29,7 @@ mod digits;
 mod exchange;
 mod fault;
 mod inbound;
+mod mirror;
 mod parts;
 mod respond;
 mod retry;
@@ -36,7 +39,7 @@ mod tracing;
 mod write;
 
 pub use self::ctx::Worker;
-pub use self::state::WorkerHttp;
+pub use self::state::{Home, WorkerHttp};
 
 use std::future::Future;
 use std::rc::Rc;
