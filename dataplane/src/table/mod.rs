@@ -13,6 +13,7 @@ pub mod certs;
 pub mod checks;
 pub mod lb;
 pub mod outlier;
+pub mod rate;
 pub mod retry;
 pub mod route;
 pub mod tally;
