@@ -205,6 +205,7 @@ fn route(matcher: RouteMatch, tally: &Arc<HttpTally>) -> Route {
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         tally: Arc::clone(tally),
+        rate_limit: None,
     }
 }
 

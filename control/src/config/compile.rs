@@ -11,6 +11,7 @@ mod access_log;
 pub(crate) use self::access_log::new_output_id;
 mod authz;
 mod http;
+mod rate;
 mod retry;
 mod route;
 mod tls;
@@ -1010,6 +1011,14 @@ impl Builder<'_> {
             };
 
             let authorization = self.authorization(table, &prefix, protocol, &key, tallies);
+            let connection_rate_limit = match &file.connection_rate_limit {
+                None => Some(None),
+                Some(t) => {
+                    let prefix = format!("{prefix}.connection_rate_limit");
+                    self.connection_rate_limit(t, &prefix, &key, tallies)
+                        .map(Some)
+                }
+            };
 
             if let (
                 Some(name),
@@ -1017,8 +1026,15 @@ impl Builder<'_> {
                 Some(service),
                 Some(idle_timeout),
                 Some(authorization),
-            ) = (name, address, service, idle_timeout, authorization)
-            {
+                Some(connection_rate_limit),
+            ) = (
+                name,
+                address,
+                service,
+                idle_timeout,
+                authorization,
+                connection_rate_limit,
+            ) {
                 let connections = tallies.connections(&name);
                 listeners.push(Listener {
                     name,
@@ -1027,6 +1043,7 @@ impl Builder<'_> {
                     idle_timeout,
                     authorization,
                     connections,
+                    connection_rate_limit,
                 });
             }
         }

@@ -157,6 +157,12 @@ impl Config {
                         .authorization
                         .as_deref()
                         .map(|a| OutAuthz::new(a, &l.service)),
+                    connection_rate_limit: l.connection_rate_limit.as_ref().map(|c| {
+                        OutConnectionRateLimit {
+                            connections_per_second: c.limit.settings.per_second,
+                            burst: c.limit.settings.burst,
+                        }
+                    }),
                 })
                 .collect(),
             clusters: table
@@ -439,6 +445,40 @@ struct OutListener<'a> {
     tls: Option<OutTls<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization: Option<OutAuthz<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_rate_limit: Option<OutConnectionRateLimit>,
+}
+
+/// A listener's `connection_rate_limit`, its burst filled in.
+#[derive(Serialize)]
+struct OutConnectionRateLimit {
+    connections_per_second: u32,
+    burst: u32,
+}
+
+/// A route's `rate_limit`, every default filled in (`max_keys` only for a
+/// keyed one, where it means something).
+#[derive(Serialize)]
+struct OutRateLimit {
+    requests_per_second: u32,
+    burst: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_keys: Option<u32>,
+}
+
+impl OutRateLimit {
+    fn new(limit: &dataplane::table::rate::RateLimit) -> Self {
+        let s = &limit.settings;
+        let key = s.key.config_name();
+        Self {
+            requests_per_second: s.per_second,
+            burst: s.burst,
+            max_keys: key.is_some().then_some(s.max_keys),
+            key,
+        }
+    }
 }
 
 /// A listener's `authorization`, every default filled in (a rule's
@@ -810,6 +850,8 @@ struct OutRoute<'a> {
     response_headers: Option<OutEdits<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry: Option<OutRetry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<OutRateLimit>,
 }
 
 impl<'a> OutRoute<'a> {
@@ -842,6 +884,7 @@ impl<'a> OutRoute<'a> {
             request_headers: OutEdits::new(&route.request_headers),
             response_headers: OutEdits::new(&route.response_headers),
             retry: None,
+            rate_limit: route.rate_limit.as_ref().map(OutRateLimit::new),
         };
         match &route.action {
             RouteAction::Forward(f) => {

@@ -59,6 +59,7 @@ pub(super) fn route(matcher: RouteMatch) -> Route {
         request_headers: HeaderEdits::default(),
         response_headers: HeaderEdits::default(),
         tally: Arc::new(HttpTally::new(1)),
+        rate_limit: None,
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Listener {
     pub authorization: Option<Arc<authz::Authorization>>,
     /// How long its connections lasted.
     pub connections: Arc<tally::ConnectionTally>,
+    /// Its limit on new connections per second, if it has one.
+    pub connection_rate_limit: Option<rate::ConnectionLimit>,
 }
 
 impl Listener {

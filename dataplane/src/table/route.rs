@@ -217,6 +217,8 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Counters of this route, per worker.
     pub tally: Arc<HttpTally>,
+    /// Its rate limit, if it has one.
+    pub rate_limit: Option<super::rate::RateLimit>,
 }
 
 /// Conditions on a request; an empty matcher matches everything.

@@ -95,10 +95,23 @@ impl Builder<'_> {
                 table, &prefix, listener, &route_key, clusters, tallies, rules,
             );
             let edits = self.edits_of(file, &prefix);
-            if let (Some(name), Some(action), Some((request_headers, response_headers))) =
-                (name, action, edits)
+            let rate_limit = match &file.rate_limit {
+                None => Some(None),
+                Some(t) => {
+                    let prefix = format!("{prefix}.rate_limit");
+                    self.rate_limit(t, &prefix, listener, &route_key, tallies)
+                        .map(Some)
+                }
+            };
+            if let (
+                Some(name),
+                Some(action),
+                Some((request_headers, response_headers)),
+                Some(rate_limit),
+            ) = (name, action, edits, rate_limit)
             {
                 routes.push(Route {
+                    rate_limit,
                     tally: tallies.route(listener, &name),
                     name,
                     matcher,
@@ -732,7 +745,7 @@ fn is_tchar(c: char) -> bool {
 }
 
 /// A header name: a token, stored lower-case.
-fn header_name(text: &str) -> Result<Box<str>, String> {
+pub(super) fn header_name(text: &str) -> Result<Box<str>, String> {
     if text.is_empty() {
         return Err("header name is empty".to_owned());
     }

@@ -137,6 +137,8 @@ pub(super) struct Failure {
     pub(super) detail: Cow<'static, str>,
     /// Whether the connection closes after the answer.
     pub(super) close: bool,
+    /// The `retry-after` seconds of the answer, if it has one.
+    pub(super) retry_after: Option<u64>,
 }
 
 impl Failure {
@@ -146,6 +148,7 @@ impl Failure {
             reason,
             detail: Cow::Borrowed(detail),
             close,
+            retry_after: None,
         }
     }
 }

@@ -139,6 +139,7 @@ pub(super) async fn proxy<'a>(
                     reason,
                     detail: detail.into(),
                     close: close_on_error,
+                    retry_after: None,
                 });
             }
         },
@@ -427,6 +428,7 @@ async fn exchange(
                     reason,
                     detail: detail.into(),
                     close: plan.close_on_error,
+                    retry_after: None,
                 });
             }
             Err(Opening::Broke(cause, addr)) => {

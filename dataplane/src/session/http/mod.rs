@@ -15,6 +15,7 @@
 //! - [`write`]: writing heads; [`send`]: sending them whole;
 //! - [`clock`]: the connection's one deadline;
 //! - [`parts`]: what a request needs, lent from the worker's free list;
+//! - [`limit`]: a route's rate limit;
 //! - [`ctx`]: the connection's state; [`state`]: the worker's.
 
 mod access_log;
@@ -26,6 +27,7 @@ mod deadline;
 mod digits;
 mod exchange;
 mod inbound;
+mod limit;
 mod parts;
 mod respond;
 mod retry;
