@@ -96,6 +96,8 @@ pub struct HttpFigures {
     pub authz: Vec<AuthzFigures>,
     /// Connection durations per listener, and the clusters' timings.
     pub timings: TimingFigures,
+    /// Route and connection rate limits.
+    pub rate_limits: super::rate_limits::RateLimitFigures,
 }
 
 /// One listener's authorization decisions.
@@ -242,6 +244,7 @@ impl HttpFigures {
                 .filter_map(AuthzFigures::read)
                 .collect(),
             timings: TimingFigures::read(table),
+            rate_limits: super::rate_limits::RateLimitFigures::read(table),
         }
     }
 
@@ -309,6 +312,7 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         "endpoints": endpoints::json(&http.endpoints),
         "authorization": authz_json(&http.authz),
         "latency": timings::json(&http.timings),
+        "rate_limits": super::rate_limits::json(&http.rate_limits),
     })
 }
 
@@ -485,6 +489,7 @@ pub fn metrics_text_as(
     endpoints::metrics(&mut out, &http.endpoints, escape);
     authz_metrics(&mut out, &http.authz);
     timings::metrics(&mut out, &http.timings, escape);
+    super::rate_limits::metrics(&mut out, &http.rate_limits, escape);
     out
 }
 
@@ -967,6 +972,7 @@ mod tests {
             endpoints: Vec::new(),
             authz: Vec::new(),
             timings: TimingFigures::default(),
+            rate_limits: Default::default(),
         }
     }
 

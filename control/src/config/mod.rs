@@ -157,6 +157,8 @@ mod http_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]
+mod rate_tests;
+#[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
 mod tests;
