@@ -44,6 +44,7 @@ pub mod net;
 pub mod origin;
 pub mod otel_python;
 pub mod otlp_receiver;
+pub mod paced;
 pub mod pki;
 pub mod prometheus;
 pub mod tls_client;

@@ -91,7 +91,10 @@ fn every_key_parses_with_its_defaults_and_round_trips() {
             },
         ),
     ] {
-        let text = file(route, "connection_rate_limit = { connections_per_second = 30 }");
+        let text = file(
+            route,
+            "connection_rate_limit = { connections_per_second = 30 }",
+        );
         let config = parse_ok(&text);
         assert_eq!(route_limit(&config).as_ref(), Some(&expected), "{route}");
         let conns = connection_limit(&config).expect("a connection limit");
@@ -113,7 +116,10 @@ fn an_http_listener_takes_a_connection_limit_too() {
         .connection_rate_limit
         .as_ref()
         .expect("a connection limit");
-    assert_eq!((limit.limit.settings.per_second, limit.limit.settings.burst), (8, 2));
+    assert_eq!(
+        (limit.limit.settings.per_second, limit.limit.settings.burst),
+        (8, 2)
+    );
 }
 
 #[test]
@@ -224,7 +230,12 @@ fn a_reload_keeps_the_buckets_of_a_limit_that_did_not_change() {
         let Service::Http(http) = &config.table.listeners[0].service else {
             panic!("an http listener");
         };
-        http.routes.iter().next().expect("a route").rate_limit.clone()
+        http.routes
+            .iter()
+            .next()
+            .expect("a route")
+            .rate_limit
+            .clone()
     };
     let before = route_of(&running).expect("a limit");
     let conn_before = running.table.listeners[1]

@@ -534,7 +534,11 @@ mod tests {
         let table = KeyTable::new(64);
         let gcra = Gcra::new(1, 1);
         for i in 0..10_000u64 {
-            let _ = table.take(table.fingerprint(Key::Value(&i.to_le_bytes())), &gcra, NANOS);
+            let _ = table.take(
+                table.fingerprint(Key::Value(&i.to_le_bytes())),
+                &gcra,
+                NANOS,
+            );
         }
         assert_eq!(table.slots(), 64);
         assert_eq!(table.in_use(), 64);
@@ -562,7 +566,9 @@ mod tests {
         };
         // Four keys at 10.0, 10.2, 10.4, 10.6 s: TATs 11.0 to 11.6 s.
         for (i, &k) in keys[..4].iter().enumerate() {
-            assert!(table.take(k, &gcra, 10_000 * MS + 200 * MS * i as u64).is_ok());
+            assert!(table
+                .take(k, &gcra, 10_000 * MS + 200 * MS * i as u64)
+                .is_ok());
         }
         assert_eq!(held(), keys[..4]);
         // At 11.3 s the buckets of keys 0 and 1 (TAT 11.0, 11.2 s) are

@@ -127,14 +127,16 @@ impl Builder<'_> {
     ) -> Option<u32> {
         match burst {
             None => per_second.map(RateSettings::default_burst),
-            Some(n) => self.check(n, format!("{prefix}.burst"), |&Int(n)| {
-                match u32::try_from(n) {
+            Some(n) => self.check(
+                n,
+                format!("{prefix}.burst"),
+                |&Int(n)| match u32::try_from(n) {
                     Ok(v) if (1..=MAX_BURST).contains(&v) => Ok(v),
                     _ => Err(format!(
                         "burst {n} is out of range: from 1 (no two at once) to {MAX_BURST}"
                     )),
-                }
-            }),
+                },
+            ),
         }
     }
 }
