@@ -499,3 +499,41 @@ fn mistakes_in_the_rate_limit_keys_are_refused_with_their_line() {
         "{stderr}"
     );
 }
+
+/// Requests answered 200 of `n` sent at once on a new connection.
+fn through(listen: SocketAddr, n: usize) -> usize {
+    let mut conn = std::io::BufReader::new(connect_from(Ipv4Addr::LOCALHOST, listen));
+    (0..n)
+        .map(|_| exchange(&mut conn, &[]).status)
+        .inspect(|&s| assert!(s == 200 || s == 429, "status {s}"))
+        .filter(|&s| s == 200)
+        .count()
+}
+
+#[test]
+fn a_reload_keeps_the_buckets_of_an_unchanged_limit_and_refills_a_changed_one() {
+    let limit = "requests_per_second = 1, burst = 10";
+    let config = direct_config(limit, vec![0]);
+    let _proxy = Ringway::start(&config.to_toml());
+    // The burst, then refusals.
+    assert_eq!(through(config.listen, 15), 10);
+    // Another route added, this one untouched: a reload must not hand
+    // every client a fresh burst. Ten more at once get through only as
+    // many as the seconds since the bucket emptied (a reload of 5 s or
+    // more, on loopback, would be needed to pass five).
+    let more = config
+        .clone()
+        .route(Route::new("other").path("/other").direct(200, "", None));
+    let response = admin::post(config.admin, "/config", &more.to_toml());
+    assert_eq!(response.status, 200, "{response:?}");
+    admin::wait_generation(config.admin, 2, Duration::from_secs(10));
+    let after = through(config.listen, 10);
+    assert!(after <= 5, "{after} of 10 went through after the reload");
+    // A changed limit starts full.
+    let mut changed = direct_config("requests_per_second = 1, burst = 12", vec![0]);
+    (changed.listen, changed.admin) = (config.listen, config.admin);
+    let response = admin::post(config.admin, "/config", &changed.to_toml());
+    assert_eq!(response.status, 200, "{response:?}");
+    admin::wait_generation(config.admin, 3, Duration::from_secs(10));
+    assert_eq!(through(config.listen, 12), 12);
+}
