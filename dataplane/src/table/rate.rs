@@ -133,9 +133,11 @@ impl RateLimit {
         Self { settings, state }
     }
 
-    /// Counts one request with `key` at `now` (a worker's loop-turn clock:
-    /// every worker's reads the same monotonic clock): `Ok` if it conforms,
-    /// its wait otherwise.
+    /// Counts one request with `key` at `now` (a worker's loop-turn clock;
+    /// every worker's is read from the same monotonic clock, so their
+    /// times compare): `Ok` if it conforms, its wait otherwise. A worker
+    /// whose `now` is a little behind another's only finds the bucket a
+    /// little emptier than it is.
     #[inline]
     pub fn check(&self, key: Key<'_>, now: Instant) -> Result<(), Limited> {
         let at = now.saturating_duration_since(self.state.epoch);
