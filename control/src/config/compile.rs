@@ -96,6 +96,7 @@ pub(crate) fn compile(
         errors: Vec::new(),
         identities: tls::running_identities(previous),
         trace_sample: None,
+        key_tables_over: false,
     };
     let tracing = match &file.tracing {
         None => Some(None),
@@ -132,6 +133,7 @@ pub(crate) fn compile(
         .filter_map(|l| l.cluster.as_ref().map(|c| c.get_ref().as_str()))
         .collect();
     let clusters = builder.clusters(&file.clusters, previous, workers, &tcp_clusters);
+    builder.key_table_budget(&file.listeners);
     let listeners = builder.listeners(&file.listeners, &clusters, admin, &tallies);
 
     match (runtime, admin) {
@@ -172,6 +174,9 @@ struct Builder<'a> {
     /// The sampling threshold of every HTTP listener, when `[tracing]` is
     /// set and valid.
     trace_sample: Option<dataplane::trace::context::Threshold>,
+    /// The keyed rate limits of the file would take more memory together
+    /// than a configuration may: none of their tables is allocated.
+    key_tables_over: bool,
 }
 
 impl Builder<'_> {

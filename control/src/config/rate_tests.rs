@@ -270,3 +270,28 @@ fn a_reload_keeps_the_buckets_of_a_limit_that_did_not_change() {
     let renamed = update(&file(limit, conns).replace("name = \"all\"", "name = \"every\""));
     assert!(!route_of(&renamed).expect("a limit").shares_state(&before));
 }
+
+#[test]
+fn the_key_tables_of_a_file_are_bounded_together() {
+    // Seventeen routes of the largest table (16 MiB each) are refused at
+    // the seventeenth's max_keys, and no table is allocated.
+    let route = |j: usize| {
+        format!(
+            "\n  [[listeners.routes]]\n  name = \"r{j}\"\n  path = \"/r{j}\"\n  direct = {{ status = 200 }}\n  rate_limit = {{ requests_per_second = 1, key = \"client_address\", max_keys = 1048576 }}\n"
+        )
+    };
+    let routes: String = (0..17).map(route).collect();
+    let text = file("", "").replace(
+        "  [[listeners.routes]]\n  name = \"all\"",
+        &format!("{routes}\n  [[listeners.routes]]\n  name = \"all\""),
+    );
+    let error = only_error(&text);
+    tests::assert_error(
+        &error,
+        line_of(&text, "max_keys = 1048576", 16),
+        "listeners[0].routes[16].rate_limit.max_keys",
+        "would take 272 MiB of key tables; a configuration may take at most 256 MiB",
+    );
+    // (Sixteen are within the bound: compile::rate's own test, which does
+    // not allocate 256 MiB to show it.)
+}

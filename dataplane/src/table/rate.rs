@@ -287,13 +287,19 @@ impl KeyTable {
     /// A table of at least `max_keys` slots (a power of two, at least one
     /// set), allocated here once.
     pub fn new(max_keys: u32) -> Self {
-        let slots = (max_keys.clamp(1, MAX_KEYS) as usize)
-            .next_power_of_two()
-            .max(WAYS);
+        let slots = Self::slots_for(max_keys);
         Self {
             hasher: std::collections::hash_map::RandomState::new(),
             sets: (0..slots / WAYS).map(|_| Set::default()).collect(),
         }
+    }
+
+    /// The slots of a table for `max_keys` (clamped to [`MAX_KEYS`]):
+    /// the next power of two, at least one set.
+    pub fn slots_for(max_keys: u32) -> usize {
+        (max_keys.clamp(1, MAX_KEYS) as usize)
+            .next_power_of_two()
+            .max(WAYS)
     }
 
     /// Its slots: the keys it can hold at once.

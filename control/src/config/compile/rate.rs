@@ -4,20 +4,75 @@
 use std::sync::Arc;
 
 use dataplane::table::rate::{
-    ConnectionLimit, RateKey, RateLimit, RateSettings, DEFAULT_MAX_KEYS, MAX_BURST, MAX_KEYS,
-    MAX_RATE,
+    ConnectionLimit, KeyTable, RateKey, RateLimit, RateSettings, DEFAULT_MAX_KEYS, MAX_BURST,
+    MAX_KEYS, MAX_RATE,
 };
 use toml::Spanned;
 
 use super::route::header_name;
 use super::Builder;
-use crate::config::file::{FileConnectionRateLimit, FileRateLimit, Int};
+use crate::config::file::{FileConnectionRateLimit, FileListener, FileRateLimit, Int};
 use crate::config::tally::Tallies;
 
 /// How `key = "header:NAME"` begins.
 const HEADER_PREFIX: &str = "header:";
+/// Bytes of one key table slot (see `dataplane::table::rate::KeyTable`).
+const SLOT_BYTES: u64 = 16;
+/// The most the key tables of one configuration may take together:
+/// 256 MiB, sixteen tables of the largest size. Each route's `max_keys` is
+/// bounded, but a file with thousands of keyed routes could otherwise ask
+/// for more memory than the machine has (twice over during a reload, while
+/// the running table still holds its own).
+pub(super) const MAX_KEY_TABLE_BYTES: u64 = 256 << 20;
 
 impl Builder<'_> {
+    /// Adds up the key tables the keyed `rate_limit`s of `listeners` ask
+    /// for and refuses the one that takes the sum past
+    /// [`MAX_KEY_TABLE_BYTES`] (then no table is allocated at all). Keys
+    /// out of range are left to [`Builder::rate_limit`] to report.
+    pub(super) fn key_table_budget(&mut self, listeners: &[Spanned<FileListener>]) {
+        let mut keyed = Vec::new();
+        for (i, listener) in listeners.iter().enumerate() {
+            let routes = listener.get_ref().routes.as_deref().unwrap_or_default();
+            for (j, route) in routes.iter().enumerate() {
+                let Some(table) = &route.get_ref().rate_limit else {
+                    continue;
+                };
+                let file = table.get_ref();
+                if file.key.is_none() {
+                    continue;
+                }
+                let max_keys = match &file.max_keys {
+                    None => DEFAULT_MAX_KEYS,
+                    Some(n) => match u32::try_from(n.get_ref().0) {
+                        Ok(v) if (1..=MAX_KEYS).contains(&v) => v,
+                        _ => continue,
+                    },
+                };
+                keyed.push((i, j, table, max_keys));
+            }
+        }
+        let Some((k, total)) = first_over(keyed.iter().map(|&(.., max_keys)| max_keys)) else {
+            return;
+        };
+        let (i, j, table, _) = keyed[k];
+        let prefix = format!("listeners[{i}].routes[{j}].rate_limit");
+        let (span, key) = match &table.get_ref().max_keys {
+            Some(n) => (n.span(), format!("{prefix}.max_keys")),
+            None => (table.span(), prefix),
+        };
+        self.report(
+            Some(span),
+            key,
+            format!(
+                "the keyed rate limits up to this one would take {} MiB of key tables; a configuration may take at most {} MiB (16 bytes per slot): lower max_keys here or on other routes",
+                total.div_ceil(1 << 20),
+                MAX_KEY_TABLE_BYTES >> 20
+            ),
+        );
+        self.key_tables_over = true;
+    }
+
     /// A route's `rate_limit` table at key path `prefix`, for route `route`
     /// of listener `listener`: its buckets are the running route's when
     /// the settings are the same.
@@ -72,6 +127,9 @@ impl Builder<'_> {
             key: key?,
             max_keys: max_keys?,
         };
+        if self.key_tables_over {
+            return None;
+        }
         Some(tallies.rate_limit(listener, route, settings))
     }
 
@@ -153,5 +211,36 @@ fn rate_key(text: &str) -> Result<RateKey, String> {
         None => Err(format!(
             "unknown rate limit key {text:?} (accepted: \"client_address\", \"header:NAME\" such as \"header:x-api-key\"; leave key out for one bucket for the route)"
         )),
+    }
+}
+
+/// Of key tables for these `max_keys`, in order, the first that takes
+/// their sum past [`MAX_KEY_TABLE_BYTES`], and the sum then.
+fn first_over(max_keys: impl IntoIterator<Item = u32>) -> Option<(usize, u64)> {
+    let mut total = 0u64;
+    for (k, max_keys) in max_keys.into_iter().enumerate() {
+        total += KeyTable::slots_for(max_keys) as u64 * SLOT_BYTES;
+        if total > MAX_KEY_TABLE_BYTES {
+            return Some((k, total));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_table_budget_is_sixteen_of_the_largest() {
+        assert_eq!(first_over([MAX_KEYS; 16]), None);
+        assert_eq!(first_over([MAX_KEYS; 17]), Some((16, 272 << 20)));
+        // Sizes are counted as allocated: rounded up to a power of two.
+        assert_eq!(first_over([MAX_KEYS / 2 + 1; 16]), None);
+        assert_eq!(first_over([1; 1000]), None);
+        assert_eq!(
+            first_over(std::iter::repeat_n(DEFAULT_MAX_KEYS, 1025)),
+            Some((1024, (1025 * 256) << 10))
+        );
     }
 }
