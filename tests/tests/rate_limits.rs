@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use ringway_kit::launcher::{run_to_exit, write_config};
 use ringway_kit::ports::free_port;
 use ringway_kit::{admin, procfs, CountingOrigin, Ringway};
+use ringway_tests::access_log;
 use ringway_tests::http_client::{metric_sum, wait_metric};
-use ringway_tests::http_config::{HttpConfig, Route};
+use ringway_tests::http_config::{AccessLog, HttpConfig, Route};
 use ringway_tests::http_origin::HttpOrigin;
 use ringway_tests::paced::{self, request_bytes, Answer, Load, Tally};
 
@@ -200,7 +201,11 @@ fn exchange(stream: &mut std::io::BufReader<TcpStream>, headers: &[String]) -> A
 #[test]
 fn a_refusal_is_a_429_with_retry_after_counted_on_the_route_before_any_upstream() {
     let origin = HttpOrigin::ok("from origin");
+    let logs = tempfile::tempdir().expect("a temp dir");
+    let log_path = logs.path().join("access.log");
+    let log_path_text = log_path.to_str().expect("a UTF-8 path");
     let config = HttpConfig::new()
+        .access_log(&AccessLog::to(log_path_text).format("json"))
         .route(
             Route::new("api")
                 .cluster("app")
@@ -258,6 +263,19 @@ fn a_refusal_is_a_429_with_retry_after_counted_on_the_route_before_any_upstream(
         stats.u64("/http/listeners/0/routes/0/errors/rate_limited"),
         refused as u64
     );
+    // The access log names the reason, on the route, with no upstream.
+    let lines = access_log::wait_lines(&log_path, 6, Duration::from_secs(10));
+    let refusals: Vec<_> = lines
+        .iter()
+        .map(|l| access_log::json(l))
+        .filter(|v| v["status"] == 429)
+        .collect();
+    assert_eq!(refusals.len() as f64, refused, "{lines:?}");
+    for v in refusals {
+        assert_eq!(v["error"], "rate_limited", "{v:?}");
+        assert_eq!(v["route"], "api", "{v:?}");
+        assert!(v["upstream"].is_null(), "{v:?}");
+    }
 }
 
 /// A keyed limit (5 per second, burst 5, per `key`) keeps a noisy
@@ -500,6 +518,53 @@ fn a_tcp_listener_limits_new_connections_per_second() {
     );
     let stats = admin::stats(admin_addr);
     assert_eq!(stats.u64("/rate_limits/connections/0/limited"), refused);
+}
+
+#[test]
+fn an_http_listener_limits_new_connections_per_second_too() {
+    let config = direct_config("requests_per_second = 1000000", vec![0]).listener_key(
+        "connection_rate_limit",
+        "{ connections_per_second = 5, burst = 5 }",
+    );
+    let _proxy = Ringway::start(&config.to_toml());
+    let started = Instant::now();
+    let (mut served, mut refused) = (0u64, 0u64);
+    for i in 0..30 {
+        let stream = connect_from(Ipv4Addr::LOCALHOST, config.listen);
+        let mut conn = std::io::BufReader::new(stream);
+        // A refused connection is reset at accept: its request may go out
+        // before the reset comes, its answer never does.
+        let _ = conn.get_mut().write_all(&request_bytes("/", &[]));
+        match paced::read_answer(&mut conn) {
+            Ok(a) => {
+                assert_eq!(a.status, 200, "connection {i}: {a:?}");
+                served += 1;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(served >= 5, "only {served} of 30 served");
+    assert!(
+        served as f64 <= 5.0 + 5.0 * elapsed + 1.0,
+        "{served} served in {elapsed:.2}s"
+    );
+    wait_metric(
+        config.admin,
+        "ringway_connections_rate_limited_total",
+        &[("listener", "web")],
+        refused as f64,
+    );
+    // Refused connections never reached the HTTP layer.
+    let metrics = admin::metrics(config.admin);
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "ringway_http_requests_total",
+            &[("listener", "web")]
+        ),
+        served as f64
+    );
 }
 
 #[test]
