@@ -469,6 +469,58 @@ mod tests {
     }
 
     #[test]
+    fn threads_racing_on_one_bucket_never_take_more_than_it_holds() {
+        // Four threads, 10,000 tries each, all at the same instant and at
+        // each of the next ten intervals: every token is taken once, by one
+        // of them, whatever the interleaving of their CASes.
+        let gcra = Gcra::new(1000, 50);
+        let tat = AtomicU64::new(0);
+        let t0 = 1_000 * MS;
+        let taken: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut ok = 0u64;
+                        for step in 0..=10 {
+                            for _ in 0..10_000 {
+                                ok += u64::from(gcra.take(&tat, t0 + step * MS).is_ok());
+                            }
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a racing thread"))
+                .sum()
+        });
+        // However the threads' steps interleave, the bucket ends full at
+        // the last instant: the burst and one token per interval since the
+        // first, each taken once.
+        assert_eq!(taken, 50 + 10);
+        // A keyed table under the same race.
+        let table = KeyTable::new(64);
+        let key = table.fingerprint(Key::Value(b"k"));
+        let taken: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..10_000)
+                            .map(|_| u64::from(table.take(key, &gcra, t0).is_ok()))
+                            .sum::<u64>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a racing thread"))
+                .sum()
+        });
+        assert_eq!(taken, 50);
+    }
+
+    #[test]
     fn an_idle_bucket_fills_up_to_its_burst_and_no_more() {
         let gcra = Gcra::new(10, 3);
         let tat = AtomicU64::new(0);
