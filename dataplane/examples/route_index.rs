@@ -207,6 +207,7 @@ fn route(matcher: RouteMatch, tally: &Arc<HttpTally>) -> Route {
         tally: Arc::clone(tally),
         limits: Default::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 

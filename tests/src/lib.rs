@@ -19,7 +19,9 @@
 //! reads what the access log wrote and its counters. [`otlp_receiver`] is
 //! a real OTLP/HTTP trace receiver, [`trace`] builds the `[tracing]`
 //! section and reads trace headers and spans back, and [`otel_python`]
-//! runs the OpenTelemetry Python SDK's scripts that check both.
+//! runs the OpenTelemetry Python SDK's scripts that check both. [`paced`]
+//! offers HTTP load at a fixed rate, each connection on its own schedule,
+//! and counts what comes back (the rate limit tests).
 //!
 //! Every blocking call the harness makes is bounded: sockets get timeouts,
 //! waits on the proxy take a deadline. A test that goes wrong fails; it does
@@ -44,6 +46,7 @@ pub mod net;
 pub mod origin;
 pub mod otel_python;
 pub mod otlp_receiver;
+pub mod paced;
 pub mod pki;
 pub mod prometheus;
 pub mod tls_client;

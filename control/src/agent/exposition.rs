@@ -100,6 +100,8 @@ pub struct HttpFigures {
     /// The faults each TCP listener with a `fault` injected, indexed as
     /// [`Fault::ALL`], in table order.
     pub tcp_faults: Vec<(Arc<str>, [u64; Fault::ALL.len()])>,
+    /// Route and connection rate limits.
+    pub rate_limits: super::rate_limits::RateLimitFigures,
 }
 
 /// One listener's authorization decisions.
@@ -282,6 +284,7 @@ impl HttpFigures {
                     _ => None,
                 })
                 .collect(),
+            rate_limits: super::rate_limits::RateLimitFigures::read(table),
         }
     }
 
@@ -349,6 +352,7 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         "endpoints": endpoints::json(&http.endpoints),
         "authorization": authz_json(&http.authz),
         "latency": timings::json(&http.timings),
+        "rate_limits": super::rate_limits::json(&http.rate_limits),
     })
 }
 
@@ -563,6 +567,7 @@ pub fn metrics_text_as(
     endpoints::metrics(&mut out, &http.endpoints, escape);
     authz_metrics(&mut out, &http.authz);
     timings::metrics(&mut out, &http.timings, escape);
+    super::rate_limits::metrics(&mut out, &http.rate_limits, escape);
     out
 }
 
@@ -1120,6 +1125,7 @@ mod tests {
             authz: Vec::new(),
             timings: TimingFigures::default(),
             tcp_faults: Vec::new(),
+            rate_limits: Default::default(),
         }
     }
 

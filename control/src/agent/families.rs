@@ -193,6 +193,12 @@ pub const FAMILIES: &[Family] = &[
         help: "1 while an endpoint passes its cluster's active health checks, 0 while it fails them.",
     },
     Family {
+        name: "ringway_connections_rate_limited_total",
+        kind: FamilyKind::Counter,
+        labels: &["listener"],
+        help: "Connections a listener's connection_rate_limit turned away at accept (reset at once), every worker's.",
+    },
+    Family {
         name: "ringway_authz_decisions_total",
         kind: FamilyKind::Counter,
         labels: &["listener", "rule", "decision"],

@@ -12,6 +12,7 @@ pub mod endpoint_series;
 pub mod endpoints;
 pub mod exposition;
 pub mod families;
+pub mod rate_limits;
 pub mod timings;
 mod tracing;
 pub mod worker_log;

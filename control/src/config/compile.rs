@@ -13,6 +13,7 @@ mod authz;
 mod fault;
 mod http;
 pub(super) mod mirror;
+mod rate;
 mod retry;
 mod route;
 mod tls;
@@ -97,6 +98,7 @@ pub(crate) fn compile(
         errors: Vec::new(),
         identities: tls::running_identities(previous),
         trace_sample: None,
+        key_tables_over: false,
     };
     let tracing = match &file.tracing {
         None => Some(None),
@@ -133,6 +135,7 @@ pub(crate) fn compile(
         .filter_map(|l| l.cluster.as_ref().map(|c| c.get_ref().as_str()))
         .collect();
     let clusters = builder.clusters(&file.clusters, previous, workers, &tcp_clusters);
+    builder.key_table_budget(&file.listeners);
     let listeners = builder.listeners(&file.listeners, &clusters, admin, &tallies);
 
     match (runtime, admin) {
@@ -173,6 +176,9 @@ struct Builder<'a> {
     /// The sampling threshold of every HTTP listener, when `[tracing]` is
     /// set and valid.
     trace_sample: Option<dataplane::trace::context::Threshold>,
+    /// The keyed rate limits of the file would take more memory together
+    /// than a configuration may: none of their tables is allocated.
+    key_tables_over: bool,
 }
 
 impl Builder<'_> {
@@ -1012,6 +1018,14 @@ impl Builder<'_> {
             };
 
             let authorization = self.authorization(table, &prefix, protocol, &key, tallies);
+            let connection_rate_limit = match &file.connection_rate_limit {
+                None => Some(None),
+                Some(t) => {
+                    let prefix = format!("{prefix}.connection_rate_limit");
+                    self.connection_rate_limit(t, &prefix, &key, tallies)
+                        .map(Some)
+                }
+            };
 
             if let (
                 Some(name),
@@ -1019,8 +1033,15 @@ impl Builder<'_> {
                 Some(service),
                 Some(idle_timeout),
                 Some(authorization),
-            ) = (name, address, service, idle_timeout, authorization)
-            {
+                Some(connection_rate_limit),
+            ) = (
+                name,
+                address,
+                service,
+                idle_timeout,
+                authorization,
+                connection_rate_limit,
+            ) {
                 let connections = tallies.connections(&name);
                 listeners.push(Listener {
                     name,
@@ -1029,6 +1050,7 @@ impl Builder<'_> {
                     idle_timeout,
                     authorization,
                     connections,
+                    connection_rate_limit,
                 });
             }
         }

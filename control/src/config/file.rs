@@ -91,6 +91,7 @@ pub(crate) struct FileListener {
     pub(crate) tls: Option<Spanned<FileTls>>,
     pub(crate) authorization: Option<Spanned<FileAuthorization>>,
     pub(crate) access_log: Option<Spanned<FileAccessLog>>,
+    pub(crate) connection_rate_limit: Option<Spanned<FileConnectionRateLimit>>,
     /// A TCP listener's `fault` (an HTTP listener's faults are its
     /// routes').
     pub(crate) fault: Option<Spanned<FileTcpFault>>,
@@ -171,6 +172,7 @@ pub(crate) struct FileRoute {
     pub(crate) request_headers: Option<Spanned<FileHeaderEdits>>,
     pub(crate) response_headers: Option<Spanned<FileHeaderEdits>>,
     pub(crate) retry: Option<Spanned<FileRetry>>,
+    pub(crate) rate_limit: Option<Spanned<FileRateLimit>>,
     pub(crate) request_timeout: Option<Spanned<String>>,
     pub(crate) idle_timeout: Option<Spanned<String>>,
     pub(crate) max_body: Option<Spanned<Int>>,
@@ -187,6 +189,24 @@ pub(crate) struct FileMirror {
     pub(crate) host_suffix: Option<Spanned<bool>>,
     pub(crate) max_body: Option<Spanned<Int>>,
     pub(crate) max_in_flight: Option<Spanned<Int>>,
+}
+
+/// A route's `rate_limit = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileRateLimit {
+    pub(crate) requests_per_second: Option<Spanned<Int>>,
+    pub(crate) burst: Option<Spanned<Int>>,
+    pub(crate) key: Option<Spanned<String>>,
+    pub(crate) max_keys: Option<Spanned<Int>>,
+}
+
+/// A listener's `connection_rate_limit = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileConnectionRateLimit {
+    pub(crate) connections_per_second: Option<Spanned<Int>>,
+    pub(crate) burst: Option<Spanned<Int>>,
 }
 
 /// One entry of a route's `headers`: a name and one test.

@@ -15,7 +15,7 @@ mod authz;
 mod paths;
 
 /// The cores the tests pretend this machine has.
-const CORES: &[usize] = &[0, 1, 2, 3];
+pub(super) const CORES: &[usize] = &[0, 1, 2, 3];
 
 /// An HTTP listener that uses every key, next to a TCP one.
 pub(super) const HTTP_FULL: &str = r#"

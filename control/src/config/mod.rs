@@ -161,6 +161,8 @@ mod lb_tests;
 #[cfg(test)]
 mod mirror_tests;
 #[cfg(test)]
+mod rate_tests;
+#[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
 mod tests;

@@ -169,6 +169,12 @@ impl Config {
                         Service::Tcp { fault, .. } => fault.as_deref().map(OutFault::tcp),
                         Service::Http(_) => None,
                     },
+                    connection_rate_limit: l.connection_rate_limit.as_ref().map(|c| {
+                        OutConnectionRateLimit {
+                            connections_per_second: c.limit.settings.per_second,
+                            burst: c.limit.settings.burst,
+                        }
+                    }),
                 })
                 .collect(),
             clusters: table
@@ -494,6 +500,40 @@ struct OutListener<'a> {
     /// A TCP listener's `fault`.
     #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<OutFault<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_rate_limit: Option<OutConnectionRateLimit>,
+}
+
+/// A listener's `connection_rate_limit`, its burst filled in.
+#[derive(Serialize)]
+struct OutConnectionRateLimit {
+    connections_per_second: u32,
+    burst: u32,
+}
+
+/// A route's `rate_limit`, every default filled in (`max_keys` only for a
+/// keyed one, where it means something).
+#[derive(Serialize)]
+struct OutRateLimit {
+    requests_per_second: u32,
+    burst: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_keys: Option<u32>,
+}
+
+impl OutRateLimit {
+    fn new(limit: &dataplane::table::rate::RateLimit) -> Self {
+        let s = &limit.settings;
+        let key = s.key.config_name();
+        Self {
+            requests_per_second: s.per_second,
+            burst: s.burst,
+            max_keys: key.is_some().then_some(s.max_keys),
+            key,
+        }
+    }
 }
 
 /// A listener's `authorization`, every default filled in (a rule's
@@ -872,6 +912,8 @@ struct OutRoute<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     retry: Option<OutRetry>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<OutRateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<OutFault<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mirror: Option<OutMirror<'a>>,
@@ -976,6 +1018,7 @@ impl<'a> OutRoute<'a> {
             max_body: route.limits.max_body,
             fault: route.fault.as_deref().map(OutFault::route),
             mirror: None,
+            rate_limit: route.rate_limit.as_ref().map(OutRateLimit::new),
         };
         match &route.action {
             RouteAction::Forward(f) => {

@@ -9,12 +9,17 @@
 //! listener, route and mirror cluster). A label set that is new
 //! (a renamed route, a cluster added to a split) starts from zero, and one
 //! that is gone is dropped with the old table.
+//!
+//! Rate limits are carried the same way (by listener and route name, or by
+//! listener name for a connection limit), their buckets only while the
+//! settings stay the same: a limit changed starts with full buckets.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use dataplane::table::access::LogOutput;
+use dataplane::table::rate::{ConnectionLimit, LimitedTally, RateLimit, RateSettings};
 
 use dataplane::table::mirror::MirrorTally;
 use dataplane::table::route::RouteAction;
@@ -44,6 +49,8 @@ pub(crate) struct Tallies {
     connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
     /// The fault counts of TCP listeners, by listener name.
     tcp_faults: HashMap<Arc<str>, Arc<FaultTally>>,
+    rate_limits: HashMap<RouteKey, RateLimit>,
+    connection_limits: HashMap<Arc<str>, ConnectionLimit>,
     /// The number of each access log output: the running table's, and
     /// those given to new outputs while this table is built (so that two
     /// listeners naming one output share its number).
@@ -70,6 +77,11 @@ impl Tallies {
                 Arc::clone(&listener.name),
                 Arc::clone(&listener.connections),
             );
+            if let Some(limit) = &listener.connection_rate_limit {
+                tallies
+                    .connection_limits
+                    .insert(Arc::clone(&listener.name), limit.clone());
+            }
             if let Some(authz) = &listener.authorization {
                 let name = &listener.name;
                 let default = (Arc::clone(name), None);
@@ -97,6 +109,9 @@ impl Tallies {
                 .insert(Arc::clone(name), Arc::clone(&http.tally));
             for route in &http.routes {
                 let route_key = (Arc::clone(name), Arc::clone(&route.name));
+                if let Some(limit) = &route.rate_limit {
+                    tallies.rate_limits.insert(route_key.clone(), limit.clone());
+                }
                 tallies.routes.insert(route_key, Arc::clone(&route.tally));
                 let RouteAction::Forward(forward) = &route.action else {
                     continue;
@@ -192,6 +207,36 @@ impl Tallies {
         self.tcp_faults
             .get(listener)
             .map_or_else(|| Arc::new(FaultTally::new(self.workers)), Arc::clone)
+    }
+
+    /// The rate limit of route `route` of listener `listener` with
+    /// `settings`: the running one's buckets if it had the same settings.
+    pub(crate) fn rate_limit(
+        &self,
+        listener: &Arc<str>,
+        route: &Arc<str>,
+        settings: RateSettings,
+    ) -> RateLimit {
+        let key = (Arc::clone(listener), Arc::clone(route));
+        RateLimit::new(settings, self.rate_limits.get(&key))
+    }
+
+    /// The connection limit of listener `listener` with `settings`: the
+    /// running one's bucket if it had the same settings, and its count of
+    /// connections turned away in any case.
+    pub(crate) fn connection_limit(
+        &self,
+        listener: &Arc<str>,
+        settings: RateSettings,
+    ) -> ConnectionLimit {
+        let running = self.connection_limits.get(listener);
+        ConnectionLimit {
+            limit: RateLimit::new(settings, running.map(|c| &c.limit)),
+            limited: running.map_or_else(
+                || Arc::new(LimitedTally::new(self.workers)),
+                |c| Arc::clone(&c.limited),
+            ),
+        }
     }
 
     /// The number of access log output `output`: the running table's, or a

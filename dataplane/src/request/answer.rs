@@ -28,6 +28,9 @@ pub struct Answer<'a> {
     /// The request was HEAD: the body's length is announced, its bytes are
     /// not sent.
     pub head_only: bool,
+    /// Seconds the client should wait before asking again: the
+    /// `retry-after` field.
+    pub retry_after: Option<u64>,
 }
 
 /// The body of an [`Answer`].
@@ -86,6 +89,7 @@ impl<'a> Answer<'a> {
             fields: [&[], &[]],
             body: Body::Explained(detail),
             head_only: false,
+            retry_after: None,
         })
     }
 
@@ -99,6 +103,7 @@ impl<'a> Answer<'a> {
             fields,
             body: Body::Empty,
             head_only: false,
+            retry_after: None,
         }
     }
 
@@ -119,6 +124,7 @@ impl<'a> Answer<'a> {
             fields,
             body: Body::Bytes(body),
             head_only,
+            retry_after: None,
         }
     }
 }

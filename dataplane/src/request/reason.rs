@@ -55,11 +55,14 @@ pub enum Reason {
     /// A circuit breaker of the cluster was at its limit (`max_requests`,
     /// `max_pending_requests`, `max_connections`): refused at once (503).
     Overflow,
+    /// The route's rate limit refused the request (429, with
+    /// `retry-after`). Counted on the route.
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::BadRequest,
         Reason::HeaderTooLarge,
         Reason::UriTooLong,
@@ -79,6 +82,7 @@ impl Reason {
         Reason::ClientSendTimeout,
         Reason::ClientTimeout,
         Reason::Overflow,
+        Reason::RateLimited,
     ];
 
     /// The label value and `x-ringway-error` value.
@@ -103,6 +107,7 @@ impl Reason {
             Reason::ClientSendTimeout => "client_send_timeout",
             Reason::ClientTimeout => "client_timeout",
             Reason::Overflow => "overflow",
+            Reason::RateLimited => "rate_limited",
         }
     }
 
@@ -125,6 +130,7 @@ impl Reason {
             | Reason::UpstreamReset
             | Reason::UpstreamBadResponse => Some(502),
             Reason::UpstreamTimeout => Some(504),
+            Reason::RateLimited => Some(429),
             Reason::UpstreamAbortedBody | Reason::ClientSendTimeout => None,
         }
     }
@@ -136,6 +142,12 @@ impl Reason {
     /// the listener, even in an exchange whose upstream was picked.
     pub fn is_clients(self) -> bool {
         matches!(self, Reason::ClientTimeout | Reason::ClientSendTimeout)
+    }
+
+    /// Whether the route's own policy refused the request, before any
+    /// target was picked: counted on the route, not on the listener.
+    pub fn is_routes(self) -> bool {
+        matches!(self, Reason::RateLimited)
     }
 
     /// The reason a refused request head is answered with.

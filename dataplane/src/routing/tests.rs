@@ -61,6 +61,7 @@ pub(super) fn route(matcher: RouteMatch) -> Route {
         tally: Arc::new(HttpTally::new(1)),
         limits: Default::default(),
         fault: None,
+        rate_limit: None,
     }
 }
 

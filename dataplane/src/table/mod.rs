@@ -15,6 +15,7 @@ pub mod fault;
 pub mod lb;
 pub mod mirror;
 pub mod outlier;
+pub mod rate;
 pub mod retry;
 pub mod route;
 pub mod tally;
@@ -97,6 +98,8 @@ pub struct Listener {
     pub authorization: Option<Arc<authz::Authorization>>,
     /// How long its connections lasted.
     pub connections: Arc<tally::ConnectionTally>,
+    /// Its limit on new connections per second, if it has one.
+    pub connection_rate_limit: Option<rate::ConnectionLimit>,
 }
 
 impl Listener {

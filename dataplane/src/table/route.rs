@@ -217,6 +217,8 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Counters of this route, per worker.
     pub tally: Arc<HttpTally>,
+    /// Its rate limit, if it has one.
+    pub rate_limit: Option<super::rate::RateLimit>,
     /// The route's own timeouts and body limit, in place of the
     /// listener's for the requests it takes.
     pub limits: RouteLimits,

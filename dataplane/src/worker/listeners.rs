@@ -395,6 +395,22 @@ fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpS
         let _ = client.reset_on_close();
         return;
     }
+    // The table and the listener's index in it are taken now, at accept:
+    // the connection runs on them to its end, even if the worker adopts a
+    // newer table (or drops this listener) meanwhile.
+    let local = match &*state.last_table.borrow() {
+        Some(table) => Rc::clone(table),
+        None => Rc::clone(ctx.table.borrow().current()),
+    };
+    let listener = state.index.get();
+    // Over the listener's connection rate: reset at once, before anything
+    // is spent on the connection (counted on the listener's tally).
+    if let Some(limit) = &local.table.listeners[listener].connection_rate_limit {
+        if !limit.admit(ctx.http.worker, rt::now()) {
+            let _ = client.reset_on_close();
+            return;
+        }
+    }
     counters.accepted.add(1);
     counters.active.add(1);
     let slot = state.connections.borrow_mut().insert(None);
@@ -404,14 +420,6 @@ fn start_connection(ctx: &Rc<WorkerCtx>, state: &Rc<ListenerState>, client: TcpS
         slot,
         opened: rt::now(),
     };
-    // The table and the listener's index in it are taken now, at accept:
-    // the connection runs on them to its end, even if the worker adopts a
-    // newer table (or drops this listener) meanwhile.
-    let local = match &*state.last_table.borrow() {
-        Some(table) => Rc::clone(table),
-        None => Rc::clone(ctx.table.borrow().current()),
-    };
-    let listener = state.index.get();
     // One task type per protocol: a task's future is as large as its
     // largest state, and an idle HTTP keep-alive connection must not be
     // sized by the TCP relay's (nor a TCP pair by an HTTP exchange's).

@@ -106,16 +106,26 @@ impl Builder<'_> {
                 None => Some(None),
                 Some(f) => self.route_fault(f, &prefix).map(Some),
             };
+            let rate_limit = match &file.rate_limit {
+                None => Some(None),
+                Some(t) => {
+                    let prefix = format!("{prefix}.rate_limit");
+                    self.rate_limit(t, &prefix, listener, &route_key, tallies)
+                        .map(Some)
+                }
+            };
             if let (
                 Some(name),
                 Some(action),
                 Some((request_headers, response_headers)),
                 Some(limits),
                 Some(fault),
-            ) = (name, action, edits, limits, fault)
+                Some(rate_limit),
+            ) = (name, action, edits, limits, fault, rate_limit)
             {
                 let fault = fault.map(|f| Box::new(f.marking_delays(&response_headers)));
                 routes.push(Route {
+                    rate_limit,
                     tally: tallies.route(listener, &name),
                     name,
                     matcher,

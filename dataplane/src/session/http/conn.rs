@@ -335,6 +335,7 @@ impl Conn {
         };
         outcome.route = Some(index);
         route.tally.worker(ctx.http.worker).requests.add(1);
+        super::limit::check(route, &view, ctx.peer, close)?;
         match (fault::decide(ctx, route, &view, outcome), &route.fault) {
             (Some(Fault::Abort), Some(f)) => {
                 return Ok(self.abort(ctx, clock, parts, f, close, outcome).await)
@@ -379,9 +380,10 @@ impl Conn {
         outcome: &mut Outcome,
         failure: Failure,
     ) -> After {
-        let Some(answer) = Answer::failure(failure.reason, &failure.detail) else {
+        let Some(mut answer) = Answer::failure(failure.reason, &failure.detail) else {
             return After::Close;
         };
+        answer.retry_after = failure.retry_after;
         outcome.failed(failure.reason);
         outcome.answered(answer.status);
         let persist = Persist::of(failure.close, parts.req.version, parts.req.keep_alive);
@@ -481,7 +483,8 @@ impl Conn {
 
 /// Counts a request that is over from its outcome: its error on the
 /// target's tally (on the listener's when the client held things up, or
-/// when no target was picked), the final status on the target's tally for
+/// when no target was picked; on the route's when the route's own policy
+/// refused it, as its rate limit does), the final status on the target's tally for
 /// a proxied response, on the error's for ringway's own answer to a failed
 /// request, on the route's for a redirect or a direct response. Its
 /// duration is timed at the level its status is counted at (where its
@@ -501,8 +504,13 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
     let listener = ctx.listener;
     let picked = exchange::picked(ctx, outcome);
     let target = picked.map(|t| t.tally.worker(ctx.http.worker));
-    let blamed = match (outcome.reason, target) {
-        (Some(reason), Some(target)) if !reason.is_clients() => target,
+    let route = outcome
+        .route
+        .and_then(|r| ctx.service.routes.get(r))
+        .map(|r| r.tally.worker(ctx.http.worker));
+    let blamed = match (outcome.reason, target, route) {
+        (Some(reason), Some(target), _) if !reason.is_clients() => target,
+        (Some(reason), None, Some(route)) if reason.is_routes() => route,
         _ => listener,
     };
     if let Some(reason) = outcome.reason {
@@ -528,10 +536,7 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
     } else if outcome.reason.is_some() {
         blamed
     } else {
-        outcome
-            .route
-            .and_then(|r| ctx.service.routes.get(r))
-            .map_or(listener, |r| r.tally.worker(ctx.http.worker))
+        route.unwrap_or(listener)
     };
     tally.response(status);
     time(tally, outcome, duration);

@@ -140,6 +140,8 @@ pub(super) struct Failure {
     pub(super) detail: Cow<'static, str>,
     /// Whether the connection closes after the answer.
     pub(super) close: bool,
+    /// The `retry-after` seconds of the answer, if it has one.
+    pub(super) retry_after: Option<u64>,
 }
 
 impl Failure {
@@ -149,6 +151,7 @@ impl Failure {
             reason,
             detail: Cow::Borrowed(detail),
             close,
+            retry_after: None,
         }
     }
 }

@@ -142,6 +142,7 @@ pub(super) async fn proxy<'a>(
                     reason,
                     detail: detail.into(),
                     close: close_on_error,
+                    retry_after: None,
                 });
             }
         },
@@ -434,6 +435,7 @@ async fn exchange(
                     reason,
                     detail: detail.into(),
                     close: plan.close_on_error,
+                    retry_after: None,
                 });
             }
             Err(Opening::Broke(cause, addr)) => {

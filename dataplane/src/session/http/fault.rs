@@ -75,6 +75,7 @@ impl Conn {
             content_type: Some("text/plain; charset=utf-8"),
             error: None,
             fields: [&fault.abort_fields, &[]],
+            retry_after: None,
             body: Body::Explained(ABORTED),
             head_only: req.is_head(self.inbound.head_bytes()),
         };

@@ -17,6 +17,7 @@
 //! - [`mirror`]: copies of a route's requests sent to its mirror cluster,
 //!   each as a task of its own;
 //! - [`parts`]: what a request needs, lent from the worker's free list;
+//! - [`limit`]: a route's rate limit;
 //! - [`ctx`]: the connection's state; [`state`]: the worker's.
 
 mod access_log;
@@ -29,6 +30,7 @@ mod digits;
 mod exchange;
 mod fault;
 mod inbound;
+mod limit;
 mod mirror;
 mod parts;
 mod respond;

@@ -323,6 +323,11 @@ pub(super) fn answer(out: &mut Vec<u8>, answer: &Answer<'_>, persist: Persist) {
     if let Some(reason) = answer.error {
         line(out, b"x-ringway-error", reason.name().as_bytes());
     }
+    if let Some(seconds) = answer.retry_after {
+        out.extend_from_slice(b"retry-after: ");
+        digits::push_u64(out, seconds);
+        out.extend_from_slice(b"\r\n");
+    }
     write_fields(out, answer.fields);
     out.extend_from_slice(b"content-length: ");
     digits::push_u64(out, answer.body.len() as u64);
