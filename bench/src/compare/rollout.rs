@@ -4,11 +4,13 @@
 //! the proxy's: the canary's weight at every poll, and every decision the
 //! agent took (step, hold, rollback, complete) with the figures behind it.
 //!
-//! The agent's decision times are its own; the sampler stamps each
-//! decision with the poll that first saw it, on the clock every other
-//! figure of the run uses (the load's start, warm-up included), so a
-//! decision is placed at most one poll late. What the API answers is read
-//! in one place, [`api`], so that a change of its shape is a change there.
+//! Every figure of the trace is on one clock: seconds from the load's
+//! start (warm-up included), the start the fault schedules count from. The
+//! weight is placed at the poll that read it; a decision at the wall-clock
+//! time the agent gives it (`unix_ms`), against the wall-clock time the
+//! sampler started, so a decision is placed where it was taken, not where
+//! a poll saw it. What the API answers is read in one place, [`api`], so
+//! that a change of its shape is a change there.
 
 mod api;
 
@@ -16,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -74,12 +76,12 @@ pub struct WeightSample {
 /// One decision of the agent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
-    /// When the sampler first saw it, seconds from the load's start;
-    /// `None` for the decisions already in the history at the first poll
-    /// (taken before the load began).
-    pub seen_s: Option<f64>,
-    /// The agent's own time of the decision, as the API gives it.
-    pub at: String,
+    /// When the agent took it, seconds from the load's start; `None` for
+    /// decisions taken before the load began (the rollout's start, holds
+    /// while no request came).
+    pub at_s: Option<f64>,
+    /// When the agent took it, wall-clock milliseconds since 1970.
+    pub unix_ms: u64,
     /// `step`, `hold`, `rollback`, `complete`, ... as the API names it.
     pub decision: String,
     /// Why, in the agent's words.
@@ -125,6 +127,14 @@ pub struct Sampler {
     started: Instant,
 }
 
+/// The load's start on both clocks: the monotonic one the polls are
+/// placed on, and the wall clock the agent's decisions are dated on.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    at: Instant,
+    unix_ms: f64,
+}
+
 /// What the sampling thread gathered.
 #[derive(Debug, Default)]
 struct Seen {
@@ -153,11 +163,17 @@ impl Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let started = Instant::now();
+        let start = Start {
+            at: started,
+            unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        };
         let thread = thread::spawn(move || {
             if let Some(core) = plan.core {
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
             }
-            sample_until_stopped(&plan, started, &flag)
+            sample_until_stopped(&plan, start, &flag)
         });
         Self {
             stop,
@@ -233,12 +249,12 @@ pub fn path() -> String {
 }
 
 /// Polls on the plan's schedule until `stop` is set, then once more.
-fn sample_until_stopped(plan: &Plan, started: Instant, stop: &AtomicBool) -> Seen {
+fn sample_until_stopped(plan: &Plan, start: Start, stop: &AtomicBool) -> Seen {
     let mut client = AdminClient::new(plan.admin, POLL_TIMEOUT);
     let mut seen = Seen::default();
     let path = path();
     for i in 0u32.. {
-        let due = started + plan.every.saturating_mul(i);
+        let due = start.at + plan.every.saturating_mul(i);
         let last = loop {
             if stop.load(Ordering::Relaxed) {
                 break true;
@@ -249,7 +265,7 @@ fn sample_until_stopped(plan: &Plan, started: Instant, stop: &AtomicBool) -> See
             }
             thread::sleep((due - now).min(STOP_POLL));
         };
-        poll(&mut client, &path, started, &mut seen);
+        poll(&mut client, &path, start, &mut seen);
         if last {
             break;
         }
@@ -257,8 +273,10 @@ fn sample_until_stopped(plan: &Plan, started: Instant, stop: &AtomicBool) -> See
     seen
 }
 
-/// One poll: the weight now, and the decisions not seen before.
-fn poll(client: &mut AdminClient, path: &str, started: Instant, seen: &mut Seen) {
+/// One poll: the weight now, and the decisions not seen before (the
+/// history keeps the last 64: a decision is new by its time, name and
+/// reason).
+fn poll(client: &mut AdminClient, path: &str, start: Start, seen: &mut Seen) {
     let outcome = client
         .request("GET", path, b"")
         .map_err(|e| format!("GET {path}: {e}"))
@@ -273,9 +291,7 @@ fn poll(client: &mut AdminClient, path: &str, started: Instant, seen: &mut Seen)
                 ))
             }
         });
-    let t_s = started.elapsed().as_secs_f64();
-    // Decisions in the first answer were taken before the load began.
-    let first = seen.samples.is_empty();
+    let t_s = start.at.elapsed().as_secs_f64();
     seen.polls += 1;
     match outcome {
         Ok(status) => {
@@ -284,14 +300,14 @@ fn poll(client: &mut AdminClient, path: &str, started: Instant, seen: &mut Seen)
                 weight: status.canary_weight,
             });
             for d in status.history {
-                let known = seen
-                    .decisions
-                    .iter()
-                    .any(|k| k.at == d.at && k.decision == d.decision && k.reason == d.reason);
+                let known = seen.decisions.iter().any(|k| {
+                    k.unix_ms == d.unix_ms && k.decision == d.decision && k.reason == d.reason
+                });
                 if !known {
+                    let at_s = (d.unix_ms as f64 - start.unix_ms) / 1e3;
                     seen.decisions.push(Decision {
-                        seen_s: (!first).then_some(t_s),
-                        at: d.at,
+                        at_s: (at_s >= 0.0).then_some(at_s),
+                        unix_ms: d.unix_ms,
                         decision: d.decision,
                         reason: d.reason,
                         weight: d.weight,

@@ -57,7 +57,7 @@ fn series(t: &RolloutTrace) -> plot::Rollout {
             .decisions
             .iter()
             .filter_map(|d| {
-                let seen = d.seen_s?;
+                let seen = d.at_s?;
                 Some(Mark {
                     t: seen,
                     kind: match d.kind() {
@@ -84,7 +84,7 @@ pub fn rollouts(md: &mut String, r: &Results, plots: &RolloutPlots) {
     }
     let _ = writeln!(
         md,
-        "## Rollout\n\nringway's catch-all route splits the requests between cluster `stable` and cluster `canary` (one origin each), and its rollout moves the canary's weight by what each interval's requests met. Only ringway runs here: nginx and HAProxy have weighted upstreams but nothing that steps a canary's weight, holds it or rolls it back by the canary's own error rate and latency, so there is nothing of theirs to set beside it. The sampler read `GET {}` every poll from the load core; each decision is placed at the poll that first saw it (at most one poll late), and decisions taken before the load began are listed, not plotted. Figures are the agent's own, over the decision's interval.\n",
+        "## Rollout\n\nringway's catch-all route splits the requests between cluster `stable` and cluster `canary` (one origin each), and its rollout moves the canary's weight by what each interval's requests met. Only ringway runs here: nginx and HAProxy have weighted upstreams but nothing that steps a canary's weight, holds it or rolls it back by the canary's own error rate and latency, so there is nothing of theirs to set beside it. The sampler read `GET {}` at every poll, from the load core: the weight is the one each poll read; each decision is placed at the time the agent took it (seconds from the load's start, warm-up included), and decisions taken before the load began are listed, not plotted. The figures are the agent's own, over the window each decision judged.\n",
         rollout::path()
     );
     for t in &r.rollouts {
@@ -115,10 +115,10 @@ pub fn rollouts(md: &mut String, r: &Results, plots: &RolloutPlots) {
         if t.decisions.is_empty() {
             continue;
         }
-        md.push_str("| seen (s) | decision | reason | weight after | canary requests | canary errors | canary error rate | canary p99 ms | stable requests | stable errors | stable error rate | stable p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| at (s) | decision | reason | weight after | canary requests | canary errors | canary error rate | canary p99 ms | stable requests | stable errors | stable error rate | stable p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for d in &t.decisions {
             let seen = d
-                .seen_s
+                .at_s
                 .map_or("before the load".to_owned(), |s| format!("{s:.2}"));
             let _ = writeln!(
                 md,

@@ -1,14 +1,12 @@
-//! What `GET /rollouts/LISTENER/ROUTE` answers, read into the sampler's
-//! terms. The one place that knows the answer's shape: a JSON object with
-//! the canary's weight now (`canary_weight`, percent) and the decision
-//! history (`history`), each decision with its time (`time`), its name
-//! (`decision`), its `reason`, the weight after it (`canary_weight`, if
-//! given) and the interval's figures of each side, as an object per side
-//! (`canary` and `stable`: `requests`, `errors`, `error_rate`, `p99_ms`) or
-//! as flat keys with the side as prefix (`canary_requests`, ...). The p99
-//! may be given in ms (`p99_ms`), µs (`p99_us`), seconds (`p99_seconds`)
-//! or as a duration string (`p99 = "3.2ms"`); an absent error rate is the
-//! errors over the requests.
+//! What `GET /rollouts/LISTENER/ROUTE` answers (docs/admin.md, "Rollouts":
+//! a format kept stable for tools such as this one), read into the
+//! sampler's terms. The one place that knows the answer's shape: the
+//! canary's weight now (`canary_weight`, percent) and the decision history
+//! (`history`, oldest first), each decision with its wall-clock time
+//! (`unix_ms`), its name (`decision`), its `reason`, the canary's weight
+//! after it (`canary_weight`) and the figures of the window it judged, an
+//! object per side (`canary`, `stable`: `requests`, `failures`,
+//! `error_rate`, `p99_us`), `null` for decisions that judged none.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -25,8 +23,8 @@ pub struct Status {
 /// One decision as the API gives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiDecision {
-    /// The agent's time of the decision, as written.
-    pub at: String,
+    /// When the agent took it, wall-clock milliseconds since 1970.
+    pub unix_ms: u64,
     /// Its name: `step`, `hold`, `rollback`, ...
     pub decision: String,
     /// Why.
@@ -58,7 +56,7 @@ pub fn parse(body: &str) -> Result<Status, String> {
     let doc: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
     let top = doc.as_object().ok_or("not a JSON object")?;
     let canary_weight = weight(top).ok_or("no canary_weight")?;
-    let history = match top.get("history").or_else(|| top.get("decisions")) {
+    let history = match top.get("history") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()
@@ -83,8 +81,11 @@ fn decision(d: &Value) -> Result<ApiDecision, String> {
         })
     };
     Ok(ApiDecision {
-        at: text(&["time", "at"]).ok_or("no time")?,
-        decision: text(&["decision", "action"]).ok_or("no decision")?,
+        unix_ms: d
+            .get("unix_ms")
+            .and_then(Value::as_u64)
+            .ok_or("no unix_ms")?,
+        decision: text(&["decision"]).ok_or("no decision")?,
         reason: text(&["reason"]).unwrap_or_default(),
         weight: weight(d),
         canary: figures(d, "canary"),
@@ -92,49 +93,27 @@ fn decision(d: &Value) -> Result<ApiDecision, String> {
     })
 }
 
-/// The canary's weight of an object: `canary_weight`, else `weight`.
+/// The canary's weight of an object.
 fn weight(o: &Map<String, Value>) -> Option<f64> {
-    o.get("canary_weight")
-        .or_else(|| o.get("weight"))
-        .and_then(Value::as_f64)
+    o.get("canary_weight").and_then(Value::as_f64)
 }
 
-/// One side's figures: from the object named `side`, else from the keys
-/// prefixed `side_`.
+/// One side's figures, from the object named `side` (`null` or absent:
+/// none).
 fn figures(d: &Map<String, Value>, side: &str) -> Figures {
-    let nested = d.get(side).and_then(Value::as_object);
-    let get = |key: &str| -> Option<&Value> {
-        match nested {
-            Some(o) => o.get(key),
-            None => d.get(&format!("{side}_{key}")),
-        }
-        .filter(|v| !v.is_null())
+    let Some(o) = d.get(side).and_then(Value::as_object) else {
+        return Figures::default();
     };
-    let requests = get("requests").and_then(Value::as_u64);
-    let errors = get("errors").and_then(Value::as_u64);
-    let error_rate = get("error_rate").and_then(Value::as_f64).or_else(|| {
+    let requests = o.get("requests").and_then(Value::as_u64);
+    let errors = o.get("failures").and_then(Value::as_u64);
+    let error_rate = o.get("error_rate").and_then(Value::as_f64).or_else(|| {
         let (r, e) = (requests?, errors?);
         (r > 0).then(|| e as f64 / r as f64)
     });
-    let p99_ms = get("p99_ms")
-        .and_then(Value::as_f64)
-        .or_else(|| get("p99_us").and_then(Value::as_f64).map(|us| us / 1e3))
-        .or_else(|| {
-            get("p99_seconds")
-                .or_else(|| get("p99_s"))
-                .and_then(Value::as_f64)
-                .map(|s| s * 1e3)
-        })
-        .or_else(|| {
-            let text = get("p99")?.as_str()?;
-            humantime::parse_duration(text)
-                .ok()
-                .map(|d| d.as_secs_f64() * 1e3)
-        });
     Figures {
         requests,
         errors,
         error_rate,
-        p99_ms,
+        p99_ms: o.get("p99_us").and_then(Value::as_f64).map(|us| us / 1e3),
     }
 }

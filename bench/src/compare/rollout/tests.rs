@@ -4,31 +4,49 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicUsize;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use super::*;
 
-const NESTED: &str = r#"{
-  "listener": "bench", "route": "all", "state": "progressing", "canary_weight": 10,
+/// The shape docs/admin.md gives, with a start, a step and a hold.
+const ANSWER: &str = r#"{
+  "listener": "bench", "route": "all", "canary": "canary", "stable": "stable",
+  "state": "progressing", "paused": false, "step": 1, "steps": [5, 10, 25, 50, 100],
+  "next_step": 25, "canary_weight": 10, "stable_weight": 90, "canary_share": 10.0,
+  "interval_ms": 2000, "max_error_rate_delta": 0.01, "max_p99_ratio": 1.5,
+  "min_requests": 100, "min_p99_us": 5000, "started_unix_ms": 1765090000000,
+  "decisions": { "start": 1, "hold": 1, "step": 1, "complete": 0, "rollback": 0,
+                 "pause": 0, "resume": 0, "promote": 0, "abort": 0 },
   "history": [
-    { "time": "2026-12-07T08:00:02Z", "decision": "step", "reason": "within bounds",
-      "canary_weight": 10,
-      "canary": { "requests": 250, "errors": 1, "error_rate": 0.004, "p99_ms": 1.5 },
-      "stable": { "requests": 4750, "errors": 0, "p99_us": 1200 } },
-    { "time": 1765094404.5, "decision": "hold", "reason": "too few canary requests",
-      "canary": { "requests": 12, "errors": 0, "p99": "3ms" },
-      "stable": null }
+    { "at_ms": 0, "unix_ms": 1765090000000, "decision": "start", "reason": "configured weights",
+      "canary_weight": 5, "stable_weight": 95, "window_ms": null, "generation": 1,
+      "canary": null, "stable": null },
+    { "at_ms": 2000, "unix_ms": 1765090002000, "decision": "step",
+      "reason": "within bounds: canary to 10%", "canary_weight": 10, "stable_weight": 90,
+      "window_ms": 2000, "generation": 2,
+      "canary": { "requests": 250, "failures": 1, "error_rate": 0.004, "p99_us": 1500 },
+      "stable": { "requests": 4750, "failures": 0, "error_rate": 0.0, "p99_us": 1200 } },
+    { "at_ms": 4000, "unix_ms": 1765090004000, "decision": "hold", "reason": "too few",
+      "canary_weight": 10, "stable_weight": 90, "window_ms": 2000, "generation": null,
+      "canary": { "requests": 12, "failures": 0, "p99_us": null },
+      "stable": { "requests": 0, "failures": 0, "error_rate": null, "p99_us": null } }
   ]
 }"#;
 
 #[test]
-fn the_answer_is_read_in_either_shape() {
-    let s = api::parse(NESTED).expect("readable");
+fn the_documented_answer_is_read() {
+    let s = api::parse(ANSWER).expect("readable");
     assert_eq!(s.canary_weight, 10.0);
-    assert_eq!(s.history.len(), 2);
-    let step = &s.history[0];
+    let names: Vec<&str> = s.history.iter().map(|d| d.decision.as_str()).collect();
+    assert_eq!(names, ["start", "step", "hold"]);
+    let start = &s.history[0];
     assert_eq!(
-        (step.at.as_str(), step.decision.as_str(), step.weight),
-        ("2026-12-07T08:00:02Z", "step", Some(10.0))
+        (start.unix_ms, start.weight),
+        (1_765_090_000_000, Some(5.0))
     );
+    assert_eq!(start.canary, Figures::default());
+    let step = &s.history[1];
+    assert_eq!(step.reason, "within bounds: canary to 10%");
     assert_eq!(
         step.canary,
         Figures {
@@ -38,28 +56,14 @@ fn the_answer_is_read_in_either_shape() {
             p99_ms: Some(1.5)
         }
     );
-    // The rate from the counts, the p99 from µs.
-    assert_eq!(step.stable.error_rate, Some(0.0));
     assert_eq!(step.stable.p99_ms, Some(1.2));
-    let hold = &s.history[1];
-    assert_eq!(hold.at, "1765094404.5");
-    assert_eq!(hold.canary.p99_ms, Some(3.0));
-    assert_eq!(hold.stable, Figures::default());
+    // An absent rate is the failures over the requests; none without any.
+    let hold = &s.history[2];
+    assert_eq!(hold.canary.error_rate, Some(0.0));
+    assert_eq!(hold.canary.p99_ms, None);
+    assert_eq!(hold.stable.error_rate, None);
 
-    let flat = api::parse(
-        r#"{"weight": 0, "decisions": [{"at": "t1", "decision": "rollback",
-            "reason": "error rate delta 0.05 > 0.01", "canary_requests": 400,
-            "canary_errors": 20, "canary_p99_seconds": 0.004, "stable_requests": 3600,
-            "stable_errors": 0, "stable_error_rate": 0.0, "stable_p99_ms": 2}]}"#,
-    )
-    .expect("readable");
-    assert_eq!(flat.canary_weight, 0.0);
-    let d = &flat.history[0];
-    assert_eq!(d.canary.error_rate, Some(0.05));
-    assert_eq!(d.canary.p99_ms, Some(4.0));
-    assert_eq!(d.stable.p99_ms, Some(2.0));
-
-    let empty = api::parse(r#"{"canary_weight": 5}"#).expect("readable");
+    let empty = api::parse(r#"{"canary_weight": 5, "history": []}"#).expect("readable");
     assert!(empty.history.is_empty());
 }
 
@@ -72,7 +76,11 @@ fn an_unreadable_answer_says_what_is_missing() {
         (r#"{"canary_weight": 5, "history": {}}"#, "not an array"),
         (
             r#"{"canary_weight": 5, "history": [{"decision": "hold"}]}"#,
-            "history[0]: no time",
+            "history[0]: no unix_ms",
+        ),
+        (
+            r#"{"canary_weight": 5, "history": [{"unix_ms": 5}]}"#,
+            "history[0]: no decision",
         ),
     ] {
         let e = api::parse(body).unwrap_err();
@@ -83,8 +91,8 @@ fn an_unreadable_answer_says_what_is_missing() {
 #[test]
 fn decisions_are_marked_by_what_they_did() {
     let d = |name: &str| Decision {
-        seen_s: None,
-        at: String::new(),
+        at_s: None,
+        unix_ms: 0,
         decision: name.into(),
         reason: String::new(),
         weight: None,
@@ -94,6 +102,9 @@ fn decisions_are_marked_by_what_they_did() {
     assert_eq!(d("step").kind(), Kind::Step);
     assert_eq!(d("Complete").kind(), Kind::Step);
     assert_eq!(d("hold").kind(), Kind::Hold);
+    assert_eq!(d("promote").kind(), Kind::Step);
+    assert_eq!(d("abort").kind(), Kind::Rollback);
+    assert_eq!(d("pause").kind(), Kind::Hold);
     assert_eq!(d("rollback").kind(), Kind::Rollback);
     assert_eq!(d("rolled_back").kind(), Kind::Rollback);
 }
@@ -147,14 +158,16 @@ fn serve(conn: TcpStream, answers: &[String], served: &AtomicUsize) {
     }
 }
 
-fn answer(weight: u32, decisions: &[(&str, &str)]) -> String {
+/// An answer with the canary at `weight` and `decisions` (milliseconds
+/// since 1970, name) in its history.
+fn answer(weight: u32, decisions: &[(u64, &str)]) -> String {
     let history: Vec<String> = decisions
         .iter()
-        .map(|(at, what)| {
+        .map(|(unix_ms, what)| {
             format!(
-                r#"{{"time": "{at}", "decision": "{what}", "reason": "r",
-                    "canary": {{"requests": 300, "errors": 0, "p99_ms": 1.0}},
-                    "stable": {{"requests": 2700, "errors": 0, "p99_ms": 1.0}}}}"#
+                r#"{{"unix_ms": {unix_ms}, "decision": "{what}", "reason": "r", "canary_weight": {weight},
+                    "canary": {{"requests": 300, "failures": 0, "error_rate": 0.0, "p99_us": 1000}},
+                    "stable": {{"requests": 2700, "failures": 0, "error_rate": 0.0, "p99_us": 1000}}}}"#
             )
         })
         .collect();
@@ -164,13 +177,28 @@ fn answer(weight: u32, decisions: &[(&str, &str)]) -> String {
     )
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
 #[test]
-fn the_sampler_stamps_each_decision_once_with_the_poll_that_saw_it() {
+fn the_sampler_keeps_each_decision_once_at_the_time_it_was_taken() {
+    // One decision an hour before the sampler starts, two a little
+    // after: far enough apart that no clock step between the two reads of
+    // the wall clock can reorder them.
+    let t0 = now_ms();
+    let (before, step, rollback) = (t0 - 3_600_000, t0 + 10_000, t0 + 11_000);
     let answers = vec![
-        answer(5, &[("t0", "hold")]),
-        answer(5, &[("t0", "hold")]),
-        answer(10, &[("t0", "hold"), ("t1", "step")]),
-        answer(0, &[("t0", "hold"), ("t1", "step"), ("t2", "rollback")]),
+        answer(5, &[(before, "start")]),
+        answer(5, &[(before, "start")]),
+        answer(10, &[(before, "start"), (step, "step")]),
+        answer(
+            0,
+            &[(before, "start"), (step, "step"), (rollback, "rollback")],
+        ),
     ];
     let last = answers.len();
     let (admin, served) = scripted_api(answers);
@@ -211,15 +239,16 @@ fn the_sampler_stamps_each_decision_once_with_the_poll_that_saw_it() {
         .iter()
         .map(|d| d.decision.as_str())
         .collect();
-    assert_eq!(names, ["hold", "step", "rollback"], "{trace:?}");
-    // The first answer's decision came before the load; the others were
-    // stamped by a later poll, in order.
-    assert_eq!(trace.decisions[0].seen_s, None);
-    let seen: Vec<f64> = trace.decisions[1..]
+    assert_eq!(names, ["start", "step", "rollback"], "{trace:?}");
+    // The start came before the load; the others are placed where the
+    // agent took them: a second apart, ten and eleven seconds in (less by the time the sampler took to start).
+    assert_eq!(trace.decisions[0].at_s, None);
+    let at: Vec<f64> = trace.decisions[1..]
         .iter()
-        .map(|d| d.seen_s.expect("stamped"))
+        .map(|d| d.at_s.expect("during the load"))
         .collect();
-    assert!(seen[0] <= seen[1] && seen[1] <= trace.end_s, "{seen:?}");
+    assert!((at[1] - at[0] - 1.0).abs() < 1e-6, "{at:?}");
+    assert!(at[0] > 0.0 && at[0] <= 10.0, "{at:?}");
     assert_eq!(trace.canary_fault_s, Some(3.0));
     assert_eq!(trace.warmup_s, 1.0);
 }
