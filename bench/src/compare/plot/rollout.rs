@@ -27,6 +27,10 @@ const WEIGHT_TOP: f64 = 105.0;
 /// The error-rate axis shows at least this much (percent), so that a run
 /// without errors has a readable axis instead of a flat line on its top.
 const MIN_ERROR_TOP: f64 = 1.0;
+/// The figure panels' data fill the lower part of the panel, this share of
+/// the axis: the legend takes the upper left, where the first decisions
+/// would otherwise hide under it.
+const DATA_SHARE: f64 = 0.45;
 /// Marker size of the decisions, pixels.
 const MARK: u32 = 6;
 
@@ -128,8 +132,8 @@ fn render(title: &str, r: &Rollout) -> DrawResult<String> {
             .filter(|v| finite(*v))
             .fold(MIN_ERROR_TOP, f64::max);
         let error_axis = Axis {
-            ticks: linear_ticks(&(0.0..top)),
-            range: 0.0..top * (1.0 + LINEAR_HEADROOM),
+            ticks: linear_ticks(&(0.0..top / DATA_SHARE)),
+            range: 0.0..top / DATA_SHARE,
             scale: Scale::Linear,
         };
         figure_panel(
@@ -162,16 +166,19 @@ fn render(title: &str, r: &Rollout) -> DrawResult<String> {
     Ok(svg)
 }
 
-/// A log axis over `values` with headroom, or 0.1..10 ms without any.
+/// A log axis over `values` with headroom, or from 0.1 ms without any,
+/// room left above for the legend.
 fn log_axis(values: &[f64]) -> Axis {
     let (low, high) = values
         .iter()
         .fold((f64::INFINITY, 0.0_f64), |(l, h), &v| (l.min(v), h.max(v)));
-    let range: Range<f64> = if high > 0.0 {
-        low / LOG_HEADROOM..high * LOG_HEADROOM
+    let (low, high) = if high > 0.0 {
+        (low / LOG_HEADROOM, high * LOG_HEADROOM)
     } else {
-        0.1..10.0
+        (0.1, 10.0)
     };
+    // The data in the lower DATA_SHARE of the axis, in log terms.
+    let range: Range<f64> = low..low * (high / low).powf(1.0 / DATA_SHARE);
     Axis {
         ticks: log_ticks(&range),
         range,
