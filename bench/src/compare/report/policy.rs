@@ -51,8 +51,18 @@ fn series(t: &RolloutTrace) -> plot::Rollout {
                 .map_or(0.0, |s| s.weight)
         })
     };
+    // The weight as the polls read it, and as each decision set it at the
+    // moment it was taken: the line steps where the agent stepped, not at
+    // the next poll.
+    let mut weight: Vec<(f64, f64)> = t.samples.iter().map(|s| (s.t_s, s.weight)).collect();
+    weight.extend(
+        t.decisions
+            .iter()
+            .filter_map(|d| Some((d.at_s?, d.weight?))),
+    );
+    weight.sort_by(|a, b| a.0.total_cmp(&b.0));
     plot::Rollout {
-        weight: t.samples.iter().map(|s| (s.t_s, s.weight)).collect(),
+        weight,
         marks: t
             .decisions
             .iter()
