@@ -51,6 +51,7 @@ pub mod pki;
 pub mod prometheus;
 pub mod tls_client;
 pub mod trace;
+pub mod xml;
 
 pub use config::{up_to_two_cores, ConfigFile, ConfigMapVolume, ProxyConfig};
 pub use data::{Digest, Transfer};

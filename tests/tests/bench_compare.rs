@@ -1422,3 +1422,213 @@ fn compare_exports_the_spans_of_a_tenth_of_the_requests_to_its_collector() {
     let plain = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
     assert!(!plain.contains("[tracing]"), "{plain}");
 }
+
+/// The shipped scenario `name`, with its cores for this machine and the
+/// replacements `edits` (old, new) made to its text.
+fn shipped_text(name: &str, edits: &[(&str, &str)]) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench/scenarios")
+        .join(format!("{name}.toml"));
+    let mut text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    for (old, new) in [("proxy = 1", format!("proxy = {}", proxy_core()))]
+        .into_iter()
+        .chain(edits.iter().map(|(o, n)| (*o, n.to_string())))
+    {
+        assert!(text.contains(old), "{name}.toml has no {old:?}");
+        text = text.replace(old, &new);
+    }
+    text
+}
+
+/// The idle-policy scenario: ringway with a route rate limit far above the
+/// offered load beside ringway without; the limit is in the variant's
+/// route and nowhere else, its counters say it refused nothing, and the
+/// report prices it against ringway with the 1.03x bar.
+#[test]
+fn compare_prices_a_rate_limit_that_is_never_reached() {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = shipped_text("small-keepalive-rate-limit", &[]);
+    let c = compare(
+        work.path(),
+        &scenario,
+        &[
+            "--runs",
+            "1",
+            "--warmup",
+            "0s",
+            "--duration",
+            "300ms",
+            "--rates",
+            "500",
+            "--systems",
+            "direct,ringway,ringway-rate-limit",
+            "--quiet-wait",
+            "0s",
+            "--retries",
+            "0",
+        ],
+    );
+    c.assert_success();
+    let config =
+        std::fs::read_to_string(c.dir.join("systems/ringway-rate-limit/ringway.toml")).unwrap();
+    // On the catch-all route, after its forward: the route's last keys
+    // before the clusters.
+    let route = &config[config.find("[[listeners.routes]]").expect("a route")
+        ..config.find("[[clusters]]").expect("a cluster")];
+    assert!(route.contains("cluster = \"origin\""), "{route}");
+    let limit = route
+        .lines()
+        .find(|l| l.trim_start().starts_with("rate_limit = {"))
+        .unwrap_or_else(|| panic!("no rate_limit in the route:\n{config}"));
+    for key in ["requests_per_second = 10000000", "burst = 1000000"] {
+        assert!(limit.contains(key), "{limit}");
+    }
+    let plain = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    assert!(!plain.contains("rate_limit"), "{plain}");
+
+    // The limiter was consulted and refused nothing: every request of the
+    // variant's runs was answered well, and its counters say so.
+    let refusals = c.array("refusals");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["system"], "ringway-rate-limit");
+    assert_eq!(refusals[0]["answered_4xx"], 0, "{refusals:?}");
+    assert_eq!(refusals[0]["rate_limited"], 0, "{refusals:?}");
+    for run in c.array("runs") {
+        assert_eq!(run["errors"], 0, "{run}");
+    }
+    c.assert_origins_saw_every_request();
+    let ratios = c.array("ratios");
+    let priced = ratios
+        .iter()
+        .find(|t| t["system"] == "ringway-rate-limit" && t["against"] == "ringway")
+        .unwrap_or_else(|| panic!("no ratio of the limit: {ratios:?}"));
+    assert_eq!(priced["bar"].as_f64(), Some(1.03), "{priced}");
+    for needle in ["## Idle policy", "| ringway-rate-limit | 1 | 0 | 0 |"] {
+        assert!(c.report.contains(needle), "no {needle:?}:\n{}", c.report);
+    }
+}
+
+/// The rollout demo, shortened: ringway alone, its route split between the
+/// stable and the canary origin with a rollout, the canary's origin
+/// failing a share of its requests part way. The plot is a whole SVG
+/// document with its three panels and both clusters' series, the decisions
+/// of the run are in the results and the report, and the sampler's last
+/// reading agrees with the last decision it saw. Whether the canary climbs,
+/// holds or rolls back within the short window is left to the machine's
+/// pace: nothing here depends on it.
+#[test]
+fn compare_plots_a_rollout_with_its_decisions() {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = shipped_text(
+        "rollout-demo",
+        &[
+            ("interval = \"2s\"", "interval = \"300ms\""),
+            ("min_requests = 100", "min_requests = 20"),
+            ("sample_every = \"250ms\"", "sample_every = \"50ms\""),
+            ("at = \"5s\"", "at = \"1s\""),
+            ("connections = 32", "connections = 8"),
+        ],
+    );
+    let c = compare(
+        work.path(),
+        &scenario,
+        &[
+            "--warmup",
+            "200ms",
+            "--duration",
+            "2s",
+            "--rates",
+            "1000",
+            "--quiet-wait",
+            "0s",
+            "--retries",
+            "0",
+        ],
+    );
+    c.assert_success();
+    let config = std::fs::read_to_string(c.dir.join("systems/ringway/ringway.toml")).unwrap();
+    let line = |start: &str| {
+        config
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start:?} in:\n{config}"))
+    };
+    assert_eq!(
+        line("split = "),
+        "split = [{ cluster = \"stable\", weight = 95 }, { cluster = \"canary\", weight = 5 }]"
+    );
+    let rollout = line("rollout = {");
+    for key in [
+        "canary = \"canary\"",
+        "stable = \"stable\"",
+        "interval = \"300ms\"",
+        "min_requests = 20",
+    ] {
+        assert!(rollout.contains(key), "{rollout}");
+    }
+
+    // One run; both origins got requests (the canary from its first 5%).
+    let runs = c.array("runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let origins = runs[0]["upstream"]["origins"].as_array().unwrap();
+    for o in origins {
+        assert!(o["requests"].as_u64().unwrap() > 0, "{runs:?}");
+    }
+    let traces = c.array("rollouts");
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    let t = &traces[0];
+    assert_eq!(t["failed_polls"], 0, "{t}");
+    let samples = t["samples"].as_array().unwrap();
+    assert!(samples.len() >= 2, "{t}");
+    let decisions = t["decisions"].as_array().unwrap();
+    assert_eq!(decisions[0]["decision"], "start", "{t}");
+    // The last poll read the weight the last decision left.
+    let last = decisions.last().unwrap();
+    assert_eq!(
+        samples.last().unwrap()["weight"].as_f64(),
+        last["weight"].as_f64(),
+        "{t}"
+    );
+    // The canary's fault, on the trace's clock: warm-up plus its `at`.
+    assert_eq!(t["canary_fault_s"].as_f64(), Some(1.2), "{t}");
+
+    let label = t["label"].as_str().unwrap();
+    let svg = std::fs::read_to_string(c.dir.join(format!("rollout-{label}.svg"))).unwrap();
+    let doc = ringway_tests::xml::parse(&svg).unwrap_or_else(|e| panic!("{e}\n{svg:.400}"));
+    assert_eq!(doc.root, "svg");
+    for wanted in [
+        "canary weight (%)",
+        "error rate per interval (%)",
+        "p99 per interval (ms, log scale)",
+        "canary weight",
+        "canary origin misbehaves",
+    ] {
+        assert!(
+            doc.texts.iter().any(|x| x == wanted),
+            "no {wanted:?}: {:?}",
+            doc.texts
+        );
+    }
+    // Each panel with figures has both clusters' series, when a decision
+    // of the load judged them.
+    let judged = decisions
+        .iter()
+        .any(|d| d["at_s"].is_number() && d["canary"]["error_rate"].is_number());
+    if judged {
+        for side in ["canary", "stable"] {
+            let n = doc.texts.iter().filter(|x| *x == side).count();
+            assert_eq!(n, 2, "{side} in both figure panels: {:?}", doc.texts);
+        }
+    }
+    for needle in [
+        "## Rollout",
+        "Only ringway runs here",
+        &format!("![rollout of {label}](rollout-{label}.svg)"),
+        "| at (s) | decision |",
+        "| before the load | start |",
+    ] {
+        assert!(c.report.contains(needle), "no {needle:?}:\n{}", c.report);
+    }
+}

@@ -134,15 +134,22 @@ pub struct Layout {
     pub observe: Observe,
 }
 
-/// Settings a variant adds to its system's generated configuration, as the
-/// scenario file spells them: how the resilience scenarios give each proxy
-/// its load balancing, health, retry and ejection settings, in its own
-/// terms. Each system reads only its own part.
+/// Settings the scenario file adds to a system's generated configuration,
+/// as it spells them: how the resilience scenarios give each proxy its load
+/// balancing, health, retry and ejection settings, in its own terms, and
+/// how the traffic-policy scenarios give ringway's route a policy or a
+/// rollout. Each system reads only its own part.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tuning {
     /// ringway: `key = value` lines of the origin cluster (TOML values,
     /// inline), replacing the generated keys of the same name.
     pub cluster: Vec<(String, String)>,
+    /// ringway: `key = value` lines added to the route the load's requests
+    /// match (TOML values, inline): a policy such as `rate_limit`.
+    pub route: Vec<(String, String)>,
+    /// ringway: the route splits its requests between two clusters of one
+    /// origin each, driven by a rollout (the scenario's `[rollout]`).
+    pub split: Option<Split>,
     /// HAProxy: lines at the end of `backend origin`.
     pub haproxy_backend: Vec<String>,
     /// HAProxy: words appended to every `server` line.
@@ -175,11 +182,46 @@ impl Tuning {
             .collect()
     }
 
+    /// `table` as one inline TOML value: `{ a = 1, b = "x" }`.
+    pub fn inline(table: &toml::Table) -> String {
+        let items: Vec<String> = Self::cluster_lines(table)
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        format!("{{ {} }}", items.join(", "))
+    }
+
     /// Whether the variant sets ringway cluster key `key`.
     fn sets(&self, key: &str) -> bool {
         self.cluster.iter().any(|(k, _)| k == key)
     }
 }
+
+/// ringway's catch-all route split between cluster [`STABLE`] and cluster
+/// [`CANARY`], each with one of the origins as its endpoint, the canary's
+/// weight moved by a rollout the agent drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The stable cluster's origin, an index into [`Layout::origins`].
+    pub stable: usize,
+    /// The canary cluster's origin, an index into [`Layout::origins`].
+    pub canary: usize,
+    /// The canary's weight in the split the route starts with, out of 100;
+    /// the stable cluster has the rest.
+    pub canary_weight: u32,
+    /// The route's `rollout` table, inline, the clusters' names included.
+    pub rollout: String,
+}
+
+/// The stable cluster of a [`Split`].
+pub const STABLE: &str = "stable";
+/// The canary cluster of a [`Split`].
+pub const CANARY: &str = "canary";
+/// The name of ringway's catch-all route, the one the load's requests
+/// match when the table has no other routes.
+pub const CATCH_ALL: &str = "all";
+/// The name of ringway's listener.
+pub const LISTENER: &str = "bench";
 
 /// The size of ringway's routing table (see [`ringway`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -326,17 +368,31 @@ idle_timeout = \"{IDLE_TIMEOUT_SECS}s\"
     }
     text.push_str(&observe::ringway_access_log(layout));
     let table = layout.table;
+    let tuning = &layout.tuning;
     match layout.mode {
-        Mode::Http if table.routes == 0 => text.push_str(
-            "\
+        Mode::Http if table.routes == 0 => {
+            text.push_str(
+                "\
 protocol = \"http\"
 
   [[listeners.routes]]
   name = \"all\"
   path_prefix = \"/\"
-  cluster = \"origin\"
 ",
-        ),
+            );
+            match &tuning.split {
+                Some(split) => text.push_str(&format!(
+                    "  # The rollout's split: the agent moves the canary's weight.\n  \
+                     split = [{{ cluster = \"{STABLE}\", weight = {stable} }}, \
+                     {{ cluster = \"{CANARY}\", weight = {canary} }}]\n  rollout = {rollout}\n",
+                    stable = 100u32.saturating_sub(split.canary_weight),
+                    canary = split.canary_weight,
+                    rollout = split.rollout,
+                )),
+                None => text.push_str("  cluster = \"origin\"\n"),
+            }
+            text.push_str(&route_lines(tuning));
+        }
         Mode::Http => {
             text.push_str(&format!(
                 "protocol = \"http\"\n# {n} routes; requests for {host}{prefix} match the last one.\n",
@@ -356,6 +412,9 @@ protocol = \"http\"
                     route_host(i),
                     route_prefix(i)
                 ));
+                if i == 0 {
+                    text.push_str(&route_lines(tuning));
+                }
             }
         }
         Mode::Tcp => text.push_str(
@@ -365,15 +424,43 @@ cluster = \"origin\"
 ",
         ),
     }
+    match &tuning.split {
+        Some(split) => {
+            let origin = |i: usize| -> Vec<SocketAddr> {
+                layout.origins.get(i).copied().into_iter().collect()
+            };
+            text.push_str(&ringway_cluster(layout, STABLE, &origin(split.stable)));
+            text.push_str(&ringway_cluster(layout, CANARY, &origin(split.canary)));
+        }
+        None => text.push_str(&ringway_cluster(layout, "origin", &layout.origins)),
+    }
+    if table.clusters > 0 {
+        text.push_str(&format!(
+            "\n# {n} more clusters, {ENDPOINTS_PER_CLUSTER} endpoints each drawn from {POOL_USED} addresses\n\
+             # of 127.0.1.0/24 that nothing listens on and nothing connects to.\n",
+            n = table.clusters
+        ));
+    }
+    for k in 0..table.clusters {
+        let endpoints: Vec<SocketAddr> = (0..ENDPOINTS_PER_CLUSTER)
+            .map(|j| pool_address((k * ENDPOINTS_PER_CLUSTER + j) % POOL_USED))
+            .collect();
+        text.push_str(&format!(
+            "\n[[clusters]]\nname = \"c{k}\"\nendpoints = [{}]\nconnect_timeout = \"1s\"\n",
+            quoted(&endpoints)
+        ));
+    }
+    text
+}
+
+/// One `[[clusters]]` entry of ringway's configuration: `endpoints` with
+/// the generated settings, then the variant's own.
+fn ringway_cluster(layout: &Layout, name: &str, endpoints: &[SocketAddr]) -> String {
     let tuning = &layout.tuning;
-    text.push_str(&format!(
-        "
-[[clusters]]
-name = \"origin\"
-endpoints = [{origins}]
-",
-        origins = quoted(&layout.origins)
-    ));
+    let mut text = format!(
+        "\n[[clusters]]\nname = \"{name}\"\nendpoints = [{}]\n",
+        quoted(endpoints)
+    );
     if !tuning.sets("connect_timeout") {
         text.push_str("connect_timeout = \"1s\"\n");
     }
@@ -399,21 +486,18 @@ endpoints = [{origins}]
             text.push_str(&format!("{k} = {v}\n"));
         }
     }
-    if table.clusters > 0 {
-        text.push_str(&format!(
-            "\n# {n} more clusters, {ENDPOINTS_PER_CLUSTER} endpoints each drawn from {POOL_USED} addresses\n\
-             # of 127.0.1.0/24 that nothing listens on and nothing connects to.\n",
-            n = table.clusters
-        ));
+    text
+}
+
+/// The variant's own keys of the route the load's requests match, indented
+/// as the route's other keys.
+fn route_lines(tuning: &Tuning) -> String {
+    if tuning.route.is_empty() {
+        return String::new();
     }
-    for k in 0..table.clusters {
-        let endpoints: Vec<SocketAddr> = (0..ENDPOINTS_PER_CLUSTER)
-            .map(|j| pool_address((k * ENDPOINTS_PER_CLUSTER + j) % POOL_USED))
-            .collect();
-        text.push_str(&format!(
-            "\n[[clusters]]\nname = \"c{k}\"\nendpoints = [{}]\nconnect_timeout = \"1s\"\n",
-            quoted(&endpoints)
-        ));
+    let mut text = String::from("  # The variant's own settings (the scenario file's `route`).\n");
+    for (k, v) in &tuning.route {
+        text.push_str(&format!("  {k} = {v}\n"));
     }
     text
 }

@@ -2,6 +2,10 @@
 //! of their requests or crash while the load runs, and what each system
 //! made of it.
 //!
+//! A rollout scenario (`[rollout]`) runs here too, faults or none: each
+//! run's ringway starts its rollout over, and a sampler follows it while
+//! the load runs ([`super::rollout`]).
+//!
 //! Every run starts fresh origins, each given its part of the schedule
 //! ([`schedule`]), so that a crashed origin is back for the next system and
 //! every system meets the same faults at the same moment of its run. The
@@ -22,6 +26,7 @@ use super::guard;
 use super::measure::{Runner, Upstream};
 use super::origins::Origins;
 use super::results::Results;
+use super::rollout::{Plan, Sampler};
 use super::run::{round_order, start, stop, Ctx, Entry};
 use super::scenario::Scenario;
 
@@ -174,7 +179,19 @@ fn one_rate(
             dir: &ctx.dir,
             faults: true,
         };
+        let sampler = s
+            .rollout
+            .as_ref()
+            .filter(|_| entry.kind.is_ringway())
+            .map(|r| {
+                Sampler::start(Plan {
+                    admin: entry.admin,
+                    every: r.sample_every,
+                    core: ctx.load_cores.first().copied(),
+                })
+            });
         let measured = runner.measure(&system, name, &label, Some(round), Some(rate));
+        let trace = sampler.map(|x| x.finish(s, name, round, rate, &label));
         stop(system, name, round, results);
         let reports = origins.stop_each();
         let mut m = match measured {
@@ -200,6 +217,10 @@ fn one_rate(
             }
             _ => {
                 results.runs.push(m);
+                if let Some(trace) = trace {
+                    results.problems.extend(trace.problems());
+                    results.rollouts.push(trace);
+                }
                 return;
             }
         }

@@ -9,7 +9,10 @@
 //! it; [`guard`] waits for a quiet machine and judges each run; [`churn`]
 //! posts tables to a churning ringway; [`idle`] holds the idle connections
 //! of the memory run; [`faults`] runs the fault scenarios, each run with
-//! origins of its own that misbehave on schedule; [`profile`] runs `perf`;
+//! origins of its own that misbehave on schedule (and the rollout
+//! scenarios, whose runs [`rollout`] follows through ringway's admin API);
+//! [`policy`] checks that a route policy meant to stay idle refused
+//! nothing; [`profile`] runs `perf`;
 //! [`pki`] mints a TLS scenario's certificates and [`admission`] checks
 //! whom each TLS listener lets in; [`sidecar`] lays out the two halves of
 //! each system in a pair scenario; [`observe`] serves the collector sink
@@ -28,9 +31,11 @@ mod observe;
 mod origins;
 pub mod pki;
 pub mod plot;
+mod policy;
 mod profile;
 mod report;
 mod results;
+mod rollout;
 mod run;
 pub mod scenario;
 mod sidecar;

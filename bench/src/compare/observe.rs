@@ -210,6 +210,22 @@ impl Exposition {
             .sum()
     }
 
+    /// The sum of metric `name` over the label sets that have `label` set
+    /// to `value` (0 when none has).
+    pub fn sum_where(&self, name: &str, label: &str, value: &str) -> f64 {
+        let wanted = format!("{label}=\"{value}\"");
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                label_pairs(l).is_some_and(|pairs| pairs.iter().any(|p| p.trim() == wanted))
+            })
+            .filter_map(sample)
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     /// ringway's access log counters.
     pub fn access_log(&self) -> RingwayLog {
         RingwayLog {
@@ -234,6 +250,34 @@ impl Exposition {
             collector_bytes: 0,
         }
     }
+}
+
+/// A sample line's `key="value"` label pairs, as written; `None` for a
+/// line without labels.
+fn label_pairs(line: &str) -> Option<Vec<&str>> {
+    let line = line.trim();
+    let open = line.find(['{', ' '])?;
+    let rest = line[open..].strip_prefix('{')?;
+    let mut pairs = Vec::new();
+    let (mut quoted, mut escaped, mut start) = (false, false, 0);
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' | '}' if !quoted => {
+                if !rest[start..i].trim().is_empty() {
+                    pairs.push(&rest[start..i]);
+                }
+                if c == '}' {
+                    return Some(pairs);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A sample line's metric name and value (`name{labels} value

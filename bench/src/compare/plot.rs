@@ -1,5 +1,6 @@
-//! SVG plots of a `compare` run: latency against offered load, and the
-//! latency spectrum (latency at each percentile) of one run.
+//! SVG plots of a `compare` run: latency against offered load, the
+//! latency spectrum (latency at each percentile) of one run, and a
+//! rollout over time ([`rollout()`]).
 //!
 //! Both plots put latency on a log axis: at the tail the systems differ by
 //! orders of magnitude, and a linear axis would press every median flat
@@ -19,6 +20,10 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+pub use self::rollout::{rollout, Mark, MarkKind, Rollout, Side};
+
+mod rollout;
 
 /// Width and height of every plot, in pixels: room for eight legend lines
 /// beside the curves, and a 16:10 shape that fits a report page.
@@ -545,7 +550,7 @@ mod tests {
 
     /// Reads a plot back, checks that it is one whole SVG document, and
     /// returns the text of its `<text>` elements.
-    fn read_svg(path: &Path) -> Vec<String> {
+    pub(super) fn read_svg(path: &Path) -> Vec<String> {
         let svg = std::fs::read_to_string(path).unwrap();
         assert!(svg.starts_with("<svg"), "{}: {svg:.80}", path.display());
         assert!(svg.trim_end().ends_with("</svg>"), "{}", path.display());

@@ -6,8 +6,10 @@ use super::admission::Admission;
 use super::churn::ChurnRound;
 use super::measure::Measured;
 use super::observe::Observed;
+use super::policy::Refusals;
 use super::profile::Profile;
 use super::report::RatioTable;
+use super::rollout::RolloutTrace;
 
 /// Everything measured.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +59,12 @@ pub struct Results {
     /// lines against requests, ringway's record and span counters, what
     /// the collector sink received.
     pub observed: Vec<Observed>,
+    /// What the route policy of each ringway system with one refused, at
+    /// the end of each of its rounds: nothing, for an idle policy.
+    pub refusals: Vec<Refusals>,
+    /// The rollout of each run of a rollout scenario, as the sampler
+    /// followed it.
+    pub rollouts: Vec<RolloutTrace>,
     /// Things the reader must know about how the run went (a limit that
     /// capped the idle connections, the guard giving up waiting).
     pub notes: Vec<String>,

@@ -19,7 +19,7 @@ use self::profiling::profile_run;
 use self::tls::{admissions, pair_setup};
 use super::aes;
 use super::churn::{ChurnBook, ChurnPlan};
-use super::configs::{self, Layout, ListenerTls, Mode, Observe, Table, Tracing, Tuning};
+use super::configs::{self, Layout, ListenerTls, Mode, Observe, Split, Table, Tracing, Tuning};
 use super::faults;
 use super::guard;
 use super::idle;
@@ -27,6 +27,7 @@ use super::measure::{Measured, Runner};
 use super::observe::Collector;
 use super::origins::Origins;
 use super::pki::Pki;
+use super::policy::Refusals;
 use super::report::{self, RatioPair};
 use super::results::{
     GuardSettings, MemoryReading, ObserveSetup, OriginCheck, Results, Setup, TlsSetup,
@@ -72,7 +73,7 @@ pub(super) struct Entry {
     /// presents one.
     client_auth: bool,
     listen: SocketAddr,
-    admin: SocketAddr,
+    pub(super) admin: SocketAddr,
     /// A sidecar pair's inbound half (`pair = true`).
     inbound: Option<Ends>,
     /// It writes a JSON access log line per request.
@@ -174,8 +175,9 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         );
         aes::seconds_per_gb(s.cores.proxy)
     });
-    // A fault scenario starts fresh origins for each run instead.
-    let faulty = !s.faults.is_empty();
+    // A fault scenario starts fresh origins for each run instead, and so
+    // does a rollout (with a fresh ringway, whose rollout starts over).
+    let faulty = !s.faults.is_empty() || s.rollout.is_some();
     let origins = if faulty {
         None
     } else {
@@ -265,6 +267,8 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         origin_check: None,
         admissions: Vec::new(),
         observed: Vec::new(),
+        refusals: Vec::new(),
+        rollouts: Vec::new(),
         faults: s.faults.iter().map(faults::describe).collect(),
         notes,
         problems: aes
@@ -427,6 +431,13 @@ fn round_of(
             &system, name, mode, round, ctx.idle, request,
         ));
     }
+    // A route policy that acted turns the round's figures into those of
+    // its refusals.
+    if entry.kind.is_ringway() && !entry.tuning.route.is_empty() {
+        let refusals = Refusals::read(entry.admin, name, round);
+        results.problems.extend(refusals.problem());
+        results.refusals.push(refusals);
+    }
     if entry.observed() {
         turn.observe(ctx, entry, system, round, unmeasured_sent, results);
     } else {
@@ -533,7 +544,10 @@ fn entries(
             },
             splice: variant.is_some_and(|v| v.splice),
             churn: variant.and_then(|v| v.churn.clone()),
-            tuning: variant.map(tuning).unwrap_or_default(),
+            tuning: Tuning {
+                split: s.rollout.as_ref().filter(|_| kind.is_ringway()).map(split),
+                ..variant.map(tuning).unwrap_or_default()
+            },
             tls,
             client_auth: tls && variant.and_then(|v| v.client_auth).unwrap_or(s.client_auth),
             listen: free_addr(),
@@ -565,11 +579,31 @@ fn tuning(v: &super::scenario::Variant) -> Tuning {
             .as_ref()
             .map(Tuning::cluster_lines)
             .unwrap_or_default(),
+        route: v
+            .route
+            .as_ref()
+            .map(Tuning::cluster_lines)
+            .unwrap_or_default(),
+        split: None,
         haproxy_backend: haproxy.backend,
         haproxy_server: haproxy.server.trim().to_owned(),
         nginx_upstream: nginx.upstream,
         nginx_server: nginx.server.trim().to_owned(),
         nginx_location: nginx.location,
+    }
+}
+
+/// ringway's split for the scenario's `[rollout]`: its route's `rollout`
+/// table names the two clusters the bench writes.
+fn split(r: &super::scenario::Rollout) -> Split {
+    let mut table = r.settings.clone();
+    table.insert("canary".into(), configs::CANARY.into());
+    table.insert("stable".into(), configs::STABLE.into());
+    Split {
+        stable: r.stable_origin,
+        canary: r.canary_origin,
+        canary_weight: r.canary_weight,
+        rollout: Tuning::inline(&table),
     }
 }
 

@@ -16,6 +16,21 @@ const VARIANT_BASES: [&str; 4] = ["ringway", "baseline", "haproxy", "nginx"];
 /// itself and a variant's `cluster` may not set (`tls`: a pair's outbound
 /// half's, to its inbound half).
 const OWN_CLUSTER_KEYS: [&str; 3] = ["name", "endpoints", "tls"];
+/// Keys of ringway's route that the generated config writes itself and a
+/// variant's `route` may not set: what the route matches and what it
+/// does with them: it forwards to the origins (a `split` and its
+/// `rollout` come from the scenario's `[rollout]`).
+const OWN_ROUTE_KEYS: [&str; 9] = [
+    "name",
+    "host",
+    "path",
+    "path_prefix",
+    "cluster",
+    "split",
+    "redirect",
+    "direct",
+    "rollout",
+];
 /// Most origins a scenario may run.
 pub const MAX_ORIGINS: usize = 16;
 
@@ -97,6 +112,42 @@ pub struct Scenario {
     /// run without. A variant's `tracing_sample` sets its own.
     #[serde(default)]
     pub tracing_sample: Option<f64>,
+    /// HTTP, ringway only: the catch-all route splits its requests between
+    /// two clusters of one origin each, and a rollout moves the canary's
+    /// weight while the load runs; a sampler follows it through the admin
+    /// API and the report plots it.
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
+}
+
+/// `[rollout]`: ringway's catch-all route sends its requests to cluster
+/// `stable` (one origin) and cluster `canary` (another) by weight, and the
+/// route's `rollout` steps the canary's weight up, holds it, or rolls it
+/// back, from what each interval's requests met. The scenario's
+/// `[[faults]]` make the canary's origin misbehave.
+///
+/// The section's own keys are the bench's; every other key is one of the
+/// route's `rollout` keys (`steps`, `interval`, the bounds), written into
+/// ringway's configuration as it is, where ringway checks it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rollout {
+    /// The stable cluster's origin, by index.
+    #[serde(default)]
+    pub stable_origin: usize,
+    /// The canary cluster's origin, by index.
+    #[serde(default = "one")]
+    pub canary_origin: usize,
+    /// The canary's weight in the split the route starts with, out of 100
+    /// (the stable cluster has the rest).
+    #[serde(default = "five_percent")]
+    pub canary_weight: u32,
+    /// How often the sampler reads the rollout's state during a load run.
+    #[serde(default = "quarter_second", deserialize_with = "duration")]
+    pub sample_every: Duration,
+    /// The route's `rollout` keys, as ringway reads them; the bench adds
+    /// `canary` and `stable`, the clusters' names.
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
 /// `[[faults]]`: origins that turn slow, fail a share of their requests,
@@ -332,6 +383,11 @@ pub struct Variant {
     /// generated ones of the same name.
     #[serde(default)]
     pub cluster: Option<toml::Table>,
+    /// ringway: keys added to the route the load's requests match (the
+    /// catch-all route, or `r0` of a large table) as they are: a policy
+    /// such as `rate_limit`, configured beside the forwarding.
+    #[serde(default)]
+    pub route: Option<toml::Table>,
     /// HAProxy: lines of its own.
     #[serde(default)]
     pub haproxy: Option<HaproxyLines>,
@@ -542,6 +598,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
     check_tls(s)?;
     check_pair(s)?;
     check_observe(s)?;
+    check_rollout(s)?;
     if let Some(r) = s.sweep.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(format!("sweep.rates: {r} is not a positive rate"));
     }
@@ -609,8 +666,14 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
         ));
     }
     let ringway = v.of == "ringway" || v.of == "baseline";
-    if !ringway && (v.routes > 0 || v.clusters > 0 || v.churn.is_some() || v.cluster.is_some()) {
-        return at("routes, clusters, churn and cluster are ringway settings".into());
+    if !ringway
+        && (v.routes > 0
+            || v.clusters > 0
+            || v.churn.is_some()
+            || v.cluster.is_some()
+            || v.route.is_some())
+    {
+        return at("routes, clusters, churn, cluster and route are ringway settings".into());
     }
     if v.of != "haproxy" && (v.splice || v.haproxy.is_some()) {
         return at("splice and haproxy are HAProxy settings".into());
@@ -626,6 +689,16 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
         }
         if s.mode == ScenarioMode::Tcp && t.contains_key("retry") {
             return at("cluster.retry: a TCP listener has no requests to retry".into());
+        }
+    }
+    if let Some(t) = &v.route {
+        if s.mode == ScenarioMode::Tcp {
+            return at("route: a TCP listener has no routes".into());
+        }
+        if let Some(k) = OWN_ROUTE_KEYS.iter().find(|k| t.contains_key(**k)) {
+            return at(format!(
+                "route.{k}: the bench writes the route's {k} itself"
+            ));
         }
     }
     let mut lines: Vec<(&str, &str)> = Vec::new();
@@ -778,6 +851,82 @@ fn check_pair(s: &Scenario) -> Result<(), String> {
     Ok(())
 }
 
+/// The rollout's keys, and a scenario only ringway can run: every run
+/// starts fresh origins and a fresh ringway (a rollout that completed or
+/// rolled back in one run must start over in the next), open loop.
+fn check_rollout(s: &Scenario) -> Result<(), String> {
+    let Some(r) = &s.rollout else {
+        return Ok(());
+    };
+    let count = s.origin.count;
+    for (key, o) in [
+        ("stable_origin", r.stable_origin),
+        ("canary_origin", r.canary_origin),
+    ] {
+        if o >= count {
+            return Err(format!(
+                "rollout.{key}: {o} is not an origin (0 to {}, [origin] count)",
+                count - 1
+            ));
+        }
+    }
+    if r.stable_origin == r.canary_origin {
+        return Err("rollout: stable_origin and canary_origin are the same origin".into());
+    }
+    if r.canary_weight > 100 {
+        return Err(format!(
+            "rollout.canary_weight = {}: from 0 to 100",
+            r.canary_weight
+        ));
+    }
+    if r.sample_every.is_zero() {
+        return Err("rollout.sample_every: longer than zero".into());
+    }
+    if let Some(k) = ["canary", "stable"]
+        .iter()
+        .find(|k| r.settings.contains_key(**k))
+    {
+        return Err(format!(
+            "rollout.{k}: the bench names the clusters itself (stable_origin and \
+             canary_origin choose their origins)"
+        ));
+    }
+    if s.mode == ScenarioMode::Tcp {
+        return Err("rollout: a TCP listener has no routes to split; use mode = \"http\"".into());
+    }
+    if s.pair {
+        return Err("rollout: not in a pair scenario".into());
+    }
+    let fresh = "rollout: every run starts fresh origins and a fresh ringway, whose rollout \
+                 starts over";
+    if s.sweep.rates.is_empty() || s.sweep.max_throughput {
+        return Err(format!(
+            "{fresh}, open loop: set [sweep] rates and max_throughput = false"
+        ));
+    }
+    if s.memory.idle_connections + s.memory.idle_tcp_pairs > 0 {
+        return Err(format!(
+            "{fresh}: set [memory] idle_connections = 0 (no memory run)"
+        ));
+    }
+    for sys in &s.systems {
+        let v = s.variant(sys);
+        let base = v.map_or(sys.as_str(), |v| v.of.as_str());
+        if base != "ringway" && base != "baseline" {
+            return Err(format!(
+                "rollout: only ringway drives a rollout; {sys:?} cannot run in this scenario"
+            ));
+        }
+        if let Some(v) = v.filter(|v| v.routes > 0 || v.churn.is_some()) {
+            return Err(format!(
+                "variant {:?}: routes and churn change the table the rollout runs in",
+                v.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_faults(s: &Scenario) -> Result<(), String> {
     if s.faults.is_empty() {
         return Ok(());
@@ -899,6 +1048,12 @@ fn one_second() -> Duration {
 }
 fn five_seconds() -> Duration {
     Duration::from_secs(5)
+}
+fn quarter_second() -> Duration {
+    Duration::from_millis(250)
+}
+fn five_percent() -> u32 {
+    5
 }
 fn ten_minutes() -> Duration {
     Duration::from_secs(600)

@@ -295,6 +295,7 @@ fn a_variant_tunes_each_system_in_its_own_terms() {
         nginx_upstream: vec!["least_conn".into()],
         nginx_server: "max_fails=3 fail_timeout=10s".into(),
         nginx_location: vec!["proxy_next_upstream error timeout http_503".into()],
+        ..Tuning::default()
     };
     let l = Layout {
         origins: vec![
@@ -489,4 +490,108 @@ fn haproxy_logs_every_request_as_json_to_stdout() {
         !tcp.contains("log-format") && !tcp.contains("log stdout"),
         "{tcp}"
     );
+}
+
+#[test]
+fn a_variant_adds_its_policy_to_the_route_the_load_matches() {
+    let route: toml::Table =
+        toml::from_str("rate_limit = { requests_per_second = 10000000, burst = 1000000 }\n")
+            .expect("a table");
+    let tuned = Layout {
+        tuning: Tuning {
+            route: Tuning::cluster_lines(&route),
+            ..Tuning::default()
+        },
+        ..layout(Mode::Http)
+    };
+    let text = ringway(&tuned);
+    assert!(
+        text.lines().any(|l| l.starts_with("  rate_limit = {")),
+        "inline, indented as the route's keys:\n{text}"
+    );
+    let doc: toml::Table = toml::from_str(&text).expect("valid TOML");
+    let listener = &doc["listeners"].as_array().expect("listeners")[0];
+    let all = &listener["routes"].as_array().expect("routes")[0];
+    assert_eq!(all["name"].as_str(), Some(CATCH_ALL));
+    assert_eq!(all["cluster"].as_str(), Some("origin"));
+    assert_eq!(all["rate_limit"], route["rate_limit"]);
+    assert_eq!(listener["name"].as_str(), Some(LISTENER));
+
+    // In a large table it goes on `r0`, the route the requests match.
+    let large = Layout {
+        table: Table {
+            routes: 3,
+            clusters: 0,
+        },
+        ..tuned
+    };
+    let doc: toml::Table = toml::from_str(&ringway(&large)).expect("valid TOML");
+    let routes = doc["listeners"][0]["routes"].as_array().expect("routes");
+    for r in routes {
+        let limited = r.get("rate_limit").is_some();
+        assert_eq!(limited, r["name"].as_str() == Some("r0"), "{r}");
+    }
+    // Untuned, no route has it.
+    assert!(!ringway(&layout(Mode::Http)).contains("rate_limit"));
+}
+
+#[test]
+fn a_rollout_splits_the_catch_all_route_between_two_origins() {
+    let origins: Vec<SocketAddr> = ["127.0.0.1:18000", "127.0.0.1:18001", "127.0.0.1:18002"]
+        .iter()
+        .map(|a| a.parse().expect("an address"))
+        .collect();
+    let settings: toml::Table = toml::from_str(
+        "steps = [5, 10, 25, 50, 100]\ninterval = \"2s\"\nmax_error_rate_delta = 0.01\n\
+         canary = \"canary\"\nstable = \"stable\"\n",
+    )
+    .expect("a table");
+    let cluster: toml::Table = toml::from_str("lb = \"round_robin\"\n").expect("a table");
+    let l = Layout {
+        origins: origins.clone(),
+        tuning: Tuning {
+            cluster: Tuning::cluster_lines(&cluster),
+            split: Some(Split {
+                stable: 0,
+                canary: 2,
+                canary_weight: 5,
+                rollout: Tuning::inline(&settings),
+            }),
+            ..Tuning::default()
+        },
+        ..layout(Mode::Http)
+    };
+    let text = ringway(&l);
+    let doc: toml::Table = toml::from_str(&text).expect("valid TOML");
+    let all = &doc["listeners"][0]["routes"][0];
+    assert_eq!(all["name"].as_str(), Some(CATCH_ALL));
+    assert!(all.get("cluster").is_none(), "a split instead:\n{text}");
+    let split = all["split"].as_array().expect("a split");
+    let pairs: Vec<(&str, i64)> = split
+        .iter()
+        .map(|s| {
+            (
+                s["cluster"].as_str().expect("a cluster"),
+                s["weight"].as_integer().expect("a weight"),
+            )
+        })
+        .collect();
+    assert_eq!(pairs, [(STABLE, 95), (CANARY, 5)]);
+    assert_eq!(all["rollout"].as_table(), Some(&settings));
+
+    // One origin each, both with the generated settings and the variant's.
+    let clusters = doc["clusters"].as_array().expect("clusters");
+    assert_eq!(clusters.len(), 2, "{text}");
+    for (c, (name, origin)) in clusters
+        .iter()
+        .zip([(STABLE, origins[0]), (CANARY, origins[2])])
+    {
+        assert_eq!(c["name"].as_str(), Some(name));
+        let endpoints = c["endpoints"].as_array().expect("endpoints");
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints[0].as_str(), Some(origin.to_string().as_str()));
+        assert_eq!(c["pool_max_idle"].as_integer(), Some(96));
+        assert_eq!(c["lb"].as_str(), Some("round_robin"));
+    }
+    assert!(!text.contains("name = \"origin\""), "{text}");
 }

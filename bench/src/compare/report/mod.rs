@@ -1,4 +1,5 @@
-//! `report.md`, `results.json` and the plots of a comparison.
+//! `report.md`, `results.json` and the plots of a comparison (a rollout
+//! scenario's too: [`policy`]).
 //!
 //! Each figure is the median over the rounds with the min and max beside
 //! it; ratios divide medians, and the ratio tables also give the median of
@@ -8,6 +9,7 @@
 
 mod observe;
 mod pair;
+mod policy;
 mod sections;
 mod tls;
 
@@ -94,10 +96,14 @@ pub fn load_bound(m: &Measured, ceiling: Option<&Measured>) -> bool {
 pub struct Plots {
     latency: Option<String>,
     spectrum: Option<(String, f64)>,
+    rollouts: policy::RolloutPlots,
 }
 
 fn plots(r: &Results, dir: &Path) -> Result<Plots, String> {
-    let mut out = Plots::default();
+    let mut out = Plots {
+        rollouts: policy::plots(r, dir)?,
+        ..Plots::default()
+    };
     let rates = rates(r);
     if rates.is_empty() {
         return Ok(out);
@@ -332,6 +338,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
     }
 
     sections::faults(&mut md, r);
+    policy::rollouts(&mut md, r, &plots.rollouts);
     tls::section(&mut md, r);
     pair::section(&mut md, r);
 
@@ -385,6 +392,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
 
     sections::per_gb(&mut md, r);
     sections::ratios(&mut md, r);
+    policy::refusals(&mut md, r);
     observe::section(&mut md, r);
     sections::churn(&mut md, r);
     sections::memory(&mut md, r);

@@ -325,10 +325,18 @@ pub fn faults(md: &mut String, r: &Results) {
         return;
     }
     let _ = writeln!(md, "## Faults\n");
-    let _ = writeln!(
-        md,
-        "Every run had origins of its own, started fresh, misbehaving on this schedule:\n"
-    );
+    if r.faults.is_empty() {
+        // A rollout scenario without faults: fresh origins all the same.
+        let _ = writeln!(
+            md,
+            "Every run had origins of its own, started fresh, none of them misbehaving:\n"
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "Every run had origins of its own, started fresh, misbehaving on this schedule:\n"
+        );
+    }
     for f in &r.faults {
         let _ = writeln!(md, "- {f}");
     }

@@ -262,3 +262,145 @@ fn the_shipped_scenarios_parse() {
     }
     assert!(n >= 10, "{n} scenarios in {}", dir.display());
 }
+
+#[test]
+fn a_variant_adds_keys_to_ringways_route() {
+    let s = parse(
+        "name = \"p\"\nsystems = [\"ringway\", \"limited\"]\n\
+         [[variants]]\nname = \"limited\"\nof = \"ringway\"\n\
+         [variants.route]\n\
+         rate_limit = { requests_per_second = 10000000, burst = 1000000 }\n",
+    )
+    .unwrap();
+    let route = s.variant("limited").unwrap().route.as_ref().unwrap();
+    let limit = route["rate_limit"].as_table().unwrap();
+    assert_eq!(limit["requests_per_second"].as_integer(), Some(10_000_000));
+    assert_eq!(limit["burst"].as_integer(), Some(1_000_000));
+
+    let bad = |body: &str, needle: &str| {
+        let e = parse(&format!("name = \"p\"\n{body}")).unwrap_err();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    for base in ["nginx", "haproxy"] {
+        bad(
+            &format!(
+                "[[variants]]\nname = \"v\"\nof = \"{base}\"\n[variants.route]\nrate_limit = {{}}\n"
+            ),
+            "route are ringway settings",
+        );
+    }
+    for own in [
+        "name",
+        "path_prefix",
+        "cluster",
+        "split",
+        "direct",
+        "rollout",
+    ] {
+        bad(
+            &format!(
+                "[[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.route]\n{own} = \"x\"\n"
+            ),
+            &format!("route.{own}: the bench writes the route's {own} itself"),
+        );
+    }
+    bad(
+        "mode = \"tcp\"\n[sweep]\nmax_throughput = true\n\
+         [[variants]]\nname = \"v\"\nof = \"ringway\"\n[variants.route]\nrate_limit = {}\n",
+        "route: a TCP listener has no routes",
+    );
+    // The baseline is a ringway too.
+    parse(
+        "name = \"p\"\n[[variants]]\nname = \"v\"\nof = \"baseline\"\n\
+         [variants.route]\nrate_limit = { requests_per_second = 5 }\n",
+    )
+    .unwrap();
+}
+
+/// A rollout scenario's common part: two origins, ringway alone, open loop.
+const ROLLOUT: &str = "name = \"r\"\nsystems = [\"ringway\"]\n[origin]\ncount = 3\n\
+    [sweep]\nrates = [500]\nmax_throughput = false\n[memory]\nidle_connections = 0\n";
+
+#[test]
+fn a_rollout_section_passes_ringways_keys_through() {
+    let s = parse(&format!(
+        "{ROLLOUT}[rollout]\ncanary_origin = 2\ncanary_weight = 10\nsample_every = \"100ms\"\n\
+         steps = [10, 50, 100]\ninterval = \"2s\"\nmax_error_rate_delta = 0.01\n"
+    ))
+    .unwrap();
+    let r = s.rollout.unwrap();
+    assert_eq!(
+        (r.stable_origin, r.canary_origin, r.canary_weight),
+        (0, 2, 10)
+    );
+    assert_eq!(r.sample_every, Duration::from_millis(100));
+    // Only ringway's keys are left for the route's `rollout`.
+    let keys: Vec<&str> = r.settings.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["interval", "max_error_rate_delta", "steps"]);
+
+    let d = parse(&format!("{ROLLOUT}[rollout]\n"))
+        .unwrap()
+        .rollout
+        .unwrap();
+    assert_eq!(
+        (d.stable_origin, d.canary_origin, d.canary_weight),
+        (0, 1, 5)
+    );
+    assert_eq!(d.sample_every, Duration::from_millis(250));
+}
+
+#[test]
+fn a_rollout_scenario_is_checked() {
+    let bad = |text: String, needle: &str| {
+        let e = parse(&text).unwrap_err();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    bad(
+        format!("{ROLLOUT}[rollout]\ncanary_origin = 3\n"),
+        "rollout.canary_origin: 3 is not an origin (0 to 2",
+    );
+    bad(
+        format!("{ROLLOUT}[rollout]\nstable_origin = 1\n"),
+        "the same origin",
+    );
+    bad(
+        format!("{ROLLOUT}[rollout]\ncanary_weight = 101\n"),
+        "from 0 to 100",
+    );
+    bad(
+        format!("{ROLLOUT}[rollout]\nsample_every = \"0s\"\n"),
+        "sample_every: longer than zero",
+    );
+    bad(
+        format!("{ROLLOUT}[rollout]\ncanary = \"v2\"\n"),
+        "rollout.canary: the bench names the clusters itself",
+    );
+    bad(
+        format!("{ROLLOUT}[rollout]\nsample_every = \"soon\"\n"),
+        "soon",
+    );
+    bad(
+        ROLLOUT.replace("[\"ringway\"]", "[\"ringway\", \"nginx\"]") + "[rollout]\n",
+        "only ringway drives a rollout; \"nginx\"",
+    );
+    bad(
+        ROLLOUT.replace("max_throughput = false", "max_throughput = true") + "[rollout]\n",
+        "max_throughput = false",
+    );
+    bad(
+        ROLLOUT.replace("idle_connections = 0", "idle_connections = 10") + "[rollout]\n",
+        "idle_connections = 0",
+    );
+    bad(
+        ROLLOUT.replace("[\"ringway\"]", "[\"ringway\", \"big\"]")
+            + "[rollout]\n[[variants]]\nname = \"big\"\nof = \"ringway\"\nroutes = 5\n",
+        "routes and churn change the table",
+    );
+    // Variants of ringway, and the baseline, run a rollout too.
+    parse(
+        &(ROLLOUT.replace("[\"ringway\"]", "[\"ringway\", \"baseline\", \"rr\"]")
+            + "[rollout]\n[[variants]]\nname = \"rr\"\nof = \"ringway\"\n\
+               [variants.cluster]\nlb = \"round_robin\"\n"),
+    )
+    .unwrap();
+}
