@@ -12,6 +12,7 @@ pub(crate) use self::access_log::new_output_id;
 mod authz;
 mod http;
 mod retry;
+mod rollout;
 mod route;
 mod tls;
 mod tracing;

@@ -287,6 +287,18 @@ fn describe_route(table: &Table, route: &Route) -> String {
             if let Some(rewrite) = &f.rewrite_prefix {
                 let _ = write!(text, " (prefix rewritten to {rewrite})");
             }
+            if let Some(plan) = &f.rollout {
+                let name = |i: usize| &table.cluster(f.targets[i].cluster).name;
+                let steps: Vec<String> = plan.steps.iter().map(u32::to_string).collect();
+                let _ = write!(
+                    text,
+                    " (rollout of {} over {}: steps {} every {})",
+                    name(plan.canary),
+                    name(plan.stable),
+                    steps.join(" "),
+                    duration::format(plan.interval)
+                );
+            }
             text
         }
         RouteAction::Redirect(r) => {
@@ -810,6 +822,41 @@ struct OutRoute<'a> {
     response_headers: Option<OutEdits<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry: Option<OutRetry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<OutRollout<'a>>,
+}
+
+/// A route's `rollout`, every default filled in.
+#[derive(Serialize)]
+struct OutRollout<'a> {
+    canary: &'a str,
+    stable: &'a str,
+    steps: &'a [u32],
+    interval: String,
+    max_error_rate_delta: f64,
+    max_p99_ratio: f64,
+    min_requests: u64,
+    min_p99: String,
+}
+
+impl<'a> OutRollout<'a> {
+    fn new(
+        table: &'a Table,
+        forward: &'a dataplane::table::route::Forward,
+        plan: &'a dataplane::table::rollout::Rollout,
+    ) -> Self {
+        let name = |i: usize| &*table.cluster(forward.targets[i].cluster).name;
+        Self {
+            canary: name(plan.canary),
+            stable: name(plan.stable),
+            steps: &plan.steps,
+            interval: duration::format(plan.interval),
+            max_error_rate_delta: plan.max_error_rate_delta,
+            max_p99_ratio: plan.max_p99_ratio,
+            min_requests: plan.min_requests,
+            min_p99: duration::format(plan.min_p99),
+        }
+    }
 }
 
 impl<'a> OutRoute<'a> {
@@ -842,6 +889,7 @@ impl<'a> OutRoute<'a> {
             request_headers: OutEdits::new(&route.request_headers),
             response_headers: OutEdits::new(&route.response_headers),
             retry: None,
+            rollout: None,
         };
         match &route.action {
             RouteAction::Forward(f) => {
@@ -865,6 +913,7 @@ impl<'a> OutRoute<'a> {
                 }
                 out.rewrite_prefix = f.rewrite_prefix.as_deref();
                 out.retry = f.retry.as_deref().map(OutRetry::new);
+                out.rollout = f.rollout.as_deref().map(|p| OutRollout::new(table, f, p));
             }
             RouteAction::Redirect(r) => {
                 out.redirect = Some(OutRedirect {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use dataplane::table::access::LogOutput;
 
+use dataplane::table::rollout::WatchTally;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTally, ConnectionTally, HttpTally};
 use dataplane::table::{Service, Table};
@@ -36,6 +37,8 @@ pub(crate) struct Tallies {
     listeners: HashMap<Arc<str>, Arc<HttpTally>>,
     routes: HashMap<RouteKey, Arc<HttpTally>>,
     targets: HashMap<TargetKey, Arc<HttpTally>>,
+    /// Rollout figures of route targets, by the target's label set.
+    watches: HashMap<TargetKey, Arc<WatchTally>>,
     authz: HashMap<AuthzKey, Arc<AuthzTally>>,
     connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
     /// The number of each access log output: the running table's, and
@@ -90,14 +93,15 @@ impl Tallies {
                 };
                 for target in &forward.targets {
                     let cluster = &table.cluster(target.cluster).name;
-                    tallies.targets.insert(
-                        (
-                            Arc::clone(name),
-                            Arc::clone(&route.name),
-                            Arc::clone(cluster),
-                        ),
-                        Arc::clone(&target.tally),
+                    let key = (
+                        Arc::clone(name),
+                        Arc::clone(&route.name),
+                        Arc::clone(cluster),
                     );
+                    if let Some(watch) = &target.watch {
+                        tallies.watches.insert(key.clone(), Arc::clone(watch));
+                    }
+                    tallies.targets.insert(key, Arc::clone(&target.tally));
                 }
             }
         }
@@ -130,6 +134,20 @@ impl Tallies {
         self.targets
             .get(&key)
             .map_or_else(|| self.fresh(), Arc::clone)
+    }
+
+    /// The rollout figures of the requests route `route` of listener
+    /// `listener` sends to cluster `cluster`.
+    pub(crate) fn watch(
+        &self,
+        listener: &Arc<str>,
+        route: &Arc<str>,
+        cluster: &Arc<str>,
+    ) -> Arc<WatchTally> {
+        let key = (Arc::clone(listener), Arc::clone(route), Arc::clone(cluster));
+        self.watches
+            .get(&key)
+            .map_or_else(|| Arc::new(WatchTally::new(self.workers)), Arc::clone)
     }
 
     /// The tally of authorization rule `rule` of listener `listener`

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod lb;
 pub mod outlier;
 pub mod retry;
+pub mod rollout;
 pub mod route;
 pub mod tally;
 

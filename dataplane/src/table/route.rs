@@ -19,7 +19,7 @@ use crate::proto::h1::path::PathRules;
 use crate::table::tally::HttpTally;
 
 /// An HTTP listener's settings and routes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpService {
     /// Size limits on what a client may send.
     pub limits: HttpLimits,
@@ -153,6 +153,14 @@ impl Routes {
     }
 }
 
+/// A copy rebuilds the index from the routes: it is made on the control
+/// thread (a rollout step changes one route's weights), never on a worker.
+impl Clone for Routes {
+    fn clone(&self) -> Self {
+        Self::new(self.list.clone())
+    }
+}
+
 impl Deref for Routes {
     type Target = [Route];
 
@@ -203,7 +211,7 @@ pub struct HttpTimeouts {
 }
 
 /// One route: conditions, an action, and header edits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Route {
     /// Operator-given name (unique within its listener), used in metrics.
     pub name: Arc<str>,
@@ -280,7 +288,7 @@ pub enum HeaderTest {
 }
 
 /// What a route does.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RouteAction {
     /// Forward upstream to one of the clusters, picked by weight.
     Forward(Forward),
@@ -291,7 +299,7 @@ pub enum RouteAction {
 }
 
 /// Forwarding upstream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Forward {
     /// Clusters with their weights; one entry for a plain forward, several
     /// for a split (canary, gray release). Never empty; weights are not all 0.
@@ -305,10 +313,13 @@ pub struct Forward {
     /// The route's retry policy, for every target; `None`: each target's
     /// cluster's own.
     pub retry: Option<Arc<super::retry::RetryPolicy>>,
+    /// The route's progressive rollout, when it has one: the control
+    /// agent moves the weights of its two targets (workers never read it).
+    pub rollout: Option<Arc<super::rollout::Rollout>>,
 }
 
 /// One cluster of a forward and its share.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// The cluster.
     pub cluster: ClusterId,
@@ -316,6 +327,9 @@ pub struct Target {
     pub weight: u32,
     /// Counters of requests this route sent to this cluster, per worker.
     pub tally: Arc<HttpTally>,
+    /// The figures a rollout compares, on the two targets of a route with
+    /// a rollout only.
+    pub watch: Option<Arc<super::rollout::WatchTally>>,
 }
 
 impl Forward {

@@ -326,10 +326,12 @@ impl Builder<'_> {
                         cluster,
                         weight: 1,
                         tally: tallies.target(listener, route, &target(text.get_ref())),
+                        watch: None,
                     }],
                     total_weight: 1,
                     rewrite_prefix: None,
                     retry: None,
+                    rollout: None,
                 })
             });
             actions.push(("cluster", text.span(), action));
@@ -401,6 +403,13 @@ impl Builder<'_> {
             }
         };
 
+        let rollout = match &file.rollout {
+            None => Some(None),
+            Some(table) => self
+                .rollout(table, prefix, file.split.as_ref())
+                .map(Some),
+        };
+
         let action = match actions.as_mut_slice() {
             [] => {
                 self.report(
@@ -427,10 +436,19 @@ impl Builder<'_> {
             }
         };
         let mut action = action?;
-        let (rewrite, retry) = (rewrite?, retry?);
+        let (rewrite, retry, rollout) = (rewrite?, retry?, rollout?);
         if let RouteAction::Forward(forward) = &mut action {
             forward.rewrite_prefix = rewrite;
             forward.retry = retry;
+            if let Some(checked) = rollout {
+                for (i, cluster) in [
+                    (checked.plan.canary, &checked.canary),
+                    (checked.plan.stable, &checked.stable),
+                ] {
+                    forward.targets[i].watch = Some(tallies.watch(listener, route, cluster));
+                }
+                forward.rollout = Some(Arc::new(checked.plan));
+            }
         }
         Some(action)
     }
@@ -508,6 +526,7 @@ impl Builder<'_> {
                     cluster,
                     weight,
                     tally: tallies.target(listener, route, &Arc::from(name)),
+                    watch: None,
                 });
             }
         }
@@ -522,6 +541,7 @@ impl Builder<'_> {
                     total_weight,
                     rewrite_prefix: None,
                     retry: None,
+                    rollout: None,
                 })
             }
             Err(_) => format!(
