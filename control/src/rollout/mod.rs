@@ -7,3 +7,8 @@
 //! and writes the weights it decides into the next table.
 
 pub mod machine;
+mod live;
+
+pub use self::live::{Action, ActionError, Event, RolloutFigures, Rollouts, HISTORY};
+pub mod text;
+pub mod metrics;
