@@ -46,6 +46,7 @@ pub mod otel_python;
 pub mod otlp_receiver;
 pub mod pki;
 pub mod prometheus;
+pub mod rollout;
 pub mod tls_client;
 pub mod trace;
 
