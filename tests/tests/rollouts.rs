@@ -105,22 +105,36 @@ fn a_healthy_canary_is_promoted_through_every_step() {
     let publications_before = admin::stats(config.admin).u64("/publish_latency_us/count");
     let first = rollout(config.admin, "web/api");
     assert_eq!(first["state"], "progressing", "{first}");
-    assert_eq!((first["canary_weight"].as_u64(), first["stable_weight"].as_u64()), (Some(0), Some(100)));
+    assert_eq!(
+        (
+            first["canary_weight"].as_u64(),
+            first["stable_weight"].as_u64()
+        ),
+        (Some(0), Some(100))
+    );
     assert_eq!(decisions(&first), ["start"]);
 
     let load = Load::start(config.listen, 2);
-    let done = wait_rollout(config.admin, "web/api", "the rollout completes", LONG, |r| {
-        state_is(r, "complete")
-    });
+    let done = wait_rollout(
+        config.admin,
+        "web/api",
+        "the rollout completes",
+        LONG,
+        |r| state_is(r, "complete"),
+    );
     let history = history(&done);
     // Start, then steps (and holds while a window had too few requests),
     // ending with the step to 100.
-    let moves: Vec<&Value> = history
+    let moves: Vec<&Value> = history.iter().filter(|d| d["decision"] != "hold").collect();
+    let kinds: Vec<&str> = moves
         .iter()
-        .filter(|d| d["decision"] != "hold")
+        .map(|d| d["decision"].as_str().unwrap_or("?"))
         .collect();
-    let kinds: Vec<&str> = moves.iter().map(|d| d["decision"].as_str().unwrap_or("?")).collect();
-    assert_eq!(kinds, ["start", "step", "step", "step", "step", "complete"], "{done}");
+    assert_eq!(
+        kinds,
+        ["start", "step", "step", "step", "step", "complete"],
+        "{done}"
+    );
     let weights: Vec<u64> = moves[1..]
         .iter()
         .map(|d| d["canary_weight"].as_u64().unwrap_or(0))
@@ -132,9 +146,16 @@ fn a_healthy_canary_is_promoted_through_every_step() {
     // Each move was published as its own generation, one after another.
     let generations: Vec<u64> = moves[1..]
         .iter()
-        .map(|d| d["generation"].as_u64().expect("a step names its generation"))
+        .map(|d| {
+            d["generation"]
+                .as_u64()
+                .expect("a step names its generation")
+        })
         .collect();
-    assert!(generations.windows(2).all(|w| w[0] < w[1]), "{generations:?}");
+    assert!(
+        generations.windows(2).all(|w| w[0] < w[1]),
+        "{generations:?}"
+    );
     let last = *generations.last().expect("five moves");
     wait_acked(config.admin, last);
     let stats = admin::stats(config.admin);
@@ -192,7 +213,10 @@ fn a_healthy_canary_is_promoted_through_every_step() {
         .sum();
     assert_eq!(steps, 4.0);
     let log = proxy.stderr();
-    assert!(log.contains("ringway: rollout web/api: complete (canary 100, stable 0), generation"), "{log}");
+    assert!(
+        log.contains("ringway: rollout web/api: complete (canary 100, stable 0), generation"),
+        "{log}"
+    );
     proxy.stop().assert_clean();
 }
 
@@ -237,7 +261,10 @@ fn a_canary_that_starts_failing_is_rolled_back_within_one_interval() {
         }
         state_is(r, "rolled_back")
     });
-    assert_eq!((r["canary_weight"].as_u64(), r["stable_weight"].as_u64()), (Some(0), Some(100)));
+    assert_eq!(
+        (r["canary_weight"].as_u64(), r["stable_weight"].as_u64()),
+        (Some(0), Some(100))
+    );
     // "Within one interval": a decision whose window lies wholly after the
     // failures began is a hold (too few requests) or the rollback, never a
     // step; only the one window under way when they began may have
@@ -252,7 +279,10 @@ fn a_canary_that_starts_failing_is_rolled_back_within_one_interval() {
         let start = end - d["window_ms"].as_u64().unwrap_or(0);
         let kind = d["decision"].as_str().unwrap_or("?");
         if start >= began {
-            assert!(matches!(kind, "hold" | "rollback"), "{kind} after failures: {r}");
+            assert!(
+                matches!(kind, "hold" | "rollback"),
+                "{kind} after failures: {r}"
+            );
         } else if kind != "hold" && kind != "rollback" {
             straddling_moves += 1;
         }
@@ -262,17 +292,26 @@ fn a_canary_that_starts_failing_is_rolled_back_within_one_interval() {
     assert_eq!(rollback["decision"], "rollback");
     let reason = rollback["reason"].as_str().unwrap_or("");
     assert!(reason.starts_with("error rate "), "{reason}");
-    assert!(rollback["canary"]["failures"].as_u64().unwrap_or(0) >= 2, "{rollback}");
+    assert!(
+        rollback["canary"]["failures"].as_u64().unwrap_or(0) >= 2,
+        "{rollback}"
+    );
     assert_eq!(rollback["stable"]["failures"], 0);
 
     // Once the rollback runs everywhere, all traffic goes to stable.
-    wait_acked(config.admin, rollback["generation"].as_u64().expect("published"));
+    wait_acked(
+        config.admin,
+        rollback["generation"].as_u64().expect("published"),
+    );
     let before = load.tally();
     let after = load.wait_more(&before, 200, SOON).since(&before);
     assert_eq!(after.from("v2"), 0, "{after:?}");
     drop(load);
     let log = proxy.stderr();
-    assert!(log.contains("ringway: rollout web/api: rollback (canary 0, stable 100)"), "{log}");
+    assert!(
+        log.contains("ringway: rollout web/api: rollback (canary 0, stable 100)"),
+        "{log}"
+    );
     proxy.stop().assert_clean();
 }
 
@@ -300,8 +339,14 @@ fn a_canary_three_times_slower_at_p99_is_rolled_back() {
     let reason = rollback["reason"].as_str().unwrap_or("");
     assert!(reason.starts_with("p99 "), "{reason}");
     // The figures behind it: the origins' own delays are floors.
-    assert!(rollback["canary"]["p99_us"].as_u64().unwrap_or(0) >= 30_000, "{rollback}");
-    assert!(rollback["stable"]["p99_us"].as_u64().unwrap_or(0) >= 10_000, "{rollback}");
+    assert!(
+        rollback["canary"]["p99_us"].as_u64().unwrap_or(0) >= 30_000,
+        "{rollback}"
+    );
+    assert!(
+        rollback["stable"]["p99_us"].as_u64().unwrap_or(0) >= 10_000,
+        "{rollback}"
+    );
     assert_eq!(rollback["canary"]["failures"], 0);
     proxy.stop().assert_clean();
 }
@@ -341,16 +386,25 @@ fn no_step_is_taken_without_min_requests() {
         }
     });
     assert_eq!(r["state"], "progressing");
-    assert_eq!((r["canary_weight"].as_u64(), r["stable_weight"].as_u64()), (Some(90 - 80), Some(90)));
+    assert_eq!(
+        (r["canary_weight"].as_u64(), r["stable_weight"].as_u64()),
+        (Some(90 - 80), Some(90))
+    );
     // 10% is the plan's second step: where it was configured.
     assert_eq!(r["step"], 2);
-    assert!(decisions(&r).iter().all(|d| matches!(*d, "start" | "hold")), "{r}");
+    assert!(
+        decisions(&r).iter().all(|d| matches!(*d, "start" | "hold")),
+        "{r}"
+    );
     // The window grows over holds: the last one judged every request.
     let last = &r["last_decision"];
     let judged = last["canary"]["requests"].as_u64().unwrap_or(0)
         + last["stable"]["requests"].as_u64().unwrap_or(0);
     assert_eq!(judged, 30, "{last}");
-    assert!(last["reason"].as_str().unwrap_or("").contains("needs 1000"), "{last}");
+    assert!(
+        last["reason"].as_str().unwrap_or("").contains("needs 1000"),
+        "{last}"
+    );
     // Holds change nothing: no publication, no log line.
     assert_eq!(admin::stats(config.admin).generation(), 1);
     assert!(!proxy.stderr().contains("rollout web/api: hold"));
@@ -360,14 +414,20 @@ fn no_step_is_taken_without_min_requests() {
 #[test]
 fn pause_resume_abort_and_promote_through_the_cli() {
     let (v1, v2) = (HttpOrigin::ok("v1"), HttpOrigin::ok("v2"));
-    let settings = "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"";
+    let settings =
+        "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"";
     let config = config(v1.addr(), v2.addr(), (100, 0), settings);
     let proxy = Ringway::start(&config.to_toml());
     let admin_addr = config.admin;
 
     let (code, out, _) = cli(admin_addr, &["status", "web/api"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("rollout web/api: progressing, canary v2 0% / stable v1 100%, step 0 of 3 (next 25%)"), "{out}");
+    assert!(
+        out.starts_with(
+            "rollout web/api: progressing, canary v2 0% / stable v1 100%, step 0 of 3 (next 25%)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("history:") && out.contains(" start "), "{out}");
 
     // Paused before any traffic: it stays at 0 whatever comes.
@@ -376,12 +436,18 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     assert!(out.contains("web/api: paused"), "{out}");
     let (code, _, err) = cli(admin_addr, &["pause", "api"]);
     assert_eq!(code, 2);
-    assert!(err.contains("cannot pause a rollout that is paused"), "{err}");
+    assert!(
+        err.contains("cannot pause a rollout that is paused"),
+        "{err}"
+    );
     let load = Load::start(config.listen, 2);
     let before = load.tally();
     load.wait_more(&before, 300, SOON);
     let r = rollout(admin_addr, "web/api");
-    assert_eq!((r["state"].as_str(), r["canary_weight"].as_u64()), (Some("paused"), Some(0)));
+    assert_eq!(
+        (r["state"].as_str(), r["canary_weight"].as_u64()),
+        (Some("paused"), Some(0))
+    );
     assert_eq!(r["paused"], true);
     assert_eq!(decisions(&r), ["start", "pause"]);
 
@@ -399,7 +465,10 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     let (code, out, err) = cli(admin_addr, &["abort", "api"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("published generation"), "{out}");
-    assert!(out.contains("web/api: aborted, canary v2 0% / stable v1 100%"), "{out}");
+    assert!(
+        out.contains("web/api: aborted, canary v2 0% / stable v1 100%"),
+        "{out}"
+    );
     let r = rollout(admin_addr, "web/api");
     let abort = history(&r).pop().expect("history");
     assert_eq!(abort["decision"], "abort");
@@ -410,24 +479,41 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     // Final: nothing more applies.
     let (code, _, err) = cli(admin_addr, &["resume", "api"]);
     assert_eq!(code, 2);
-    assert!(err.contains("cannot resume a rollout that is aborted"), "{err}");
+    assert!(
+        err.contains("cannot resume a rollout that is aborted"),
+        "{err}"
+    );
     let (code, _, err) = cli(admin_addr, &["promote", "nope"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no rollout on a route named `nope`; rollouts: web/api"), "{err}");
+    assert!(
+        err.contains("no rollout on a route named `nope`; rollouts: web/api"),
+        "{err}"
+    );
 
     // A changed rollout starts over; promoted, the canary takes all.
-    let changed = config_with(&config, v1.addr(), v2.addr(), "steps = [50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"");
+    let changed = config_with(
+        &config,
+        v1.addr(),
+        v2.addr(),
+        "steps = [50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"",
+    );
     let reply = admin::post(admin_addr, "/config", &changed.to_toml());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let r = rollout(admin_addr, "web/api");
     assert_eq!(decisions(&r)[0], "start");
     let (code, out, err) = cli(admin_addr, &["promote", "web/api"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("web/api: complete, canary v2 100% / stable v1 0%"), "{out}");
+    assert!(
+        out.contains("web/api: complete, canary v2 100% / stable v1 0%"),
+        "{out}"
+    );
     let r = rollout(admin_addr, "web/api");
     let promote = history(&r).pop().expect("history");
     assert_eq!(promote["decision"], "promote");
-    wait_acked(admin_addr, promote["generation"].as_u64().expect("published"));
+    wait_acked(
+        admin_addr,
+        promote["generation"].as_u64().expect("published"),
+    );
     let before = load.tally();
     let after = load.wait_more(&before, 100, SOON).since(&before);
     assert_eq!(after.from("v1"), 0, "{after:?}");
@@ -439,7 +525,10 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     assert!(out.starts_with("rollout web/api: complete"), "{out}");
     let stats = run_to_exit(&["stats", "--admin", &admin_addr.to_string()], SOON);
     let text = String::from_utf8_lossy(&stats.stdout);
-    assert!(text.contains("rollout web/api: complete, canary v2 100% / stable v1 0%"), "{text}");
+    assert!(
+        text.contains("rollout web/api: complete, canary v2 100% / stable v1 0%"),
+        "{text}"
+    );
     let log = proxy.stderr();
     for line in [
         "rollout web/api: pause (canary 0, stable 100): paused by the operator",
@@ -465,7 +554,8 @@ fn config_with(base: &HttpConfig, v1: SocketAddr, v2: SocketAddr, rollout: &str)
 #[test]
 fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
     let (v1, v2) = (HttpOrigin::ok("v1"), HttpOrigin::ok("v2"));
-    let settings = "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"";
+    let settings =
+        "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"";
     let base = config(v1.addr(), v2.addr(), (100, 0), settings);
     let proxy = Ringway::start(&base.to_toml());
     let load = Load::start(base.listen, 2);
@@ -483,9 +573,11 @@ fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
 
     // Another route added: the rollout keeps its state and its weights in
     // the new table.
-    let with_other = base
-        .clone()
-        .route(Route::new("other").path("/other").direct(200, "other", None));
+    let with_other = base.clone().route(
+        Route::new("other")
+            .path("/other")
+            .direct(200, "other", None),
+    );
     let reply = admin::post(base.admin, "/config", &with_other.to_toml());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let kept = rollout(base.admin, "web/api");
@@ -502,7 +594,12 @@ fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
     assert!(after.from("v2") > 0, "{after:?}");
 
     // Its settings changed: it starts over from the configured weights.
-    let changed = config_with(&base, v1.addr(), v2.addr(), "steps = [25, 50, 100], interval = \"300ms\", min_requests = 21, min_p99 = \"500ms\"");
+    let changed = config_with(
+        &base,
+        v1.addr(),
+        v2.addr(),
+        "steps = [25, 50, 100], interval = \"300ms\", min_requests = 21, min_p99 = \"500ms\"",
+    );
     let reply = admin::post(base.admin, "/config", &changed.to_toml());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let restarted = rollout(base.admin, "web/api");
@@ -521,11 +618,22 @@ fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
     assert_eq!(all.body.trim(), "[]");
     let gone = admin::get(base.admin, "/rollouts/web/api");
     assert_eq!(gone.status, 404);
-    assert!(gone.body.contains("the running configuration has no rollout"), "{}", gone.body);
+    assert!(
+        gone.body
+            .contains("the running configuration has no rollout"),
+        "{}",
+        gone.body
+    );
     drop(load);
     let log = proxy.stderr();
-    assert!(log.contains("rollout web/api: its settings or clusters changed; it starts over"), "{log}");
-    assert!(log.contains("rollout web/api: the route or its rollout left the configuration"), "{log}");
+    assert!(
+        log.contains("rollout web/api: its settings or clusters changed; it starts over"),
+        "{log}"
+    );
+    assert!(
+        log.contains("rollout web/api: the route or its rollout left the configuration"),
+        "{log}"
+    );
     proxy.stop().assert_clean();
 }
 
@@ -553,7 +661,10 @@ fn a_restart_starts_from_the_configured_weights() {
     let again = Ringway::start(&config.to_toml());
     let r = rollout(config.admin, "web/api");
     assert_eq!(r["state"], "progressing");
-    assert_eq!((r["canary_weight"].as_u64(), r["stable_weight"].as_u64()), (Some(0), Some(100)));
+    assert_eq!(
+        (r["canary_weight"].as_u64(), r["stable_weight"].as_u64()),
+        (Some(0), Some(100))
+    );
     assert_eq!(decisions(&r), ["start"]);
     // And the table runs them: no request reaches the canary.
     let mut client = ringway_tests::http_client::HttpConn::open(config.listen);
@@ -570,23 +681,47 @@ fn a_bad_rollout_is_refused_with_its_key_and_line() {
     let good = config(v1.addr(), v2.addr(), (100, 0), "interval = \"1s\"");
     let proxy = Ringway::start(&good.to_toml());
     let cases = [
-        ("interval = \"1s\", steps = [5, 50]", "listeners[0].routes[0].rollout.steps", "the last step must be 100"),
-        ("interval = \"1s\", steps = [50, 25, 100]", "listeners[0].routes[0].rollout.steps[1]", "step 25 does not follow 50"),
-        ("interval = \"10ms\"", "listeners[0].routes[0].rollout.interval", "shorter than 100ms"),
-        ("interval = \"1s\", max_p99_ratio = 0.5", "listeners[0].routes[0].rollout.max_p99_ratio", "out of range"),
+        (
+            "interval = \"1s\", steps = [5, 50]",
+            "listeners[0].routes[0].rollout.steps",
+            "the last step must be 100",
+        ),
+        (
+            "interval = \"1s\", steps = [50, 25, 100]",
+            "listeners[0].routes[0].rollout.steps[1]",
+            "step 25 does not follow 50",
+        ),
+        (
+            "interval = \"10ms\"",
+            "listeners[0].routes[0].rollout.interval",
+            "shorter than 100ms",
+        ),
+        (
+            "interval = \"1s\", max_p99_ratio = 0.5",
+            "listeners[0].routes[0].rollout.max_p99_ratio",
+            "out of range",
+        ),
     ];
     for (settings, key, reason) in cases {
         let bad = config_with(&good, v1.addr(), v2.addr(), settings);
         let reply = admin::post(good.admin, "/config", &bad.to_toml());
         assert_eq!(reply.status, 400, "{settings}: {}", reply.body);
-        assert!(reply.body.contains(key) && reply.body.contains(reason), "{settings}: {}", reply.body);
+        assert!(
+            reply.body.contains(key) && reply.body.contains(reason),
+            "{settings}: {}",
+            reply.body
+        );
         let line = bad
             .to_toml()
             .lines()
             .position(|l| l.trim_start().starts_with("rollout = "))
             .expect("a rollout line")
             + 1;
-        assert!(reply.body.contains(&format!(":{line}:")), "line {line}: {}", reply.body);
+        assert!(
+            reply.body.contains(&format!(":{line}:")),
+            "line {line}: {}",
+            reply.body
+        );
     }
     // The running rollout is untouched by refused configurations.
     let r = rollout(good.admin, "web/api");

@@ -545,7 +545,8 @@ impl Agent {
             let tick = Duration::from_millis(25);
             let due = self.rollouts.borrow().next_due();
             let wait = due.map_or(tick, |d| {
-                d.saturating_duration_since(std::time::Instant::now()).min(tick)
+                d.saturating_duration_since(std::time::Instant::now())
+                    .min(tick)
             });
             tokio::time::sleep(wait).await;
             if self.draining.get() {
@@ -566,7 +567,11 @@ impl Agent {
                 .borrow_mut()
                 .evaluate(&state.table, now, unix_ms())
         };
-        let generation = if changed { self.publish_rollouts() } else { None };
+        let generation = if changed {
+            self.publish_rollouts()
+        } else {
+            None
+        };
         self.note_events(&events, generation);
     }
 

@@ -159,4 +159,6 @@ mod lb_tests;
 #[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
+mod rollout_tests;
+#[cfg(test)]
 mod tests;

@@ -165,14 +165,17 @@ impl Rollouts {
                 let Some(plan) = &forward.rollout else {
                     continue;
                 };
-                let name_of = |i: usize| Arc::clone(&table.cluster(forward.targets[i].cluster).name);
+                let name_of =
+                    |i: usize| Arc::clone(&table.cluster(forward.targets[i].cluster).name);
                 let (canary, stable) = (name_of(plan.canary), name_of(plan.stable));
                 let found = old
                     .iter()
                     .position(|l| l.listener == listener.name && l.route == route.name);
                 if let Some(pos) = found {
                     let mut live = old.swap_remove(pos);
-                    if live.canary == canary && live.stable == stable && same_settings(&live.plan, plan)
+                    if live.canary == canary
+                        && live.stable == stable
+                        && same_settings(&live.plan, plan)
                     {
                         live.at = (li, ri);
                         live.plan = (**plan).clone();
@@ -407,7 +410,10 @@ impl Live {
         unix_ms: u64,
         window: Option<Duration>,
     ) -> Event {
-        let kind = Kind::ALL.iter().position(|k| *k == decision.kind).unwrap_or(0);
+        let kind = Kind::ALL
+            .iter()
+            .position(|k| *k == decision.kind)
+            .unwrap_or(0);
         self.counts[kind] += 1;
         if self.history.len() == HISTORY {
             self.history.pop_front();

@@ -36,7 +36,10 @@ fn healthy(n: u64) -> Sample {
 #[test]
 fn starts_from_the_configured_share() {
     let (m, d) = Machine::start(&plan((0, 100)));
-    assert_eq!((m.phase(), m.weights(), d.kind), (Phase::Progressing, (0, 100), Kind::Start));
+    assert_eq!(
+        (m.phase(), m.weights(), d.kind),
+        (Phase::Progressing, (0, 100), Kind::Start)
+    );
     assert_eq!(m.next_step(&plan((0, 100))), Some(5));
     // 10% configured: the next step is the first above it.
     let (m, _) = Machine::start(&plan((10, 90)));
@@ -114,7 +117,11 @@ fn an_error_rate_above_the_bound_rolls_back() {
     };
     let d = m.evaluate(&p, sample).expect("progressing");
     assert_eq!((d.kind, d.weights), (Kind::Rollback, (0, 100)));
-    assert!(d.reason.starts_with("error rate 2.00% (20 of 1000)"), "{}", d.reason);
+    assert!(
+        d.reason.starts_with("error rate 2.00% (20 of 1000)"),
+        "{}",
+        d.reason
+    );
     assert_eq!(m.phase(), Phase::RolledBack);
     assert_eq!(m.evaluate(&p, healthy(1000)), None);
 }
@@ -141,7 +148,11 @@ fn a_slow_canary_rolls_back_above_min_p99_only() {
     };
     let d = m.evaluate(&p, slow).expect("progressing");
     assert_eq!(d.kind, Kind::Rollback);
-    assert!(d.reason.starts_with("p99 30.0ms is 3.00x stable's 10.0ms"), "{}", d.reason);
+    assert!(
+        d.reason.starts_with("p99 30.0ms is 3.00x stable's 10.0ms"),
+        "{}",
+        d.reason
+    );
 
     // 3x slower, but 3 ms is below min_p99 (5 ms): not a reason.
     let (mut m, _) = Machine::start(&p);
@@ -172,7 +183,10 @@ fn pause_and_resume() {
     let p = plan((10, 90));
     let (mut m, _) = Machine::start(&p);
     let d = m.pause().expect("progressing");
-    assert_eq!((d.kind, m.phase(), m.weights()), (Kind::Pause, Phase::Paused, (10, 90)));
+    assert_eq!(
+        (d.kind, m.phase(), m.weights()),
+        (Kind::Pause, Phase::Paused, (10, 90))
+    );
     // Paused: no evaluation, and no second pause.
     assert_eq!(m.evaluate(&p, healthy(1000)), None);
     assert_eq!(
@@ -185,7 +199,10 @@ fn pause_and_resume() {
     let d = m.resume().expect("paused");
     assert_eq!((d.kind, m.phase()), (Kind::Resume, Phase::Progressing));
     assert!(m.resume().is_err());
-    assert_eq!(m.evaluate(&p, healthy(100)).expect("progressing").weights, (25, 75));
+    assert_eq!(
+        m.evaluate(&p, healthy(100)).expect("progressing").weights,
+        (25, 75)
+    );
 }
 
 #[test]
@@ -197,13 +214,19 @@ fn promote_and_abort_from_progressing_or_paused() {
             m.pause().expect("progressing");
         }
         let d = m.promote().expect("not final");
-        assert_eq!((d.kind, d.weights, m.phase()), (Kind::Promote, (100, 0), Phase::Complete));
+        assert_eq!(
+            (d.kind, d.weights, m.phase()),
+            (Kind::Promote, (100, 0), Phase::Complete)
+        );
         let (mut m, _) = Machine::start(&p);
         if paused {
             m.pause().expect("progressing");
         }
         let d = m.abort().expect("not final");
-        assert_eq!((d.kind, d.weights, m.phase()), (Kind::Abort, (0, 100), Phase::Aborted));
+        assert_eq!(
+            (d.kind, d.weights, m.phase()),
+            (Kind::Abort, (0, 100), Phase::Aborted)
+        );
     }
 }
 
@@ -229,7 +252,10 @@ fn final_phases_take_no_action() {
         assert!(m.pause().is_err());
         assert!(m.resume().is_err());
         let e = m.promote().expect_err("final");
-        assert_eq!(e.to_string(), format!("cannot promote a rollout that is {}", phase.name()));
+        assert_eq!(
+            e.to_string(),
+            format!("cannot promote a rollout that is {}", phase.name())
+        );
         assert!(m.abort().is_err());
         assert_eq!((m.phase(), m.weights()), (phase, weights));
     }

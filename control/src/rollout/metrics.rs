@@ -16,8 +16,13 @@ const DECISIONS: &str = "ringway_rollout_decisions_total";
 /// and the decisions by kind. The headers are written even without
 /// rollouts, as every other agent family's are.
 pub fn write(out: &mut String, rollouts: &[RolloutFigures], escape: fn(&str) -> String) {
-    let labels =
-        |r: &RolloutFigures| format!("listener=\"{}\",route=\"{}\"", escape(&r.listener), escape(&r.route));
+    let labels = |r: &RolloutFigures| {
+        format!(
+            "listener=\"{}\",route=\"{}\"",
+            escape(&r.listener),
+            escape(&r.route)
+        )
+    };
     header(out, WEIGHT);
     for r in rollouts {
         let _ = writeln!(out, "{WEIGHT}{{{}}} {}", labels(r), r.canary_share);

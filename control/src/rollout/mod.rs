@@ -6,9 +6,9 @@
 //! every live rollout of the running table, feeds it the workers' figures
 //! and writes the weights it decides into the next table.
 
-pub mod machine;
 mod live;
+pub mod machine;
 
 pub use self::live::{Action, ActionError, Event, RolloutFigures, Rollouts, HISTORY};
-pub mod text;
 pub mod metrics;
+pub mod text;

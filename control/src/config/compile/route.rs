@@ -405,9 +405,7 @@ impl Builder<'_> {
 
         let rollout = match &file.rollout {
             None => Some(None),
-            Some(table) => self
-                .rollout(table, prefix, file.split.as_ref())
-                .map(Some),
+            Some(table) => self.rollout(table, prefix, file.split.as_ref()).map(Some),
         };
 
         let action = match actions.as_mut_slice() {

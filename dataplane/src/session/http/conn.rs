@@ -488,7 +488,9 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
             .record(duration);
         endpoint_figures(ctx, cluster, outcome, duration);
         if let Some(watch) = &t.watch {
-            watch.worker(ctx.http.worker).record(failed(outcome), duration);
+            watch
+                .worker(ctx.http.worker)
+                .record(failed(outcome), duration);
         }
     }
     let Some(status) = outcome.status else {
