@@ -728,3 +728,144 @@ fn a_bad_rollout_is_refused_with_its_key_and_line() {
     assert_eq!(decisions(&r), ["start"]);
     proxy.stop().assert_clean();
 }
+
+#[test]
+fn the_admin_api_names_unknown_rollouts_and_refuses_actions_that_do_not_apply() {
+    let (v1, v2) = (HttpOrigin::ok("v1"), HttpOrigin::ok("v2"));
+    let config = config(v1.addr(), v2.addr(), (100, 0), "interval = \"1s\"");
+    let proxy = Ringway::start(&config.to_toml());
+    let a = config.admin;
+    let all = admin::get(a, "/rollouts");
+    assert_eq!(all.status, 200);
+    let list: Value = serde_json::from_str(&all.body).expect("JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["route"], "api");
+    // By route name alone, as it is unique.
+    assert_eq!(admin::get(a, "/rollouts/api").status, 200);
+
+    let unknown = admin::get(a, "/rollouts/web/nope");
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown
+            .body
+            .contains("no rollout on route `nope` of listener `web`; rollouts: web/api"),
+        "{}",
+        unknown.body
+    );
+    let action = admin::post(a, "/rollouts/web/api/faster", "");
+    assert_eq!(action.status, 404);
+    assert!(
+        action
+            .body
+            .contains("ACTION one of pause, resume, promote, abort"),
+        "{}",
+        action.body
+    );
+    let resume = admin::post(a, "/rollouts/web/api/resume", "");
+    assert_eq!(resume.status, 409);
+    assert!(
+        resume
+            .body
+            .contains("cannot resume a rollout that is progressing"),
+        "{}",
+        resume.body
+    );
+    let put = ringway_kit::admin::Connection::open(a)
+        .expect("admin")
+        .send("PUT", "/rollouts/web/api", Some(""), true)
+        .expect("an answer");
+    assert_eq!(put.status, 405);
+    // Nothing of this changed the rollout or published anything.
+    let r = rollout(a, "web/api");
+    assert_eq!(decisions(&r), ["start"]);
+    assert_eq!(admin::stats(a).generation(), 1);
+    proxy.stop().assert_clean();
+}
+
+/// A client that stalls its request body until ringway gives up on it
+/// (`client_timeout`, the client's fault) tells nothing of the canary:
+/// otherwise any client could roll a healthy canary back by sending slow
+/// bodies (as failures, or as durations that push its p99 up). Such
+/// requests are left out of the rollout's figures: with them mixed into
+/// normal traffic the rollout steps on the normal requests alone.
+#[test]
+fn clients_that_stall_their_bodies_are_left_out_of_the_figures() {
+    let (v1, v2) = (HttpOrigin::ok("v1"), HttpOrigin::ok("v2"));
+    let config = config(
+        v1.addr(),
+        v2.addr(),
+        (50, 50),
+        "steps = [75, 100], interval = \"200ms\", min_requests = 10, min_p99 = \"0s\", max_p99_ratio = 1000",
+    )
+    .listener_key("request_timeout", "\"1s\"");
+    let proxy = Ringway::start(&config.to_toml());
+    let mut normal = 0;
+    let r = poll("a decision", LONG, || {
+        // A batch of clients that send 10 of the 100 body bytes they
+        // announce, then wait for ringway's answer; after them, normal
+        // requests.
+        let stalled: Vec<_> = (0..20)
+            .map(|_| {
+                let listen = config.listen;
+                std::thread::spawn(move || {
+                    let mut client = ringway_tests::http_client::HttpConn::open(listen);
+                    client.send_raw(
+                        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789",
+                    );
+                    client.try_read(false).map(|r| r.status).ok()
+                })
+            })
+            .collect();
+        // Until they are answered nothing reaches min_requests (the
+        // rollout holds), so the window judged first holds them all.
+        let statuses: Vec<Option<u16>> = stalled
+            .into_iter()
+            .map(|t| t.join().ok().flatten())
+            .collect();
+        let mut client = ringway_tests::http_client::HttpConn::open(config.listen);
+        for _ in 0..30 {
+            let response = client.exchange(&ringway_tests::http_client::Req::get("/"));
+            assert_eq!(response.status, 200);
+            normal += 1;
+        }
+        let r = rollout(config.admin, "web/api");
+        if r["decisions"]["step"].as_u64() >= Some(1)
+            || r["decisions"]["rollback"].as_u64() >= Some(1)
+        {
+            Ok(r)
+        } else {
+            Err(format!(
+                "stalled answered {statuses:?}; {}",
+                r["last_decision"]
+            ))
+        }
+    });
+    let judged = history(&r)
+        .into_iter()
+        .find(|d| d["decision"] == "step" || d["decision"] == "rollback")
+        .expect("a decision");
+    assert_eq!(judged["decision"], "step", "{judged}");
+    for side in ["canary", "stable"] {
+        assert_eq!(judged[side]["failures"], 0, "{judged}");
+        // A stalled request lasts the whole 1 s request_timeout.
+        assert!(
+            judged[side]["p99_us"].as_u64().unwrap_or(0) < 1_000_000,
+            "{judged}"
+        );
+    }
+    let judged_requests = judged["canary"]["requests"].as_u64().unwrap_or(0)
+        + judged["stable"]["requests"].as_u64().unwrap_or(0);
+    assert!(
+        judged_requests <= normal,
+        "{judged_requests} judged of {normal} normal requests"
+    );
+    // They were timed out as the clients' doing.
+    let timeouts = admin::metrics(config.admin)
+        .of("ringway_http_errors_total")
+        .iter()
+        .filter(|s| s.labels.get("reason") == Some("client_timeout"))
+        .filter_map(|s| admin::scalar(&s.value))
+        .sum::<f64>();
+    assert!(timeouts >= 20.0, "{timeouts} client timeouts");
+    proxy.stop().assert_clean();
+}

@@ -487,7 +487,10 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
             .duration
             .record(duration);
         endpoint_figures(ctx, cluster, outcome, duration);
-        if let Some(watch) = &t.watch {
+        // A request the client spoiled (a stalled body, an answer not
+        // read) tells nothing of the cluster: a rollout never judges it.
+        let clients = outcome.reason.is_some_and(|r| r.is_clients());
+        if let (Some(watch), false) = (&t.watch, clients) {
             watch
                 .worker(ctx.http.worker)
                 .record(failed(outcome), duration);
