@@ -97,6 +97,8 @@ pub struct Agent {
     tls_files: watch::Sender<FilesRead>,
     /// The progressive rollouts of the running table.
     rollouts: RefCell<Rollouts>,
+    /// Wakes the rollout timer when a rollout starts or resumes.
+    rollout_wake: tokio::sync::Notify,
 }
 
 /// Files a table read, each with what it held just after the table was
@@ -241,6 +243,7 @@ impl Agent {
             path,
             tls_files: watch::Sender::new(read_files(&table)),
             rollouts: RefCell::new(rollouts),
+            rollout_wake: tokio::sync::Notify::new(),
             state: RefCell::new(State {
                 config,
                 source: Some(source),
@@ -497,6 +500,8 @@ impl Agent {
         for line in lines {
             eprintln!("{line}");
         }
+        // A rollout may have started: its first evaluation is due.
+        self.rollout_wake.notify_one();
         let table = Arc::new(next.table.clone());
         // The writer knows every output before a worker can log to it.
         if let Some(writer) = &*self.access.borrow() {
@@ -540,15 +545,20 @@ impl Agent {
     /// agent runs (a task of the control thread's runtime).
     pub async fn run_rollouts(self: Rc<Self>) {
         loop {
-            // Rollouts start and resume between ticks; a quarter of the
-            // shortest interval (100 ms) bounds how late an evaluation is.
-            let tick = Duration::from_millis(25);
+            // Asleep until the soonest evaluation is due, or a publication
+            // or a resume may have made one due sooner (with no rollout
+            // progressing, until then only).
             let due = self.rollouts.borrow().next_due();
-            let wait = due.map_or(tick, |d| {
-                d.saturating_duration_since(std::time::Instant::now())
-                    .min(tick)
-            });
-            tokio::time::sleep(wait).await;
+            let sleep = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {}
+                () = self.rollout_wake.notified() => {}
+            }
             if self.draining.get() {
                 return;
             }
@@ -630,6 +640,7 @@ impl Agent {
             Action::Promote | Action::Abort => self.publish_rollouts(),
             Action::Pause | Action::Resume => None,
         };
+        self.rollout_wake.notify_one();
         self.note_events(std::slice::from_ref(&event), generation);
         Ok(generation)
     }
