@@ -583,3 +583,7 @@ fn set_weights(table: &mut Table, (li, ri): (usize, usize), plan: &Rollout, weig
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+#[path = "live_tests.rs"]
+mod tests;
