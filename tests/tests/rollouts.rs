@@ -593,6 +593,23 @@ fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
     let after = load.wait_more(&before, 200, SOON).since(&before);
     assert!(after.from("v2") > 0, "{after:?}");
 
+    // An endpoint update keeps it too.
+    let body = format!("[\"{}\"]", v2.addr());
+    let put = admin::Connection::open(base.admin)
+        .expect("admin")
+        .send("PUT", "/clusters/v2/endpoints", Some(&body), true)
+        .expect("an answer");
+    assert_eq!(put.status, 200, "{}", put.body);
+    let kept = rollout(base.admin, "web/api");
+    assert_eq!(kept["state"], "paused");
+    assert_eq!(kept["canary_weight"].as_u64(), Some(weight));
+    assert_eq!(kept["history"], paused["history"]);
+    let effective = admin::get(base.admin, "/config").body;
+    assert!(
+        effective.contains(&format!("cluster = \"v2\"\nweight = {weight}\n")),
+        "{effective}"
+    );
+
     // Its settings changed: it starts over from the configured weights.
     let changed = config_with(
         &base,
