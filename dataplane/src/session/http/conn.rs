@@ -487,13 +487,14 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
             .duration
             .record(duration);
         endpoint_figures(ctx, cluster, outcome, duration);
-        // A request the client spoiled (a stalled body, an answer not
-        // read) tells nothing of the cluster: a rollout never judges it.
-        let clients = outcome.reason.is_some_and(|r| r.is_clients());
-        if let (Some(watch), false) = (&t.watch, clients) {
-            watch
-                .worker(ctx.http.worker)
-                .record(failed(outcome), duration);
+        if let Some(watch) = &t.watch {
+            // A request the client spoiled (a stalled body, an answer not
+            // read) tells nothing of the cluster: a rollout never judges it.
+            if !outcome.reason.is_some_and(|r| r.is_clients()) {
+                watch
+                    .worker(ctx.http.worker)
+                    .record(failed(outcome), duration);
+            }
         }
     }
     let Some(status) = outcome.status else {
