@@ -82,6 +82,7 @@ fn refused(e: &ActionError) -> Reply {
     let status = match e {
         ActionError::Unknown(_) => StatusCode::NOT_FOUND,
         ActionError::NotApplicable { .. } => StatusCode::CONFLICT,
+        ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
     };
     text(status, format!("error: {e}\n"))
 }

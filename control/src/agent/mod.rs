@@ -626,6 +626,9 @@ impl Agent {
         key: &str,
         action: Action,
     ) -> Result<Option<u64>, ActionError> {
+        if self.draining.get() {
+            return Err(ActionError::ShuttingDown);
+        }
         let event = {
             let state = self.state.borrow();
             self.rollouts.borrow_mut().act(

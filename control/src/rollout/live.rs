@@ -134,6 +134,9 @@ pub enum ActionError {
     /// No rollout of that name.
     #[error("{0}")]
     Unknown(String),
+    /// Shutdown has begun: no weight changes any more.
+    #[error("ringway is shutting down; rollouts no longer change")]
+    ShuttingDown,
     /// The action does not apply in the rollout's phase.
     #[error("rollout {name}: {error}")]
     NotApplicable {
