@@ -245,11 +245,12 @@ fn a_canary_that_starts_failing_is_rolled_back_within_one_interval() {
     );
     let proxy = Ringway::start(&config.to_toml());
     let load = Load::start(config.listen, 2);
+    // The next step is at least an interval (500 ms) after this one.
     wait_rollout(config.admin, "web/api", "the first step", LONG, |r| {
-        if r["canary_weight"] == 25 {
+        if r["canary_weight"].as_u64() >= Some(25) {
             Ok(())
         } else {
-            Err("not at 25".into())
+            Err("below 25".into())
         }
     });
     failing.store(true, Ordering::SeqCst);
@@ -411,11 +412,42 @@ fn no_step_is_taken_without_min_requests() {
     proxy.stop().assert_clean();
 }
 
+/// Sends `n` requests to `listen`, one after another; returns how many
+/// each origin answered (v1, v2).
+fn send(listen: SocketAddr, n: usize) -> (usize, usize) {
+    let mut client = ringway_tests::http_client::HttpConn::open(listen);
+    let mut answered = (0, 0);
+    for _ in 0..n {
+        let response = client.exchange(&ringway_tests::http_client::Req::get("/"));
+        assert_eq!(response.status, 200);
+        match response.body_text().as_str() {
+            "v1" => answered.0 += 1,
+            "v2" => answered.1 += 1,
+            other => panic!("answered by {other:?}"),
+        }
+    }
+    answered
+}
+
+/// Sends exactly `min_requests` (20) requests, all to stable, and waits
+/// for the step they allow: with no more traffic, the rollout then holds
+/// where it is, whatever the test does next.
+fn one_step(config: &HttpConfig) {
+    assert_eq!(send(config.listen, 20), (20, 0));
+    wait_rollout(config.admin, "web/api", "the first step", SOON, |r| {
+        if r["canary_weight"] == 25 {
+            Ok(())
+        } else {
+            Err("not at 25".into())
+        }
+    });
+}
+
 #[test]
 fn pause_resume_abort_and_promote_through_the_cli() {
     let (v1, v2) = (HttpOrigin::ok("v1"), HttpOrigin::ok("v2"));
     let settings =
-        "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"";
+        "steps = [25, 50, 100], interval = \"200ms\", min_requests = 20, min_p99 = \"500ms\"";
     let config = config(v1.addr(), v2.addr(), (100, 0), settings);
     let proxy = Ringway::start(&config.to_toml());
     let admin_addr = config.admin;
@@ -430,7 +462,7 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     );
     assert!(out.contains("history:") && out.contains(" start "), "{out}");
 
-    // Paused before any traffic: it stays at 0 whatever comes.
+    // Paused: it stays at 0 whatever comes.
     let (code, out, _) = cli(admin_addr, &["pause", "web/api"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("web/api: paused"), "{out}");
@@ -440,9 +472,7 @@ fn pause_resume_abort_and_promote_through_the_cli() {
         err.contains("cannot pause a rollout that is paused"),
         "{err}"
     );
-    let load = Load::start(config.listen, 2);
-    let before = load.tally();
-    load.wait_more(&before, 300, SOON);
+    assert_eq!(send(config.listen, 300), (300, 0));
     let r = rollout(admin_addr, "web/api");
     assert_eq!(
         (r["state"].as_str(), r["canary_weight"].as_u64()),
@@ -451,16 +481,12 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     assert_eq!(r["paused"], true);
     assert_eq!(decisions(&r), ["start", "pause"]);
 
+    // Resumed: the paused time's 300 requests are not judged; 20 new ones
+    // make the first step.
     let (code, out, _) = cli(admin_addr, &["resume", "api"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("web/api: progressing"), "{out}");
-    wait_rollout(admin_addr, "web/api", "the first step", LONG, |r| {
-        if r["canary_weight"].as_u64() >= Some(25) {
-            Ok(())
-        } else {
-            Err("below 25".into())
-        }
-    });
+    one_step(&config);
 
     let (code, out, err) = cli(admin_addr, &["abort", "api"]);
     assert_eq!(code, 0, "{err}");
@@ -473,9 +499,7 @@ fn pause_resume_abort_and_promote_through_the_cli() {
     let abort = history(&r).pop().expect("history");
     assert_eq!(abort["decision"], "abort");
     wait_acked(admin_addr, abort["generation"].as_u64().expect("published"));
-    let before = load.tally();
-    let after = load.wait_more(&before, 100, SOON).since(&before);
-    assert_eq!(after.from("v2"), 0, "{after:?}");
+    assert_eq!(send(config.listen, 100), (100, 0));
     // Final: nothing more applies.
     let (code, _, err) = cli(admin_addr, &["resume", "api"]);
     assert_eq!(code, 2);
@@ -495,12 +519,12 @@ fn pause_resume_abort_and_promote_through_the_cli() {
         &config,
         v1.addr(),
         v2.addr(),
-        "steps = [50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"",
+        "steps = [50, 100], interval = \"200ms\", min_requests = 20, min_p99 = \"500ms\"",
     );
     let reply = admin::post(admin_addr, "/config", &changed.to_toml());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let r = rollout(admin_addr, "web/api");
-    assert_eq!(decisions(&r)[0], "start");
+    assert_eq!(decisions(&r), ["start"]);
     let (code, out, err) = cli(admin_addr, &["promote", "web/api"]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -514,10 +538,7 @@ fn pause_resume_abort_and_promote_through_the_cli() {
         admin_addr,
         promote["generation"].as_u64().expect("published"),
     );
-    let before = load.tally();
-    let after = load.wait_more(&before, 100, SOON).since(&before);
-    assert_eq!(after.from("v1"), 0, "{after:?}");
-    drop(load);
+    assert_eq!(send(config.listen, 100), (0, 100));
 
     // Every rollout, and `ringway stats`.
     let (code, out, _) = cli(admin_addr, &["status"]);
@@ -555,17 +576,10 @@ fn config_with(base: &HttpConfig, v1: SocketAddr, v2: SocketAddr, rollout: &str)
 fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
     let (v1, v2) = (HttpOrigin::ok("v1"), HttpOrigin::ok("v2"));
     let settings =
-        "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"";
+        "steps = [25, 50, 100], interval = \"200ms\", min_requests = 20, min_p99 = \"500ms\"";
     let base = config(v1.addr(), v2.addr(), (100, 0), settings);
     let proxy = Ringway::start(&base.to_toml());
-    let load = Load::start(base.listen, 2);
-    wait_rollout(base.admin, "web/api", "the first step", LONG, |r| {
-        if r["canary_weight"].as_u64() >= Some(25) {
-            Ok(())
-        } else {
-            Err("below 25".into())
-        }
-    });
+    one_step(&base);
     let reply = admin::post(base.admin, "/rollouts/web/api/pause", "");
     assert_eq!(reply.status, 200, "{}", reply.body);
     let paused = rollout(base.admin, "web/api");
@@ -589,9 +603,11 @@ fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
         effective.contains(&format!("cluster = \"v2\"\nweight = {weight}\n")),
         "{effective}"
     );
-    let before = load.tally();
-    let after = load.wait_more(&before, 200, SOON).since(&before);
-    assert!(after.from("v2") > 0, "{after:?}");
+    let (_, to_canary) = send(base.listen, 200);
+    assert!(
+        to_canary > 0,
+        "{to_canary} of 200 to the canary at {weight}%"
+    );
 
     // An endpoint update keeps it too.
     let body = format!("[\"{}\"]", v2.addr());
@@ -641,7 +657,6 @@ fn a_reload_keeps_an_unchanged_rollout_and_restarts_a_changed_one() {
         "{}",
         gone.body
     );
-    drop(load);
     let log = proxy.stderr();
     assert!(
         log.contains("rollout web/api: its settings or clusters changed; it starts over"),
@@ -664,15 +679,7 @@ fn a_restart_starts_from_the_configured_weights() {
         "steps = [25, 50, 100], interval = \"300ms\", min_requests = 20, min_p99 = \"500ms\"",
     );
     let proxy = Ringway::start(&config.to_toml());
-    let load = Load::start(config.listen, 2);
-    wait_rollout(config.admin, "web/api", "the first step", LONG, |r| {
-        if r["canary_weight"].as_u64() >= Some(25) {
-            Ok(())
-        } else {
-            Err("below 25".into())
-        }
-    });
-    drop(load);
+    one_step(&config);
     proxy.stop().assert_clean();
 
     let again = Ringway::start(&config.to_toml());
@@ -683,12 +690,9 @@ fn a_restart_starts_from_the_configured_weights() {
         (Some(0), Some(100))
     );
     assert_eq!(decisions(&r), ["start"]);
-    // And the table runs them: no request reaches the canary.
-    let mut client = ringway_tests::http_client::HttpConn::open(config.listen);
-    for _ in 0..50 {
-        let response = client.exchange(&ringway_tests::http_client::Req::get("/"));
-        assert_eq!(response.body_text(), "v1");
-    }
+    // And the table runs them: no request reaches the canary (fewer than
+    // min_requests, so these requests cannot make it step either).
+    assert_eq!(send(config.listen, 19), (19, 0));
     again.stop().assert_clean();
 }
 
