@@ -6,9 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::latency::FineTotals;
 use dataplane::table::rollout::{Rollout, WatchTotals};
-use dataplane::table::route::{Route, RouteAction, Routes};
+use dataplane::table::route::{Route, RouteAction};
 use dataplane::table::{Service, Table};
 use serde_json::{json, Value};
 
@@ -532,19 +531,9 @@ fn totals_of(route: &Route, plan: &Rollout) -> (WatchTotals, WatchTotals) {
 
 /// One side's figures between `from` and `to`.
 fn side(from: &WatchTotals, to: &WatchTotals) -> Side {
-    let mut cells = FineTotals::default();
-    for ((d, a), b) in cells
-        .cells
-        .iter_mut()
-        .zip(from.duration.cells.iter())
-        .zip(to.duration.cells.iter())
-    {
-        *d = b.saturating_sub(*a);
-    }
-    let requests = to.requests.saturating_sub(from.requests);
-    let q = Quantiles::of(&cells);
+    let q = Quantiles::of(&to.duration.since(&from.duration));
     Side {
-        requests,
+        requests: to.requests.saturating_sub(from.requests),
         failures: to.failures.saturating_sub(from.failures),
         p99_us: (q.count > 0).then_some(q.p99_us),
     }
@@ -572,14 +561,12 @@ fn set_weights(table: &mut Table, (li, ri): (usize, usize), plan: &Rollout, weig
     {
         return;
     }
-    let mut list: Vec<Route> = http.routes.to_vec();
-    if let RouteAction::Forward(forward) = &mut list[ri].action {
+    let mut service = (**http).clone();
+    if let Some(forward) = service.routes.forward_mut(ri) {
         forward.targets[c].weight = weights.0;
         forward.targets[s].weight = weights.1;
         forward.total_weight = forward.targets.iter().map(|t| t.weight).sum();
     }
-    let mut service = (**http).clone();
-    service.routes = Routes::new(list);
     listener.service = Service::Http(Arc::new(service));
 }
 

@@ -151,6 +151,15 @@ impl Routes {
     pub fn index(&self) -> &RouteIndex {
         &self.index
     }
+
+    /// The forward of route `i`, to change (a rollout moves its weights;
+    /// the index, built from the routes' conditions only, stays valid).
+    pub fn forward_mut(&mut self, i: usize) -> Option<&mut Forward> {
+        match &mut self.list.get_mut(i)?.action {
+            RouteAction::Forward(forward) => Some(forward),
+            _ => None,
+        }
+    }
 }
 
 /// A copy rebuilds the index from the routes: it is made on the control
