@@ -1,4 +1,4 @@
-//! The command line: `ringway run`, `check`, `reload`, `stats`,
+//! The command line: `ringway run`, `check`, `reload`, `stats`, `rollout`,
 //! `default-config`, `ca`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -62,6 +62,18 @@ enum Command {
         /// Print the JSON of `GET /stats` as it comes.
         #[arg(long)]
         json: bool,
+    },
+    /// Show or steer the running proxy's progressive rollouts.
+    Rollout {
+        /// What to do: `status` shows, the others act.
+        #[arg(value_enum)]
+        action: RolloutCommand,
+        /// The rollout's route: `LISTENER/ROUTE`, or `ROUTE` when its name
+        /// is unique (`status` without it lists every rollout).
+        route: Option<String>,
+        /// The running proxy's admin address.
+        #[arg(long, default_value = DEFAULT_ADMIN)]
+        admin: SocketAddr,
     },
     /// Print the embedded default configuration.
     DefaultConfig,
@@ -173,6 +185,11 @@ pub fn main() -> ExitCode {
         },
         Command::Reload { admin, pid } => reload(admin, pid),
         Command::Stats { admin, json } => stats(admin, json),
+        Command::Rollout {
+            action,
+            route,
+            admin,
+        } => rollout(action, route.as_deref(), admin),
         Command::DefaultConfig => {
             print!("{}", config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
@@ -333,6 +350,75 @@ fn stats(admin: SocketAddr, json: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `ringway rollout` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RolloutCommand {
+    /// Show where the rollout stands and its decisions.
+    Status,
+    /// Hold it at its current weights.
+    Pause,
+    /// Let a paused rollout go on.
+    Resume,
+    /// Give the canary every request now.
+    Promote,
+    /// Give the canary no request from now on.
+    Abort,
+}
+
+fn rollout(command: RolloutCommand, route: Option<&str>, admin: SocketAddr) -> ExitCode {
+    let (method, path) = match (command, route) {
+        (RolloutCommand::Status, None) => ("GET", "/rollouts".to_owned()),
+        (RolloutCommand::Status, Some(r)) => ("GET", format!("/rollouts/{r}")),
+        (_, None) => {
+            eprintln!("ringway: name the rollout's route: LISTENER/ROUTE, or ROUTE when unique");
+            return ExitCode::from(2);
+        }
+        (action, Some(r)) => {
+            let name = match action {
+                RolloutCommand::Pause => "pause",
+                RolloutCommand::Resume => "resume",
+                RolloutCommand::Promote => "promote",
+                _ => "abort",
+            };
+            ("POST", format!("/rollouts/{r}/{name}"))
+        }
+    };
+    let body = (method == "POST").then_some("");
+    let reply = match client::request(admin, method, &path, body) {
+        Ok(reply) => reply,
+        Err(e) => return unreachable_admin(admin, &e),
+    };
+    if !matches!(reply.status, 200 | 202) {
+        eprint!("ringway: {}", reply.body);
+        return match reply.status {
+            404 | 409 => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        };
+    }
+    let value: serde_json::Value = match serde_json::from_str(&reply.body) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ringway: {admin} sent a rollout that is not JSON: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match value.as_array() {
+        Some(all) if all.is_empty() => println!("no rollouts in the running configuration"),
+        Some(all) => {
+            for r in all {
+                println!("{}", crate::rollout::text::line(r));
+            }
+        }
+        None => {
+            if let Some(g) = value["generation"].as_u64() {
+                println!("published generation {g}");
+            }
+            print!("{}", crate::rollout::text::status(&value));
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn unreachable_admin(admin: SocketAddr, e: &std::io::Error) -> ExitCode {

@@ -9,6 +9,7 @@ pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod reload;
+pub mod rollout;
 pub mod run;
 pub mod signals;
 pub mod stats_table;

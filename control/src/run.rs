@@ -117,6 +117,7 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
     tokio::task::spawn_local(admin::serve(admin_listener, Rc::clone(&agent)));
     tokio::task::spawn_local(Rc::clone(&agent).collect_acks());
     tokio::task::spawn_local(housekeeping(Rc::clone(&agent)));
+    tokio::task::spawn_local(Rc::clone(&agent).run_rollouts());
     agent.start_checks();
     tokio::task::spawn_local(follower.run(Rc::clone(&agent)));
     eprintln!("ringway: admin on http://{admin_address}");

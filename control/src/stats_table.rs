@@ -107,6 +107,9 @@ pub fn render(v: &Value) -> String {
             }
         }
     }
+    for r in v["rollouts"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "{}", crate::rollout::text::line(r));
+    }
     if let Some(certs) = v["tls_certificates"].as_array().filter(|c| !c.is_empty()) {
         let _ = writeln!(out, "tls certificates:");
         for c in certs {

@@ -49,6 +49,7 @@ pub mod otlp_receiver;
 pub mod paced;
 pub mod pki;
 pub mod prometheus;
+pub mod rollout;
 pub mod tls_client;
 pub mod trace;
 pub mod xml;

@@ -14,6 +14,7 @@ mod conn;
 mod gate;
 mod head;
 pub mod push;
+mod rollouts;
 mod tls;
 
 use std::rc::Rc;
@@ -87,7 +88,8 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
         (path.as_str(), &method),
         ("/config", &Method::POST) | ("/reload", &Method::POST)
     ) || (method == Method::PUT
-        && (cluster_endpoints_path(&path).is_some() || tls::target(&path).is_some()));
+        && (cluster_endpoints_path(&path).is_some() || tls::target(&path).is_some()))
+        || rollouts::is_action(&path, &method);
     // Held until the answer is ready.
     let _place = if changing {
         match changes.try_acquire() {
@@ -149,6 +151,7 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             reload_reply(agent, result, before).await
         }
         (p, &Method::PUT) if tls::target(p).is_some() => tls::push(agent, &path, req).await,
+        (p, _) if rollouts::is_rollouts(p) => rollouts::handle(agent, &path, &method).await,
         ("/stats", &Method::GET) => {
             let workers = agent.worker_figures();
             let mut body = exposition::stats_json(&agent.figures(), &workers, &agent.http_figures());
@@ -157,6 +160,7 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
                 fields.insert("balance".to_owned(), balance);
                 let certs = cert_expiry::json(&agent.certificates(), cert_expiry::now());
                 fields.insert("tls_certificates".to_owned(), certs);
+                fields.insert("rollouts".to_owned(), agent.rollouts_json());
             }
             let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
             text.push('\n');
@@ -174,6 +178,7 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
             }
             let (certs, now) = (agent.certificates(), cert_expiry::now());
             cert_expiry::metrics(&mut text, &certs, now, exposition::escape);
+            crate::rollout::metrics::write(&mut text, &agent.rollout_figures(), exposition::escape);
             if openmetrics {
                 with_type(
                     StatusCode::OK,
@@ -199,7 +204,7 @@ async fn handle(agent: &Rc<Agent>, req: Request<Incoming>, changes: &Semaphore) 
         _ => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /clusters/NAME/endpoints, /tls/listeners/NAME, /tls/clusters/NAME, /stats, /metrics\n"
+                "no such admin path: {path}; try /healthz, /ready, /config, /reload, /clusters/NAME/endpoints, /tls/listeners/NAME, /tls/clusters/NAME, /rollouts, /stats, /metrics\n"
             ),
         ),
     }
@@ -385,6 +390,13 @@ fn not_allowed(path: &str, method: &Method, allowed: &'static str) -> Reply {
         .headers_mut()
         .insert("allow", HeaderValue::from_static(allowed));
     reply
+}
+
+/// `value` as pretty JSON.
+fn json_reply(status: StatusCode, value: &serde_json::Value) -> Reply {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    with_type(status, text, "application/json")
 }
 
 fn text(status: StatusCode, body: String) -> Reply {

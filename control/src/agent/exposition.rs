@@ -1353,6 +1353,7 @@ mod tests {
         endpoint_series::metrics(&mut text, &[], escape);
         trace_export_metrics(&mut text, &crate::telemetry::otlp::ExportCounts::default());
         super::super::cert_expiry::metrics(&mut text, &[], 0, escape);
+        crate::rollout::metrics::write(&mut text, &[], escape);
         let written: Vec<(&str, &str)> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))

@@ -318,6 +318,24 @@ pub const FAMILIES: &[Family] = &[
         labels: &["owner", "name", "cert"],
         help: "Seconds until the certificate's leaf expires (its notAfter); negative once expired.",
     },
+    Family {
+        name: "ringway_rollout_canary_weight",
+        kind: FamilyKind::Gauge,
+        labels: &["listener", "route"],
+        help: "The canary's share of the rollout route's requests, in percent.",
+    },
+    Family {
+        name: "ringway_rollout_state",
+        kind: FamilyKind::Gauge,
+        labels: &["listener", "route", "state"],
+        help: "1 for the state the rollout is in (progressing, paused, complete, rolled_back, aborted), 0 for the others.",
+    },
+    Family {
+        name: "ringway_rollout_decisions_total",
+        kind: FamilyKind::Counter,
+        labels: &["listener", "route", "decision"],
+        help: "Rollout decisions taken, by kind (start, hold, step, complete, rollback, pause, resume, promote, abort).",
+    },
 ];
 
 /// The declaration of `name`, if it is one of [`FAMILIES`].

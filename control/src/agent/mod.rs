@@ -45,6 +45,7 @@ use self::cert_expiry::{Certificate, Owner};
 use self::worker_log::LogTail;
 use crate::access_log::AccessWriter;
 use crate::config::{self, AdminSettings, Config, ConfigErrors};
+use crate::rollout::{Action, ActionError, Event, RolloutFigures, Rollouts};
 
 /// How long a caller of [`Agent::apply`] waits for the workers to take a
 /// table before answering anyway.
@@ -95,6 +96,10 @@ pub struct Agent {
     /// what they held, for the watch that follows them
     /// ([`crate::reload::follow`]).
     tls_files: watch::Sender<FilesRead>,
+    /// The progressive rollouts of the running table.
+    rollouts: RefCell<Rollouts>,
+    /// Wakes the rollout timer when a rollout starts or resumes.
+    rollout_wake: tokio::sync::Notify,
 }
 
 /// Files a table read, each with what it held just after the table was
@@ -185,7 +190,7 @@ impl Agent {
     pub fn new(
         mut workers: Workers,
         logs: WorkerLogs,
-        config: Config,
+        mut config: Config,
         table: Arc<Table>,
         source: String,
         path: Option<PathBuf>,
@@ -205,6 +210,12 @@ impl Agent {
                 None
             }
         };
+        // The first table runs every rollout's configured weights: this
+        // changes none of them, it only starts the rollouts.
+        let mut rollouts = Rollouts::default();
+        for line in rollouts.reconcile(&mut config.table, std::time::Instant::now(), unix_ms()) {
+            eprintln!("{line}");
+        }
         let origin = path.as_ref().map_or_else(
             || "<embedded default>".to_owned(),
             |p| p.display().to_string(),
@@ -232,6 +243,8 @@ impl Agent {
             pending: RefCell::new(VecDeque::new()),
             path,
             tls_files: watch::Sender::new(read_files(&table)),
+            rollouts: RefCell::new(rollouts),
+            rollout_wake: tokio::sync::Notify::new(),
             state: RefCell::new(State {
                 config,
                 source: Some(source),
@@ -479,6 +492,17 @@ impl Agent {
     ) -> Result<Applied, ReloadError> {
         let generation = state.table.generation + 1;
         next.table.generation = generation;
+        // Live rollouts keep their weights; new ones start.
+        let lines = self.rollouts.borrow_mut().reconcile(
+            &mut next.table,
+            std::time::Instant::now(),
+            unix_ms(),
+        );
+        for line in lines {
+            eprintln!("{line}");
+        }
+        // A rollout may have started: its first evaluation is due.
+        self.rollout_wake.notify_one();
         let table = Arc::new(next.table.clone());
         // The writer knows every output before a worker can log to it.
         if let Some(writer) = &*self.access.borrow() {
@@ -516,6 +540,128 @@ impl Agent {
                 error,
             }),
         }
+    }
+
+    /// Evaluates the rollouts whose interval is over, for as long as the
+    /// agent runs (a task of the control thread's runtime).
+    pub async fn run_rollouts(self: Rc<Self>) {
+        loop {
+            // Asleep until the soonest evaluation is due, or a publication
+            // or a resume may have made one due sooner (with no rollout
+            // progressing, until then only).
+            let due = self.rollouts.borrow().next_due();
+            let sleep = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {}
+                () = self.rollout_wake.notified() => {}
+            }
+            if self.draining.get() {
+                return;
+            }
+            self.evaluate_rollouts();
+        }
+    }
+
+    /// Evaluates every rollout that is due; publishes the weights they
+    /// changed as a new generation and logs each decision that changed
+    /// something.
+    fn evaluate_rollouts(self: &Rc<Self>) {
+        let now = std::time::Instant::now();
+        let (events, changed) = {
+            let state = self.state.borrow();
+            self.rollouts
+                .borrow_mut()
+                .evaluate(&state.table, now, unix_ms())
+        };
+        let generation = if changed {
+            self.publish_rollouts()
+        } else {
+            None
+        };
+        self.note_events(&events, generation);
+    }
+
+    /// Publishes the running configuration again with the rollouts' weights;
+    /// returns the generation.
+    fn publish_rollouts(self: &Rc<Self>) -> Option<u64> {
+        let mut state = self.state.borrow_mut();
+        if self.draining.get() {
+            return None;
+        }
+        let next = state.config.clone();
+        let source = state.source.clone();
+        match self.publish(&mut state, next, source) {
+            Ok(applied) => Some(applied.generation()),
+            Err(e) => {
+                eprintln!("ringway: rollout: {e}");
+                match e {
+                    ReloadError::Wake { generation, .. } => Some(generation),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Logs `events` (holds are only counted) and notes the generation
+    /// that carries their weights.
+    fn note_events(&self, events: &[Event], generation: Option<u64>) {
+        if let Some(g) = generation {
+            self.rollouts.borrow_mut().published(events, g);
+        }
+        for event in events {
+            if event.decision.kind != crate::rollout::machine::Kind::Hold {
+                eprintln!("{}", event.line(generation));
+            }
+        }
+    }
+
+    /// Takes an operator's action on rollout `key`; returns the generation
+    /// that carries the new weights, if they changed.
+    pub fn rollout_action(
+        self: &Rc<Self>,
+        key: &str,
+        action: Action,
+    ) -> Result<Option<u64>, ActionError> {
+        if self.draining.get() {
+            return Err(ActionError::ShuttingDown);
+        }
+        let event = {
+            let state = self.state.borrow();
+            self.rollouts.borrow_mut().act(
+                key,
+                action,
+                &state.table,
+                std::time::Instant::now(),
+                unix_ms(),
+            )?
+        };
+        let generation = match action {
+            Action::Promote | Action::Abort => self.publish_rollouts(),
+            Action::Pause | Action::Resume => None,
+        };
+        self.rollout_wake.notify_one();
+        self.note_events(std::slice::from_ref(&event), generation);
+        Ok(generation)
+    }
+
+    /// Every rollout, for `/stats` and `GET /rollouts`.
+    pub fn rollouts_json(&self) -> serde_json::Value {
+        self.rollouts.borrow().json()
+    }
+
+    /// Rollout `key`, for `GET /rollouts/KEY`.
+    pub fn rollout_json(&self, key: &str) -> Result<serde_json::Value, ActionError> {
+        self.rollouts.borrow().json_of(key)
+    }
+
+    /// The rollouts' figures, for `/metrics`.
+    pub fn rollout_figures(&self) -> Vec<RolloutFigures> {
+        self.rollouts.borrow().figures()
     }
 
     /// Starts the active health checks of the running table (once the
@@ -727,6 +873,11 @@ impl Agent {
             publish_sum_us: state.publish_sum_us,
         }
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    dataplane::latency::unix_ns() / 1_000_000
 }
 
 /// Drops every table of `retired` that only the agent still holds.

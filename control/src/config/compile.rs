@@ -15,6 +15,7 @@ mod http;
 pub(super) mod mirror;
 mod rate;
 mod retry;
+mod rollout;
 mod route;
 mod tls;
 mod tracing;

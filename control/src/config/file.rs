@@ -178,6 +178,7 @@ pub(crate) struct FileRoute {
     pub(crate) max_body: Option<Spanned<Int>>,
     pub(crate) fault: Option<Spanned<FileFault>>,
     pub(crate) mirror: Option<Spanned<FileMirror>>,
+    pub(crate) rollout: Option<Spanned<FileRollout>>,
 }
 
 /// A route's `mirror = { ... }`.
@@ -207,6 +208,20 @@ pub(crate) struct FileRateLimit {
 pub(crate) struct FileConnectionRateLimit {
     pub(crate) connections_per_second: Option<Spanned<Int>>,
     pub(crate) burst: Option<Spanned<Int>>,
+}
+
+/// A split route's `rollout = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct FileRollout {
+    pub(crate) canary: Option<Spanned<String>>,
+    pub(crate) stable: Option<Spanned<String>>,
+    pub(crate) steps: Option<Spanned<Vec<Spanned<Int>>>>,
+    pub(crate) interval: Option<Spanned<String>>,
+    pub(crate) max_error_rate_delta: Option<Spanned<Ratio>>,
+    pub(crate) max_p99_ratio: Option<Spanned<Ratio>>,
+    pub(crate) min_requests: Option<Spanned<Int>>,
+    pub(crate) min_p99: Option<Spanned<String>>,
 }
 
 /// One entry of a route's `headers`: a name and one test.

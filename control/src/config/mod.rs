@@ -165,4 +165,6 @@ mod rate_tests;
 #[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
+mod rollout_tests;
+#[cfg(test)]
 mod tests;

@@ -305,6 +305,18 @@ fn describe_route(table: &Table, route: &Route) -> String {
             if let Some(rewrite) = &f.rewrite_prefix {
                 let _ = write!(text, " (prefix rewritten to {rewrite})");
             }
+            if let Some(plan) = &f.rollout {
+                let name = |i: usize| &table.cluster(f.targets[i].cluster).name;
+                let steps: Vec<String> = plan.steps.iter().map(u32::to_string).collect();
+                let _ = write!(
+                    text,
+                    " (rollout of {} over {}: steps {} every {})",
+                    name(plan.canary),
+                    name(plan.stable),
+                    steps.join(" "),
+                    duration::format(plan.interval)
+                );
+            }
             text
         }
         RouteAction::Redirect(r) => {
@@ -917,6 +929,8 @@ struct OutRoute<'a> {
     fault: Option<OutFault<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mirror: Option<OutMirror<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<OutRollout<'a>>,
 }
 
 /// A route's or a TCP listener's `fault`: the keys it was given (an
@@ -983,6 +997,39 @@ impl<'a> OutMirror<'a> {
     }
 }
 
+/// A route's `rollout`, every default filled in.
+#[derive(Serialize)]
+struct OutRollout<'a> {
+    canary: &'a str,
+    stable: &'a str,
+    steps: &'a [u32],
+    interval: String,
+    max_error_rate_delta: f64,
+    max_p99_ratio: f64,
+    min_requests: u64,
+    min_p99: String,
+}
+
+impl<'a> OutRollout<'a> {
+    fn new(
+        table: &'a Table,
+        forward: &'a dataplane::table::route::Forward,
+        plan: &'a dataplane::table::rollout::Rollout,
+    ) -> Self {
+        let name = |i: usize| &*table.cluster(forward.targets[i].cluster).name;
+        Self {
+            canary: name(plan.canary),
+            stable: name(plan.stable),
+            steps: &plan.steps,
+            interval: duration::format(plan.interval),
+            max_error_rate_delta: plan.max_error_rate_delta,
+            max_p99_ratio: plan.max_p99_ratio,
+            min_requests: plan.min_requests,
+            min_p99: duration::format(plan.min_p99),
+        }
+    }
+}
+
 impl<'a> OutRoute<'a> {
     fn new(table: &'a Table, route: &'a Route) -> Self {
         let m = &route.matcher;
@@ -1019,6 +1066,7 @@ impl<'a> OutRoute<'a> {
             fault: route.fault.as_deref().map(OutFault::route),
             mirror: None,
             rate_limit: route.rate_limit.as_ref().map(OutRateLimit::new),
+            rollout: None,
         };
         match &route.action {
             RouteAction::Forward(f) => {
@@ -1043,6 +1091,7 @@ impl<'a> OutRoute<'a> {
                 out.rewrite_prefix = f.rewrite_prefix.as_deref();
                 out.retry = f.retry.as_deref().map(OutRetry::new);
                 out.mirror = f.mirror.as_ref().map(|m| OutMirror::new(table, m));
+                out.rollout = f.rollout.as_deref().map(|p| OutRollout::new(table, f, p));
             }
             RouteAction::Redirect(r) => {
                 out.redirect = Some(OutRedirect {

@@ -22,6 +22,7 @@ use dataplane::table::access::LogOutput;
 use dataplane::table::rate::{ConnectionLimit, LimitedTally, RateLimit, RateSettings};
 
 use dataplane::table::mirror::MirrorTally;
+use dataplane::table::rollout::WatchTally;
 use dataplane::table::route::RouteAction;
 use dataplane::table::tally::{AuthzTally, ConnectionTally, FaultTally, HttpTally};
 use dataplane::table::{Service, Table};
@@ -45,6 +46,8 @@ pub(crate) struct Tallies {
     targets: HashMap<TargetKey, Arc<HttpTally>>,
     /// Route mirrors, by listener, route and mirror cluster.
     mirrors: HashMap<TargetKey, Arc<MirrorTally>>,
+    /// Rollout figures of route targets, by the target's label set.
+    watches: HashMap<TargetKey, Arc<WatchTally>>,
     authz: HashMap<AuthzKey, Arc<AuthzTally>>,
     connections: HashMap<Arc<str>, Arc<ConnectionTally>>,
     /// The fault counts of TCP listeners, by listener name.
@@ -129,14 +132,15 @@ impl Tallies {
                 }
                 for target in &forward.targets {
                     let cluster = &table.cluster(target.cluster).name;
-                    tallies.targets.insert(
-                        (
-                            Arc::clone(name),
-                            Arc::clone(&route.name),
-                            Arc::clone(cluster),
-                        ),
-                        Arc::clone(&target.tally),
+                    let key = (
+                        Arc::clone(name),
+                        Arc::clone(&route.name),
+                        Arc::clone(cluster),
                     );
+                    if let Some(watch) = &target.watch {
+                        tallies.watches.insert(key.clone(), Arc::clone(watch));
+                    }
+                    tallies.targets.insert(key, Arc::clone(&target.tally));
                 }
             }
         }
@@ -183,6 +187,20 @@ impl Tallies {
         self.mirrors
             .get(&key)
             .map_or_else(|| Arc::new(MirrorTally::new(self.workers)), Arc::clone)
+    }
+
+    /// The rollout figures of the requests route `route` of listener
+    /// `listener` sends to cluster `cluster`.
+    pub(crate) fn watch(
+        &self,
+        listener: &Arc<str>,
+        route: &Arc<str>,
+        cluster: &Arc<str>,
+    ) -> Arc<WatchTally> {
+        let key = (Arc::clone(listener), Arc::clone(route), Arc::clone(cluster));
+        self.watches
+            .get(&key)
+            .map_or_else(|| Arc::new(WatchTally::new(self.workers)), Arc::clone)
     }
 
     /// The tally of authorization rule `rule` of listener `listener`

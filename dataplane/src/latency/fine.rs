@@ -98,6 +98,18 @@ impl FineTotals {
         self.cells.iter().sum()
     }
 
+    /// What was counted after `earlier`, an older sum of the same cells.
+    pub fn since(&self, earlier: &FineTotals) -> FineTotals {
+        FineTotals {
+            cells: self
+                .cells
+                .iter()
+                .zip(earlier.cells.iter())
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+        }
+    }
+
     /// Every non-empty cell as (the highest value of the cell in
     /// microseconds, count): what a quantile reader loads, so that no
     /// quantile reads below the durations it stands for.
@@ -147,6 +159,14 @@ mod tests {
         assert_eq!(t.count(), 3);
         let points: Vec<_> = t.points().collect();
         assert_eq!(points[0], (10, 2));
+        let earlier = t.clone();
+        a.record(Duration::from_micros(10));
+        let mut later = FineTotals::default();
+        a.add_to(&mut later);
+        b.add_to(&mut later);
+        let since = later.since(&earlier);
+        assert_eq!(since.count(), 1);
+        assert_eq!(since.points().collect::<Vec<_>>(), [(10, 1)]);
         let (top, n) = points[1];
         assert_eq!(n, 1);
         assert!(top >= 100_000 && (top - 100_000) * 32 <= 100_000, "{top}");

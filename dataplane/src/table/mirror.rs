@@ -17,7 +17,7 @@ use crate::counter::Counter;
 pub const MILLION: u32 = 1_000_000;
 
 /// A route's `mirror`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Mirror {
     /// The cluster the copies go to.
     pub cluster: ClusterId,

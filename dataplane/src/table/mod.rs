@@ -17,6 +17,7 @@ pub mod mirror;
 pub mod outlier;
 pub mod rate;
 pub mod retry;
+pub mod rollout;
 pub mod route;
 pub mod tally;
 

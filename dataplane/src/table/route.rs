@@ -19,7 +19,7 @@ use crate::proto::h1::path::PathRules;
 use crate::table::tally::HttpTally;
 
 /// An HTTP listener's settings and routes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpService {
     /// Size limits on what a client may send.
     pub limits: HttpLimits,
@@ -151,6 +151,23 @@ impl Routes {
     pub fn index(&self) -> &RouteIndex {
         &self.index
     }
+
+    /// The forward of route `i`, to change (a rollout moves its weights;
+    /// the index, built from the routes' conditions only, stays valid).
+    pub fn forward_mut(&mut self, i: usize) -> Option<&mut Forward> {
+        match &mut self.list.get_mut(i)?.action {
+            RouteAction::Forward(forward) => Some(forward),
+            _ => None,
+        }
+    }
+}
+
+/// A copy rebuilds the index from the routes: it is made on the control
+/// thread (a rollout step changes one route's weights), never on a worker.
+impl Clone for Routes {
+    fn clone(&self) -> Self {
+        Self::new(self.list.clone())
+    }
 }
 
 impl Deref for Routes {
@@ -203,7 +220,7 @@ pub struct HttpTimeouts {
 }
 
 /// One route: conditions, an action, and header edits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Route {
     /// Operator-given name (unique within its listener), used in metrics.
     pub name: Arc<str>,
@@ -327,7 +344,7 @@ pub enum HeaderTest {
 }
 
 /// What a route does.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RouteAction {
     /// Forward upstream to one of the clusters, picked by weight.
     Forward(Forward),
@@ -338,7 +355,7 @@ pub enum RouteAction {
 }
 
 /// Forwarding upstream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Forward {
     /// Clusters with their weights; one entry for a plain forward, several
     /// for a split (canary, gray release). Never empty; weights are not all 0.
@@ -354,10 +371,13 @@ pub struct Forward {
     pub retry: Option<Arc<super::retry::RetryPolicy>>,
     /// Where copies of the route's requests go, if anywhere.
     pub mirror: Option<super::mirror::Mirror>,
+    /// The route's progressive rollout, when it has one: the control
+    /// agent moves the weights of its two targets (workers never read it).
+    pub rollout: Option<Arc<super::rollout::Rollout>>,
 }
 
 /// One cluster of a forward and its share.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// The cluster.
     pub cluster: ClusterId,
@@ -365,6 +385,9 @@ pub struct Target {
     pub weight: u32,
     /// Counters of requests this route sent to this cluster, per worker.
     pub tally: Arc<HttpTally>,
+    /// The figures a rollout compares, on the two targets of a route with
+    /// a rollout only.
+    pub watch: Option<Arc<super::rollout::WatchTally>>,
 }
 
 impl Forward {

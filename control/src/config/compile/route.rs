@@ -355,11 +355,13 @@ impl Builder<'_> {
                         cluster,
                         weight: 1,
                         tally: tallies.target(listener, route, &target(text.get_ref())),
+                        watch: None,
                     }],
                     total_weight: 1,
                     rewrite_prefix: None,
                     retry: None,
                     mirror: None,
+                    rollout: None,
                 })
             });
             actions.push(("cluster", text.span(), action));
@@ -451,6 +453,10 @@ impl Builder<'_> {
                 }
             }
         };
+        let rollout = match &file.rollout {
+            None => Some(None),
+            Some(table) => self.rollout(table, prefix, file.split.as_ref()).map(Some),
+        };
 
         let action = match actions.as_mut_slice() {
             [] => {
@@ -478,11 +484,20 @@ impl Builder<'_> {
             }
         };
         let mut action = action?;
-        let (rewrite, retry, mirror) = (rewrite?, retry?, mirror?);
+        let (rewrite, retry, mirror, rollout) = (rewrite?, retry?, mirror?, rollout?);
         if let RouteAction::Forward(forward) = &mut action {
             forward.rewrite_prefix = rewrite;
             forward.retry = retry;
             forward.mirror = mirror;
+            if let Some(checked) = rollout {
+                for (i, cluster) in [
+                    (checked.plan.canary, &checked.canary),
+                    (checked.plan.stable, &checked.stable),
+                ] {
+                    forward.targets[i].watch = Some(tallies.watch(listener, route, cluster));
+                }
+                forward.rollout = Some(Arc::new(checked.plan));
+            }
         }
         Some(action)
     }
@@ -560,6 +575,7 @@ impl Builder<'_> {
                     cluster,
                     weight,
                     tally: tallies.target(listener, route, &Arc::from(name)),
+                    watch: None,
                 });
             }
         }
@@ -575,6 +591,7 @@ impl Builder<'_> {
                     rewrite_prefix: None,
                     retry: None,
                     mirror: None,
+                    rollout: None,
                 })
             }
             Err(_) => format!(

@@ -525,6 +525,15 @@ fn settle(ctx: &Ctx<'_>, outcome: &mut Outcome, parts: &mut Parts, client: &Send
             .duration
             .record(duration);
         endpoint_figures(ctx, cluster, outcome, duration);
+        if let Some(watch) = &t.watch {
+            // A request the client spoiled (a stalled body, an answer not
+            // read) tells nothing of the cluster: a rollout never judges it.
+            if !outcome.reason.is_some_and(|r| r.is_clients()) {
+                watch
+                    .worker(ctx.http.worker)
+                    .record(failed(outcome), duration);
+            }
+        }
     }
     let Some(status) = outcome.status else {
         // No answer went out: timed where the error was counted.
@@ -565,11 +574,17 @@ fn endpoint_figures(ctx: &Ctx<'_>, cluster: &Cluster, outcome: &Outcome, duratio
     };
     let cells = tally.worker(ctx.http.worker);
     cells.requests.add(1);
-    let answered_5xx = !outcome.own_answer && outcome.status.is_some_and(|s| s >= 500);
-    if answered_5xx || outcome.reason.is_some_and(|r| !r.is_clients()) {
+    if failed(outcome) {
         cells.failures.add(1);
     }
     cells.duration.record(duration);
+}
+
+/// Whether the request of `outcome` failed upstream: the upstream answered
+/// 5xx, or the exchange ended for a reason that is not the client's.
+fn failed(outcome: &Outcome) -> bool {
+    let answered_5xx = !outcome.own_answer && outcome.status.is_some_and(|s| s >= 500);
+    answered_5xx || outcome.reason.is_some_and(|r| !r.is_clients())
 }
 
 /// The fields a route sets and adds on the answers it gives.
