@@ -8,39 +8,7 @@ use dataplane::table::route::RouteLimits;
 use dataplane::table::Service;
 
 use super::http_tests::parse_ok;
-use super::tests::{self, line_of, only_error};
-
-/// A file with an HTTP listener whose one route (these extra lines) goes
-/// to cluster `app`, and a TCP listener (these extra lines) to it too.
-fn file(route: &str, tcp: &str) -> String {
-    format!(
-        r#"[runtime]
-worker_cores = [0]
-
-[[listeners]]
-name = "web"
-address = "127.0.0.1:8080"
-protocol = "http"
-request_timeout = "10s"
-
-  [[listeners.routes]]
-  name = "all"
-  cluster = "app"
-  {route}
-
-[[listeners]]
-name = "db"
-address = "127.0.0.1:8081"
-protocol = "tcp"
-cluster = "app"
-{tcp}
-
-[[clusters]]
-name = "app"
-endpoints = ["127.0.0.1:8000"]
-"#
-    )
-}
+use super::tests::{self, line_of, only_error, route_and_tcp_file as file};
 
 fn assert_error(text: &str, needle: &str, key: &str, reason: &str) {
     let error = only_error(text);

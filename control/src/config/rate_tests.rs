@@ -5,37 +5,7 @@ use dataplane::table::rate::{RateKey, RateSettings, DEFAULT_MAX_KEYS};
 use dataplane::table::Service;
 
 use super::http_tests::{parse_ok, CORES};
-use super::tests::{self, line_of, only_error};
-
-/// A file with one HTTP route (these extra lines), a TCP listener (these).
-fn file(route: &str, tcp: &str) -> String {
-    format!(
-        r#"[runtime]
-worker_cores = [0]
-
-[[listeners]]
-name = "web"
-address = "127.0.0.1:8080"
-protocol = "http"
-
-  [[listeners.routes]]
-  name = "all"
-  cluster = "app"
-  {route}
-
-[[listeners]]
-name = "db"
-address = "127.0.0.1:8081"
-protocol = "tcp"
-cluster = "app"
-{tcp}
-
-[[clusters]]
-name = "app"
-endpoints = ["127.0.0.1:8000"]
-"#
-    )
-}
+use super::tests::{self, line_of, only_error, route_and_tcp_file as file};
 
 fn route_limit(config: &super::Config) -> Option<RateSettings> {
     let Service::Http(http) = &config.table.listeners[0].service else {

@@ -63,6 +63,40 @@ fn parse_ok(text: &str) -> Config {
     }
 }
 
+/// A file with an HTTP listener `web` (request timeout 10 s) whose one
+/// route `all` goes to cluster `app` with these extra lines (`route`), and
+/// a TCP listener `db` to `app` with these (`tcp`): where the route and
+/// listener keys of traffic policy are tried.
+pub(super) fn route_and_tcp_file(route: &str, tcp: &str) -> String {
+    format!(
+        r#"[runtime]
+worker_cores = [0]
+
+[[listeners]]
+name = "web"
+address = "127.0.0.1:8080"
+protocol = "http"
+request_timeout = "10s"
+
+  [[listeners.routes]]
+  name = "all"
+  cluster = "app"
+  {route}
+
+[[listeners]]
+name = "db"
+address = "127.0.0.1:8081"
+protocol = "tcp"
+cluster = "app"
+{tcp}
+
+[[clusters]]
+name = "app"
+endpoints = ["127.0.0.1:8000"]
+"#
+    )
+}
+
 pub(super) fn errors(text: &str) -> Vec<ConfigError> {
     match parse_with_cores(text, "ringway.toml", Some(CORES)) {
         Ok(config) => panic!("expected errors, got {config:#?}"),
