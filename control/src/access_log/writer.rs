@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -49,8 +49,6 @@ pub struct WriterStats {
 struct Shared {
     stop: AtomicBool,
     reopen: AtomicBool,
-    /// Set by the writer thread as it ends.
-    done: AtomicBool,
     stats: WriterStats,
 }
 
@@ -64,6 +62,9 @@ pub struct AccessWriter {
     /// The numbers sent so far.
     named: std::cell::RefCell<std::collections::HashSet<u32>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected (or sent on) when the writer thread ends: what
+    /// [`AccessWriter::stop`] waits on, with its bound.
+    finished: Receiver<()>,
 }
 
 impl AccessWriter {
@@ -76,11 +77,13 @@ impl AccessWriter {
     ) -> io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let (outputs, named) = mpsc::channel();
+        let (ended, finished) = mpsc::channel();
         let mut writer = Self {
             shared: Arc::clone(&shared),
             outputs,
             named: Default::default(),
             thread: None,
+            finished,
         };
         writer.learn(table);
         writer.thread = Some(
@@ -91,7 +94,7 @@ impl AccessWriter {
                         core_affinity::set_for_current(core_affinity::CoreId { id });
                     }
                     Pass::new(readers, named).run(&shared);
-                    shared.done.store(true, Ordering::Release);
+                    let _ = ended.send(());
                 })?,
         );
         Ok(writer)
@@ -132,11 +135,8 @@ impl AccessWriter {
         let Some(t) = self.thread.take() else {
             return;
         };
-        let deadline = Instant::now() + STOP_WAIT;
-        while !self.shared.done.load(Ordering::Acquire) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if self.shared.done.load(Ordering::Acquire) {
+        // Sent when the thread ends; disconnected if it died instead.
+        if self.finished.recv_timeout(STOP_WAIT) != Err(RecvTimeoutError::Timeout) {
             let _ = t.join();
         } else {
             // Left behind, blocked on an output: the process exits anyway.
