@@ -26,7 +26,7 @@ use super::configs::{CATCH_ALL, LISTENER};
 use super::scenario::Scenario;
 use ringway_kit::admin::AdminClient;
 
-pub use self::api::Figures;
+pub use self::api::{ApiDecision, Figures};
 
 /// How long one poll may take before it counts as failed.
 const POLL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,25 +73,17 @@ pub struct WeightSample {
     pub weight: f64,
 }
 
-/// One decision of the agent.
+/// One decision of the agent, as the API gave it, placed on the load's
+/// time axis.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     /// When the agent took it, seconds from the load's start; `None` for
     /// decisions taken before the load began (the rollout's start, holds
     /// while no request came).
     pub at_s: Option<f64>,
-    /// When the agent took it, wall-clock milliseconds since 1970.
-    pub unix_ms: u64,
-    /// `step`, `hold`, `rollback`, `complete`, ... as the API names it.
-    pub decision: String,
-    /// Why, in the agent's words.
-    pub reason: String,
-    /// The canary's weight after the decision, percent, if the API says.
-    pub weight: Option<f64>,
-    /// The canary's figures over the decision's interval.
-    pub canary: Figures,
-    /// The stable cluster's figures over the same interval.
-    pub stable: Figures,
+    /// The decision itself: its time, name, reason, weight and figures.
+    #[serde(flatten)]
+    pub taken: ApiDecision,
 }
 
 /// What a decision did to the canary, for the plot's marks.
@@ -108,7 +100,7 @@ pub enum Kind {
 impl Decision {
     /// What the decision did, from its name.
     pub fn kind(&self) -> Kind {
-        let name = self.decision.to_ascii_lowercase();
+        let name = self.taken.decision.to_ascii_lowercase();
         if name.contains("roll") || name.contains("abort") {
             Kind::Rollback
         } else if name.contains("step") || name.contains("promot") || name.contains("complete") {
@@ -301,18 +293,14 @@ fn poll(client: &mut AdminClient, path: &str, start: Start, seen: &mut Seen) {
             });
             for d in status.history {
                 let known = seen.decisions.iter().any(|k| {
+                    let k = &k.taken;
                     k.unix_ms == d.unix_ms && k.decision == d.decision && k.reason == d.reason
                 });
                 if !known {
                     let at_s = (d.unix_ms as f64 - start.unix_ms) / 1e3;
                     seen.decisions.push(Decision {
                         at_s: (at_s >= 0.0).then_some(at_s),
-                        unix_ms: d.unix_ms,
-                        decision: d.decision,
-                        reason: d.reason,
-                        weight: d.weight,
-                        canary: d.canary,
-                        stable: d.stable,
+                        taken: d,
                     });
                 }
             }

@@ -43,7 +43,7 @@ fn series(t: &RolloutTrace) -> plot::Rollout {
     // A decision that does not say its weight left the one the next poll
     // read.
     let weight_at = |d: &Decision, seen: f64| {
-        d.weight.unwrap_or_else(|| {
+        d.taken.weight.unwrap_or_else(|| {
             t.samples
                 .iter()
                 .find(|s| s.t_s >= seen)
@@ -58,7 +58,7 @@ fn series(t: &RolloutTrace) -> plot::Rollout {
     weight.extend(
         t.decisions
             .iter()
-            .filter_map(|d| Some((d.at_s?, d.weight?))),
+            .filter_map(|d| Some((d.at_s?, d.taken.weight?))),
     );
     weight.sort_by(|a, b| a.0.total_cmp(&b.0));
     plot::Rollout {
@@ -76,8 +76,8 @@ fn series(t: &RolloutTrace) -> plot::Rollout {
                         Kind::Rollback => MarkKind::Rollback,
                     },
                     weight: weight_at(d, seen),
-                    canary: side(&d.canary),
-                    stable: side(&d.stable),
+                    canary: side(&d.taken.canary),
+                    stable: side(&d.taken.stable),
                 })
             })
             .collect(),
@@ -126,18 +126,21 @@ pub fn rollouts(md: &mut String, r: &Results, plots: &RolloutPlots) {
             continue;
         }
         md.push_str("| at (s) | decision | reason | weight after | canary requests | canary errors | canary error rate | canary p99 ms | stable requests | stable errors | stable error rate | stable p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for d in &t.decisions {
-            let seen = d
+        for decision in &t.decisions {
+            let seen = decision
                 .at_s
                 .map_or("before the load".to_owned(), |s| format!("{s:.2}"));
             let _ = writeln!(
                 md,
                 "| {seen} | {} | {} | {} | {} | {} |",
-                d.decision,
-                d.reason.replace('|', "/"),
-                d.weight.map_or("–".to_owned(), |w| format!("{w}%")),
-                figures(&d.canary),
-                figures(&d.stable),
+                decision.taken.decision,
+                decision.taken.reason.replace('|', "/"),
+                decision
+                    .taken
+                    .weight
+                    .map_or("–".to_owned(), |w| format!("{w}%")),
+                figures(&decision.taken.canary),
+                figures(&decision.taken.stable),
             );
         }
         md.push('\n');

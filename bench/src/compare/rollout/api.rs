@@ -21,7 +21,7 @@ pub struct Status {
 }
 
 /// One decision as the API gives it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiDecision {
     /// When the agent took it, wall-clock milliseconds since 1970.
     pub unix_ms: u64,

@@ -92,12 +92,14 @@ fn an_unreadable_answer_says_what_is_missing() {
 fn decisions_are_marked_by_what_they_did() {
     let d = |name: &str| Decision {
         at_s: None,
-        unix_ms: 0,
-        decision: name.into(),
-        reason: String::new(),
-        weight: None,
-        canary: Figures::default(),
-        stable: Figures::default(),
+        taken: ApiDecision {
+            unix_ms: 0,
+            decision: name.into(),
+            reason: String::new(),
+            weight: None,
+            canary: Figures::default(),
+            stable: Figures::default(),
+        },
     };
     assert_eq!(d("step").kind(), Kind::Step);
     assert_eq!(d("Complete").kind(), Kind::Step);
@@ -237,7 +239,7 @@ fn the_sampler_keeps_each_decision_once_at_the_time_it_was_taken() {
     let names: Vec<&str> = trace
         .decisions
         .iter()
-        .map(|d| d.decision.as_str())
+        .map(|d| d.taken.decision.as_str())
         .collect();
     assert_eq!(names, ["start", "step", "rollback"], "{trace:?}");
     // The start came before the load; the others are placed where the
