@@ -85,7 +85,13 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
 
     let table = Arc::new(config.table.clone());
     let mut logs = WorkerLogs::default();
-    let workers = match Workers::start(&config.runtime, Arc::clone(&table), mode, &mut logs) {
+    let workers = match Workers::start(
+        &config.runtime,
+        Arc::clone(&table),
+        mode,
+        dataplane::rt::IoBackend::IoUring,
+        &mut logs,
+    ) {
         Ok(workers) => workers,
         Err(e) => {
             // The workers that started may have queued lines before they

@@ -8,6 +8,7 @@
 //! when no task is ready, waits for completions, at most until the earliest
 //! timer's deadline.
 
+pub mod backend;
 mod counters;
 pub(crate) mod driver;
 pub mod executor;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+pub use backend::{choose, BackendChoice, Chosen, IoBackend};
 pub use driver::{Completion, RingCounters, RingStats};
 pub use executor::{abort, spawn, task_count, wake, TaskId};
 pub use ring::{FeatureMode, RingFeatures, UringUnavailable};
@@ -50,8 +52,10 @@ pub struct RuntimeConfig {
     pub buffer_count: u16,
     /// Bytes per buffer.
     pub buffer_size: u32,
-    /// Kernel features to use.
+    /// Kernel features to use (io_uring).
     pub features: FeatureMode,
+    /// The reactor: io_uring, or epoll where io_uring is refused.
+    pub backend: IoBackend,
 }
 
 impl Default for RuntimeConfig {
@@ -61,6 +65,7 @@ impl Default for RuntimeConfig {
             buffer_count: 256,
             buffer_size: 32 * 1024,
             features: FeatureMode::Best,
+            backend: IoBackend::IoUring,
         }
     }
 }

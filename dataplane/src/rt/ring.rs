@@ -69,6 +69,63 @@ impl fmt::Display for UringUnavailable {
 
 impl std::error::Error for UringUnavailable {}
 
+impl UringUnavailable {
+    /// Whether `runtime.io_backend = "auto"` runs on epoll instead: the
+    /// refusals of a security profile, a sysctl or a kernel without
+    /// io_uring (`EPERM`, `ENOSYS`, `EACCES`). Other errors (out of memory,
+    /// too many rings) are not a policy and are reported.
+    pub fn falls_back(&self) -> bool {
+        matches!(
+            self.source.raw_os_error(),
+            Some(libc::EPERM | libc::ENOSYS | libc::EACCES)
+        )
+    }
+
+    /// A short account of the refusal, for the line that says a worker
+    /// runs on epoll instead.
+    pub fn refusal(&self) -> String {
+        let code = self.source.raw_os_error();
+        let name = match code {
+            Some(libc::EPERM) => "EPERM",
+            Some(libc::ENOSYS) => "ENOSYS",
+            Some(libc::EACCES) => "EACCES",
+            _ => "error",
+        };
+        match (self.sysctl, code) {
+            (Some(2), _) => format!("io_uring disabled by sysctl kernel.io_uring_disabled=2 ({name})"),
+            (Some(1), Some(libc::EPERM)) => format!(
+                "io_uring restricted to kernel.io_uring_group by kernel.io_uring_disabled=1 ({name})"
+            ),
+            (_, Some(libc::EPERM)) => format!("io_uring refused by seccomp ({name})"),
+            (_, Some(libc::ENOSYS)) => {
+                format!("io_uring refused by seccomp or missing from the kernel ({name})")
+            }
+            (_, Some(libc::EACCES)) => format!("io_uring refused by a security module ({name})"),
+            _ => format!("io_uring unavailable ({})", self.source),
+        }
+    }
+}
+
+/// Checks that this process may use what ringway needs of io_uring: a ring
+/// built with `features`, its probe, and a provided buffer ring registered
+/// and unregistered again. The first refusal is returned.
+pub fn probe_needs(features: FeatureMode) -> Result<(), UringUnavailable> {
+    let (ring, _) = build(8, features)?;
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(unavailable)?;
+    let counters = std::sync::Arc::new(crate::buf::PoolCounters::default());
+    match crate::buf::BufPool::new(&ring.submitter(), 0, 1, 64, counters) {
+        Ok(pool) => {
+            let _ = pool.unregister(&ring.submitter());
+            Ok(())
+        }
+        Err(crate::buf::BufPoolError::Register(e)) => Err(unavailable(e)),
+        Err(e) => Err(unavailable(io::Error::other(e.to_string()))),
+    }
+}
+
 /// Builds a ring of `entries` submission slots with the best mode the kernel
 /// accepts, falling back step by step.
 pub fn build(entries: u32, mode: FeatureMode) -> Result<(IoUring, RingFeatures), UringUnavailable> {

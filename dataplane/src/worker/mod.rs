@@ -28,7 +28,9 @@ use crate::link::WorkerLink;
 use crate::rt::select::{select, Either};
 use crate::rt::time::sleep;
 use crate::rt::wake::{eventfd, signal_pipe, Wakeup, WakeupFd};
-use crate::rt::{self, FeatureMode, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError};
+use crate::rt::{
+    self, FeatureMode, IoBackend, RingFeatures, RingStats, Runtime, RuntimeConfig, RuntimeError,
+};
 use crate::session::http::WorkerHttp;
 use crate::settings::RuntimeSettings;
 use crate::stats::{Counters, WorkerStats};
@@ -106,6 +108,8 @@ pub struct WorkerReport {
 /// The running workers.
 #[derive(Debug)]
 pub struct Workers {
+    /// The reactor every worker runs on.
+    backend: IoBackend,
     threads: Vec<JoinHandle<WorkerReport>>,
     links: Vec<Arc<WorkerLink>>,
     /// The reading end of the pipe every worker notifies when it
@@ -129,6 +133,7 @@ impl Workers {
         settings: &RuntimeSettings,
         table: Arc<Table>,
         mode: FeatureMode,
+        backend: IoBackend,
         logs: &mut WorkerLogs,
     ) -> Result<Self, StartError> {
         // Counted before the workers open anything: the budget adds what
@@ -141,6 +146,7 @@ impl Workers {
         let (ack_notify, acks) =
             signal_pipe().map_err(|source| StartError::Spawn { worker: 0, source })?;
         let mut workers = Self {
+            backend,
             threads: Vec::new(),
             links: Vec::new(),
             acks: Some(acks),
@@ -177,6 +183,7 @@ impl Workers {
                     buffer_count: settings.buffer_count,
                     buffer_size: settings.buffer_size,
                     features: mode,
+                    backend,
                 },
                 drain_timeout: settings.drain_timeout,
                 max_connections: budget.per_worker,
@@ -233,6 +240,11 @@ impl Workers {
     /// Each worker's queue of finished spans, in worker order.
     pub fn span_queues(&self) -> Vec<Arc<ArrayQueue<Span>>> {
         self.spans.clone()
+    }
+
+    /// The reactor every worker runs on.
+    pub fn backend(&self) -> IoBackend {
+        self.backend
     }
 
     /// The client connections the workers take, and where that came from.
