@@ -83,6 +83,10 @@ pub struct BufPool {
     group: u16,
     /// Our copy of the tail; the kernel reads the one in the ring.
     tail: Cell<u16>,
+    /// The head, when no kernel takes buffers from the ring (epoll): the
+    /// next free buffer a receive reads into. (Registered, the kernel
+    /// keeps the head.)
+    head: Cell<u16>,
     /// Buffers currently in the ring (not lent out).
     available: Cell<u32>,
     /// Below this many free buffers, filled buffers are copied out at once.
@@ -146,6 +150,37 @@ impl BufPool {
         size: u32,
         counters: Arc<PoolCounters>,
     ) -> Result<Rc<Self>, BufPoolError> {
+        let pool = Self::map(group, count, size, counters)?;
+        // SAFETY: the ring is page-aligned (fresh mmap), `count` entries long,
+        // initialised by `map`, and stays mapped until `Drop`, which
+        // unregisters it first (or leaks it, see `Drop`).
+        let registered = unsafe {
+            submitter.register_buf_ring_with_flags(pool.ring.as_ptr() as u64, count, group, 0)
+        };
+        registered.map_err(BufPoolError::Register)?;
+        pool.registered.set(true);
+        Ok(Rc::new(pool))
+    }
+
+    /// A pool of the same shape that no kernel ring takes buffers from:
+    /// receives take them at its head themselves ([`BufPool::head`]), which
+    /// is how the epoll backend reads into pool memory.
+    pub fn unregistered(
+        group: u16,
+        count: u16,
+        size: u32,
+        counters: Arc<PoolCounters>,
+    ) -> Result<Rc<Self>, BufPoolError> {
+        Ok(Rc::new(Self::map(group, count, size, counters)?))
+    }
+
+    /// Maps the memory and fills the ring with every buffer.
+    fn map(
+        group: u16,
+        count: u16,
+        size: u32,
+        counters: Arc<PoolCounters>,
+    ) -> Result<Self, BufPoolError> {
         if count == 0 || !count.is_power_of_two() || count > 32768 {
             return Err(BufPoolError::Shape {
                 count,
@@ -179,6 +214,7 @@ impl BufPool {
             size,
             group,
             tail: Cell::new(0),
+            head: Cell::new(0),
             available: Cell::new(0),
             reserve: reserve_of(count),
             waiters: RefCell::new(VecDeque::new()),
@@ -191,15 +227,33 @@ impl BufPool {
         pool.publish_tail();
         pool.available.set(u32::from(count));
         pool.counters.capacity.set(u64::from(count));
-        // SAFETY: the ring is page-aligned (fresh mmap), `count` entries long,
-        // initialised above, and stays mapped until `Drop`, which unregisters
-        // it first (or leaks it, see `Drop`).
-        let registered = unsafe {
-            submitter.register_buf_ring_with_flags(pool.ring.as_ptr() as u64, count, group, 0)
-        };
-        registered.map_err(BufPoolError::Register)?;
-        pool.registered.set(true);
-        Ok(Rc::new(pool))
+        Ok(pool)
+    }
+
+    /// The free buffer at the head of an unregistered pool: its id, its
+    /// memory and its size; `None` when every buffer is lent out.
+    pub(crate) fn head(&self) -> Option<(u16, *mut u8, u32)> {
+        debug_assert!(
+            !self.registered.get(),
+            "the kernel owns a registered ring's head"
+        );
+        if self.available.get() == 0 {
+            return None;
+        }
+        let index = usize::from(self.head.get() & (self.count - 1));
+        // SAFETY: `index < count`, inside the ring mapping; the entry lies
+        // between head and tail, written by `push` and not written again
+        // until it is taken and given back.
+        let bid = unsafe { &*self.ring.as_ptr().add(index) }.bid();
+        // SAFETY: `bid < count` (only `push` writes ids), inside `mem`.
+        let ptr = unsafe { self.mem.as_ptr().add(usize::from(bid) * self.size as usize) };
+        Some((bid, ptr, self.size))
+    }
+
+    /// Takes the buffer [`BufPool::head`] named out of the ring; the caller
+    /// then [`BufPool::claim`]s it with what it received.
+    pub(crate) fn take_head(&self) {
+        self.head.set(self.head.get().wrapping_add(1));
     }
 
     /// The buffer group id to put in recv SQEs.

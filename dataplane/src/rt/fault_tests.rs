@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
-use io_uring::opcode;
+use super::io_op::Io;
 
 use super::driver;
 use super::net::TcpStream;
@@ -72,12 +72,10 @@ fn a_full_submission_queue_with_transient_errors_does_not_fail_the_op() {
     rt.block_on(async {
         let mut ops = Vec::new();
         for _ in 0..64 {
-            // SAFETY: a nop points at nothing.
-            ops.push(unsafe { Op::submit(opcode::Nop::new().build(), ()) }.expect("nop"));
+            ops.push(Op::submit(Io::Nop, ()).expect("nop"));
         }
         driver::with(|d| d.faults.enter.extend([libc::EBUSY, libc::EAGAIN]));
-        // SAFETY: as above.
-        ops.push(unsafe { Op::submit(opcode::Nop::new().build(), ()) }.expect("65th nop"));
+        ops.push(Op::submit(Io::Nop, ()).expect("65th nop"));
         for op in ops {
             let (c, ()) = op.await;
             assert_eq!(c.result, 0);
@@ -93,8 +91,7 @@ fn a_linked_op_and_its_timeout_enter_the_queue_together() {
         // Leave room for exactly one entry: the pair must not be split.
         let mut ops = Vec::new();
         for _ in 0..63 {
-            // SAFETY: a nop points at nothing.
-            ops.push(unsafe { Op::submit(opcode::Nop::new().build(), ()) }.expect("nop"));
+            ops.push(Op::submit(Io::Nop, ()).expect("nop"));
         }
         assert_eq!(driver::with(|d| d.queued()), 63);
         let sleeper = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -162,7 +159,7 @@ fn an_op_dropped_while_the_reactor_is_busy_is_leaked_not_freed() {
     let rt = runtime();
     rt.block_on(async {
         let (reader, _writer) = std::io::pipe().expect("pipe");
-        let reader = Rc::new(reader);
+        let reader = Rc::new(super::Watched::new(reader));
         let freed = Rc::new(std::cell::Cell::new(false));
         let op = super::tests::pipe_read(&reader, &freed);
         // The driver is borrowed: the op cannot park its buffer in its slot.
@@ -182,8 +179,7 @@ fn dropping_a_runtime_with_a_finished_unpolled_op_does_not_hang() {
     let rt = runtime();
     let op = rt
         .block_on(async {
-            // SAFETY: a nop points at nothing.
-            let op = unsafe { Op::submit(opcode::Nop::new().build(), ()) }.expect("nop");
+            let op = Op::submit(Io::Nop, ()).expect("nop");
             until("the nop completed", || ring_stats().completed >= 1).await;
             // In a vector: the op outlives the loop without being awaited.
             vec![op]

@@ -12,6 +12,7 @@ pub mod backend;
 mod counters;
 pub(crate) mod driver;
 pub mod executor;
+pub(crate) mod io_op;
 pub mod net;
 pub(crate) mod op;
 pub mod reuse;
@@ -30,6 +31,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 pub use backend::{choose, BackendChoice, Chosen, IoBackend};
+pub use driver::epoll::Watched;
 pub use driver::{Completion, RingCounters, RingStats};
 pub use executor::{abort, spawn, task_count, wake, TaskId};
 pub use ring::{FeatureMode, RingFeatures, UringUnavailable};
@@ -79,9 +81,13 @@ pub enum RuntimeError {
     /// The buffer ring could not be set up.
     #[error(transparent)]
     Buffers(#[from] BufPoolError),
-    /// `io_uring_enter` failed for a reason that is not the input's fault.
+    /// `io_uring_enter` (or `epoll_wait`) failed for a reason that is not
+    /// the input's fault.
     #[error("io_uring_enter failed: {0}")]
     Enter(io::Error),
+    /// The epoll set could not be made.
+    #[error("cannot create the worker's epoll set: {0}")]
+    Epoll(io::Error),
     /// This thread runs a runtime already; a second would replace its
     /// reactor under the ops in flight.
     #[error("this thread already runs a ringway runtime")]
@@ -100,6 +106,9 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         if driver::installed() {
             return Err(RuntimeError::AlreadyRunning);
+        }
+        if config.backend == IoBackend::Epoll {
+            return Self::new_epoll(config);
         }
         let (ring, features) = ring::build(config.sq_entries, config.features)?;
         let stats = Arc::new(RingCounters::default());
@@ -123,6 +132,34 @@ impl Runtime {
             }
         }
         driver::install(driver::Driver::new(ring, features, pools, stats));
+        Ok(Self {
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// The epoll runtime: an epoll set, and pools that no kernel ring takes
+    /// buffers from. Multishot receives are emulated, so the features say
+    /// what the ops above may use, as on io_uring.
+    fn new_epoll(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let epoll = driver::epoll::Epoll::new().map_err(RuntimeError::Epoll)?;
+        let stats = Arc::new(RingCounters::default());
+        let mut pools = Vec::with_capacity(Group::ALL.len());
+        for group in Group::ALL {
+            pools.push(BufPool::unregistered(
+                group.id(),
+                config.buffer_count,
+                config.buffer_size,
+                Arc::clone(&stats.pools[usize::from(group.id())]),
+            )?);
+        }
+        let best = config.features == FeatureMode::Best;
+        let features = RingFeatures {
+            defer_taskrun: false,
+            coop_taskrun: false,
+            multishot_accept: false,
+            multishot_recv: best,
+        };
+        driver::install(driver::Driver::new_epoll(epoll, features, pools, stats));
         Ok(Self {
             _not_send: std::marker::PhantomData,
         })

@@ -11,16 +11,20 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::op::{MultiOp, Op, Selects};
+use super::driver::epoll::Watched;
+use super::io_op::Io;
+use super::op::{MultiOp, Op};
 use crate::buf::{BufHandle, BufPool, Group};
+
+/// A socket ops run on (forgotten by the epoll set as it closes).
+type Sock = Watched<Socket>;
 
 /// A listening socket bound with `SO_REUSEPORT`, one per worker.
 #[derive(Debug)]
 pub struct TcpListener {
-    socket: Rc<Socket>,
+    socket: Rc<Sock>,
 }
 
 impl TcpListener {
@@ -33,7 +37,7 @@ impl TcpListener {
         socket.bind(&addr.into())?;
         socket.listen(backlog)?;
         Ok(Self {
-            socket: Rc::new(socket),
+            socket: Rc::new(Watched::new(socket)),
         })
     }
 
@@ -81,9 +85,9 @@ impl TcpListener {
 /// thread and the upstream connects need, only to close them again.
 #[derive(Debug)]
 pub struct Incoming {
-    socket: Rc<Socket>,
+    socket: Rc<Sock>,
     /// The accepts in flight, oldest first.
-    armed: VecDeque<Op<Rc<Socket>>>,
+    armed: VecDeque<Op<Rc<Sock>>>,
 }
 
 impl Incoming {
@@ -95,18 +99,12 @@ impl Incoming {
 
     /// Arms one more accept.
     pub fn arm(&mut self) -> io::Result<()> {
-        let entry = opcode::Accept::new(
-            types::Fd(self.socket.as_raw_fd()),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-        .flags(libc::SOCK_CLOEXEC)
-        .build();
-        // SAFETY: the SQE holds no pointer; the listener is kept open by
-        // the `Rc` the op owns. An accepted descriptor nobody takes (the op
-        // dropped first) is closed by the driver.
-        let op = unsafe { Op::submit(entry, Rc::clone(&self.socket))? };
-        self.armed.push_back(op.yields_fds());
+        // The listener is kept open by the `Rc` the op owns. An accepted
+        // descriptor nobody takes (the op dropped first) is closed by the
+        // driver.
+        let io = Io::accept(self.socket.as_raw_fd());
+        let op = Op::submit(io, Rc::clone(&self.socket))?;
+        self.armed.push_back(op);
         Ok(())
     }
 
@@ -143,7 +141,7 @@ impl Incoming {
 /// A connected TCP socket.
 #[derive(Debug, Clone)]
 pub struct TcpStream {
-    socket: Rc<Socket>,
+    socket: Rc<Sock>,
 }
 
 impl TcpStream {
@@ -152,7 +150,7 @@ impl TcpStream {
         // for us; nothing else owns it.
         let socket = unsafe { Socket::from_raw_fd(fd) };
         Self {
-            socket: Rc::new(socket),
+            socket: Rc::new(Watched::new(socket)),
         }
     }
 
@@ -160,7 +158,7 @@ impl TcpStream {
     /// the ring never blocks on it).
     pub fn from_std(stream: std::net::TcpStream) -> Self {
         Self {
-            socket: Rc::new(Socket::from(stream)),
+            socket: Rc::new(Watched::new(Socket::from(stream))),
         }
     }
 
@@ -168,16 +166,11 @@ impl TcpStream {
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Self> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
         let sockaddr = Box::new(SockAddr::from(addr));
-        let entry = opcode::Connect::new(
-            types::Fd(socket.as_raw_fd()),
-            sockaddr.as_ptr().cast(),
-            sockaddr.len(),
-        )
-        .build();
-        let socket = Rc::new(socket);
-        // SAFETY: the SQE points at the boxed address, owned by the op.
-        let op =
-            unsafe { Op::submit_with_timeout(entry, (Rc::clone(&socket), sockaddr), timeout)? };
+        // SAFETY: the op points at the boxed address, which the op owns
+        // (moving a box does not move what it holds).
+        let io = unsafe { Io::connect(socket.as_raw_fd(), &sockaddr) };
+        let socket = Rc::new(Watched::new(socket));
+        let op = Op::submit_with_timeout(io, (Rc::clone(&socket), sockaddr), timeout)?;
         let (completion, _) = op.await;
         match completion.result {
             0 => Ok(Self { socket }),
@@ -224,19 +217,28 @@ impl TcpStream {
     /// their own (the TCP relay, whose idle pairs must stay small). Fails
     /// only if the ring refused the op (the buffer then goes back).
     pub fn start_send(&self, buf: BufHandle, offset: usize) -> io::Result<Sending> {
+        Ok(Sending(self.send_op(buf, offset..usize::MAX, None)?))
+    }
+
+    /// Starts a send of `buf[range]`, with a deadline if `timeout` is given:
+    /// the one place a send of a received buffer is built.
+    fn send_op(
+        &self,
+        buf: BufHandle,
+        range: Range<usize>,
+        timeout: Option<Duration>,
+    ) -> io::Result<Op<(Rc<Sock>, BufHandle)>> {
         let slice = buf.as_slice();
-        let rest = &slice[offset.min(slice.len())..];
-        let entry = opcode::Send::new(
-            types::Fd(self.socket.as_raw_fd()),
-            rest.as_ptr(),
-            rest.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build();
-        // SAFETY: the SQE points into the pool buffer owned by the op's
-        // data; pool memory never moves.
-        let op = unsafe { Op::submit(entry, (Rc::clone(&self.socket), buf))? };
-        Ok(Sending(op))
+        let range = range.start.min(slice.len())..range.end.min(slice.len());
+        // SAFETY: the bytes are pool memory (or the handle's own heap
+        // block) that `buf` holds; the op owns `buf` until its final
+        // completion, and moving a handle moves none of that memory.
+        let io = unsafe { Io::send(self.socket.as_raw_fd(), &slice[range]) };
+        let data = (Rc::clone(&self.socket), buf);
+        match timeout {
+            Some(t) => Op::submit_with_timeout(io, data, t),
+            None => Op::submit(io, data),
+        }
     }
 
     /// Sends `buf[range]`, giving up with `TimedOut` after `timeout` if the
@@ -248,24 +250,7 @@ impl TcpStream {
         range: Range<usize>,
         timeout: Option<Duration>,
     ) -> io::Result<(usize, BufHandle)> {
-        let slice = buf.as_slice();
-        let range = range.start.min(slice.len())..range.end.min(slice.len());
-        let rest = &slice[range];
-        let entry = opcode::Send::new(
-            types::Fd(self.socket.as_raw_fd()),
-            rest.as_ptr(),
-            rest.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build();
-        let data = (Rc::clone(&self.socket), buf);
-        let op = match timeout {
-            // SAFETY: the SQE points into the pool buffer owned by `data`,
-            // which the op owns; pool memory never moves.
-            Some(t) => unsafe { Op::submit_with_timeout(entry, data, t) },
-            // SAFETY: as above.
-            None => unsafe { Op::submit(entry, data) },
-        };
+        let op = self.send_op(buf, range, timeout);
         let (completion, (_, buf)) = op?.await;
         Ok((send_result(completion.result, timeout)?, buf))
     }
@@ -305,32 +290,34 @@ impl TcpStream {
                 count += 1;
             }
         }
-        let fd = types::Fd(self.socket.as_raw_fd());
-        let entry = if count == 1 {
+        let fd = self.socket.as_raw_fd();
+        let io = if count == 1 {
             // One piece (a head alone, the usual request): a plain send
             // spares the kernel importing a msghdr and an iovec array.
             let iov = g.iov[0];
-            opcode::Send::new(fd, iov.iov_base as *const u8, iov.iov_len as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
+            // SAFETY: the piece is the head's heap buffer or part of the
+            // body's pool buffer, both owned by the box, which the op owns;
+            // moving a box, a Vec or a pool handle moves none of that
+            // memory.
+            unsafe {
+                Io::send(
+                    fd,
+                    std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len),
+                )
+            }
         } else {
             g.hdr.msg_iov = g.iov.as_mut_ptr();
             g.hdr.msg_iovlen = count;
             let hdr_ptr: *const libc::msghdr = &g.hdr;
-            opcode::SendMsg::new(fd, hdr_ptr)
-                .flags(libc::MSG_NOSIGNAL as u32)
-                .build()
+            // SAFETY: the msghdr is in the box, its iovecs in the box's own
+            // array, and they point into the head's heap buffer and the
+            // body's pool buffer, all owned by the box, which the op owns.
+            unsafe { Io::send_msg(fd, hdr_ptr) }
         };
         let data = (Rc::clone(&self.socket), out);
         let op = match timeout {
-            // SAFETY: the SQE points at the head's heap buffer (a plain
-            // send) or at the boxed msghdr, whose iovecs point into the box's
-            // own array and from there into the head's heap buffer and the
-            // pool buffer, all owned by the box, which the op owns; moving a
-            // box, a Vec or a pool handle moves none of that memory.
-            Some(t) => unsafe { Op::submit_with_timeout(entry, data, t) },
-            // SAFETY: as above.
-            None => unsafe { Op::submit(entry, data) },
+            Some(t) => Op::submit_with_timeout(io, data, t),
+            None => Op::submit(io, data),
         };
         let (completion, (_, mut out)) = op?.await;
         let sent = send_result(completion.result, timeout)?;
@@ -361,7 +348,7 @@ impl TcpStream {
 /// returned `Ready`.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct Sending(Op<(Rc<Socket>, BufHandle)>);
+pub struct Sending(Op<(Rc<Sock>, BufHandle)>);
 
 impl Future for Sending {
     type Output = io::Result<(usize, BufHandle)>;
@@ -450,15 +437,15 @@ enum Armed {
     /// None yet.
     Not,
     /// A multishot receive (it may have ended: see [`MultiOp::is_done`]).
-    Multi(MultiOp<Rc<Socket>>),
+    Multi(MultiOp<Rc<Sock>>),
     /// A single receive in flight (without multishot recv).
-    Single(Op<Rc<Socket>>),
+    Single(Op<Rc<Sock>>),
 }
 
 /// Received buffers of one socket.
 #[derive(Debug)]
 pub struct RecvStream {
-    socket: Rc<Socket>,
+    socket: Rc<Sock>,
     /// The receive op, kept here rather than in a future: a caller that
     /// stops waiting (a select that went the other way) leaves it armed for
     /// the next call, and an idle stream costs no future.
@@ -550,14 +537,6 @@ impl RecvStream {
         }
     }
 
-    /// The buffer group this stream receives into.
-    fn selects(&self) -> Option<Selects> {
-        Some(Selects {
-            group: self.pool.group(),
-            fd: self.socket.as_raw_fd(),
-        })
-    }
-
     /// The next buffer of data; `Ok(None)` at end of stream.
     pub async fn next(&mut self) -> io::Result<Option<BufHandle>> {
         poll_fn(|cx| self.poll_next(cx)).await
@@ -577,21 +556,10 @@ impl RecvStream {
             }
             let completion = if self.multishot {
                 if !matches!(&self.armed, Armed::Multi(m) if !m.is_done()) {
-                    let group = self.pool.group();
-                    let entry =
-                        opcode::RecvMulti::new(types::Fd(self.socket.as_raw_fd()), group).build();
-                    let selects = self.selects();
-                    // SAFETY: the SQE carries no pointer of ours: the kernel
-                    // picks buffers from the registered ring. The op owns an
-                    // `Rc` of the socket.
-                    let op = unsafe {
-                        MultiOp::submit(
-                            entry,
-                            Rc::clone(&self.socket),
-                            self.high_water as usize,
-                            selects,
-                        )
-                    };
+                    // The op owns an `Rc` of the socket; the buffers come
+                    // from the pool as data arrives.
+                    let io = Io::recv_multi(self.socket.as_raw_fd(), &self.pool);
+                    let op = MultiOp::submit(io, Rc::clone(&self.socket), self.high_water as usize);
                     match op {
                         Ok(op) => self.armed = Armed::Multi(op),
                         Err(e) => return Poll::Ready(Err(e)),
@@ -607,22 +575,8 @@ impl RecvStream {
                 }
             } else {
                 if !matches!(self.armed, Armed::Single(_)) {
-                    let group = self.pool.group();
-                    let entry = opcode::Recv::new(
-                        types::Fd(self.socket.as_raw_fd()),
-                        std::ptr::null_mut(),
-                        self.pool.buffer_size(),
-                    )
-                    .buf_group(group)
-                    .build()
-                    .flags(squeue::Flags::BUFFER_SELECT);
-                    // No socket to shut down should its cancel fail: the
-                    // op is orphaned only with the stream, and the stream's
-                    // owner decides what becomes of the socket.
-                    let selects = self.selects().map(|s| Selects { fd: -1, ..s });
-                    // SAFETY: as above, the kernel picks the buffer.
-                    let op =
-                        unsafe { Op::submit_selecting(entry, Rc::clone(&self.socket), selects) };
+                    let io = Io::recv(self.socket.as_raw_fd(), &self.pool);
+                    let op = Op::submit(io, Rc::clone(&self.socket));
                     match op {
                         Ok(op) => self.armed = Armed::Single(op),
                         Err(e) => return Poll::Ready(Err(e)),
@@ -665,14 +619,13 @@ impl RecvStream {
 }
 
 /// Reads once from `file` into a fresh buffer of `len` bytes.
-pub async fn read<F: AsRawFd + 'static>(file: Rc<F>, len: usize) -> io::Result<Vec<u8>> {
+pub async fn read<F: AsRawFd + 'static>(file: Rc<Watched<F>>, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.as_mut_ptr(), len as u32)
-        .offset(u64::MAX)
-        .build();
-    // SAFETY: the SQE points into the Vec's heap buffer, owned by the op;
-    // moving the Vec does not move its buffer.
-    let (completion, (_, mut buf)) = unsafe { Op::submit(entry, (file, buf))? }.await;
+    // SAFETY: the op points into the Vec's heap buffer, which the op owns
+    // and nobody else reads meanwhile; moving the Vec does not move its
+    // buffer.
+    let io = unsafe { Io::read(file.as_raw_fd(), &mut buf) };
+    let (completion, (_, mut buf)) = Op::submit(io, (file, buf))?.await;
     let n = completion.io_result()? as usize;
     buf.truncate(n);
     Ok(buf)

@@ -16,36 +16,20 @@
 //! Resources must keep the memory the SQE points into at a stable address
 //! when moved (heap allocations, `Rc`, mmap'd pool buffers): an op may move
 //! into a slot while the kernel holds the pointer.
+//!
+//! On the epoll backend the same states hold, but no kernel keeps an op's
+//! memory between system calls: an orphan is taken out of its descriptor's
+//! queue and freed at once (see [`super::driver::epoll`]).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use std::os::fd::RawFd;
+use std::time::Duration;
 
-use io_uring::squeue;
-
-use super::driver::{self, Completion, NO_GROUP};
-
-/// What the reactor must know of an op that receives into provided
-/// buffers: the group it selects from and the socket it reads.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Selects {
-    /// The buffer group id.
-    pub(crate) group: u16,
-    /// The socket read.
-    pub(crate) fd: RawFd,
-}
-
-impl Selects {
-    fn parts(selects: Option<Selects>) -> (u8, RawFd) {
-        match selects {
-            Some(s) => (u8::try_from(s.group).unwrap_or(NO_GROUP), s.fd),
-            None => (NO_GROUP, -1),
-        }
-    }
-}
+use super::driver::{self, Completion};
+use super::io_op::Io;
 
 /// A single-shot op owning `T` until its completion.
 #[derive(Debug)]
@@ -55,88 +39,23 @@ pub(crate) struct Op<T: 'static> {
 }
 
 impl<T: 'static> Op<T> {
-    /// Declares that a successful completion is a new descriptor, to be
-    /// closed if it is never taken (accept).
-    pub(crate) fn yields_fds(self) -> Self {
-        driver::with(|d| d.mark_yields_fds(self.user_data));
-        self
+    /// Starts `io` and takes `data`, which owns whatever memory `io` points
+    /// into (as `io`'s constructor required) until the final completion.
+    pub(crate) fn submit(io: Io, data: T) -> io::Result<Self> {
+        Self::start(io, data, None)
     }
 
-    /// Queues `entry` (its `user_data` is set here) and takes `data`.
-    ///
-    /// # Safety
-    /// Every pointer in `entry` must point into memory owned by `data` that
-    /// does not move when `data` moves, or into memory that outlives the op.
-    pub(crate) unsafe fn submit(entry: squeue::Entry, data: T) -> io::Result<Self> {
-        // SAFETY: forwarded to the caller's contract.
-        unsafe { Self::submit_selecting(entry, data, None) }
+    /// Like [`Op::submit`], with a deadline: if `io` has not completed
+    /// within `timeout`, it is cancelled (it completes with `ECANCELED`).
+    pub(crate) fn submit_with_timeout(io: Io, data: T, timeout: Duration) -> io::Result<Self> {
+        Self::start(io, data, Some(timeout))
     }
 
-    /// Like [`Op::submit`] for an op that receives into a provided buffer
-    /// (`selects` names the group and the socket).
-    ///
-    /// # Safety
-    /// As for [`Op::submit`].
-    pub(crate) unsafe fn submit_selecting(
-        entry: squeue::Entry,
-        data: T,
-        selects: Option<Selects>,
-    ) -> io::Result<Self> {
-        let (group, fd) = Selects::parts(selects);
-        driver::with(|d| {
-            let user_data = d.register(false, 0, group, fd);
-            let entry = entry.user_data(user_data);
-            // SAFETY: the memory `entry` points into is owned by `data`, which
-            // this op keeps until the final completion (orphaned or not).
-            match unsafe { d.push(&entry) } {
-                Ok(()) => Ok(Self {
-                    user_data,
-                    data: Some(data),
-                }),
-                Err(e) => {
-                    // Never reached the kernel: nothing to wait for.
-                    d.discard(user_data);
-                    Err(e)
-                }
-            }
-        })
-    }
-
-    /// Queues `entry` linked to a timeout: if `entry` has not completed within
-    /// `timeout`, the kernel cancels it (it completes with `ECANCELED`).
-    ///
-    /// # Safety
-    /// As for [`Op::submit`].
-    pub(crate) unsafe fn submit_with_timeout(
-        entry: squeue::Entry,
-        data: T,
-        timeout: std::time::Duration,
-    ) -> io::Result<Self> {
-        let ts = Box::new(
-            io_uring::types::Timespec::new()
-                .sec(timeout.as_secs())
-                .nsec(timeout.subsec_nanos()),
-        );
-        let ts_ptr: *const io_uring::types::Timespec = &*ts;
-        driver::with(|d| {
-            let user_data = d.register(false, 0, NO_GROUP, -1);
-            let timer_data = d.register_orphan(Box::new(ts));
-            let first = entry.user_data(user_data).flags(squeue::Flags::IO_LINK);
-            let timer = io_uring::opcode::LinkTimeout::new(ts_ptr)
-                .build()
-                .user_data(timer_data);
-            // SAFETY: `entry`'s memory is owned by `data` (caller's
-            // contract); the timespec lives in the timer's orphan slot until
-            // its own completion.
-            if let Err(e) = unsafe { d.push_many(&[first, timer]) } {
-                d.discard(user_data);
-                d.discard(timer_data);
-                return Err(e);
-            }
-            Ok(Self {
-                user_data,
-                data: Some(data),
-            })
+    fn start(io: Io, data: T, timeout: Option<Duration>) -> io::Result<Self> {
+        let user_data = driver::with(|d| d.submit(io, false, 0, timeout))?;
+        Ok(Self {
+            user_data,
+            data: Some(data),
         })
     }
 }
@@ -176,35 +95,15 @@ pub(crate) struct MultiOp<T: 'static> {
 }
 
 impl<T: 'static> MultiOp<T> {
-    /// Queues multishot `entry` and takes `data`. The driver cancels the op
-    /// when `high_water` completions wait unconsumed (fewer when its buffer
-    /// ring runs low). `selects` names the buffer group and socket of a
-    /// receive.
-    ///
-    /// # Safety
-    /// As for [`Op::submit`].
-    pub(crate) unsafe fn submit(
-        entry: squeue::Entry,
-        data: T,
-        high_water: usize,
-        selects: Option<Selects>,
-    ) -> io::Result<Self> {
-        let (group, fd) = Selects::parts(selects);
-        driver::with(|d| {
-            let user_data = d.register(true, high_water, group, fd);
-            let entry = entry.user_data(user_data);
-            // SAFETY: forwarded to the caller's contract.
-            match unsafe { d.push(&entry) } {
-                Ok(()) => Ok(Self {
-                    user_data,
-                    data: Some(data),
-                    done: false,
-                }),
-                Err(e) => {
-                    d.discard(user_data);
-                    Err(e)
-                }
-            }
+    /// Starts multishot `io` and takes `data` (as for [`Op::submit`]). The
+    /// driver stops the op when `high_water` completions wait unconsumed
+    /// (fewer when its buffer pool runs low).
+    pub(crate) fn submit(io: Io, data: T, high_water: usize) -> io::Result<Self> {
+        let user_data = driver::with(|d| d.submit(io, true, high_water, None))?;
+        Ok(Self {
+            user_data,
+            data: Some(data),
+            done: false,
         })
     }
 

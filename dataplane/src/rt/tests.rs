@@ -10,11 +10,10 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use io_uring::{opcode, types};
-
+use super::io_op::Io;
 use super::net::TcpStream;
 use super::op::Op;
-use super::{buffers, ops_in_flight, yield_now, Runtime, RuntimeConfig};
+use super::{buffers, ops_in_flight, yield_now, IoBackend, Runtime, RuntimeConfig, Watched};
 use crate::buf::Group;
 
 /// A buffer that records when it is freed.
@@ -29,14 +28,54 @@ impl Drop for Tracked {
     }
 }
 
+thread_local! {
+    /// The backend [`runtime`] builds on this test's thread.
+    static BACKEND: Cell<IoBackend> = const { Cell::new(IoBackend::IoUring) };
+}
+
 pub(super) fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
         sq_entries: 64,
         buffer_count: 16,
         buffer_size: 4096,
+        backend: BACKEND.get(),
         ..RuntimeConfig::default()
     })
     .expect("io_uring is available on the test machine")
+}
+
+/// The tests whose behaviour is the same on both backends, run again on
+/// epoll (each test runs on a thread of its own).
+mod on_epoll {
+    use super::{IoBackend, BACKEND};
+
+    macro_rules! on_epoll {
+        ($($test:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $test() {
+                    BACKEND.set(IoBackend::Epoll);
+                    super::$test();
+                }
+            )*
+        };
+    }
+
+    on_epoll!(
+        completed_but_unpolled_read_frees_on_drop,
+        dropped_sleep_is_cancelled_promptly,
+        dropped_recv_stream_returns_every_buffer,
+        slow_consumer_holds_a_bounded_number_of_buffers,
+        a_thread_can_run_one_runtime_after_another,
+        another_thread_wakes_a_waiting_ring_through_its_eventfd,
+        connections_accepted_for_a_dropped_acceptor_are_closed_not_leaked,
+        a_listener_gives_up_no_more_connections_than_accepts_are_armed,
+        sleeps_end_in_deadline_order_and_take_no_op,
+        an_alarm_whose_deadline_moves_later_waits_for_the_later_one,
+        a_send_to_a_peer_that_stops_reading_times_out,
+        a_descriptor_number_reused_after_close_is_served,
+        a_refused_connect_fails_with_the_error,
+    );
 }
 
 /// Turns the loop until `done` holds; fails if that never happens.
@@ -69,22 +108,17 @@ async fn start<F: Future + Unpin>(fut: &mut F) {
 }
 
 pub(super) fn pipe_read(
-    reader: &Rc<std::io::PipeReader>,
+    reader: &Rc<Watched<std::io::PipeReader>>,
     freed: &Rc<Cell<bool>>,
-) -> Op<(Rc<std::io::PipeReader>, Tracked)> {
+) -> Op<(Rc<Watched<std::io::PipeReader>>, Tracked)> {
     let mut tracked = Tracked {
         buf: vec![0u8; 64],
         freed: Rc::clone(freed),
     };
-    let entry = opcode::Read::new(
-        types::Fd(reader.as_raw_fd()),
-        tracked.buf.as_mut_ptr(),
-        tracked.buf.len() as u32,
-    )
-    .offset(u64::MAX)
-    .build();
-    // SAFETY: the SQE points into `tracked.buf`'s heap memory, owned by the op.
-    unsafe { Op::submit(entry, (Rc::clone(reader), tracked)) }.expect("submit")
+    // SAFETY: the op points into `tracked.buf`'s heap memory, owned by the
+    // op.
+    let io = unsafe { Io::read(reader.as_raw_fd(), &mut tracked.buf) };
+    Op::submit(io, (Rc::clone(reader), tracked)).expect("submit")
 }
 
 #[test]
@@ -92,7 +126,7 @@ fn dropped_read_keeps_its_buffer_until_the_kernel_is_done() {
     let rt = runtime();
     rt.block_on(async {
         let (reader, mut writer) = std::io::pipe().expect("pipe");
-        let reader = Rc::new(reader);
+        let reader = Rc::new(Watched::new(reader));
         let freed = Rc::new(Cell::new(false));
         let mut op = pipe_read(&reader, &freed);
         start(&mut op).await;
@@ -115,7 +149,7 @@ fn completed_but_unpolled_read_frees_on_drop() {
     let rt = runtime();
     rt.block_on(async {
         let (reader, mut writer) = std::io::pipe().expect("pipe");
-        let reader = Rc::new(reader);
+        let reader = Rc::new(Watched::new(reader));
         let freed = Rc::new(Cell::new(false));
         writer.write_all(b"ready").expect("write");
         let mut op = pipe_read(&reader, &freed);
@@ -227,7 +261,7 @@ fn aborted_task_drops_its_ops() {
     let rt = runtime();
     rt.block_on(async {
         let (reader, _writer) = std::io::pipe().expect("pipe");
-        let reader = Rc::new(reader);
+        let reader = Rc::new(Watched::new(reader));
         let freed = Rc::new(Cell::new(false));
         let op = pipe_read(&reader, &freed);
         let id = super::spawn(async move {
@@ -253,7 +287,7 @@ fn an_orphans_cancel_goes_out_with_the_next_enter() {
     let rt = runtime();
     rt.block_on(async {
         let (reader, _writer) = std::io::pipe().expect("pipe");
-        let reader = Rc::new(reader);
+        let reader = Rc::new(Watched::new(reader));
         let freed = Rc::new(Cell::new(false));
         let mut op = pipe_read(&reader, &freed);
         start(&mut op).await;
@@ -458,6 +492,105 @@ fn an_alarm_whose_deadline_moves_later_waits_for_the_later_one() {
         .await;
         assert!(begin.elapsed() >= Duration::from_millis(40));
         assert_eq!(super::timers_armed(), 0);
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_send_to_a_peer_that_stops_reading_times_out() {
+    let rt = runtime();
+    rt.block_on(async {
+        let (peer, ours) = connected_pair();
+        let ours = TcpStream::from_std(ours);
+        let timeout = Duration::from_millis(50);
+        let mut sent = 0usize;
+        // The peer never reads: once both socket buffers are full, a send
+        // waits, and its deadline ends it.
+        let err = loop {
+            let chunk = crate::buf::BufHandle::owned(vec![1u8; 64 * 1024].into_boxed_slice());
+            match ours.send_range(chunk, 0..64 * 1024, Some(timeout)).await {
+                Ok((n, _)) => sent += n,
+                Err(e) => break e,
+            }
+            assert!(sent < 1 << 30, "a peer that never reads took 1 GiB");
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(sent > 0);
+        settle().await;
+        assert_eq!(super::timers_armed(), 0);
+        drop(peer);
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_descriptor_number_reused_after_close_is_served() {
+    let rt = runtime();
+    rt.block_on(async {
+        for round in 0..4u8 {
+            // Each round's socket likely gets the number the last one had.
+            let (mut peer, ours) = connected_pair();
+            let ours = TcpStream::from_std(ours);
+            let mut stream = ours.recv_stream(Group::Client, 4);
+            peer.write_all(&[round; 100]).expect("write");
+            let got = stream.next().await.expect("recv").expect("data");
+            assert!(got.as_slice().iter().all(|&b| b == round));
+            drop(got);
+            let (_, back) = ours
+                .send_range(
+                    crate::buf::BufHandle::owned(vec![round; 10].into_boxed_slice()),
+                    0..10,
+                    None,
+                )
+                .await
+                .expect("send");
+            drop(back);
+            let mut echo = [0u8; 10];
+            peer.read_exact(&mut echo).expect("read");
+            assert_eq!(echo, [round; 10]);
+            drop(stream);
+            drop(ours);
+            settle().await;
+        }
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_refused_connect_fails_with_the_error() {
+    let rt = runtime();
+    // A port that was just bound and closed refuses connections.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let out = rt
+        .block_on(TcpStream::connect(addr, Duration::from_secs(5)))
+        .expect("runtime");
+    let err = out.expect_err("connect to a closed port");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+}
+
+#[test]
+fn a_dropped_read_on_epoll_frees_its_buffer_at_once() {
+    // No kernel holds an epoll op's memory: its orphan ends with it.
+    BACKEND.set(IoBackend::Epoll);
+    let rt = runtime();
+    rt.block_on(async {
+        let (reader, mut writer) = std::io::pipe().expect("pipe");
+        let reader = Rc::new(Watched::new(reader));
+        let freed = Rc::new(Cell::new(false));
+        let mut op = pipe_read(&reader, &freed);
+        start(&mut op).await;
+        assert_eq!(ops_in_flight(), 1);
+        drop(op);
+        assert!(freed.get());
+        assert_eq!(ops_in_flight(), 0);
+        // The data written later is not taken by the dropped read.
+        writer.write_all(b"late").expect("write");
+        let freed = Rc::new(Cell::new(false));
+        let (c, _) = pipe_read(&reader, &freed).await;
+        assert_eq!(c.result, 4);
     })
     .expect("runtime");
 }

@@ -39,6 +39,9 @@ struct Node {
 struct Entry {
     /// Woken when the deadline passes.
     waker: Option<Waker>,
+    /// Or, for the deadline of an op under epoll (its linked timeout), the
+    /// op's `user_data`, handed to the driver when it passes (0: none).
+    op: u64,
     /// Its node's index in the heap, or [`OFF_HEAP`] once fired.
     pos: u32,
 }
@@ -48,6 +51,8 @@ struct Entry {
 pub(crate) struct Timers {
     heap: Vec<Node>,
     entries: Slab<Entry>,
+    /// Ops whose deadline passed, for the driver to end.
+    due_ops: Vec<u64>,
 }
 
 impl Timers {
@@ -65,11 +70,33 @@ impl Timers {
     pub(crate) fn insert(&mut self, at: Instant, waker: &Waker) -> TimerKey {
         let key = self.entries.insert(Entry {
             waker: Some(waker.clone()),
+            op: 0,
             pos: OFF_HEAP,
         });
         let key = TimerKey::try_from(key).expect("fewer than 4 billion timers on one thread");
         self.push(Node { at, key });
         key
+    }
+
+    /// Arms a timer that, at `at`, hands op `user_data` to the driver
+    /// ([`Timers::take_due_ops`]) instead of waking a task: how epoll gives
+    /// an op a linked timeout. Removed with [`Timers::remove`] when the op
+    /// ends first.
+    pub(crate) fn insert_op(&mut self, at: Instant, user_data: u64) -> TimerKey {
+        let key = self.entries.insert(Entry {
+            waker: None,
+            op: user_data,
+            pos: OFF_HEAP,
+        });
+        let key = TimerKey::try_from(key).expect("fewer than 4 billion timers on one thread");
+        self.push(Node { at, key });
+        key
+    }
+
+    /// The ops whose deadline passed since the last call, oldest first;
+    /// their timers are gone.
+    pub(crate) fn take_due_ops(&mut self, into: &mut Vec<u64>) {
+        into.append(&mut self.due_ops);
     }
 
     /// Makes sure timer `key` wakes `waker` no later than `at`: re-arms a
@@ -122,7 +149,11 @@ impl Timers {
             }
             let key = first.key;
             self.take_node(0);
-            if let Some(waker) = self.entries[key as usize].waker.as_ref() {
+            let entry = &self.entries[key as usize];
+            if entry.op != 0 {
+                self.due_ops.push(entry.op);
+                self.entries.remove(key as usize);
+            } else if let Some(waker) = entry.waker.as_ref() {
                 waker.wake_by_ref();
             }
         }

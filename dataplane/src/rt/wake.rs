@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 
+use super::driver::epoll::Watched;
 use super::net::read;
 
 /// The writing end: any thread may call [`Notifier::notify`].
@@ -18,7 +19,7 @@ pub struct Notifier {
 /// The reading end, owned by the thread that waits on it.
 #[derive(Debug)]
 pub struct Wakeup {
-    file: Rc<File>,
+    file: Rc<Watched<File>>,
 }
 
 /// The reading end on its way to the thread that will wait on it.
@@ -88,13 +89,13 @@ impl WakeupFd {
     /// The reading end, on the thread that waits on it.
     pub fn into_wakeup(self) -> Wakeup {
         Wakeup {
-            file: Rc::new(self.0),
+            file: Rc::new(Watched::new(self.0)),
         }
     }
 }
 
 impl Wakeup {
-    /// Waits (as a ring read) until the counter is non-zero, resets it and
+    /// Waits (as a read op of the worker's reactor) until the counter is non-zero, resets it and
     /// returns how many notifications it held.
     pub async fn wait(&self) -> io::Result<u64> {
         let bytes = read(Rc::clone(&self.file), 8).await?;

@@ -1,9 +1,14 @@
-//! The per-thread reactor: owns the ring and the table of in-flight ops.
+//! The per-thread reactor: owns the ring (or the epoll set, see [`epoll`])
+//! and the table of in-flight ops.
 //!
 //! Every op submitted gets a [`Slot`] keyed by its `user_data`. The slot
 //! lives until the op's final completion arrives, whatever happens to the
 //! future that submitted it, and holds whatever memory the kernel may still
-//! touch (see [`super::op`] for the life cycle).
+//! touch (see [`super::op`] for the life cycle). The slots, their
+//! completions, wakers and high-water rule are the same on both backends;
+//! only how an op reaches the kernel differs ([`Driver::submit`]).
+
+pub(crate) mod epoll;
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -19,6 +24,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
 pub use super::counters::{RingCounters, RingStats};
+use super::io_op::Io;
 use super::ring::RingFeatures;
 use super::timer::Timers;
 use crate::buf::{BufHandle, BufPool};
@@ -95,11 +101,24 @@ pub(crate) struct Slot {
     /// nobody will take must be closed, or the peer waits on a socket that
     /// is never served.
     yields_fds: bool,
+    /// Under epoll, the descriptor whose queue the op waits in (-1: none).
+    wait_fd: RawFd,
+}
+
+/// How ops reach the kernel.
+// One per worker thread, so the smaller variant's unused bytes cost
+// nothing, and the ring stays inline on the path every turn takes.
+#[allow(clippy::large_enum_variant)]
+enum Reactor {
+    /// Submission and completion queues shared with the kernel.
+    Uring(IoUring),
+    /// An edge-triggered epoll set; ops run their system calls when ready.
+    Epoll(epoll::Epoll),
 }
 
 /// The reactor of one thread.
 pub(crate) struct Driver {
-    ring: IoUring,
+    reactor: Reactor,
     slots: Slab<Slot>,
     next_generation: u32,
     features: RingFeatures,
@@ -130,6 +149,8 @@ pub(crate) struct Driver {
     failed_cancels: Vec<u64>,
     /// The kernel's count of dropped completions, last seen.
     cq_dropped_seen: u32,
+    /// Ops whose epoll deadline passed, to complete with `ECANCELED`.
+    expired_ops: Vec<u64>,
     /// Errors to return from the next `io_uring_enter` calls instead of
     /// entering (tests only).
     #[cfg(test)]
@@ -194,9 +215,28 @@ impl Driver {
         pools: Vec<Rc<BufPool>>,
         stats: Arc<RingCounters>,
     ) -> Self {
+        Self::with_reactor(Reactor::Uring(ring), features, pools, stats)
+    }
+
+    /// A driver on epoll set `epoll`, whose pools are unregistered.
+    pub(crate) fn new_epoll(
+        epoll: epoll::Epoll,
+        features: RingFeatures,
+        pools: Vec<Rc<BufPool>>,
+        stats: Arc<RingCounters>,
+    ) -> Self {
+        Self::with_reactor(Reactor::Epoll(epoll), features, pools, stats)
+    }
+
+    fn with_reactor(
+        reactor: Reactor,
+        features: RingFeatures,
+        pools: Vec<Rc<BufPool>>,
+        stats: Arc<RingCounters>,
+    ) -> Self {
         let now = Instant::now();
         Self {
-            ring,
+            reactor,
             slots: Slab::with_capacity(1024),
             next_generation: 0,
             features,
@@ -212,9 +252,24 @@ impl Driver {
             to_cancel: Vec::new(),
             failed_cancels: Vec::new(),
             cq_dropped_seen: 0,
+            expired_ops: Vec::new(),
             #[cfg(test)]
             faults: Faults::default(),
         }
+    }
+
+    /// The ring, on the io_uring backend; the epoll backend never reaches
+    /// the code that asks for it.
+    fn ring(&mut self) -> &mut IoUring {
+        match &mut self.reactor {
+            Reactor::Uring(ring) => ring,
+            Reactor::Epoll(_) => unreachable!("a ring op on the epoll backend"),
+        }
+    }
+
+    /// Whether ops run on epoll.
+    pub(crate) fn on_epoll(&self) -> bool {
+        matches!(self.reactor, Reactor::Epoll(_))
     }
 
     pub(crate) fn features(&self) -> RingFeatures {
@@ -250,7 +305,78 @@ impl Driver {
     /// Entries waiting in the submission queue.
     #[cfg(test)]
     pub(crate) fn queued(&mut self) -> usize {
-        self.ring.submission().len()
+        self.ring().submission().len()
+    }
+
+    /// Starts `io`: registers its slot and hands it to the kernel (io_uring:
+    /// queues its entry, linked to a timeout of `timeout` if given; epoll:
+    /// runs it now or queues it on its descriptor). A multishot op is
+    /// stopped once `high_water` completions wait unconsumed. Returns the
+    /// slot's `user_data`.
+    ///
+    /// The caller keeps the memory `io` points into alive, at its address,
+    /// until the op's final completion (what `Io`'s constructors require).
+    pub(crate) fn submit(
+        &mut self,
+        io: Io,
+        multishot: bool,
+        high_water: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<u64> {
+        let group = io
+            .group()
+            .map_or(NO_GROUP, |g| u8::try_from(g).unwrap_or(NO_GROUP));
+        // The socket to shut down should an orphan's cancel fail: only a
+        // multishot receive's (a one-shot receive is orphaned with its
+        // stream, whose owner decides what becomes of the socket).
+        let fd = if multishot && io.group().is_some() {
+            io.fd()
+        } else {
+            -1
+        };
+        let user_data = self.register(multishot, high_water, group, fd);
+        if io.yields_fd() {
+            self.mark_yields_fds(user_data);
+        }
+        if self.on_epoll() {
+            if let Err(e) = self.start_epoll(user_data, io, timeout) {
+                self.discard(user_data);
+                return Err(e);
+            }
+            return Ok(user_data);
+        }
+        let entry = io.entry().user_data(user_data);
+        let pushed = match timeout {
+            // SAFETY: the memory `entry` points into is kept by the caller
+            // until the final completion (this method's contract).
+            None => unsafe { self.push(&entry) },
+            Some(timeout) => {
+                let ts = Box::new(
+                    types::Timespec::new()
+                        .sec(timeout.as_secs())
+                        .nsec(timeout.subsec_nanos()),
+                );
+                let ts_ptr: *const types::Timespec = &*ts;
+                let timer_data = self.register_orphan(Box::new(ts));
+                let first = entry.flags(squeue::Flags::IO_LINK);
+                let timer = opcode::LinkTimeout::new(ts_ptr)
+                    .build()
+                    .user_data(timer_data);
+                // SAFETY: `entry`'s memory as above; the timespec lives in
+                // the timer's orphan slot until its own completion.
+                let pushed = unsafe { self.push_many(&[first, timer]) };
+                if pushed.is_err() {
+                    self.discard(timer_data);
+                }
+                pushed
+            }
+        };
+        if let Err(e) = pushed {
+            // Never reached the kernel: nothing to wait for.
+            self.discard(user_data);
+            return Err(e);
+        }
+        Ok(user_data)
     }
 
     /// Registers a slot and returns the `user_data` for its SQE. `group` is
@@ -279,6 +405,7 @@ impl Driver {
             high_water,
             cancel_sent: false,
             yields_fds: false,
+            wait_fd: -1,
         });
         assert!(
             (key as u64) < KEY_MASK,
@@ -319,7 +446,7 @@ impl Driver {
     pub(crate) unsafe fn push_many(&mut self, entries: &[squeue::Entry]) -> io::Result<()> {
         let mut tries = 0;
         loop {
-            let mut sq = self.ring.submission();
+            let mut sq = self.ring().submission();
             if sq.capacity() - sq.len() >= entries.len() {
                 for e in entries {
                     // SAFETY: room was checked just above, and the entries'
@@ -357,7 +484,7 @@ impl Driver {
         if let Some(errno) = self.faults.enter.pop_front() {
             return Err(io::Error::from_raw_os_error(errno));
         }
-        let n = self.ring.submit_and_wait(want)?;
+        let n = self.ring().submit_and_wait(want)?;
         self.stats.submitted.add(n as u64);
         Ok(())
     }
@@ -372,9 +499,12 @@ impl Driver {
     /// the kernel waits for, and the next turn tries again. Only other
     /// errors end the loop.
     pub(crate) fn turn(&mut self, wait: bool) -> io::Result<()> {
+        if self.on_epoll() {
+            return self.turn_epoll(wait, None);
+        }
         self.set_timer_op()?;
         let (queued, taskrun) = {
-            let sq = self.ring.submission();
+            let sq = self.ring().submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
         if wait || queued > 0 || taskrun {
@@ -440,12 +570,15 @@ impl Driver {
     /// `timeout` (used at shutdown, where a kernel that never answers must
     /// not hang the thread).
     pub(crate) fn turn_for(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.on_epoll() {
+            return self.turn_epoll(true, Some(timeout));
+        }
         let ts = types::Timespec::new()
             .sec(timeout.as_secs())
             .nsec(timeout.subsec_nanos());
         let args = types::SubmitArgs::new().timespec(&ts);
         self.stats.enters.add(1);
-        match self.ring.submitter().submit_with_args(1, &args) {
+        match self.ring().submitter().submit_with_args(1, &args) {
             Ok(n) => self.stats.submitted.add(n as u64),
             Err(e) if e.raw_os_error() == Some(libc::ETIME) || is_transient(&e) => {}
             Err(e) => return Err(e),
@@ -457,7 +590,10 @@ impl Driver {
     }
 
     fn reap(&mut self) {
-        let mut cq = self.ring.completion();
+        let Reactor::Uring(ring) = &mut self.reactor else {
+            return;
+        };
+        let mut cq = ring.completion();
         cq.sync();
         let dropped = cq.overflow();
         for cqe in &mut cq {
@@ -619,6 +755,7 @@ impl Driver {
     /// Sets the high water of multishot op `user_data`; cancels it at once
     /// if more completions than that wait already.
     pub(crate) fn set_high_water(&mut self, user_data: u64, high_water: usize) {
+        let epoll = self.on_epoll();
         let (key, _, generation) = decode(user_data);
         let Some(slot) = self.slots.get_mut(key) else {
             return;
@@ -632,6 +769,10 @@ impl Driver {
             && !slot.cancel_sent
             && slot.completions.len() >= high_water
         {
+            if epoll {
+                self.stop_waiting(user_data);
+                return;
+            }
             slot.cancel_sent = true;
             self.to_cancel.push(user_data);
         }
@@ -671,6 +812,7 @@ impl Driver {
     /// freed now; otherwise `keep` is parked in it until the final
     /// completion and the op is cancelled.
     pub(crate) fn orphan(&mut self, user_data: u64, keep: Box<dyn Any>) {
+        let epoll = self.on_epoll();
         let (key, _, generation) = decode(user_data);
         let Some(slot) = self.slots.get_mut(key) else {
             self.graveyard.push(keep);
@@ -680,12 +822,20 @@ impl Driver {
             self.graveyard.push(keep);
             return;
         }
-        if slot.finished {
+        if slot.finished || epoll {
+            // Under epoll no kernel holds the op's memory: taking it out of
+            // its queue ends it, and the slot goes now.
+            if !slot.finished {
+                self.withdraw(user_data);
+            }
             let slot = self.slots.remove(key);
             self.drop_completions(slot.completions, slot.yields_fds);
             self.graveyard.push(keep);
             return;
         }
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
         let (queued, yields_fds) = (std::mem::take(&mut slot.completions), slot.yields_fds);
         slot.orphan = Some(keep);
         slot.waker = None;
@@ -743,6 +893,18 @@ impl Driver {
 
     /// Asks the kernel to cancel every in-flight op (used at shutdown).
     pub(crate) fn cancel_all(&mut self) -> io::Result<()> {
+        if self.on_epoll() {
+            let waiting: Vec<u64> = self
+                .slots
+                .iter()
+                .filter(|(_, s)| !s.finished)
+                .map(|(k, s)| encode(k, s.group, s.generation))
+                .collect();
+            for user_data in waiting {
+                self.stop_waiting(user_data);
+            }
+            return Ok(());
+        }
         let targets: Vec<u64> = self
             .slots
             .iter()
@@ -763,9 +925,12 @@ impl Driver {
     /// Ends the buffer ring's registration; after this the kernel no longer
     /// writes into pool memory.
     pub(crate) fn release_buffers(&mut self) {
-        if self.in_flight() == 0 {
+        if self.in_flight() > 0 {
+            return;
+        }
+        if let Reactor::Uring(ring) = &self.reactor {
             for pool in &self.pools {
-                let _ = pool.unregister(&self.ring.submitter());
+                let _ = pool.unregister(&ring.submitter());
             }
         }
     }
