@@ -219,17 +219,24 @@ fn a_reload_cannot_change_the_backend_and_the_old_configuration_keeps_serving() 
     let backend = test_backend();
     assert_eq!(backend_line(&proxy), backend.auto_line());
 
-    file.replace(&site.toml(&[("io_backend", "\"epoll\"")]));
-    let refused = admin::post(site.admin(), "/reload", "");
-    assert_eq!(refused.status, 400, "{refused:?}");
-    assert!(
-        refused.body.contains(
-            "runtime.io_backend: cannot change while ringway runs (auto -> epoll); restart to apply it"
-        ),
-        "{refused:?}"
-    );
+    // From the file, and through the admin API: the same refusal.
+    let on_epoll = site.toml(&[("io_backend", "\"epoll\"")]);
+    file.replace(&on_epoll);
+    for refused in [
+        admin::post(site.admin(), "/reload", ""),
+        admin::post(site.admin(), "/config", &on_epoll),
+    ] {
+        assert_eq!(refused.status, 400, "{refused:?}");
+        assert!(
+            refused.body.contains(
+                "runtime.io_backend: cannot change while ringway runs (auto -> epoll); \
+                 restart to apply it"
+            ),
+            "{refused:?}"
+        );
+    }
     let stats = admin::stats(site.admin());
-    assert_eq!(stats.u64("/reload_failures"), 1, "{}", stats.json);
+    assert_eq!(stats.u64("/reload_failures"), 2, "{}", stats.json);
     assert_eq!(stats.generation(), 1, "{}", stats.json);
     assert_shows(site.admin(), backend.name());
     site.assert_serves();
