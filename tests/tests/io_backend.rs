@@ -160,6 +160,23 @@ fn assert_shows(admin_addr: SocketAddr, backend: &str) {
     );
 }
 
+/// What the process's descriptors say it runs on: on io_uring, a ring per
+/// worker; on epoll, no ring at all (the control thread's event loop is an
+/// epoll set either way, so only the rings tell).
+fn assert_runs_on(proxy: &Ringway, backend: &str) {
+    let dir = format!("/proc/{}/fd", proxy.pid());
+    let rings = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.as_os_str() == "anon_inode:[io_uring]")
+        .count();
+    match backend {
+        // One worker in these configurations.
+        "io_uring" => assert_eq!(rings, 1, "rings open on io_uring"),
+        _ => assert_eq!(rings, 0, "rings open on {backend}"),
+    }
+}
+
 #[test]
 fn auto_runs_on_the_suites_backend_and_says_which() {
     let site = Site::new();
@@ -167,6 +184,7 @@ fn auto_runs_on_the_suites_backend_and_says_which() {
     let proxy = start(&site.toml(&[]), &[], &[]);
     assert_eq!(backend_line(&proxy), backend.auto_line());
     assert_shows(site.admin(), backend.name());
+    assert_runs_on(&proxy, backend.name());
     site.assert_serves();
     proxy.stop().assert_clean();
 }
@@ -180,6 +198,7 @@ fn epoll_asked_on_the_command_line_runs_on_epoll() {
         "ringway: running on epoll (runtime.io_backend = \"epoll\")"
     );
     assert_shows(site.admin(), "epoll");
+    assert_runs_on(&proxy, "epoll");
     site.assert_serves();
     proxy.stop().assert_clean();
 }
@@ -191,6 +210,7 @@ fn falls_back(errno: &str, line: &str) {
     let proxy = start(&site.toml(&[]), &[DENY, errno], &[]);
     assert_eq!(backend_line(&proxy), line);
     assert_shows(site.admin(), "epoll");
+    assert_runs_on(&proxy, "epoll");
     site.assert_serves();
     proxy.stop().assert_clean();
 }
@@ -362,6 +382,7 @@ fn io_uring_forced_on_the_command_line_runs_on_io_uring_or_exits() {
                 "ringway: running on io_uring (runtime.io_backend = \"io_uring\")"
             );
             assert_shows(site.admin(), "io_uring");
+            assert_runs_on(&proxy, "io_uring");
             site.assert_serves();
             proxy.stop().assert_clean();
         }
