@@ -9,7 +9,7 @@ use anyhow::Context;
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::log::WorkerLogs;
-use dataplane::rt::{self as rt, BackendChoice, FeatureMode, IoBackend};
+use dataplane::rt::{self, BackendChoice, FeatureMode, IoBackend};
 use dataplane::stats::shortage;
 use dataplane::worker::{WorkerReport, Workers};
 use tokio::task::LocalSet;
