@@ -22,3 +22,9 @@ scripts/install-prometheus.sh
 scripts/install-otel-python.sh
 cargo build --workspace --bins
 cargo test --workspace "$@"
+# The end-to-end tests a second time on the epoll fallback: the kit runs
+# every `ringway run` under `deny-io-uring EPERM` (seccomp refuses io_uring,
+# as the default profiles of Docker 25+ and containerd 2.0 do), with the
+# configuration left on `auto` (kit/src/launcher/backend.rs).
+echo "test.sh: the end-to-end tests again, io_uring refused (RINGWAY_TEST_IO_BACKEND=epoll)" >&2
+RINGWAY_TEST_IO_BACKEND=epoll cargo test -p ringway-tests "$@"

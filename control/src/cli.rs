@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dataplane::rt::FeatureMode;
+use dataplane::rt::{BackendChoice, FeatureMode};
 
 use crate::admin::client;
 use crate::ca;
@@ -35,6 +35,11 @@ enum Command {
         /// only the basic single-shot ops (to exercise the fallbacks).
         #[arg(long, value_enum, default_value_t = Features::Best)]
         io_uring: Features,
+        /// The reactor: io_uring where the kernel and the security profile
+        /// allow it, else epoll (`auto`); or one of them forced. Overrides
+        /// `runtime.io_backend`.
+        #[arg(long, value_enum)]
+        io_backend: Option<Backend>,
     },
     /// Validate a configuration file and print a summary of it.
     Check {
@@ -140,11 +145,34 @@ enum Features {
     Basic,
 }
 
+/// `--io-backend`, spelled as `runtime.io_backend` is.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    Auto,
+    #[value(name = "io_uring")]
+    IoUring,
+    Epoll,
+}
+
+impl From<Backend> for BackendChoice {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Auto => BackendChoice::Auto,
+            Backend::IoUring => BackendChoice::IoUring,
+            Backend::Epoll => BackendChoice::Epoll,
+        }
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, io_uring } => {
+        Command::Run {
+            config,
+            io_uring,
+            io_backend,
+        } => {
             let (source, origin) = match &config {
                 Some(path) => match config::read(path) {
                     Ok(text) => (text, path.display().to_string()),
@@ -163,12 +191,16 @@ pub fn main() -> ExitCode {
                 Features::Best => FeatureMode::Best,
                 Features::Basic => FeatureMode::Basic,
             };
+            // The flag wins over the file; the running configuration keeps
+            // what the file says, so that a reload of the same file is no
+            // change.
+            let backend = io_backend.map_or(cfg.runtime.io_backend, BackendChoice::from);
             let start = run::Start {
                 config: cfg,
                 source,
                 path: config,
             };
-            match run::run(start, mode) {
+            match run::run(start, mode, backend) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ringway: {e:#}");

@@ -9,7 +9,7 @@ use anyhow::Context;
 use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::log::WorkerLogs;
-use dataplane::rt::{ring, FeatureMode};
+use dataplane::rt::{self, BackendChoice, FeatureMode, IoBackend};
 use dataplane::stats::shortage;
 use dataplane::worker::{WorkerReport, Workers};
 use tokio::task::LocalSet;
@@ -37,9 +37,12 @@ pub struct Start {
 /// Runs the proxy until SIGTERM or SIGINT, reloading on SIGHUP, file
 /// changes and the admin API, ignoring SIGUSR1 and SIGUSR2; then drains open connections (bounded by the
 /// drain timeout) and returns.
-pub fn run(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
-    // Say plainly, before anything else, when io_uring cannot be used.
-    ring::build(8, FeatureMode::Basic).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn run(start: Start, mode: FeatureMode, choice: BackendChoice) -> anyhow::Result<()> {
+    // Decided once, before anything else: io_uring refused when it was
+    // forced (or failing for a reason that is not a policy) is said plainly
+    // in one line; otherwise one line says which reactor runs and why.
+    let chosen = rt::choose(choice, mode).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("ringway: {}", chosen.reason);
 
     // Two descriptors per proxied connection: lift the soft limit to the hard
     // one, as every production proxy does, rather than fail at ~500 clients.
@@ -60,10 +63,15 @@ pub fn run(start: Start, mode: FeatureMode) -> anyhow::Result<()> {
         .thread_name("ringway-control")
         .build()
         .context("cannot start the control agent's event loop")?;
-    LocalSet::new().block_on(&runtime, serve(start, mode, cores))
+    LocalSet::new().block_on(&runtime, serve(start, mode, chosen.backend, cores))
 }
 
-async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> anyhow::Result<()> {
+async fn serve(
+    start: Start,
+    mode: FeatureMode,
+    backend: IoBackend,
+    cores: Option<Vec<usize>>,
+) -> anyhow::Result<()> {
     let Start {
         config,
         source,
@@ -89,7 +97,7 @@ async fn serve(start: Start, mode: FeatureMode, cores: Option<Vec<usize>>) -> an
         &config.runtime,
         Arc::clone(&table),
         mode,
-        dataplane::rt::IoBackend::IoUring,
+        backend,
         &mut logs,
     ) {
         Ok(workers) => workers,

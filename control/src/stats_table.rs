@@ -37,6 +37,11 @@ pub fn render(v: &Value) -> String {
     );
     let _ = writeln!(
         out,
+        "io backend: {}",
+        v["io_backend"].as_str().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        out,
         "publish latency: p50 {} us, p99 {} us, max {} us over {} publications\n",
         latency["p50"], latency["p99"], latency["max"], latency["count"],
     );
@@ -244,6 +249,16 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_io_backend_follows_the_generation_line() {
+        for backend in ["io_uring", "epoll"] {
+            let text = render(&json!({ "generation": 1, "ready": true, "io_backend": backend }));
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(lines[0].starts_with("generation 1 (ready)"), "{text}");
+            assert_eq!(lines[1], format!("io backend: {backend}"), "{text}");
+        }
     }
 
     #[test]

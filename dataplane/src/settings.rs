@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::rt::BackendChoice;
+
 /// How the workers are laid out and sized.
 #[derive(Debug, Clone)]
 pub struct RuntimeSettings {
@@ -19,6 +21,9 @@ pub struct RuntimeSettings {
     pub max_connections: Option<usize>,
     /// Bytes of each worker's access log ring (see `access`).
     pub access_log_buffer: usize,
+    /// The reactor asked for (`runtime.io_backend`); what runs is decided
+    /// once at start-up by [`crate::rt::choose`].
+    pub io_backend: BackendChoice,
 }
 
 /// Finished spans each worker's queue holds for the exporter: at 10%
@@ -41,6 +46,7 @@ impl Default for RuntimeSettings {
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
             access_log_buffer: ACCESS_LOG_BUFFER,
+            io_backend: BackendChoice::Auto,
         }
     }
 }

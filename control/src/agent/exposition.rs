@@ -17,7 +17,7 @@ use dataplane::buf::Group;
 use dataplane::counter::vocabulary::Declared;
 use dataplane::link::WorkerLink;
 use dataplane::request::{Fault, Reason};
-use dataplane::rt::RingStats;
+use dataplane::rt::{IoBackend, RingStats};
 use dataplane::stats::WorkerStats;
 use dataplane::table::authz::Action;
 use dataplane::table::mirror::MirrorOutcome;
@@ -30,6 +30,8 @@ use serde_json::{json, Map, Value};
 /// The agent's own figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AgentFigures {
+    /// The reactor every worker runs on.
+    pub io_backend: IoBackend,
     /// Newest published generation.
     pub generation: u64,
     /// Every worker runs the first table.
@@ -336,6 +338,7 @@ pub fn stats_json(agent: &AgentFigures, workers: &[WorkerFigures], http: &HttpFi
         })
         .collect();
     json!({
+        "io_backend": agent.io_backend.name(),
         "generation": agent.generation,
         "ready": agent.ready,
         "reloads": agent.reloads,
@@ -528,6 +531,12 @@ pub fn metrics_text_as(
         agent.reload_failures,
     );
     scalar("ringway_ready", u64::from(agent.ready));
+
+    // One series, for the backend in use: a query joins on it or counts by
+    // it (`count by (backend) (ringway_io_backend_info)`).
+    let name = "ringway_io_backend_info";
+    families::header(&mut out, name);
+    let _ = writeln!(out, "{name}{{backend=\"{}\"}} 1", agent.io_backend.name());
 
     let name = "ringway_publish_latency_seconds";
     families::header(&mut out, name);
@@ -1373,6 +1382,30 @@ mod tests {
                 written.iter().any(|(n, _)| *n == f.name),
                 "{} is never written",
                 f.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_io_backend_is_one_field_and_one_series() {
+        for backend in [IoBackend::IoUring, IoBackend::Epoll] {
+            let agent = AgentFigures {
+                io_backend: backend,
+                ..AgentFigures::default()
+            };
+            let workers = [numbered(0)];
+            let stats = stats_json(&agent, &workers, &http());
+            assert_eq!(stats["io_backend"], backend.name());
+            let text = metrics_text(&agent, &workers, &http());
+            let series: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("ringway_io_backend_info"))
+                .collect();
+            assert_eq!(
+                series,
+                [format!(
+                    "ringway_io_backend_info{{backend=\"{backend}\"}} 1"
+                )]
             );
         }
     }

@@ -79,6 +79,12 @@ pub const FAMILIES: &[Family] = &[
         help: "1 once every worker runs the first routing table.",
     },
     Family {
+        name: "ringway_io_backend_info",
+        kind: FamilyKind::Gauge,
+        labels: &["backend"],
+        help: "1 for the reactor every worker runs on: io_uring, or epoll where io_uring is refused (runtime.io_backend).",
+    },
+    Family {
         name: "ringway_publish_latency_seconds",
         kind: FamilyKind::Summary,
         labels: &[],

@@ -31,6 +31,7 @@ use dataplane::link::log::bind_reason;
 use dataplane::link::log::WorkerLogs;
 use dataplane::link::{clock_ns, WorkerLink};
 use dataplane::rt::net::TcpListener;
+use dataplane::rt::IoBackend;
 use dataplane::table::checks::Verdicts;
 use dataplane::table::lb::{Balance, Policy};
 use dataplane::table::outlier::EndpointEvents;
@@ -56,6 +57,8 @@ pub const ACK_WAIT: Duration = Duration::from_secs(10);
 pub struct Agent {
     /// Taken when the agent stops them.
     workers: RefCell<Option<Workers>>,
+    /// The reactor every worker runs on, fixed at start-up.
+    backend: IoBackend,
     links: Vec<Arc<WorkerLink>>,
     /// Shutdown has begun: not ready any more.
     draining: Cell<bool>,
@@ -236,6 +239,7 @@ impl Agent {
             }),
             checkers: checks::Checkers::default(),
             links: workers.links().to_vec(),
+            backend: workers.backend(),
             workers: RefCell::new(Some(workers)),
             draining: Cell::new(false),
             acks: watch::Sender::new(0),
@@ -862,6 +866,7 @@ impl Agent {
         let state = self.state.borrow();
         let h = &state.publish_latency;
         exposition::AgentFigures {
+            io_backend: self.backend,
             generation: state.table.generation,
             ready: self.ready(),
             reloads: state.reloads,

@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataplane::rt::BackendChoice;
 use dataplane::settings::RuntimeSettings;
 use dataplane::table::breaker::{Breaker, Limits};
 use dataplane::table::checks::{self, CheckSettings, Checks, Probe, Verdicts};
@@ -274,6 +275,11 @@ impl Builder<'_> {
             }),
         };
 
+        let io_backend = match &file.io_backend {
+            None => Some(defaults.io_backend),
+            Some(name) => self.check(name, "runtime.io_backend", |n| n.parse::<BackendChoice>()),
+        };
+
         Some((
             RuntimeSettings {
                 worker_cores: worker_cores?,
@@ -282,6 +288,7 @@ impl Builder<'_> {
                 drain_timeout: drain_timeout?,
                 max_connections: max_connections?,
                 access_log_buffer: access_log_buffer?,
+                io_backend: io_backend?,
             },
             control_core?,
         ))

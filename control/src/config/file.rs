@@ -36,6 +36,7 @@ pub(crate) struct FileRuntime {
     pub(crate) buffer_count: Option<Spanned<Int>>,
     pub(crate) max_connections: Option<Spanned<Int>>,
     pub(crate) access_log_buffer: Option<Spanned<Int>>,
+    pub(crate) io_backend: Option<Spanned<String>>,
 }
 
 /// `[metrics]`.

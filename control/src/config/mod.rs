@@ -153,6 +153,8 @@ pub(crate) fn parse_with_cores(
 }
 
 #[cfg(test)]
+mod backend_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod http_tests;

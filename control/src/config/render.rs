@@ -50,6 +50,7 @@ impl Config {
             Some(n) => writeln!(out, "max connections: {n}"),
             None => writeln!(out, "max connections: from the open-file limit at start-up"),
         };
+        let _ = writeln!(out, "io backend: {}", runtime.io_backend);
 
         let table = &self.table;
         let _ = writeln!(out, "listeners: {}", table.listeners.len());
@@ -124,6 +125,7 @@ impl Config {
                 buffer_count: self.runtime.buffer_count,
                 max_connections: self.runtime.max_connections,
                 access_log_buffer: self.runtime.access_log_buffer,
+                io_backend: self.runtime.io_backend.name(),
             },
             admin: OutAdmin {
                 address: self.admin.address.to_string(),
@@ -485,6 +487,7 @@ struct OutRuntime<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
     access_log_buffer: usize,
+    io_backend: &'static str,
 }
 
 #[derive(Serialize)]

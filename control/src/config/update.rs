@@ -120,6 +120,16 @@ fn fixed_keys(
             b.access_log_buffer.to_string(),
         );
     }
+    // The reactor is chosen once, before the workers start; a worker
+    // cannot move its sockets and ops to another.
+    if a.io_backend != b.io_backend {
+        refuse(
+            span_of(file_runtime.and_then(|r| r.io_backend.as_ref().map(Spanned::span))),
+            "runtime.io_backend",
+            a.io_backend.to_string(),
+            b.io_backend.to_string(),
+        );
+    }
     if running.admin.address != next.admin.address {
         let admin = file.admin.as_ref();
         let span = admin

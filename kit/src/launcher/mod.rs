@@ -12,6 +12,7 @@
 //! [`Ringway::start`] and its siblings are the tests' shorthands, which
 //! panic with ringway's stderr and config when the proxy does not come up.
 
+mod backend;
 mod exit;
 mod log;
 mod process;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tempfile::NamedTempFile;
 
+pub use self::backend::{test_backend, TestBackend};
 pub use self::exit::{Exit, WorkerLine};
 use self::process::LAST_WORDS;
 pub use self::process::{NotReady, Process, Program, SpawnError, StopError};
@@ -66,9 +68,14 @@ pub fn sibling_binary(name: &str) -> PathBuf {
 }
 
 /// Runs `ringway ARGS` to completion and returns its output; panics if it
-/// runs longer than `timeout`.
+/// runs longer than `timeout`. A `ringway run` goes through the wrapper of
+/// the suite's backend ([`test_backend`]).
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> Output {
-    run_program_to_exit(&Program::new(&binary()).args(args), timeout)
+    let mut program = Program::new(&binary()).args(args);
+    if args.first() == Some(&"run") {
+        program = program.wrapped(&backend::run_wrapper());
+    }
+    run_program_to_exit(&program, timeout)
 }
 
 /// Runs `program` (ringway, a launcher that execs it, a bench) to
@@ -176,6 +183,8 @@ impl Launch {
 
     /// Runs ringway through `command`, which execs the binary named after
     /// it (`["prlimit", "--nofile=64:64", "--"]`, `["taskset", "-c", "1"]`).
+    /// Without one, ringway runs through the wrapper of the suite's backend
+    /// ([`test_backend`]); a launch that brings its own is left as it is.
     pub fn wrapped<S: AsRef<OsStr>>(mut self, command: &[S]) -> Self {
         self.wrapper = command.iter().map(|s| s.as_ref().to_owned()).collect();
         self
@@ -223,8 +232,13 @@ impl Launch {
             }
             ConfigSource::File(path) => (path.clone(), None),
         };
+        let wrapper = if self.wrapper.is_empty() {
+            backend::run_wrapper()
+        } else {
+            self.wrapper.clone()
+        };
         let mut run = Program::new(&program)
-            .wrapped(&self.wrapper)
+            .wrapped(&wrapper)
             .args(&[OsStr::new("run"), OsStr::new("--config"), path.as_os_str()])
             .args(&self.args);
         if let Some(log) = &self.log_file {
@@ -361,13 +375,12 @@ impl Ringway {
     /// Like [`Ringway::start`], with the proxy's soft and hard limits on
     /// open files set (through `prlimit`). With `hard` low too, the proxy
     /// cannot raise its limit: it has to live with `soft` descriptors.
+    /// Under the suite's backend wrapper too ([`test_backend`]), which
+    /// execs `prlimit` with its filter in place.
     pub fn start_with_fd_limits(config: &str, soft: u64, hard: u64) -> Self {
-        let nofile = format!("--nofile={soft}:{hard}");
-        expect_started(
-            Launch::text(config)
-                .wrapped(&["prlimit", nofile.as_str(), "--"])
-                .spawn(),
-        )
+        let mut wrapper = backend::run_wrapper();
+        wrapper.extend(["prlimit", &format!("--nofile={soft}:{hard}"), "--"].map(OsString::from));
+        expect_started(Launch::text(config).wrapped(&wrapper).spawn())
     }
 
     /// Waits as `ready` says; on failure kills the proxy and returns what
