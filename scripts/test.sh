@@ -28,3 +28,9 @@ cargo test --workspace "$@"
 # configuration left on `auto` (kit/src/launcher/backend.rs).
 echo "test.sh: the end-to-end tests again, io_uring refused (RINGWAY_TEST_IO_BACKEND=epoll)" >&2
 RINGWAY_TEST_IO_BACKEND=epoll cargo test -p ringway-tests "$@"
+# And what must work wherever io_uring answers ENOSYS (Podman, kernels
+# without it): HTTP routing, the 256 MiB TCP transfer, hot reloads, the
+# smuggling suite and the buffer-starvation attacks.
+echo "test.sh: routing, TCP, reload, smuggling and starvation tests, io_uring refused with ENOSYS (RINGWAY_TEST_IO_BACKEND=epoll-enosys)" >&2
+RINGWAY_TEST_IO_BACKEND=epoll-enosys cargo test -p ringway-tests \
+    --test http_routing --test tcp_proxy --test reload --test http_smuggling --test starvation "$@"

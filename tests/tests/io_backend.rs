@@ -394,7 +394,7 @@ fn io_uring_forced_on_the_command_line_runs_on_io_uring_or_exits() {
             site.assert_serves();
             proxy.stop().assert_clean();
         }
-        TestBackend::Epoll => {
+        TestBackend::Epoll | TestBackend::EpollNosys => {
             let Err(LaunchError::Exited { status, stderr, .. }) = launched else {
                 panic!("forced io_uring started under the seccomp refusal: {launched:?}");
             };

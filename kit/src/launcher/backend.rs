@@ -6,7 +6,9 @@
 //! refusal of Docker's and containerd's default profiles, with the
 //! configuration left on `auto`: ringway falls back to epoll as it would in
 //! such a container, so the whole suite runs on the fallback
-//! (`scripts/test.sh` runs it a second time so).
+//! (`scripts/test.sh` runs it a second time so). `epoll-enosys` does the
+//! same with `ENOSYS`, the answer of Podman's profile and of kernels built
+//! without io_uring (`scripts/test.sh` runs the must-work subset so).
 
 use std::ffi::OsString;
 
@@ -22,6 +24,8 @@ pub enum TestBackend {
     IoUring,
     /// io_uring refused by seccomp (`EPERM`); ringway falls back to epoll.
     Epoll,
+    /// io_uring refused with `ENOSYS`; ringway falls back to epoll.
+    EpollNosys,
 }
 
 impl TestBackend {
@@ -29,7 +33,7 @@ impl TestBackend {
     pub fn name(self) -> &'static str {
         match self {
             Self::IoUring => "io_uring",
-            Self::Epoll => "epoll",
+            Self::Epoll | Self::EpollNosys => "epoll",
         }
     }
 
@@ -38,6 +42,10 @@ impl TestBackend {
         match self {
             Self::IoUring => "ringway: running on io_uring",
             Self::Epoll => "ringway: io_uring refused by seccomp (EPERM); running on epoll",
+            Self::EpollNosys => {
+                "ringway: io_uring refused by seccomp or missing from the kernel (ENOSYS); \
+                 running on epoll"
+            }
         }
     }
 }
@@ -49,9 +57,12 @@ pub fn test_backend() -> TestBackend {
         Err(std::env::VarError::NotPresent) => TestBackend::IoUring,
         Ok(v) if v == "io_uring" => TestBackend::IoUring,
         Ok(v) if v == "epoll" => TestBackend::Epoll,
-        Ok(other) => panic!("{ENV}={other:?}: expected `io_uring` or `epoll`, or leave it unset"),
+        Ok(v) if v == "epoll-enosys" => TestBackend::EpollNosys,
+        Ok(other) => panic!(
+            "{ENV}={other:?}: expected `io_uring`, `epoll` or `epoll-enosys`, or leave it unset"
+        ),
         Err(e @ std::env::VarError::NotUnicode(_)) => {
-            panic!("{ENV}: {e}; expected `io_uring` or `epoll`, or leave it unset")
+            panic!("{ENV}: {e}; expected `io_uring`, `epoll` or `epoll-enosys`, or leave it unset")
         }
     }
 }
@@ -64,6 +75,10 @@ pub(super) fn run_wrapper() -> Vec<OsString> {
         TestBackend::Epoll => vec![
             sibling_binary("deny-io-uring").into_os_string(),
             OsString::from("EPERM"),
+        ],
+        TestBackend::EpollNosys => vec![
+            sibling_binary("deny-io-uring").into_os_string(),
+            OsString::from("ENOSYS"),
         ],
     }
 }
