@@ -588,8 +588,8 @@ impl Spec {
                     config.clone(),
                     configs::ringway(layout),
                     vec![os("check"), config.into()],
-                    // The launcher adds `run --config PATH`.
-                    Vec::new(),
+                    // The launcher adds `run --config PATH`; these follow.
+                    ringway_run_args(layout),
                 )
             }
             Kind::Nginx => {
@@ -699,6 +699,7 @@ impl Spec {
         }
         let launched = Launch::file(&self.config)
             .binary(&self.program)
+            .args(&self.run_args)
             .wrapped(&taskset)
             .log_file(log)
             .own_process_group()
@@ -715,6 +716,18 @@ impl Spec {
             other => launch_error(kind, other),
         })
     }
+}
+
+/// What ringway and the baseline get after `run --config PATH`: the
+/// variant's `--io-backend`, if it has one. Only the command line differs
+/// between such a variant and `ringway`: the same generated file, the same
+/// processes measured.
+fn ringway_run_args(layout: &Layout) -> Vec<OsString> {
+    layout
+        .tuning
+        .io_backend
+        .map(|b| vec![OsString::from("--io-backend"), OsString::from(b.name())])
+        .unwrap_or_default()
 }
 
 /// Fails if something already accepts connections on `addr`: the readiness

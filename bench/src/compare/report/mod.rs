@@ -11,6 +11,7 @@ mod observe;
 mod pair;
 mod policy;
 mod sections;
+mod syscalls;
 mod tls;
 
 use std::fmt::Write as _;
@@ -392,6 +393,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
 
     sections::per_gb(&mut md, r);
     sections::ratios(&mut md, r);
+    syscalls::section(&mut md, r);
     policy::refusals(&mut md, r);
     observe::section(&mut md, r);
     sections::churn(&mut md, r);
