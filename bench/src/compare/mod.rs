@@ -13,6 +13,7 @@
 //! scenarios, whose runs [`rollout`] follows through ringway's admin API);
 //! [`policy`] checks that a route policy meant to stay idle refused
 //! nothing; [`profile`] runs `perf`; [`syscalls`] counts system calls;
+//! [`reactor`] reads which reactor a ringway says it runs on;
 //! [`pki`] mints a TLS scenario's certificates and [`admission`] checks
 //! whom each TLS listener lets in; [`sidecar`] lays out the two halves of
 //! each system in a pair scenario; [`observe`] serves the collector sink
@@ -33,6 +34,7 @@ pub mod pki;
 pub mod plot;
 mod policy;
 mod profile;
+mod reactor;
 mod report;
 mod results;
 mod rollout;

@@ -129,6 +129,21 @@ pub struct Setup {
     pub observe: Option<ObserveSetup>,
     /// How system calls were counted, if the scenario counts them.
     pub syscalls: Option<SyscallSetup>,
+    /// The reactor each ringway system ran on, as its log said the first
+    /// time it started.
+    pub reactors: Vec<Reactor>,
+}
+
+/// The reactor of one ringway system.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reactor {
+    /// The system.
+    pub system: String,
+    /// `--io-backend` it was given, if any.
+    pub asked: Option<String>,
+    /// `io_uring` or `epoll`, as its log said; `None` when it did not say
+    /// (a ringway from before the epoll backend).
+    pub said: Option<String>,
 }
 
 /// How the system-call round ran.

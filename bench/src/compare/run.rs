@@ -29,9 +29,11 @@ use super::observe::Collector;
 use super::origins::Origins;
 use super::pki::Pki;
 use super::policy::Refusals;
+use super::reactor;
 use super::report::{self, RatioPair};
 use super::results::{
-    GuardSettings, MemoryReading, ObserveSetup, OriginCheck, Results, Setup, SyscallSetup, TlsSetup,
+    GuardSettings, MemoryReading, ObserveSetup, OriginCheck, Reactor, Results, Setup, SyscallSetup,
+    TlsSetup,
 };
 use super::scenario::{Churn, Scenario, ScenarioMode};
 use super::sidecar::{self, Ends};
@@ -233,6 +235,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             pair: s.pair.then(|| pair_setup(s, &entries)),
             aes_s_per_gb: aes.as_ref().and_then(|a| a.as_ref().ok().copied()),
             syscalls,
+            reactors: Vec::new(),
             observe: entries.iter().any(Entry::observed).then(|| ObserveSetup {
                 access_log: entries
                     .iter()
@@ -775,6 +778,9 @@ pub(super) fn start(
     };
     match started {
         Ok(system) => {
+            if round == 0 && entry.kind.is_ringway() {
+                reactor_seen(entry, &system, results);
+            }
             if round == 0 {
                 for path in system.files() {
                     let shown = path.strip_prefix(&ctx.dir).unwrap_or(path);
@@ -793,6 +799,35 @@ pub(super) fn start(
             None
         }
     }
+}
+
+/// Which reactor a ringway system says it runs on, the first time it is
+/// started; a variant that asked for one and runs on the other is a
+/// problem (its figures would be the other reactor's).
+fn reactor_seen(entry: &Entry, system: &Running, results: &mut Results) {
+    if results
+        .setup
+        .reactors
+        .iter()
+        .any(|r| r.system == entry.name)
+    {
+        return;
+    }
+    let said = system.log().and_then(reactor::said);
+    let asked = entry.tuning.io_backend;
+    if let (Some(asked), Some(said)) = (asked.and_then(reactor::forced), said) {
+        if asked != said {
+            results.problems.push(format!(
+                "{} was started with --io-backend {asked} but says it runs on {said}",
+                entry.name
+            ));
+        }
+    }
+    results.setup.reactors.push(Reactor {
+        system: entry.name.clone(),
+        asked: asked.map(|b| b.name().to_owned()),
+        said: said.map(str::to_owned),
+    });
 }
 
 pub(super) fn stop(system: Running, name: &str, round: usize, results: &mut Results) {

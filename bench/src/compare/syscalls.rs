@@ -33,7 +33,7 @@ pub const TOTAL_EVENT: &str = "raw_syscalls:sys_enter";
 /// is in the report's "other" (the total minus these). Each tracepoint
 /// costs perf some 50 ms to set up, before the load starts, so the list
 /// stays short.
-pub const NAMED: [&str; 38] = [
+pub const NAMED: [&str; 44] = [
     "io_uring_enter",
     "io_uring_register",
     "epoll_wait",
@@ -67,7 +67,13 @@ pub const NAMED: [&str; 38] = [
     "clock_nanosleep",
     "nanosleep",
     "timerfd_settime",
+    "timer_settime",
+    "clock_gettime",
+    "gettimeofday",
     "getpid",
+    "getsockname",
+    "getpeername",
+    "rt_sigprocmask",
     "openat",
     "mmap",
     "munmap",
@@ -240,14 +246,13 @@ pub struct SyscallCount {
 }
 
 impl SyscallCount {
-    /// Fills the figures from what perf counted over `sent` requests and
-    /// `bytes_total` bytes; `top` calls are named.
-    pub fn fill(&mut self, counts: &Counts, top: usize) {
+    /// Fills the figures from what perf counted over `sent` requests
+    /// (HTTP) or `bytes_total` bytes (TCP); `top` calls are named.
+    pub fn fill(&mut self, counts: &Counts, top: usize, tcp: bool) {
         let total = counts.total;
         self.syscalls = Some(total);
-        self.per_request = (self.sent > 0).then(|| total as f64 / self.sent as f64);
-        self.per_gb =
-            (self.bytes_total > 0).then(|| total as f64 / (self.bytes_total as f64 / 1e9));
+        self.per_request = self.share(total, false).filter(|_| !tcp);
+        self.per_gb = self.share(total, true).filter(|_| tcp);
         let mut named: Vec<(String, u64)> = counts
             .named
             .iter()
@@ -327,7 +332,8 @@ mod tests {
             raw: String::new(),
             perf: String::new(),
             sent: 90_000,
-            bytes_total: 0,
+            // The requests' bytes: not the figure of an HTTP run.
+            bytes_total: 5_000_000,
             syscalls: None,
             per_request: None,
             per_gb: None,
@@ -336,7 +342,7 @@ mod tests {
             cpu_while_counted: None,
             problem: None,
         };
-        http.fill(&counts, 2);
+        http.fill(&counts, 2, false);
         assert_eq!(http.syscalls, Some(182_340));
         assert_eq!(http.per_request, Some(182_340.0 / 90_000.0));
         assert_eq!(http.per_gb, None);
@@ -352,11 +358,12 @@ mod tests {
         assert_eq!(http.share(90_010, false), Some(90_010.0 / 90_000.0));
 
         let mut tcp = SyscallCount {
-            sent: 0,
+            // Writes, not requests: not the figure of a TCP run.
+            sent: 30_000,
             bytes_total: 2_000_000_000,
             ..http.clone()
         };
-        tcp.fill(&counts, 5);
+        tcp.fill(&counts, 5, true);
         assert_eq!(tcp.per_request, None);
         assert_eq!(tcp.per_gb, Some(182_340.0 / 2.0));
         assert_eq!(tcp.per_unit(true), Some(91_170.0));

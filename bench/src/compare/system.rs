@@ -347,6 +347,11 @@ impl Running {
         self.access_log.as_deref()
     }
 
+    /// Its log (a pair's outbound half's); none for `direct`.
+    pub fn log(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
     /// The generated configuration files and the logs (a pair's outbound
     /// half first); none for `direct`.
     pub fn files(&self) -> Vec<&Path> {

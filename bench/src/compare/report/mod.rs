@@ -227,6 +227,20 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         );
     }
     let _ = writeln!(md, "- tree: {}", st.tree);
+    if !st.reactors.is_empty() {
+        let seen: Vec<String> = st
+            .reactors
+            .iter()
+            .map(|x| {
+                let said = x.said.as_deref().unwrap_or("not said in its log");
+                match &x.asked {
+                    Some(a) => format!("{} on {said} (`--io-backend {a}`)", x.system),
+                    None => format!("{} on {said}", x.system),
+                }
+            })
+            .collect();
+        let _ = writeln!(md, "- reactors: {}", seen.join("; "));
+    }
     if let Some(c) = st.control_core {
         let _ = writeln!(md, "- ringway's control agent on core {c}");
     }

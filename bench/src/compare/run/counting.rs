@@ -123,7 +123,7 @@ fn counted_run(
         .map_err(|e| format!("cannot read {}: {e}", perf_out.display()))
         .and_then(|text| syscalls::parse(&text))
     {
-        Ok(counts) => count.fill(&counts, ctx.s.syscalls.top),
+        Ok(counts) => count.fill(&counts, ctx.s.syscalls.top, tcp),
         Err(e) => count.problem = Some(e),
     }
     (count, carried)
