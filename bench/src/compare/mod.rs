@@ -61,7 +61,8 @@ pub struct CompareArgs {
     /// Systems to run, comma-separated, instead of the scenario's.
     #[arg(long)]
     pub systems: Option<String>,
-    /// Measured window of each load run, instead of the scenario's.
+    /// Measured window of each load run (the system-call round's too),
+    /// instead of the scenario's.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Warm-up of each load run, instead of the scenario's.
@@ -141,6 +142,7 @@ pub fn main(args: &CompareArgs) -> ExitCode {
     }
     if let Some(d) = args.duration {
         s.load.duration = d;
+        s.syscalls.duration = None;
     }
     if let Some(d) = args.warmup {
         s.load.warmup = d;

@@ -23,6 +23,9 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
+/// Names the `perf` program to run instead of the one in `PATH`.
+pub const PERF_ENV: &str = "RINGWAY_BENCH_PERF";
+
 /// The tracepoint every system call passes, whatever its number.
 pub const TOTAL_EVENT: &str = "raw_syscalls:sys_enter";
 
@@ -89,19 +92,27 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// Finds `perf` and tries the tracepoints on a short command; `Err`
-    /// says why system calls cannot be counted here, for the report.
+    /// Finds `perf` (`$RINGWAY_BENCH_PERF`, else in `PATH`) and tries the
+    /// tracepoints on a short command; `Err` says why system calls cannot
+    /// be counted here, for the report.
     pub fn find() -> Result<Counter, String> {
-        let perf = PathBuf::from("perf");
+        let perf = std::env::var_os(PERF_ENV).map_or_else(|| PathBuf::from("perf"), PathBuf::from);
+        Self::find_program(perf)
+    }
+
+    /// As [`Counter::find`], with `perf` at `perf`.
+    pub fn find_program(perf: PathBuf) -> Result<Counter, String> {
         let runs = Command::new(&perf)
             .arg("--version")
             .stdin(Stdio::null())
             .output()
             .is_ok_and(|o| o.status.success());
         if !runs {
-            return Err("`perf` was not found (Debian: package linux-perf, which \
-                 scripts/install-peers.sh installs)"
-                .into());
+            return Err(format!(
+                "`{}` does not run (Debian: package linux-perf, which \
+                 scripts/install-peers.sh installs)",
+                perf.display()
+            ));
         }
         let mut counter = Counter {
             perf,
@@ -368,6 +379,15 @@ mod tests {
         assert_eq!(tcp.per_gb, Some(182_340.0 / 2.0));
         assert_eq!(tcp.per_unit(true), Some(91_170.0));
         assert_eq!(tcp.top.len(), 3);
+    }
+
+    #[test]
+    fn a_missing_perf_says_what_to_install() {
+        let e = Counter::find_program(PathBuf::from("/nonexistent/perf")).unwrap_err();
+        assert!(
+            e.contains("/nonexistent/perf") && e.contains("linux-perf"),
+            "{e}"
+        );
     }
 
     #[test]
