@@ -1856,3 +1856,72 @@ fn compare_runs_ringway_on_epoll_beside_io_uring_and_the_peers() {
         }
     }
 }
+
+/// Without a `perf` that runs, a scenario that counts system calls still
+/// runs whole: the report says why they were not counted and shows n/a for
+/// each proxy, and nothing is a problem.
+#[test]
+fn compare_without_perf_says_the_system_calls_are_not_counted() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("scenario.toml");
+    let scenario = shipped_text("epoll-keepalive", &[]);
+    std::fs::write(&file, scenario).unwrap();
+    let out_dir = work.path().join("results");
+    let output = {
+        let _turn = bench::turn();
+        Command::new(bench::binary())
+            .arg("compare")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--ringway")
+            .arg(proxy::binary())
+            .args([
+                "--systems",
+                "direct,ringway",
+                "--runs",
+                "1",
+                "--rates",
+                "200",
+            ])
+            .args([
+                "--warmup",
+                "0s",
+                "--duration",
+                "300ms",
+                "--quiet-wait",
+                "0s",
+            ])
+            .args(["--retries", "0"])
+            .env("RINGWAY_BENCH_PERF", work.path().join("no-perf-here"))
+            .output()
+            .expect("run ringway-bench compare")
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = Path::new(stdout.trim())
+        .parent()
+        .expect("the report's directory");
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["problems"], serde_json::json!([]));
+    assert_eq!(results["syscalls"], serde_json::json!([]));
+    let why = results["setup"]["syscalls"]["unavailable"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {}", results["setup"]));
+    assert!(
+        why.contains("no-perf-here") && why.contains("linux-perf"),
+        "{why}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in [
+        "system calls were not counted (n/a in the report)",
+        "## System calls\n\nNot counted: ",
+        "| ringway | n/a |",
+    ] {
+        assert!(report.contains(needle), "no {needle:?}:\n{report}");
+    }
+}
