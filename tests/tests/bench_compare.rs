@@ -1683,20 +1683,33 @@ fn checked_syscalls(c: &Compared, system: &str, tcp: bool) -> Vec<Vec<String>> {
         assert!(x[unused].is_null(), "{x}");
         let top = x["top"].as_array().expect("top");
         assert!(!top.is_empty() && top.len() <= 5, "{x}");
-        let top_counts: Vec<u64> = top.iter().map(|t| t[1].as_u64().unwrap()).collect();
+        let top_counts: Vec<u64> = top
+            .iter()
+            .map(|t| t[1].as_u64().expect("a count"))
+            .collect();
         assert!(top_counts.iter().all(|n| *n > 0), "{x}");
         assert!(top_counts.windows(2).all(|w| w[0] >= w[1]), "{x}");
         let other = x["other"].as_u64().expect("other");
         assert!(top_counts.iter().sum::<u64>() + other <= total, "{x}");
-        assert!(c.dir.join(x["perf"].as_str().unwrap()).is_file(), "{x}");
-        assert!(c.dir.join(x["raw"].as_str().unwrap()).is_file(), "{x}");
+        assert!(
+            c.dir
+                .join(x["perf"].as_str().expect("perf's file"))
+                .is_file(),
+            "{x}"
+        );
+        assert!(
+            c.dir
+                .join(x["raw"].as_str().expect("the raw file"))
+                .is_file(),
+            "{x}"
+        );
         assert!(
             x["cpu_while_counted"].as_f64().is_some_and(|v| v > 0.0),
             "{x}"
         );
         named.push(
             top.iter()
-                .map(|t| t[0].as_str().unwrap().to_owned())
+                .map(|t| t[0].as_str().expect("a call's name").to_owned())
                 .collect(),
         );
     }

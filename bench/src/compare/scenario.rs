@@ -734,12 +734,15 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
             || v.clusters > 0
             || v.churn.is_some()
             || v.cluster.is_some()
-            || v.route.is_some()
-            || v.io_backend.is_some())
+            || v.route.is_some())
     {
-        return at(
-            "routes, clusters, churn, cluster, route and io_backend are ringway settings".into(),
-        );
+        return at("routes, clusters, churn, cluster and route are ringway settings".into());
+    }
+    if !ringway && v.io_backend.is_some() {
+        return at(format!(
+            "io_backend is a ringway setting ({} chooses its own event loop)",
+            v.of
+        ));
     }
     if v.of != "haproxy" && (v.splice || v.haproxy.is_some()) {
         return at("splice and haproxy are HAProxy settings".into());

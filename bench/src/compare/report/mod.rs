@@ -232,10 +232,13 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
             .reactors
             .iter()
             .map(|x| {
-                let said = x.said.as_deref().unwrap_or("not said in its log");
+                let said = x.said.as_deref().map_or_else(
+                    || format!("{}: not said in its log", x.system),
+                    |said| format!("{} on {said}", x.system),
+                );
                 match &x.asked {
-                    Some(a) => format!("{} on {said} (`--io-backend {a}`)", x.system),
-                    None => format!("{} on {said}", x.system),
+                    Some(a) => format!("{said} (`--io-backend {a}`)"),
+                    None => said,
                 }
             })
             .collect();

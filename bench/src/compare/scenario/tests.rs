@@ -438,7 +438,7 @@ fn a_variant_chooses_ringways_io_backend() {
             "name = \"e\"\n[[variants]]\nname = \"v\"\nof = \"{base}\"\nio_backend = \"epoll\"\n"
         ))
         .unwrap_err();
-        assert!(e.contains("io_backend are ringway settings"), "{e}");
+        assert!(e.contains("io_backend is a ringway setting"), "{e}");
     }
 }
 
