@@ -1870,14 +1870,16 @@ fn compare_runs_ringway_on_epoll_beside_io_uring_and_the_peers() {
     }
 }
 
-/// Without a `perf` that runs, a scenario that counts system calls still
-/// runs whole: the report says why they were not counted and shows n/a for
-/// each proxy, and nothing is a problem.
+/// Without a `perf` that runs, a comparison asked to count system calls
+/// (`--syscalls`, on a scenario that does not itself) still runs whole: the
+/// report says why they were not counted and shows n/a for each proxy, and
+/// nothing is a problem.
 #[test]
 fn compare_without_perf_says_the_system_calls_are_not_counted() {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("scenario.toml");
-    let scenario = shipped_text("epoll-keepalive", &[]);
+    let scenario = shipped_text("small-keepalive", &[]);
+    assert!(!scenario.contains("[syscalls]"), "{scenario}");
     std::fs::write(&file, scenario).unwrap();
     let out_dir = work.path().join("results");
     let output = {
@@ -1905,7 +1907,7 @@ fn compare_without_perf_says_the_system_calls_are_not_counted() {
                 "--quiet-wait",
                 "0s",
             ])
-            .args(["--retries", "0"])
+            .args(["--retries", "0", "--idle-connections", "0", "--syscalls"])
             .env("RINGWAY_BENCH_PERF", work.path().join("no-perf-here"))
             .output()
             .expect("run ringway-bench compare")

@@ -815,13 +815,18 @@ fn reactor_seen(entry: &Entry, system: &Running, results: &mut Results) {
     }
     let said = system.log().and_then(reactor::said);
     let asked = entry.tuning.io_backend;
-    if let (Some(asked), Some(said)) = (asked.and_then(reactor::forced), said) {
-        if asked != said {
-            results.problems.push(format!(
-                "{} was started with --io-backend {asked} but says it runs on {said}",
-                entry.name
-            ));
-        }
+    match (asked.and_then(reactor::forced), said) {
+        (Some(asked), Some(said)) if asked != said => results.problems.push(format!(
+            "{} was started with --io-backend {asked} but says it runs on {said}",
+            entry.name
+        )),
+        // ringway's own choice fell back: whatever it is set against as
+        // io_uring is epoll too.
+        (None, Some("epoll")) => results.notes.push(format!(
+            "{} runs on epoll, not io_uring: this machine refuses io_uring (its log says why)",
+            entry.name
+        )),
+        _ => {}
     }
     results.setup.reactors.push(Reactor {
         system: entry.name.clone(),
