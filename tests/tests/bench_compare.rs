@@ -1703,10 +1703,14 @@ fn checked_syscalls(c: &Compared, system: &str, tcp: bool) -> Vec<Vec<String>> {
                 .is_file(),
             "{x}"
         );
-        assert!(
-            x["cpu_while_counted"].as_f64().is_some_and(|v| v > 0.0),
-            "{x}"
-        );
+        // A saturating run costs the system some CPU (a slow one may take
+        // less than a clock tick: no figure).
+        let cpu = x["cpu_while_counted"].as_f64();
+        if x["offered"].is_null() {
+            assert!(cpu.is_some_and(|v| v > 0.0), "{x}");
+        } else {
+            assert!(cpu.is_none_or(|v| v > 0.0), "{x}");
+        }
         named.push(
             top.iter()
                 .map(|t| t[0].as_str().expect("a call's name").to_owned())
@@ -1830,7 +1834,11 @@ fn compare_runs_ringway_on_epoll_beside_io_uring_and_the_peers() {
         assert_eq!(runs.len(), if tcp { 1 } else { 2 }, "{runs:?}");
         for m in &runs {
             assert_eq!(m["errors"], 0, "{m}");
-            assert!(m["cpu_s"].as_f64().is_some_and(|s| s > 0.0), "{m}");
+            if m["offered"].is_null() {
+                // Measured as ringway is: its processes' CPU over a
+                // saturating run.
+                assert!(m["cpu_s"].as_f64().is_some_and(|s| s > 0.0), "{m}");
+            }
         }
         if !tcp {
             c.assert_origins_saw_every_request();
@@ -1843,10 +1851,14 @@ fn compare_runs_ringway_on_epoll_beside_io_uring_and_the_peers() {
                 .unwrap_or_else(|| panic!("no ratio against {against}: {ratios:?}"));
             assert_eq!(table["bar"].as_f64(), Some(bar), "{table}");
             let ran = c.array("systems").iter().any(|s| s == against);
+            let rows = table["rows"].as_array().expect("rows");
+            assert_eq!(rows.len(), if tcp { 1 } else { 2 }, "{table}");
             if ran {
-                for row in table["rows"].as_array().unwrap() {
-                    assert!(row["ratio"].as_f64().is_some_and(|r| r > 0.0), "{row}");
-                }
+                // At max throughput both systems spent CPU (a slow run may
+                // spend less than a clock tick, and have no ratio).
+                let max = rows.iter().find(|r| r["offered"].is_null());
+                let max = max.unwrap_or_else(|| panic!("no max row: {table}"));
+                assert!(max["ratio"].as_f64().is_some_and(|r| r > 0.0), "{max}");
             }
         }
         if !has_perf() {
