@@ -2,7 +2,8 @@
 # Runs `ringway-bench compare`, the one bench harness, on every scenario in
 # bench/scenarios/ (or on the ones named), one after the other: builds
 # ringway and ringway-bench (release) and installs the peers (nginx,
-# HAProxy; perf too with --profile) when missing. Each scenario writes
+# HAProxy; perf too with --profile, --syscalls or a scenario that counts
+# system calls) when missing. Each scenario writes
 # bench/results/<name>-<timestamp>/ (report.md, results.json, plots); the
 # report paths are printed at the end. docs/benchmarks.md describes the
 # method and every scenario.
@@ -29,8 +30,15 @@ done
 if [[ ${#scenarios[@]} -eq 0 ]]; then
     scenarios=(bench/scenarios/*.toml)
 fi
+# perf for `--profile`, `--syscalls` and the scenarios that count system
+# calls (a `[syscalls]` section).
+want_perf=0
+if [[ " ${extra[*]} " == *" --profile "* || " ${extra[*]} " == *" --syscalls "* ]] \
+    || grep -qs '^\[syscalls\]' "${scenarios[@]}"; then
+    want_perf=1
+fi
 if [[ $install == 1 ]]; then
-    if [[ " ${extra[*]} " == *" --profile "* ]]; then
+    if [[ $want_perf == 1 ]]; then
         scripts/install-peers.sh
     else
         scripts/install-peers.sh --no-perf

@@ -2,7 +2,8 @@
 # Installs, from Debian packages, the peers and tools that ringway's benchmark
 # (`ringway-bench compare`) and end-to-end tests compare against or drive:
 # HAProxy, nginx (with its stream module, for the TCP comparison), taskset,
-# and (optional, best effort) linux-perf for `compare --profile`.
+# and (optional, best effort) linux-perf for `compare --profile` and the
+# system-call counts (`[syscalls]`, `compare --syscalls`).
 #
 # Idempotent and quiet when everything is already there. Runs as root on a
 # fresh Debian machine; `apt-get update` runs only when something is missing.
@@ -16,7 +17,7 @@ want_perf=1
 for arg in "$@"; do
     case "$arg" in
         --no-perf) want_perf=0 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "install-peers: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done

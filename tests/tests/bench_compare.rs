@@ -1632,3 +1632,323 @@ fn compare_plots_a_rollout_with_its_decisions() {
         assert!(c.report.contains(needle), "no {needle:?}:\n{}", c.report);
     }
 }
+
+/// Whether `perf` runs here (the system-call round needs it).
+fn has_perf() -> bool {
+    Command::new("perf")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The reactor `system` said it ran on (`setup.reactors`).
+fn reactor_said<'a>(c: &'a Compared, system: &str) -> Option<&'a str> {
+    c.results["setup"]["reactors"]
+        .as_array()
+        .expect("setup.reactors")
+        .iter()
+        .find(|r| r["system"] == system)
+        .unwrap_or_else(|| panic!("no reactor of {system}: {}", c.results["setup"]))["said"]
+        .as_str()
+}
+
+/// The system-call counts of `system`, one per counted run, each checked:
+/// a positive total, divided by the run's requests (HTTP) or GB (TCP) and
+/// by nothing else, its most frequent calls counted and in order, and
+/// perf's output and the run's raw file kept. Returns the named calls of
+/// each count.
+fn checked_syscalls(c: &Compared, system: &str, tcp: bool) -> Vec<Vec<String>> {
+    let counts: Vec<&Value> = c
+        .array("syscalls")
+        .iter()
+        .filter(|x| x["system"] == system)
+        .collect();
+    let runs = if tcp { 1 } else { 2 };
+    assert_eq!(counts.len(), runs, "a count per rate and max: {counts:?}");
+    let mut named = Vec::new();
+    for x in counts {
+        assert!(x["problem"].is_null(), "{x}");
+        let total = x["syscalls"].as_u64().expect("a count");
+        assert!(total > 0, "{x}");
+        let (per, unused, over) = if tcp {
+            let gb = x["bytes_total"].as_u64().expect("bytes") as f64 / 1e9;
+            ("per_gb", "per_request", gb)
+        } else {
+            let sent = x["sent"].as_u64().expect("sent") as f64;
+            ("per_request", "per_gb", sent)
+        };
+        assert!(over > 0.0, "the run carried something: {x}");
+        let per = x[per].as_f64().unwrap_or_else(|| panic!("no {per}: {x}"));
+        assert!((per - total as f64 / over).abs() <= 1e-9 * per, "{x}");
+        assert!(x[unused].is_null(), "{x}");
+        let top = x["top"].as_array().expect("top");
+        assert!(!top.is_empty() && top.len() <= 5, "{x}");
+        let top_counts: Vec<u64> = top
+            .iter()
+            .map(|t| t[1].as_u64().expect("a count"))
+            .collect();
+        assert!(top_counts.iter().all(|n| *n > 0), "{x}");
+        assert!(top_counts.windows(2).all(|w| w[0] >= w[1]), "{x}");
+        let other = x["other"].as_u64().expect("other");
+        assert!(top_counts.iter().sum::<u64>() + other <= total, "{x}");
+        assert!(
+            c.dir
+                .join(x["perf"].as_str().expect("perf's file"))
+                .is_file(),
+            "{x}"
+        );
+        assert!(
+            c.dir
+                .join(x["raw"].as_str().expect("the raw file"))
+                .is_file(),
+            "{x}"
+        );
+        // A saturating run costs the system some CPU (a slow one may take
+        // less than a clock tick: no figure).
+        let cpu = x["cpu_while_counted"].as_f64();
+        if x["offered"].is_null() {
+            assert!(cpu.is_some_and(|v| v > 0.0), "{x}");
+        } else {
+            assert!(cpu.is_none_or(|v| v > 0.0), "{x}");
+        }
+        named.push(
+            top.iter()
+                .map(|t| t[0].as_str().expect("a call's name").to_owned())
+                .collect(),
+        );
+    }
+    named
+}
+
+/// The calls a reactor cannot run without: the ring's entry, or an epoll
+/// wait.
+fn reactor_calls(said: Option<&str>) -> &'static [&'static str] {
+    if said == Some("epoll") {
+        &["epoll_wait", "epoll_pwait", "epoll_pwait2"]
+    } else {
+        &["io_uring_enter"]
+    }
+}
+
+/// The epoll scenarios' system-call round, with ringway as it comes
+/// (io_uring here): after the measured runs, a counted run at the offered
+/// rate and at max throughput (max only in TCP mode), each a positive
+/// count of ringway's system calls per request (per GB), its reactor's own
+/// call among the most frequent; the counted runs' requests reached the
+/// origin too. Without perf the report says n/a and the run succeeds.
+#[test]
+fn compare_counts_ringways_system_calls_per_request_and_per_gb() {
+    for (name, tcp) in [("epoll-keepalive", false), ("epoll-tcp", true)] {
+        let work = tempfile::tempdir().unwrap();
+        let c = compare_shipped(work.path(), name, &["--systems", "direct,ringway"]);
+        c.assert_success();
+        assert!(
+            c.report.contains("## System calls"),
+            "{name}:\n{}",
+            c.report
+        );
+        if !has_perf() {
+            let notes = c.results["notes"].to_string();
+            assert!(notes.contains("system calls were not counted"), "{notes}");
+            assert!(c.report.contains("| ringway | n/a |"), "{}", c.report);
+            continue;
+        }
+        assert!(c.results["setup"]["syscalls"]["unavailable"].is_null());
+        let said = reactor_said(&c, "ringway");
+        assert_ne!(
+            said,
+            Some("epoll"),
+            "ringway as it comes runs on io_uring here"
+        );
+        for top in checked_syscalls(&c, "ringway", tcp) {
+            assert!(
+                reactor_calls(said)
+                    .iter()
+                    .any(|r| top.iter().any(|t| t == r)),
+                "{name}: no {:?} among {top:?}",
+                reactor_calls(said)
+            );
+        }
+        if !tcp {
+            c.assert_origins_saw_every_request();
+        }
+        let unit = if tcp { "per GB" } else { "per request" };
+        for needle in [
+            format!("| system | system calls {unit} | vs ringway |"),
+            "| ringway | ".to_owned(),
+        ] {
+            let section = &c.report[c.report.find("## System calls").unwrap()..];
+            assert!(section.contains(&needle), "no {needle:?}:\n{section}");
+        }
+    }
+}
+
+/// `127.0.0.1:<port>` with the port left out: two systems' generated
+/// configurations differ in their own listener and admin ports only.
+fn without_ports(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("127.0.0.1:") {
+        let (head, tail) = rest.split_at(at + "127.0.0.1:".len());
+        out.push_str(head);
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Issue 17's comparison, briefly: `ringway-epoll` is ringway's own
+/// configuration (ports aside) started with `--io-backend epoll`; it says
+/// it runs on epoll, carries every request without an error, and its
+/// system calls are epoll's (waits, no ring entries) while ringway's are
+/// the ring's; its CPU is set against ringway's (bar 1.15), nginx's and
+/// HAProxy's (bar 1), whichever of those are installed.
+///
+/// Needs the epoll reactor and `ringway run --io-backend` (issue 17).
+#[test]
+fn compare_runs_ringway_on_epoll_beside_io_uring_and_the_peers() {
+    for (name, tcp) in [("epoll-keepalive", false), ("epoll-tcp", true)] {
+        let work = tempfile::tempdir().unwrap();
+        let c = compare_shipped(work.path(), name, &[]);
+        c.assert_success();
+        let config = |system: &str| {
+            let path = c.dir.join(format!("systems/{system}/ringway.toml"));
+            without_ports(&std::fs::read_to_string(&path).unwrap())
+        };
+        assert_eq!(config("ringway-epoll"), config("ringway"), "{name}");
+        assert_eq!(reactor_said(&c, "ringway-epoll"), Some("epoll"), "{name}");
+        assert_ne!(reactor_said(&c, "ringway"), Some("epoll"), "{name}");
+        let reactors = c.results["setup"]["reactors"].to_string();
+        assert!(reactors.contains("\"asked\":\"epoll\""), "{reactors}");
+        assert!(
+            c.report
+                .contains("ringway-epoll on epoll (`--io-backend epoll`)"),
+            "{}",
+            c.report
+        );
+        let runs: Vec<&Value> = c
+            .array("runs")
+            .iter()
+            .filter(|m| m["system"] == "ringway-epoll")
+            .collect();
+        assert_eq!(runs.len(), if tcp { 1 } else { 2 }, "{runs:?}");
+        for m in &runs {
+            assert_eq!(m["errors"], 0, "{m}");
+            if m["offered"].is_null() {
+                // Measured as ringway is: its processes' CPU over a
+                // saturating run.
+                assert!(m["cpu_s"].as_f64().is_some_and(|s| s > 0.0), "{m}");
+            }
+        }
+        if !tcp {
+            c.assert_origins_saw_every_request();
+        }
+        let ratios = c.array("ratios");
+        for (against, bar) in [("ringway", 1.15), ("nginx", 1.0), ("haproxy", 1.0)] {
+            let table = ratios
+                .iter()
+                .find(|t| t["system"] == "ringway-epoll" && t["against"] == against)
+                .unwrap_or_else(|| panic!("no ratio against {against}: {ratios:?}"));
+            assert_eq!(table["bar"].as_f64(), Some(bar), "{table}");
+            let ran = c.array("systems").iter().any(|s| s == against);
+            let rows = table["rows"].as_array().expect("rows");
+            assert_eq!(rows.len(), if tcp { 1 } else { 2 }, "{table}");
+            if ran {
+                // At max throughput both systems spent CPU (a slow run may
+                // spend less than a clock tick, and have no ratio).
+                let max = rows.iter().find(|r| r["offered"].is_null());
+                let max = max.unwrap_or_else(|| panic!("no max row: {table}"));
+                assert!(max["ratio"].as_f64().is_some_and(|r| r > 0.0), "{max}");
+            }
+        }
+        if !has_perf() {
+            continue;
+        }
+        for top in checked_syscalls(&c, "ringway-epoll", tcp) {
+            assert!(
+                !top.iter().any(|t| t == "io_uring_enter"),
+                "{name}: ring entries on epoll: {top:?}"
+            );
+            assert!(
+                reactor_calls(Some("epoll"))
+                    .iter()
+                    .any(|r| top.iter().any(|t| t == r)),
+                "{name}: no epoll wait among {top:?}"
+            );
+        }
+        for top in checked_syscalls(&c, "ringway", tcp) {
+            assert!(top.iter().any(|t| t == "io_uring_enter"), "{top:?}");
+        }
+    }
+}
+
+/// Without a `perf` that runs, a comparison asked to count system calls
+/// (`--syscalls`, on a scenario that does not itself) still runs whole: the
+/// report says why they were not counted and shows n/a for each proxy, and
+/// nothing is a problem.
+#[test]
+fn compare_without_perf_says_the_system_calls_are_not_counted() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("scenario.toml");
+    let scenario = shipped_text("small-keepalive", &[]);
+    assert!(!scenario.contains("[syscalls]"), "{scenario}");
+    std::fs::write(&file, scenario).unwrap();
+    let out_dir = work.path().join("results");
+    let output = {
+        let _turn = bench::turn();
+        Command::new(bench::binary())
+            .arg("compare")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--ringway")
+            .arg(proxy::binary())
+            .args([
+                "--systems",
+                "direct,ringway",
+                "--runs",
+                "1",
+                "--rates",
+                "200",
+            ])
+            .args([
+                "--warmup",
+                "0s",
+                "--duration",
+                "300ms",
+                "--quiet-wait",
+                "0s",
+            ])
+            .args(["--retries", "0", "--idle-connections", "0", "--syscalls"])
+            .env("RINGWAY_BENCH_PERF", work.path().join("no-perf-here"))
+            .output()
+            .expect("run ringway-bench compare")
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = Path::new(stdout.trim())
+        .parent()
+        .expect("the report's directory");
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["problems"], serde_json::json!([]));
+    assert_eq!(results["syscalls"], serde_json::json!([]));
+    let why = results["setup"]["syscalls"]["unavailable"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {}", results["setup"]));
+    assert!(
+        why.contains("no-perf-here") && why.contains("linux-perf"),
+        "{why}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in [
+        "system calls were not counted (n/a in the report)",
+        "## System calls\n\nNot counted: ",
+        "| ringway | n/a |",
+    ] {
+        assert!(report.contains(needle), "no {needle:?}:\n{report}");
+    }
+}

@@ -38,6 +38,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::scenario::IoBackend;
+
 pub use self::observe::{access_log_path, Observe, Tracing};
 pub use self::tls::{ListenerTls, UpstreamTls};
 
@@ -160,6 +162,10 @@ pub struct Tuning {
     pub nginx_server: String,
     /// nginx: directives (without `;`) of `location /`.
     pub nginx_location: Vec<String>,
+    /// ringway: the reactor its workers run on, given on its command line
+    /// (`run --io-backend <value>`), not in its configuration file: the
+    /// file stays the one every ringway system of the run gets.
+    pub io_backend: Option<IoBackend>,
 }
 
 impl Tuning {

@@ -302,7 +302,22 @@ impl Runner<'_> {
         round: Option<usize>,
         rate: Option<f64>,
     ) -> Result<Measured, String> {
-        let mut cmd = self.load_command(system, rate);
+        let cmd = self.load_command(system, rate);
+        self.measure_command(cmd, system, name, label, round, rate)
+    }
+
+    /// As [`Runner::measure`], running `cmd`: the load command, or a
+    /// program that runs it and passes its output and exit status through
+    /// (`perf stat -- load ...`).
+    pub fn measure_command(
+        &self,
+        mut cmd: Command,
+        system: &Running,
+        name: &str,
+        label: &str,
+        round: Option<usize>,
+        rate: Option<f64>,
+    ) -> Result<Measured, String> {
         let proxy_core = self.scenario.cores.proxy;
         let before = self.sample(system);
         let child = cmd

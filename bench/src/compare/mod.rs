@@ -12,7 +12,8 @@
 //! origins of its own that misbehave on schedule (and the rollout
 //! scenarios, whose runs [`rollout`] follows through ringway's admin API);
 //! [`policy`] checks that a route policy meant to stay idle refused
-//! nothing; [`profile`] runs `perf`;
+//! nothing; [`profile`] runs `perf`; [`syscalls`] counts system calls;
+//! [`reactor`] reads which reactor a ringway says it runs on;
 //! [`pki`] mints a TLS scenario's certificates and [`admission`] checks
 //! whom each TLS listener lets in; [`sidecar`] lays out the two halves of
 //! each system in a pair scenario; [`observe`] serves the collector sink
@@ -33,12 +34,14 @@ pub mod pki;
 pub mod plot;
 mod policy;
 mod profile;
+mod reactor;
 mod report;
 mod results;
 mod rollout;
 mod run;
 pub mod scenario;
 mod sidecar;
+mod syscalls;
 pub mod system;
 
 use std::path::PathBuf;
@@ -58,7 +61,8 @@ pub struct CompareArgs {
     /// Systems to run, comma-separated, instead of the scenario's.
     #[arg(long)]
     pub systems: Option<String>,
-    /// Measured window of each load run, instead of the scenario's.
+    /// Measured window of each load run (the system-call round's too),
+    /// instead of the scenario's.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Warm-up of each load run, instead of the scenario's.
@@ -89,6 +93,11 @@ pub struct CompareArgs {
     /// symbol.
     #[arg(long)]
     pub profile: bool,
+    /// Count each proxy's system calls per request (per GB) with `perf
+    /// stat`, in a round of their own after the measured ones (as the
+    /// scenario's `[syscalls] count = true`).
+    #[arg(long)]
+    pub syscalls: bool,
     /// Before each run, wait until every core of the run is less busy than
     /// this (percent), instead of the scenario's `guard.quiet_pct`.
     #[arg(long)]
@@ -133,6 +142,7 @@ pub fn main(args: &CompareArgs) -> ExitCode {
     }
     if let Some(d) = args.duration {
         s.load.duration = d;
+        s.syscalls.duration = None;
     }
     if let Some(d) = args.warmup {
         s.load.warmup = d;
@@ -149,6 +159,9 @@ pub fn main(args: &CompareArgs) -> ExitCode {
     }
     if let Some(n) = args.idle_tcp_pairs {
         s.memory.idle_tcp_pairs = n;
+    }
+    if args.syscalls {
+        s.syscalls.count = true;
     }
     if let Some(p) = args.quiet_pct {
         s.guard.quiet_pct = p;

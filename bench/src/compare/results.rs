@@ -10,6 +10,7 @@ use super::policy::Refusals;
 use super::profile::Profile;
 use super::report::RatioTable;
 use super::rollout::RolloutTrace;
+use super::syscalls::SyscallCount;
 
 /// Everything measured.
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +44,9 @@ pub struct Results {
     pub churn: Vec<ChurnRound>,
     /// `perf` profiles (`--profile`).
     pub profiles: Vec<Profile>,
+    /// System calls of each system at each offered rate and at max
+    /// throughput, counted in a round of their own (`[syscalls]`).
+    pub syscalls: Vec<SyscallCount>,
     /// The CPU ratios of the scenario's `[[ratios]]` (and ringway against
     /// the baseline).
     pub ratios: Vec<RatioTable>,
@@ -123,6 +127,36 @@ pub struct Setup {
     pub aes_s_per_gb: Option<f64>,
     /// Which systems logged every request and which traced, if any did.
     pub observe: Option<ObserveSetup>,
+    /// How system calls were counted, if the scenario counts them.
+    pub syscalls: Option<SyscallSetup>,
+    /// The reactor each ringway system ran on, as its log said the first
+    /// time it started.
+    pub reactors: Vec<Reactor>,
+}
+
+/// The reactor of one ringway system.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reactor {
+    /// The system.
+    pub system: String,
+    /// `--io-backend` it was given, if any.
+    pub asked: Option<String>,
+    /// `io_uring` or `epoll`, as its log said; `None` when it did not say
+    /// (a ringway from before the epoll backend).
+    pub said: Option<String>,
+}
+
+/// How the system-call round ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyscallSetup {
+    /// The calls counted by name (the rest is "other").
+    pub counted: Vec<String>,
+    /// The measured window of each counted run, seconds.
+    pub duration_s: f64,
+    /// Calls named per system in the report.
+    pub top: usize,
+    /// Why nothing was counted, if nothing was.
+    pub unavailable: Option<String>,
 }
 
 /// Which systems logged and traced.

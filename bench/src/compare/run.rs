@@ -14,6 +14,7 @@ use std::thread;
 
 use ringway_kit::ports::free_addr;
 
+use self::counting::syscall_round;
 use self::observing::Turn;
 use self::profiling::profile_run;
 use self::tls::{admissions, pair_setup};
@@ -28,12 +29,15 @@ use super::observe::Collector;
 use super::origins::Origins;
 use super::pki::Pki;
 use super::policy::Refusals;
+use super::reactor;
 use super::report::{self, RatioPair};
 use super::results::{
-    GuardSettings, MemoryReading, ObserveSetup, OriginCheck, Results, Setup, TlsSetup,
+    GuardSettings, MemoryReading, ObserveSetup, OriginCheck, Reactor, Results, Setup, SyscallSetup,
+    TlsSetup,
 };
 use super::scenario::{Churn, Scenario, ScenarioMode};
 use super::sidecar::{self, Ends};
+use super::syscalls::Counter;
 use super::system::{missing, Binaries, Kind, Running};
 
 /// Open files this process needs besides the idle connections it holds:
@@ -146,6 +150,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
 
     let mut notes = Vec::new();
     let (idle, pairs) = open_file_budget(s, mode, &mut notes);
+    let (counter, syscalls) = syscall_counter(s, &entries, &mut notes);
     let collector = entries
         .iter()
         .any(|e| e.tracing.is_some())
@@ -229,6 +234,8 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
             new_connection: s.load.new_connection,
             pair: s.pair.then(|| pair_setup(s, &entries)),
             aes_s_per_gb: aes.as_ref().and_then(|a| a.as_ref().ok().copied()),
+            syscalls,
+            reactors: Vec::new(),
             observe: entries.iter().any(Entry::observed).then(|| ObserveSetup {
                 access_log: entries
                     .iter()
@@ -263,6 +270,7 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
         memory: Vec::new(),
         churn: Vec::new(),
         profiles: Vec::new(),
+        syscalls: Vec::new(),
         ratios: Vec::new(),
         origin_check: None,
         admissions: Vec::new(),
@@ -331,6 +339,17 @@ pub fn run(s: &Scenario, opts: &Options) -> Result<(Results, PathBuf), String> {
                 tcp_pairs(&ctx, entry, round, &mut results);
             }
         }
+    }
+    if let Some(counter) = &counter {
+        // The same runs, in a round of their own: counting slows every
+        // system call on the machine, so no measured run carries it.
+        let mut short = s.clone();
+        short.load.duration = s.syscalls.duration.unwrap_or(s.load.duration);
+        let counting = Runner {
+            scenario: &short,
+            ..runner
+        };
+        unmeasured_sent += syscall_round(&ctx, &counting, counter, &entries, &rates, &mut results);
     }
     let served = origins.stop();
     if mode == Mode::Http {
@@ -512,6 +531,38 @@ impl Ctx<'_> {
     }
 }
 
+/// The system-call counter, when the scenario counts and a system other
+/// than `direct` runs, and what the results say of it; without `perf` (or
+/// when it cannot count here) a note says why and the report shows n/a.
+fn syscall_counter(
+    s: &Scenario,
+    entries: &[Entry],
+    notes: &mut Vec<String>,
+) -> (Option<Counter>, Option<SyscallSetup>) {
+    if !s.syscalls.count || entries.iter().all(|e| e.kind == Kind::Direct) {
+        return (None, None);
+    }
+    let mut setup = SyscallSetup {
+        counted: Vec::new(),
+        duration_s: s.syscalls.duration.unwrap_or(s.load.duration).as_secs_f64(),
+        top: s.syscalls.top,
+        unavailable: None,
+    };
+    match Counter::find() {
+        Ok(counter) => {
+            setup.counted = counter.named().iter().map(|n| n.to_string()).collect();
+            (Some(counter), Some(setup))
+        }
+        Err(why) => {
+            notes.push(format!(
+                "system calls were not counted (n/a in the report): {why}"
+            ));
+            setup.unavailable = Some(why);
+            (None, Some(setup))
+        }
+    }
+}
+
 /// The systems of a round, `direct` first, and the ones skipped with why.
 #[allow(clippy::type_complexity)]
 fn entries(
@@ -590,6 +641,7 @@ fn tuning(v: &super::scenario::Variant) -> Tuning {
         nginx_upstream: nginx.upstream,
         nginx_server: nginx.server.trim().to_owned(),
         nginx_location: nginx.location,
+        io_backend: v.io_backend,
     }
 }
 
@@ -726,6 +778,9 @@ pub(super) fn start(
     };
     match started {
         Ok(system) => {
+            if round == 0 && entry.kind.is_ringway() {
+                reactor_seen(entry, &system, results);
+            }
             if round == 0 {
                 for path in system.files() {
                     let shown = path.strip_prefix(&ctx.dir).unwrap_or(path);
@@ -744,6 +799,40 @@ pub(super) fn start(
             None
         }
     }
+}
+
+/// Which reactor a ringway system says it runs on, the first time it is
+/// started; a variant that asked for one and runs on the other is a
+/// problem (its figures would be the other reactor's).
+fn reactor_seen(entry: &Entry, system: &Running, results: &mut Results) {
+    if results
+        .setup
+        .reactors
+        .iter()
+        .any(|r| r.system == entry.name)
+    {
+        return;
+    }
+    let said = system.log().and_then(reactor::said);
+    let asked = entry.tuning.io_backend;
+    match (asked.and_then(reactor::forced), said) {
+        (Some(asked), Some(said)) if asked != said => results.problems.push(format!(
+            "{} was started with --io-backend {asked} but says it runs on {said}",
+            entry.name
+        )),
+        // ringway's own choice fell back: whatever it is set against as
+        // io_uring is epoll too.
+        (None, Some("epoll")) => results.notes.push(format!(
+            "{} runs on epoll, not io_uring: this machine refuses io_uring (its log says why)",
+            entry.name
+        )),
+        _ => {}
+    }
+    results.setup.reactors.push(Reactor {
+        system: entry.name.clone(),
+        asked: asked.map(|b| b.name().to_owned()),
+        said: said.map(str::to_owned),
+    });
 }
 
 pub(super) fn stop(system: Running, name: &str, round: usize, results: &mut Results) {
@@ -942,6 +1031,7 @@ fn first_line(cmd: &mut Command) -> String {
         .unwrap_or_default()
 }
 
+mod counting;
 mod observing;
 mod profiling;
 #[cfg(test)]

@@ -118,6 +118,63 @@ pub struct Scenario {
     /// API and the report plots it.
     #[serde(default)]
     pub rollout: Option<Rollout>,
+    /// Count the system calls of each proxy in a round of their own after
+    /// the measured ones (`[syscalls]`).
+    #[serde(default)]
+    pub syscalls: Syscalls,
+}
+
+/// `[syscalls]`: after the measured rounds, every system but `direct` is
+/// started once more and run at each offered rate and at max throughput
+/// under `perf stat`, which counts the system calls of all its processes
+/// and threads; the report divides them by the requests (per GB in TCP
+/// mode). The measured rounds never carry the counting's cost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Syscalls {
+    /// Count them (also `compare --syscalls`).
+    #[serde(default)]
+    pub count: bool,
+    /// The measured window of each counted run; absent: `[load] duration`.
+    #[serde(default, deserialize_with = "some_duration")]
+    pub duration: Option<Duration>,
+    /// The system calls named in the report, most frequent first.
+    #[serde(default = "five_usize")]
+    pub top: usize,
+}
+
+impl Default for Syscalls {
+    fn default() -> Self {
+        Self {
+            count: false,
+            duration: None,
+            top: five_usize(),
+        }
+    }
+}
+
+/// `io_backend` of a ringway variant: the value of `ringway run
+/// --io-backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoBackend {
+    /// io_uring where the kernel allows it, else epoll.
+    Auto,
+    /// io_uring, or ringway refuses to start.
+    IoUring,
+    /// epoll, even where io_uring would run.
+    Epoll,
+}
+
+impl IoBackend {
+    /// Its spelling on ringway's command line and in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoBackend::Auto => "auto",
+            IoBackend::IoUring => "io_uring",
+            IoBackend::Epoll => "epoll",
+        }
+    }
 }
 
 /// `[rollout]`: ringway's catch-all route sends its requests to cluster
@@ -411,6 +468,11 @@ pub struct Variant {
     /// runner's collector sink; unset: as the scenario's `tracing_sample`.
     #[serde(default)]
     pub tracing_sample: Option<f64>,
+    /// ringway: the reactor under its workers, given as `ringway run
+    /// --io-backend <value>` (`auto`, `io_uring` or `epoll`); unset: no
+    /// flag, ringway's own default.
+    #[serde(default)]
+    pub io_backend: Option<IoBackend>,
 }
 
 /// `[variants.haproxy]`: settings added to the generated `haproxy.cfg`.
@@ -639,6 +701,7 @@ pub fn check(s: &Scenario) -> Result<(), String> {
             ));
         }
     }
+    check_syscalls(s)?;
     let g = &s.guard;
     for (key, pct) in [
         ("quiet_pct", g.quiet_pct),
@@ -674,6 +737,12 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
             || v.route.is_some())
     {
         return at("routes, clusters, churn, cluster and route are ringway settings".into());
+    }
+    if !ringway && v.io_backend.is_some() {
+        return at(format!(
+            "io_backend is a ringway setting ({} chooses its own event loop)",
+            v.of
+        ));
     }
     if v.of != "haproxy" && (v.splice || v.haproxy.is_some()) {
         return at("splice and haproxy are HAProxy settings".into());
@@ -748,6 +817,31 @@ fn check_variant(s: &Scenario, v: &Variant) -> Result<(), String> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+fn check_syscalls(s: &Scenario) -> Result<(), String> {
+    let c = &s.syscalls;
+    if !c.count {
+        return Ok(());
+    }
+    if c.duration.is_some_and(|d| d.is_zero()) {
+        return Err("syscalls.duration: longer than zero".into());
+    }
+    if !s.faults.is_empty() || s.rollout.is_some() {
+        return Err(
+            "syscalls: not in a fault or rollout scenario (each of its runs starts fresh \
+             origins); count them in a scenario of their own"
+                .into(),
+        );
+    }
+    if s.sweep.rates.is_empty() && !s.sweep.max_throughput {
+        return Err(
+            "syscalls: the counted runs are the sweep's (its rates and max throughput); \
+             the sweep is empty"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -1012,6 +1106,9 @@ fn one() -> usize {
 }
 fn two() -> usize {
     2
+}
+fn five_usize() -> usize {
+    5
 }
 fn five() -> f64 {
     5.0

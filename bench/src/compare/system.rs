@@ -347,6 +347,11 @@ impl Running {
         self.access_log.as_deref()
     }
 
+    /// Its log (a pair's outbound half's); none for `direct`.
+    pub fn log(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
     /// The generated configuration files and the logs (a pair's outbound
     /// half first); none for `direct`.
     pub fn files(&self) -> Vec<&Path> {
@@ -588,8 +593,8 @@ impl Spec {
                     config.clone(),
                     configs::ringway(layout),
                     vec![os("check"), config.into()],
-                    // The launcher adds `run --config PATH`.
-                    Vec::new(),
+                    // The launcher adds `run --config PATH`; these follow.
+                    ringway_run_args(layout),
                 )
             }
             Kind::Nginx => {
@@ -699,6 +704,7 @@ impl Spec {
         }
         let launched = Launch::file(&self.config)
             .binary(&self.program)
+            .args(&self.run_args)
             .wrapped(&taskset)
             .log_file(log)
             .own_process_group()
@@ -715,6 +721,18 @@ impl Spec {
             other => launch_error(kind, other),
         })
     }
+}
+
+/// What ringway and the baseline get after `run --config PATH`: the
+/// variant's `--io-backend`, if it has one. Only the command line differs
+/// between such a variant and `ringway`: the same generated file, the same
+/// processes measured.
+fn ringway_run_args(layout: &Layout) -> Vec<OsString> {
+    layout
+        .tuning
+        .io_backend
+        .map(|b| vec![OsString::from("--io-backend"), OsString::from(b.name())])
+        .unwrap_or_default()
 }
 
 /// Fails if something already accepts connections on `addr`: the readiness

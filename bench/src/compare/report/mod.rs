@@ -11,6 +11,7 @@ mod observe;
 mod pair;
 mod policy;
 mod sections;
+mod syscalls;
 mod tls;
 
 use std::fmt::Write as _;
@@ -226,6 +227,23 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
         );
     }
     let _ = writeln!(md, "- tree: {}", st.tree);
+    if !st.reactors.is_empty() {
+        let seen: Vec<String> = st
+            .reactors
+            .iter()
+            .map(|x| {
+                let said = x.said.as_deref().map_or_else(
+                    || format!("{}: not said in its log", x.system),
+                    |said| format!("{} on {said}", x.system),
+                );
+                match &x.asked {
+                    Some(a) => format!("{said} (`--io-backend {a}`)"),
+                    None => said,
+                }
+            })
+            .collect();
+        let _ = writeln!(md, "- reactors: {}", seen.join("; "));
+    }
     if let Some(c) = st.control_core {
         let _ = writeln!(md, "- ringway's control agent on core {c}");
     }
@@ -392,6 +410,7 @@ pub fn markdown(r: &Results, plots: &Plots) -> String {
 
     sections::per_gb(&mut md, r);
     sections::ratios(&mut md, r);
+    syscalls::section(&mut md, r);
     policy::refusals(&mut md, r);
     observe::section(&mut md, r);
     sections::churn(&mut md, r);

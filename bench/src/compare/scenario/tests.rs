@@ -404,3 +404,111 @@ fn a_rollout_scenario_is_checked() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_variant_chooses_ringways_io_backend() {
+    let s = parse(
+        "name = \"e\"\nsystems = [\"ringway\", \"ringway-epoll\", \"old-uring\"]\n\
+         [[variants]]\nname = \"ringway-epoll\"\nof = \"ringway\"\nio_backend = \"epoll\"\n\
+         [[variants]]\nname = \"old-uring\"\nof = \"baseline\"\nio_backend = \"io_uring\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.variant("ringway-epoll").unwrap().io_backend,
+        Some(IoBackend::Epoll)
+    );
+    assert_eq!(
+        s.variant("old-uring").unwrap().io_backend,
+        Some(IoBackend::IoUring)
+    );
+    assert_eq!(IoBackend::IoUring.name(), "io_uring");
+    let auto = parse(
+        "name = \"e\"\n[[variants]]\nname = \"a\"\nof = \"ringway\"\nio_backend = \"auto\"\n",
+    )
+    .unwrap();
+    assert_eq!(auto.variants[0].io_backend, Some(IoBackend::Auto));
+
+    let e = parse(
+        "name = \"e\"\n[[variants]]\nname = \"v\"\nof = \"ringway\"\nio_backend = \"kqueue\"\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("kqueue") && e.contains("line 5"), "{e}");
+    for base in ["nginx", "haproxy"] {
+        let e = parse(&format!(
+            "name = \"e\"\n[[variants]]\nname = \"v\"\nof = \"{base}\"\nio_backend = \"epoll\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("io_backend is a ringway setting"), "{e}");
+    }
+}
+
+#[test]
+fn a_syscall_count_is_asked_for_and_checked() {
+    let s = parse("name = \"x\"").unwrap();
+    assert!(!s.syscalls.count);
+    assert_eq!((s.syscalls.duration, s.syscalls.top), (None, 5));
+    let s = parse("name = \"x\"\n[syscalls]\ncount = true\nduration = \"2s\"\ntop = 3\n").unwrap();
+    assert!(s.syscalls.count);
+    assert_eq!(s.syscalls.duration, Some(Duration::from_secs(2)));
+    assert_eq!(s.syscalls.top, 3);
+
+    let bad = |body: &str, needle: &str| {
+        let e = parse(&format!("name = \"x\"\n{body}")).unwrap_err();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    bad("[syscalls]\ncounts = true\n", "counts");
+    bad(
+        "[syscalls]\ncount = true\nduration = \"0s\"\n",
+        "syscalls.duration: longer than zero",
+    );
+    bad(
+        "[sweep]\nmax_throughput = false\n[syscalls]\ncount = true\n",
+        "the sweep is empty",
+    );
+    let e = parse(&format!("{ROLLOUT}[syscalls]\ncount = true\n[rollout]\n")).unwrap_err();
+    assert!(
+        e.contains("syscalls: not in a fault or rollout scenario"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_epoll_scenarios_set_both_backends_beside_the_peers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for (file, mode) in [
+        ("epoll-keepalive.toml", ScenarioMode::Http),
+        ("epoll-tcp.toml", ScenarioMode::Tcp),
+    ] {
+        let s = load(&dir.join(file)).unwrap();
+        assert_eq!(s.mode, mode, "{file}");
+        assert_eq!(
+            s.systems,
+            ["direct", "ringway", "ringway-epoll", "nginx", "haproxy"],
+            "{file}"
+        );
+        let v = s.variant("ringway-epoll").unwrap();
+        assert_eq!(
+            (v.of.as_str(), v.io_backend),
+            ("ringway", Some(IoBackend::Epoll))
+        );
+        assert!(s.syscalls.count, "{file}");
+        assert!(s.sweep.max_throughput, "{file}");
+        if mode == ScenarioMode::Http {
+            assert!(!s.sweep.rates.is_empty(), "{file}: a fixed rate too");
+        }
+        let bars: Vec<(&str, &str, Option<f64>)> = s
+            .ratios
+            .iter()
+            .map(|r| (r.system.as_str(), r.against.as_str(), r.bar))
+            .collect();
+        assert_eq!(
+            bars,
+            [
+                ("ringway-epoll", "ringway", Some(1.15)),
+                ("ringway-epoll", "nginx", Some(1.0)),
+                ("ringway-epoll", "haproxy", Some(1.0)),
+            ],
+            "{file}"
+        );
+    }
+}

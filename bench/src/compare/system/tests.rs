@@ -15,6 +15,7 @@ use super::*;
 use crate::compare::admission;
 use crate::compare::observe::{self, Collector};
 use crate::compare::pki::Pki;
+use crate::compare::scenario::IoBackend;
 use crate::compare::sidecar::{self, Ends};
 
 /// How long a test client waits for an answer.
@@ -673,4 +674,64 @@ fn reads_how_nginx_was_built() {
         parse_nginx_stream(without, |_| true),
         NginxStream::Missing(_)
     ));
+}
+
+/// A variant with an `io_backend` gets the same configuration file and the
+/// same check as `ringway`, and `--io-backend <value>` after `run --config
+/// PATH`; `ringway` itself gets no flag (its own default).
+#[test]
+fn an_io_backend_is_a_run_argument_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let bins = binaries();
+    let origin = SocketAddr::from(([127, 0, 0, 1], 9));
+    let plain = layout(Mode::Http, origin, dir.path());
+    let spec = |kind: Kind, backend: Option<IoBackend>| {
+        let l = Layout {
+            tuning: configs::Tuning {
+                io_backend: backend,
+                ..configs::Tuning::default()
+            },
+            ..plain.clone()
+        };
+        Spec::new(kind, &l, &bins).expect("a ringway spec")
+    };
+    let words = |args: &[OsString]| -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    };
+    let ringway = spec(Kind::Ringway, None);
+    assert!(ringway.run_args.is_empty(), "{:?}", ringway.run_args);
+    for (kind, backend, word) in [
+        (Kind::Ringway, IoBackend::Epoll, "epoll"),
+        (Kind::Ringway, IoBackend::Auto, "auto"),
+        (Kind::Baseline, IoBackend::IoUring, "io_uring"),
+    ] {
+        let variant = spec(kind, Some(backend));
+        assert_eq!(words(&variant.run_args), ["--io-backend", word]);
+        assert_eq!(variant.text, ringway.text, "the same configuration");
+        assert_eq!(
+            words(&variant.check_args)[0],
+            "check",
+            "{:?}",
+            variant.check_args
+        );
+    }
+    // Other systems never get it.
+    for kind in [Kind::Nginx, Kind::Haproxy] {
+        let l = Layout {
+            tuning: configs::Tuning {
+                io_backend: Some(IoBackend::Epoll),
+                ..configs::Tuning::default()
+            },
+            ..plain.clone()
+        };
+        if let Some(s) = Spec::new(kind, &l, &bins) {
+            assert!(
+                !words(&s.run_args).contains(&"--io-backend".to_owned()),
+                "{kind}: {:?}",
+                s.run_args
+            );
+        }
+    }
 }
