@@ -1,12 +1,12 @@
-//! The io_uring runtime of one worker thread.
+//! The runtime of one worker thread, on io_uring or on epoll.
 //!
-//! [`Runtime`] owns a ring ([`ring`]), the table of in-flight ops
-//! ([`driver`]), two provided buffer rings ([`crate::buf`], one per
-//! [`Group`]), the thread's timers ([`timer`]) and a single-threaded
-//! executor ([`executor`]). Each loop turn polls the tasks that were woken,
-//! then makes one `io_uring_enter` that submits everything they queued and,
-//! when no task is ready, waits for completions, at most until the earliest
-//! timer's deadline.
+//! [`Runtime`] owns a ring ([`ring`]) or an epoll set (where io_uring is
+//! refused; see [`backend`]), the table of in-flight ops ([`driver`]), two
+//! buffer pools ([`crate::buf`], one per [`Group`]), the thread's timers
+//! ([`timer`]) and a single-threaded executor ([`executor`]). Each loop turn
+//! polls the tasks that were woken, then makes one `io_uring_enter` that
+//! submits everything they queued (or one `epoll_wait`) and, when no task is
+//! ready, waits, at most until the earliest timer's deadline.
 
 pub mod backend;
 mod counters;

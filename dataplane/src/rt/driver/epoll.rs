@@ -2,11 +2,12 @@
 //! their descriptor is ready.
 //!
 //! Each descriptor an op uses is added to the worker's epoll set once,
-//! edge-triggered for input and output. An op is attempted as it is
-//! submitted; if its call would block it waits in its descriptor's read or
-//! write queue, behind any op queued there before it (so sends never
-//! overtake each other). A readiness event runs the queue's ops in order
-//! until one would block again. What an attempt returns goes into the op's
+//! edge-triggered for input and output. An op joins its descriptor's read
+//! or write queue, behind any op queued there before it (so sends never
+//! overtake each other). The queues that got a new op at their front in a
+//! loop turn are run just before the turn's wait, together, as the ring's
+//! one enter carries a turn's entries; a readiness event runs its queue
+//! again. A queue runs its ops in order until one would block. What an attempt returns goes into the op's
 //! slot as a completion would, so the op futures and everything above them
 //! cannot tell the backends apart.
 //!
@@ -45,6 +46,8 @@ pub(crate) struct Epoll {
     fd: OwnedFd,
     /// By descriptor number.
     fds: Vec<Waits>,
+    /// Queues with a new op at their front, to run before the next wait.
+    pending: Vec<(usize, bool)>,
     events: Vec<libc::epoll_event>,
 }
 
@@ -78,6 +81,8 @@ struct Waiter {
     io: Io,
     /// Its deadline's timer, if it has one.
     timer: Option<TimerKey>,
+    /// How long it may wait, from when it first has to.
+    timeout: Option<Duration>,
 }
 
 impl Epoll {
@@ -93,6 +98,7 @@ impl Epoll {
             // SAFETY: just created, owned by nothing else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             fds: Vec::new(),
+            pending: Vec::new(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
         })
     }
@@ -226,9 +232,12 @@ impl Driver {
         }
     }
 
-    /// Starts `io` (slot `user_data`) under epoll: attempts it now unless
-    /// ops wait before it on its descriptor, and queues it if it must wait,
-    /// with a deadline `timeout` from now if given.
+    /// Starts `io` (slot `user_data`) under epoll: queues it on its
+    /// descriptor, behind the ops waiting there. If none is, its queue is
+    /// run before the loop's next wait, with every other op submitted in
+    /// this turn: the system calls of a turn go together, as the ring's
+    /// one enter carries a turn's entries. An op that then has to wait gets
+    /// its deadline, `timeout` from then.
     pub(super) fn start_epoll(
         &mut self,
         user_data: u64,
@@ -244,17 +253,18 @@ impl Driver {
         if let Some(slot) = self.slots.get_mut(decode(user_data).0) {
             slot.wait_fd = fd;
         }
-        if !queued && !self.run(user_data, io, false) {
-            return Ok(());
-        }
-        let timer = timeout.map(|t| self.timers.insert_op(self.now + t, user_data));
         let waiter = Waiter {
             user_data,
             io,
-            timer,
+            timer: None,
+            timeout,
         };
-        if let Some(w) = self.epoll().waits(fd) {
+        let e = self.epoll();
+        if let Some(w) = e.waits(fd) {
             w.queue(io.writes()).push_back(waiter);
+            if !queued {
+                e.pending.push((fd as usize, io.writes()));
+            }
         }
         Ok(())
     }
@@ -390,6 +400,17 @@ impl Driver {
             };
             let Some(waiter) = front else { return };
             if self.run(waiter.user_data, waiter.io, short_read_drains) {
+                if let (None, Some(t)) = (waiter.timer, waiter.timeout) {
+                    let key = self.timers.insert_op(self.now + t, waiter.user_data);
+                    if let Some(front) = self
+                        .epoll()
+                        .fds
+                        .get_mut(index)
+                        .and_then(|w| w.queue(writes).front_mut())
+                    {
+                        front.timer = Some(key);
+                    }
+                }
                 return;
             }
             // It ended: out of the queue (nothing else touched the queue
@@ -408,6 +429,14 @@ impl Driver {
     /// the ops whose deadline passed and wakes the tasks whose timers are
     /// due.
     pub(super) fn turn_epoll(&mut self, wait: bool, limit: Option<Duration>) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.epoll().pending);
+        for &(index, writes) in &pending {
+            self.ready(index, writes, false);
+        }
+        let mut pending = pending;
+        pending.clear();
+        self.epoll().pending = pending;
+        let wait = wait && !crate::rt::executor::has_ready();
         let timeout_ms = if wait {
             let until_timer = self
                 .timers
