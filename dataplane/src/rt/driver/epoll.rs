@@ -233,11 +233,13 @@ impl Driver {
     }
 
     /// Starts `io` (slot `user_data`) under epoll: queues it on its
-    /// descriptor, behind the ops waiting there. If none is, its queue is
-    /// run before the loop's next wait, with every other op submitted in
-    /// this turn: the system calls of a turn go together, as the ring's
-    /// one enter carries a turn's entries. An op that then has to wait gets
-    /// its deadline, `timeout` from then.
+    /// descriptor, behind the ops waiting there. If none is, and other
+    /// tasks are ready in this turn, its queue is run just before the
+    /// loop's next wait, with every other op submitted in the turn: the
+    /// turn's system calls go back to back, as the ring's one enter carries
+    /// a turn's entries. If no other task is ready, there is no batch to
+    /// join, and it runs at once. An op that has to wait gets its
+    /// deadline, `timeout` from when it first would block.
     pub(super) fn start_epoll(
         &mut self,
         user_data: u64,
@@ -253,16 +255,28 @@ impl Driver {
         if let Some(slot) = self.slots.get_mut(decode(user_data).0) {
             slot.wait_fd = fd;
         }
+        // Alone in this turn (no other task ready), an op has no batch to
+        // join: it runs now, and the task may go on with its result in
+        // the same poll (a relay's next buffer) instead of a turn later.
+        let now = !queued && !crate::rt::executor::has_ready();
+        if now && !self.run(user_data, io, false) {
+            return Ok(());
+        }
+        let timer = match (now, timeout) {
+            // It ran and must wait: its deadline runs from now.
+            (true, Some(t)) => Some(self.timers.insert_op(self.now + t, user_data)),
+            _ => None,
+        };
         let waiter = Waiter {
             user_data,
             io,
-            timer: None,
+            timer,
             timeout,
         };
         let e = self.epoll();
         if let Some(w) = e.waits(fd) {
             w.queue(io.writes()).push_back(waiter);
-            if !queued {
+            if !queued && !now {
                 e.pending.push((fd as usize, io.writes()));
             }
         }
@@ -321,7 +335,7 @@ impl Driver {
     /// Puts a completion in slot `user_data` and wakes its owner; `last`
     /// ends the op. Returns how many completions now wait there and the
     /// slot's high water, or `None` if the slot is gone (its buffer goes
-    /// back, its descriptor is closed).
+    /// back to the pool).
     fn deliver(
         &mut self,
         user_data: u64,
@@ -499,6 +513,13 @@ impl Driver {
                 self.ready(index, true, false);
             }
         }
+        self.expire_due();
+        Ok(())
+    }
+
+    /// Wakes the tasks whose timers are due and ends the ops whose
+    /// deadline passed.
+    fn expire_due(&mut self) {
         self.timers.expire(self.now);
         let mut due = std::mem::take(&mut self.expired_ops);
         self.timers.take_due_ops(&mut due);
@@ -506,7 +527,6 @@ impl Driver {
             self.expire_op(user_data);
         }
         self.expired_ops = due;
-        Ok(())
     }
 
     /// Ends op `user_data`, whose deadline passed, with `ECANCELED` (its
