@@ -950,6 +950,19 @@ fn tcp_pairs(ctx: &Ctx<'_>, entry: &Entry, round: usize, results: &mut Results) 
 }
 
 /// The first line a command prints, or `?`.
+/// The requests a load run's raw output says it sent (0 if it wrote none):
+/// they reached the origins even when the run failed part way.
+fn requests_sent(raw: &std::path::Path) -> u64 {
+    std::fs::read_to_string(raw)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.pointer("/requests/sent")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .unwrap_or(0)
+}
+
 fn command_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)

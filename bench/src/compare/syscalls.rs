@@ -257,6 +257,27 @@ pub struct SyscallCount {
 }
 
 impl SyscallCount {
+    /// The count of `system`'s run at `offered` (`None`: max throughput),
+    /// whose load output is `raw` and perf's `perf`, before anything is
+    /// counted.
+    pub fn new(system: &str, offered: Option<f64>, raw: String, perf: String) -> Self {
+        Self {
+            system: system.to_owned(),
+            offered,
+            raw,
+            perf,
+            sent: 0,
+            bytes_total: 0,
+            syscalls: None,
+            per_request: None,
+            per_gb: None,
+            top: Vec::new(),
+            other: None,
+            cpu_while_counted: None,
+            problem: None,
+        }
+    }
+
     /// Fills the figures from what perf counted over `sent` requests
     /// (HTTP) or `bytes_total` bytes (TCP); `top` calls are named.
     pub fn fill(&mut self, counts: &Counts, top: usize, tcp: bool) {
@@ -338,20 +359,10 @@ mod tests {
     fn divides_by_requests_or_gigabytes_and_names_the_most_frequent() {
         let counts = parse(OUTPUT).unwrap();
         let mut http = SyscallCount {
-            system: "ringway".into(),
-            offered: None,
-            raw: String::new(),
-            perf: String::new(),
             sent: 90_000,
             // The requests' bytes: not the figure of an HTTP run.
             bytes_total: 5_000_000,
-            syscalls: None,
-            per_request: None,
-            per_gb: None,
-            top: Vec::new(),
-            other: None,
-            cpu_while_counted: None,
-            problem: None,
+            ..SyscallCount::new("ringway", None, String::new(), String::new())
         };
         http.fill(&counts, 2, false);
         assert_eq!(http.syscalls, Some(182_340));

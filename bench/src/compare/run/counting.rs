@@ -78,21 +78,7 @@ fn counted_run(
         .join(format!("{label}.txt"));
     let rel = |p: &Path| p.strip_prefix(&ctx.dir).unwrap_or(p).display().to_string();
     let raw = format!("raw/{label}.json");
-    let mut count = SyscallCount {
-        system: name.clone(),
-        offered: rate,
-        raw: raw.clone(),
-        perf: rel(&perf_out),
-        sent: 0,
-        bytes_total: 0,
-        syscalls: None,
-        per_request: None,
-        per_gb: None,
-        top: Vec::new(),
-        other: None,
-        cpu_while_counted: None,
-        problem: None,
-    };
+    let mut count = SyscallCount::new(name, rate, raw.clone(), rel(&perf_out));
     let _ = guard::wait_quiet(&ctx.run_cores, &ctx.opts.guard);
     let cmd = counter.wrap(
         &runner.load_command(system, rate),
@@ -101,14 +87,7 @@ fn counted_run(
     );
     let measured = runner.measure_command(cmd, system, name, &label, None, rate);
     // The requests reached the origins even when the run failed part way.
-    let carried = std::fs::read_to_string(ctx.dir.join(&raw))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.pointer("/requests/sent")
-                .and_then(serde_json::Value::as_u64)
-        })
-        .unwrap_or(0);
+    let carried = super::requests_sent(&ctx.dir.join(&raw));
     let m = match measured {
         Ok(m) => m,
         Err(e) => {

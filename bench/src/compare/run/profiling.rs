@@ -77,14 +77,7 @@ pub(super) fn profile_run(
     if let (Some(b), Some(c)) = (book, churner) {
         b.resume(c);
     }
-    let sent = std::fs::read_to_string(&raw)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.pointer("/requests/sent")
-                .and_then(serde_json::Value::as_u64)
-        })
-        .unwrap_or(0);
+    let sent = super::requests_sent(&raw);
     match recorded.and_then(|()| profile::summarize(perf, &data, &text)) {
         Ok([threads, objects, symbols]) => {
             profile.threads = threads;
