@@ -75,6 +75,7 @@ mod on_epoll {
         a_send_to_a_peer_that_stops_reading_times_out,
         a_descriptor_number_reused_after_close_is_served,
         a_refused_connect_fails_with_the_error,
+        bytes_and_end_of_stream_sent_together_are_both_seen,
     );
 }
 
@@ -591,6 +592,42 @@ fn a_dropped_read_on_epoll_frees_its_buffer_at_once() {
         let freed = Rc::new(Cell::new(false));
         let (c, _) = pipe_read(&reader, &freed).await;
         assert_eq!(c.result, 4);
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn bytes_and_end_of_stream_sent_together_are_both_seen() {
+    // A peer that writes and closes at once: on epoll the end of stream
+    // may come with the bytes' own edge, and no edge comes after it.
+    let rt = runtime();
+    rt.block_on(async {
+        for size in [10usize, 4096, 40_000] {
+            let (mut peer, ours) = connected_pair();
+            let ours = TcpStream::from_std(ours);
+            peer.write_all(&vec![3u8; size]).expect("write");
+            peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let mut stream = ours.recv_stream(Group::Client, 4);
+            let mut got = 0;
+            while let Some(buf) = stream.next().await.expect("recv") {
+                got += buf.len();
+            }
+            assert_eq!(got, size);
+            // Bytes arriving before the stream is read, then the end.
+            let (mut peer, ours) = connected_pair();
+            let ours = TcpStream::from_std(ours);
+            let mut stream = ours.recv_stream(Group::Client, 4);
+            peer.write_all(&vec![4u8; size]).expect("write");
+            let first = stream.next().await.expect("recv").expect("bytes");
+            let mut got = first.len();
+            drop(first);
+            peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            while let Some(buf) = stream.next().await.expect("recv") {
+                got += buf.len();
+            }
+            assert_eq!(got, size);
+        }
+        settle().await;
     })
     .expect("runtime");
 }
