@@ -233,13 +233,12 @@ impl Driver {
     }
 
     /// Starts `io` (slot `user_data`) under epoll: queues it on its
-    /// descriptor, behind the ops waiting there. If none is, and other
-    /// tasks are ready in this turn, its queue is run just before the
-    /// loop's next wait, with every other op submitted in the turn: the
-    /// turn's system calls go back to back, as the ring's one enter carries
-    /// a turn's entries. If no other task is ready, there is no batch to
-    /// join, and it runs at once. An op that has to wait gets its
-    /// deadline, `timeout` from when it first would block.
+    /// descriptor, behind the ops waiting there. If none is, its queue is
+    /// run just before the loop's next wait, with every other op submitted
+    /// in the turn and in the order they were submitted: the turn's system
+    /// calls go back to back, as the ring's one enter carries a turn's
+    /// entries, and work is done in the order it came. An op that has to
+    /// wait gets its deadline, `timeout` from when it first would block.
     pub(super) fn start_epoll(
         &mut self,
         user_data: u64,
@@ -255,28 +254,16 @@ impl Driver {
         if let Some(slot) = self.slots.get_mut(decode(user_data).0) {
             slot.wait_fd = fd;
         }
-        // Alone in this turn (no other task ready), an op has no batch to
-        // join: it runs now, and the task may go on with its result in
-        // the same poll (a relay's next buffer) instead of a turn later.
-        let now = !queued && !crate::rt::executor::has_ready();
-        if now && !self.run(user_data, io, false) {
-            return Ok(());
-        }
-        let timer = match (now, timeout) {
-            // It ran and must wait: its deadline runs from now.
-            (true, Some(t)) => Some(self.timers.insert_op(self.now + t, user_data)),
-            _ => None,
-        };
         let waiter = Waiter {
             user_data,
             io,
-            timer,
+            timer: None,
             timeout,
         };
         let e = self.epoll();
         if let Some(w) = e.waits(fd) {
             w.queue(io.writes()).push_back(waiter);
-            if !queued && !now {
+            if !queued {
                 e.pending.push((fd as usize, io.writes()));
             }
         }
