@@ -251,9 +251,6 @@ impl Driver {
             !w.queue(io.writes()).is_empty()
         };
         self.stats.submitted.add(1);
-        if let Some(slot) = self.slots.get_mut(decode(user_data).0) {
-            slot.wait_fd = fd;
-        }
         let waiter = Waiter {
             user_data,
             io,
@@ -282,6 +279,9 @@ impl Driver {
     /// edge to come for it: those rounds read until `EAGAIN`.)
     fn run(&mut self, user_data: u64, io: Io, short_read_drains: bool) -> bool {
         let group = io.group().map(usize::from);
+        let buffer_size = group
+            .and_then(|g| self.pools.get(g))
+            .map_or(0, |p| p.buffer_size() as usize);
         loop {
             let attempt = io.attempt(group.and_then(|g| self.pools.get(g)));
             let (result, buf) = match attempt {
@@ -292,11 +292,7 @@ impl Driver {
                 self.stats.enobufs.add(1);
             }
             let more = matches!(io, Io::RecvMulti { .. }) && result > 0;
-            let short = buf.as_ref().is_some_and(|b| {
-                group
-                    .and_then(|g| self.pools.get(g))
-                    .is_some_and(|p| (b.len() as u64) < u64::from(p.buffer_size()))
-            });
+            let short = buf.as_ref().is_some_and(|b| b.len() < buffer_size);
             let Some((waiting, high_water)) = self.deliver(user_data, result, buf, !more) else {
                 return false;
             };
@@ -344,9 +340,6 @@ impl Driver {
         slot.completions
             .push_back(Completion { result, flags, buf });
         slot.finished = last;
-        if last {
-            slot.wait_fd = -1;
-        }
         if let Some(w) = slot.waker.take() {
             w.wake();
         }
@@ -356,23 +349,7 @@ impl Driver {
     /// Takes op `user_data` out of its descriptor's queue, and its deadline
     /// out of the timers. Returns whether it was waiting.
     pub(super) fn withdraw(&mut self, user_data: u64) -> bool {
-        let (key, _, generation) = decode(user_data);
-        let fd = match self.slots.get(key) {
-            Some(s) if s.generation == generation => s.wait_fd,
-            _ => return false,
-        };
-        let Some(w) = self.epoll().waits(fd) else {
-            return false;
-        };
-        let mut found = None;
-        for writes in [false, true] {
-            let queue = w.queue(writes);
-            if let Some(i) = queue.iter().position(|x| x.user_data == user_data) {
-                found = queue.remove(i);
-                break;
-            }
-        }
-        match found {
+        match self.take_waiter(user_data) {
             Some(waiter) => {
                 if let Some(timer) = waiter.timer {
                     self.timers.remove(timer);
@@ -381,6 +358,22 @@ impl Driver {
             }
             None => false,
         }
+    }
+
+    /// Takes op `user_data` out of its descriptor's queue, if it waits
+    /// there (a finished op waits nowhere).
+    fn take_waiter(&mut self, user_data: u64) -> Option<Waiter> {
+        let (key, _, generation) = decode(user_data);
+        let fd = match self.slots.get(key) {
+            Some(s) if s.generation == generation && !s.finished => s.fd,
+            _ => return None,
+        };
+        let w = self.epoll().waits(fd)?;
+        [false, true].into_iter().find_map(|writes| {
+            let queue = w.queue(writes);
+            let i = queue.iter().position(|x| x.user_data == user_data)?;
+            queue.remove(i)
+        })
     }
 
     /// Ends op `user_data` now with `ECANCELED`, as a cancel would (a
@@ -519,24 +512,7 @@ impl Driver {
     /// Ends op `user_data`, whose deadline passed, with `ECANCELED` (its
     /// timer is gone already).
     fn expire_op(&mut self, user_data: u64) {
-        let (key, _, generation) = decode(user_data);
-        let fd = match self.slots.get(key) {
-            Some(s) if s.generation == generation && !s.finished => s.wait_fd,
-            _ => return,
-        };
-        let Some(w) = self.epoll().waits(fd) else {
-            return;
-        };
-        let mut found = false;
-        for writes in [false, true] {
-            let queue = w.queue(writes);
-            if let Some(i) = queue.iter().position(|x| x.user_data == user_data) {
-                queue.remove(i);
-                found = true;
-                break;
-            }
-        }
-        if found {
+        if self.take_waiter(user_data).is_some() {
             self.deliver(user_data, -libc::ECANCELED, None, true);
         }
     }

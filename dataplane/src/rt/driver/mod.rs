@@ -76,9 +76,11 @@ pub(crate) struct Slot {
     generation: u32,
     /// The buffer group it selects from (`NO_GROUP` if none).
     group: u8,
-    /// The socket a receive reads: shut down as a last resort if the op is
-    /// orphaned and its cancel fails, so the socket cannot stay open
-    /// forever behind an op nobody ends (-1: none).
+    /// The descriptor the op works on (-1: none). Under epoll, the one
+    /// whose queue it waits in; on io_uring, a multishot receive's socket
+    /// is shut down as a last resort if the op is orphaned and its cancel
+    /// fails, so the socket cannot stay open forever behind an op nobody
+    /// ends.
     fd: RawFd,
     /// Multishot ops may post many completions; single ones one.
     multishot: bool,
@@ -101,8 +103,6 @@ pub(crate) struct Slot {
     /// nobody will take must be closed, or the peer waits on a socket that
     /// is never served.
     yields_fds: bool,
-    /// Under epoll, the descriptor whose queue the op waits in (-1: none).
-    wait_fd: RawFd,
 }
 
 /// How ops reach the kernel.
@@ -326,15 +326,7 @@ impl Driver {
         let group = io
             .group()
             .map_or(NO_GROUP, |g| u8::try_from(g).unwrap_or(NO_GROUP));
-        // The socket to shut down should an orphan's cancel fail: only a
-        // multishot receive's (a one-shot receive is orphaned with its
-        // stream, whose owner decides what becomes of the socket).
-        let fd = if multishot && io.group().is_some() {
-            io.fd()
-        } else {
-            -1
-        };
-        let user_data = self.register(multishot, high_water, group, fd);
+        let user_data = self.register(multishot, high_water, group, io.fd());
         if io.yields_fd() {
             self.mark_yields_fds(user_data);
         }
@@ -381,7 +373,7 @@ impl Driver {
 
     /// Registers a slot and returns the `user_data` for its SQE. `group` is
     /// the buffer group the op selects from (`NO_GROUP` if none), `fd` the
-    /// socket a receive reads (-1 if none).
+    /// descriptor the op works on (-1 if none).
     pub(crate) fn register(
         &mut self,
         multishot: bool,
@@ -405,7 +397,6 @@ impl Driver {
             high_water,
             cancel_sent: false,
             yields_fds: false,
-            wait_fd: -1,
         });
         assert!(
             (key as u64) < KEY_MASK,
@@ -710,7 +701,10 @@ impl Driver {
                 continue;
             }
             self.stats.cancel_failures.add(1);
-            if slot.fd >= 0 {
+            // Only a multishot receive's socket: a one-shot receive is
+            // orphaned with its stream, whose owner decides what becomes
+            // of the socket.
+            if slot.multishot && slot.group != NO_GROUP && slot.fd >= 0 {
                 // SAFETY: not memory-related; `fd` is the socket the
                 // orphan keeps open (it owns an `Rc` of it), so it is
                 // still this socket and not a reused number. Only the
