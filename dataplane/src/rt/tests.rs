@@ -76,6 +76,7 @@ mod on_epoll {
         a_descriptor_number_reused_after_close_is_served,
         a_refused_connect_fails_with_the_error,
         bytes_and_end_of_stream_sent_together_are_both_seen,
+        a_task_whose_reads_never_wait_still_lets_others_run,
     );
 }
 
@@ -627,6 +628,53 @@ fn bytes_and_end_of_stream_sent_together_are_both_seen() {
             }
             assert_eq!(got, size);
         }
+        settle().await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_task_whose_reads_never_wait_still_lets_others_run() {
+    // A pipe that always has bytes: on epoll each read ends as it is
+    // submitted, so the reading task never has to wait for one. The loop
+    // must still get to its wait now and then, so that another task's
+    // descriptor that became ready meanwhile is served long before the
+    // reader is done.
+    let rt = runtime();
+    rt.block_on(async {
+        let (reader, mut writer) = std::io::pipe().expect("pipe");
+        writer.write_all(&[5u8; 32 * 1024]).expect("write");
+        let reader = Rc::new(Watched::new(reader));
+        let (other, mut other_writer) = std::io::pipe().expect("pipe");
+        let other = Rc::new(Watched::new(other));
+        let served = Rc::new(Cell::new(false));
+        let flag = Rc::clone(&served);
+        super::spawn(async move {
+            let freed = Rc::new(Cell::new(false));
+            let (c, _) = pipe_read(&other, &freed).await;
+            assert_eq!(c.result, 1);
+            flag.set(true);
+        });
+        // The other task's read waits for its pipe.
+        yield_now().await;
+        yield_now().await;
+        assert!(!served.get());
+        other_writer.write_all(b"!").expect("write");
+        let mut reads_before = None;
+        for i in 0..256 {
+            let freed = Rc::new(Cell::new(false));
+            let (c, _) = pipe_read(&reader, &freed).await;
+            assert_eq!(c.result, 64);
+            if served.get() && reads_before.is_none() {
+                reads_before = Some(i);
+            }
+        }
+        let reads_before =
+            reads_before.expect("the other task was not served while the reads went on");
+        assert!(
+            reads_before < 64,
+            "the other task waited for {reads_before} reads"
+        );
         settle().await;
     })
     .expect("runtime");
