@@ -635,11 +635,11 @@ fn bytes_and_end_of_stream_sent_together_are_both_seen() {
 
 #[test]
 fn a_task_whose_reads_never_wait_still_lets_others_run() {
-    // A pipe that always has bytes: on epoll each read ends as it is
-    // submitted, so the reading task never has to wait for one. The loop
-    // must still get to its wait now and then, so that another task's
-    // descriptor that became ready meanwhile is served long before the
-    // reader is done.
+    // A pipe that always has bytes: each read can end as soon as it runs.
+    // The loop must still get to its wait now and then (a reactor that ran
+    // such ops as they are submitted would never make the task wait), so
+    // that another task's descriptor that became ready meanwhile is served
+    // long before the reader is done.
     let rt = runtime();
     rt.block_on(async {
         let (reader, mut writer) = std::io::pipe().expect("pipe");

@@ -4,14 +4,12 @@
 //! Each descriptor an op uses is added to the worker's epoll set once,
 //! edge-triggered for input and output. An op joins its descriptor's read
 //! or write queue, behind any op queued there before it (so sends never
-//! overtake each other). An op submitted when nothing else would run before
-//! the loop's next wait runs at once; otherwise the queues that got a new op
-//! at their front in a loop turn are run just before the turn's wait,
-//! together and in the order their ops came, as the ring's one enter
-//! carries a turn's entries; a readiness event runs its queue again. A
-//! queue runs its ops in order until one would block. What an attempt
-//! returns goes into the op's slot as a completion would, so the op futures
-//! and everything above them cannot tell the backends apart.
+//! overtake each other). The queues that got a new op at their front in a
+//! loop turn are run just before the turn's wait, together, as the ring's
+//! one enter carries a turn's entries; a readiness event runs its queue
+//! again. A queue runs its ops in order until one would block. What an attempt returns goes into the op's
+//! slot as a completion would, so the op futures and everything above them
+//! cannot tell the backends apart.
 //!
 //! * A multishot receive is emulated by reading into pool buffers until
 //!   the call would block, one completion per buffer; it ends with
@@ -43,10 +41,6 @@ const CQE_F_MORE: u32 = 1 << 1;
 /// Events one `epoll_wait` reports at most.
 const EVENTS: usize = 256;
 
-/// Ops that may run as they are submitted, per loop turn (see
-/// [`Driver::start_epoll`]); the rest wait for the turn's end.
-const AT_ONCE_PER_TURN: u32 = 16;
-
 /// The epoll set of one worker and the ops waiting on its descriptors.
 pub(crate) struct Epoll {
     fd: OwnedFd,
@@ -54,8 +48,6 @@ pub(crate) struct Epoll {
     fds: Vec<Waits>,
     /// Queues with a new op at their front, to run before the next wait.
     pending: Vec<(usize, bool)>,
-    /// Ops that may still run as they are submitted in this loop turn.
-    at_once_left: u32,
     events: Vec<libc::epoll_event>,
 }
 
@@ -107,7 +99,6 @@ impl Epoll {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             fds: Vec::new(),
             pending: Vec::new(),
-            at_once_left: AT_ONCE_PER_TURN,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
         })
     }
@@ -242,15 +233,12 @@ impl Driver {
     }
 
     /// Starts `io` (slot `user_data`) under epoll: queues it on its
-    /// descriptor, behind the ops waiting there. If none is, it runs now
-    /// when nothing else would run before the loop's next wait (no other
-    /// task is ready, no other queue is pending); otherwise its queue is
-    /// run just before that wait, with every other op submitted in the turn
-    /// and in the order they were submitted: the turn's system calls go
-    /// back to back, as the ring's one enter carries a turn's entries, and
-    /// work is done in the order it came (an op never overtakes one
-    /// submitted before it). An op that has to wait gets its deadline,
-    /// `timeout` from when it first would block.
+    /// descriptor, behind the ops waiting there. If none is, its queue is
+    /// run just before the loop's next wait, with every other op submitted
+    /// in the turn and in the order they were submitted: the turn's system
+    /// calls go back to back, as the ring's one enter carries a turn's
+    /// entries, and work is done in the order it came. An op that has to
+    /// wait gets its deadline, `timeout` from when it first would block.
     pub(super) fn start_epoll(
         &mut self,
         user_data: u64,
@@ -270,25 +258,11 @@ impl Driver {
             timeout,
         };
         let e = self.epoll();
-        let Some(w) = e.waits(fd) else {
-            return Ok(());
-        };
-        w.queue(io.writes()).push_back(waiter);
-        if queued {
-            return Ok(());
-        }
-        if e.at_once_left > 0 && e.pending.is_empty() && !crate::rt::executor::has_ready() {
-            // Nothing else runs before the next wait: the op runs now, as
-            // the enter that would carry it alone would run it, and a
-            // relay's send goes out while its buffer is warm. Only so many
-            // per turn: an op that ends at once never makes its task wait,
-            // and a task that keeps finding its socket ready (a peer that
-            // sends as fast as it is read) would otherwise keep the loop
-            // from its wait, and every other connection from its turn.
-            e.at_once_left -= 1;
-            self.ready(fd as usize, io.writes(), false);
-        } else {
-            e.pending.push((fd as usize, io.writes()));
+        if let Some(w) = e.waits(fd) {
+            w.queue(io.writes()).push_back(waiter);
+            if !queued {
+                e.pending.push((fd as usize, io.writes()));
+            }
         }
         Ok(())
     }
@@ -449,7 +423,6 @@ impl Driver {
     /// the ops whose deadline passed and wakes the tasks whose timers are
     /// due.
     pub(super) fn turn_epoll(&mut self, wait: bool, limit: Option<Duration>) -> io::Result<()> {
-        self.epoll().at_once_left = AT_ONCE_PER_TURN;
         let pending = std::mem::take(&mut self.epoll().pending);
         for &(index, writes) in &pending {
             self.ready(index, writes, false);
