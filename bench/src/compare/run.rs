@@ -949,7 +949,6 @@ fn tcp_pairs(ctx: &Ctx<'_>, entry: &Entry, round: usize, results: &mut Results) 
     stop(system, &entry.name, round, results);
 }
 
-/// The first line a command prints, or `?`.
 /// The requests a load run's raw output says it sent (0 if it wrote none):
 /// they reached the origins even when the run failed part way.
 fn requests_sent(raw: &std::path::Path) -> u64 {
@@ -963,6 +962,7 @@ fn requests_sent(raw: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The first line a command prints, or `?`.
 fn command_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)

@@ -7,9 +7,9 @@
 //! overtake each other). The queues that got a new op at their front in a
 //! loop turn are run just before the turn's wait, together, as the ring's
 //! one enter carries a turn's entries; a readiness event runs its queue
-//! again. A queue runs its ops in order until one would block. What an attempt returns goes into the op's
-//! slot as a completion would, so the op futures and everything above them
-//! cannot tell the backends apart.
+//! again. A queue runs its ops in order until one would block. What an
+//! attempt returns goes into the op's slot as a completion would, so the op
+//! futures and everything above them cannot tell the backends apart.
 //!
 //! * A multishot receive is emulated by reading into pool buffers until
 //!   the call would block, one completion per buffer; it ends with
@@ -423,12 +423,17 @@ impl Driver {
     /// the ops whose deadline passed and wakes the tasks whose timers are
     /// due.
     pub(super) fn turn_epoll(&mut self, wait: bool, limit: Option<Duration>) -> io::Result<()> {
-        let pending = std::mem::take(&mut self.epoll().pending);
+        // Running a queue wakes tasks but submits nothing, so no queue is
+        // added meanwhile; the list goes back empty, its capacity kept.
+        let mut pending = std::mem::take(&mut self.epoll().pending);
         for &(index, writes) in &pending {
             self.ready(index, writes, false);
         }
-        let mut pending = pending;
         pending.clear();
+        debug_assert!(
+            self.epoll().pending.is_empty(),
+            "a queue added while queues ran"
+        );
         self.epoll().pending = pending;
         let wait = wait && !crate::rt::executor::has_ready();
         let timeout_ms = if wait {
